@@ -1,0 +1,265 @@
+"""Frozen accelerator configurations: one object drives the reference, the cycle model, the RTL and cosim.
+
+Only the standard library is imported here, so the reference models in ``hwsim.models`` can take these
+objects (by duck typing) without depending on the rest of ``hwsim``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from hwsim.models.errors import HwsimError
+
+__all__ = [
+    "DATAFLOWS",
+    "OVERFLOW_MODES",
+    "RTL_DATAFLOWS",
+    "ROUNDING_MODES",
+    "WEIGHT_BITS",
+    "WEIGHT_FORMATS",
+    "MacArrayConfig",
+]
+
+#: Weight formats and the width of their code in bits.
+WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "binary": 1, "pow2": 4}
+WEIGHT_FORMATS = tuple(WEIGHT_BITS)
+#: pow2 weight code: 1 sign bit + 3 exponent bits; exponent code 0 means zero, e >= 1 means 2**(e-1).
+POW2_MAX_SHIFT = 6
+DATAFLOWS = ("ws", "os", "is")
+RTL_DATAFLOWS = ("ws", "os")
+OVERFLOW_MODES = ("saturate", "wrap")
+ROUNDING_MODES = ("half_up", "half_even")
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise HwsimError(f"{name}={value!r} is not allowed: expected an integer")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise HwsimError(f"{name}={value!r} is not allowed: expected an integer {allowed}")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise HwsimError(f"{name}={value!r} is not allowed: expected one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class MacArrayConfig:
+    """A quantized systolic MAC array (family ``mac_array``).
+
+    Parameters
+    ----------
+    rows, cols : int
+        PE array size. In WS the reduction (K) maps onto rows and output channels (N) onto columns; in OS
+        output rows (M) map onto rows and output channels (N) onto columns.
+    dataflow : {"ws", "os", "is"}
+        Weight-, output- or input-stationary. ``is`` exists in the cycle model only (no RTL).
+    weight_format : {"int8", "int4", "int2", "ternary", "binary", "pow2"}
+        ``ternary`` weights are in {-1, 0, +1} (2-bit two's complement code) and select add / skip /
+        subtract instead of multiplying. ``binary`` weights and activations are in {-1, +1}, coded as one
+        bit (1 -> +1, 0 -> -1), and multiply by XNOR. ``pow2`` weights are a sign bit and a 3-bit
+        exponent code e: 0 means zero, e >= 1 means 2**(e-1) (so |w| <= 64); the multiply is a shift.
+    act_bits : int or None
+        Signed activation width (two's complement), also the width outputs are clamped to. ``None`` means
+        8, or 1 for ``binary`` (which requires 1).
+    acc_bits : int
+        Signed accumulator width; must hold one product. Accumulation is sequential over K.
+    overflow : {"saturate", "wrap"}
+        What the accumulator does after every addition that leaves its range.
+    rounding : {"half_up", "half_even"}
+        Rounding of the power-of-two requantization shift: ``half_up`` rounds ties towards +infinity
+        (``(x + 2**(s-1)) >> s``), ``half_even`` rounds ties to the even neighbour.
+    input_sram_bytes, weight_sram_bytes, output_sram_bytes : int
+        On-chip buffer capacities in bytes. Input and weight buffers are double-buffered, so one tile
+        must fit in half of each.
+    sram_banks, sram_word_bits : int
+        SRAM organisation. Access counts are reported in words of ``sram_word_bits``.
+    dram_bytes_per_cycle : float
+        DRAM read bandwidth. The DRAM delivers one stream beat of B bits every ceil(B / (8 * bw)) cycles.
+    clock_mhz : float
+        Clock frequency, for converting cycles to time.
+    dim_bits : int
+        Width of the RTL's layer-shape registers (M, K, N); layers must have dimensions < 2**dim_bits.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    dataflow: str = "ws"
+    weight_format: str = "int8"
+    act_bits: int | None = None
+    acc_bits: int = 32
+    overflow: str = "saturate"
+    rounding: str = "half_up"
+    input_sram_bytes: int = 64 * 1024
+    weight_sram_bytes: int = 64 * 1024
+    output_sram_bytes: int = 64 * 1024
+    sram_banks: int = 8
+    sram_word_bits: int = 64
+    dram_bytes_per_cycle: float = 16.0
+    clock_mhz: float = 500.0
+    dim_bits: int = 16
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, 1024)
+        _check_int("cols", self.cols, 1, 1024)
+        _check_choice("dataflow", self.dataflow, DATAFLOWS)
+        _check_choice("weight_format", self.weight_format, WEIGHT_FORMATS)
+        if self.act_bits is None:
+            object.__setattr__(self, "act_bits", 1 if self.weight_format == "binary" else 8)
+        if self.weight_format == "binary":
+            if self.act_bits != 1:
+                raise HwsimError(
+                    f"act_bits={self.act_bits!r} is not allowed with weight_format='binary': "
+                    "binary layers take +-1 activations, act_bits must be 1"
+                )
+        else:
+            _check_int("act_bits", self.act_bits, 2, 16)
+        _check_int("acc_bits", self.acc_bits, 2, 48)
+        if self.acc_bits < self.product_bits:
+            raise HwsimError(
+                f"acc_bits={self.acc_bits} is not allowed: the accumulator must hold one product of "
+                f"{self.product_bits} bits ({self.weight_format} x {self.act_bits}-bit activations)"
+            )
+        _check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        _check_choice("rounding", self.rounding, ROUNDING_MODES)
+        for name in ("input_sram_bytes", "weight_sram_bytes", "output_sram_bytes"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("sram_banks", self.sram_banks, 1, 1024)
+        _check_int("sram_word_bits", self.sram_word_bits, 8, 4096)
+        if self.sram_word_bits % 8:
+            raise HwsimError(f"sram_word_bits={self.sram_word_bits} is not allowed: expected a multiple of 8")
+        bw = self.dram_bytes_per_cycle
+        if isinstance(bw, bool) or not isinstance(bw, int | float | Fraction) or not (bw > 0) or bw > 1 << 20:
+            raise HwsimError(f"dram_bytes_per_cycle={bw!r} is not allowed: expected a number in (0, 1048576]")
+        clk = self.clock_mhz
+        if isinstance(clk, bool) or not isinstance(clk, int | float) or not (0 < clk <= 100_000):
+            raise HwsimError(f"clock_mhz={clk!r} is not allowed: expected a number in (0, 100000]")
+        _check_int("dim_bits", self.dim_bits, 4, 24)
+        # One tile must fit the double-buffered SRAMs.
+        if self.dataflow in ("ws", "is"):
+            need = 2 * self.rows * self.cols * self.weight_bits
+            if need > 8 * self.weight_sram_bytes:
+                raise HwsimError(
+                    f"weight_sram_bytes={self.weight_sram_bytes} is too small: two {self.rows}x{self.cols} "
+                    f"weight tiles of {self.weight_bits}-bit codes need {math.ceil(need / 8)} bytes"
+                )
+            if self.m_tile < 1:
+                raise HwsimError(
+                    f"input_sram_bytes={self.input_sram_bytes} / output_sram_bytes={self.output_sram_bytes} "
+                    f"are too small: one tile needs {math.ceil(2 * self.rows * self.act_bits / 8)} input "
+                    f"bytes and {math.ceil(self.cols * self.acc_bits / 8)} output bytes per row"
+                )
+        else:
+            if self.k_chunk < 1:
+                raise HwsimError(
+                    f"input_sram_bytes={self.input_sram_bytes} / weight_sram_bytes={self.weight_sram_bytes} "
+                    f"are too small: one K step needs {math.ceil(2 * self.rows * self.act_bits / 8)} input "
+                    f"bytes and {math.ceil(2 * self.cols * self.weight_bits / 8)} weight bytes"
+                )
+
+    # ------------------------------------------------------------------ derived widths
+    @property
+    def weight_bits(self) -> int:
+        """Width of one weight code in bits."""
+        return WEIGHT_BITS[self.weight_format]
+
+    @property
+    def out_bits(self) -> int:
+        """Width of one requantized output (equal to ``act_bits``)."""
+        return self.act_bits
+
+    @property
+    def product_bits(self) -> int:
+        """Signed width that holds any single product."""
+        a = self.act_bits
+        return {
+            "int8": a + 8,
+            "int4": a + 4,
+            "int2": a + 2,
+            "ternary": a + 1,
+            "binary": 2,
+            "pow2": a + POW2_MAX_SHIFT + 1,
+        }[self.weight_format]
+
+    @property
+    def max_dim(self) -> int:
+        """Largest M, K or N a layer may have on the RTL."""
+        return (1 << self.dim_bits) - 1
+
+    # ------------------------------------------------------------------ tiling
+    @property
+    def m_tile(self) -> int:
+        """WS/IS: rows of the activation matrix per tile (limited by input and output SRAM)."""
+        by_in = (8 * self.input_sram_bytes) // (2 * self.rows * self.act_bits)
+        by_out = (8 * self.output_sram_bytes) // (self.cols * self.acc_bits)
+        return min(by_in, by_out, self.max_dim)
+
+    @property
+    def k_chunk(self) -> int:
+        """OS: reduction steps per chunk (limited by the double-buffered input and weight SRAMs)."""
+        by_in = (8 * self.input_sram_bytes) // (2 * self.rows * self.act_bits)
+        by_w = (8 * self.weight_sram_bytes) // (2 * self.cols * self.weight_bits)
+        return min(by_in, by_w, self.max_dim)
+
+    # ------------------------------------------------------------------ DRAM streams
+    @property
+    def weight_beat_bits(self) -> int:
+        """Width of one weight-stream beat: one row of ``cols`` weight codes."""
+        return self.cols * self.weight_bits
+
+    @property
+    def act_beat_bits(self) -> int:
+        """Width of one activation-stream beat: ``rows`` activations."""
+        return self.rows * self.act_bits
+
+    @property
+    def out_beat_bits(self) -> int:
+        """Width of one output-stream beat: ``cols`` requantized outputs."""
+        return self.cols * self.out_bits
+
+    def beat_period(self, beat_bits: int) -> int:
+        """Cycles between two DRAM beats of ``beat_bits`` bits at the configured bandwidth."""
+        bw = Fraction(str(self.dram_bytes_per_cycle)) if isinstance(self.dram_bytes_per_cycle, float) \
+            else Fraction(self.dram_bytes_per_cycle)
+        return max(1, math.ceil(Fraction(beat_bits, 8) / bw))
+
+    @property
+    def weight_beat_period(self) -> int:
+        return self.beat_period(self.weight_beat_bits)
+
+    @property
+    def act_beat_period(self) -> int:
+        return self.beat_period(self.act_beat_bits)
+
+    # ------------------------------------------------------------------ misc
+    @property
+    def ns_per_cycle(self) -> float:
+        return 1000.0 / self.clock_mhz
+
+    @property
+    def top_name(self) -> str:
+        """Verilog module name of the generated top level."""
+        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}"
+
+    def replace(self, **changes) -> MacArrayConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MacArrayConfig:
+        if not isinstance(data, dict):
+            raise HwsimError(f"mac_array config={data!r} is not allowed: expected a mapping of fields")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise HwsimError(
+                f"mac_array config field {unknown[0]!r} is not allowed: expected one of {', '.join(sorted(known))}"
+            )
+        return cls(**data)

@@ -1,0 +1,383 @@
+"""Cycle-level model of the MAC array: exact RTL cycle counts, stalls and action counts, per fold in closed form.
+
+Mapping (``fold_plan``) is kept apart from timing (``_timing``). Timing is the RTL's, to the clock
+(cycle 1 is the first cycle ``busy`` is high; ``cycles`` is the last busy cycle):
+
+Loader, per fold f (weights first, then activations, into buffer half f % 2)::
+
+    WAIT at cycle w; proceeds at g = max(w, free_f), where free_f is the cycle the half's full flag
+        clears (cycle 1 for folds 0 and 1, else release(f-2));
+    WEIGHTS from g + 1: nw beats, beat j at t0 + j*Pw with t0 = max(g + 1, ok);
+    ACTS: na beats from ok = last weight beat + Pw, one every Pa; the half is full from the cycle after
+        the last beat, which is also the loader's next WAIT cycle.
+
+``ok`` is the first cycle the DRAM may deliver again: the DRAM model delivers one beat of B bits every
+P = ceil(B / (8 * dram_bytes_per_cycle)) cycles (Pw for weight rows, Pa for activation vectors; one
+shared channel).
+
+Compute engine, per fold: WAIT at cycle c; proceeds at g = max(c, loaded_f) (stall = g - c); then
+
+* WS: WLOAD kt + 1 cycles, STREAM mt + rows + cols cycles (the half is released after it), and after
+  the last reduction fold of a tile DRAIN mt + 2 cycles (output beats, sink always ready);
+* OS: STREAM kt cycles (released after it), and after the last chunk of a tile FLUSH rows + cols - 1
+  and DRAIN rt + 1 cycles (rt = rows of the tile that exist in M).
+
+The next fold's WAIT is the cycle after. IS (no RTL) is WS with the roles of A and W exchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.config import MacArrayConfig
+from hwsim.errors import HwsimError
+from hwsim.stats import ActionCounts, LayerStats
+
+__all__ = [
+    "FoldPlan",
+    "accumulate_tiled",
+    "dram_beats",
+    "fold_plan",
+    "pack_lanes",
+    "predict_gemm",
+    "simulate_gemm",
+    "unpack_lanes",
+    "unpack_outputs",
+]
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """The folds of one GEMM in execution order (numpy int64 arrays, one entry per fold).
+
+    ``m0, n0, k0`` are the tile origins; ``kt`` the reduction steps in the fold; ``mt`` the streamed
+    vectors (WS/IS: rows of the tile; OS: equal to ``kt``); ``rows_out`` the output rows drained after
+    the fold (0 unless it is the last reduction fold of its tile); ``nw``/``na`` the weight/activation
+    beats it loads.
+    """
+
+    m0: np.ndarray
+    n0: np.ndarray
+    k0: np.ndarray
+    kt: np.ndarray
+    mt: np.ndarray
+    rows_out: np.ndarray
+    nw: np.ndarray
+    na: np.ndarray
+    m_step: int
+    k_step: int
+
+    @property
+    def count(self) -> int:
+        return len(self.k0)
+
+
+def _check_shape(cfg: MacArrayConfig, m: int, k: int, n: int) -> None:
+    for name, v in (("m", m), ("k", k), ("n", n)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise HwsimError(f"layer {name}={v!r} is not allowed: expected an integer >= 1")
+
+
+def _grid(m: int, k: int, n: int, m_step: int, n_step: int, k_step: int):
+    m0 = np.arange(0, m, m_step, dtype=np.int64)
+    n0 = np.arange(0, n, n_step, dtype=np.int64)
+    k0 = np.arange(0, k, k_step, dtype=np.int64)
+    M0, N0, K0 = np.meshgrid(m0, n0, k0, indexing="ij")
+    return M0.ravel(), N0.ravel(), K0.ravel()
+
+
+def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
+    """Folds of an ``[m, k] x [k, n]`` GEMM in the RTL's order ``for m0: for n0: for k0``."""
+    _check_shape(cfg, m, k, n)
+    R, C = cfg.rows, cfg.cols
+    if cfg.dataflow == "ws":
+        m_step, k_step, n_step, M_, N_ = cfg.m_tile, R, C, m, n
+    elif cfg.dataflow == "is":
+        m_step, k_step, n_step, M_, N_ = _is_m_tile(cfg), R, C, n, m
+    else:
+        m_step, k_step, n_step, M_, N_ = R, cfg.k_chunk, C, m, n
+    m0, n0, k0 = _grid(M_, k, N_, m_step, n_step, k_step)
+    kt = np.minimum(k_step, k - k0)
+    last_k = k0 + k_step >= k
+    if cfg.dataflow in ("ws", "is"):
+        mt = np.minimum(m_step, M_ - m0)
+        rows_out = np.where(last_k, mt, 0)
+        nw, na = kt, mt
+    else:
+        mt = kt
+        rows_out = np.where(last_k, np.minimum(R, M_ - m0), 0)
+        nw, na = kt, kt
+    return FoldPlan(m0, n0, k0, kt, mt, rows_out, nw, na, m_step, k_step)
+
+
+def _is_m_tile(cfg: MacArrayConfig) -> int:
+    """IS: weight rows streamed per tile (weights play the role of WS activations)."""
+    by_w = (8 * cfg.weight_sram_bytes) // (2 * cfg.rows * cfg.weight_bits)
+    by_out = (8 * cfg.output_sram_bytes) // (cfg.cols * cfg.acc_bits)
+    t = min(by_w, by_out, cfg.max_dim)
+    if t < 1:
+        raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is too small for one IS tile")
+    return t
+
+
+def _periods(cfg: MacArrayConfig) -> tuple[int, int]:
+    """(period of a stationary-operand beat, period of a streamed-operand beat)."""
+    if cfg.dataflow == "is":
+        return cfg.beat_period(cfg.cols * cfg.act_bits), cfg.beat_period(cfg.rows * cfg.weight_bits)
+    return cfg.weight_beat_period, cfg.act_beat_period
+
+
+def _timing(cfg: MacArrayConfig, plan: FoldPlan) -> tuple[int, int]:
+    """(cycles, stall cycles) of one GEMM: a max-plus recurrence over folds, each fold in closed form."""
+    R, C = cfg.rows, cfg.cols
+    pw, pa = _periods(cfg)
+    if cfg.dataflow == "os":
+        comp = plan.kt
+        tail = np.where(plan.rows_out > 0, (R + C - 1) + plan.rows_out + 1, 0)
+    else:
+        comp = (plan.kt + 1) + (plan.mt + R + C)
+        tail = np.where(plan.rows_out > 0, plan.rows_out + 2, 0)
+    nw, na = plan.nw.tolist(), plan.na.tolist()
+    comp, tail = comp.tolist(), tail.tolist()
+    ok = 1
+    loader_wait = 1
+    compute_wait = 1
+    release = [1, 1]  # cycle the half's full flag is clear again, per half
+    stalls = 0
+    end = 0
+    for f in range(len(nw)):
+        h = f & 1
+        g = max(loader_wait, release[h])
+        t0 = max(g + 1, ok)
+        ok = t0 + nw[f] * pw                 # first activation beat
+        last_a = ok + (na[f] - 1) * pa
+        ok = last_a + pa
+        loaded = last_a + 1
+        loader_wait = loaded
+        g = max(compute_wait, loaded)
+        stalls += g - compute_wait
+        e = g + comp[f]
+        release[h] = e + 1
+        end = e + tail[f]
+        compute_wait = end + 1
+    return end, stalls
+
+
+def _words(bits: np.ndarray | int, word_bits: int):
+    return -(-np.asarray(bits, dtype=np.int64) // word_bits)
+
+
+def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> ActionCounts:
+    R, C, wb = cfg.rows, cfg.cols, cfg.sram_word_bits
+    ws_like = cfg.dataflow in ("ws", "is")
+    if cfg.dataflow == "is":
+        stat_bits, strm_bits = cfg.cols * cfg.act_bits, cfg.rows * cfg.weight_bits
+    else:
+        stat_bits, strm_bits = cfg.weight_beat_bits, cfg.act_beat_bits
+    acc_row_bits = C * cfg.acc_bits
+    nw, na = int(plan.nw.sum()), int(plan.na.sum())
+    out_rows = int(plan.rows_out.sum())
+    w_words = int(_words(stat_bits, wb)) * nw
+    a_words = int(_words(strm_bits, wb)) * na
+    if ws_like:
+        pe_macs = int((plan.mt * plan.kt).sum()) * C
+        pe_w = int(plan.kt.sum()) * C
+        pe_regs = 2 * int(plan.mt.sum()) * R * C
+        psum_reads = int(plan.mt[plan.k0 > 0].sum())
+        o_reads = psum_reads + out_rows
+        o_writes = int(plan.mt.sum())
+    else:
+        pe_macs = int(plan.kt.sum()) * R * C
+        pe_w = 0
+        pe_regs = 2 * int(plan.kt.sum()) * R * C
+        o_reads = o_writes = 0
+    o_word = int(_words(acc_row_bits, wb))
+    # In IS the "stationary" buffer is the input SRAM and the streamed one the weight SRAM.
+    in_w, in_r, in_bits = (w_words, w_words, nw * stat_bits) if cfg.dataflow == "is" else (a_words, a_words, na * strm_bits)
+    wt_w, wt_r, wt_bits = (a_words, a_words, na * strm_bits) if cfg.dataflow == "is" else (w_words, w_words, nw * stat_bits)
+    dram_bits = nw * stat_bits + na * strm_bits
+    out_bits = out_rows * cfg.out_beat_bits
+    return ActionCounts(
+        pe_macs=pe_macs,
+        pe_weight_loads=pe_w,
+        pe_reg_writes=pe_regs,
+        input_sram_reads=in_r,
+        input_sram_writes=in_w,
+        weight_sram_reads=wt_r,
+        weight_sram_writes=wt_w,
+        output_sram_reads=o_reads * o_word,
+        output_sram_writes=o_writes * o_word,
+        input_sram_read_bytes=math.ceil(in_bits / 8),
+        input_sram_write_bytes=math.ceil(in_bits / 8),
+        weight_sram_read_bytes=math.ceil(wt_bits / 8),
+        weight_sram_write_bytes=math.ceil(wt_bits / 8),
+        output_sram_read_bytes=math.ceil(o_reads * acc_row_bits / 8),
+        output_sram_write_bytes=math.ceil(o_writes * acc_row_bits / 8),
+        dram_read_beats=nw + na,
+        dram_write_beats=out_rows,
+        dram_read_bytes=math.ceil(dram_bits / 8),
+        dram_write_bytes=math.ceil(out_bits / 8),
+        requant_ops=out_rows * C,
+    )
+
+
+def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm", groups: int = 1) -> LayerStats:
+    """Cycle count, stalls and action counts of ``groups`` independent ``[m,k] x [k,n]`` GEMMs (no values).
+
+    Groups run one after another, each as its own start/done on the hardware.
+    """
+    plan = fold_plan(cfg, m, k, n)
+    cycles, stalls = _timing(cfg, plan)
+    actions = _actions(cfg, plan)
+    macs = m * k * n * groups
+    total = cycles * groups
+    return LayerStats(
+        name=name, m=m, k=k, n=n, groups=groups, cycles=total, stall_cycles=stalls * groups,
+        folds=plan.count * groups, macs=macs,
+        utilization=macs / (cfg.rows * cfg.cols * total),
+        actions=actions.scaled(groups) if groups > 1 else actions,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- values
+def accumulate_tiled(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, k_step: int) -> np.ndarray:
+    """The accumulators of ``a @ w``, computed reduction fold by reduction fold as the array does.
+
+    The accumulator is carried across folds; within a fold, when the bound
+    ``|acc| + sum |a||w|`` proves no partial sum can leave the ``acc_bits`` range, the fold is one exact
+    matmul; otherwise (saturate mode) the fold is accumulated one k at a time with saturation after each
+    addition. Wrap mode wraps after every fold (wrapping is associative).
+    """
+    n_bits = cfg.acc_bits
+    lo, hi = -(1 << (n_bits - 1)), (1 << (n_bits - 1)) - 1
+    a = np.asarray(a, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    M, K = a.shape
+    acc = np.zeros((M, w.shape[1]), dtype=np.int64)
+    exact_float = (np.abs(a).max(initial=0) * np.abs(w).max(initial=0) * K) < (1 << 52)
+    for k0 in range(0, K, k_step):
+        at, wt = a[:, k0:k0 + k_step], w[k0:k0 + k_step]
+        if exact_float:
+            part = np.rint(at.astype(np.float64) @ wt.astype(np.float64)).astype(np.int64)
+        else:
+            part = at @ wt
+        if cfg.overflow == "wrap":
+            acc = ((acc + part - lo) & ((1 << n_bits) - 1)) + lo
+            continue
+        bound = np.abs(acc) + (np.abs(at).astype(np.float64) @ np.abs(wt).astype(np.float64))
+        if bound.max(initial=0) <= hi:
+            acc = acc + part
+            continue
+        for kk in range(at.shape[1]):
+            acc = np.clip(acc + np.outer(at[:, kk], wt[kk]), lo, hi)
+    return acc
+
+
+def _requantize(cfg: MacArrayConfig, acc: np.ndarray, shift: int, relu: bool) -> np.ndarray:
+    if cfg.act_bits == 1:
+        return np.where(acc >= 0, 1, -1).astype(np.int64)
+    x = np.maximum(acc, 0) if relu else acc
+    if shift:
+        q = x >> shift
+        rem = x - (q << shift)
+        half = 1 << (shift - 1)
+        if cfg.rounding == "half_up":
+            q = q + (rem >= half)
+        else:
+            q = q + ((rem > half) | ((rem == half) & (q & 1 == 1)))
+        x = q
+    lo, hi = -(1 << (cfg.act_bits - 1)), (1 << (cfg.act_bits - 1)) - 1
+    return np.clip(x, lo, hi)
+
+
+def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int = 0, relu: bool = False,
+                  name: str = "gemm") -> tuple[np.ndarray, LayerStats]:
+    """Run one GEMM: requantized outputs (values, int64 ``[m, n]``) and its :class:`LayerStats`.
+
+    ``a`` holds activation values (``+-1`` for binary), ``w`` weight values of ``cfg.weight_format``.
+    """
+    a = np.asarray(a)
+    w = np.asarray(w)
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
+        raise HwsimError(f"gemm operands of shapes {a.shape} and {w.shape} are not allowed: expected [m,k] x [k,n]")
+    if not 0 <= shift < cfg.acc_bits:
+        raise HwsimError(f"shift={shift!r} is not allowed: expected an integer in [0, {cfg.acc_bits - 1}]")
+    m, k = a.shape
+    n = w.shape[1]
+    stats = predict_gemm(cfg, m, k, n, name=name)
+    k_step = cfg.k_chunk if cfg.dataflow == "os" else cfg.rows
+    acc = accumulate_tiled(cfg, a, w, k_step)
+    return _requantize(cfg, acc, shift, relu), stats
+
+
+# ---------------------------------------------------------------------------------------------- DRAM layout
+def pack_lanes(codes: np.ndarray, lane_bits: int) -> list[int]:
+    """Pack ``codes[beat, lane]`` (unsigned, < 2**lane_bits) into one integer per beat, lane 0 in the LSBs."""
+    codes = np.asarray(codes, dtype=np.uint64)
+    beats, lanes = codes.shape
+    bits = ((codes[:, :, None] >> np.arange(lane_bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+    packed = np.packbits(bits.reshape(beats, lanes * lane_bits), axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+
+def unpack_lanes(beats: list[int], lanes: int, lane_bits: int) -> np.ndarray:
+    """Inverse of :func:`pack_lanes`: ``codes[beat, lane]`` as uint64."""
+    nbytes = (lanes * lane_bits + 7) // 8
+    raw = np.frombuffer(b"".join(int(b).to_bytes(nbytes, "little") for b in beats), dtype=np.uint8)
+    bits = np.unpackbits(raw.reshape(len(beats), nbytes), axis=1, bitorder="little")[:, :lanes * lane_bits]
+    weights = (np.uint64(1) << np.arange(lane_bits, dtype=np.uint64))
+    return (bits.reshape(len(beats), lanes, lane_bits).astype(np.uint64) * weights).sum(axis=2)
+
+
+def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray) -> tuple[list[int], list[int]]:
+    """The weight and activation beats the RTL expects for one GEMM, in fold order (see ``rtl/mac_array``).
+
+    ``a_codes`` ``[m, k]`` and ``w_codes`` ``[k, n]`` are unsigned codes; padding lanes are code 0.
+    """
+    if cfg.dataflow not in ("ws", "os"):
+        raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected ws or os")
+    a_codes = np.asarray(a_codes, dtype=np.uint64)
+    w_codes = np.asarray(w_codes, dtype=np.uint64)
+    m, k = a_codes.shape
+    n = w_codes.shape[1]
+    plan = fold_plan(cfg, m, k, n)
+    R, C = cfg.rows, cfg.cols
+    ks = plan.k_step
+    # Zero-pad so every fold can slice full lanes.
+    kp = -(-k // ks) * ks + R
+    mp = -(-m // plan.m_step) * plan.m_step + R
+    npad = -(-n // C) * C
+    A = np.zeros((mp, kp), dtype=np.uint64)
+    A[:m, :k] = a_codes
+    W = np.zeros((kp, npad), dtype=np.uint64)
+    W[:k, :n] = w_codes
+    w_rows, a_rows = [], []
+    for m0, n0, k0, kt, mt in zip(plan.m0, plan.n0, plan.k0, plan.kt, plan.mt, strict=True):
+        w_rows.append(W[k0:k0 + kt, n0:n0 + C])
+        if cfg.dataflow == "ws":
+            a_rows.append(A[m0:m0 + mt, k0:k0 + R])
+        else:
+            a_rows.append(A[m0:m0 + R, k0:k0 + kt].T)
+    w_beats = pack_lanes(np.concatenate(w_rows), cfg.weight_bits)
+    a_beats = pack_lanes(np.concatenate(a_rows), cfg.act_bits)
+    return w_beats, a_beats
+
+
+def unpack_outputs(cfg: MacArrayConfig, out_beats: list[int], m: int, n: int) -> np.ndarray:
+    """Output codes ``[m, n]`` from the RTL's output beats (tiles in (m0, n0) order, rows within a tile)."""
+    plan = fold_plan(cfg, m, 1, n)
+    lanes = unpack_lanes(out_beats, cfg.cols, cfg.act_bits)
+    out = np.zeros((m, n), dtype=np.uint64)
+    i = 0
+    for m0, n0, rows in zip(plan.m0, plan.n0, plan.rows_out, strict=True):
+        nt = min(cfg.cols, n - n0)
+        if i + rows > len(lanes):
+            raise HwsimError(f"output stream has {len(lanes)} beats, fewer than the layer's tiles need")
+        out[m0:m0 + rows, n0:n0 + nt] = lanes[i:i + rows, :nt]
+        i += rows
+    if i != len(lanes):
+        raise HwsimError(f"output stream has {len(lanes)} beats, expected {i}")
+    return out

@@ -1,0 +1,455 @@
+"""A small float model representation: a topologically ordered list of named layers.
+
+A :class:`Model` is a list of :class:`Layer` nodes in execution order. Every layer names its inputs
+(``"input"`` is the model input), so residual connections (``add``) are expressed by naming two producers.
+The last layer is the model output. Tensors are NumPy arrays shaped (N, C, H, W) for feature maps and
+(N, F) after ``flatten``.
+
+Layer kinds and their attributes:
+
+``conv2d``
+    ``weight`` (O, C/groups, kh, kw), ``bias`` (O,) or None, ``stride``, ``padding`` (zeros, both sides),
+    ``dilation``, ``groups`` (depthwise is ``groups == C``).
+``linear``
+    ``weight`` (out, in), ``bias`` (out,) or None.
+``relu``, ``flatten``
+    No attributes.
+``maxpool``, ``avgpool``
+    ``kernel`` and ``stride`` (square, no padding).
+``add``
+    Two inputs of the same shape (residual connection).
+
+Models are stored with :func:`save_model` / :func:`load_model` as ``.npz`` files: a JSON description under
+the key ``__hwsim_model__`` and one array per weight and bias (float32).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+from hwsim.models.errors import HwsimError
+
+__all__ = [
+    "COMPUTE_KINDS",
+    "INPUT",
+    "LAYER_KINDS",
+    "Layer",
+    "Model",
+    "conv2d_float",
+    "im2col_float",
+    "load_model",
+    "pool2d",
+    "save_model",
+]
+
+INPUT = "input"
+LAYER_KINDS = ("conv2d", "linear", "relu", "maxpool", "avgpool", "flatten", "add")
+#: Kinds that carry weights and lower to GEMMs.
+COMPUTE_KINDS = ("conv2d", "linear")
+_FORMAT_KEY = "__hwsim_model__"
+_FORMAT_VERSION = 1
+_NOT_A_MODEL = "it is not an hwsim model (an .npz written by save_model)"
+
+
+def _pair_free_int(name: str, layer: str, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo:
+        raise HwsimError(f"layer {layer!r}: {name}={value!r} is not allowed: expected an integer >= {lo}")
+    return int(value)
+
+
+@dataclass
+class Layer:
+    """One node of a :class:`Model` (see the module docstring for the attributes of each kind)."""
+
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    kernel: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name or self.name == INPUT:
+            raise HwsimError(
+                f"layer name={self.name!r} is not allowed: expected a non-empty string, not {INPUT!r}"
+            )
+        if self.kind not in LAYER_KINDS:
+            raise HwsimError(
+                f"layer {self.name!r}: kind={self.kind!r} is not allowed: expected one of "
+                f"{', '.join(LAYER_KINDS)}"
+            )
+        if isinstance(self.inputs, str):
+            self.inputs = (self.inputs,)
+        self.inputs = tuple(self.inputs)
+        want = 2 if self.kind == "add" else 1
+        if len(self.inputs) != want:
+            raise HwsimError(
+                f"layer {self.name!r}: inputs={list(self.inputs)!r} is not allowed: {self.kind} takes "
+                f"{want} input(s)"
+            )
+        self.stride = _pair_free_int("stride", self.name, self.stride, 1)
+        self.padding = _pair_free_int("padding", self.name, self.padding, 0)
+        self.dilation = _pair_free_int("dilation", self.name, self.dilation, 1)
+        self.groups = _pair_free_int("groups", self.name, self.groups, 1)
+        if self.kind in COMPUTE_KINDS:
+            if self.weight is None:
+                raise HwsimError(f"layer {self.name!r}: weight is missing: {self.kind} needs a weight array")
+            self.weight = np.asarray(self.weight, dtype=np.float64)
+            ndim = 4 if self.kind == "conv2d" else 2
+            if self.weight.ndim != ndim:
+                raise HwsimError(
+                    f"layer {self.name!r}: weight shape {self.weight.shape} is not allowed: {self.kind} "
+                    f"needs {ndim} dimensions"
+                )
+            if self.kind == "conv2d" and self.weight.shape[0] % self.groups:
+                raise HwsimError(
+                    f"layer {self.name!r}: groups={self.groups} is not allowed: it must divide the "
+                    f"{self.weight.shape[0]} output channels"
+                )
+            if self.bias is not None:
+                self.bias = np.asarray(self.bias, dtype=np.float64)
+                if self.bias.shape != (self.weight.shape[0],):
+                    raise HwsimError(
+                        f"layer {self.name!r}: bias shape {self.bias.shape} is not allowed: expected "
+                        f"({self.weight.shape[0]},)"
+                    )
+        elif self.weight is not None or self.bias is not None:
+            raise HwsimError(f"layer {self.name!r}: a {self.kind} layer takes no weight or bias")
+        if self.kind in ("maxpool", "avgpool"):
+            self.kernel = _pair_free_int("kernel", self.name, self.kernel, 1)
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight.shape[0])
+
+    def copy(self, **changes) -> Layer:
+        """A copy (weights copied) with some attributes changed."""
+        d = {
+            "name": self.name, "kind": self.kind, "inputs": self.inputs,
+            "weight": None if self.weight is None else self.weight.copy(),
+            "bias": None if self.bias is None else self.bias.copy(),
+            "stride": self.stride, "padding": self.padding, "dilation": self.dilation,
+            "groups": self.groups, "kernel": self.kernel, "meta": dict(self.meta),
+        }
+        d.update(changes)
+        return Layer(**d)
+
+    def describe(self) -> str:
+        if self.kind == "conv2d":
+            o, cg, kh, kw = self.weight.shape
+            return (f"conv2d {cg * self.groups}->{o} {kh}x{kw} s{self.stride} p{self.padding} "
+                    f"d{self.dilation} g{self.groups}")
+        if self.kind == "linear":
+            return f"linear {self.weight.shape[1]}->{self.weight.shape[0]}"
+        if self.kind in ("maxpool", "avgpool"):
+            return f"{self.kind} k{self.kernel} s{self.stride}"
+        return self.kind
+
+
+# ---------------------------------------------------------------------------------------------- float ops
+def conv_out_size(size: int, k: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, stride: int, dilation: int) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, kh, kw, Ho, Wo) gathered windows (no padding)."""
+    _, _, h, w = x.shape
+    ho = conv_out_size(h, kh, stride, 0, dilation)
+    wo = conv_out_size(w, kw, stride, 0, dilation)
+    if ho < 1 or wo < 1:
+        raise HwsimError(f"input of {h}x{w} is too small for a {kh}x{kw} window (dilation {dilation})")
+    rows = np.arange(kh)[:, None] * dilation + np.arange(ho)[None, :] * stride  # (kh, Ho)
+    cols = np.arange(kw)[:, None] * dilation + np.arange(wo)[None, :] * stride  # (kw, Wo)
+    return x[:, :, rows[:, None, :, None], cols[None, :, None, :]]
+
+
+def im2col_float(x, kh: int, kw: int, stride=1, padding=0, dilation=1, pad_value=0.0) -> np.ndarray:
+    """(N, C, H, W) -> (N*Ho*Wo, C*kh*kw): rows (n, ho, wo), columns (c, i, j) like ``w.reshape(O, -1)``."""
+    x = np.asarray(x, dtype=np.float64)
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
+    win = _windows(x, kh, kw, stride, dilation)  # (N, C, kh, kw, Ho, Wo)
+    n, c = win.shape[:2]
+    return win.transpose(0, 4, 5, 1, 2, 3).reshape(n * win.shape[4] * win.shape[5], c * kh * kw)
+
+
+def conv2d_float(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, pad_value=0.0) -> np.ndarray:
+    """Float 2-D convolution (cross-correlation) of x (N, C, H, W) with w (O, C/groups, kh, kw)."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    n, c, _, _ = x.shape
+    o, cg, kh, kw = w.shape
+    if c != cg * groups:
+        raise HwsimError(
+            f"conv2d input with {c} channels is not allowed: the weight expects {cg * groups} "
+            f"({cg} x {groups} groups)"
+        )
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
+    win = _windows(x, kh, kw, stride, dilation)  # (N, C, kh, kw, Ho, Wo)
+    ho, wo = win.shape[-2:]
+    win = win.reshape(n, groups, cg, kh, kw, ho, wo)
+    wg = w.reshape(groups, o // groups, cg, kh, kw)
+    y = np.einsum("ngcijpq,gocij->ngopq", win, wg, optimize=True).reshape(n, o, ho, wo)
+    if b is not None:
+        y = y + np.asarray(b, dtype=np.float64)[None, :, None, None]
+    return y
+
+
+def pool2d(x: np.ndarray, kind: str, kernel: int, stride: int) -> np.ndarray:
+    """Max or sum pooling over square windows (no padding); returns the same dtype family as x."""
+    win = _windows(x, kernel, kernel, stride, 1)
+    return win.max(axis=(2, 3)) if kind == "max" else win.sum(axis=(2, 3))
+
+
+# ---------------------------------------------------------------------------------------------- model
+class Model:
+    """An ordered chain of layers; see the module docstring.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        In execution order; each layer's inputs must be ``"input"`` or an earlier layer. The last layer is
+        the output.
+    input_shape : tuple
+        Shape of one sample, (C, H, W).
+    name : str
+    """
+
+    def __init__(self, layers, input_shape=(1, 8, 8), name: str = "model", meta: dict | None = None):
+        self.layers: list[Layer] = list(layers)
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.name = str(name)
+        self.meta = dict(meta or {})
+        if not self.layers:
+            raise HwsimError("model layers=[] is not allowed: expected at least one layer")
+        seen = {INPUT}
+        for layer in self.layers:
+            if layer.name in seen:
+                raise HwsimError(f"layer name {layer.name!r} is not allowed: it is used twice")
+            for src in layer.inputs:
+                if src not in seen:
+                    raise HwsimError(
+                        f"layer {layer.name!r}: input {src!r} is not allowed: expected 'input' or an "
+                        "earlier layer"
+                    )
+            seen.add(layer.name)
+        self.shapes()  # validates the shapes
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def output(self) -> str:
+        return self.layers[-1].name
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise HwsimError(f"layer {name!r} is not allowed: expected one of {', '.join(self.names())}")
+
+    def names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def consumers(self, name: str) -> list[Layer]:
+        return [layer for layer in self.layers if name in layer.inputs]
+
+    def compute_layers(self) -> list[Layer]:
+        return [layer for layer in self.layers if layer.kind in COMPUTE_KINDS]
+
+    def to_networkx(self):
+        """A ``networkx.DiGraph``: one node per layer plus ``"input"``, edges producer -> consumer."""
+        import networkx as nx
+
+        g = nx.DiGraph(name=self.name)
+        g.add_node(INPUT, kind="input", shape=self.input_shape)
+        shapes = self.shapes()
+        for layer in self.layers:
+            g.add_node(layer.name, kind=layer.kind, layer=layer, shape=shapes[layer.name])
+            for src in layer.inputs:
+                g.add_edge(src, layer.name)
+        return g
+
+    def shapes(self) -> dict[str, tuple]:
+        """Per-sample output shape of every layer (and of ``"input"``)."""
+        shapes = {INPUT: self.input_shape}
+        for layer in self.layers:
+            s = shapes[layer.inputs[0]]
+            k = layer.kind
+            where = f"layer {layer.name!r}"
+            if k == "conv2d":
+                o, cg, kh, kw = layer.weight.shape
+                if len(s) != 3 or s[0] != cg * layer.groups:
+                    raise HwsimError(
+                        f"{where}: input shape {s} is not allowed: expected ({cg * layer.groups}, H, W)"
+                    )
+                ho = conv_out_size(s[1], kh, layer.stride, layer.padding, layer.dilation)
+                wo = conv_out_size(s[2], kw, layer.stride, layer.padding, layer.dilation)
+                if ho < 1 or wo < 1:
+                    raise HwsimError(f"{where}: input shape {s} is too small for its {kh}x{kw} kernel")
+                out = (o, ho, wo)
+            elif k == "linear":
+                if len(s) != 1 or s[0] != layer.weight.shape[1]:
+                    raise HwsimError(
+                        f"{where}: input shape {s} is not allowed: expected ({layer.weight.shape[1]},)"
+                    )
+                out = (layer.weight.shape[0],)
+            elif k in ("maxpool", "avgpool"):
+                if len(s) != 3:
+                    raise HwsimError(f"{where}: input shape {s} is not allowed: expected (C, H, W)")
+                ho = conv_out_size(s[1], layer.kernel, layer.stride, 0, 1)
+                wo = conv_out_size(s[2], layer.kernel, layer.stride, 0, 1)
+                if ho < 1 or wo < 1:
+                    raise HwsimError(f"{where}: input shape {s} is too small for its kernel {layer.kernel}")
+                out = (s[0], ho, wo)
+            elif k == "flatten":
+                out = (int(np.prod(s)),)
+            elif k == "add":
+                s2 = shapes[layer.inputs[1]]
+                if s != s2:
+                    raise HwsimError(
+                        f"{where}: input shapes {s} and {s2} are not allowed: add needs equal shapes"
+                    )
+                out = s
+            else:  # relu
+                out = s
+            shapes[layer.name] = tuple(int(d) for d in out)
+        return shapes
+
+    def macs(self) -> dict[str, int]:
+        """Multiply-accumulates per sample of every conv2d / linear layer."""
+        shapes = self.shapes()
+        out = {}
+        for layer in self.compute_layers():
+            if layer.kind == "linear":
+                out[layer.name] = int(layer.weight.size)
+            else:
+                _, ho, wo = shapes[layer.name]
+                out[layer.name] = int(layer.weight.size * ho * wo)
+        return out
+
+    def num_params(self) -> int:
+        return int(sum(layer.weight.size + (0 if layer.bias is None else layer.bias.size)
+                       for layer in self.compute_layers()))
+
+    def replace_layers(self, layers, name: str | None = None) -> Model:
+        return Model(layers, self.input_shape, self.name if name is None else name, self.meta)
+
+    def summary(self) -> str:
+        shapes = self.shapes()
+        macs = self.macs()
+        lines = [f"model {self.name}: input {self.input_shape}"]
+        for layer in self.layers:
+            extra = f"  macs={macs[layer.name]}" if layer.name in macs else ""
+            lines.append(f"  {layer.name:<12} {layer.describe():<36} <- {','.join(layer.inputs):<14} "
+                         f"{shapes[layer.name]}{extra}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ evaluation
+    def _check_input(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[1:] != self.input_shape:
+            raise HwsimError(
+                f"input shape {x.shape} is not allowed: model {self.name!r} expects "
+                f"(N, {', '.join(map(str, self.input_shape))})"
+            )
+        return x
+
+    def forward_float(self, x, return_all: bool = False):
+        """Float64 forward pass of x (N, C, H, W); returns the output, or every tensor by name."""
+        acts = {INPUT: self._check_input(x)}
+        for layer in self.layers:
+            a = acts[layer.inputs[0]]
+            k = layer.kind
+            if k == "conv2d":
+                y = conv2d_float(a, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation,
+                                 layer.groups)
+            elif k == "linear":
+                y = a @ layer.weight.T
+                if layer.bias is not None:
+                    y = y + layer.bias
+            elif k == "relu":
+                y = np.maximum(a, 0.0)
+            elif k == "maxpool":
+                y = pool2d(a, "max", layer.kernel, layer.stride)
+            elif k == "avgpool":
+                y = pool2d(a, "sum", layer.kernel, layer.stride) / float(layer.kernel * layer.kernel)
+            elif k == "flatten":
+                y = a.reshape(a.shape[0], -1)
+            else:  # add
+                y = a + acts[layer.inputs[1]]
+            acts[layer.name] = y
+        return acts if return_all else acts[self.output]
+
+    def predict(self, x) -> np.ndarray:
+        return np.argmax(self.forward_float(x), axis=1)
+
+    def accuracy(self, x, y) -> float:
+        return float(np.mean(self.predict(x) == np.asarray(y)))
+
+    # ------------------------------------------------------------------ storage
+    def save(self, path) -> None:
+        save_model(self, path)
+
+
+def save_model(model: Model, path) -> None:
+    """Write ``model`` to ``path`` (.npz): JSON structure plus float32 weights, compressed."""
+    desc = {"version": _FORMAT_VERSION, "name": model.name, "input_shape": list(model.input_shape),
+            "meta": model.meta, "layers": []}
+    arrays = {}
+    for i, layer in enumerate(model.layers):
+        d = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs), "stride": layer.stride,
+             "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups,
+             "kernel": layer.kernel, "meta": layer.meta}
+        if layer.weight is not None:
+            arrays[f"w{i}"] = layer.weight.astype(np.float32)
+            d["weight"] = f"w{i}"
+        if layer.bias is not None:
+            arrays[f"b{i}"] = layer.bias.astype(np.float32)
+            d["bias"] = f"b{i}"
+        desc["layers"].append(d)
+    arrays[_FORMAT_KEY] = np.array(json.dumps(desc, sort_keys=True))
+    with open(os.fspath(path), "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load_model(path) -> Model:
+    """Read a model written by :func:`save_model`; any other file raises HwsimError naming it."""
+    path = os.fspath(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise HwsimError(f"model file {path!r} is not allowed: {_NOT_A_MODEL}")
+        with loaded as data:
+            if _FORMAT_KEY not in data.files:
+                raise HwsimError(f"model file {path!r} is not allowed: {_NOT_A_MODEL}")
+            desc = json.loads(str(data[_FORMAT_KEY]))
+            if desc.get("version") != _FORMAT_VERSION:
+                raise HwsimError(
+                    f"model file {path!r} is not allowed: format version {desc.get('version')!r}, "
+                    f"expected {_FORMAT_VERSION}"
+                )
+            layers = []
+            for d in desc["layers"]:
+                w = data[d["weight"]].astype(np.float64) if "weight" in d else None
+                b = data[d["bias"]].astype(np.float64) if "bias" in d else None
+                layers.append(Layer(d["name"], d["kind"], tuple(d["inputs"]), w, b, d["stride"], d["padding"],
+                                    d["dilation"], d["groups"], d["kernel"], dict(d.get("meta", {}))))
+            return Model(layers, tuple(desc["input_shape"]), desc["name"], desc.get("meta", {}))
+    except HwsimError as e:
+        if path in str(e):
+            raise
+        raise HwsimError(f"model file {path!r} is not allowed: {e}") from None
+    except FileNotFoundError:
+        raise HwsimError(f"model file {path!r} is not allowed: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise HwsimError(f"model file {path!r} is not allowed: it is not an hwsim model ({msg})") from None

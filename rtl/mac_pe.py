@@ -1,0 +1,122 @@
+"""One processing element of the MAC array, for every weight format and both dataflows.
+
+The product logic is per format: a signed multiplier for int8/int4/int2, an add/skip/subtract select
+for ternary, an XNOR for binary (a +-1 product counted into the accumulator), and a barrel shift plus
+negate for pow2. Accumulation saturates or wraps after every addition, as the reference specifies.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hwsim.config import MacArrayConfig
+
+__all__ = ["MacPE", "add_with_overflow", "product"]
+
+
+def product(m: Module, cfg: MacArrayConfig, a_code, w_code):
+    """Build the product of one activation code and one weight code; returns a signed(product_bits)."""
+    p = Signal(signed(cfg.product_bits))
+    fmt = cfg.weight_format
+    if fmt == "binary":
+        # XNOR of the sign bits: equal signs give +1, different signs -1.
+        m.d.comb += p.eq(Mux(~(a_code[0] ^ w_code[0]), 1, -1))
+        return p
+    a = a_code.as_signed()
+    if fmt in ("int8", "int4", "int2"):
+        m.d.comb += p.eq(a * w_code.as_signed())
+    elif fmt == "ternary":
+        w = w_code.as_signed()
+        m.d.comb += p.eq(Mux(w == 1, a, Mux(w == -1, -a, 0)))
+    elif fmt == "pow2":
+        sign, exp = w_code[3], w_code[0:3]
+        mag = Signal(signed(cfg.product_bits))
+        with m.Switch(exp):
+            with m.Case(0):
+                m.d.comb += mag.eq(0)
+            for e in range(1, 8):
+                with m.Case(e):
+                    m.d.comb += mag.eq(a << (e - 1))
+        m.d.comb += p.eq(Mux(sign, -mag, mag))
+    else:  # pragma: no cover - the config rejects other formats
+        raise AssertionError(fmt)
+    return p
+
+
+def add_with_overflow(m: Module, cfg: MacArrayConfig, x, y):
+    """``x + y`` in a signed acc_bits register, saturating or wrapping as ``cfg.overflow`` says."""
+    n = cfg.acc_bits
+    wide = Signal(signed(n + 1))
+    out = Signal(signed(n))
+    m.d.comb += wide.eq(x + y)
+    if cfg.overflow == "wrap":
+        m.d.comb += out.eq(wide[:n].as_signed())
+    else:
+        hi, lo = (1 << (n - 1)) - 1, -(1 << (n - 1))
+        m.d.comb += out.eq(Mux(wide > hi, hi, Mux(wide < lo, lo, wide)))
+    return out
+
+
+class MacPE(wiring.Component):
+    """A systolic PE.
+
+    Weight-stationary (``cfg.dataflow == "ws"``): holds a weight code loaded through ``w_load``/``w_code``;
+    each cycle registers ``psum_out <= ovf(psum_in + (a_valid ? a*w : 0))`` and passes the activation on
+    (``a_out``, one cycle latency).
+
+    Output-stationary (``"os"``): activations move right and weights move down (both one cycle per PE);
+    when ``a_valid``, ``acc <= ovf((a_first ? 0 : acc) + a*w)``.
+
+    Ports (all registered outputs, one cycle latency)
+    -------------------------------------------------
+    a_in, a_out : act_bits        activation code
+    a_valid_in, a_valid_out : 1   the activation is real data (padding lanes and bubbles contribute 0)
+    WS: psum_in, psum_out : signed(acc_bits); w_load : 1; w_code : weight_bits
+    OS: a_first_in, a_first_out : 1; w_in, w_out : weight_bits; acc : signed(acc_bits)
+    """
+
+    def __init__(self, cfg: MacArrayConfig):
+        self.cfg = cfg
+        members = {
+            "a_in": In(cfg.act_bits),
+            "a_valid_in": In(1),
+            "a_out": Out(cfg.act_bits),
+            "a_valid_out": Out(1),
+        }
+        if cfg.dataflow == "ws":
+            members |= {
+                "psum_in": In(signed(cfg.acc_bits)),
+                "psum_out": Out(signed(cfg.acc_bits)),
+                "w_load": In(1),
+                "w_code": In(unsigned(cfg.weight_bits)),
+            }
+        else:
+            members |= {
+                "a_first_in": In(1),
+                "a_first_out": Out(1),
+                "w_in": In(unsigned(cfg.weight_bits)),
+                "w_out": Out(unsigned(cfg.weight_bits)),
+                "acc": Out(signed(cfg.acc_bits)),
+            }
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.d.sync += [self.a_out.eq(self.a_in), self.a_valid_out.eq(self.a_valid_in)]
+        if cfg.dataflow == "ws":
+            weight = Signal(cfg.weight_bits)
+            with m.If(self.w_load):
+                m.d.sync += weight.eq(self.w_code)
+            p = product(m, cfg, self.a_in, weight)
+            term = Signal(signed(cfg.product_bits))
+            m.d.comb += term.eq(Mux(self.a_valid_in, p, 0))
+            m.d.sync += self.psum_out.eq(add_with_overflow(m, cfg, self.psum_in, term))
+        else:
+            m.d.sync += [self.a_first_out.eq(self.a_first_in), self.w_out.eq(self.w_in)]
+            p = product(m, cfg, self.a_in, self.w_in)
+            base = Signal(signed(cfg.acc_bits))
+            m.d.comb += base.eq(Mux(self.a_first_in, 0, self.acc))
+            with m.If(self.a_valid_in):
+                m.d.sync += self.acc.eq(add_with_overflow(m, cfg, base, p))
+        return m

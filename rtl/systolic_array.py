@@ -1,0 +1,112 @@
+"""The rows x cols systolic grid of :class:`MacPE`, with its input skew and output deskew registers.
+
+Its interface takes and gives aligned (unskewed) vectors, so the controller never deals with skew.
+"""
+
+from amaranth.hdl import Array, Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from hwsim.rtl.mac_pe import MacPE
+
+from hwsim.config import MacArrayConfig
+
+__all__ = ["SystolicArray"]
+
+
+def _delay(m: Module, sig, n: int, name: str):
+    """``sig`` delayed by ``n`` register stages."""
+    for i in range(n):
+        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        m.d.sync += nxt.eq(sig)
+        sig = nxt
+    return sig
+
+
+class SystolicArray(wiring.Component):
+    """A systolic MAC grid.
+
+    Weight-stationary ports
+    -----------------------
+    a_vec : In, rows x act_bits     one row of the activation tile (lane r multiplies weight row r)
+    a_valid : In, rows              per-lane valid (0 for padding lanes and bubbles)
+    psum_vec : In, cols x signed(acc_bits)   partial sums entering the top of each column, same cycle
+    out_vec : Out, cols x signed(acc_bits)   ``psum + a . W`` for that row, ``rows + cols - 1`` cycles later
+    w_load : In, 1; w_row : In; w_vec : In, cols x weight_bits   load one weight row per cycle
+
+    Output-stationary ports
+    -----------------------
+    a_vec : In, rows x act_bits; w_vec : In, cols x weight_bits   one reduction step k for the tile
+    valid, first : In, 1            ``first`` marks k == 0 (the accumulators restart)
+    row_sel : In; acc_row : Out, cols x signed(acc_bits)   accumulator row readout (combinational);
+    the last step's products are in the accumulators ``rows + cols - 1`` cycles after it entered.
+    """
+
+    def __init__(self, cfg: MacArrayConfig):
+        self.cfg = cfg
+        R, C = cfg.rows, cfg.cols
+        acc = signed(cfg.acc_bits)
+        members = {
+            "a_vec": In(data.ArrayLayout(unsigned(cfg.act_bits), R)),
+            "w_vec": In(data.ArrayLayout(unsigned(cfg.weight_bits), C)),
+        }
+        if cfg.dataflow == "ws":
+            members |= {
+                "a_valid": In(R),
+                "psum_vec": In(data.ArrayLayout(acc, C)),
+                "out_vec": Out(data.ArrayLayout(acc, C)),
+                "w_load": In(1),
+                "w_row": In(range(R)),
+            }
+        else:
+            members |= {
+                "valid": In(1),
+                "first": In(1),
+                "row_sel": In(range(R)),
+                "acc_row": Out(data.ArrayLayout(acc, C)),
+            }
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        R, C = cfg.rows, cfg.cols
+        pes = [[MacPE(cfg) for _ in range(C)] for _ in range(R)]
+        for r in range(R):
+            for c in range(C):
+                m.submodules[f"pe_{r}_{c}"] = pes[r][c]
+
+        if cfg.dataflow == "ws":
+            for r in range(R):
+                a = _delay(m, self.a_vec[r], r, f"askew{r}")
+                v = _delay(m, self.a_valid[r], r, f"vskew{r}")
+                m.d.comb += [pes[r][0].a_in.eq(a), pes[r][0].a_valid_in.eq(v)]
+                for c in range(1, C):
+                    m.d.comb += [pes[r][c].a_in.eq(pes[r][c - 1].a_out),
+                                 pes[r][c].a_valid_in.eq(pes[r][c - 1].a_valid_out)]
+                for c in range(C):
+                    m.d.comb += [pes[r][c].w_load.eq(self.w_load & (self.w_row == r)),
+                                 pes[r][c].w_code.eq(self.w_vec[c])]
+            for c in range(C):
+                m.d.comb += pes[0][c].psum_in.eq(_delay(m, self.psum_vec[c], c, f"pskew{c}"))
+                for r in range(1, R):
+                    m.d.comb += pes[r][c].psum_in.eq(pes[r - 1][c].psum_out)
+                m.d.comb += self.out_vec[c].eq(_delay(m, pes[R - 1][c].psum_out, C - 1 - c, f"deskew{c}"))
+        else:
+            # Row r's activations are delayed by r, column c's weights by c; the valid/first flags travel
+            # with the activations, so every PE sees step k at cycle k + r + c.
+            for r in range(R):
+                m.d.comb += [pes[r][0].a_in.eq(_delay(m, self.a_vec[r], r, f"askew{r}")),
+                             pes[r][0].a_valid_in.eq(_delay(m, self.valid, r, f"vskew{r}")),
+                             pes[r][0].a_first_in.eq(_delay(m, self.first, r, f"fskew{r}"))]
+                for c in range(1, C):
+                    m.d.comb += [pes[r][c].a_in.eq(pes[r][c - 1].a_out),
+                                 pes[r][c].a_valid_in.eq(pes[r][c - 1].a_valid_out),
+                                 pes[r][c].a_first_in.eq(pes[r][c - 1].a_first_out)]
+            for c in range(C):
+                m.d.comb += pes[0][c].w_in.eq(_delay(m, self.w_vec[c], c, f"wskew{c}"))
+                for r in range(1, R):
+                    m.d.comb += pes[r][c].w_in.eq(pes[r - 1][c].w_out)
+            rows = Array([Array([pes[r][c].acc for c in range(C)]) for r in range(R)])
+            for c in range(C):
+                m.d.comb += self.acc_row[c].eq(rows[self.row_sel][c])
+        return m

@@ -244,32 +244,37 @@ def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm"
 
 # ---------------------------------------------------------------------------------------------- values
 def accumulate_tiled(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, k_step: int) -> np.ndarray:
-    """The accumulators of ``a @ w``, computed reduction fold by reduction fold as the array does.
+    """The accumulators of ``a @ w`` with the array's sequential-in-K overflow semantics.
 
-    The accumulator is carried across folds; within a fold, when the bound
-    ``|acc| + sum |a||w|`` proves no partial sum can leave the ``acc_bits`` range, the fold is one exact
-    matmul; otherwise (saturate mode) the fold is accumulated one k at a time with saturation after each
-    addition. Wrap mode wraps after every fold (wrapping is associative).
+    Wrap mode: one exact product, wrapped (wrapping commutes with addition). Saturate mode: when the bound
+    ``sum_k |a||w|`` proves no partial sum of an output can leave the ``acc_bits`` range, one exact matmul;
+    otherwise the reduction runs fold by fold (``k_step`` as the array folds K), carrying the accumulator,
+    with a per-fold bound check and a saturating step-by-step accumulation only in folds that may
+    saturate. Products are exact in float64 while every partial sum is below 2**52, else int64 is used.
     """
     n_bits = cfg.acc_bits
     lo, hi = -(1 << (n_bits - 1)), (1 << (n_bits - 1)) - 1
     a = np.asarray(a, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
     M, K = a.shape
-    acc = np.zeros((M, w.shape[1]), dtype=np.int64)
     exact_float = (np.abs(a).max(initial=0) * np.abs(w).max(initial=0) * K) < (1 << 52)
+
+    def matmul(x, y):
+        if exact_float:
+            return np.rint(x.astype(np.float64) @ y.astype(np.float64)).astype(np.int64)
+        return x @ y
+
+    if cfg.overflow == "wrap":
+        return ((matmul(a, w) - lo) & ((1 << n_bits) - 1)) + lo
+    abs_a, abs_w = np.abs(a).astype(np.float64), np.abs(w).astype(np.float64)
+    if (abs_a @ abs_w).max(initial=0) <= hi:
+        return matmul(a, w)
+    acc = np.zeros((M, w.shape[1]), dtype=np.int64)
     for k0 in range(0, K, k_step):
         at, wt = a[:, k0:k0 + k_step], w[k0:k0 + k_step]
-        if exact_float:
-            part = np.rint(at.astype(np.float64) @ wt.astype(np.float64)).astype(np.int64)
-        else:
-            part = at @ wt
-        if cfg.overflow == "wrap":
-            acc = ((acc + part - lo) & ((1 << n_bits) - 1)) + lo
-            continue
-        bound = np.abs(acc) + (np.abs(at).astype(np.float64) @ np.abs(wt).astype(np.float64))
+        bound = np.abs(acc) + abs_a[:, k0:k0 + k_step] @ abs_w[k0:k0 + k_step]
         if bound.max(initial=0) <= hi:
-            acc = acc + part
+            acc = acc + matmul(at, wt)
             continue
         for kk in range(at.shape[1]):
             acc = np.clip(acc + np.outer(at[:, kk], wt[kk]), lo, hi)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hwsim.models.errors import HwsimError
 
-__all__ = ["ConvLayer", "GemmLayer", "Layer", "load_scalesim_topology", "total_macs"]
+__all__ = ["ConvLayer", "GemmLayer", "Layer", "load_scalesim_config", "load_scalesim_topology", "total_macs"]
 
 #: Largest requantization shift a layer may ask for (the accumulator has at most 48 bits).
 _MAX_SHIFT = 47
@@ -309,3 +309,39 @@ def load_scalesim_topology(path, padding: str = "same", batch: int = 1) -> list[
     if not layers:
         raise HwsimError(f"{p}: a topology without layers is not allowed: expected at least one row")
     return layers
+
+
+def load_scalesim_config(path, **overrides):
+    """A :class:`~hwsim.config.MacArrayConfig` from a SCALE-Sim ``.cfg`` file (e.g. ``google.cfg``).
+
+    Takes ArrayHeight/ArrayWidth (rows/cols), Ifmap/Filter/OfmapSramSzkB (KiB, input/weight/output
+    SRAM), Dataflow and Bandwidth (SCALE-Sim words per cycle; with int8 words that is bytes per cycle).
+    ``overrides`` replace any field afterwards. Missing keys or unparsable values raise HwsimError.
+    """
+    import configparser
+
+    from hwsim.config import MacArrayConfig
+
+    p = Path(path)
+    parser = configparser.ConfigParser(delimiters=(":", "="), inline_comment_prefixes=("#",))
+    try:
+        parser.read_string(p.read_text())
+    except (OSError, configparser.Error) as e:
+        raise HwsimError(f"scalesim config={str(p)!r} is not readable: {str(e).splitlines()[0]}") from None
+    arch = parser["architecture_presets"] if parser.has_section("architecture_presets") else None
+    if arch is None:
+        raise HwsimError(f"scalesim config={str(p)!r} is not allowed: no [architecture_presets] section")
+    try:
+        fields = {
+            "rows": int(arch["ArrayHeight"]),
+            "cols": int(arch["ArrayWidth"]),
+            "input_sram_bytes": int(arch["IfmapSramSzkB"]) * 1024,
+            "weight_sram_bytes": int(arch["FilterSramSzkB"]) * 1024,
+            "output_sram_bytes": int(arch["OfmapSramSzkB"]) * 1024,
+            "dataflow": arch["Dataflow"].strip().lower(),
+            "dram_bytes_per_cycle": float(arch["Bandwidth"]),
+        }
+    except (KeyError, ValueError) as e:
+        raise HwsimError(f"scalesim config={str(p)!r} is not allowed: bad or missing key {e}") from None
+    fields.update(overrides)
+    return MacArrayConfig(**fields)

@@ -35,18 +35,30 @@ Every integer tensor ``t`` carries an exponent ``e``: its real value is ``t * 2*
 
 Binary layers (XNOR-style) take +-1 activations: the ReLU in front of a binary layer becomes a ``sign``
 op (sign(0) = +1) applied to the un-rectified producer output (the producer then uses ``shift = 0`` so
-the sign is exact), and a binary layer outputs ``sign(acc + bias)`` (``act_bits = 1``). The layer that
+the sign is exact), and a binary layer outputs ``sign(acc + bias)`` (``act_bits = 1``, ``weight_exp = 0``:
+the bias counts units of the +-1 dot product). The layer that
 consumes a +-1 tensor sees the float activation ``a`` replaced by ``alpha + beta * s`` (least squares per
 input channel on the calibration batch), folded into its weights and bias; convolutions over +-1
 tensors pad with -1 (which stands for a zero activation, since ``alpha - beta = E[a | s = -1] = 0`` after
-a ReLU). The first and last conv / linear layers stay int8.
+a ReLU). The first and last conv / linear layers stay int8 (also by default for ternary and int2).
 
-Scale gains: ternary and binary weights are ``alpha * t`` with a float ``alpha`` per channel; the layer
+Scale gains: ternary weights are ``alpha * t`` with a float ``alpha`` per channel; the layer
 computes with ``2**weight_exp`` instead, so its output is scaled by ``gain = 2**weight_exp / alpha``
 (bias scaled likewise). Where every consumer is again a conv / linear (through relu / pools / flatten),
 the consumer divides its input-channel weights by that gain before it is quantized, so the per-channel
 alpha costs nothing; a layer whose output reaches an ``add`` or the model output uses
 ``weight_exp = round(log2(alpha))`` per channel instead.
+
+Post-training corrections (no retraining; all on the calibration batch, all optional)
+-----------------------------------------------------------------------------------
+* ``refit``: after pruning, the kept weights and the bias of every layer are refitted by ridge least
+  squares so the layer reproduces the unpruned output on the pruned model's own inputs (the masks do not
+  change); after a low-rank split, the second factor is refitted the same way.
+* ``bias_correction``: the mean output error of each quantized channel (vs. the float layer) is
+  subtracted through the integer bias.
+* binary layers: the output scale and offset are fitted by least squares per channel, and a per-channel
+  threshold ``t`` (``sign(z - t)``, chosen so that ``alpha + beta * sign`` best fits ``relu(z)``) is
+  folded into the bias of every layer whose output is binarized.
 
 Fake quantization (:meth:`CompressedModel.forward_fakequant`) evaluates the same pipeline in float64
 (dequantized weights, float convolution, float rounding and clamping); since all values are dyadic and
@@ -859,12 +871,13 @@ class CompressedModel:
         """Every GEMM of the model for a batch of ``batch`` samples, in execution order."""
         return [op for la in self.compute_layers() for op in la.gemm_ops(batch)]
 
-    def quantize_input(self, x) -> np.ndarray:
-        """Float images (N, C, H, W) -> int64 activation values at ``2**input_exp``."""
+    def quantize_input(self, x, rounding: str | None = None) -> np.ndarray:
+        """Float images (N, C, H, W) -> int64 activation values at ``2**input_exp`` (rounded, clamped)."""
         x = self.source._check_input(x)
         inp = self.layers[0]
         lo, hi = _act_range(inp.out_bits)
-        return np.clip(_round(x / 2.0 ** inp.out_exp, self.cfg.rounding), lo, hi).astype(np.int64)
+        rounding = self.cfg.rounding if rounding is None else rounding
+        return np.clip(_round(x / 2.0 ** inp.out_exp, rounding), lo, hi).astype(np.int64)
 
     def run_int(self, x_int, gemm_fn=None, cfg=None, return_all: bool = False):
         """Integer forward from already quantized input values (see :meth:`forward_int`)."""
@@ -881,7 +894,8 @@ class CompressedModel:
         default :func:`reference_gemm` (``hwsim.models.mac_array``). ``cfg`` supplies acc_bits, overflow
         and rounding (default ``self.cfg``); each layer replaces its weight_format and act_bits.
         """
-        return self.run_int(self.quantize_input(x), gemm_fn, cfg, return_all)
+        rounding = None if cfg is None else cfg.rounding
+        return self.run_int(self.quantize_input(x, rounding), gemm_fn, cfg, return_all)
 
     def forward_fakequant(self, x, return_all: bool = False):
         """Float64 simulation of the quantized pipeline; returns real-valued logits."""
@@ -1060,6 +1074,14 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
     refit : bool
         After pruning or low-rank factorization, refit the kept weights on the calibration batch (see
         :func:`apply_pruning` and :func:`apply_svd`).
+    bias_correction : bool
+        Remove the mean output error of every quantized (non-binary) channel through its integer bias.
+
+    Returns
+    -------
+    CompressedModel
+        Evaluate with :meth:`CompressedModel.forward_int` (bit-exact, through ``mac_array``) or
+        :meth:`CompressedModel.forward_fakequant`.
     """
     sp = parse_compress_spec(spec)
     cfg = Arith() if cfg is None else cfg

@@ -450,6 +450,7 @@ def load_model(path) -> Model:
         raise HwsimError(f"model file {path!r} is not allowed: {e}") from None
     except FileNotFoundError:
         raise HwsimError(f"model file {path!r} is not allowed: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise HwsimError(f"model file {path!r} is not allowed: it is not an hwsim model ({msg})") from None
+    except OSError as e:
+        raise HwsimError(f"model file {path!r} is not allowed: {e.strerror or _NOT_A_MODEL}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile):
+        raise HwsimError(f"model file {path!r} is not allowed: {_NOT_A_MODEL}") from None

@@ -3,6 +3,14 @@
 ``digits-mlp`` and ``digits-cnn`` are trained on scikit-learn's 8x8 digits by
 ``python -m hwsim.models.zoo.train_digits`` (pure NumPy, fixed seed). The fixed train / test split is
 committed as ``digits.npz`` so the runtime does not need scikit-learn.
+
+==============  ==========================================================  ======  ==============
+model           layers                                                      MACs    test accuracy
+==============  ==========================================================  ======  ==============
+digits-mlp      flatten, fc 64->64, relu, fc 64->32, relu, fc 32->10        6464    97.33 % (438/450)
+digits-cnn      conv3x3 1->8 p1, relu, maxpool2, conv3x3 8->16 p1, relu,    25600   97.78 % (440/450)
+                flatten, fc 256->10
+==============  ==========================================================  ======  ==============
 """
 
 from __future__ import annotations

@@ -1,0 +1,196 @@
+"""The ``hwsim`` command line. Bad input prints one line ``hwsim: error: ...`` and exits with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hwsim.config import DATAFLOWS, OVERFLOW_MODES, ROUNDING_MODES, WEIGHT_FORMATS, MacArrayConfig
+from hwsim.errors import HwsimError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's default prints the usage too)
+        raise HwsimError(message)
+
+
+def _load_config_file(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise HwsimError(f"--config={path!r} is not allowed: no such file")
+    text = p.read_text()
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - any parse error becomes one line
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise HwsimError(f"--config={path!r} is not valid YAML/JSON: {first}") from None
+    if isinstance(data, dict) and "mac_array" in data:
+        data = data["mac_array"]
+    if not isinstance(data, dict):
+        raise HwsimError(f"--config={path!r} is not allowed: expected a mapping of MacArrayConfig fields")
+    return data
+
+
+_FLAG_FIELDS = {
+    "rows": "rows", "cols": "cols", "dataflow": "dataflow", "weights": "weight_format",
+    "act_bits": "act_bits", "acc_bits": "acc_bits", "overflow": "overflow", "rounding": "rounding",
+    "input_sram": "input_sram_bytes", "weight_sram": "weight_sram_bytes", "output_sram": "output_sram_bytes",
+    "sram_banks": "sram_banks", "sram_word_bits": "sram_word_bits", "dram_bw": "dram_bytes_per_cycle",
+    "clock_mhz": "clock_mhz",
+}
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MAC array configuration (defaults: MacArrayConfig)")
+    g.add_argument("--config", help="YAML/JSON file of MacArrayConfig fields (flags override it)")
+    g.add_argument("--rows", type=int)
+    g.add_argument("--cols", type=int)
+    g.add_argument("--dataflow", help=f"one of {', '.join(DATAFLOWS)}")
+    g.add_argument("--weights", help=f"weight format: one of {', '.join(WEIGHT_FORMATS)}")
+    g.add_argument("--act-bits", type=int)
+    g.add_argument("--acc-bits", type=int)
+    g.add_argument("--overflow", help=f"one of {', '.join(OVERFLOW_MODES)}")
+    g.add_argument("--rounding", help=f"one of {', '.join(ROUNDING_MODES)}")
+    g.add_argument("--input-sram", type=int, metavar="BYTES")
+    g.add_argument("--weight-sram", type=int, metavar="BYTES")
+    g.add_argument("--output-sram", type=int, metavar="BYTES")
+    g.add_argument("--sram-banks", type=int)
+    g.add_argument("--sram-word-bits", type=int)
+    g.add_argument("--dram-bw", type=float, metavar="BYTES_PER_CYCLE")
+    g.add_argument("--clock-mhz", type=float)
+
+
+def _config_from_args(args) -> MacArrayConfig:
+    fields = _load_config_file(args.config) if args.config else {}
+    for flag, field_name in _FLAG_FIELDS.items():
+        v = getattr(args, flag)
+        if v is not None:
+            fields[field_name] = v
+    return MacArrayConfig.from_dict(fields)
+
+
+def _family(value: str) -> str:
+    if value != "mac-array":
+        raise HwsimError(f"family={value!r} is not allowed: expected mac-array")
+    return value
+
+
+# ------------------------------------------------------------------------------------------ commands
+def _cmd_generate(args) -> int:
+    from hwsim.rtl.mac_array import write_verilog
+
+    cfg = _config_from_args(args)
+    v, j = write_verilog(cfg, args.output)
+    print(f"wrote {v}")
+    print(f"wrote {j}")
+    return 0
+
+
+def _cmd_cosim(args) -> int:
+    from hwsim.cosim.regression import run_regression
+
+    cfg = _config_from_args(args)
+    if cfg.dataflow not in ("ws", "os"):
+        raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected ws or os")
+    if args.layers < 1:
+        raise HwsimError(f"--layers={args.layers} is not allowed: expected an integer >= 1")
+    print(f"building {cfg.top_name} with Verilator (cached builds are reused) ...", file=sys.stderr)
+    rep = run_regression(cfg, seed=args.seed, count=args.layers, waves=args.waves)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
+    print(f"{cfg.top_name}: seed {args.seed}, {len(rep.layers)} layers "
+          f"({'cached build' if rep.build_cached else 'fresh build'})")
+    hdr = f"{'layer':<8} {'kind':<5} {'shape':<44} {'vectors':>8} {'mismatch':>8} {'rtl cyc':>9} {'pred cyc':>9}  ok"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rep.layers:
+        ok = r["mismatches"] == 0 and r["rtl_cycles"] == r["predicted_cycles"]
+        print(f"{r['name']:<8} {r['kind']:<5} {str(r['shape'])[:44]:<44} {r['vectors']:>8} {r['mismatches']:>8} "
+              f"{r['rtl_cycles']:>9} {r['predicted_cycles']:>9}  {'yes' if ok else 'NO'}")
+    rtl = sum(r["rtl_cycles"] for r in rep.layers)
+    print(f"total: {rep.vectors} vectors compared, {rep.mismatches} mismatches, "
+          f"{rep.cycle_mismatches} layers with RTL cycles != predicted; {rtl} RTL cycles in "
+          f"{rep.wall_seconds:.2f} s ({rtl / max(rep.wall_seconds, 1e-9):,.0f} cycles/s)")
+    return 0 if rep.passed else 1
+
+
+def _cmd_cost(args) -> int:
+    from hwsim.cost import CostModel, format_tables, tables_as_dict
+
+    model = CostModel(node_nm=args.node, dram=args.dram)
+    if args.json:
+        Path(args.json).write_text(json.dumps(tables_as_dict(model), indent=2) + "\n")
+    print(format_tables(model))
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    from hwsim import synth
+
+    cfg = _config_from_args(args)
+    rep = synth.synth_mac_array(cfg)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
+    print(synth.format_synth_report(rep))
+    if args.requant:
+        print()
+        print(synth.format_requant_comparison(synth.compare_requantizers(cfg)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hwsim", description="Cycle-level simulator and RTL co-design for compressed-NN accelerators")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    g = sub.add_parser("generate", help="write synthesizable Verilog + metadata JSON")
+    g.add_argument("family", type=_family, help="accelerator family: mac-array")
+    _add_config_flags(g)
+    g.add_argument("-o", "--output", default="out", help="output directory (default: out)")
+    g.set_defaults(func=_cmd_generate)
+
+    c = sub.add_parser("cosim", help="randomized cocotb + Verilator regression against the reference")
+    c.add_argument("family", type=_family, help="accelerator family: mac-array")
+    _add_config_flags(c)
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--layers", type=int, default=5, help="random layers to run (default 5)")
+    c.add_argument("--waves", action="store_true", help="dump an FST waveform (dump.fst in the run directory)")
+    c.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    c.set_defaults(func=_cmd_cosim)
+
+    k = sub.add_parser("cost", help="print the energy/area tables with their sources")
+    k.add_argument("--node", type=int, default=45, help="technology node in nm (default 45)")
+    k.add_argument("--dram", default="lpddr4", help="lpddr4, ddr3 or hbm2 (default lpddr4)")
+    k.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
+    k.set_defaults(func=_cmd_cost)
+
+    s = sub.add_parser("synth", help="Yosys synthesis area of the generated Verilog, beside the analytic estimate")
+    s.add_argument("family", type=_family, help="accelerator family: mac-array")
+    _add_config_flags(s)
+    s.add_argument("--requant", action="store_true", help="also compare shift- vs multiplier-based requantizers")
+    s.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    s.set_defaults(func=_cmd_synth)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except HwsimError as e:
+        print(f"hwsim: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hwsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -146,9 +146,29 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _cmd_simulate(args) -> int:
+    from hwsim.simulate import format_report, simulate
+
+    rep = simulate(args.model, args.accel, args.compress, node_nm=args.node, dram=args.dram)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
+    print(format_report(rep))
+    return 0 if rep.simulated_equals_reference else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hwsim", description="Cycle-level simulator and RTL co-design for compressed-NN accelerators")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    m = sub.add_parser("simulate", help="run a compressed model on an accelerator: accuracy, cycles, energy, area")
+    m.add_argument("model", nargs="?", default="digits-cnn", help="zoo name (digits-cnn, digits-mlp) or model .npz")
+    m.add_argument("--accel", default="mac-array-8x8-ws",
+                   help="preset mac-array-RxC-ws|os|is[-format] or a YAML/JSON MacArrayConfig file")
+    m.add_argument("--compress", default="int8", help="compression spec, e.g. int8, int4, binary, prune50+int8")
+    m.add_argument("--node", type=int, default=45, help="technology node for the cost model (nm)")
+    m.add_argument("--dram", default="lpddr4", help="lpddr4, ddr3 or hbm2")
+    m.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    m.set_defaults(func=_cmd_simulate)
 
     g = sub.add_parser("generate", help="write synthesizable Verilog + metadata JSON")
     g.add_argument("family", type=_family, help="accelerator family: mac-array")

@@ -196,8 +196,12 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> ActionCounts:
         o_reads = o_writes = 0
     o_word = int(_words(acc_row_bits, wb))
     # In IS the "stationary" buffer is the input SRAM and the streamed one the weight SRAM.
-    in_w, in_r, in_bits = (w_words, w_words, nw * stat_bits) if cfg.dataflow == "is" else (a_words, a_words, na * strm_bits)
-    wt_w, wt_r, wt_bits = (a_words, a_words, na * strm_bits) if cfg.dataflow == "is" else (w_words, w_words, nw * stat_bits)
+    if cfg.dataflow == "is":
+        in_w, in_r, in_bits = w_words, w_words, nw * stat_bits
+        wt_w, wt_r, wt_bits = a_words, a_words, na * strm_bits
+    else:
+        in_w, in_r, in_bits = a_words, a_words, na * strm_bits
+        wt_w, wt_r, wt_bits = w_words, w_words, nw * stat_bits
     dram_bits = nw * stat_bits + na * strm_bits
     out_bits = out_rows * cfg.out_beat_bits
     return ActionCounts(
@@ -299,10 +303,13 @@ def _requantize(cfg: MacArrayConfig, acc: np.ndarray, shift: int, relu: bool) ->
 
 
 def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int = 0, relu: bool = False,
-                  name: str = "gemm") -> tuple[np.ndarray, LayerStats]:
+                  name: str = "gemm", bias: np.ndarray | None = None) -> tuple[np.ndarray, LayerStats]:
     """Run one GEMM: requantized outputs (values, int64 ``[m, n]``) and its :class:`LayerStats`.
 
     ``a`` holds activation values (``+-1`` for binary), ``w`` weight values of ``cfg.weight_format``.
+    ``bias`` (int, ``[n]``, at the accumulator scale) is one more accumulation step after the K products,
+    with the same saturate/wrap rule, taken in the requantizer stage at no extra cycle. (The generated RTL
+    has no bias input yet: the co-simulated layers are bias-free.)
     """
     a = np.asarray(a)
     w = np.asarray(w)
@@ -315,6 +322,13 @@ def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int 
     stats = predict_gemm(cfg, m, k, n, name=name)
     k_step = cfg.k_chunk if cfg.dataflow == "os" else cfg.rows
     acc = accumulate_tiled(cfg, a, w, k_step)
+    if bias is not None:
+        lo, hi = -(1 << (cfg.acc_bits - 1)), (1 << (cfg.acc_bits - 1)) - 1
+        acc = acc + np.asarray(bias, dtype=np.int64)[None, :]
+        if cfg.overflow == "wrap":
+            acc = ((acc - lo) & ((1 << cfg.acc_bits) - 1)) + lo
+        else:
+            acc = np.clip(acc, lo, hi)
     return _requantize(cfg, acc, shift, relu), stats
 
 

@@ -79,6 +79,7 @@ from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, conv2d_float, im2col
 
 __all__ = [
     "QUANT_FORMATS",
+    "WEIGHT_BITS",
     "Arith",
     "CompressSpec",
     "CompressedModel",
@@ -95,6 +96,7 @@ __all__ = [
     "prune_n_m",
     "quantize_weights",
     "reference_gemm",
+    "sign_thresholds",
     "svd_factor",
     "svd_rank_for_energy",
 ]

@@ -36,7 +36,7 @@ def test_regression_matches_reference_and_cycle_model(fmt, dataflow, tmp_path):
     layers = random_layers(cfg, seed=CASES.index((fmt, dataflow)), count=6)
     rep = run_regression(cfg, layers=layers, workdir=tmp_path)
     assert len(rep.layers) == 6
-    for row, layer in zip(rep.layers, layers, strict=True):
+    for row in rep.layers:
         assert row["mismatches"] == 0, row
         assert row["rtl_cycles"] == row["predicted_cycles"], row
         assert row["vectors"] > 0

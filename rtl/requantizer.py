@@ -6,7 +6,34 @@ from amaranth.lib.wiring import In, Out
 
 from hwsim.config import MacArrayConfig
 
-__all__ = ["Requantizer"]
+__all__ = ["Requantizer", "relu_round_clamp"]
+
+
+def relu_round_clamp(m: Module, cfg: MacArrayConfig, value, shift, relu, n: int, lane: int):
+    """Output code of one lane: ReLU, rounding right shift by ``shift``, clamp to signed ``act_bits``.
+
+    ``value`` is signed(n). Binary (``act_bits == 1``) gives code 1 (+1) when ``value >= 0``, else 0.
+    """
+    if cfg.act_bits == 1:
+        return value >= 0
+    x = Signal(signed(n), name=f"x{lane}")
+    m.d.comb += x.eq(Mux(relu & (value < 0), 0, value))
+    half = Signal(unsigned(n), name=f"half{lane}")
+    m.d.comb += half.eq((1 << shift) >> 1)
+    y = Signal(signed(n + 1), name=f"y{lane}")
+    if cfg.rounding == "half_up":
+        m.d.comb += y.eq((x + half) >> shift)
+    else:
+        q = Signal(signed(n), name=f"q{lane}")
+        rem = Signal(unsigned(n), name=f"rem{lane}")
+        m.d.comb += [q.eq(x >> shift), rem.eq(x.as_unsigned() & ((1 << shift) - 1))]
+        up = Signal(name=f"up{lane}")
+        m.d.comb += up.eq((shift != 0) & ((rem > half) | ((rem == half) & q[0])))
+        m.d.comb += y.eq(q + up)
+    hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
+    clamped = Signal(signed(cfg.act_bits), name=f"clamped{lane}")
+    m.d.comb += clamped.eq(Mux(y > hi, hi, Mux(y < lo, lo, y)))
+    return clamped.as_unsigned()
 
 
 class Requantizer(wiring.Component):
@@ -37,28 +64,6 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        n = cfg.acc_bits
         for i in range(self.lanes):
-            acc = self.acc[i]
-            if cfg.act_bits == 1:
-                m.d.comb += self.out[i].eq(acc >= 0)
-                continue
-            x = Signal(signed(n), name=f"x{i}")
-            m.d.comb += x.eq(Mux(self.relu & (acc < 0), 0, acc))
-            half = Signal(unsigned(n), name=f"half{i}")
-            m.d.comb += half.eq((1 << self.shift) >> 1)
-            y = Signal(signed(n + 1), name=f"y{i}")
-            if cfg.rounding == "half_up":
-                m.d.comb += y.eq((x + half) >> self.shift)
-            else:
-                q = Signal(signed(n), name=f"q{i}")
-                rem = Signal(unsigned(n), name=f"rem{i}")
-                m.d.comb += [q.eq(x >> self.shift), rem.eq(x.as_unsigned() & ((1 << self.shift) - 1))]
-                up = Signal(name=f"up{i}")
-                m.d.comb += up.eq((self.shift != 0) & ((rem > half) | ((rem == half) & q[0])))
-                m.d.comb += y.eq(q + up)
-            hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
-            clamped = Signal(signed(cfg.act_bits), name=f"clamped{i}")
-            m.d.comb += clamped.eq(Mux(y > hi, hi, Mux(y < lo, lo, y)))
-            m.d.comb += self.out[i].eq(clamped.as_unsigned())
+            m.d.comb += self.out[i].eq(relu_round_clamp(m, cfg, self.acc[i], self.shift, self.relu, cfg.acc_bits, i))
         return m

@@ -25,7 +25,7 @@ from hwsim.rtl.mac_array import MacArray
 
 from hwsim.config import RTL_DATAFLOWS, MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.mac_array import dram_beats, fold_plan, predict_gemm, unpack_lanes
+from hwsim.mac_array import dram_beats, fold_plan, predict_gemm, unpack_outputs
 
 __all__ = ["decode_gemm_out", "run_gemm_amaranth", "run_gemm_amaranth_beats"]
 
@@ -39,14 +39,7 @@ def decode_gemm_out(cfg: MacArrayConfig, out_beats: list[int], m: int, n: int) -
     need = int(plan.rows_out.sum())
     if len(out_beats) != need:
         raise RuntimeError(f"RTL produced {len(out_beats)} output beats, expected {need} for a {m}x{n} output")
-    codes = unpack_lanes(out_beats, cfg.cols, cfg.act_bits) if out_beats else np.zeros((0, cfg.cols), np.uint64)
-    out = np.zeros((m, n), dtype=np.int64)
-    i = 0
-    for m0, n0, r in zip(plan.m0.tolist(), plan.n0.tolist(), plan.rows_out.tolist(), strict=True):
-        nt = min(cfg.cols, n - n0)
-        out[m0:m0 + r, n0:n0 + nt] = ref.decode_acts(codes[i:i + r, :nt].astype(np.int64), cfg.act_bits)
-        i += r
-    return out
+    return ref.decode_acts(unpack_outputs(cfg, out_beats, m, n).astype(np.int64), cfg.act_bits)
 
 
 def _check_args(cfg: MacArrayConfig, a, w, shift, relu) -> tuple[np.ndarray, np.ndarray]:

@@ -101,7 +101,9 @@ def build_mac_array(cfg: MacArrayConfig, waves: bool = False, mem_depth: int = D
     stamp = bdir / "build.ok"
     if stamp.exists():
         return Build(bdir, meta, True, waves)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{cfg.top_name}-", dir=bdir.parent if bdir.parent.exists() else None))
+    bdir.parent.mkdir(parents=True, exist_ok=True)
+    # Build next to the cache entry, then rename: atomic, and never across file systems.
+    tmp = Path(tempfile.mkdtemp(prefix=f"{cfg.top_name}-", dir=bdir.parent))
     src = tmp / "src"
     src.mkdir()
     (src / f"{cfg.top_name}.v").write_text(text)
@@ -121,7 +123,6 @@ def build_mac_array(cfg: MacArrayConfig, waves: bool = False, mem_depth: int = D
         log_file=tmp / "build.log",
     )
     (tmp / "build.ok").write_text("ok\n")
-    bdir.parent.mkdir(parents=True, exist_ok=True)
     try:
         tmp.rename(bdir)
     except OSError:  # another process finished the same build first

@@ -75,7 +75,7 @@ class FoldPlan:
         return len(self.k0)
 
 
-def _check_shape(cfg: MacArrayConfig, m: int, k: int, n: int) -> None:
+def _check_shape(m: int, k: int, n: int) -> None:
     for name, v in (("m", m), ("k", k), ("n", n)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
             raise HwsimError(f"layer {name}={v!r} is not allowed: expected an integer >= 1")
@@ -91,7 +91,7 @@ def _grid(m: int, k: int, n: int, m_step: int, n_step: int, k_step: int):
 
 def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
     """Folds of an ``[m, k] x [k, n]`` GEMM in the RTL's order ``for m0: for n0: for k0``."""
-    _check_shape(cfg, m, k, n)
+    _check_shape(m, k, n)
     R, C = cfg.rows, cfg.cols
     if cfg.dataflow == "ws":
         m_step, k_step, n_step, M_, N_ = cfg.m_tile, R, C, m, n
@@ -247,6 +247,14 @@ def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm"
 
 
 # ---------------------------------------------------------------------------------------------- values
+def _overflow(cfg: MacArrayConfig, acc: np.ndarray) -> np.ndarray:
+    """``acc`` brought into the signed ``acc_bits`` range by saturation or two's-complement wrap."""
+    lo, hi = -(1 << (cfg.acc_bits - 1)), (1 << (cfg.acc_bits - 1)) - 1
+    if cfg.overflow == "wrap":
+        return ((acc - lo) & ((1 << cfg.acc_bits) - 1)) + lo
+    return np.clip(acc, lo, hi)
+
+
 def accumulate_tiled(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, k_step: int) -> np.ndarray:
     """The accumulators of ``a @ w`` with the array's sequential-in-K overflow semantics.
 
@@ -256,8 +264,7 @@ def accumulate_tiled(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, k_step: 
     with a per-fold bound check and a saturating step-by-step accumulation only in folds that may
     saturate. Products are exact in float64 while every partial sum is below 2**52, else int64 is used.
     """
-    n_bits = cfg.acc_bits
-    lo, hi = -(1 << (n_bits - 1)), (1 << (n_bits - 1)) - 1
+    hi = (1 << (cfg.acc_bits - 1)) - 1
     a = np.asarray(a, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
     M, K = a.shape
@@ -269,7 +276,7 @@ def accumulate_tiled(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, k_step: 
         return x @ y
 
     if cfg.overflow == "wrap":
-        return ((matmul(a, w) - lo) & ((1 << n_bits) - 1)) + lo
+        return _overflow(cfg, matmul(a, w))
     abs_a, abs_w = np.abs(a).astype(np.float64), np.abs(w).astype(np.float64)
     if (abs_a @ abs_w).max(initial=0) <= hi:
         return matmul(a, w)
@@ -281,7 +288,7 @@ def accumulate_tiled(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, k_step: 
             acc = acc + matmul(at, wt)
             continue
         for kk in range(at.shape[1]):
-            acc = np.clip(acc + np.outer(at[:, kk], wt[kk]), lo, hi)
+            acc = _overflow(cfg, acc + np.outer(at[:, kk], wt[kk]))
     return acc
 
 
@@ -323,12 +330,7 @@ def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int 
     k_step = cfg.k_chunk if cfg.dataflow == "os" else cfg.rows
     acc = accumulate_tiled(cfg, a, w, k_step)
     if bias is not None:
-        lo, hi = -(1 << (cfg.acc_bits - 1)), (1 << (cfg.acc_bits - 1)) - 1
-        acc = acc + np.asarray(bias, dtype=np.int64)[None, :]
-        if cfg.overflow == "wrap":
-            acc = ((acc - lo) & ((1 << cfg.acc_bits) - 1)) + lo
-        else:
-            acc = np.clip(acc, lo, hi)
+        acc = _overflow(cfg, acc + np.asarray(bias, dtype=np.int64)[None, :])
     return _requantize(cfg, acc, shift, relu), stats
 
 

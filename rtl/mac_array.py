@@ -224,6 +224,26 @@ class MacArray(wiring.Component):
             with m.Else():
                 m.next = "WAIT"
 
+        m.d.comb += [w_rd.addr.eq(Mux(chalf, w_half, 0) + cnt),
+                     a_rd.addr.eq(Mux(chalf, a_half, 0) + cnt),
+                     array.w_vec.eq(w_rd.data), array.a_vec.eq(a_rd.data)]
+
+        def idle_and_wait(first_state: str):
+            with m.State("IDLE"):
+                with m.If(starting):
+                    m.d.sync += [*cf.reset(), chalf.eq(0), cnt.eq(0)]
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(Mux(chalf, full[1], full[0])):
+                    m.d.sync += cnt.eq(0)
+                    m.next = first_state
+
+        def count_sent(rows):
+            with m.If(out.valid & out.ready):
+                m.d.sync += sent.eq(sent + 1)
+                with m.If(sent == rows - 1):
+                    end_of_fold()
+
         if ws:
             m.submodules.obuf = obuf = Memory(
                 shape=data.ArrayLayout(unsigned(cfg.acc_bits), C), depth=m_step, init=[])
@@ -231,9 +251,6 @@ class MacArray(wiring.Component):
             dv = Signal()
             first_k = Signal()
             m.d.comb += [first_k.eq(cf.k0 == 0),
-                         w_rd.addr.eq(Mux(chalf, w_half, 0) + cnt),
-                         a_rd.addr.eq(Mux(chalf, a_half, 0) + cnt),
-                         array.w_vec.eq(w_rd.data), array.a_vec.eq(a_rd.data),
                          o_wr.data.eq(array.out_vec), o_wr.addr.eq(cnt - (R + C))]
             for r in range(R):
                 m.d.comb += array.a_valid[r].eq(dv & (r < cf.kt))
@@ -243,14 +260,7 @@ class MacArray(wiring.Component):
                 m.d.comb += requant.acc[c].eq(o_rd.data[c].as_signed())
             m.d.sync += dv.eq(0)
             with m.FSM(name="compute"):
-                with m.State("IDLE"):
-                    with m.If(starting):
-                        m.d.sync += [*cf.reset(), chalf.eq(0), cnt.eq(0)]
-                        m.next = "WAIT"
-                with m.State("WAIT"):
-                    with m.If(Mux(chalf, full[1], full[0])):
-                        m.d.sync += cnt.eq(0)
-                        m.next = "WLOAD"
+                idle_and_wait("WLOAD")
                 with m.State("WLOAD"):
                     # Read weight row cnt; it reaches the PEs of row cnt-1 one cycle later.
                     m.d.comb += [array.w_load.eq(cnt != 0), array.w_row.eq(cnt - 1)]
@@ -278,32 +288,19 @@ class MacArray(wiring.Component):
                         m.d.sync += [out_reg.eq(requant.out), out.valid.eq(s1v), s1v.eq(issued < cf.mt)]
                         with m.If(issued < cf.mt):
                             m.d.sync += issued.eq(issued + 1)
-                    with m.If(out.valid & out.ready):
-                        m.d.sync += sent.eq(sent + 1)
-                        with m.If(sent == cf.mt - 1):
-                            end_of_fold()
+                    count_sent(cf.mt)
         else:
             v = Signal()
             first = Signal()
             rt = Signal(cfg.dim_bits + 1)
-            m.d.comb += [w_rd.addr.eq(Mux(chalf, w_half, 0) + cnt),
-                         a_rd.addr.eq(Mux(chalf, a_half, 0) + cnt),
-                         array.w_vec.eq(w_rd.data), array.a_vec.eq(a_rd.data),
-                         array.valid.eq(v), array.first.eq(first),
+            m.d.comb += [array.valid.eq(v), array.first.eq(first),
                          rt.eq(Mux(M - cf.m0 > R, R, M - cf.m0)),
                          array.row_sel.eq(issued)]
             for c in range(C):
                 m.d.comb += requant.acc[c].eq(array.acc_row[c])
             m.d.sync += [v.eq(0), first.eq(0)]
             with m.FSM(name="compute"):
-                with m.State("IDLE"):
-                    with m.If(starting):
-                        m.d.sync += [*cf.reset(), chalf.eq(0), cnt.eq(0)]
-                        m.next = "WAIT"
-                with m.State("WAIT"):
-                    with m.If(Mux(chalf, full[1], full[0])):
-                        m.d.sync += cnt.eq(0)
-                        m.next = "STREAM"
+                idle_and_wait("STREAM")
                 with m.State("STREAM"):
                     m.d.sync += [v.eq(1), first.eq((cf.k0 == 0) & (cnt == 0)), cnt.eq(cnt + 1)]
                     with m.If(cnt == cf.kt - 1):
@@ -323,10 +320,7 @@ class MacArray(wiring.Component):
                         m.d.sync += [out_reg.eq(requant.out), out.valid.eq(issued < rt)]
                         with m.If(issued < rt):
                             m.d.sync += issued.eq(issued + 1)
-                    with m.If(out.valid & out.ready):
-                        m.d.sync += sent.eq(sent + 1)
-                        with m.If(sent == rt - 1):
-                            end_of_fold()
+                    count_sent(rt)
         return m
 
 

@@ -10,7 +10,6 @@ import itertools
 import numpy as np
 import pytest
 from hwsim.cosim.regression import random_layers, run_regression
-from hwsim.models import mac_array as ref
 
 from hwsim.config import WEIGHT_FORMATS, MacArrayConfig
 from hwsim.mac_array import predict_gemm
@@ -40,12 +39,6 @@ def test_regression_matches_reference_and_cycle_model(fmt, dataflow, tmp_path):
         assert row["mismatches"] == 0, row
         assert row["rtl_cycles"] == row["predicted_cycles"], row
         assert row["vectors"] > 0
-    # The extreme-data layers really do overflow the narrow accumulator somewhere in this suite.
-    extreme = [layer for i, layer in enumerate(layers) if i % 3 == 1 and layer["kind"] == "gemm"]
-    for layer in extreme:
-        a, w = np.array(layer["a"]), np.array(layer["w"])
-        wide = cfg.replace(acc_bits=48)
-        assert ref.accumulate(a, w, wide).shape == (a.shape[0], w.shape[1])
 
 
 def test_overflow_corners_exercised(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from hwsim.cosim.runner import build_mac_array, run_job
@@ -83,6 +85,7 @@ class RegressionReport:
     layers: list[dict] = field(default_factory=list)
     wall_seconds: float = 0.0
     build_cached: bool = False
+    workdir: Path | None = None  # where the run wrote its log (sim.log) and, with waves, dump.fst
 
     @property
     def vectors(self) -> int:
@@ -103,7 +106,8 @@ class RegressionReport:
     def as_dict(self) -> dict:
         return {"config": self.config.to_dict(), "layers": self.layers, "vectors": self.vectors,
                 "mismatches": self.mismatches, "cycle_mismatches": self.cycle_mismatches,
-                "passed": self.passed, "wall_seconds": self.wall_seconds, "build_cached": self.build_cached}
+                "passed": self.passed, "wall_seconds": self.wall_seconds, "build_cached": self.build_cached,
+                "workdir": str(self.workdir) if self.workdir else None}
 
 
 def run_regression(cfg: MacArrayConfig, seed: int = 1, count: int = 5, waves: bool = False,
@@ -111,5 +115,6 @@ def run_regression(cfg: MacArrayConfig, seed: int = 1, count: int = 5, waves: bo
     """Build (or reuse) the Verilator model of ``cfg`` and run ``layers`` (default: random ones)."""
     build = build_mac_array(cfg, waves=waves)
     layers = random_layers(cfg, seed, count) if layers is None else layers
-    result = run_job(build, {"config": cfg.to_dict(), "layers": layers}, workdir=workdir)
-    return RegressionReport(cfg, result["layers"], result["wall_seconds"], build.cached)
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hwsim-cosim-"))
+    result = run_job(build, {"config": cfg.to_dict(), "layers": layers}, workdir=work)
+    return RegressionReport(cfg, result["layers"], result["wall_seconds"], build.cached, work)

@@ -103,7 +103,7 @@ def _cmd_cosim(args) -> int:
     if args.layers < 1:
         raise HwsimError(f"--layers={args.layers} is not allowed: expected an integer >= 1")
     print(f"building {cfg.top_name} with Verilator (cached builds are reused) ...", file=sys.stderr)
-    rep = run_regression(cfg, seed=args.seed, count=args.layers, waves=args.waves)
+    rep = run_regression(cfg, seed=args.seed, count=args.layers, waves=args.waves, workdir=args.run_dir)
     if args.json:
         Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
     print(f"{cfg.top_name}: seed {args.seed}, {len(rep.layers)} layers "
@@ -119,6 +119,7 @@ def _cmd_cosim(args) -> int:
     print(f"total: {rep.vectors} vectors compared, {rep.mismatches} mismatches, "
           f"{rep.cycle_mismatches} layers with RTL cycles != predicted; {rtl} RTL cycles in "
           f"{rep.wall_seconds:.2f} s ({rtl / max(rep.wall_seconds, 1e-9):,.0f} cycles/s)")
+    print(f"run directory: {rep.workdir} (sim.log{', dump.fst' if args.waves else ''})")
     return 0 if rep.passed else 1
 
 
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--layers", type=int, default=5, help="random layers to run (default 5)")
     c.add_argument("--waves", action="store_true", help="dump an FST waveform (dump.fst in the run directory)")
+    c.add_argument("--run-dir", metavar="DIR", help="directory for sim.log and dump.fst (default: a new temporary one)")
     c.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     c.set_defaults(func=_cmd_cosim)
 

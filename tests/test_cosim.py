@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 import pytest
+import pywellen
 from hwsim.cosim.regression import random_layers, run_regression
 
 from hwsim.config import WEIGHT_FORMATS, MacArrayConfig
@@ -56,3 +57,42 @@ def test_overflow_corners_exercised(tmp_path):
     rep = run_regression(cfg, layers=layers, workdir=tmp_path)
     assert rep.mismatches == 0 and rep.cycle_mismatches == 0
     assert rep.layers[0]["rtl_cycles"] == predict_gemm(cfg, 4, 9, 3).cycles
+
+
+def test_checker_flags_wrong_and_missing_beats():
+    """The in-order checker counts each wrong lane, ignores padding lanes, and rejects a short stream."""
+    from hwsim.cosim.mac_array_tb import check_outputs
+    from hwsim.models import mac_array as ref
+
+    from hwsim.mac_array import pack_lanes
+
+    cfg = MacArrayConfig(rows=2, cols=4, dataflow="ws", weight_format="int8")
+    rng = np.random.default_rng(0)
+    expect = rng.integers(-128, 128, size=(3, 3))  # N = 3 of 4 lanes: lane 3 is padding
+    codes = np.zeros((3, 4), dtype=np.uint64)
+    codes[:, :3] = ref.encode_acts(expect, 8)
+    beats = pack_lanes(codes, 8)
+    assert check_outputs(cfg, beats, expect)[0] == 0
+    padded = [b | (0xAB << 24) for b in beats]  # garbage in the padding lane only
+    assert check_outputs(cfg, padded, expect)[0] == 0
+    wrong = list(beats)
+    wrong[1] ^= (1 << 3) | (1 << 17)  # lanes 0 and 2 of row 1
+    assert check_outputs(cfg, wrong, expect)[0] == 2
+    swapped = [beats[1], beats[0], beats[2]]  # out of order
+    assert check_outputs(cfg, swapped, expect)[0] == 2 * int(np.count_nonzero(expect[0] != expect[1]))
+    assert check_outputs(cfg, beats[:2], expect) == (9, None)
+
+
+def test_waves_written(tmp_path):
+    """``waves=True`` builds with FST tracing and the run leaves a waveform in its work directory."""
+    cfg = MacArrayConfig(rows=2, cols=2, dataflow="ws", weight_format="int4")
+    a = np.arange(12).reshape(4, 3) % 7 - 3
+    w = np.arange(6).reshape(3, 2) % 5 - 2
+    layers = [{"kind": "gemm", "name": "g", "a": a.tolist(), "w": w.tolist(), "shift": 1, "relu": False}]
+    rep = run_regression(cfg, layers=layers, waves=True, workdir=tmp_path)
+    assert rep.passed
+    wave = pywellen.Waveform(str(tmp_path / "dump.fst"))
+    assert wave.file_format == "FST"
+    names = {v.full_name for v in wave.all_vars()}
+    # The DUT's internals are traced although only the harness ports are public to VPI.
+    assert {"mac_array_tb.done", "mac_array_tb.dut.loader_state", "mac_array_tb.dut.acc.[0]"} <= names

@@ -77,6 +77,41 @@ def _config_from_args(args) -> MacArrayConfig:
     return MacArrayConfig.from_dict(fields)
 
 
+def _json_file(value: str) -> Path:
+    p = Path(value)
+    if p.is_dir():
+        raise HwsimError(f"--json={value!r} is not allowed: it is a directory, expected a file path")
+    if not p.parent.is_dir():
+        raise HwsimError(f"--json={value!r} is not allowed: directory {str(p.parent)!r} does not exist")
+    return p
+
+
+def _directory(flag: str, value: str) -> Path:
+    p = Path(value)
+    if p.exists() and not p.is_dir():
+        raise HwsimError(f"{flag}={value!r} is not allowed: it exists and is not a directory")
+    return p
+
+
+def _check_output_paths(args) -> None:
+    """Output paths are checked before any work is done, so a bad one costs nothing already computed."""
+    if getattr(args, "json", None):
+        args.json = _json_file(args.json)
+    for flag, attr in (("--output", "output"), ("--run-dir", "run_dir")):
+        if getattr(args, attr, None):
+            setattr(args, attr, _directory(flag, getattr(args, attr)))
+
+
+def _write_json(path: Path | None, data: dict) -> None:
+    """Write ``--json`` after the table is printed, so a failing write loses nothing on screen."""
+    if path is None:
+        return
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as e:
+        raise HwsimError(f"--json={str(path)!r} could not be written: {e.strerror}") from None
+
+
 def _family(value: str) -> str:
     if value != "mac-array":
         raise HwsimError(f"family={value!r} is not allowed: expected mac-array")
@@ -104,8 +139,6 @@ def _cmd_cosim(args) -> int:
         raise HwsimError(f"--layers={args.layers} is not allowed: expected an integer >= 1")
     print(f"building {cfg.top_name} with Verilator (cached builds are reused) ...", file=sys.stderr)
     rep = run_regression(cfg, seed=args.seed, count=args.layers, waves=args.waves, workdir=args.run_dir)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
     print(f"{cfg.top_name}: seed {args.seed}, {len(rep.layers)} layers "
           f"({'cached build' if rep.build_cached else 'fresh build'})")
     hdr = f"{'layer':<8} {'kind':<5} {'shape':<44} {'vectors':>8} {'mismatch':>8} {'rtl cyc':>9} {'pred cyc':>9}  ok"
@@ -120,6 +153,7 @@ def _cmd_cosim(args) -> int:
           f"{rep.cycle_mismatches} layers with RTL cycles != predicted; {rtl} RTL cycles in "
           f"{rep.wall_seconds:.2f} s ({rtl / max(rep.wall_seconds, 1e-9):,.0f} cycles/s)")
     print(f"run directory: {rep.workdir} (sim.log{', dump.fst' if args.waves else ''})")
+    _write_json(args.json, rep.as_dict())
     return 0 if rep.passed else 1
 
 
@@ -127,9 +161,8 @@ def _cmd_cost(args) -> int:
     from hwsim.cost import CostModel, format_tables, tables_as_dict
 
     model = CostModel(node_nm=args.node, dram=args.dram)
-    if args.json:
-        Path(args.json).write_text(json.dumps(tables_as_dict(model), indent=2) + "\n")
     print(format_tables(model))
+    _write_json(args.json, tables_as_dict(model))
     return 0
 
 
@@ -138,12 +171,11 @@ def _cmd_synth(args) -> int:
 
     cfg = _config_from_args(args)
     rep = synth.synth_mac_array(cfg)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
     print(synth.format_synth_report(rep))
     if args.requant:
         print()
         print(synth.format_requant_comparison(synth.compare_requantizers(cfg)))
+    _write_json(args.json, rep.as_dict())
     return 0
 
 
@@ -151,9 +183,8 @@ def _cmd_simulate(args) -> int:
     from hwsim.simulate import format_report, simulate
 
     rep = simulate(args.model, args.accel, args.compress, node_nm=args.node, dram=args.dram)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
     print(format_report(rep))
+    _write_json(args.json, rep.as_dict())
     return 0 if rep.simulated_equals_reference else 1
 
 
@@ -183,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--layers", type=int, default=5, help="random layers to run (default 5)")
     c.add_argument("--waves", action="store_true", help="dump an FST waveform (dump.fst in the run directory)")
-    c.add_argument("--run-dir", metavar="DIR", help="directory for sim.log and dump.fst (default: a new temporary one)")
+    c.add_argument("--run-dir", metavar="DIR",
+                   help="directory for sim.log and dump.fst (default: a new temporary one)")
     c.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     c.set_defaults(func=_cmd_cosim)
 
@@ -205,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _check_output_paths(args)
         return args.func(args)
     except HwsimError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)

@@ -84,3 +84,19 @@ def test_cost_prints_sources(capsys):
     code, out, _ = _run(capsys, "cost")
     assert code == 0
     assert "Horowitz" in out and "45" in out
+
+
+def test_bad_output_paths_rejected_before_work(capsys, tmp_path):
+    """Output paths are checked up front: one line, exit 2, and nothing is built or simulated first."""
+    a_file = tmp_path / "f"
+    a_file.write_text("")
+    cases = [
+        (("cosim", "mac-array", "--run-dir", str(a_file)), r"--run-dir='.*f' is not allowed: it exists and is not a directory"),
+        (("generate", "mac-array", "-o", str(a_file)), r"--output='.*f' is not allowed: it exists and is not a directory"),
+        (("simulate", "--json", str(tmp_path / "no" / "r.json")), r"--json='.*r.json' is not allowed: directory '.*no' does not"),
+        (("cost", "--json", str(tmp_path)), r"--json='.*' is not allowed: it is a directory"),
+    ]
+    for argv, pattern in cases:
+        code, out, err = _run(capsys, *argv)
+        assert code == 2 and out == "", (argv, out)
+        assert re.match(r"^hwsim: error: " + pattern, err) and len(err.strip().splitlines()) == 1, err

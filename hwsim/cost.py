@@ -476,10 +476,6 @@ class EnergyReport:
     def components(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in _ENERGY_COMPONENTS}
 
-    @property
-    def total_uj(self) -> float:
-        return self.total_pj * 1e-6
-
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["notes"] = list(self.notes)

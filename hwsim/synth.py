@@ -220,9 +220,6 @@ class SynthReport:
                 return r
         raise HwsimError(f"module={module!r} is not allowed: expected one of {', '.join(r.module for r in self.rows)}")
 
-    def rows_of_kind(self, kind: str) -> list[ModuleRow]:
-        return [r for r in self.rows if r.kind == kind]
-
     def as_dict(self) -> dict:
         return {
             "top": self.top,

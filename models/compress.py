@@ -816,15 +816,6 @@ class QLayer:
         q = np.clip(_round(y / div.reshape(shape), rounding), lo, hi)
         return q * div.reshape(shape)
 
-    def describe(self) -> str:
-        if self.kind in COMPUTE_KINDS:
-            sh = np.unique(self.shift)
-            shs = str(int(sh[0])) if len(sh) == 1 else f"{int(sh.min())}..{int(sh.max())}"
-            nz = np.count_nonzero(self.weight) / self.weight.size
-            return (f"{self.kind} {self.weight_format} w{tuple(self.weight.shape)} a{self.act_bits} "
-                    f"shift {shs}{' relu' if self.relu else ''} nz {nz:.2f}")
-        return self.kind
-
 
 # ============================================================================================== model
 class CompressedModel:
@@ -923,14 +914,6 @@ class CompressedModel:
     def weight_bits(self) -> int:
         """Dense weight storage in bits (codes only; pruned zeros still stored)."""
         return int(sum(la.weight.size * WEIGHT_BITS[la.weight_format] for la in self.compute_layers()))
-
-    def summary(self) -> str:
-        lines = [f"compressed model {self.name}: act_bits {self.act_bits}, input exp {self.input_exp}, "
-                 f"output exp {self.output_exp}"]
-        for la in self.layers:
-            lines.append(f"  {la.name:<12} {la.describe():<58} <- {','.join(la.inputs):<12} exp {la.out_exp}")
-        return "\n".join(lines)
-
 
 # ============================================================================================== compile
 def _per_input(w: np.ndarray, kind: str, groups: int, v: np.ndarray) -> np.ndarray:

@@ -127,10 +127,6 @@ class Layer:
         if self.kind in ("maxpool", "avgpool"):
             self.kernel = _pair_free_int("kernel", self.name, self.kernel, 1)
 
-    @property
-    def out_channels(self) -> int:
-        return int(self.weight.shape[0])
-
     def copy(self, **changes) -> Layer:
         """A copy (weights copied) with some attributes changed."""
         d = {
@@ -142,17 +138,6 @@ class Layer:
         }
         d.update(changes)
         return Layer(**d)
-
-    def describe(self) -> str:
-        if self.kind == "conv2d":
-            o, cg, kh, kw = self.weight.shape
-            return (f"conv2d {cg * self.groups}->{o} {kh}x{kw} s{self.stride} p{self.padding} "
-                    f"d{self.dilation} g{self.groups}")
-        if self.kind == "linear":
-            return f"linear {self.weight.shape[1]}->{self.weight.shape[0]}"
-        if self.kind in ("maxpool", "avgpool"):
-            return f"{self.kind} k{self.kernel} s{self.stride}"
-        return self.kind
 
 
 # ---------------------------------------------------------------------------------------------- float ops
@@ -259,9 +244,6 @@ class Model:
     def names(self) -> list[str]:
         return [layer.name for layer in self.layers]
 
-    def consumers(self, name: str) -> list[Layer]:
-        return [layer for layer in self.layers if name in layer.inputs]
-
     def compute_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.kind in COMPUTE_KINDS]
 
@@ -336,22 +318,8 @@ class Model:
                 out[layer.name] = int(layer.weight.size * ho * wo)
         return out
 
-    def num_params(self) -> int:
-        return int(sum(layer.weight.size + (0 if layer.bias is None else layer.bias.size)
-                       for layer in self.compute_layers()))
-
     def replace_layers(self, layers, name: str | None = None) -> Model:
         return Model(layers, self.input_shape, self.name if name is None else name, self.meta)
-
-    def summary(self) -> str:
-        shapes = self.shapes()
-        macs = self.macs()
-        lines = [f"model {self.name}: input {self.input_shape}"]
-        for layer in self.layers:
-            extra = f"  macs={macs[layer.name]}" if layer.name in macs else ""
-            lines.append(f"  {layer.name:<12} {layer.describe():<36} <- {','.join(layer.inputs):<14} "
-                         f"{shapes[layer.name]}{extra}")
-        return "\n".join(lines)
 
     # ------------------------------------------------------------------ evaluation
     def _check_input(self, x) -> np.ndarray:
@@ -394,10 +362,6 @@ class Model:
 
     def accuracy(self, x, y) -> float:
         return float(np.mean(self.predict(x) == np.asarray(y)))
-
-    # ------------------------------------------------------------------ storage
-    def save(self, path) -> None:
-        save_model(self, path)
 
 
 def save_model(model: Model, path) -> None:

@@ -22,6 +22,14 @@ import numpy as np
 import pytest
 from hwsim.cosim.amaranth_sim import run_gemm_amaranth
 from hwsim.models import mac_array as ref
+from naive import (
+    NAIVE_WEIGHT_SETS,
+    naive_accumulate,
+    naive_act_range,
+    naive_ovf,
+    naive_requant,
+    naive_round_shift,
+)
 
 from hwsim.config import MacArrayConfig
 from hwsim.mac_array import predict_gemm, simulate_gemm
@@ -30,58 +38,12 @@ FORMATS = ("int8", "int4", "int2", "ternary", "binary", "pow2")
 DATAFLOWS = ("ws", "os")
 
 # ----------------------------------------------------------------------------------------- naive model
-# Independent of hwsim: value sets, accumulation and requantization written out with Python ints.
-WEIGHT_SETS = {
-    "int8": list(range(-128, 128)),
-    "int4": list(range(-8, 8)),
-    "int2": [-2, -1, 0, 1],
-    "ternary": [-1, 0, 1],
-    "binary": [-1, 1],
-    "pow2": [0] + [s * 2**e for e in range(7) for s in (1, -1)],
-}
-
-
-def act_set(act_bits: int) -> list[int]:
-    if act_bits == 1:
-        return [-1, 1]
-    return list(range(-(2 ** (act_bits - 1)), 2 ** (act_bits - 1)))
-
-
-def naive_add(acc: int, p: int, acc_bits: int, overflow: str) -> int:
-    lo, hi = -(2 ** (acc_bits - 1)), 2 ** (acc_bits - 1) - 1
-    x = acc + p
-    if overflow == "saturate":
-        return min(max(x, lo), hi)
-    x %= 2**acc_bits
-    return x - 2**acc_bits if x > hi else x
-
-
-def naive_round_shift(x: int, s: int, rounding: str) -> int:
-    if s == 0:
-        return x
-    q, r = divmod(x, 2**s)  # floor quotient, remainder in [0, 2**s)
-    half = 2 ** (s - 1)
-    if r > half or (r == half and (rounding == "half_up" or q % 2 == 1)):
-        q += 1
-    return q
-
-
+# Independent of hwsim: value sets, accumulation and requantization from tests/naive.py.
 def naive_gemm(a, w, act_bits, acc_bits, overflow, rounding, shift, relu) -> np.ndarray:
     a, w = np.asarray(a).tolist(), np.asarray(w).tolist()
-    m, k, n = len(a), len(w), len(w[0])
-    lo, hi = -(2 ** (act_bits - 1)), 2 ** (act_bits - 1) - 1
-    out = [[0] * n for _ in range(m)]
-    for i in range(m):
-        for j in range(n):
-            acc = 0
-            for kk in range(k):
-                acc = naive_add(acc, a[i][kk] * w[kk][j], acc_bits, overflow)
-            if act_bits == 1:
-                out[i][j] = 1 if acc >= 0 else -1
-                continue
-            x = max(acc, 0) if relu else acc
-            out[i][j] = min(max(naive_round_shift(x, shift, rounding), lo), hi)
-    return np.array(out, dtype=np.int64).reshape(m, n)
+    accs = naive_accumulate(a, w, acc_bits, overflow)
+    out = [[naive_requant(v, act_bits, shift, relu, rounding) for v in row] for row in accs]
+    return np.array(out, dtype=np.int64).reshape(len(a), len(w[0]))
 
 
 def naive_of(cfg: MacArrayConfig, a, w, shift, relu) -> np.ndarray:
@@ -94,9 +56,9 @@ def test_naive_model_self_check():
     assert [naive_round_shift(x, 2, "half_up") for x in (-6, -2, 2, 6, 5, -5)] == [-1, 0, 1, 2, 1, -1]
     assert [naive_round_shift(x, 2, "half_even") for x in (-6, -2, 2, 6, 5, -5)] == [-2, 0, 0, 2, 1, -1]
     # 8-bit accumulator: 100 + 100 saturates to 127 then -100 gives 27; wrapping gives 100.
-    assert naive_add(naive_add(100, 100, 8, "saturate"), -100, 8, "saturate") == 27
-    assert naive_add(naive_add(100, 100, 8, "wrap"), -100, 8, "wrap") == 100
-    assert naive_add(100, 100, 8, "wrap") == -56
+    assert naive_ovf(naive_ovf(100 + 100, 8, "saturate") - 100, 8, "saturate") == 27
+    assert naive_ovf(naive_ovf(100 + 100, 8, "wrap") - 100, 8, "wrap") == 100
+    assert naive_ovf(100 + 100, 8, "wrap") == -56
 
 
 # ----------------------------------------------------------------------------------------- backends
@@ -160,11 +122,11 @@ def steps(cfg: MacArrayConfig) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------------------- data
 def rand_acts(rng, cfg, shape):
-    return rng.choice(np.array(act_set(cfg.act_bits), dtype=np.int64), size=shape)
+    return rng.choice(np.array(naive_act_range(cfg.act_bits), dtype=np.int64), size=shape)
 
 
 def rand_weights(rng, cfg, shape):
-    return rng.choice(np.array(WEIGHT_SETS[cfg.weight_format], dtype=np.int64), size=shape)
+    return rng.choice(np.array(NAIVE_WEIGHT_SETS[cfg.weight_format], dtype=np.int64), size=shape)
 
 
 def extreme_data(cfg, m_rows: int, k: int, n: int, rng):
@@ -173,9 +135,9 @@ def extreme_data(cfg, m_rows: int, k: int, n: int, rng):
     Rows: all max, all min, max then min (order matters when saturating), min then max, random.
     Columns: all max weight, all min weight, alternating, random.
     """
-    acts = act_set(cfg.act_bits)
+    acts = naive_act_range(cfg.act_bits)
     amin, amax = acts[0], acts[-1]
-    ws = WEIGHT_SETS[cfg.weight_format]
+    ws = NAIVE_WEIGHT_SETS[cfg.weight_format]
     wmin, wmax = min(ws), max(ws)
     half = k // 2 + 1
     rows = [[amax] * k, [amin] * k, [amax] * half + [amin] * (k - half), [amin] * half + [amax] * (k - half)]
@@ -238,7 +200,7 @@ def _ties(shift):
     def make(cfg, rng):
         # K = 1 and w = +-1 (a value of every format): acc = +-a, so every residue mod 2**shift appears,
         # including the exact ties +-2**(shift-1), +-3*2**(shift-1), ... with both parities of the quotient.
-        vals = [v for v in act_set(cfg.act_bits) if -4 * 2**shift <= v < 4 * 2**shift]
+        vals = [v for v in naive_act_range(cfg.act_bits) if -4 * 2**shift <= v < 4 * 2**shift]
         a = np.array(vals, dtype=np.int64).reshape(-1, 1)
         w = np.array([[1, -1, 1]], dtype=np.int64)
         return a, w, shift, False

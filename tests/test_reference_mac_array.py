@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import types
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from hwsim.models import mac_array as ref
 from hwsim.models.errors import HwsimError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from naive import NAIVE_WEIGHT_SETS, naive_accumulate, naive_act_range, naive_ovf, naive_requant
 
 from hwsim.config import MacArrayConfig
 
@@ -21,14 +21,6 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 # ----------------------------------------------------------------------------------------- naive model
 # Written from the specification only, with plain Python ints.
 
-NAIVE_WEIGHT_SETS = {
-    "int8": list(range(-128, 128)),
-    "int4": list(range(-8, 8)),
-    "int2": [-2, -1, 0, 1],
-    "ternary": [-1, 0, 1],
-    "binary": [-1, 1],
-    "pow2": [0] + [s * 2**e for e in range(7) for s in (1, -1)],
-}
 CODE_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "binary": 1, "pow2": 4}
 
 
@@ -46,54 +38,6 @@ def naive_decode(code: int, fmt: str) -> int:
     if fmt == "ternary":
         assert value != -2
     return value
-
-
-def naive_act_range(act_bits: int) -> list[int]:
-    if act_bits == 1:
-        return [-1, 1]
-    return list(range(-(2 ** (act_bits - 1)), 2 ** (act_bits - 1)))
-
-
-def naive_ovf(x: int, acc_bits: int, overflow: str) -> int:
-    lo, hi = -(2 ** (acc_bits - 1)), 2 ** (acc_bits - 1) - 1
-    if overflow == "saturate":
-        return min(max(x, lo), hi)
-    x %= 2**acc_bits
-    return x - 2**acc_bits if x > hi else x
-
-
-def naive_accumulate(a, w, acc_bits, overflow, n_cols=None):
-    m_rows, k_len = len(a), len(w)
-    n_cols = len(w[0]) if n_cols is None else n_cols
-    out = []
-    for m in range(m_rows):
-        row = []
-        for n in range(n_cols):
-            acc = 0
-            for k in range(k_len):
-                acc = naive_ovf(acc + a[m][k] * w[k][n], acc_bits, overflow)
-            row.append(acc)
-        out.append(row)
-    return out
-
-
-def naive_requant(acc: int, act_bits: int, shift: int, relu: bool, rounding: str) -> int:
-    if act_bits == 1:
-        return 1 if acc >= 0 else -1
-    x = max(acc, 0) if relu else acc
-    q = Fraction(x, 2**shift)
-    fl = math.floor(q)
-    frac = q - fl
-    if frac > Fraction(1, 2):
-        r = fl + 1
-    elif frac < Fraction(1, 2):
-        r = fl
-    elif rounding == "half_up":
-        r = fl + 1
-    else:
-        r = fl if fl % 2 == 0 else fl + 1
-    lo, hi = -(2 ** (act_bits - 1)), 2 ** (act_bits - 1) - 1
-    return min(max(r, lo), hi)
 
 
 def naive_conv(x, w, acc_bits, overflow, act_bits, rounding, stride, pad, dilation, groups, shift, relu):

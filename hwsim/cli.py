@@ -188,6 +188,14 @@ def _cmd_simulate(args) -> int:
     return 0 if rep.simulated_equals_reference else 1
 
 
+def _family_command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand on one accelerator family, configured by the config flags."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("family", type=_family, help="accelerator family: mac-array")
+    _add_config_flags(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hwsim", description="Cycle-level simulator and RTL co-design for compressed-NN accelerators")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -202,15 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     m.set_defaults(func=_cmd_simulate)
 
-    g = sub.add_parser("generate", help="write synthesizable Verilog + metadata JSON")
-    g.add_argument("family", type=_family, help="accelerator family: mac-array")
-    _add_config_flags(g)
+    g = _family_command(sub, "generate", "write synthesizable Verilog + metadata JSON")
     g.add_argument("-o", "--output", default="out", help="output directory (default: out)")
     g.set_defaults(func=_cmd_generate)
 
-    c = sub.add_parser("cosim", help="randomized cocotb + Verilator regression against the reference")
-    c.add_argument("family", type=_family, help="accelerator family: mac-array")
-    _add_config_flags(c)
+    c = _family_command(sub, "cosim", "randomized cocotb + Verilator regression against the reference")
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--layers", type=int, default=5, help="random layers to run (default 5)")
     c.add_argument("--waves", action="store_true", help="dump an FST waveform (dump.fst in the run directory)")
@@ -225,9 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
     k.set_defaults(func=_cmd_cost)
 
-    s = sub.add_parser("synth", help="Yosys synthesis area of the generated Verilog, beside the analytic estimate")
-    s.add_argument("family", type=_family, help="accelerator family: mac-array")
-    _add_config_flags(s)
+    s = _family_command(sub, "synth", "Yosys synthesis area of the generated Verilog, beside the analytic estimate")
     s.add_argument("--requant", action="store_true", help="also compare shift- vs multiplier-based requantizers")
     s.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     s.set_defaults(func=_cmd_synth)

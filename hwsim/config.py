@@ -7,14 +7,21 @@ objects (by duck typing) without depending on the rest of ``hwsim``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import re
+import types
+import typing
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import ClassVar
 
 from hwsim.models.errors import HwsimError
 
 __all__ = [
+    "ConfigField",
     "DATAFLOWS",
+    "FamilyConfig",
     "OVERFLOW_MODES",
     "RTL_DATAFLOWS",
     "ROUNDING_MODES",
@@ -48,18 +55,126 @@ def _check_choice(name: str, value, choices) -> None:
 
 
 @dataclass(frozen=True)
-class MacArrayConfig:
+class ConfigField:
+    """One field of a family config as the CLI, sweeps and ``hwsim families`` see it.
+
+    ``type`` is int, float, str or bool; ``choices`` come from a ``{"a", "b"}`` type in the config's
+    numpydoc ``Parameters`` section; ``help`` is the first sentence of the field's documentation there.
+    """
+
+    name: str
+    type: type
+    default: object
+    optional: bool
+    choices: tuple[str, ...] | None
+    help: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _field_docs(cls) -> dict[str, tuple[str, str]]:
+    """``{field: (type text, description)}`` from the numpydoc ``Parameters`` section of ``cls``."""
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    m = re.search(r"^Parameters\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", doc, re.M | re.S)
+    out: dict[str, tuple[str, str]] = {}
+    if not m:
+        return out
+    names, type_text, desc = None, "", []
+    for line in m.group(1).splitlines() + ["END : end"]:
+        head = re.match(r"^(\w[\w, ]*?) : (.*)$", line)
+        if head:
+            for n in names or ():
+                out[n] = (type_text, " ".join(desc).strip())
+            names = [n.strip() for n in head.group(1).split(",")]
+            type_text, desc = head.group(2).strip(), []
+        elif line.strip():
+            desc.append(line.strip())
+    return out
+
+
+def _first_sentence(text: str) -> str:
+    m = re.match(r"(.+?\.)(\s|$)", text)
+    return (m.group(1) if m else text).strip()
+
+
+class FamilyConfig:
+    """Behaviour shared by every family's frozen config dataclass (mix in before ``@dataclass``).
+
+    A subclass sets ``FAMILY`` (the registry name, e.g. ``"mac-array"``) and documents every field in a
+    numpydoc ``Parameters`` section: the CLI flags, their types, choices and help are generated from it
+    (:meth:`cli_fields`). ``CLI_ALIASES`` maps a field to extra flag spellings kept for compatibility.
+    """
+
+    FAMILY: ClassVar[str] = ""
+    CLI_ALIASES: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @classmethod
+    def family_key(cls) -> str:
+        """The family's name as a YAML/JSON key and identifier (``mac_array``)."""
+        return cls.FAMILY.replace("-", "_")
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """A config from a mapping of its fields; unknown fields are rejected with the allowed ones."""
+        key = cls.family_key()
+        if not isinstance(data, dict):
+            raise HwsimError(f"{key} config={data!r} is not allowed: expected a mapping of fields")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise HwsimError(
+                f"{key} config field {unknown[0]!r} is not allowed: expected one of {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+    @classmethod
+    def cli_fields(cls) -> list[ConfigField]:
+        """Every dataclass field with its type, default, choices and help (from the docstring)."""
+        docs = _field_docs(cls)
+        hints = typing.get_type_hints(cls)
+        out = []
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            t = hints[f.name]
+            args = typing.get_args(t) if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union \
+                else ()
+            optional = type(None) in args
+            base = next((a for a in args if a is not type(None)), t) if args else t
+            if base not in (int, float, str, bool):
+                raise HwsimError(f"{cls.__name__}.{f.name}: type {t} is not allowed for a config field: "
+                                 "expected int, float, str or bool (optionally | None)")
+            type_text, desc = docs.get(f.name, ("", ""))
+            choices = tuple(re.findall(r'"([^"]+)"', type_text)) if type_text.startswith("{") else None
+            default = f.default if f.default is not dataclasses.MISSING else None
+            out.append(ConfigField(f.name, base, default, optional, choices or None, _first_sentence(desc),
+                                   tuple(cls.CLI_ALIASES.get(f.name, ()))))
+        return out
+
+
+@dataclass(frozen=True)
+class MacArrayConfig(FamilyConfig):
     """A quantized systolic MAC array (family ``mac_array``).
 
     Parameters
     ----------
     rows, cols : int
-        PE array size. In WS the reduction (K) maps onto rows and output channels (N) onto columns; in OS
+        PE array rows and columns. In WS the reduction (K) maps onto rows and output channels (N) onto columns; in OS
         output rows (M) map onto rows and output channels (N) onto columns.
     dataflow : {"ws", "os", "is"}
         Weight-, output- or input-stationary. ``is`` exists in the cycle model only (no RTL).
     weight_format : {"int8", "int4", "int2", "ternary", "binary", "pow2"}
-        ``ternary`` weights are in {-1, 0, +1} (2-bit two's complement code) and select add / skip /
+        Weight format of the PEs. ``ternary`` weights are in {-1, 0, +1} (2-bit two's complement code) and select add / skip /
         subtract instead of multiplying. ``binary`` weights and activations are in {-1, +1}, coded as one
         bit (1 -> +1, 0 -> -1), and multiply by XNOR. ``pow2`` weights are a sign bit and a 3-bit
         exponent code e: 0 means zero, e >= 1 means 2**(e-1) (so |w| <= 64); the multiply is a shift.
@@ -102,6 +217,14 @@ class MacArrayConfig:
     dram_bytes_per_cycle: float = 16.0
     clock_mhz: float = 500.0
     dim_bits: int = 16
+
+    FAMILY: ClassVar[str] = "mac-array"
+    #: Flag spellings of the first CLI, kept beside the generated ``--weight-format`` etc.
+    CLI_ALIASES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "weight_format": ("--weights",), "input_sram_bytes": ("--input-sram",),
+        "weight_sram_bytes": ("--weight-sram",), "output_sram_bytes": ("--output-sram",),
+        "dram_bytes_per_cycle": ("--dram-bw",),
+    }
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 1024)
@@ -237,6 +360,16 @@ class MacArrayConfig:
 
     # ------------------------------------------------------------------ misc
     @property
+    def peak_macs_per_cycle(self) -> int:
+        """MACs the array can do per cycle (the utilization denominator)."""
+        return self.rows * self.cols
+
+    def describe(self) -> str:
+        """One line for reports."""
+        return (f"{self.rows}x{self.cols} {self.dataflow.upper()} ({self.weight_format} PEs, {self.acc_bits}-bit acc, "
+                f"{self.clock_mhz:g} MHz, DRAM {self.dram_bytes_per_cycle:g} B/cycle)")
+
+    @property
     def ns_per_cycle(self) -> float:
         return 1000.0 / self.clock_mhz
 
@@ -244,22 +377,3 @@ class MacArrayConfig:
     def top_name(self) -> str:
         """Verilog module name of the generated top level."""
         return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}"
-
-    def replace(self, **changes) -> MacArrayConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> MacArrayConfig:
-        if not isinstance(data, dict):
-            raise HwsimError(f"mac_array config={data!r} is not allowed: expected a mapping of fields")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise HwsimError(
-                f"mac_array config field {unknown[0]!r} is not allowed: expected one of {', '.join(sorted(known))}"
-            )
-        return cls(**data)

@@ -63,9 +63,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from hwsim.config import POW2_MAX_SHIFT, WEIGHT_BITS, WEIGHT_FORMATS, MacArrayConfig
+from hwsim.config import POW2_MAX_SHIFT, WEIGHT_BITS, WEIGHT_FORMATS
 from hwsim.errors import HwsimError
 from hwsim.stats import ActionCounts
 
@@ -348,7 +349,7 @@ def _check_format(weight_format) -> str:
     return weight_format
 
 
-def pe_reg_write_bits(cfg: MacArrayConfig) -> int:
+def pe_reg_write_bits(cfg) -> int:
     """Bits written by one ``pe_reg_write`` (one PE's pipeline register update) under ``cfg.dataflow``."""
     return {
         "ws": cfg.act_bits + cfg.acc_bits,
@@ -446,26 +447,123 @@ def _requant_parts(acc_bits: int, out_bits: int) -> list[_Part]:
             _gate_part("clamp_select", "mux2", 2 * out, out, f"clamp select: 2 levels x {out} bits")]
 
 
-# ------------------------------------------------------------------------------------ reports
-_ENERGY_COMPONENTS = ("pe_mac", "pe_weight_load", "pe_registers", "input_sram", "weight_sram",
-                      "output_sram", "dram", "requant", "leakage")
-_AREA_COMPONENTS = ("pe_mac", "pe_registers", "input_sram", "weight_sram", "output_sram", "requant",
-                    "controller")
+# ------------------------------------------------------------------------------------ inventory
+@dataclass(frozen=True)
+class Component:
+    """One named component of an accelerator's inventory (Accelergy's "component").
+
+    ``cls`` names a :class:`ComponentClass` (adder, multiplier, mac, shifter, register, sram, dram,
+    requantizer, controller, or one a family registered); ``attrs`` are that class's attributes (bits,
+    bytes, ...); ``count`` is how many instances the accelerator has (area is per instance x count;
+    energy is per counted action, whichever instance performs it).
+    """
+
+    name: str
+    cls: str
+    attrs: dict = field(default_factory=dict)
+    count: int = 1
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "class": self.cls, "attrs": dict(self.attrs), "count": self.count,
+                "note": self.note}
 
 
 @dataclass(frozen=True)
-class EnergyReport:
-    """Energy of one run, per component, in pJ; ``total_pj`` is their sum."""
+class Inventory:
+    """The components of one accelerator, in report order."""
 
-    pe_mac: float
-    pe_weight_load: float
-    pe_registers: float
-    input_sram: float
-    weight_sram: float
-    output_sram: float
-    dram: float
-    requant: float
-    leakage: float
+    name: str
+    components: tuple[Component, ...]
+
+    def __post_init__(self):
+        names = [c.name for c in self.components]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise HwsimError(f"inventory {self.name}: component name {dup[0]!r} is not allowed twice")
+        for c in self.components:
+            if c.cls not in COMPONENT_CLASSES:
+                raise HwsimError(f"inventory {self.name}: component {c.name!r} class={c.cls!r} is not allowed: "
+                                 f"expected one of {', '.join(COMPONENT_CLASSES)}")
+            COMPONENT_CLASSES[c.cls].check(c)
+
+    def __getitem__(self, name: str) -> Component:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise HwsimError(f"component={name!r} is not allowed: expected one of "
+                         f"{', '.join(c.name for c in self.components)}")
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.components]
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "components": [c.as_dict() for c in self.components]}
+
+
+@dataclass(frozen=True)
+class ComponentClass:
+    """A class of hardware component: its attributes, its actions' energies and its area.
+
+    ``actions`` maps an action name to ``(unit, energy)``: ``energy(model, attrs)`` is the pJ of one
+    action of one ``unit`` (an access of one word, one byte, one operation). ``area(model, attrs)`` is
+    the um^2 of one instance, or None for off-chip components. ``explain(model, attrs)`` lists the table
+    entries a price was built from. ``defaults`` fill attributes a component leaves out.
+    """
+
+    name: str
+    doc: str
+    attributes: tuple[str, ...]
+    actions: dict
+    area: Callable | None
+    explain: Callable | None = None
+    defaults: dict = field(default_factory=dict)
+
+    def check(self, comp: Component) -> None:
+        missing = [a for a in self.attributes if a not in comp.attrs and a not in self.defaults]
+        if missing:
+            raise HwsimError(f"component {comp.name!r} ({self.name}) attribute {missing[0]!r} is missing: "
+                             f"expected {', '.join(self.attributes)}")
+        unknown = sorted(set(comp.attrs) - set(self.attributes))
+        if unknown:
+            raise HwsimError(f"component {comp.name!r} ({self.name}) attribute {unknown[0]!r} is not allowed: "
+                             f"expected one of {', '.join(self.attributes)}")
+        _check_int("count", comp.count, 0)
+
+    def attrs_of(self, comp: Component) -> dict:
+        return {**self.defaults, **comp.attrs}
+
+
+COMPONENT_CLASSES: dict[str, ComponentClass] = {}
+
+
+def register_component_class(cc: ComponentClass, entries: list[CostEntry] = (), section: str | None = None,
+                             replace: bool = False) -> ComponentClass:
+    """Add a component class, and the cited table entries it prices from (shown by ``hwsim cost``)."""
+    if cc.name in COMPONENT_CLASSES and not replace:
+        raise HwsimError(f"component class {cc.name!r} is already registered")
+    for e in entries:
+        if e.name in _BASE and _BASE[e.name] != e:
+            raise HwsimError(f"cost entry {e.name!r} is already defined differently")
+    COMPONENT_CLASSES[cc.name] = cc
+    if entries:
+        title = section or f"Component class {cc.name}"
+        existing = next((g for t, g in _SECTIONS if t == title), None)
+        if existing is None:
+            _SECTIONS.append((title, list(entries)))
+        else:
+            existing.extend(e for e in entries if e not in existing)
+        _BASE.update({e.name: e for e in entries})
+    return cc
+
+
+# ------------------------------------------------------------------------------------ reports
+@dataclass(frozen=True)
+class EnergyReport:
+    """Energy of one run per inventory component in pJ (``parts``, plus ``leakage``); ``total_pj`` is
+    their sum. Component energies also read as attributes (``report.dram``)."""
+
+    parts: dict
     total_pj: float
     cycles: int
     node_nm: int
@@ -474,7 +572,13 @@ class EnergyReport:
     notes: tuple[str, ...] = ()
 
     def components(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in _ENERGY_COMPONENTS}
+        return dict(self.parts)
+
+    def __getattr__(self, name):
+        parts = self.__dict__.get("parts", {})
+        if name in parts:
+            return parts[name]
+        raise AttributeError(name)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -484,15 +588,11 @@ class EnergyReport:
 
 @dataclass(frozen=True)
 class AreaReport:
-    """Silicon area per component in um^2; ``total_um2`` is their sum, ``total_mm2`` the same in mm^2."""
+    """Silicon area per inventory component in um^2 (``parts``, instances included; ``classes`` gives
+    each component's class); ``total_um2`` is their sum, ``total_mm2`` the same in mm^2."""
 
-    pe_mac: float
-    pe_registers: float
-    input_sram: float
-    weight_sram: float
-    output_sram: float
-    requant: float
-    controller: float
+    parts: dict
+    classes: dict
     total_um2: float
     total_mm2: float
     node_nm: int
@@ -500,7 +600,17 @@ class AreaReport:
     notes: tuple[str, ...] = ()
 
     def components(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in _AREA_COMPONENTS}
+        return dict(self.parts)
+
+    def of_class(self, *classes: str) -> float:
+        """Total area of the components of the given classes."""
+        return math.fsum(v for k, v in self.parts.items() if self.classes[k] in classes)
+
+    def __getattr__(self, name):
+        parts = self.__dict__.get("parts", {})
+        if name in parts:
+            return parts[name]
+        raise AttributeError(name)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -633,75 +743,129 @@ class CostModel:
         return math.fsum(p.count * p.unit_area_um2 for p in parts) * self.area_scale
 
     # ------------------------------------------------------------------ pricing
-    def unit_energies(self, cfg: MacArrayConfig) -> dict[str, float]:
-        """pJ per counted action for ``cfg`` (the prices :meth:`energy` multiplies the counts by)."""
-        if not isinstance(cfg, MacArrayConfig):
-            raise HwsimError(f"cfg={cfg!r} is not allowed: expected a MacArrayConfig")
-        w = cfg.sram_word_bits
-        return {
-            "pe_mac": self.mac_energy_pj(cfg.weight_format, cfg.act_bits, cfg.acc_bits),
-            "pe_weight_load": cfg.weight_bits * self.register_bit_energy_pj(),
-            "pe_reg_write": pe_reg_write_bits(cfg) * self.register_bit_energy_pj(),
-            "input_sram_access": self.sram_access_energy_pj(cfg.input_sram_bytes, w),
-            "weight_sram_access": self.sram_access_energy_pj(cfg.weight_sram_bytes, w),
-            "output_sram_access": self.sram_access_energy_pj(cfg.output_sram_bytes, w),
-            "dram_byte": 8 * self.dram_energy_pj_per_bit(),
-            "requant_op": self.requant_energy_pj(cfg.acc_bits, cfg.out_bits),
-        }
+    def _inventory(self, inv) -> Inventory:
+        if isinstance(inv, Inventory):
+            return inv
+        if dataclasses.is_dataclass(inv) and not isinstance(inv, type):
+            from hwsim.families import family_of
 
-    def energy(self, cfg: MacArrayConfig, actions: ActionCounts, cycles: int) -> EnergyReport:
-        """Price ``actions`` (counted on ``cfg``) in pJ. ``cycles`` is recorded; leakage is not modelled."""
-        if not isinstance(actions, ActionCounts):
-            raise HwsimError(f"actions={actions!r} is not allowed: expected an ActionCounts")
+            return family_of(inv).load("inventory")(inv)
+        raise HwsimError(f"cfg={inv!r} is not allowed: expected an Inventory or a registered family's config")
+
+    def action_energy_pj(self, comp: Component, action: str) -> float:
+        """pJ of one ``action`` of ``comp`` (one unit of the action: see :attr:`ComponentClass.actions`)."""
+        cc = COMPONENT_CLASSES[comp.cls]
+        if action not in cc.actions:
+            raise HwsimError(f"action {comp.name}.{action} is not allowed: class {cc.name} has actions "
+                             f"{', '.join(cc.actions) or 'none'}")
+        return cc.actions[action][1](self, cc.attrs_of(comp))
+
+    def component_area_um2(self, comp: Component) -> float:
+        """um^2 of one instance of ``comp`` (0 for off-chip components)."""
+        cc = COMPONENT_CLASSES[comp.cls]
+        return 0.0 if cc.area is None else cc.area(self, cc.attrs_of(comp))
+
+    def unit_energies(self, inv) -> dict[tuple[str, str], float]:
+        """pJ per counted action, for every (component, action) the inventory can perform."""
+        inv = self._inventory(inv)
+        return {(c.name, a): self.action_energy_pj(c, a) for c in inv.components
+                for a in COMPONENT_CLASSES[c.cls].actions}
+
+    def energy(self, inv, actions, cycles: int) -> EnergyReport:
+        """Price ``actions`` ((component, action) counts, or an object with ``pairs()``) on ``inv`` (an
+        :class:`Inventory` or a family config) in pJ. ``cycles`` is recorded; leakage is not modelled."""
+        inv = self._inventory(inv)
+        if not hasattr(actions, "pairs"):
+            raise HwsimError(f"actions={actions!r} is not allowed: expected ActionCounts (or an object with pairs())")
         _check_int("cycles", cycles, 0)
-        u = self.unit_energies(cfg)
-        a = actions
-        parts = {
-            "pe_mac": a.pe_macs * u["pe_mac"],
-            "pe_weight_load": a.pe_weight_loads * u["pe_weight_load"],
-            "pe_registers": a.pe_reg_writes * u["pe_reg_write"],
-            "input_sram": (a.input_sram_reads + a.input_sram_writes) * u["input_sram_access"],
-            "weight_sram": (a.weight_sram_reads + a.weight_sram_writes) * u["weight_sram_access"],
-            "output_sram": (a.output_sram_reads + a.output_sram_writes) * u["output_sram_access"],
-            "dram": (a.dram_read_bytes + a.dram_write_bytes) * u["dram_byte"],
-            "requant": a.requant_ops * u["requant_op"],
-            "leakage": 0.0,
-        }
-        notes = (
-            "leakage is not modelled (0 pJ)",
-            f"pe_reg_write = {pe_reg_write_bits(cfg)} register bits ({cfg.dataflow} dataflow)",
-            f"SRAM words of {cfg.sram_word_bits} bits; writes priced like reads",
-            f"DRAM {self.dram}: {self.dram_energy_pj_per_bit():.4g} pJ/bit, reads and writes alike",
-        )
-        return EnergyReport(**parts, total_pj=math.fsum(parts.values()), cycles=cycles,
+        parts = {c.name: 0.0 for c in inv.components if COMPONENT_CLASSES[c.cls].actions}
+        by_name = {c.name: c for c in inv.components}
+        acc: dict[str, list[float]] = {k: [] for k in parts}
+        for (name, action), n in actions.pairs().counts.items():
+            if name not in by_name:
+                raise HwsimError(f"action count component={name!r} is not allowed: expected one of "
+                                 f"{', '.join(by_name)}")
+            if n:
+                acc[name].append(n * self.action_energy_pj(by_name[name], action))
+        parts = {k: math.fsum(v) for k, v in acc.items()}
+        parts["leakage"] = 0.0
+        notes = ("leakage is not modelled (0 pJ)",
+                 f"DRAM {self.dram}: {self.dram_energy_pj_per_bit():.4g} pJ/bit, reads and writes alike",
+                 *(f"{c.name}: {c.note}" for c in inv.components if c.note))
+        return EnergyReport(parts=parts, total_pj=math.fsum(parts.values()), cycles=cycles,
                             node_nm=self.node_nm, dram_type=self.dram, notes=notes)
 
-    def area(self, cfg: MacArrayConfig) -> AreaReport:
-        """Silicon area of ``cfg`` in um^2 (and mm^2)."""
-        if not isinstance(cfg, MacArrayConfig):
-            raise HwsimError(f"cfg={cfg!r} is not allowed: expected a MacArrayConfig")
-        pes = cfg.rows * cfg.cols
-        reg_bits = cfg.weight_bits + cfg.act_bits + cfg.acc_bits
-        parts = {
-            "pe_mac": pes * self.mac_area_um2(cfg.weight_format, cfg.act_bits, cfg.acc_bits),
-            "pe_registers": pes * reg_bits * self.register_bit_area_um2(),
-            "input_sram": self.sram_area_um2(cfg.input_sram_bytes),
-            "weight_sram": self.sram_area_um2(cfg.weight_sram_bytes),
-            "output_sram": self.sram_area_um2(cfg.output_sram_bytes),
-            "requant": cfg.cols * self.requant_area_um2(cfg.acc_bits, cfg.out_bits),
-            "controller": _v("controller.ge") * _v("nand2.area") * self.area_scale,
-        }
+    def area(self, inv) -> AreaReport:
+        """Silicon area of ``inv`` (an :class:`Inventory` or a family config) in um^2 (and mm^2)."""
+        inv = self._inventory(inv)
+        parts = {c.name: c.count * self.component_area_um2(c) for c in inv.components
+                 if COMPONENT_CLASSES[c.cls].area is not None}
         total = math.fsum(parts.values())
-        notes = (
-            f"PE registers: weight {cfg.weight_bits} + activation {cfg.act_bits} + psum {cfg.acc_bits} bits",
-            f"{cfg.cols} requantizers (one per column)",
-            "SRAM = bits * bitcell * array overhead; banking not priced separately",
-            "controller: rough 10k GE estimate",
-        )
-        return AreaReport(**parts, total_um2=total, total_mm2=total * 1e-6, node_nm=self.node_nm, notes=notes)
+        notes = tuple(f"{c.name}: {c.note}" for c in inv.components if c.note)
+        return AreaReport(parts=parts, classes={c.name: c.cls for c in inv.components if c.name in parts},
+                          total_um2=total, total_mm2=total * 1e-6, node_nm=self.node_nm, notes=notes)
+
+    def price_inventory(self, inv) -> list[dict]:
+        """Per component: class, attributes, count, area per instance and in all, pJ per action."""
+        inv = self._inventory(inv)
+        rows = []
+        for c in inv.components:
+            cc = COMPONENT_CLASSES[c.cls]
+            a = self.component_area_um2(c)
+            rows.append({**c.as_dict(), "attrs": cc.attrs_of(c), "area_um2_each": a, "area_um2": a * c.count,
+                         "actions": {act: {"unit": unit, "pj": self.action_energy_pj(c, act)}
+                                     for act, (unit, _) in cc.actions.items()}})
+        return rows
 
     def tables_as_dict(self) -> dict:
         return tables_as_dict(self)
+
+
+# ---------------------------------------------------------------------------- built-in component classes
+def _reg_write_bits(a: dict) -> int:
+    return a["bits"] if a.get("write_bits") is None else a["write_bits"]
+
+
+for _cc in (
+    ComponentClass("adder", "integer adder of `bits` (line through Horowitz's int8 and int32 adds)", ("bits",),
+                   {"add": ("operation", lambda m, a: m.add_energy_pj(a["bits"]))},
+                   lambda m, a: m.add_area_um2(a["bits"])),
+    ComponentClass("multiplier", "integer multiplier of `a_bits` x `b_bits` (priced by partial products)",
+                   ("a_bits", "b_bits"),
+                   {"mult": ("operation", lambda m, a: m.mult_energy_pj(a["a_bits"], a["b_bits"]))},
+                   lambda m, a: m.mult_area_um2(a["a_bits"], a["b_bits"])),
+    ComponentClass("mac", "multiply-accumulate PE datapath of a weight format (int*: multiplier; ternary: "
+                   "negate+select; binary: XNOR-popcount; pow2: barrel shift) + `acc_bits` accumulator adder",
+                   ("weight_format", "act_bits", "acc_bits"),
+                   {"mac": ("operation", lambda m, a: m.mac_energy_pj(a["weight_format"], a["act_bits"],
+                                                                      a["acc_bits"]))},
+                   lambda m, a: m.mac_area_um2(a["weight_format"], a["act_bits"], a["acc_bits"]),
+                   lambda m, a: m.explain_mac(a["weight_format"], a["act_bits"], a["acc_bits"])),
+    ComponentClass("shifter", "logarithmic barrel shifter: `stages` levels of `bits` MUX2", ("bits", "stages"),
+                   {"shift": ("operation", lambda m, a: a["stages"] * a["bits"] * _DERIVED_V["mux2.energy"]
+                              * m.energy_scale)},
+                   lambda m, a: a["stages"] * a["bits"] * _DERIVED_V["mux2.area"] * m.area_scale),
+    ComponentClass("register", "flip-flop register of `bits`; a write updates `write_bits` (default `bits`)",
+                   ("bits", "write_bits"),
+                   {"write": ("write", lambda m, a: _reg_write_bits(a) * m.register_bit_energy_pj())},
+                   lambda m, a: a["bits"] * m.register_bit_area_um2(), defaults={"write_bits": None}),
+    ComponentClass("sram", "SRAM buffer of `bytes`, accessed in words of `word_bits`", ("bytes", "word_bits"),
+                   {"read": ("word", lambda m, a: m.sram_access_energy_pj(a["bytes"], a["word_bits"])),
+                    "write": ("word", lambda m, a: m.sram_access_energy_pj(a["bytes"], a["word_bits"]))},
+                   lambda m, a: m.sram_area_um2(a["bytes"])),
+    ComponentClass("dram", "off-chip DRAM of the cost model's type (--dram); no on-chip area", (),
+                   {"read": ("byte", lambda m, a: 8 * m.dram_energy_pj_per_bit()),
+                    "write": ("byte", lambda m, a: 8 * m.dram_energy_pj_per_bit())}, None),
+    ComponentClass("requantizer", "power-of-two requantizer lane: rounding adder, barrel shifter, clamp",
+                   ("acc_bits", "out_bits"),
+                   {"convert": ("output", lambda m, a: m.requant_energy_pj(a["acc_bits"], a["out_bits"]))},
+                   lambda m, a: m.requant_area_um2(a["acc_bits"], a["out_bits"]),
+                   lambda m, a: m.explain_requant(a["acc_bits"], a["out_bits"])),
+    ComponentClass("controller", "control logic of `ge` NAND2 equivalents (default: entry controller.ge)",
+                   ("ge",), {}, lambda m, a: a["ge"] * _v("nand2.area") * m.area_scale,
+                   defaults={"ge": _v("controller.ge")}),
+):
+    register_component_class(_cc)
 
 
 # ---------------------------------------------------------------------------- module-level shortcuts

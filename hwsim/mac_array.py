@@ -27,17 +27,26 @@ The next fold's WAIT is the cycle after. IS (no RTL) is WS with the roles of A a
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.config import MacArrayConfig
+from hwsim.config import RTL_DATAFLOWS, WEIGHT_FORMATS, MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.stats import ActionCounts, LayerStats
 
 __all__ = [
+    "PRESETS",
     "FoldPlan",
+    "MacArrayActions",
+    "check_op",
+    "check_rtl",
+    "inventory",
+    "parse_preset",
+    "predict_op",
     "accumulate_tiled",
     "dram_beats",
     "fold_plan",
@@ -47,6 +56,138 @@ __all__ = [
     "unpack_lanes",
     "unpack_outputs",
 ]
+
+
+@dataclass(frozen=True)
+class MacArrayActions:
+    """Per-component action counts of one layer (or a sum of layers), for the cost model.
+
+    SRAM traffic is counted in words of ``MacArrayConfig.sram_word_bits`` and in bytes; an access of
+    X bits costs ceil(X / sram_word_bits) words. DRAM traffic is counted in stream beats and bytes.
+    """
+
+    pe_macs: int = 0
+    """Multiply-accumulates the PEs executed on valid data (includes zero-padded lanes of edge tiles)."""
+    pe_weight_loads: int = 0
+    """Writes of a weight code into a PE's stationary weight register (WS)."""
+    pe_reg_writes: int = 0
+    """Pipeline register writes inside the array (activation/weight/psum hops between PEs)."""
+    input_sram_reads: int = 0
+    input_sram_writes: int = 0
+    weight_sram_reads: int = 0
+    weight_sram_writes: int = 0
+    output_sram_reads: int = 0
+    output_sram_writes: int = 0
+    input_sram_read_bytes: int = 0
+    input_sram_write_bytes: int = 0
+    weight_sram_read_bytes: int = 0
+    weight_sram_write_bytes: int = 0
+    output_sram_read_bytes: int = 0
+    output_sram_write_bytes: int = 0
+    dram_read_beats: int = 0
+    dram_write_beats: int = 0
+    dram_read_bytes: int = 0
+    dram_write_bytes: int = 0
+    requant_ops: int = 0
+    """Outputs passed through the requantizer (shift, round, ReLU, clamp)."""
+
+    def __add__(self, other: MacArrayActions) -> MacArrayActions:
+        return MacArrayActions(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                               for f in dataclasses.fields(self)})
+
+    def scaled(self, factor: int) -> MacArrayActions:
+        return MacArrayActions(**{f.name: getattr(self, f.name) * factor for f in dataclasses.fields(self)})
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    def pairs(self) -> ActionCounts:
+        """The ``(component, action)`` counts the cost model prices, named as in :func:`inventory`.
+
+        SRAM actions count words, DRAM actions bytes; beats and SRAM bytes are not priced.
+        """
+        return ActionCounts({
+            ("pe_mac", "mac"): self.pe_macs,
+            ("pe_weight_reg", "write"): self.pe_weight_loads,
+            ("pe_pipeline_reg", "write"): self.pe_reg_writes,
+            ("input_sram", "read"): self.input_sram_reads,
+            ("input_sram", "write"): self.input_sram_writes,
+            ("weight_sram", "read"): self.weight_sram_reads,
+            ("weight_sram", "write"): self.weight_sram_writes,
+            ("output_sram", "read"): self.output_sram_reads,
+            ("output_sram", "write"): self.output_sram_writes,
+            ("dram", "read"): self.dram_read_bytes,
+            ("dram", "write"): self.dram_write_bytes,
+            ("requant", "convert"): self.requant_ops,
+        })
+
+
+_PRESET_RE = re.compile(rf"^mac-array-(\d+)x(\d+)-(ws|os|is)(?:-({'|'.join(WEIGHT_FORMATS)}))?$")
+#: Named accelerators listed by ``hwsim families``; any ``mac-array-RxC-DF[-FORMAT]`` name works.
+PRESETS = ("mac-array-8x8-ws", "mac-array-8x8-os", "mac-array-16x16-ws", "mac-array-32x32-ws",
+           "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary")
+
+
+def parse_preset(name: str) -> MacArrayConfig | None:
+    """``mac-array-RxC-DF[-FORMAT]`` (FORMAT defaults to int8) as a config; None for other names."""
+    m = _PRESET_RE.match(str(name))
+    if not m:
+        return None
+    return MacArrayConfig(rows=int(m[1]), cols=int(m[2]), dataflow=m[3], weight_format=m[4] or "int8")
+
+
+def check_rtl(cfg: MacArrayConfig) -> None:
+    """Raise if ``cfg`` has no RTL (IS exists in the cycle model only)."""
+    if cfg.dataflow not in RTL_DATAFLOWS:
+        raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected {' or '.join(RTL_DATAFLOWS)}")
+
+
+def inventory(cfg: MacArrayConfig):
+    """The priced components of ``cfg`` (named as in :meth:`MacArrayActions.pairs`)."""
+    from hwsim.cost import Component, Inventory, pe_reg_write_bits
+
+    pes = cfg.rows * cfg.cols
+    w = cfg.sram_word_bits
+    return Inventory(f"mac_array {cfg.rows}x{cfg.cols} {cfg.dataflow} {cfg.weight_format}", (
+        Component("pe_mac", "mac", {"weight_format": cfg.weight_format, "act_bits": cfg.act_bits,
+                                    "acc_bits": cfg.acc_bits}, pes),
+        Component("pe_weight_reg", "register", {"bits": cfg.weight_bits}, pes, "stationary weight register"),
+        Component("pe_pipeline_reg", "register", {"bits": cfg.act_bits + cfg.acc_bits,
+                                                  "write_bits": pe_reg_write_bits(cfg)}, pes,
+                  f"activation + psum registers; a write updates {pe_reg_write_bits(cfg)} bits "
+                  f"({cfg.dataflow} dataflow)"),
+        Component("input_sram", "sram", {"bytes": cfg.input_sram_bytes, "word_bits": w}),
+        Component("weight_sram", "sram", {"bytes": cfg.weight_sram_bytes, "word_bits": w}),
+        Component("output_sram", "sram", {"bytes": cfg.output_sram_bytes, "word_bits": w}),
+        Component("dram", "dram", {}),
+        Component("requant", "requantizer", {"acc_bits": cfg.acc_bits, "out_bits": cfg.out_bits}, cfg.cols,
+                  "one requantizer per column"),
+        Component("controller", "controller", {}, 1, "rough 10k GE estimate (controller.ge)"),
+    ))
+
+
+def check_op(cfg: MacArrayConfig, op) -> None:
+    """The op's weight values must be codes of the PE format and its activations must fit the PE."""
+    from hwsim.models import mac_array as ref
+
+    pe_values = set(ref.weight_values(cfg.weight_format).tolist())
+    layer_values = set(ref.weight_values(op.weight_format).tolist())
+    fits_acts = op.act_bits <= cfg.act_bits or (op.act_bits == 1 and cfg.weight_format == "binary")
+    if not layer_values <= pe_values or not fits_acts:
+        raise HwsimError(
+            f"layer {op.layer!r} ({op.weight_format} weights, {op.act_bits}-bit activations) is not allowed on "
+            f"{cfg.weight_format} PEs with {cfg.act_bits}-bit activations: choose an accelerator whose PE "
+            "format holds these weights (e.g. mac-array-8x8-ws for int8/int4/int2/ternary/pow2)")
+
+
+def predict_op(cfg: MacArrayConfig, op) -> LayerStats:
+    """Counts-only statistics of one GEMM op of a compressed model, on PEs of ``cfg``'s format.
+
+    The op runs with its own weight format and activation width (codes of the PE's format); pricing
+    uses the PE physically present (the inventory of ``cfg``).
+    """
+    lcfg = cfg.replace(weight_format=op.weight_format, act_bits=op.act_bits)
+    return predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer)
 
 
 @dataclass(frozen=True)
@@ -170,7 +311,7 @@ def _words(bits: np.ndarray | int, word_bits: int):
     return -(-np.asarray(bits, dtype=np.int64) // word_bits)
 
 
-def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> ActionCounts:
+def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
     R, C, wb = cfg.rows, cfg.cols, cfg.sram_word_bits
     ws_like = cfg.dataflow in ("ws", "is")
     if cfg.dataflow == "is":
@@ -204,7 +345,7 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> ActionCounts:
         wt_w, wt_r, wt_bits = w_words, w_words, nw * stat_bits
     dram_bits = nw * stat_bits + na * strm_bits
     out_bits = out_rows * cfg.out_beat_bits
-    return ActionCounts(
+    return MacArrayActions(
         pe_macs=pe_macs,
         pe_weight_loads=pe_w,
         pe_reg_writes=pe_regs,

@@ -9,8 +9,7 @@ energy are those of ONE inference (batch 1). Pooling, ReLU, sign and residual ad
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,46 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hwsim.config import MacArrayConfig
-from hwsim.cost import CostModel
+from hwsim.cost import TABLE_VERSION, CostModel
 from hwsim.errors import HwsimError
-from hwsim.mac_array import predict_gemm, simulate_gemm
-from hwsim.models import mac_array as ref
+from hwsim.families import Accelerator, Unit, resolve_accel
 
-__all__ = ["PRESETS", "LayerReport", "SimReport", "format_report", "resolve_accel", "simulate"]
-
-_PRESET_RE = re.compile(r"^mac-array-(\d+)x(\d+)-(ws|os|is)(?:-(int8|int4|int2|ternary|binary|pow2))?$")
-#: Named accelerators; any ``mac-array-RxC-DF[-FORMAT]`` name works (FORMAT defaults to int8).
-PRESETS = ("mac-array-8x8-ws", "mac-array-8x8-os", "mac-array-16x16-ws", "mac-array-32x32-ws",
-           "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary")
-
-
-def resolve_accel(accel: str | MacArrayConfig) -> MacArrayConfig:
-    """A :class:`MacArrayConfig` from a preset name, a YAML/JSON file of its fields, or a config object."""
-    if isinstance(accel, MacArrayConfig):
-        return accel
-    m = _PRESET_RE.match(str(accel))
-    if m:
-        rows, cols, df, fmt = int(m[1]), int(m[2]), m[3], m[4] or "int8"
-        return MacArrayConfig(rows=rows, cols=cols, dataflow=df, weight_format=fmt)
-    p = Path(str(accel))
-    if p.suffix.lower() in (".yaml", ".yml", ".json"):
-        if not p.is_file():
-            raise HwsimError(f"--accel={accel!r} is not allowed: no such file")
-        try:
-            if p.suffix.lower() == ".json":
-                data = json.loads(p.read_text())
-            else:
-                import yaml
-                data = yaml.safe_load(p.read_text())
-        except Exception as e:  # noqa: BLE001 - one-line error for any parse failure
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise HwsimError(f"--accel={accel!r} is not valid YAML/JSON: {first}") from None
-        if isinstance(data, dict) and "mac_array" in data:
-            data = data["mac_array"]
-        return MacArrayConfig.from_dict(data)
-    raise HwsimError(f"--accel={accel!r} is not allowed: expected a preset like {', '.join(PRESETS)} "
-                     "(mac-array-RxC-ws|os|is[-format]) or a .yaml/.json config file")
+__all__ = ["LayerReport", "SimReport", "format_report", "resolve_accel", "simulate"]
 
 
 def _load_model(model: str):
@@ -71,18 +35,6 @@ def _load_model(model: str):
         return load_model(p)
     raise HwsimError(f"model={model!r} is not allowed: expected one of {', '.join(zoo.list_models())} "
                      "or a model .npz file")
-
-
-def _check_runs_on(cfg: MacArrayConfig, layer_name: str, fmt: str, act_bits: int) -> None:
-    """The layer's weight values must be codes of the array's PE format and its activations must fit."""
-    pe_values = set(ref.weight_values(cfg.weight_format).tolist())
-    layer_values = set(ref.weight_values(fmt).tolist())
-    fits_acts = act_bits <= cfg.act_bits or (act_bits == 1 and cfg.weight_format == "binary")
-    if not layer_values <= pe_values or not fits_acts:
-        raise HwsimError(
-            f"layer {layer_name!r} ({fmt} weights, {act_bits}-bit activations) is not allowed on "
-            f"{cfg.weight_format} PEs with {cfg.act_bits}-bit activations: choose an accelerator whose PE "
-            "format holds these weights (e.g. mac-array-8x8-ws for int8/int4/int2/ternary/pow2)")
 
 
 @dataclass
@@ -111,7 +63,7 @@ class SimReport:
 
     model: str
     compress: str
-    accel: MacArrayConfig
+    accel: Accelerator
     layers: list[LayerReport] = field(default_factory=list)
     cycles: int = 0
     latency_us: float = 0.0
@@ -130,9 +82,16 @@ class SimReport:
     wall_seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["accel"] = self.accel.to_dict()
+        d = dataclasses.asdict(dataclasses.replace(self, accel=None))
+        d["accel"] = self.accel.as_dict()
         return d
+
+    @property
+    def unit(self) -> Unit:
+        """The unit that ran the model's conv/linear layers."""
+        return self.accel.units[self._unit_index]
+
+    _unit_index: int = 0
 
 
 class _Progress:
@@ -158,49 +117,72 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def simulate(model: str = "digits-cnn", accel: str | MacArrayConfig = "mac-array-8x8-ws",
-             compress: str = "int8", node_nm: int = 45, dram: str = "lpddr4", progress: bool = True) -> SimReport:
-    """Compress ``model``, run it on ``accel`` bit-exactly over the digits test set, and price it."""
+def _gemm_unit(acc: Accelerator, cm) -> tuple[int, Unit]:
+    """The unit that runs the model's GEMM-lowered layers (every compute layer must route to one)."""
+    chosen: dict[int, list[str]] = {}
+    for layer in cm.compute_layers():
+        unit = acc.unit_for(layer.kind, layer.name)
+        chosen.setdefault(acc.units.index(unit), []).append(layer.name)
+    if len(chosen) != 1:
+        raise HwsimError(f"--accel={acc.name!r} is not allowed: the model's layers route to "
+                         f"{len(chosen)} units ({'; '.join(f'unit {i}: ' + ', '.join(n) for i, n in chosen.items())})"
+                         "; running one model's GEMM layers on several units is not modelled")
+    i = next(iter(chosen))
+    return i, acc.units[i]
+
+
+def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str = "int8", node_nm: int = 45,
+             dram: str = "lpddr4", progress: bool = True) -> SimReport:
+    """Compress ``model``, run it on ``accel`` bit-exactly over the digits test set, and price it.
+
+    ``accel`` is a preset name of any registered family, a YAML/JSON file, a family config or an
+    :class:`hwsim.families.Accelerator`; each layer runs on the unit whose family runs its kind.
+    """
     from hwsim.models import compress as comp
     from hwsim.models import zoo
 
     t_start = time.perf_counter()
-    cfg = resolve_accel(accel)
+    acc = resolve_accel(accel)
     comp.parse_compress_spec(compress)
     fmodel = _load_model(model)
     cost = CostModel(node_nm=node_nm, dram=dram)
     x_tr, _, x_te, y_te = zoo.load_digits_split()
-    cm = comp.compress(fmodel, compress, x_tr[:512], cfg=cfg)
+    # Route before compressing: a layer no unit runs fails at once.
+    for layer in fmodel.compute_layers():
+        acc.unit_for(layer.kind, layer.name)
+    cm = comp.compress(fmodel, compress, x_tr[:512], cfg=acc.units[0].config)
+    index, unit = _gemm_unit(acc, cm)
+    fam, cfg = unit.family, unit.config
+    predict, execute, check_op = fam.load("predict"), fam.load("execute"), fam.load("check_op")
+    inv = fam.load("inventory")(cfg)
     ops = cm.gemm_ops(batch=1)
     for op in ops:
-        _check_runs_on(cfg, op.layer, op.weight_format, op.act_bits)
+        check_op(cfg, op)
 
     bar = _Progress(len(ops) + len(cm.compute_layers()), "simulating", progress)
     # Per-inference timing, actions and energy, GEMM by GEMM (batch 1).
-    rep = SimReport(model=model, compress=compress, accel=cfg, test_images=len(y_te))
+    rep = SimReport(model=model, compress=compress, accel=acc, test_images=len(y_te), _unit_index=index)
     by_layer: dict[str, LayerReport] = {}
     for op in ops:
-        lcfg = cfg.replace(weight_format=op.weight_format, act_bits=op.act_bits)
-        st = predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer)
-        # Price on the PE format physically present (an int8 PE running int4 weights costs an int8 MAC).
-        e = cost.energy(cfg, st.actions, st.cycles).components()
-        a = st.actions
-        sram = (a.input_sram_read_bytes + a.input_sram_write_bytes + a.weight_sram_read_bytes
-                + a.weight_sram_write_bytes + a.output_sram_read_bytes + a.output_sram_write_bytes)
+        st = predict(cfg, op)
+        # Priced on the inventory physically present (an int8 PE running int4 weights costs an int8 MAC).
+        e = cost.energy(inv, st.actions, st.cycles).components()
+        traffic = st.actions.as_dict()
         lr = by_layer.get(op.layer)
         if lr is None:
             lr = by_layer[op.layer] = LayerReport(op.layer, "", op.weight_format, 0, 0, 0, 0.0, 0, 0, {})
         lr.macs += st.macs
         lr.cycles += st.cycles
         lr.stall_cycles += st.stall_cycles
-        lr.sram_bytes += sram
-        lr.dram_bytes += a.dram_read_bytes + a.dram_write_bytes
+        lr.sram_bytes += sum(v for k, v in traffic.items() if "sram" in k and k.endswith("_bytes"))
+        lr.dram_bytes += sum(v for k, v in traffic.items() if k.startswith("dram") and k.endswith("_bytes"))
         for k, v in e.items():
             lr.energy_pj[k] = lr.energy_pj.get(k, 0.0) + v
         lr.shape = f"{op.m}x{op.k}x{op.n}" + (f" x{op.group + 1}g" if op.group else "")
         bar.step(op.layer)
+    peak = getattr(cfg, "peak_macs_per_cycle", None)
     for lr in by_layer.values():
-        lr.utilization = lr.macs / (cfg.rows * cfg.cols * lr.cycles)
+        lr.utilization = lr.macs / (peak * lr.cycles) if peak else float("nan")
     rep.layers = list(by_layer.values())
     rep.cycles = sum(lr.cycles for lr in rep.layers)
     rep.macs = sum(lr.macs for lr in rep.layers)
@@ -208,9 +190,8 @@ def simulate(model: str = "digits-cnn", accel: str | MacArrayConfig = "mac-array
     rep.inferences_per_s = 1e6 / rep.latency_us
     rep.energy_pj = sum(lr.total_pj for lr in rep.layers)
     rep.tops_per_w = 2 * rep.macs / rep.energy_pj  # ops per pJ == TOPS/W
-    area = cost.area(cfg)
-    rep.area_mm2 = area.total_mm2
-    rep.cost_notes = [f"energy and area: hwsim.cost tables v{area.table_version}, {node_nm} nm, DRAM {dram}"]
+    rep.area_mm2 = math.fsum(cost.area(u.family.load("inventory")(u.config)).total_mm2 for u in acc.units)
+    rep.cost_notes = [f"energy and area: hwsim.cost tables v{TABLE_VERSION}, {node_nm} nm, DRAM {dram}"]
 
     # Accuracy: float, compressed model in the reference, compressed model through the simulator.
     rep.accuracy_float = float(np.mean(fmodel.forward_float(x_te).argmax(axis=1) == y_te))
@@ -218,7 +199,7 @@ def simulate(model: str = "digits-cnn", accel: str | MacArrayConfig = "mac-array
     compared = [0]
 
     def sim_gemm(a, w, lcfg, shift, relu, bias=None):
-        out, _ = simulate_gemm(lcfg, a, w, shift=shift, relu=relu, bias=bias)
+        out, _ = execute(lcfg, a, w, shift=shift, relu=relu, bias=bias)
         compared[0] += out.size
         return out
 
@@ -235,23 +216,23 @@ def simulate(model: str = "digits-cnn", accel: str | MacArrayConfig = "mac-array
 
 def format_report(rep: SimReport) -> str:
     """The human-readable report printed by ``hwsim simulate``."""
-    cfg = rep.accel
+    unit = rep.unit
+    cfg = unit.config
     lines = [
-        f"hwsim simulate: {rep.model} compressed {rep.compress} on mac_array {cfg.rows}x{cfg.cols} "
-        f"{cfg.dataflow.upper()} ({cfg.weight_format} PEs, {cfg.acc_bits}-bit acc, {cfg.clock_mhz:g} MHz, "
-        f"DRAM {cfg.dram_bytes_per_cycle:g} B/cycle)",
+        f"hwsim simulate: {rep.model} compressed {rep.compress} on {rep.accel.name}: {unit.family.name} "
+        f"{cfg.describe() if hasattr(cfg, 'describe') else ''}".rstrip(),
         "",
-        "Per layer, one inference (energy in pJ; SRAM/DRAM in bytes):",
+        "Per layer, one inference (energy in pJ per inventory component; SRAM/DRAM in bytes):",
     ]
-    comps = ["pe_mac", "pe_registers", "input_sram", "weight_sram", "output_sram", "dram", "requant"]
+    comps = [c for c in (rep.layers[0].energy_pj if rep.layers else {}) if c != "leakage"]
     hdr = (f"{'layer':<10} {'gemm m x k x n':<16} {'format':<8} {'MACs':>8} {'cycles':>8} {'stalls':>7} {'util':>6} "
-           f"{'SRAM B':>8} {'DRAM B':>8} " + " ".join(f"{c:>12}" for c in comps) + f" {'total pJ':>10}")
+           f"{'SRAM B':>8} {'DRAM B':>8} " + " ".join(f"{c:>{max(12, len(c))}}" for c in comps) + f" {'total pJ':>10}")
     lines += [hdr, "-" * len(hdr)]
     for lr in rep.layers:
         lines.append(
             f"{lr.name:<10} {lr.shape:<16} {lr.weight_format:<8} {lr.macs:>8} {lr.cycles:>8} {lr.stall_cycles:>7} "
             f"{lr.utilization:>6.3f} {lr.sram_bytes:>8} {lr.dram_bytes:>8} "
-            + " ".join(f"{lr.energy_pj.get(c, 0.0):>12.1f}" for c in comps) + f" {lr.total_pj:>10.1f}")
+            + " ".join(f"{lr.energy_pj.get(c, 0.0):>{max(12, len(c))}.1f}" for c in comps) + f" {lr.total_pj:>10.1f}")
     lines += [
         "",
         "Totals (one inference):",
@@ -260,7 +241,8 @@ def format_report(rep: SimReport) -> str:
         f"  MACs             {rep.macs:,}",
         f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ)",
         f"  efficiency       {rep.tops_per_w:.3f} TOPS/W (2 ops per MAC)",
-        f"  area             {rep.area_mm2:.4f} mm^2 (analytic, PEs + SRAMs + requantizers + controller)",
+        f"  area             {rep.area_mm2:.4f} mm^2 (analytic, every inventory component; 'hwsim cost "
+        f"{unit.family.name}' lists them)",
         f"  cost source      {'; '.join(rep.cost_notes)} (run 'hwsim cost' for every entry and its citation)",
         "",
         f"Accuracy on {rep.test_images} digits test images:",

@@ -3,53 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["ActionCounts", "LayerStats"]
 
 
 @dataclass(frozen=True)
 class ActionCounts:
-    """Per-component action counts of one layer (or a sum of layers), for the cost model.
+    """Counts of ``(component, action)`` pairs, what the cost model prices.
 
-    SRAM traffic is counted in words of ``MacArrayConfig.sram_word_bits`` and in bytes; an access of
-    X bits costs ceil(X / sram_word_bits) words. DRAM traffic is counted in stream beats and bytes.
+    Component names are those of the family's inventory (:class:`hwsim.cost.Inventory`); actions are
+    those of the component's class (``read``/``write`` words of an SRAM, bytes of DRAM, ``mac``, ...).
+    A family's cycle model may keep richer counters of its own (bytes, beats) and give these pairs by
+    ``pairs()``; :meth:`pairs` of this class returns itself.
     """
 
-    pe_macs: int = 0
-    """Multiply-accumulates the PEs executed on valid data (includes zero-padded lanes of edge tiles)."""
-    pe_weight_loads: int = 0
-    """Writes of a weight code into a PE's stationary weight register (WS)."""
-    pe_reg_writes: int = 0
-    """Pipeline register writes inside the array (activation/weight/psum hops between PEs)."""
-    input_sram_reads: int = 0
-    input_sram_writes: int = 0
-    weight_sram_reads: int = 0
-    weight_sram_writes: int = 0
-    output_sram_reads: int = 0
-    output_sram_writes: int = 0
-    input_sram_read_bytes: int = 0
-    input_sram_write_bytes: int = 0
-    weight_sram_read_bytes: int = 0
-    weight_sram_write_bytes: int = 0
-    output_sram_read_bytes: int = 0
-    output_sram_write_bytes: int = 0
-    dram_read_beats: int = 0
-    dram_write_beats: int = 0
-    dram_read_bytes: int = 0
-    dram_write_bytes: int = 0
-    requant_ops: int = 0
-    """Outputs passed through the requantizer (shift, round, ReLU, clamp)."""
+    counts: dict = field(default_factory=dict)
 
-    def __add__(self, other: ActionCounts) -> ActionCounts:
-        return ActionCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name)
-                               for f in dataclasses.fields(self)})
+    def pairs(self) -> ActionCounts:
+        return self
+
+    def get(self, component: str, action: str) -> int:
+        return self.counts.get((component, action), 0)
+
+    def __add__(self, other) -> ActionCounts:
+        out = dict(self.counts)
+        for key, v in other.pairs().counts.items():
+            out[key] = out.get(key, 0) + v
+        return ActionCounts(out)
 
     def scaled(self, factor: int) -> ActionCounts:
-        return ActionCounts(**{f.name: getattr(self, f.name) * factor for f in dataclasses.fields(self)})
+        return ActionCounts({key: v * factor for key, v in self.counts.items()})
 
     def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        return {f"{c}.{a}": v for (c, a), v in self.counts.items()}
 
 
 @dataclass(frozen=True)
@@ -71,7 +58,8 @@ class LayerStats:
     folds: int
     macs: int
     utilization: float
-    actions: ActionCounts
+    actions: object
+    """The family's action counters: :class:`ActionCounts` or an object whose ``pairs()`` gives them."""
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)

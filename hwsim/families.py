@@ -1,0 +1,377 @@
+"""The accelerator-family registry: one record per family drives the CLI, presets, simulate, cost, synth
+and co-simulation, so adding a family adds its own files and one :func:`register` call, never a branch.
+
+A :class:`Family` names its config class (a frozen dataclass mixing in
+:class:`hwsim.config.FamilyConfig`), its preset parser, the model layer kinds its units run, and its
+views. Views that need Amaranth or cocotb (RTL, co-simulation) are ``"module:attribute"`` strings
+imported only when used (:meth:`Family.load`), so ``hwsim simulate`` never imports either.
+
+Entry-point protocol (what each view's callable takes and returns)
+------------------------------------------------------------------
+``parse_preset(name) -> config | None``
+    The config a preset name stands for, or None if the name is not this family's.
+``inventory(cfg) -> hwsim.cost.Inventory``
+    The priced components of one accelerator (see :mod:`hwsim.cost`).
+``predict(cfg, op) -> LayerStats``
+    Counts-only cycle model of one :class:`hwsim.models.compress.GemmOp` (closed form).
+``execute(cfg, a, w, shift, relu, bias=None) -> (values, LayerStats)``
+    Value path: the bit-exact outputs of one GEMM and its statistics.
+``check_op(cfg, op) -> None``
+    Raises :class:`HwsimError` if this unit cannot run ``op`` (e.g. weight codes the PE lacks).
+``rtl(cfg) -> (verilog text, metadata dict)``
+    The generated Verilog of the top ``cfg.top_name`` and its metadata (ports from the signature).
+``rtl_check(cfg) -> None``
+    Raises :class:`HwsimError` if ``cfg`` has no RTL (e.g. a dataflow modelled only in the cycle model).
+``cosim(cfg, seed, count, waves, workdir) -> report``
+    Randomized Verilator regression; the report has ``layers`` (dicts with name, kind, shape, vectors,
+    mismatches, rtl_cycles, predicted_cycles), ``vectors``, ``mismatches``, ``cycle_mismatches``,
+    ``passed``, ``wall_seconds``, ``build_cached``, ``workdir`` and ``as_dict()``.
+
+Third-party families register themselves from the ``hwsim.families`` entry-point group (the entry point
+names a module or a callable; importing or calling it must call :func:`register`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hwsim.errors import HwsimError
+
+__all__ = [
+    "VIEWS",
+    "Accelerator",
+    "CliOption",
+    "Family",
+    "Unit",
+    "all_families",
+    "config_from_mapping",
+    "family_of",
+    "get_family",
+    "load_mapping_file",
+    "register",
+    "resolve_accel",
+    "unregister",
+    "write_verilog",
+]
+
+#: The views a family may provide, in the order ``hwsim families`` lists them.
+VIEWS = ("reference", "cycle model", "RTL", "cosim", "synth", "cost")
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """A family-specific option of one CLI command (e.g. ``synth mac-array --requant``).
+
+    ``run(cfg, args) -> (text, json_data)`` runs when the flag is given and its text is printed after the
+    command's own output; ``json_data`` is stored under ``flag`` in ``--json``.
+    """
+
+    command: str
+    flag: str
+    help: str
+    run: str | Callable
+
+
+@dataclass(frozen=True)
+class Family:
+    """One accelerator family (see the module docstring for each entry point's protocol).
+
+    Parameters
+    ----------
+    name : str
+        CLI name, e.g. ``mac-array``; also the key its YAML/JSON configs may sit under (as ``mac_array``).
+    config_cls : type
+        Frozen dataclass mixing in :class:`hwsim.config.FamilyConfig`.
+    description : str
+        One line for ``hwsim families``.
+    presets : tuple of str
+        Example preset names, listed by ``hwsim families``; ``preset_pattern`` describes all of them.
+    workload_kinds : tuple of str
+        Model layer kinds (``conv2d``, ``linear``, ...) this family's units run in ``simulate``.
+    reference, cycle_model : str
+        Modules holding the bit-exact reference and the cycle-level model.
+    synth_groups : tuple of (label, module kinds, inventory components)
+        Rows of the synthesized-vs-analytic table of ``hwsim synth``: synthesized modules of the given
+        kinds against the analytic area of the given inventory components.
+    """
+
+    name: str
+    config_cls: type
+    description: str
+    presets: tuple[str, ...] = ()
+    preset_pattern: str = ""
+    parse_preset: str | Callable | None = None
+    workload_kinds: tuple[str, ...] = ()
+    reference: str | None = None
+    cycle_model: str | None = None
+    inventory: str | Callable | None = None
+    predict: str | Callable | None = None
+    execute: str | Callable | None = None
+    check_op: str | Callable | None = None
+    rtl: str | Callable | None = None
+    rtl_check: str | Callable | None = None
+    cosim: str | Callable | None = None
+    synth_groups: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+    cli_options: tuple[CliOption, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("-", "_")
+
+    def load(self, attr: str) -> Callable:
+        """The entry point ``attr`` (importing its module now); an error names a missing view."""
+        target = getattr(self, attr)
+        if target is None:
+            raise HwsimError(f"family {self.name!r} has no {attr} view: available views are "
+                             f"{', '.join(v for v, ok in self.views().items() if ok) or 'none'}")
+        return _resolve(target)
+
+    def views(self) -> dict[str, bool]:
+        return {
+            "reference": self.reference is not None,
+            "cycle model": self.predict is not None,
+            "RTL": self.rtl is not None,
+            "cosim": self.cosim is not None,
+            "synth": self.rtl is not None and self.inventory is not None,
+            "cost": self.inventory is not None,
+        }
+
+    def preset(self, name: str):
+        """The config for preset ``name``, or None if it is not one of this family's presets."""
+        return None if self.parse_preset is None else _resolve(self.parse_preset)(name)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "config": self.config_cls.__name__, "description": self.description,
+            "presets": list(self.presets), "preset_pattern": self.preset_pattern,
+            "workload_kinds": list(self.workload_kinds), "views": self.views(),
+            "fields": [{"name": f.name, "type": f.type.__name__, "default": f.default, "choices": f.choices,
+                        "help": f.help} for f in self.config_cls.cli_fields()],
+        }
+
+
+def _resolve(target: str | Callable) -> Callable:
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------- registry
+_REGISTRY: dict[str, Family] = {}
+_PLUGINS_LOADED = False
+
+
+def register(family: Family, replace: bool = False) -> Family:
+    """Add ``family`` to the registry (``replace=True`` to redefine one of the same name)."""
+    if not isinstance(family, Family):
+        raise HwsimError(f"family={family!r} is not allowed: expected a hwsim.families.Family")
+    if family.name in _REGISTRY and not replace:
+        raise HwsimError(f"family={family.name!r} is already registered")
+    if getattr(family.config_cls, "FAMILY", None) != family.name:
+        raise HwsimError(f"family={family.name!r}: {family.config_cls.__name__}.FAMILY must be {family.name!r}")
+    _REGISTRY[family.name] = family
+    return family
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def _load_plugins() -> None:
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="hwsim.families"):
+        obj = ep.load()
+        if callable(obj):
+            obj()
+
+
+def all_families() -> list[Family]:
+    _load_plugins()
+    return list(_REGISTRY.values())
+
+
+def get_family(name: str) -> Family:
+    """The registered family ``name`` (``mac-array`` or ``mac_array``); one-line error listing them all."""
+    _load_plugins()
+    fam = _REGISTRY.get(str(name)) or _REGISTRY.get(str(name).replace("_", "-"))
+    if fam is None:
+        raise HwsimError(f"family={name!r} is not allowed: expected one of {', '.join(_REGISTRY)}")
+    return fam
+
+
+def family_of(cfg) -> Family:
+    """The family whose config class ``cfg`` is an instance of."""
+    for fam in all_families():
+        if type(cfg) is fam.config_cls:
+            return fam
+    raise HwsimError(f"cfg={type(cfg).__name__} is not allowed: expected a config of a registered family "
+                     f"({', '.join(f.config_cls.__name__ for f in all_families())})")
+
+
+# ---------------------------------------------------------------------------------------------- configs
+def load_mapping_file(path: str | Path, what: str) -> dict:
+    """A YAML or JSON file's top-level mapping; one-line errors name ``what`` (e.g. ``--config``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise HwsimError(f"{what}={str(path)!r} is not allowed: no such file")
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(p.read_text())
+        else:
+            import yaml
+            data = yaml.safe_load(p.read_text())
+    except Exception as e:  # noqa: BLE001 - one-line error for any parse failure
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise HwsimError(f"{what}={str(path)!r} is not valid YAML/JSON: {first}") from None
+    if not isinstance(data, dict):
+        raise HwsimError(f"{what}={str(path)!r} is not allowed: expected a mapping of config fields")
+    return data
+
+
+def config_from_mapping(family: Family, data: dict):
+    """``family``'s config from a mapping of its fields, optionally under the family's key."""
+    for key in (family.key, family.name):
+        if isinstance(data, dict) and key in data:
+            data = data[key]
+            break
+    return family.config_cls.from_dict(data)
+
+
+def write_verilog(cfg, out_dir) -> tuple[Path, Path]:
+    """Write ``<top>.v`` and ``<top>.json`` (metadata) of ``cfg``'s family RTL into ``out_dir``."""
+    fam = family_of(cfg)
+    if fam.rtl_check is not None:
+        fam.load("rtl_check")(cfg)
+    text, meta = fam.load("rtl")(cfg)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    v_path, j_path = out_dir / f"{cfg.top_name}.v", out_dir / f"{cfg.top_name}.json"
+    v_path.write_text(text)
+    j_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return v_path, j_path
+
+
+# ---------------------------------------------------------------------------------------------- accelerators
+@dataclass(frozen=True)
+class Unit:
+    """One unit of an accelerator: a family and its config."""
+
+    family: Family
+    config: object
+
+    def as_dict(self) -> dict:
+        return {"family": self.family.name, **self.config.to_dict()}
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """What ``simulate --accel`` runs on: one or more units; each model layer goes to the unit whose
+    family runs its kind."""
+
+    name: str
+    units: tuple[Unit, ...] = field(default_factory=tuple)
+
+    def unit_for(self, kind: str, layer: str) -> Unit:
+        for u in self.units:
+            if kind in u.family.workload_kinds:
+                return u
+        runs = "; ".join(f"{u.family.name} runs {', '.join(u.family.workload_kinds) or 'nothing'}"
+                         for u in self.units)
+        raise HwsimError(f"layer {layer!r} (kind {kind}) is not allowed on accelerator {self.name}: "
+                         f"no unit runs {kind} layers ({runs})")
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "units": [u.as_dict() for u in self.units]}
+
+
+def _unit_from_mapping(data: dict, what: str) -> Unit:
+    if "family" in data:
+        fam = get_family(data["family"])
+        return Unit(fam, fam.config_cls.from_dict({k: v for k, v in data.items() if k != "family"}))
+    keys = [f for f in all_families() if f.key in data or f.name in data]
+    if len(keys) == 1 and len(data) == 1:
+        return Unit(keys[0], config_from_mapping(keys[0], data))
+    raise HwsimError(f"{what} is not allowed: expected a mapping with 'family: NAME' and its fields, or the "
+                     f"fields under one family key ({', '.join(f.key for f in all_families())}), or 'units:'")
+
+
+def resolve_accel(accel) -> Accelerator:
+    """An :class:`Accelerator` from a preset of any family, a YAML/JSON file, a config or an Accelerator.
+
+    A file holds either one unit (``family: mac-array`` plus its fields, or its fields under the family's
+    key) or ``units:`` a list of such mappings.
+    """
+    if isinstance(accel, Accelerator):
+        return accel
+    if dataclasses.is_dataclass(accel) and not isinstance(accel, type):
+        fam = family_of(accel)
+        return Accelerator(fam.name, (Unit(fam, accel),))
+    name = str(accel)
+    for fam in all_families():
+        cfg = fam.preset(name)
+        if cfg is not None:
+            return Accelerator(name, (Unit(fam, cfg),))
+    p = Path(name)
+    if p.suffix.lower() in (".yaml", ".yml", ".json"):
+        data = load_mapping_file(p, "--accel")
+        if "units" in data:
+            units = data["units"]
+            if not isinstance(units, list) or not units or not all(isinstance(u, dict) for u in units):
+                raise HwsimError(f"--accel={name!r} units is not allowed: expected a non-empty list of mappings")
+            return Accelerator(p.stem, tuple(_unit_from_mapping(u, f"--accel={name!r} unit {i}")
+                                             for i, u in enumerate(units)))
+        return Accelerator(p.stem, (_unit_from_mapping(data, f"--accel={name!r}"),))
+    examples = ", ".join(ps for f in all_families() for ps in f.presets[:3])
+    patterns = "; ".join(f.preset_pattern for f in all_families() if f.preset_pattern)
+    raise HwsimError(f"--accel={name!r} is not allowed: expected a preset like {examples} ({patterns}) "
+                     "or a .yaml/.json config file")
+
+
+# ---------------------------------------------------------------------------------------------- built-ins
+def _builtin() -> None:
+    from hwsim.config import MacArrayConfig
+
+    register(Family(
+        name="mac-array",
+        config_cls=MacArrayConfig,
+        description="quantized systolic MAC array: WS/OS (IS in the model), int8/int4/int2/ternary/binary/pow2 PEs",
+        presets=("mac-array-8x8-ws", "mac-array-8x8-os", "mac-array-16x16-ws", "mac-array-32x32-ws",
+                 "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary"),
+        preset_pattern="mac-array-RxC-ws|os|is[-FORMAT]",
+        parse_preset="hwsim.mac_array:parse_preset",
+        workload_kinds=("conv2d", "linear"),
+        reference="hwsim.models.mac_array",
+        cycle_model="hwsim.mac_array",
+        inventory="hwsim.mac_array:inventory",
+        predict="hwsim.mac_array:predict_op",
+        execute="hwsim.mac_array:simulate_gemm",
+        check_op="hwsim.mac_array:check_op",
+        rtl="hwsim.rtl.mac_array:generate_verilog",
+        rtl_check="hwsim.mac_array:check_rtl",
+        cosim="hwsim.cosim.regression:run_regression",
+        synth_groups=(
+            ("PEs (MAC + pipeline registers)", ("pe",), ("pe_mac", "pe_weight_reg", "pe_pipeline_reg")),
+            ("array skew/deskew registers", ("array",), ()),
+            ("requantizers", ("requant",), ("requant",)),
+            ("controller (top-level logic)", ("top",), ("controller",)),
+        ),
+        cli_options=(CliOption("synth", "--requant", "also compare shift- vs multiplier-based requantizers",
+                               "hwsim.synth:requant_option"),),
+    ))
+
+
+_builtin()

@@ -1,82 +1,89 @@
-"""The ``hwsim`` command line. Bad input prints one line ``hwsim: error: ...`` and exits with status 2."""
+"""The ``hwsim`` command line. Bad input prints one line ``hwsim: error: ...`` and exits with status 2.
+
+Every family command (``generate``, ``cosim``, ``synth``, ``cost``) takes the family's name and its
+config flags, both read from the registry (:mod:`hwsim.families`): the flags are generated from the
+config dataclass's fields, so adding a family needs no edit here.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
-from hwsim.config import DATAFLOWS, OVERFLOW_MODES, ROUNDING_MODES, WEIGHT_FORMATS, MacArrayConfig
+from hwsim import families as fams
 from hwsim.errors import HwsimError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+#: flag -> config field, for turning argparse's type errors into field-named messages.
+_FLAG_FIELD: dict[str, str] = {}
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse's default prints the usage too)
+        m = re.match(r"argument (\w+): invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if m:
+            allowed = ", ".join(c.strip(" '") for c in m.group(3).split(","))
+            raise HwsimError(f"{m.group(1).lower()}={m.group(2)!r} is not allowed: expected one of {allowed}")
+        m = re.match(r"argument ([-\w]+)(?:/[-\w]+)*: invalid (\w+) value: '(.*)'$", message)
+        if m:
+            what = {"int": "an integer", "float": "a number"}.get(m.group(2), m.group(2))
+            raise HwsimError(f"{_FLAG_FIELD.get(m.group(1), m.group(1))}={m.group(3)!r} is not allowed: "
+                             f"expected {what}")
         raise HwsimError(message)
 
 
-def _load_config_file(path: str) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise HwsimError(f"--config={path!r} is not allowed: no such file")
-    text = p.read_text()
-    try:
-        if p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-            data = yaml.safe_load(text)
+# ------------------------------------------------------------------------------------------ config flags
+def _add_config_flags(p: argparse.ArgumentParser, fam: fams.Family) -> None:
+    cls = fam.config_cls
+    g = p.add_argument_group(f"{fam.name} configuration (fields of {cls.__name__}; flags override --config)")
+    g.add_argument("--config", metavar="FILE",
+                   help=f"YAML/JSON mapping of {cls.__name__} fields, optionally under a '{fam.key}:' key")
+    for f in cls.cli_fields():
+        help_text = f.help
+        if f.choices:
+            help_text += f" One of: {', '.join(f.choices)}."
+        default = "derived" if f.default is None and f.optional else f.default
+        help_text += f" (default: {default})"
+        kwargs = {"dest": f"cfg__{f.name}", "default": None, "help": help_text.replace("%", "%%")}
+        if f.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            data = json.loads(text)
-    except Exception as e:  # noqa: BLE001 - any parse error becomes one line
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise HwsimError(f"--config={path!r} is not valid YAML/JSON: {first}") from None
-    if isinstance(data, dict) and "mac_array" in data:
-        data = data["mac_array"]
+            kwargs["type"] = f.type
+            kwargs["metavar"] = "|".join(f.choices) if f.choices else f.type.__name__.upper()
+        for flag in (f.flag, *f.aliases):
+            _FLAG_FIELD[flag] = f.name
+        g.add_argument(f.flag, *f.aliases, **kwargs)
+
+
+def _config_from_args(args):
+    fam = args.family_obj
+    data = fams.load_mapping_file(args.config, "--config") if args.config else {}
+    for key in (fam.key, fam.name):
+        if key in data:
+            data = data[key]
+            break
     if not isinstance(data, dict):
-        raise HwsimError(f"--config={path!r} is not allowed: expected a mapping of MacArrayConfig fields")
-    return data
+        raise HwsimError(f"--config={args.config!r} is not allowed: expected a mapping of "
+                         f"{fam.config_cls.__name__} fields")
+    data = dict(data)
+    for name, value in vars(args).items():
+        if name.startswith("cfg__") and value is not None:
+            data[name[5:]] = value
+    return fam.config_cls.from_dict(data)
 
 
-_FLAG_FIELDS = {
-    "rows": "rows", "cols": "cols", "dataflow": "dataflow", "weights": "weight_format",
-    "act_bits": "act_bits", "acc_bits": "acc_bits", "overflow": "overflow", "rounding": "rounding",
-    "input_sram": "input_sram_bytes", "weight_sram": "weight_sram_bytes", "output_sram": "output_sram_bytes",
-    "sram_banks": "sram_banks", "sram_word_bits": "sram_word_bits", "dram_bw": "dram_bytes_per_cycle",
-    "clock_mhz": "clock_mhz",
-}
+def _family_options(args, command: str) -> list[tuple[fams.CliOption, object]]:
+    """The family-specific options of ``command`` that were given, with their callables."""
+    fam = args.family_obj
+    return [(o, fams._resolve(o.run)) for o in fam.cli_options
+            if o.command == command and getattr(args, "opt__" + o.flag.lstrip("-").replace("-", "_"), False)]
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("MAC array configuration (defaults: MacArrayConfig)")
-    g.add_argument("--config", help="YAML/JSON file of MacArrayConfig fields (flags override it)")
-    g.add_argument("--rows", type=int)
-    g.add_argument("--cols", type=int)
-    g.add_argument("--dataflow", help=f"one of {', '.join(DATAFLOWS)}")
-    g.add_argument("--weights", help=f"weight format: one of {', '.join(WEIGHT_FORMATS)}")
-    g.add_argument("--act-bits", type=int)
-    g.add_argument("--acc-bits", type=int)
-    g.add_argument("--overflow", help=f"one of {', '.join(OVERFLOW_MODES)}")
-    g.add_argument("--rounding", help=f"one of {', '.join(ROUNDING_MODES)}")
-    g.add_argument("--input-sram", type=int, metavar="BYTES")
-    g.add_argument("--weight-sram", type=int, metavar="BYTES")
-    g.add_argument("--output-sram", type=int, metavar="BYTES")
-    g.add_argument("--sram-banks", type=int)
-    g.add_argument("--sram-word-bits", type=int)
-    g.add_argument("--dram-bw", type=float, metavar="BYTES_PER_CYCLE")
-    g.add_argument("--clock-mhz", type=float)
-
-
-def _config_from_args(args) -> MacArrayConfig:
-    fields = _load_config_file(args.config) if args.config else {}
-    for flag, field_name in _FLAG_FIELDS.items():
-        v = getattr(args, flag)
-        if v is not None:
-            fields[field_name] = v
-    return MacArrayConfig.from_dict(fields)
-
-
+# ------------------------------------------------------------------------------------------ output paths
 def _json_file(value: str) -> Path:
     p = Path(value)
     if p.is_dir():
@@ -107,38 +114,30 @@ def _write_json(path: Path | None, data: dict) -> None:
     if path is None:
         return
     try:
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     except OSError as e:
         raise HwsimError(f"--json={str(path)!r} could not be written: {e.strerror}") from None
 
 
-def _family(value: str) -> str:
-    if value != "mac-array":
-        raise HwsimError(f"family={value!r} is not allowed: expected mac-array")
-    return value
-
-
 # ------------------------------------------------------------------------------------------ commands
 def _cmd_generate(args) -> int:
-    from hwsim.rtl.mac_array import write_verilog
-
     cfg = _config_from_args(args)
-    v, j = write_verilog(cfg, args.output)
+    v, j = fams.write_verilog(cfg, args.output)
     print(f"wrote {v}")
     print(f"wrote {j}")
     return 0
 
 
 def _cmd_cosim(args) -> int:
-    from hwsim.cosim.regression import run_regression
-
+    fam = args.family_obj
     cfg = _config_from_args(args)
-    if cfg.dataflow not in ("ws", "os"):
-        raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected ws or os")
+    run = fam.load("cosim")
+    if fam.rtl_check is not None:
+        fam.load("rtl_check")(cfg)
     if args.layers < 1:
         raise HwsimError(f"--layers={args.layers} is not allowed: expected an integer >= 1")
     print(f"building {cfg.top_name} with Verilator (cached builds are reused) ...", file=sys.stderr)
-    rep = run_regression(cfg, seed=args.seed, count=args.layers, waves=args.waves, workdir=args.run_dir)
+    rep = run(cfg, seed=args.seed, count=args.layers, waves=args.waves, workdir=args.run_dir)
     print(f"{cfg.top_name}: seed {args.seed}, {len(rep.layers)} layers "
           f"({'cached build' if rep.build_cached else 'fresh build'})")
     hdr = f"{'layer':<8} {'kind':<5} {'shape':<44} {'vectors':>8} {'mismatch':>8} {'rtl cyc':>9} {'pred cyc':>9}  ok"
@@ -158,11 +157,20 @@ def _cmd_cosim(args) -> int:
 
 
 def _cmd_cost(args) -> int:
-    from hwsim.cost import CostModel, format_tables, tables_as_dict
+    from hwsim.cost import CostModel, format_inventory, format_tables, tables_as_dict
 
     model = CostModel(node_nm=args.node, dram=args.dram)
-    print(format_tables(model))
-    _write_json(args.json, tables_as_dict(model))
+    fam = getattr(args, "family_obj", None)
+    if fam is None:
+        print(format_tables(model))
+        _write_json(args.json, tables_as_dict(model))
+        return 0
+    cfg = _config_from_args(args)
+    inv = fam.load("inventory")(cfg)
+    print(format_inventory(model, inv))
+    _write_json(args.json, {"family": fam.name, "config": cfg.to_dict(), "node_nm": model.node_nm,
+                            "dram": model.dram, "inventory": model.price_inventory(inv),
+                            "area": model.area(inv).as_dict()})
     return 0
 
 
@@ -170,12 +178,16 @@ def _cmd_synth(args) -> int:
     from hwsim import synth
 
     cfg = _config_from_args(args)
-    rep = synth.synth_mac_array(cfg)
+    options = _family_options(args, "synth")
+    rep = synth.synth(cfg, node_nm=args.node)
     print(synth.format_synth_report(rep))
-    if args.requant:
+    data = rep.as_dict()
+    for opt, run in options:
+        text, extra = run(cfg, args)
         print()
-        print(synth.format_requant_comparison(synth.compare_requantizers(cfg)))
-    _write_json(args.json, rep.as_dict())
+        print(text)
+        data[opt.flag.lstrip("-")] = extra
+    _write_json(args.json, data)
     return 0
 
 
@@ -188,11 +200,72 @@ def _cmd_simulate(args) -> int:
     return 0 if rep.simulated_equals_reference else 1
 
 
-def _family_command(sub, name: str, help: str) -> argparse.ArgumentParser:
-    """A subcommand on one accelerator family, configured by the config flags."""
-    p = sub.add_parser(name, help=help)
-    p.add_argument("family", type=_family, help="accelerator family: mac-array")
-    _add_config_flags(p)
+def _cmd_families(args) -> int:
+    rows = fams.all_families()
+    for fam in rows:
+        views = fam.views()
+        print(f"{fam.name}: {fam.description}")
+        print(f"  config   {fam.config_cls.__name__} ({len(fam.config_cls.cli_fields())} fields; "
+              f"'hwsim generate {fam.name} --help' lists the flags)")
+        print(f"  presets  {', '.join(fam.presets) or '-'}" + (f"  (any {fam.preset_pattern})"
+                                                               if fam.preset_pattern else ""))
+        print(f"  runs     {', '.join(fam.workload_kinds) or '-'} layers")
+        print("  views    " + ", ".join(f"{v} {'yes' if ok else 'no'}" for v, ok in views.items()))
+        print()
+    _write_json(args.json, {"families": [f.as_dict() for f in rows]})
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ parser
+_COMMANDS = {
+    "generate": ("write synthesizable Verilog + metadata JSON", "rtl"),
+    "cosim": ("randomized cocotb + Verilator regression against the reference", "cosim"),
+    "synth": ("Yosys synthesis area of the generated Verilog, beside the analytic estimate", "rtl"),
+    "cost": ("the energy/area tables with their sources; with a family, its inventory priced", "inventory"),
+}
+
+
+def _cost_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = argparse.SUPPRESS if suppress else None
+    p.add_argument("--node", type=int, default=d if suppress else 45, help="technology node in nm (default 45)")
+    p.add_argument("--dram", default=d if suppress else "lpddr4", help="lpddr4, ddr3 or hbm2 (default lpddr4)")
+
+
+def _family_parsers(sub, command: str) -> argparse.ArgumentParser:
+    """``hwsim COMMAND FAMILY [flags]``: one sub-parser per registered family that has the view."""
+    help_text, view = _COMMANDS[command]
+    p = sub.add_parser(command, help=help_text, description=help_text)
+    if command == "cost":
+        _cost_flags(p, suppress=False)
+        p.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
+    fsub = p.add_subparsers(dest="family", metavar="FAMILY", parser_class=_Parser, required=command != "cost")
+    for fam in fams.all_families():
+        if getattr(fam, view) is None:
+            continue
+        f = fsub.add_parser(fam.name, help=fam.description, description=f"{help_text}: {fam.description}")
+        f.set_defaults(family_obj=fam)
+        _add_config_flags(f, fam)
+        if command == "generate":
+            f.add_argument("-o", "--output", default="out", help="output directory (default: out)")
+        elif command == "cosim":
+            f.add_argument("--seed", type=int, default=1)
+            f.add_argument("--layers", type=int, default=5, help="random layers to run (default 5)")
+            f.add_argument("--waves", action="store_true",
+                           help="dump an FST waveform (dump.fst in the run directory)")
+            f.add_argument("--run-dir", metavar="DIR",
+                           help="directory for sim.log and dump.fst (default: a new temporary one)")
+        elif command == "synth":
+            f.add_argument("--node", type=int, default=45, help="technology node in nm (default 45)")
+        if command == "cost":
+            _cost_flags(f, suppress=True)
+            f.add_argument("--json", metavar="FILE", default=argparse.SUPPRESS, help="also write the result as JSON")
+        elif command != "generate":
+            f.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+        for opt in fam.cli_options:
+            if opt.command == command:
+                f.add_argument(opt.flag, dest="opt__" + opt.flag.lstrip("-").replace("-", "_"),
+                               action="store_true", help=opt.help)
+    p.set_defaults(func=globals()[f"_cmd_{command}"])
     return p
 
 
@@ -200,45 +273,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hwsim", description="Cycle-level simulator and RTL co-design for compressed-NN accelerators")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    presets = ", ".join(ps for f in fams.all_families() for ps in f.presets[:2])
     m = sub.add_parser("simulate", help="run a compressed model on an accelerator: accuracy, cycles, energy, area")
     m.add_argument("model", nargs="?", default="digits-cnn", help="zoo name (digits-cnn, digits-mlp) or model .npz")
     m.add_argument("--accel", default="mac-array-8x8-ws",
-                   help="preset mac-array-RxC-ws|os|is[-format] or a YAML/JSON MacArrayConfig file")
+                   help=f"a preset of any family ({presets}, ...; 'hwsim families' lists them) or a YAML/JSON "
+                        "file naming the family")
     m.add_argument("--compress", default="int8", help="compression spec, e.g. int8, int4, binary, prune50+int8")
     m.add_argument("--node", type=int, default=45, help="technology node for the cost model (nm)")
     m.add_argument("--dram", default="lpddr4", help="lpddr4, ddr3 or hbm2")
     m.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     m.set_defaults(func=_cmd_simulate)
 
-    g = _family_command(sub, "generate", "write synthesizable Verilog + metadata JSON")
-    g.add_argument("-o", "--output", default="out", help="output directory (default: out)")
-    g.set_defaults(func=_cmd_generate)
+    f = sub.add_parser("families", help="list the accelerator families, their presets and views")
+    f.add_argument("--json", metavar="FILE", help="also write the list as JSON")
+    f.set_defaults(func=_cmd_families)
 
-    c = _family_command(sub, "cosim", "randomized cocotb + Verilator regression against the reference")
-    c.add_argument("--seed", type=int, default=1)
-    c.add_argument("--layers", type=int, default=5, help="random layers to run (default 5)")
-    c.add_argument("--waves", action="store_true", help="dump an FST waveform (dump.fst in the run directory)")
-    c.add_argument("--run-dir", metavar="DIR",
-                   help="directory for sim.log and dump.fst (default: a new temporary one)")
-    c.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    c.set_defaults(func=_cmd_cosim)
-
-    k = sub.add_parser("cost", help="print the energy/area tables with their sources")
-    k.add_argument("--node", type=int, default=45, help="technology node in nm (default 45)")
-    k.add_argument("--dram", default="lpddr4", help="lpddr4, ddr3 or hbm2 (default lpddr4)")
-    k.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
-    k.set_defaults(func=_cmd_cost)
-
-    s = _family_command(sub, "synth", "Yosys synthesis area of the generated Verilog, beside the analytic estimate")
-    s.add_argument("--requant", action="store_true", help="also compare shift- vs multiplier-based requantizers")
-    s.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    s.set_defaults(func=_cmd_synth)
+    for command in _COMMANDS:
+        _family_parsers(sub, command)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            fam = getattr(args, "family_obj", None)
+            allowed = "the flags 'hwsim " + args.command + (f" {fam.name}" if fam else "") + " --help' lists"
+            if fam is not None:
+                allowed = "one of " + ", ".join(f.flag for f in fam.config_cls.cli_fields())
+            raise HwsimError(f"argument {extra[0]!r} is not allowed: expected {allowed}")
         _check_output_paths(args)
         return args.func(args)
     except HwsimError as e:

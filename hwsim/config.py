@@ -169,15 +169,16 @@ class MacArrayConfig(FamilyConfig):
     Parameters
     ----------
     rows, cols : int
-        PE array rows and columns. In WS the reduction (K) maps onto rows and output channels (N) onto columns; in OS
-        output rows (M) map onto rows and output channels (N) onto columns.
+        PE array rows and columns. In WS the reduction (K) maps onto rows and output channels (N)
+        onto columns; in OS output rows (M) map onto rows and output channels (N) onto columns.
     dataflow : {"ws", "os", "is"}
         Weight-, output- or input-stationary. ``is`` exists in the cycle model only (no RTL).
     weight_format : {"int8", "int4", "int2", "ternary", "binary", "pow2"}
-        Weight format of the PEs. ``ternary`` weights are in {-1, 0, +1} (2-bit two's complement code) and select add / skip /
-        subtract instead of multiplying. ``binary`` weights and activations are in {-1, +1}, coded as one
-        bit (1 -> +1, 0 -> -1), and multiply by XNOR. ``pow2`` weights are a sign bit and a 3-bit
-        exponent code e: 0 means zero, e >= 1 means 2**(e-1) (so |w| <= 64); the multiply is a shift.
+        Weight format of the PEs. ``ternary`` weights are in {-1, 0, +1} (2-bit two's complement
+        code) and select add / skip / subtract instead of multiplying. ``binary`` weights and
+        activations are in {-1, +1}, coded as one bit (1 -> +1, 0 -> -1), and multiply by XNOR.
+        ``pow2`` weights are a sign bit and a 3-bit exponent code e: 0 means zero, e >= 1 means
+        2**(e-1) (so |w| <= 64); the multiply is a shift.
     act_bits : int or None
         Signed activation width (two's complement), also the width outputs are clamped to. ``None`` means
         8, or 1 for ``binary`` (which requires 1).

@@ -68,7 +68,6 @@ from dataclasses import dataclass, field
 
 from hwsim.config import POW2_MAX_SHIFT, WEIGHT_BITS, WEIGHT_FORMATS
 from hwsim.errors import HwsimError
-from hwsim.stats import ActionCounts
 
 __all__ = [
     "DRAM_TYPES",
@@ -76,20 +75,26 @@ __all__ = [
     "REF_NODE_NM",
     "REF_VOLTAGE_V",
     "TABLE_VERSION",
+    "COMPONENT_CLASSES",
     "AreaReport",
+    "Component",
+    "ComponentClass",
     "CostEntry",
     "CostModel",
     "EnergyReport",
+    "Inventory",
     "add_area_um2",
     "add_energy_pj",
     "base_entries",
     "explain_mac",
+    "format_inventory",
     "format_tables",
     "mac_area_um2",
     "mac_energy_pj",
     "mult_area_um2",
     "mult_energy_pj",
     "pe_reg_write_bits",
+    "register_component_class",
     "sram_access_energy_pj",
     "tables_as_dict",
 ]
@@ -956,6 +961,38 @@ def format_tables(model: CostModel | None = None) -> str:
         a = 1 if fmt == "binary" else 8
         e, ar = model.mac_energy_pj(fmt, a, 32), model.mac_area_um2(fmt, a, 32)
         lines.append(f"  {fmt:<10} {e:>10.4g} {ar:>10.4g}")
+    lines += ["", "Component classes (what an inventory's components may be; units are per action)",
+              f"  {'class':<12} {'attributes':<34} {'actions':<30} description"]
+    for cc in COMPONENT_CLASSES.values():
+        acts = ", ".join(f"{a}/{unit}" for a, (unit, _) in cc.actions.items()) or "(area only)"
+        lines.append(f"  {cc.name:<12} {', '.join(cc.attributes) or '-':<34} {acts:<30} {cc.doc}")
     lines += ["", "Sources"]
     lines += [f"  [{k}] {src}" for src, k in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def format_inventory(model: CostModel, inv: Inventory) -> str:
+    """An inventory priced at ``model``'s node: per component its class, attributes, count, area and the
+    energy of each action."""
+    rows = model.price_inventory(inv)
+    area = model.area(inv)
+    lines = [f"Inventory of {inv.name}, priced at {model.node_nm} nm, {model.voltage_v} V, DRAM {model.dram} "
+             f"(hwsim.cost tables v{TABLE_VERSION}; 'hwsim cost' prints every entry and its source)", "",
+             f"  {'component':<18} {'class':<12} {'count':>6} {'um^2 each':>11} {'um^2 total':>12}  "
+             f"{'pJ per action':<34} attributes"]
+    for r in rows:
+        acts = ", ".join(f"{a} {v['pj']:.4g}/{v['unit']}" for a, v in r["actions"].items()) or "-"
+        attrs = ", ".join(f"{k}={v}" for k, v in r["attrs"].items() if v is not None)
+        lines.append(f"  {r['name']:<18} {r['class']:<12} {r['count']:>6} {r['area_um2_each']:>11.1f} "
+                     f"{r['area_um2']:>12.1f}  {acts:<34} {attrs}")
+    lines += [f"  {'total':<18} {'':<12} {'':>6} {'':>11} {area.total_um2:>12.1f}  "
+              f"= {area.total_mm2:.4f} mm^2", ""]
+    lines += [f"  note: {n}" for n in area.notes]
+    for c in inv.components:
+        explain = COMPONENT_CLASSES[c.cls].explain
+        if explain is None:
+            continue
+        lines += ["", f"  {c.name} ({c.cls}) is built from:"]
+        for e in explain(model, COMPONENT_CLASSES[c.cls].attrs_of(c)):
+            lines.append(f"    {e.name:<40} {e.value:>10.4g} {e.unit:<5} {e.note}")
     return "\n".join(lines) + "\n"

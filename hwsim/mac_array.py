@@ -39,7 +39,6 @@ from hwsim.errors import HwsimError
 from hwsim.stats import ActionCounts, LayerStats
 
 __all__ = [
-    "PRESETS",
     "FoldPlan",
     "MacArrayActions",
     "check_op",
@@ -123,9 +122,6 @@ class MacArrayActions:
 
 
 _PRESET_RE = re.compile(rf"^mac-array-(\d+)x(\d+)-(ws|os|is)(?:-({'|'.join(WEIGHT_FORMATS)}))?$")
-#: Named accelerators listed by ``hwsim families``; any ``mac-array-RxC-DF[-FORMAT]`` name works.
-PRESETS = ("mac-array-8x8-ws", "mac-array-8x8-os", "mac-array-16x16-ws", "mac-array-32x32-ws",
-           "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary")
 
 
 def parse_preset(name: str) -> MacArrayConfig | None:

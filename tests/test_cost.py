@@ -12,7 +12,7 @@ from hwsim import cost
 from hwsim.config import MacArrayConfig
 from hwsim.cost import CostEntry, CostModel
 from hwsim.errors import HwsimError
-from hwsim.stats import ActionCounts
+from hwsim.mac_array import MacArrayActions as ActionCounts
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -281,8 +281,8 @@ def test_energy_of_hand_made_actions():
     e_sram_64k = 20 + (16 - 15) * (100 - 20) / (20 - 15)  # log2(64 KB) = 16
     hand = {
         "pe_mac": 1000 * (0.2 + 0.1),
-        "pe_weight_load": 64 * 8 * E_REG_BIT,
-        "pe_registers": 500 * (8 + 32) * E_REG_BIT,
+        "pe_weight_reg": 64 * 8 * E_REG_BIT,
+        "pe_pipeline_reg": 500 * (8 + 32) * E_REG_BIT,
         "input_sram": 40 * e_sram_64k,
         "weight_sram": 16 * e_sram_64k,
         "output_sram": 8 * e_sram_64k,
@@ -309,7 +309,7 @@ def test_energy_other_config():
                            output_sram_reads=1, dram_write_bytes=10, requant_ops=2)
     rep = CostModel(dram="hbm2").energy(cfg, actions, 0)
     assert rep.pe_mac == pytest.approx(10 * (E_MUL8 * 24 / 64 + E_ADD8 + 12 * (E_ADD32 - E_ADD8) / 24))
-    assert rep.pe_registers == pytest.approx(7 * (6 + 4 + 20) * E_REG_BIT)
+    assert rep.pe_pipeline_reg == pytest.approx(7 * (6 + 4 + 20) * E_REG_BIT)
     assert rep.input_sram == pytest.approx(2 * 10.0 * 2)
     assert rep.weight_sram == pytest.approx(3 * 20.0 * 2)
     assert rep.output_sram == pytest.approx(1 * 100.0 * 2)
@@ -332,7 +332,7 @@ def test_area_report():
     cfg = MacArrayConfig()
     rep = CostModel().area(cfg)
     assert rep.pe_mac == pytest.approx(64 * (A_MUL8 + A_ADD32))
-    assert rep.pe_registers == pytest.approx(64 * (8 + 8 + 32) * DFF_UM2)
+    assert rep.pe_weight_reg + rep.pe_pipeline_reg == pytest.approx(64 * (8 + 8 + 32) * DFF_UM2)
     assert rep.input_sram == pytest.approx(64 * 1024 * 8 * 0.346 * 2.0)
     e_mux_a = GE_MUX2 * NAND2_UM2
     assert rep.requant == pytest.approx(8 * (A_ADD32 + 5 * 32 * e_mux_a + 2 * A_ADD32 + 16 * e_mux_a))
@@ -343,3 +343,49 @@ def test_area_report():
     assert small.total_um2 == pytest.approx(rep.total_um2 * 0.059)
     binary = CostModel().area(MacArrayConfig(weight_format="binary"))
     assert binary.pe_mac < rep.pe_mac
+
+
+# ------------------------------------------------------------------------------------ pinned before the refactor
+# Energy and area of a few configs, per component, as computed by the committed code BEFORE the cost model
+# became inventory-based (commit 8b7c018, fixed ActionCounts fields and per-MAC pricing functions), by a
+# script that ran predict_gemm + CostModel(node, dram).energy/area on these configs. The refactor must
+# not change a number. Old component names map to new ones: pe_weight_load -> pe_weight_reg,
+# pe_registers (energy) -> pe_pipeline_reg, pe_registers (area) -> pe_weight_reg + pe_pipeline_reg.
+_PINNED = [
+    ({}, 45, 'lpddr4', (64, 100, 30), 5001,
+     {'pe_mac': 61440.00000000001, 'pe_weight_load': 96.46933333333334, 'pe_registers': 64209.98826666667, 'input_sram': 239616.0, 'weight_sram': 28800.0, 'output_sram': 958464.0, 'dram': 2039808.0, 'requant': 1333.49376, 'leakage': 0.0},
+     {'pe_mac': 26816.0, 'pe_registers': 13891.584, 'input_sram': 362807.296, 'weight_sram': 362807.296, 'output_sram': 362807.296, 'requant': 6658.752, 'controller': 7980.0}),
+    ({'rows': 16, 'cols': 16, 'dataflow': 'os', 'weight_format': 'int4', 'acc_bits': 24}, 45, 'hbm2', (200, 77, 50), 8178,
+     {'pe_mac': 181087.57333333333, 'pe_weight_load': 0.0, 'pe_registers': 278109.51168, 'input_sram': 576576.0, 'weight_sram': 288288.0, 'output_sram': 0.0, 'dram': 3397555.1999999997, 'requant': 6416.896, 'leakage': 0.0},
+     {'pe_mac': 62549.33333333333, 'pe_registers': 41674.752, 'input_sram': 362807.296, 'weight_sram': 362807.296, 'output_sram': 362807.296, 'requant': 10169.344000000001, 'controller': 7980.0}),
+    ({'rows': 3, 'cols': 5, 'dataflow': 'is', 'weight_format': 'pow2', 'input_sram_bytes': 4096}, 7, 'ddr3', (17, 31, 13), 1213,
+     {'pe_mac': 126.69828972597837, 'pe_weight_load': 0.639412590207722, 'pe_registers': 159.2756135994848, 'input_sram': 84.84023753309005, 'weight_sram': 2817.790598840952, 'output_sram': 8453.371796522857, 'dram': 282425.0, 'requant': 11.5828271131144, 'leakage': 0.0},
+     {'pe_mac': 259.0395, 'pe_registers': 176.08667999999997, 'input_sram': 1337.8519039999999, 'weight_sram': 21405.630463999998, 'output_sram': 21405.630463999998, 'requant': 245.54148, 'controller': 470.82}),
+    ({'rows': 8, 'cols': 4, 'weight_format': 'binary', 'sram_word_bits': 128}, 22, 'lpddr4', (33, 70, 9), 1626,
+     {'pe_mac': 1105.9120855981969, 'pe_weight_load': 1.1029846151534664, 'pe_registers': 2470.9376487129425, 'input_sram': 44707.56873148744, 'weight_sram': 10537.137411461686, 'output_sram': 44707.56873148744, 'dram': 66944.0, 'requant': 85.9916967832582, 'leakage': 0.0},
+     {'pe_mac': 1209.1596800000002, 'pe_registers': 1238.1838933333336, 'input_sram': 91306.50282666668, 'weight_sram': 91306.50282666668, 'output_sram': 91306.50282666668, 'requant': 804.1535200000001, 'controller': 2008.3000000000004}),
+    ({'rows': 4, 'cols': 4, 'weight_format': 'ternary', 'dataflow': 'os', 'output_sram_bytes': 2048}, 16, 'lpddr4', (12, 40, 7), 539,
+     {'pe_mac': 111.05506482249406, 'pe_weight_load': 0.0, 'pe_registers': 240.8424925932603, 'input_sram': 3423.868126207339, 'weight_sram': 3423.868126207339, 'output_sram': 0.0, 'dram': 82944.0, 'requant': 12.38527230186735, 'leakage': 0.0},
+     {'pe_mac': 584.14208, 'pe_registers': 577.36896, 'input_sram': 68933.38623999999, 'weight_sram': 68933.38623999999, 'output_sram': 2154.1683199999998, 'requant': 632.58144, 'controller': 1516.2}),
+]
+_ENERGY_NAMES = {"pe_weight_load": ("pe_weight_reg",), "pe_registers": ("pe_pipeline_reg",)}
+_AREA_NAMES = {"pe_registers": ("pe_weight_reg", "pe_pipeline_reg")}
+
+
+@pytest.mark.parametrize(("fields", "node", "dram", "gemm", "cycles", "energy", "area"), _PINNED)
+def test_energy_and_area_unchanged_by_the_refactor(fields, node, dram, gemm, cycles, energy, area):
+    from hwsim.mac_array import predict_gemm
+
+    cfg = MacArrayConfig(**fields)
+    st = predict_gemm(cfg, *gemm)
+    assert st.cycles == cycles
+    model = CostModel(node, dram)
+    e, a = model.energy(cfg, st.actions, st.cycles), model.area(cfg)
+    for old, value in energy.items():
+        got = math.fsum(e.parts[n] for n in _ENERGY_NAMES.get(old, (old,)))
+        assert got == pytest.approx(value, rel=1e-12, abs=1e-12), old
+    for old, value in area.items():
+        got = math.fsum(a.parts[n] for n in _AREA_NAMES.get(old, (old,)))
+        assert got == pytest.approx(value, rel=1e-12), old
+    assert e.total_pj == pytest.approx(sum(energy.values()), rel=1e-12)
+    assert a.total_um2 == pytest.approx(sum(area.values()), rel=1e-12)

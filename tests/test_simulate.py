@@ -23,7 +23,7 @@ def test_int8_accuracy_within_one_point_of_float():
 
 
 def test_totals_consistent_with_cycle_model_and_cost():
-    cfg = resolve_accel("mac-array-8x8-os")
+    cfg = resolve_accel("mac-array-8x8-os").units[0].config
     assert cfg == MacArrayConfig(rows=8, cols=8, dataflow="os")
     rep = simulate("digits-mlp", cfg, "int8", progress=False)
     # The MLP is three linear layers 64-64-32-10 (batch 1): recompute their cycles independently.

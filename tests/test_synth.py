@@ -19,7 +19,7 @@ from hwsim.synth import (
     compare_requantizers,
     format_requant_comparison,
     format_synth_report,
-    synth_mac_array,
+    synth,
 )
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -42,12 +42,12 @@ CFG = MacArrayConfig(rows=2, cols=2)
 
 @pytest.fixture(scope="module")
 def report():
-    return synth_mac_array(CFG)
+    return synth(CFG)
 
 
 @pytest.fixture(scope="module")
 def binary_report():
-    return synth_mac_array(MacArrayConfig(rows=2, cols=2, weight_format="binary"))
+    return synth(MacArrayConfig(rows=2, cols=2, weight_format="binary"))
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,10 @@ def test_analytic_estimate_side_by_side(report):
     assert comp["on-chip memories"][0] == pytest.approx(report.memory_area_um2)
     pe_um2 = sum(r.area_um2 * r.instances for r in report.rows if r.kind == "pe")
     assert comp["PEs (MAC + pipeline registers)"] == pytest.approx(
-        (pe_um2, report.analytic.pe_mac + report.analytic.pe_registers))
+        (pe_um2, report.analytic.pe_mac + report.analytic.pe_weight_reg + report.analytic.pe_pipeline_reg))
+    assert comp["requantizers"][1] == pytest.approx(report.analytic.requant)
+    assert comp["on-chip memories"][1] == pytest.approx(
+        report.analytic.input_sram + report.analytic.weight_sram + report.analytic.output_sram)
     assert comp["array skew/deskew registers"][1] is None
 
 
@@ -164,8 +167,8 @@ def _raises_hwsim_error(fn, *args, **kwargs):
 
 
 def test_rejects_dataflow_without_rtl():
-    _raises_hwsim_error(synth_mac_array, MacArrayConfig(rows=2, cols=2, dataflow="is"))
-    _raises_hwsim_error(synth_mac_array, {"rows": 2})
+    _raises_hwsim_error(synth, MacArrayConfig(rows=2, cols=2, dataflow="is"))
+    _raises_hwsim_error(synth, {"rows": 2})
 
 
 # ---------------------------------------------------------------------------------------- requantizers

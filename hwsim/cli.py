@@ -209,7 +209,7 @@ def _cmd_families(args) -> int:
               f"'hwsim generate {fam.name} --help' lists the flags)")
         print(f"  presets  {', '.join(fam.presets) or '-'}" + (f"  (any {fam.preset_pattern})"
                                                                if fam.preset_pattern else ""))
-        print(f"  runs     {', '.join(fam.workload_kinds) or '-'} layers")
+        print(f"  runs     {', '.join(fam.workload_kinds) + ' layers' if fam.workload_kinds else 'no model layers'}")
         print("  views    " + ", ".join(f"{v} {'yes' if ok else 'no'}" for v, ok in views.items()))
         print()
     _write_json(args.json, {"families": [f.as_dict() for f in rows]})
@@ -240,10 +240,9 @@ def _family_parsers(sub, command: str) -> argparse.ArgumentParser:
         p.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
     fsub = p.add_subparsers(dest="family", metavar="FAMILY", parser_class=_Parser, required=command != "cost")
     for fam in fams.all_families():
-        if getattr(fam, view) is None:
-            continue
         f = fsub.add_parser(fam.name, help=fam.description, description=f"{help_text}: {fam.description}")
-        f.set_defaults(family_obj=fam)
+        # A family without this view parses, then fails with a line naming the views it has.
+        f.set_defaults(family_obj=fam, needs_view=view)
         _add_config_flags(f, fam)
         if command == "generate":
             f.add_argument("-o", "--output", default="out", help="output directory (default: out)")
@@ -304,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
             if fam is not None:
                 allowed = "one of " + ", ".join(f.flag for f in fam.config_cls.cli_fields())
             raise HwsimError(f"argument {extra[0]!r} is not allowed: expected {allowed}")
+        fam = getattr(args, "family_obj", None)
+        if fam is not None:
+            fam.load(args.needs_view)  # one line naming the family's views if it lacks this one
         _check_output_paths(args)
         return args.func(args)
     except HwsimError as e:

@@ -127,7 +127,7 @@ class Family:
         """The entry point ``attr`` (importing its module now); an error names a missing view."""
         target = getattr(self, attr)
         if target is None:
-            raise HwsimError(f"family {self.name!r} has no {attr} view: available views are "
+            raise HwsimError(f"family={self.name!r} has no {attr} entry point: its views are "
                              f"{', '.join(v for v, ok in self.views().items() if ok) or 'none'}")
         return _resolve(target)
 

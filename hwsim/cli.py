@@ -200,6 +200,21 @@ def _cmd_simulate(args) -> int:
     return 0 if rep.simulated_equals_reference else 1
 
 
+def _cmd_study(args) -> int:
+    if not args.name:
+        for fam in fams.all_families():
+            for name, _, desc in fam.studies:
+                print(f"{name:<24} {fam.name:<14} {desc}")
+        if not any(f.studies for f in fams.all_families()):
+            print("no studies registered")
+        return 0
+    fam, run, _ = fams.find_study(args.name)
+    result = run(out_dir=args.output, quick=args.quick)
+    print(result.format())
+    _write_json(args.json, {"study": args.name, "family": fam.name, **result.as_dict()})
+    return 0
+
+
 def _cmd_families(args) -> int:
     rows = fams.all_families()
     for fam in rows:
@@ -211,6 +226,8 @@ def _cmd_families(args) -> int:
                                                                if fam.preset_pattern else ""))
         print(f"  runs     {', '.join(fam.workload_kinds) + ' layers' if fam.workload_kinds else 'no model layers'}")
         print("  views    " + ", ".join(f"{v} {'yes' if ok else 'no'}" for v, ok in views.items()))
+        if fam.studies:
+            print(f"  studies  {', '.join(n for n, _, _ in fam.studies)}")
         print()
     _write_json(args.json, {"families": [f.as_dict() for f in rows]})
     return 0
@@ -290,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in _COMMANDS:
         _family_parsers(sub, command)
+
+    st = sub.add_parser("study", help="reproduce a family's published claims (no NAME: list the studies)")
+    st.add_argument("name", nargs="?", help="study name ('hwsim study' lists them)")
+    st.add_argument("-o", "--output", metavar="DIR", help="directory for the study's plots and tables")
+    st.add_argument("--quick", action="store_true", help="small sizes (what the test suite runs)")
+    st.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    st.set_defaults(func=_cmd_study)
     return p
 
 

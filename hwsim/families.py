@@ -27,8 +27,9 @@ Entry-point protocol (what each view's callable takes and returns)
     mismatches, rtl_cycles, predicted_cycles), ``vectors``, ``mismatches``, ``cycle_mismatches``,
     ``passed``, ``wall_seconds``, ``build_cached``, ``workdir`` and ``as_dict()``.
 
-Third-party families register themselves from the ``hwsim.families`` entry-point group (the entry point
-names a module or a callable; importing or calling it must call :func:`register`).
+Built-in families are the modules listed in :data:`BUILTIN`, each defining ``FAMILY``; they are
+registered on first use of the registry. Third-party families register themselves from the
+``hwsim.families`` entry-point group (the entry point names a callable that calls :func:`register`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "all_families",
     "config_from_mapping",
     "family_of",
+    "find_study",
     "get_family",
     "load_mapping_file",
     "register",
@@ -98,6 +100,10 @@ class Family:
     synth_groups : tuple of (label, module kinds, inventory components)
         Rows of the synthesized-vs-analytic table of ``hwsim synth``: synthesized modules of the given
         kinds against the analytic area of the given inventory components.
+    studies : tuple of (name, entry point, description)
+        ``hwsim study NAME``: reproductions of the published claims the family is built from. The entry
+        point is ``run(out_dir=None, quick=False) -> result`` with ``result.format() -> str`` (the
+        table printed) and ``result.as_dict() -> dict`` (``--json``); plots go to ``out_dir``.
     """
 
     name: str
@@ -118,6 +124,7 @@ class Family:
     cosim: str | Callable | None = None
     synth_groups: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
     cli_options: tuple[CliOption, ...] = ()
+    studies: tuple[tuple[str, str | Callable, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -150,6 +157,7 @@ class Family:
             "name": self.name, "config": self.config_cls.__name__, "description": self.description,
             "presets": list(self.presets), "preset_pattern": self.preset_pattern,
             "workload_kinds": list(self.workload_kinds), "views": self.views(),
+            "studies": [{"name": n, "description": d} for n, _, d in self.studies],
             "fields": [{"name": f.name, "type": f.type.__name__, "default": f.default, "choices": f.choices,
                         "help": f.help} for f in self.config_cls.cli_fields()],
         }
@@ -168,10 +176,13 @@ def _resolve(target: str | Callable) -> Callable:
 # ---------------------------------------------------------------------------------------------- registry
 _REGISTRY: dict[str, Family] = {}
 _PLUGINS_LOADED = False
+#: Modules of the built-in families; each defines ``FAMILY``, its :class:`Family` record.
+BUILTIN = ("hwsim.mac_array",)
 
 
 def register(family: Family, replace: bool = False) -> Family:
     """Add ``family`` to the registry (``replace=True`` to redefine one of the same name)."""
+    _load_plugins()
     if not isinstance(family, Family):
         raise HwsimError(f"family={family!r} is not allowed: expected a hwsim.families.Family")
     if family.name in _REGISTRY and not replace:
@@ -191,6 +202,10 @@ def _load_plugins() -> None:
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
+    for module in BUILTIN:
+        fam = importlib.import_module(module).FAMILY
+        if fam.name not in _REGISTRY:
+            register(fam)
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="hwsim.families"):
@@ -211,6 +226,16 @@ def get_family(name: str) -> Family:
     if fam is None:
         raise HwsimError(f"family={name!r} is not allowed: expected one of {', '.join(_REGISTRY)}")
     return fam
+
+
+def find_study(name: str) -> tuple[Family, Callable, str]:
+    """The study ``name`` of any family: (family, its run entry point, description)."""
+    for fam in all_families():
+        for study, run, desc in fam.studies:
+            if study == name:
+                return fam, _resolve(run), desc
+    names = [s for f in all_families() for s, _, _ in f.studies]
+    raise HwsimError(f"study={name!r} is not allowed: expected one of {', '.join(names) or '(no studies registered)'}")
 
 
 def family_of(cfg) -> Family:
@@ -339,39 +364,3 @@ def resolve_accel(accel) -> Accelerator:
     patterns = "; ".join(f.preset_pattern for f in all_families() if f.preset_pattern)
     raise HwsimError(f"--accel={name!r} is not allowed: expected a preset like {examples} ({patterns}) "
                      "or a .yaml/.json config file")
-
-
-# ---------------------------------------------------------------------------------------------- built-ins
-def _builtin() -> None:
-    from hwsim.config import MacArrayConfig
-
-    register(Family(
-        name="mac-array",
-        config_cls=MacArrayConfig,
-        description="quantized systolic MAC array: WS/OS (IS in the model), int8/int4/int2/ternary/binary/pow2 PEs",
-        presets=("mac-array-8x8-ws", "mac-array-8x8-os", "mac-array-16x16-ws", "mac-array-32x32-ws",
-                 "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary"),
-        preset_pattern="mac-array-RxC-ws|os|is[-FORMAT]",
-        parse_preset="hwsim.mac_array:parse_preset",
-        workload_kinds=("conv2d", "linear"),
-        reference="hwsim.models.mac_array",
-        cycle_model="hwsim.mac_array",
-        inventory="hwsim.mac_array:inventory",
-        predict="hwsim.mac_array:predict_op",
-        execute="hwsim.mac_array:simulate_gemm",
-        check_op="hwsim.mac_array:check_op",
-        rtl="hwsim.rtl.mac_array:generate_verilog",
-        rtl_check="hwsim.mac_array:check_rtl",
-        cosim="hwsim.cosim.regression:run_regression",
-        synth_groups=(
-            ("PEs (MAC + pipeline registers)", ("pe",), ("pe_mac", "pe_weight_reg", "pe_pipeline_reg")),
-            ("array skew/deskew registers", ("array",), ()),
-            ("requantizers", ("requant",), ("requant",)),
-            ("controller (top-level logic)", ("top",), ("controller",)),
-        ),
-        cli_options=(CliOption("synth", "--requant", "also compare shift- vs multiplier-based requantizers",
-                               "hwsim.synth:requant_option"),),
-    ))
-
-
-_builtin()

@@ -36,9 +36,11 @@ import numpy as np
 
 from hwsim.config import RTL_DATAFLOWS, WEIGHT_FORMATS, MacArrayConfig
 from hwsim.errors import HwsimError
+from hwsim.families import CliOption, Family
 from hwsim.stats import ActionCounts, LayerStats
 
 __all__ = [
+    "FAMILY",
     "FoldPlan",
     "MacArrayActions",
     "check_op",
@@ -539,3 +541,35 @@ def unpack_outputs(cfg: MacArrayConfig, out_beats: list[int], m: int, n: int) ->
     if i != len(lanes):
         raise HwsimError(f"output stream has {len(lanes)} beats, expected {i}")
     return out
+
+
+# ---------------------------------------------------------------------------------------------- registry
+#: The MAC array's registry record (listed in :data:`hwsim.families.BUILTIN`). RTL, co-simulation and the
+#: synth option are import paths, loaded only when used (no Amaranth or cocotb import for simulate).
+FAMILY = Family(
+    name="mac-array",
+    config_cls=MacArrayConfig,
+    description="quantized systolic MAC array: WS/OS (IS in the model), int8/int4/int2/ternary/binary/pow2 PEs",
+    presets=("mac-array-8x8-ws", "mac-array-8x8-os", "mac-array-16x16-ws", "mac-array-32x32-ws",
+             "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary"),
+    preset_pattern="mac-array-RxC-ws|os|is[-FORMAT]",
+    parse_preset=parse_preset,
+    workload_kinds=("conv2d", "linear"),
+    reference="hwsim.models.mac_array",
+    cycle_model="hwsim.mac_array",
+    inventory=inventory,
+    predict=predict_op,
+    execute=simulate_gemm,
+    check_op=check_op,
+    rtl="hwsim.rtl.mac_array:generate_verilog",
+    rtl_check=check_rtl,
+    cosim="hwsim.cosim.regression:run_regression",
+    synth_groups=(
+        ("PEs (MAC + pipeline registers)", ("pe",), ("pe_mac", "pe_weight_reg", "pe_pipeline_reg")),
+        ("array skew/deskew registers", ("array",), ()),
+        ("requantizers", ("requant",), ("requant",)),
+        ("controller (top-level logic)", ("top",), ("controller",)),
+    ),
+    cli_options=(CliOption("synth", "--requant", "also compare shift- vs multiplier-based requantizers",
+                           "hwsim.synth:requant_option"),),
+)

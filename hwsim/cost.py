@@ -670,6 +670,9 @@ class CostModel:
         return self._scaled(_BASE[name])
 
     def sections(self) -> list[tuple[str, list[CostEntry]]]:
+        from hwsim.families import all_families
+
+        all_families()  # the registered families' modules add their component classes and entries
         return [(title, [self._scaled(e) for e in group]) for title, group in _SECTIONS]
 
     # ------------------------------------------------------------------ primitives

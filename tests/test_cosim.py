@@ -2,7 +2,8 @@
 
 Every weight format x both RTL dataflows, on a non-square 3x2 array with small SRAMs (so layers fold over
 M, N and K, and OS chunks K), a DRAM slower than the array (so stalls occur), and narrow accumulators
-(so the extreme-data layers saturate or wrap). Builds are cached and shared (``hwsim.cosim.runner``).
+(so the extreme-data layers saturate or wrap). Builds are cached and shared (``hwsim.cosim.runner``):
+the cache and runner tests below reuse the configurations built by the regressions.
 """
 
 import itertools
@@ -10,9 +11,13 @@ import itertools
 import numpy as np
 import pytest
 import pywellen
-from hwsim.cosim.regression import random_layers, run_regression
+from hwsim.cosim.harness import HARNESS_TOP, TEST_MODULE, mac_array_harness
+from hwsim.cosim.regression import build_mac_array, random_layers, run_regression
+from hwsim.cosim.report import RegressionReport
+from hwsim.cosim.runner import Harness, build, cache_dir, run_job
 
 from hwsim.config import WEIGHT_FORMATS, MacArrayConfig
+from hwsim.errors import HwsimError
 from hwsim.mac_array import predict_gemm
 
 CASES = list(itertools.product(WEIGHT_FORMATS, ("ws", "os")))
@@ -42,10 +47,14 @@ def test_regression_matches_reference_and_cycle_model(fmt, dataflow, tmp_path):
         assert row["vectors"] > 0
 
 
+#: Same top (mac_array_ws_int8_3x2) as ``_cfg("int8", "ws")`` but a 16-bit accumulator.
+SAT_CFG = MacArrayConfig(rows=3, cols=2, dataflow="ws", weight_format="int8", acc_bits=16,
+                         overflow="saturate", input_sram_bytes=12, weight_sram_bytes=12, output_sram_bytes=16)
+
+
 def test_overflow_corners_exercised(tmp_path):
     """A layer whose exact sums exceed the accumulator: RTL saturates exactly like the reference."""
-    cfg = MacArrayConfig(rows=3, cols=2, dataflow="ws", weight_format="int8", acc_bits=16,
-                         overflow="saturate", input_sram_bytes=12, weight_sram_bytes=12, output_sram_bytes=16)
+    cfg = SAT_CFG
     a = np.full((4, 9), 127)
     a[1] = -128
     w = np.full((9, 3), -128)
@@ -57,6 +66,9 @@ def test_overflow_corners_exercised(tmp_path):
     rep = run_regression(cfg, layers=layers, workdir=tmp_path)
     assert rep.mismatches == 0 and rep.cycle_mismatches == 0
     assert rep.layers[0]["rtl_cycles"] == predict_gemm(cfg, 4, 9, 3).cycles
+    data = rep.as_dict()
+    assert data["family"] == "mac-array" and data["config"] == cfg.to_dict()
+    assert data["passed"] is True and data["vectors"] == 12 and data["workdir"] == str(tmp_path)
 
 
 def test_checker_flags_wrong_and_missing_beats():
@@ -96,3 +108,65 @@ def test_waves_written(tmp_path):
     names = {v.full_name for v in wave.all_vars()}
     # The DUT's internals are traced although only the harness ports are public to VPI.
     assert {"mac_array_tb.done", "mac_array_tb.dut.loader_state", "mac_array_tb.dut.acc.[0]"} <= names
+
+
+def test_build_cache_keyed_by_config():
+    """Configs with the same top name but different RTL get different cache entries; the same config
+    reuses its build (both configs are built by the regressions above, so this adds no build)."""
+    cfg, other = _cfg("int8", "ws"), SAT_CFG
+    assert cfg.top_name == other.top_name and cfg != other
+    first = build_mac_array(cfg)
+    again = build(cfg, mac_array_harness())
+    second = build_mac_array(other)
+    assert again.cached is True and again.path == first.path and (again.path / "build.ok").is_file()
+    assert second.path != first.path
+    for b in (first, second):
+        assert b.path.parent == cache_dir() / "verilator" and b.path.name.startswith(cfg.top_name + "-")
+    assert (again.toplevel, again.test_module, again.assertion_files) == (HARNESS_TOP, TEST_MODULE, "mac_array_tb.py")
+    assert again.meta["top"] == cfg.top_name and again.meta["config"] == cfg.to_dict()
+
+
+def test_run_job_uses_the_given_test_module(tmp_path):
+    """The cocotb module is a parameter: a module that does not exist fails with a one-line error."""
+    b = build_mac_array(SAT_CFG)
+    job = {"config": SAT_CFG.to_dict(), "layers": []}
+    with pytest.raises(HwsimError, match=r"hwsim\.cosim\.no_such_tb did not finish on mac_array_tb, see .*sim\.log$") as e:
+        run_job(b, job, workdir=tmp_path, test_module="hwsim.cosim.no_such_tb")
+    assert "\n" not in str(e.value)
+    assert "no_such_tb" in (tmp_path / "sim.log").read_text()
+
+
+def test_no_rtl_is_a_one_line_error():
+    with pytest.raises(HwsimError, match=r"^dataflow='is' has no RTL: expected ws or os$"):
+        run_regression(MacArrayConfig(rows=2, cols=2, dataflow="is"))
+    with pytest.raises(HwsimError, match=r"^cfg=str is not allowed: expected a MacArrayConfig"):
+        run_regression("mac-array-8x8-ws")
+    with pytest.raises(HwsimError, match=r"^harness top='1tb' is not allowed: expected a Verilog module name$"):
+        Harness("1tb", str, TEST_MODULE)
+    with pytest.raises(HwsimError, match=r"^mem_depth=0 is not allowed: expected an integer in \[2, 16777216\]$"):
+        mac_array_harness(0)
+
+
+def test_build_failure_names_step_and_log(tmp_path, monkeypatch):
+    """A harness Verilator rejects: one-line error with the failing step, its first error and build.log."""
+    monkeypatch.setenv("HWSIM_CACHE", str(tmp_path))
+    broken = Harness("broken_tb", lambda meta: f"module broken_tb(;\n  {meta['top']} dut();\nendmodule\n", TEST_MODULE)
+    with pytest.raises(HwsimError) as e:
+        build(MacArrayConfig(rows=2, cols=2), broken)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith("cosim build of mac_array_ws_int8_2x2 in harness broken_tb failed in Verilator: %Error")
+    log = tmp_path / msg.rpartition("(log: ")[2].rstrip(")")
+    assert log.name == "build.log" and log.parent.name.endswith(".failed") and "%Error" in log.read_text()
+    assert not list((tmp_path / "verilator").glob("*/build.ok"))
+
+
+def test_report_totals():
+    cfg = MacArrayConfig(rows=2, cols=2)
+    row = {"name": "g", "kind": "gemm", "shape": "1x1x1", "vectors": 4, "mismatches": 0, "rtl_cycles": 9,
+           "predicted_cycles": 9}
+    ok = RegressionReport(cfg, [row, {**row, "vectors": 3}])
+    assert (ok.vectors, ok.mismatches, ok.cycle_mismatches, ok.passed, ok.family) == (7, 0, 0, True, "mac-array")
+    bad = RegressionReport(cfg, [row, {**row, "mismatches": 2, "rtl_cycles": 10}])
+    assert (bad.mismatches, bad.cycle_mismatches, bad.passed) == (2, 1, False)
+    assert RegressionReport(cfg).passed is False  # no layers run is not a pass

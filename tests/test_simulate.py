@@ -33,3 +33,13 @@ def test_totals_consistent_with_cycle_model_and_cost():
     assert rep.latency_us == pytest.approx(rep.cycles / 500.0)
     assert rep.area_mm2 == pytest.approx(CostModel().area(cfg).total_mm2)
     assert rep.tops_per_w == pytest.approx(2 * rep.macs / rep.energy_pj)
+
+
+def test_main_job_numbers_unchanged_by_the_registry_refactor():
+    """`hwsim simulate digits-cnn --accel mac-array-8x8-ws` printed 2,873 cycles, 875,169 pJ and 97.78 %
+    before the family registry and the inventory-based cost model (commit 8b7c018); they must not move."""
+    rep = simulate("digits-cnn", "mac-array-8x8-ws", "int8", progress=False)
+    assert rep.cycles == 2873
+    assert round(rep.energy_pj) == 875169
+    assert round(100 * rep.accuracy_simulated, 2) == 97.78
+    assert round(rep.area_mm2, 4) == 1.1438

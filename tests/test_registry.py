@@ -172,3 +172,18 @@ def test_unknown_flag_message_lists_fields(capsys):
     code, _, err = _run(capsys, "cost", "mac-array", "--bogus", "1")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert re.match(r"^hwsim: error: argument '--bogus' is not allowed: expected one of --rows, --cols", err)
+
+
+def test_simulate_and_cost_never_import_amaranth_or_cocotb():
+    """RTL and co-simulation entry points are import paths, loaded only by generate/cosim/synth."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from hwsim.cli import main\n"
+            "assert main(['simulate', 'digits-mlp', '--accel', 'mac-array-4x4-os']) == 0\n"
+            "assert main(['cost', 'mac-array']) == 0 and main(['families']) == 0\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('amaranth', 'cocotb', 'cocotb_tools'))\n"
+            "assert not bad, bad\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -1,0 +1,489 @@
+"""SCALE-Sim import and SCALE-Sim's cycle conventions, beside hwsim's own.
+
+SCALE-Sim (v2 and 3.0.0) and hwsim both model a systolic array, but they count differently. This module
+reads SCALE-Sim's ``.cfg`` and topology ``.csv`` files as they are and reports, per layer:
+
+* SCALE-Sim's view: its conv-to-GEMM lowering (no padding, output size rounded *up*), its spatio-temporal
+  mapping per dataflow, its fold count and its per-fold compute cycles, and the "Total Cycles" number its
+  ``COMPUTE_REPORT.csv`` prints for a run without stalls;
+* hwsim's view: the real layer (padding as in the network by default) run through hwsim's cycle-level MAC
+  array model (:func:`hwsim.mac_array.predict_gemm`, the count its RTL matches), with DRAM stalls;
+* hwsim's model on SCALE-Sim's lowering, so the two sources of difference (lowering and timing) separate.
+
+SCALE-Sim's compute cycles (no stalls), from ``scalesim/compute/systolic_compute_{os,ws,is}.py``: with an
+``R x C`` array and a layer lowered to ``M`` output pixels, ``N`` filters and window ``K``,
+
+====  ======  ======  =====  ==========================
+df    S_r     S_c     T      cycles per fold
+====  ======  ======  =====  ==========================
+os    M       N       K      ``T + R + C - 2``
+ws    K       N       M      ``2R + C + T - 2``
+is    K       M       N      ``2R + C + T - 2``
+====  ======  ======  =====  ==========================
+
+and ``ceil(S_r / R) * ceil(S_c / C)`` folds, run back to back (each fold drains before the next starts).
+The report's "Total Cycles" is the index of the last cycle, ``folds * per_fold - 1``, plus stall cycles.
+See ``docs/frontends.md`` for every difference between the two conventions.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hwsim.errors import HwsimError
+from hwsim.workloads import ConvLayer, GemmLayer
+
+__all__ = [
+    "ScaleSimConfig",
+    "ScaleSimLayer",
+    "ScaleSimComparison",
+    "LayerComparison",
+    "scalesim_compute",
+    "read_scalesim_config",
+    "read_scalesim_topology",
+    "compare_with_scalesim",
+    "format_comparison",
+]
+
+_DATAFLOWS = ("os", "ws", "is")
+_CONV_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
+                 "Num Filter", "Strides")
+_GEMM_COLUMNS = ("Layer name", "M", "N", "K")
+
+
+# ------------------------------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class ScaleSimConfig:
+    """The fields of a SCALE-Sim ``.cfg`` that decide cycles.
+
+    Parameters
+    ----------
+    path : str
+        The file read.
+    run_name : str
+        ``[general] run_name``.
+    rows, cols : int
+        ``ArrayHeight`` and ``ArrayWidth`` (PEs).
+    ifmap_sram_kb, filter_sram_kb, ofmap_sram_kb : int
+        SRAM sizes in KiB of SCALE-Sim words (one byte each).
+    dataflow : {"os", "ws", "is"}
+        ``Dataflow``.
+    bandwidth : float
+        ``Bandwidth``, SCALE-Sim words (bytes) per cycle.
+    """
+
+    path: str
+    run_name: str
+    rows: int
+    cols: int
+    ifmap_sram_kb: int
+    filter_sram_kb: int
+    ofmap_sram_kb: int
+    dataflow: str
+    bandwidth: float
+
+    def mac_array_config(self, **overrides):
+        """The :class:`~hwsim.config.MacArrayConfig` of the same array: int8 words, SRAM bytes = KiB * 1024,
+        DRAM bytes per cycle = ``Bandwidth``; ``overrides`` replace any field."""
+        from hwsim.config import MacArrayConfig
+
+        fields = {"rows": self.rows, "cols": self.cols, "input_sram_bytes": self.ifmap_sram_kb * 1024,
+                  "weight_sram_bytes": self.filter_sram_kb * 1024, "output_sram_bytes": self.ofmap_sram_kb * 1024,
+                  "dataflow": self.dataflow, "dram_bytes_per_cycle": float(self.bandwidth)}
+        fields.update(overrides)
+        try:
+            return MacArrayConfig(**fields)
+        except HwsimError as e:
+            raise HwsimError(f"{self.path}: {e}") from None
+
+
+_CFG_KEYS = {"ArrayHeight": ("rows", int), "ArrayWidth": ("cols", int), "IfmapSramSzkB": ("ifmap_sram_kb", int),
+             "FilterSramSzkB": ("filter_sram_kb", int), "OfmapSramSzkB": ("ofmap_sram_kb", int),
+             "Dataflow": ("dataflow", str), "Bandwidth": ("bandwidth", float)}
+
+
+def _read_text(path, what: str) -> tuple[Path, str]:
+    p = Path(path)
+    try:
+        return p, p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise HwsimError(f"{what}={str(p)!r} is not allowed: cannot read it ({reason})") from None
+
+
+def read_scalesim_config(path) -> ScaleSimConfig:
+    """Read a SCALE-Sim ``.cfg`` (INI with ``key : value`` lines, e.g. ``google.cfg``).
+
+    Only ``[general] run_name`` and the ``[architecture_presets]`` keys ``ArrayHeight``, ``ArrayWidth``,
+    ``IfmapSramSzkB``, ``FilterSramSzkB``, ``OfmapSramSzkB``, ``Dataflow`` and ``Bandwidth`` are used; the
+    other sections (layout, sparsity, run presets) are read past.
+
+    Raises
+    ------
+    HwsimError
+        ``<path>:<line>: ...`` for a malformed line or value, ``<path>: ...`` for a missing section or key.
+    """
+    p, text = _read_text(path, "--scalesim-config")
+    section = None
+    found: dict[str, tuple[object, int]] = {}
+    run_name = p.stem
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip() if not raw.lstrip().startswith(("#", ";")) else ""
+        if not line:
+            continue
+        m = re.fullmatch(r"\[([^\]]+)\]", line)
+        if m:
+            section = m.group(1).strip()
+            continue
+        m = re.fullmatch(r"([^:=]+?)\s*[:=]\s*(.*)", line)
+        if m is None:
+            raise HwsimError(f"{p}:{lineno}: {line!r} is not allowed: expected '[section]' or 'key : value'")
+        key, value = m.group(1).strip(), m.group(2).strip()
+        if section is None:
+            raise HwsimError(f"{p}:{lineno}: {key!r} is not allowed before a [section] header")
+        if section == "general" and key == "run_name":
+            run_name = value
+        elif section == "architecture_presets" and key in _CFG_KEYS:
+            name, typ = _CFG_KEYS[key]
+            try:
+                v = typ(value)
+            except ValueError:
+                what = {int: "an integer", float: "a number"}[typ]
+                raise HwsimError(f"{p}:{lineno}: {key}={value!r} is not allowed: expected {what}") from None
+            if typ is str:
+                v = v.lower()
+                if v not in _DATAFLOWS:
+                    raise HwsimError(f"{p}:{lineno}: {key}={value!r} is not allowed: expected one of os, ws, is")
+            elif v <= 0:
+                raise HwsimError(f"{p}:{lineno}: {key}={value!r} is not allowed: expected a number > 0")
+            found[name] = v
+    missing = [k for k, (name, _) in _CFG_KEYS.items() if name not in found]
+    if missing:
+        raise HwsimError(f"{p}: [architecture_presets] without {', '.join(missing)} is not allowed: "
+                         "expected every one of " + ", ".join(_CFG_KEYS))
+    return ScaleSimConfig(path=str(p), run_name=run_name, **found)
+
+
+# ------------------------------------------------------------------------------------------ topology
+@dataclass(frozen=True)
+class ScaleSimLayer:
+    """One row of a SCALE-Sim topology, with SCALE-Sim's own lowering.
+
+    A GEMM row ``name, M, N, K`` is stored the way SCALE-Sim stores it: IFMAP ``M x K``, a ``1 x K`` filter,
+    one channel, ``N`` filters, stride 1.
+
+    Parameters
+    ----------
+    name : str
+        Layer name as written.
+    ifmap_h, ifmap_w, filt_h, filt_w, channels, num_filt, stride : int
+        The row's columns.
+    line : int
+        Line number in the file (for messages).
+    kind : {"conv", "gemm"}
+        The topology format the row came from.
+    depthwise : bool
+        The name contains ``DP``: SCALE-Sim runs it as ``channels`` separate one-channel layers.
+    """
+
+    name: str
+    ifmap_h: int
+    ifmap_w: int
+    filt_h: int
+    filt_w: int
+    channels: int
+    num_filt: int
+    stride: int
+    line: int = 0
+    kind: str = "conv"
+    depthwise: bool = False
+
+    @property
+    def ofmap_h(self) -> int:
+        """SCALE-Sim's output height, ``ceil((ifmap_h - filt_h + stride) / stride)`` (rounds up; no padding)."""
+        return -(-(self.ifmap_h - self.filt_h + self.stride) // self.stride)
+
+    @property
+    def ofmap_w(self) -> int:
+        """SCALE-Sim's output width, ``ceil((ifmap_w - filt_w + stride) / stride)``."""
+        return -(-(self.ifmap_w - self.filt_w + self.stride) // self.stride)
+
+    @property
+    def mnk(self) -> tuple[int, int, int]:
+        """SCALE-Sim's ``(M, N, K)`` of one (per-channel, for ``DP`` rows) layer: ofmap pixels, filters,
+        window ``filt_h * filt_w * channels``."""
+        c = 1 if self.depthwise else self.channels
+        return self.ofmap_h * self.ofmap_w, self.num_filt, self.filt_h * self.filt_w * c
+
+    @property
+    def repeats(self) -> int:
+        """How many layers SCALE-Sim runs for this row (``channels`` for ``DP`` rows, else 1)."""
+        return self.channels if self.depthwise else 1
+
+    def hwsim_layer(self, padding: str = "same"):
+        """The row as an hwsim layer: a :class:`GemmLayer` for GEMM rows, else a :class:`ConvLayer`.
+
+        ``padding="same"`` pads ``(k-1)//2`` per side as the real networks do (no padding when the filter
+        covers the whole IFMAP); ``"none"`` pads nothing, like SCALE-Sim. ``DP`` rows become one grouped
+        convolution (``groups = channels``, ``num_filt`` outputs per channel).
+        """
+        if self.kind == "gemm":
+            m, n, k = self.mnk
+            return GemmLayer(name=self.name, m=m, k=k, n=n)
+        if padding == "none" or (self.filt_h == self.ifmap_h and self.filt_w == self.ifmap_w):
+            pad = 0
+        else:
+            ph, pw = (self.filt_h - 1) // 2, (self.filt_w - 1) // 2
+            pad = ph if ph == pw else (ph, ph, pw, pw)
+        groups = self.channels if self.depthwise else 1
+        return ConvLayer(name=self.name, in_h=self.ifmap_h, in_w=self.ifmap_w, in_c=self.channels,
+                         out_c=self.num_filt * groups, kh=self.filt_h, kw=self.filt_w, stride=self.stride,
+                         padding=pad, groups=groups)
+
+
+def read_scalesim_topology(path) -> list[ScaleSimLayer]:
+    """Read a SCALE-Sim topology CSV: conv rows or GEMM rows, told apart by the header.
+
+    Conv header: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter,
+    Strides,`` (an optional 9th column, SCALE-Sim's ``N:M`` sparsity ratio, is accepted and ignored, as
+    SCALE-Sim does with sparsity support off). GEMM header: ``Layer name, M, N, K,`` (SCALE-Sim's
+    ``-i gemm`` input). Spaces around fields, trailing commas and blank lines are accepted.
+
+    Raises
+    ------
+    HwsimError
+        ``<path>:<line>: ...`` naming the column and value of a malformed row.
+    """
+    p, text = _read_text(path, "--topology")
+    rows: list[ScaleSimLayer] = []
+    columns = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        while fields and fields[-1] == "":
+            fields.pop()
+        where = f"{p}:{lineno}"
+        if columns is None:
+            head = [f.lower() for f in fields]
+            if head[:1] == ["layer name"] and head[1:] in (["m", "n", "k"], ["m", "n", "k", "sparsity"]):
+                columns = _GEMM_COLUMNS
+            elif head[:1] == ["layer name"] and len(fields) >= len(_CONV_COLUMNS):
+                columns = _CONV_COLUMNS
+            else:
+                raise HwsimError(f"{where}: header {line.strip()!r} is not allowed: expected a SCALE-Sim conv "
+                                 f"header ({', '.join(_CONV_COLUMNS)}) or GEMM header ({', '.join(_GEMM_COLUMNS)})")
+            continue
+        n = len(columns)
+        if len(fields) == n + 1 and re.fullmatch(r"\d+\s*:\s*\d+", fields[-1]):
+            fields.pop()  # sparsity ratio N:M
+        if len(fields) != n:
+            raise HwsimError(f"{where}: {len(fields)} fields are not allowed: expected {n} ({', '.join(columns)})")
+        if not fields[0]:
+            raise HwsimError(f"{where}: an empty layer name is not allowed: expected a name in the first column")
+        values = []
+        for column, raw in zip(columns[1:], fields[1:], strict=True):
+            if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+                raise HwsimError(f"{where}: {column}={raw!r} is not allowed: expected an integer >= 1")
+            values.append(int(raw))
+        if columns is _GEMM_COLUMNS:
+            m, nn, k = values
+            row = ScaleSimLayer(fields[0], m, k, 1, k, 1, nn, 1, line=lineno, kind="gemm")
+        else:
+            ih, iw, fh, fw, c, nf, s = values
+            if fh > ih or fw > iw:
+                raise HwsimError(f"{where}: filter {fh}x{fw} is not allowed: expected at most the IFMAP "
+                                 f"{ih}x{iw} (SCALE-Sim does not pad)")
+            row = ScaleSimLayer(fields[0], ih, iw, fh, fw, c, nf, s, line=lineno, depthwise="DP" in fields[0])
+        rows.append(row)
+    if columns is None:
+        raise HwsimError(f"{p}: an empty file is not allowed: expected a SCALE-Sim topology header and rows")
+    if not rows:
+        raise HwsimError(f"{p}: a topology without layers is not allowed: expected at least one row")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ conventions
+@dataclass(frozen=True)
+class ScaleSimCompute:
+    """SCALE-Sim's stall-free compute timing of one ``M x N x K`` layer on an ``R x C`` array.
+
+    ``sr, sc, t`` are its spatial rows, spatial columns and temporal dimension; ``folds`` is
+    ``ceil(sr/R) * ceil(sc/C)``; ``cycles`` = ``folds * per_fold`` (cycles, a count);
+    ``report_cycles`` = ``cycles - 1``, the "Total Cycles" SCALE-Sim prints when there are no stalls.
+    """
+
+    sr: int
+    sc: int
+    t: int
+    folds: int
+    per_fold: int
+    cycles: int
+
+    @property
+    def report_cycles(self) -> int:
+        return self.cycles - 1
+
+
+def scalesim_compute(dataflow: str, rows: int, cols: int, m: int, n: int, k: int) -> ScaleSimCompute:
+    """SCALE-Sim's compute cycles of one layer (``M`` ofmap pixels, ``N`` filters, window ``K``).
+
+    Closed form of the demand matrices of SCALE-Sim's ``systolic_compute_{os,ws,is}``: see the module
+    docstring. Units: cycles.
+    """
+    if dataflow not in _DATAFLOWS:
+        raise HwsimError(f"dataflow={dataflow!r} is not allowed: expected one of {', '.join(_DATAFLOWS)}")
+    sr, sc, t = {"os": (m, n, k), "ws": (k, n, m), "is": (k, m, n)}[dataflow]
+    per = t + rows + cols - 2 if dataflow == "os" else 2 * rows + cols + t - 2
+    folds = math.ceil(sr / rows) * math.ceil(sc / cols)
+    return ScaleSimCompute(sr, sc, t, folds, per, folds * per)
+
+
+@dataclass
+class LayerComparison:
+    """One topology row under both conventions (cycles; MACs counted as each side lowers the layer).
+
+    ``scalesim_*`` follow SCALE-Sim (summed over the ``repeats`` per-channel layers of a ``DP`` row);
+    ``scalesim_report_cycles`` is what its COMPUTE_REPORT prints as "Total Cycles" with no stalls.
+    ``hwsim_*`` are hwsim's cycle model on the real layer (``hwsim_gemm`` per group), stalls included;
+    ``hwsim_on_scalesim_gemm_cycles`` is hwsim's model on SCALE-Sim's unpadded GEMM.
+    """
+
+    name: str
+    scalesim_mnk: tuple[int, int, int]
+    repeats: int
+    scalesim_folds: int
+    scalesim_per_fold: int
+    scalesim_cycles: int
+    scalesim_report_cycles: int
+    scalesim_macs: int
+    hwsim_gemm: tuple[int, int, int]
+    hwsim_groups: int
+    hwsim_folds: int
+    hwsim_cycles: int
+    hwsim_stall_cycles: int
+    hwsim_macs: int
+    hwsim_on_scalesim_gemm_cycles: int
+
+
+@dataclass
+class ScaleSimComparison:
+    """A whole topology under both conventions; see :func:`compare_with_scalesim`."""
+
+    config: ScaleSimConfig
+    topology: str
+    dataflow: str
+    padding: str
+    hwsim_config: dict
+    layers: list[LayerComparison] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def scalesim_cycles(self) -> int:
+        return sum(r.scalesim_cycles for r in self.layers)
+
+    @property
+    def hwsim_cycles(self) -> int:
+        return sum(r.hwsim_cycles for r in self.layers)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["scalesim_cycles"], d["hwsim_cycles"] = self.scalesim_cycles, self.hwsim_cycles
+        return d
+
+
+def compare_with_scalesim(config, topology, dataflow: str | None = None, padding: str = "same",
+                          **overrides) -> ScaleSimComparison:
+    """Every layer of a SCALE-Sim topology under SCALE-Sim's conventions and under hwsim's.
+
+    Parameters
+    ----------
+    config : str, os.PathLike or ScaleSimConfig
+        SCALE-Sim ``.cfg``.
+    topology : str or os.PathLike
+        SCALE-Sim topology ``.csv`` (conv or GEMM rows).
+    dataflow : {"os", "ws", "is"}, optional
+        Overrides the config's ``Dataflow``.
+    padding : {"same", "none"}
+        Padding of the layers hwsim runs (``"same"``: as in the real network; ``"none"``: as SCALE-Sim).
+    **overrides
+        Fields of the hwsim :class:`~hwsim.config.MacArrayConfig` (e.g. ``act_bits``).
+    """
+    from hwsim.mac_array import predict_gemm
+
+    if padding not in ("same", "none"):
+        raise HwsimError(f"padding={padding!r} is not allowed: expected one of same, none")
+    t0 = time.perf_counter()
+    scfg = config if isinstance(config, ScaleSimConfig) else read_scalesim_config(config)
+    df = (dataflow or scfg.dataflow).lower()
+    if df not in _DATAFLOWS:
+        raise HwsimError(f"--dataflow={dataflow!r} is not allowed: expected one of {', '.join(_DATAFLOWS)}")
+    cfg = scfg.mac_array_config(dataflow=df, **overrides)
+    rows = read_scalesim_topology(topology)
+    out = ScaleSimComparison(config=scfg, topology=str(topology), dataflow=df, padding=padding,
+                             hwsim_config=cfg.to_dict())
+    for row in rows:
+        m, n, k = row.mnk
+        sc = scalesim_compute(df, cfg.rows, cfg.cols, m, n, k)
+        try:
+            layer = row.hwsim_layer(padding)
+        except HwsimError as e:
+            raise HwsimError(f"{topology}:{row.line}: {e}") from None
+        gm, gk, gn = layer.gemm_shape
+        st = predict_gemm(cfg, gm, gk, gn, name=row.name, groups=layer.groups)
+        on_ss = predict_gemm(cfg, m, k, n, name=row.name, groups=row.repeats)
+        out.layers.append(LayerComparison(
+            name=row.name, scalesim_mnk=(m, n, k), repeats=row.repeats, scalesim_folds=sc.folds * row.repeats,
+            scalesim_per_fold=sc.per_fold, scalesim_cycles=sc.cycles * row.repeats,
+            scalesim_report_cycles=(sc.cycles - 1) * row.repeats, scalesim_macs=m * n * k * row.repeats,
+            hwsim_gemm=(gm, gk, gn), hwsim_groups=layer.groups, hwsim_folds=st.folds, hwsim_cycles=st.cycles,
+            hwsim_stall_cycles=st.stall_cycles, hwsim_macs=st.macs, hwsim_on_scalesim_gemm_cycles=on_ss.cycles))
+    out.wall_seconds = time.perf_counter() - t0
+    return out
+
+
+def format_comparison(cmp: ScaleSimComparison) -> str:
+    """The table ``hwsim simulate --scalesim-config CFG --topology CSV`` prints."""
+    c = cmp.config
+    hc = cmp.hwsim_config
+    lines = [
+        f"hwsim simulate: SCALE-Sim topology {cmp.topology} on {c.path} ({c.run_name}): "
+        f"{c.rows}x{c.cols} array, dataflow {cmp.dataflow}, bandwidth {c.bandwidth:g} words/cycle",
+        f"hwsim side: MAC array {hc['rows']}x{hc['cols']} {cmp.dataflow}, int8, SRAM "
+        f"{hc['input_sram_bytes']}/{hc['weight_sram_bytes']}/{hc['output_sram_bytes']} B, DRAM "
+        f"{hc['dram_bytes_per_cycle']:g} B/cycle; layers padded '{cmp.padding}'",
+        "",
+        "SCALE-Sim convention: no padding, ofmap = ceil((in - filter + stride) / stride), folds of "
+        "(os) K+R+C-2 or (ws/is) 2R+C+T-2 cycles,",
+        "  'report' = its COMPUTE_REPORT 'Total Cycles' without stalls (folds x per-fold - 1); stalls not modelled.",
+        "hwsim convention: the real layer (padding, floor output size) on hwsim's RTL-exact model, DRAM stalls "
+        "included;",
+        "  'hwsim@ss' = hwsim's model on SCALE-Sim's unpadded GEMM.",
+        "",
+    ]
+    hdr = (f"{'layer':<10} {'SCALE-Sim M x N x K':<20} {'folds':>6} {'per fold':>8} {'report':>12} "
+           f"{'hwsim m x k x n':<20} {'folds':>6} {'hwsim':>12} {'stalls':>10} {'hwsim@ss':>12} {'hwsim/ss':>8}")
+    lines += [hdr, "-" * len(hdr)]
+    for r in cmp.layers:
+        mnk = "x".join(map(str, r.scalesim_mnk)) + (f" x{r.repeats}" if r.repeats > 1 else "")
+        g = "x".join(map(str, r.hwsim_gemm)) + (f" x{r.hwsim_groups}g" if r.hwsim_groups > 1 else "")
+        lines.append(f"{r.name:<10} {mnk:<20} {r.scalesim_folds:>6} {r.scalesim_per_fold:>8} "
+                     f"{r.scalesim_report_cycles:>12,} {g:<20} {r.hwsim_folds:>6} {r.hwsim_cycles:>12,} "
+                     f"{r.hwsim_stall_cycles:>10,} {r.hwsim_on_scalesim_gemm_cycles:>12,} "
+                     f"{r.hwsim_cycles / r.scalesim_cycles:>8.3f}")
+    ss = cmp.scalesim_cycles
+    hw = cmp.hwsim_cycles
+    lines += [
+        "",
+        f"total: SCALE-Sim convention {ss:,} cycles ({sum(r.scalesim_report_cycles for r in cmp.layers):,} as "
+        f"reported), hwsim {hw:,} cycles ({sum(r.hwsim_stall_cycles for r in cmp.layers):,} stalls), "
+        f"ratio {hw / ss:.3f}",
+        f"MACs: SCALE-Sim lowering {sum(r.scalesim_macs for r in cmp.layers):,}, hwsim lowering "
+        f"{sum(r.hwsim_macs for r in cmp.layers):,}",
+        f"(wall time {cmp.wall_seconds:.3f} s)",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""SCALE-Sim config/topology import and SCALE-Sim's cycle conventions (hwsim.scalesim).
+
+Expectations come from outside the code under test: a naive re-enactment of how SCALE-Sim builds its demand
+matrices (one loop iteration per fold, the prefix/suffix/skew rows of ``systolic_compute_{os,ws,is}.py``
+added up one by one, output size by counting window positions), and COMPUTE_REPORT numbers printed by
+SCALE-Sim 3.0.0 itself on a small topology.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hwsim.cli import main
+from hwsim.errors import HwsimError
+from hwsim.scalesim import compare_with_scalesim, read_scalesim_config, read_scalesim_topology
+
+SCALESIM = Path(__file__).resolve().parents[2] / "shared" / "scalesim"
+GOOGLE = SCALESIM / "configs" / "google.cfg"
+
+SMALL_TOPO = """Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,
+L1,10,10,3,3,3,5,1,
+L2,12,9,3,2,4,20,2,
+L3,7,7,7,7,17,9,1,
+"""
+SMALL_CFG = """[general]
+run_name = t
+
+[architecture_presets]
+ArrayHeight:    8
+ArrayWidth:     6
+IfmapSramSzkB:    64
+FilterSramSzkB:   64
+OfmapSramSzkB:    32
+Dataflow : {df}
+Bandwidth : 10
+"""
+# COMPUTE_REPORT "Total Cycles" (stall cycles were 0) printed by SCALE-Sim 3.0.0 (pip install scalesim) for
+# SMALL_TOPO on SMALL_CFG, one run per dataflow.
+SCALESIM_3_0_0_SMALL = {"os": [311, 575, 1689], "ws": [335, 599, 4409], "is": [1099, 599, 3044]}
+
+
+def naive_ofmap(size: int, filt: int, stride: int) -> int:
+    """Window starts SCALE-Sim counts: 0, stride, 2*stride, ... below ``size - filt + stride`` (its
+    ``ceil((size - filt + stride) / stride)``: a last window that overhangs the edge still counts)."""
+    starts = 0
+    pos = 0
+    while pos <= size - filt + stride - 1:
+        starts += 1
+        pos += stride
+    return starts
+
+
+def naive_scalesim_cycles(df: str, R: int, C: int, row: list[int]) -> int:
+    """Rows of SCALE-Sim's ofmap demand matrix, built fold by fold (no stalls)."""
+    ih, iw, fh, fw, ch, nf, s = row
+    M = naive_ofmap(ih, fh, s) * naive_ofmap(iw, fw, s)
+    K, N = fh * fw * ch, nf
+    Sr, Sc, T = {"os": (M, N, K), "ws": (K, N, M), "is": (K, M, N)}[df]
+    rows = 0
+    for _fc in range(0, Sc, C):
+        for _fr in range(0, Sr, R):
+            if df == "os":
+                fold = (T - 1) + R      # prefix of T-1 null rows, then the R output rows (flipped)
+            else:
+                fold = (2 * R - 1) + T  # prefix of 2R-1 null rows, then T output rows
+            fold += C - 1               # skew: column c is delayed by c rows
+            rows += fold
+    return rows
+
+
+def topo_rows(path: Path) -> list[tuple[str, list[int]]]:
+    out = []
+    for line in path.read_text().splitlines()[1:]:
+        f = [x.strip() for x in line.split(",") if x.strip()]
+        if f:
+            out.append((f[0], [int(v) for v in f[1:8]]))
+    return out
+
+
+@pytest.fixture
+def shared():
+    if not SCALESIM.is_dir():
+        pytest.skip(f"SCALE-Sim samples not found at {SCALESIM}")
+    return SCALESIM
+
+
+@pytest.mark.parametrize("df", ["os", "ws", "is"])
+def test_small_topology_matches_scalesim_3_0_0(tmp_path, df):
+    (tmp_path / "t.csv").write_text(SMALL_TOPO)
+    (tmp_path / "t.cfg").write_text(SMALL_CFG.format(df=df))
+    cmp = compare_with_scalesim(tmp_path / "t.cfg", tmp_path / "t.csv")
+    assert [r.scalesim_report_cycles for r in cmp.layers] == SCALESIM_3_0_0_SMALL[df]
+
+
+@pytest.mark.parametrize("topology", ["Resnet18", "alexnet"])
+@pytest.mark.parametrize("df", ["os", "ws", "is"])
+def test_every_layer_matches_the_naive_demand_matrices(shared, topology, df):
+    path = shared / "topologies" / f"{topology}.csv"
+    cmp = compare_with_scalesim(GOOGLE, path, dataflow=df)
+    expected = [naive_scalesim_cycles(df, 256, 256, row) for _, row in topo_rows(path)]
+    assert [r.name for r in cmp.layers] == [n for n, _ in topo_rows(path)]
+    assert [r.scalesim_cycles for r in cmp.layers] == expected
+    assert [r.scalesim_report_cycles for r in cmp.layers] == [e - 1 for e in expected]
+
+
+def test_lowerings_differ_as_documented(shared):
+    cmp = compare_with_scalesim(GOOGLE, shared / "topologies" / "alexnet.csv", dataflow="ws")
+    conv1 = cmp.layers[0]
+    # SCALE-Sim: no padding, ceil((224 - 11 + 4) / 4) = 55 -> 55*55 = 3025 pixels, K = 11*11*3
+    assert conv1.scalesim_mnk == (3025, 96, 363)
+    # hwsim 'same' padding 5: floor((224 + 10 - 11) / 4) + 1 = 56 -> 3136
+    assert conv1.hwsim_gemm == (3136, 363, 96)
+    # hwsim's own count is its RTL-exact model; it includes DRAM stalls at 10 B/cycle
+    assert conv1.hwsim_cycles > conv1.hwsim_stall_cycles > 0
+
+
+def test_gemm_topology_and_depthwise_rows(tmp_path):
+    (tmp_path / "g.csv").write_text("Layer Name, M, N, K,\nTest 1, 256, 128, 256,\n")
+    (tmp_path / "c.cfg").write_text(SMALL_CFG.format(df="os"))
+    [g] = read_scalesim_topology(tmp_path / "g.csv")
+    assert g.mnk == (256, 128, 256) and g.hwsim_layer().gemm_shape == (256, 256, 128)
+    cmp = compare_with_scalesim(tmp_path / "c.cfg", tmp_path / "g.csv")
+    # os on 8x6: ceil(256/8) * ceil(128/6) folds of 256 + 8 + 6 - 2 cycles
+    assert cmp.layers[0].scalesim_cycles == 32 * 22 * 268
+    (tmp_path / "dp.csv").write_text(SMALL_TOPO.splitlines()[0] + "\nConvDP,10,10,3,3,4,1,1,\n")
+    [dp] = read_scalesim_topology(tmp_path / "dp.csv")
+    assert dp.repeats == 4 and dp.mnk == (64, 1, 9)
+    layer = dp.hwsim_layer()
+    assert layer.groups == 4 and layer.gemm_shape == (100, 9, 1)
+    cmp = compare_with_scalesim(tmp_path / "c.cfg", tmp_path / "dp.csv")
+    assert cmp.layers[0].scalesim_cycles == 4 * 8 * (9 + 8 + 6 - 2)
+
+
+def test_config_fields():
+    cfg = read_scalesim_config(GOOGLE) if GOOGLE.is_file() else pytest.skip("no google.cfg")
+    assert (cfg.rows, cfg.cols, cfg.dataflow, cfg.bandwidth) == (256, 256, "os", 10.0)
+    m = cfg.mac_array_config(dataflow="ws")
+    assert m.input_sram_bytes == 6144 * 1024 and m.output_sram_bytes == 2048 * 1024 and m.dataflow == "ws"
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+     "L1,10,10,3,3,3,x5,1,\n", r"^.*t\.csv:2: Num Filter='x5' is not allowed: expected an integer >= 1$"),
+    ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\n"
+     "L1,10,10,3,3,3,1,\n", r"^.*t\.csv:3: 7 fields are not allowed: expected 8 \(Layer name, .*\)$"),
+    ("Layer, a, b\nL1,1,2\n", r"^.*t\.csv:1: header 'Layer, a, b' is not allowed: expected a SCALE-Sim conv header"),
+    ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+     "L1,3,3,5,5,3,1,1,\n", r"^.*t\.csv:2: filter 5x5 is not allowed: expected at most the IFMAP 3x3"),
+    ("", r"^.*t\.csv: an empty file is not allowed"),
+])
+def test_malformed_topology(tmp_path, text, pattern):
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(HwsimError, match=pattern):
+        read_scalesim_topology(tmp_path / "t.csv")
+
+
+@pytest.mark.parametrize("edit, pattern", [
+    (("ArrayWidth:     6", "ArrayWidth: six"), r"^.*c\.cfg:6: ArrayWidth='six' is not allowed: expected an integer$"),
+    (("Dataflow : os", "Dataflow : xs"), r"^.*c\.cfg:10: Dataflow='xs' is not allowed: expected one of os, ws, is$"),
+    (("Bandwidth : 10", ""), r"^.*c\.cfg: \[architecture_presets\] without Bandwidth is not allowed"),
+    (("[general]", "general"), r"^.*c\.cfg:1: 'general' is not allowed: expected '\[section\]' or 'key : value'$"),
+])
+def test_malformed_config(tmp_path, edit, pattern):
+    (tmp_path / "c.cfg").write_text(SMALL_CFG.format(df="os").replace(*edit))
+    with pytest.raises(HwsimError, match=pattern):
+        read_scalesim_config(tmp_path / "c.cfg")
+
+
+def test_cli_prints_both_conventions(shared, capsys):
+    rc = main(["simulate", "--scalesim-config", str(GOOGLE), "--topology",
+               str(shared / "topologies" / "Resnet18.csv"), "--dataflow", "ws"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "SCALE-Sim convention" in out and "hwsim convention" in out
+    conv1 = next(line for line in out.splitlines() if line.startswith("Conv1 "))
+    # SCALE-Sim: M = ceil((224-7+2)/2)^2 = 110^2, K = 147, one fold of 2*256 + 256 + 12100 - 2 cycles
+    assert re.search(r"12100x64x147\s+1\s+12866\s+12,865\s+12544x147x64", conv1)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "t.csv").write_text("Layer name, M, N, K,\nA,1,2,-3,\n")
+    (tmp_path / "c.cfg").write_text(SMALL_CFG.format(df="ws"))
+    assert main(["simulate", "--scalesim-config", str(tmp_path / "c.cfg"), "--topology", str(tmp_path / "t.csv")]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"hwsim: error: .*t\.csv:2: K='-3' is not allowed: expected an integer >= 1\n", err)
+    assert main(["simulate", "--topology", str(tmp_path / "t.csv")]) == 2
+    assert re.fullmatch(r"hwsim: error: --topology without --scalesim-config is not allowed.*\n", capsys.readouterr().err)

@@ -1,0 +1,426 @@
+"""RF interferometer arrays (family ``rf-array``): config, cycle-level models, inventories and registry record.
+
+Two views of one config:
+
+* ``target="rf"`` -- the physical RF array: one SVD core processor of ``n`` ports (a V^H mesh, ``n``
+  variable attenuators, a U mesh; see :func:`hwsim.models.rf_mesh.svd_map`) with one DAC per tunable
+  element (all programmed in parallel), ``n`` signal DACs generating the input vector, ``n`` ADCs, a
+  Benes switch matrix in front of the mesh and a digital post-processing adder per port.
+  :func:`predict_gemm` and :func:`predict_tt` time a dense layer (tiled into n x n blocks) or a TT layer
+  (cores run one after another on the same processor, ``reuse`` arrangement of
+  :mod:`hwsim.models.rf_tt`) in controller cycles.
+* ``target="emulator"`` -- the digital fixed-point emulator of one programmed ``n``-port mesh
+  (:mod:`hwsim.models.rf_array`, RTL in :mod:`hwsim.rtl.rf_array`), timed exactly by
+  :func:`predict_emulator`.
+
+Physical system timing (one n x n tile of a layer, ``m`` input vectors)::
+
+    program  = dac_update_cycles                      (every DAC of the tile settles in parallel)
+    rf       = ceil(rf_depth * rf_stage_ns / ns_per_cycle)   (rf_depth = 2 mesh depths + 1 attenuator column)
+    stream   = m * adc_cycles                         (signal DAC -> RF -> ADC, one vector per ADC conversion)
+    post     = 1                                      (digital accumulate of the last vector)
+    tile cycles = program + rf + stream + post; tiles run back to back.
+
+Emulator timing (exact to the RTL; cycle 1 is the first cycle ``busy`` is high)::
+
+    cycles = 1 + (C - 1) * dac_update_cycles + V + L,   C = code_count, L = 2 * columns + 1
+
+(codes accepted one per ``dac_update_cycles``; V vectors, one per cycle; L pipeline registers). Stalls are
+the cycles of the RUN phase without an input vector (0 with an always-valid source).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hwsim.config import FamilyConfig, _check_choice, _check_int
+from hwsim.errors import HwsimError
+from hwsim.families import Family
+from hwsim.models import rf_array as ref
+from hwsim.models.rf_mesh import MESH_STYLES, mzi_count
+from hwsim.models.rf_tt import TTLayer, benes_switches, stage_shapes
+from hwsim.stats import ActionCounts, LayerStats
+
+__all__ = [
+    "FAMILY",
+    "TARGETS",
+    "RfArrayConfig",
+    "inventory",
+    "parse_preset",
+    "predict_emulator",
+    "predict_gemm",
+    "predict_op",
+    "predict_tt",
+]
+
+TARGETS = ("rf", "emulator")
+
+
+def _check_number(name: str, value, lo: float, lo_open: bool, hi: float) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value <= hi \
+        and (value > lo if lo_open else value >= lo)
+    if not ok:
+        rng = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
+        raise HwsimError(f"{name}={value!r} is not allowed: expected a number in {rng}")
+
+
+@dataclass(frozen=True)
+class RfArrayConfig(FamilyConfig):
+    """An RF interferometer array and its fixed-point emulator (family ``rf-array``).
+
+    Parameters
+    ----------
+    n : int
+        Ports (modes) of each mesh; an n x n unitary mesh has n(n-1)/2 interferometers.
+    mesh : {"clements", "reck"}
+        Mesh topology: rectangular (Clements, depth n, balanced loss) or triangular (Reck, depth 2n-3).
+    target : {"rf", "emulator"}
+        What the inventory prices: the physical RF array or the digital emulator of its mesh.
+    dac_bits : int
+        Phase DAC resolution in bits; a phase code k means the angle 2 pi k / 2**dac_bits.
+    adc_bits : int
+        Resolution of the output ADCs in bits.
+    data_bits : int
+        Emulator: signed width of the real and of the imaginary part of every complex sample.
+    coef_bits : int
+        Emulator: fraction bits of the cos/sin tables (entries are signed coef_bits + 2 bits).
+    dac_update_cycles : int
+        Controller cycles one phase-DAC update takes to settle (the emulator accepts one code per update).
+    adc_cycles : int
+        Controller cycles of one ADC conversion (one output vector per conversion).
+    rf_stage_ns : float
+        RF propagation delay through one column of interferometers (or attenuators), in ns.
+    loss_db : float
+        Insertion loss of one interferometer in dB (used by the error model of studies).
+    clock_mhz : float
+        Controller clock frequency in MHz.
+    """
+
+    n: int = 8
+    mesh: str = "clements"
+    target: str = "rf"
+    dac_bits: int = 8
+    adc_bits: int = 10
+    data_bits: int = 16
+    coef_bits: int = 12
+    dac_update_cycles: int = 1
+    adc_cycles: int = 1
+    rf_stage_ns: float = 0.05
+    loss_db: float = 0.0
+    clock_mhz: float = 250.0
+
+    FAMILY: ClassVar[str] = "rf-array"
+
+    def __post_init__(self):
+        _check_int("n", self.n, 1, 64)
+        _check_choice("mesh", self.mesh, MESH_STYLES)
+        _check_choice("target", self.target, TARGETS)
+        _check_int("dac_bits", self.dac_bits, 1, 12)
+        _check_int("adc_bits", self.adc_bits, 1, 16)
+        _check_int("data_bits", self.data_bits, 4, 32)
+        _check_int("coef_bits", self.coef_bits, 2, 24)
+        _check_int("dac_update_cycles", self.dac_update_cycles, 1, 1 << 16)
+        _check_int("adc_cycles", self.adc_cycles, 1, 1 << 16)
+        _check_number("rf_stage_ns", self.rf_stage_ns, 0.0, False, 1e6)
+        _check_number("loss_db", self.loss_db, 0.0, False, 100.0)
+        _check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
+
+    @property
+    def ns_per_cycle(self) -> float:
+        return 1000.0 / self.clock_mhz
+
+    @property
+    def top_name(self) -> str:
+        """Verilog module name of the emulator top."""
+        return f"rf_mesh_{self.mesh}_{self.n}_d{self.data_bits}_c{self.coef_bits}_p{self.dac_bits}"
+
+    @property
+    def mzis(self) -> int:
+        return mzi_count(self.n)
+
+    @property
+    def columns(self) -> int:
+        """Pipeline columns of the mesh layout (MZI columns)."""
+        return len(ref.mesh_layout(self.n, self.mesh))
+
+    @property
+    def codes(self) -> int:
+        """Phase codes of one mesh program (2 per MZI + n output phases)."""
+        return ref.code_count(self.n, self.mesh)
+
+    @property
+    def latency(self) -> int:
+        """Emulator pipeline registers from input to output (2 per column + the output screen)."""
+        return 2 * self.columns + 1
+
+    @property
+    def rf_cycles(self) -> int:
+        """Cycles of RF propagation through the SVD processor (two meshes + the attenuator column)."""
+        return math.ceil((2 * self.columns + 1) * self.rf_stage_ns / self.ns_per_cycle - 1e-9)
+
+    @property
+    def tile_codes(self) -> int:
+        """DAC settings of one SVD tile: both meshes' phase shifters and the n attenuators."""
+        return 2 * self.codes + self.n
+
+    def describe(self) -> str:
+        return (f"{self.n}-port {self.mesh} RF array ({self.target}; {self.dac_bits}-bit phase DACs, "
+                f"{self.adc_bits}-bit ADCs, emulator {self.data_bits}-bit data / {self.coef_bits}-bit tables, "
+                f"{self.clock_mhz:g} MHz)")
+
+
+_PRESET_RE = re.compile(r"^rf-array-(\d+)(?:-(clements|reck))?(?:-(emulator))?$")
+
+
+def parse_preset(name: str) -> RfArrayConfig | None:
+    """``rf-array-N[-clements|reck][-emulator]`` as a config; None for other names."""
+    m = _PRESET_RE.match(str(name))
+    if not m:
+        return None
+    return RfArrayConfig(n=int(m[1]), mesh=m[2] or "clements", target="emulator" if m[3] else "rf")
+
+
+# ---------------------------------------------------------------------------------------------- cycle models
+def predict_emulator(cfg: RfArrayConfig, vectors: int) -> LayerStats:
+    """Exact RTL statistics of programming the emulator once and streaming ``vectors`` input vectors."""
+    _check_int("vectors", vectors, 1)
+    c, v = cfg.codes, vectors
+    cycles = 1 + (c - 1) * cfg.dac_update_cycles + v + cfg.latency
+    k = cfg.mzis
+    actions = ActionCounts({("code_reg", "write"): c, ("rotator", "rotate"): k * v, ("mixer", "mix"): k * v,
+                            ("screen", "rotate"): cfg.n * v})
+    return LayerStats(name="mesh", m=v, k=cfg.n, n=cfg.n, groups=1, cycles=cycles, stall_cycles=0, folds=1,
+                      macs=4 * cfg.n * cfg.n * v, utilization=v / cycles, actions=actions)
+
+
+def _tile_stats(cfg: RfArrayConfig, vectors: int, tiles: int, k_tiles: int, n_tiles: int) -> tuple[int, dict]:
+    per_tile = cfg.dac_update_cycles + cfg.rf_cycles + vectors * cfg.adc_cycles + 1
+    n = cfg.n
+    acts = {
+        ("dac", "convert"): tiles * cfg.tile_codes,
+        ("phase_shifter", "set"): tiles * 2 * cfg.codes,
+        ("attenuator", "set"): tiles * n,
+        ("signal_dac", "convert"): tiles * vectors * n,
+        ("adc", "convert"): tiles * vectors * n,
+        ("post", "add"): (k_tiles - 1) * n_tiles * vectors * n,
+    }
+    return tiles * per_tile, acts
+
+
+def predict_gemm(cfg: RfArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> LayerStats:
+    """Physical-array statistics of ``out (m, n) = a (m, k) @ w (k, n)``: w is tiled into n x n SVD tiles
+    (``ceil(k / cfg.n) * ceil(n / cfg.n)``), each programmed once and fed the m input vectors."""
+    for f, v in (("m", m), ("k", k), ("n", n)):
+        _check_int(f, v, 1)
+    kt, nt = math.ceil(k / cfg.n), math.ceil(n / cfg.n)
+    cycles, acts = _tile_stats(cfg, m, kt * nt, kt, nt)
+    return LayerStats(name=name, m=m, k=k, n=n, groups=1, cycles=cycles, stall_cycles=0, folds=kt * nt,
+                      macs=m * k * n, utilization=m * k * n / (cfg.n * cfg.n * cycles), actions=ActionCounts(acts))
+
+
+def predict_op(cfg: RfArrayConfig, op) -> LayerStats:
+    """Counts-only statistics of one GEMM op on the physical array (see :func:`predict_gemm`)."""
+    return predict_gemm(cfg, op.m, op.k, op.n, name=op.layer)
+
+
+def predict_tt(cfg: RfArrayConfig, layer: TTLayer, vectors: int, name: str = "tt") -> LayerStats:
+    """Physical-array statistics of a TT layer on one processor: each core's matrix (r m x n r) is tiled
+    onto the n-port processor and fed its B_k vectors per input vector; between cores the outputs are
+    digitized and reordered in memory (``reuse``); the DACs are re-programmed once per core tile."""
+    _check_int("vectors", vectors, 1)
+    cycles, total = 0, ActionCounts({})
+    folds = 0
+    for st in stage_shapes(layer):
+        kt, nt = math.ceil(st["q"] / cfg.n), math.ceil(st["p"] / cfg.n)
+        c, acts = _tile_stats(cfg, vectors * st["vectors"], kt * nt, kt, nt)
+        cycles += c
+        folds += kt * nt
+        total = total + ActionCounts(acts)
+    macs = vectors * sum(st["vectors"] * st["p"] * st["q"] for st in stage_shapes(layer))
+    return LayerStats(name=name, m=vectors, k=layer.n, n=layer.m, groups=1, cycles=cycles, stall_cycles=0,
+                      folds=folds, macs=macs, utilization=macs / (cfg.n * cfg.n * cycles), actions=total)
+
+
+# ---------------------------------------------------------------------------------------------- cost classes
+SUI_TTRFNN = ('"In-Sensor Radio Frequency Computing for Energy-Efficient Intelligent Radar" (Sui et al.): '
+              "TT-RFNN / RTT-RFNN, 2x2 RF interferometer meshes (context for the device classes, no figure taken)")
+WALDEN_1999 = ('R. H. Walden, "Analog-to-digital converter survey and analysis", IEEE Journal on Selected Areas in '
+               "Communications, vol. 17, no. 4, pp. 539-550, 1999 (figure of merit E = FoM * 2**bits per conversion)")
+MURMANN_SURVEY = ("B. Murmann, ADC Performance Survey 1997-2024, https://github.com/bmurmann/ADC-survey "
+                  "(Walden FoM of published converters)")
+BENES_1965 = ('V. E. Benes, "Mathematical Theory of Connecting Networks and Telephone Traffic", Academic Press, '
+              "1965 (rearrangeable network of L/2 (2 log2 L - 1) 2x2 switches)")
+
+
+def _cost_entries():
+    from hwsim.cost import HWSIM_ASSUMPTION, HWSIM_DERIVED, CostEntry
+
+    def e(name, value, unit, source, bits, note, node=45, volt=0.9):
+        return CostEntry(name, value, unit, source, node, volt, bits, note)
+
+    return {
+        "rf": [
+            e("adc.fom_walden", 0.01, "pJ", HWSIM_ASSUMPTION, 1,
+              "energy per conversion step (10 fJ/conv-step); E(ADC of b bits) = FoM * 2**b per conversion "
+              f"(FoM form: {WALDEN_1999}); 10 fJ is an assumed mid-speed value, the spread of published "
+              f"converters is in {MURMANN_SURVEY}"),
+            e("dac.fom_walden", 0.01, "pJ", HWSIM_ASSUMPTION, 1,
+              "energy per DAC update step (10 fJ/step); E(DAC of b bits) = FoM * 2**b per update, "
+              "assumed equal to the ADC figure of merit (no DAC survey entry verified)"),
+            e("adc.area_per_level", 50.0, "um^2", HWSIM_ASSUMPTION, 1,
+              "ADC area = 50 um^2 * 2**bits (0.05 mm^2 at 10 bits)"),
+            e("dac.area_per_level", 20.0, "um^2", HWSIM_ASSUMPTION, 1,
+              "DAC area = 20 um^2 * 2**bits (5120 um^2 at 8 bits)"),
+            e("mzi.area", 0.25, "mm^2", HWSIM_ASSUMPTION, 1,
+              "one on-chip mm-wave interferometer (two quarter-wave hybrid couplers + lines); passive, "
+              "not node-scaled; board-level RF meshes are ~100x larger"),
+            e("phase_shifter.area", 0.05, "mm^2", HWSIM_ASSUMPTION, 1,
+              "varactor-tuned reflective phase shifter; passive, not node-scaled"),
+            e("phase_shifter.set.energy", 0.1, "pJ", HWSIM_ASSUMPTION, 1,
+              "charging the varactor bias node once per new setting (the DAC conversion is priced separately)"),
+            e("attenuator.area", 0.05, "mm^2", HWSIM_ASSUMPTION, 1, "variable attenuator; passive, not node-scaled"),
+            e("rf_switch.area", 0.02, "mm^2", HWSIM_ASSUMPTION, 1,
+              f"one 2x2 RF switch cell of a switch matrix ({BENES_1965}); not node-scaled"),
+            e("rf_switch.toggle.energy", 1.0, "pJ", HWSIM_ASSUMPTION, 1,
+              "reconfiguring one 2x2 RF switch (gate charge of its FET switches)"),
+        ],
+        "emulator": [
+            e("emulator.rotator", 4.0, "x", HWSIM_DERIVED, 1,
+              "complex rotator = 4 multipliers (data_bits x coef_bits+2) + 2 adders (data+coef+2 bits) "
+              "from the multiplier/adder entries (Horowitz 2014)"),
+            e("emulator.mixer", 16.0, "x", HWSIM_DERIVED, 1,
+              "2x2 complex mixer = 16 multipliers (data_bits x coef_bits+2) + 12 adders (data+coef+4 bits) "
+              "from the multiplier/adder entries (Horowitz 2014)"),
+        ],
+    }
+
+
+def _register_classes() -> None:
+    from hwsim.cost import COMPONENT_CLASSES, ComponentClass, register_component_class
+
+    if "phase_shifter" in COMPONENT_CLASSES:
+        return
+    entries = _cost_entries()
+
+    def v(m, name):
+        return m.entry(name).value
+
+    def mm2(m, name):
+        return v(m, name) * 1e6
+
+    def rot_e(m, a):
+        w = a["coef_bits"] + 2
+        return 4 * m.mult_energy_pj(a["data_bits"], w) + 2 * m.add_energy_pj(a["data_bits"] + w)
+
+    def rot_a(m, a):
+        w = a["coef_bits"] + 2
+        return 4 * m.mult_area_um2(a["data_bits"], w) + 2 * m.add_area_um2(a["data_bits"] + w)
+
+    def mix_e(m, a):
+        w = a["coef_bits"] + 2
+        return 16 * m.mult_energy_pj(a["data_bits"], w) + 12 * m.add_energy_pj(a["data_bits"] + w + 2)
+
+    def mix_a(m, a):
+        w = a["coef_bits"] + 2
+        return 16 * m.mult_area_um2(a["data_bits"], w) + 12 * m.add_area_um2(a["data_bits"] + w + 2)
+
+    rf = [
+        ComponentClass("interferometer", "2x2 RF interferometer (two couplers); passive: area only", (), {},
+                       lambda m, a: mm2(m, "mzi.area")),
+        ComponentClass("phase_shifter", "tunable RF phase shifter; `set` = one new setting",
+                       (), {"set": ("setting", lambda m, a: v(m, "phase_shifter.set.energy"))},
+                       lambda m, a: mm2(m, "phase_shifter.area")),
+        ComponentClass("attenuator", "variable RF attenuator; `set` = one new setting",
+                       (), {"set": ("setting", lambda m, a: v(m, "phase_shifter.set.energy"))},
+                       lambda m, a: mm2(m, "attenuator.area")),
+        ComponentClass("dac", "DAC of `bits` (Walden-FoM energy per update)", ("bits",),
+                       {"convert": ("conversion", lambda m, a: v(m, "dac.fom_walden") * 2 ** a["bits"])},
+                       lambda m, a: v(m, "dac.area_per_level") * 2 ** a["bits"]),
+        ComponentClass("adc", "ADC of `bits` (Walden-FoM energy per conversion)", ("bits",),
+                       {"convert": ("conversion", lambda m, a: v(m, "adc.fom_walden") * 2 ** a["bits"])},
+                       lambda m, a: v(m, "adc.area_per_level") * 2 ** a["bits"]),
+        ComponentClass("rf_switch", "2x2 RF switch cell of a switch matrix", (),
+                       {"toggle": ("reconfiguration", lambda m, a: v(m, "rf_switch.toggle.energy"))},
+                       lambda m, a: mm2(m, "rf_switch.area")),
+    ]
+    emu = [
+        ComponentClass("complex_rotator", "fixed-point complex multiply by a table cos/sin (4 mult + 2 add)",
+                       ("data_bits", "coef_bits"), {"rotate": ("operation", rot_e)}, rot_a),
+        ComponentClass("complex_mixer", "fixed-point 2x2 complex MZI mix (16 mult + 12 add)",
+                       ("data_bits", "coef_bits"), {"mix": ("operation", mix_e)}, mix_a),
+    ]
+    for i, cc in enumerate(rf):
+        register_component_class(cc, entries["rf"] if i == 0 else (), section="Component classes of rf-array "
+                                 "(physical RF array)")
+    for i, cc in enumerate(emu):
+        register_component_class(cc, entries["emulator"] if i == 0 else (),
+                                 section="Component classes of rf-array (fixed-point mesh emulator)")
+
+
+def inventory(cfg: RfArrayConfig):
+    """The priced components of ``cfg``'s target (named as in the cycle models' action counts)."""
+    from hwsim.cost import Component, Inventory
+
+    _register_classes()
+    n, k = cfg.n, cfg.mzis
+    if cfg.target == "emulator":
+        return Inventory(f"rf_array emulator {n}-port {cfg.mesh}", (
+            Component("code_reg", "register", {"bits": cfg.dac_bits}, cfg.codes, "one phase-code register each"),
+            Component("rotator", "complex_rotator", {"data_bits": cfg.data_bits, "coef_bits": cfg.coef_bits}, k,
+                      "external-phase rotation of each MZI"),
+            Component("mixer", "complex_mixer", {"data_bits": cfg.data_bits, "coef_bits": cfg.coef_bits}, k,
+                      "2x2 mix of each MZI"),
+            Component("screen", "complex_rotator", {"data_bits": cfg.data_bits, "coef_bits": cfg.coef_bits}, n,
+                      "output phase screen"),
+            Component("pipeline_reg", "register", {"bits": 2 * cfg.data_bits * n + 1}, cfg.latency,
+                      "pipeline registers (writes not counted)"),
+            Component("controller", "controller", {"ge": 400}, 1,
+                      "code loader, FSM and activity counters, rough 400 GE estimate"),
+        ))
+    ps = 2 * cfg.codes
+    return Inventory(f"rf_array {n}-port {cfg.mesh} SVD processor", (
+        Component("mzi", "interferometer", {}, 2 * k, "U and V^H meshes"),
+        Component("phase_shifter", "phase_shifter", {}, ps, "two per MZI + two output screens"),
+        Component("attenuator", "attenuator", {}, n, "singular values"),
+        Component("dac", "dac", {"bits": cfg.dac_bits}, ps + n, "one per phase shifter and attenuator"),
+        Component("signal_dac", "dac", {"bits": cfg.adc_bits}, n, "input vector generation (digital inputs)"),
+        Component("adc", "adc", {"bits": cfg.adc_bits}, n, "one per output port"),
+        Component("rf_switch", "rf_switch", {}, benes_switches(n), "Benes switch matrix at the inputs"),
+        Component("post", "adder", {"bits": 32}, n, "digital accumulation across k tiles"),
+        Component("controller", "controller", {}, 1, "rough 10k GE estimate (controller.ge)"),
+    ))
+
+
+def check_rtl(cfg: RfArrayConfig) -> None:
+    """Every config has RTL (the emulator of its mesh); nothing to reject."""
+
+
+FAMILY = Family(
+    name="rf-array",
+    config_cls=RfArrayConfig,
+    description="RF interferometer arrays: Clements/Reck meshes, SVD and TT-RF mapping, device errors; "
+                "fixed-point mesh emulator RTL",
+    presets=("rf-array-8", "rf-array-8-reck", "rf-array-4-emulator", "rf-array-16"),
+    preset_pattern="rf-array-N[-clements|reck][-emulator]",
+    parse_preset=parse_preset,
+    workload_kinds=(),
+    reference="hwsim.models.rf_array",
+    cycle_model="hwsim.rf_array",
+    inventory=inventory,
+    predict=predict_op,
+    rtl="hwsim.rtl.rf_array:generate_verilog",
+    rtl_check=check_rtl,
+    cosim="hwsim.cosim.rf_array_regression:run_regression",
+    synth_groups=(
+        ("MZI rotators (external phase)", ("rotator",), ("rotator",)),
+        ("MZI 2x2 mixers", ("mixer",), ("mixer",)),
+        ("output phase screen", ("screen",), ("screen",)),
+        ("controller + code registers (top)", ("top",), ("code_reg", "pipeline_reg", "controller")),
+    ),
+    studies=(("tt-rfnn", "hwsim.rf_array_study:run",
+              "dense RFNN vs TT-RFNN on scikit-learn digits: device counts and accuracy under device errors, "
+              "with and without calibration (Sui et al.)"),),
+)

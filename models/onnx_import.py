@@ -1,0 +1,856 @@
+"""ONNX front-end: float, QDQ, QOperator and QONNX graphs into hwsim's model representation.
+
+:func:`load_onnx` reads an ONNX graph (a path, bytes or an ``onnx.ModelProto``) into a float
+:class:`~hwsim.models.graph.Model` and, for quantized graphs, the quantization annotations of every layer
+(:class:`LayerQuant`): weight format, bit widths, scales and their power-of-two mapping. With annotations,
+:func:`to_compressed` builds the integer :class:`~hwsim.models.compress.CompressedModel` the MAC array runs,
+from the graph's own integer weights and scales (no re-quantization, no calibration).
+
+Supported operators (anything else is one :class:`HwsimError` naming the node and its op type):
+
+* float: Conv (group, symmetric pads, strides, dilations; ``auto_pad`` NOTSET/VALID/SAME_*), Gemm, MatMul
+  (a constant right operand; a following Add of a constant vector becomes the bias), Relu, Clip with
+  ``min = 0`` and no max (a ReLU), MaxPool / AveragePool (square, unpadded), GlobalAveragePool (square
+  maps), Add (residual, or a constant bias after Conv/Gemm/MatMul), Flatten, Reshape to ``(N, -1)``,
+  BatchNormalization (folded into the preceding Conv or Gemm), Identity, Dropout, and a final Softmax /
+  LogSoftmax (dropped: it does not change the argmax).
+* QDQ: QuantizeLinear / DequantizeLinear pairs on activations and weights (PyTorch / ONNX Runtime export).
+* QOperator: QuantizeLinear, QLinearConv, QLinearMatMul, DequantizeLinear.
+* QONNX (Brevitas / FINN): ``Quant`` (any bit width, signed, narrow range) and ``BipolarQuant`` on weights;
+  ``Quant`` on activations.
+
+Not representable in hwsim's model (and rejected by name): Concat, Clip with an upper bound (ReLU6),
+asymmetric padding, padded or rectangular pooling. Zero points must be 0 (symmetric quantization), as the
+MAC array has no zero-point correction.
+
+Power-of-two scales: the MAC array requantizes with shifts, so every scale ``s`` is mapped to ``2**e`` with
+``e = round(log2(s))``; the relative error ``2**e / s - 1`` is reported per layer, or with ``exact=True``
+a scale that is not a power of two is rejected naming the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from hwsim.models.errors import HwsimError
+from hwsim.models.graph import INPUT, Layer, Model
+
+__all__ = ["LayerQuant", "OnnxImport", "SUPPORTED_OPS", "load_onnx", "to_compressed"]
+
+SUPPORTED_OPS = (
+    "Conv", "Gemm", "MatMul", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Flatten",
+    "Reshape", "BatchNormalization", "Identity", "Dropout", "Softmax", "LogSoftmax", "QuantizeLinear",
+    "DequantizeLinear", "QLinearConv", "QLinearMatMul", "Quant", "BipolarQuant",
+)
+
+
+@dataclass
+class QuantParam:
+    """A quantizer found in the graph: ``real = (code - zero_point) * scale``, codes of ``bits`` bits."""
+
+    scale: np.ndarray
+    bits: int
+    signed: bool
+    node: str
+    narrow: bool = False
+    bipolar: bool = False
+
+
+@dataclass
+class LayerQuant:
+    """Quantization annotations of one conv / linear layer.
+
+    Attributes
+    ----------
+    weight_format : str
+        hwsim weight format: ``int8``, ``int4``, ``int2`` (signed codes of that width), ``ternary``
+        (``{-1, 0, 1}``) or ``binary`` (``BipolarQuant``, ``{-1, +1}``).
+    weight_bits, act_bits : int
+        Bit widths of the weight codes and of the layer's input activations.
+    weight_codes : ndarray of int64
+        The graph's integer weights, shaped like the layer's weight.
+    weight_scale : ndarray of float
+        The graph's weight scale, one per output channel (a per-tensor scale is repeated).
+    weight_exp : ndarray of int64
+        ``round(log2(weight_scale))`` per output channel.
+    in_scale, out_scale : float or None
+        Scales of the input and output activations (``None`` where the graph leaves them float).
+    in_exp, out_exp : int or None
+        Their power-of-two exponents.
+    max_rel_error : float
+        Largest ``|2**e / s - 1|`` over the layer's weight, input and output scales.
+    source : str
+        ``qdq``, ``qoperator`` or ``qonnx``.
+    """
+
+    weight_format: str
+    weight_bits: int
+    act_bits: int
+    weight_codes: np.ndarray
+    weight_scale: np.ndarray
+    weight_exp: np.ndarray
+    in_scale: float | None
+    out_scale: float | None
+    in_exp: int | None
+    out_exp: int | None
+    max_rel_error: float
+    source: str
+
+
+@dataclass
+class OnnxImport:
+    """The result of :func:`load_onnx`.
+
+    ``model`` is the float model (weights dequantized); ``quant`` maps conv/linear layer names to their
+    :class:`LayerQuant` (empty for float graphs); ``input_scale`` is the graph input's quantizer scale;
+    ``style`` is ``float``, ``qdq``, ``qoperator`` or ``qonnx``; ``notes`` lists what was folded or dropped.
+    """
+
+    model: Model
+    quant: dict[str, LayerQuant] = field(default_factory=dict)
+    input_scale: float | None = None
+    style: str = "float"
+    notes: list[str] = field(default_factory=list)
+    path: str = "<model>"
+
+    @property
+    def quantized(self) -> bool:
+        return bool(self.quant)
+
+    def scale_report(self) -> list[str]:
+        """One line per quantized layer: format, bits and the power-of-two mapping error of its scales."""
+        lines = []
+        for name, q in self.quant.items():
+            ws = np.unique(q.weight_scale)
+            wtxt = f"{ws[0]:.6g}" if len(ws) == 1 else f"{len(ws)} per-channel scales"
+            lines.append(f"{name}: {q.weight_format} weights ({q.weight_bits} b, scale {wtxt} -> 2^"
+                         f"{int(q.weight_exp.max())}), {q.act_bits}-bit inputs, max power-of-two error "
+                         f"{100 * q.max_rel_error:.2f} %")
+        return lines
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _onnx():
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise HwsimError("model .onnx is not allowed without the 'onnx' package: pip install 'hwsim[onnx]'") from None
+    return onnx, numpy_helper
+
+
+def _attrs(node) -> dict:
+    onnx, _ = _onnx()
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _pow2(scale, where: str, exact: bool) -> tuple[np.ndarray, float]:
+    s = np.atleast_1d(np.asarray(scale, dtype=np.float64))
+    if np.any(~np.isfinite(s)) or np.any(s <= 0):
+        raise HwsimError(f"{where}: scale {s.tolist()} is not allowed: expected positive finite scales")
+    e = np.round(np.log2(s)).astype(np.int64)
+    err = float(np.max(np.abs(np.exp2(e) / s - 1.0)))
+    if exact and err > 0:
+        bad = s[np.abs(np.exp2(e) / s - 1.0) > 0][0]
+        raise HwsimError(f"{where}: scale {bad:.8g} is not allowed with exact scales: expected a power of two "
+                         f"(nearest 2^{int(np.round(np.log2(bad)))}, error {100 * err:.3f} %)")
+    return e, err
+
+
+_INT_FORMATS = {8: "int8", 4: "int4", 2: "int2"}
+
+
+class _Importer:
+    def __init__(self, proto, path: str, shape_only: bool, exact: bool, seed: int):
+        self.path, self.exact, self.shape_only = path, exact, shape_only
+        self.rng = np.random.default_rng(seed)
+        self.g = proto.graph
+        self.consts: dict[str, np.ndarray] = {}
+        self.wq: dict[str, QuantParam] = {}      # constant tensor -> quantizer it came through
+        self.wcodes: dict[str, np.ndarray] = {}  # constant tensor -> integer codes
+        self.aq: dict[str, QuantParam] = {}      # activation tensor -> quantizer
+        self.alias: dict[str, str] = {}          # onnx tensor -> hwsim layer name (or INPUT)
+        self.layers: list[Layer] = []
+        self.by_name: dict[str, Layer] = {}
+        self.layer_in: dict[str, str] = {}       # compute layer -> onnx input tensor
+        self.layer_out: dict[str, str] = {}      # hwsim layer -> onnx output tensor (last alias)
+        self.notes: list[str] = []
+        self.styles: set[str] = set()
+        self.qop: dict[str, tuple] = {}          # layer -> (in QuantParam, out QuantParam) from QOperator
+        _, nh = _onnx()
+        for init in self.g.initializer:
+            if shape_only:
+                self.consts[init.name] = self._random(init)
+            else:
+                try:
+                    self.consts[init.name] = nh.to_array(init)
+                except Exception as e:  # external data not found, unknown dtype
+                    raise HwsimError(f"{path}: initializer {init.name!r} is not readable ({e}); try shape-only "
+                                     "import") from None
+        self.uses: dict[str, int] = {}
+        for node in self.g.node:
+            for t in node.input:
+                self.uses[t] = self.uses.get(t, 0) + 1
+        for o in self.g.output:
+            self.uses[o.name] = self.uses.get(o.name, 0) + 1
+
+    def _random(self, init) -> np.ndarray:
+        onnx, _ = _onnx()
+        dims = tuple(int(d) for d in init.dims)
+        np_dtype = onnx.helper.tensor_dtype_to_np_dtype(init.data_type)
+        if np.issubdtype(np_dtype, np.integer) and init.name and len(dims) <= 1 and (
+                init.raw_data or init.int64_data or init.int32_data):
+            _, nh = _onnx()
+            return nh.to_array(init)  # shapes, axes, zero points: keep their values
+        if np.issubdtype(np_dtype, np.integer):
+            return self.rng.integers(-64, 64, size=dims).astype(np_dtype)
+        return (self.rng.standard_normal(dims) * 0.1).astype(np.float32)
+
+    # ---------------------------------------------------------------- tensors
+    def where(self, node) -> str:
+        return f"{self.path}: node {node.name or node.output[0]!r} ({node.op_type})"
+
+    def const(self, name: str, node, what: str) -> np.ndarray:
+        if name not in self.consts:
+            raise HwsimError(f"{self.where(node)}: {what} {name!r} is not allowed: expected a constant "
+                             "(an initializer or a Constant node)")
+        return self.consts[name]
+
+    def opt_const(self, node, i: int):
+        return self.consts.get(node.input[i]) if len(node.input) > i and node.input[i] else None
+
+    def src(self, name: str, node) -> str:
+        if name not in self.alias:
+            what = "a constant" if name in self.consts else "not produced by a supported node"
+            raise HwsimError(f"{self.where(node)}: input {name!r} is not allowed here: it is {what}")
+        return self.alias[name]
+
+    def add_layer(self, node, out: str, **kw) -> Layer:
+        base = (node.name or out or node.op_type).replace("/", "_").strip("_") or node.op_type
+        name, i = base, 1
+        while name in self.by_name or name == INPUT:
+            i += 1
+            name = f"{base}_{i}"
+        try:
+            layer = Layer(name=name, **kw)
+        except HwsimError as e:
+            raise HwsimError(f"{self.where(node)}: {e}") from None
+        self.layers.append(layer)
+        self.by_name[name] = layer
+        self.alias[out] = name
+        self.layer_out[name] = out
+        return layer
+
+    def zero_point(self, node, i: int, what: str) -> None:
+        zp = self.opt_const(node, i)
+        if zp is not None and np.any(np.asarray(zp) != 0):
+            raise HwsimError(f"{self.where(node)}: {what} zero point {np.asarray(zp).ravel()[:4].tolist()} is not "
+                             "allowed: expected 0 (symmetric quantization; the MAC array has no zero-point "
+                             "correction)")
+
+    @staticmethod
+    def dtype_bits(arr_or_dtype) -> tuple[int, bool]:
+        dt = np.dtype(getattr(arr_or_dtype, "dtype", arr_or_dtype))
+        return dt.itemsize * 8, np.issubdtype(dt, np.signedinteger)
+
+    # ---------------------------------------------------------------- run
+    def run(self) -> OnnxImport:
+        inits = set(self.consts)
+        inputs = [i for i in self.g.input if i.name not in inits]
+        if len(inputs) != 1:
+            raise HwsimError(f"{self.path}: {len(inputs)} graph inputs are not allowed: expected exactly one")
+        inp = inputs[0]
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+        if len(dims) not in (2, 4) or any(d is None or d < 1 for d in dims[1:]):
+            raise HwsimError(f"{self.path}: input {inp.name!r} shape {dims} is not allowed: expected (N, C, H, W) "
+                             "or (N, F) with known C, H, W / F")
+        self.alias[inp.name] = INPUT
+        input_shape = tuple(dims[1:])
+        if input_shape == (64,):  # digits as 64 features: keep the (1, 8, 8) images, flatten first
+            input_shape = (1, 8, 8)
+            layer = Layer(name="flatten_input", kind="flatten", inputs=(INPUT,))
+            self.layers.append(layer)
+            self.by_name[layer.name] = layer
+            self.alias[inp.name] = layer.name
+        nodes = list(self.g.node)
+        for i, node in enumerate(nodes):
+            handler = getattr(self, f"op_{node.op_type}", None)
+            if node.op_type == "Constant":
+                self.op_Constant(node)
+                continue
+            foreign = node.domain not in ("", "ai.onnx") and node.op_type not in ("Quant", "BipolarQuant")
+            if handler is None or foreign:
+                raise HwsimError(f"{self.where(node)}: op type {node.op_type!r} is not supported: expected one of "
+                                 f"{', '.join(SUPPORTED_OPS)}")
+            handler(node, last=i == len(nodes) - 1)
+            if node.op_type in ("Flatten", "Reshape", "MaxPool", "Identity", "Dropout") and node.input[0] in self.aq:
+                self.aq.setdefault(node.output[0], self.aq[node.input[0]])  # value-preserving: same quantizer
+        outs = [o.name for o in self.g.output]
+        if len(outs) != 1:
+            raise HwsimError(f"{self.path}: {len(outs)} graph outputs are not allowed: expected exactly one")
+        final = self.alias.get(outs[0])
+        if final is None or final == INPUT or not self.layers:
+            raise HwsimError(f"{self.path}: output {outs[0]!r} is not allowed: it is not computed by any layer")
+        if self.layers[-1].name != final:
+            raise HwsimError(f"{self.path}: output {outs[0]!r} is not allowed: hwsim's model output is its last "
+                             f"layer ({self.layers[-1].name!r}), not {final!r}")
+        name = Path(self.path).stem if self.path != "<model>" else (self.g.name or "onnx")
+        try:
+            model = Model(self.layers, input_shape, name=name, meta={"source": self.path})
+        except HwsimError as e:
+            raise HwsimError(f"{self.path}: {e}") from None
+        quant = self.annotations(model)
+        in_scale = None
+        q0 = self.aq.get(inp.name)
+        if q0 is not None:
+            in_scale = float(np.asarray(q0.scale).ravel()[0])
+        style = "float" if not quant else ("qonnx" if "qonnx" in self.styles else
+                                           "qoperator" if "qoperator" in self.styles else "qdq")
+        return OnnxImport(model, quant, in_scale, style, self.notes, self.path)
+
+    # ---------------------------------------------------------------- quantizers
+    def op_Constant(self, node):
+        _, nh = _onnx()
+        a = _attrs(node)
+        if "value" not in a:
+            raise HwsimError(f"{self.where(node)}: only 'value' Constant nodes are supported")
+        self.consts[node.output[0]] = nh.to_array(a["value"])
+
+    def op_QuantizeLinear(self, node, last=False):
+        self.styles.add("qdq")
+        scale = self.const(node.input[1], node, "scale")
+        zp = self.opt_const(node, 2)
+        self.zero_point(node, 2, "QuantizeLinear")
+        bits, signed = self.dtype_bits(zp if zp is not None else np.uint8)
+        axis = _attrs(node).get("axis", 1)
+        x = node.input[0]
+        if x in self.consts:  # a weight: fold Q into integer codes
+            w = np.asarray(self.consts[x], dtype=np.float64)
+            s = _bcast(scale, w, axis)
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            codes = np.clip(np.rint(w / s), lo, hi).astype(np.int64)
+            self.consts[node.output[0]] = codes
+            self.wcodes[node.output[0]] = codes
+            self.wq[node.output[0]] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name)
+            return
+        self.alias[node.output[0]] = self.src(x, node)
+        self.aq[node.output[0]] = self.aq[x] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name)
+
+    def op_DequantizeLinear(self, node, last=False):
+        self.styles.add("qdq")
+        scale = self.const(node.input[1], node, "scale")
+        self.zero_point(node, 2, "DequantizeLinear")
+        axis = _attrs(node).get("axis", 1)
+        x = node.input[0]
+        if x in self.consts:
+            codes = np.asarray(self.consts[x]).astype(np.int64)
+            bits, signed = self.dtype_bits(self.consts[x])
+            if x in self.wq:
+                bits, signed = self.wq[x].bits, self.wq[x].signed
+            self.consts[node.output[0]] = codes * _bcast(scale, codes, axis)
+            self.wcodes[node.output[0]] = codes
+            self.wq[node.output[0]] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name)
+            return
+        self.alias[node.output[0]] = self.src(x, node)
+        q = self.aq.get(x)
+        self.aq[node.output[0]] = q if q is not None else QuantParam(np.asarray(scale, np.float64), 8, True, node.name)
+
+    def op_Quant(self, node, last=False):  # QONNX
+        self.styles.add("qonnx")
+        a = _attrs(node)
+        scale = np.asarray(self.const(node.input[1], node, "scale"), np.float64)
+        self.zero_point(node, 2, "Quant")
+        bits = int(np.asarray(self.const(node.input[3], node, "bitwidth")).ravel()[0])
+        if not 1 < bits <= 16 or float(np.asarray(self.consts[node.input[3]]).ravel()[0]) != bits:
+            raise HwsimError(f"{self.where(node)}: bitwidth {self.consts[node.input[3]]} is not allowed: expected an "
+                             "integer in [2, 16]")
+        signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+        mode = a.get("rounding_mode", "ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        x = node.input[0]
+        q = QuantParam(scale, bits, signed, node.name, narrow=narrow)
+        if x in self.consts:
+            w = np.asarray(self.consts[x], dtype=np.float64)
+            s = scale if scale.size == 1 else scale.reshape(scale.shape + (1,) * (w.ndim - scale.ndim))
+            lo = -(1 << (bits - 1)) + narrow if signed else 0
+            hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - narrow
+            rnd = {"ROUND": np.rint, "FLOOR": np.floor, "CEIL": np.ceil}.get(mode.upper(), np.rint)
+            codes = np.clip(rnd(w / s), lo, hi).astype(np.int64)
+            self.consts[node.output[0]] = codes * s
+            self.wcodes[node.output[0]] = codes
+            self.wq[node.output[0]] = q
+            return
+        self.alias[node.output[0]] = self.src(x, node)
+        self.aq[node.output[0]] = self.aq[x] = q
+
+    def op_BipolarQuant(self, node, last=False):
+        self.styles.add("qonnx")
+        scale = np.asarray(self.const(node.input[1], node, "scale"), np.float64)
+        x = node.input[0]
+        if x not in self.consts:
+            raise HwsimError(f"{self.where(node)}: BipolarQuant on an activation is not supported: expected it on "
+                             "weights (binary activations come from hwsim's binary compression)")
+        w = np.asarray(self.consts[x], dtype=np.float64)
+        codes = np.where(w >= 0, 1, -1).astype(np.int64)
+        s = scale if scale.size == 1 else scale.reshape(scale.shape + (1,) * (w.ndim - scale.ndim))
+        self.consts[node.output[0]] = codes * s
+        self.wcodes[node.output[0]] = codes
+        self.wq[node.output[0]] = QuantParam(scale, 1, True, node.name, bipolar=True)
+
+    # ---------------------------------------------------------------- compute
+    def _conv(self, node, x: str, w: np.ndarray, b, attrs: dict, wname: str) -> Layer:
+        if w.ndim != 4:
+            raise HwsimError(f"{self.where(node)}: weight shape {w.shape} is not allowed: expected 2-D convolution "
+                             "(O, C/group, kh, kw)")
+        kh, kw = w.shape[2:]
+        strides = list(attrs.get("strides", [1, 1]))
+        dil = list(attrs.get("dilations", [1, 1]))
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            if strides != [1, 1] or (kh - 1) * dil[0] % 2 or (kw - 1) * dil[1] % 2:
+                raise HwsimError(f"{self.where(node)}: auto_pad={auto} is not allowed here: it pads asymmetrically")
+            pads = [(kh - 1) * dil[0] // 2, (kw - 1) * dil[1] // 2] * 2
+        elif auto == "VALID":
+            pads = [0, 0, 0, 0]
+        for what, v in (("strides", strides), ("dilations", dil)):
+            if len(set(v)) != 1:
+                raise HwsimError(f"{self.where(node)}: {what}={v} is not allowed: expected equal values along H and W")
+        if len(set(pads)) != 1:
+            raise HwsimError(f"{self.where(node)}: pads={pads} is not allowed: expected the same padding on every "
+                             "side (hwsim's conv2d pads symmetrically)")
+        layer = self.add_layer(node, node.output[0], kind="conv2d", inputs=(self.src(x, node),), weight=w,
+                               bias=None if b is None else np.asarray(b, np.float64).ravel(), stride=int(strides[0]),
+                               padding=int(pads[0]), dilation=int(dil[0]), groups=int(attrs.get("group", 1)))
+        self.layer_in[layer.name] = x
+        layer.meta["onnx_weight"] = wname
+        return layer
+
+    def op_Conv(self, node, last=False):
+        w = self.const(node.input[1], node, "weight")
+        self._conv(node, node.input[0], np.asarray(w, np.float64), self.opt_const(node, 2), _attrs(node),
+                   node.input[1])
+
+    def _linear(self, node, x: str, weight: np.ndarray, bias, wname: str, transposed: bool) -> Layer:
+        layer = self.add_layer(node, node.output[0], kind="linear", inputs=(self.src(x, node),), weight=weight,
+                               bias=None if bias is None else np.asarray(bias, np.float64).ravel())
+        self.layer_in[layer.name] = x
+        layer.meta["onnx_weight"] = wname
+        layer.meta["onnx_weight_transposed"] = transposed
+        return layer
+
+    def op_Gemm(self, node, last=False):
+        a = _attrs(node)
+        if a.get("transA", 0):
+            raise HwsimError(f"{self.where(node)}: transA=1 is not allowed: expected activations as (N, K)")
+        w = np.asarray(self.const(node.input[1], node, "weight B"), np.float64)
+        weight = (w if a.get("transB", 0) else w.T) * float(a.get("alpha", 1.0))
+        c = self.opt_const(node, 2)
+        bias = None
+        if c is not None:
+            c = np.asarray(c, np.float64) * float(a.get("beta", 1.0))
+            if c.size not in (1, weight.shape[0]):
+                raise HwsimError(f"{self.where(node)}: bias C of shape {c.shape} is not allowed: expected "
+                                 f"({weight.shape[0]},)")
+            bias = np.broadcast_to(c.ravel(), (weight.shape[0],)).copy()
+        self._linear(node, node.input[0], weight, bias, node.input[1], not a.get("transB", 0))
+
+    def op_MatMul(self, node, last=False):
+        w = np.asarray(self.const(node.input[1], node, "right operand"), np.float64)
+        if w.ndim != 2:
+            raise HwsimError(f"{self.where(node)}: right operand of shape {w.shape} is not allowed: expected (K, N)")
+        self._linear(node, node.input[0], w.T, None, node.input[1], True)
+
+    def op_QLinearConv(self, node, last=False):
+        self.styles.add("qoperator")
+        x, w = node.input[0], node.input[3]
+        xs, ws, ys = (np.asarray(self.const(node.input[i], node, n), np.float64) for i, n in
+                      ((1, "x_scale"), (4, "w_scale"), (6, "y_scale")))
+        for i, what in ((2, "x"), (5, "w"), (7, "y")):
+            self.zero_point(node, i, f"{what}")
+        codes = np.asarray(self.const(w, node, "weight")).astype(np.int64)
+        wf = codes * _bcast(ws, codes, 0)
+        b = self.opt_const(node, 8)
+        wsc = np.broadcast_to(ws.ravel(), (codes.shape[0],))
+        bias = None if b is None else np.asarray(b, np.float64) * float(xs.ravel()[0]) * wsc
+        layer = self._conv(node, x, wf, bias, _attrs(node), w)
+        self._qop(node, layer, x, xs, codes, ws, ys, 3, 7)
+
+    def op_QLinearMatMul(self, node, last=False):
+        self.styles.add("qoperator")
+        x, w = node.input[0], node.input[3]
+        xs, ws, ys = (np.asarray(self.const(node.input[i], node, n), np.float64) for i, n in
+                      ((1, "a_scale"), (4, "b_scale"), (6, "y_scale")))
+        for i, what in ((2, "a"), (5, "b"), (7, "y")):
+            self.zero_point(node, i, what)
+        codes = np.asarray(self.const(w, node, "weight")).astype(np.int64).T  # (N, K)
+        layer = self._linear(node, x, codes * _bcast(ws, codes, 0), None, w, True)
+        self._qop(node, layer, x, xs, codes, ws, ys, 3, 7)
+
+    def _qop(self, node, layer, x, xs, codes, ws, ys, wi, yi):
+        bits, signed = self.dtype_bits(self.consts[node.input[wi]])
+        self.wcodes[layer.name + "#w"] = codes
+        self.wq[layer.name + "#w"] = QuantParam(ws, bits, signed, node.name)
+        layer.meta["onnx_weight"] = layer.name + "#w"
+        ybits, ysigned = self.dtype_bits(self.consts[node.input[yi]]) if node.input[yi] in self.consts else (8, False)
+        self.aq.setdefault(x, QuantParam(xs, 8, True, node.name))
+        self.aq[node.output[0]] = QuantParam(ys, ybits, ysigned, node.name)
+
+    def op_BatchNormalization(self, node, last=False):
+        x = node.input[0]
+        prev = self.by_name.get(self.alias.get(x, ""))
+        if prev is None or prev.kind not in ("conv2d", "linear") or self.uses.get(x, 0) != 1:
+            raise HwsimError(f"{self.where(node)}: BatchNormalization is not allowed here: expected it right after a "
+                             "Conv or Gemm whose output feeds nothing else (it is folded into that layer)")
+        if prev.meta.get("onnx_weight") in self.wcodes:
+            raise HwsimError(f"{self.where(node)}: BatchNormalization after a quantized layer is not allowed: "
+                             "fold it before quantizing")
+        g, beta, mean, var = (np.asarray(self.const(node.input[i], node, n), np.float64)
+                              for i, n in ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
+        k = g / np.sqrt(var + float(_attrs(node).get("epsilon", 1e-5)))
+        shape = (-1,) + (1,) * (prev.weight.ndim - 1)
+        prev.weight = prev.weight * k.reshape(shape)
+        b = np.zeros(prev.weight.shape[0]) if prev.bias is None else prev.bias
+        prev.bias = (b - mean) * k + beta
+        self.alias[node.output[0]] = prev.name
+        self.layer_out[prev.name] = node.output[0]
+        self.notes.append(f"{node.name or node.output[0]}: BatchNormalization folded into {prev.name}")
+
+    # ---------------------------------------------------------------- elementwise / shape
+    def op_Relu(self, node, last=False):
+        self.add_layer(node, node.output[0], kind="relu", inputs=(self.src(node.input[0], node),))
+
+    def op_Clip(self, node, last=False):
+        a = _attrs(node)
+        lo = a.get("min", self.opt_const(node, 1))
+        hi = a.get("max", self.opt_const(node, 2))
+        lo = None if lo is None else float(np.asarray(lo).ravel()[0])
+        hi = None if hi is None else float(np.asarray(hi).ravel()[0])
+        if lo != 0.0 or (hi is not None and np.isfinite(hi)):
+            raise HwsimError(f"{self.where(node)}: Clip(min={lo}, max={hi}) is not supported: hwsim's model has ReLU "
+                             "(Clip with min 0 and no max) but no clamp layer (ReLU6)")
+        self.op_Relu(node)
+
+    def _pool(self, node, kind: str):
+        a = _attrs(node)
+        ks = list(a.get("kernel_shape", []))
+        st = list(a.get("strides", ks))
+        if len(set(ks)) != 1 or len(set(st)) != 1 or any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(
+                d != 1 for d in a.get("dilations", [1])):
+            raise HwsimError(f"{self.where(node)}: kernel_shape={ks}, strides={st}, pads={a.get('pads', [0] * 4)} is "
+                             "not allowed: expected a square, unpadded window with equal strides (ceil_mode 0)")
+        self.add_layer(node, node.output[0], kind=kind, inputs=(self.src(node.input[0], node),), kernel=int(ks[0]),
+                       stride=int(st[0]))
+
+    def op_MaxPool(self, node, last=False):
+        if len(node.output) > 1 and node.output[1]:
+            raise HwsimError(f"{self.where(node)}: the Indices output is not supported")
+        self._pool(node, "maxpool")
+
+    def op_AveragePool(self, node, last=False):
+        self._pool(node, "avgpool")
+
+    def op_GlobalAveragePool(self, node, last=False):
+        src = self.src(node.input[0], node)
+        shape = self._shape_of(src)
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise HwsimError(f"{self.where(node)}: input shape {shape} is not allowed: expected square (C, H, H) maps")
+        self.add_layer(node, node.output[0], kind="avgpool", inputs=(src,), kernel=shape[1], stride=1)
+
+    def _shape_of(self, name: str) -> tuple:
+        m = Model(self.layers, self._input_shape(), name="partial") if self.layers else None
+        if name == INPUT or m is None:
+            return self._input_shape()
+        return m.shapes()[name]
+
+    def _input_shape(self) -> tuple:
+        inits = set(self.consts)
+        inp = next(i for i in self.g.input if i.name not in inits)
+        dims = tuple(d.dim_value for d in inp.type.tensor_type.shape.dim[1:])
+        return (1, 8, 8) if dims == (64,) else dims
+
+    def op_Add(self, node, last=False):
+        a, b = node.input[0], node.input[1]
+        ca, cb = a in self.consts, b in self.consts
+        if ca and cb:
+            raise HwsimError(f"{self.where(node)}: Add of two constants is not supported")
+        if ca or cb:
+            x, c = (b, self.consts[a]) if ca else (a, self.consts[b])
+            prev = self.by_name.get(self.alias.get(x, ""))
+            if prev is None or prev.kind not in ("conv2d", "linear") or self.uses.get(x, 0) != 1:
+                raise HwsimError(f"{self.where(node)}: Add of a constant is not allowed here: expected a bias right "
+                                 "after a Conv, Gemm or MatMul")
+            c = np.asarray(c, np.float64)
+            o = prev.weight.shape[0]
+            if c.size not in (1, o):
+                raise HwsimError(f"{self.where(node)}: bias of shape {c.shape} is not allowed: expected {o} values")
+            prev.bias = (np.zeros(o) if prev.bias is None else prev.bias) + np.broadcast_to(c.ravel(), (o,))
+            self.alias[node.output[0]] = prev.name
+            self.layer_out[prev.name] = node.output[0]
+            return
+        self.add_layer(node, node.output[0], kind="add", inputs=(self.src(a, node), self.src(b, node)))
+
+    def _flatten(self, node):
+        src = self.src(node.input[0], node)
+        if len(self._shape_of(src)) == 1:
+            self.alias[node.output[0]] = src
+            return
+        self.add_layer(node, node.output[0], kind="flatten", inputs=(src,))
+
+    def op_Flatten(self, node, last=False):
+        if _attrs(node).get("axis", 1) != 1:
+            raise HwsimError(f"{self.where(node)}: axis={_attrs(node).get('axis')} is not allowed: expected 1")
+        self._flatten(node)
+
+    def op_Reshape(self, node, last=False):
+        shape = [int(v) for v in np.asarray(self.const(node.input[1], node, "shape")).ravel()]
+        src = self.src(node.input[0], node)
+        feat = int(np.prod(self._shape_of(src)))
+        if len(shape) != 2 or shape[1] not in (-1, feat) or shape[0] not in (-1, 0, 1) and shape[1] != -1:
+            raise HwsimError(f"{self.where(node)}: shape {shape} is not allowed: expected a flatten to (N, {feat})")
+        self._flatten(node)
+
+    def op_Identity(self, node, last=False):
+        x = node.input[0]
+        if x in self.consts:
+            self.consts[node.output[0]] = self.consts[x]
+            for d in (self.wq, self.wcodes):
+                if x in d:
+                    d[node.output[0]] = d[x]
+            return
+        self.alias[node.output[0]] = self.src(x, node)
+        if x in self.aq:
+            self.aq[node.output[0]] = self.aq[x]
+
+    op_Dropout = op_Identity
+
+    def op_Softmax(self, node, last=False):
+        if not last:
+            raise HwsimError(f"{self.where(node)}: {node.op_type} is only supported as the last node (it is dropped: "
+                             "the argmax does not change)")
+        self.alias[node.output[0]] = self.src(node.input[0], node)
+        self.notes.append(f"{node.name or node.output[0]}: final {node.op_type} dropped (logits are the output)")
+
+    op_LogSoftmax = op_Softmax
+
+    # ---------------------------------------------------------------- annotations
+    def annotations(self, model: Model) -> dict[str, LayerQuant]:
+        quant = {}
+        comp = model.compute_layers()
+        marked = [la for la in comp if la.meta.get("onnx_weight") in self.wq]
+        if not marked:
+            if self.aq:
+                self.notes.append("activation quantizers without quantized weights: imported as a float model")
+            return quant
+        missing = [la.name for la in comp if la not in marked]
+        if missing:
+            raise HwsimError(f"{self.path}: layers {', '.join(missing)} are not allowed unquantized in a quantized "
+                             "graph: expected every Conv/Gemm/MatMul weight behind a quantizer")
+        source = "qonnx" if "qonnx" in self.styles else "qoperator" if "qoperator" in self.styles else "qdq"
+        for la in marked:
+            key = la.meta["onnx_weight"]
+            qp = self.wq[key]
+            codes = self.wcodes[key]
+            if la.kind == "linear" and la.meta.get("onnx_weight_transposed") and not key.endswith("#w"):
+                codes = codes.T
+            codes = codes.reshape(la.weight.shape)
+            where = f"{self.path}: node {qp.node!r} (weights of {la.name})"
+            if qp.bipolar:
+                fmt, bits = "binary", 1
+            elif not qp.signed:
+                raise HwsimError(f"{where}: unsigned weights are not allowed: expected signed codes")
+            elif qp.bits == 2 and qp.narrow or (qp.bits == 2 and codes.min() >= -1):
+                fmt, bits = "ternary", 2
+            elif qp.bits in _INT_FORMATS:
+                fmt, bits = _INT_FORMATS[qp.bits], qp.bits
+            else:
+                raise HwsimError(f"{where}: {qp.bits}-bit weights are not allowed: expected 8, 4, 2 bits or bipolar")
+            ws = np.broadcast_to(np.asarray(qp.scale, np.float64).ravel(), (la.weight.shape[0],)).copy()
+            we, err = _pow2(ws, where, self.exact)
+            xin = self.layer_in[la.name]
+            aq_in = self.aq.get(xin)
+            out_t = self.layer_out[la.name]
+            aq_out = self._out_quant(out_t)
+            errs = [err]
+            in_s = out_s = None
+            in_e = out_e = None
+            act_bits = 8
+            if aq_in is not None:
+                in_s = float(np.asarray(aq_in.scale).ravel()[0])
+                e, er = _pow2(in_s, f"{self.path}: node {aq_in.node!r} (input of {la.name})", self.exact)
+                in_e, act_bits = int(e[0]), aq_in.bits
+                errs.append(er)
+            if aq_out is not None:
+                out_s = float(np.asarray(aq_out.scale).ravel()[0])
+                e, er = _pow2(out_s, f"{self.path}: node {aq_out.node!r} (output of {la.name})", self.exact)
+                out_e = int(e[0])
+                errs.append(er)
+            if fmt == "binary" and act_bits > 1:
+                fmt, bits = "ternary", 2
+                self.notes.append(f"{la.name}: bipolar weights with {act_bits}-bit inputs run as ternary codes "
+                                  "(+-1 is a subset; hwsim's binary XNOR format needs 1-bit activations)")
+            quant[la.name] = LayerQuant(fmt, bits, act_bits, codes.astype(np.int64), ws, we, in_s, out_s, in_e, out_e,
+                                        max(errs), source)
+        return quant
+
+    def _out_quant(self, tensor: str):
+        """The quantizer on ``tensor`` or right after a ReLU that follows it."""
+        if tensor in self.aq:
+            return self.aq[tensor]
+        for node in self.g.node:
+            if tensor in node.input and node.op_type in ("Relu", "Clip") and node.output[0] in self.aq:
+                return self.aq[node.output[0]]
+            if tensor in node.input and node.op_type in ("QuantizeLinear", "Quant") and node.output[0] in self.aq:
+                return self.aq[node.output[0]]
+            if tensor in node.input and node.op_type == "Relu":
+                for n2 in self.g.node:
+                    if node.output[0] in n2.input and n2.output[0] in self.aq:
+                        return self.aq[n2.output[0]]
+        return None
+
+
+def _bcast(scale, arr: np.ndarray, axis: int) -> np.ndarray:
+    s = np.asarray(scale, dtype=np.float64)
+    if s.size == 1:
+        return s.reshape(())
+    shape = [1] * arr.ndim
+    shape[axis % arr.ndim] = s.size
+    return s.reshape(shape)
+
+
+def load_onnx(source, *, shape_only: bool = False, exact: bool = False, seed: int = 0) -> OnnxImport:
+    """Import an ONNX graph.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes or onnx.ModelProto
+        The model.
+    shape_only : bool
+        Do not read the weights: every initializer becomes random data of its shape (for performance studies
+        of large networks; external weight files need not exist).
+    exact : bool
+        Reject quantization scales that are not powers of two instead of mapping them to the nearest one.
+    seed : int
+        Seed of the random weights of a shape-only import.
+
+    Returns
+    -------
+    OnnxImport
+
+    Raises
+    ------
+    HwsimError
+        One line naming the file and the node (name and op type) that is malformed or unsupported.
+    """
+    onnx, _ = _onnx()
+    path = "<model>"
+    if isinstance(source, onnx.ModelProto):
+        proto = source
+    elif isinstance(source, bytes | bytearray):
+        try:
+            proto = onnx.load_from_string(bytes(source))
+        except Exception as e:
+            msg = (str(e).splitlines() or [type(e).__name__])[0][:80]
+            raise HwsimError(f"model bytes are not allowed: not an ONNX model ({msg})") from None
+    else:
+        path = str(source)
+        try:
+            proto = onnx.load(path, load_external_data=not shape_only)
+        except FileNotFoundError:
+            raise HwsimError(f"model file {path!r} is not allowed: no such file") from None
+        except Exception as e:
+            msg = (str(e).splitlines() or [type(e).__name__])[0][:120]
+            raise HwsimError(f"model file {path!r} is not allowed: not a readable ONNX model ({msg})") from None
+    return _Importer(proto, path, shape_only, exact, seed).run()
+
+
+# ------------------------------------------------------------------------------------------ integer model
+def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
+    """The integer model of a quantized import: the graph's weight codes and power-of-two scales.
+
+    Conv/linear layers keep the graph's integer weights and take ``weight_exp``; activations take the
+    exponents of their quantizers (``in_exp``/``out_exp``); a ReLU right after a layer is fused into it;
+    each layer requantizes by ``shift = out_exp - (in_exp + weight_exp)`` and its float bias becomes
+    ``rint(bias / 2**(in_exp + weight_exp))``. Supported chains: conv/linear (+ ReLU), maxpool, flatten.
+
+    Parameters
+    ----------
+    imp : OnnxImport
+        A quantized import (``imp.quantized``).
+    cfg : MacArrayConfig-like, optional
+        acc_bits, overflow and rounding (default: the reference's defaults).
+    act_bits : int, optional
+        Activation width (default: the input quantizer's width).
+
+    Returns
+    -------
+    hwsim.models.compress.CompressedModel
+    """
+    from hwsim.models import compress as comp
+
+    if not imp.quantized:
+        raise HwsimError(f"{imp.path}: the model has no quantization annotations: expected QDQ, QOperator or "
+                         "QONNX quantizers on its weights")
+    cfg = comp.Arith() if cfg is None else cfg
+    model = imp.model
+    shapes = model.shapes()
+    first = next(iter(imp.quant.values()))
+    act_bits = act_bits or first.act_bits
+    if imp.input_scale is None:
+        raise HwsimError(f"{imp.path}: the graph input has no quantizer: expected a QuantizeLinear/Quant on it")
+    e_in = int(_pow2(imp.input_scale, f"{imp.path}: input quantizer", False)[0][0])
+    layers = [comp.QLayer(INPUT, "input", (), model.input_shape, e_in, act_bits, act_bits=act_bits)]
+    exps = {INPUT: e_in}
+    consumers: dict[str, list[str]] = {}
+    for la in model.layers:
+        for i in la.inputs:
+            consumers.setdefault(i, []).append(la.name)
+    fused: dict[str, str] = {}
+    for la in model.layers:
+        ins = tuple(fused.get(i, i) for i in la.inputs)
+        if la.name in fused:
+            continue
+        if la.kind in ("conv2d", "linear"):
+            q = imp.quant[la.name]
+            in_exp = exps[ins[0]]
+            if q.in_exp is not None and q.in_exp != in_exp:
+                raise HwsimError(f"{imp.path}: layer {la.name!r}: input exponent {q.in_exp} is not allowed: its "
+                                 f"producer has exponent {in_exp} (requantize between them)")
+            nxt = consumers.get(la.name, [])
+            relu = len(nxt) == 1 and model.layer(nxt[0]).kind == "relu"
+            if relu:
+                fused[nxt[0]] = la.name
+            if q.out_exp is None:
+                raise HwsimError(f"{imp.path}: layer {la.name!r} has no output quantizer: expected a "
+                                 "QuantizeLinear/Quant on its output (or after its ReLU)")
+            e_acc = in_exp + q.weight_exp
+            shift = q.out_exp - e_acc
+            if shift.min() < 0 or shift.max() > cfg.acc_bits - 1:
+                raise HwsimError(f"{imp.path}: layer {la.name!r}: requantization shift {shift.tolist()[:4]} is not "
+                                 f"allowed: expected 0..{cfg.acc_bits - 1} (output scale below input x weight scale)")
+            bias = None
+            if la.bias is not None:
+                lo, hi = -(1 << (cfg.acc_bits - 1)), (1 << (cfg.acc_bits - 1)) - 1
+                bias = np.clip(np.rint(la.bias / np.exp2(e_acc.astype(np.float64))), lo, hi).astype(np.int64)
+            out_bits = act_bits
+            layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], int(q.out_exp), out_bits,
+                                      weight_format=q.weight_format, weight=q.weight_codes, weight_exp=q.weight_exp,
+                                      bias=bias, in_exp=in_exp, shift=shift.astype(np.int64), relu=relu,
+                                      act_bits=act_bits, stride=la.stride, padding=la.padding, dilation=la.dilation,
+                                      groups=la.groups, gain=np.ones(la.weight.shape[0]), meta=dict(la.meta)))
+            exps[la.name] = int(q.out_exp)
+        elif la.kind in ("maxpool", "flatten", "relu"):
+            layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], exps[ins[0]], act_bits,
+                                      act_bits=act_bits, kernel=la.kernel, stride=la.stride))
+            exps[la.name] = exps[ins[0]]
+        else:
+            raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) is not supported in an imported integer "
+                             "model: expected conv/linear (+ReLU), maxpool and flatten")
+    spec = comp.CompressSpec(weight_format=first.weight_format, per_channel=any(
+        len(np.unique(q.weight_exp)) > 1 for q in imp.quant.values()))
+    cm = comp.CompressedModel(layers, spec, model, model, {}, act_bits, cfg)
+    cm.name = f"{model.name}@onnx-{imp.style}"
+    return cm

@@ -1,0 +1,296 @@
+"""ONNX import (hwsim.models.onnx_import): float graphs against ONNX Runtime, quantized graphs (QDQ,
+QOperator, QONNX) against a NumPy evaluation of the same quantized graph, errors naming the node."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from hwsim.models.onnx_import import load_onnx, to_compressed  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from hwsim.errors import HwsimError  # noqa: E402
+
+RNG = np.random.default_rng(0)
+
+
+def init(name, arr):
+    return numpy_helper.from_array(np.asarray(arr), name)
+
+
+def make(nodes, inits, in_shape, out_name="y", opset=17, domains=()):
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+                          [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, None)], inits)
+    ops = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains]
+    m = helper.make_model(g, opset_imports=ops)
+    m.ir_version = 8
+    return m
+
+
+def run_ort(m, x):
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x.astype(np.float32)})[0]
+
+
+def f32(*shape, scale=0.3):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ float graphs
+def test_conv_bn_relu_pool_gemm_matches_ort():
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("BatchNormalization", ["c1", "g", "beta", "mu", "var"], ["bn"], epsilon=1e-3),
+        helper.make_node("Relu", ["bn"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], group=4, strides=[2, 2], dilations=[1, 1], pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["c2", "zero"], ["r2"]),
+        helper.make_node("MaxPool", ["r2"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["g1"], transB=1),
+        helper.make_node("MatMul", ["g1", "wm"], ["mm"]),
+        helper.make_node("Add", ["mm", "bm"], ["y0"]),
+        helper.make_node("Softmax", ["y0"], ["y"]),
+    ]
+    inits = [init("w1", f32(8, 2, 3, 3)), init("b1", f32(8)), init("g", f32(8) + 1), init("beta", f32(8)),
+             init("mu", f32(8)), init("var", np.abs(f32(8)) + 0.5), init("w2", f32(8, 2, 3, 3)),
+             init("zero", np.float32(0)), init("wf", f32(10, 8 * 2 * 2)), init("bf", f32(10)),
+             init("wm", f32(10, 6)), init("bm", f32(6))]
+    m = make(nodes, inits, ["N", 2, 9, 9])
+    imp = load_onnx(m)
+    assert imp.style == "float" and not imp.quantized
+    assert [la.kind for la in imp.model.layers] == ["conv2d", "relu", "conv2d", "relu", "maxpool", "flatten",
+                                                    "linear", "linear"]
+    x = RNG.standard_normal((5, 2, 9, 9))
+    ref = run_ort(make(nodes[:-1], inits, ["N", 2, 9, 9], out_name="y0"), x)
+    np.testing.assert_allclose(imp.model.forward_float(x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_residual_add_global_pool_and_64_features_match_ort():
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[2, 2, 2, 2], dilations=[2, 2]),
+        helper.make_node("Add", ["c2", "r1"], ["s"]),
+        helper.make_node("AveragePool", ["s"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["ap"], ["gp"]),
+        helper.make_node("Reshape", ["gp", "shape"], ["y"]),
+    ]
+    inits = [init("w1", f32(4, 1, 3, 3)), init("w2", f32(4, 4, 3, 3)), init("b2", f32(4)),
+             init("shape", np.array([-1, 4], dtype=np.int64))]
+    m = make(nodes, inits, ["N", 1, 8, 8])
+    x = RNG.random((3, 1, 8, 8))
+    np.testing.assert_allclose(load_onnx(m).model.forward_float(x), run_ort(m, x), rtol=1e-4, atol=1e-5)
+    # (N, 64) input: hwsim keeps digits images (1, 8, 8) and flattens first
+    mlp = make([helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["y"])],
+               [init("w", f32(16, 64)), init("b", f32(16))], ["N", 64])
+    imp = load_onnx(mlp)
+    assert imp.model.input_shape == (1, 8, 8)
+    np.testing.assert_allclose(imp.model.forward_float(x), run_ort(mlp, x.reshape(3, 64)), rtol=1e-4, atol=1e-5)
+
+
+def test_shape_only_import_needs_no_weights(tmp_path):
+    m = make([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], [init("w", f32(6, 3, 3, 3))],
+             [1, 3, 32, 32])
+    onnx.save_model(m, tmp_path / "big.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="w.bin", size_threshold=0)
+    (tmp_path / "w.bin").unlink()
+    imp = load_onnx(tmp_path / "big.onnx", shape_only=True)
+    assert imp.model.layers[0].weight.shape == (6, 3, 3, 3) and imp.model.macs() == {imp.model.layers[0].name: 6 * 27 * 1024}
+
+
+# ------------------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize("node, inits, pattern", [
+    (helper.make_node("Concat", ["x", "x"], ["y"], axis=1, name="cat"), [],
+     r"^<model>: node 'cat' \(Concat\): op type 'Concat' is not supported: expected one of Conv, .*$"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 1, 1], name="c"), [init("w", f32(2, 1, 3, 3))],
+     r"^<model>: node 'c' \(Conv\): pads=\[0, 0, 1, 1\] is not allowed: expected the same padding on every side"),
+    (helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="relu6"), [init("lo", np.float32(0)), init("hi", np.float32(6))],
+     r"^<model>: node 'relu6' \(Clip\): Clip\(min=0.0, max=6.0\) is not supported"),
+])
+def test_unsupported_nodes_are_named(node, inits, pattern):
+    with pytest.raises(HwsimError, match=pattern):
+        load_onnx(make([node], inits, ["N", 1, 8, 8]))
+
+
+def test_unreadable_files(tmp_path):
+    (tmp_path / "bad.onnx").write_bytes(b"not a protobuf at all \x00\xff")
+    with pytest.raises(HwsimError, match=r"^model file '.*bad\.onnx' is not allowed: not a readable ONNX model"):
+        load_onnx(tmp_path / "bad.onnx")
+    with pytest.raises(HwsimError, match=r"^model file '.*missing\.onnx' is not allowed: no such file$"):
+        load_onnx(tmp_path / "missing.onnx")
+
+
+# ------------------------------------------------------------------------------------------ quantized graphs
+def np_qdq_eval(x, layers, in_scale, rounding=np.rint):
+    """NumPy evaluation of a QDQ chain: q(x), then per layer y = relu?(conv/linear(dq(a), dq(w)) + b), q(y).
+    Returns the integer codes of the output quantizer. np.rint rounds half to even, as QuantizeLinear."""
+    a = np.clip(rounding(x / in_scale), -128, 127)
+    s_a = in_scale
+    for kind, wq, ws, b, relu, s_out, extra in layers:
+        xf = a * s_a
+        if kind == "pool":
+            n, c, h, w = xf.shape
+            a = xf.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5)) / s_a
+            continue
+        wf = wq * ws
+        if kind == "conv":
+            from hwsim.models.graph import conv2d_float
+            y = conv2d_float(xf, wf, b, padding=extra)
+        else:
+            y = xf.reshape(len(xf), -1) @ wf.T + b
+        if relu:
+            y = np.maximum(y, 0)
+        a = np.clip(rounding(y / s_out), -128, 127)
+        s_a = s_out
+    return a.astype(np.int64)
+
+
+def qdq_cnn(scale_w1=2.0 ** -6, exact_scales=True):
+    """q(x) -> conv(3x3, pad 1) + relu -> q -> maxpool -> flatten -> gemm -> q; int8 codes, pow2 scales."""
+    w1 = RNG.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
+    b1 = f32(4)
+    w2 = RNG.integers(-127, 128, size=(10, 64)).astype(np.int8)
+    b2 = f32(10)
+    s_in, s1, s2, sw2 = 2.0 ** -7, 2.0 ** -4, 2.0 ** -2, 2.0 ** -7
+    z = init("z8", np.int8(0))
+    sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s_in", "z8"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s_in", "z8"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w1q", "sw1", "z8"], ["w1d"]),
+        helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("QuantizeLinear", ["r1", "s1", "z8"], ["r1q"]),
+        helper.make_node("DequantizeLinear", ["r1q", "s1", "z8"], ["r1d"]),
+        helper.make_node("MaxPool", ["r1d"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("DequantizeLinear", ["w2q", "sw2", "z8"], ["w2d"]),
+        helper.make_node("Gemm", ["f", "w2d", "b2"], ["g"], transB=1, name="fc"),
+        helper.make_node("QuantizeLinear", ["g", "s2", "z8"], ["gq"]),
+        helper.make_node("DequantizeLinear", ["gq", "s2", "z8"], ["y"]),
+    ]
+    inits = [z, sc("s_in", s_in), sc("sw1", scale_w1), sc("s1", s1), sc("s2", s2), sc("sw2", sw2),
+             init("w1q", w1), init("b1", b1), init("w2q", w2), init("b2", b2)]
+    m = make(nodes, inits, ["N", 1, 8, 8])
+    layers = [("conv", w1.astype(float), scale_w1, b1.astype(float), True, s1, 1),
+              ("pool", None, None, None, None, None, None),
+              ("linear", w2.astype(float), sw2, b2.astype(float), False, s2, None)]
+    return m, layers, s_in
+
+
+def test_qdq_integer_outputs_match_numpy_evaluation():
+    from hwsim.config import MacArrayConfig
+
+    m, layers, s_in = qdq_cnn()
+    imp = load_onnx(m, exact=True)
+    assert imp.style == "qdq" and set(imp.quant) == {"conv1", "fc"}
+    q = imp.quant["conv1"]
+    assert q.weight_format == "int8" and q.act_bits == 8 and int(q.weight_exp[0]) == -6 and q.max_rel_error == 0
+    cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
+    cm = to_compressed(imp, cfg)
+    # biases round to the accumulator scale 2**(in_exp + w_exp); the NumPy graph uses the same rounded bias
+    acc_scale = {0: s_in * 2.0 ** -6, 2: 2.0 ** -4 * 2.0 ** -7}
+    layers = [(k, w, s, b if b is None else np.rint(b / acc_scale[i]) * acc_scale[i], r, so, e)
+              for i, (k, w, s, b, r, so, e) in enumerate(layers)]
+    x = RNG.random((20, 1, 8, 8))
+    got = cm.forward_int(x, cfg=cfg)
+    want = np_qdq_eval(x, layers, s_in)
+    np.testing.assert_array_equal(got, want)
+    # ...and the float model ONNX Runtime runs is the dequantized graph: same logits up to rounding of biases
+    ort_y = run_ort(m, x)
+    assert np.mean(np.argmax(ort_y, 1) == np.argmax(got, 1)) > 0.9
+
+
+def test_non_pow2_scale_mapped_with_error_or_rejected():
+    m, _, _ = qdq_cnn(scale_w1=0.0123)
+    imp = load_onnx(m)
+    q = imp.quant["conv1"]
+    assert int(q.weight_exp[0]) == round(np.log2(0.0123))
+    assert q.max_rel_error == pytest.approx(abs(2.0 ** round(np.log2(0.0123)) / 0.0123 - 1), rel=1e-6)
+    assert any(line.startswith("conv1: int8 weights") for line in imp.scale_report())
+    with pytest.raises(HwsimError, match=r"^<model>: node '' \(weights of conv1\): scale 0.0123 is not allowed with exact "
+                                         r"scales: expected a power of two"):
+        load_onnx(m, exact=True)
+
+
+def test_nonzero_zero_point_is_rejected():
+    m = make([helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="qin"),
+              helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"])],
+             [init("s", np.float32(0.5)), init("zp", np.int8(3))], ["N", 1, 8, 8])
+    with pytest.raises(HwsimError, match=r"^<model>: node 'qin' \(QuantizeLinear\): QuantizeLinear zero point \[3\] is not allowed"):
+        load_onnx(m)
+
+
+def test_qoperator_graph():
+    w = RNG.integers(-127, 128, size=(10, 64)).astype(np.int8)
+    s_in, s_w, s_y = 2.0 ** -7, 2.0 ** -6, 2.0 ** -3
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_in", "z8"], ["xq"]),
+             helper.make_node("Flatten", ["xq"], ["fq"]),
+             helper.make_node("QLinearMatMul", ["fq", "s_in", "z8", "wq", "s_w", "z8", "s_y", "z8"], ["yq"], name="qmm"),
+             helper.make_node("DequantizeLinear", ["yq", "s_y", "z8"], ["y"])]
+    inits = [init("z8", np.int8(0)), init("s_in", np.float32(s_in)), init("s_w", np.float32(s_w)),
+             init("s_y", np.float32(s_y)), init("wq", w.T.copy())]
+    m = make(nodes, inits, ["N", 1, 8, 8])
+    imp = load_onnx(m)
+    assert imp.style == "qoperator" and imp.quant["qmm"].weight_format == "int8"
+    x = RNG.random((7, 1, 8, 8))
+    from hwsim.config import MacArrayConfig
+    cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
+    got = to_compressed(imp, cfg).forward_int(x, cfg=cfg)
+    xq = np.clip(np.rint(x.reshape(7, 64) / s_in), -128, 127)
+    want = np.clip(np.rint(xq @ w.T.astype(float) * (s_in * s_w / s_y)), -128, 127)
+    np.testing.assert_array_equal(got, want)
+    # ONNX Runtime computes the same integer graph
+    np.testing.assert_array_equal(np.rint(run_ort(m, x) / s_y), want)
+
+
+def test_qonnx_quant_and_bipolar():
+    w1 = f32(16, 64)
+    w2 = f32(10, 16)
+    nodes = [helper.make_node("Quant", ["x", "s_in", "zero", "b8"], ["xq"], domain="qonnx.custom_op.general",
+                              signed=1, narrow=0, rounding_mode="ROUND"),
+             helper.make_node("Flatten", ["xq"], ["f"]),
+             helper.make_node("Quant", ["w1", "sw1", "zero", "b4"], ["w1q"], domain="qonnx.custom_op.general",
+                              signed=1, narrow=1, rounding_mode="ROUND", name="qw1"),
+             helper.make_node("MatMul", ["f", "w1qt"], ["h"], name="fc1"),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Quant", ["r", "s_h", "zero", "b8"], ["rq"], domain="qonnx.custom_op.general", signed=1),
+             helper.make_node("BipolarQuant", ["w2", "sw2"], ["w2q"], domain="qonnx.custom_op.general"),
+             helper.make_node("Gemm", ["rq", "w2q"], ["g"], transB=1, name="fc2"),
+             helper.make_node("Quant", ["g", "s_o", "zero", "b8"], ["y"], domain="qonnx.custom_op.general", signed=1)]
+    # MatMul needs (K, N): transpose the quantized weight with a constant-folded Identity-free trick:
+    nodes.insert(3, helper.make_node("Transpose", ["w1q"], ["w1qt"]))
+    inits = [init("s_in", np.float32(2 ** -7)), init("zero", np.float32(0)), init("b8", np.float32(8)),
+             init("b4", np.float32(4)), init("w1", w1), init("sw1", np.float32(2 ** -4)), init("s_h", np.float32(2 ** -4)),
+             init("w2", w2), init("sw2", np.float32(2 ** -3)), init("s_o", np.float32(2 ** -2))]
+    m = make(nodes, inits, ["N", 1, 8, 8], domains=("qonnx.custom_op.general",))
+    with pytest.raises(HwsimError, match=r"^<model>: node 'w1qt' \(Transpose\): op type 'Transpose' is not supported"):
+        load_onnx(m)
+    # without the Transpose: weights stored (K, N) already
+    nodes.pop(3)
+    nodes[2].input[0] = "w1t"
+    nodes[3].input[1] = "w1q"
+    inits.append(init("w1t", w1.T.copy()))
+    m = make(nodes, inits, ["N", 1, 8, 8], domains=("qonnx.custom_op.general",))
+    imp = load_onnx(m)
+    assert imp.style == "qonnx"
+    # bipolar weights behind 8-bit activations run as ternary codes (binary XNOR PEs need 1-bit activations)
+    assert (imp.quant["fc1"].weight_format, imp.quant["fc2"].weight_format) == ("int4", "ternary")
+    assert any("fc2: bipolar weights with 8-bit inputs run as ternary" in n for n in imp.notes)
+    assert imp.quant["fc1"].weight_codes.min() >= -7  # narrow range
+    from hwsim.config import MacArrayConfig
+    cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
+    x = RNG.random((9, 1, 8, 8))
+    got = to_compressed(imp, cfg).forward_int(x, cfg=cfg)
+    # NumPy evaluation of the QONNX graph (Quant: clip(round(x / s)), BipolarQuant: sign(w) with sign(0) = +1)
+    xq = np.clip(np.rint(x.reshape(9, 64) / 2 ** -7), -128, 127)
+    c1 = np.clip(np.rint(w1 / 2 ** -4), -7, 7)
+    h = np.clip(np.rint(np.maximum(xq @ c1.T * 2 ** -11, 0) / 2 ** -4), -128, 127)
+    c2 = np.where(w2 >= 0, 1, -1)
+    want = np.clip(np.rint(h @ c2.T * 2 ** -7 / 2 ** -2), -128, 127)
+    np.testing.assert_array_equal(got, want)
+    assert re.search(r"fc2: ternary weights \(2 b, scale 0.125 -> 2\^-3\)", "\n".join(imp.scale_report()))

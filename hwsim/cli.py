@@ -231,6 +231,17 @@ def _cmd_study(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from hwsim.sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec)  # the whole spec is checked before any point is evaluated
+    res = run_sweep(spec, args.output, workers=args.workers, scheduler=args.scheduler,
+                    batch_size=args.batch_size, progress=not args.no_progress)
+    print(res.format())
+    _write_json(args.json, res.as_dict())
+    return 0
+
+
 def _cmd_families(args) -> int:
     rows = fams.all_families()
     for fam in rows:
@@ -330,6 +341,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in _COMMANDS:
         _family_parsers(sub, command)
+
+    sw = sub.add_parser("sweep", help="design-space sweep over config fields and compression: table, Pareto "
+                                      "front, plots (resumable)")
+    sw.add_argument("spec", help="sweep spec YAML/JSON (docs/sweep.md; examples/*.yaml)")
+    sw.add_argument("-o", "--output", required=True, metavar="DIR",
+                    help="output directory: sweep.csv/.parquet, plots, cache.jsonl (rerun to resume)")
+    sw.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="local worker processes (default: the number of cores)")
+    sw.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask distributed scheduler")
+    sw.add_argument("--batch-size", type=int, default=None, metavar="N", help="points per task (default: automatic)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.add_argument("--json", metavar="FILE", help="also write the summary and the Pareto front as JSON")
+    sw.set_defaults(func=_cmd_sweep)
 
     st = sub.add_parser("study", help="reproduce a family's published claims (no NAME: list the studies)")
     st.add_argument("name", nargs="?", help="study name ('hwsim study' lists them)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,27 +93,12 @@ class SimReport:
     _unit_index: int = 0
 
 
-class _Progress:
-    """A one-line progress bar on stderr, shown once a run has taken more than a second."""
+def _progress_bar(total: int, label: str, enabled: bool = True):
+    """The tqdm bar ``hwsim sweep`` uses too, on stderr, shown once a run has taken more than a second."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int, label: str, enabled: bool = True):
-        self.total, self.label, self.done = total, label, 0
-        self.t0 = time.perf_counter()
-        self.enabled = enabled and sys.stderr.isatty()
-        self.shown = False
-
-    def step(self, what: str = "") -> None:
-        self.done += 1
-        if not self.enabled or time.perf_counter() - self.t0 < 1.0:
-            return
-        self.shown = True
-        frac = self.done / max(self.total, 1)
-        bar = "#" * int(30 * frac)
-        print(f"\r{self.label} [{bar:<30}] {self.done}/{self.total} {what[:24]:<24}", end="", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.shown:
-            print(file=sys.stderr)
+    return tqdm(total=total, desc=label, unit="step", delay=1.0, leave=False, dynamic_ncols=True,
+                disable=not enabled or None)
 
 
 def _gemm_unit(acc: Accelerator, cm) -> tuple[int, Unit]:
@@ -159,7 +143,7 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
     for op in ops:
         check_op(cfg, op)
 
-    bar = _Progress(len(ops) + len(cm.compute_layers()), "simulating", progress)
+    bar = _progress_bar(len(ops) + len(cm.compute_layers()), "simulating", progress)
     # Per-inference timing, actions and energy, GEMM by GEMM (batch 1).
     rep = SimReport(model=model, compress=compress, accel=acc, test_images=len(y_te), _unit_index=index)
     by_layer: dict[str, LayerReport] = {}
@@ -179,7 +163,8 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
         for k, v in e.items():
             lr.energy_pj[k] = lr.energy_pj.get(k, 0.0) + v
         lr.shape = f"{op.m}x{op.k}x{op.n}" + (f" x{op.group + 1}g" if op.group else "")
-        bar.step(op.layer)
+        bar.set_postfix_str(op.layer, refresh=False)
+        bar.update()
     peak = getattr(cfg, "peak_macs_per_cycle", None)
     for lr in by_layer.values():
         lr.utilization = lr.macs / (peak * lr.cycles) if peak else float("nan")
@@ -204,7 +189,8 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
         return out
 
     sim_logits = cm.forward_int(x_te, gemm_fn=sim_gemm, cfg=cfg)
-    bar.step("accuracy")
+    bar.set_postfix_str("accuracy", refresh=False)
+    bar.update()
     bar.close()
     rep.accuracy_reference = float(np.mean(ref_logits.argmax(axis=1) == y_te))
     rep.accuracy_simulated = float(np.mean(sim_logits.argmax(axis=1) == y_te))

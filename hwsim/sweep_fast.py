@@ -1,0 +1,172 @@
+"""Fast counts-only predictors for sweeps, one per family that needs one, equal to its registry ``predict``.
+
+A sweep evaluates thousands of design points, each a whole network of GEMMs, so the per-GEMM cost of
+the counts-only cycle model matters. :func:`hwsim.mac_array.predict_gemm` enumerates every fold (NumPy
+arrays of fold origins) and steps the loader/compute recurrence once per fold in Python: 5 to 400 ms
+for ResNet-18, depending on the array size. :func:`mac_array_predict_op` returns the same
+:class:`~hwsim.stats.LayerStats` (every field, tested equal) in about 20 to 100 us per GEMM:
+
+* **Actions in closed form.** A GEMM's folds have at most four distinct shapes (full or edge tile in the
+  streamed dimension x full or last reduction fold), so every sum ``_actions`` takes over the fold
+  arrays is a product of tile counts.
+* **Timing by run-length acceleration of the same recurrence.** The fold sequence is
+  ``T(full)^(nN * (nM - 1)) T(edge)^nN`` with ``T(mt) = F(mt)^(nK - 1) L(mt)``. The recurrence is
+  max-plus, hence shift-invariant: when the state *relative to the compute engine's clock* repeats at
+  the start of two repetitions of the same block, every later repetition of that block adds the same
+  cycles and stalls, so the remaining whole periods are skipped in one step. Only exactly repeated
+  states are skipped, so the result is the recurrence's, not an approximation.
+
+The sweep takes a family's fast predictor from :data:`FAST_PREDICT` when there is one and its registry
+``predict`` otherwise. (Once :func:`hwsim.mac_array.predict_gemm` itself uses this scheme, the entry
+here can go.)
+"""
+
+from __future__ import annotations
+
+from hwsim.config import MacArrayConfig
+from hwsim.mac_array import MacArrayActions, _is_m_tile, _periods
+from hwsim.stats import LayerStats
+
+__all__ = ["FAST_PREDICT", "mac_array_predict_gemm", "mac_array_predict_op"]
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _step(s: list, fold: tuple, pw: int, pa: int) -> None:
+    """One fold of ``hwsim.mac_array._timing``; ``s = [ok, loader_wait, compute_wait, release of this fold's
+    half, release of the other half, stalls]`` (the halves swap every fold)."""
+    nw, na, comp, tail = fold
+    ok, lw, cw, r0, r1, st = s
+    g = lw if lw > r0 else r0
+    t0 = g + 1 if g + 1 > ok else ok
+    last_a = t0 + nw * pw + (na - 1) * pa
+    loaded = last_a + 1
+    g = cw if cw > loaded else loaded
+    e = g + comp
+    s[0], s[1], s[2], s[3], s[4], s[5] = last_a + pa, loaded, e + tail + 1, r1, e + 1, st + g - cw
+
+
+def _run(s: list, block: list, reps: int, pw: int, pa: int) -> None:
+    """``reps`` repetitions of ``block`` (items ``(fold, count)`` or ``(sub-block, count)``), skipping whole
+    periods once the state relative to the compute clock repeats."""
+    seen: dict = {}
+    i = 0
+    detect = reps > 2
+    while i < reps:
+        if detect:
+            cw = s[2]
+            key = (s[0] - cw, s[1] - cw, s[3] - cw, s[4] - cw)
+            prev = seen.get(key)
+            if prev is not None:
+                j, cw_j, st_j = prev
+                n = (reps - i) // (i - j)
+                d = n * (cw - cw_j)
+                s[0] += d
+                s[1] += d
+                s[2] += d
+                s[3] += d
+                s[4] += d
+                s[5] += n * (s[5] - st_j)
+                i += n * (i - j)
+                detect = False
+                continue
+            seen[key] = (i, cw, s[5])
+        for item, count in block:
+            if isinstance(item, tuple):
+                if count == 1:
+                    _step(s, item, pw, pa)
+                else:
+                    _run(s, [(item, 1)], count, pw, pa)
+            else:
+                _run(s, item, count, pw, pa)
+        i += 1
+
+
+def mac_array_predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> LayerStats:
+    """Same result as ``hwsim.mac_array.predict_gemm(cfg, m, k, n, name)`` (one group), computed fast."""
+    R, C = cfg.rows, cfg.cols
+    df = cfg.dataflow
+    if df == "ws":
+        m_step, k_step, M_, N_ = cfg.m_tile, R, m, n
+    elif df == "is":
+        m_step, k_step, M_, N_ = _is_m_tile(cfg), R, n, m
+    else:
+        m_step, k_step, M_, N_ = R, cfg.k_chunk, m, n
+    nM, nN, nK = _cdiv(M_, m_step), _cdiv(N_, C), _cdiv(k, k_step)
+    m_last, k_last = M_ - (nM - 1) * m_step, k - (nK - 1) * k_step
+    folds = nM * nN * nK
+
+    # ---- timing: the fold sequence as nested repeated blocks
+    pw, pa = _periods(cfg)
+
+    def tile(mt: int) -> list:
+        if df == "os":   # nw = na = kt; compute kt; after the last chunk flush + drain mt (= rows_out) rows
+            full, last = (k_step, k_step, k_step, 0), (k_last, k_last, k_last, (R + C - 1) + mt + 1)
+        else:            # nw = kt, na = mt; WLOAD + STREAM; after the last fold DRAIN mt + 2
+            full = (k_step, mt, (k_step + 1) + (mt + R + C), 0)
+            last = (k_last, mt, (k_last + 1) + (mt + R + C), mt + 2)
+        return [(full, nK - 1), (last, 1)] if nK > 1 else [(last, 1)]
+
+    program = []
+    if nM > 1:
+        program.append((tile(m_step), nN * (nM - 1)))
+    program.append((tile(m_last), nN))
+    s = [1, 1, 1, 1, 1, 0]
+    _run(s, program, 1, pw, pa)
+    cycles, stalls = s[2] - 1, s[5]
+
+    # ---- actions: the sums of hwsim.mac_array._actions over the folds, in closed form
+    wb = cfg.sram_word_bits
+    if df == "is":
+        stat_bits, strm_bits = C * cfg.act_bits, R * cfg.weight_bits
+    else:
+        stat_bits, strm_bits = cfg.weight_beat_bits, cfg.act_beat_bits
+    acc_row_bits = C * cfg.acc_bits
+    sum_kt = nM * nN * k
+    out_rows = nN * M_
+    if df == "os":
+        nw = na = sum_kt
+        pe_macs, pe_w, pe_regs = sum_kt * R * C, 0, 2 * sum_kt * R * C
+        o_reads = o_writes = 0
+    else:
+        sum_mt = nN * nK * M_
+        nw, na = sum_kt, sum_mt
+        pe_macs, pe_w, pe_regs = nN * M_ * k * C, sum_kt * C, 2 * sum_mt * R * C
+        o_reads = nN * (nK - 1) * M_ + out_rows
+        o_writes = sum_mt
+    w_words, a_words = _cdiv(stat_bits, wb) * nw, _cdiv(strm_bits, wb) * na
+    o_word = _cdiv(acc_row_bits, wb)
+    if df == "is":
+        in_words, in_bits, wt_words, wt_bits = w_words, nw * stat_bits, a_words, na * strm_bits
+    else:
+        in_words, in_bits, wt_words, wt_bits = a_words, na * strm_bits, w_words, nw * stat_bits
+    actions = MacArrayActions(
+        pe_macs=pe_macs, pe_weight_loads=pe_w, pe_reg_writes=pe_regs,
+        input_sram_reads=in_words, input_sram_writes=in_words,
+        weight_sram_reads=wt_words, weight_sram_writes=wt_words,
+        output_sram_reads=o_reads * o_word, output_sram_writes=o_writes * o_word,
+        input_sram_read_bytes=_cdiv(in_bits, 8), input_sram_write_bytes=_cdiv(in_bits, 8),
+        weight_sram_read_bytes=_cdiv(wt_bits, 8), weight_sram_write_bytes=_cdiv(wt_bits, 8),
+        output_sram_read_bytes=_cdiv(o_reads * acc_row_bits, 8),
+        output_sram_write_bytes=_cdiv(o_writes * acc_row_bits, 8),
+        dram_read_beats=nw + na, dram_write_beats=out_rows,
+        dram_read_bytes=_cdiv(nw * stat_bits + na * strm_bits, 8),
+        dram_write_bytes=_cdiv(out_rows * cfg.out_beat_bits, 8),
+        requant_ops=out_rows * C,
+    )
+    macs = m * k * n
+    return LayerStats(name=name, m=m, k=k, n=n, groups=1, cycles=cycles, stall_cycles=stalls, folds=folds,
+                      macs=macs, utilization=macs / (R * C * cycles), actions=actions)
+
+
+def mac_array_predict_op(cfg: MacArrayConfig, op) -> LayerStats:
+    """Same result as the MAC array's registry ``predict`` (:func:`hwsim.mac_array.predict_op`)."""
+    lcfg = cfg if (cfg.weight_format, cfg.act_bits) == (op.weight_format, op.act_bits) else \
+        cfg.replace(weight_format=op.weight_format, act_bits=op.act_bits)
+    return mac_array_predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer)
+
+
+#: Family name -> fast ``predict(cfg, op)`` returning what the family's registry ``predict`` returns.
+FAST_PREDICT = {"mac-array": mac_array_predict_op}

@@ -513,22 +513,28 @@ def calibrate(mesh: Mesh, device: Device) -> Mesh:
     lead = np.zeros(n)
     theta, phi = np.empty(mesh.mzis), np.empty(mesh.mzis)
     ideal = mzi_matrix(mesh.theta, mesh.phi)
-    for k, m in enumerate(mesh.modes.tolist()):
-        c1, s1 = math.cos(math.pi / 4 + device.alpha1[k]), math.sin(math.pi / 4 + device.alpha1[k])
-        c2, s2 = math.cos(math.pi / 4 + device.alpha2[k]), math.sin(math.pi / 4 + device.alpha2[k])
-        target = ideal[k] @ np.diag(np.exp(-1j * lead[[m, m + 1]]))        # from device signal to ideal out
-        want = abs(target[0, 0]) ** 2
+    cols = mesh.columns
+    for c in range(mesh.depth):                       # MZIs of one column are independent
+        idx = np.flatnonzero(cols == c)
+        m = mesh.modes[idx]
+        a1, a2 = device.alpha1[idx], device.alpha2[idx]
+        c1, s1 = np.cos(np.pi / 4 + a1), np.sin(np.pi / 4 + a1)
+        c2, s2 = np.cos(np.pi / 4 + a2), np.sin(np.pi / 4 + a2)
+        lin = np.stack([np.exp(1j * lead[m]), np.exp(1j * lead[m + 1])], -1)     # device signal lead
+        target = ideal[idx] / lin[:, None, :]          # from the device's signal to the ideal output
+        want = np.abs(target[:, 0, 0]) ** 2
         cos_t = (c1 * c1 * c2 * c2 + s1 * s1 * s2 * s2 - want) / (2 * c1 * c2 * s1 * s2)
-        th = float(quantize_phase(math.acos(min(1.0, max(-1.0, cos_t))), bits))
-        kmat = _physical_mzi(th, 0.0, device.alpha1[k], device.alpha2[k], 0.0)
-        # device = diag(e^{i d}) target with phi: K diag(e^{i phi}, 1) = diag(e^{i d}) target
-        d0 = float(np.angle(kmat[0, 1]) - np.angle(target[0, 1])) if abs(target[0, 1]) > 1e-12 else \
-            float(np.angle(kmat[0, 0]) - np.angle(target[0, 0]))
-        ph = float(quantize_phase((d0 + np.angle(target[0, 0]) - np.angle(kmat[0, 0])) % TWO_PI, bits)) \
-            if abs(target[0, 0]) > 1e-12 else 0.0
-        real = _physical_mzi(th, ph, device.alpha1[k], device.alpha2[k], 0.0) @ np.diag(np.exp(1j * lead[[m, m + 1]]))
-        err = real @ ideal[k].conj().T       # ~ diag(e^{i lead'}) up to what could not be matched
-        lead[m], lead[m + 1] = np.angle(err[0, 0]), np.angle(err[1, 1])
-        theta[k], phi[k] = th, ph
+        th = quantize_phase(np.arccos(np.clip(cos_t, -1.0, 1.0)), bits)
+        k = _physical_mzi(th, 0.0, a1, a2, 0.0)
+        # K diag(e^{i phi}, 1) = diag(e^{i d}) target: d0 from the (0, 1) entries, phi from the (0, 0) ones
+        use01 = np.abs(target[:, 0, 1]) > 1e-12
+        d0 = np.where(use01, np.angle(k[:, 0, 1]) - np.angle(target[:, 0, 1]),
+                      np.angle(k[:, 0, 0]) - np.angle(target[:, 0, 0]))
+        ph = np.where(np.abs(target[:, 0, 0]) > 1e-12,
+                      quantize_phase((d0 + np.angle(target[:, 0, 0]) - np.angle(k[:, 0, 0])) % TWO_PI, bits), 0.0)
+        real = _physical_mzi(th, ph, a1, a2, 0.0) * lin[:, None, :]
+        err = real @ np.conj(np.swapaxes(ideal[idx], -1, -2))   # ~ diag(e^{i lead'}) up to what is unmatched
+        lead[m], lead[m + 1] = np.angle(err[:, 0, 0]), np.angle(err[:, 1, 1])
+        theta[idx], phi[idx] = th, ph
     out = quantize_phase((mesh.out_phase - lead) % TWO_PI, bits)
     return mesh.with_phases(theta, phi, out)

@@ -1,0 +1,537 @@
+"""The tensor-decomposed LSTM engine family (``lstm-engine``): config, cycle-level model, inventory, registry.
+
+The engine (TIE-style, Deng et al. ISCA 2019; the same datapath runs FDHT-style HT schedules) runs the
+input layer ``W x`` of a TT- or HT-LSTM as a sequence of contraction *stages*
+(:func:`hwsim.models.tensor_formats.plan_stages`), then the dense hidden-to-hidden product as one more
+stage, then the gate unit. Every stage is a GEMM ``out[q, p] = sum_k T[q, k] F[p, k]`` with ``R`` rows
+``p`` (the factor's new axes), reduction ``K`` and ``Q`` columns ``q`` (the intermediate's other axes).
+
+Datapath (the RTL's, :mod:`hwsim.rtl.lstm_engine`)
+--------------------------------------------------
+* ``pes`` lanes, parallel over ``p``: lane ``i`` of group ``(q, j)`` computes row ``p = j*pes + i``.
+  The weight SRAM delivers one word of ``pes`` factor entries per cycle (``F[j*pes .. j*pes+pes-1, k]``);
+  the working SRAM delivers one intermediate element ``T[q, k]`` per cycle, broadcast to every lane.
+* Two working SRAMs (ping-pong), each ``banks`` banks interleaved by address (bank = address mod banks).
+  A stage reads its input from one and writes its result to the other in the layout ``rest + new``
+  (row-major), so the re-layout between stages is the read address generator's mixed-radix walk over
+  ``T``'s strides, never a data move. A group's ``L = min(pes, R - j*pes)`` results go to ``L``
+  consecutive addresses: ``ceil(L / banks)`` write cycles (one when ``banks >= pes``: conflict-free;
+  otherwise the extra cycles are bank-conflict stalls).
+
+Timing, exact to the RTL clock (``cycles`` counts the cycles ``busy`` is high)
+---------------------------------------------------------------------------
+* per stage: 1 setup cycle (descriptor latched, counters cleared);
+* per group ``(q, j)``: ``K`` read-issue cycles (the MAC of element ``k`` happens the cycle after its
+  read), 1 cycle for the last MAC, ``ceil(L / banks)`` requantize-and-write cycles; groups run ``q``
+  outer, ``j`` inner, without overlap;
+* so ``stage cycles = 1 + Q * sum_j (K + 1 + ceil(L_j / banks))``, and a matvec is the sum over stages.
+* an LSTM step adds the hidden stage (``R = 4H``, ``K = H``, ``Q = 1``) and the gate unit, one hidden
+  unit per cycle through a ``GATE_LATENCY``-deep pipeline: ``H + GATE_LATENCY`` cycles. Loading ``x``
+  from DRAM into a working SRAM is counted (bytes, writes) but not timed: it is assumed to overlap the
+  previous frame (double-buffered DMA), as in TIE.
+
+Values are those of the bit-exact reference (:mod:`hwsim.models.lstm_engine`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from hwsim.config import FamilyConfig, _check_choice, _check_int
+from hwsim.errors import HwsimError
+from hwsim.families import Family
+from hwsim.models import lstm_engine as ref
+from hwsim.models import tensor_formats as tf
+from hwsim.stats import ActionCounts
+
+__all__ = [
+    "FAMILY",
+    "GATE_LATENCY",
+    "LstmEngineConfig",
+    "LstmWorkload",
+    "MatvecStats",
+    "StageStats",
+    "check_rtl",
+    "inventory",
+    "parse_preset",
+    "predict",
+    "predict_matvec",
+    "predict_step",
+    "simulate_matvec",
+    "stage_descriptors",
+    "workload",
+    "workload_table",
+]
+
+OVERFLOW_MODES = ("saturate", "wrap")
+ROUNDING_MODES = ("half_up", "half_even")
+NONLINEARITIES = ("pwl", "lut")
+DECOMPOSITIONS = ("tt", "ht")
+#: Pipeline depth of the gate unit (zx + zh + b, nonlinearities, c update, tanh(c), h): cycles from the
+#: first hidden unit entering to the last leaving are ``H + GATE_LATENCY``.
+GATE_LATENCY = 6
+
+
+@dataclass(frozen=True)
+class LstmEngineConfig(FamilyConfig):
+    """A tensor-decomposed LSTM engine (family ``lstm-engine``).
+
+    Parameters
+    ----------
+    decomposition : {"tt", "ht"}
+        Format of the input layer the controller schedules: tensor-train (TIE-style stages, one core
+        each) or hierarchical Tucker (FDHT-style, leaves and transfer tensors of the dimension tree).
+    pes : int
+        Processing elements (MAC lanes), parallel over the rows of a stage's factor.
+    banks : int
+        Banks of each working SRAM (a power of two), interleaved by address; fewer banks than PEs
+        makes a group's write take ceil(lanes / banks) cycles.
+    data_bits : int
+        Signed width of data, factor entries, intermediates and states (two's complement).
+    acc_bits : int
+        Signed accumulator width; must hold one product (at least 2 * data_bits).
+    frac_bits : int
+        Fractional bits of the gate domain (pre-activations, c, h), at most data_bits - 2.
+    overflow : {"saturate", "wrap"}
+        What the accumulator does after every addition that leaves its range.
+    rounding : {"half_up", "half_even"}
+        Rounding of every power-of-two requantization shift (ties towards +inf, or to even).
+    nonlinearity : {"pwl", "lut"}
+        Sigmoid/tanh implementation: PLAN piecewise-linear (shift slopes) or a lookup table.
+    lut_bits : int
+        Address bits of each lookup table (2**lut_bits entries), at most data_bits.
+    weight_sram_bytes : int
+        Factor (TT core / HT leaf and transfer) SRAM capacity in bytes; all factors stay on chip.
+    hidden_sram_bytes : int
+        Capacity in bytes of the SRAM holding the dense hidden-to-hidden matrix (4H x H entries).
+    work_sram_bytes : int
+        Capacity of each of the two working (ping-pong) SRAMs in bytes, all banks together.
+    addr_levels : int
+        Loop levels of each read address generator (axes of an intermediate it can walk).
+    clock_mhz : float
+        Clock frequency, for converting cycles to time.
+    """
+
+    decomposition: str = "tt"
+    pes: int = 16
+    banks: int = 16
+    data_bits: int = 16
+    acc_bits: int = 32
+    frac_bits: int = 12
+    overflow: str = "saturate"
+    rounding: str = "half_up"
+    nonlinearity: str = "pwl"
+    lut_bits: int = 8
+    weight_sram_bytes: int = 16384
+    hidden_sram_bytes: int = 524288
+    work_sram_bytes: int = 262144
+    addr_levels: int = 6
+    clock_mhz: float = 1000.0
+
+    FAMILY: ClassVar[str] = "lstm-engine"
+
+    def __post_init__(self):
+        _check_choice("decomposition", self.decomposition, DECOMPOSITIONS)
+        _check_int("pes", self.pes, 1, 256)
+        _check_int("banks", self.banks, 1, 256)
+        if self.banks & (self.banks - 1):
+            raise HwsimError(f"banks={self.banks} is not allowed: expected a power of two")
+        _check_int("data_bits", self.data_bits, 4, 16)
+        _check_int("acc_bits", self.acc_bits, 8, 48)
+        if self.acc_bits < 2 * self.data_bits:
+            raise HwsimError(f"acc_bits={self.acc_bits} is not allowed: expected an integer >= 2 * data_bits "
+                             f"({2 * self.data_bits}), the accumulator must hold one product")
+        _check_int("frac_bits", self.frac_bits, 1, self.data_bits - 2)
+        _check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        _check_choice("rounding", self.rounding, ROUNDING_MODES)
+        _check_choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
+        _check_int("lut_bits", self.lut_bits, 1, self.data_bits)
+        _check_int("weight_sram_bytes", self.weight_sram_bytes, 16)
+        _check_int("hidden_sram_bytes", self.hidden_sram_bytes, 16)
+        _check_int("work_sram_bytes", self.work_sram_bytes, 16)
+        _check_int("addr_levels", self.addr_levels, 1, 12)
+        if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, int | float) or not self.clock_mhz > 0:
+            raise HwsimError(f"clock_mhz={self.clock_mhz!r} is not allowed: expected a number > 0")
+
+    @property
+    def top_name(self) -> str:
+        return (f"lstm_engine_p{self.pes}_b{self.banks}_d{self.data_bits}_a{self.acc_bits}_"
+                f"{self.overflow}_{self.rounding}")
+
+    @property
+    def ns_per_cycle(self) -> float:
+        return 1000.0 / self.clock_mhz
+
+    @property
+    def data_bytes(self) -> int:
+        return (self.data_bits + 7) // 8
+
+    @property
+    def work_words(self) -> int:
+        """Elements one working SRAM holds."""
+        return self.work_sram_bytes // self.data_bytes
+
+    @property
+    def bank_depth(self) -> int:
+        return -(-self.work_words // self.banks)
+
+    @property
+    def weight_words(self) -> int:
+        """Words (``pes`` entries each) the weight SRAM holds."""
+        return self.weight_sram_bytes * 8 // (self.pes * self.data_bits)
+
+    def describe(self) -> str:
+        return (f"lstm-engine {self.decomposition.upper()} {self.pes} PEs, {self.banks} banks, "
+                f"int{self.data_bits} data, {self.acc_bits}-bit {self.overflow} acc, "
+                f"{self.nonlinearity} gates, {self.clock_mhz:g} MHz")
+
+
+_PRESET_RE = re.compile(r"^lstm-engine-(tt|ht)-(\d+)(?:-int(8|16))?$")
+
+
+def parse_preset(name: str) -> LstmEngineConfig | None:
+    """``lstm-engine-tt|ht-PES[-int8|-int16]`` (int16 by default) as a config; None for other names."""
+    m = _PRESET_RE.match(str(name))
+    if not m:
+        return None
+    bits = int(m[3] or 16)
+    pes = int(m[2])
+    return LstmEngineConfig(decomposition=m[1], pes=pes, banks=1 << max(0, (pes - 1).bit_length()),
+                            data_bits=bits, acc_bits=2 * bits if bits == 16 else 24,
+                            frac_bits=12 if bits == 16 else 5)
+
+
+def check_rtl(cfg: LstmEngineConfig) -> None:
+    """Raise if ``cfg`` has no RTL: the generated engine needs ``banks >= pes`` (one-cycle writes)."""
+    if cfg.banks < cfg.pes:
+        raise HwsimError(f"banks={cfg.banks} has no RTL: expected banks >= pes ({cfg.pes}); "
+                         "fewer banks are modelled in the cycle model only")
+
+
+# ---------------------------------------------------------------------------------------------- workloads
+@dataclass(frozen=True)
+class LstmWorkload:
+    """An LSTM input layer to run: a TT/HT format (shapes matter, values need not), a stage order, the
+    hidden size ``H`` (4H outputs) and the sequence length."""
+
+    name: str
+    fmt: object
+    hidden: int
+    steps: int = 1
+    order: tuple[int, ...] | None = None
+
+    @property
+    def stages(self) -> list[tf.Stage]:
+        return tf.plan_stages(self.fmt, self.order)
+
+
+#: The published workloads: Yang et al., ICML 2017 (TT-LSTM on UCF11 and Youtube Celebrities faces).
+#: Input modes per dataset, output modes [4, 4, 4, 4] with the first x4 for the gates, TT ranks 4.
+PUBLISHED = {
+    "ucf11": ((16, 4, 4, 4), (8, 20, 20, 18)),
+    "youtube": ((16, 4, 4, 4), (4, 20, 20, 36)),
+}
+
+
+def workload(name: str, decomposition: str = "tt", rank: int = 4, steps: int = 1) -> LstmWorkload:
+    """``ucf11`` or ``youtube`` as a TT (ranks [1, r, r, r, 1]) or HT (every node rank r, balanced
+    tree) input layer with H = 256; factor values are random (shapes are what the engine sees)."""
+    if name not in PUBLISHED:
+        raise HwsimError(f"workload={name!r} is not allowed: expected one of {', '.join(PUBLISHED)}")
+    _check_choice("decomposition", decomposition, DECOMPOSITIONS)
+    m, n = PUBLISHED[name]
+    if decomposition == "tt":
+        fmt = tf.TTMatrix.random(m, n, (1, rank, rank, rank, 1), rng=0, scale=0.1)
+    else:
+        fmt = tf.HTMatrix.random(m, n, rank, rng=0, scale=0.1)
+    return LstmWorkload(f"{name}-{decomposition}-r{rank}", fmt, hidden=256, steps=steps)
+
+
+def workload_table(names=("ucf11", "youtube"), rank: int = 4) -> list[dict]:
+    """Parameters and MACs per stage of the published workloads in TT and HT form."""
+    rows = []
+    for name in names:
+        for dec in DECOMPOSITIONS:
+            w = workload(name, dec, rank)
+            rows.append({"workload": name, "format": dec, "rank": rank, "params": w.fmt.params,
+                         "dense_params": w.fmt.dense_params,
+                         "compression": w.fmt.dense_params / w.fmt.params,
+                         "stages": [{"factor": s.name, "R": s.R, "K": s.K, "Q": s.Q, "macs": s.macs}
+                                    for s in w.stages],
+                         "macs": sum(s.macs for s in w.stages), "dense_macs": w.fmt.dense_params})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- cycle model
+@dataclass(frozen=True)
+class StageStats:
+    """One stage's timing and counts: ``groups = Q * ceil(R / pes)``; ``conflict_cycles`` are the write
+    cycles beyond one per group (banks < lanes)."""
+
+    name: str
+    R: int
+    K: int
+    Q: int
+    macs: int
+    groups: int
+    cycles: int
+    conflict_cycles: int
+
+
+@dataclass(frozen=True)
+class MatvecStats:
+    """Statistics of a run on the engine: cycles (``busy`` high), stall (bank-conflict) cycles, MACs,
+    per-stage rows, and the priced action counts (``actions``)."""
+
+    name: str
+    cycles: int
+    stall_cycles: int
+    macs: int
+    stages: tuple[StageStats, ...]
+    actions: ActionCounts
+    bank_reads: tuple[int, ...] | None = None
+    bank_writes: tuple[int, ...] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def utilization(self) -> float:
+        return 0.0 if not self.cycles else self.macs / (self.cycles * self.extra.get("pes", 1))
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "cycles": self.cycles, "stall_cycles": self.stall_cycles, "macs": self.macs,
+                "utilization": self.utilization, "stages": [s.__dict__ for s in self.stages],
+                "actions": self.actions.as_dict(),
+                "bank_reads": list(self.bank_reads) if self.bank_reads is not None else None,
+                "bank_writes": list(self.bank_writes) if self.bank_writes is not None else None}
+
+
+def _stage_timing(cfg: LstmEngineConfig, name: str, R: int, K: int, Q: int) -> StageStats:
+    tiles = -(-R // cfg.pes)
+    last = R - (tiles - 1) * cfg.pes
+    wc_full = -(-cfg.pes // cfg.banks)
+    wc_last = -(-last // cfg.banks)
+    per_q = (tiles - 1) * (K + 1 + wc_full) + (K + 1 + wc_last)
+    conflicts = Q * ((tiles - 1) * (wc_full - 1) + (wc_last - 1))
+    return StageStats(name, R, K, Q, Q * R * K, Q * tiles, 1 + Q * per_q, conflicts)
+
+
+def _stage_actions(cfg: LstmEngineConfig, st: StageStats) -> dict:
+    reads = st.groups * st.K
+    return {("pe_mult", "mult"): st.macs, ("pe_acc", "add"): st.macs, ("pe_acc_reg", "write"): st.macs,
+            ("weight_sram", "read"): reads, ("work_sram", "read"): reads, ("work_sram", "write"): st.Q * st.R,
+            ("requant", "convert"): st.Q * st.R, ("addr_gen", "add"): reads + st.groups}
+
+
+def _check_fits(cfg: LstmEngineConfig, stages, name: str, hidden: int = 0) -> None:
+    biggest = max(max(s.in_size, s.out_size) for s in stages)
+    if biggest > cfg.work_words:
+        raise HwsimError(f"work_sram_bytes={cfg.work_sram_bytes} is not allowed for {name}: expected >= "
+                         f"{biggest * cfg.data_bytes} bytes (largest intermediate: {biggest} elements)")
+    if 4 * hidden * hidden * cfg.data_bytes > cfg.hidden_sram_bytes:
+        raise HwsimError(f"hidden_sram_bytes={cfg.hidden_sram_bytes} is not allowed for {name}: expected >= "
+                         f"{4 * hidden * hidden * cfg.data_bytes} bytes (4H x H = {4 * hidden * hidden} entries)")
+    words = sum(-(-s.R // cfg.pes) * s.K for s in stages)
+    if words > cfg.weight_words:
+        raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is not allowed for {name}: expected >= "
+                         f"{-(-words * cfg.pes * cfg.data_bits // 8)} bytes ({words} words of {cfg.pes} entries)")
+    for s in stages:
+        if max(len(s.rest), len(s.shared)) > cfg.addr_levels:
+            raise HwsimError(f"addr_levels={cfg.addr_levels} is not allowed for {name}: expected >= "
+                             f"{max(len(s.rest), len(s.shared))} (stage {s.name} walks that many axes)")
+
+
+def predict_matvec(cfg: LstmEngineConfig, fmt, order=None, name: str = "matvec") -> MatvecStats:
+    """Counts-only statistics of one ``W x`` on the engine (closed form per stage)."""
+    stages = tf.plan_stages(fmt, order)
+    _check_fits(cfg, stages, name)
+    rows = tuple(_stage_timing(cfg, s.name, s.R, s.K, s.Q) for s in stages)
+    acts = ActionCounts({})
+    for r in rows:
+        acts = acts + ActionCounts(_stage_actions(cfg, r))
+    N = fmt.shape[1]
+    acts = acts + ActionCounts({("dram", "read"): N * cfg.data_bytes, ("work_sram", "write"): N})
+    return MatvecStats(name, sum(r.cycles for r in rows), sum(r.conflict_cycles for r in rows),
+                       sum(r.macs for r in rows), rows, acts, extra={"pes": cfg.pes})
+
+
+def predict_step(cfg: LstmEngineConfig, w: LstmWorkload) -> MatvecStats:
+    """One LSTM time step (one frame): the input layer's stages, the hidden stage and the gate unit."""
+    mv = predict_matvec(cfg, w.fmt, w.order, w.name)
+    _check_fits(cfg, w.stages, w.name, w.hidden)
+    H = w.hidden
+    hid = _stage_timing(cfg, "hidden", 4 * H, H, 1)
+    gate_cycles = H + GATE_LATENCY
+    gate_acts = {("gate_add", "add"): 2 * 4 * H, ("sigmoid", "eval"): 3 * H, ("tanh", "eval"): 2 * H,
+                 ("cell_mult", "mult"): 3 * H, ("cell_add", "add"): H, ("requant", "convert"): 2 * H,
+                 ("state_sram", "read"): 2 * H + 4 * H, ("state_sram", "write"): 2 * H}
+    hid_acts = {(("hidden_sram" if c == "weight_sram" else "state_sram" if c == "work_sram" else c), a): v
+                for (c, a), v in _stage_actions(cfg, hid).items()}
+    acts = mv.actions + ActionCounts(hid_acts) + ActionCounts(gate_acts)
+    cycles = mv.cycles + hid.cycles + gate_cycles
+    return MatvecStats(w.name, cycles, mv.stall_cycles + hid.conflict_cycles, mv.macs + hid.macs,
+                       mv.stages + (hid, StageStats("gates", 4, 1, H, 0, H, gate_cycles, 0)), acts,
+                       extra={"pes": cfg.pes, "matvec_cycles": mv.cycles})
+
+
+def predict(cfg: LstmEngineConfig, op) -> MatvecStats:
+    """Registry entry: an :class:`LstmWorkload` (all its steps) or a TT/HT format (one matvec)."""
+    if isinstance(op, LstmWorkload):
+        one = predict_step(cfg, op)
+        return MatvecStats(op.name, one.cycles * op.steps, one.stall_cycles * op.steps, one.macs * op.steps,
+                           one.stages, one.actions.scaled(op.steps), extra=one.extra)
+    return predict_matvec(cfg, op)
+
+
+# ---------------------------------------------------------------------------------------------- value path
+def stage_descriptors(cfg: LstmEngineConfig, fmt, order=None) -> list[dict]:
+    """Per stage, what the controller is programmed with: sizes, the read walk (counts and strides of
+    the intermediate's ``rest`` axes, then its ``shared`` axes in the factor's order, innermost last) and
+    the weight base word. Strides are in elements of the row-major intermediate."""
+    stages = tf.plan_stages(fmt, order)
+    sizes = fmt.sizes()
+    out, wbase = [], 0
+    for s in stages:
+        dims = [sizes[a] for a in s.t_axes]
+        strides = {a: int(np.prod(dims[i + 1:], dtype=np.int64)) for i, a in enumerate(s.t_axes)}
+        out.append({"name": s.name, "R": s.R, "K": s.K, "Q": s.Q, "wbase": wbase,
+                    "q_counts": [sizes[a] for a in s.rest], "q_strides": [strides[a] for a in s.rest],
+                    "k_counts": [sizes[a] for a in s.shared], "k_strides": [strides[a] for a in s.shared]})
+        wbase += -(-s.R // cfg.pes) * s.K
+    return out
+
+
+def read_addresses(desc: dict) -> np.ndarray:
+    """Element addresses the stage reads, in issue order (q outer, p-tile, k inner): a (Q, K) table
+    (the same for every p-tile)."""
+    def walk(counts, strides):
+        a = np.zeros(1, dtype=np.int64)
+        for c, s in zip(counts, strides, strict=True):
+            a = (a[:, None] + np.arange(c, dtype=np.int64)[None, :] * s).reshape(-1)
+        return a
+    return walk(desc["q_counts"], desc["q_strides"])[:, None] + walk(desc["k_counts"], desc["k_strides"])[None, :]
+
+
+def simulate_matvec(cfg: LstmEngineConfig, fmt, x, shifts, order=None, bank_counts: bool = True):
+    """Bit-exact ``W x`` on the engine (integer factors ``fmt``, int ``x``) and its statistics, with
+    per-bank read/write counts of the working SRAMs (``bank_counts``)."""
+    y = tf.matvec_fixed(fmt, x, shifts, data_bits=cfg.data_bits, acc_bits=cfg.acc_bits, overflow=cfg.overflow,
+                        rounding=cfg.rounding, order=order)
+    stats = predict_matvec(cfg, fmt, order)
+    if bank_counts:
+        reads = np.zeros(cfg.banks, dtype=np.int64)
+        writes = np.zeros(cfg.banks, dtype=np.int64)
+        writes += np.bincount(np.arange(fmt.shape[1]) % cfg.banks, minlength=cfg.banks)
+        for d in stage_descriptors(cfg, fmt, order):
+            tiles = -(-d["R"] // cfg.pes)
+            reads += tiles * np.bincount((read_addresses(d) % cfg.banks).reshape(-1), minlength=cfg.banks)
+            writes += np.bincount(np.arange(d["Q"] * d["R"]) % cfg.banks, minlength=cfg.banks)
+        stats = MatvecStats(stats.name, stats.cycles, stats.stall_cycles, stats.macs, stats.stages, stats.actions,
+                            tuple(int(v) for v in reads), tuple(int(v) for v in writes), stats.extra)
+    return y, stats
+
+
+def simulate_step(cfg: LstmEngineConfig, q: ref.FixedLstm, x, h, c, hidden_name: str = "lstm"):
+    """One bit-exact LSTM step on the engine: ``(h', c')`` and the step's statistics."""
+    zx = ref.wx_fixed(q, x, cfg)
+    h2, c2 = ref.cell_fixed(zx, q.U, q.b, h, c, q.e_u, cfg)
+    return h2, c2, predict_step(cfg, LstmWorkload(hidden_name, q.fmt, q.hidden, 1, q.order))
+
+
+# ---------------------------------------------------------------------------------------------- cost
+def _register_classes() -> None:
+    from hwsim.cost import (
+        COMPONENT_CLASSES,
+        HWSIM_ASSUMPTION,
+        HWSIM_DERIVED,
+        ComponentClass,
+        CostEntry,
+        register_component_class,
+    )
+
+    if "nonlinearity" in COMPONENT_CLASSES:
+        return
+    entries = [
+        CostEntry("pwl.adders", 5.0, "x", HWSIM_ASSUMPTION, node_nm=45, voltage_v=0.9, bits=1, note=
+                  "PLAN sigmoid/tanh unit = 5 adders of data_bits (|x|, 3 segment comparators, offset add) + "
+                  "pwl.mux_levels levels of data_bits MUX2 (segment select, sign fold); no primary source"),
+        CostEntry("pwl.mux_levels", 3.0, "x", HWSIM_ASSUMPTION, node_nm=45, voltage_v=0.9, bits=1, note=
+                  "MUX2 levels of the PLAN unit (4-way segment select = 2, sign fold = 1)"),
+        CostEntry("lut.bit", 1.0, "x", HWSIM_DERIVED, node_nm=45, voltage_v=0.9, bits=1, note=
+                  "LUT of 2**lut_bits x data_bits built from flip-flops (register.bit entries): area per "
+                  "bit = one DFF; a read costs data_bits register-bit energies plus lut_bits MUX2 levels"),
+    ]
+
+    def energy(m, a):
+        mux = m.entry("mux2.energy").value
+        if a["kind"] == "lut":
+            return a["bits"] * (m.register_bit_energy_pj() + a["lut_bits"] * mux)
+        return 5.0 * m.add_energy_pj(a["bits"]) + 3.0 * a["bits"] * mux
+
+    def area(m, a):
+        mux = m.entry("mux2.area").value
+        if a["kind"] == "lut":
+            entries = 1 << a["lut_bits"]
+            return entries * a["bits"] * m.register_bit_area_um2() + a["bits"] * (entries - 1) * mux
+        return 5.0 * m.add_area_um2(a["bits"]) + 3.0 * a["bits"] * mux
+
+    register_component_class(ComponentClass(
+        "nonlinearity", "sigmoid/tanh unit of `bits`: PLAN piecewise-linear (`kind` pwl) or a flip-flop LUT of "
+        "2**`lut_bits` entries (`kind` lut)", ("kind", "bits", "lut_bits"), {"eval": ("operation", energy)}, area,
+        defaults={"lut_bits": 8}), entries=entries, section="Component class nonlinearity (lstm-engine)")
+
+
+_register_classes()
+
+
+def inventory(cfg: LstmEngineConfig):
+    """The priced components of ``cfg`` (named as in the cycle model's action counts)."""
+    from hwsim.cost import Component, Inventory
+
+    P, B, b = cfg.pes, cfg.banks, cfg.data_bits
+    addr_bits = max(1, (cfg.work_words - 1).bit_length())
+    nl = {"kind": cfg.nonlinearity, "bits": b, "lut_bits": cfg.lut_bits}
+    return Inventory(cfg.describe(), (
+        Component("pe_mult", "multiplier", {"a_bits": b, "b_bits": b}, P),
+        Component("pe_acc", "adder", {"bits": cfg.acc_bits}, P),
+        Component("pe_acc_reg", "register", {"bits": cfg.acc_bits}, P),
+        Component("weight_sram", "sram", {"bytes": cfg.weight_sram_bytes, "word_bits": P * b}, 1,
+                  f"one {P}-entry word per MAC cycle"),
+        Component("hidden_sram", "sram", {"bytes": cfg.hidden_sram_bytes, "word_bits": P * b}, 1,
+                  "dense hidden-to-hidden matrix, one word per MAC cycle of the hidden stage"),
+        Component("work_sram", "sram", {"bytes": max(1, cfg.work_sram_bytes // B), "word_bits": b}, 2 * B,
+                  f"2 ping-pong buffers x {B} banks; priced per bank"),
+        Component("state_sram", "sram", {"bytes": max(16, 4 * 1024 * cfg.data_bytes), "word_bits": b}, 1,
+                  "h, c and the 4H gate pre-activations (sized for H <= 1024); h is the hidden stage's input"),
+        Component("dram", "dram", {}),
+        Component("requant", "requantizer", {"acc_bits": cfg.acc_bits, "out_bits": b}, P),
+        Component("addr_gen", "adder", {"bits": addr_bits}, 2, "mixed-radix read/write address adders"),
+        Component("gate_add", "adder", {"bits": b}, 2, "zx + zh + b"),
+        Component("sigmoid", "nonlinearity", nl, 3),
+        Component("tanh", "nonlinearity", nl, 2),
+        Component("cell_mult", "multiplier", {"a_bits": b, "b_bits": b}, 3, "f*c, i*g, o*tanh(c)"),
+        Component("cell_add", "adder", {"bits": 2 * b + 1}, 1),
+        Component("controller", "controller", {"ge": 5000}, 1, "descriptor sequencer + counters, rough 5k GE"),
+    ))
+
+
+FAMILY = Family(
+    name="lstm-engine",
+    config_cls=LstmEngineConfig,
+    description="tensor-decomposed LSTM engine: TT (TIE-style) / HT (FDHT-style) stage contractions, PWL/LUT gates",
+    presets=("lstm-engine-tt-16", "lstm-engine-ht-16", "lstm-engine-tt-16-int8"),
+    preset_pattern="lstm-engine-tt|ht-PES[-int8|-int16]",
+    parse_preset=parse_preset,
+    workload_kinds=(),
+    reference="hwsim.models.lstm_engine",
+    cycle_model="hwsim.lstm_engine",
+    inventory=inventory,
+    predict=predict,
+    rtl_check=check_rtl,
+    synth_groups=(),
+    studies=(("tt-vs-ht", "hwsim.lstm_engine_study:run",
+              "TT (TIE-style) vs HT (FDHT-style) engines of equal PE count on UCF11 and Youtube"),),
+)

@@ -126,3 +126,16 @@ def test_cli_cost_and_errors():
     assert r.stderr.strip().splitlines() == [
         "hwsim: error: acc_bits=20 is not allowed: expected an integer >= 2 * data_bits (32), the accumulator "
         "must hold one product"]
+
+
+def test_study_tt_vs_ht(tmp_path):
+    from hwsim.lstm_engine_study import run
+
+    res = run(out_dir=tmp_path, quick=True)
+    rows = {r["format"]: r for r in res.rows}
+    assert rows["tt-r4"]["params"] == 3360 and rows["ht-r4"]["params"] == 1584
+    # frames/s follow the cycles at 1 GHz
+    assert rows["tt-r4"]["frames_per_s"] == pytest.approx(1e9 / rows["tt-r4"]["cycles"])
+    assert "tt-r4" in res.format() and (tmp_path / "tt_vs_ht.png").exists()
+    r = subprocess.run([sys.executable, "-m", "hwsim.cli", "study", "tt-vs-ht"], capture_output=True, text=True)
+    assert r.returncode == 0 and "youtube" in r.stdout

@@ -318,11 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = ", ".join(ps for f in fams.all_families() for ps in f.presets[:2])
     m = sub.add_parser("simulate", help="run a compressed model on an accelerator: accuracy, cycles, energy, area")
-    m.add_argument("model", nargs="?", default="digits-cnn", help="zoo name (digits-cnn, digits-mlp) or model .npz")
+    m.add_argument("model", nargs="?", default="digits-cnn",
+                   help="zoo name (digits-cnn, digits-mlp), model .npz, or ONNX graph .onnx (float, QDQ, QOperator, "
+                        "QONNX)")
     m.add_argument("--accel", default="mac-array-8x8-ws",
                    help=f"a preset of any family ({presets}, ...; 'hwsim families' lists them) or a YAML/JSON "
                         "file naming the family")
-    m.add_argument("--compress", default="int8", help="compression spec, e.g. int8, int4, binary, prune50+int8")
+    m.add_argument("--compress", default=None,
+                   help="compression spec, e.g. int8, int4, binary, prune50+int8, or 'onnx' (a quantized ONNX graph's "
+                        "own weights and scales; the default for such graphs, int8 otherwise)")
     m.add_argument("--node", type=int, default=45, help="technology node for the cost model (nm)")
     m.add_argument("--dram", default="lpddr4", help="lpddr4, ddr3 or hbm2")
     m.add_argument("--json", metavar="FILE", help="also write the report as JSON")
@@ -381,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HwsimError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_status", 2)  # 2: bad input or a build the config cannot produce; 1: a failed run
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130

@@ -32,8 +32,14 @@ def _load_model(model: str):
     p = Path(model)
     if p.suffix == ".npz" and p.is_file():
         return load_model(p)
+    if p.suffix == ".onnx":
+        from hwsim.models.onnx_import import load_onnx
+
+        imp = load_onnx(p)
+        imp.model.meta["onnx_import"] = imp  # its quantization annotations, for compress="onnx"
+        return imp.model
     raise HwsimError(f"model={model!r} is not allowed: expected one of {', '.join(zoo.list_models())} "
-                     "or a model .npz file")
+                     "or a model .npz or .onnx file")
 
 
 @dataclass
@@ -115,26 +121,42 @@ def _gemm_unit(acc: Accelerator, cm) -> tuple[int, Unit]:
     return i, acc.units[i]
 
 
-def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str = "int8", node_nm: int = 45,
-             dram: str = "lpddr4", progress: bool = True) -> SimReport:
+def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str | None = "int8",
+             node_nm: int = 45, dram: str = "lpddr4", progress: bool = True) -> SimReport:
     """Compress ``model``, run it on ``accel`` bit-exactly over the digits test set, and price it.
 
     ``accel`` is a preset name of any registered family, a YAML/JSON file, a family config or an
     :class:`hwsim.families.Accelerator`; each layer runs on the unit whose family runs its kind.
+    ``model`` may be an ``.onnx`` graph; ``compress="onnx"`` runs a quantized graph with its own weight
+    codes and power-of-two scales (:func:`hwsim.models.onnx_import.to_compressed`), and ``None`` does that
+    when the graph is quantized and uses ``"int8"`` otherwise.
     """
     from hwsim.models import compress as comp
     from hwsim.models import zoo
 
     t_start = time.perf_counter()
     acc = resolve_accel(accel)
-    comp.parse_compress_spec(compress)
+    if compress not in (None, "onnx"):
+        comp.parse_compress_spec(compress)
     fmodel = _load_model(model)
+    onnx_imp = fmodel.meta.get("onnx_import")
+    if compress is None:  # a quantized ONNX graph runs with its own annotations, anything else int8
+        compress = "onnx" if onnx_imp is not None and onnx_imp.quantized else "int8"
     cost = CostModel(node_nm=node_nm, dram=dram)
     x_tr, _, x_te, y_te = zoo.load_digits_split()
     # Route before compressing: a layer no unit runs fails at once.
     for layer in fmodel.compute_layers():
         acc.unit_for(layer.kind, layer.name)
-    cm = comp.compress(fmodel, compress, x_tr[:512], cfg=acc.units[0].config)
+    if compress == "onnx":
+        from hwsim.models.onnx_import import to_compressed
+
+        if onnx_imp is None or not onnx_imp.quantized:
+            raise HwsimError(f"--compress='onnx' is not allowed for model={model!r}: expected an ONNX graph with "
+                             "QDQ, QOperator or QONNX quantizers")
+        cm = to_compressed(onnx_imp, acc.units[0].config)
+        compress = f"onnx-{onnx_imp.style}"
+    else:
+        cm = comp.compress(fmodel, compress, x_tr[:512], cfg=acc.units[0].config)
     index, unit = _gemm_unit(acc, cm)
     fam, cfg = unit.family, unit.config
     predict, execute, check_op = fam.load("predict"), fam.load("execute"), fam.load("check_op")

@@ -294,3 +294,39 @@ def test_qonnx_quant_and_bipolar():
     want = np.clip(np.rint(h @ c2.T * 2 ** -7 / 2 ** -2), -128, 127)
     np.testing.assert_array_equal(got, want)
     assert re.search(r"fc2: ternary weights \(2 b, scale 0.125 -> 2\^-3\)", "\n".join(imp.scale_report()))
+
+
+# ------------------------------------------------------------------------------------------ CLI and the example
+def test_simulate_quantized_digits_models_from_the_example(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from hwsim.cli import main
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "build_quantized_digits_onnx.py"
+    spec = importlib.util.spec_from_file_location("build_quantized_digits_onnx", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["-o", str(tmp_path)]) == 0
+    for style, conv2 in (("qdq", "int8"), ("qonnx", "int4")):
+        capsys.readouterr()
+        assert main(["simulate", str(tmp_path / f"digits_cnn_{style}.onnx"), "--accel", "mac-array-4x4-ws"]) == 0
+        out = capsys.readouterr().out
+        assert f"compressed onnx-{style} on mac-array-4x4-ws" in out
+        assert re.search(rf"^conv2\s+16x72x16\s+{conv2}\s", out, re.M)
+        assert "simulator == reference            yes, every logit bit-exact" in out
+        acc = float(re.search(r"compressed, cycle-level simulator\s+([\d.]+) %", out).group(1))
+        assert acc > 90.0
+
+
+def test_simulate_malformed_onnx_is_one_line(tmp_path, capsys):
+    from hwsim.cli import main
+
+    (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage")
+    m = make([helper.make_node("Concat", ["x", "x"], ["y"], axis=1, name="cat")], [], ["N", 1, 8, 8])
+    onnx.save_model(m, tmp_path / "cat.onnx")
+    assert main(["simulate", str(tmp_path / "cat.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"hwsim: error: .*cat\.onnx: node 'cat' \(Concat\): op type 'Concat' is not supported: .*\n", err)
+    assert main(["simulate", str(tmp_path / "bad.onnx")]) == 2
+    assert re.fullmatch(r"hwsim: error: model file '.*bad\.onnx' is not allowed: .*\n", capsys.readouterr().err)

@@ -118,6 +118,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dataflows", nargs="+", default=["os", "ws", "is"])
     ap.add_argument("--json", help="also write the figures as JSON")
     args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each run's table appears as soon as it is done
     shared = Path(args.shared) if args.shared else REPO.parent / "shared"
     ss = shared / "scalesim"
     cfg, layout = ss / "configs" / "google.cfg", ss / "layouts" / "dummy_layout.csv"

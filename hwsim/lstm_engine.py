@@ -530,8 +530,11 @@ FAMILY = Family(
     cycle_model="hwsim.lstm_engine",
     inventory=inventory,
     predict=predict,
+    rtl="hwsim.rtl.lstm_engine:generate_verilog",
     rtl_check=check_rtl,
-    synth_groups=(),
+    cosim="hwsim.cosim.lstm_engine_regression:run_regression",
+    synth_groups=(("PE lanes, requantizers and controller (top-level logic)", ("top",),
+                   ("pe_mult", "pe_acc", "pe_acc_reg", "requant", "addr_gen", "controller")),),
     studies=(("tt-vs-ht", "hwsim.lstm_engine_study:run",
               "TT (TIE-style) vs HT (FDHT-style) engines of equal PE count on UCF11 and Youtube"),),
 )

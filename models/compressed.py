@@ -1,0 +1,432 @@
+"""Compressed models and their bit-exact integer execution (:class:`CompressedModel`, :class:`QLayer`).
+
+A :class:`CompressedModel` is built by :func:`hwsim.models.compress.compress`; this module only executes
+it, bit-exactly through a GEMM executor (default :func:`reference_gemm`, i.e. ``hwsim.models.mac_array``)
+or in float64 fake quantization.
+
+Integer pipeline (everything is a power of two, so requantization is a pure right shift)
+-------------------------------------------------------------------------------------------
+Every integer tensor ``t`` carries an exponent ``e``: its real value is ``t * 2**e``.
+
+* ``input``: the float image is quantized to ``act_bits`` with ``e = ceil(log2(max|x| / (2**(b-1)-1)))``
+  from the calibration batch (round with the configured rounding, clamp).
+* ``conv2d`` / ``linear``: weights are integer values of the layer's ``weight_format`` with a
+  power-of-two exponent per output channel (``weight_exp``; equal for all channels with per-tensor
+  quantization). The layer is lowered to one GEMM per convolution group (:func:`mac_array.conv2d_as_gemms`,
+  explicit padding with ``pad_value`` first) and, when output channels of a group have different shifts,
+  one GEMM per distinct shift. Each GEMM is::
+
+      acc = mac_array.accumulate(a, w, cfg)                  # sequential, saturate / wrap at acc_bits
+      acc = ovf(acc + bias)                                   # bias: one more accumulation step
+      out = mac_array.requantize(acc, cfg, shift, relu)
+
+  The **bias** is an integer at the accumulator scale ``2**(in_exp + weight_exp[o])``, added after the
+  accumulation as one extra exact addition with the same overflow rule (saturate / wrap to ``acc_bits``);
+  see :func:`reference_gemm`. ``shift[o] = out_exp - in_exp - weight_exp[o] >= 0``; ``out_exp`` is
+  calibrated from ``max|output|`` (or a percentile) of the fake-quant pipeline on the calibration batch.
+  A ReLU that directly follows a conv / linear / add (its only consumer) is fused into ``requantize``.
+* ``maxpool`` / ``relu`` / ``flatten`` are exact on integers; ``avgpool`` sums the window and requantizes
+  with ``shift = log2(kernel**2)`` (power-of-two windows only); ``add`` aligns both inputs to the finer
+  exponent with left shifts and requantizes to its calibrated exponent.
+
+Binary layers take +-1 activations (a ``sign`` op, sign(0) = +1) and output ``sign(acc + bias)``
+(``act_bits = 1``); convolutions over +-1 tensors pad with ``pad_value = -1``.
+
+Fake quantization (:meth:`CompressedModel.forward_fakequant`) evaluates the same pipeline in float64
+(dequantized weights, float convolution, float rounding and clamping); since all values are dyadic and
+small it equals ``forward_int`` times ``2**out_exp`` exactly unless the accumulator saturates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+from hwsim.models import mac_array
+from hwsim.models.errors import HwsimError
+from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, conv2d_float, pool2d
+from hwsim.models.spec import WEIGHT_BITS, CompressSpec
+
+__all__ = ["Arith", "CompressedModel", "GemmCall", "GemmOp", "QLayer", "act_range", "overflow",
+           "reference_gemm", "round_ties"]
+
+
+@dataclass(frozen=True)
+class Arith:
+    """The arithmetic fields of a MAC array configuration (duck-types ``hwsim.config.MacArrayConfig``)."""
+
+    weight_format: str = "int8"
+    act_bits: int = 8
+    acc_bits: int = 32
+    overflow: str = "saturate"
+    rounding: str = "half_up"
+
+    def replace(self, **changes) -> Arith:
+        return dataclasses.replace(self, **changes)
+
+
+def _layer_cfg(base, weight_format: str, act_bits: int):
+    if hasattr(base, "replace"):
+        return base.replace(weight_format=weight_format, act_bits=act_bits)
+    return Arith(weight_format, act_bits, base.acc_bits, base.overflow, base.rounding)
+
+
+def overflow(x: np.ndarray, cfg) -> np.ndarray:
+    """Saturate or wrap (``cfg.overflow``) int64 values to ``cfg.acc_bits`` signed bits."""
+    lo, hi = -(1 << (cfg.acc_bits - 1)), (1 << (cfg.acc_bits - 1)) - 1
+    if cfg.overflow == "wrap":
+        return ((x - lo) & ((1 << cfg.acc_bits) - 1)) + lo
+    return np.clip(x, lo, hi)
+
+
+def reference_gemm(a, w, cfg, shift: int = 0, relu: bool = False, bias=None) -> np.ndarray:
+    """The default GEMM executor: ``mac_array.gemm`` plus an optional bias.
+
+    Without ``bias`` this is exactly ``mac_array.gemm(a, w, cfg, shift, relu)``. With ``bias`` (int, shape
+    (N,)) it is ``requantize(ovf(accumulate(a, w, cfg) + bias), cfg, shift, relu)`` where ``ovf``
+    saturates or wraps to ``cfg.acc_bits`` like every accumulation step (the bias is one extra exact
+    addition after the K products). A substitute executor must have the same signature and results.
+    """
+    if bias is None:
+        return mac_array.gemm(a, w, cfg, shift, relu)
+    acc = mac_array.accumulate(a, w, cfg)
+    acc = overflow(acc + np.asarray(bias, dtype=np.int64)[None, :], cfg)
+    return mac_array.requantize(acc, cfg, shift, relu)
+
+
+def round_ties(v: np.ndarray, rounding: str) -> np.ndarray:
+    """Round floats to integers: ``half_up`` (ties towards +inf) or ``half_even``."""
+    return np.floor(v + 0.5) if rounding == "half_up" else np.rint(v)
+
+
+def act_range(bits: int) -> tuple[int, int]:
+    """(min, max) of a signed ``bits``-wide activation."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+@dataclass(frozen=True)
+class GemmOp:
+    """One GEMM of a layer's lowering: ``out[:, columns] = gemm(A (M, K), W (K, N), cfg, shift, relu)``."""
+
+    layer: str
+    group: int
+    m: int
+    k: int
+    n: int
+    columns: tuple[int, ...]  # output channels of the layer computed by this GEMM
+    shift: int
+    relu: bool
+    weight_format: str
+    act_bits: int
+    has_bias: bool
+
+
+@dataclass
+class GemmCall:
+    """A :class:`GemmOp` with its operands: what is passed to the GEMM executor."""
+
+    op: GemmOp
+    a: np.ndarray  # int64 (M, K) activation values
+    w: np.ndarray  # int64 (K, N) weight values
+    bias: np.ndarray | None  # int64 (N,) at the accumulator scale, or None
+
+
+@dataclass
+class QLayer:
+    """One op of a :class:`CompressedModel` (integer semantics; see the module docstring).
+
+    Common attributes: ``name``, ``kind`` (input, conv2d, linear, relu, sign, maxpool, avgpool, flatten,
+    add), ``inputs``, ``out_shape`` (per sample), ``out_exp`` (real value = int * 2**out_exp; None for
+    +-1 tensors and raw sign-feeding outputs) and ``out_bits`` (1 for +-1 tensors).
+
+    conv2d / linear attributes: ``weight_format``, ``weight`` (int64 values, (O, C/groups, kh, kw) or
+    (out, in)), ``weight_exp`` (O,), ``bias`` (int64 (O,) at scale 2**(in_exp + weight_exp), or None),
+    ``in_exp`` (0 for +-1 inputs), ``shift`` (int64 (O,)), ``relu``, ``act_bits`` (the cfg.act_bits of
+    the layer: 1 for binary layers, else the model's act_bits), ``stride``, ``padding``, ``dilation``,
+    ``groups``, ``pad_value`` (-1 when the input is +-1, else 0) and ``gain`` (float (O,), see the module
+    docstring). Pooling: ``kernel``, ``stride``; avgpool ``shift``. add: ``shift`` = (left shift of input
+    0, left shift of input 1, right shift of the sum).
+    """
+
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    out_shape: tuple[int, ...]
+    out_exp: int | None
+    out_bits: int
+    weight_format: str | None = None
+    weight: np.ndarray | None = None
+    weight_exp: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    in_exp: int | None = None
+    shift: np.ndarray | None = None
+    relu: bool = False
+    act_bits: int = 8
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    kernel: int = 0
+    pad_value: int = 0
+    gain: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ description for accelerators
+    @property
+    def is_compute(self) -> bool:
+        return self.kind in COMPUTE_KINDS
+
+    def cfg(self, base=None):
+        """The per-layer MAC array configuration: ``base`` with this layer's weight_format and act_bits."""
+        return _layer_cfg(Arith() if base is None else base, self.weight_format or "int8", self.act_bits)
+
+    def weight_matrices(self) -> list[np.ndarray]:
+        """The GEMM weight matrix of every group, (K, O/groups) int64 (linear: one (in, out) matrix)."""
+        if self.kind == "linear":
+            return [np.ascontiguousarray(self.weight.T)]
+        og = self.weight.shape[0] // self.groups
+        return [np.ascontiguousarray(self.weight[g * og:(g + 1) * og].reshape(og, -1).T)
+                for g in range(self.groups)]
+
+    def _shift_groups(self, g: int) -> list[tuple[int, np.ndarray]]:
+        og = self.weight.shape[0] // (self.groups if self.kind == "conv2d" else 1)
+        cols = np.arange(g * og, (g + 1) * og)
+        sh = self.shift[cols]
+        return [(int(s), cols[sh == s]) for s in np.unique(sh)]
+
+    def gemm_ops(self, batch: int = 1) -> list[GemmOp]:
+        """The GEMMs this layer lowers to for a batch of ``batch`` samples (shapes only)."""
+        if not self.is_compute:
+            return []
+        m = batch * (int(np.prod(self.out_shape[1:])) if self.kind == "conv2d" else 1)
+        k = int(np.prod(self.weight.shape[1:]))
+        ops = []
+        for g in range(self.groups if self.kind == "conv2d" else 1):
+            for s, cols in self._shift_groups(g):
+                ops.append(GemmOp(self.name, g, m, k, len(cols), tuple(int(c) for c in cols), s, self.relu,
+                                  self.weight_format, self.act_bits, self.bias is not None))
+        return ops
+
+    def lower(self, x: np.ndarray) -> list[GemmCall]:
+        """The GEMM calls (with operands) for the integer input ``x`` (N, C, H, W) or (N, F)."""
+        x = np.asarray(x, dtype=np.int64)
+        if self.kind == "linear":
+            mats = [x]
+        else:
+            p = self.padding
+            if p:
+                x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=self.pad_value)
+            mats = [a for a, _ in mac_array.conv2d_as_gemms(x, self.weight, self.stride, 0, self.dilation,
+                                                             self.groups)]
+        wmats = self.weight_matrices()
+        calls = []
+        for op in self.gemm_ops(x.shape[0]):
+            g = op.group
+            og = wmats[g].shape[1]
+            local = np.asarray(op.columns) - g * og
+            bias = None if self.bias is None else self.bias[list(op.columns)]
+            calls.append(GemmCall(op, mats[g], np.ascontiguousarray(wmats[g][:, local]), bias))
+        return calls
+
+    def run_gemms(self, x: np.ndarray, cfg=None, gemm_fn=None) -> np.ndarray:
+        """Integer forward of a conv2d / linear layer through ``gemm_fn`` (default :func:`reference_gemm`)."""
+        gemm_fn = reference_gemm if gemm_fn is None else gemm_fn
+        lcfg = self.cfg(cfg)
+        n = x.shape[0]
+        o = self.weight.shape[0]
+        calls = self.lower(x)
+        rows = calls[0].a.shape[0]
+        out = np.empty((rows, o), dtype=np.int64)
+        for c in calls:
+            if c.bias is None:
+                y = gemm_fn(c.a, c.w, lcfg, c.op.shift, c.op.relu)
+            else:
+                y = gemm_fn(c.a, c.w, lcfg, c.op.shift, c.op.relu, bias=c.bias)
+            out[:, list(c.op.columns)] = np.asarray(y, dtype=np.int64)
+        if self.kind == "linear":
+            return out
+        _, ho, wo = self.out_shape
+        return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2).copy()
+
+    def forward_int(self, inputs: list[np.ndarray], cfg=None, gemm_fn=None) -> np.ndarray:
+        """Integer forward of this op given the integer values of its inputs."""
+        x = inputs[0]
+        k = self.kind
+        if k in COMPUTE_KINDS:
+            return self.run_gemms(x, cfg, gemm_fn)
+        if k == "relu":
+            return np.maximum(x, 0)
+        if k == "sign":
+            return np.where(x >= 0, 1, -1).astype(np.int64)
+        if k == "maxpool":
+            return pool2d(x, "max", self.kernel, self.stride)
+        if k == "flatten":
+            return x.reshape(x.shape[0], -1)
+        lcfg = self.cfg(cfg)
+        if k == "avgpool":
+            s = pool2d(x, "sum", self.kernel, self.stride)
+            return mac_array.requantize(s, lcfg, int(self.shift[0]), False)
+        if k == "add":
+            la, lb, rs = (int(v) for v in self.shift)
+            s = overflow((x << la) + (inputs[1] << lb), lcfg)
+            return mac_array.requantize(s, lcfg, rs, self.relu)
+        raise HwsimError(f"layer {self.name!r}: kind {k!r} has no integer forward")
+
+    # ------------------------------------------------------------------ fake quantization
+    def dequant_weight(self) -> np.ndarray:
+        e = np.exp2(self.weight_exp.astype(np.float64))
+        return self.weight * e.reshape((-1,) + (1,) * (self.weight.ndim - 1))
+
+    def acc_exp(self) -> np.ndarray:
+        return (self.in_exp or 0) + self.weight_exp
+
+    def forward_fakequant(self, inputs: list[np.ndarray], rounding: str = "half_up") -> np.ndarray:
+        """Float forward of this op on dequantized (real-valued) inputs; mirrors :meth:`forward_int`."""
+        x = inputs[0]
+        k = self.kind
+        if k in COMPUTE_KINDS:
+            y = self.accumulate_float(x)
+            return self.requantize_float(y, rounding)
+        if k == "relu":
+            return np.maximum(x, 0.0)
+        if k == "sign":
+            return np.where(x >= 0, 1.0, -1.0)
+        if k == "maxpool":
+            return pool2d(x, "max", self.kernel, self.stride)
+        if k == "flatten":
+            return x.reshape(x.shape[0], -1)
+        lo, hi = act_range(self.act_bits)
+        if k == "avgpool":
+            s = pool2d(x, "sum", self.kernel, self.stride) / 2.0 ** self.out_exp
+            return np.clip(round_ties(s / 2.0 ** int(self.shift[0]), rounding), lo, hi) * 2.0 ** self.out_exp
+        if k == "add":
+            y = x + inputs[1]
+            if self.relu:
+                y = np.maximum(y, 0.0)
+            return np.clip(round_ties(y / 2.0 ** self.out_exp, rounding), lo, hi) * 2.0 ** self.out_exp
+        raise HwsimError(f"layer {self.name!r}: kind {k!r} has no fake-quant forward")
+
+    def accumulate_float(self, x: np.ndarray) -> np.ndarray:
+        """Real value of ``acc + bias`` (no overflow): float conv / matmul with the dequantized weights."""
+        wq = self.dequant_weight()
+        if self.kind == "linear":
+            y = x @ wq.T
+        else:
+            y = conv2d_float(x, wq, None, self.stride, self.padding, self.dilation, self.groups,
+                             pad_value=float(self.pad_value))
+        if self.bias is not None:
+            b = self.bias * np.exp2(self.acc_exp().astype(np.float64))
+            y = y + (b if y.ndim == 2 else b[None, :, None, None])
+        return y
+
+    def requantize_float(self, y: np.ndarray, rounding: str) -> np.ndarray:
+        if self.act_bits == 1:
+            return np.where(y >= 0, 1.0, -1.0)
+        if self.relu:
+            y = np.maximum(y, 0.0)
+        e_acc = self.acc_exp().astype(np.float64)
+        div = np.exp2(e_acc + self.shift)
+        shape = (1, -1) if y.ndim == 2 else (1, -1, 1, 1)
+        lo, hi = act_range(self.act_bits)
+        q = np.clip(round_ties(y / div.reshape(shape), rounding), lo, hi)
+        return q * div.reshape(shape)
+
+
+# ============================================================================================== model
+class CompressedModel:
+    """A compressed model: ordered :class:`QLayer` ops (the first is the ``input`` quantizer).
+
+    Attributes: ``spec`` (:class:`CompressSpec`), ``source`` (the original float model), ``float_model``
+    (after low-rank / pruning, before quantization), ``masks`` (pruning keep-masks by layer), ``layers``,
+    ``act_bits``, ``cfg`` (arithmetic defaults: acc_bits, overflow, rounding), ``output`` (name of the
+    output op) and ``output_exp`` (real logits = ``forward_int(x) * 2**output_exp``).
+    """
+
+    def __init__(self, layers, spec: CompressSpec, source: Model, float_model: Model, masks: dict,
+                 act_bits: int, cfg):
+        self.layers: list[QLayer] = list(layers)
+        self.spec = spec
+        self.source = source
+        self.float_model = float_model
+        self.masks = masks
+        self.act_bits = act_bits
+        self.cfg = cfg
+        self.name = f"{source.name}@{spec}"
+
+    @property
+    def output(self) -> str:
+        return self.layers[-1].name
+
+    @property
+    def output_exp(self) -> int:
+        return self.layers[-1].out_exp
+
+    @property
+    def input_exp(self) -> int:
+        return self.layers[0].out_exp
+
+    def layer(self, name: str) -> QLayer:
+        for la in self.layers:
+            if la.name == name:
+                return la
+        names = ", ".join(la.name for la in self.layers)
+        raise HwsimError(f"layer {name!r} is not allowed: expected one of {names}")
+
+    def compute_layers(self) -> list[QLayer]:
+        return [la for la in self.layers if la.is_compute]
+
+    def gemm_ops(self, batch: int = 1) -> list[GemmOp]:
+        """Every GEMM of the model for a batch of ``batch`` samples, in execution order."""
+        return [op for la in self.compute_layers() for op in la.gemm_ops(batch)]
+
+    def quantize_input(self, x, rounding: str | None = None) -> np.ndarray:
+        """Float images (N, C, H, W) -> int64 activation values at ``2**input_exp`` (rounded, clamped)."""
+        x = self.source._check_input(x)
+        inp = self.layers[0]
+        lo, hi = act_range(inp.out_bits)
+        rounding = self.cfg.rounding if rounding is None else rounding
+        return np.clip(round_ties(x / 2.0 ** inp.out_exp, rounding), lo, hi).astype(np.int64)
+
+    def run_int(self, x_int, gemm_fn=None, cfg=None, return_all: bool = False):
+        """Integer forward from already quantized input values (see :meth:`forward_int`)."""
+        cfg = self.cfg if cfg is None else cfg
+        acts = {INPUT: np.asarray(x_int, dtype=np.int64)}
+        for la in self.layers[1:]:
+            acts[la.name] = la.forward_int([acts[i] for i in la.inputs], cfg, gemm_fn)
+        return acts if return_all else acts[self.output]
+
+    def forward_int(self, x, gemm_fn=None, cfg=None, return_all: bool = False):
+        """Bit-exact integer inference of float images ``x`` (N, C, H, W); returns int64 logits.
+
+        ``gemm_fn(a, w, cfg, shift, relu)`` (plus ``bias=`` for layers with a bias) executes every GEMM;
+        default :func:`reference_gemm` (``hwsim.models.mac_array``). ``cfg`` supplies acc_bits, overflow
+        and rounding (default ``self.cfg``); each layer replaces its weight_format and act_bits.
+        """
+        rounding = None if cfg is None else cfg.rounding
+        return self.run_int(self.quantize_input(x, rounding), gemm_fn, cfg, return_all)
+
+    def forward_fakequant(self, x, return_all: bool = False):
+        """Float64 simulation of the quantized pipeline; returns real-valued logits."""
+        acts = {INPUT: self.quantize_input(x) * 2.0 ** self.input_exp}
+        for la in self.layers[1:]:
+            acts[la.name] = la.forward_fakequant([acts[i] for i in la.inputs], self.cfg.rounding)
+        return acts if return_all else acts[self.output]
+
+    def predict(self, x, mode: str = "int") -> np.ndarray:
+        if mode == "int":
+            y = self.forward_int(x)
+        elif mode == "fakequant":
+            y = self.forward_fakequant(x)
+        elif mode == "float":
+            y = self.float_model.forward_float(x)
+        else:
+            raise HwsimError(f"mode={mode!r} is not allowed: expected one of int, fakequant, float")
+        return np.argmax(y, axis=1)
+
+    def accuracy(self, x, y, mode: str = "int") -> float:
+        return float(np.mean(self.predict(x, mode) == np.asarray(y)))
+
+    def weight_bits(self) -> int:
+        """Dense weight storage in bits (codes only; pruned zeros still stored)."""
+        return int(sum(la.weight.size * WEIGHT_BITS[la.weight_format] for la in self.compute_layers()))

@@ -2,51 +2,101 @@
 as the test module of :func:`hwsim.cosim.harness.mac_array_harness`).
 
 The job (``job.json``, operands in ``job.npz``; path in ``$HWSIM_JOB``) names the configuration and a
-list of GEMM or conv layers with their integer operands. For every layer the testbench computes the
-expected outputs with the bit-exact reference (``hwsim.models.mac_array``) and the predicted cycle count
-with the cycle-level model (``hwsim.mac_array.predict_gemm``), loads the DRAM-side memories of the
-harness, pulses ``start``, waits for ``done``, and checks every output beat in order and the measured
-busy cycles.
+list of GEMM or conv layers with their integer operands (optionally a ``bias`` per output channel), or a
+whole compressed model (``model``, see :mod:`hwsim.cosim.model_cosim`). For every GEMM the testbench
+computes the expected outputs with the bit-exact reference (``hwsim.models.mac_array``) and the predicted
+cycles, stalls and action counts with the cycle-level model (``hwsim.mac_array.predict_gemm``), loads the
+DRAM-side and bias memories of the harness, pulses ``start``, waits for ``done`` (the clock runs inside
+the simulation, so no Python runs meanwhile), and checks every output beat in order, the busy cycles, the
+stall cycles and every action count the harness measured.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-from hwsim.cosim.harness import ACT_FILE, OUT_FILE, WEIGHT_FILE
+from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, COUNTERS, OUT_FILE, WEIGHT_FILE
 from hwsim.cosim.runner import read_job
 from hwsim.models import mac_array as ref
+from hwsim.models.compressed import reference_gemm
 
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.mac_array import dram_beats, predict_gemm, unpack_outputs
+from hwsim.mac_array import MacArrayActions, dram_beats, predict_gemm, unpack_outputs
+
+
+def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict[str, int]) -> MacArrayActions:
+    """The action counts of one GEMM as the harness measured them, in the units of :class:`MacArrayActions`.
+
+    ``counters`` are the harness's (:data:`hwsim.cosim.harness.COUNTERS`); ``widths`` the bit widths of a
+    weight beat, an activation beat, an output beat and an output-SRAM row (``wbeat``, ``abeat``, ``obeat``,
+    ``osram``, read from the harness). Every SRAM access moves one beat-wide row, ``ceil(bits /
+    sram_word_bits)`` words; a pipeline hop writes two registers (activation and psum, OS: activation
+    and weight).
+    """
+    c, wb = counters, cfg.sram_word_bits
+    in_bits, wt_bits, o_bits = widths["abeat"], widths["wbeat"], widths["osram"]
+
+    def words(n, bits):
+        return n * -(-bits // wb)
+
+    return MacArrayActions(
+        pe_macs=c["pe_macs"], pe_weight_loads=c["pe_weight_loads"], pe_reg_writes=2 * c["pe_hops"],
+        input_sram_reads=words(c["input_sram_reads"], in_bits),
+        input_sram_writes=words(c["input_sram_writes"], in_bits),
+        weight_sram_reads=words(c["weight_sram_reads"], wt_bits),
+        weight_sram_writes=words(c["weight_sram_writes"], wt_bits),
+        output_sram_reads=words(c["output_sram_reads"], o_bits),
+        output_sram_writes=words(c["output_sram_writes"], o_bits),
+        input_sram_read_bytes=math.ceil(c["input_sram_reads"] * in_bits / 8),
+        input_sram_write_bytes=math.ceil(c["input_sram_writes"] * in_bits / 8),
+        weight_sram_read_bytes=math.ceil(c["weight_sram_reads"] * wt_bits / 8),
+        weight_sram_write_bytes=math.ceil(c["weight_sram_writes"] * wt_bits / 8),
+        output_sram_read_bytes=math.ceil(c["output_sram_reads"] * o_bits / 8),
+        output_sram_write_bytes=math.ceil(c["output_sram_writes"] * o_bits / 8),
+        dram_read_beats=c["n_weights"] + c["n_acts"],
+        dram_write_beats=c["n_out"],
+        dram_read_bytes=math.ceil((c["n_weights"] * wt_bits + c["n_acts"] * in_bits) / 8),
+        dram_write_bytes=math.ceil(c["n_out"] * widths["obeat"] / 8),
+        requant_ops=c["requant_ops"],
+    )
+
+
+def count_diffs(rtl: MacArrayActions, model: MacArrayActions, rtl_stalls: int, model_stalls: int
+                ) -> dict[str, list[int]]:
+    """Every compared count that differs: ``{field: [rtl, model]}`` (stalls as ``stall_cycles``)."""
+    diffs = {k: [v, model.as_dict()[k]] for k, v in rtl.as_dict().items() if v != model.as_dict()[k]}
+    if rtl_stalls != model_stalls:
+        diffs["stall_cycles"] = [rtl_stalls, model_stalls]
+    return diffs
 
 
 class MacArrayTB:
-    """Clock, reset, DRAM-side driver (memory preload), output monitor, reference and in-order checker.
+    """Reset, DRAM-side driver (memory preload), output monitor, reference and in-order checker.
 
-    The DRAM memories are filled and the captured output beats read back through files (``$readmemh`` /
-    ``$writememh`` in the harness, pulsed by ``load`` / ``dump``), so a layer costs two file transfers
-    rather than one VPI access per beat.
+    The clock runs inside the harness. The DRAM and bias memories are filled and the captured output
+    beats read back through files (``$readmemh`` / ``$writememh`` in the harness, pulsed by ``load`` /
+    ``dump``), so a GEMM costs a few file transfers rather than one VPI access per beat or per cycle.
     """
 
     def __init__(self, dut, cfg: MacArrayConfig):
         self.dut = dut
         self.cfg = cfg
-        # Widths and depths come from the DUT, never from constants (the depth is read after reset,
-        # once the model has evaluated).
+        # Widths and depths come from the DUT, never from constants (read after reset, once the model
+        # has evaluated).
         self.mem_depth = 0
+        self.widths: dict[str, int] = {}
         self.dim_limit = (1 << len(dut.dim_m)) - 1
+        self.bias_bits = cfg.acc_bits
 
     async def reset(self):
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
         for sig in (self.dut.start, self.dut.load, self.dut.dump, self.dut.dim_m, self.dut.dim_k,
                     self.dut.dim_n, self.dut.shift, self.dut.relu):
             sig.value = 0
@@ -55,19 +105,22 @@ class MacArrayTB:
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
         self.mem_depth = int(self.dut.mem_depth.value)
+        self.widths = {k: int(getattr(self.dut, f"{k}_bits").value) for k in ("wbeat", "abeat", "obeat", "osram")}
+        self.bias_bits = self.widths["osram"] // self.cfg.cols
 
-    def _write_mem(self, path: Path, beats: list[int]) -> None:
-        if len(beats) > self.mem_depth:
-            raise AssertionError(f"layer needs {len(beats)} beats, harness memory holds {self.mem_depth}")
-        path.write_text("".join(f"{b:x}\n" for b in beats))
+    def _write_mem(self, path: Path, words: list[int]) -> None:
+        if len(words) > self.mem_depth:
+            raise AssertionError(f"layer needs {len(words)} beats, harness memory holds {self.mem_depth}")
+        path.write_text("".join(f"{b:x}\n" for b in words))
 
     async def _pulse(self, sig) -> None:
         sig.value = 1
         await RisingEdge(self.dut.clk)
         sig.value = 0
 
-    async def run_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool) -> tuple[list[int], int]:
-        """Drive one GEMM (values) through the RTL; return (output beats, busy cycles)."""
+    async def run_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
+                       bias: np.ndarray | None = None) -> tuple[list[int], dict[str, int]]:
+        """Drive one GEMM (values) through the RTL; return (output beats, harness counters)."""
         cfg, dut = self.cfg, self.dut
         m, k = a.shape
         n = w.shape[1]
@@ -76,22 +129,71 @@ class MacArrayTB:
                                       ref.encode_weights(w, cfg.weight_format))
         self._write_mem(Path(WEIGHT_FILE), w_beats)
         self._write_mem(Path(ACT_FILE), a_beats)
+        b = np.zeros(n, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+        lo, hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
+        if b.shape != (n,) or (b.size and (b.min() < lo or b.max() > hi)):
+            raise HwsimError(f"bias of shape {b.shape} and range [{b.min(initial=0)}, {b.max(initial=0)}] is not "
+                             f"allowed: expected ({n},) values in [{lo}, {hi}] (the {self.bias_bits}-bit accumulator)")
+        # Always n entries (zeros without bias): $readmemh leaves the rest of the memory as it was.
+        self._write_mem(Path(BIAS_FILE), [int(v) & ((1 << self.bias_bits) - 1) for v in b])
         await self._pulse(dut.load)
         dut.dim_m.value, dut.dim_k.value, dut.dim_n.value = m, k, n
         dut.shift.value, dut.relu.value = shift, int(relu)
         await self._pulse(dut.start)
         await RisingEdge(dut.done)
         await RisingEdge(dut.clk)
-        n_out = int(dut.n_out.value)
-        assert int(dut.n_weights.value) == len(w_beats), (int(dut.n_weights.value), len(w_beats))
-        assert int(dut.n_acts.value) == len(a_beats), (int(dut.n_acts.value), len(a_beats))
+        counters = {name: int(getattr(dut, name).value) for name in COUNTERS}
+        n_out = counters["n_out"]
+        assert counters["n_weights"] == len(w_beats), (counters["n_weights"], len(w_beats))
+        assert counters["n_acts"] == len(a_beats), (counters["n_acts"], len(a_beats))
         assert n_out <= self.mem_depth, f"{n_out} output beats overflow the harness memory ({self.mem_depth})"
         out_path = Path(OUT_FILE)
         out_path.unlink(missing_ok=True)
         await self._pulse(dut.dump)
         await RisingEdge(dut.clk)
         outs = [int(line, 16) for line in out_path.read_text().split()] if n_out else []
-        return outs, int(dut.cycles.value)
+        return outs, counters
+
+    async def check_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
+                         bias: np.ndarray | None = None) -> dict:
+        """Run one GEMM and check it: outputs against the reference, cycles, stalls and action counts
+        against the cycle model. Returns the RTL's output values (None if undecodable) and the tallies."""
+        cfg = self.cfg
+        m, n = a.shape[0], w.shape[1]
+        beats, counters = await self.run_gemm(a, w, shift, relu, bias)
+        expect = reference_gemm(a, w, cfg, shift, relu, bias=bias)
+        bad, got = check_outputs(cfg, beats, expect)
+        st = predict_gemm(cfg, m, a.shape[1], n)
+        rtl = measured_actions(cfg, counters, self.widths)
+        return {"out": None if got is None else ref.decode_acts(got.astype(np.int64), cfg.act_bits),
+                "mismatches": bad, "vectors": m * n, "rtl_cycles": counters["cycles"],
+                "predicted_cycles": st.cycles, "stall_cycles": counters["stall_cycles"],
+                "predicted_stall_cycles": st.stall_cycles, "actions": rtl, "predicted_actions": st.actions,
+                "count_diffs": count_diffs(rtl, st.actions, counters["stall_cycles"], st.stall_cycles)}
+
+
+def tally(results: list[dict]) -> dict:
+    """One report row's numbers from the checked GEMMs of a layer (sums; count differences per field)."""
+    rtl = sum((r["actions"] for r in results), MacArrayActions())
+    model = sum((r["predicted_actions"] for r in results), MacArrayActions())
+    diffs: dict[str, list[int]] = {}
+    for r in results:
+        for key, (x, y) in r["count_diffs"].items():
+            d = diffs.setdefault(key, [0, 0])
+            d[0] += x
+            d[1] += y
+    return {
+        "vectors": sum(r["vectors"] for r in results),
+        "mismatches": sum(r["mismatches"] for r in results),
+        "rtl_cycles": sum(r["rtl_cycles"] for r in results),
+        "predicted_cycles": sum(r["predicted_cycles"] for r in results),
+        "stall_cycles": sum(r["stall_cycles"] for r in results),
+        "predicted_stall_cycles": sum(r["predicted_stall_cycles"] for r in results),
+        "count_mismatches": sum(len(r["count_diffs"]) for r in results),
+        "count_diffs": diffs,
+        "actions": rtl.as_dict(),
+        "predicted_actions": model.as_dict(),
+    }
 
 
 def check_outputs(cfg: MacArrayConfig, beats: list[int], expect: np.ndarray) -> tuple[int, np.ndarray | None]:
@@ -111,12 +213,13 @@ def check_outputs(cfg: MacArrayConfig, beats: list[int], expect: np.ndarray) -> 
 
 
 def _gemms_of(layer: dict, cfg: MacArrayConfig):
-    """(list of (a, w) GEMMs, function mapping their outputs to the layer output, reference output)."""
+    """(list of (a, w, bias) GEMMs, the reference layer output, function mapping GEMM outputs to it)."""
     shift, relu = layer["shift"], layer["relu"]
+    bias = layer.get("bias")
     if layer["kind"] == "gemm":
         a = np.array(layer["a"], dtype=np.int64)
         w = np.array(layer["w"], dtype=np.int64)
-        return [(a, w)], ref.gemm(a, w, cfg, shift=shift, relu=relu), lambda outs: outs[0]
+        return [(a, w, bias)], None, lambda outs: outs[0]
     x = np.array(layer["x"], dtype=np.int64)
     w = np.array(layer["w"], dtype=np.int64)
     conv = {key: layer[key] for key in ("stride", "padding", "dilation", "groups")}
@@ -127,7 +230,7 @@ def _gemms_of(layer: dict, cfg: MacArrayConfig):
         # outs[g] is [oh*ow, o/g]; the layer output is (o, oh, ow).
         return np.concatenate([o.T for o in outs], axis=0).reshape(expect.shape)
 
-    return gemms, expect, assemble
+    return [(a, wg, None) for a, wg in gemms], expect, assemble
 
 
 @cocotb.test()
@@ -136,35 +239,33 @@ async def mac_array_regression(dut):
     cfg = MacArrayConfig.from_dict(job["config"])
     tb = MacArrayTB(dut, cfg)
     await tb.reset()
+    if job.get("model"):
+        from hwsim.cosim.model_cosim import run_model_job
+
+        result = await run_model_job(tb, job)
+        with open(os.environ["HWSIM_RESULT"], "w") as f:
+            json.dump(result, f)
+        assert result["passed"], "model co-simulation mismatches"
+        return
     results = []
     t_start = time.perf_counter()
     total_cycles = 0
     for idx, layer in enumerate(job["layers"]):
         gemms, expect, assemble = _gemms_of(layer, cfg)
-        outs, rtl_cycles, pred_cycles, compared, mismatches = [], 0, 0, 0, 0
-        for a, w in gemms:
-            beats, cycles = await tb.run_gemm(a, w, layer["shift"], layer["relu"])
-            m, n = a.shape[0], w.shape[1]
-            bad, got = check_outputs(cfg, beats, ref.gemm(a, w, cfg, shift=layer["shift"], relu=layer["relu"]))
-            mismatches += bad
-            compared += m * n
-            rtl_cycles += cycles
-            pred_cycles += predict_gemm(cfg, m, a.shape[1], n).cycles
-            if got is not None:
-                outs.append(ref.decode_acts(got.astype(np.int64), cfg.act_bits))
-        layer_out = assemble(outs) if not mismatches else None
-        if layer_out is not None and not np.array_equal(layer_out, expect):
-            mismatches += int(np.count_nonzero(layer_out != expect))
-        total_cycles += rtl_cycles
-        results.append({
-            "index": idx, "name": layer.get("name", f"layer{idx}"), "kind": layer["kind"],
-            "shape": layer.get("shape"), "vectors": compared, "mismatches": mismatches,
-            "rtl_cycles": rtl_cycles, "predicted_cycles": pred_cycles,
-        })
-        dut._log.info("layer %d: %d outputs, %d mismatches, RTL %d cycles, predicted %d",
-                      idx, compared, mismatches, rtl_cycles, pred_cycles)
+        checked = [await tb.check_gemm(a, w, layer["shift"], layer["relu"], b) for a, w, b in gemms]
+        row = tally(checked)
+        outs = [r["out"] for r in checked]
+        if expect is not None and row["mismatches"] == 0 and not np.array_equal(assemble(outs), expect):
+            row["mismatches"] += int(np.count_nonzero(assemble(outs) != expect))
+        total_cycles += row["rtl_cycles"]
+        results.append({"index": idx, "name": layer.get("name", f"layer{idx}"), "kind": layer["kind"],
+                         "shape": layer.get("shape"), **row})
+        dut._log.info("layer %d: %d outputs, %d mismatches, RTL %d cycles, predicted %d, count diffs %s",
+                      idx, row["vectors"], row["mismatches"], row["rtl_cycles"], row["predicted_cycles"],
+                      row["count_diffs"])
     wall = time.perf_counter() - t_start
     with open(os.environ["HWSIM_RESULT"], "w") as f:
         json.dump({"layers": results, "wall_seconds": wall, "rtl_cycles": total_cycles}, f)
     assert all(r["mismatches"] == 0 for r in results), "output mismatches"
     assert all(r["rtl_cycles"] == r["predicted_cycles"] for r in results), "cycle count mismatches"
+    assert all(r["count_mismatches"] == 0 for r in results), "stall or action count mismatches"

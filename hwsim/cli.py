@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HwsimError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_status", 2)  # 2: bad input or a build the config cannot produce; 1: a failed run
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130

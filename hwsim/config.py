@@ -36,7 +36,7 @@ WEIGHT_FORMATS = tuple(WEIGHT_BITS)
 #: pow2 weight code: 1 sign bit + 3 exponent bits; exponent code 0 means zero, e >= 1 means 2**(e-1).
 POW2_MAX_SHIFT = 6
 DATAFLOWS = ("ws", "os", "is")
-RTL_DATAFLOWS = ("ws", "os")
+RTL_DATAFLOWS = ("ws", "os", "is")
 OVERFLOW_MODES = ("saturate", "wrap")
 ROUNDING_MODES = ("half_up", "half_even")
 
@@ -321,6 +321,14 @@ class MacArrayConfig(FamilyConfig):
         by_in = (8 * self.input_sram_bytes) // (2 * self.rows * self.act_bits)
         by_out = (8 * self.output_sram_bytes) // (self.cols * self.acc_bits)
         return min(by_in, by_out, self.max_dim)
+
+    @property
+    def is_m_tile(self) -> int:
+        """IS: weight columns (output channels) streamed per tile (weights play the role of WS activations;
+        limited by the weight and output SRAMs); may be < 1 for SRAMs too small for IS."""
+        by_w = (8 * self.weight_sram_bytes) // (2 * self.rows * self.weight_bits)
+        by_out = (8 * self.output_sram_bytes) // (self.cols * self.acc_bits)
+        return min(by_w, by_out, self.max_dim)
 
     @property
     def k_chunk(self) -> int:

@@ -22,7 +22,7 @@ Compute engine, per fold: WAIT at cycle c; proceeds at g = max(c, loaded_f) (sta
 * OS: STREAM kt cycles (released after it), and after the last chunk of a tile FLUSH rows + cols - 1
   and DRAIN rt + 1 cycles (rt = rows of the tile that exist in M).
 
-The next fold's WAIT is the cycle after. IS (no RTL) is WS with the roles of A and W exchanged.
+The next fold's WAIT is the cycle after. IS is WS with the roles of A and W exchanged (in the RTL too).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def parse_preset(name: str) -> MacArrayConfig | None:
 
 
 def check_rtl(cfg: MacArrayConfig) -> None:
-    """Raise if ``cfg`` has no RTL (IS exists in the cycle model only)."""
+    """Raise if ``cfg``'s dataflow has no RTL (every dataflow in RTL_DATAFLOWS has)."""
     if cfg.dataflow not in RTL_DATAFLOWS:
         raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected {' or '.join(RTL_DATAFLOWS)}")
 
@@ -254,9 +254,7 @@ def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
 
 def _is_m_tile(cfg: MacArrayConfig) -> int:
     """IS: weight rows streamed per tile (weights play the role of WS activations)."""
-    by_w = (8 * cfg.weight_sram_bytes) // (2 * cfg.rows * cfg.weight_bits)
-    by_out = (8 * cfg.output_sram_bytes) // (cfg.cols * cfg.acc_bits)
-    t = min(by_w, by_out, cfg.max_dim)
+    t = cfg.is_m_tile
     if t < 1:
         raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is too small for one IS tile")
     return t
@@ -497,14 +495,23 @@ def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray) ->
 
     ``a_codes`` ``[m, k]`` and ``w_codes`` ``[k, n]`` are unsigned codes; padding lanes are code 0.
     """
-    if cfg.dataflow not in ("ws", "os"):
-        raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected ws or os")
     a_codes = np.asarray(a_codes, dtype=np.uint64)
     w_codes = np.asarray(w_codes, dtype=np.uint64)
     m, k = a_codes.shape
     n = w_codes.shape[1]
     plan = fold_plan(cfg, m, k, n)
     R, C = cfg.rows, cfg.cols
+    if cfg.dataflow == "is":
+        # The transposed GEMM on the WS machinery: stationary activation rows on i_acts (kt beats of C
+        # lanes, A[m0 + c, k0 + j]), then streamed weight vectors on i_weights (R lanes, W[k0 + r, n0 + i]).
+        kp = -(-k // R) * R + R
+        A = np.zeros((-(-m // C) * C + C, kp), dtype=np.uint64)
+        A[:m, :k] = a_codes
+        W = np.zeros((kp, -(-n // plan.m_step) * plan.m_step + C), dtype=np.uint64)
+        W[:k, :n] = w_codes
+        w_rows = [W[k0:k0 + R, n0:n0 + mt].T for n0, k0, mt in zip(plan.m0, plan.k0, plan.mt, strict=True)]
+        a_rows = [A[m0:m0 + C, k0:k0 + kt].T for m0, k0, kt in zip(plan.n0, plan.k0, plan.kt, strict=True)]
+        return pack_lanes(np.concatenate(w_rows), cfg.weight_bits), pack_lanes(np.concatenate(a_rows), cfg.act_bits)
     ks = plan.k_step
     # Zero-pad so every fold can slice full lanes.
     kp = -(-k // ks) * ks + R
@@ -527,8 +534,14 @@ def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray) ->
 
 
 def unpack_outputs(cfg: MacArrayConfig, out_beats: list[int], m: int, n: int) -> np.ndarray:
-    """Output codes ``[m, n]`` from the RTL's output beats (tiles in (m0, n0) order, rows within a tile)."""
-    plan = fold_plan(cfg, m, 1, n)
+    """Output codes ``[m, n]`` from the RTL's output beats (tiles in (m0, n0) order, rows within a tile;
+    IS: the transposed output, one output channel per beat)."""
+    if cfg.dataflow == "is":  # IS drains the transposed output: beat i of tile (n0, m0) is out[m0 + c, n0 + i]
+        return np.ascontiguousarray(_unpack_tiles(cfg, out_beats, fold_plan(cfg, m, 1, n), n, m).T)
+    return _unpack_tiles(cfg, out_beats, fold_plan(cfg, m, 1, n), m, n)
+
+
+def _unpack_tiles(cfg: MacArrayConfig, out_beats: list[int], plan: FoldPlan, m: int, n: int) -> np.ndarray:
     lanes = unpack_lanes(out_beats, cfg.cols, cfg.act_bits)
     out = np.zeros((m, n), dtype=np.uint64)
     i = 0
@@ -549,7 +562,7 @@ def unpack_outputs(cfg: MacArrayConfig, out_beats: list[int], m: int, n: int) ->
 FAMILY = Family(
     name="mac-array",
     config_cls=MacArrayConfig,
-    description="quantized systolic MAC array: WS/OS (IS in the model), int8/int4/int2/ternary/binary/pow2 PEs",
+    description="quantized systolic MAC array: WS/IS/OS, int8/int4/int2/ternary/binary/pow2 PEs",
     presets=("mac-array-8x8-ws", "mac-array-8x8-os", "mac-array-16x16-ws", "mac-array-32x32-ws",
              "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary"),
     preset_pattern="mac-array-RxC-ws|os|is[-FORMAT]",

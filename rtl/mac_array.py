@@ -10,15 +10,22 @@ the DRAM side) and folds it onto the array itself. Two engines run concurrently:
   ``o_out``.
 
 Fold order is ``for m0 (step m_tile): for n0 (step cols): for k0 (step k_step)``, with ``m_tile =
-cfg.m_tile, k_step = rows`` in WS and ``m_tile = rows, k_step = cfg.k_chunk`` in OS. Beat layouts (lane i
+cfg.m_tile, k_step = rows`` in WS and ``m_tile = rows, k_step = cfg.k_chunk`` in OS. IS runs the WS machinery on
+the transposed GEMM ``out.T[N, M] = W.T[N, K] @ A.T[K, M]``: activations are stationary, weights stream, and
+fold order is ``for n0 (step cfg.is_m_tile): for m0 (step cols): for k0 (step rows)``. Beat layouts (lane i
 is bits ``[i*w, (i+1)*w)``):
 
 * WS weight beat j of fold (k0, n0): ``W[k0 + j, n0 + c]`` in lane c (``kt = min(rows, K - k0)`` beats);
   activation beat i: ``A[m0 + i, k0 + r]`` in lane r (``mt = min(m_tile, M - m0)`` beats).
 * OS weight beat j: ``W[k0 + j, n0 + c]`` in lane c; activation beat j: ``A[m0 + r, k0 + j]`` in lane r
   (``kt = min(k_chunk, K - k0)`` beats each).
-* Output beat i of tile (m0, n0): ``out[m0 + i, n0 + c]`` in lane c. Lanes beyond N (and beyond K, M in the
-  inputs) are padding: inputs there are don't-care, outputs there are undefined.
+* IS activation beat j of fold (k0, m0), first: ``A[m0 + c, k0 + j]`` in lane c (``kt`` beats); weight beat i,
+  second: ``W[k0 + r, n0 + i]`` in lane r (``min(is_m_tile, N - n0)`` beats).
+* Output beat i of tile (m0, n0): ``out[m0 + i, n0 + c]`` in lane c; IS: ``out[m0 + c, n0 + i]`` in lane c
+  (one output channel per beat). Lanes beyond N (IS: beyond M; and beyond K, M in the inputs) are padding:
+  inputs there are don't-care, outputs there are undefined.
+* Bias: read combinationally through ``bias_addr``/``bias`` from a parameter memory of one signed
+  ``acc_bits`` value per output channel (see :class:`MacArray`).
 
 Cycle timing (exactly what ``hwsim.mac_array`` predicts) is documented there.
 """
@@ -27,7 +34,7 @@ import json
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -91,7 +98,7 @@ class _Folds:
 
 
 class MacArray(wiring.Component):
-    """The MAC array accelerator top (WS or OS), built from one :class:`MacArrayConfig`.
+    """The MAC array accelerator top (WS, IS or OS), built from one :class:`MacArrayConfig`.
 
     Ports
     -----
@@ -100,19 +107,41 @@ class MacArray(wiring.Component):
     done : Out, 1          one-cycle pulse in the cycle after the last busy cycle
     dim_m, dim_k, dim_n : In, dim_bits   GEMM shape, each >= 1
     shift : In, range(acc_bits); relu : In, 1     requantization of this layer
-    i_weights : In stream, payload cols x weight_bits    weight rows, per fold
-    i_acts : In stream, payload rows x act_bits          activation vectors, per fold
+    i_weights : In stream, payload cols x weight_bits (IS: rows x weight_bits)   weight rows, per fold
+    i_acts : In stream, payload rows x act_bits (IS: cols x act_bits)            activation vectors, per fold
     o_out : Out stream, payload cols x act_bits          requantized output rows, per tile
+    bias_addr : Out, dim_bits      output channel of lane 0 of the beat being requantized (see below)
+    bias : In, cols x signed(acc_bits)   ``bias[bias_addr + c]`` in lane c, combinationally (a read-only
+                                   parameter memory beside the top, not DRAM traffic; lanes beyond N are
+                                   don't-care). Added to the accumulator with its saturate/wrap step in
+                                   the requantizer stage, at no extra cycle. WS/OS: ``bias_addr = n0`` of
+                                   the tile and every lane is used; IS: ``bias_addr`` is the channel of the
+                                   output row being drained and lane 0 is used for every lane. A layer
+                                   without bias reads zeros.
+
+    With ``debug=True`` the top also has simulation-only activity outputs (they are not part of the
+    synthesized design; ``generate_verilog(cfg)`` leaves them out):
+
+    dbg_mac, dbg_hop, dbg_wload : Out, rows*cols   per-PE MAC enable, pipeline hop, stationary load
+    dbg_sram : Out, 6     this cycle's SRAM accesses (one access = one beat-wide word): bit 0 input
+                          SRAM read, 1 input write, 2 weight read, 3 weight write, 4 output read,
+                          5 output write (IS: the input SRAM holds the stationary activations and the
+                          weight SRAM the streamed weights)
+    dbg_stall : Out, 1    the compute engine waits for its buffer half to fill
     """
 
-    def __init__(self, cfg: MacArrayConfig):
+    def __init__(self, cfg: MacArrayConfig, debug: bool = False):
         if cfg.dataflow not in RTL_DATAFLOWS:
             raise HwsimError(
-                f"dataflow={cfg.dataflow!r} has no RTL: expected one of {', '.join(RTL_DATAFLOWS)} "
-                "(is exists in the cycle model only)"
+                f"dataflow={cfg.dataflow!r} has no RTL: expected one of {', '.join(RTL_DATAFLOWS)}"
             )
+        if cfg.dataflow == "is" and cfg.is_m_tile < 1:
+            raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is too small for one IS tile")
         self.cfg = cfg
-        super().__init__({
+        self.debug = debug
+        R, C = cfg.rows, cfg.cols
+        is_ = cfg.dataflow == "is"
+        members = {
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
@@ -121,29 +150,43 @@ class MacArray(wiring.Component):
             "dim_n": In(cfg.dim_bits),
             "shift": In(range(cfg.acc_bits)),
             "relu": In(1),
-            "i_weights": In(stream.Signature(data.ArrayLayout(unsigned(cfg.weight_bits), cfg.cols))),
-            "i_acts": In(stream.Signature(data.ArrayLayout(unsigned(cfg.act_bits), cfg.rows))),
-            "o_out": Out(stream.Signature(data.ArrayLayout(unsigned(cfg.act_bits), cfg.cols))),
-        })
+            "i_weights": In(stream.Signature(data.ArrayLayout(unsigned(cfg.weight_bits), R if is_ else C))),
+            "i_acts": In(stream.Signature(data.ArrayLayout(unsigned(cfg.act_bits), C if is_ else R))),
+            "o_out": Out(stream.Signature(data.ArrayLayout(unsigned(cfg.act_bits), C))),
+            "bias_addr": Out(cfg.dim_bits),
+            "bias": In(data.ArrayLayout(signed(cfg.acc_bits), C)),
+        }
+        if debug:
+            members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C),
+                        "dbg_sram": Out(6), "dbg_stall": Out(1)}
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         R, C = cfg.rows, cfg.cols
-        ws = cfg.dataflow == "ws"
-        m_step, k_step = (cfg.m_tile, R) if ws else (R, cfg.k_chunk)
-        w_half = R if ws else k_step          # weight rows per buffer half
-        a_half = m_step if ws else k_step     # activation vectors per buffer half
+        df = cfg.dataflow
+        ws_like = df in ("ws", "is")
+        is_ = df == "is"
+        m_step, k_step = {"ws": (cfg.m_tile, R), "is": (cfg.is_m_tile, R), "os": (R, cfg.k_chunk)}[df]
+        s_half = R if ws_like else k_step     # stationary rows (WS/IS) / weight rows (OS) per buffer half
+        v_half = m_step if ws_like else k_step  # streamed vectors (WS/IS) / activation vectors (OS) per half
+        # The first stream of a fold fills the stationary buffer, the second the streamed one.
+        first_in, second_in = (self.i_acts, self.i_weights) if is_ else (self.i_weights, self.i_acts)
 
-        m.submodules.array = array = SystolicArray(cfg)
-        m.submodules.requant = requant = Requantizer(cfg, C)
-        m.submodules.wbuf = wbuf = Memory(shape=unsigned(C * cfg.weight_bits), depth=2 * w_half, init=[])
-        m.submodules.abuf = abuf = Memory(shape=unsigned(R * cfg.act_bits), depth=2 * a_half, init=[])
-        w_wr, w_rd = wbuf.write_port(), wbuf.read_port()
-        a_wr, a_rd = abuf.write_port(), abuf.read_port()
+        m.submodules.array = array = SystolicArray(cfg, debug=self.debug)
+        m.submodules.requant = requant = Requantizer(cfg, C, bias=True)
+        sbuf = Memory(shape=unsigned(len(first_in.payload.as_value())), depth=2 * s_half, init=[])
+        vbuf = Memory(shape=unsigned(len(second_in.payload.as_value())), depth=2 * v_half, init=[])
+        # Named after what they hold: the weight buffer holds weights, the activation buffer activations.
+        m.submodules["abuf" if is_ else "wbuf"] = sbuf
+        m.submodules["wbuf" if is_ else "abuf"] = vbuf
+        s_wr, s_rd = sbuf.write_port(), sbuf.read_port()
+        v_wr, v_rd = vbuf.write_port(), vbuf.read_port()
 
-        # Layer registers, latched on start.
+        # Layer registers, latched on start. IS folds the transposed GEMM (N x K) x (K x M).
         M, K, N = (Signal(cfg.dim_bits, name=n) for n in ("M", "K", "N"))
+        fold_dims = (N, K, M) if is_ else (M, K, N)
         shift = Signal(range(cfg.acc_bits))
         relu = Signal()
         full = [Signal(name="full0"), Signal(name="full1")]
@@ -160,13 +203,13 @@ class MacArray(wiring.Component):
         m.d.comb += [requant.shift.eq(shift), requant.relu.eq(relu)]
 
         # ---------------------------------------------------------------- loader
-        lf = _Folds(m, "ld", cfg, (M, K, N), m_step, k_step)
+        lf = _Folds(m, "ld", cfg, fold_dims, m_step, k_step)
         lhalf = Signal()
         lcnt = Signal(cfg.dim_bits + 1)
-        n_acts = lf.mt if ws else lf.kt
+        n_second = lf.mt if ws_like else lf.kt
         set_full = Signal()
-        m.d.comb += [w_wr.data.eq(self.i_weights.payload), a_wr.data.eq(self.i_acts.payload),
-                     w_wr.addr.eq(Mux(lhalf, w_half, 0) + lcnt), a_wr.addr.eq(Mux(lhalf, a_half, 0) + lcnt)]
+        m.d.comb += [s_wr.data.eq(first_in.payload), v_wr.data.eq(second_in.payload),
+                     s_wr.addr.eq(Mux(lhalf, s_half, 0) + lcnt), v_wr.addr.eq(Mux(lhalf, v_half, 0) + lcnt)]
         with m.FSM(name="loader"):
             with m.State("IDLE"):
                 with m.If(starting):
@@ -175,20 +218,20 @@ class MacArray(wiring.Component):
             with m.State("WAIT"):
                 with m.If(~Mux(lhalf, full[1], full[0])):
                     m.next = "WEIGHTS"
-            with m.State("WEIGHTS"):
-                m.d.comb += self.i_weights.ready.eq(1)
-                with m.If(self.i_weights.valid):
-                    m.d.comb += w_wr.en.eq(1)
+            with m.State("WEIGHTS"):  # the stationary operand (IS: activations)
+                m.d.comb += first_in.ready.eq(1)
+                with m.If(first_in.valid):
+                    m.d.comb += s_wr.en.eq(1)
                     m.d.sync += lcnt.eq(lcnt + 1)
                     with m.If(lcnt == lf.kt - 1):
                         m.d.sync += lcnt.eq(0)
                         m.next = "ACTS"
-            with m.State("ACTS"):
-                m.d.comb += self.i_acts.ready.eq(1)
-                with m.If(self.i_acts.valid):
-                    m.d.comb += a_wr.en.eq(1)
+            with m.State("ACTS"):  # the streamed operand (IS: weights)
+                m.d.comb += second_in.ready.eq(1)
+                with m.If(second_in.valid):
+                    m.d.comb += v_wr.en.eq(1)
                     m.d.sync += lcnt.eq(lcnt + 1)
-                    with m.If(lcnt == n_acts - 1):
+                    with m.If(lcnt == n_second - 1):
                         m.d.sync += [lcnt.eq(0), lhalf.eq(~lhalf)]
                         m.d.comb += set_full.eq(1)
                         lf.advance(m)
@@ -198,7 +241,7 @@ class MacArray(wiring.Component):
                             m.next = "WAIT"
 
         # ---------------------------------------------------------------- compute engine
-        cf = _Folds(m, "cp", cfg, (M, K, N), m_step, k_step)
+        cf = _Folds(m, "cp", cfg, fold_dims, m_step, k_step)
         chalf = Signal()
         cnt = Signal(cfg.dim_bits + 2)
         clear_full = Signal()
@@ -215,6 +258,9 @@ class MacArray(wiring.Component):
         m.d.comb += out.payload.eq(out_reg)
         sent = Signal(cfg.dim_bits + 1)
         issued = Signal(cfg.dim_bits + 1)
+        stall = Signal()
+        # Reads happen only when their data is used (explicit read enables; also the access counts).
+        s_rd_en, v_rd_en, o_rd_en, o_wr_en = Signal(), Signal(), Signal(), Signal()
 
         def end_of_fold():
             cf.advance(m)
@@ -224,9 +270,9 @@ class MacArray(wiring.Component):
             with m.Else():
                 m.next = "WAIT"
 
-        m.d.comb += [w_rd.addr.eq(Mux(chalf, w_half, 0) + cnt),
-                     a_rd.addr.eq(Mux(chalf, a_half, 0) + cnt),
-                     array.w_vec.eq(w_rd.data), array.a_vec.eq(a_rd.data)]
+        m.d.comb += [s_rd.addr.eq(Mux(chalf, s_half, 0) + cnt), s_rd.en.eq(s_rd_en),
+                     v_rd.addr.eq(Mux(chalf, v_half, 0) + cnt), v_rd.en.eq(v_rd_en),
+                     array.w_vec.eq(s_rd.data), array.a_vec.eq(v_rd.data)]
 
         def idle_and_wait(first_state: str):
             with m.State("IDLE"):
@@ -234,6 +280,7 @@ class MacArray(wiring.Component):
                     m.d.sync += [*cf.reset(), chalf.eq(0), cnt.eq(0)]
                     m.next = "WAIT"
             with m.State("WAIT"):
+                m.d.comb += stall.eq(~Mux(chalf, full[1], full[0]))
                 with m.If(Mux(chalf, full[1], full[0])):
                     m.d.sync += cnt.eq(0)
                     m.next = first_state
@@ -244,35 +291,46 @@ class MacArray(wiring.Component):
                 with m.If(sent == rows - 1):
                     end_of_fold()
 
-        if ws:
+        if ws_like:
             m.submodules.obuf = obuf = Memory(
                 shape=data.ArrayLayout(unsigned(cfg.acc_bits), C), depth=m_step, init=[])
             o_wr, o_rd = obuf.write_port(), obuf.read_port()
             dv = Signal()
             first_k = Signal()
-            m.d.comb += [first_k.eq(cf.k0 == 0),
-                         o_wr.data.eq(array.out_vec), o_wr.addr.eq(cnt - (R + C))]
+            row_q = Signal(cfg.dim_bits + 1)  # IS: the output row whose data the read port holds
+            m.d.comb += [first_k.eq(cf.k0 == 0), o_rd.en.eq(o_rd_en), o_wr.en.eq(o_wr_en),
+                         o_wr.data.eq(array.out_vec), o_wr.addr.eq(cnt - (R + C)),
+                         array.a_valid.eq(dv)]
             for r in range(R):
-                m.d.comb += array.a_valid[r].eq(dv & (r < cf.kt))
+                m.d.comb += array.lane_en[r].eq(r < cf.kt)
             for c in range(C):
                 m.d.comb += array.psum_vec[c].eq(Mux(first_k, 0, o_rd.data[c].as_signed()))
             for c in range(C):
                 m.d.comb += requant.acc[c].eq(o_rd.data[c].as_signed())
+            if is_:
+                # Output row i of an IS tile is output channel m0 + i (m0 steps over N): one bias, every lane.
+                m.d.comb += self.bias_addr.eq(cf.m0 + row_q)
+                for c in range(C):
+                    m.d.comb += requant.bias[c].eq(self.bias[0])
+            else:
+                m.d.comb += self.bias_addr.eq(cf.n0)
+                for c in range(C):
+                    m.d.comb += requant.bias[c].eq(self.bias[c])
             m.d.sync += dv.eq(0)
             with m.FSM(name="compute"):
                 idle_and_wait("WLOAD")
                 with m.State("WLOAD"):
-                    # Read weight row cnt; it reaches the PEs of row cnt-1 one cycle later.
-                    m.d.comb += [array.w_load.eq(cnt != 0), array.w_row.eq(cnt - 1)]
+                    # Read stationary row cnt; it reaches the PEs of row cnt-1 one cycle later.
+                    m.d.comb += [array.w_load.eq(cnt != 0), array.w_row.eq(cnt - 1), s_rd_en.eq(cnt < cf.kt)]
                     m.d.sync += cnt.eq(cnt + 1)
                     with m.If(cnt == cf.kt):
                         m.d.sync += cnt.eq(0)
                         m.next = "STREAM"
                 with m.State("STREAM"):
-                    m.d.comb += o_rd.addr.eq(cnt)
+                    m.d.comb += [o_rd.addr.eq(cnt), v_rd_en.eq(cnt < cf.mt), o_rd_en.eq((cnt < cf.mt) & ~first_k)]
                     m.d.sync += [dv.eq(cnt < cf.mt), cnt.eq(cnt + 1)]
                     with m.If(cnt >= R + C):
-                        m.d.comb += o_wr.en.eq(1)
+                        m.d.comb += o_wr_en.eq(1)
                     with m.If(cnt == cf.mt + R + C - 1):
                         m.d.comb += clear_full.eq(1)
                         m.d.sync += [chalf.eq(~chalf), cnt.eq(0)]
@@ -283,7 +341,9 @@ class MacArray(wiring.Component):
                             end_of_fold()
                 with m.State("DRAIN"):
                     s1v = Signal()
-                    m.d.comb += [o_rd.addr.eq(issued), o_rd.en.eq(adv)]
+                    m.d.comb += [o_rd.addr.eq(issued), o_rd_en.eq(adv & (issued < cf.mt))]
+                    with m.If(o_rd_en):
+                        m.d.sync += row_q.eq(issued)
                     with m.If(adv):
                         m.d.sync += [out_reg.eq(requant.out), out.valid.eq(s1v), s1v.eq(issued < cf.mt)]
                         with m.If(issued < cf.mt):
@@ -295,13 +355,14 @@ class MacArray(wiring.Component):
             rt = Signal(cfg.dim_bits + 1)
             m.d.comb += [array.valid.eq(v), array.first.eq(first),
                          rt.eq(Mux(M - cf.m0 > R, R, M - cf.m0)),
-                         array.row_sel.eq(issued)]
+                         array.row_sel.eq(issued), self.bias_addr.eq(cf.n0)]
             for c in range(C):
-                m.d.comb += requant.acc[c].eq(array.acc_row[c])
+                m.d.comb += [requant.acc[c].eq(array.acc_row[c]), requant.bias[c].eq(self.bias[c])]
             m.d.sync += [v.eq(0), first.eq(0)]
             with m.FSM(name="compute"):
                 idle_and_wait("STREAM")
                 with m.State("STREAM"):
+                    m.d.comb += [s_rd_en.eq(1), v_rd_en.eq(1)]
                     m.d.sync += [v.eq(1), first.eq((cf.k0 == 0) & (cnt == 0)), cnt.eq(cnt + 1)]
                     with m.If(cnt == cf.kt - 1):
                         m.d.comb += clear_full.eq(1)
@@ -321,27 +382,45 @@ class MacArray(wiring.Component):
                         with m.If(issued < rt):
                             m.d.sync += issued.eq(issued + 1)
                     count_sent(rt)
+
+        if self.debug:
+            # Stationary buffer = weight SRAM (WS/OS) or input SRAM (IS); streamed buffer the other one.
+            s_wr_ev, v_wr_ev = first_in.valid & first_in.ready, second_in.valid & second_in.ready
+            in_rd, in_wr, wt_rd, wt_wr = ((s_rd_en, s_wr_ev, v_rd_en, v_wr_ev) if is_
+                                          else (v_rd_en, v_wr_ev, s_rd_en, s_wr_ev))
+            m.d.comb += [self.dbg_mac.eq(array.dbg_mac), self.dbg_hop.eq(array.dbg_hop),
+                         self.dbg_wload.eq(array.dbg_wload), self.dbg_stall.eq(stall),
+                         self.dbg_sram.eq(Cat(in_rd, in_wr, wt_rd, wt_wr, o_rd_en, o_wr_en))]
         return m
 
 
-def generate_verilog(cfg: MacArrayConfig) -> tuple[str, dict]:
-    """Verilog text of the top and its metadata (config, derived values, ports from the signature)."""
-    top = MacArray(cfg)
+def generate_verilog(cfg: MacArrayConfig, debug: bool = False) -> tuple[str, dict]:
+    """Verilog text of the top and its metadata (config, derived values, ports from the signature).
+
+    ``debug=True`` adds the simulation-only activity outputs (``dbg_*``) the co-simulation harness counts.
+    """
+    top = MacArray(cfg, debug=debug)
     text = LINT_WAIVERS + verilog.convert(top, name=cfg.top_name, emit_src=False)
+    members = top.metadata.as_json()["interface"]["members"]
+    w_bits = int(members["i_weights"]["members"]["payload"]["width"])
+    a_bits = int(members["i_acts"]["members"]["payload"]["width"])
+    m_tile, k_step = {"ws": (cfg.m_tile, cfg.rows), "is": (cfg.is_m_tile, cfg.rows),
+                      "os": (cfg.rows, cfg.k_chunk)}[cfg.dataflow]
     meta = {
         "top": cfg.top_name,
         "family": "mac_array",
         "config": cfg.to_dict(),
+        "debug": debug,
         "derived": {
             "weight_bits": cfg.weight_bits,
             "product_bits": cfg.product_bits,
-            "m_tile": cfg.m_tile if cfg.dataflow == "ws" else cfg.rows,
-            "k_step": cfg.rows if cfg.dataflow == "ws" else cfg.k_chunk,
-            "weight_beat_bits": cfg.weight_beat_bits,
-            "act_beat_bits": cfg.act_beat_bits,
+            "m_tile": m_tile,
+            "k_step": k_step,
+            "weight_beat_bits": w_bits,
+            "act_beat_bits": a_bits,
             "out_beat_bits": cfg.out_beat_bits,
-            "weight_beat_period": cfg.weight_beat_period,
-            "act_beat_period": cfg.act_beat_period,
+            "weight_beat_period": cfg.beat_period(w_bits),
+            "act_beat_period": cfg.beat_period(a_bits),
         },
         "signature": top.metadata.as_json(),
     }

@@ -1,4 +1,4 @@
-"""One processing element of the MAC array, for every weight format and both dataflows.
+"""One processing element of the MAC array, for every weight format and every dataflow (WS, IS, OS).
 
 The product logic is per format: a signed multiplier for int8/int4/int2, an add/skip/subtract select
 for ternary, an XNOR for binary (a +-1 product counted into the accumulator), and a barrel shift plus
@@ -61,34 +61,43 @@ class MacPE(wiring.Component):
     """A systolic PE.
 
     Weight-stationary (``cfg.dataflow == "ws"``): holds a weight code loaded through ``w_load``/``w_code``;
-    each cycle registers ``psum_out <= ovf(psum_in + (a_valid ? a*w : 0))`` and passes the activation on
-    (``a_out``, one cycle latency).
+    each cycle registers ``psum_out <= ovf(psum_in + (a_valid & a_en ? a*w : 0))`` and passes the
+    activation on (``a_out``, one cycle latency). ``a_valid`` travels with the streamed vector (a token,
+    set for every PE the vector passes); ``a_en`` says this PE's row holds a real reduction step (0 for the
+    padding rows of a ragged fold), so a MAC happens when both are set.
+
+    Input-stationary (``"is"``): the same PE with the operands' roles exchanged: the stationary register
+    holds an activation code (``w_code`` is ``act_bits`` wide) and the streamed lane carries weight codes
+    (``a_in``/``a_out`` are ``weight_bits`` wide).
 
     Output-stationary (``"os"``): activations move right and weights move down (both one cycle per PE);
     when ``a_valid``, ``acc <= ovf((a_first ? 0 : acc) + a*w)``.
 
     Ports (all registered outputs, one cycle latency)
     -------------------------------------------------
-    a_in, a_out : act_bits        activation code
-    a_valid_in, a_valid_out : 1   the activation is real data (padding lanes and bubbles contribute 0)
-    WS: psum_in, psum_out : signed(acc_bits); w_load : 1; w_code : weight_bits
+    a_in, a_out : act_bits (IS: weight_bits)   streamed code
+    a_valid_in, a_valid_out : 1   OS: the activation is real data; WS/IS: the streamed-vector token
+    WS/IS: a_en : 1; psum_in, psum_out : signed(acc_bits); w_load : 1; w_code : weight_bits (IS: act_bits)
     OS: a_first_in, a_first_out : 1; w_in, w_out : weight_bits; acc : signed(acc_bits)
     """
 
     def __init__(self, cfg: MacArrayConfig):
         self.cfg = cfg
+        is_ = cfg.dataflow == "is"
+        strm_bits = cfg.weight_bits if is_ else cfg.act_bits
         members = {
-            "a_in": In(cfg.act_bits),
+            "a_in": In(strm_bits),
             "a_valid_in": In(1),
-            "a_out": Out(cfg.act_bits),
+            "a_out": Out(strm_bits),
             "a_valid_out": Out(1),
         }
-        if cfg.dataflow == "ws":
+        if cfg.dataflow in ("ws", "is"):
             members |= {
+                "a_en": In(1),
                 "psum_in": In(signed(cfg.acc_bits)),
                 "psum_out": Out(signed(cfg.acc_bits)),
                 "w_load": In(1),
-                "w_code": In(unsigned(cfg.weight_bits)),
+                "w_code": In(unsigned(cfg.act_bits if is_ else cfg.weight_bits)),
             }
         else:
             members |= {
@@ -104,13 +113,16 @@ class MacPE(wiring.Component):
         m = Module()
         cfg = self.cfg
         m.d.sync += [self.a_out.eq(self.a_in), self.a_valid_out.eq(self.a_valid_in)]
-        if cfg.dataflow == "ws":
-            weight = Signal(cfg.weight_bits)
+        if cfg.dataflow in ("ws", "is"):
+            stationary = Signal(len(self.w_code))
             with m.If(self.w_load):
-                m.d.sync += weight.eq(self.w_code)
-            p = product(m, cfg, self.a_in, weight)
+                m.d.sync += stationary.eq(self.w_code)
+            if cfg.dataflow == "ws":
+                p = product(m, cfg, self.a_in, stationary)
+            else:
+                p = product(m, cfg, stationary, self.a_in)
             term = Signal(signed(cfg.product_bits))
-            m.d.comb += term.eq(Mux(self.a_valid_in, p, 0))
+            m.d.comb += term.eq(Mux(self.a_valid_in & self.a_en, p, 0))
             m.d.sync += self.psum_out.eq(add_with_overflow(m, cfg, self.psum_in, term))
         else:
             m.d.sync += [self.a_first_out.eq(self.a_first_in), self.w_out.eq(self.w_in)]

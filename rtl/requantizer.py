@@ -1,8 +1,10 @@
-"""Power-of-two requantizer: ReLU, rounding right shift, clamp to the activation width (combinational)."""
+"""Power-of-two requantizer: optional bias, ReLU, rounding right shift, clamp to the activation width
+(combinational)."""
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from hwsim.rtl.mac_pe import add_with_overflow
 
 from hwsim.config import MacArrayConfig
 
@@ -39,6 +41,9 @@ def relu_round_clamp(m: Module, cfg: MacArrayConfig, value, shift, relu, n: int,
 class Requantizer(wiring.Component):
     """Requantize ``lanes`` accumulators to output codes, combinationally.
 
+    With ``bias=True`` each lane first adds its ``bias`` input to the accumulator with the accumulator's
+    own saturate/wrap step (``ovf(acc + bias)``, one more accumulation), then requantizes.
+
     For ``act_bits >= 2``: ``x = relu ? max(acc, 0) : acc``; ``y = round(x / 2**shift)`` with ties towards
     +infinity (``half_up``) or to even (``half_even``); clamp ``y`` to signed ``act_bits``.
     For binary (``act_bits == 1``): code 1 (+1) if ``acc >= 0`` else 0 (-1).
@@ -48,22 +53,30 @@ class Requantizer(wiring.Component):
     acc : In, lanes x signed(acc_bits)
     shift : In, unsigned, range 0 .. acc_bits-1
     relu : In, 1
+    bias : In, lanes x signed(acc_bits)   (``bias=True`` only)
     out : Out, lanes x act_bits (two's complement codes)
     """
 
-    def __init__(self, cfg: MacArrayConfig, lanes: int):
+    def __init__(self, cfg: MacArrayConfig, lanes: int, bias: bool = False):
         self.cfg = cfg
         self.lanes = lanes
-        super().__init__({
+        self.has_bias = bias
+        members = {
             "acc": In(data.ArrayLayout(signed(cfg.acc_bits), lanes)),
             "shift": In(range(cfg.acc_bits)),
             "relu": In(1),
             "out": Out(data.ArrayLayout(unsigned(cfg.act_bits), lanes)),
-        })
+        }
+        if bias:
+            members["bias"] = In(data.ArrayLayout(signed(cfg.acc_bits), lanes))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         for i in range(self.lanes):
-            m.d.comb += self.out[i].eq(relu_round_clamp(m, cfg, self.acc[i], self.shift, self.relu, cfg.acc_bits, i))
+            acc = self.acc[i]
+            if self.has_bias:
+                acc = add_with_overflow(m, cfg, acc, self.bias[i])
+            m.d.comb += self.out[i].eq(relu_round_clamp(m, cfg, acc, self.shift, self.relu, cfg.acc_bits, i))
         return m

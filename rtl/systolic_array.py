@@ -25,10 +25,14 @@ def _delay(m: Module, sig, n: int, name: str):
 class SystolicArray(wiring.Component):
     """A systolic MAC grid.
 
-    Weight-stationary ports
+    Weight-stationary ports (input-stationary: the same with the operands exchanged, so ``a_vec`` lanes
+    are ``weight_bits`` wide and carry weight codes, ``w_vec`` lanes are ``act_bits`` wide and carry
+    activation codes)
     -----------------------
     a_vec : In, rows x act_bits     one row of the activation tile (lane r multiplies weight row r)
-    a_valid : In, rows              per-lane valid (0 for padding lanes and bubbles)
+    a_valid : In, 1                 ``a_vec`` is a streamed vector (a token that travels with it)
+    lane_en : In, rows              lanes holding a real reduction step (0 for the padding rows of a fold;
+                                    constant while a fold's vectors are in flight)
     psum_vec : In, cols x signed(acc_bits)   partial sums entering the top of each column, same cycle
     out_vec : Out, cols x signed(acc_bits)   ``psum + a . W`` for that row, ``rows + cols - 1`` cycles later
     w_load : In, 1; w_row : In; w_vec : In, cols x weight_bits   load one weight row per cycle
@@ -39,31 +43,47 @@ class SystolicArray(wiring.Component):
     valid, first : In, 1            ``first`` marks k == 0 (the accumulators restart)
     row_sel : In; acc_row : Out, cols x signed(acc_bits)   accumulator row readout (combinational);
     the last step's products are in the accumulators ``rows + cols - 1`` cycles after it entered.
+
+    Row selects (``w_row``, ``row_sel``) are at least one bit wide, so a one-row array has no zero-width
+    signal.
+
+    Debug ports (``debug=True`` only; simulation activity counters, not for synthesis)
+    ---------------------------------------------------------------------------------
+    dbg_mac : Out, rows*cols        PE (r, c) (bit ``r*cols + c``) multiplies real data this cycle
+    dbg_hop : Out, rows*cols        a streamed vector (WS/IS) or reduction step (OS) enters PE (r, c): its
+                                    pipeline registers take that vector's activation and psum (weight)
+    dbg_wload : Out, rows*cols      PE (r, c) loads its stationary register (always 0 in OS)
     """
 
-    def __init__(self, cfg: MacArrayConfig):
+    def __init__(self, cfg: MacArrayConfig, debug: bool = False):
         self.cfg = cfg
+        self.debug = debug
         R, C = cfg.rows, cfg.cols
         acc = signed(cfg.acc_bits)
+        is_ = cfg.dataflow == "is"
+        strm_bits, stat_bits = (cfg.weight_bits, cfg.act_bits) if is_ else (cfg.act_bits, cfg.weight_bits)
         members = {
-            "a_vec": In(data.ArrayLayout(unsigned(cfg.act_bits), R)),
-            "w_vec": In(data.ArrayLayout(unsigned(cfg.weight_bits), C)),
+            "a_vec": In(data.ArrayLayout(unsigned(strm_bits), R)),
+            "w_vec": In(data.ArrayLayout(unsigned(stat_bits), C)),
         }
-        if cfg.dataflow == "ws":
+        if cfg.dataflow in ("ws", "is"):
             members |= {
-                "a_valid": In(R),
+                "a_valid": In(1),
+                "lane_en": In(R),
                 "psum_vec": In(data.ArrayLayout(acc, C)),
                 "out_vec": Out(data.ArrayLayout(acc, C)),
                 "w_load": In(1),
-                "w_row": In(range(R)),
+                "w_row": In(range(max(R, 2))),
             }
         else:
             members |= {
                 "valid": In(1),
                 "first": In(1),
-                "row_sel": In(range(R)),
+                "row_sel": In(range(max(R, 2))),
                 "acc_row": Out(data.ArrayLayout(acc, C)),
             }
+        if debug:
+            members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C)}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -75,11 +95,13 @@ class SystolicArray(wiring.Component):
             for c in range(C):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
 
-        if cfg.dataflow == "ws":
+        if cfg.dataflow in ("ws", "is"):
             for r in range(R):
                 a = _delay(m, self.a_vec[r], r, f"askew{r}")
-                v = _delay(m, self.a_valid[r], r, f"vskew{r}")
+                v = _delay(m, self.a_valid, r, f"vskew{r}")
                 m.d.comb += [pes[r][0].a_in.eq(a), pes[r][0].a_valid_in.eq(v)]
+                for c in range(C):
+                    m.d.comb += pes[r][c].a_en.eq(self.lane_en[r])
                 for c in range(1, C):
                     m.d.comb += [pes[r][c].a_in.eq(pes[r][c - 1].a_out),
                                  pes[r][c].a_valid_in.eq(pes[r][c - 1].a_valid_out)]
@@ -109,4 +131,12 @@ class SystolicArray(wiring.Component):
             rows = Array([Array([pes[r][c].acc for c in range(C)]) for r in range(R)])
             for c in range(C):
                 m.d.comb += self.acc_row[c].eq(rows[self.row_sel][c])
+        if self.debug:
+            ws_like = cfg.dataflow in ("ws", "is")
+            for r in range(R):
+                for c in range(C):
+                    pe, i = pes[r][c], r * C + c
+                    m.d.comb += [self.dbg_mac[i].eq(pe.a_valid_in & pe.a_en if ws_like else pe.a_valid_in),
+                                 self.dbg_hop[i].eq(pe.a_valid_in),
+                                 self.dbg_wload[i].eq(pe.w_load if ws_like else 0)]
         return m

@@ -526,6 +526,21 @@ def _distinct_ops(ops: list) -> list[tuple[object, int]]:
     return [(op, n) for op, n in out.values()]
 
 
+_TRAFFIC_KEYS: dict = {}
+
+
+def _traffic_keys(actions) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The attributes of a family's action counters that are SRAM / DRAM bytes (as ``hwsim simulate``
+    sums them: ``*sram*_bytes`` and ``dram*_bytes`` keys of ``as_dict()`` that are attributes)."""
+    t = type(actions)
+    keys = _TRAFFIC_KEYS.get(t)
+    if keys is None:
+        names = [k for k in actions.as_dict() if k.endswith("_bytes") and hasattr(actions, k)]
+        keys = _TRAFFIC_KEYS[t] = (tuple(k for k in names if "sram" in k),
+                                   tuple(k for k in names if k.startswith("dram")))
+    return keys
+
+
 def _count_metrics(fam: Family, cfg, ops: list, cost) -> dict:
     from hwsim.stats import ActionCounts
     from hwsim.sweep_fast import FAST_PREDICT
@@ -543,9 +558,9 @@ def _count_metrics(fam: Family, cfg, ops: list, cost) -> dict:
         macs += st.macs * mult
         for k, v in st.actions.pairs().counts.items():
             pairs[k] = pairs.get(k, 0) + v * mult
-        traffic = st.actions.as_dict()
-        sram += mult * sum(v for k, v in traffic.items() if "sram" in k and k.endswith("_bytes"))
-        dram += mult * sum(v for k, v in traffic.items() if k.startswith("dram") and k.endswith("_bytes"))
+        s_keys, d_keys = _traffic_keys(st.actions)
+        sram += mult * sum(getattr(st.actions, k) for k in s_keys)
+        dram += mult * sum(getattr(st.actions, k) for k in d_keys)
     inv = fam.load("inventory")(cfg)
     energy = cost.energy(inv, ActionCounts(pairs), cycles)
     area = cost.area(inv)
@@ -1041,7 +1056,7 @@ def _assemble(spec: SweepSpec, out: Path, cache: dict, computed: int, cached: in
     _write_csv(out / "sweep.csv", columns, rows)
     if _write_parquet(out / "sweep.parquet", columns, rows):
         files["parquet"] = str(out / "sweep.parquet")
-    if spec.plots and feas:
+    if spec.plots and ok:
         from hwsim.sweep_plots import write_plots
 
         for name, path in write_plots(spec, rows, out).items():

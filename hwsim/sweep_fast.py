@@ -30,6 +30,10 @@ from hwsim.stats import LayerStats
 __all__ = ["FAST_PREDICT", "mac_array_predict_gemm", "mac_array_predict_op"]
 
 
+#: DRAM beat periods by (dataflow, rows, cols, act_bits, weight_bits, bandwidth): exact Fractions are slow.
+_PERIODS: dict = {}
+
+
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -99,7 +103,11 @@ def mac_array_predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: st
     folds = nM * nN * nK
 
     # ---- timing: the fold sequence as nested repeated blocks
-    pw, pa = _periods(cfg)
+    pkey = (df, R, C, cfg.act_bits, cfg.weight_bits, cfg.dram_bytes_per_cycle)
+    periods = _PERIODS.get(pkey)
+    if periods is None:
+        periods = _PERIODS[pkey] = _periods(cfg)
+    pw, pa = periods
 
     def tile(mt: int) -> list:
         if df == "os":   # nw = na = kt; compute kt; after the last chunk flush + drain mt (= rows_out) rows

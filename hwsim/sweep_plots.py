@@ -29,10 +29,11 @@ def _log_if_wide(ax, axis: str, values) -> None:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
-def plot_pareto(rows: list[dict], objectives, ax=None, title: str = ""):
+def plot_pareto(rows: list[dict], objectives, ax=None, title: str = "", line: bool = True):
     """Scatter of the first two objectives: feasible points, infeasible ones (x), the front in red.
 
-    ``objectives`` is a sequence of ``(metric, "min"|"max")``; ``rows`` are sweep table rows.
+    ``objectives`` is a sequence of ``(metric, "min"|"max")``; ``rows`` are sweep table rows. ``line``
+    joins the front by a staircase (meaningful when the front is over these two objectives only).
     """
     plt = _plt()
     (mx, dx), (my, dy) = objectives[0], objectives[1]
@@ -49,7 +50,7 @@ def plot_pareto(rows: list[dict], objectives, ax=None, title: str = ""):
                label=f"feasible ({len(feas)})")
     ax.scatter([r[mx] for r in front], [r[my] for r in front], s=30, c="tab:red", edgecolors="k", linewidths=0.5,
                zorder=3, label=f"Pareto front ({len(front)})")
-    if len(objectives) == 2 and front:
+    if line and front:
         ax.step([r[mx] for r in front], [r[my] for r in front], where="post", c="tab:red", lw=1)
     ax.set_xlabel(_label(mx, dx))
     ax.set_ylabel(_label(my, dy))
@@ -62,22 +63,25 @@ def plot_pareto(rows: list[dict], objectives, ax=None, title: str = ""):
 
 
 def plot_metric_vs_axis(rows: list[dict], axis: str, metric: str, ax=None, values=None):
-    """``metric`` of every feasible point against the values of ``axis`` (categorical positions, jittered),
-    the best per value joined by a line, front points in red."""
+    """``metric`` of every evaluated point against the values of ``axis`` (categorical positions, jittered):
+    feasible points blue, infeasible grey crosses, front points red, the best feasible per value joined."""
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("feasible")]
+    ok = [r for r in rows if r.get("status") == "ok"]
     vals = list(values) if values is not None else sorted({r[axis] for r in ok}, key=lambda v: (str(type(v)), v))
     pos = {str(v): i for i, v in enumerate(vals)}
     rng = np.random.default_rng(0)
-    x = np.array([pos[str(r[axis])] for r in ok], dtype=float) + rng.uniform(-0.15, 0.15, len(ok))
+    at = np.array([pos[str(r[axis])] for r in ok], dtype=float)
+    x = at + rng.uniform(-0.15, 0.15, len(ok))
     y = np.array([r[metric] for r in ok], dtype=float)
-    on = np.array([bool(r.get("pareto")) for r in ok])
-    ax.scatter(x[~on], y[~on], s=10, alpha=0.4, c="tab:blue")
+    feas = np.array([bool(r.get("feasible")) for r in ok], dtype=bool)
+    on = np.array([bool(r.get("pareto")) for r in ok], dtype=bool)
+    ax.scatter(x[~feas], y[~feas], s=10, marker="x", c="0.75")
+    ax.scatter(x[feas & ~on], y[feas & ~on], s=10, alpha=0.4, c="tab:blue")
     ax.scatter(x[on], y[on], s=18, c="tab:red", zorder=3)
-    best = [np.nanmin(y[np.round(x) == i]) if (np.round(x) == i).any() else np.nan for i in range(len(vals))]
-    ax.plot(range(len(vals)), best, c="k", lw=1, label="best")
+    best = [y[feas & (at == i)].min() if (feas & (at == i)).any() else np.nan for i in range(len(vals))]
+    ax.plot(range(len(vals)), best, c="k", lw=1, label="best feasible")
     ax.set_xticks(range(len(vals)), [str(v) for v in vals], rotation=30 if len(vals) > 6 else 0, fontsize=8)
     ax.set_xlabel(axis)
     ax.set_ylabel(metric)
@@ -94,7 +98,7 @@ def write_plots(spec, rows: list[dict], out: Path) -> dict[str, Path]:
         pairs = [(objs[i], objs[j]) for i in range(min(3, len(objs))) for j in range(i + 1, min(3, len(objs)))]
         fig, axs = plt.subplots(1, len(pairs), figsize=(5.5 * len(pairs), 4.5), squeeze=False)
         for ax, (a, b) in zip(axs[0], pairs, strict=True):
-            plot_pareto(rows, [a, b], ax=ax)
+            plot_pareto(rows, [a, b], ax=ax, line=len(objs) == 2)
         fig.suptitle(f"{spec.name}: Pareto front over {', '.join(m for m, _ in objs)} (red)", fontsize=11)
         fig.tight_layout()
         files["pareto_plot"] = out / "pareto.png"

@@ -36,6 +36,7 @@ Post-training corrections (no retraining; all on the calibration batch, all opti
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -45,9 +46,9 @@ from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model
 from hwsim.models.lowrank import apply_svd
 from hwsim.models.prune import apply_pruning
 from hwsim.models.quantize import quantize_weights
-from hwsim.models.spec import parse_compress_spec
+from hwsim.models.spec import CompressSpec, parse_compress_spec
 
-__all__ = ["compress", "sign_thresholds"]
+__all__ = ["compress", "layer_formats", "plan_ops", "resolve_keep_ends", "sign_thresholds"]
 
 
 def _calib_exp(values: np.ndarray, bits: int, percentile: float | None) -> int | None:
@@ -94,8 +95,33 @@ def sign_thresholds(y: np.ndarray, a: np.ndarray, candidates: int = 49) -> np.nd
     return out
 
 
-def _plan(fm: Model, formats: dict[str, str]):
-    """Decide relu -> sign conversions, relu fusion, raw (sign-feeding) producers and gain absorption."""
+def resolve_keep_ends(sp: CompressSpec, keep_ends: bool | None) -> bool:
+    """Whether the first and last conv / linear layers stay int8 (``keep_ends`` of :func:`compress`)."""
+    if sp.weight_format == "binary":
+        return True
+    if keep_ends is None:
+        return sp.weight_format in ("binary", "ternary", "int2")
+    return bool(keep_ends)
+
+
+def layer_formats(fm: Model, sp: CompressSpec, keep_ends: bool) -> dict[str, str]:
+    """Weight format of every conv / linear layer of ``fm``: the spec's, int8 at the ends if ``keep_ends``."""
+    comp = fm.compute_layers()
+    formats = {la.name: sp.weight_format for la in comp}
+    if keep_ends:
+        formats[comp[0].name] = "int8"
+        formats[comp[-1].name] = "int8"
+    return formats
+
+
+def plan_ops(fm: Model, formats: dict[str, str]):
+    """Plan the integer ops of ``fm`` with the layer ``formats``.
+
+    Returns ``(op_kind, fused, raw, absorb, domain, thresh)``: the kind of every relu (``relu`` or
+    ``sign``), the relus fused into their producer (relu name -> producer), the producers whose raw
+    accumulator feeds a sign, the layers whose output gain is absorbed by their consumers, the domain of
+    every tensor (``int`` or ``sign``) and the layers whose output is binarized at a threshold.
+    """
     cons = {n: [la for la in fm.layers if n in la.inputs] for n in [INPUT] + fm.names()}
     by_name = {la.name: la for la in fm.layers}
     passthrough = ("maxpool", "flatten")
@@ -179,7 +205,7 @@ def _plan(fm: Model, formats: dict[str, str]):
 
 def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool | None = None,
              percentile: float | None = None, cfg=None, refit: bool = True,
-             bias_correction: bool = True) -> CompressedModel:
+             bias_correction: bool = True, train_data=None, retrain: bool = False) -> CompressedModel:
     """Compress ``model`` according to ``spec`` (a string or :class:`CompressSpec`).
 
     Parameters
@@ -203,6 +229,16 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
         :func:`apply_pruning` and :func:`apply_svd`).
     bias_correction : bool
         Remove the mean output error of every quantized (non-binary) channel through its integer bias.
+    train_data : (x, y) or None
+        Training images and labels for a ``+ft`` spec that has no committed fine-tuned variant
+        (:func:`hwsim.models.training.finetuned`).
+    retrain : bool
+        With ``+ft``, fine-tune again even if a committed variant matches.
+
+    A model fine-tuned for this very spec (``model.meta["finetune"]``, written by
+    :func:`hwsim.models.training.finetune`) is compressed as trained: its low-rank split is not redone,
+    nothing is refitted or bias-corrected, every sign is taken at threshold 0 and the layer consuming a
+    +-1 tensor uses its weights as they are (the training saw +-1 inputs).
 
     Returns
     -------
@@ -212,21 +248,25 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
     """
     sp = parse_compress_spec(spec)
     cfg = Arith() if cfg is None else cfg
-    if keep_ends is None:
-        keep_ends = sp.weight_format in ("binary", "ternary", "int2")
-    if sp.weight_format == "binary":
-        keep_ends = True
+    keep_ends = resolve_keep_ends(sp, keep_ends)
     if isinstance(act_bits, bool) or not isinstance(act_bits, int) or not 2 <= act_bits <= 16:
         raise HwsimError(f"act_bits={act_bits!r} is not allowed: expected an integer in [2, 16]")
     calib_x = model._check_input(calib_x)
-    fm = apply_svd(model, sp, calib_x if refit else None)
+    if sp.finetune:
+        from hwsim.models.training import finetuned
+
+        ft = finetuned(model, sp, train_data=train_data, act_bits=act_bits, keep_ends=keep_ends, retrain=retrain)
+        cm = compress(ft, dataclasses.replace(sp, finetune=False), calib_x, act_bits=act_bits,
+                      keep_ends=keep_ends, percentile=percentile, cfg=cfg)
+        cm.spec, cm.source, cm.name = sp, model, f"{model.name}@{sp}"
+        return cm
+    trained = model.meta.get("finetune", {}).get("spec") == str(sp)
+    if trained:
+        refit = bias_correction = False
+    fm = model if trained else apply_svd(model, sp, calib_x if refit else None)
     fm, masks = apply_pruning(fm, sp, calib_x if refit else None)
-    comp = fm.compute_layers()
-    formats = {la.name: sp.weight_format for la in comp}
-    if keep_ends:
-        formats[comp[0].name] = "int8"
-        formats[comp[-1].name] = "int8"
-    op_kind, fused, raw, absorb, domain, thresh = _plan(fm, formats)
+    formats = layer_formats(fm, sp, keep_ends)
+    op_kind, fused, raw, absorb, domain, thresh = plan_ops(fm, formats)
     shapes = fm.shapes()
     facts = fm.forward_float(calib_x, return_all=True)
     rounding = cfg.rounding
@@ -256,7 +296,10 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
             b = np.zeros(w.shape[0]) if la.bias is None else la.bias.copy()
             has_bias = la.bias is not None
             sign_in = domain[la.inputs[0]] == "sign"
-            if sign_in:
+            if sign_in and trained:
+                has_bias = True  # the trained layer saw the +-1 tensor itself
+                in_exp = 0
+            elif sign_in:
                 a = facts[la.inputs[0]]
                 axes = _channel_axes(a)
                 ma, ms = a.mean(axis=axes), x.mean(axis=axes)
@@ -296,17 +339,22 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
                 q.weight_exp = np.zeros(w.shape[0], dtype=np.int64)
                 q.bias = None
                 acc = q.accumulate_float(x)
-                z = facts[la.name]
-                axes = _channel_axes(z)
-                ma, mz = acc.mean(axis=axes), z.mean(axis=axes)
-                var = (acc * acc).mean(axis=axes) - ma * ma
-                cov = (acc * z).mean(axis=axes) - ma * mz
-                alpha = np.where(var > 1e-12, cov / np.maximum(var, 1e-12), 0.0)
-                alpha = np.maximum(alpha, 1e-9)
-                c = mz - alpha * ma
+                if trained:
+                    # The trained layer computes alpha * A + b with alpha = mean |w| per output channel.
+                    alpha = np.maximum(np.abs(w).reshape(w.shape[0], -1).mean(axis=1), 1e-9)
+                    c = b
+                else:
+                    z = facts[la.name]
+                    axes = _channel_axes(z)
+                    ma, mz = acc.mean(axis=axes), z.mean(axis=axes)
+                    var = (acc * acc).mean(axis=axes) - ma * ma
+                    cov = (acc * z).mean(axis=axes) - ma * mz
+                    alpha = np.where(var > 1e-12, cov / np.maximum(var, 1e-12), 0.0)
+                    alpha = np.maximum(alpha, 1e-9)
+                    c = mz - alpha * ma
                 bshape = (1, -1) if acc.ndim == 2 else (1, -1, 1, 1)
                 t = np.zeros_like(c)
-                if la.name in thresh:
+                if la.name in thresh and not trained:
                     t = sign_thresholds(alpha.reshape(bshape) * acc + c.reshape(bshape), np.maximum(z, 0.0))
                 q.bias = np.clip(np.floor((c - t) / alpha), acc_lo, acc_hi).astype(np.int64)
                 q.gain = 1.0 / alpha
@@ -319,7 +367,7 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
                     q.bias = np.clip(q.bias + np.rint(d / np.exp2(e_acc.astype(np.float64))), acc_lo, acc_hi)
                     q.bias = q.bias.astype(np.int64)
                     y = q.accumulate_float(x)
-            if fmt != "binary" and la.name in thresh:
+            if fmt != "binary" and la.name in thresh and not trained:
                 # The output only feeds a sign op: binarize at the threshold t (in y units) with which
                 # sign(y - t) best stands for the float activation relu(z); t moves into the bias.
                 t = sign_thresholds(y, np.maximum(facts[la.name], 0.0))

@@ -7,6 +7,10 @@ A compression is described by a spec string (:func:`parse_compress_spec`)::
 for example ``int8``, ``int4-pc``, ``binary``, ``prune50+int8``, ``block4x4-50+int8``, ``2:4+int8``,
 ``svd-r8+int8``, ``svd-e0.9+int8``. Transforms are applied to the float model in the order low-rank
 factorization, pruning, quantization.
+
+A trailing ``+ft`` (``binary+ft``, ``int2+ft``, ``2:4+int8+ft``) asks for compression-aware fine-tuning:
+the float model is fine-tuned with the pruning masks and the quantizers in the loop
+(:mod:`hwsim.models.training`) before it is compressed.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ QUANT_FORMATS = ("int8", "int4", "int2", "binary", "ternary", "pow2")
 WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "binary": 1, "pow2": 4}
 
 SPEC_FORMS = (
-    "[svd-rR+|svd-eE+][pruneP+|blockRxC-P+|N:M+]FORMAT[-pt|-pc] with FORMAT one of "
+    "[svd-rR+|svd-eE+][pruneP+|blockRxC-P+|N:M+]FORMAT[-pt|-pc][+ft] with FORMAT one of "
     + ", ".join(QUANT_FORMATS)
-    + " (e.g. int8, int4-pc, binary, prune50+int8, block4x4-50+int8, 2:4+int8, svd-r8+int8, svd-e0.9+int8)"
+    + " (e.g. int8, int4-pc, binary, prune50+int8, block4x4-50+int8, 2:4+int8, svd-r8+int8, svd-e0.9+int8,"
+    " binary+ft, 2:4+int8+ft)"
 )
 
 
@@ -41,6 +46,7 @@ class CompressSpec:
     nm: tuple[int, int] | None = None  # keep N of every M
     svd_rank: int | None = None
     svd_energy: float | None = None
+    finetune: bool = False  # "+ft": compression-aware fine-tuning before compression
 
     def __str__(self) -> str:
         parts = []
@@ -59,6 +65,8 @@ class CompressSpec:
         if self.per_channel and fmt != "binary":
             fmt += "-pc"
         parts.append(fmt)
+        if self.finetune:
+            parts.append("ft")
         return "+".join(parts)
 
 
@@ -79,7 +87,8 @@ def parse_compress_spec(spec) -> CompressSpec:
     output channels N) by mean squared magnitude; ``N:M`` keeps the N largest of every M consecutive
     weights along K. ``svd-rR`` factorizes layers to rank R, ``svd-eE`` to the smallest rank keeping a
     fraction E of the squared singular values. ``-pt`` (default) quantizes per tensor, ``-pc`` per output
-    channel. Bad specs raise HwsimError naming the spec and the allowed forms.
+    channel. A trailing ``+ft`` fine-tunes the model with the compression in the loop first (see
+    :func:`hwsim.models.training.finetuned`). Bad specs raise HwsimError naming the spec and the allowed forms.
     """
     if isinstance(spec, CompressSpec):
         return spec
@@ -91,10 +100,13 @@ def parse_compress_spec(spec) -> CompressSpec:
     if not isinstance(spec, str) or not spec.strip():
         raise bad()
     parts = [p.strip() for p in spec.strip().lower().split("+")]
+    finetune = len(parts) > 1 and parts[-1] == "ft"
+    if finetune:
+        parts = parts[:-1]
     m = _RE_FMT.fullmatch(parts[-1])
     if not m:
         raise bad(f"{parts[-1]!r} is not a weight format")
-    kw: dict = {"weight_format": m.group(1), "per_channel": m.group(2) == "pc"}
+    kw: dict = {"weight_format": m.group(1), "per_channel": m.group(2) == "pc", "finetune": finetune}
     for part in parts[:-1]:
         m = _RE_PRUNE.fullmatch(part) or _RE_BLOCK.fullmatch(part) or _RE_NM.fullmatch(part)
         if m:

@@ -4,6 +4,9 @@
 ``python -m hwsim.models.zoo.train_digits`` (pure NumPy, fixed seed). The fixed train / test split is
 committed as ``digits.npz`` so the runtime does not need scikit-learn.
 
+Fine-tuned variants of ``digits-cnn`` for the ``+ft`` compression specs (``digits-cnn@binary+ft.npz``, ...)
+are written by ``python -m hwsim.models.zoo.finetune_digits`` (see :func:`finetuned_path`).
+
 ==============  ==========================================================  ======  ==============
 model           layers                                                      MACs    test accuracy
 ==============  ==========================================================  ======  ==============
@@ -21,7 +24,8 @@ import numpy as np
 from hwsim.models.errors import HwsimError
 from hwsim.models.graph import Model, load_model
 
-__all__ = ["DOCUMENTED_ACCURACY", "DATA_FILE", "list_models", "load", "load_digits_split", "path_of"]
+__all__ = ["DOCUMENTED_ACCURACY", "DATA_FILE", "finetuned_path", "list_models", "load", "load_digits_split",
+           "path_of"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_FILE = os.path.join(HERE, "digits.npz")
@@ -40,6 +44,16 @@ def path_of(name: str) -> str:
     if name not in _MODELS:
         raise HwsimError(f"model name {name!r} is not allowed: expected one of {', '.join(_MODELS)}")
     return os.path.join(HERE, f"{name}.npz")
+
+
+def finetuned_path(name: str, spec: str) -> str | None:
+    """Path of the committed fine-tuned variant of model ``name`` for ``spec`` (e.g. ``binary+ft``), or None.
+
+    Variants are ``<name>@<spec>.npz`` with ``:`` written ``of`` (``digits-cnn@2of4+int8+ft.npz``), written by
+    ``python -m hwsim.models.zoo.finetune_digits``.
+    """
+    path = os.path.join(HERE, f"{name}@{spec.replace(':', 'of')}.npz")
+    return path if os.path.isfile(path) else None
 
 
 def load(name: str) -> Model:

@@ -143,7 +143,7 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
     if compress is None:  # a quantized ONNX graph runs with its own annotations, anything else int8
         compress = "onnx" if onnx_imp is not None and onnx_imp.quantized else "int8"
     cost = CostModel(node_nm=node_nm, dram=dram)
-    x_tr, _, x_te, y_te = zoo.load_digits_split()
+    x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
     # Route before compressing: a layer no unit runs fails at once.
     for layer in fmodel.compute_layers():
         acc.unit_for(layer.kind, layer.name)
@@ -156,7 +156,8 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
         cm = to_compressed(onnx_imp, acc.units[0].config)
         compress = f"onnx-{onnx_imp.style}"
     else:
-        cm = comp.compress(fmodel, compress, x_tr[:512], cfg=acc.units[0].config)
+        # '+ft' specs use a committed fine-tuned variant, or fine-tune on the training split.
+        cm = comp.compress(fmodel, compress, x_tr[:512], cfg=acc.units[0].config, train_data=(x_tr, y_tr))
     index, unit = _gemm_unit(acc, cm)
     fam, cfg = unit.family, unit.config
     predict, execute, check_op = fam.load("predict"), fam.load("execute"), fam.load("check_op")

@@ -246,7 +246,7 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
 
 
 # Layer fields that hold operand arrays; they travel in job.npz, the rest of the job in job.json.
-JOB_ARRAYS = ("a", "w", "x")
+JOB_ARRAYS = ("a", "w", "x", "bias")
 
 
 def write_job(job: dict, work: Path) -> Path:

@@ -583,6 +583,8 @@ FAMILY = Family(
         ("requantizers", ("requant",), ("requant",)),
         ("controller (top-level logic)", ("top",), ("controller",)),
     ),
+    studies=(("compression", "hwsim.compression_study:run",
+              "digits-cnn per compression spec: post-training vs fine-tuned accuracy, cycles, energy, weight bytes"),),
     cli_options=(CliOption("synth", "--requant", "also compare shift- vs multiplier-based requantizers",
                            "hwsim.synth:requant_option"),),
 )

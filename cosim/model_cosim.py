@@ -29,7 +29,7 @@ from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.mac_array import fold_plan
 
-__all__ = ["ModelCosimReport", "format_model_report", "max_rows", "run_model_cosim"]
+__all__ = ["ModelCosimReport", "format_model_report", "max_rows", "model_option", "run_model_cosim"]
 
 
 @dataclass
@@ -215,3 +215,15 @@ def format_model_report(rep: ModelCosimReport) -> str:
                  f"the reference's: {'yes' if rep.logits_equal else 'NO'}")
     lines.append(f"run directory: {rep.workdir}")
     return "\n".join(lines)
+
+
+def model_option(cfg: MacArrayConfig, args) -> tuple[str, dict, bool]:
+    """``hwsim cosim mac-array --model NAME [--compress SPEC] [--images N] [--accel PRESET|FILE]``: the
+    accelerator is ``--accel`` if given, else the config from the command's flags."""
+    import sys
+
+    print(f"compressing {args.opt__model} ({args.opt__compress}) and building the RTL with Verilator "
+          "(cached builds are reused) ...", file=sys.stderr)
+    rep = run_model_cosim(args.opt__model, args.opt__accel or cfg, args.opt__compress, images=args.opt__images,
+                          workdir=args.run_dir, waves=args.waves)
+    return format_model_report(rep), rep.as_dict(), rep.passed

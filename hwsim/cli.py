@@ -80,7 +80,7 @@ def _family_options(args, command: str) -> list[tuple[fams.CliOption, object]]:
     """The family-specific options of ``command`` that were given, with their callables."""
     fam = args.family_obj
     return [(o, fams._resolve(o.run)) for o in fam.cli_options
-            if o.command == command and getattr(args, "opt__" + o.flag.lstrip("-").replace("-", "_"), False)]
+            if o.command == command and o.run is not None and getattr(args, o.dest, None) not in (None, False)]
 
 
 # ------------------------------------------------------------------------------------------ output paths
@@ -132,6 +132,12 @@ def _cmd_cosim(args) -> int:
     fam = args.family_obj
     cfg = _config_from_args(args)
     run = fam.load("cosim")
+    for opt, replacing in _family_options(args, "cosim"):
+        if opt.replaces:  # e.g. mac-array --model: a whole model instead of random layers
+            text, data, passed = replacing(cfg, args)
+            print(text)
+            _write_json(args.json, data)
+            return 0 if passed else 1
     if fam.rtl_check is not None:
         fam.load("rtl_check")(cfg)
     if args.layers < 1:
@@ -305,9 +311,11 @@ def _family_parsers(sub, command: str) -> argparse.ArgumentParser:
         elif command != "generate":
             f.add_argument("--json", metavar="FILE", help="also write the results as JSON")
         for opt in fam.cli_options:
-            if opt.command == command:
-                f.add_argument(opt.flag, dest="opt__" + opt.flag.lstrip("-").replace("-", "_"),
-                               action="store_true", help=opt.help)
+            if opt.command == command and opt.metavar:
+                f.add_argument(opt.flag, dest=opt.dest, metavar=opt.metavar, type=opt.type, default=opt.default,
+                               help=opt.help)
+            elif opt.command == command:
+                f.add_argument(opt.flag, dest=opt.dest, action="store_true", help=opt.help)
     p.set_defaults(func=globals()[f"_cmd_{command}"])
     return p
 

@@ -71,12 +71,26 @@ class CliOption:
 
     ``run(cfg, args) -> (text, json_data)`` runs when the flag is given and its text is printed after the
     command's own output; ``json_data`` is stored under ``flag`` in ``--json``.
+
+    With ``metavar`` the option takes a value (``--images N``; ``type`` converts it, ``default`` when
+    absent); a valued option without ``run`` only carries a parameter that another option's ``run``
+    reads from ``args`` (attribute ``opt__<flag with - as _>``). With ``replaces`` the option's ``run``
+    does the command's work instead: ``run(cfg, args) -> (text, json_data, passed)``, exit status 0 if
+    ``passed`` else 1.
     """
 
     command: str
     flag: str
     help: str
-    run: str | Callable
+    run: str | Callable | None = None
+    metavar: str | None = None
+    type: Callable = str
+    default: object = None
+    replaces: bool = False
+
+    @property
+    def dest(self) -> str:
+        return "opt__" + self.flag.lstrip("-").replace("-", "_")
 
 
 @dataclass(frozen=True)

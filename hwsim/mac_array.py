@@ -585,6 +585,15 @@ FAMILY = Family(
     ),
     studies=(("compression", "hwsim.compression_study:run",
               "digits-cnn per compression spec: post-training vs fine-tuned accuracy, cycles, energy, weight bytes"),),
-    cli_options=(CliOption("synth", "--requant", "also compare shift- vs multiplier-based requantizers",
-                           "hwsim.synth:requant_option"),),
+    cli_options=(
+        CliOption("synth", "--requant", "also compare shift- vs multiplier-based requantizers",
+                  "hwsim.synth:requant_option"),
+        CliOption("cosim", "--model", "co-simulate a whole compressed zoo model (e.g. digits-cnn) instead of "
+                  "random layers", "hwsim.cosim.model_cosim:model_option", metavar="NAME", replaces=True),
+        CliOption("cosim", "--compress", "with --model: compression spec (default int8)", metavar="SPEC",
+                  default="int8"),
+        CliOption("cosim", "--images", "with --model: test images (default: all 450)", metavar="N", type=int),
+        CliOption("cosim", "--accel", "with --model: accelerator preset or YAML/JSON file (default: the config "
+                  "flags)", metavar="PRESET|FILE"),
+    ),
 )

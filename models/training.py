@@ -390,7 +390,7 @@ def finetune(model: Model, spec, x_train, y_train, *, act_bits: int = 8, keep_en
     meta = {"spec": str(sp), "act_bits": act_bits, "keep_ends": keep, "epochs": epochs,
             "recipe": dataclasses.asdict(recipe), "source": model.name,
             "fingerprint": fingerprint(model, sp, act_bits, keep, recipe)}
-    return net.to_model(src, meta)
+    return net.to_model(src, json.loads(json.dumps(meta)))  # as stored: JSON lists, not tuples
 
 
 def gradients(model: Model, spec, x, y, *, act_bits: int = 8, keep_ends: bool | None = None):

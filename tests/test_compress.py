@@ -166,6 +166,11 @@ def test_model_validation_errors():
     ("svd-r8+int8", {"svd_rank": 8}),
     ("svd-e0.9+int8", {"svd_energy": 0.9}),
     ("svd-r4+2:4+ternary", {"svd_rank": 4, "nm": (2, 4), "weight_format": "ternary"}),
+    ("int8", {"finetune": False}),
+    ("binary+ft", {"weight_format": "binary", "finetune": True}),
+    ("int2+ft", {"weight_format": "int2", "finetune": True, "prune": None}),
+    ("2:4+int8+ft", {"prune": "nm", "nm": (2, 4), "weight_format": "int8", "finetune": True}),
+    ("prune50+int4-pc+ft", {"sparsity": 0.5, "per_channel": True, "finetune": True}),
 ])
 def test_parse_spec(spec, fields):
     sp = C.parse_compress_spec(spec)
@@ -177,7 +182,8 @@ def test_parse_spec(spec, fields):
 
 @pytest.mark.parametrize("spec", ["", "int9", "int8+", "prune50", "prune0+int8", "prune100+int8", "4:2+int8",
                                   "prune50+2:4+int8", "svd-e1.5+int8", "svd-r0+int8", "blockx4-50+int8",
-                                  "prune50+binary", "svd-r8+binary", "int8-xx", 42])
+                                  "prune50+binary", "svd-r8+binary", "int8-xx", 42, "ft", "int8+ft+ft", "ft+int8",
+                                  "prune50+binary+ft"])
 def test_parse_bad_spec(spec):
     with pytest.raises(HwsimError, match=rf"^compression spec {re.escape(repr(spec))} is not allowed"
                                          r"[^\n]*: expected \[svd-rR[^\n]*FORMAT[^\n]*int8, int4, int2, binary, "

@@ -6,7 +6,6 @@ M, N and K, and OS chunks K), a DRAM slower than the array (so stalls occur), an
 the cache and runner tests below reuse the configurations built by the regressions.
 """
 
-import itertools
 
 import numpy as np
 import pytest
@@ -21,31 +20,56 @@ from hwsim.errors import HwsimError
 from hwsim.families import register, unregister
 from hwsim.mac_array import predict_gemm
 
-CASES = list(itertools.product(WEIGHT_FORMATS, ("ws", "os")))
+#: (format, dataflow, rows, cols): every format, every dataflow (IS included), and odd shapes (1xN, Nx1,
+#: non-square) that once produced zero-width signals.
+CASES = [
+    ("int8", "ws", 3, 2), ("int8", "os", 3, 2), ("int8", "is", 3, 5),
+    ("int4", "ws", 1, 7), ("int4", "os", 7, 1), ("int4", "is", 3, 2),
+    ("int2", "ws", 3, 2), ("int2", "is", 1, 7),
+    ("ternary", "os", 3, 2), ("ternary", "is", 7, 1),
+    ("binary", "ws", 3, 2), ("binary", "os", 1, 7),
+    ("pow2", "ws", 3, 5), ("pow2", "os", 3, 2),
+]
+assert {c[0] for c in CASES} == set(WEIGHT_FORMATS) and {c[1] for c in CASES} == {"ws", "os", "is"}
 
 
-def _cfg(fmt: str, dataflow: str) -> MacArrayConfig:
-    base = MacArrayConfig(rows=3, cols=2, dataflow=dataflow, weight_format=fmt)
-    i = CASES.index((fmt, dataflow))
+def _cfg(fmt: str, dataflow: str, rows: int = 3, cols: int = 2) -> MacArrayConfig:
+    """Small SRAMs (two rows per WS/IS tile, a few K steps per OS chunk), so layers fold over M, N and K;
+    a DRAM slower than the array, so stalls occur; a narrow accumulator, so extreme data saturates/wraps."""
+    base = MacArrayConfig(rows=rows, cols=cols, dataflow=dataflow, weight_format=fmt)
+    i = CASES.index((fmt, dataflow, rows, cols))
+    acc = base.product_bits + 2
     return base.replace(
-        acc_bits=base.product_bits + 2,
+        acc_bits=acc,
         overflow=("saturate", "wrap")[i % 2],
         rounding=("half_up", "half_even")[(i // 2) % 2],
-        input_sram_bytes=12, weight_sram_bytes=12, output_sram_bytes=16,
+        input_sram_bytes=-(-4 * max(rows, cols) * base.act_bits // 8),
+        weight_sram_bytes=-(-2 * rows * max(rows, cols) * base.weight_bits // 8) * 2,
+        output_sram_bytes=-(-2 * cols * acc // 8),
         dram_bytes_per_cycle=(0.5, 1.0, 3.0)[i % 3],
     )
 
 
-@pytest.mark.parametrize(("fmt", "dataflow"), CASES, ids=[f"{f}-{d}" for f, d in CASES])
-def test_regression_matches_reference_and_cycle_model(fmt, dataflow, tmp_path):
-    cfg = _cfg(fmt, dataflow)
-    layers = random_layers(cfg, seed=CASES.index((fmt, dataflow)), count=6)
+@pytest.mark.parametrize(("fmt", "dataflow", "rows", "cols"), CASES, ids=[f"{f}-{d}-{r}x{c}" for f, d, r, c in CASES])
+def test_regression_matches_reference_and_cycle_model(fmt, dataflow, rows, cols, tmp_path):
+    """Values bit-exact; cycles, stalls and every action count equal to the cycle model's, per layer."""
+    cfg = _cfg(fmt, dataflow, rows, cols)
+    layers = random_layers(cfg, seed=CASES.index((fmt, dataflow, rows, cols)), count=6)
     rep = run_regression(cfg, layers=layers, workdir=tmp_path)
     assert len(rep.layers) == 6
     for row in rep.layers:
         assert row["mismatches"] == 0, row
         assert row["rtl_cycles"] == row["predicted_cycles"], row
+        assert row["stall_cycles"] == row["predicted_stall_cycles"], row
+        assert row["count_mismatches"] == 0 and row["count_diffs"] == {}, row
+        assert row["actions"] == row["predicted_actions"], row
         assert row["vectors"] > 0
+    # The DRAM is slower than the array somewhere in the run: stalls are exercised, not all zero.
+    assert sum(r["stall_cycles"] for r in rep.layers) > 0
+    total = {key: sum(r["actions"][key] for r in rep.layers) for key in rep.layers[0]["actions"]}
+    assert total["pe_macs"] > 0 and total["requant_ops"] > 0
+    assert (total["pe_weight_loads"] > 0) == (dataflow != "os")
+    assert (total["output_sram_writes"] > 0) == (dataflow != "os")
 
 
 #: Same top (mac_array_ws_int8_3x2) as ``_cfg("int8", "ws")`` but a 16-bit accumulator.
@@ -137,9 +161,7 @@ def test_run_job_uses_the_given_test_module(tmp_path):
     assert "no_such_tb" in (tmp_path / "sim.log").read_text()
 
 
-def test_no_rtl_is_a_one_line_error():
-    with pytest.raises(HwsimError, match=r"^dataflow='is' has no RTL: expected ws or os$"):
-        run_regression(MacArrayConfig(rows=2, cols=2, dataflow="is"))
+def test_bad_inputs_are_one_line_errors():
     with pytest.raises(HwsimError, match=r"^cfg=str is not allowed: expected a MacArrayConfig"):
         run_regression("mac-array-8x8-ws")
     with pytest.raises(HwsimError, match=r"^harness top='1tb' is not allowed: expected a Verilog module name$"):
@@ -203,3 +225,53 @@ def test_report_totals():
     bad = RegressionReport(cfg, [row, {**row, "mismatches": 2, "rtl_cycles": 10}])
     assert (bad.mismatches, bad.cycle_mismatches, bad.passed) == (2, 1, False)
     assert RegressionReport(cfg).passed is False  # no layers run is not a pass
+
+
+def test_forced_build_failure_is_one_line_with_log(tmp_path, monkeypatch, capsys):
+    """A Verilator flag it rejects: one line naming the step and build.log, no traceback, no cache entry;
+    through the CLI, exit status 2."""
+    import dataclasses
+
+    from hwsim import cli
+
+    monkeypatch.setenv("HWSIM_CACHE", str(tmp_path))
+    broken = dataclasses.replace(mac_array_harness(), build_args=("--no-such-verilator-flag",))
+    with pytest.raises(HwsimError) as e:
+        build(MacArrayConfig(rows=2, cols=2), broken)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("cosim build of mac_array_ws_int8_2x2 in harness mac_array_tb failed in "
+                                              "Verilator: %Error")
+    log = tmp_path / msg.rpartition("(log: ")[2].rstrip(")")
+    assert log.is_file() and "no-such-verilator-flag" in log.read_text()
+    entries = list((tmp_path / "verilator").iterdir())
+    assert [p.name.endswith(".failed") for p in entries] == [True]  # only the log holder, no half-built entry
+    monkeypatch.setattr("hwsim.cosim.harness.BUILD_ARGS", ("--no-such-verilator-flag",))
+    assert cli.main(["cosim", "mac-array", "--rows", "2", "--cols", "2", "--layers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("hwsim: error: cosim build of") and "build.log" in err
+
+
+def test_measured_actions_convert_units():
+    """Access counts become words and bytes as the cost model counts them (hand-computed)."""
+    from hwsim.cosim.mac_array_tb import count_diffs, measured_actions
+
+    cfg = MacArrayConfig(rows=3, cols=2, sram_word_bits=16)
+    counters = {"cycles": 50, "stall_cycles": 4, "n_weights": 5, "n_acts": 7, "n_out": 3, "requant_ops": 6,
+                "pe_macs": 40, "pe_hops": 21, "pe_weight_loads": 10, "input_sram_reads": 7,
+                "input_sram_writes": 7, "weight_sram_reads": 5, "weight_sram_writes": 5,
+                "output_sram_reads": 2, "output_sram_writes": 3}
+    widths = {"wbeat": 16, "abeat": 24, "obeat": 16, "osram": 64}
+    got = measured_actions(cfg, counters, widths)
+    assert (got.input_sram_reads, got.weight_sram_reads, got.output_sram_reads) == (7 * 2, 5 * 1, 2 * 4)
+    assert (got.input_sram_read_bytes, got.output_sram_write_bytes) == (21, 24)
+    assert (got.dram_read_beats, got.dram_read_bytes, got.dram_write_bytes) == (12, (5 * 16 + 7 * 24) // 8, 6)
+    assert (got.pe_reg_writes, got.requant_ops) == (42, 6)
+    assert count_diffs(got, got, 4, 4) == {}
+    assert count_diffs(got, dataclasses_replace(got, pe_macs=41), 4, 5) == {"pe_macs": [40, 41],
+                                                                            "stall_cycles": [4, 5]}
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

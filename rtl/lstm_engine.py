@@ -21,9 +21,21 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["LINT_WAIVERS", "LstmStageEngine", "desc_layout", "generate_verilog", "pack_descriptor"]
+__all__ = ["COUNTER_BITS", "COUNTERS", "LINT_WAIVERS", "LstmStageEngine", "desc_layout", "generate_verilog",
+           "pack_descriptor"]
 
 COUNT_BITS = 16
+#: Width of each simulation-only activity counter (``debug=True``).
+COUNTER_BITS = 32
+#: Scalar simulation-only activity counters of the ``debug=True`` top and what each counts per cycle.
+COUNTERS = {
+    "cnt_mac": "PE lanes whose accumulator is enabled (one multiply, one add, one register write each)",
+    "cnt_wrd": "weight-memory reads (one pes-entry word each)",
+    "cnt_requant": "lanes requantized and written back",
+    "cnt_addr": "address-adder operations: one read address per issued read, one output address per write",
+    "cnt_ext_x": "elements written into a working buffer through the ext port (the x load, DMA stand-in)",
+    "cnt_conflict": "write cycles with more lanes than banks (a bank-conflict stall; 0 while banks >= pes)",
+}
 MAX_STAGES = 16
 SHIFT_BITS = 6
 
@@ -100,17 +112,28 @@ class LstmStageEngine(wiring.Component):
     ext_raddr : In, 24          (idle only) element address to read from buffer ``ext_rbuf``
     ext_rbuf : In, 1
     ext_rdata : Out, signed(data_bits)   the element, one cycle after ``ext_raddr``
+
+    With ``debug=True`` the top also has simulation-only activity counters (not for synthesis): every
+    counter of :data:`COUNTERS` (``Out, COUNTER_BITS``) and, per bank ``b`` of the working SRAMs (both
+    buffers summed), ``cnt_bank_rd`` / ``cnt_bank_wr`` (``Out, banks * COUNTER_BITS``, bank ``b`` at bits
+    ``[b*COUNTER_BITS, (b+1)*COUNTER_BITS)``) counting its read enables while busy and its write enables
+    (engine write-back and ext loads). They count from reset and are cleared by ``dbg_clear`` (``In, 1``).
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, debug: bool = False):
         self.cfg = cfg
+        self.debug = debug
         self.dbits = sum(b for _, b in desc_layout(cfg))
-        super().__init__({
+        members = {
             "start": In(1), "n_stages": In(5), "busy": Out(1), "done": Out(1),
             "ext_we": In(1), "ext_sel": In(2), "ext_addr": In(24),
             "ext_data": In(max(cfg.pes * cfg.data_bits, self.dbits)),
             "ext_raddr": In(24), "ext_rbuf": In(1), "ext_rdata": Out(signed(cfg.data_bits)),
-        })
+        }
+        if debug:
+            members |= {"dbg_clear": In(1), **{name: Out(COUNTER_BITS) for name in COUNTERS},
+                        "cnt_bank_rd": Out(cfg.banks * COUNTER_BITS), "cnt_bank_wr": Out(cfg.banks * COUNTER_BITS)}
+        super().__init__(members)
 
     def elaborate(self, platform):  # noqa: C901 - one FSM
         cfg = self.cfg
@@ -155,7 +178,6 @@ class LstmStageEngine(wiring.Component):
         kc = [Signal(COUNT_BITS, name=f"kc{i}") for i in range(L)]
         qbase, koff = Signal(A + 1), Signal(A + 1)
         kn = Signal(COUNT_BITS)
-        tile = Signal(COUNT_BITS)
         waddr = Signal(_waddr_bits(cfg))
         oaddr = Signal(A + 1)
         src = Signal(1)
@@ -185,8 +207,10 @@ class LstmStageEngine(wiring.Component):
         ext_buf_d = Signal()
         for buf in range(2):
             for b in range(B):
-                m.d.comb += rd[buf][b].addr.eq(Mux(self.busy, raddr >> lb, self.ext_raddr >> lb))
-        m.d.comb += w_rd.addr.eq(waddr)
+                sel_b = (raddr[:lb] == b) if lb else 1
+                m.d.comb += [rd[buf][b].addr.eq(Mux(self.busy, raddr >> lb, self.ext_raddr >> lb)),
+                             rd[buf][b].en.eq(Mux(self.busy, issue & (src == buf) & sel_b, 1))]
+        m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue)]
         if lb:
             m.d.sync += [bank_sel.eq(raddr[:lb]), ext_bank.eq(self.ext_raddr[:lb])]
         m.d.sync += [rsrc.eq(src), ext_buf_d.eq(self.ext_rbuf), mac_valid.eq(issue), mac_first.eq(issue & (kn == 0))]
@@ -204,6 +228,12 @@ class LstmStageEngine(wiring.Component):
                     m.d.comb += [e0.eq(rd[0][b].data), e1.eq(rd[1][b].data)]
         m.d.comb += self.ext_rdata.eq(Mux(ext_buf_d, e1, e0))
 
+        # lanes of the current row tile (the last tile may be partial); idle lanes keep their accumulator
+        lanes = Signal(COUNT_BITS)
+        tile = Signal(COUNT_BITS)
+        m.d.comb += lanes.eq(Mux(tile == fields["tiles"] - 1, fields["last"], P))
+        lane_mac = Signal(P)
+        m.d.comb += lane_mac.eq(Cat(*[mac_valid & (lanes > i) for i in range(P)]))
         amax, amin = (1 << (ab - 1)) - 1, -(1 << (ab - 1))
         accs = [Signal(signed(ab), name=f"acc{i}") for i in range(P)]
         for i in range(P):
@@ -214,7 +244,7 @@ class LstmStageEngine(wiring.Component):
                 nxt = Mux(total > amax, amax, Mux(total < amin, amin, total))
             else:
                 nxt = total[:ab].as_signed()
-            with m.If(mac_valid):
+            with m.If(lane_mac[i]):
                 m.d.sync += accs[i].eq(nxt)
 
         # requantize every lane (used in WRITE)
@@ -241,8 +271,7 @@ class LstmStageEngine(wiring.Component):
 
         # writes: engine (WRITE state) or external loader (idle)
         write = Signal()
-        lanes = Signal(COUNT_BITS)
-        m.d.comb += lanes.eq(Mux(tile == fields["tiles"] - 1, fields["last"], P))
+        bank_we = [[Signal(name=f"we{buf}_{b}") for b in range(B)] for buf in range(2)]
         for buf in range(2):
             for b in range(B):
                 port = wr[buf][b]
@@ -261,6 +290,7 @@ class LstmStageEngine(wiring.Component):
                     m.d.comb += [port.addr.eq(self.ext_addr >> lb), port.data.eq(self.ext_data[:db]),
                                  port.en.eq(self.ext_we & (self.ext_sel == buf) & ~self.busy
                                             & ((self.ext_addr[:lb] == b) if lb else 1))]
+                m.d.comb += bank_we[buf][b].eq(port.en)
         m.d.comb += [w_wr.addr.eq(self.ext_addr), w_wr.data.eq(self.ext_data[:P * db]),
                      w_wr.en.eq(self.ext_we & (self.ext_sel == 2) & ~self.busy)]
 
@@ -307,15 +337,49 @@ class LstmStageEngine(wiring.Component):
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
+        if self.debug:
+            self._counters(m, issue, write, lanes, lane_mac, w_rd, rd, bank_we)
         return m
 
+    def _counters(self, m, issue, write, lanes, lane_mac, w_rd, rd, bank_we):
+        """Simulation-only activity counters (see the class docstring)."""
+        P, B, W = self.cfg.pes, self.cfg.banks, COUNTER_BITS
 
-def generate_verilog(cfg) -> tuple[str, dict]:
-    """Verilog text of the top ``cfg.top_name`` and its metadata (config, descriptor layout, ports)."""
-    top = LstmStageEngine(cfg)
+        def popcount(bits):
+            return sum((b.as_unsigned() for b in bits), Const(0, W))
+
+        ext_x = (self.ext_we & ~self.busy & (self.ext_sel[1] == 0))
+        incs = {
+            "cnt_mac": popcount(list(lane_mac)),
+            "cnt_wrd": w_rd.en & self.busy,
+            "cnt_requant": popcount([write & (lanes > i) for i in range(P)]),
+            "cnt_addr": issue + write,
+            "cnt_ext_x": ext_x,
+            "cnt_conflict": write & (lanes > B),
+        }
+        for name, inc in incs.items():
+            sig = getattr(self, name)
+            with m.If(self.dbg_clear):
+                m.d.sync += sig.eq(0)
+            with m.Else():
+                m.d.sync += sig.eq(sig + inc)
+        for b in range(B):
+            for port, incb in ((self.cnt_bank_rd, popcount([self.busy & rd[buf][b].en for buf in range(2)])),
+                               (self.cnt_bank_wr, popcount([bank_we[buf][b] for buf in range(2)]))):
+                sl = port[b * W:(b + 1) * W]
+                with m.If(self.dbg_clear):
+                    m.d.sync += sl.eq(0)
+                with m.Else():
+                    m.d.sync += sl.eq(sl + incb)
+
+
+def generate_verilog(cfg, debug: bool = False) -> tuple[str, dict]:
+    """Verilog text of the top ``cfg.top_name`` and its metadata (config, descriptor layout, ports);
+    ``debug=True`` adds the simulation-only activity counters the co-simulation compares."""
+    top = LstmStageEngine(cfg, debug=debug)
     text = LINT_WAIVERS + verilog.convert(top, name=cfg.top_name, emit_src=False)
     meta = {"top": cfg.top_name, "family": cfg.family_key(), "config": cfg.to_dict(),
             "derived": {"desc_bits": top.dbits, "desc_layout": desc_layout(cfg), "bank_depth": cfg.bank_depth,
                         "weight_words": cfg.weight_words, "max_stages": MAX_STAGES},
-            "signature": top.metadata.as_json()}
+            "debug": debug, "signature": top.metadata.as_json()}
     return text, meta

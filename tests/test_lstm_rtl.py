@@ -1,8 +1,9 @@
-"""The LSTM engine RTL on Amaranth's simulator: whole TT and HT matvecs, bit-exact and cycle-exact."""
+"""The LSTM engine RTL on Amaranth's simulator: whole TT and HT matvecs, bit-exact, cycle-exact and with
+every priced action count, per-bank working-SRAM read/write and stall count equal to the cycle model's."""
 
 import numpy as np
 import pytest
-from hwsim.cosim.lstm_engine_regression import make_job, random_jobs, run_amaranth
+from hwsim.cosim.lstm_engine_regression import count_diffs, make_job, random_jobs, run_amaranth
 from hwsim.models import tensor_formats as tf
 
 from hwsim.errors import HwsimError
@@ -19,9 +20,10 @@ SMALL = dict(data_bits=8, acc_bits=16, frac_bits=5, work_sram_bytes=512, weight_
 ], ids=["p4b4", "p3b8-half-even", "p2b2-wrap"])
 def test_random_matvecs_bit_and_cycle_exact(cfg):
     for job in random_jobs(cfg, seed=cfg.pes, count=4):
-        y, cycles = run_amaranth(cfg, job)
+        y, cycles, counts = run_amaranth(cfg, job)
         assert (y == job["expect"]).all(), job["name"]
         assert cycles == job["predicted_cycles"], job["name"]
+        assert count_diffs(counts, job["expect_counts"]) == {}, job["name"]
 
 
 def test_one_by_n_prime_tt():
@@ -29,8 +31,31 @@ def test_one_by_n_prime_tt():
     fmt = tf.TTMatrix.random((1, 1), (7, 13), (1, 3, 1), rng=5)
     fmt = fmt.with_factors([np.full(f.data.shape, 127) for f in fmt.factors])
     job = make_job(cfg, fmt, np.full(91, -128), [7, 9])
-    y, cycles = run_amaranth(cfg, job)
+    y, cycles, counts = run_amaranth(cfg, job)
     assert (y == job["expect"]).all() and cycles == job["predicted_cycles"]
+    # independent expectations: stage 1 (cheapest order) and stage 2 by hand from the shapes
+    st = tf.plan_stages(fmt)
+    macs = sum(s.Q * s.R * s.K for s in st)
+    reads = sum(s.Q * -(-s.R // 4) * s.K for s in st)
+    acts = counts["actions"]
+    assert acts["pe_mult.mult"] == acts["pe_acc.add"] == acts["pe_acc_reg.write"] == macs
+    assert acts["weight_sram.read"] == reads and sum(counts["bank_reads"]) == reads
+    assert acts["work_sram.write"] == 91 + sum(s.Q * s.R for s in st) and acts["dram.read"] == 91
+    assert counts["stall_cycles"] == 0
+    assert count_diffs(counts, job["expect_counts"]) == {}
+
+
+def test_wrong_expected_count_is_reported():
+    cfg = LstmEngineConfig(pes=4, banks=4, **SMALL)
+    job = random_jobs(cfg, seed=3, count=1)[0]
+    _, _, counts = run_amaranth(cfg, job)
+    want = job["expect_counts"]
+    bad = {**want, "actions": {**want["actions"], "pe_mult.mult": want["actions"]["pe_mult.mult"] + 1},
+           "bank_writes": [*want["bank_writes"][:-1], want["bank_writes"][-1] - 1], "stall_cycles": 1}
+    diffs = count_diffs(counts, bad)
+    m = want["actions"]["pe_mult.mult"]
+    assert diffs == {"pe_mult.mult": [m, m + 1], "bank_writes[3]": [want["bank_writes"][3], want["bank_writes"][3] - 1],
+                     "stall_cycles": [0, 1]}
 
 
 def test_generate_writes_verilog(tmp_path):

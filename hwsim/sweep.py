@@ -723,9 +723,11 @@ def _run_dask(tasks: list[dict], address: str) -> Iterator[list[dict]]:
         raise HwsimError(f"--scheduler={address!r} is not reachable: {_one_line(e)}") from None
     try:
         futures = [client.submit(evaluate_task, t, pure=False) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
+        # This client's loop, not the default client's (a caller may hold another client as current).
+        for fut in as_completed(futures, loop=client.loop):
+            records = fut.result()
             fut.release()
+            yield records
     finally:
         client.close()
 

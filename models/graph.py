@@ -18,9 +18,16 @@ Layer kinds and their attributes:
     ``kernel`` and ``stride`` (square, no padding).
 ``add``
     Two inputs of the same shape (residual connection).
+``lstm``
+    A single-layer LSTM (gates i, f, g, o along its ``4H`` outputs) reading a per-sample input as a
+    sequence: the last axis holds the ``N`` features of a step, all other axes are flattened into time
+    steps (a (1, 8, 8) digit is 8 rows of 8 pixels). ``weight`` (4H, N) is the input-to-hidden matrix,
+    ``bias`` (4H,), ``arrays["U"]`` (4H, H) the hidden-to-hidden matrix; the output is the last hidden
+    state (H,). A decomposed input layer keeps its factors in ``arrays`` and its format in ``meta``
+    (:mod:`hwsim.models.lstm_models`); ``weight`` is then their dense product.
 
 Models are stored with :func:`save_model` / :func:`load_model` as ``.npz`` files: a JSON description under
-the key ``__hwsim_model__`` and one array per weight and bias (float32).
+the key ``__hwsim_model__`` and one array per weight, bias and named array (float32).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from hwsim.models.errors import HwsimError
 
 __all__ = [
     "COMPUTE_KINDS",
+    "WORKLOAD_KINDS",
     "INPUT",
     "LAYER_KINDS",
     "Layer",
@@ -47,9 +55,11 @@ __all__ = [
 ]
 
 INPUT = "input"
-LAYER_KINDS = ("conv2d", "linear", "relu", "maxpool", "avgpool", "flatten", "add")
+LAYER_KINDS = ("conv2d", "linear", "relu", "maxpool", "avgpool", "flatten", "add", "lstm")
 #: Kinds that carry weights and lower to GEMMs.
 COMPUTE_KINDS = ("conv2d", "linear")
+#: Kinds an accelerator unit runs (``simulate`` routes each to a unit): the GEMM kinds and ``lstm``.
+WORKLOAD_KINDS = COMPUTE_KINDS + ("lstm",)
 _FORMAT_KEY = "__hwsim_model__"
 _FORMAT_VERSION = 1
 _NOT_A_MODEL = "it is not an hwsim model (an .npz written by save_model)"
@@ -76,6 +86,7 @@ class Layer:
     groups: int = 1
     kernel: int = 0
     meta: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or self.name == INPUT:
@@ -122,10 +133,31 @@ class Layer:
                         f"layer {self.name!r}: bias shape {self.bias.shape} is not allowed: expected "
                         f"({self.weight.shape[0]},)"
                     )
+        elif self.kind == "lstm":
+            self._check_lstm()
         elif self.weight is not None or self.bias is not None:
             raise HwsimError(f"layer {self.name!r}: a {self.kind} layer takes no weight or bias")
+        if self.arrays and self.kind != "lstm":
+            raise HwsimError(f"layer {self.name!r}: a {self.kind} layer takes no named arrays")
         if self.kind in ("maxpool", "avgpool"):
             self.kernel = _pair_free_int("kernel", self.name, self.kernel, 1)
+
+    def _check_lstm(self) -> None:
+        if self.weight is None or "U" not in self.arrays:
+            raise HwsimError(f"layer {self.name!r}: weight/arrays['U'] is missing: lstm needs both")
+        self.weight = np.asarray(self.weight, dtype=np.float64)
+        self.arrays = {k: np.asarray(v, dtype=np.float64) for k, v in self.arrays.items()}
+        u = self.arrays["U"]
+        if self.weight.ndim != 2 or self.weight.shape[0] % 4:
+            raise HwsimError(f"layer {self.name!r}: weight shape {self.weight.shape} is not allowed: lstm needs "
+                             "(4H, N)")
+        if u.shape != (self.weight.shape[0], self.weight.shape[0] // 4):
+            raise HwsimError(f"layer {self.name!r}: arrays['U'] shape {u.shape} is not allowed: expected "
+                             f"({self.weight.shape[0]}, {self.weight.shape[0] // 4})")
+        self.bias = np.zeros(self.weight.shape[0]) if self.bias is None else np.asarray(self.bias, dtype=np.float64)
+        if self.bias.shape != (self.weight.shape[0],):
+            raise HwsimError(f"layer {self.name!r}: bias shape {self.bias.shape} is not allowed: expected "
+                             f"({self.weight.shape[0]},)")
 
     def copy(self, **changes) -> Layer:
         """A copy (weights copied) with some attributes changed."""
@@ -135,6 +167,7 @@ class Layer:
             "bias": None if self.bias is None else self.bias.copy(),
             "stride": self.stride, "padding": self.padding, "dilation": self.dilation,
             "groups": self.groups, "kernel": self.kernel, "meta": dict(self.meta),
+            "arrays": {k: v.copy() for k, v in self.arrays.items()},
         }
         d.update(changes)
         return Layer(**d)
@@ -247,6 +280,10 @@ class Model:
     def compute_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.kind in COMPUTE_KINDS]
 
+    def workload_layers(self) -> list[Layer]:
+        """The layers an accelerator unit runs (kinds in :data:`WORKLOAD_KINDS`), in order."""
+        return [layer for layer in self.layers if layer.kind in WORKLOAD_KINDS]
+
     def to_networkx(self):
         """A ``networkx.DiGraph``: one node per layer plus ``"input"``, edges producer -> consumer."""
         import networkx as nx
@@ -294,6 +331,11 @@ class Model:
                 out = (s[0], ho, wo)
             elif k == "flatten":
                 out = (int(np.prod(s)),)
+            elif k == "lstm":
+                if s[-1] != layer.weight.shape[1]:
+                    raise HwsimError(f"{where}: input shape {s} is not allowed: expected (..., "
+                                     f"{layer.weight.shape[1]}) (the last axis is one step's features)")
+                out = (layer.weight.shape[0] // 4,)
             elif k == "add":
                 s2 = shapes[layer.inputs[1]]
                 if s != s2:
@@ -352,6 +394,8 @@ class Model:
                 y = pool2d(a, "sum", layer.kernel, layer.stride) / float(layer.kernel * layer.kernel)
             elif k == "flatten":
                 y = a.reshape(a.shape[0], -1)
+            elif k == "lstm":
+                y = _lstm_float(a.reshape(a.shape[0], -1, a.shape[-1]), layer)
             else:  # add
                 y = a + acts[layer.inputs[1]]
             acts[layer.name] = y
@@ -362,6 +406,23 @@ class Model:
 
     def accuracy(self, x, y) -> float:
         return float(np.mean(self.predict(x) == np.asarray(y)))
+
+
+def _lstm_float(xs: np.ndarray, layer: Layer) -> np.ndarray:
+    """Last hidden state (B, H) of the float LSTM ``layer`` over sequences ``xs`` (B, T, N)."""
+    u = layer.arrays["U"]
+    H = u.shape[1]
+    h = np.zeros((xs.shape[0], H))
+    c = np.zeros((xs.shape[0], H))
+
+    def sig(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
+    for t in range(xs.shape[1]):
+        z = xs[:, t, :] @ layer.weight.T + h @ u.T + layer.bias
+        c = sig(z[:, H:2 * H]) * c + sig(z[:, :H]) * np.tanh(z[:, 2 * H:3 * H])
+        h = sig(z[:, 3 * H:]) * np.tanh(c)
+    return h
 
 
 def save_model(model: Model, path) -> None:
@@ -379,6 +440,11 @@ def save_model(model: Model, path) -> None:
         if layer.bias is not None:
             arrays[f"b{i}"] = layer.bias.astype(np.float32)
             d["bias"] = f"b{i}"
+        if layer.arrays:
+            d["arrays"] = {}
+            for j, (key, a) in enumerate(sorted(layer.arrays.items())):
+                arrays[f"a{i}_{j}"] = np.asarray(a).astype(np.float32)
+                d["arrays"][key] = f"a{i}_{j}"
         desc["layers"].append(d)
     arrays[_FORMAT_KEY] = np.array(json.dumps(desc, sort_keys=True))
     with open(os.fspath(path), "wb") as f:
@@ -405,8 +471,9 @@ def load_model(path) -> Model:
             for d in desc["layers"]:
                 w = data[d["weight"]].astype(np.float64) if "weight" in d else None
                 b = data[d["bias"]].astype(np.float64) if "bias" in d else None
+                named = {k: data[v].astype(np.float64) for k, v in d.get("arrays", {}).items()}
                 layers.append(Layer(d["name"], d["kind"], tuple(d["inputs"]), w, b, d["stride"], d["padding"],
-                                    d["dilation"], d["groups"], d["kernel"], dict(d.get("meta", {}))))
+                                    d["dilation"], d["groups"], d["kernel"], dict(d.get("meta", {})), named))
             return Model(layers, tuple(desc["input_shape"]), desc["name"], desc.get("meta", {}))
     except HwsimError as e:
         if path in str(e):

@@ -191,7 +191,7 @@ def _resolve(target: str | Callable) -> Callable:
 _REGISTRY: dict[str, Family] = {}
 _PLUGINS_LOADED = False
 #: Modules of the built-in families; each defines ``FAMILY``, its :class:`Family` record.
-BUILTIN = ("hwsim.mac_array", "hwsim.lstm_engine", "hwsim.rf_array")
+BUILTIN = ("hwsim.mac_array", "hwsim.lstm_engine", "hwsim.rf_array", "hwsim.deform_unit")
 
 
 def register(family: Family, replace: bool = False) -> Family:

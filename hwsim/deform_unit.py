@@ -1,0 +1,613 @@
+"""Deformable-convolution unit (family ``deform-unit``): config, cycle model, inventory and registry record.
+
+The unit runs one deformable 3x3 (``kernel``) layer, full (``groups == 1``) or depthwise (``groups == C``),
+after its offsets have been produced by the offset-generating conv on a MAC array
+(:func:`hwsim.mac_array.predict_gemm`, run first, not overlapped). Blocks:
+
+* **line buffer**: ``R`` input rows of the whole width and all channels, one word = ``lanes`` channels of
+  one pixel, ``banks`` banks, bank of pixel ``(y, x)`` = ``(x + 2 y) mod banks`` (so 4 banks make the
+  four bilinear neighbours conflict-free). For output row ``y`` it holds rows
+  ``[top, top + R)``, ``top = y * stride - padding + c * dilation - (R - 1) // 2`` (centred on the kernel
+  centre row, ``c = (kernel - 1) // 2``). ``R`` follows from the offset bound
+  (:meth:`DeformUnitConfig.rows_for`); unbounded offsets use ``kernel + 1`` rows (or ``line_buffer_rows``)
+  and a neighbour in the image but outside the window is a **miss**: a random fetch of one word from
+  DRAM that takes ``miss_cycles`` and reads ``lanes * act_bits / 8`` bytes.
+* **bilinear sampler**: per item (output pixel, tap, channel block of ``lanes``; items in that order) it
+  reads the in-image neighbours (all four, also those of zero weight; neighbours outside the image are
+  zero and not read) and interpolates ``lanes`` channels. Cycles per item
+  ``a = max(1, largest number of hit neighbours in one bank) + misses * miss_cycles``.
+* **MAC stage**: depthwise: ``lanes`` MACs, one item per cycle (``b = 1``); full: ``lanes x out_lanes``
+  MACs, ``b = ceil(C_out / out_lanes)`` cycles per item.
+* **requantizer**: ``max(lanes, out_lanes)`` lanes (power-of-two shift, :mod:`hwsim.models.deform_unit`).
+
+Timing (exact for this model): sampler and MAC advance in lock-step, the MAC working on item ``t - 1``
+while the sampler fetches item ``t``; a step lasts ``max(a_t, b)``. Each output row is one pipeline run::
+
+    comp[y] = a_0 + sum_{t >= 1} max(a_t, b) + b
+
+The line buffer is filled from DRAM at ``dram_bytes_per_cycle`` (``ceil(bytes / bw)`` cycles for the
+rows a window adds); the first window is loaded before any item (``fill[0]``), the rows output row ``y + 1``
+adds are loaded while row ``y`` computes::
+
+    cycles = fill[0] + sum_y max(comp[y], fill[y + 1]) + drain,   drain = 1 + ceil(outputs of a pixel / requant lanes)
+
+(``fill[H_out] = 0``). Stall cycles: ``fill[0]`` + the row-fill waits + every miss's ``miss_cycles``;
+``conflict_cycles`` (bank conflicts) are reported apart. Miss fetches and row fills are assumed not to
+contend for DRAM (stated model simplification).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from hwsim.config import FamilyConfig, MacArrayConfig, _check_choice, _check_int
+from hwsim.errors import HwsimError
+from hwsim.families import Family
+from hwsim.models import deform_unit as ref
+from hwsim.stats import ActionCounts
+
+__all__ = [
+    "FAMILY",
+    "DeformLayer",
+    "DeformStats",
+    "DeformUnitConfig",
+    "check_layer",
+    "execute_layer",
+    "inventory",
+    "offset_conv_stats",
+    "parse_preset",
+    "predict",
+    "predict_layer",
+    "synthetic_offsets",
+]
+
+WEIGHT_FORMATS = ("int8", "int4")
+OFFSET_MODES = ("free", "square")
+OFFSET_WORD_BITS = 16  # offsets (and masks) are stored as 16-bit words in the offset buffer
+
+
+def _check_number(name, value, lo, lo_open, hi):
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value <= hi \
+        and (value > lo if lo_open else value >= lo)
+    if not ok:
+        rng = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
+        raise HwsimError(f"{name}={value!r} is not allowed: expected a number in {rng}")
+
+
+@dataclass(frozen=True)
+class DeformUnitConfig(FamilyConfig):
+    """A deformable-convolution unit with its offset-generating MAC array (family ``deform-unit``).
+
+    Parameters
+    ----------
+    kernel : int
+        Kernel size k of the k x k deformable conv (odd); the offset tensor has 2 k k channels (free) or
+        1 (square).
+    offset_mode : {"free", "square"}
+        ``free``: two learned offsets per tap (DCN); ``square``: one learned dilation per output pixel
+        (CoDeNet's square shape).
+    offset_bound : float or None
+        Offsets are clamped to [-bound, bound] pixels (free) or dilations to [0, bound] (square); None means
+        unbounded (free only), which falls back to random DRAM fetches outside the line buffer.
+    square_fractional : bool
+        Square mode: keep the dilation's fraction bits (otherwise it is rounded to an integer).
+    frac_bits : int
+        Fraction bits F of the Q-format offsets; bilinear weights are integers summing to 2**(2F).
+    act_bits : int
+        Signed activation width (input, output).
+    weight_format : {"int8", "int4"}
+        Weight format of the MAC stage and of the offset-generating MAC array.
+    acc_bits : int
+        Signed accumulator width; must hold one product (act_bits + weight bits + 2F (+ mask_bits) - 1).
+    overflow : {"saturate", "wrap"}
+        What the accumulator does after every addition that leaves its range.
+    rounding : {"half_up", "half_even"}
+        Rounding of the power-of-two requantization shift.
+    modulation : bool
+        DCN v2: multiply each sample by a mask value in [0, 1] (mask_bits fraction bits).
+    mask_bits : int
+        Fraction bits of the DCN v2 mask.
+    lanes : int
+        Channel lanes of the sampler (one line-buffer word holds this many channels of one pixel).
+    out_lanes : int
+        Output channels the MAC stage computes per cycle in full (non-depthwise) mode.
+    banks : int
+        Line-buffer banks (bank of pixel (y, x) is (x + 2y) mod banks).
+    line_buffer_rows : int or None
+        Rows of the line buffer; None derives them from the kernel and the offset bound.
+    max_width : int
+        Widest input row the line buffer holds, in pixels.
+    max_channels : int
+        Most input channels the line buffer holds.
+    miss_cycles : int
+        Cycles one random fetch of a word outside the line buffer takes (DRAM latency; an assumption).
+    offset_rows, offset_cols : int
+        The MAC array that runs the offset-generating (and pointwise) convs.
+    dram_bytes_per_cycle : float
+        DRAM bandwidth filling the line buffer, in bytes per cycle.
+    clock_mhz : float
+        Clock frequency in MHz.
+    """
+
+    kernel: int = 3
+    offset_mode: str = "free"
+    offset_bound: float | None = None
+    square_fractional: bool = False
+    frac_bits: int = 4
+    act_bits: int = 8
+    weight_format: str = "int8"
+    acc_bits: int = 32
+    overflow: str = "saturate"
+    rounding: str = "half_up"
+    modulation: bool = False
+    mask_bits: int = 8
+    lanes: int = 16
+    out_lanes: int = 16
+    banks: int = 4
+    line_buffer_rows: int | None = None
+    max_width: int = 128
+    max_channels: int = 128
+    miss_cycles: int = 20
+    offset_rows: int = 16
+    offset_cols: int = 16
+    dram_bytes_per_cycle: float = 16.0
+    clock_mhz: float = 200.0
+
+    FAMILY: ClassVar[str] = "deform-unit"
+
+    def __post_init__(self):
+        _check_int("kernel", self.kernel, 1, 15)
+        if self.kernel % 2 == 0:
+            raise HwsimError(f"kernel={self.kernel!r} is not allowed: expected an odd integer in [1, 15]")
+        _check_choice("offset_mode", self.offset_mode, OFFSET_MODES)
+        if self.offset_bound is not None:
+            _check_number("offset_bound", self.offset_bound, 0.0, False, 64.0)
+        elif self.offset_mode == "square":
+            raise HwsimError("offset_bound=None is not allowed with offset_mode='square': expected the largest "
+                             "dilation, a number in [0, 64]")
+        if not isinstance(self.square_fractional, bool):
+            raise HwsimError(f"square_fractional={self.square_fractional!r} is not allowed: expected true or false")
+        if not isinstance(self.modulation, bool):
+            raise HwsimError(f"modulation={self.modulation!r} is not allowed: expected true or false")
+        _check_int("frac_bits", self.frac_bits, 0, 12)
+        _check_int("act_bits", self.act_bits, 2, 16)
+        _check_choice("weight_format", self.weight_format, WEIGHT_FORMATS)
+        _check_int("acc_bits", self.acc_bits, 8, 48)
+        _check_choice("overflow", self.overflow, ref.OVERFLOW_MODES)
+        _check_choice("rounding", self.rounding, ref.ROUNDING_MODES)
+        _check_int("mask_bits", self.mask_bits, 1, 12)
+        need = ref.acc_bits_needed(self.act_bits, self.weight_bits, self.frac_bits,
+                                   self.mask_bits if self.modulation else None)
+        if need > self.acc_bits:
+            raise HwsimError(f"frac_bits={self.frac_bits!r} is not allowed with acc_bits={self.acc_bits}: one "
+                             f"product needs {need} bits (act_bits + weight bits + 2 * frac_bits"
+                             f"{' + mask_bits' if self.modulation else ''} - 1)")
+        _check_int("lanes", self.lanes, 1, 256)
+        _check_int("out_lanes", self.out_lanes, 1, 256)
+        _check_int("banks", self.banks, 1, 64)
+        if self.line_buffer_rows is not None:
+            _check_int("line_buffer_rows", self.line_buffer_rows, 2, 1024)
+        _check_int("max_width", self.max_width, 1, 1 << 14)
+        _check_int("max_channels", self.max_channels, 1, 1 << 14)
+        _check_int("miss_cycles", self.miss_cycles, 1, 1 << 16)
+        _check_int("offset_rows", self.offset_rows, 1, 1024)
+        _check_int("offset_cols", self.offset_cols, 1, 1024)
+        _check_number("dram_bytes_per_cycle", self.dram_bytes_per_cycle, 0.0, True, 1e6)
+        _check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def weight_bits(self) -> int:
+        return 8 if self.weight_format == "int8" else 4
+
+    @property
+    def ns_per_cycle(self) -> float:
+        return 1000.0 / self.clock_mhz
+
+    @property
+    def top_name(self) -> str:
+        b = "u" if self.offset_bound is None else f"{self.offset_bound:g}".replace(".", "p")
+        return f"deform_unit_{self.offset_mode}_b{b}_k{self.kernel}_l{self.lanes}_f{self.frac_bits}"
+
+    @property
+    def sample_bits(self) -> int:
+        """Signed width of one interpolated sample (exact, scale 2**(2F)), times the mask with modulation."""
+        return self.act_bits + 2 * self.frac_bits + (self.mask_bits + 1 if self.modulation else 0)
+
+    @property
+    def lb_word_bits(self) -> int:
+        return self.lanes * self.act_bits
+
+    def rows_for(self, dilation: int = 1) -> int:
+        """Line-buffer rows a layer of ``dilation`` needs (``line_buffer_rows`` if set).
+
+        free, bound B: ``2 c dilation + 2 ceil(B) + 2``; square, bound D: ``2 ceil(c D) + 2``; unbounded:
+        ``kernel + 1`` (the nominal window; ``2 c dilation + 2``).
+        """
+        if self.line_buffer_rows is not None:
+            return self.line_buffer_rows
+        c = (self.kernel - 1) // 2
+        if self.offset_bound is None:
+            return 2 * c * dilation + 2
+        if self.offset_mode == "square":
+            return 2 * math.ceil(c * self.offset_bound) + 2
+        return 2 * c * dilation + 2 * math.ceil(self.offset_bound) + 2
+
+    @property
+    def line_buffer_bytes(self) -> int:
+        return self.rows_for(1) * self.max_width * math.ceil(self.max_channels / self.lanes) * self.lanes \
+            * self.act_bits // 8
+
+    def variant(self, depthwise: bool) -> ref.Variant:
+        """The reference variant this unit computes for a full or depthwise layer."""
+        name = ("square" if self.offset_mode == "square" else "bounded" if self.offset_bound is not None
+                else "free") + ("_depthwise" if depthwise else "")
+        return ref.Variant(name, depthwise, self.offset_mode, self.offset_bound, self.square_fractional)
+
+    def mac_array(self) -> MacArrayConfig:
+        """The MAC array running the offset-generating and pointwise convs."""
+        return MacArrayConfig(rows=self.offset_rows, cols=self.offset_cols, weight_format=self.weight_format,
+                              act_bits=self.act_bits, acc_bits=32, clock_mhz=self.clock_mhz,
+                              dram_bytes_per_cycle=self.dram_bytes_per_cycle)
+
+    def describe(self) -> str:
+        b = "unbounded" if self.offset_bound is None else f"bound {self.offset_bound:g}"
+        return (f"deformable unit {self.kernel}x{self.kernel} ({self.offset_mode} offsets, {b}, Q.{self.frac_bits}"
+                f"{', v2 mask' if self.modulation else ''}), {self.lanes} lanes x {self.out_lanes} out lanes, "
+                f"{self.banks} banks, {self.rows_for(1)}-row line buffer, {self.weight_format} weights, "
+                f"offsets on a {self.offset_rows}x{self.offset_cols} MAC array, {self.clock_mhz:g} MHz")
+
+
+_PRESET_RE = re.compile(r"^deform-unit(?:-(\d+)x(\d+))?(?:-(free|square))?(?:-b(\d+))?$")
+
+
+def parse_preset(name: str) -> DeformUnitConfig | None:
+    """``deform-unit[-PxQ][-free|square][-bB]`` (lanes P, out lanes Q, bound B) as a config; None otherwise."""
+    m = _PRESET_RE.match(str(name))
+    if not m:
+        return None
+    mode = m[3] or "free"
+    bound = float(m[4]) if m[4] else (8.0 if mode == "square" else None)
+    return DeformUnitConfig(lanes=int(m[1] or 16), out_lanes=int(m[2] or 16), offset_mode=mode, offset_bound=bound)
+
+
+# ---------------------------------------------------------------------------------------------- workload
+@dataclass(frozen=True)
+class DeformLayer:
+    """One deformable layer: input ``(c, h, w)``, ``c_out`` outputs (depthwise: ``c_out == c``).
+
+    Counts-only prediction draws the learned offsets (or square dilations) as
+    :func:`synthetic_offsets` does: normal with standard deviation ``offset_std`` pixels, seeded by
+    ``seed``.
+    """
+
+    name: str
+    c: int
+    h: int
+    w: int
+    c_out: int
+    depthwise: bool = False
+    stride: int = 1
+    padding: int = 1
+    dilation: int = 1
+    offset_std: float = 2.0
+    seed: int = 0
+
+    @property
+    def groups(self) -> int:
+        return self.c if self.depthwise else 1
+
+
+@dataclass(frozen=True)
+class DeformStats:
+    """Statistics of one deformable layer on the unit (the offset conv included when it was run).
+
+    ``cycles`` = ``offset_cycles`` (MAC array) + ``unit_cycles``; ``stall_cycles`` = ``fill_stall_cycles`` +
+    ``miss_stall_cycles``; ``macs`` are the useful multiply-accumulates of the deformable conv.
+    """
+
+    name: str
+    cycles: int
+    unit_cycles: int
+    offset_cycles: int
+    stall_cycles: int
+    fill_stall_cycles: int
+    miss_stall_cycles: int
+    conflict_cycles: int
+    items: int
+    misses: int
+    line_buffer_rows: int
+    macs: int
+    dram_read_bytes: int
+    dram_write_bytes: int
+    actions: ActionCounts
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("actions", "extra")}
+        d["actions"] = self.actions.as_dict()
+        d.update(self.extra)
+        return d
+
+
+def check_layer(cfg: DeformUnitConfig, layer: DeformLayer) -> None:
+    """Raise if the unit cannot run ``layer`` (too wide, too many channels, or not full/depthwise)."""
+    for f in ("c", "h", "w", "c_out", "stride", "dilation"):
+        _check_int(f"layer {layer.name!r} {f}", getattr(layer, f), 1)
+    _check_int(f"layer {layer.name!r} padding", layer.padding, 0)
+    if layer.depthwise and layer.c_out != layer.c:
+        raise HwsimError(f"layer {layer.name!r} c_out={layer.c_out} is not allowed: a depthwise layer has "
+                         f"c_out == c == {layer.c}")
+    if layer.w > cfg.max_width or layer.c > cfg.max_channels:
+        raise HwsimError(f"layer {layer.name!r} ({layer.c}x{layer.h}x{layer.w}) is not allowed on this unit: the "
+                         f"line buffer holds rows of at most max_width={cfg.max_width} pixels and "
+                         f"max_channels={cfg.max_channels} channels")
+    if cfg.rows_for(layer.dilation) > max(cfg.rows_for(1), cfg.line_buffer_rows or 0):
+        raise HwsimError(f"layer {layer.name!r} dilation={layer.dilation} is not allowed: it needs "
+                         f"{cfg.rows_for(layer.dilation)} line-buffer rows, the unit has {cfg.rows_for(1)}")
+
+
+def synthetic_offsets(cfg: DeformUnitConfig, layer: DeformLayer) -> np.ndarray:
+    """Learned-offset stand-in in Q format: free: ``N(0, std)`` pixels per (dy, dx) of every tap; square:
+    ``1 + |N(0, std)|`` dilations. Shape ``(2 k k, H_out, W_out)`` or ``(1, H_out, W_out)``."""
+    k = cfg.kernel
+    ho, wo = ref.output_size(layer.h, layer.w, k, k, layer.stride, layer.padding, layer.dilation)
+    rng = np.random.default_rng(layer.seed)
+    if cfg.offset_mode == "square":
+        raw = 1.0 + np.abs(rng.normal(0.0, layer.offset_std, size=(1, ho, wo)))
+    else:
+        raw = rng.normal(0.0, layer.offset_std, size=(2 * k * k, ho, wo))
+    return ref.quantize_offsets(raw, cfg.frac_bits)
+
+
+# ---------------------------------------------------------------------------------------------- cycle model
+def _sampler_cycles(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q: np.ndarray, rows: int):
+    """Per (output row, output column, tap): sampler cycles, line-buffer hits, misses, conflict cycles."""
+    k, F = cfg.kernel, cfg.frac_bits
+    ho, wo = ref.output_size(layer.h, layer.w, k, k, layer.stride, layer.padding, layer.dilation)
+    py, px = ref.sample_positions_fixed(offsets_q, k, k, ho, wo, F, layer.stride, layer.padding, layer.dilation)
+    y0, x0 = (py[0] >> F).transpose(1, 2, 0), (px[0] >> F).transpose(1, 2, 0)  # (ho, wo, taps)
+    top = (np.arange(ho) * layer.stride - layer.padding + (k - 1) // 2 * layer.dilation
+           - (rows - 1) // 2)[:, None, None]
+    hit, bank = [], []
+    misses = np.zeros(y0.shape, dtype=np.int64)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            yy, xx = y0 + dy, x0 + dx
+            inside = (yy >= 0) & (yy < layer.h) & (xx >= 0) & (xx < layer.w)
+            win = (yy >= top) & (yy < top + rows)
+            hit.append(inside & win)
+            misses += inside & ~win
+            bank.append((xx + 2 * yy) % cfg.banks)
+    load = np.zeros(y0.shape, dtype=np.int64)
+    for i in range(4):
+        same = sum((hit[j] & (bank[j] == bank[i])).astype(np.int64) for j in range(4))
+        load = np.maximum(load, np.where(hit[i], same, 0))
+    hits = sum(h.astype(np.int64) for h in hit)
+    a_hit = np.maximum(load, 1)
+    return a_hit + misses * cfg.miss_cycles, hits, misses, a_hit - 1, (ho, wo)
+
+
+def _fill_rows(layer: DeformLayer, ho: int, rows: int, k: int) -> np.ndarray:
+    """Rows the window of each output row adds to the previous one (row 0: its whole window), in the image."""
+    top = np.arange(ho) * layer.stride - layer.padding + (k - 1) // 2 * layer.dilation - (rows - 1) // 2
+    lo, hi = np.clip(top, 0, layer.h), np.clip(top + rows, 0, layer.h)
+    prev_hi = np.concatenate([[0], hi[:-1]])
+    new = np.maximum(hi - np.maximum(lo, prev_hi), 0)
+    return new
+
+
+def offset_conv_stats(cfg: DeformUnitConfig, layer: DeformLayer):
+    """The offset-generating k x k conv (``2 k k`` channels free, 1 square, + ``k k`` masks with modulation)
+    on the MAC array: ``predict_gemm(m = H_out W_out, k = C k k, n = channels)``."""
+    from hwsim.mac_array import predict_gemm
+
+    k = cfg.kernel
+    ho, wo = ref.output_size(layer.h, layer.w, k, k, layer.stride, layer.padding, layer.dilation)
+    n = ref.offset_channels(k, k, 1, cfg.offset_mode) + (k * k if cfg.modulation else 0)
+    return predict_gemm(cfg.mac_array(), ho * wo, layer.c * k * k, n, name=f"{layer.name}.offsets")
+
+
+def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, with_offset_conv: bool = True
+                  ) -> DeformStats:
+    """Exact cycles, stalls, traffic and action counts of ``layer`` with the raw learned offsets ``offsets_q``
+    (Q format, before the variant's clamp; :func:`synthetic_offsets` when None)."""
+    check_layer(cfg, layer)
+    k, F = cfg.kernel, cfg.frac_bits
+    raw = synthetic_offsets(cfg, layer) if offsets_q is None else np.asarray(offsets_q, dtype=np.int64)
+    off = ref.variant_offsets(cfg.variant(layer.depthwise), raw, k, k, layer.dilation, frac_bits=F)
+    if off.shape[0] != 2 * k * k:
+        raise HwsimError(f"offset channels={off.shape[0]} is not allowed: the unit takes one offset group "
+                         f"(2 * {k} * {k} channels, or 1 square dilation map)")
+    rows = cfg.rows_for(layer.dilation)
+    a, hits, misses, conflicts, (ho, wo) = _sampler_cycles(cfg, layer, off, rows)
+    nb = math.ceil(layer.c / cfg.lanes)
+    b = 1 if layer.depthwise else math.ceil(layer.c_out / cfg.out_lanes)
+    # items per output row: (column, tap, block); every block of a (column, tap) has the same a
+    a_row = np.repeat(a.reshape(ho, wo * k * k), nb, axis=1)
+    comp = a_row[:, 0] + np.maximum(a_row[:, 1:], b).sum(axis=1) + b
+    row_bytes = layer.w * nb * cfg.lanes * cfg.act_bits // 8
+    new_rows = _fill_rows(layer, ho, rows, k)
+    fill = np.array([math.ceil(r * row_bytes / cfg.dram_bytes_per_cycle) for r in new_rows.tolist()],
+                    dtype=np.int64)
+    later = np.concatenate([fill[1:], [0]])
+    drain = 1 + (1 if layer.depthwise else math.ceil(layer.c_out / cfg.out_lanes))
+    unit_cycles = int(fill[0] + np.maximum(comp, later).sum() + drain)
+    fill_stall = int(fill[0] + np.maximum(later - comp, 0).sum())
+    n_miss = int(misses.sum()) * nb
+    miss_stall = n_miss * cfg.miss_cycles
+    items = ho * wo * k * k * nb
+    useful = layer.c_out * ho * wo * (layer.c // layer.groups) * k * k
+    mac_lanes = cfg.lanes if layer.depthwise else cfg.lanes * cfg.out_lanes * b
+    word_bytes = cfg.lanes * cfg.act_bits // 8
+    wbytes = math.ceil(layer.c_out * (layer.c // layer.groups) * k * k * cfg.weight_bits / 8)
+    dram_r = int(new_rows.sum()) * row_bytes + n_miss * word_bytes + wbytes
+    dram_w = layer.c_out * ho * wo * cfg.act_bits // 8
+    n_off = ref.offset_channels(k, k, 1, cfg.offset_mode) + (k * k if cfg.modulation else 0)
+    acts = {
+        ("line_buffer", "write"): int(new_rows.sum()) * layer.w * nb,
+        ("line_buffer", "read"): int(hits.sum()) * nb,
+        ("sampler", "sample"): items,
+        ("mac", "mac"): items * mac_lanes,
+        ("offset_buffer", "read"): ho * wo * n_off,
+        ("offset_buffer", "write"): ho * wo * n_off,
+        ("requant", "convert"): layer.c_out * ho * wo,
+        ("dram", "read"): dram_r,
+        ("dram", "write"): dram_w,
+    }
+    if cfg.modulation:
+        acts[("mask_mult", "mult")] = items * cfg.lanes
+    actions = ActionCounts(acts)
+    off_cycles = 0
+    if with_offset_conv:
+        oc = offset_conv_stats(cfg, layer)
+        off_cycles = oc.cycles
+        actions = actions + _rename_mac_actions(oc.actions)
+        dram_r += oc.actions.dram_read_bytes
+        dram_w += oc.actions.dram_write_bytes
+    return DeformStats(
+        name=layer.name, cycles=off_cycles + unit_cycles, unit_cycles=unit_cycles, offset_cycles=off_cycles,
+        stall_cycles=fill_stall + miss_stall, fill_stall_cycles=fill_stall, miss_stall_cycles=miss_stall,
+        conflict_cycles=int(conflicts.sum()) * nb, items=items, misses=n_miss, line_buffer_rows=rows, macs=useful,
+        dram_read_bytes=dram_r, dram_write_bytes=dram_w, actions=actions,
+        extra={"sampler_cycles": int(a.sum()) * nb, "mac_cycles_per_item": b, "blocks": nb, "h_out": ho,
+               "w_out": wo})
+
+
+def _rename_mac_actions(mac_actions) -> ActionCounts:
+    """MAC-array action pairs under this inventory's ``oc_`` names (its DRAM is the shared ``dram``)."""
+    out = {}
+    for (comp, act), n in mac_actions.pairs().counts.items():
+        out[("dram" if comp == "dram" else f"oc_{comp}", act)] = n
+    return ActionCounts(out)
+
+
+def predict(cfg: DeformUnitConfig, op) -> DeformStats:
+    """Registry entry: a :class:`DeformLayer` (offset conv on the MAC array + the deformable unit)."""
+    if not isinstance(op, DeformLayer):
+        raise HwsimError(f"op={type(op).__name__} is not allowed: expected a hwsim.deform_unit.DeformLayer")
+    return predict_layer(cfg, op)
+
+
+def execute_layer(cfg: DeformUnitConfig, x, offsets_q, weight, shift: int, bias=None, relu: bool = False,
+                  mask_q=None, stride: int = 1, padding: int = 1, dilation: int = 1, name: str = "deform"):
+    """Value path: the bit-exact outputs of one layer (the reference on the variant's offsets) and its
+    statistics (:func:`predict_layer` on the same offsets, without the offset conv)."""
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    c, h, w = x.shape
+    co = weight.shape[0]
+    depthwise = weight.shape[1] == 1 and co == c and c > 1
+    layer = DeformLayer(name, c, h, w, co, depthwise, stride, padding, dilation)
+    check_layer(cfg, layer)
+    k = cfg.kernel
+    if weight.shape[2:] != (k, k):
+        raise HwsimError(f"weight shape={weight.shape} is not allowed: expected a {k}x{k} kernel")
+    off = ref.variant_offsets(cfg.variant(depthwise), offsets_q, k, k, dilation, frac_bits=cfg.frac_bits)
+    values = ref.deform_conv2d_fixed(
+        x, off, weight, frac_bits=cfg.frac_bits, shift=shift, bias=bias, stride=stride, padding=padding,
+        dilation=dilation, groups=layer.groups, mask_q=mask_q if cfg.modulation else None, mask_bits=cfg.mask_bits,
+        act_bits=cfg.act_bits, weight_bits=cfg.weight_bits, acc_bits=cfg.acc_bits, overflow=cfg.overflow,
+        rounding=cfg.rounding, relu=relu)
+    return values, predict_layer(cfg, layer, offsets_q, with_offset_conv=False)
+
+
+# ---------------------------------------------------------------------------------------------- cost
+def _cost_entries():
+    from hwsim.cost import HWSIM_ASSUMPTION, HWSIM_DERIVED, CostEntry
+
+    return [
+        CostEntry("bilinear_sampler.composition", 1.0, "x", HWSIM_DERIVED, 45, 0.9, 1,
+                  "one `sample` (one tap, all lanes) = 4 (F+1)x(F+1) weight multipliers shared by the lanes + per "
+                  "lane 4 act_bits x (2F+1) multipliers and 3 (act_bits+2F+2)-bit adders + 2 (16+F)-bit "
+                  "address adders; priced from the multiplier/adder entries (Horowitz ISSCC 2014); area the same "
+                  "parts plus a 4-way bank crossbar of (lanes*act_bits) MUX2 x 2 levels"),
+        CostEntry("deform_unit.miss_cycles", 20.0, "x", HWSIM_ASSUMPTION, 45, 0.9, 1,
+                  "default latency of one random DRAM word fetch outside the line buffer, in cycles at 200 MHz "
+                  "(100 ns, a typical LPDDR4 random-access latency; config field miss_cycles)"),
+    ]
+
+
+def _register_classes() -> None:
+    from hwsim.cost import COMPONENT_CLASSES, ComponentClass, register_component_class
+
+    if "bilinear_sampler" in COMPONENT_CLASSES:
+        return
+
+    def parts(m, a, kind):
+        f, act, lanes = a["frac_bits"], a["act_bits"], a["lanes"]
+        mult = m.mult_energy_pj if kind == "e" else m.mult_area_um2
+        add = m.add_energy_pj if kind == "e" else m.add_area_um2
+        return (4 * mult(f + 1, f + 1) + lanes * (4 * mult(act, 2 * f + 1) + 3 * add(act + 2 * f + 2))
+                + 2 * add(16 + f))
+
+    def area(m, a):
+        mux = m.entry("mux2.area").value
+        return parts(m, a, "a") + 2 * a["lanes"] * a["act_bits"] * mux
+
+    register_component_class(
+        ComponentClass("bilinear_sampler", "bilinear sampler of `lanes` channels: address generation, 4 weights "
+                       "of F fraction bits, 4-neighbour interpolation per lane; `sample` = one tap, all lanes",
+                       ("lanes", "act_bits", "frac_bits"), {"sample": ("tap", lambda m, a: parts(m, a, "e"))}, area),
+        _cost_entries(), section="Component classes of deform-unit")
+
+
+def inventory(cfg: DeformUnitConfig):
+    """The priced components of the unit and of its offset-conv MAC array (``oc_*``)."""
+    from hwsim.cost import Component, Inventory
+    from hwsim.mac_array import inventory as mac_inventory
+
+    _register_classes()
+    lanes_q = cfg.lanes * cfg.out_lanes
+    rows = cfg.rows_for(1)
+    comps = [
+        Component("line_buffer", "sram", {"bytes": cfg.line_buffer_bytes, "word_bits": cfg.lb_word_bits}, 1,
+                  f"{rows} rows x {cfg.max_width} px x {cfg.max_channels} ch in {cfg.banks} banks"),
+        Component("sampler", "bilinear_sampler", {"lanes": cfg.lanes, "act_bits": cfg.act_bits,
+                                                  "frac_bits": cfg.frac_bits}),
+        Component("mac", "mac", {"weight_format": cfg.weight_format, "act_bits": cfg.sample_bits,
+                                 "acc_bits": cfg.acc_bits}, lanes_q,
+                  f"lanes x out_lanes MACs (weight x {cfg.sample_bits}-bit sample)"),
+        Component("offset_buffer", "sram", {"bytes": max(64, 2 * cfg.max_width * (2 * cfg.kernel ** 2 + cfg.kernel
+                                                                                   ** 2) * OFFSET_WORD_BITS // 8),
+                                            "word_bits": OFFSET_WORD_BITS}, 1,
+                  "two rows of offsets (and masks) from the MAC array"),
+        Component("requant", "requantizer", {"acc_bits": cfg.acc_bits, "out_bits": cfg.act_bits},
+                  max(cfg.lanes, cfg.out_lanes)),
+        Component("dram", "dram", {}),
+        Component("controller", "controller", {"ge": 5000}, 1, "address/FSM control, rough 5k GE estimate"),
+    ]
+    if cfg.modulation:
+        comps.insert(3, Component("mask_mult", "multiplier", {"a_bits": cfg.act_bits + 2 * cfg.frac_bits,
+                                                              "b_bits": cfg.mask_bits + 1}, cfg.lanes,
+                                  "DCN v2 modulation of each sample"))
+    for c in mac_inventory(cfg.mac_array()).components:
+        if c.name != "dram":
+            comps.append(Component(f"oc_{c.name}", c.cls, c.attrs, c.count, f"offset-conv MAC array: {c.note}"
+                                   if c.note else "offset-conv MAC array"))
+    return Inventory(f"deform_unit {cfg.offset_mode} {cfg.lanes}x{cfg.out_lanes}", tuple(comps))
+
+
+FAMILY = Family(
+    name="deform-unit",
+    config_cls=DeformUnitConfig,
+    description="deformable-convolution unit: line buffer, banked bilinear sampler, MAC stage; offsets from a "
+                "MAC array; CoDeNet's bounded / square / depthwise variants",
+    presets=("deform-unit", "deform-unit-16x16-free-b8", "deform-unit-16x16-square-b8", "deform-unit-8x8"),
+    preset_pattern="deform-unit[-PxQ][-free|square][-bB]",
+    parse_preset=parse_preset,
+    workload_kinds=(),
+    reference="hwsim.models.deform_unit",
+    cycle_model="hwsim.deform_unit",
+    inventory=inventory,
+    predict=predict,
+    check_op=check_layer,
+    studies=(("codenet-variants", "hwsim.deform_unit_study:run",
+              "CoDeNet-like deformable layers at 512x512: regular conv vs full / depthwise DCN and their bounded "
+              "and square variants (cycles, traffic, energy, area; CoDeNet's 1.36x / 9.76x)"),),
+)

@@ -63,3 +63,23 @@ def test_generate_writes_verilog(tmp_path):
     assert "module lstm_engine_p4_b4" in v.read_text() and j.exists()
     with pytest.raises(HwsimError, match=r"^banks=2 has no RTL: expected banks >= pes \(4\)"):
         write_verilog(LstmEngineConfig(pes=4, banks=2, **SMALL), tmp_path)
+
+
+def test_synth_small_config():
+    """``hwsim synth lstm-engine`` through the generic flow: the stage engine's logic is synthesized, its
+    memories are listed with the bits the config implies, and the registry group is compared."""
+    from hwsim.rtl.lstm_engine import generate_verilog
+
+    from hwsim.synth import synth
+
+    cfg = LstmEngineConfig(pes=2, banks=2, data_bits=8, acc_bits=16, frac_bits=5, work_sram_bytes=64,
+                           weight_sram_bytes=64, addr_levels=2)
+    rep = synth(cfg)
+    top = rep.row(cfg.top_name)
+    # at least the two accumulators (acc_bits each) and the descriptor register are flip-flops
+    assert top.flops >= 2 * 16 + rep.config.pes and top.cells > 0 and rep.logic_area_um2 > 0
+    mems = {m.name: m.bits for m in rep.memories}
+    # 2 buffers x 2 banks x 32 words x 8 bits; weights: 64 bytes = 32 words of 2 x 8 bits; no debug counters
+    assert sum(v for k, v in mems.items() if k.startswith("buf")) == 2 * 2 * 32 * 8 and mems["wmem"] == 32 * 16
+    assert any(c.startswith("PE lanes") for c, _, _ in rep.comparison)
+    assert "cnt_mac" not in generate_verilog(cfg)[0]  # the registry's RTL has no simulation-only counters

@@ -57,7 +57,7 @@ def main() -> None:
     import numpy as np
     from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BUILD_ARGS, HARNESS_TOP, MAKE_ARGS, WEIGHT_FILE
     from hwsim.cosim.regression import build_mac_array
-    from hwsim.cosim.runner import _VERILATOR_ARGS, run_job, verilator_env
+    from hwsim.cosim.runner import _MAKE_OVERRIDES, _VERILATOR_ARGS, run_job, verilator_env
     from hwsim.models import mac_array as ref
 
     from hwsim.config import MacArrayConfig
@@ -83,7 +83,7 @@ def main() -> None:
     env = {**os.environ, **verilator_env()}
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Mdir", str(work / "obj"), "--top-module", HARNESS_TOP,
            "--prefix", "Vtop", "-o", "ceiling", *_VERILATOR_ARGS, *BUILD_ARGS,
-           "-MAKEFLAGS", " ".join(MAKE_ARGS), str(work / "main.cpp"), *map(str, srcs)]
+           "-MAKEFLAGS", " ".join((*_MAKE_OVERRIDES, *MAKE_ARGS)), str(work / "main.cpp"), *map(str, srcs)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
     if proc.returncode:

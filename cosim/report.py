@@ -12,7 +12,9 @@ from pathlib import Path
 
 __all__ = ["LAYER_FIELDS", "RegressionReport"]
 
-#: Keys of every per-layer row (a testbench may add more, e.g. ``index``).
+#: Keys of every per-layer row (a testbench may add more, e.g. ``index``). A testbench that compares the
+#: RTL's activity counters with the cycle model adds ``count_diffs``: ``{count: [rtl, model]}`` for every
+#: action or stall count that differs (empty when all agree).
 LAYER_FIELDS = ("name", "kind", "shape", "vectors", "mismatches", "rtl_cycles", "predicted_cycles")
 
 
@@ -51,12 +53,24 @@ class RegressionReport:
         return sum(r["rtl_cycles"] != r["predicted_cycles"] for r in self.layers)
 
     @property
+    def count_mismatches(self) -> int:
+        """Layers whose RTL activity counts (actions, stalls) differ from the cycle model's."""
+        return sum(bool(r.get("count_diffs")) for r in self.layers)
+
+    @property
+    def counts_checked(self) -> bool:
+        """Whether the testbench compared activity counts (it wrote ``count_diffs`` on every layer)."""
+        return bool(self.layers) and all("count_diffs" in r for r in self.layers)
+
+    @property
     def passed(self) -> bool:
-        return self.mismatches == 0 and self.cycle_mismatches == 0 and bool(self.layers)
+        return (self.mismatches == 0 and self.cycle_mismatches == 0 and self.count_mismatches == 0
+                and bool(self.layers))
 
     def as_dict(self) -> dict:
         return {"family": self.family, "config": self.config.to_dict(), "layers": self.layers,
                 "vectors": self.vectors, "mismatches": self.mismatches,
-                "cycle_mismatches": self.cycle_mismatches, "passed": self.passed,
+                "cycle_mismatches": self.cycle_mismatches, "count_mismatches": self.count_mismatches,
+                "counts_checked": self.counts_checked, "passed": self.passed,
                 "wall_seconds": self.wall_seconds, "build_cached": self.build_cached,
                 "workdir": str(self.workdir) if self.workdir else None}

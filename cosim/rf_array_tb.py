@@ -102,11 +102,15 @@ async def rf_array_regression(dut):
         mismatches = int(np.count_nonzero(got["outputs"] != want)) if same_shape else want.size
         action_mismatches = sorted(f"{c}.{a}" for (c, a), v in pred.actions.counts.items()
                                    if got["counters"].get((c, a)) != v)
+        count_diffs = {f"{c}.{a}": [got["counters"].get((c, a)), v] for (c, a), v in pred.actions.counts.items()
+                       if got["counters"].get((c, a)) != v}
+        if got["stall"] != pred.stall_cycles:
+            count_diffs["stall_cycles"] = [got["stall"], pred.stall_cycles]
         rows.append({"index": idx, "name": layer.get("name", f"run{idx}"), "kind": "mesh",
                      "shape": layer.get("shape"), "vectors": int(want.size), "mismatches": mismatches,
                      "rtl_cycles": got["cycles"], "predicted_cycles": pred.cycles,
                      "rtl_stalls": got["stall"], "predicted_stalls": pred.stall_cycles,
-                     "action_mismatches": action_mismatches,
+                     "action_mismatches": action_mismatches, "count_diffs": count_diffs,
                      "actions": {f"{c}.{a}": v for (c, a), v in got["counters"].items()}})
         dut._log.info("run %d: %d values, %d mismatches, RTL %d cycles, predicted %d, action mismatches %s",
                       idx, want.size, mismatches, got["cycles"], pred.cycles, action_mismatches)

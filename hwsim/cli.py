@@ -146,16 +146,23 @@ def _cmd_cosim(args) -> int:
     rep = run(cfg, seed=args.seed, count=args.layers, waves=args.waves, workdir=args.run_dir)
     print(f"{cfg.top_name}: seed {args.seed}, {len(rep.layers)} layers "
           f"({'cached build' if rep.build_cached else 'fresh build'})")
-    hdr = f"{'layer':<8} {'kind':<5} {'shape':<44} {'vectors':>8} {'mismatch':>8} {'rtl cyc':>9} {'pred cyc':>9}  ok"
+    hdr = (f"{'layer':<8} {'kind':<5} {'shape':<44} {'vectors':>8} {'mismatch':>8} {'rtl cyc':>9} {'pred cyc':>9} "
+           f"{'counts':>7}  ok")
     print(hdr)
     print("-" * len(hdr))
     for r in rep.layers:
-        ok = r["mismatches"] == 0 and r["rtl_cycles"] == r["predicted_cycles"]
+        diffs = r.get("count_diffs")
+        counts = "-" if diffs is None else ("equal" if not diffs else f"{len(diffs)} diff")
+        ok = r["mismatches"] == 0 and r["rtl_cycles"] == r["predicted_cycles"] and not diffs
         print(f"{r['name']:<8} {r['kind']:<5} {str(r['shape'])[:44]:<44} {r['vectors']:>8} {r['mismatches']:>8} "
-              f"{r['rtl_cycles']:>9} {r['predicted_cycles']:>9}  {'yes' if ok else 'NO'}")
+              f"{r['rtl_cycles']:>9} {r['predicted_cycles']:>9} {counts:>7}  {'yes' if ok else 'NO'}")
+        for name, (rtl_n, model_n) in (diffs or {}).items():
+            print(f"         {name}: RTL {rtl_n} != model {model_n}")
     rtl = sum(r["rtl_cycles"] for r in rep.layers)
     print(f"total: {rep.vectors} vectors compared, {rep.mismatches} mismatches, "
-          f"{rep.cycle_mismatches} layers with RTL cycles != predicted; {rtl} RTL cycles in "
+          f"{rep.cycle_mismatches} layers with RTL cycles != predicted, "
+          f"{rep.count_mismatches if rep.counts_checked else 'unchecked'} layers with action/stall count "
+          f"differences; {rtl} RTL cycles in "
           f"{rep.wall_seconds:.2f} s ({rtl / max(rep.wall_seconds, 1e-9):,.0f} cycles/s)")
     print(f"run directory: {rep.workdir} (sim.log{', dump.fst' if args.waves else ''})")
     _write_json(args.json, rep.as_dict())

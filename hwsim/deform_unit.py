@@ -57,6 +57,8 @@ __all__ = [
     "DeformStats",
     "DeformUnitConfig",
     "check_layer",
+    "check_rtl",
+    "check_rtl_layer",
     "execute_layer",
     "inventory",
     "offset_conv_stats",
@@ -517,6 +519,36 @@ def execute_layer(cfg: DeformUnitConfig, x, offsets_q, weight, shift: int, bias=
     return values, predict_layer(cfg, layer, offsets_q, with_offset_conv=False)
 
 
+# ---------------------------------------------------------------------------------------------- RTL scope
+def check_rtl(cfg: DeformUnitConfig) -> None:
+    """Raise if ``cfg`` is outside the RTL's scope (:mod:`hwsim.rtl.deform_unit`): kernel 3, a bound, the
+    derived line buffer, no DCN v2 mask, power-of-two banks, one input word per cycle from DRAM."""
+    word = cfg.lanes * cfg.act_bits
+    rules = (
+        ("kernel", cfg.kernel, cfg.kernel == 3, "3 (the RTL is the depthwise 3x3 pipeline)"),
+        ("offset_bound", cfg.offset_bound, cfg.offset_bound is not None
+         and cfg.offset_bound * (1 << cfg.frac_bits) < 1 << 15, "a bound (< 2**(15 - frac_bits)) for the RTL"),
+        ("line_buffer_rows", cfg.line_buffer_rows, cfg.line_buffer_rows is None,
+         "None (derived from the bound) for the RTL"),
+        ("modulation", cfg.modulation, not cfg.modulation, "false (the RTL has no DCN v2 mask)"),
+        ("banks", cfg.banks, cfg.banks & (cfg.banks - 1) == 0, "a power of two for the RTL"),
+        ("dram_bytes_per_cycle", cfg.dram_bytes_per_cycle, word % 8 == 0 and cfg.dram_bytes_per_cycle == word // 8,
+         f"lanes * act_bits / 8 = {word / 8:g} (one input word per cycle) for the RTL"),
+    )
+    for name, value, ok, expected in rules:
+        if not ok:
+            raise HwsimError(f"{name}={value!r} has no RTL: expected {expected}")
+
+
+def check_rtl_layer(cfg: DeformUnitConfig, layer: DeformLayer) -> None:
+    """Raise if the RTL cannot run ``layer``: depthwise, ``c == lanes``, stride 1, padding 1, dilation 1."""
+    check_layer(cfg, layer)
+    if not (layer.depthwise and layer.c == cfg.lanes and layer.stride == 1 and layer.padding == 1
+            and layer.dilation == 1 and layer.h < 1 << 12):
+        raise HwsimError(f"layer {layer.name!r} is not allowed on the RTL: expected a depthwise layer with "
+                         f"c == lanes == {cfg.lanes}, stride 1, padding 1, dilation 1, height < 4096")
+
+
 # ---------------------------------------------------------------------------------------------- cost
 def _cost_entries():
     from hwsim.cost import HWSIM_ASSUMPTION, HWSIM_DERIVED, CostEntry
@@ -607,6 +639,13 @@ FAMILY = Family(
     inventory=inventory,
     predict=predict,
     check_op=check_layer,
+    rtl="hwsim.rtl.deform_unit:generate_verilog",
+    rtl_check=check_rtl,
+    synth_groups=(
+        ("bilinear sampler", ("sampler",), ("sampler",)),
+        ("unit top (line buffer control, MAC lanes, requantizer, counters)", ("top",),
+         ("mac", "requant", "controller")),
+    ),
     studies=(("codenet-variants", "hwsim.deform_unit_study:run",
               "CoDeNet-like deformable layers at 512x512: regular conv vs full / depthwise DCN and their bounded "
               "and square variants (cycles, traffic, energy, area; CoDeNet's 1.36x / 9.76x)"),),

@@ -18,6 +18,12 @@ Entry-point protocol (what each view's callable takes and returns)
     Value path: the bit-exact outputs of one GEMM and its statistics.
 ``check_op(cfg, op) -> None``
     Raises :class:`HwsimError` if this unit cannot run ``op`` (e.g. weight codes the PE lacks).
+``simulate_model(cfg, model, x, compress=None, calib=None) -> ModelRun``
+    For families whose layers are not lowered to GEMMs (e.g. ``lstm``): the whole float ``model``
+    (:class:`hwsim.models.graph.Model`, every workload layer routed to this unit) quantized for ``cfg``
+    (``compress`` is the user's spec or None; ``calib`` are calibration inputs), run on the inputs ``x``
+    through the bit-exact reference and through the family's cycle-level model; per-layer statistics of
+    one inference (:class:`ModelRun`). ``simulate`` calls it instead of its GEMM path.
 ``rtl(cfg) -> (verilog text, metadata dict)``
     The generated Verilog of the top ``cfg.top_name`` and its metadata (ports from the signature).
 ``rtl_check(cfg) -> None``
@@ -48,6 +54,8 @@ __all__ = [
     "Accelerator",
     "CliOption",
     "Family",
+    "ModelLayer",
+    "ModelRun",
     "Unit",
     "all_families",
     "config_from_mapping",
@@ -133,6 +141,7 @@ class Family:
     predict: str | Callable | None = None
     execute: str | Callable | None = None
     check_op: str | Callable | None = None
+    simulate_model: str | Callable | None = None
     rtl: str | Callable | None = None
     rtl_check: str | Callable | None = None
     cosim: str | Callable | None = None
@@ -175,6 +184,41 @@ class Family:
             "fields": [{"name": f.name, "type": f.type.__name__, "default": f.default, "choices": f.choices,
                         "help": f.help} for f in self.config_cls.cli_fields()],
         }
+
+
+@dataclass(frozen=True)
+class ModelLayer:
+    """One layer of one inference in a :class:`ModelRun`: what ``simulate`` reports and prices.
+
+    ``shape`` and ``weight_format`` are short labels; ``cycles``, ``stall_cycles`` in clock cycles;
+    ``utilization`` is MACs / (peak MACs per cycle x cycles); ``actions`` the priced
+    :class:`hwsim.stats.ActionCounts`; ``sram_bytes`` / ``dram_bytes`` the bytes moved.
+    """
+
+    name: str
+    shape: str
+    weight_format: str
+    macs: int
+    cycles: int
+    stall_cycles: int
+    utilization: float
+    actions: object
+    sram_bytes: int = 0
+    dram_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """What ``simulate_model`` returns: ``layers`` (one inference), the output logits of every input
+    through the bit-exact reference (``logits_reference``) and through the cycle-level model
+    (``logits_simulated``), how many output values the model computed (``outputs_compared``) and a label
+    of the number format used (``compress``)."""
+
+    compress: str
+    layers: tuple[ModelLayer, ...]
+    logits_reference: object
+    logits_simulated: object
+    outputs_compared: int = 0
 
 
 def _resolve(target: str | Callable) -> Callable:

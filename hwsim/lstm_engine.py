@@ -62,6 +62,7 @@ __all__ = [
     "predict_matvec",
     "predict_step",
     "simulate_matvec",
+    "simulate_model",
     "stage_descriptors",
     "workload",
     "workload_table",
@@ -441,6 +442,93 @@ def simulate_step(cfg: LstmEngineConfig, q: ref.FixedLstm, x, h, c, hidden_name:
     return h2, c2, predict_step(cfg, LstmWorkload(hidden_name, q.fmt, q.hidden, 1, q.order))
 
 
+# ---------------------------------------------------------------------------------------------- whole models
+_SRAMS = ("weight_sram", "hidden_sram", "work_sram", "state_sram")
+
+
+def _traffic(cfg: LstmEngineConfig, acts: ActionCounts) -> tuple[int, int]:
+    """(SRAM bytes, DRAM bytes) of ``acts``: weight/hidden SRAM words are ``pes`` entries, the others one."""
+    word = {"weight_sram": cfg.pes * cfg.data_bytes, "hidden_sram": cfg.pes * cfg.data_bytes}
+    sram = sum(v * word.get(c, cfg.data_bytes) for (c, a), v in acts.counts.items() if c in _SRAMS)
+    return sram, sum(v for (c, a), v in acts.counts.items() if c == "dram")
+
+
+def readout_stats(cfg: LstmEngineConfig, outputs: int, hidden: int) -> StageStats:
+    """Timing of a dense readout ``outputs x hidden`` on the engine: one stage (R = outputs, K = hidden,
+    Q = 1) with its weights in the hidden SRAM beside ``U`` and ``h`` read from the state SRAM."""
+    return _stage_timing(cfg, "readout", outputs, hidden, 1)
+
+
+def _readout_actions(cfg: LstmEngineConfig, st: StageStats) -> ActionCounts:
+    acts = {(("hidden_sram" if c == "weight_sram" else "state_sram" if c == "work_sram" else c), a): v
+            for (c, a), v in _stage_actions(cfg, st).items()}
+    acts[("gate_add", "add")] = st.R  # + bias
+    return ActionCounts(acts)
+
+
+def simulate_model(cfg: LstmEngineConfig, model, x, compress: str | None = None, calib=None):
+    """Registry entry ``simulate_model``: an LSTM classifier (an ``lstm`` layer then a ``linear`` readout,
+    :mod:`hwsim.models.lstm_models`) on the engine, every input of ``x`` (images or sequences).
+
+    The classifier is quantized for ``cfg`` (:func:`hwsim.models.lstm_models.quantize`, calibrated on
+    ``calib``, default ``x``). Reference logits: :func:`hwsim.models.lstm_models.forward_fixed`. Engine
+    logits: per step the input layer's stage sequence (:func:`simulate_matvec`'s value path) and the gate
+    unit (hidden stage + cell update), then the readout stage; statistics of one inference: the ``lstm``
+    layer is ``T`` time steps (:func:`predict` of the workload), the ``readout`` one dense stage
+    (:func:`readout_stats`). ``compress`` must be None or ``int<data_bits>``: the number format is the
+    engine config's. A dense input layer runs as a one-core TT-matrix (a single stage) on either
+    decomposition; a TT/HT layer needs the engine of its decomposition.
+
+    Returns
+    -------
+    hwsim.families.ModelRun
+    """
+    from hwsim.families import ModelLayer, ModelRun
+    from hwsim.models import lstm_models as lm
+
+    fmt_name = f"int{cfg.data_bits}"
+    if compress not in (None, fmt_name):
+        raise HwsimError(f"--compress={compress!r} is not allowed on lstm-engine: expected {fmt_name} or no "
+                         "--compress (the engine runs its config's data_bits fixed point)")
+    m = lm.from_graph(model)
+    if m.fmt is not None and m.fmt.kind != cfg.decomposition:
+        raise HwsimError(f"decomposition={cfg.decomposition!r} is not allowed for model {model.name!r}: its input "
+                         f"layer is {m.fmt.kind.upper()}, expected an lstm-engine-{m.fmt.kind}-* engine")
+    H, N = m.hidden, m.W.shape[1]
+    if (4 * H + m.V.shape[0]) * H * cfg.data_bytes > cfg.hidden_sram_bytes:
+        raise HwsimError(f"hidden_sram_bytes={cfg.hidden_sram_bytes} is not allowed for {model.name}: expected >= "
+                         f"{(4 * H + m.V.shape[0]) * H * cfg.data_bytes} bytes (U and the readout)")
+    q = lm.quantize(m, cfg, x if calib is None else calib)
+    fq = q.lstm
+    xs = lm.quantize_inputs(q, x)
+    T = xs.shape[1]
+    ref_logits = lm.forward_fixed(q, x)
+
+    hs = []
+    for seq in xs:  # engine: stage sequence, then hidden stage and gate unit, step by step
+        h = np.zeros(H, dtype=np.int64)
+        c = np.zeros(H, dtype=np.int64)
+        for xt in seq:
+            zx = tf.matvec_fixed(fq.fmt, xt, fq.shifts, data_bits=cfg.data_bits, acc_bits=cfg.acc_bits,
+                                 overflow=cfg.overflow, rounding=cfg.rounding, order=fq.order)
+            h, c = ref.cell_fixed(zx, fq.U, fq.b, h, c, fq.e_u, cfg)
+        hs.append(h)
+    sim_logits = lm.readout_fixed(q, np.stack(hs))
+
+    lstm = predict(cfg, LstmWorkload("lstm", fq.fmt, H, T, fq.order))
+    ro = readout_stats(cfg, m.V.shape[0], H)
+    ro_acts = _readout_actions(cfg, ro)
+    layers = []
+    for name, shape, st_cycles, stalls, macs, acts in (
+            ("lstm", f"T{T} {4 * H}x{N}+{4 * H}x{H}", lstm.cycles, lstm.stall_cycles, lstm.macs, lstm.actions),
+            ("readout", f"{m.V.shape[0]}x{H}", ro.cycles, ro.conflict_cycles, ro.macs, ro_acts)):
+        sram, dram = _traffic(cfg, acts)
+        layers.append(ModelLayer(name, shape, m.describe() if name == "lstm" else "dense", macs, st_cycles, stalls,
+                                 macs / (cfg.pes * st_cycles), acts, sram, dram))
+    return ModelRun(f"{fmt_name} fixed point ({m.describe()})", tuple(layers), ref_logits, sim_logits,
+                    int(xs.shape[0] * (T * H + m.V.shape[0])))
+
+
 # ---------------------------------------------------------------------------------------------- cost
 def _register_classes() -> None:
     from hwsim.cost import (
@@ -525,11 +613,12 @@ FAMILY = Family(
     presets=("lstm-engine-tt-16", "lstm-engine-ht-16", "lstm-engine-tt-16-int8"),
     preset_pattern="lstm-engine-tt|ht-PES[-int8|-int16]",
     parse_preset=parse_preset,
-    workload_kinds=(),
+    workload_kinds=("lstm", "linear"),  # linear: the dense readout of an LSTM classifier
     reference="hwsim.models.lstm_engine",
     cycle_model="hwsim.lstm_engine",
     inventory=inventory,
     predict=predict,
+    simulate_model=simulate_model,
     rtl="hwsim.rtl.lstm_engine:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.lstm_engine_regression:run_regression",

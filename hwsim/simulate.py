@@ -4,6 +4,11 @@ Every conv / linear layer is lowered to GEMMs (``CompressedModel.gemm_ops``) and
 cycle-level MAC-array model, bit-exactly, on the whole digits test set; the per-layer timing, actions and
 energy are those of ONE inference (batch 1). Pooling, ReLU, sign and residual adds run outside the array
 (host / vector unit) and are not timed.
+
+A model whose layers route to a family with a ``simulate_model`` entry point (layers that are not lowered
+to GEMMs, e.g. ``lstm`` on the ``lstm-engine``) is run by that entry point instead: it quantizes the whole
+model for the unit and returns the reference and simulated logits and per-layer statistics, which are
+priced and reported the same way.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ __all__ = ["LayerReport", "SimReport", "format_report", "resolve_accel", "simula
 
 
 def _load_model(model: str):
-    from hwsim.models import zoo
+    from hwsim.models import lstm_models, zoo
     from hwsim.models.graph import load_model
 
     if model in zoo.list_models():
         return zoo.load(model)
+    if model in lstm_models.list_models():
+        return lstm_models.load_graph(model)
     p = Path(model)
     if p.suffix == ".npz" and p.is_file():
         return load_model(p)
@@ -38,7 +45,8 @@ def _load_model(model: str):
         imp = load_onnx(p)
         imp.model.meta["onnx_import"] = imp  # its quantization annotations, for compress="onnx"
         return imp.model
-    raise HwsimError(f"model={model!r} is not allowed: expected one of {', '.join(zoo.list_models())} "
+    names = zoo.list_models() + lstm_models.list_models()
+    raise HwsimError(f"model={model!r} is not allowed: expected one of {', '.join(names)} "
                      "or a model .npz or .onnx file")
 
 
@@ -121,7 +129,51 @@ def _gemm_unit(acc: Accelerator, cm) -> tuple[int, Unit]:
     return i, acc.units[i]
 
 
-def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str | None = "int8",
+def _whole_model_unit(acc: Accelerator, fmodel) -> tuple[int, Unit] | None:
+    """The unit whose family simulates the whole model (a ``simulate_model`` entry point), or None when
+    the model's layers go to GEMM families; such a model must route every layer to that one unit."""
+    used = {acc.units.index(acc.unit_for(la.kind, la.name)) for la in fmodel.workload_layers()}
+    whole = sorted(i for i in used if acc.units[i].family.simulate_model is not None)
+    if not whole:
+        return None
+    if len(used) != 1:
+        raise HwsimError(f"--accel={acc.name!r} is not allowed: the model's layers route to {len(used)} units and "
+                         f"{acc.units[whole[0]].family.name} runs whole models only; expected every layer on one unit")
+    return whole[0], acc.units[whole[0]]
+
+
+def _simulate_whole_model(model, fmodel, acc, index, unit, compress, cost, node_nm, dram, t_start) -> SimReport:
+    """``simulate`` through the unit's ``simulate_model`` entry point (see the module docstring)."""
+    from hwsim.models import zoo
+
+    fam, cfg = unit.family, unit.config
+    x_tr, _, x_te, y_te = zoo.load_digits_split()
+    run = fam.load("simulate_model")(cfg, fmodel, x_te, compress=compress, calib=x_tr[:256])
+    inv = fam.load("inventory")(cfg)
+    rep = SimReport(model=model, compress=run.compress, accel=acc, test_images=len(y_te), _unit_index=index)
+    for ml in run.layers:
+        e = cost.energy(inv, ml.actions, ml.cycles).components()
+        rep.layers.append(LayerReport(ml.name, ml.shape, ml.weight_format, ml.macs, ml.cycles, ml.stall_cycles,
+                                      ml.utilization, ml.sram_bytes, ml.dram_bytes, e))
+    rep.cycles = sum(lr.cycles for lr in rep.layers)
+    rep.macs = sum(lr.macs for lr in rep.layers)
+    rep.latency_us = rep.cycles * cfg.ns_per_cycle / 1000.0
+    rep.inferences_per_s = 1e6 / rep.latency_us
+    rep.energy_pj = sum(lr.total_pj for lr in rep.layers)
+    rep.tops_per_w = 2 * rep.macs / rep.energy_pj
+    rep.area_mm2 = math.fsum(cost.area(u.family.load("inventory")(u.config)).total_mm2 for u in acc.units)
+    rep.cost_notes = [f"energy and area: hwsim.cost tables v{TABLE_VERSION}, {node_nm} nm, DRAM {dram}"]
+    rep.accuracy_float = float(np.mean(fmodel.forward_float(x_te).argmax(axis=1) == y_te))
+    ref_logits, sim_logits = np.asarray(run.logits_reference), np.asarray(run.logits_simulated)
+    rep.accuracy_reference = float(np.mean(ref_logits.argmax(axis=1) == y_te))
+    rep.accuracy_simulated = float(np.mean(sim_logits.argmax(axis=1) == y_te))
+    rep.simulated_equals_reference = bool(np.array_equal(ref_logits, sim_logits))
+    rep.outputs_compared = run.outputs_compared
+    rep.wall_seconds = time.perf_counter() - t_start
+    return rep
+
+
+def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str | None = None,
              node_nm: int = 45, dram: str = "lpddr4", progress: bool = True) -> SimReport:
     """Compress ``model``, run it on ``accel`` bit-exactly over the digits test set, and price it.
 
@@ -129,7 +181,8 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
     :class:`hwsim.families.Accelerator`; each layer runs on the unit whose family runs its kind.
     ``model`` may be an ``.onnx`` graph; ``compress="onnx"`` runs a quantized graph with its own weight
     codes and power-of-two scales (:func:`hwsim.models.onnx_import.to_compressed`), and ``None`` does that
-    when the graph is quantized and uses ``"int8"`` otherwise.
+    when the graph is quantized and uses ``"int8"`` otherwise. A whole-model family (e.g. ``lstm-engine``)
+    takes None or its own format (``int16`` on an int16 engine).
     """
     from hwsim.models import compress as comp
     from hwsim.models import zoo
@@ -139,6 +192,11 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
     if compress not in (None, "onnx"):
         comp.parse_compress_spec(compress)
     fmodel = _load_model(model)
+    # Route before compressing: a layer no unit runs fails at once.
+    whole = _whole_model_unit(acc, fmodel)
+    if whole is not None:
+        return _simulate_whole_model(model, fmodel, acc, *whole, compress, CostModel(node_nm=node_nm, dram=dram),
+                                     node_nm, dram, t_start)
     onnx_imp = fmodel.meta.get("onnx_import")
     if compress is None:  # a quantized ONNX graph runs with its own annotations, anything else int8
         compress = "onnx" if onnx_imp is not None and onnx_imp.quantized else "int8"

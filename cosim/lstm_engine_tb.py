@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from hwsim.cosim.lstm_engine_regression import count_diffs, measured_counts
 from hwsim.cosim.runner import read_job
@@ -48,7 +47,6 @@ class LstmEngineTB:
 
     async def reset(self):
         dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, 1, unit="ns").start())
         for s in (dut.load, dut.start, dut.dump, dut.n_stages, dut.rbuf, dut.n_desc, dut.n_w, dut.n_x, dut.n_out):
             s.value = 0
         dut.rst.value = 1

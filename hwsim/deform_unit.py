@@ -94,7 +94,8 @@ class DeformUnitConfig(FamilyConfig):
         ``free``: two learned offsets per tap (DCN); ``square``: one learned dilation per output pixel
         (CoDeNet's square shape).
     offset_bound : float or None
-        Offsets are clamped to [-bound, bound] pixels (free) or dilations to [0, bound] (square); None means
+        Offsets are clamped to [-bound, bound] pixels (free) or dilations to [0, bound] (square); 8 is
+        CoDeNet's bound; None (``offset_bound: null`` in a config file, or the ``-unbounded`` preset) means
         unbounded (free only), which falls back to random DRAM fetches outside the line buffer.
     square_fractional : bool
         Square mode: keep the dilation's fraction bits (otherwise it is rounded to an integer).
@@ -138,7 +139,7 @@ class DeformUnitConfig(FamilyConfig):
 
     kernel: int = 3
     offset_mode: str = "free"
-    offset_bound: float | None = None
+    offset_bound: float | None = 8.0
     square_fractional: bool = False
     frac_bits: int = 4
     act_bits: int = 8
@@ -265,16 +266,17 @@ class DeformUnitConfig(FamilyConfig):
                 f"offsets on a {self.offset_rows}x{self.offset_cols} MAC array, {self.clock_mhz:g} MHz")
 
 
-_PRESET_RE = re.compile(r"^deform-unit(?:-(\d+)x(\d+))?(?:-(free|square))?(?:-b(\d+))?$")
+_PRESET_RE = re.compile(r"^deform-unit(?:-(\d+)x(\d+))?(?:-(free|square))?(?:-b(\d+)|-(unbounded))?$")
 
 
 def parse_preset(name: str) -> DeformUnitConfig | None:
-    """``deform-unit[-PxQ][-free|square][-bB]`` (lanes P, out lanes Q, bound B) as a config; None otherwise."""
+    """``deform-unit[-PxQ][-free|square][-bB|-unbounded]`` (lanes P, out lanes Q, bound B, default 8) as a
+    config; None otherwise."""
     m = _PRESET_RE.match(str(name))
     if not m:
         return None
     mode = m[3] or "free"
-    bound = float(m[4]) if m[4] else (8.0 if mode == "square" else None)
+    bound = None if m[5] else float(m[4]) if m[4] else 8.0
     return DeformUnitConfig(lanes=int(m[1] or 16), out_lanes=int(m[2] or 16), offset_mode=mode, offset_bound=bound)
 
 
@@ -630,8 +632,8 @@ FAMILY = Family(
     config_cls=DeformUnitConfig,
     description="deformable-convolution unit: line buffer, banked bilinear sampler, MAC stage; offsets from a "
                 "MAC array; CoDeNet's bounded / square / depthwise variants",
-    presets=("deform-unit", "deform-unit-16x16-free-b8", "deform-unit-16x16-square-b8", "deform-unit-8x8"),
-    preset_pattern="deform-unit[-PxQ][-free|square][-bB]",
+    presets=("deform-unit", "deform-unit-16x16-square-b8", "deform-unit-unbounded", "deform-unit-8x8-free-b4"),
+    preset_pattern="deform-unit[-PxQ][-free|square][-bB|-unbounded]",
     parse_preset=parse_preset,
     workload_kinds=(),
     reference="hwsim.models.deform_unit",

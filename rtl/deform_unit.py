@@ -61,6 +61,8 @@ class DeformUnitTop(wiring.Component):
     height, width : In, 12         input (= output) size in pixels, latched at ``start``
     shift : In, 6                  output shift (the accumulator is shifted by shift + 2F), latched
     relu : In, 1                   max(acc, 0) before the shift, latched
+    square : In, 1                 free-mode configs only: run square-shape offsets (field 0 of off_data is
+                                   the dilation) on the same line buffer, latched; square configs ignore it
     in_addr : Out, 24              input pixel r * width + c the fill engine reads
     in_data : In, lanes * act_bits that pixel's channels (lane l at [l A, (l + 1) A)), same cycle
     off_addr : Out, 24             output pixel y * width + x whose raw offsets are read
@@ -78,6 +80,7 @@ class DeformUnitTop(wiring.Component):
         self.n_off = 1 if cfg.offset_mode == "square" else 18
         super().__init__({
             "start": In(1), "height": In(DIM_BITS), "width": In(DIM_BITS), "shift": In(6), "relu": In(1),
+            "square": In(1),
             "in_addr": Out(ADDR_BITS), "in_data": In(cfg.lanes * cfg.act_bits),
             "off_addr": Out(ADDR_BITS), "off_data": In(self.n_off * OFFSET_BITS),
             "weights": In(9 * cfg.lanes * cfg.weight_bits),
@@ -109,6 +112,7 @@ class DeformUnitTop(wiring.Component):
         # ------------------------------------------------------------------ registers
         H, W = Signal(DIM_BITS), Signal(DIM_BITS)
         shift, relu = Signal(6), Signal()
+        square = Signal(init=int(cfg.offset_mode == "square"))
         y, x, t = Signal(DIM_BITS), Signal(DIM_BITS), Signal(4)
         ti, tj = Signal(2), Signal(2)
         fr, fc, target = Signal(DIM_BITS + 1), Signal(DIM_BITS), Signal(DIM_BITS + 1)
@@ -138,24 +142,29 @@ class DeformUnitTop(wiring.Component):
         E = COORD_BITS + F
         dy, dx = Signal(signed(E)), Signal(signed(E))
         bq = int(math.floor(cfg.offset_bound * (1 << F)))
-        if cfg.offset_mode == "free":
-            raw_dy = self.off_data.word_select(Cat(Const(0, 1), t), OFFSET_BITS).as_signed()
-            raw_dx = self.off_data.word_select(Cat(Const(1, 1), t), OFFSET_BITS).as_signed()
-            for raw, out in ((raw_dy, dy), (raw_dx, dx)):
-                m.d.comb += out.eq(Mux(raw > bq, bq, Mux(raw < -bq, -bq, raw)))
+        # square shape: the dilation (field 0) clamped to [0, bound], rounded unless fractional, expanded per tap
+        d = Signal(signed(E))
+        raw = self.off_data[:OFFSET_BITS].as_signed()
+        m.d.comb += d.eq(Mux(raw > bq, bq, Mux(raw < 0, 0, raw)))
+        if not cfg.square_fractional:
+            dr = Signal(signed(E))
+            rounded = ((d + ((1 << F) >> 1)) >> F) << F
+            m.d.comb += dr.eq(Mux(rounded > ((bq >> F) << F), (bq >> F) << F, rounded))
         else:
-            d = Signal(signed(E))
-            raw = self.off_data[:OFFSET_BITS].as_signed()
-            m.d.comb += d.eq(Mux(raw > bq, bq, Mux(raw < 0, 0, raw)))
-            if not cfg.square_fractional:
-                dr = Signal(signed(E))
-                rounded = ((d + ((1 << F) >> 1)) >> F) << F
-                m.d.comb += dr.eq(Mux(rounded > ((bq >> F) << F), (bq >> F) << F, rounded))
-            else:
-                dr = d
-            e = Signal(signed(E))
-            m.d.comb += e.eq(dr - (1 << F))
-            m.d.comb += [dy.eq(Mux(ti == 0, -e, Mux(ti == 2, e, 0))), dx.eq(Mux(tj == 0, -e, Mux(tj == 2, e, 0)))]
+            dr = d
+        e = Signal(signed(E))
+        m.d.comb += e.eq(dr - (1 << F))
+        sq_dy, sq_dx = Mux(ti == 0, -e, Mux(ti == 2, e, 0)), Mux(tj == 0, -e, Mux(tj == 2, e, 0))
+        if cfg.offset_mode == "free":
+            # free offsets (dy, dx of tap t) clamped to [-bound, bound]; the latched ``square`` input selects
+            # the square shape instead (its window fits in the free mode's taller line buffer)
+            free = []
+            for lsb in (0, 1):
+                r = self.off_data.word_select(Cat(Const(lsb, 1), t), OFFSET_BITS).as_signed()
+                free.append(Mux(r > bq, bq, Mux(r < -bq, -bq, r)))
+            m.d.comb += [dy.eq(Mux(square, sq_dy, free[0])), dx.eq(Mux(square, sq_dx, free[1]))]
+        else:
+            m.d.comb += [dy.eq(sq_dy), dx.eq(sq_dx)]
         m.d.comb += [smp.start.eq(item_start), smp.active.eq(self.busy & (cstate == 0)),
                      smp.oy.eq(y - 1 + ti), smp.ox.eq(x - 1 + tj), smp.dy.eq(dy), smp.dx.eq(dx),
                      smp.height.eq(H), smp.width.eq(W)]
@@ -223,6 +232,7 @@ class DeformUnitTop(wiring.Component):
             with m.State("IDLE"):
                 with m.If(start_ok):
                     m.d.sync += [H.eq(self.height), W.eq(self.width), shift.eq(self.shift), relu.eq(self.relu),
+                                 square.eq(self.square if cfg.offset_mode == "free" else 1),
                                  y.eq(0), fr.eq(0), fc.eq(0), fill_on.eq(1),
                                  target.eq(Mux(R - half > self.height, self.height, R - half)), cstate.eq(2)]
                     m.d.sync += [getattr(self, c).eq(0) for c in (*COUNTERS, "cnt_stall", "cnt_conflict")]
@@ -275,7 +285,7 @@ class DeformUnitTop(wiring.Component):
                 self.cnt_sample.eq(self.cnt_sample + item_done),
                 self.cnt_mac.eq(self.cnt_mac + Mux(mac_valid, L, 0)),
                 self.cnt_requant.eq(self.cnt_requant + Mux(fin_valid, L, 0)),
-                self.cnt_off_read.eq(self.cnt_off_read + Mux(item_start & (t == 0), self.n_off, 0)),
+                self.cnt_off_read.eq(self.cnt_off_read + Mux(item_start & (t == 0), Mux(square, 1, self.n_off), 0)),
                 self.cnt_conflict.eq(self.cnt_conflict + (smp.active & ~item_start)),
             ]
         return m

@@ -24,7 +24,7 @@ def pack_inputs(cfg, x, raw, wt):
     return xw, ow, wv
 
 
-def run_rtl(cfg, x, raw, wt, shift, relu=False):
+def run_rtl(cfg, x, raw, wt, shift, relu=False, square=False):
     c, h, w = x.shape
     dut = DeformUnitTop(cfg)
     a = cfg.act_bits
@@ -32,7 +32,7 @@ def run_rtl(cfg, x, raw, wt, shift, relu=False):
     res = {}
 
     async def tb(ctx):
-        for sig, v in ((dut.weights, wv), (dut.height, h), (dut.width, w), (dut.shift, shift), (dut.relu, int(relu))):
+        for sig, v in ((dut.weights, wv), (dut.height, h), (dut.width, w), (dut.shift, shift), (dut.relu, int(relu)), (dut.square, int(square))):
             ctx.set(sig, v)
         ctx.set(dut.start, 1)
         await ctx.tick()
@@ -112,9 +112,26 @@ def test_rtl_matches_reference_and_model(cfg, shape):
     assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
 
 
+def test_free_config_runs_square_offsets_on_its_line_buffer():
+    cfg = CASES[0]
+    sq = cfg.replace(offset_mode="square", line_buffer_rows=cfg.rows_for(1))  # the model of that run
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, size=(2, 6, 5))
+    wt = rng.integers(-128, 128, size=(2, 1, 3, 3))
+    raw = corner_offsets(sq, rng, 6, 5)
+    got = run_rtl(cfg, x, np.concatenate([raw, np.zeros((17, 6, 5), np.int64)]), wt, 3, square=True)
+    want = du.deform_conv2d_fixed(x, du.variant_offsets(sq.variant(True), raw, 3, 3, frac_bits=3), wt, frac_bits=3,
+                                  shift=3, padding=1, groups=2)
+    np.testing.assert_array_equal(got["outs"], want)
+    pred = predict_layer(sq, DeformLayer("l", 2, 6, 5, 2, depthwise=True), raw, with_offset_conv=False)
+    assert (got["cycles"], got["stall"], got["conflict"]) == (pred.unit_cycles, pred.stall_cycles,
+                                                              pred.conflict_cycles)
+    assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
+
+
 def test_rtl_scope_errors(tmp_path):
     with pytest.raises(HwsimError, match=r"^offset_bound=None has no RTL: expected a bound"):
-        check_rtl(DeformUnitConfig())
+        check_rtl(DeformUnitConfig(offset_bound=None))
     with pytest.raises(HwsimError, match=r"^banks=3 has no RTL: expected a power of two for the RTL$"):
         check_rtl(DeformUnitConfig(offset_bound=2.0, banks=3))
     cfg = DeformUnitConfig(offset_bound=8.0, lanes=4, dram_bytes_per_cycle=4.0)

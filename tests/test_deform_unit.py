@@ -32,7 +32,7 @@ def test_hand_count_1x5_kernel1_one_bank():
 
 
 def test_hand_count_four_banks_are_conflict_free_and_misses_cost_miss_cycles():
-    cfg = DeformUnitConfig(kernel=1, lanes=1, banks=4, miss_cycles=7)
+    cfg = DeformUnitConfig(kernel=1, lanes=1, banks=4, miss_cycles=7, offset_bound=None)
     layer = DeformLayer("l", 1, 6, 3, 1, padding=0)
     off = np.zeros((2, 6, 3), dtype=np.int64)
     s = predict_layer(cfg, layer, off, with_offset_conv=False)
@@ -173,7 +173,7 @@ def test_inventory_prices_every_action():
     ({"offset_bound": -1.0}, r"^offset_bound=-1.0 is not allowed: expected a number in \[0, 64\]$"),
     ({"frac_bits": 10}, r"^frac_bits=10 is not allowed with acc_bits=32: one product needs 35 bits"),
     ({"kernel": 4}, r"^kernel=4 is not allowed: expected an odd integer in \[1, 15\]$"),
-    ({"offset_mode": "square"}, r"^offset_bound=None is not allowed with offset_mode='square'"),
+    ({"offset_mode": "square", "offset_bound": None}, r"^offset_bound=None is not allowed with offset_mode='square'"),
     ({"banks": 0}, r"^banks=0 is not allowed: expected an integer in \[1, 64\]$"),
 ])
 def test_config_errors(kwargs, msg):
@@ -200,3 +200,4 @@ def test_registry_and_preset():
     cfg = fam.preset("deform-unit-8x4-square-b4")
     assert (cfg.lanes, cfg.out_lanes, cfg.offset_mode, cfg.offset_bound) == (8, 4, "square", 4.0)
     assert fam.preset("mac-array-8x8-ws") is None
+    assert fam.preset("deform-unit-unbounded").offset_bound is None and fam.preset("deform-unit").offset_bound == 8.0

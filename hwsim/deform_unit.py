@@ -643,6 +643,7 @@ FAMILY = Family(
     check_op=check_layer,
     rtl="hwsim.rtl.deform_unit:generate_verilog",
     rtl_check=check_rtl,
+    cosim="hwsim.cosim.deform_unit_regression:run_regression",
     synth_groups=(
         ("bilinear sampler", ("sampler",), ("sampler",)),
         ("unit top (line buffer control, MAC lanes, requantizer, counters)", ("top",),

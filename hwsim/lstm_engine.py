@@ -59,6 +59,7 @@ __all__ = [
     "inventory",
     "parse_preset",
     "predict",
+    "predict_classifier",
     "predict_matvec",
     "predict_step",
     "simulate_matvec",
@@ -483,7 +484,7 @@ def simulate_model(cfg: LstmEngineConfig, model, x, compress: str | None = None,
     -------
     hwsim.families.ModelRun
     """
-    from hwsim.families import ModelLayer, ModelRun
+    from hwsim.families import ModelRun
     from hwsim.models import lstm_models as lm
 
     fmt_name = f"int{cfg.data_bits}"
@@ -494,7 +495,7 @@ def simulate_model(cfg: LstmEngineConfig, model, x, compress: str | None = None,
     if m.fmt is not None and m.fmt.kind != cfg.decomposition:
         raise HwsimError(f"decomposition={cfg.decomposition!r} is not allowed for model {model.name!r}: its input "
                          f"layer is {m.fmt.kind.upper()}, expected an lstm-engine-{m.fmt.kind}-* engine")
-    H, N = m.hidden, m.W.shape[1]
+    H = m.hidden
     if (4 * H + m.V.shape[0]) * H * cfg.data_bytes > cfg.hidden_sram_bytes:
         raise HwsimError(f"hidden_sram_bytes={cfg.hidden_sram_bytes} is not allowed for {model.name}: expected >= "
                          f"{(4 * H + m.V.shape[0]) * H * cfg.data_bytes} bytes (U and the readout)")
@@ -515,18 +516,30 @@ def simulate_model(cfg: LstmEngineConfig, model, x, compress: str | None = None,
         hs.append(h)
     sim_logits = lm.readout_fixed(q, np.stack(hs))
 
-    lstm = predict(cfg, LstmWorkload("lstm", fq.fmt, H, T, fq.order))
+    layers = predict_classifier(cfg, m, T, fq.order)
+    return ModelRun(f"{fmt_name} fixed point ({m.describe()})", layers, ref_logits, sim_logits,
+                    int(xs.shape[0] * (T * H + m.V.shape[0])))
+
+
+def predict_classifier(cfg: LstmEngineConfig, m, steps: int = 8, order=None):
+    """Counts-only statistics of one inference of the LSTM classifier ``m``
+    (:class:`hwsim.models.lstm_models.LstmClassifier`, only its shapes matter) over ``steps`` time steps:
+    the ``lstm`` layer and the ``readout`` stage as :class:`hwsim.families.ModelLayer` s (what
+    :func:`simulate_model` reports)."""
+    from hwsim.families import ModelLayer
+
+    H, N = m.hidden, m.W.shape[1]
+    fmt = m.fmt if m.fmt is not None else tf.TTMatrix((4 * H,), (N,), (tf.Factor("G1", ("m1", "n1"), m.W),))
+    lstm = predict(cfg, LstmWorkload("lstm", fmt, H, steps, order))
     ro = readout_stats(cfg, m.V.shape[0], H)
-    ro_acts = _readout_actions(cfg, ro)
     layers = []
     for name, shape, st_cycles, stalls, macs, acts in (
-            ("lstm", f"T{T} {4 * H}x{N}+{4 * H}x{H}", lstm.cycles, lstm.stall_cycles, lstm.macs, lstm.actions),
-            ("readout", f"{m.V.shape[0]}x{H}", ro.cycles, ro.conflict_cycles, ro.macs, ro_acts)):
+            ("lstm", f"T{steps} {4 * H}x{N}+{4 * H}x{H}", lstm.cycles, lstm.stall_cycles, lstm.macs, lstm.actions),
+            ("readout", f"{m.V.shape[0]}x{H}", ro.cycles, ro.conflict_cycles, ro.macs, _readout_actions(cfg, ro))):
         sram, dram = _traffic(cfg, acts)
         layers.append(ModelLayer(name, shape, m.describe() if name == "lstm" else "dense", macs, st_cycles, stalls,
                                  macs / (cfg.pes * st_cycles), acts, sram, dram))
-    return ModelRun(f"{fmt_name} fixed point ({m.describe()})", tuple(layers), ref_logits, sim_logits,
-                    int(xs.shape[0] * (T * H + m.V.shape[0])))
+    return tuple(layers)
 
 
 # ---------------------------------------------------------------------------------------------- cost

@@ -423,7 +423,7 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
                     + (list(VALUE_METRICS) if values else []))
     spec = SweepSpec(name, fam, workload, dict(base), tuple(axes), compress, sample, values, node, dram,
                      constraints, tuple(objs.items()), plots, metrics)
-    code = code_version()
+    code = code_version(fam)
     wl_id = {"kind": workload["kind"], "digest": workload["digest"]}
     spec.points = [dataclasses.replace(p, key=_point_key(fam, p, wl_id, spec, code)) if p.config is not None else p
                    for p in points]
@@ -436,26 +436,48 @@ def _point_key(fam: Family, p: Point, wl_id: dict, spec: SweepSpec, code: str) -
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-_CODE_VERSION: str | None = None
+_CODE_VERSIONS: dict[str, str] = {}
+#: Modules every point's evaluation runs through, whatever the family.
+_CORE_MODULES = ("hwsim.sweep", "hwsim.sweep_fast", "hwsim.cost", "hwsim.stats", "hwsim.config", "hwsim.families",
+                 "hwsim.workloads", "hwsim.models.compress", "hwsim.models.graph", "hwsim.models.zoo")
 
 
-def code_version() -> str:
-    """Hash of the installed hwsim sources (``hwsim`` and ``hwsim.models``) and the cost-table version:
-    any code change gives new cache keys."""
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        import hwsim
-        import hwsim.models
-        from hwsim.cost import TABLE_VERSION
+def _family_modules(fam: Family) -> set[str]:
+    mods = {fam.config_cls.__module__}
+    for attr in ("reference", "cycle_model"):
+        if getattr(fam, attr):
+            mods.add(getattr(fam, attr))
+    for attr in ("inventory", "predict", "execute", "check_op", "parse_preset"):
+        target = getattr(fam, attr)
+        if isinstance(target, str):
+            mods.add(target.partition(":")[0])
+        elif target is not None and getattr(target, "__module__", None):
+            mods.add(target.__module__)
+    return mods
 
+
+def code_version(family: Family | str | None = None) -> str:
+    """Hash of the sources a point's result depends on: the core modules (sweep, cost, config, workloads,
+    compression), the family's modules (its config, reference, cycle model and entry points) and the
+    hwsim and cost-table versions. Editing any of them gives new cache keys; editing another family does
+    not."""
+    import importlib
+
+    import hwsim
+    from hwsim.cost import TABLE_VERSION
+
+    fam = get_family(family) if isinstance(family, str) else family
+    name = fam.name if fam is not None else ""
+    if name not in _CODE_VERSIONS:
         h = hashlib.sha256(f"{hwsim.__version__} {TABLE_VERSION}".encode())
-        for pkg in (hwsim, hwsim.models):
-            root = Path(pkg.__file__).parent
-            for f in sorted(root.glob("*.py")):
-                h.update(f.name.encode())
-                h.update(f.read_bytes())
-        _CODE_VERSION = h.hexdigest()[:16]
-    return _CODE_VERSION
+        mods = set(_CORE_MODULES) | (_family_modules(fam) if fam is not None else set())
+        for mod in sorted(mods):
+            f = getattr(importlib.import_module(mod), "__file__", None)
+            h.update(mod.encode())
+            if f:
+                h.update(Path(f).read_bytes())
+        _CODE_VERSIONS[name] = h.hexdigest()[:16]
+    return _CODE_VERSIONS[name]
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -1064,7 +1086,7 @@ def _assemble(spec: SweepSpec, out: Path, cache: dict, computed: int, cached: in
         for name, path in write_plots(spec, rows, out).items():
             files[name] = str(path)
     result = SweepResult(spec, out, columns, rows, computed, cached, time.perf_counter() - t0, files)
-    summary = {**result.as_dict(), "code_version": code_version()}
+    summary = {**result.as_dict(), "code_version": code_version(spec.family)}
     _atomic_write(out / "summary.json",
                   lambda tmp: tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n"))
     result.files["summary"] = str(out / "summary.json")

@@ -200,6 +200,15 @@ class MacArrayConfig(FamilyConfig):
         Clock frequency, for converting cycles to time.
     dim_bits : int
         Width of the RTL's layer-shape registers (M, K, N); layers must have dimensions < 2**dim_bits.
+    sparsity : str
+        Structured weight sparsity of the PEs: "dense" (default) or "N:M" such as "2:4" or "1:4" (WS only).
+        An N:M array stores only the N kept weights of every M consecutive reduction steps of a weight
+        column plus a log2(M)-bit index each (compressed weight rows in DRAM and SRAM), each PE selects
+        the activation its index names (an M:1 multiplexer), and a fold covers ``rows * M / N`` reduction
+        steps, so an N:M layer takes N/M of the dense folds along K. Requires M a power of two in [2, 16],
+        1 <= N < M, rows a multiple of N and a weight format with a zero (not binary). Every layer run on
+        it must follow the pattern (at most N non-zero weights per group; a trailing group of L < M steps
+        keeps at most min(N, L)).
     """
 
     rows: int = 8
@@ -218,6 +227,7 @@ class MacArrayConfig(FamilyConfig):
     dram_bytes_per_cycle: float = 16.0
     clock_mhz: float = 500.0
     dim_bits: int = 16
+    sparsity: str = "dense"
 
     FAMILY: ClassVar[str] = "mac-array"
     #: Flag spellings of the first CLI, kept beside the generated ``--weight-format`` etc.
@@ -263,9 +273,10 @@ class MacArrayConfig(FamilyConfig):
         if isinstance(clk, bool) or not isinstance(clk, int | float) or not (0 < clk <= 100_000):
             raise HwsimError(f"clock_mhz={clk!r} is not allowed: expected a number in (0, 100000]")
         _check_int("dim_bits", self.dim_bits, 4, 24)
+        self._check_sparsity()
         # One tile must fit the double-buffered SRAMs.
         if self.dataflow in ("ws", "is"):
-            need = 2 * self.rows * self.cols * self.weight_bits
+            need = 2 * self.rows * self.weight_beat_bits
             if need > 8 * self.weight_sram_bytes:
                 raise HwsimError(
                     f"weight_sram_bytes={self.weight_sram_bytes} is too small: two {self.rows}x{self.cols} "
@@ -274,7 +285,7 @@ class MacArrayConfig(FamilyConfig):
             if self.m_tile < 1:
                 raise HwsimError(
                     f"input_sram_bytes={self.input_sram_bytes} / output_sram_bytes={self.output_sram_bytes} "
-                    f"are too small: one tile needs {math.ceil(2 * self.rows * self.act_bits / 8)} input "
+                    f"are too small: one tile needs {math.ceil(2 * self.act_beat_bits / 8)} input "
                     f"bytes and {math.ceil(self.cols * self.acc_bits / 8)} output bytes per row"
                 )
         else:
@@ -284,6 +295,52 @@ class MacArrayConfig(FamilyConfig):
                     f"are too small: one K step needs {math.ceil(2 * self.rows * self.act_bits / 8)} input "
                     f"bytes and {math.ceil(2 * self.cols * self.weight_bits / 8)} weight bytes"
                 )
+
+    def _check_sparsity(self) -> None:
+        sp = self.sparsity
+        if sp == "dense":
+            return
+        m = re.fullmatch(r"(\d+):(\d+)", sp) if isinstance(sp, str) else None
+        allowed = '"dense" or "N:M" with M a power of two in [2, 16] and 1 <= N < M (e.g. "2:4", "1:4")'
+        if not m:
+            raise HwsimError(f"sparsity={sp!r} is not allowed: expected {allowed}")
+        n, mm = int(m[1]), int(m[2])
+        if not (2 <= mm <= 16 and mm & (mm - 1) == 0 and 1 <= n < mm):
+            raise HwsimError(f"sparsity={sp!r} is not allowed: expected {allowed}")
+        if self.dataflow != "ws":
+            raise HwsimError(f"sparsity={sp!r} is not allowed with dataflow={self.dataflow!r}: N:M sparse PEs "
+                             "exist for the ws dataflow only")
+        if self.rows % n:
+            raise HwsimError(f"sparsity={sp!r} is not allowed with rows={self.rows}: rows must be a multiple of "
+                             f"N={n} (each group of M reduction steps occupies N PE rows)")
+        if self.weight_format == "binary":
+            raise HwsimError(f"sparsity={sp!r} is not allowed with weight_format='binary': binary weights have no "
+                             "zero to prune; expected a format with 0 (int8, int4, int2, ternary, pow2)")
+
+    # ------------------------------------------------------------------ sparsity
+    @property
+    def sparse(self) -> bool:
+        """True for an N:M sparse array."""
+        return self.sparsity != "dense"
+
+    @property
+    def sparse_nm(self) -> tuple[int, int]:
+        """(N, M) of the sparsity pattern; (1, 1) for a dense array."""
+        if not self.sparse:
+            return 1, 1
+        n, m = self.sparsity.split(":")
+        return int(n), int(m)
+
+    @property
+    def index_bits(self) -> int:
+        """Bits of one kept weight's index within its group of M (0 for a dense array)."""
+        return (self.sparse_nm[1] - 1).bit_length()
+
+    @property
+    def ws_k_step(self) -> int:
+        """WS/IS: reduction steps a fold covers, ``rows * M / N`` (``rows`` for a dense array)."""
+        n, m = self.sparse_nm
+        return self.rows * m // n
 
     # ------------------------------------------------------------------ derived widths
     @property
@@ -318,7 +375,7 @@ class MacArrayConfig(FamilyConfig):
     @property
     def m_tile(self) -> int:
         """WS/IS: rows of the activation matrix per tile (limited by input and output SRAM)."""
-        by_in = (8 * self.input_sram_bytes) // (2 * self.rows * self.act_bits)
+        by_in = (8 * self.input_sram_bytes) // (2 * self.act_beat_bits)
         by_out = (8 * self.output_sram_bytes) // (self.cols * self.acc_bits)
         return min(by_in, by_out, self.max_dim)
 
@@ -340,13 +397,15 @@ class MacArrayConfig(FamilyConfig):
     # ------------------------------------------------------------------ DRAM streams
     @property
     def weight_beat_bits(self) -> int:
-        """Width of one weight-stream beat: one row of ``cols`` weight codes."""
-        return self.cols * self.weight_bits
+        """Width of one weight-stream beat: one row of ``cols`` weight codes (N:M: each code with its
+        ``index_bits`` index above it)."""
+        return self.cols * (self.weight_bits + self.index_bits)
 
     @property
     def act_beat_bits(self) -> int:
-        """Width of one activation-stream beat: ``rows`` activations."""
-        return self.rows * self.act_bits
+        """Width of one activation-stream beat: ``rows`` activations (N:M WS: ``rows * M / N``, every
+        reduction step of the fold)."""
+        return self.ws_k_step * self.act_bits
 
     @property
     def out_beat_bits(self) -> int:
@@ -375,8 +434,9 @@ class MacArrayConfig(FamilyConfig):
 
     def describe(self) -> str:
         """One line for reports."""
-        return (f"{self.rows}x{self.cols} {self.dataflow.upper()} ({self.weight_format} PEs, {self.acc_bits}-bit acc, "
-                f"{self.clock_mhz:g} MHz, DRAM {self.dram_bytes_per_cycle:g} B/cycle)")
+        sp = f"{self.sparsity} sparse " if self.sparse else ""
+        return (f"{self.rows}x{self.cols} {self.dataflow.upper()} ({sp}{self.weight_format} PEs, "
+                f"{self.acc_bits}-bit acc, {self.clock_mhz:g} MHz, DRAM {self.dram_bytes_per_cycle:g} B/cycle)")
 
     @property
     def ns_per_cycle(self) -> float:
@@ -385,4 +445,5 @@ class MacArrayConfig(FamilyConfig):
     @property
     def top_name(self) -> str:
         """Verilog module name of the generated top level."""
-        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}"
+        sp = "_{}of{}".format(*self.sparse_nm) if self.sparse else ""
+        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}{sp}"

@@ -23,6 +23,12 @@ Compute engine, per fold: WAIT at cycle c; proceeds at g = max(c, loaded_f) (sta
   and DRAIN rt + 1 cycles (rt = rows of the tile that exist in M).
 
 The next fold's WAIT is the cycle after. IS is WS with the roles of A and W exchanged (in the RTL too).
+
+N:M sparse WS (``cfg.sparsity = "N:M"``): a fold covers ``rows * M / N`` reduction steps and loads only its
+kept-weight rows, ``kt = N * (L // M) + min(N, L % M)`` for its L steps (each weight beat carries the
+codes and their ``index_bits`` indices); activation beats carry all ``rows * M / N`` steps. The timing
+above is unchanged with this ``kt``; the action counts add one index-register load per weight load and one
+activation-mux select per MAC.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ __all__ = [
     "FAMILY",
     "FoldPlan",
     "MacArrayActions",
+    "check_nm",
     "check_op",
     "check_rtl",
     "inventory",
@@ -51,6 +58,7 @@ __all__ = [
     "accumulate_tiled",
     "dram_beats",
     "fold_plan",
+    "nm_compress",
     "pack_lanes",
     "predict_gemm",
     "simulate_gemm",
@@ -91,6 +99,10 @@ class MacArrayActions:
     dram_write_bytes: int = 0
     requant_ops: int = 0
     """Outputs passed through the requantizer (shift, round, ReLU, clamp)."""
+    pe_index_loads: int = 0
+    """N:M arrays: writes of a kept weight's index into a PE's index register (one per weight load; 0 dense)."""
+    pe_act_selects: int = 0
+    """N:M arrays: activation selections by a PE's M:1 multiplexer (one per MAC; 0 dense)."""
 
     def __add__(self, other: MacArrayActions) -> MacArrayActions:
         return MacArrayActions(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -105,9 +117,17 @@ class MacArrayActions:
     def pairs(self) -> ActionCounts:
         """The ``(component, action)`` counts the cost model prices, named as in :func:`inventory`.
 
-        SRAM actions count words, DRAM actions bytes; beats and SRAM bytes are not priced.
+        SRAM actions count words, DRAM actions bytes; beats and SRAM bytes are not priced. The N:M
+        components (``pe_index_reg``, ``pe_act_mux``) appear only when counted, so a dense array's
+        inventory (which has neither) prices the same pairs as before they existed.
         """
+        sparse = {}
+        if self.pe_index_loads:
+            sparse[("pe_index_reg", "write")] = self.pe_index_loads
+        if self.pe_act_selects:
+            sparse[("pe_act_mux", "select")] = self.pe_act_selects
         return ActionCounts({
+            **sparse,
             ("pe_mac", "mac"): self.pe_macs,
             ("pe_weight_reg", "write"): self.pe_weight_loads,
             ("pe_pipeline_reg", "write"): self.pe_reg_writes,
@@ -123,15 +143,18 @@ class MacArrayActions:
         })
 
 
-_PRESET_RE = re.compile(rf"^mac-array-(\d+)x(\d+)-(ws|os|is)(?:-({'|'.join(WEIGHT_FORMATS)}))?$")
+_PRESET_RE = re.compile(rf"^mac-array-(\d+)x(\d+)-(ws|os|is)(?:-({'|'.join(WEIGHT_FORMATS)}))?(?:-(\d+)of(\d+))?$")
 
 
 def parse_preset(name: str) -> MacArrayConfig | None:
-    """``mac-array-RxC-DF[-FORMAT]`` (FORMAT defaults to int8) as a config; None for other names."""
+    """``mac-array-RxC-DF[-FORMAT][-NofM]`` (FORMAT defaults to int8; ``-2of4`` is ``sparsity="2:4"``) as a
+    config; None for other names."""
     m = _PRESET_RE.match(str(name))
     if not m:
         return None
-    return MacArrayConfig(rows=int(m[1]), cols=int(m[2]), dataflow=m[3], weight_format=m[4] or "int8")
+    sparsity = f"{m[5]}:{m[6]}" if m[5] else "dense"
+    return MacArrayConfig(rows=int(m[1]), cols=int(m[2]), dataflow=m[3], weight_format=m[4] or "int8",
+                          sparsity=sparsity)
 
 
 def check_rtl(cfg: MacArrayConfig) -> None:
@@ -146,14 +169,33 @@ def inventory(cfg: MacArrayConfig):
 
     pes = cfg.rows * cfg.cols
     w = cfg.sram_word_bits
-    return Inventory(f"mac_array {cfg.rows}x{cfg.cols} {cfg.dataflow} {cfg.weight_format}", (
+    if cfg.sparse:
+        n, m = cfg.sparse_nm
+        _register_mux_class()
+        reg_bits = m * cfg.act_bits + cfg.acc_bits
+        pe_regs = (
+            Component("pe_pipeline_reg", "register", {"bits": reg_bits, "write_bits": reg_bits}, pes,
+                      f"{m} activations (the group's M, for the index mux) + psum registers; a write updates "
+                      f"{reg_bits} bits ({cfg.sparsity} ws dataflow)"),
+            Component("pe_index_reg", "register", {"bits": cfg.index_bits}, pes,
+                      f"{cfg.sparsity}: index of the kept weight in its group of {m}, loaded with the weight"),
+            Component("pe_act_mux", "mux", {"inputs": m, "bits": cfg.act_bits}, pes,
+                      f"{cfg.sparsity}: selects the activation the index names; one select per MAC"),
+        )
+        name = f"mac_array {cfg.rows}x{cfg.cols} {cfg.dataflow} {cfg.weight_format} {cfg.sparsity}"
+    else:
+        pe_regs = (
+            Component("pe_pipeline_reg", "register", {"bits": cfg.act_bits + cfg.acc_bits,
+                                                      "write_bits": pe_reg_write_bits(cfg)}, pes,
+                      f"activation + psum registers; a write updates {pe_reg_write_bits(cfg)} bits "
+                      f"({cfg.dataflow} dataflow)"),
+        )
+        name = f"mac_array {cfg.rows}x{cfg.cols} {cfg.dataflow} {cfg.weight_format}"
+    return Inventory(name, (
         Component("pe_mac", "mac", {"weight_format": cfg.weight_format, "act_bits": cfg.act_bits,
                                     "acc_bits": cfg.acc_bits}, pes),
         Component("pe_weight_reg", "register", {"bits": cfg.weight_bits}, pes, "stationary weight register"),
-        Component("pe_pipeline_reg", "register", {"bits": cfg.act_bits + cfg.acc_bits,
-                                                  "write_bits": pe_reg_write_bits(cfg)}, pes,
-                  f"activation + psum registers; a write updates {pe_reg_write_bits(cfg)} bits "
-                  f"({cfg.dataflow} dataflow)"),
+        *pe_regs,
         Component("input_sram", "sram", {"bytes": cfg.input_sram_bytes, "word_bits": w}),
         Component("weight_sram", "sram", {"bytes": cfg.weight_sram_bytes, "word_bits": w}),
         Component("output_sram", "sram", {"bytes": cfg.output_sram_bytes, "word_bits": w}),
@@ -164,9 +206,56 @@ def inventory(cfg: MacArrayConfig):
     ))
 
 
+def _register_mux_class() -> None:
+    """The ``mux`` component class (an M:1 multiplexer), priced from the cost tables' MUX2 entries."""
+    from hwsim.cost import COMPONENT_CLASSES, ComponentClass, register_component_class
+
+    if "mux" in COMPONENT_CLASSES:
+        return
+
+    def mux2s(a):
+        return (a["inputs"] - 1) * a["bits"]
+
+    register_component_class(ComponentClass(
+        "mux", "`inputs`:1 multiplexer of `bits`: a tree of (inputs - 1) MUX2 per bit (entries mux2.energy, "
+        "mux2.area; the MUX2 itself is the tables' labelled 3-GE assumption); a select toggles the whole tree",
+        ("inputs", "bits"),
+        {"select": ("operation", lambda mdl, a: mux2s(a) * mdl.entry("mux2.energy").value)},
+        lambda mdl, a: mux2s(a) * mdl.entry("mux2.area").value,
+        lambda mdl, a: [mdl.entry("mux2.ge"), mdl.entry("mux2.energy"), mdl.entry("mux2.area")]))
+
+
+def check_nm(cfg: MacArrayConfig, w: np.ndarray, layer: str = "gemm") -> None:
+    """Raise unless the ``[k, n]`` weight values ``w`` follow ``cfg``'s N:M pattern (nothing to check when dense).
+
+    Groups are M consecutive reduction steps of one weight column, starting at k = 0; a group may hold at
+    most N non-zero weights (a trailing group of L < M steps at most min(N, L), which holds by itself).
+    """
+    if not cfg.sparse:
+        return
+    n, m = cfg.sparse_nm
+    w = np.asarray(w)
+    k, cols = w.shape
+    kp = -(-k // m) * m
+    nz = np.zeros((kp, cols), dtype=np.int64)
+    nz[:k] = w != 0
+    per_group = nz.reshape(kp // m, m, cols).sum(axis=1)  # [group, column]
+    bad = np.argwhere(per_group > n)
+    if len(bad):
+        g, c = (int(v) for v in bad[0])
+        raise HwsimError(
+            f"layer {layer!r} breaks the {cfg.sparsity} pattern: weight column {c}, reduction steps "
+            f"{g * m}..{min(g * m + m, k) - 1} hold {int(per_group[g, c])} non-zero weights, at most {n} allowed "
+            f"(prune it {cfg.sparsity}, e.g. --compress {cfg.sparsity}+int8, or use a dense accelerator)")
+
+
 def check_op(cfg: MacArrayConfig, op) -> None:
-    """The op's weight values must be codes of the PE format and its activations must fit the PE."""
+    """The op's weight values must be codes of the PE format and its activations must fit the PE; on an
+    N:M array its weights (``op.weight``, when the op carries them) must follow the pattern."""
     from hwsim.models import mac_array as ref
+
+    if cfg.sparse and getattr(op, "weight", None) is not None:
+        check_nm(cfg, op.weight, op.layer)
 
     pe_values = set(ref.weight_values(cfg.weight_format).tolist())
     layer_values = set(ref.weight_values(op.weight_format).tolist())
@@ -192,7 +281,8 @@ def predict_op(cfg: MacArrayConfig, op) -> LayerStats:
 class FoldPlan:
     """The folds of one GEMM in execution order (numpy int64 arrays, one entry per fold).
 
-    ``m0, n0, k0`` are the tile origins; ``kt`` the reduction steps in the fold; ``mt`` the streamed
+    ``m0, n0, k0`` are the tile origins; ``kt`` the reduction steps in the fold (N:M arrays: the kept-weight
+    rows, ``N * (L // M) + min(N, L % M)`` for the fold's L steps); ``mt`` the streamed
     vectors (WS/IS: rows of the tile; OS: equal to ``kt``); ``rows_out`` the output rows drained after
     the fold (0 unless it is the last reduction fold of its tile); ``nw``/``na`` the weight/activation
     beats it loads.
@@ -233,13 +323,16 @@ def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
     _check_shape(m, k, n)
     R, C = cfg.rows, cfg.cols
     if cfg.dataflow == "ws":
-        m_step, k_step, n_step, M_, N_ = cfg.m_tile, R, C, m, n
+        m_step, k_step, n_step, M_, N_ = cfg.m_tile, cfg.ws_k_step, C, m, n
     elif cfg.dataflow == "is":
         m_step, k_step, n_step, M_, N_ = _is_m_tile(cfg), R, C, n, m
     else:
         m_step, k_step, n_step, M_, N_ = R, cfg.k_chunk, C, m, n
     m0, n0, k0 = _grid(M_, k, N_, m_step, n_step, k_step)
     kt = np.minimum(k_step, k - k0)
+    if cfg.sparse:  # kept-weight rows: N per full group of M steps, min(N, L) for a trailing group of L
+        sn, sm = cfg.sparse_nm
+        kt = sn * (kt // sm) + np.minimum(sn, kt % sm)
     last_k = k0 + k_step >= k
     if cfg.dataflow in ("ws", "is"):
         mt = np.minimum(m_step, M_ - m0)
@@ -362,6 +455,8 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         dram_read_bytes=math.ceil(dram_bits / 8),
         dram_write_bytes=math.ceil(out_bits / 8),
         requant_ops=out_rows * C,
+        pe_index_loads=pe_w if cfg.sparse else 0,
+        pe_act_selects=pe_macs if cfg.sparse else 0,
     )
 
 
@@ -463,8 +558,11 @@ def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int 
         raise HwsimError(f"shift={shift!r} is not allowed: expected an integer in [0, {cfg.acc_bits - 1}]")
     m, k = a.shape
     n = w.shape[1]
+    check_nm(cfg, w, name)
     stats = predict_gemm(cfg, m, k, n, name=name)
-    k_step = cfg.k_chunk if cfg.dataflow == "os" else cfg.rows
+    # N:M arrays skip only zero products, which leave a saturating or wrapping accumulator unchanged, so
+    # the values are the dense sequential accumulation.
+    k_step = cfg.k_chunk if cfg.dataflow == "os" else cfg.ws_k_step
     acc = accumulate_tiled(cfg, a, w, k_step)
     if bias is not None:
         acc = _overflow(cfg, acc + np.asarray(bias, dtype=np.int64)[None, :])
@@ -512,6 +610,8 @@ def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray) ->
         w_rows = [W[k0:k0 + R, n0:n0 + mt].T for n0, k0, mt in zip(plan.m0, plan.k0, plan.mt, strict=True)]
         a_rows = [A[m0:m0 + C, k0:k0 + kt].T for m0, k0, kt in zip(plan.n0, plan.k0, plan.kt, strict=True)]
         return pack_lanes(np.concatenate(w_rows), cfg.weight_bits), pack_lanes(np.concatenate(a_rows), cfg.act_bits)
+    if cfg.sparse:
+        return _sparse_beats(cfg, plan, a_codes, w_codes)
     ks = plan.k_step
     # Zero-pad so every fold can slice full lanes.
     kp = -(-k // ks) * ks + R
@@ -531,6 +631,61 @@ def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray) ->
     w_beats = pack_lanes(np.concatenate(w_rows), cfg.weight_bits)
     a_beats = pack_lanes(np.concatenate(a_rows), cfg.act_bits)
     return w_beats, a_beats
+
+
+def nm_compress(cfg: MacArrayConfig, w_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kept-weight codes and indices of ``[k, n]`` weight codes on an N:M array (code 0 is the value 0).
+
+    Returns ``(codes, idx)``, both ``[groups * N, n]``: row ``g * N + s`` holds slot ``s`` of group ``g``
+    (reduction steps ``g*M .. g*M + M - 1``) of every column: its non-zero weights in ascending ``k``, then
+    zeros at the lowest free positions; ``idx`` is the position within the group. A trailing group of
+    ``L < M`` steps has only ``min(N, L)`` real slots (the others hold code 0, index 0, and their PE rows
+    are disabled). Raises if a group has more than N non-zero codes.
+    """
+    n_, m_ = cfg.sparse_nm
+    w_codes = np.asarray(w_codes, dtype=np.uint64)
+    k, n = w_codes.shape
+    groups = -(-k // m_)
+    padded = np.zeros((groups * m_, n), dtype=np.uint64)
+    padded[:k] = w_codes
+    grp = padded.reshape(groups, m_, n)
+    pos = np.arange(m_)[None, :, None]
+    valid = (np.arange(groups)[:, None, None] * m_ + pos) < k
+    # Sort key: real non-zero weights first, then real zeros, then padding; ties by position.
+    key = np.where(grp != 0, 0, np.where(valid, 1, 2)) * m_ + pos
+    if np.any((grp != 0).sum(axis=1) > n_):
+        raise HwsimError(f"weights break the {cfg.sparsity} pattern: a group holds more than {n_} non-zero codes")
+    order = np.argsort(key, axis=1, kind="stable")[:, :n_, :]
+    codes = np.take_along_axis(grp, order, axis=1)
+    idx = order.astype(np.uint64)
+    real = np.take_along_axis(np.broadcast_to(valid, grp.shape), order, axis=1)
+    codes = np.where(real, codes, 0)
+    idx = np.where(real, idx, 0)
+    return codes.reshape(groups * n_, n), idx.reshape(groups * n_, n)
+
+
+def _sparse_beats(cfg: MacArrayConfig, plan: FoldPlan, a_codes: np.ndarray, w_codes: np.ndarray):
+    """N:M WS beats: per fold ``kt`` kept-weight rows (lane c: code | index << weight_bits) then ``mt``
+    activation vectors of the fold's ``rows * M / N`` reduction steps (lane j: ``A[m0 + i, k0 + j]``)."""
+    n_, m_ = cfg.sparse_nm
+    m, k = a_codes.shape
+    n = w_codes.shape[1]
+    R, C, ks = cfg.rows, cfg.cols, plan.k_step
+    codes, idx = nm_compress(cfg, w_codes)
+    lanes = codes | (idx << np.uint64(cfg.weight_bits))
+    rows_per_fold = R
+    kr = -(-k // ks) * rows_per_fold + R
+    Wc = np.zeros((kr, -(-n // C) * C), dtype=np.uint64)
+    Wc[:lanes.shape[0], :n] = lanes
+    A = np.zeros((-(-m // plan.m_step) * plan.m_step + R, -(-k // ks) * ks + ks), dtype=np.uint64)
+    A[:m, :k] = a_codes
+    w_rows, a_rows = [], []
+    for m0, n0, k0, kt, mt in zip(plan.m0, plan.n0, plan.k0, plan.kt, plan.mt, strict=True):
+        r0 = (k0 // ks) * rows_per_fold  # = k0 // M * N: the fold's first kept-weight row
+        w_rows.append(Wc[r0:r0 + kt, n0:n0 + C])
+        a_rows.append(A[m0:m0 + mt, k0:k0 + ks])
+    return (pack_lanes(np.concatenate(w_rows), cfg.weight_bits + cfg.index_bits),
+            pack_lanes(np.concatenate(a_rows), cfg.act_bits))
 
 
 def unpack_outputs(cfg: MacArrayConfig, out_beats: list[int], m: int, n: int) -> np.ndarray:
@@ -564,8 +719,8 @@ FAMILY = Family(
     config_cls=MacArrayConfig,
     description="quantized systolic MAC array: WS/IS/OS, int8/int4/int2/ternary/binary/pow2 PEs",
     presets=("mac-array-8x8-ws", "mac-array-8x8-os", "mac-array-16x16-ws", "mac-array-32x32-ws",
-             "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary"),
-    preset_pattern="mac-array-RxC-ws|os|is[-FORMAT]",
+             "mac-array-8x8-ws-int4", "mac-array-8x8-ws-binary", "mac-array-8x8-ws-2of4", "mac-array-8x8-ws-1of4"),
+    preset_pattern="mac-array-RxC-ws|os|is[-FORMAT][-NofM]",
     parse_preset=parse_preset,
     workload_kinds=("conv2d", "linear"),
     reference="hwsim.models.mac_array",

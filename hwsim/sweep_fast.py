@@ -170,7 +170,11 @@ def mac_array_predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: st
 
 
 def mac_array_predict_op(cfg: MacArrayConfig, op) -> LayerStats:
-    """Same result as the MAC array's registry ``predict`` (:func:`hwsim.mac_array.predict_op`)."""
+    """Same result as the MAC array's registry ``predict`` (:func:`hwsim.mac_array.predict_op`); N:M sparse
+    arrays take that exact per-fold model (this closed form is for dense arrays)."""
+    if getattr(cfg, "sparse", False):
+        from hwsim.mac_array import predict_op
+        return predict_op(cfg, op)
     lcfg = cfg if (cfg.weight_format, cfg.act_bits) == (op.weight_format, op.act_bits) else \
         cfg.replace(weight_format=op.weight_format, act_bits=op.act_bits)
     return mac_array_predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer)

@@ -120,6 +120,8 @@ class GemmOp:
     weight_format: str
     act_bits: int
     has_bias: bool
+    weight: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The ``(K, N)`` weight values of this GEMM (for checks such as an N:M pattern; None if not attached)."""
 
 
 @dataclass
@@ -202,10 +204,13 @@ class QLayer:
         m = batch * (int(np.prod(self.out_shape[1:])) if self.kind == "conv2d" else 1)
         k = int(np.prod(self.weight.shape[1:]))
         ops = []
+        wmats = self.weight_matrices()
         for g in range(self.groups if self.kind == "conv2d" else 1):
+            og = wmats[g].shape[1]
             for s, cols in self._shift_groups(g):
                 ops.append(GemmOp(self.name, g, m, k, len(cols), tuple(int(c) for c in cols), s, self.relu,
-                                  self.weight_format, self.act_bits, self.bias is not None))
+                                  self.weight_format, self.act_bits, self.bias is not None,
+                                  weight=wmats[g][:, cols - g * og]))
         return ops
 
     def lower(self, x: np.ndarray) -> list[GemmCall]:

@@ -1,0 +1,219 @@
+"""N:M sparse weight-stationary MAC array (issue 14, sparse hardware half): config, cycle model, values,
+cost, simulate, and one representative co-simulation.
+
+Expectations are independent of the code under test: hand counts from the documented fold rules, the
+dense array's cycle model (proved against the RTL by the dense co-simulations), and the dense bit-exact
+reference ``hwsim.models.mac_array.gemm``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hwsim.models import mac_array as ref
+
+from hwsim.config import MacArrayConfig
+from hwsim.errors import HwsimError
+from hwsim.mac_array import MacArrayActions, check_op, inventory, nm_compress, parse_preset, predict_gemm, simulate_gemm
+
+
+def _nm_weights(rng, k, n, sn, sm, fmt="int8", values=None):
+    """Random ``[k, n]`` weights with at most ``sn`` non-zeros in every group of ``sm`` steps (from k = 0)."""
+    vals = ref.weight_values(fmt)
+    vals = vals[vals != 0] if values is None else np.asarray(values)
+    w = np.zeros((k, n), dtype=np.int64)
+    for c in range(n):
+        for g0 in range(0, k, sm):
+            span = min(sm, k - g0)
+            keep = rng.choice(span, size=min(sn, span), replace=False)
+            keep = keep[rng.random(len(keep)) < 0.85]  # sometimes fewer than N non-zeros
+            w[g0 + keep, c] = rng.choice(vals, size=len(keep))
+    return w
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_presets_and_fields():
+    cfg = parse_preset("mac-array-8x8-ws-2of4")
+    assert (cfg.rows, cfg.cols, cfg.dataflow, cfg.weight_format, cfg.sparsity) == (8, 8, "ws", "int8", "2:4")
+    assert cfg.sparse_nm == (2, 4) and cfg.index_bits == 2 and cfg.ws_k_step == 16
+    assert cfg.weight_beat_bits == 8 * (8 + 2) and cfg.act_beat_bits == 16 * 8
+    assert parse_preset("mac-array-4x4-ws-int4-1of4").sparsity == "1:4"
+    assert parse_preset("mac-array-8x8-ws").sparsity == "dense"
+    assert MacArrayConfig().top_name == "mac_array_ws_int8_8x8"
+    assert cfg.top_name == "mac_array_ws_int8_8x8_2of4"
+    field = {f.name: f for f in MacArrayConfig.cli_fields()}["sparsity"]
+    assert field.flag == "--sparsity" and field.default == "dense" and field.help.startswith("Structured")
+
+
+@pytest.mark.parametrize(("changes", "pattern"), [
+    ({"sparsity": "2-4"}, r"^sparsity='2-4' is not allowed: expected \"dense\" or \"N:M\""),
+    ({"sparsity": "4:4"}, r"^sparsity='4:4' is not allowed: expected"),
+    ({"sparsity": "2:6"}, r"^sparsity='2:6' is not allowed: expected"),
+    ({"sparsity": "2:4", "dataflow": "os"}, r"^sparsity='2:4' is not allowed with dataflow='os': .* ws dataflow only$"),
+    ({"sparsity": "2:4", "rows": 3}, r"^sparsity='2:4' is not allowed with rows=3: rows must be a multiple of N=2"),
+    ({"sparsity": "1:4", "weight_format": "binary"},
+     r"^sparsity='1:4' is not allowed with weight_format='binary': binary weights have no zero"),
+])
+def test_config_errors(changes, pattern):
+    with pytest.raises(HwsimError, match=pattern):
+        MacArrayConfig(**changes)
+
+
+# ---------------------------------------------------------------------------------------------- counts
+def test_hand_counts_small_gemm():
+    """4x2 array, 2:4, m=3 k=10 n=3. A fold covers 4 * 4 / 2 = 8 steps: folds (n0, k0) = (0,0) (0,8)
+    (2,0) (2,8) with kept rows 4 (two full groups), 2 (a trailing group of L=2 keeps min(2, 2)), 4, 2."""
+    cfg = MacArrayConfig(rows=4, cols=2, sparsity="2:4")
+    st = predict_gemm(cfg, 3, 10, 3)
+    a = st.actions
+    kept = 4 + 2 + 4 + 2
+    assert st.folds == 4
+    assert a.pe_macs == 3 * kept * 2 == 72              # mt * kept rows * cols, per fold
+    assert a.pe_weight_loads == kept * 2 == 24
+    assert a.pe_index_loads == 24 and a.pe_act_selects == 72
+    assert a.pe_reg_writes == 2 * (4 * 3) * 4 * 2       # 2 x (vectors streamed) x rows x cols
+    # Weight beats: 12 kept rows of 2 lanes x (8-bit code + 2-bit index) = 20 bits (one 64-bit word each).
+    assert (a.weight_sram_writes, a.weight_sram_reads, a.weight_sram_write_bytes) == (12, 12, 30)
+    # Activation beats: 4 folds x 3 vectors of 8 steps x 8 bits = 64 bits.
+    assert (a.input_sram_writes, a.input_sram_write_bytes) == (12, 96)
+    assert (a.dram_read_beats, a.dram_read_bytes) == (24, (12 * 20 + 12 * 64) // 8)
+    assert (a.dram_write_beats, a.dram_write_bytes, a.requant_ops) == (6, 12, 12)
+    # Output SRAM: every streamed vector writes a psum row; reads are the 2 non-first folds' 3 rows + drains.
+    assert (a.output_sram_writes, a.output_sram_reads) == (12, 6 + 6)
+    # The dense array does 3 * 10 * 3 = 90 useful MACs in 3 K-folds of 4 (120 PE MACs incl. the padded lanes).
+    assert predict_gemm(cfg.replace(sparsity="dense"), 3, 10, 3).actions.pe_macs == 3 * (4 + 4 + 2) * 2 * 2
+
+
+def test_hand_cycles_one_fold():
+    """m=2 k=4 n=2 on a 4x2 2:4 array, beat period 1 (documented recurrence): weight beats at cycles 2, 3;
+    activation beats 4, 5; half full at 6 (5 stall cycles); WLOAD 2 + 1 and STREAM 2 + 4 + 2 end at 17;
+    DRAIN 2 + 2 ends at 21. Dense: 4 weight beats (2..5), acts 6, 7, full at 8, WLOAD 5, STREAM 8, DRAIN 4: 25."""
+    st = predict_gemm(MacArrayConfig(rows=4, cols=2, sparsity="2:4"), 2, 4, 2)
+    assert (st.cycles, st.stall_cycles) == (21, 5)
+    dense = predict_gemm(MacArrayConfig(rows=4, cols=2), 2, 4, 2)
+    assert (dense.cycles, dense.stall_cycles) == (25, 7)
+
+
+@pytest.mark.parametrize(("sparsity", "k", "kept"), [("2:4", 10, 6), ("2:4", 37, 19), ("1:4", 37, 10),
+                                                     ("1:2", 9, 5), ("2:8", 70, 18)])
+def test_timing_equals_dense_array_on_kept_rows(sparsity, k, kept):
+    """A sparse fold is a dense fold of its kept rows: with equal beat periods the sparse array's cycles and
+    stalls on K equal the dense array's on the kept-row count (N per full group, min(N, L) for a tail)."""
+    cfg = MacArrayConfig(rows=4, cols=3, sparsity=sparsity, dram_bytes_per_cycle=64.0)
+    dense = cfg.replace(sparsity="dense")
+    assert cfg.act_beat_period == dense.act_beat_period == 1
+    for m, n in ((1, 1), (5, 7), (13, 4)):
+        s, d = predict_gemm(cfg, m, k, n), predict_gemm(dense, m, kept, n)
+        assert (s.cycles, s.stall_cycles) == (d.cycles, d.stall_cycles)
+        assert s.actions.pe_macs == d.actions.pe_macs == m * kept * -(-n // 3) * 3
+
+
+# ---------------------------------------------------------------------------------------------- values
+@pytest.mark.parametrize(("sparsity", "fmt", "acc_bits", "overflow"), [
+    ("2:4", "int8", 32, "saturate"), ("2:4", "int8", 18, "saturate"), ("1:4", "int4", 14, "wrap"),
+    ("2:4", "ternary", 10, "saturate"), ("1:2", "pow2", 16, "saturate"), ("2:8", "int2", 12, "wrap"),
+])
+def test_values_bit_exact_against_dense_reference(sparsity, fmt, acc_bits, overflow):
+    rng = np.random.default_rng(7)
+    cfg = MacArrayConfig(rows=4, cols=3, weight_format=fmt, acc_bits=acc_bits, overflow=overflow,
+                         sparsity=sparsity)
+    sn, sm = cfg.sparse_nm
+    lo, hi = ref.act_value_range(cfg.act_bits)
+    for m, k, n in ((1, 1, 1), (5, 9, 4), (17, 37, 7), (9, 64, 5)):
+        extreme = m % 2 == 1
+        a = rng.choice([lo, hi], size=(m, k)) if extreme else rng.integers(lo, hi + 1, size=(m, k))
+        wv = ref.weight_values(fmt)
+        w = _nm_weights(rng, k, n, sn, sm, fmt, values=[wv.min(), wv.max()] if extreme else None)
+        for shift, relu in ((0, False), (3, True)):
+            got, _ = simulate_gemm(cfg, a, w, shift=shift, relu=relu)
+            np.testing.assert_array_equal(got, ref.gemm(a, w, cfg, shift=shift, relu=relu))
+
+
+@pytest.mark.parametrize("sparsity", ["2:4", "1:4", "2:8"])
+def test_compressed_storage_round_trip(sparsity):
+    """Scattering the kept codes back by (group, index) rebuilds the weight matrix; slots are ascending in
+    k for the non-zero weights, and a trailing group's slots never point past K."""
+    rng = np.random.default_rng(3)
+    cfg = MacArrayConfig(rows=8, cols=4, sparsity=sparsity)
+    sn, sm = cfg.sparse_nm
+    for k in (1, 3, 8, 21):
+        w = _nm_weights(rng, k, 6, sn, sm)
+        codes, idx = nm_compress(cfg, ref.encode_weights(w, "int8"))
+        groups = -(-k // sm)
+        assert codes.shape == idx.shape == (groups * sn, 6)
+        back = np.zeros((groups * sm, 6), dtype=np.int64)
+        for row in range(groups * sn):
+            g = row // sn
+            for c in range(6):
+                v = int(ref.decode_weights(int(codes[row, c]), "int8"))
+                if v:
+                    assert back[g * sm + int(idx[row, c]), c] == 0
+                    back[g * sm + int(idx[row, c]), c] = v
+                assert g * sm + int(idx[row, c]) < k or (v == 0 and int(idx[row, c]) == 0)
+        np.testing.assert_array_equal(back[:k], w)
+
+
+def test_pattern_violation_is_one_line_naming_layer_and_group():
+    cfg = MacArrayConfig(rows=4, cols=2, sparsity="2:4")
+    w = np.zeros((9, 2), dtype=np.int64)
+    w[4:7, 1] = 5  # column 1, group 1 (steps 4..7) has 3 non-zeros
+    with pytest.raises(HwsimError, match=r"^layer 'fc3' breaks the 2:4 pattern: weight column 1, reduction steps "
+                                         r"4\.\.7 hold 3 non-zero weights, at most 2 allowed \(.*\)$"):
+        simulate_gemm(cfg, np.ones((2, 9), dtype=np.int64), w, name="fc3")
+
+    class Op:
+        layer, weight_format, act_bits, weight = "conv2", "int8", 8, w
+
+    with pytest.raises(HwsimError, match=r"^layer 'conv2' breaks the 2:4 pattern: weight column 1"):
+        check_op(cfg, Op)
+    check_op(cfg.replace(sparsity="dense"), Op)  # a dense array runs it
+
+
+# ---------------------------------------------------------------------------------------------- cost
+def test_inventory_and_pricing_of_sparse_components():
+    from hwsim.cost import CostModel
+
+    cfg = MacArrayConfig(rows=4, cols=2, sparsity="2:4")
+    inv = inventory(cfg)
+    assert inv["pe_act_mux"].cls == "mux" and inv["pe_act_mux"].attrs == {"inputs": 4, "bits": 8}
+    assert inv["pe_index_reg"].attrs == {"bits": 2} and inv["pe_index_reg"].count == 8
+    assert inv["pe_pipeline_reg"].attrs["write_bits"] == 4 * 8 + 32
+    model = CostModel()
+    mux2 = model.entry("mux2.energy").value
+    reg_bit = model.register_bit_energy_pj()
+    e = model.energy(inv, MacArrayActions(pe_act_selects=10, pe_index_loads=3), 1).components()
+    assert e["pe_act_mux"] == pytest.approx(10 * 3 * 8 * mux2)   # 4:1 mux = 3 MUX2 per bit
+    assert e["pe_index_reg"] == pytest.approx(3 * 2 * reg_bit)
+    # A dense inventory has neither component and its actions never name them.
+    dense_pairs = predict_gemm(cfg.replace(sparsity="dense"), 3, 10, 3).actions.pairs().counts
+    assert not {name for name, _ in dense_pairs} & {"pe_act_mux", "pe_index_reg"}
+
+
+# ---------------------------------------------------------------------------------------------- simulate
+def test_simulate_digits_cnn_sparse_saves_cycles_and_energy():
+    from hwsim.simulate import simulate
+
+    dense = simulate("digits-cnn", "mac-array-8x8-ws", compress="int8", progress=False)
+    dense_24 = simulate("digits-cnn", "mac-array-8x8-ws", compress="2:4+int8", progress=False)
+    sparse = simulate("digits-cnn", "mac-array-8x8-ws-2of4", compress="2:4+int8", progress=False)
+    assert sparse.simulated_equals_reference and dense_24.simulated_equals_reference
+    assert sparse.cycles < dense.cycles and sparse.energy_pj < dense.energy_pj
+    assert sparse.cycles < dense_24.cycles and sparse.energy_pj < dense_24.energy_pj
+    # Skipping zeros changes no value: the same compressed model classifies identically on either array.
+    assert sparse.accuracy_simulated == dense_24.accuracy_simulated == dense_24.accuracy_reference
+    assert abs(sparse.accuracy_simulated - sparse.accuracy_float) <= 0.01
+    # Same useful MACs; the sparse array's PEs execute fewer.
+    assert sparse.macs == dense.macs
+    pe = sum(lr.energy_pj["pe_mac"] for lr in sparse.layers)
+    assert pe < 0.6 * sum(lr.energy_pj["pe_mac"] for lr in dense.layers)
+
+
+def test_cli_rejects_unpruned_model_on_sparse_array(capsys):
+    from hwsim.cli import main
+
+    assert main(["simulate", "digits-cnn", "--accel", "mac-array-8x8-ws-2of4", "--compress", "int8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"hwsim: error: layer 'conv1' breaks the 2:4 pattern: weight column \d+, reduction steps "
+                        r"\d+\.\.\d+ hold \d non-zero weights, at most 2 allowed \(.*\)", err)

@@ -285,9 +285,11 @@ def format_report(rep: SimReport) -> str:
     """The human-readable report printed by ``hwsim simulate``."""
     unit = rep.unit
     cfg = unit.config
+    desc = cfg.describe() if hasattr(cfg, "describe") else ""
+    if not desc.startswith(unit.family.name):
+        desc = f"{unit.family.name} {desc}".rstrip()
     lines = [
-        f"hwsim simulate: {rep.model} compressed {rep.compress} on {rep.accel.name}: {unit.family.name} "
-        f"{cfg.describe() if hasattr(cfg, 'describe') else ''}".rstrip(),
+        f"hwsim simulate: {rep.model} compressed {rep.compress} on {rep.accel.name}: {desc}",
         "",
         "Per layer, one inference (energy in pJ per inventory component; SRAM/DRAM in bytes):",
     ]

@@ -323,9 +323,8 @@ def _check_int_arg(name, v, lo, hi=None):
 
 def _as_int(a, name: str, lo: int, hi: int) -> np.ndarray:
     arr = np.asarray(a)
-    if arr.dtype.kind not in "iub":
-        if arr.size and not np.all(np.isfinite(arr)) or arr.size and np.any(arr != np.round(arr)):
-            raise HwsimError(f"{name} values are not allowed: expected integers")
+    if arr.dtype.kind not in "iub" and arr.size and not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        raise HwsimError(f"{name} values are not allowed: expected integers")
     arr = arr.astype(np.int64)
     if arr.size and (arr.min() < lo or arr.max() > hi):
         bad = arr.min() if arr.min() < lo else arr.max()

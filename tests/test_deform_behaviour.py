@@ -4,14 +4,15 @@ The same depthwise layers (bounded free offsets and square dilations; 1xN, Nx1 a
 at the bound, on integer positions and outside the image) run on every backend. Outputs must equal the
 integer per-pixel loop of ``test_deform_reference`` (written from the spec); every backend with time must
 take the cycles of the scalar item-by-item simulation of ``test_deform_unit``. The Verilator backend is one
-regression run of all cases on the default config's build (the one ``hwsim cosim deform-unit`` uses).
+regression run of all cases (plus the randomized regression's layers) on one small build (4 lanes): the only
+Verilator build of the deform-unit tests.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hwsim.cosim.deform_unit_regression import run_regression
+from hwsim.cosim.deform_unit_regression import random_layers, run_regression
 from hwsim.cosim.deform_unit_tb import layer_config
 from hwsim.models import deform_unit as du
 from test_deform_reference import loop_fixed
@@ -20,7 +21,7 @@ from test_deform_unit import simulate_items
 
 from hwsim.deform_unit import DeformLayer, DeformUnitConfig, execute_layer
 
-CFG = DeformUnitConfig()  # bounded (8 px), 16 lanes: the CLI's default cosim build
+CFG = DeformUnitConfig(lanes=4, dram_bytes_per_cycle=4.0, max_width=16)  # bounded (8 px), a small build
 
 
 def _case(name, h, w, square, seed):
@@ -56,7 +57,12 @@ def expected(case):
 
 @pytest.fixture(scope="module")
 def verilator_report():
-    return run_regression(CFG, layers=[dict(c) for c in CASES])
+    return run_regression(CFG, layers=[dict(c) for c in CASES] + random_layers(CFG, seed=1, count=4))
+
+
+def test_randomized_regression_passes(verilator_report):
+    assert verilator_report.passed and len(verilator_report.layers) == len(CASES) + 4
+    assert all(not r["count_diffs"] and r["rtl_stalls"] == r["predicted_stalls"] for r in verilator_report.layers)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -137,3 +137,17 @@ def test_rtl_scope_errors(tmp_path):
     cfg = DeformUnitConfig(offset_bound=8.0, lanes=4, dram_bytes_per_cycle=4.0)
     v, j = write_verilog(cfg, tmp_path)
     assert f"module {cfg.top_name}" in v.read_text() and '"rows": 20' in j.read_text()
+
+
+def test_generated_verilog_is_lint_clean(tmp_path):
+    import os
+    import subprocess
+
+    from hwsim.cosim.runner import verilator_env
+
+    cfg = DeformUnitConfig(offset_mode="square", offset_bound=2.0, lanes=2, banks=2, dram_bytes_per_cycle=2.0,
+                           max_width=16)
+    v, _ = write_verilog(cfg, tmp_path)
+    r = subprocess.run(["verilator", "--lint-only", str(v)], capture_output=True, text=True,
+                       env={**os.environ, **verilator_env()}, cwd=tmp_path)
+    assert r.returncode == 0 and "%Warning" not in r.stderr and "%Error" not in r.stderr, r.stderr

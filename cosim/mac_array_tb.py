@@ -67,6 +67,10 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
         dram_read_bytes=math.ceil((c["n_weights"] * wt_bits + c["n_acts"] * in_bits) / 8),
         dram_write_bytes=math.ceil(c["n_out"] * widths["obeat"] / 8),
         requant_ops=c["requant_ops"],
+        # N:M arrays: the index register loads with the weight register (same w_load) and the activation
+        # mux selects for every enabled MAC, so these are the PE's load and MAC counters.
+        pe_index_loads=c["pe_weight_loads"] if cfg.sparse else 0,
+        pe_act_selects=c["pe_macs"] if cfg.sparse else 0,
     )
 
 

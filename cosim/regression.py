@@ -15,7 +15,7 @@ from hwsim.models import mac_array as ref
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 
-__all__ = ["RegressionReport", "build_mac_array", "random_layers", "run_regression"]
+__all__ = ["RegressionReport", "build_mac_array", "check_layers", "random_layers", "run_regression"]
 
 
 def _acts(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str) -> np.ndarray:
@@ -30,11 +30,46 @@ def _acts(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str) -> np
     return rng.integers(lo, hi + 1, size=shape)
 
 
-def _weights(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str) -> np.ndarray:
+def _weights(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str, conv: bool = False) -> np.ndarray:
     values = ref.weight_values(cfg.weight_format)
     if mode == "extreme":
-        return rng.choice(np.array([values.min(), values.max()]), size=shape)
-    return rng.choice(values, size=shape)
+        w = rng.choice(np.array([values.min(), values.max()]), size=shape)
+    else:
+        w = rng.choice(values, size=shape)
+    if cfg.sparse:
+        # N:M: keep N random positions of every M consecutive reduction steps (K of a GEMM is axis 0; of a
+        # conv the flattened (c, i, j) of each output channel), so the layer follows the array's pattern.
+        sn, sm = cfg.sparse_nm
+        mat = w.reshape(shape[0], -1) if conv else w.T
+        k = mat.shape[1]
+        keys = rng.random(mat.shape)
+        keep = np.zeros(mat.shape, dtype=bool)
+        for g0 in range(0, k, sm):
+            grp = keys[:, g0:g0 + sm]
+            order = np.argsort(grp, axis=1)[:, :sn]
+            np.put_along_axis(keep[:, g0:g0 + sm], order, True, axis=1)
+        mat = np.where(keep, mat, 0)
+        w = mat.reshape(shape) if conv else mat.T
+    return w
+
+
+def check_layers(cfg: MacArrayConfig, layers: list[dict]) -> None:
+    """Raise (one line naming the layer and the first offending group) if a layer's weights break
+    ``cfg``'s N:M pattern; nothing to check on a dense array."""
+    from hwsim.mac_array import check_nm
+
+    if not cfg.sparse:
+        return
+    for i, layer in enumerate(layers):
+        name = layer.get("name", f"layer{i}")
+        w = np.asarray(layer["w"], dtype=np.int64)
+        if layer["kind"] == "gemm":
+            check_nm(cfg, w, name)
+        else:
+            g = layer["groups"]
+            og = w.shape[0] // g
+            for j in range(g):
+                check_nm(cfg, w[j * og:(j + 1) * og].reshape(og, -1).T, name)
 
 
 def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
@@ -62,7 +97,7 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
             padding = 0 if cfg.act_bits == 1 else int(rng.integers(0, 2))
             h = int(rng.integers(dilation * (kh - 1) + 1, dilation * (kh - 1) + 6))
             x = _acts(rng, cfg, (cin, h, h), mode)
-            w = _weights(rng, cfg, (cout, cin // groups, kh, kh), mode)
+            w = _weights(rng, cfg, (cout, cin // groups, kh, kh), mode, conv=True)
             layers.append({
                 "kind": "conv", "name": f"conv{i}", "x": x.tolist(), "w": w.tolist(),
                 "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
@@ -93,4 +128,5 @@ def run_regression(cfg: MacArrayConfig, seed: int = 1, count: int = 5, waves: bo
         raise HwsimError(f"cfg={type(cfg).__name__} is not allowed: expected a MacArrayConfig "
                          "(other families' regressions are their family's cosim entry point)")
     layers = random_layers(cfg, seed, count) if layers is None else layers
+    check_layers(cfg, layers)  # before any build or simulation
     return cosimulate(cfg, mac_array_harness(), layers, waves=waves, workdir=workdir)

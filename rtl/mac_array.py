@@ -27,6 +27,12 @@ is bits ``[i*w, (i+1)*w)``):
 * Bias: read combinationally through ``bias_addr``/``bias`` from a parameter memory of one signed
   ``acc_bits`` value per output channel (see :class:`MacArray`).
 
+N:M sparse WS (``cfg.sparsity = "N:M"``): a fold covers ``k_step = rows * M / N`` reduction steps and its
+weight beats are its ``kt = N * (L // M) + min(N, L % M)`` kept-weight rows (row ``g*N + s`` = slot s of
+group g; lane c: the code in the low ``weight_bits``, its index within the group above it; see
+``hwsim.mac_array.nm_compress``); activation beat i carries ``A[m0 + i, k0 + j]`` in lane j for all
+``k_step`` steps, and PE row r selects from its group's M lanes by the stored index.
+
 Cycle timing (exactly what ``hwsim.mac_array`` predicts) is documented there.
 """
 
@@ -75,8 +81,15 @@ class _Folds:
         k_rem, m_rem = K - self.k0, M - self.m0
         last_n = self.n0 + cfg.cols >= N
         last_m = self.m0 + m_step >= M
+        steps = Mux(k_rem > k_step, k_step, k_rem)
+        if cfg.sparse:  # kept-weight rows of the fold's steps: N per full group of M, min(N, L) for a tail of L
+            sn, sm = cfg.sparse_nm
+            lg = sm.bit_length() - 1
+            tail = Signal(range(sm), name=f"{name}_tail")
+            m.d.comb += tail.eq(steps[:lg])
+            steps = (steps >> lg) * sn + Mux(tail > sn, sn, tail)
         m.d.comb += [
-            self.kt.eq(Mux(k_rem > k_step, k_step, k_rem)),
+            self.kt.eq(steps),
             self.mt.eq(Mux(m_rem > m_step, m_step, m_rem)),
             self.last_k.eq(self.k0 + k_step >= K),
             self.last.eq(self.last_k & last_n & last_m),
@@ -150,8 +163,10 @@ class MacArray(wiring.Component):
             "dim_n": In(cfg.dim_bits),
             "shift": In(range(cfg.acc_bits)),
             "relu": In(1),
-            "i_weights": In(stream.Signature(data.ArrayLayout(unsigned(cfg.weight_bits), R if is_ else C))),
-            "i_acts": In(stream.Signature(data.ArrayLayout(unsigned(cfg.act_bits), C if is_ else R))),
+            "i_weights": In(stream.Signature(data.ArrayLayout(unsigned(cfg.weight_bits + cfg.index_bits),
+                                                              R if is_ else C))),
+            "i_acts": In(stream.Signature(data.ArrayLayout(unsigned(cfg.act_bits),
+                                                           C if is_ else cfg.ws_k_step))),
             "o_out": Out(stream.Signature(data.ArrayLayout(unsigned(cfg.act_bits), C))),
             "bias_addr": Out(cfg.dim_bits),
             "bias": In(data.ArrayLayout(signed(cfg.acc_bits), C)),
@@ -168,7 +183,7 @@ class MacArray(wiring.Component):
         df = cfg.dataflow
         ws_like = df in ("ws", "is")
         is_ = df == "is"
-        m_step, k_step = {"ws": (cfg.m_tile, R), "is": (cfg.is_m_tile, R), "os": (R, cfg.k_chunk)}[df]
+        m_step, k_step = {"ws": (cfg.m_tile, cfg.ws_k_step), "is": (cfg.is_m_tile, R), "os": (R, cfg.k_chunk)}[df]
         s_half = R if ws_like else k_step     # stationary rows (WS/IS) / weight rows (OS) per buffer half
         v_half = m_step if ws_like else k_step  # streamed vectors (WS/IS) / activation vectors (OS) per half
         # The first stream of a fold fills the stationary buffer, the second the streamed one.
@@ -404,7 +419,7 @@ def generate_verilog(cfg: MacArrayConfig, debug: bool = False) -> tuple[str, dic
     members = top.metadata.as_json()["interface"]["members"]
     w_bits = int(members["i_weights"]["members"]["payload"]["width"])
     a_bits = int(members["i_acts"]["members"]["payload"]["width"])
-    m_tile, k_step = {"ws": (cfg.m_tile, cfg.rows), "is": (cfg.is_m_tile, cfg.rows),
+    m_tile, k_step = {"ws": (cfg.m_tile, cfg.ws_k_step), "is": (cfg.is_m_tile, cfg.rows),
                       "os": (cfg.rows, cfg.k_chunk)}[cfg.dataflow]
     meta = {
         "top": cfg.top_name,
@@ -413,6 +428,8 @@ def generate_verilog(cfg: MacArrayConfig, debug: bool = False) -> tuple[str, dic
         "debug": debug,
         "derived": {
             "weight_bits": cfg.weight_bits,
+            "sparsity": cfg.sparsity,
+            "index_bits": cfg.index_bits,
             "product_bits": cfg.product_bits,
             "m_tile": m_tile,
             "k_step": k_step,

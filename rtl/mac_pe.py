@@ -70,12 +70,17 @@ class MacPE(wiring.Component):
     holds an activation code (``w_code`` is ``act_bits`` wide) and the streamed lane carries weight codes
     (``a_in``/``a_out`` are ``weight_bits`` wide).
 
+    N:M sparse weight-stationary (``cfg.sparse``): ``a_in``/``a_out`` carry the M activations of the PE
+    row's group (``M * act_bits``, lane j = reduction step ``g*M + j``), ``w_code`` is the kept weight's
+    code with its ``index_bits`` index above it, and the product uses the activation lane the stored index
+    selects (an M:1 multiplexer); everything else is the dense WS PE.
+
     Output-stationary (``"os"``): activations move right and weights move down (both one cycle per PE);
     when ``a_valid``, ``acc <= ovf((a_first ? 0 : acc) + a*w)``.
 
     Ports (all registered outputs, one cycle latency)
     -------------------------------------------------
-    a_in, a_out : act_bits (IS: weight_bits)   streamed code
+    a_in, a_out : act_bits (IS: weight_bits; N:M: M x act_bits)   streamed code(s)
     a_valid_in, a_valid_out : 1   OS: the activation is real data; WS/IS: the streamed-vector token
     WS/IS: a_en : 1; psum_in, psum_out : signed(acc_bits); w_load : 1; w_code : weight_bits (IS: act_bits)
     OS: a_first_in, a_first_out : 1; w_in, w_out : weight_bits; acc : signed(acc_bits)
@@ -84,7 +89,7 @@ class MacPE(wiring.Component):
     def __init__(self, cfg: MacArrayConfig):
         self.cfg = cfg
         is_ = cfg.dataflow == "is"
-        strm_bits = cfg.weight_bits if is_ else cfg.act_bits
+        strm_bits = cfg.weight_bits if is_ else cfg.act_bits * cfg.sparse_nm[1]
         members = {
             "a_in": In(strm_bits),
             "a_valid_in": In(1),
@@ -97,7 +102,7 @@ class MacPE(wiring.Component):
                 "psum_in": In(signed(cfg.acc_bits)),
                 "psum_out": Out(signed(cfg.acc_bits)),
                 "w_load": In(1),
-                "w_code": In(unsigned(cfg.act_bits if is_ else cfg.weight_bits)),
+                "w_code": In(unsigned(cfg.act_bits if is_ else cfg.weight_bits + cfg.index_bits)),
             }
         else:
             members |= {
@@ -117,7 +122,11 @@ class MacPE(wiring.Component):
             stationary = Signal(len(self.w_code))
             with m.If(self.w_load):
                 m.d.sync += stationary.eq(self.w_code)
-            if cfg.dataflow == "ws":
+            if cfg.sparse:
+                # Index-driven activation select: the stored index picks lane idx of the group's M activations.
+                code, idx = stationary[:cfg.weight_bits], stationary[cfg.weight_bits:]
+                p = product(m, cfg, self.a_in.word_select(idx, cfg.act_bits), code)
+            elif cfg.dataflow == "ws":
                 p = product(m, cfg, self.a_in, stationary)
             else:
                 p = product(m, cfg, stationary, self.a_in)

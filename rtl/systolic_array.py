@@ -3,7 +3,7 @@
 Its interface takes and gives aligned (unskewed) vectors, so the controller never deals with skew.
 """
 
-from amaranth.hdl import Array, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from hwsim.rtl.mac_pe import MacPE
@@ -37,6 +37,10 @@ class SystolicArray(wiring.Component):
     out_vec : Out, cols x signed(acc_bits)   ``psum + a . W`` for that row, ``rows + cols - 1`` cycles later
     w_load : In, 1; w_row : In; w_vec : In, cols x weight_bits   load one weight row per cycle
 
+    N:M sparse weight-stationary: ``a_vec`` has ``rows * M / N`` lanes (every reduction step of the fold; PE
+    row r receives the M lanes of its group ``r // N``, skewed by r); ``w_vec`` lanes are a kept weight's
+    code with its ``index_bits`` index above it; ``lane_en`` marks the rows holding a kept weight.
+
     Output-stationary ports
     -----------------------
     a_vec : In, rows x act_bits; w_vec : In, cols x weight_bits   one reduction step k for the tile
@@ -61,9 +65,10 @@ class SystolicArray(wiring.Component):
         R, C = cfg.rows, cfg.cols
         acc = signed(cfg.acc_bits)
         is_ = cfg.dataflow == "is"
-        strm_bits, stat_bits = (cfg.weight_bits, cfg.act_bits) if is_ else (cfg.act_bits, cfg.weight_bits)
+        strm_bits, stat_bits = (cfg.weight_bits, cfg.act_bits) if is_ else \
+            (cfg.act_bits, cfg.weight_bits + cfg.index_bits)
         members = {
-            "a_vec": In(data.ArrayLayout(unsigned(strm_bits), R)),
+            "a_vec": In(data.ArrayLayout(unsigned(strm_bits), cfg.ws_k_step if cfg.sparse else R)),
             "w_vec": In(data.ArrayLayout(unsigned(stat_bits), C)),
         }
         if cfg.dataflow in ("ws", "is"):
@@ -96,8 +101,15 @@ class SystolicArray(wiring.Component):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
 
         if cfg.dataflow in ("ws", "is"):
+            sn, sm = cfg.sparse_nm
             for r in range(R):
-                a = _delay(m, self.a_vec[r], r, f"askew{r}")
+                if cfg.sparse:
+                    g = r // sn
+                    lanes = Signal(sm * cfg.act_bits, name=f"agroup{r}")
+                    m.d.comb += lanes.eq(Cat(*(self.a_vec[g * sm + j] for j in range(sm))))
+                    a = _delay(m, lanes, r, f"askew{r}")
+                else:
+                    a = _delay(m, self.a_vec[r], r, f"askew{r}")
                 v = _delay(m, self.a_valid, r, f"vskew{r}")
                 m.d.comb += [pes[r][0].a_in.eq(a), pes[r][0].a_valid_in.eq(v)]
                 for c in range(C):

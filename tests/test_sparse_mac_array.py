@@ -217,3 +217,43 @@ def test_cli_rejects_unpruned_model_on_sparse_array(capsys):
     err = capsys.readouterr().err.strip()
     assert re.fullmatch(r"hwsim: error: layer 'conv1' breaks the 2:4 pattern: weight column \d+, reduction steps "
                         r"\d+\.\.\d+ hold \d non-zero weights, at most 2 allowed \(.*\)", err)
+
+
+# ---------------------------------------------------------------------------------------------- co-simulation
+#: One representative N:M build for the default suite: a 4x2 2:4 array with two-row tiles, a DRAM slower
+#: than the array (stalls) and an 18-bit saturating accumulator (extreme data saturates).
+COSIM_CFG = MacArrayConfig(rows=4, cols=2, sparsity="2:4", acc_bits=18, overflow="saturate",
+                           input_sram_bytes=32, weight_sram_bytes=20, output_sram_bytes=10, dram_bytes_per_cycle=3.0)
+
+
+def test_cosim_sparse_matches_reference_and_cycle_model(tmp_path):
+    pytest.importorskip("cocotb")
+    from hwsim.cosim.regression import random_layers, run_regression
+
+    cfg = COSIM_CFG
+    assert cfg.m_tile == 2
+    layers = random_layers(cfg, seed=5, count=8)
+    assert {la["kind"] for la in layers} == {"gemm", "conv"}
+    rep = run_regression(cfg, layers=layers, workdir=tmp_path)
+    assert len(rep.layers) == 8
+    for row in rep.layers:
+        assert row["mismatches"] == 0, row
+        assert row["rtl_cycles"] == row["predicted_cycles"], row
+        assert row["stall_cycles"] == row["predicted_stall_cycles"], row
+        assert row["count_mismatches"] == 0 and row["actions"] == row["predicted_actions"], row
+    total = {key: sum(r["actions"][key] for r in rep.layers) for key in rep.layers[0]["actions"]}
+    assert sum(r["stall_cycles"] for r in rep.layers) > 0
+    assert total["pe_act_selects"] == total["pe_macs"] > 0
+    assert total["pe_index_loads"] == total["pe_weight_loads"] > 0
+
+
+def test_cosim_rejects_pattern_violation_before_building(tmp_path):
+    from hwsim.cosim.regression import run_regression
+
+    w = np.zeros((8, 2), dtype=np.int64)
+    w[0:3, 0] = 1
+    layer = {"kind": "gemm", "name": "bad", "a": np.ones((2, 8), dtype=np.int64).tolist(), "w": w.tolist(),
+             "shift": 0, "relu": False}
+    with pytest.raises(HwsimError, match=r"^layer 'bad' breaks the 2:4 pattern: weight column 0, reduction steps "
+                                         r"0\.\.3 hold 3 non-zero weights, at most 2 allowed"):
+        run_regression(COSIM_CFG.replace(acc_bits=19), layers=[layer], workdir=tmp_path)  # never built

@@ -222,8 +222,9 @@ def model_option(cfg: MacArrayConfig, args) -> tuple[str, dict, bool]:
     accelerator is ``--accel`` if given, else the config from the command's flags."""
     import sys
 
-    print(f"compressing {args.opt__model} ({args.opt__compress}) and building the RTL with Verilator "
-          "(cached builds are reused) ...", file=sys.stderr)
+    if sys.stderr.isatty():  # a note for people; logs and scripts get only the result or one error line
+        print(f"compressing {args.opt__model} ({args.opt__compress}) and building the RTL with Verilator "
+              "(cached builds are reused) ...", file=sys.stderr)
     rep = run_model_cosim(args.opt__model, args.opt__accel or cfg, args.opt__compress, images=args.opt__images,
                           workdir=args.run_dir, waves=args.waves)
     return format_model_report(rep), rep.as_dict(), rep.passed

@@ -142,7 +142,8 @@ def _cmd_cosim(args) -> int:
         fam.load("rtl_check")(cfg)
     if args.layers < 1:
         raise HwsimError(f"--layers={args.layers} is not allowed: expected an integer >= 1")
-    print(f"building {cfg.top_name} with Verilator (cached builds are reused) ...", file=sys.stderr)
+    if sys.stderr.isatty():  # a note for people; logs and scripts get only the result or one error line
+        print(f"building {cfg.top_name} with Verilator (cached builds are reused) ...", file=sys.stderr)
     rep = run(cfg, seed=args.seed, count=args.layers, waves=args.waves, workdir=args.run_dir)
     print(f"{cfg.top_name}: seed {args.seed}, {len(rep.layers)} layers "
           f"({'cached build' if rep.build_cached else 'fresh build'})")

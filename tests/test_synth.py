@@ -166,8 +166,7 @@ def _raises_hwsim_error(fn, *args, **kwargs):
         gc.collect()
 
 
-def test_rejects_dataflow_without_rtl():
-    _raises_hwsim_error(synth, MacArrayConfig(rows=2, cols=2, dataflow="is"))
+def test_rejects_what_is_not_a_family_config():
     _raises_hwsim_error(synth, {"rows": 2})
 
 

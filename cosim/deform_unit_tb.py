@@ -17,10 +17,10 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import RisingEdge
 from hwsim.cosim.deform_unit_harness import IN_FILE, OFF_FILE, OUT_FILE, W_FILE
 from hwsim.cosim.runner import read_job
+from hwsim.cosim.tb_util import pulse, reset_harness
 from hwsim.models import deform_unit as du
 from hwsim.rtl.deform_unit import COUNTERS, OFFSET_BITS
 
@@ -51,20 +51,12 @@ class DeformUnitTB:
         self.mem_depth = 0
 
     async def reset(self):
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        for sig in (self.dut.start, self.dut.load, self.dut.dump, self.dut.height, self.dut.width, self.dut.shift,
-                    self.dut.relu, self.dut.square):
-            sig.value = 0
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.mem_depth = int(self.dut.mem_depth.value)
+        d = self.dut
+        self.mem_depth = await reset_harness(
+            d, (d.start, d.load, d.dump, d.height, d.width, d.shift, d.relu, d.square), clock=True)
 
     async def _pulse(self, sig) -> None:
-        sig.value = 1
-        await RisingEdge(self.dut.clk)
-        sig.value = 0
+        await pulse(self.dut, sig)
 
     async def run(self, x, raw, wt, shift, relu, square, off_fields) -> dict:
         dut, cfg = self.dut, self.cfg

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import RisingEdge
 from hwsim.cosim.lstm_engine_regression import count_diffs, measured_counts
 from hwsim.cosim.runner import read_job
+from hwsim.cosim.tb_util import pulse, reset_harness
 from hwsim.rtl.lstm_engine import COUNTERS
 
 from hwsim.lstm_engine import LstmEngineConfig
@@ -46,18 +47,11 @@ class LstmEngineTB:
                                [(wr >> (b * w)) & mask for b in range(self.cfg.banks)])
 
     async def reset(self):
-        dut = self.dut
-        for s in (dut.load, dut.start, dut.dump, dut.n_stages, dut.rbuf, dut.n_desc, dut.n_w, dut.n_x, dut.n_out):
-            s.value = 0
-        dut.rst.value = 1
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
-        await RisingEdge(dut.clk)
+        d = self.dut
+        await reset_harness(d, (d.load, d.start, d.dump, d.n_stages, d.rbuf, d.n_desc, d.n_w, d.n_x, d.n_out))
 
     async def _pulse(self, sig):
-        sig.value = 1
-        await RisingEdge(self.dut.clk)
-        sig.value = 0
+        await pulse(self.dut, sig)
 
     async def run(self, layer: dict) -> dict:
         dut, mask = self.dut, (1 << self.data_bits) - 1

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import RisingEdge
 from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, COUNTERS, OUT_FILE, WEIGHT_FILE
 from hwsim.cosim.runner import read_job
+from hwsim.cosim.tb_util import pulse, reset_harness
 from hwsim.models import mac_array as ref
 from hwsim.models.compressed import reference_gemm
 
@@ -102,14 +103,8 @@ class MacArrayTB:
         self.bias_bits = cfg.acc_bits
 
     async def reset(self):
-        for sig in (self.dut.start, self.dut.load, self.dut.dump, self.dut.dim_m, self.dut.dim_k,
-                    self.dut.dim_n, self.dut.shift, self.dut.relu):
-            sig.value = 0
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.mem_depth = int(self.dut.mem_depth.value)
+        d = self.dut
+        self.mem_depth = await reset_harness(d, (d.start, d.load, d.dump, d.dim_m, d.dim_k, d.dim_n, d.shift, d.relu))
         self.widths = {k: int(getattr(self.dut, f"{k}_bits").value) for k in ("wbeat", "abeat", "obeat", "osram")}
         self.bias_bits = self.widths["osram"] // self.cfg.cols
 
@@ -119,9 +114,7 @@ class MacArrayTB:
         path.write_text("".join(f"{b:x}\n" for b in words))
 
     async def _pulse(self, sig) -> None:
-        sig.value = 1
-        await RisingEdge(self.dut.clk)
-        sig.value = 0
+        await pulse(self.dut, sig)
 
     async def run_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
                        bias: np.ndarray | None = None) -> tuple[list[int], dict[str, int]]:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import RisingEdge
 from hwsim.cosim.rf_array_harness import CODE_FILE, OUT_FILE, VEC_FILE
 from hwsim.cosim.runner import read_job
+from hwsim.cosim.tb_util import pulse, reset_harness
 from hwsim.models import rf_array as ref
 from hwsim.rtl.rf_array import COUNTERS
 
@@ -51,19 +51,11 @@ class RfArrayTB:
         self.mem_depth = 0
 
     async def reset(self):
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        for sig in (self.dut.start, self.dut.load, self.dut.dump, self.dut.n_vectors):
-            sig.value = 0
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        self.mem_depth = int(self.dut.mem_depth.value)
+        d = self.dut
+        self.mem_depth = await reset_harness(d, (d.start, d.load, d.dump, d.n_vectors), clock=True)
 
     async def _pulse(self, sig) -> None:
-        sig.value = 1
-        await RisingEdge(self.dut.clk)
-        sig.value = 0
+        await pulse(self.dut, sig)
 
     async def run(self, codes: np.ndarray, x: np.ndarray) -> dict:
         dut = self.dut

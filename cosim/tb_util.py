@@ -1,0 +1,37 @@
+"""What every family's cocotb testbench does the same way: reset the harness and pulse its controls.
+
+Runs inside the simulator (imported by the ``*_tb.py`` modules). Each harness has ``clk``, ``rst`` and
+one-cycle ``load``/``start``/``dump`` controls; most report their memory depth on ``mem_depth``.
+"""
+
+from __future__ import annotations
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+__all__ = ["pulse", "reset_harness"]
+
+
+async def reset_harness(dut, inputs, clock: bool = False) -> int | None:
+    """Zero ``inputs``, hold ``rst`` for 3 cycles and return the harness's ``mem_depth`` (None if it has none).
+
+    ``clock=True`` drives ``clk`` from cocotb (10 ns); harnesses that generate their own clock in HDL
+    (built with ``--timing``) leave it False.
+    """
+    if clock:
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    for sig in inputs:
+        sig.value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+    return int(dut.mem_depth.value) if hasattr(dut, "mem_depth") else None
+
+
+async def pulse(dut, sig) -> None:
+    """Drive ``sig`` high for one clock cycle."""
+    sig.value = 1
+    await RisingEdge(dut.clk)
+    sig.value = 0

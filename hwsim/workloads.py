@@ -7,6 +7,7 @@ A layer is a frozen dataclass. Every layer runs on the MAC array as ``groups`` i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,12 +214,10 @@ def total_macs(layers: Iterable[Layer]) -> int:
     return sum(layer.macs for layer in layers)
 
 
-_SCALESIM_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
-                     "Channels", "Num Filter", "Strides")
 _PADDING_MODES = ("same", "none")
 
 
-def load_scalesim_topology(path, padding: str = "same", batch: int = 1) -> list[ConvLayer]:
+def load_scalesim_topology(path, padding: str = "same", batch: int = 1) -> list[Layer]:
     """Read a SCALE-Sim topology CSV into convolution layers.
 
     Parameters
@@ -256,58 +255,13 @@ def load_scalesim_topology(path, padding: str = "same", batch: int = 1) -> list[
     if padding not in _PADDING_MODES:
         raise HwsimError(f"padding={padding!r} is not allowed: expected one of {', '.join(_PADDING_MODES)}")
     _check_int("batch", batch, 1)
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise HwsimError(
-            f"path={str(p)!r} is not allowed: cannot read the topology file ({reason})"
-        ) from None
+    from hwsim.scalesim import read_scalesim_topology  # the one SCALE-Sim topology reader
 
-    layers: list[ConvLayer] = []
-    header_seen = False
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        while fields and fields[-1] == "":
-            fields.pop()
-        where = f"{p}:{lineno}"
-        if not header_seen:
-            if not fields or fields[0].lower() != "layer name":
-                raise HwsimError(
-                    f"{where}: header {line.strip()!r} is not allowed: expected a SCALE-Sim topology header "
-                    f"({', '.join(_SCALESIM_COLUMNS)})"
-                )
-            header_seen = True
-            continue
-        if len(fields) != len(_SCALESIM_COLUMNS):
-            raise HwsimError(
-                f"{where}: {len(fields)} fields are not allowed: expected {len(_SCALESIM_COLUMNS)} "
-                f"({', '.join(_SCALESIM_COLUMNS)})"
-            )
-        name = fields[0]
-        values = []
-        for column, raw in zip(_SCALESIM_COLUMNS[1:], fields[1:], strict=True):
-            if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-                raise HwsimError(f"{where}: {column}={raw!r} is not allowed: expected an integer >= 1")
-            values.append(int(raw))
-        ifmap_h, ifmap_w, kh, kw, channels, filters, stride = values
-        if padding == "none" or (kh == ifmap_h and kw == ifmap_w):
-            pad = 0
-        else:
-            ph, pw = (kh - 1) // 2, (kw - 1) // 2
-            pad = ph if ph == pw else (ph, ph, pw, pw)
-        try:
-            layers.append(ConvLayer(name=name, in_h=ifmap_h, in_w=ifmap_w, in_c=channels, out_c=filters,
-                                    kh=kh, kw=kw, stride=stride, padding=pad, batch=batch))
-        except HwsimError as exc:
-            raise HwsimError(f"{where}: {exc}") from None
-    if not header_seen:
-        raise HwsimError(f"{p}: an empty file is not allowed: expected a SCALE-Sim topology header and rows")
-    if not layers:
-        raise HwsimError(f"{p}: a topology without layers is not allowed: expected at least one row")
+    layers: list[Layer] = []
+    for row in read_scalesim_topology(path):
+        layer = row.hwsim_layer(padding)
+        layers.append(dataclasses.replace(layer, batch=batch) if isinstance(layer, ConvLayer)
+                      else dataclasses.replace(layer, m=layer.m * batch))
     return layers
 
 

@@ -205,7 +205,7 @@ def test_front_and_constraints_in_table(tmp_path):
                                        r"applies to model workloads only"),
     ({"workload": {"model": "digits-cnn"}, "axes": {"compress": ["int9"]}},
      r"^hwsim: error: spec key axes\.compress: compression spec 'int9' is not allowed"),
-    ({"workload": {"topology": "nope.csv"}}, r"^hwsim: error: spec key workload\.topology: path='nope.csv' is not "
+    ({"workload": {"topology": "nope.csv"}}, r"^hwsim: error: spec key workload\.topology: --topology='nope.csv' is not "
                                              r"allowed: cannot read"),
     ({"values": True}, r"^hwsim: error: spec key values=True is not allowed: accuracy needs a model workload"),
     ({"sample": {"count": 0}}, r"^hwsim: error: spec key sample\.count=0 is not allowed: expected an integer >= 1$"),

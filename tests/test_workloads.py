@@ -88,7 +88,7 @@ def test_parse_variants(tmp_path):
         (HEADER + "Conv1,224,224,7,7,3,64,0,\n",
          r"^.*topo\.csv:2: Strides='0' is not allowed: expected an integer >= 1$"),
         (HEADER + "Conv1,1,1,2,2,3,64,1,\n",
-         r"^.*topo\.csv:2: output size 0x0 is not allowed: expected at least 1x1"),
+         r"^.*topo\.csv:2: filter 2x2 is not allowed: expected at most the IFMAP 1x1"),
         ("Conv1,224,224,7,7,3,64,2,\n",
          r"^.*topo\.csv:1: header 'Conv1,224,224,7,7,3,64,2,' is not allowed: expected a SCALE-Sim "),
         (HEADER, r"^.*topo\.csv: a topology without layers is not allowed"),
@@ -102,7 +102,7 @@ def test_bad_csv(tmp_path, text, pattern):
 
 def test_loader_arguments(tmp_path):
     with pytest.raises(HwsimError,
-                       match=r"^path='.*missing\.csv' is not allowed: cannot read the topology file"):
+                       match=r"^--topology='.*missing\.csv' is not allowed: cannot read it"):
         load_scalesim_topology(tmp_path / "missing.csv")
     p = write(tmp_path, HEADER + "a,4,4,1,1,1,1,1\n")
     with pytest.raises(HwsimError, match=r"^padding='valid' is not allowed: expected one of same, none$"):

@@ -61,6 +61,7 @@ __all__ = [
     "nm_compress",
     "pack_lanes",
     "predict_gemm",
+    "predict_gemm_folds",
     "simulate_gemm",
     "unpack_lanes",
     "unpack_outputs",
@@ -463,8 +464,26 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
 def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm", groups: int = 1) -> LayerStats:
     """Cycle count, stalls and action counts of ``groups`` independent ``[m,k] x [k,n]`` GEMMs (no values).
 
-    Groups run one after another, each as its own start/done on the hardware.
+    Groups run one after another, each as its own start/done on the hardware. Dense arrays take the
+    closed form of :mod:`hwsim.mac_array_fast` (tested equal to :func:`predict_gemm_folds` on every
+    field); N:M sparse arrays take the per-fold model.
     """
+    if getattr(cfg, "sparse", False):
+        return predict_gemm_folds(cfg, m, k, n, name, groups)
+    from hwsim.mac_array_fast import closed_form_gemm
+
+    _check_shape(m, k, n)
+    st = closed_form_gemm(cfg, m, k, n, name=name)
+    if groups == 1:
+        return st
+    return dataclasses.replace(st, groups=groups, cycles=st.cycles * groups, stall_cycles=st.stall_cycles * groups,
+                               folds=st.folds * groups, macs=st.macs * groups, actions=st.actions.scaled(groups))
+
+
+def predict_gemm_folds(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm",
+                       groups: int = 1) -> LayerStats:
+    """:func:`predict_gemm` by stepping the loader/compute recurrence once per fold (the reference for the
+    closed form, and the model of N:M sparse arrays)."""
     plan = fold_plan(cfg, m, k, n)
     cycles, stalls = _timing(cfg, plan)
     actions = _actions(cfg, plan)

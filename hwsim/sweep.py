@@ -10,8 +10,8 @@ plots, and ``summary.json``.
 How a point is evaluated (all through the family's registry entry points)
 --------------------------------------------------------------------------
 * **Counts only** (default): the workload's GEMMs (:meth:`CompressedModel.gemm_ops` of the compressed
-  model, or the layers of a topology) go through the family's ``check_op`` and ``predict`` (or its
-  equal fast predictor, :mod:`hwsim.sweep_fast`); the summed action counts are priced on the family's
+  model, or the layers of a topology) go through the family's ``check_op`` and ``predict`` (the MAC
+  array's is closed form, :mod:`hwsim.mac_array_fast`); the summed action counts are priced on the family's
   ``inventory`` by :class:`hwsim.cost.CostModel`. Identical GEMMs of one point are predicted once.
 * **Values** (``values: true``, model workloads): additionally the bit-exact run of the compressed model
   on the digits test set through the family's ``execute`` (what ``hwsim simulate`` does), giving the
@@ -438,7 +438,7 @@ def _point_key(fam: Family, p: Point, wl_id: dict, spec: SweepSpec, code: str) -
 
 _CODE_VERSIONS: dict[str, str] = {}
 #: Modules every point's evaluation runs through, whatever the family.
-_CORE_MODULES = ("hwsim.sweep", "hwsim.sweep_fast", "hwsim.cost", "hwsim.stats", "hwsim.config", "hwsim.families",
+_CORE_MODULES = ("hwsim.sweep", "hwsim.mac_array_fast", "hwsim.cost", "hwsim.stats", "hwsim.config", "hwsim.families",
                  "hwsim.workloads", "hwsim.models.compress", "hwsim.models.graph", "hwsim.models.zoo")
 
 
@@ -565,9 +565,8 @@ def _traffic_keys(actions) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _count_metrics(fam: Family, cfg, ops: list, cost) -> dict:
     from hwsim.stats import ActionCounts
-    from hwsim.sweep_fast import FAST_PREDICT
 
-    predict = FAST_PREDICT.get(fam.name) or fam.load("predict")
+    predict = fam.load("predict")
     check_op = fam.load("check_op") if fam.check_op is not None else None
     cycles = stalls = macs = sram = dram = 0
     pairs: dict = {}
@@ -699,7 +698,7 @@ def _forkserver_pool(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["hwsim.sweep", "hwsim.sweep_fast", "hwsim.cost"])
+    ctx.set_forkserver_preload(["hwsim.sweep", "hwsim.mac_array_fast", "hwsim.cost"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 

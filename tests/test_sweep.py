@@ -20,9 +20,8 @@ from hwsim.cli import main
 from hwsim.config import MacArrayConfig
 from hwsim.cost import CostModel
 from hwsim.errors import HwsimError
-from hwsim.mac_array import predict_gemm, simulate_gemm
+from hwsim.mac_array import predict_gemm, predict_gemm_folds, simulate_gemm
 from hwsim.sweep import load_spec, pareto_mask, parse_spec, read_table, run_sweep
-from hwsim.sweep_fast import mac_array_predict_gemm
 from hwsim.workloads import load_scalesim_topology
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +45,7 @@ def _layers_spec(**over) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- fast path
-def test_fast_predict_equals_predict_gemm_and_value_path():
+def test_closed_form_predict_gemm_equals_the_per_fold_model():
     rng = random.Random(7)
     checked = 0
     while checked < 300:
@@ -59,17 +58,18 @@ def test_fast_predict_equals_predict_gemm_and_value_path():
                 output_sram_bytes=rng.choice([128, 512, 65536]),
                 dram_bytes_per_cycle=rng.choice([0.25, 0.5, 1, 3, 16, 64]), sram_word_bits=rng.choice([8, 64, 128]))
             m, k, n = rng.randint(1, 200), rng.randint(1, 150), rng.randint(1, 40)
-            want = predict_gemm(cfg, m, k, n, name="g")
+            want = predict_gemm_folds(cfg, m, k, n, name="g")
         except HwsimError:
             continue
-        assert mac_array_predict_gemm(cfg, m, k, n, name="g") == want, (cfg, m, k, n)
+        assert predict_gemm(cfg, m, k, n, name="g") == want, (cfg, m, k, n)
         checked += 1
-    # ... and the value path's statistics (simulate_gemm) on small GEMMs with real operands.
+    # ... grouped GEMMs, and the value path's statistics (simulate_gemm) on small GEMMs with real operands.
     npr = np.random.default_rng(0)
     for df, (m, k, n) in itertools.product(["ws", "os", "is"], [(5, 7, 3), (40, 19, 11)]):
         cfg = MacArrayConfig(rows=4, cols=3, dataflow=df, dram_bytes_per_cycle=2)
+        assert predict_gemm(cfg, m, k, n, groups=3) == predict_gemm_folds(cfg, m, k, n, groups=3)
         _, st = simulate_gemm(cfg, npr.integers(-9, 9, (m, k)), npr.integers(-9, 9, (k, n)))
-        assert mac_array_predict_gemm(cfg, m, k, n) == st
+        assert predict_gemm_folds(cfg, m, k, n) == st
 
 
 # ---------------------------------------------------------------------------------------------- metrics

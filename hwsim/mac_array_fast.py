@@ -1,9 +1,9 @@
-"""Fast counts-only predictors for sweeps, one per family that needs one, equal to its registry ``predict``.
+"""The MAC array's counts-only cycle model in closed form: what :func:`hwsim.mac_array.predict_gemm` runs.
 
 A sweep evaluates thousands of design points, each a whole network of GEMMs, so the per-GEMM cost of
-the counts-only cycle model matters. :func:`hwsim.mac_array.predict_gemm` enumerates every fold (NumPy
-arrays of fold origins) and steps the loader/compute recurrence once per fold in Python: 5 to 400 ms
-for ResNet-18, depending on the array size. :func:`mac_array_predict_op` returns the same
+the counts-only cycle model matters. :func:`hwsim.mac_array.predict_gemm_folds` enumerates every fold
+(NumPy arrays of fold origins) and steps the loader/compute recurrence once per fold in Python: 5 to
+400 ms for ResNet-18, depending on the array size. :func:`closed_form_gemm` returns the same
 :class:`~hwsim.stats.LayerStats` (every field, tested equal) in about 20 to 100 us per GEMM:
 
 * **Actions in closed form.** A GEMM's folds have at most four distinct shapes (full or edge tile in the
@@ -16,9 +16,8 @@ for ResNet-18, depending on the array size. :func:`mac_array_predict_op` returns
   cycles and stalls, so the remaining whole periods are skipped in one step. Only exactly repeated
   states are skipped, so the result is the recurrence's, not an approximation.
 
-The sweep takes a family's fast predictor from :data:`FAST_PREDICT` when there is one and its registry
-``predict`` otherwise. (Once :func:`hwsim.mac_array.predict_gemm` itself uses this scheme, the entry
-here can go.)
+The per-fold model stays as the reference this one is tested against, and serves N:M sparse arrays
+(this closed form is for dense arrays).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from hwsim.config import MacArrayConfig
 from hwsim.mac_array import MacArrayActions, _is_m_tile, _periods
 from hwsim.stats import LayerStats
 
-__all__ = ["FAST_PREDICT", "mac_array_predict_gemm", "mac_array_predict_op"]
+__all__ = ["closed_form_gemm"]
 
 
 #: DRAM beat periods by (dataflow, rows, cols, act_bits, weight_bits, bandwidth): exact Fractions are slow.
@@ -88,8 +87,8 @@ def _run(s: list, block: list, reps: int, pw: int, pa: int) -> None:
         i += 1
 
 
-def mac_array_predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> LayerStats:
-    """Same result as ``hwsim.mac_array.predict_gemm(cfg, m, k, n, name)`` (one group), computed fast."""
+def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> LayerStats:
+    """Same result as ``hwsim.mac_array.predict_gemm_folds(cfg, m, k, n, name)`` (one group, dense array)."""
     R, C = cfg.rows, cfg.cols
     df = cfg.dataflow
     if df == "ws":
@@ -167,18 +166,3 @@ def mac_array_predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: st
     macs = m * k * n
     return LayerStats(name=name, m=m, k=k, n=n, groups=1, cycles=cycles, stall_cycles=stalls, folds=folds,
                       macs=macs, utilization=macs / (R * C * cycles), actions=actions)
-
-
-def mac_array_predict_op(cfg: MacArrayConfig, op) -> LayerStats:
-    """Same result as the MAC array's registry ``predict`` (:func:`hwsim.mac_array.predict_op`); N:M sparse
-    arrays take that exact per-fold model (this closed form is for dense arrays)."""
-    if getattr(cfg, "sparse", False):
-        from hwsim.mac_array import predict_op
-        return predict_op(cfg, op)
-    lcfg = cfg if (cfg.weight_format, cfg.act_bits) == (op.weight_format, op.act_bits) else \
-        cfg.replace(weight_format=op.weight_format, act_bits=op.act_bits)
-    return mac_array_predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer)
-
-
-#: Family name -> fast ``predict(cfg, op)`` returning what the family's registry ``predict`` returns.
-FAST_PREDICT = {"mac-array": mac_array_predict_op}

@@ -18,6 +18,11 @@ Layer kinds and their attributes:
     ``kernel`` and ``stride`` (square, no padding).
 ``add``
     Two inputs of the same shape (residual connection).
+``concat``
+    Two or more inputs joined along the channel axis (axis 0 of a sample: C of (C, H, W), F of (F,)); the
+    other dimensions must match.
+``clip``
+    ``min(max(x, 0), meta["max"])`` (ReLU6 is ``meta["max"] == 6``); no weights.
 ``lstm``
     A single-layer LSTM (gates i, f, g, o along its ``4H`` outputs) reading a per-sample input as a
     sequence: the last axis holds the ``N`` features of a step, all other axes are flattened into time
@@ -55,7 +60,7 @@ __all__ = [
 ]
 
 INPUT = "input"
-LAYER_KINDS = ("conv2d", "linear", "relu", "maxpool", "avgpool", "flatten", "add", "lstm")
+LAYER_KINDS = ("conv2d", "linear", "relu", "maxpool", "avgpool", "flatten", "add", "lstm", "concat", "clip")
 #: Kinds that carry weights and lower to GEMMs.
 COMPUTE_KINDS = ("conv2d", "linear")
 #: Kinds an accelerator unit runs (``simulate`` routes each to a unit): the GEMM kinds and ``lstm``.
@@ -102,7 +107,11 @@ class Layer:
             self.inputs = (self.inputs,)
         self.inputs = tuple(self.inputs)
         want = 2 if self.kind == "add" else 1
-        if len(self.inputs) != want:
+        if self.kind == "concat" and len(self.inputs) < 2:
+            raise HwsimError(
+                f"layer {self.name!r}: inputs={list(self.inputs)!r} is not allowed: concat takes 2 or more inputs"
+            )
+        if self.kind != "concat" and len(self.inputs) != want:
             raise HwsimError(
                 f"layer {self.name!r}: inputs={list(self.inputs)!r} is not allowed: {self.kind} takes "
                 f"{want} input(s)"
@@ -141,6 +150,12 @@ class Layer:
             raise HwsimError(f"layer {self.name!r}: a {self.kind} layer takes no named arrays")
         if self.kind in ("maxpool", "avgpool"):
             self.kernel = _pair_free_int("kernel", self.name, self.kernel, 1)
+        if self.kind == "clip":
+            hi = self.meta.get("max")
+            if isinstance(hi, bool) or not isinstance(hi, int | float | np.number) or not np.isfinite(hi) or hi <= 0:
+                raise HwsimError(f"layer {self.name!r}: meta['max']={hi!r} is not allowed: clip needs a finite "
+                                 "upper bound > 0")
+            self.meta["max"] = float(hi)
 
     def _check_lstm(self) -> None:
         if self.weight is None or "U" not in self.arrays:
@@ -343,7 +358,15 @@ class Model:
                         f"{where}: input shapes {s} and {s2} are not allowed: add needs equal shapes"
                     )
                 out = s
-            else:  # relu
+            elif k == "concat":
+                others = [shapes[i] for i in layer.inputs]
+                if any(len(o) != len(s) or o[1:] != s[1:] for o in others):
+                    raise HwsimError(
+                        f"{where}: input shapes {others} are not allowed: concat needs equal shapes except "
+                        "along the channel axis"
+                    )
+                out = (sum(o[0] for o in others),) + tuple(s[1:])
+            else:  # relu, clip
                 out = s
             shapes[layer.name] = tuple(int(d) for d in out)
         return shapes
@@ -394,6 +417,10 @@ class Model:
                 y = pool2d(a, "sum", layer.kernel, layer.stride) / float(layer.kernel * layer.kernel)
             elif k == "flatten":
                 y = a.reshape(a.shape[0], -1)
+            elif k == "clip":
+                y = np.clip(a, 0.0, layer.meta["max"])
+            elif k == "concat":
+                y = np.concatenate([acts[i] for i in layer.inputs], axis=1)
             elif k == "lstm":
                 y = _lstm_float(a.reshape(a.shape[0], -1, a.shape[-1]), layer)
             else:  # add

@@ -10,18 +10,19 @@ Supported operators (anything else is one :class:`HwsimError` naming the node an
 
 * float: Conv (group, symmetric pads, strides, dilations; ``auto_pad`` NOTSET/VALID/SAME_*), Gemm, MatMul
   (a constant right operand; a following Add of a constant vector becomes the bias), Relu, Clip with
-  ``min = 0`` and no max (a ReLU), MaxPool / AveragePool (square, unpadded), GlobalAveragePool (square
-  maps), Add (residual, or a constant bias after Conv/Gemm/MatMul), Flatten, Reshape to ``(N, -1)``,
-  BatchNormalization (folded into the preceding Conv or Gemm), Identity, Dropout, and a final Softmax /
-  LogSoftmax (dropped: it does not change the argmax).
+  ``min = 0`` (no max: a ReLU; a max > 0, e.g. ReLU6: a ``clip`` layer), Concat on the channel axis,
+  MaxPool / AveragePool (square, unpadded), GlobalAveragePool (square maps), Add (residual, or a
+  constant bias after Conv/Gemm/MatMul), Flatten, Reshape to ``(N, -1)``, BatchNormalization (folded into
+  the preceding Conv or Gemm), Identity, Dropout, and a final Softmax / LogSoftmax (dropped: it does not
+  change the argmax).
 * QDQ: QuantizeLinear / DequantizeLinear pairs on activations and weights (PyTorch / ONNX Runtime export).
 * QOperator: QuantizeLinear, QLinearConv, QLinearMatMul, DequantizeLinear.
 * QONNX (Brevitas / FINN): ``Quant`` (any bit width, signed, narrow range) and ``BipolarQuant`` on weights;
   ``Quant`` on activations.
 
-Not representable in hwsim's model (and rejected by name): Concat, Clip with an upper bound (ReLU6),
-asymmetric padding, padded or rectangular pooling. Zero points must be 0 (symmetric quantization), as the
-MAC array has no zero-point correction.
+Not representable in hwsim's model (and rejected by name): Concat on another axis, Clip with a non-zero
+min, asymmetric padding, padded or rectangular pooling. ``concat`` and ``clip`` have no integer form yet.
+Zero points must be 0 (symmetric quantization), as the MAC array has no zero-point correction.
 
 Power-of-two scales: the MAC array requantizes with shifts, so every scale ``s`` is mapped to ``2**e`` with
 ``e = round(log2(s))``; the relative error ``2**e / s - 1`` is reported per layer, or with ``exact=True``
@@ -40,7 +41,7 @@ from hwsim.models.graph import INPUT, Layer, Model
 __all__ = ["LayerQuant", "OnnxImport", "SUPPORTED_OPS", "load_onnx", "to_compressed"]
 
 SUPPORTED_OPS = (
-    "Conv", "Gemm", "MatMul", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Flatten",
+    "Conv", "Gemm", "MatMul", "Relu", "Clip", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Flatten",
     "Reshape", "BatchNormalization", "Identity", "Dropout", "Softmax", "LogSoftmax", "QuantizeLinear",
     "DequantizeLinear", "QLinearConv", "QLinearMatMul", "Quant", "BipolarQuant",
 )
@@ -529,10 +530,22 @@ class _Importer:
         hi = a.get("max", self.opt_const(node, 2))
         lo = None if lo is None else float(np.asarray(lo).ravel()[0])
         hi = None if hi is None else float(np.asarray(hi).ravel()[0])
-        if lo != 0.0 or (hi is not None and np.isfinite(hi)):
-            raise HwsimError(f"{self.where(node)}: Clip(min={lo}, max={hi}) is not supported: hwsim's model has ReLU "
-                             "(Clip with min 0 and no max) but no clamp layer (ReLU6)")
-        self.op_Relu(node)
+        if lo != 0.0 or (hi is not None and np.isfinite(hi) and hi <= 0):
+            raise HwsimError(f"{self.where(node)}: Clip(min={lo}, max={hi}) is not supported: expected min 0 and no "
+                             "max (ReLU) or a max > 0 (ReLU6 is Clip(0, 6))")
+        if hi is None or not np.isfinite(hi):
+            self.op_Relu(node)
+            return
+        self.add_layer(node, node.output[0], kind="clip", inputs=(self.src(node.input[0], node),), meta={"max": hi})
+
+    def op_Concat(self, node, last=False):
+        srcs = tuple(self.src(t, node) for t in node.input)
+        rank = len(self._shape_of(srcs[0])) + 1
+        axis = int(_attrs(node).get("axis", 1))
+        if axis % rank != 1 or len(srcs) < 2:
+            raise HwsimError(f"{self.where(node)}: axis={axis} with {len(srcs)} inputs is not allowed: expected 2 or "
+                             "more inputs joined along the channel axis (1)")
+        self.add_layer(node, node.output[0], kind="concat", inputs=srcs)
 
     def _pool(self, node, kind: str):
         a = _attrs(node)

@@ -265,6 +265,10 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
         refit = bias_correction = False
     fm = model if trained else apply_svd(model, sp, calib_x if refit else None)
     fm, masks = apply_pruning(fm, sp, calib_x if refit else None)
+    bad = [la for la in fm.layers if la.kind in ("concat", "clip")]
+    if bad:
+        raise HwsimError(f"layer {bad[0].name!r} ({bad[0].kind}) is not supported by hwsim's compression: "
+                         "expected conv2d, linear, relu, maxpool, avgpool, flatten and add layers")
     formats = layer_formats(fm, sp, keep_ends)
     op_kind, fused, raw, absorb, domain, thresh = plan_ops(fm, formats)
     shapes = fm.shapes()

@@ -92,6 +92,34 @@ def test_residual_add_global_pool_and_64_features_match_ort():
     np.testing.assert_allclose(imp.model.forward_float(x), run_ort(mlp, x.reshape(3, 64)), rtol=1e-4, atol=1e-5)
 
 
+def test_concat_and_relu6_match_ort():
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1], name="left"),
+        helper.make_node("Clip", ["a", "zero", "six"], ["a6"], name="relu6"),
+        helper.make_node("Conv", ["x", "w2", "b2"], ["b"], name="right", pads=[0, 0, 0, 0]),
+        helper.make_node("Relu", ["b"], ["br"]),
+        helper.make_node("Concat", ["a6", "br", "x"], ["cat"], axis=1, name="cat"),
+        helper.make_node("Conv", ["cat", "w3"], ["c"], strides=[2, 2], name="mix"),
+        helper.make_node("Clip", ["c", "zero", "half"], ["ch"]),
+        helper.make_node("Flatten", ["ch"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf"], ["g1"], transB=1),
+        helper.make_node("Gemm", ["f", "wg"], ["g2"], transB=1),
+        helper.make_node("Concat", ["g1", "g2"], ["y"], axis=-1),
+    ]
+    inits = [init("w1", f32(3, 2, 3, 3, scale=3)), init("w2", f32(4, 2, 1, 1, scale=3)), init("b2", f32(4)),
+             init("w3", f32(5, 9, 3, 3)), init("zero", np.float32(0)), init("six", np.float32(6)),
+             init("half", np.float32(0.5)), init("wf", f32(6, 5 * 3 * 3)), init("wg", f32(2, 5 * 3 * 3))]
+    m = make(nodes, inits, ["N", 2, 8, 8])
+    imp = load_onnx(m)
+    assert [la.kind for la in imp.model.layers] == ["conv2d", "clip", "conv2d", "relu", "concat", "conv2d", "clip",
+                                                    "flatten", "linear", "linear", "concat"]
+    assert imp.model.layers[1].meta["max"] == 6.0 and imp.model.shapes()["cat"] == (9, 8, 8)
+    x = RNG.standard_normal((4, 2, 8, 8)) * 2
+    acts = imp.model.forward_float(x, return_all=True)
+    assert acts["relu6"].max() == 6.0 and acts["relu6"].min() == 0.0  # the clamp is exercised
+    np.testing.assert_allclose(imp.model.forward_float(x), run_ort(m, x), rtol=1e-4, atol=1e-5)
+
+
 def test_shape_only_import_needs_no_weights(tmp_path):
     m = make([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], [init("w", f32(6, 3, 3, 3))],
              [1, 3, 32, 32])
@@ -104,12 +132,16 @@ def test_shape_only_import_needs_no_weights(tmp_path):
 
 # ------------------------------------------------------------------------------------------ errors
 @pytest.mark.parametrize("node, inits, pattern", [
-    (helper.make_node("Concat", ["x", "x"], ["y"], axis=1, name="cat"), [],
-     r"^<model>: node 'cat' \(Concat\): op type 'Concat' is not supported: expected one of Conv, .*$"),
+    (helper.make_node("Sigmoid", ["x"], ["y"], name="sig"), [],
+     r"^<model>: node 'sig' \(Sigmoid\): op type 'Sigmoid' is not supported: expected one of Conv, .*$"),
+    (helper.make_node("Concat", ["x", "x"], ["y"], axis=2, name="cat"), [],
+     r"^<model>: node 'cat' \(Concat\): axis=2 with 2 inputs is not allowed: expected 2 or more inputs joined "
+     r"along the channel axis \(1\)$"),
     (helper.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 1, 1], name="c"), [init("w", f32(2, 1, 3, 3))],
      r"^<model>: node 'c' \(Conv\): pads=\[0, 0, 1, 1\] is not allowed: expected the same padding on every side"),
-    (helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="relu6"), [init("lo", np.float32(0)), init("hi", np.float32(6))],
-     r"^<model>: node 'relu6' \(Clip\): Clip\(min=0.0, max=6.0\) is not supported"),
+    (helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="hardtanh"),
+     [init("lo", np.float32(-1)), init("hi", np.float32(1))],
+     r"^<model>: node 'hardtanh' \(Clip\): Clip\(min=-1.0, max=1.0\) is not supported: expected min 0"),
 ])
 def test_unsupported_nodes_are_named(node, inits, pattern):
     with pytest.raises(HwsimError, match=pattern):
@@ -323,10 +355,16 @@ def test_simulate_malformed_onnx_is_one_line(tmp_path, capsys):
     from hwsim.cli import main
 
     (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage")
+    m = make([helper.make_node("Sigmoid", ["x"], ["y"], name="sig")], [], ["N", 1, 8, 8])
+    onnx.save_model(m, tmp_path / "sig.onnx")
+    assert main(["simulate", str(tmp_path / "sig.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"hwsim: error: .*sig\.onnx: node 'sig' \(Sigmoid\): op type 'Sigmoid' is not supported: .*\n", err)
+    # Concat imports, but hwsim's compression (and so simulate's integer run) has no concat yet: one line
     m = make([helper.make_node("Concat", ["x", "x"], ["y"], axis=1, name="cat")], [], ["N", 1, 8, 8])
     onnx.save_model(m, tmp_path / "cat.onnx")
     assert main(["simulate", str(tmp_path / "cat.onnx")]) == 2
     err = capsys.readouterr().err
-    assert re.fullmatch(r"hwsim: error: .*cat\.onnx: node 'cat' \(Concat\): op type 'Concat' is not supported: .*\n", err)
+    assert re.fullmatch(r"hwsim: error: layer 'cat' \(concat\) is not supported by hwsim's compression: .*\n", err)
     assert main(["simulate", str(tmp_path / "bad.onnx")]) == 2
     assert re.fullmatch(r"hwsim: error: model file '.*bad\.onnx' is not allowed: .*\n", capsys.readouterr().err)

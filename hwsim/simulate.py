@@ -142,7 +142,19 @@ def _whole_model_unit(acc: Accelerator, fmodel) -> tuple[int, Unit] | None:
     return whole[0], acc.units[whole[0]]
 
 
-def _simulate_whole_model(model, fmodel, acc, index, unit, compress, cost, node_nm, dram, t_start) -> SimReport:
+def _totals(rep: SimReport, cfg, acc: Accelerator, cost: CostModel) -> None:
+    """Fill the report's totals from its per-layer rows (one inference, layers back to back)."""
+    rep.cycles = sum(lr.cycles for lr in rep.layers)
+    rep.macs = sum(lr.macs for lr in rep.layers)
+    rep.latency_us = rep.cycles * cfg.ns_per_cycle / 1000.0
+    rep.inferences_per_s = 1e6 / rep.latency_us
+    rep.energy_pj = sum(lr.total_pj for lr in rep.layers)
+    rep.tops_per_w = 2 * rep.macs / rep.energy_pj  # ops per pJ == TOPS/W
+    rep.area_mm2 = math.fsum(cost.area(u.family.load("inventory")(u.config)).total_mm2 for u in acc.units)
+    rep.cost_notes = [f"energy and area: hwsim.cost tables v{TABLE_VERSION}, {cost.node_nm} nm, DRAM {cost.dram}"]
+
+
+def _simulate_whole_model(model, fmodel, acc, index, unit, compress, cost, t_start) -> SimReport:
     """``simulate`` through the unit's ``simulate_model`` entry point (see the module docstring)."""
     from hwsim.models import zoo
 
@@ -155,14 +167,7 @@ def _simulate_whole_model(model, fmodel, acc, index, unit, compress, cost, node_
         e = cost.energy(inv, ml.actions, ml.cycles).components()
         rep.layers.append(LayerReport(ml.name, ml.shape, ml.weight_format, ml.macs, ml.cycles, ml.stall_cycles,
                                       ml.utilization, ml.sram_bytes, ml.dram_bytes, e))
-    rep.cycles = sum(lr.cycles for lr in rep.layers)
-    rep.macs = sum(lr.macs for lr in rep.layers)
-    rep.latency_us = rep.cycles * cfg.ns_per_cycle / 1000.0
-    rep.inferences_per_s = 1e6 / rep.latency_us
-    rep.energy_pj = sum(lr.total_pj for lr in rep.layers)
-    rep.tops_per_w = 2 * rep.macs / rep.energy_pj
-    rep.area_mm2 = math.fsum(cost.area(u.family.load("inventory")(u.config)).total_mm2 for u in acc.units)
-    rep.cost_notes = [f"energy and area: hwsim.cost tables v{TABLE_VERSION}, {node_nm} nm, DRAM {dram}"]
+    _totals(rep, cfg, acc, cost)
     rep.accuracy_float = float(np.mean(fmodel.forward_float(x_te).argmax(axis=1) == y_te))
     ref_logits, sim_logits = np.asarray(run.logits_reference), np.asarray(run.logits_simulated)
     rep.accuracy_reference = float(np.mean(ref_logits.argmax(axis=1) == y_te))
@@ -192,19 +197,16 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
     if compress not in (None, "onnx"):
         comp.parse_compress_spec(compress)
     fmodel = _load_model(model)
-    # Route before compressing: a layer no unit runs fails at once.
+    # Route before compressing: a layer no unit runs fails at once (in _whole_model_unit).
     whole = _whole_model_unit(acc, fmodel)
     if whole is not None:
         return _simulate_whole_model(model, fmodel, acc, *whole, compress, CostModel(node_nm=node_nm, dram=dram),
-                                     node_nm, dram, t_start)
+                                     t_start)
     onnx_imp = fmodel.meta.get("onnx_import")
     if compress is None:  # a quantized ONNX graph runs with its own annotations, anything else int8
         compress = "onnx" if onnx_imp is not None and onnx_imp.quantized else "int8"
     cost = CostModel(node_nm=node_nm, dram=dram)
     x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
-    # Route before compressing: a layer no unit runs fails at once.
-    for layer in fmodel.compute_layers():
-        acc.unit_for(layer.kind, layer.name)
     if compress == "onnx":
         from hwsim.models.onnx_import import to_compressed
 
@@ -250,14 +252,7 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
     for lr in by_layer.values():
         lr.utilization = lr.macs / (peak * lr.cycles) if peak else float("nan")
     rep.layers = list(by_layer.values())
-    rep.cycles = sum(lr.cycles for lr in rep.layers)
-    rep.macs = sum(lr.macs for lr in rep.layers)
-    rep.latency_us = rep.cycles * cfg.ns_per_cycle / 1000.0
-    rep.inferences_per_s = 1e6 / rep.latency_us
-    rep.energy_pj = sum(lr.total_pj for lr in rep.layers)
-    rep.tops_per_w = 2 * rep.macs / rep.energy_pj  # ops per pJ == TOPS/W
-    rep.area_mm2 = math.fsum(cost.area(u.family.load("inventory")(u.config)).total_mm2 for u in acc.units)
-    rep.cost_notes = [f"energy and area: hwsim.cost tables v{TABLE_VERSION}, {node_nm} nm, DRAM {dram}"]
+    _totals(rep, cfg, acc, cost)
 
     # Accuracy: float, compressed model in the reference, compressed model through the simulator.
     rep.accuracy_float = float(np.mean(fmodel.forward_float(x_te).argmax(axis=1) == y_te))

@@ -979,16 +979,19 @@ def format_inventory(model: CostModel, inv: Inventory) -> str:
     energy of each action."""
     rows = model.price_inventory(inv)
     area = model.area(inv)
+    acts = [", ".join(f"{a} {v['pj']:.4g}/{v['unit']}" for a, v in r["actions"].items()) or "-" for r in rows]
+    wn = max([len("component"), *(len(r["name"]) for r in rows)])
+    wc = max([len("class"), *(len(r["class"]) for r in rows)])
+    wa = max([len("pJ per action"), *(len(a) for a in acts)])
     lines = [f"Inventory of {inv.name}, priced at {model.node_nm} nm, {model.voltage_v} V, DRAM {model.dram} "
              f"(hwsim.cost tables v{TABLE_VERSION}; 'hwsim cost' prints every entry and its source)", "",
-             f"  {'component':<18} {'class':<12} {'count':>6} {'um^2 each':>11} {'um^2 total':>12}  "
-             f"{'pJ per action':<34} attributes"]
-    for r in rows:
-        acts = ", ".join(f"{a} {v['pj']:.4g}/{v['unit']}" for a, v in r["actions"].items()) or "-"
+             f"  {'component':<{wn}} {'class':<{wc}} {'count':>6} {'um^2 each':>11} {'um^2 total':>12}  "
+             f"{'pJ per action':<{wa}} attributes"]
+    for r, act in zip(rows, acts, strict=True):
         attrs = ", ".join(f"{k}={v}" for k, v in r["attrs"].items() if v is not None)
-        lines.append(f"  {r['name']:<18} {r['class']:<12} {r['count']:>6} {r['area_um2_each']:>11.1f} "
-                     f"{r['area_um2']:>12.1f}  {acts:<34} {attrs}")
-    lines += [f"  {'total':<18} {'':<12} {'':>6} {'':>11} {area.total_um2:>12.1f}  "
+        lines.append(f"  {r['name']:<{wn}} {r['class']:<{wc}} {r['count']:>6} {r['area_um2_each']:>11.1f} "
+                     f"{r['area_um2']:>12.1f}  {act:<{wa}} {attrs}")
+    lines += [f"  {'total':<{wn}} {'':<{wc}} {'':>6} {'':>11} {area.total_um2:>12.1f}  "
               f"= {area.total_mm2:.4f} mm^2", ""]
     lines += [f"  note: {n}" for n in area.notes]
     for c in inv.components:

@@ -550,7 +550,7 @@ class _Importer:
     def _pool(self, node, kind: str):
         a = _attrs(node)
         ks = list(a.get("kernel_shape", []))
-        st = list(a.get("strides", ks))
+        st = list(a.get("strides", [1] * len(ks)))  # ONNX: strides default to 1, not to the kernel
         if len(set(ks)) != 1 or len(set(st)) != 1 or any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(
                 d != 1 for d in a.get("dilations", [1])):
             raise HwsimError(f"{self.where(node)}: kernel_shape={ks}, strides={st}, pads={a.get('pads', [0] * 4)} is "

@@ -120,6 +120,15 @@ def test_concat_and_relu6_match_ort():
     np.testing.assert_allclose(imp.model.forward_float(x), run_ort(m, x), rtol=1e-4, atol=1e-5)
 
 
+def test_pool_strides_default_to_one_as_in_onnx():
+    for op in ("MaxPool", "AveragePool"):
+        m = make([helper.make_node(op, ["x"], ["y"], kernel_shape=[2, 2])], [], ["N", 2, 5, 5])
+        x = RNG.standard_normal((2, 2, 5, 5))
+        got = load_onnx(m).model.forward_float(x)
+        assert got.shape == (2, 2, 4, 4)
+        np.testing.assert_allclose(got, run_ort(m, x), rtol=1e-5, atol=1e-6)
+
+
 def test_shape_only_import_needs_no_weights(tmp_path):
     m = make([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], [init("w", f32(6, 3, 3, 3))],
              [1, 3, 32, 32])

@@ -115,6 +115,8 @@ class OnnxImport:
     style: str = "float"
     notes: list[str] = field(default_factory=list)
     path: str = "<model>"
+    #: Output quantizer scale of every ``add`` / ``avgpool`` layer that has one (quantized graphs).
+    act_scales: dict[str, float] = field(default_factory=dict)
 
     @property
     def quantized(self) -> bool:
@@ -303,13 +305,19 @@ class _Importer:
         except HwsimError as e:
             raise HwsimError(f"{self.path}: {e}") from None
         quant = self.annotations(model)
+        act_scales = {}
+        for la in model.layers if quant else ():
+            aq = self._out_quant(self.layer_out[la.name]) if la.kind in ("add", "avgpool") else None
+            if aq is not None:
+                act_scales[la.name] = float(np.asarray(aq.scale).ravel()[0])
+                _pow2(act_scales[la.name], f"{self.path}: node {aq.node!r} (output of {la.name})", self.exact)
         in_scale = None
         q0 = self.aq.get(inp.name)
         if q0 is not None:
             in_scale = float(np.asarray(q0.scale).ravel()[0])
         style = "float" if not quant else ("qonnx" if "qonnx" in self.styles else
                                            "qoperator" if "qoperator" in self.styles else "qdq")
-        return OnnxImport(model, quant, in_scale, style, self.notes, self.path)
+        return OnnxImport(model, quant, in_scale, style, self.notes, self.path, act_scales)
 
     # ---------------------------------------------------------------- quantizers
     def op_Constant(self, node):
@@ -787,7 +795,10 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
     Conv/linear layers keep the graph's integer weights and take ``weight_exp``; activations take the
     exponents of their quantizers (``in_exp``/``out_exp``); a ReLU right after a layer is fused into it;
     each layer requantizes by ``shift = out_exp - (in_exp + weight_exp)`` and its float bias becomes
-    ``rint(bias / 2**(in_exp + weight_exp))``. Supported chains: conv/linear (+ ReLU), maxpool, flatten.
+    ``rint(bias / 2**(in_exp + weight_exp))``. Supported layers: conv/linear (+ ReLU), maxpool, flatten, and
+    ``add`` (+ ReLU) / ``avgpool`` with an output quantizer: add aligns its inputs to the finer exponent by
+    left shifts and shifts the sum right to the output exponent; avgpool (window area a power of two) shifts
+    the window sum right by ``log2(area) + out_exp - in_exp`` (as :mod:`hwsim.models.compressed` runs them).
 
     Parameters
     ----------
@@ -855,13 +866,40 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
                                       act_bits=act_bits, stride=la.stride, padding=la.padding, dilation=la.dilation,
                                       groups=la.groups, gain=np.ones(la.weight.shape[0]), meta=dict(la.meta)))
             exps[la.name] = int(q.out_exp)
+        elif la.kind in ("add", "avgpool"):
+            nxt = consumers.get(la.name, [])
+            relu = la.kind == "add" and len(nxt) == 1 and model.layer(nxt[0]).kind == "relu"
+            if relu:
+                fused[nxt[0]] = la.name
+            if la.name not in imp.act_scales:
+                raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) has no output quantizer: expected a "
+                                 "QuantizeLinear/Quant on its output (or after its ReLU)")
+            e_out = int(_pow2(imp.act_scales[la.name], f"{imp.path}: output of {la.name}", False)[0][0])
+            if la.kind == "add":
+                ea, eb = exps[ins[0]], exps[ins[1]]
+                emin = min(ea, eb)
+                shift = np.array([ea - emin, eb - emin, e_out - emin], dtype=np.int64)
+                bad = shift[2] < 0
+            else:
+                area = la.kernel * la.kernel
+                if area & (area - 1):
+                    raise HwsimError(f"{imp.path}: layer {la.name!r}: avgpool kernel {la.kernel} is not allowed in "
+                                     "an integer model: the window area must be a power of two")
+                shift = np.array([area.bit_length() - 1 + e_out - exps[ins[0]]], dtype=np.int64)
+                bad = shift[0] < 0
+            if bad:
+                raise HwsimError(f"{imp.path}: layer {la.name!r}: output exponent {e_out} is not allowed: expected "
+                                 "an output scale no finer than the input scale (the requantizer shifts right)")
+            layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], e_out, act_bits, act_bits=act_bits,
+                                      relu=relu, shift=shift, kernel=la.kernel, stride=la.stride))
+            exps[la.name] = e_out
         elif la.kind in ("maxpool", "flatten", "relu"):
             layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], exps[ins[0]], act_bits,
                                       act_bits=act_bits, kernel=la.kernel, stride=la.stride))
             exps[la.name] = exps[ins[0]]
         else:
             raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) is not supported in an imported integer "
-                             "model: expected conv/linear (+ReLU), maxpool and flatten")
+                             "model: expected conv/linear (+ReLU), add (+ReLU), avgpool, maxpool and flatten")
     spec = comp.CompressSpec(weight_format=first.weight_format, per_channel=any(
         len(np.unique(q.weight_exp)) > 1 for q in imp.quant.values()))
     cm = comp.CompressedModel(layers, spec, model, model, {}, act_bits, cfg)

@@ -246,6 +246,83 @@ def test_qdq_integer_outputs_match_numpy_evaluation():
     assert np.mean(np.argmax(ort_y, 1) == np.argmax(got, 1)) > 0.9
 
 
+def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
+    """q(x) -> conv+relu -> q (s1) -> conv -> q (s2) -> add(., s1 branch) + relu -> q (s3) -> avgpool 2x2 -> q (s4)
+    -> global avgpool -> q (s5) -> flatten -> gemm -> q (s6). Integer biases at the accumulator scale, so ONNX
+    Runtime's dequantized output is exactly codes * s6."""
+    from hwsim.models.graph import conv2d_float
+
+    from hwsim.config import MacArrayConfig
+
+    s_in, sw, s1, s2, s3, s4, s5, s6 = (2.0 ** e for e in (-7, -7, -3, -2, -2, -3, -3, -1))
+    w1 = RNG.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
+    w2 = RNG.integers(-127, 128, size=(4, 4, 3, 3)).astype(np.int8)
+    w3 = RNG.integers(-127, 128, size=(10, 4)).astype(np.int8)
+    b1 = RNG.integers(-500, 500, size=4) * s_in * sw
+    b3 = RNG.integers(-50, 50, size=10) * s5 * sw
+    sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
+
+    def qdq(t, s):
+        return [helper.make_node("QuantizeLinear", [t, s, "z8"], [t + "q"]),
+                helper.make_node("DequantizeLinear", [t + "q", s, "z8"], [t + "d"])]
+
+    nodes = (qdq("x", "s_in") + [
+        helper.make_node("DequantizeLinear", ["w1q", "sw", "z8"], ["w1d"]),
+        helper.make_node("DequantizeLinear", ["w2q", "sw", "z8"], ["w2d"]),
+        helper.make_node("DequantizeLinear", ["w3q", "sw", "z8"], ["w3d"]),
+        helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"])] + qdq("r1", "s1") + [
+        helper.make_node("Conv", ["r1d", "w2d"], ["c2"], pads=[1, 1, 1, 1], name="conv2")] + qdq("c2", "s2") + [
+        helper.make_node("Add", ["c2d", "r1d"], ["sum"], name="res"),
+        helper.make_node("Relu", ["sum"], ["sr"])] + qdq("sr", "s3") + [
+        helper.make_node("AveragePool", ["srd"], ["ap"], kernel_shape=[2, 2], strides=[2, 2], name="pool")]
+        + qdq("ap", "s4") + [
+        helper.make_node("GlobalAveragePool", ["apd"], ["gp"], name="gap")] + qdq("gp", "s5") + [
+        helper.make_node("Flatten", ["gpd"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3d", "b3"], ["g"], transB=1, name="fc")] + qdq("g", "s6") + [
+        helper.make_node("Identity", ["gd"], ["y"])])
+    inits = [init("z8", np.int8(0)), sc("s_in", s_in), sc("sw", sw), sc("s1", s1), sc("s2", s2), sc("s3", s3),
+             sc("s4", s4), sc("s5", s5), sc("s6", s6), init("w1q", w1), init("w2q", w2), init("w3q", w3),
+             init("b1", b1.astype(np.float32)), init("b3", b3.astype(np.float32))]
+    m = make(nodes, inits, ["N", 1, 8, 8])
+    imp = load_onnx(m, exact=True)
+    assert imp.act_scales == {"res": s3, "pool": s4, "gap": s5}
+    cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
+    cm = to_compressed(imp, cfg)
+    assert [q.kind for q in cm.layers] == ["input", "conv2d", "conv2d", "add", "avgpool", "avgpool", "flatten",
+                                           "linear"]
+    assert [q.shift.tolist() for q in cm.layers if q.kind in ("add", "avgpool")] == [[1, 0, 1], [1], [4]]
+    x = RNG.random((16, 1, 8, 8)) * 1.5 - 0.5
+
+    def q(v, s):  # QuantizeLinear: round half to even, int8
+        return np.clip(np.rint(v / s), -128, 127)
+
+    a0 = q(x, s_in) * s_in
+    r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
+    c2 = q(conv2d_float(r1, w2 * sw, None, padding=1), s2) * s2
+    sr = q(np.maximum(c2 + r1, 0), s3) * s3
+    ap = q(sr.reshape(16, 4, 4, 2, 4, 2).mean(axis=(3, 5)), s4) * s4
+    gp = q(ap.mean(axis=(2, 3)), s5) * s5
+    want = q(gp @ (w3 * sw).T + b3, s6).astype(np.int64)
+    got = cm.forward_int(x, cfg=cfg)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, np.rint(run_ort(m, x) / s6).astype(np.int64))
+    assert len(np.unique(want)) > 5  # not saturated or all zero
+    # an avgpool whose window area is not a power of two, or without an output quantizer, is one line
+    for k, quantized, pattern in ((3, True, r": avgpool kernel 3 is not allowed in an integer model: the window area "
+                                  r"must be a power of two$"),
+                                  (2, False, r" \(avgpool\) has no output quantizer: expected a QuantizeLinear")):
+        pool = [helper.make_node("AveragePool", ["r1d"], ["ap"], kernel_shape=[k, k], name="pool")]
+        tail = qdq("ap", "s4") + [helper.make_node("Flatten", ["apd"], ["f"])] if quantized else [
+            helper.make_node("Flatten", ["ap"], ["f"])]
+        w = RNG.integers(-127, 128, size=(10, 4 * (9 - k) ** 2)).astype(np.int8)
+        g = make(nodes[:9] + pool + tail + [helper.make_node("Gemm", ["f", "w3d"], ["g"], transB=1, name="fc")]
+                 + qdq("g", "s6") + [helper.make_node("Identity", ["gd"], ["y"])],
+                 [i for i in inits if i.name != "w3q"] + [init("w3q", w)], ["N", 1, 8, 8])
+        with pytest.raises(HwsimError, match=r"^<model>: layer 'pool'" + pattern):
+            to_compressed(load_onnx(g), cfg)
+
+
 def test_non_pow2_scale_mapped_with_error_or_rejected():
     m, _, _ = qdq_cnn(scale_w1=0.0123)
     imp = load_onnx(m)

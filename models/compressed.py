@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hwsim.models import mac_array
 from hwsim.models.errors import HwsimError
-from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, conv2d_float, pool2d
+from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, conv2d_float, pads4, pool2d
 from hwsim.models.spec import WEIGHT_BITS, CompressSpec
 
 __all__ = ["Arith", "CompressedModel", "GemmCall", "GemmOp", "QLayer", "act_range", "overflow",
@@ -145,7 +145,8 @@ class QLayer:
     conv2d / linear attributes: ``weight_format``, ``weight`` (int64 values, (O, C/groups, kh, kw) or
     (out, in)), ``weight_exp`` (O,), ``bias`` (int64 (O,) at scale 2**(in_exp + weight_exp), or None),
     ``in_exp`` (0 for +-1 inputs), ``shift`` (int64 (O,)), ``relu``, ``act_bits`` (the cfg.act_bits of
-    the layer: 1 for binary layers, else the model's act_bits), ``stride``, ``padding``, ``dilation``,
+    the layer: 1 for binary layers, else the model's act_bits), ``stride``, ``padding`` (int or
+    ``(top, bottom, left, right)``), ``dilation``,
     ``groups``, ``pad_value`` (-1 when the input is +-1, else 0) and ``gain`` (float (O,), see the module
     docstring). Pooling: ``kernel``, ``stride``; avgpool ``shift``. add: ``shift`` = (left shift of input
     0, left shift of input 1, right shift of the sum).
@@ -166,7 +167,7 @@ class QLayer:
     relu: bool = False
     act_bits: int = 8
     stride: int = 1
-    padding: int = 0
+    padding: int | tuple[int, int, int, int] = 0  # (top, bottom, left, right) when not the same
     dilation: int = 1
     groups: int = 1
     kernel: int = 0
@@ -219,9 +220,9 @@ class QLayer:
         if self.kind == "linear":
             mats = [x]
         else:
-            p = self.padding
-            if p:
-                x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=self.pad_value)
+            t, b, le, r = pads4(self.padding)
+            if t or b or le or r:
+                x = np.pad(x, ((0, 0), (0, 0), (t, b), (le, r)), constant_values=self.pad_value)
             mats = [a for a, _ in mac_array.conv2d_as_gemms(x, self.weight, self.stride, 0, self.dilation,
                                                              self.groups)]
         wmats = self.weight_matrices()

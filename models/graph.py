@@ -8,8 +8,10 @@ The last layer is the model output. Tensors are NumPy arrays shaped (N, C, H, W)
 Layer kinds and their attributes:
 
 ``conv2d``
-    ``weight`` (O, C/groups, kh, kw), ``bias`` (O,) or None, ``stride``, ``padding`` (zeros, both sides),
-    ``dilation``, ``groups`` (depthwise is ``groups == C``).
+    ``weight`` (O, C/groups, kh, kw), ``bias`` (O,) or None, ``stride``, ``padding`` (zeros: an int, the
+    same on every side, or a tuple ``(top, bottom, left, right)`` as in :mod:`hwsim.models.mac_array`;
+    a tuple with four equal values is stored as an int), ``dilation``, ``groups`` (depthwise is
+    ``groups == C``).
 ``linear``
     ``weight`` (out, in), ``bias`` (out,) or None.
 ``relu``, ``flatten``
@@ -55,6 +57,7 @@ __all__ = [
     "conv2d_float",
     "im2col_float",
     "load_model",
+    "pads4",
     "pool2d",
     "save_model",
 ]
@@ -76,6 +79,24 @@ def _pair_free_int(name: str, layer: str, value, lo: int) -> int:
     return int(value)
 
 
+def pads4(padding) -> tuple[int, int, int, int]:
+    """``padding`` (an int or ``(top, bottom, left, right)``) as a 4-tuple ``(top, bottom, left, right)``."""
+    if isinstance(padding, tuple | list):
+        return tuple(int(p) for p in padding)
+    p = int(padding)
+    return (p, p, p, p)
+
+
+def _check_padding(layer: str, value):
+    if isinstance(value, tuple | list):
+        if len(value) != 4:
+            raise HwsimError(f"layer {layer!r}: padding={value!r} is not allowed: expected an integer >= 0 or a "
+                             "tuple (top, bottom, left, right) of integers >= 0")
+        pads = tuple(_pair_free_int("padding", layer, v, 0) for v in value)
+        return pads[0] if len(set(pads)) == 1 else pads
+    return _pair_free_int("padding", layer, value, 0)
+
+
 @dataclass
 class Layer:
     """One node of a :class:`Model` (see the module docstring for the attributes of each kind)."""
@@ -86,7 +107,7 @@ class Layer:
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
     stride: int = 1
-    padding: int = 0
+    padding: int | tuple[int, int, int, int] = 0
     dilation: int = 1
     groups: int = 1
     kernel: int = 0
@@ -117,7 +138,10 @@ class Layer:
                 f"{want} input(s)"
             )
         self.stride = _pair_free_int("stride", self.name, self.stride, 1)
-        self.padding = _pair_free_int("padding", self.name, self.padding, 0)
+        self.padding = _check_padding(self.name, self.padding)
+        if not isinstance(self.padding, int) and self.kind != "conv2d":
+            raise HwsimError(f"layer {self.name!r}: padding={self.padding!r} is not allowed: only conv2d takes "
+                             "per-side padding")
         self.dilation = _pair_free_int("dilation", self.name, self.dilation, 1)
         self.groups = _pair_free_int("groups", self.name, self.groups, 1)
         if self.kind in COMPUTE_KINDS:
@@ -189,8 +213,17 @@ class Layer:
 
 
 # ---------------------------------------------------------------------------------------------- float ops
-def conv_out_size(size: int, k: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+def conv_out_size(size: int, k: int, stride: int, padding, dilation: int) -> int:
+    """Output length along one axis; ``padding`` is the pad on each side or a ``(before, after)`` pair."""
+    total = sum(padding) if isinstance(padding, tuple | list) else 2 * padding
+    return (size + total - dilation * (k - 1) - 1) // stride + 1
+
+
+def _pad_input(x: np.ndarray, padding, pad_value) -> np.ndarray:
+    t, b, l, r = pads4(padding)
+    if not (t or b or l or r):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=pad_value)
 
 
 def _windows(x: np.ndarray, kh: int, kw: int, stride: int, dilation: int) -> np.ndarray:
@@ -207,9 +240,7 @@ def _windows(x: np.ndarray, kh: int, kw: int, stride: int, dilation: int) -> np.
 
 def im2col_float(x, kh: int, kw: int, stride=1, padding=0, dilation=1, pad_value=0.0) -> np.ndarray:
     """(N, C, H, W) -> (N*Ho*Wo, C*kh*kw): rows (n, ho, wo), columns (c, i, j) like ``w.reshape(O, -1)``."""
-    x = np.asarray(x, dtype=np.float64)
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
+    x = _pad_input(np.asarray(x, dtype=np.float64), padding, pad_value)
     win = _windows(x, kh, kw, stride, dilation)  # (N, C, kh, kw, Ho, Wo)
     n, c = win.shape[:2]
     return win.transpose(0, 4, 5, 1, 2, 3).reshape(n * win.shape[4] * win.shape[5], c * kh * kw)
@@ -226,8 +257,7 @@ def conv2d_float(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, pad_va
             f"conv2d input with {c} channels is not allowed: the weight expects {cg * groups} "
             f"({cg} x {groups} groups)"
         )
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
+    x = _pad_input(x, padding, pad_value)
     win = _windows(x, kh, kw, stride, dilation)  # (N, C, kh, kw, Ho, Wo)
     ho, wo = win.shape[-2:]
     win = win.reshape(n, groups, cg, kh, kw, ho, wo)
@@ -325,8 +355,9 @@ class Model:
                     raise HwsimError(
                         f"{where}: input shape {s} is not allowed: expected ({cg * layer.groups}, H, W)"
                     )
-                ho = conv_out_size(s[1], kh, layer.stride, layer.padding, layer.dilation)
-                wo = conv_out_size(s[2], kw, layer.stride, layer.padding, layer.dilation)
+                t, bo, le, ri = pads4(layer.padding)
+                ho = conv_out_size(s[1], kh, layer.stride, (t, bo), layer.dilation)
+                wo = conv_out_size(s[2], kw, layer.stride, (le, ri), layer.dilation)
                 if ho < 1 or wo < 1:
                     raise HwsimError(f"{where}: input shape {s} is too small for its {kh}x{kw} kernel")
                 out = (o, ho, wo)
@@ -459,7 +490,8 @@ def save_model(model: Model, path) -> None:
     arrays = {}
     for i, layer in enumerate(model.layers):
         d = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs), "stride": layer.stride,
-             "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups,
+             "padding": layer.padding if isinstance(layer.padding, int) else list(layer.padding),
+             "dilation": layer.dilation, "groups": layer.groups,
              "kernel": layer.kernel, "meta": layer.meta}
         if layer.weight is not None:
             arrays[f"w{i}"] = layer.weight.astype(np.float32)
@@ -476,6 +508,10 @@ def save_model(model: Model, path) -> None:
     arrays[_FORMAT_KEY] = np.array(json.dumps(desc, sort_keys=True))
     with open(os.fspath(path), "wb") as f:
         np.savez_compressed(f, **arrays)
+
+
+def _json_padding(p):
+    return tuple(p) if isinstance(p, list) else p
 
 
 def load_model(path) -> Model:
@@ -499,8 +535,9 @@ def load_model(path) -> Model:
                 w = data[d["weight"]].astype(np.float64) if "weight" in d else None
                 b = data[d["bias"]].astype(np.float64) if "bias" in d else None
                 named = {k: data[v].astype(np.float64) for k, v in d.get("arrays", {}).items()}
-                layers.append(Layer(d["name"], d["kind"], tuple(d["inputs"]), w, b, d["stride"], d["padding"],
-                                    d["dilation"], d["groups"], d["kernel"], dict(d.get("meta", {})), named))
+                layers.append(Layer(d["name"], d["kind"], tuple(d["inputs"]), w, b, d["stride"],
+                                    _json_padding(d["padding"]), d["dilation"], d["groups"], d["kernel"],
+                                    dict(d.get("meta", {})), named))
             return Model(layers, tuple(desc["input_shape"]), desc["name"], desc.get("meta", {}))
     except HwsimError as e:
         if path in str(e):

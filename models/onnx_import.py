@@ -8,7 +8,7 @@ from the graph's own integer weights and scales (no re-quantization, no calibrat
 
 Supported operators (anything else is one :class:`HwsimError` naming the node and its op type):
 
-* float: Conv (group, symmetric pads, strides, dilations; ``auto_pad`` NOTSET/VALID/SAME_*), Gemm, MatMul
+* float: Conv (group, pads per side, strides, dilations; ``auto_pad`` NOTSET/VALID/SAME_*), Gemm, MatMul
   (a constant right operand; a following Add of a constant vector becomes the bias), Relu, Clip with
   ``min = 0`` (no max: a ReLU; a max > 0, e.g. ReLU6: a ``clip`` layer), Concat on the channel axis,
   MaxPool / AveragePool (square, unpadded), GlobalAveragePool (square maps), Add (residual, or a
@@ -21,7 +21,7 @@ Supported operators (anything else is one :class:`HwsimError` naming the node an
   ``Quant`` on activations.
 
 Not representable in hwsim's model (and rejected by name): Concat on another axis, Clip with a non-zero
-min, asymmetric padding, padded or rectangular pooling. ``concat`` and ``clip`` have no integer form yet.
+min, padded or rectangular pooling. ``concat`` and ``clip`` have no integer form yet.
 Zero points must be 0 (symmetric quantization), as the MAC array has no zero-point correction.
 
 Power-of-two scales: the MAC array requantizes with shifts, so every scale ``s`` is mapped to ``2**e`` with
@@ -420,20 +420,27 @@ class _Importer:
         auto = attrs.get("auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else auto
         if auto in ("SAME_UPPER", "SAME_LOWER"):
-            if strides != [1, 1] or (kh - 1) * dil[0] % 2 or (kw - 1) * dil[1] % 2:
-                raise HwsimError(f"{self.where(node)}: auto_pad={auto} is not allowed here: it pads asymmetrically")
-            pads = [(kh - 1) * dil[0] // 2, (kw - 1) * dil[1] // 2] * 2
+            if strides != [1, 1]:
+                raise HwsimError(f"{self.where(node)}: auto_pad={auto} with strides={strides} is not allowed: "
+                                 "expected strides [1, 1] (or explicit pads)")
+            th, tw = (kh - 1) * dil[0], (kw - 1) * dil[1]  # total padding per axis; the odd one goes at the
+            lo_h, lo_w = (th // 2, tw // 2) if auto == "SAME_UPPER" else ((th + 1) // 2, (tw + 1) // 2)  # end (UPPER)
+            pads = [lo_h, lo_w, th - lo_h, tw - lo_w]
         elif auto == "VALID":
             pads = [0, 0, 0, 0]
         for what, v in (("strides", strides), ("dilations", dil)):
             if len(set(v)) != 1:
                 raise HwsimError(f"{self.where(node)}: {what}={v} is not allowed: expected equal values along H and W")
-        if len(set(pads)) != 1:
-            raise HwsimError(f"{self.where(node)}: pads={pads} is not allowed: expected the same padding on every "
-                             "side (hwsim's conv2d pads symmetrically)")
+        if len(pads) != 4 or any(int(p) < 0 for p in pads):
+            raise HwsimError(f"{self.where(node)}: pads={pads} is not allowed: expected 4 values >= 0 "
+                             "[top, left, bottom, right]")
+        # ONNX pads are [x1_begin, x2_begin, x1_end, x2_end] = [top, left, bottom, right]; hwsim's per-side
+        # padding is (top, bottom, left, right).
+        top, left, bottom, right = (int(p) for p in pads)
         layer = self.add_layer(node, node.output[0], kind="conv2d", inputs=(self.src(x, node),), weight=w,
                                bias=None if b is None else np.asarray(b, np.float64).ravel(), stride=int(strides[0]),
-                               padding=int(pads[0]), dilation=int(dil[0]), groups=int(attrs.get("group", 1)))
+                               padding=(top, bottom, left, right), dilation=int(dil[0]),
+                               groups=int(attrs.get("group", 1)))
         self.layer_in[layer.name] = x
         layer.meta["onnx_weight"] = wname
         return layer

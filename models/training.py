@@ -44,7 +44,7 @@ import json
 
 import numpy as np
 from hwsim.models.errors import HwsimError
-from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model
+from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, pads4
 from hwsim.models.lowrank import apply_svd
 from hwsim.models.prune import apply_pruning, gemm_view, prune_blocks, prune_magnitude, prune_n_m
 from hwsim.models.quantize import quantize_weights
@@ -224,8 +224,9 @@ class _Net:
             if s.op == "conv2d":
                 wq = self.qweight(s)
                 o, c, kh, kw = wq.shape
-                p = la.padding
-                xp = np.pad(a, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=s.pad_value) if p else a
+                pt, pb, pl, pr = pads4(la.padding)
+                xp = (np.pad(a, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=s.pad_value)
+                      if pt or pb or pl or pr else a)
                 rows, cols = _conv_index(xp.shape[2], xp.shape[3], kh, kw, la.stride, la.dilation)
                 win = xp[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # (N, C, kh, kw, Ho, Wo)
                 n, ho, wo = a.shape[0], rows.shape[1], cols.shape[1]
@@ -273,8 +274,8 @@ class _Net:
                 dwin = dcols.reshape(n, rows.shape[1], cols.shape[1], ci, kh, kw).transpose(0, 3, 4, 5, 1, 2)
                 dxp = np.zeros(xp_shape)
                 np.add.at(dxp, (slice(None), slice(None), rows[:, None, :, None], cols[None, :, None, :]), dwin)
-                p = la.padding
-                g = dxp[:, :, p:p + x_shape[2], p:p + x_shape[3]]
+                pt, _, pl, _ = pads4(la.padding)
+                g = dxp[:, :, pt:pt + x_shape[2], pl:pl + x_shape[3]]
             elif s.op == "linear":
                 wq, x = c
                 grads[s.name] = ((g.T @ x) * self.masks[s.name], g.sum(axis=0))

@@ -120,6 +120,31 @@ def test_concat_and_relu6_match_ort():
     np.testing.assert_allclose(imp.model.forward_float(x), run_ort(m, x), rtol=1e-4, atol=1e-5)
 
 
+def test_asymmetric_conv_pads_match_ort(tmp_path):
+    """ONNX pads are [top, left, bottom, right]; hwsim's conv2d padding is (top, bottom, left, right)."""
+    from hwsim.models.graph import load_model, save_model
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[0, 1, 2, 0], name="c1"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 0, 0, 3], strides=[2, 2], group=3, name="c2"),
+        helper.make_node("Conv", ["c2", "w3"], ["c3"], auto_pad="SAME_UPPER", name="up"),
+        helper.make_node("Conv", ["c3", "w4"], ["y"], auto_pad="SAME_LOWER", name="lo"),
+    ]
+    inits = [init("w1", f32(6, 2, 3, 3)), init("b1", f32(6)), init("w2", f32(6, 2, 3, 2)), init("w3", f32(6, 6, 2, 2)),
+             init("w4", f32(5, 6, 2, 3))]
+    m = make(nodes, inits, ["N", 2, 7, 9])
+    model = load_onnx(m).model
+    assert [la.padding for la in model.layers if la.kind == "conv2d"] == [(0, 2, 1, 0), (1, 0, 0, 3), (0, 1, 0, 1),
+                                                                         (1, 0, 1, 1)]
+    x = RNG.standard_normal((3, 2, 7, 9))
+    ref = run_ort(m, x)
+    assert model.shapes()["c1"] == (6, 7, 8) and ref.shape[1:] == model.shapes()[model.output]
+    np.testing.assert_allclose(model.forward_float(x), ref, rtol=1e-4, atol=1e-5)
+    save_model(model, tmp_path / "m.npz")
+    np.testing.assert_allclose(load_model(tmp_path / "m.npz").forward_float(x), ref, rtol=1e-4, atol=1e-5)
+
+
 def test_pool_strides_default_to_one_as_in_onnx():
     for op in ("MaxPool", "AveragePool"):
         m = make([helper.make_node(op, ["x"], ["y"], kernel_shape=[2, 2])], [], ["N", 2, 5, 5])
@@ -146,8 +171,9 @@ def test_shape_only_import_needs_no_weights(tmp_path):
     (helper.make_node("Concat", ["x", "x"], ["y"], axis=2, name="cat"), [],
      r"^<model>: node 'cat' \(Concat\): axis=2 with 2 inputs is not allowed: expected 2 or more inputs joined "
      r"along the channel axis \(1\)$"),
-    (helper.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 1, 1], name="c"), [init("w", f32(2, 1, 3, 3))],
-     r"^<model>: node 'c' \(Conv\): pads=\[0, 0, 1, 1\] is not allowed: expected the same padding on every side"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], pads=[0, -1, 1, 1], name="c"), [init("w", f32(2, 1, 3, 3))],
+     r"^<model>: node 'c' \(Conv\): pads=\[0, -1, 1, 1\] is not allowed: expected 4 values >= 0 "
+     r"\[top, left, bottom, right\]$"),
     (helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="hardtanh"),
      [init("lo", np.float32(-1)), init("hi", np.float32(1))],
      r"^<model>: node 'hardtanh' \(Clip\): Clip\(min=-1.0, max=1.0\) is not supported: expected min 0"),
@@ -321,6 +347,83 @@ def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
                  [i for i in inits if i.name != "w3q"] + [init("w3q", w)], ["N", 1, 8, 8])
         with pytest.raises(HwsimError, match=r"^<model>: layer 'pool'" + pattern):
             to_compressed(load_onnx(g), cfg)
+
+
+def test_qdq_asymmetric_conv_pads_integer_outputs_match_numpy_and_ort():
+    """q(x) -> conv (pads [top, left, bottom, right] = [0, 1, 2, 0]) + relu -> q -> grouped conv, stride 2,
+    pads [1, 0, 0, 2] -> q -> flatten -> gemm -> q. Integer biases at the accumulator scale, so ONNX Runtime's
+    dequantized output is exactly codes * scale; the NumPy reference pads with np.pad in ONNX's order."""
+    from hwsim.models import mac_array
+
+    from hwsim.config import MacArrayConfig
+
+    s_in, sw, s1, s2, s3 = (2.0 ** e for e in (-7, -7, -3, -3, -1))
+    w1 = RNG.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
+    w2 = RNG.integers(-127, 128, size=(6, 2, 2, 3)).astype(np.int8)
+    b1 = RNG.integers(-500, 500, size=4) * s_in * sw
+    sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
+
+    def qdq(t, sname):
+        return [helper.make_node("QuantizeLinear", [t, sname, "z8"], [t + "q"]),
+                helper.make_node("DequantizeLinear", [t + "q", sname, "z8"], [t + "d"])]
+
+    h1, w1o = 8 + 0 + 2 - 2, 8 + 1 + 0 - 2  # conv1 output: 8 x 7
+    h2, w2o = (h1 + 1 + 0 - 2) // 2 + 1, (w1o + 0 + 2 - 3) // 2 + 1  # conv2 output: 4 x 4
+    w3 = RNG.integers(-127, 128, size=(10, 6 * h2 * w2o)).astype(np.int8)
+    nodes = (qdq("x", "s_in") + [
+        helper.make_node("DequantizeLinear", ["w1q", "sw", "z8"], ["w1d"]),
+        helper.make_node("DequantizeLinear", ["w2q", "sw", "z8"], ["w2d"]),
+        helper.make_node("DequantizeLinear", ["w3q", "sw", "z8"], ["w3d"]),
+        helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[0, 1, 2, 0], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"])] + qdq("r1", "s1") + [
+        helper.make_node("Conv", ["r1d", "w2d"], ["c2"], pads=[1, 0, 0, 2], strides=[2, 2], group=2,
+                         name="conv2")] + qdq("c2", "s2") + [
+        helper.make_node("Flatten", ["c2d"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3d"], ["g"], transB=1, name="fc")] + qdq("g", "s3") + [
+        helper.make_node("Identity", ["gd"], ["y"])])
+    inits = [init("z8", np.int8(0)), sc("s_in", s_in), sc("sw", sw), sc("s1", s1), sc("s2", s2), sc("s3", s3),
+             init("w1q", w1), init("w2q", w2), init("w3q", w3), init("b1", b1.astype(np.float32))]
+    m = make(nodes, inits, ["N", 1, 8, 8])
+    cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
+    cm = to_compressed(load_onnx(m, exact=True), cfg)
+    assert [q.padding for q in cm.layers if q.kind == "conv2d"] == [(0, 2, 1, 0), (1, 0, 0, 2)]
+    x = RNG.random((5, 1, 8, 8)) * 1.5 - 0.5
+
+    def q(v, s):  # QuantizeLinear: round half to even, int8
+        return np.clip(np.rint(v / s), -128, 127)
+
+    def conv(a, w, b, onnx_pads, stride, groups):  # direct loops over an np.pad-ed input
+        top, left, bottom, right = onnx_pads
+        a = np.pad(a, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        o, cg, kh, kw = w.shape
+        ho, wo = (a.shape[2] - kh) // stride + 1, (a.shape[3] - kw) // stride + 1
+        y = np.zeros((a.shape[0], o, ho, wo))
+        for oc in range(o):
+            g = oc // (o // groups)
+            for i in range(kh):
+                for j in range(kw):
+                    patch = a[:, g * cg:(g + 1) * cg, i:i + stride * ho:stride, j:j + stride * wo:stride]
+                    y[:, oc] += np.einsum("nchw,c->nhw", patch, w[oc, :, i, j])
+        return y if b is None else y + b[None, :, None, None]
+
+    a0 = q(x, s_in) * s_in
+    r1 = q(np.maximum(conv(a0, w1 * sw, b1, (0, 1, 2, 0), 1, 1), 0), s1) * s1
+    c2 = q(conv(r1, w2 * sw, None, (1, 0, 0, 2), 2, 2), s2) * s2
+    assert c2.shape == (5, 6, h2, w2o)
+    want = q(c2.reshape(5, -1) @ (w3 * sw).T, s3).astype(np.int64)
+    acts = cm.forward_int(x, cfg=cfg, return_all=True)
+    np.testing.assert_array_equal(acts[cm.output], want)
+    np.testing.assert_array_equal(acts[cm.output], np.rint(run_ort(m, x) / s3).astype(np.int64))
+    np.testing.assert_array_equal(acts["conv2"], np.rint(c2 / s2).astype(np.int64))
+    assert len(np.unique(want)) > 5
+    # the MAC array's GEMMs are those of the padded input: M = N * Ho * Wo, A = im2col of the padded input
+    conv2 = cm.layer("conv2")
+    xin = acts["conv1"]  # conv1 with its ReLU fused
+    calls = conv2.lower(xin)
+    assert [(c.op.m, c.op.k, c.op.n) for c in calls] == [(5 * h2 * w2o, 2 * 2 * 3, 3)] * 2
+    for g, c in enumerate(calls):
+        a = np.concatenate([mac_array.im2col(xin[i, 2 * g:2 * g + 2], 2, 3, 2, (1, 0, 0, 2)) for i in range(5)])
+        np.testing.assert_array_equal(c.a, a)
 
 
 def test_non_pow2_scale_mapped_with_error_or_rejected():

@@ -27,7 +27,9 @@ Every integer tensor ``t`` carries an exponent ``e``: its real value is ``t * 2*
   A ReLU that directly follows a conv / linear / add (its only consumer) is fused into ``requantize``.
 * ``maxpool`` / ``relu`` / ``flatten`` are exact on integers; ``avgpool`` sums the window and requantizes
   with ``shift = log2(kernel**2)`` (power-of-two windows only); ``add`` aligns both inputs to the finer
-  exponent with left shifts and requantizes to its calibrated exponent.
+  exponent with left shifts and requantizes to its calibrated exponent. ``clip`` (ReLU6, from ONNX imports)
+  requantizes to its output exponent and clamps to ``[0, max / 2**out_exp]``; ``concat`` (ONNX imports)
+  shifts every input to its output exponent and joins them.
 
 Binary layers take +-1 activations (a ``sign`` op, sign(0) = +1) and output ``sign(acc + bias)``
 (``act_bits = 1``); convolutions over +-1 tensors pad with ``pad_value = -1``.
@@ -139,7 +141,7 @@ class QLayer:
     """One op of a :class:`CompressedModel` (integer semantics; see the module docstring).
 
     Common attributes: ``name``, ``kind`` (input, conv2d, linear, relu, sign, maxpool, avgpool, flatten,
-    add), ``inputs``, ``out_shape`` (per sample), ``out_exp`` (real value = int * 2**out_exp; None for
+    add, clip, concat), ``inputs``, ``out_shape`` (per sample), ``out_exp`` (real value = int * 2**out_exp; None for
     +-1 tensors and raw sign-feeding outputs) and ``out_bits`` (1 for +-1 tensors).
 
     conv2d / linear attributes: ``weight_format``, ``weight`` (int64 values, (O, C/groups, kh, kw) or
@@ -149,7 +151,10 @@ class QLayer:
     ``(top, bottom, left, right)``), ``dilation``,
     ``groups``, ``pad_value`` (-1 when the input is +-1, else 0) and ``gain`` (float (O,), see the module
     docstring). Pooling: ``kernel``, ``stride``; avgpool ``shift``. add: ``shift`` = (left shift of input
-    0, left shift of input 1, right shift of the sum).
+    0, left shift of input 1, right shift of the sum). clip (ReLU6): ``shift`` = (right shift to the output
+    exponent,), then a clamp to ``[0, meta["max_code"]]`` (``max / 2**out_exp``, an integer). concat:
+    ``shift[i] = in_exp[i] - out_exp`` per input (a left shift, saturated to ``act_bits``, when >= 0, else a
+    rounding right shift), then the inputs are joined along axis 1.
     """
 
     name: str
@@ -277,6 +282,13 @@ class QLayer:
             la, lb, rs = (int(v) for v in self.shift)
             s = overflow((x << la) + (inputs[1] << lb), lcfg)
             return mac_array.requantize(s, lcfg, rs, self.relu)
+        if k == "clip":
+            return np.clip(mac_array.requantize(x, lcfg, int(self.shift[0]), False), 0, int(self.meta["max_code"]))
+        if k == "concat":
+            lo, hi = act_range(lcfg.act_bits)
+            parts = [np.clip(v << int(d), lo, hi) if d >= 0 else mac_array.requantize(v, lcfg, -int(d), False)
+                     for v, d in zip(inputs, self.shift, strict=True)]
+            return np.concatenate(parts, axis=1)
         raise HwsimError(f"layer {self.name!r}: kind {k!r} has no integer forward")
 
     # ------------------------------------------------------------------ fake quantization
@@ -311,6 +323,12 @@ class QLayer:
             if self.relu:
                 y = np.maximum(y, 0.0)
             return np.clip(round_ties(y / 2.0 ** self.out_exp, rounding), lo, hi) * 2.0 ** self.out_exp
+        if k in ("clip", "concat"):
+            ys = [np.clip(round_ties(v / 2.0 ** self.out_exp, rounding), lo, hi) for v in inputs]
+            y = ys[0] if k == "clip" else np.concatenate(ys, axis=1)
+            if k == "clip":
+                y = np.clip(y, 0, int(self.meta["max_code"]))
+            return y * 2.0 ** self.out_exp
         raise HwsimError(f"layer {self.name!r}: kind {k!r} has no fake-quant forward")
 
     def accumulate_float(self, x: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ Supported operators (anything else is one :class:`HwsimError` naming the node an
   ``Quant`` on activations.
 
 Not representable in hwsim's model (and rejected by name): Concat on another axis, Clip with a non-zero
-min, padded or rectangular pooling. ``concat`` and ``clip`` have no integer form yet.
+min, padded or rectangular pooling. In the integer model ``clip`` clamps codes to ``max / 2**out_exp`` (an
+integer) and ``concat`` shifts its inputs to its output quantizer's exponent.
 Zero points must be 0 (symmetric quantization), as the MAC array has no zero-point correction.
 
 Power-of-two scales: the MAC array requantizes with shifts, so every scale ``s`` is mapped to ``2**e`` with
@@ -307,7 +308,7 @@ class _Importer:
         quant = self.annotations(model)
         act_scales = {}
         for la in model.layers if quant else ():
-            aq = self._out_quant(self.layer_out[la.name]) if la.kind in ("add", "avgpool") else None
+            aq = self._out_quant(self.layer_out[la.name]) if la.kind in ("add", "avgpool", "clip", "concat") else None
             if aq is not None:
                 act_scales[la.name] = float(np.asarray(aq.scale).ravel()[0])
                 _pow2(act_scales[la.name], f"{self.path}: node {aq.node!r} (output of {la.name})", self.exact)
@@ -805,7 +806,9 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
     ``rint(bias / 2**(in_exp + weight_exp))``. Supported layers: conv/linear (+ ReLU), maxpool, flatten, and
     ``add`` (+ ReLU) / ``avgpool`` with an output quantizer: add aligns its inputs to the finer exponent by
     left shifts and shifts the sum right to the output exponent; avgpool (window area a power of two) shifts
-    the window sum right by ``log2(area) + out_exp - in_exp`` (as :mod:`hwsim.models.compressed` runs them).
+    the window sum right by ``log2(area) + out_exp - in_exp`` (as :mod:`hwsim.models.compressed` runs them);
+    ``clip`` shifts right to its output exponent and clamps to ``[0, max / 2**out_exp]`` (an integer);
+    ``concat`` shifts each input to its output quantizer's exponent (left, saturating, or right, rounding).
 
     Parameters
     ----------
@@ -900,13 +903,40 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
             layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], e_out, act_bits, act_bits=act_bits,
                                       relu=relu, shift=shift, kernel=la.kernel, stride=la.stride))
             exps[la.name] = e_out
+        elif la.kind in ("clip", "concat"):
+            ein = [exps[i] for i in ins]
+            if la.name in imp.act_scales:
+                e_out = int(_pow2(imp.act_scales[la.name], f"{imp.path}: output of {la.name}", False)[0][0])
+            elif len(set(ein)) == 1:
+                e_out = ein[0]
+            else:
+                raise HwsimError(f"{imp.path}: layer {la.name!r} (concat) has no output quantizer and inputs of "
+                                 f"exponents {ein}: expected a QuantizeLinear/Quant on its output (or equal input "
+                                 "scales)")
+            shift = np.array([e - e_out for e in ein], dtype=np.int64)
+            meta = {}
+            if la.kind == "clip":
+                if shift[0] > 0:
+                    raise HwsimError(f"{imp.path}: layer {la.name!r}: output exponent {e_out} is not allowed: "
+                                     "expected an output scale no finer than the input scale (the requantizer "
+                                     "shifts right)")
+                shift = -shift
+                code = la.meta["max"] / 2.0 ** e_out
+                if code != np.floor(code):
+                    raise HwsimError(f"{imp.path}: layer {la.name!r}: clip max {la.meta['max']:g} is not allowed in "
+                                     f"an integer model: it is not a multiple of the output scale 2**{e_out}")
+                meta["max_code"] = int(code)
+            layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], e_out, act_bits, act_bits=act_bits,
+                                      shift=shift, meta=meta))
+            exps[la.name] = e_out
         elif la.kind in ("maxpool", "flatten", "relu"):
             layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], exps[ins[0]], act_bits,
                                       act_bits=act_bits, kernel=la.kernel, stride=la.stride))
             exps[la.name] = exps[ins[0]]
         else:
             raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) is not supported in an imported integer "
-                             "model: expected conv/linear (+ReLU), add (+ReLU), avgpool, maxpool and flatten")
+                             "model: expected conv/linear (+ReLU), add (+ReLU), avgpool, maxpool, flatten, clip and "
+                             "concat")
     spec = comp.CompressSpec(weight_format=first.weight_format, per_channel=any(
         len(np.unique(q.weight_exp)) > 1 for q in imp.quant.values()))
     cm = comp.CompressedModel(layers, spec, model, model, {}, act_bits, cfg)

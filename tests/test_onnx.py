@@ -426,6 +426,80 @@ def test_qdq_asymmetric_conv_pads_integer_outputs_match_numpy_and_ort():
         np.testing.assert_array_equal(c.a, a)
 
 
+def test_qdq_relu6_and_concat_integer_outputs_match_numpy_and_ort():
+    """q(x) -> conv + Clip(0, 6) -> q (s1) -> [conv -> q (s2)] ++ [the s1 branch] ++ [q(x)] -> q (s3)
+    -> conv -> q (s4) -> Clip(0, 0.5) -> q (s5) -> flatten -> gemm -> q (s6). Concat inputs are at 2**-3,
+    2**-2 and 2**-7 (left and right shifts to s3 = 2**-2); integer biases at the accumulator scale, so ONNX
+    Runtime's dequantized output is exactly codes * s6."""
+    from hwsim.config import MacArrayConfig
+
+    s_in, sw, s1, s2, s3, s4, s5, s6 = (2.0 ** e for e in (-7, -7, -3, -2, -2, -5, -4, -1))
+    w1 = RNG.integers(-127, 128, size=(3, 1, 3, 3)).astype(np.int8)
+    w2 = RNG.integers(-127, 128, size=(2, 3, 1, 1)).astype(np.int8)
+    w3 = RNG.integers(-127, 128, size=(4, 6, 3, 3)).astype(np.int8)
+    w4 = RNG.integers(-127, 128, size=(10, 4 * 6 * 6)).astype(np.int8)
+    b1 = RNG.integers(40000, 100000, size=3) * s_in * sw  # 2.4 .. 6.1: Relu6 clamps
+    sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
+
+    def qdq(t, sname):
+        return [helper.make_node("QuantizeLinear", [t, sname, "z8"], [t + "q"]),
+                helper.make_node("DequantizeLinear", [t + "q", sname, "z8"], [t + "d"])]
+
+    nodes = (qdq("x", "s_in") + [helper.make_node("DequantizeLinear", [f"w{i}q", "sw", "z8"], [f"w{i}d"])
+                                 for i in range(1, 5)] + [
+        helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Clip", ["c1", "zero", "six"], ["r1"], name="relu6")] + qdq("r1", "s1") + [
+        helper.make_node("Conv", ["r1d", "w2d"], ["c2"], name="conv2")] + qdq("c2", "s2") + [
+        helper.make_node("Concat", ["c2d", "r1d", "xd"], ["cat"], axis=1, name="cat")] + qdq("cat", "s3") + [
+        helper.make_node("Conv", ["catd", "w3d"], ["c3"], name="conv3")] + qdq("c3", "s4") + [
+        helper.make_node("Clip", ["c3d", "zero", "half"], ["r3"], name="clip3")] + qdq("r3", "s5") + [
+        helper.make_node("Flatten", ["r3d"], ["f"]),
+        helper.make_node("Gemm", ["f", "w4d"], ["g"], transB=1, name="fc")] + qdq("g", "s6") + [
+        helper.make_node("Identity", ["gd"], ["y"])])
+    inits = [init("z8", np.int8(0)), sc("s_in", s_in), sc("sw", sw), sc("s1", s1), sc("s2", s2), sc("s3", s3),
+             sc("s4", s4), sc("s5", s5), sc("s6", s6), sc("zero", 0), sc("six", 6), sc("half", 0.5),
+             init("w1q", w1), init("w2q", w2), init("w3q", w3), init("w4q", w4), init("b1", b1.astype(np.float32))]
+    m = make(nodes, inits, ["N", 1, 8, 8])
+    cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
+    cm = to_compressed(load_onnx(m, exact=True), cfg)
+    assert [q.kind for q in cm.layers] == ["input", "conv2d", "clip", "conv2d", "concat", "conv2d", "clip",
+                                           "flatten", "linear"]
+    assert [(q.shift.tolist(), q.meta["max_code"]) for q in cm.layers if q.kind == "clip"] == [([0], 48), ([1], 8)]
+    assert cm.layer("cat").shift.tolist() == [0, -1, -5]
+    x = RNG.random((16, 1, 8, 8)) * 4 - 2
+
+    def q(v, s):  # QuantizeLinear: round half to even, int8
+        return np.clip(np.rint(v / s), -128, 127)
+
+    from hwsim.models.graph import conv2d_float
+
+    a0 = q(x, s_in) * s_in
+    r1 = q(np.clip(conv2d_float(a0, w1 * sw, b1, padding=1), 0, 6), s1) * s1
+    c2 = q(conv2d_float(r1, w2 * sw), s2) * s2
+    cat = q(np.concatenate([c2, r1, a0], axis=1), s3) * s3
+    c3 = q(conv2d_float(cat, w3 * sw), s4) * s4
+    r3 = q(np.clip(c3, 0, 0.5), s5) * s5
+    want = q(r3.reshape(16, -1) @ (w4 * sw).T, s6).astype(np.int64)
+    acts = cm.forward_int(x, cfg=cfg, return_all=True)
+    np.testing.assert_array_equal(acts[cm.output], want)
+    np.testing.assert_array_equal(acts[cm.output], np.rint(run_ort(m, x) / s6).astype(np.int64))
+    assert acts["relu6"].max() == 48 and acts["clip3"].max() == 8 and acts["clip3"].min() == 0  # clamps exercised
+    assert len(np.unique(want)) > 5
+    np.testing.assert_array_equal(cm.forward_fakequant(x), want * s6)
+    # a clip max that is not a multiple of the output scale, and a concat of unequal scales without a quantizer
+    bad = [init("six", np.float32(6.1)) if i.name == "six" else i for i in inits]
+    with pytest.raises(HwsimError, match=r"^<model>: layer 'relu6': clip max 6.1 is not allowed in an integer "
+                                         r"model: it is not a multiple of the output scale 2\*\*-3$"):
+        to_compressed(load_onnx(make(nodes, bad, ["N", 1, 8, 8])), cfg)
+    cut = [n for n in nodes if n.output[0] not in ("catq", "catd")]
+    for n in cut:
+        if n.name == "conv3":
+            n.input[0] = "cat"
+    with pytest.raises(HwsimError, match=r"^<model>: layer 'cat' \(concat\) has no output quantizer and inputs of "
+                                         r"exponents \[-2, -3, -7\]"):
+        to_compressed(load_onnx(make(cut, inits, ["N", 1, 8, 8])), cfg)
+
+
 def test_non_pow2_scale_mapped_with_error_or_rejected():
     m, _, _ = qdq_cnn(scale_w1=0.0123)
     imp = load_onnx(m)

@@ -172,7 +172,7 @@ class MacArrayConfig(FamilyConfig):
         PE array rows and columns. In WS the reduction (K) maps onto rows and output channels (N)
         onto columns; in OS output rows (M) map onto rows and output channels (N) onto columns.
     dataflow : {"ws", "os", "is"}
-        Weight-, output- or input-stationary. ``is`` exists in the cycle model only (no RTL).
+        Weight-, output- or input-stationary (IS is WS on the transposed GEMM), in the model and the RTL.
     weight_format : {"int8", "int4", "int2", "ternary", "binary", "pow2"}
         Weight format of the PEs. ``ternary`` weights are in {-1, 0, +1} (2-bit two's complement
         code) and select add / skip / subtract instead of multiplying. ``binary`` weights and

@@ -1,4 +1,12 @@
-"""Energy and area cost model for the hwsim MAC array.
+"""Energy and area cost model of every hwsim family, after Accelergy: inventory x actions x tables.
+
+An accelerator's :class:`Inventory` lists named :class:`Component` s, each of a :class:`ComponentClass`
+(adder, multiplier, mac, shifter, register, sram, dram, requantizer, controller; a family registers more
+with :func:`register_component_class`, with the table entries they are priced from) with attributes
+(bits, bytes, ...) and an instance count. A family's cycle model counts ``(component, action)`` pairs
+(:class:`hwsim.stats.ActionCounts`). :meth:`CostModel.energy` prices the counts with each class's energy
+per action; :meth:`CostModel.area` sums each component's area times its count. The sections below are
+the shared tables and the formulas of the built-in classes.
 
 Every number used for pricing lives in a versioned table of :class:`CostEntry` records that carry a value,
 a unit, a full citation, the technology node, the supply voltage and the bit width it refers to. Derived

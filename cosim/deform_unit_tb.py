@@ -20,7 +20,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 from hwsim.cosim.deform_unit_harness import IN_FILE, OFF_FILE, OUT_FILE, W_FILE
 from hwsim.cosim.runner import read_job
-from hwsim.cosim.tb_util import pulse, reset_harness
+from hwsim.cosim.tb_util import dump_beats, pulse, reset_harness
 from hwsim.models import deform_unit as du
 from hwsim.rtl.deform_unit import COUNTERS, OFFSET_BITS
 
@@ -75,12 +75,8 @@ class DeformUnitTB:
         await RisingEdge(dut.done)
         await RisingEdge(dut.clk)
         n_out = int(dut.n_out.value)
-        out = Path(OUT_FILE)
-        out.unlink(missing_ok=True)
-        await self._pulse(dut.dump)
-        await RisingEdge(dut.clk)
+        beats = await dump_beats(dut, Path(OUT_FILE), n_out)
         a = cfg.act_bits
-        beats = [int(line, 16) for line in out.read_text().split()] if n_out else []
         lanes = np.array([[(b >> (i * a)) & ((1 << a) - 1) for i in range(cfg.lanes)] for b in beats], dtype=np.int64)
         lanes = np.where(lanes >> (a - 1), lanes - (1 << a), lanes)
         outputs = lanes.T.reshape(c, h, w) if len(beats) == h * w else lanes

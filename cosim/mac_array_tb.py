@@ -25,7 +25,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, COUNTERS, OUT_FILE, WEIGHT_FILE
 from hwsim.cosim.runner import read_job
-from hwsim.cosim.tb_util import pulse, reset_harness
+from hwsim.cosim.tb_util import dump_beats, pulse, reset_harness
 from hwsim.models import mac_array as ref
 from hwsim.models.compressed import reference_gemm
 
@@ -145,11 +145,7 @@ class MacArrayTB:
         assert counters["n_weights"] == len(w_beats), (counters["n_weights"], len(w_beats))
         assert counters["n_acts"] == len(a_beats), (counters["n_acts"], len(a_beats))
         assert n_out <= self.mem_depth, f"{n_out} output beats overflow the harness memory ({self.mem_depth})"
-        out_path = Path(OUT_FILE)
-        out_path.unlink(missing_ok=True)
-        await self._pulse(dut.dump)
-        await RisingEdge(dut.clk)
-        outs = [int(line, 16) for line in out_path.read_text().split()] if n_out else []
+        outs = await dump_beats(dut, Path(OUT_FILE), n_out)
         return outs, counters
 
     async def check_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,

@@ -19,7 +19,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 from hwsim.cosim.rf_array_harness import CODE_FILE, OUT_FILE, VEC_FILE
 from hwsim.cosim.runner import read_job
-from hwsim.cosim.tb_util import pulse, reset_harness
+from hwsim.cosim.tb_util import dump_beats, pulse, reset_harness
 from hwsim.models import rf_array as ref
 from hwsim.rtl.rf_array import COUNTERS
 
@@ -68,11 +68,7 @@ class RfArrayTB:
         await RisingEdge(dut.done)
         await RisingEdge(dut.clk)
         n_out = int(dut.n_out.value)
-        out = Path(OUT_FILE)
-        out.unlink(missing_ok=True)
-        await self._pulse(dut.dump)
-        await RisingEdge(dut.clk)
-        beats = [int(line, 16) for line in out.read_text().split()] if n_out else []
+        beats = await dump_beats(dut, Path(OUT_FILE), n_out)
         return {"outputs": unpack_vectors(self.cfg, beats), "cycles": int(dut.cycles.value),
                 "stall": int(dut.cnt_stall.value),
                 "counters": {COUNTERS[k]: int(getattr(dut, k).value) for k in COUNTERS}}

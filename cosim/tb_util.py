@@ -6,11 +6,13 @@ one-cycle ``load``/``start``/``dump`` controls; most report their memory depth o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-__all__ = ["pulse", "reset_harness"]
+__all__ = ["dump_beats", "pulse", "reset_harness"]
 
 
 async def reset_harness(dut, inputs, clock: bool = False) -> int | None:
@@ -35,3 +37,12 @@ async def pulse(dut, sig) -> None:
     sig.value = 1
     await RisingEdge(dut.clk)
     sig.value = 0
+
+
+async def dump_beats(dut, path: Path, n_out: int) -> list[int]:
+    """Pulse ``dump`` (the harness ``$writememh``-s its output memory to ``path``) and return the first
+    ``n_out`` captured beats as integers (none when ``n_out`` is 0, when the harness writes nothing)."""
+    path.unlink(missing_ok=True)
+    await pulse(dut, dut.dump)
+    await RisingEdge(dut.clk)
+    return [int(line, 16) for line in path.read_text().split()] if n_out else []

@@ -54,24 +54,14 @@ int main(int argc, char** argv) {
 
 
 def main() -> None:
-    import numpy as np
     from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BUILD_ARGS, HARNESS_TOP, MAKE_ARGS, WEIGHT_FILE
-    from hwsim.cosim.regression import build_mac_array
     from hwsim.cosim.runner import _MAKE_OVERRIDES, _VERILATOR_ARGS, run_job, verilator_env
     from hwsim.models import mac_array as ref
+    from resnet18 import cosim_case  # the same layer as resnet18.py's cosim case (same directory)
 
-    from hwsim.config import MacArrayConfig
-    from hwsim.mac_array import dram_beats, predict_gemm
+    from hwsim.mac_array import dram_beats
 
-    cfg = MacArrayConfig(rows=8, cols=8, dataflow="ws", weight_format="int8")
-    m, k, n = 65535, 8, 8
-    pred = predict_gemm(cfg, m, k, n).cycles
-    rng = np.random.default_rng(1)
-    a = rng.integers(-128, 128, size=(m, k))
-    w = rng.integers(-128, 128, size=(k, n))
-    build = build_mac_array(cfg, mem_depth=1 << 17)
-    job = {"config": cfg.to_dict(),
-           "layers": [{"kind": "gemm", "name": "big", "a": a, "w": w, "shift": 9, "relu": False}]}
+    cfg, (m, k, n), a, w, pred, build, job = cosim_case()
     res = run_job(build, job)
     row = res["layers"][0]
     rate = row["rtl_cycles"] / res["wall_seconds"]

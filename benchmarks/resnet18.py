@@ -67,23 +67,30 @@ def run_resnet(shared: Path, size: int, dataflow: str, values: bool) -> dict:
             "utilization": macs / (size * size * cycles)}
 
 
-def run_cosim() -> dict:
+def cosim_case():
+    """The co-simulation benchmark layer (also used by ``cosim_ceiling.py``): an 8x8 WS int8 array and a
+    random 65535x8x8 GEMM. Returns ``(cfg, (m, k, n), a, w, predicted cycles, build, job)``."""
     import numpy as np
     from hwsim.cosim.regression import build_mac_array
-    from hwsim.cosim.runner import run_job
 
     from hwsim.config import MacArrayConfig
     from hwsim.mac_array import predict_gemm
 
     cfg = MacArrayConfig(rows=8, cols=8, dataflow="ws", weight_format="int8")
     m, k, n = 65535, 8, 8
-    pred = predict_gemm(cfg, m, k, n).cycles
     rng = np.random.default_rng(1)
     a = rng.integers(-128, 128, size=(m, k))
     w = rng.integers(-128, 128, size=(k, n))
     build = build_mac_array(cfg, mem_depth=1 << 17)
     job = {"config": cfg.to_dict(),
            "layers": [{"kind": "gemm", "name": "big", "a": a, "w": w, "shift": 9, "relu": False}]}
+    return cfg, (m, k, n), a, w, predict_gemm(cfg, m, k, n).cycles, build, job
+
+
+def run_cosim() -> dict:
+    from hwsim.cosim.runner import run_job
+
+    _, (m, k, n), _, _, pred, build, job = cosim_case()
     t0 = time.perf_counter()
     res = run_job(build, job)
     outer = time.perf_counter() - t0

@@ -321,7 +321,7 @@ def load_mapping_file(path: str | Path, what: str) -> dict:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise HwsimError(f"{what}={str(path)!r} is not valid YAML/JSON: {first}") from None
     if not isinstance(data, dict):
-        raise HwsimError(f"{what}={str(path)!r} is not allowed: expected a mapping of config fields")
+        raise HwsimError(f"{what}={str(path)!r} is not allowed: expected a YAML/JSON mapping (key: value lines)")
     return data
 
 

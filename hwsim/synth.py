@@ -358,8 +358,14 @@ class _YosysRun:
             out, _ = self._proc.communicate()
             seconds = time.perf_counter() - self.t0
             if self._proc.returncode != 0 or not os.path.exists(self.stat_path):
-                tail = "\n".join(out.strip().splitlines()[-15:])
-                raise HwsimError(f"Yosys failed on {self.top} (exit code {self._proc.returncode}):\n{tail}")
+                # One line naming the first error; the whole output is kept (the run directory is not).
+                fd, log = tempfile.mkstemp(prefix=f"hwsim_synth_{self.top}_", suffix=".log")
+                with os.fdopen(fd, "w") as f:
+                    f.write(out)
+                lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+                first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
+                raise HwsimError(f"Yosys failed on {self.top} (exit code {self._proc.returncode}): {first} "
+                                 f"(log: {log})")
             with open(self.stat_path) as f:
                 stat = json.load(f)
         finally:

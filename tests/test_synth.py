@@ -240,3 +240,23 @@ def test_multiplier_requantizer_matches_reference(rounding):
 def test_multiplier_requantizer_rejects_bad_parameters():
     _raises_hwsim_error(MultRequantizer, CFG, 0)
     _raises_hwsim_error(MultRequantizer, CFG, 1, scale_bits=1)
+
+
+def test_yosys_failure_is_one_line_with_its_log(monkeypatch, capsys):
+    """A failing Yosys run: one line naming the tool, the first error and a log that holds its output."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from hwsim import synth as synth_mod
+    from hwsim.cli import main
+
+    script = "print('reading design.v'); print('ERROR: deliberate failure for the test'); raise SystemExit(3)"
+    monkeypatch.setattr(synth_mod, "_yosys_argv", lambda: [sys.executable, "-c", script])
+    assert main(["synth", "mac-array", "--rows", "1", "--cols", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    m = re.match(r"^hwsim: error: Yosys failed on mac_array_ws_int8_1x2 \(exit code 3\): ERROR: deliberate failure "
+                 r"for the test \(log: (.+)\)$", err)
+    assert m, err
+    assert "reading design.v" in Path(m.group(1)).read_text()

@@ -69,7 +69,7 @@ def test_every_entry_is_documented():
         for e in entries.values():
             assert isinstance(e, CostEntry)
             assert e.name and isinstance(e.value, float) and math.isfinite(e.value)
-            assert e.unit in {"pJ", "pJ/bit", "um^2", "um^2/bit", "GE", "x"}, e
+            assert e.unit in {"pJ", "pJ/bit", "um^2", "um^2/bit", "mm^2", "GE", "x"}, e
             assert isinstance(e.source, str) and len(e.source) > 20, e
             assert isinstance(e.node_nm, int) and e.node_nm in cost.NODES, e
             assert isinstance(e.voltage_v, float) and 0.5 <= e.voltage_v <= 1.5, e

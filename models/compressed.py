@@ -25,8 +25,10 @@ Every integer tensor ``t`` carries an exponent ``e``: its real value is ``t * 2*
   see :func:`reference_gemm`. ``shift[o] = out_exp - in_exp - weight_exp[o] >= 0``; ``out_exp`` is
   calibrated from ``max|output|`` (or a percentile) of the fake-quant pipeline on the calibration batch.
   A ReLU that directly follows a conv / linear / add (its only consumer) is fused into ``requantize``.
-* ``maxpool`` / ``relu`` / ``flatten`` are exact on integers; ``avgpool`` sums the window and requantizes
-  with ``shift = log2(kernel**2)`` (power-of-two windows only); ``add`` aligns both inputs to the finer
+* ``maxpool`` / ``relu`` / ``flatten`` are exact on integers (a padded maxpool pads with -inf); ``avgpool``
+  sums the window and requantizes with ``shift = log2(kernel**2)`` (power-of-two windows only), or, with
+  ``meta["count_pads"]`` (padded pools), divides each zero-padded window sum by ``count * 2**shift`` (its
+  pixel count, see :func:`~hwsim.models.graph.pool_counts`) with the configured rounding, exactly; ``add`` aligns both inputs to the finer
   exponent with left shifts and requantizes to its calibrated exponent. ``clip`` (ReLU6, from ONNX imports)
   requantizes to its output exponent and clamps to ``[0, max / 2**out_exp]``; ``concat`` (ONNX imports)
   shifts every input to its output exponent and joins them.
@@ -47,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hwsim.models import mac_array
 from hwsim.models.errors import HwsimError
-from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, conv2d_float, pads4, pool2d
+from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, conv2d_float, pads4, pool2d, pool_counts
 from hwsim.models.spec import WEIGHT_BITS, CompressSpec
 
 __all__ = ["Arith", "CompressedModel", "GemmCall", "GemmOp", "QLayer", "act_range", "overflow",
@@ -102,6 +104,16 @@ def round_ties(v: np.ndarray, rounding: str) -> np.ndarray:
     return np.floor(v + 0.5) if rounding == "half_up" else np.rint(v)
 
 
+def _div_round(num: np.ndarray, den: np.ndarray, rounding: str) -> np.ndarray:
+    """``num / den`` (int64, ``den > 0``) rounded to an integer exactly: ``half_up`` (ties toward +inf, as
+    :func:`mac_array.requantize`) or ``half_even``; a power-of-two ``den`` gives requantize's right shift."""
+    q, r = np.divmod(np.asarray(num, dtype=np.int64), np.asarray(den, dtype=np.int64))
+    up = 2 * r > den if rounding == "half_even" else 2 * r >= den
+    if rounding == "half_even":
+        up = up | ((2 * r == den) & (q % 2 == 1))
+    return q + up
+
+
 def act_range(bits: int) -> tuple[int, int]:
     """(min, max) of a signed ``bits``-wide activation."""
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
@@ -124,6 +136,8 @@ class GemmOp:
     has_bias: bool
     weight: np.ndarray | None = field(default=None, compare=False, repr=False)
     """The ``(K, N)`` weight values of this GEMM (for checks such as an N:M pattern; None if not attached)."""
+    sparsity: str | None = None
+    """The N:M pattern the layer was pruned to (``"2:4"``; declared sparse), or None (not declared)."""
 
 
 @dataclass
@@ -150,7 +164,8 @@ class QLayer:
     the layer: 1 for binary layers, else the model's act_bits), ``stride``, ``padding`` (int or
     ``(top, bottom, left, right)``), ``dilation``,
     ``groups``, ``pad_value`` (-1 when the input is +-1, else 0) and ``gain`` (float (O,), see the module
-    docstring). Pooling: ``kernel``, ``stride``; avgpool ``shift``. add: ``shift`` = (left shift of input
+    docstring). Pooling: ``kernel``, ``stride``, ``padding``; avgpool ``shift`` and, for a padded pool,
+    ``meta["count_pads"]`` (divide by the window's pixel count times ``2**shift``). add: ``shift`` = (left shift of input
     0, left shift of input 1, right shift of the sum). clip (ReLU6): ``shift`` = (right shift to the output
     exponent,), then a clamp to ``[0, meta["max_code"]]`` (``max / 2**out_exp``, an integer). concat:
     ``shift[i] = in_exp[i] - out_exp`` per input (a left shift, saturated to ``act_bits``, when >= 0, else a
@@ -271,12 +286,16 @@ class QLayer:
         if k == "sign":
             return np.where(x >= 0, 1, -1).astype(np.int64)
         if k == "maxpool":
-            return pool2d(x, "max", self.kernel, self.stride)
+            return pool2d(x, "max", self.kernel, self.stride, self.padding, np.iinfo(np.int64).min)
         if k == "flatten":
             return x.reshape(x.shape[0], -1)
         lcfg = self.cfg(cfg)
         if k == "avgpool":
-            s = pool2d(x, "sum", self.kernel, self.stride)
+            s = pool2d(x, "sum", self.kernel, self.stride, self.padding)
+            if "count_pads" in self.meta:
+                den = self._pool_counts(x) << int(self.shift[0])
+                lo, hi = act_range(lcfg.act_bits)
+                return np.clip(_div_round(s, den, lcfg.rounding), lo, hi)
             return mac_array.requantize(s, lcfg, int(self.shift[0]), False)
         if k == "add":
             la, lb, rs = (int(v) for v in self.shift)
@@ -290,6 +309,9 @@ class QLayer:
                      for v, d in zip(inputs, self.shift, strict=True)]
             return np.concatenate(parts, axis=1)
         raise HwsimError(f"layer {self.name!r}: kind {k!r} has no integer forward")
+
+    def _pool_counts(self, x: np.ndarray) -> np.ndarray:
+        return pool_counts(x.shape[2], x.shape[3], self.kernel, self.stride, self.padding, self.meta["count_pads"])
 
     # ------------------------------------------------------------------ fake quantization
     def dequant_weight(self) -> np.ndarray:
@@ -311,12 +333,14 @@ class QLayer:
         if k == "sign":
             return np.where(x >= 0, 1.0, -1.0)
         if k == "maxpool":
-            return pool2d(x, "max", self.kernel, self.stride)
+            return pool2d(x, "max", self.kernel, self.stride, self.padding, -np.inf)
         if k == "flatten":
             return x.reshape(x.shape[0], -1)
         lo, hi = act_range(self.act_bits)
         if k == "avgpool":
-            s = pool2d(x, "sum", self.kernel, self.stride) / 2.0 ** self.out_exp
+            s = pool2d(x, "sum", self.kernel, self.stride, self.padding) / 2.0 ** self.out_exp
+            if "count_pads" in self.meta:
+                s = s / self._pool_counts(x)
             return np.clip(round_ties(s / 2.0 ** int(self.shift[0]), rounding), lo, hi) * 2.0 ** self.out_exp
         if k == "add":
             y = x + inputs[1]
@@ -401,8 +425,11 @@ class CompressedModel:
         return [la for la in self.layers if la.is_compute]
 
     def gemm_ops(self, batch: int = 1) -> list[GemmOp]:
-        """Every GEMM of the model for a batch of ``batch`` samples, in execution order."""
-        return [op for la in self.compute_layers() for op in la.gemm_ops(batch)]
+        """Every GEMM of the model for a batch of ``batch`` samples, in execution order (an N:M-pruned
+        model's ops declare their pattern in ``GemmOp.sparsity``)."""
+        nm = getattr(self.spec, "nm", None) if getattr(self.spec, "prune", None) == "nm" else None
+        ops = [op for la in self.compute_layers() for op in la.gemm_ops(batch)]
+        return [dataclasses.replace(op, sparsity=f"{nm[0]}:{nm[1]}") for op in ops] if nm else ops
 
     def quantize_input(self, x, rounding: str | None = None) -> np.ndarray:
         """Float images (N, C, H, W) -> int64 activation values at ``2**input_exp`` (rounded, clamped)."""

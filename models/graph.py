@@ -17,7 +17,11 @@ Layer kinds and their attributes:
 ``relu``, ``flatten``
     No attributes.
 ``maxpool``, ``avgpool``
-    ``kernel`` and ``stride`` (square, no padding).
+    ``kernel`` and ``stride`` (square windows) and ``padding`` (an int or ``(top, bottom, left, right)``):
+    max pooling pads with -inf; average pooling sums the zero-padded window and divides it by the number of
+    its pixels inside the input grown by ``meta["count_pads"]`` (``(top, bottom, left, right)``, each at most
+    that side's padding; default no growth: only real pixels count, ONNX ``count_include_pad=0``; equal to
+    ``padding``: ``count_include_pad=1``; padding beyond ``count_pads`` stands for ``ceil_mode``).
 ``add``
     Two inputs of the same shape (residual connection).
 ``concat``
@@ -59,6 +63,7 @@ __all__ = [
     "load_model",
     "pads4",
     "pool2d",
+    "pool_counts",
     "save_model",
 ]
 
@@ -139,9 +144,9 @@ class Layer:
             )
         self.stride = _pair_free_int("stride", self.name, self.stride, 1)
         self.padding = _check_padding(self.name, self.padding)
-        if not isinstance(self.padding, int) and self.kind != "conv2d":
-            raise HwsimError(f"layer {self.name!r}: padding={self.padding!r} is not allowed: only conv2d takes "
-                             "per-side padding")
+        if not isinstance(self.padding, int) and self.kind not in ("conv2d", "maxpool", "avgpool"):
+            raise HwsimError(f"layer {self.name!r}: padding={self.padding!r} is not allowed: only conv2d and "
+                             "pooling take per-side padding")
         self.dilation = _pair_free_int("dilation", self.name, self.dilation, 1)
         self.groups = _pair_free_int("groups", self.name, self.groups, 1)
         if self.kind in COMPUTE_KINDS:
@@ -174,6 +179,18 @@ class Layer:
             raise HwsimError(f"layer {self.name!r}: a {self.kind} layer takes no named arrays")
         if self.kind in ("maxpool", "avgpool"):
             self.kernel = _pair_free_int("kernel", self.name, self.kernel, 1)
+            if max(pads4(self.padding)) >= self.kernel:
+                raise HwsimError(f"layer {self.name!r}: padding={self.padding!r} is not allowed: expected pads "
+                                 f"smaller than the kernel {self.kernel} (no window entirely in the padding)")
+        if "count_pads" in self.meta:
+            cp = self.meta["count_pads"]
+            ok = self.kind == "avgpool" and isinstance(cp, tuple | list) and len(cp) == 4 and all(
+                isinstance(v, int | np.integer) and not isinstance(v, bool) and 0 <= v <= p
+                for v, p in zip(cp, pads4(self.padding), strict=True))
+            if not ok:
+                raise HwsimError(f"layer {self.name!r}: meta['count_pads']={cp!r} is not allowed: expected an "
+                                 "avgpool's (top, bottom, left, right), each from 0 to that side's padding")
+            self.meta["count_pads"] = tuple(int(v) for v in cp)
         if self.kind == "clip":
             hi = self.meta.get("max")
             if isinstance(hi, bool) or not isinstance(hi, int | float | np.number) or not np.isfinite(hi) or hi <= 0:
@@ -268,10 +285,21 @@ def conv2d_float(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, pad_va
     return y
 
 
-def pool2d(x: np.ndarray, kind: str, kernel: int, stride: int) -> np.ndarray:
-    """Max or sum pooling over square windows (no padding); returns the same dtype family as x."""
-    win = _windows(x, kernel, kernel, stride, 1)
+def pool2d(x: np.ndarray, kind: str, kernel: int, stride: int, padding=0, pad_value=0) -> np.ndarray:
+    """Max or sum pooling over square windows of ``x`` padded with ``pad_value`` (``padding``: an int or
+    ``(top, bottom, left, right)``); returns the same dtype family as x."""
+    win = _windows(_pad_input(x, padding, pad_value), kernel, kernel, stride, 1)
     return win.max(axis=(2, 3)) if kind == "max" else win.sum(axis=(2, 3))
+
+
+def pool_counts(h: int, w: int, kernel: int, stride: int, padding=0, count_pads=(0, 0, 0, 0)) -> np.ndarray:
+    """(Ho, Wo) int64: the pixels of every pooling window that lie inside the ``h x w`` input grown by
+    ``count_pads`` (``(top, bottom, left, right)``, within ``padding``): an average pool's divisors."""
+    t, b, l, r = pads4(padding)
+    ct, cb, cl, cr = count_pads
+    mask = np.zeros((1, 1, h + t + b, w + l + r), dtype=np.int64)
+    mask[..., t - ct:t + h + cb, l - cl:l + w + cr] = 1
+    return _windows(mask, kernel, kernel, stride, 1).sum(axis=(2, 3))[0, 0]
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -370,8 +398,9 @@ class Model:
             elif k in ("maxpool", "avgpool"):
                 if len(s) != 3:
                     raise HwsimError(f"{where}: input shape {s} is not allowed: expected (C, H, W)")
-                ho = conv_out_size(s[1], layer.kernel, layer.stride, 0, 1)
-                wo = conv_out_size(s[2], layer.kernel, layer.stride, 0, 1)
+                t, bo, le, ri = pads4(layer.padding)
+                ho = conv_out_size(s[1], layer.kernel, layer.stride, (t, bo), 1)
+                wo = conv_out_size(s[2], layer.kernel, layer.stride, (le, ri), 1)
                 if ho < 1 or wo < 1:
                     raise HwsimError(f"{where}: input shape {s} is too small for its kernel {layer.kernel}")
                 out = (s[0], ho, wo)
@@ -443,9 +472,11 @@ class Model:
             elif k == "relu":
                 y = np.maximum(a, 0.0)
             elif k == "maxpool":
-                y = pool2d(a, "max", layer.kernel, layer.stride)
+                y = pool2d(a, "max", layer.kernel, layer.stride, layer.padding, -np.inf)
             elif k == "avgpool":
-                y = pool2d(a, "sum", layer.kernel, layer.stride) / float(layer.kernel * layer.kernel)
+                y = pool2d(a, "sum", layer.kernel, layer.stride, layer.padding) / pool_counts(
+                    a.shape[2], a.shape[3], layer.kernel, layer.stride, layer.padding,
+                    layer.meta.get("count_pads", (0, 0, 0, 0)))
             elif k == "flatten":
                 y = a.reshape(a.shape[0], -1)
             elif k == "clip":

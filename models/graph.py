@@ -29,6 +29,13 @@ Layer kinds and their attributes:
     other dimensions must match.
 ``clip``
     ``min(max(x, 0), meta["max"])`` (ReLU6 is ``meta["max"] == 6``); no weights.
+``deform_conv2d``
+    Deformable convolution (DCN v1, :mod:`hwsim.models.deform_unit` conventions, those of torchvision's
+    ``deform_conv2d``). Two inputs: the feature map ``(C, H, W)`` and the offsets ``(2 G kh kw, H_out, W_out)``
+    in pixels, interleaved ``(dy, dx)`` per tap (usually a plain ``conv2d`` of the same feature map, the
+    offset conv, initialised at zero). ``weight`` (O, C/groups, kh, kw), ``bias`` (O,) or None, ``stride``,
+    ``padding`` (an int), ``dilation``, ``groups`` (depthwise is ``groups == C``); ``meta["offset_bound"]``
+    (pixels, optional) clamps every offset to ``[-bound, bound]`` first (CoDeNet's bounded offsets).
 ``lstm``
     A single-layer LSTM (gates i, f, g, o along its ``4H`` outputs) reading a per-sample input as a
     sequence: the last axis holds the ``N`` features of a step, all other axes are flattened into time
@@ -53,12 +60,14 @@ from hwsim.models.errors import HwsimError
 
 __all__ = [
     "COMPUTE_KINDS",
+    "DEFORM_KINDS",
     "WORKLOAD_KINDS",
     "INPUT",
     "LAYER_KINDS",
     "Layer",
     "Model",
     "conv2d_float",
+    "deform_conv2d_float",
     "im2col_float",
     "load_model",
     "pads4",
@@ -68,11 +77,15 @@ __all__ = [
 ]
 
 INPUT = "input"
-LAYER_KINDS = ("conv2d", "linear", "relu", "maxpool", "avgpool", "flatten", "add", "lstm", "concat", "clip")
+LAYER_KINDS = ("conv2d", "linear", "relu", "maxpool", "avgpool", "flatten", "add", "lstm", "concat", "clip",
+               "deform_conv2d")
 #: Kinds that carry weights and lower to GEMMs.
 COMPUTE_KINDS = ("conv2d", "linear")
-#: Kinds an accelerator unit runs (``simulate`` routes each to a unit): the GEMM kinds and ``lstm``.
-WORKLOAD_KINDS = COMPUTE_KINDS + ("lstm",)
+#: Kinds that carry weights and run on a deformable-convolution unit (not lowered to GEMMs).
+DEFORM_KINDS = ("deform_conv2d",)
+#: Kinds an accelerator unit runs (``simulate`` routes each to a unit): the GEMM kinds, ``lstm`` and
+#: ``deform_conv2d``.
+WORKLOAD_KINDS = COMPUTE_KINDS + ("lstm",) + DEFORM_KINDS
 _FORMAT_KEY = "__hwsim_model__"
 _FORMAT_VERSION = 1
 _NOT_A_MODEL = "it is not an hwsim model (an .npz written by save_model)"
@@ -132,7 +145,7 @@ class Layer:
         if isinstance(self.inputs, str):
             self.inputs = (self.inputs,)
         self.inputs = tuple(self.inputs)
-        want = 2 if self.kind == "add" else 1
+        want = 2 if self.kind in ("add", "deform_conv2d") else 1
         if self.kind == "concat" and len(self.inputs) < 2:
             raise HwsimError(
                 f"layer {self.name!r}: inputs={list(self.inputs)!r} is not allowed: concat takes 2 or more inputs"
@@ -149,17 +162,17 @@ class Layer:
                              "pooling take per-side padding")
         self.dilation = _pair_free_int("dilation", self.name, self.dilation, 1)
         self.groups = _pair_free_int("groups", self.name, self.groups, 1)
-        if self.kind in COMPUTE_KINDS:
+        if self.kind in COMPUTE_KINDS + DEFORM_KINDS:
             if self.weight is None:
                 raise HwsimError(f"layer {self.name!r}: weight is missing: {self.kind} needs a weight array")
             self.weight = np.asarray(self.weight, dtype=np.float64)
-            ndim = 4 if self.kind == "conv2d" else 2
+            ndim = 2 if self.kind == "linear" else 4
             if self.weight.ndim != ndim:
                 raise HwsimError(
                     f"layer {self.name!r}: weight shape {self.weight.shape} is not allowed: {self.kind} "
                     f"needs {ndim} dimensions"
                 )
-            if self.kind == "conv2d" and self.weight.shape[0] % self.groups:
+            if self.kind != "linear" and self.weight.shape[0] % self.groups:
                 raise HwsimError(
                     f"layer {self.name!r}: groups={self.groups} is not allowed: it must divide the "
                     f"{self.weight.shape[0]} output channels"
@@ -191,6 +204,12 @@ class Layer:
                 raise HwsimError(f"layer {self.name!r}: meta['count_pads']={cp!r} is not allowed: expected an "
                                  "avgpool's (top, bottom, left, right), each from 0 to that side's padding")
             self.meta["count_pads"] = tuple(int(v) for v in cp)
+        if self.kind == "deform_conv2d":
+            bound = self.meta.get("offset_bound")
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float | np.number)
+                                      or not np.isfinite(bound) or bound < 0):
+                raise HwsimError(f"layer {self.name!r}: meta['offset_bound']={bound!r} is not allowed: expected "
+                                 "a number >= 0 (pixels) or None")
         if self.kind == "clip":
             hi = self.meta.get("max")
             if isinstance(hi, bool) or not isinstance(hi, int | float | np.number) or not np.isfinite(hi) or hi <= 0:
@@ -283,6 +302,19 @@ def conv2d_float(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, pad_va
     if b is not None:
         y = y + np.asarray(b, dtype=np.float64)[None, :, None, None]
     return y
+
+
+def deform_conv2d_float(x, offset, w, b=None, stride=1, padding=0, dilation=1, groups=1, offset_bound=None):
+    """Float deformable convolution of a batch: x (N, C, H, W), offset (N, 2 G kh kw, H_out, W_out) in pixels
+    (clamped to ``[-offset_bound, offset_bound]`` when given), image by image through
+    :func:`hwsim.models.deform_unit.deform_conv2d_float`."""
+    from hwsim.models import deform_unit
+
+    offset = np.asarray(offset, dtype=np.float64)
+    if offset_bound is not None:
+        offset = np.clip(offset, -float(offset_bound), float(offset_bound))
+    return np.stack([deform_unit.deform_conv2d_float(xi, oi, w, b, stride, padding, dilation, groups)
+                     for xi, oi in zip(np.asarray(x, dtype=np.float64), offset, strict=True)])
 
 
 def pool2d(x: np.ndarray, kind: str, kernel: int, stride: int, padding=0, pad_value=0) -> np.ndarray:
@@ -389,6 +421,24 @@ class Model:
                 if ho < 1 or wo < 1:
                     raise HwsimError(f"{where}: input shape {s} is too small for its {kh}x{kw} kernel")
                 out = (o, ho, wo)
+            elif k == "deform_conv2d":
+                o, cg, kh, kw = layer.weight.shape
+                if len(s) != 3 or s[0] != cg * layer.groups:
+                    raise HwsimError(
+                        f"{where}: input shape {s} is not allowed: expected ({cg * layer.groups}, H, W)"
+                    )
+                ho = conv_out_size(s[1], kh, layer.stride, layer.padding, layer.dilation)
+                wo = conv_out_size(s[2], kw, layer.stride, layer.padding, layer.dilation)
+                if ho < 1 or wo < 1:
+                    raise HwsimError(f"{where}: input shape {s} is too small for its {kh}x{kw} kernel")
+                so = shapes[layer.inputs[1]]
+                taps2 = 2 * kh * kw
+                if len(so) != 3 or so[1:] != (ho, wo) or so[0] % taps2 or not so[0] or s[0] % (so[0] // taps2):
+                    raise HwsimError(
+                        f"{where}: offset shape {so} is not allowed: expected (2 * G * {kh} * {kw}, {ho}, {wo}) "
+                        f"with G offset groups dividing the {s[0]} input channels"
+                    )
+                out = (o, ho, wo)
             elif k == "linear":
                 if len(s) != 1 or s[0] != layer.weight.shape[1]:
                     raise HwsimError(
@@ -432,10 +482,12 @@ class Model:
         return shapes
 
     def macs(self) -> dict[str, int]:
-        """Multiply-accumulates per sample of every conv2d / linear layer."""
+        """Multiply-accumulates per sample of every conv2d / linear / deform_conv2d layer."""
         shapes = self.shapes()
         out = {}
-        for layer in self.compute_layers():
+        for layer in self.layers:
+            if layer.kind not in COMPUTE_KINDS + DEFORM_KINDS:
+                continue
             if layer.kind == "linear":
                 out[layer.name] = int(layer.weight.size)
             else:
@@ -485,6 +537,9 @@ class Model:
                 y = np.concatenate([acts[i] for i in layer.inputs], axis=1)
             elif k == "lstm":
                 y = _lstm_float(a.reshape(a.shape[0], -1, a.shape[-1]), layer)
+            elif k == "deform_conv2d":
+                y = deform_conv2d_float(a, acts[layer.inputs[1]], layer.weight, layer.bias, layer.stride,
+                                        layer.padding, layer.dilation, layer.groups, layer.meta.get("offset_bound"))
             else:  # add
                 y = a + acts[layer.inputs[1]]
             acts[layer.name] = y

@@ -30,8 +30,9 @@ Every integer tensor ``t`` carries an exponent ``e``: its real value is ``t * 2*
   ``meta["count_pads"]`` (padded pools), divides each zero-padded window sum by ``count * 2**shift`` (its
   pixel count, see :func:`~hwsim.models.graph.pool_counts`) with the configured rounding, exactly; ``add``
   aligns both inputs to the finer exponent with left shifts and requantizes to its calibrated exponent.
-  ``clip`` (ReLU6, from ONNX imports) requantizes to its output exponent and clamps to ``[0, max / 2**out_exp]``; ``concat`` (ONNX imports)
-  shifts every input to its output exponent and joins them.
+  ``clip`` (ReLU6, from ONNX imports) requantizes to its output exponent and clamps to
+  ``[0, max / 2**out_exp]``; ``concat`` (ONNX imports) shifts every input to its output exponent and joins
+  them.
 
 Binary layers take +-1 activations (a ``sign`` op, sign(0) = +1) and output ``sign(acc + bias)``
 (``act_bits = 1``); convolutions over +-1 tensors pad with ``pad_value = -1``.
@@ -167,7 +168,8 @@ class QLayer:
     docstring). Pooling: ``kernel``, ``stride``, ``padding``; avgpool ``shift`` and, for a padded pool,
     ``meta["count_pads"]`` (divide by the window's pixel count times ``2**shift``). add: ``shift`` = (left
     shift of input 0, left shift of input 1, right shift of the sum). clip (ReLU6): ``shift`` = (right
-    shift to the output exponent,), then a clamp to ``[0, meta["max_code"]]`` (``max / 2**out_exp``, an integer). concat:
+    shift to the output exponent,), then a clamp to ``[0, meta["max_code"]]`` (``max / 2**out_exp``, an
+    integer). concat:
     ``shift[i] = in_exp[i] - out_exp`` per input (a left shift, saturated to ``act_bits``, when >= 0, else a
     rounding right shift), then the inputs are joined along axis 1.
     """

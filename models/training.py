@@ -189,6 +189,9 @@ class _Net:
             if la.kind == "maxpool" and la.kernel != la.stride:
                 raise HwsimError(f"layer {la.name!r}: maxpool stride={la.stride} is not allowed in fine-tuning: "
                                  f"expected the kernel size {la.kernel}")
+            if la.kind == "maxpool" and la.padding:
+                raise HwsimError(f"layer {la.name!r}: maxpool padding={la.padding!r} is not allowed in fine-tuning: "
+                                 "expected 0")
             prev = la.name
         self.sp, self.act_bits = sp, act_bits
         formats = layer_formats(model, sp, keep_ends)

@@ -249,8 +249,11 @@ SUI_TTRFNN = ('"In-Sensor Radio Frequency Computing for Energy-Efficient Intelli
               "TT-RFNN / RTT-RFNN, 2x2 RF interferometer meshes (context for the device classes, no figure taken)")
 WALDEN_1999 = ('R. H. Walden, "Analog-to-digital converter survey and analysis", IEEE Journal on Selected Areas in '
                "Communications, vol. 17, no. 4, pp. 539-550, 1999 (figure of merit E = FoM * 2**bits per conversion)")
-MURMANN_SURVEY = ("B. Murmann, ADC Performance Survey 1997-2024, https://github.com/bmurmann/ADC-survey "
-                  "(Walden FoM of published converters)")
+MURMANN_SURVEY = ("B. Murmann, ADC Performance Survey 1997-2025, https://github.com/bmurmann/ADC-survey "
+                  "(xls/ADCsurvey_rev20250609.xlsx, ISSCC and VLSI sheets)")
+#: Selection behind the survey-derived ADC entries (reproducible from the spreadsheet's columns).
+MURMANN_SELECTION = ("median over the 55 ISSCC/VLSI designs of 2015-2024 with ENOB 7-11 ((SNDR_plot - 1.76) / "
+                     "6.02) and a Nyquist rate of 10 MHz-1 GHz (fsnyq)")
 TSAI_2019 = ('J.-H. Tsai, Y.-H. Lin, C.-C. Hung, "A 3.5 GHz low insertion loss variation CMOS phase shifter", '
              'Microwave and Optical Technology Letters, Apr. 2019, pp. 863-866 (0.18 um CMOS, 360 deg continuous '
              'tuning, zero DC consumption, chip 1.08 x 0.82 mm^2 with pads)')
@@ -266,15 +269,16 @@ def _cost_entries():
 
     return {
         "rf": [
-            e("adc.fom_walden", 0.01, "pJ", HWSIM_ASSUMPTION, 1,
-              "energy per conversion step (10 fJ/conv-step); E(ADC of b bits) = FoM * 2**b per conversion "
-              f"(FoM form: {WALDEN_1999}); 10 fJ is an assumed mid-speed value, the spread of published "
-              f"converters is in {MURMANN_SURVEY}"),
+            e("adc.fom_walden", 0.0217, "pJ", MURMANN_SURVEY, 1,
+              "energy per conversion step (21.7 fJ/conv-step: FOMW_hf, " + MURMANN_SELECTION + "; quartiles "
+              f"9.4 / 92 fJ); E(ADC of b bits) = FoM * 2**b per conversion (FoM form: {WALDEN_1999}); "
+              "not node-scaled"),
             e("dac.fom_walden", 0.01, "pJ", HWSIM_ASSUMPTION, 1,
-              "energy per DAC update step (10 fJ/step); E(DAC of b bits) = FoM * 2**b per update, "
-              "assumed equal to the ADC figure of merit (no DAC survey entry verified)"),
-            e("adc.area_per_level", 50.0, "um^2", HWSIM_ASSUMPTION, 1,
-              "ADC area = 50 um^2 * 2**bits (0.05 mm^2 at 10 bits)"),
+              "energy per DAC update step (10 fJ/step); E(DAC of b bits) = FoM * 2**b per update; assumed "
+              "below the ADC survey median (a DAC makes no comparator decisions); no DAC survey consulted"),
+            e("adc.area_per_level", 46.8, "um^2", MURMANN_SURVEY, 1,
+              "ADC area = 46.8 um^2 * 2**bits (AREA / 2**ENOB, " + MURMANN_SELECTION + ", 54 report an area; "
+              "0.048 mm^2 at 10 bits); not node-scaled"),
             e("dac.area_per_level", 20.0, "um^2", HWSIM_ASSUMPTION, 1,
               "DAC area = 20 um^2 * 2**bits (5120 um^2 at 8 bits)"),
             e("mzi.area", 0.25, "mm^2", HWSIM_ASSUMPTION, 1,

@@ -138,7 +138,7 @@ def test_inventory_counts_and_energy():
     model = CostModel()
     s = predict_gemm(cfg, 5, 8, 8)
     e = model.energy(cfg, s.actions, s.cycles)
-    want = (s.actions.get("dac", "convert") * 0.01 * 2 ** 8 + s.actions.get("adc", "convert") * 0.01 * 2 ** 10
+    want = (s.actions.get("dac", "convert") * 0.01 * 2 ** 8 + s.actions.get("adc", "convert") * 0.0217 * 2 ** 10
             + s.actions.get("signal_dac", "convert") * 0.01 * 2 ** 10 + 128 * 0.1 + 8 * 0.1)
     assert e.total_pj == pytest.approx(want)
     emu = RfArrayConfig(n=4, target="emulator")

@@ -1,27 +1,40 @@
 """Jobs for the LSTM engine's RTL (descriptors, weight words, input) and the randomized regression.
 
-A job is one fixed-point matvec ``W x`` of a random TT or HT format (odd shapes, ranks, stage orders,
-extreme values so accumulators saturate or wrap, random shifts so rounding ties occur). The same job runs
-on Amaranth's simulator (:func:`run_amaranth`, the fast unit-test backend) and under Verilator
-(:func:`run_regression`, through :mod:`hwsim.cosim.lstm_engine_tb`); outputs must equal
-:func:`hwsim.models.tensor_formats.matvec_fixed` bit for bit, busy cycles the cycle model's, and the
-RTL's simulation-only activity counters (:data:`hwsim.rtl.lstm_engine.COUNTERS`, per-bank reads and
-writes) every action count the cost model prices (:func:`hwsim.lstm_engine.simulate_matvec`), the
-per-bank working-SRAM reads/writes and the stall cycles, exactly (:func:`count_diffs`).
+A matvec job is one fixed-point ``W x`` of a random TT or HT format (odd shapes, ranks, stage orders,
+extreme values so accumulators saturate or wrap, random shifts so rounding ties occur); it runs on the
+stage engine alone in Amaranth's simulator (:func:`run_amaranth`). A step job (:func:`step_layer`) is a
+random TT- or HT-LSTM run for several time steps with ``h`` and ``c`` carried in the RTL's state memories.
+
+Under Verilator (:func:`run_regression`, through :mod:`hwsim.cosim.lstm_engine_tb`) both kinds run on the
+whole engine top (:class:`hwsim.rtl.lstm_step.LstmStepEngine`, one build), as *layers*: a list of load
+writes (``ext_sel``, address, data), the inputs ``x`` per step, and the expectations. Outputs must equal
+:func:`hwsim.models.tensor_formats.matvec_fixed` (matvec) or :func:`hwsim.models.lstm_engine.cell_fixed`
+step after step (``h`` and ``c`` after every step) bit for bit, busy cycles the cycle model's, and the
+RTL's simulation-only activity counters every action count the cost model prices
+(:func:`hwsim.lstm_engine.simulate_matvec`, :func:`hwsim.lstm_engine.simulate_step`), the per-bank
+working-SRAM reads/writes and the stall cycles, exactly (:func:`count_diffs`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from hwsim.cosim.report import RegressionReport
+from hwsim.models import lstm_engine as ref
 from hwsim.models import tensor_formats as tf
 from hwsim.rtl.lstm_engine import MAX_STAGES, pack_descriptor
 
 from hwsim.errors import HwsimError
-from hwsim.lstm_engine import LstmEngineConfig, predict_matvec, simulate_matvec, stage_descriptors
+from hwsim.lstm_engine import (
+    LstmEngineConfig,
+    predict_matvec,
+    simulate_matvec,
+    simulate_step,
+    stage_descriptors,
+)
 
-__all__ = ["LstmRegressionReport", "count_diffs", "expected_counts", "make_job", "measured_counts", "random_jobs",
-           "regression_layers", "run_amaranth", "run_regression"]
+__all__ = ["LstmRegressionReport", "count_diffs", "expected_counts", "hidden_format", "job_layer", "make_job",
+           "measured_counts", "random_jobs", "random_lstm", "regression_layers", "run_amaranth", "run_regression",
+           "step_layer"]
 
 
 def expected_counts(stats) -> dict:
@@ -34,17 +47,27 @@ def expected_counts(stats) -> dict:
 
 
 def measured_counts(cfg: LstmEngineConfig, counters: dict, bank_rd: list[int], bank_wr: list[int]) -> dict:
-    """The RTL's activity counters (``counters[name]`` for every name of
-    :data:`~hwsim.rtl.lstm_engine.COUNTERS`, per-bank reads/writes) as the priced action pairs.
+    """The RTL's activity counters (``counters[name]`` for the names of
+    :data:`~hwsim.rtl.lstm_engine.COUNTERS` and, from the step top, of
+    :data:`~hwsim.rtl.lstm_step.STEP_COUNTERS` and :data:`~hwsim.rtl.lstm_gates.GATE_COUNTERS`; a name
+    missing counts 0; per-bank reads/writes) as the priced action pairs.
 
     An enabled PE lane is one ``pe_mult.mult``, one ``pe_acc.add`` and one ``pe_acc_reg.write``; DRAM
-    bytes are the elements loaded into a working buffer through the ext port times ``data_bytes``.
+    bytes are the elements loaded into a working buffer through the ext port times ``data_bytes``; the
+    requantizer and address-adder actions are the stage engine's plus the gate phase's.
     """
-    mac = int(counters["cnt_mac"])
+    def c(name):
+        return int(counters.get(name, 0))
+
+    mac = c("cnt_mac")
     actions = {"pe_mult.mult": mac, "pe_acc.add": mac, "pe_acc_reg.write": mac,
-               "weight_sram.read": int(counters["cnt_wrd"]), "work_sram.read": int(sum(bank_rd)),
-               "work_sram.write": int(sum(bank_wr)), "requant.convert": int(counters["cnt_requant"]),
-               "addr_gen.add": int(counters["cnt_addr"]), "dram.read": int(counters["cnt_ext_x"]) * cfg.data_bytes}
+               "weight_sram.read": c("cnt_wrd"), "hidden_sram.read": c("cnt_hid_rd"),
+               "work_sram.read": int(sum(bank_rd)), "work_sram.write": int(sum(bank_wr)),
+               "state_sram.read": c("cnt_state_rd"), "state_sram.write": c("cnt_state_wr"),
+               "requant.convert": c("cnt_requant") + c("cnt_gate_requant"),
+               "addr_gen.add": c("cnt_addr") + c("cnt_gate_addr"), "dram.read": c("cnt_ext_x") * cfg.data_bytes,
+               "gate_add.add": c("cnt_gate_add"), "sigmoid.eval": c("cnt_sigmoid"), "tanh.eval": c("cnt_tanh"),
+               "cell_mult.mult": c("cnt_cell_mult"), "cell_add.add": c("cnt_cell_add")}
     return {"actions": actions, "bank_reads": [int(v) for v in bank_rd], "bank_writes": [int(v) for v in bank_wr],
             "stall_cycles": int(counters["cnt_conflict"])}
 
@@ -205,26 +228,146 @@ def run_amaranth(cfg: LstmEngineConfig, job: dict) -> tuple[np.ndarray, int, dic
     return res["raw"][job["perm"]], res["cycles"], res["counts"]
 
 
+def _ext(sel: str, items, mask: int | None = None) -> list[list]:
+    """Load writes ``[ext_sel, address, hex data]`` of ``items`` into memory ``sel`` of the step top."""
+    from hwsim.rtl.lstm_step import EXT_SEL
+
+    return [[EXT_SEL[sel], i, f"{(int(v) & mask) if mask else int(v):x}"] for i, v in enumerate(items)]
+
+
 def job_layer(job: dict) -> dict:
-    """A job as a layer of the Verilator testbench's job file."""
-    return {"name": job["name"], "kind": job["kind"], "shape": job["shape"],
-            "predicted_cycles": job["predicted_cycles"], "desc": [str(v) for v in job["desc"]],
-            "weights": [str(v) for v in job["weights"]], "x": job["x"], "expect_out": job["expect"].tolist(),
+    """A matvec job (:func:`make_job`) as a layer of the Verilator testbench's job file: descriptors and
+    weight words loaded, then ``x`` into buffer 0, the stages run (no gate phase), the last buffer read."""
+    setup = _ext("dmem", job["desc"]) + _ext("wmem", job["weights"])
+    return {"name": job["name"], "kind": job["kind"], "shape": job["shape"], "gates": 0,
+            "n_stages": len(job["desc"]), "setup": setup, "x": np.asarray(job["x"], dtype=np.int64)[None, :],
+            "predicted_cycles": job["predicted_cycles"], "expect_out": job["expect"].tolist(),
             "perm": job["perm"].tolist(), "expect_counts": job["expect_counts"]}
 
 
-def regression_layers(cfg: LstmEngineConfig, seed: int, count: int) -> list[dict]:
-    """The layers of :func:`run_regression` (``count`` random jobs of ``seed``)."""
-    return [job_layer(job) for job in random_jobs(cfg, seed, count)]
+def hidden_format(U) -> tf.TTMatrix:
+    """The hidden stage as a one-core TT-matrix (4H x H, ranks (1, 1)): one stage ``R = 4H``, ``K = H``,
+    ``Q = 1`` accumulated in hidden-index order, exactly ``accumulate_dense`` of the reference."""
+    U = np.asarray(U, dtype=np.int64)
+    fmt = tf.TTMatrix.random((U.shape[0],), (U.shape[1],), (1, 1), rng=0)
+    return fmt.with_factors([U.reshape(fmt.factors[0].data.shape)])
+
+
+def step_layer(cfg: LstmEngineConfig, q: ref.FixedLstm, xs, h0, c0, name: str = "step") -> dict:
+    """``len(xs)`` LSTM time steps of the quantized LSTM ``q`` from state ``(h0, c0)`` as a testbench layer.
+
+    Loaded once: the input layer's stage descriptors plus the hidden stage's (``hid`` set, shift ``e_u``),
+    the factor words, ``U`` (hidden SRAM), ``b``, ``h0``, ``c0`` and the gate descriptor; per step ``x``
+    into buffer 0, then the stages and the gate phase. Expected: ``h`` and ``c`` after every step
+    (:func:`hwsim.models.lstm_engine.cell_fixed` step after step), the cycles (``len(xs)`` times
+    :func:`hwsim.lstm_engine.predict_step`'s) and the counts of all steps (:func:`simulate_step`'s, per-bank
+    included, times the steps). Raises :class:`~hwsim.errors.HwsimError` if the RTL cannot hold it.
+    """
+    from hwsim.rtl.lstm_step import max_hidden, pack_gate_descriptor
+
+    H = q.hidden
+    if H > max_hidden(cfg):
+        raise HwsimError(f"hidden={H} is not allowed on this RTL: expected <= {max_hidden(cfg)} (hidden_sram_bytes="
+                         f"{cfg.hidden_sram_bytes}, work_sram_bytes={cfg.work_sram_bytes})")
+    xs = np.atleast_2d(np.asarray(xs, dtype=np.int64))
+    mask = (1 << cfg.data_bits) - 1
+    descs = stage_descriptors(cfg, q.fmt, q.order)
+    if len(descs) + 1 > MAX_STAGES:
+        raise HwsimError(f"stages={len(descs) + 1} is not allowed on this RTL: expected <= {MAX_STAGES} "
+                         "(input-layer stages + the hidden stage)")
+    hfmt = hidden_format(q.U)
+    hdesc = {**stage_descriptors(cfg, hfmt)[0], "wbase": 0, "hid": 1}
+    words = [pack_descriptor(cfg, d, int(s)) for d, s in zip(descs, q.shifts, strict=True)]
+    words.append(pack_descriptor(cfg, hdesc, int(q.e_u)))
+    setup = (_ext("dmem", words) + _ext("wmem", weight_words(cfg, q.fmt, q.order))
+             + _ext("umem", weight_words(cfg, hfmt)) + _ext("bmem", q.b, mask) + _ext("hmem", h0, mask)
+             + _ext("cmem", c0, mask) + _ext("gdesc", [pack_gate_descriptor(cfg, q.fmt, q.order, H)]))
+    h, c = np.asarray(h0, dtype=np.int64), np.asarray(c0, dtype=np.int64)
+    hs, cs = [], []
+    for x in xs:
+        h, c, stats = simulate_step(cfg, q, x, h, c, hidden_name=name)
+        hs.append(h)
+        cs.append(c)
+    T = len(xs)
+    want = expected_counts(stats)
+    want = {"actions": {k: v * T for k, v in want["actions"].items()},
+            "bank_reads": [v * T for v in want["bank_reads"]], "bank_writes": [v * T for v in want["bank_writes"]],
+            "stall_cycles": want["stall_cycles"] * T}
+    return {"name": name, "kind": f"{q.fmt.kind}-lstm", "shape": [4 * H, q.fmt.shape[1], T], "gates": 1,
+            "n_stages": len(words), "setup": setup, "x": xs, "hidden": H, "predicted_cycles": stats.cycles * T,
+            "step_cycles": stats.cycles, "expect_h": np.stack(hs).tolist(), "expect_c": np.stack(cs).tolist(),
+            "expect_counts": want}
+
+
+def random_lstm(cfg: LstmEngineConfig, kind: str, rng, hidden: int, n_modes=(3, 5),
+                extreme: bool = False) -> ref.FixedLstm:
+    """A random integer TT- or HT-LSTM with ``hidden`` units: output modes ``(4, hidden)`` (or ``(2, 2*hidden)``
+    at random), input modes ``n_modes``, ranks 1-3, a random allowed stage order, stage shifts in [3, 8],
+    ``e_u`` in [4, 7]; values uniform, or only the extremes of the data range (``extreme``)."""
+    lo, hi = -(1 << (cfg.data_bits - 1)), (1 << (cfg.data_bits - 1)) - 1
+    m = (4, hidden) if rng.random() < 0.5 else (2, 2 * hidden)
+    if kind == "tt":
+        ranks = (1, *(int(v) for v in rng.integers(1, 4, size=len(m) - 1)), 1)
+        fmt = tf.TTMatrix.random(m, tuple(n_modes), ranks, rng=rng)
+    else:
+        fmt = tf.HTMatrix.random(m, tuple(n_modes), int(rng.integers(1, 4)), rng=rng)
+
+    def draw(shape):
+        return rng.choice([lo, hi], size=shape) if extreme else rng.integers(lo, hi + 1, size=shape)
+
+    fmt = fmt.with_factors([draw(f.data.shape) for f in fmt.factors])
+    order = tf.default_order(fmt)
+    for _ in range(10):
+        cand = tuple(int(v) for v in rng.permutation(len(fmt.factors)))
+        try:
+            tf.plan_stages(fmt, cand)
+        except Exception:  # noqa: BLE001 - order not allowed: draw again
+            continue
+        order = cand
+        break
+    shifts = tuple(int(v) for v in rng.integers(3, 9, size=len(tf.plan_stages(fmt, order))))
+    return ref.FixedLstm(fmt, order, shifts, 4, draw((4 * hidden, hidden)), int(rng.integers(4, 8)),
+                         draw(4 * hidden))
+
+
+def random_step_layers(cfg: LstmEngineConfig, seed: int, steps: int) -> list[dict]:
+    """Two step layers (a TT- and an HT-LSTM, ``steps`` time steps each, random state and inputs; the HT
+    one with extreme weights) of a random hidden size the RTL holds (1-6)."""
+    from hwsim.rtl.lstm_step import max_hidden
+
+    rng = np.random.default_rng(seed + 1000)
+    lo, hi = -(1 << (cfg.data_bits - 1)), (1 << (cfg.data_bits - 1)) - 1
+    out = []
+    for kind in ("tt", "ht"):
+        for _ in range(50):
+            H = int(rng.integers(1, min(6, max_hidden(cfg)) + 1))
+            n = tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 4))))
+            q = random_lstm(cfg, kind, rng, H, n, extreme=kind == "ht")
+            xs = rng.integers(lo, hi + 1, size=(steps, q.fmt.shape[1]))
+            h0, c0 = rng.integers(lo, hi + 1, size=H), rng.integers(lo, hi + 1, size=H)
+            try:
+                out.append(step_layer(cfg, q, xs, h0, c0, name=f"step-{kind}"))
+            except HwsimError:  # does not fit this config's memories or address generator: draw again
+                continue
+            break
+    return out
+
+
+def regression_layers(cfg: LstmEngineConfig, seed: int, count: int, steps: int = 0) -> list[dict]:
+    """The layers of :func:`run_regression`: ``count`` random matvec jobs of ``seed``, then (``steps`` > 0)
+    a TT- and an HT-LSTM of ``steps`` time steps each (:func:`random_step_layers`)."""
+    layers = [job_layer(job) for job in random_jobs(cfg, seed, count)]
+    return layers + (random_step_layers(cfg, seed, steps) if steps > 0 else [])
 
 
 def run_regression(cfg: LstmEngineConfig, seed: int = 1, count: int = 6, waves: bool = False, workdir=None,
-                   layers: list[dict] | None = None) -> LstmRegressionReport:
-    """Randomized Verilator regression (``hwsim cosim lstm-engine``), or ``layers`` if given (from
-    :func:`regression_layers` / :func:`job_layer`): values, cycles and every count checked."""
+                   layers: list[dict] | None = None, steps: int = 3) -> LstmRegressionReport:
+    """Randomized Verilator regression (``hwsim cosim lstm-engine``) of the whole engine top: ``count``
+    random matvecs and two full LSTMs of ``steps`` time steps (:func:`regression_layers`), or ``layers``
+    if given (:func:`job_layer`, :func:`step_layer`): values, cycles and every count checked."""
     from hwsim.cosim.lstm_engine_harness import lstm_engine_harness
     from hwsim.cosim.runner import cosimulate
 
-    layers = regression_layers(cfg, seed, count) if layers is None else layers
+    layers = regression_layers(cfg, seed, count, steps) if layers is None else layers
     rep = cosimulate(cfg, lstm_engine_harness(), layers, waves=waves, workdir=workdir)
     return LstmRegressionReport(rep.config, rep.layers, rep.wall_seconds, rep.build_cached, rep.workdir)

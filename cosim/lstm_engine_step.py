@@ -3,11 +3,11 @@
 * :func:`run_nonlinearity` and :func:`run_gates` run :mod:`hwsim.rtl.lstm_gates` blocks inside a small
   simulation wrapper whose ROM feeds one operand per cycle and whose RAM captures the results, so the
   testbench does not run Python per clock cycle (it only waits for ``done`` and reads the RAM).
-* :func:`run_step` runs one time step: the input layer ``W x`` (all TT/HT stages) and the hidden stage
-  ``U h`` (one more stage descriptor: ``R = 4H``, ``K = H``, ``Q = 1``, shift ``e_u``) on the stage
-  engine (:class:`hwsim.rtl.lstm_engine.LstmStageEngine`), then the ``H`` hidden units through the gate
-  unit. Moving ``zx``/``zh``/``b``/``c`` from the engine's buffers to the gate unit's input stream is done
-  by the testbench (the RTL has no gather path yet), untimed like the ``x`` load.
+* :func:`run_layer` runs a testbench layer (a matvec, or LSTM time steps) on the whole engine top
+  (:class:`hwsim.rtl.lstm_step.LstmStepEngine`): per step the input layer ``W x`` (all TT/HT stages) and
+  the hidden stage ``U h`` on the stage engine, then the RTL's gather streams every hidden unit's
+  ``zx``/``zh``/``b``/``c`` through the gate unit and writes ``h'``/``c'`` back; :func:`run_step` runs
+  ``T`` steps with ``h`` and ``c`` carried in the RTL's state memories.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
-from hwsim.models import tensor_formats as tf
+from hwsim.cosim.lstm_engine_regression import hidden_format
 from hwsim.rtl.lstm_gates import GATE_COUNTERS, LstmGateUnit, LstmNonlinearity, gate_in_layout, gate_out_layout
 
-__all__ = ["hidden_format", "pack_gate_ops", "run_gates", "run_nonlinearity", "run_step"]
+__all__ = ["hidden_format", "pack_gate_ops", "run_gates", "run_layer", "run_nonlinearity", "run_step"]
 
 
 class _NlWrapper(Elaboratable):
@@ -124,26 +124,85 @@ def run_gates(cfg, zx, zh, b, c) -> tuple[np.ndarray, np.ndarray, int, dict]:
     return res["h"], res["c"], res["cycles"], res["counts"]
 
 
-def hidden_format(U) -> tf.TTMatrix:
-    """The hidden stage as a one-core TT-matrix (4H x H, ranks (1, 1)): one stage ``R = 4H``, ``K = H``,
-    ``Q = 1`` accumulated in hidden-index order, exactly ``accumulate_dense`` of the reference."""
-    U = np.asarray(U, dtype=np.int64)
-    fmt = tf.TTMatrix.random((U.shape[0],), (U.shape[1],), (1, 1), rng=0)
-    return fmt.with_factors([U.reshape(fmt.factors[0].data.shape)])
+def run_layer(cfg, layer: dict) -> dict:
+    """Run a testbench layer (:func:`hwsim.cosim.lstm_engine_regression.job_layer` or ``step_layer``) on
+    the whole engine top (:class:`hwsim.rtl.lstm_step.LstmStepEngine`, ``debug=True``) in Amaranth's
+    simulator, as the Verilator testbench does: the setup writes, then per step the ``x`` load, ``start``
+    and (step layers) a read of ``h`` and ``c``. Returns the busy cycles of every run (``cycles``), the
+    outputs (``out`` in natural order for a matvec; ``h``, ``c`` per step for a step layer) and the
+    measured counts (:func:`hwsim.cosim.lstm_engine_regression.measured_counts`)."""
+    from hwsim.cosim.lstm_engine_regression import measured_counts
+    from hwsim.rtl.lstm_engine import COUNTER_BITS, COUNTERS
+    from hwsim.rtl.lstm_step import EXT_RSEL, EXT_SEL, STEP_COUNTERS, LstmStepEngine
+
+    dut = LstmStepEngine(cfg, debug=True)
+    mask = (1 << cfg.data_bits) - 1
+    res = {"cycles": [], "h": [], "c": []}
+    n = int(layer["n_stages"])
+
+    async def write(ctx, items):
+        for sel, addr, data in items:
+            ctx.set(dut.ext_we, 1)
+            ctx.set(dut.ext_sel, int(sel))
+            ctx.set(dut.ext_addr, int(addr))
+            ctx.set(dut.ext_data, int(data, 16) if isinstance(data, str) else int(data))
+            await ctx.tick()
+        ctx.set(dut.ext_we, 0)
+
+    async def read(ctx, rsel, count):
+        ctx.set(dut.ext_rsel, rsel)
+        out = []
+        for i in range(count):
+            ctx.set(dut.ext_raddr, i)
+            await ctx.tick()
+            out.append(ctx.get(dut.ext_rdata))
+        return np.array(out, dtype=np.int64)
+
+    async def tb(ctx):
+        ctx.set(dut.dbg_clear, 1)
+        await ctx.tick()
+        ctx.set(dut.dbg_clear, 0)
+        await write(ctx, layer["setup"])
+        for x in np.atleast_2d(layer["x"]):
+            await write(ctx, [(EXT_SEL["buf0"], i, int(v) & mask) for i, v in enumerate(x)])
+            ctx.set(dut.n_stages, n)
+            ctx.set(dut.gates, int(layer["gates"]))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycles = 0
+            while not ctx.get(dut.done):
+                cycles += ctx.get(dut.busy)
+                await ctx.tick()
+            res["cycles"].append(cycles)
+            if layer["gates"]:
+                res["h"].append(await read(ctx, EXT_RSEL["hmem"], layer["hidden"]))
+                res["c"].append(await read(ctx, EXT_RSEL["cmem"], layer["hidden"]))
+        if not layer["gates"]:
+            raw = await read(ctx, n % 2, len(layer["expect_out"]))
+            res["out"] = raw[np.asarray(layer["perm"], dtype=np.int64)]
+        mask_c = (1 << COUNTER_BITS) - 1
+        rd, wr = ctx.get(dut.cnt_bank_rd), ctx.get(dut.cnt_bank_wr)
+        names = (*COUNTERS, *STEP_COUNTERS, *GATE_COUNTERS)
+        res["counts"] = measured_counts(cfg, {name: ctx.get(getattr(dut, name)) for name in names},
+                                        [(rd >> (b * COUNTER_BITS)) & mask_c for b in range(cfg.banks)],
+                                        [(wr >> (b * COUNTER_BITS)) & mask_c for b in range(cfg.banks)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-9)
+    sim.add_testbench(tb)
+    sim.run()
+    return res
 
 
-def run_step(cfg, q, x, h, c) -> dict:
-    """One LSTM step of the quantized LSTM ``q`` (:class:`hwsim.models.lstm_engine.FixedLstm`) through
-    the RTL: ``h'``, ``c'``, the intermediate ``zx``/``zh``, the cycles of each phase and their sum, and
-    the measured counts of each phase (matvec and hidden stage as
-    :func:`hwsim.cosim.lstm_engine_regression.measured_counts`, gates as :func:`run_gates`)."""
-    from hwsim.cosim.lstm_engine_regression import make_job, run_amaranth
+def run_step(cfg, q, xs, h0, c0) -> dict:
+    """``len(xs)`` LSTM time steps of ``q`` (:class:`hwsim.models.lstm_engine.FixedLstm`) from
+    ``(h0, c0)`` through the whole engine RTL on Amaranth's simulator (:func:`run_layer` of
+    :func:`hwsim.cosim.lstm_engine_regression.step_layer`): ``h`` and ``c`` after every step, the busy
+    cycles of every step, the measured counts of all steps, and the layer (with its expectations)."""
+    from hwsim.cosim.lstm_engine_regression import step_layer
 
-    mv = make_job(cfg, q.fmt, x, q.shifts, q.order, name="wx")
-    zx, mv_cycles, mv_counts = run_amaranth(cfg, mv)
-    hid = make_job(cfg, hidden_format(q.U), h, [q.e_u], name="uh")
-    zh, hid_cycles, hid_counts = run_amaranth(cfg, hid)
-    h2, c2, gate_cycles, gate_counts = run_gates(cfg, zx, zh, q.b, c)
-    return {"h": h2, "c": c2, "zx": zx, "zh": zh, "cycles": mv_cycles + hid_cycles + gate_cycles,
-            "phase_cycles": {"matvec": mv_cycles, "hidden": hid_cycles, "gates": gate_cycles},
-            "counts": {"matvec": mv_counts, "hidden": hid_counts, "gates": gate_counts}}
+    layer = step_layer(cfg, q, xs, h0, c0)
+    res = run_layer(cfg, layer)
+    return {"h": np.stack(res["h"]), "c": np.stack(res["c"]), "cycles": res["cycles"], "counts": res["counts"],
+            "layer": layer}

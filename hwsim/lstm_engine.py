@@ -25,16 +25,23 @@ Timing, exact to the RTL clock (``cycles`` counts the cycles ``busy`` is high)
   read), 1 cycle for the last MAC, ``ceil(L / banks)`` requantize-and-write cycles; groups run ``q``
   outer, ``j`` inner, without overlap;
 * so ``stage cycles = 1 + Q * sum_j (K + 1 + ceil(L_j / banks))``, and a matvec is the sum over stages.
-* an LSTM step adds the hidden stage (``R = 4H``, ``K = H``, ``Q = 1``) and the gate unit, one hidden
-  unit per cycle through a ``GATE_LATENCY``-deep pipeline: ``H + GATE_LATENCY`` cycles. Loading ``x``
-  from DRAM into a working SRAM is counted (bytes, writes) but not timed: it is assumed to overlap the
-  previous frame (double-buffered DMA), as in TIE.
+* an LSTM step (the RTL's :class:`hwsim.rtl.lstm_step.LstmStepEngine`) adds the hidden stage
+  (``R = 4H``, ``K = H``, ``Q = 1``; operand ``h`` and weights ``U`` from the state and hidden SRAMs,
+  result ``zh`` into the working buffer ``zx`` is not in) and the gate phase
+  (:func:`gate_phase_cycles`, ``4H + 3 + GATE_LATENCY``): one hand-over cycle, then per hidden unit four
+  gather cycles (one per gate: ``zx`` from its working buffer at the address of its row in the last
+  stage's layout, ``zh`` from the other buffer, ``b`` and, with the last gate, ``c`` from the state SRAM),
+  one cycle for the reads to land, and the gate unit's ``GATE_LATENCY``-deep pipeline; ``h'``, ``c'`` are
+  written back to the state SRAM as they leave it. Loading ``x`` from DRAM into a working SRAM is counted
+  (bytes, writes) but not timed: it is assumed to overlap the previous frame (double-buffered DMA), as in
+  TIE.
 
 Values are those of the bit-exact reference (:mod:`hwsim.models.lstm_engine`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -56,6 +63,7 @@ __all__ = [
     "MatvecStats",
     "StageStats",
     "check_rtl",
+    "gate_phase_cycles",
     "inventory",
     "parse_preset",
     "predict",
@@ -63,6 +71,8 @@ __all__ = [
     "predict_matvec",
     "predict_step",
     "simulate_matvec",
+    "simulate_step",
+    "step_bank_counts",
     "simulate_model",
     "stage_descriptors",
     "workload",
@@ -73,9 +83,18 @@ OVERFLOW_MODES = ("saturate", "wrap")
 ROUNDING_MODES = ("half_up", "half_even")
 NONLINEARITIES = ("pwl", "lut")
 DECOMPOSITIONS = ("tt", "ht")
-#: Pipeline depth of the gate unit (zx + zh + b, nonlinearities, c update, tanh(c), h): cycles from the
-#: first hidden unit entering to the last leaving are ``H + GATE_LATENCY``.
+#: Pipeline depth of the gate unit (zx + zh + b, nonlinearities, c update, tanh(c), h): a hidden unit
+#: accepted in cycle t leaves in cycle t + GATE_LATENCY.
 GATE_LATENCY = 6
+#: Gather cycles per hidden unit in the gate phase: one working-SRAM read per gate (one read port per buffer).
+GATE_READS = 4
+
+
+def gate_phase_cycles(hidden: int) -> int:
+    """Cycles of the gate phase of one step (``busy`` high), exact to the RTL: 1 hand-over cycle (the
+    gather walkers load), ``GATE_READS * H`` gather cycles, 1 cycle for the last reads to land, 1 for the
+    last unit's operand register, then ``GATE_LATENCY`` cycles through the gate unit."""
+    return 1 + GATE_READS * hidden + 2 + GATE_LATENCY
 
 
 @dataclass(frozen=True)
@@ -366,12 +385,17 @@ def predict_step(cfg: LstmEngineConfig, w: LstmWorkload) -> MatvecStats:
     _check_fits(cfg, w.stages, w.name, w.hidden)
     H = w.hidden
     hid = _stage_timing(cfg, "hidden", 4 * H, H, 1)
-    gate_cycles = H + GATE_LATENCY
+    gate_cycles = gate_phase_cycles(H)
+    # gate unit per unit: 8 adds (zx + zh + b), 3 sigmoids, 2 tanh, 3 products, 1 add, 2 requantizations;
+    # gather: 4 zx + 4 zh working-SRAM reads, 4 b + 1 c state-SRAM reads, h' and c' written back, address
+    # adders 2 per gather cycle (zx walker, row index) + 1 per unit written
     gate_acts = {("gate_add", "add"): 2 * 4 * H, ("sigmoid", "eval"): 3 * H, ("tanh", "eval"): 2 * H,
                  ("cell_mult", "mult"): 3 * H, ("cell_add", "add"): H, ("requant", "convert"): 2 * H,
-                 ("state_sram", "read"): 2 * H + 4 * H, ("state_sram", "write"): 2 * H}
-    hid_acts = {(("hidden_sram" if c == "weight_sram" else "state_sram" if c == "work_sram" else c), a): v
-                for (c, a), v in _stage_actions(cfg, hid).items()}
+                 ("work_sram", "read"): 2 * GATE_READS * H, ("state_sram", "read"): 4 * H + H,
+                 ("state_sram", "write"): 2 * H, ("addr_gen", "add"): 2 * GATE_READS * H + H}
+    # the hidden stage: weights from the hidden SRAM, operand h from the state SRAM, zh into a working SRAM
+    hid_acts = {(("hidden_sram" if c == "weight_sram" else "state_sram" if (c, a) == ("work_sram", "read") else c),
+                 a): v for (c, a), v in _stage_actions(cfg, hid).items()}
     acts = mv.actions + ActionCounts(hid_acts) + ActionCounts(gate_acts)
     cycles = mv.cycles + hid.cycles + gate_cycles
     return MatvecStats(w.name, cycles, mv.stall_cycles + hid.conflict_cycles, mv.macs + hid.macs,
@@ -424,23 +448,40 @@ def simulate_matvec(cfg: LstmEngineConfig, fmt, x, shifts, order=None, bank_coun
                         rounding=cfg.rounding, order=order)
     stats = predict_matvec(cfg, fmt, order)
     if bank_counts:
-        reads = np.zeros(cfg.banks, dtype=np.int64)
-        writes = np.zeros(cfg.banks, dtype=np.int64)
-        writes += np.bincount(np.arange(fmt.shape[1]) % cfg.banks, minlength=cfg.banks)
-        for d in stage_descriptors(cfg, fmt, order):
-            tiles = -(-d["R"] // cfg.pes)
-            reads += tiles * np.bincount((read_addresses(d) % cfg.banks).reshape(-1), minlength=cfg.banks)
-            writes += np.bincount(np.arange(d["Q"] * d["R"]) % cfg.banks, minlength=cfg.banks)
-        stats = MatvecStats(stats.name, stats.cycles, stats.stall_cycles, stats.macs, stats.stages, stats.actions,
-                            tuple(int(v) for v in reads), tuple(int(v) for v in writes), stats.extra)
+        reads, writes = _matvec_bank_counts(cfg, fmt, order)
+        stats = dataclasses.replace(stats, bank_reads=tuple(int(v) for v in reads),
+                                    bank_writes=tuple(int(v) for v in writes))
     return y, stats
 
 
+def _matvec_bank_counts(cfg: LstmEngineConfig, fmt, order=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bank working-SRAM reads and writes of one ``W x`` (the x load included), both buffers summed."""
+    reads = np.zeros(cfg.banks, dtype=np.int64)
+    writes = np.bincount(np.arange(fmt.shape[1]) % cfg.banks, minlength=cfg.banks).astype(np.int64)
+    for d in stage_descriptors(cfg, fmt, order):
+        tiles = -(-d["R"] // cfg.pes)
+        reads += tiles * np.bincount((read_addresses(d) % cfg.banks).reshape(-1), minlength=cfg.banks)
+        writes += np.bincount(np.arange(d["Q"] * d["R"]) % cfg.banks, minlength=cfg.banks)
+    return reads, writes
+
+
+def step_bank_counts(cfg: LstmEngineConfig, fmt, order, hidden: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per-bank working-SRAM reads and writes of one LSTM step: the input layer's (x load included), the
+    hidden stage's ``zh`` writes (rows 0..4H-1) and the gather's reads (every ``zx`` row once, at a
+    permutation of 0..4H-1, and every ``zh`` row once), both buffers summed."""
+    reads, writes = _matvec_bank_counts(cfg, fmt, order)
+    rows = np.bincount(np.arange(4 * hidden) % cfg.banks, minlength=cfg.banks)
+    return tuple(int(v) for v in reads + 2 * rows), tuple(int(v) for v in writes + rows)
+
+
 def simulate_step(cfg: LstmEngineConfig, q: ref.FixedLstm, x, h, c, hidden_name: str = "lstm"):
-    """One bit-exact LSTM step on the engine: ``(h', c')`` and the step's statistics."""
+    """One bit-exact LSTM step on the engine: ``(h', c')`` and the step's statistics, with per-bank
+    working-SRAM counts (:func:`step_bank_counts`)."""
     zx = ref.wx_fixed(q, x, cfg)
     h2, c2 = ref.cell_fixed(zx, q.U, q.b, h, c, q.e_u, cfg)
-    return h2, c2, predict_step(cfg, LstmWorkload(hidden_name, q.fmt, q.hidden, 1, q.order))
+    stats = predict_step(cfg, LstmWorkload(hidden_name, q.fmt, q.hidden, 1, q.order))
+    reads, writes = step_bank_counts(cfg, q.fmt, q.order, q.hidden)
+    return h2, c2, dataclasses.replace(stats, bank_reads=reads, bank_writes=writes)
 
 
 # ---------------------------------------------------------------------------------------------- whole models
@@ -605,8 +646,8 @@ def inventory(cfg: LstmEngineConfig):
                   "dense hidden-to-hidden matrix, one word per MAC cycle of the hidden stage"),
         Component("work_sram", "sram", {"bytes": max(1, cfg.work_sram_bytes // B), "word_bits": b}, 2 * B,
                   f"2 ping-pong buffers x {B} banks; priced per bank"),
-        Component("state_sram", "sram", {"bytes": max(16, 4 * 1024 * cfg.data_bytes), "word_bits": b}, 1,
-                  "h, c and the 4H gate pre-activations (sized for H <= 1024); h is the hidden stage's input"),
+        Component("state_sram", "sram", {"bytes": max(16, 6 * 1024 * cfg.data_bytes), "word_bits": b}, 1,
+                  "h, c and the 4H biases (sized for H <= 1024); h is the hidden stage's input"),
         Component("dram", "dram", {}),
         Component("requant", "requantizer", {"acc_bits": cfg.acc_bits, "out_bits": b}, P),
         Component("addr_gen", "adder", {"bits": addr_bits}, 2, "mixed-radix read/write address adders"),

@@ -55,6 +55,15 @@ def _waddr_bits(cfg) -> int:
     return max(1, (cfg.weight_words - 1).bit_length())
 
 
+def hidden_words(cfg) -> int:
+    """Words (``pes`` entries each) of the hidden SRAM (``U``, read by the hidden stage)."""
+    return max(1, cfg.hidden_sram_bytes * 8 // (cfg.pes * cfg.data_bits))
+
+
+def _step_waddr_bits(cfg) -> int:
+    return max(_waddr_bits(cfg), (hidden_words(cfg) - 1).bit_length(), 1)
+
+
 def desc_layout(cfg) -> list[tuple[str, int]]:
     """Descriptor fields ``(name, bits)`` from the least significant bit up."""
     db = _addr_bits(cfg) + 2
@@ -63,7 +72,7 @@ def desc_layout(cfg) -> list[tuple[str, int]]:
         for lv in range(cfg.addr_levels):
             out += [(f"{walk}c{lv}", COUNT_BITS), (f"{walk}d{lv}", db)]
     out += [("K", COUNT_BITS), ("tiles", COUNT_BITS), ("last", 9), ("wbase", _waddr_bits(cfg)),
-            ("shift", SHIFT_BITS)]
+            ("shift", SHIFT_BITS), ("hid", 1)]
     return out
 
 
@@ -87,7 +96,8 @@ def pack_descriptor(cfg, desc: dict, shift: int) -> int:
         for lv, (c, d) in enumerate(zip(counts, _deltas(counts, strides), strict=True)):
             vals[f"{walk}c{lv}"], vals[f"{walk}d{lv}"] = c, d
     tiles = -(-desc["R"] // cfg.pes)
-    vals.update(K=desc["K"], tiles=tiles, last=desc["R"] - (tiles - 1) * cfg.pes, wbase=desc["wbase"], shift=shift)
+    vals.update(K=desc["K"], tiles=tiles, last=desc["R"] - (tiles - 1) * cfg.pes, wbase=desc["wbase"], shift=shift,
+                hid=int(desc.get("hid", 0)))
     word, pos = 0, 0
     for name, bits in desc_layout(cfg):
         word |= (vals[name] & ((1 << bits) - 1)) << pos
@@ -120,16 +130,25 @@ class LstmStageEngine(wiring.Component):
     (engine write-back and ext loads). They count from reset and are cleared by ``dbg_clear`` (``In, 1``).
     """
 
-    def __init__(self, cfg, debug: bool = False):
+    def __init__(self, cfg, debug: bool = False, step: bool = False):
         self.cfg = cfg
         self.debug = debug
+        self.step = step
         self.dbits = sum(b for _, b in desc_layout(cfg))
+        A = _addr_bits(cfg)
         members = {
             "start": In(1), "n_stages": In(5), "busy": Out(1), "done": Out(1),
             "ext_we": In(1), "ext_sel": In(2), "ext_addr": In(24),
             "ext_data": In(max(cfg.pes * cfg.data_bits, self.dbits)),
             "ext_raddr": In(24), "ext_rbuf": In(1), "ext_rdata": Out(signed(cfg.data_bits)),
         }
+        if step:
+            members |= {
+                "hid_ren": Out(1), "hid_raddr": Out(A + 1), "hid_waddr": Out(_step_waddr_bits(cfg)),
+                "hid_x": In(signed(cfg.data_bits)), "hid_w": In(cfg.pes * cfg.data_bits),
+                "gath_en": In(1), "gath_addr0": In(A + 1), "gath_addr1": In(A + 1),
+                "gath_data0": Out(signed(cfg.data_bits)), "gath_data1": Out(signed(cfg.data_bits)),
+            }
         if debug:
             members |= {"dbg_clear": In(1), **{name: Out(COUNTER_BITS) for name in COUNTERS},
                         "cnt_bank_rd": Out(cfg.banks * COUNTER_BITS), "cnt_bank_wr": Out(cfg.banks * COUNTER_BITS)}
@@ -178,7 +197,7 @@ class LstmStageEngine(wiring.Component):
         kc = [Signal(COUNT_BITS, name=f"kc{i}") for i in range(L)]
         qbase, koff = Signal(A + 1), Signal(A + 1)
         kn = Signal(COUNT_BITS)
-        waddr = Signal(_waddr_bits(cfg))
+        waddr = Signal(_step_waddr_bits(cfg) if self.step else _waddr_bits(cfg))
         oaddr = Signal(A + 1)
         src = Signal(1)
 
@@ -205,12 +224,21 @@ class LstmStageEngine(wiring.Component):
         issue = Signal()
         ext_bank = Signal(max(1, lb))
         ext_buf_d = Signal()
+        # hid (step top only): the stage reads its operand and weights through the hid_* ports
+        hid = fields["hid"] if self.step else Const(0, 1)
         for buf in range(2):
             for b in range(B):
                 sel_b = (raddr[:lb] == b) if lb else 1
-                m.d.comb += [rd[buf][b].addr.eq(Mux(self.busy, raddr >> lb, self.ext_raddr >> lb)),
-                             rd[buf][b].en.eq(Mux(self.busy, issue & (src == buf) & sel_b, 1))]
-        m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue)]
+                idle_addr, idle_en = self.ext_raddr >> lb, Const(1, 1)
+                if self.step:
+                    gaddr = self.gath_addr0 if buf == 0 else self.gath_addr1
+                    idle_addr = Mux(self.gath_en, gaddr >> lb, idle_addr)
+                    idle_en = Mux(self.gath_en, (gaddr[:lb] == b) if lb else 1, 1)
+                m.d.comb += [rd[buf][b].addr.eq(Mux(self.busy, raddr >> lb, idle_addr)),
+                             rd[buf][b].en.eq(Mux(self.busy, issue & (src == buf) & sel_b & ~hid, idle_en))]
+        m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue & ~hid)]
+        if self.step:
+            m.d.comb += [self.hid_ren.eq(issue & hid), self.hid_raddr.eq(raddr), self.hid_waddr.eq(waddr)]
         if lb:
             m.d.sync += [bank_sel.eq(raddr[:lb]), ext_bank.eq(self.ext_raddr[:lb])]
         m.d.sync += [rsrc.eq(src), ext_buf_d.eq(self.ext_rbuf), mac_valid.eq(issue), mac_first.eq(issue & (kn == 0))]
@@ -221,6 +249,21 @@ class LstmStageEngine(wiring.Component):
                 with m.Case(b):
                     m.d.comb += [x0.eq(rd[0][b].data), x1.eq(rd[1][b].data)]
         xin = Mux(rsrc, x1, x0)
+        wdata = w_rd.data
+        if self.step:
+            xin = Mux(hid, self.hid_x, xin)
+            wdata = Mux(hid, self.hid_w, w_rd.data)
+            gb0, gb1 = Signal(max(1, lb)), Signal(max(1, lb))
+            if lb:
+                m.d.sync += [gb0.eq(self.gath_addr0[:lb]), gb1.eq(self.gath_addr1[:lb])]
+            with m.Switch(gb0):
+                for b in range(B):
+                    with m.Case(b):
+                        m.d.comb += self.gath_data0.eq(rd[0][b].data)
+            with m.Switch(gb1):
+                for b in range(B):
+                    with m.Case(b):
+                        m.d.comb += self.gath_data1.eq(rd[1][b].data)
         e0, e1 = Signal(signed(db)), Signal(signed(db))
         with m.Switch(ext_bank):
             for b in range(B):
@@ -237,7 +280,7 @@ class LstmStageEngine(wiring.Component):
         amax, amin = (1 << (ab - 1)) - 1, -(1 << (ab - 1))
         accs = [Signal(signed(ab), name=f"acc{i}") for i in range(P)]
         for i in range(P):
-            w = w_rd.data[i * db:(i + 1) * db].as_signed()
+            w = wdata[i * db:(i + 1) * db].as_signed()
             total = Signal(signed(ab + 1), name=f"sum{i}")
             m.d.comb += total.eq(Mux(mac_first, 0, accs[i]) + w * xin)
             if cfg.overflow == "saturate":
@@ -305,7 +348,8 @@ class LstmStageEngine(wiring.Component):
                 m.d.sync += [desc.eq(d_rd.data)]
                 m.d.sync += [c.eq(0) for c in qc + kc]
                 m.d.sync += [qbase.eq(0), koff.eq(0), kn.eq(0), tile.eq(0), oaddr.eq(0)]
-                m.d.sync += waddr.eq(d_rd.data[sum(b for _, b in desc_layout(cfg)[:-2]):][:_waddr_bits(cfg)])
+                wpos = sum(b for _, b in desc_layout(cfg)[:[n for n, _ in desc_layout(cfg)].index("wbase")])
+                m.d.sync += waddr.eq(d_rd.data[wpos:wpos + _waddr_bits(cfg)])
                 m.next = "ISSUE"
             with m.State("ISSUE"):
                 m.d.comb += [self.busy.eq(1), issue.eq(1)]
@@ -364,7 +408,8 @@ class LstmStageEngine(wiring.Component):
             with m.Else():
                 m.d.sync += sig.eq(sig + inc)
         for b in range(B):
-            for port, incb in ((self.cnt_bank_rd, popcount([self.busy & rd[buf][b].en for buf in range(2)])),
+            rd_active = (self.busy | self.gath_en) if self.step else self.busy
+            for port, incb in ((self.cnt_bank_rd, popcount([rd_active & rd[buf][b].en for buf in range(2)])),
                                (self.cnt_bank_wr, popcount([bank_we[buf][b] for buf in range(2)]))):
                 sl = port[b * W:(b + 1) * W]
                 with m.If(self.dbg_clear):

@@ -9,6 +9,7 @@ This module gathers the compression toolkit under one name; each concern lives i
 :mod:`hwsim.models.quantize`       weight quantization to the PE formats (power-of-two scales)
 :mod:`hwsim.models.compressed`     :class:`CompressedModel`: bit-exact integer execution, GEMM lowering
 :mod:`hwsim.models.ptq`            :func:`compress`: post-training calibration and integer planning
+:mod:`hwsim.models.deform_ptq`     the same for models with deformable layers (``deform_conv2d``)
 =================================  ==================================================================
 
 Typical use::
@@ -20,10 +21,12 @@ Typical use::
 
 from __future__ import annotations
 
+from hwsim.models import ptq as _ptq
 from hwsim.models.compressed import Arith, CompressedModel, GemmCall, GemmOp, QLayer, reference_gemm
+from hwsim.models.graph import DEFORM_KINDS
 from hwsim.models.lowrank import apply_svd, svd_factor, svd_rank_for_energy
 from hwsim.models.prune import apply_pruning, prune_blocks, prune_magnitude, prune_n_m
-from hwsim.models.ptq import compress, sign_thresholds
+from hwsim.models.ptq import sign_thresholds
 from hwsim.models.quantize import TERNARY_THRESHOLD, QuantizedWeights, quantize_weights
 from hwsim.models.spec import QUANT_FORMATS, SPEC_FORMS, WEIGHT_BITS, CompressSpec, parse_compress_spec
 
@@ -52,3 +55,13 @@ __all__ = [
     "svd_factor",
     "svd_rank_for_energy",
 ]
+
+
+def compress(model, spec, calib_x, **kwargs) -> CompressedModel:
+    """Compress ``model`` for ``spec``: :func:`hwsim.models.ptq.compress` (see there for the arguments), or
+    :func:`hwsim.models.deform_ptq.compress_deform` when the model has ``deform_conv2d`` layers."""
+    if any(la.kind in DEFORM_KINDS for la in getattr(model, "layers", ())):
+        from hwsim.models.deform_ptq import compress_deform
+
+        return compress_deform(model, spec, calib_x, **kwargs)
+    return _ptq.compress(model, spec, calib_x, **kwargs)

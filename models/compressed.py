@@ -33,6 +33,13 @@ Every integer tensor ``t`` carries an exponent ``e``: its real value is ``t * 2*
   ``clip`` (ReLU6, from ONNX imports) requantizes to its output exponent and clamps to
   ``[0, max / 2**out_exp]``; ``concat`` (ONNX imports) shifts every input to its output exponent and joins
   them.
+* ``deform_conv2d`` (inputs: feature map, offsets) is the bit-exact fixed-point DCN of
+  :func:`hwsim.models.deform_unit.deform_conv2d_fixed`, image by image. Its offsets input is an integer
+  tensor at exponent ``-F`` (``F = meta["frac_bits"]``): exactly the Q-format offsets of the spec (the offset
+  conv requantizes to that exponent), clamped to ``floor(meta["offset_bound"] * 2**F)`` when the layer has a
+  bound. Weights have one exponent (per tensor), so one ``shift``; the bias is at the accumulator scale
+  ``2**(in_exp + weight_exp - 2F)`` (the sample is kept exact at ``2**(2F)`` times the activation scale),
+  ``out_exp = in_exp + weight_exp + shift``; acc_bits, overflow and rounding come from ``cfg``.
 
 Binary layers take +-1 activations (a ``sign`` op, sign(0) = +1) and output ``sign(acc + bias)``
 (``act_bits = 1``); convolutions over +-1 tensors pad with ``pad_value = -1``.
@@ -50,7 +57,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from hwsim.models import mac_array
 from hwsim.models.errors import HwsimError
-from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, conv2d_float, pads4, pool2d, pool_counts
+from hwsim.models.graph import (
+    COMPUTE_KINDS,
+    DEFORM_KINDS,
+    INPUT,
+    Model,
+    conv2d_float,
+    deform_conv2d_float,
+    pads4,
+    pool2d,
+    pool_counts,
+)
 from hwsim.models.spec import WEIGHT_BITS, CompressSpec
 
 __all__ = ["Arith", "CompressedModel", "GemmCall", "GemmOp", "QLayer", "act_range", "overflow",
@@ -277,12 +294,36 @@ class QLayer:
         _, ho, wo = self.out_shape
         return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2).copy()
 
+    # ------------------------------------------------------------------ deformable convolution
+    def offset_bound_q(self) -> int | None:
+        """The Q-format clamp of a deform_conv2d layer's offsets, ``floor(bound * 2**F)``, or None."""
+        b = self.meta.get("offset_bound")
+        return None if b is None else int(np.floor(float(b) * (1 << int(self.meta["frac_bits"]))))
+
+    def run_deform(self, x: np.ndarray, offsets: np.ndarray, cfg=None) -> np.ndarray:
+        """Integer forward of a deform_conv2d layer (see the module docstring), image by image."""
+        from hwsim.models import deform_unit
+
+        base = Arith() if cfg is None else cfg
+        bq = self.offset_bound_q()
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if bq is not None:
+            offsets = np.clip(offsets, -bq, bq)
+        return np.stack([deform_unit.deform_conv2d_fixed(
+            xi, oi, self.weight, frac_bits=int(self.meta["frac_bits"]), shift=int(self.shift[0]), bias=self.bias,
+            stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+            act_bits=self.act_bits, weight_bits=WEIGHT_BITS[self.weight_format], acc_bits=base.acc_bits,
+            overflow=base.overflow, rounding=base.rounding, relu=self.relu)
+            for xi, oi in zip(np.asarray(x, dtype=np.int64), offsets, strict=True)])
+
     def forward_int(self, inputs: list[np.ndarray], cfg=None, gemm_fn=None) -> np.ndarray:
         """Integer forward of this op given the integer values of its inputs."""
         x = inputs[0]
         k = self.kind
         if k in COMPUTE_KINDS:
             return self.run_gemms(x, cfg, gemm_fn)
+        if k in DEFORM_KINDS:
+            return self.run_deform(x, inputs[1], cfg)
         if k == "relu":
             return np.maximum(x, 0)
         if k == "sign":
@@ -330,6 +371,8 @@ class QLayer:
         if k in COMPUTE_KINDS:
             y = self.accumulate_float(x)
             return self.requantize_float(y, rounding)
+        if k in DEFORM_KINDS:
+            return self.requantize_float(self.deform_float(x, inputs[1]), rounding)
         if k == "relu":
             return np.maximum(x, 0.0)
         if k == "sign":
@@ -369,6 +412,18 @@ class QLayer:
             b = self.bias * np.exp2(self.acc_exp().astype(np.float64))
             y = y + (b if y.ndim == 2 else b[None, :, None, None])
         return y
+
+    def deform_float(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Real value of a deform_conv2d layer's ``acc`` (no overflow) from dequantized inputs: the float DCN
+        at the clamped offsets with the dequantized weights and bias (exact: every value is dyadic)."""
+        f = int(self.meta["frac_bits"])
+        bq = self.offset_bound_q()
+        off = np.asarray(offsets, dtype=np.float64)
+        if bq is not None:
+            off = np.clip(off, -bq / (1 << f), bq / (1 << f))
+        b = None if self.bias is None else self.bias * np.exp2(self.acc_exp().astype(np.float64) - 2 * f)
+        return deform_conv2d_float(x, off, self.dequant_weight(), b, self.stride, self.padding, self.dilation,
+                                   self.groups)
 
     def requantize_float(self, y: np.ndarray, rounding: str) -> np.ndarray:
         if self.act_bits == 1:
@@ -426,6 +481,10 @@ class CompressedModel:
     def compute_layers(self) -> list[QLayer]:
         return [la for la in self.layers if la.is_compute]
 
+    def deform_layers(self) -> list[QLayer]:
+        """The deform_conv2d layers (not lowered to GEMMs; a deformable-convolution unit runs them)."""
+        return [la for la in self.layers if la.kind in DEFORM_KINDS]
+
     def gemm_ops(self, batch: int = 1) -> list[GemmOp]:
         """Every GEMM of the model for a batch of ``batch`` samples, in execution order (an N:M-pruned
         model's ops declare their pattern in ``GemmOp.sparsity``)."""
@@ -441,23 +500,29 @@ class CompressedModel:
         rounding = self.cfg.rounding if rounding is None else rounding
         return np.clip(round_ties(x / 2.0 ** inp.out_exp, rounding), lo, hi).astype(np.int64)
 
-    def run_int(self, x_int, gemm_fn=None, cfg=None, return_all: bool = False):
+    def run_int(self, x_int, gemm_fn=None, cfg=None, return_all: bool = False, layer_fn=None):
         """Integer forward from already quantized input values (see :meth:`forward_int`)."""
         cfg = self.cfg if cfg is None else cfg
         acts = {INPUT: np.asarray(x_int, dtype=np.int64)}
         for la in self.layers[1:]:
-            acts[la.name] = la.forward_int([acts[i] for i in la.inputs], cfg, gemm_fn)
+            ins = [acts[i] for i in la.inputs]
+            if layer_fn is not None and la.kind in DEFORM_KINDS:
+                acts[la.name] = np.asarray(layer_fn(la, ins), dtype=np.int64)
+            else:
+                acts[la.name] = la.forward_int(ins, cfg, gemm_fn)
         return acts if return_all else acts[self.output]
 
-    def forward_int(self, x, gemm_fn=None, cfg=None, return_all: bool = False):
+    def forward_int(self, x, gemm_fn=None, cfg=None, return_all: bool = False, layer_fn=None):
         """Bit-exact integer inference of float images ``x`` (N, C, H, W); returns int64 logits.
 
         ``gemm_fn(a, w, cfg, shift, relu)`` (plus ``bias=`` for layers with a bias) executes every GEMM;
         default :func:`reference_gemm` (``hwsim.models.mac_array``). ``cfg`` supplies acc_bits, overflow
         and rounding (default ``self.cfg``); each layer replaces its weight_format and act_bits.
+        ``layer_fn(layer, inputs)`` executes every layer that is not lowered to GEMMs (``deform_conv2d``:
+        inputs are the feature map and the offsets, int64 batches); default :meth:`QLayer.forward_int`.
         """
         rounding = None if cfg is None else cfg.rounding
-        return self.run_int(self.quantize_input(x, rounding), gemm_fn, cfg, return_all)
+        return self.run_int(self.quantize_input(x, rounding), gemm_fn, cfg, return_all, layer_fn)
 
     def forward_fakequant(self, x, return_all: bool = False):
         """Float64 simulation of the quantized pipeline; returns real-valued logits."""
@@ -482,4 +547,5 @@ class CompressedModel:
 
     def weight_bits(self) -> int:
         """Dense weight storage in bits (codes only; pruned zeros still stored)."""
-        return int(sum(la.weight.size * WEIGHT_BITS[la.weight_format] for la in self.compute_layers()))
+        return int(sum(la.weight.size * WEIGHT_BITS[la.weight_format]
+                       for la in self.compute_layers() + self.deform_layers()))

@@ -418,15 +418,10 @@ class _Importer:
         strides = list(attrs.get("strides", [1, 1]))
         dil = list(attrs.get("dilations", [1, 1]))
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        auto = attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
+        auto = self._auto_pad(node, attrs)
         if auto in ("SAME_UPPER", "SAME_LOWER"):
-            if strides != [1, 1]:
-                raise HwsimError(f"{self.where(node)}: auto_pad={auto} with strides={strides} is not allowed: "
-                                 "expected strides [1, 1] (or explicit pads)")
-            th, tw = (kh - 1) * dil[0], (kw - 1) * dil[1]  # total padding per axis; the odd one goes at the
-            lo_h, lo_w = (th // 2, tw // 2) if auto == "SAME_UPPER" else ((th + 1) // 2, (tw + 1) // 2)  # end (UPPER)
-            pads = [lo_h, lo_w, th - lo_h, tw - lo_w]
+            _, h, wd = self._shape_of(self.src(x, node))
+            pads = _same_pads((h, wd), (kh, kw), strides, dil, auto == "SAME_UPPER")
         elif auto == "VALID":
             pads = [0, 0, 0, 0]
         for what, v in (("strides", strides), ("dilations", dil)):
@@ -563,16 +558,58 @@ class _Importer:
                              "more inputs joined along the channel axis (1)")
         self.add_layer(node, node.output[0], kind="concat", inputs=srcs)
 
+    def _auto_pad(self, node, attrs: dict) -> str:
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+            raise HwsimError(f"{self.where(node)}: auto_pad={auto!r} is not allowed: expected NOTSET, VALID, "
+                             "SAME_UPPER or SAME_LOWER")
+        return auto
+
     def _pool(self, node, kind: str):
+        """MaxPool / AveragePool: square window, equal strides, pads per side (``auto_pad``), ``ceil_mode``
+        as extra end padding (windows that would start in the end padding are dropped, as ONNX Runtime
+        does), AveragePool's ``count_include_pad`` as the layer's ``meta["count_pads"]``."""
         a = _attrs(node)
         ks = list(a.get("kernel_shape", []))
         st = list(a.get("strides", [1] * len(ks)))  # ONNX: strides default to 1, not to the kernel
-        if len(set(ks)) != 1 or len(set(st)) != 1 or any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(
-                d != 1 for d in a.get("dilations", [1])):
-            raise HwsimError(f"{self.where(node)}: kernel_shape={ks}, strides={st}, pads={a.get('pads', [0] * 4)} is "
-                             "not allowed: expected a square, unpadded window with equal strides (ceil_mode 0)")
-        self.add_layer(node, node.output[0], kind=kind, inputs=(self.src(node.input[0], node),), kernel=int(ks[0]),
-                       stride=int(st[0]))
+        dil = list(a.get("dilations", [1] * len(ks)))
+        if len(ks) != 2 or len(set(ks)) != 1 or len(st) != 2 or len(set(st)) != 1 or any(d != 1 for d in dil):
+            raise HwsimError(f"{self.where(node)}: kernel_shape={ks}, strides={st}, dilations={dil} is not allowed: "
+                             "expected a square 2-D window, equal strides and dilations 1")
+        src = self.src(node.input[0], node)
+        shape = self._shape_of(src)
+        if len(shape) != 3:
+            raise HwsimError(f"{self.where(node)}: input shape {shape} is not allowed: expected (C, H, W) maps")
+        k, s = int(ks[0]), int(st[0])
+        auto = self._auto_pad(node, a)
+        pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = _same_pads(shape[1:], (k, k), st, [1, 1], auto == "SAME_UPPER")
+        elif auto == "VALID":
+            pads = [0, 0, 0, 0]
+        if len(pads) != 4 or any(p < 0 or p >= k for p in pads):
+            raise HwsimError(f"{self.where(node)}: pads={pads} is not allowed: expected 4 values in [0, {k - 1}] "
+                             "[top, left, bottom, right] (smaller than the kernel)")
+        top, left, bottom, right = pads
+        ceil_mode = int(a.get("ceil_mode", 0))
+        if ceil_mode not in (0, 1):
+            raise HwsimError(f"{self.where(node)}: ceil_mode={ceil_mode} is not allowed: expected 0 or 1")
+        extra = [0, 0]
+        if ceil_mode:
+            for i, (size, lo, hi) in enumerate(((shape[1], top, bottom), (shape[2], left, right))):
+                out = -(-(size + lo + hi - k) // s) + 1
+                if (out - 1) * s >= size + lo:  # the last window would start in the end padding: dropped
+                    out -= 1
+                extra[i] = max(0, (out - 1) * s + k - (size + lo + hi))
+        meta = {}
+        cip = int(a.get("count_include_pad", 0))
+        if kind == "avgpool" and (top or left or bottom or right or any(extra)):
+            if cip not in (0, 1):
+                raise HwsimError(f"{self.where(node)}: count_include_pad={cip} is not allowed: expected 0 or 1")
+            meta["count_pads"] = (top, bottom, left, right) if cip else (0, 0, 0, 0)
+        self.add_layer(node, node.output[0], kind=kind, inputs=(src,), kernel=k, stride=s,
+                       padding=(top, bottom + extra[0], left, right + extra[1]), meta=meta)
 
     def op_MaxPool(self, node, last=False):
         if len(node.output) > 1 and node.output[1]:
@@ -741,6 +778,19 @@ class _Importer:
         return None
 
 
+def _same_pads(size, kernel, strides, dilations, upper: bool) -> list[int]:
+    """ONNX ``auto_pad=SAME_UPPER/SAME_LOWER`` as ``[top, left, bottom, right]``: per axis the output is
+    ``ceil(in / stride)`` and the total padding ``max((out - 1) * stride + (k - 1) * dilation + 1 - in, 0)``;
+    SAME_UPPER puts the odd pixel at the end, SAME_LOWER at the start."""
+    begin, end = [], []
+    for n, k, s, d in zip(size, kernel, strides, dilations, strict=True):
+        total = max((-(-int(n) // int(s)) - 1) * int(s) + (int(k) - 1) * int(d) + 1 - int(n), 0)
+        lo = total // 2 if upper else total - total // 2
+        begin.append(lo)
+        end.append(total - lo)
+    return begin + end
+
+
 def _bcast(scale, arr: np.ndarray, axis: int) -> np.ndarray:
     s = np.asarray(scale, dtype=np.float64)
     if s.size == 1:
@@ -885,23 +935,30 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
                 raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) has no output quantizer: expected a "
                                  "QuantizeLinear/Quant on its output (or after its ReLU)")
             e_out = int(_pow2(imp.act_scales[la.name], f"{imp.path}: output of {la.name}", False)[0][0])
+            meta = {}
             if la.kind == "add":
                 ea, eb = exps[ins[0]], exps[ins[1]]
                 emin = min(ea, eb)
                 shift = np.array([ea - emin, eb - emin, e_out - emin], dtype=np.int64)
                 bad = shift[2] < 0
+            elif la.padding:  # padded: divide each window sum by its pixel count
+                meta = {"count_pads": la.meta.get("count_pads", (0, 0, 0, 0))}
+                shift = np.array([e_out - exps[ins[0]]], dtype=np.int64)
+                bad = shift[0] < 0
             else:
                 area = la.kernel * la.kernel
                 if area & (area - 1):
                     raise HwsimError(f"{imp.path}: layer {la.name!r}: avgpool kernel {la.kernel} is not allowed in "
-                                     "an integer model: the window area must be a power of two")
+                                     "an unpadded integer avgpool: the window area must be a power of two (a padded "
+                                     "pool divides by its window counts)")
                 shift = np.array([area.bit_length() - 1 + e_out - exps[ins[0]]], dtype=np.int64)
                 bad = shift[0] < 0
             if bad:
                 raise HwsimError(f"{imp.path}: layer {la.name!r}: output exponent {e_out} is not allowed: expected "
                                  "an output scale no finer than the input scale (the requantizer shifts right)")
             layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], e_out, act_bits, act_bits=act_bits,
-                                      relu=relu, shift=shift, kernel=la.kernel, stride=la.stride))
+                                      relu=relu, shift=shift, kernel=la.kernel, stride=la.stride, padding=la.padding,
+                                      meta=meta))
             exps[la.name] = e_out
         elif la.kind in ("clip", "concat"):
             ein = [exps[i] for i in ins]
@@ -931,7 +988,7 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
             exps[la.name] = e_out
         elif la.kind in ("maxpool", "flatten", "relu"):
             layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], exps[ins[0]], act_bits,
-                                      act_bits=act_bits, kernel=la.kernel, stride=la.stride))
+                                      act_bits=act_bits, kernel=la.kernel, stride=la.stride, padding=la.padding))
             exps[la.name] = exps[ins[0]]
         else:
             raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) is not supported in an imported integer "

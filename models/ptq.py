@@ -142,7 +142,7 @@ def plan_ops(fm: Model, formats: dict[str, str]):
             domain[la.name] = "sign" if op_kind[la.name] == "sign" else "int"
         elif la.kind in passthrough:
             domain[la.name] = d
-        elif la.kind in ("avgpool", "add"):
+        elif la.kind in ("avgpool", "add", "concat", "clip"):
             if d == "sign" or any(domain[i] == "sign" for i in la.inputs):
                 raise HwsimError(f"layer {la.name!r}: {la.kind} of a +-1 (binarized) tensor is not supported")
             domain[la.name] = "int"
@@ -201,6 +201,22 @@ def plan_ops(fm: Model, formats: dict[str, str]):
     thresh = {la.name for la in fm.compute_layers()
               if (la.name in raw or formats[la.name] == "binary") and sign_below(la.name) is not None}
     return op_kind, fused, raw, absorb, domain, thresh
+
+
+def _clip_after(fm: Model, fused: dict[str, str]) -> dict[str, float]:
+    """Producers (conv / linear / add, a fused ReLU included) whose only reader is a ``clip``: their
+    output exponent is calibrated on the clipped range (values above the clip saturate, exactly)."""
+    cons = {n: [la for la in fm.layers if n in la.inputs] for n in [INPUT] + fm.names()}
+    kinds = {la.name: la.kind for la in fm.layers}
+    out = {}
+    for la in fm.layers:
+        if la.kind != "clip" or len(cons[la.inputs[0]]) != 1:
+            continue
+        src = fused.get(la.inputs[0], la.inputs[0])
+        if src == la.inputs[0] or len(cons[src]) == 1:
+            if kinds.get(src) in COMPUTE_KINDS + ("add",):
+                out[src] = float(la.meta["max"])
+    return out
 
 
 def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool | None = None,
@@ -265,10 +281,11 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
         refit = bias_correction = False
     fm = model if trained else apply_svd(model, sp, calib_x if refit else None)
     fm, masks = apply_pruning(fm, sp, calib_x if refit else None)
-    bad = [la for la in fm.layers if la.kind in ("concat", "clip")]
+    bad = [la for la in fm.layers if la.kind not in COMPUTE_KINDS + ("relu", "maxpool", "avgpool", "flatten", "add",
+                                                                    "concat", "clip")]
     if bad:
         raise HwsimError(f"layer {bad[0].name!r} ({bad[0].kind}) is not supported by hwsim's compression: "
-                         "expected conv2d, linear, relu, maxpool, avgpool, flatten and add layers")
+                         "expected conv2d, linear, relu, maxpool, avgpool, flatten, add, concat and clip layers")
     formats = layer_formats(fm, sp, keep_ends)
     op_kind, fused, raw, absorb, domain, thresh = plan_ops(fm, formats)
     shapes = fm.shapes()
@@ -277,6 +294,7 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
     acc_lo, acc_hi = -(1 << (cfg.acc_bits - 1)), (1 << (cfg.acc_bits - 1)) - 1
 
     rename = dict(fused)  # fused relu name -> producer name
+    clip_after = _clip_after(fm, fused)
     e_in = _calib_exp(calib_x, act_bits, None)
     e_in = 0 if e_in is None else e_in
     qlayers = [QLayer(INPUT, "input", (), model.input_shape, e_in, act_bits, act_bits=act_bits)]
@@ -380,6 +398,8 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
                 y = q.accumulate_float(x)
             if fmt != "binary" and la.name not in raw:
                 yr = np.maximum(y, 0.0) if relu_fused else y
+                if la.name in clip_after:  # only a clip reads it: calibrate on the clipped range
+                    yr = np.clip(y, 0.0, clip_after[la.name])
                 e_out = _calib_exp(yr, act_bits, percentile)
                 e_out = int(e_acc.max()) if e_out is None else max(e_out, int(e_acc.max()))
                 q.shift = (e_out - e_acc).astype(np.int64)
@@ -406,9 +426,16 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
         elif la.kind in ("maxpool", "flatten"):
             src = next(q for q in qlayers if q.name == ins[0])
             q = QLayer(out_name, la.kind, ins, shape, exps[ins[0]], src.out_bits, act_bits=src.out_bits,
-                       kernel=la.kernel, stride=la.stride)
+                       kernel=la.kernel, stride=la.stride, padding=la.padding)
             if la.kind == "flatten" and g_in is not None:
                 g_in = np.repeat(g_in, int(np.prod(shapes[la.inputs[0]][1:])))
+            gains[out_name] = g_in
+            fq[out_name] = q.forward_fakequant([x], rounding)
+        elif la.kind == "avgpool" and la.padding:
+            # padded: each window sum is divided by its pixel count (exact integer division, rounded)
+            q = QLayer(out_name, "avgpool", ins, shape, exps[ins[0]], act_bits, act_bits=act_bits,
+                       shift=np.array([0]), kernel=la.kernel, stride=la.stride, padding=la.padding,
+                       meta={"count_pads": la.meta.get("count_pads", (0, 0, 0, 0))})
             gains[out_name] = g_in
             fq[out_name] = q.forward_fakequant([x], rounding)
         elif la.kind == "avgpool":
@@ -422,6 +449,24 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
                        shift=np.array([area.bit_length() - 1]), kernel=la.kernel, stride=la.stride)
             gains[out_name] = g_in
             fq[out_name] = q.forward_fakequant([x], rounding)
+        elif la.kind in ("concat", "clip"):
+            ein = [exps[i] for i in ins]
+            if any(e is None for e in ein) or any(gains[i] is not None for i in ins):
+                raise HwsimError(f"layer {la.name!r}: {la.kind} of a raw, +-1 or gain-scaled tensor is not supported")
+            xs = [fq[i] for i in ins]
+            if la.kind == "clip":
+                e_out = _calib_exp(np.clip(x, 0.0, la.meta["max"]), act_bits, percentile)
+                e_out = ein[0] if e_out is None else max(e_out, ein[0])  # never a left shift of the input
+                meta = {"max_code": int(round_ties(np.float64(la.meta["max"] / 2.0 ** e_out), rounding))}
+                shift = np.array([e_out - ein[0]], dtype=np.int64)  # right shift to the output exponent
+            else:
+                e_out = _calib_exp(np.concatenate(xs, axis=1), act_bits, percentile)
+                e_out = min(ein) if e_out is None else e_out
+                meta = {}
+                shift = np.array([e - e_out for e in ein], dtype=np.int64)  # left (saturating) or right
+            q = QLayer(out_name, la.kind, ins, shape, e_out, act_bits, act_bits=act_bits, shift=shift, meta=meta)
+            gains[out_name] = None
+            fq[out_name] = q.forward_fakequant(xs, rounding)
         else:  # add
             ea, eb = exps[ins[0]], exps[ins[1]]
             if ea is None or eb is None:
@@ -429,6 +474,8 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
             emin = min(ea, eb)
             y = x + fq[ins[1]]
             yr = np.maximum(y, 0.0) if relu_fused else y
+            if la.name in clip_after:
+                yr = np.clip(y, 0.0, clip_after[la.name])
             e_out = _calib_exp(yr, act_bits, percentile)
             e_out = emin if e_out is None else max(e_out, emin)
             q = QLayer(out_name, "add", ins, shape, e_out, act_bits, act_bits=act_bits, relu=relu_fused,

@@ -335,8 +335,8 @@ def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
     np.testing.assert_array_equal(got, np.rint(run_ort(m, x) / s6).astype(np.int64))
     assert len(np.unique(want)) > 5  # not saturated or all zero
     # an avgpool whose window area is not a power of two, or without an output quantizer, is one line
-    for k, quantized, pattern in ((3, True, r": avgpool kernel 3 is not allowed in an integer model: the window area "
-                                  r"must be a power of two$"),
+    for k, quantized, pattern in ((3, True, r": avgpool kernel 3 is not allowed in an unpadded integer avgpool: the "
+                                  r"window area must be a power of two \(a padded pool divides by its window counts\)$"),
                                   (2, False, r" \(avgpool\) has no output quantizer: expected a QuantizeLinear")):
         pool = [helper.make_node("AveragePool", ["r1d"], ["ap"], kernel_shape=[k, k], name="pool")]
         tail = qdq("ap", "s4") + [helper.make_node("Flatten", ["apd"], ["f"])] if quantized else [
@@ -623,11 +623,13 @@ def test_simulate_malformed_onnx_is_one_line(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "sig.onnx")]) == 2
     err = capsys.readouterr().err
     assert re.fullmatch(r"hwsim: error: .*sig\.onnx: node 'sig' \(Sigmoid\): op type 'Sigmoid' is not supported: .*\n", err)
-    # Concat imports, but hwsim's compression (and so simulate's integer run) has no concat yet: one line
-    m = make([helper.make_node("Concat", ["x", "x"], ["y"], axis=1, name="cat")], [], ["N", 1, 8, 8])
-    onnx.save_model(m, tmp_path / "cat.onnx")
-    assert main(["simulate", str(tmp_path / "cat.onnx")]) == 2
+    # an unpadded 3x3 AveragePool imports, but hwsim's compression (and so simulate's integer run) needs a
+    # power-of-two window for its shift: one line
+    m = make([helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], name="ap")], [], ["N", 1, 8, 8])
+    onnx.save_model(m, tmp_path / "ap.onnx")
+    assert main(["simulate", str(tmp_path / "ap.onnx")]) == 2
     err = capsys.readouterr().err
-    assert re.fullmatch(r"hwsim: error: layer 'cat' \(concat\) is not supported by hwsim's compression: .*\n", err)
+    assert re.fullmatch(r"hwsim: error: layer 'ap': avgpool kernel 3 is not allowed in the integer pipeline: the "
+                        r"window area must be a power of two\n", err)
     assert main(["simulate", str(tmp_path / "bad.onnx")]) == 2
     assert re.fullmatch(r"hwsim: error: model file '.*bad\.onnx' is not allowed: .*\n", capsys.readouterr().err)

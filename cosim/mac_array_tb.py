@@ -2,7 +2,8 @@
 as the test module of :func:`hwsim.cosim.harness.mac_array_harness`).
 
 The job (``job.json``, operands in ``job.npz``; path in ``$HWSIM_JOB``) names the configuration and a
-list of GEMM or conv layers with their integer operands (a GEMM may carry a ``bias`` per output channel);
+list of GEMM or conv layers with their integer operands (a GEMM may carry a ``bias`` per output channel;
+on an N:M array a layer may carry ``mode``: ``"sparse"`` or ``"dense"``, else its weights choose);
 with ``save_outputs`` the RTL's GEMM outputs are written to ``outputs.npz`` beside the result (the
 whole-model co-simulation, :mod:`hwsim.cosim.model_cosim`, chains layers through them). For every GEMM the testbench
 computes the expected outputs with the bit-exact reference (``hwsim.models.mac_array``) and the predicted
@@ -31,7 +32,7 @@ from hwsim.models.compressed import reference_gemm
 
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.mac_array import MacArrayActions, dram_beats, predict_gemm, unpack_outputs
+from hwsim.mac_array import MacArrayActions, dense_k, dram_beats, gemm_mode, predict_gemm, unpack_outputs
 
 
 def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict[str, int]) -> MacArrayActions:
@@ -117,14 +118,22 @@ class MacArrayTB:
         await pulse(self.dut, sig)
 
     async def run_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
-                       bias: np.ndarray | None = None) -> tuple[list[int], dict[str, int]]:
-        """Drive one GEMM (values) through the RTL; return (output beats, harness counters)."""
+                       bias: np.ndarray | None = None, mode: str | None = None) -> tuple[list[int], dict[str, int]]:
+        """Drive one GEMM (values) through the RTL; return (output beats, harness counters).
+
+        On an N:M array ``mode`` is :func:`hwsim.mac_array.gemm_mode`'s; a dense-mode GEMM is driven as its
+        expanded N:M layout (``dim_k = dense_k(cfg, k)``, beats from ``dram_beats(..., mode="dense")``).
+        """
         cfg, dut = self.cfg, self.dut
         m, k = a.shape
         n = w.shape[1]
-        assert max(m, k, n) <= self.dim_limit
+        mode = gemm_mode(cfg, w, mode=mode)
+        k_rtl = dense_k(cfg, k) if mode == "dense" else k
+        if max(m, k_rtl, n) > self.dim_limit:
+            raise HwsimError(f"GEMM {m}x{k}x{n} ({mode} mode: dim_k={k_rtl}) is not allowed on this build: every "
+                             f"dimension must be <= {self.dim_limit} (dim_bits)")
         w_beats, a_beats = dram_beats(cfg, ref.encode_acts(a, cfg.act_bits),
-                                      ref.encode_weights(w, cfg.weight_format))
+                                      ref.encode_weights(w, cfg.weight_format), mode=mode)
         self._write_mem(Path(WEIGHT_FILE), w_beats)
         self._write_mem(Path(ACT_FILE), a_beats)
         b = np.zeros(n, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
@@ -135,7 +144,7 @@ class MacArrayTB:
         # Always n entries (zeros without bias): $readmemh leaves the rest of the memory as it was.
         self._write_mem(Path(BIAS_FILE), [int(v) & ((1 << self.bias_bits) - 1) for v in b])
         await self._pulse(dut.load)
-        dut.dim_m.value, dut.dim_k.value, dut.dim_n.value = m, k, n
+        dut.dim_m.value, dut.dim_k.value, dut.dim_n.value = m, k_rtl, n
         dut.shift.value, dut.relu.value = shift, int(relu)
         await self._pulse(dut.start)
         await RisingEdge(dut.done)
@@ -149,18 +158,19 @@ class MacArrayTB:
         return outs, counters
 
     async def check_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
-                         bias: np.ndarray | None = None) -> dict:
+                         bias: np.ndarray | None = None, mode: str | None = None) -> dict:
         """Run one GEMM and check it: outputs against the reference, cycles, stalls and action counts
         against the cycle model. Returns the RTL's output values (None if undecodable) and the tallies."""
         cfg = self.cfg
         m, n = a.shape[0], w.shape[1]
-        beats, counters = await self.run_gemm(a, w, shift, relu, bias)
+        mode = gemm_mode(cfg, w, mode=mode)
+        beats, counters = await self.run_gemm(a, w, shift, relu, bias, mode)
         expect = reference_gemm(a, w, cfg, shift, relu, bias=bias)
         bad, got = check_outputs(cfg, beats, expect)
-        st = predict_gemm(cfg, m, a.shape[1], n)
+        st = predict_gemm(cfg, m, a.shape[1], n, mode=mode, weight=w)
         rtl = measured_actions(cfg, counters, self.widths)
         return {"out": None if got is None else ref.decode_acts(got.astype(np.int64), cfg.act_bits),
-                "mismatches": bad, "vectors": m * n, "rtl_cycles": counters["cycles"],
+                "mode": mode, "mismatches": bad, "vectors": m * n, "rtl_cycles": counters["cycles"],
                 "predicted_cycles": st.cycles, "stall_cycles": counters["stall_cycles"],
                 "predicted_stall_cycles": st.stall_cycles, "actions": rtl, "predicted_actions": st.actions,
                 "count_diffs": count_diffs(rtl, st.actions, counters["stall_cycles"], st.stall_cycles)}
@@ -185,6 +195,7 @@ def tally(results: list[dict]) -> dict:
         "predicted_stall_cycles": sum(r["predicted_stall_cycles"] for r in results),
         "count_mismatches": sum(len(r["count_diffs"]) for r in results),
         "count_diffs": diffs,
+        "modes": sorted({r["mode"] for r in results}),
         "actions": rtl.as_dict(),
         "predicted_actions": model.as_dict(),
     }
@@ -238,7 +249,8 @@ async def mac_array_regression(dut):
     total_cycles = 0
     for idx, layer in enumerate(job["layers"]):
         gemms, expect, assemble = _gemms_of(layer, cfg)
-        checked = [await tb.check_gemm(a, w, layer["shift"], layer["relu"], b) for a, w, b in gemms]
+        mode = layer.get("mode")  # N:M arrays: "sparse" (declared), "dense", or absent (by the weights)
+        checked = [await tb.check_gemm(a, w, layer["shift"], layer["relu"], b, mode) for a, w, b in gemms]
         row = tally(checked)
         outs = [r["out"] for r in checked]
         if expect is not None and row["mismatches"] == 0 and not np.array_equal(assemble(outs), expect):
@@ -246,8 +258,11 @@ async def mac_array_regression(dut):
         if job.get("save_outputs") and row["mismatches"] == 0 and expect is None:
             saved[str(idx)] = outs[0]  # the RTL's output values, for a caller chaining layers (model cosim)
         total_cycles += row["rtl_cycles"]
+        shape = layer.get("shape")
+        if cfg.sparse:  # which mode(s) the layer's GEMMs ran in
+            shape = f"{shape or ''} {'+'.join(row['modes'])}".strip()
         results.append({"index": idx, "name": layer.get("name", f"layer{idx}"), "kind": layer["kind"],
-                         "shape": layer.get("shape"), **row})
+                        "shape": shape, **row})
         dut._log.info("layer %d: %d outputs, %d mismatches, RTL %d cycles, predicted %d, count diffs %s",
                       idx, row["vectors"], row["mismatches"], row["rtl_cycles"], row["predicted_cycles"],
                       row["count_diffs"])

@@ -30,7 +30,8 @@ def _acts(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str) -> np
     return rng.integers(lo, hi + 1, size=shape)
 
 
-def _weights(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str, conv: bool = False) -> np.ndarray:
+def _weights(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str, conv: bool = False,
+             prune: bool = True) -> np.ndarray:
     values = ref.weight_values(cfg.weight_format)
     if mode == "extreme":
         w = rng.choice(np.array([values.min(), values.max()]), size=shape)
@@ -48,19 +49,27 @@ def _weights(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str, co
             grp = keys[:, g0:g0 + sm]
             order = np.argsort(grp, axis=1)[:, :sn]
             np.put_along_axis(keep[:, g0:g0 + sm], order, True, axis=1)
-        mat = np.where(keep, mat, 0)
+        if prune:  # (the keys are drawn either way, so a dense layer leaves the random stream unchanged)
+            mat = np.where(keep, mat, 0)
         w = mat.reshape(shape) if conv else mat.T
     return w
 
 
 def check_layers(cfg: MacArrayConfig, layers: list[dict]) -> None:
-    """Raise (one line naming the layer and the first offending group) if a layer's weights break
-    ``cfg``'s N:M pattern; nothing to check on a dense array."""
+    """Raise (one line naming the layer and the first offending group) if a layer declared N:M
+    (``"mode": "sparse"``) has weights that break ``cfg``'s pattern; other layers run sparse or in dense
+    mode as their weights allow, and nothing is checked on a dense array."""
     from hwsim.mac_array import check_nm
 
     if not cfg.sparse:
         return
     for i, layer in enumerate(layers):
+        mode = layer.get("mode")
+        if mode not in (None, "sparse", "dense"):
+            raise HwsimError(f"layer {layer.get('name', f'layer{i}')!r} mode={mode!r} is not allowed: expected "
+                             "'sparse', 'dense' or none (chosen by the weights)")
+        if mode != "sparse":
+            continue
         name = layer.get("name", f"layer{i}")
         w = np.asarray(layer["w"], dtype=np.int64)
         if layer["kind"] == "gemm":
@@ -76,13 +85,17 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
     """``count`` random layers (about one in three a conv) sized a few folds larger than the array.
 
     Data modes cycle through uniform, extreme (the format's min/max values, so narrow accumulators
-    saturate or wrap and outputs clamp) and sparse; shifts are random so rounding ties occur.
+    saturate or wrap and outputs clamp) and sparse; shifts are random so rounding ties occur. On an N:M
+    array every fourth layer (i % 4 == 1) is left unpruned (no ``mode``: it runs in dense mode unless its
+    weights happen to follow the pattern); the others are pruned N:M and declared ``"mode": "sparse"``.
     """
     rng = np.random.default_rng(seed)
     R, C = cfg.rows, cfg.cols
     layers = []
     for i in range(count):
         mode = ("uniform", "extreme", "sparse")[i % 3]
+        prune = i % 4 != 1
+        declared = {"mode": "sparse"} if cfg.sparse and prune else {}
         shift = int(rng.integers(0, min(cfg.acc_bits - 1, 14) + 1))
         relu = bool(rng.integers(0, 2))
         if rng.random() < 0.34:
@@ -97,9 +110,9 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
             padding = 0 if cfg.act_bits == 1 else int(rng.integers(0, 2))
             h = int(rng.integers(dilation * (kh - 1) + 1, dilation * (kh - 1) + 6))
             x = _acts(rng, cfg, (cin, h, h), mode)
-            w = _weights(rng, cfg, (cout, cin // groups, kh, kh), mode, conv=True)
+            w = _weights(rng, cfg, (cout, cin // groups, kh, kh), mode, conv=True, prune=prune)
             layers.append({
-                "kind": "conv", "name": f"conv{i}", "x": x.tolist(), "w": w.tolist(),
+                **declared, "kind": "conv", "name": f"conv{i}", "x": x.tolist(), "w": w.tolist(),
                 "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
                 "shift": shift, "relu": relu,
                 "shape": f"x{list(x.shape)} w{list(w.shape)} s{stride} p{padding} d{dilation} g{groups}",
@@ -109,8 +122,8 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
             k = int(rng.integers(1, 3 * R + 4))
             n = int(rng.integers(1, 2 * C + 3))
             a = _acts(rng, cfg, (m, k), mode)
-            w = _weights(rng, cfg, (k, n), mode)
-            layers.append({"kind": "gemm", "name": f"gemm{i}", "a": a.tolist(), "w": w.tolist(),
+            w = _weights(rng, cfg, (k, n), mode, prune=prune)
+            layers.append({**declared, "kind": "gemm", "name": f"gemm{i}", "a": a.tolist(), "w": w.tolist(),
                            "shift": shift, "relu": relu, "shape": f"{m}x{k}x{n}"})
     return layers
 

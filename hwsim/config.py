@@ -206,9 +206,19 @@ class MacArrayConfig(FamilyConfig):
         column plus a log2(M)-bit index each (compressed weight rows in DRAM and SRAM), each PE selects
         the activation its index names (an M:1 multiplexer), and a fold covers ``rows * M / N`` reduction
         steps, so an N:M layer takes N/M of the dense folds along K. Requires M a power of two in [2, 16],
-        1 <= N < M, rows a multiple of N and a weight format with a zero (not binary). Every layer run on
-        it must follow the pattern (at most N non-zero weights per group; a trailing group of L < M steps
-        keeps at most min(N, L)).
+        1 <= N < M, rows a multiple of N and a weight format with a zero (not binary). A layer that
+        follows the pattern (at most N non-zero weights per group; a trailing group of L < M steps at most
+        min(N, L)) runs sparse; one that does not runs in dense mode (each run of N consecutive reduction
+        steps is one group of M with M - N zero steps inserted, so it takes the dense array's reduction
+        steps plus index metadata and M/N-wide activation beats), unless it is declared N:M (an N:M
+        ``--compress`` spec), which must then follow the pattern.
+    skip_zero_tiles : bool
+        Skip every fold whose weight block is entirely zero (ws; cycle model only, no RTL yet).
+        The controller skips every fold whose weight block (the fold's reduction steps x ``cols`` output
+        channels) is entirely zero: no weight or activation beats, no compute pass. The first executed
+        fold of an output tile starts from zero partial sums, the last one drains it; a tile with no
+        executed fold drains ``requant(bias)`` rows straight from the requantizer (DRAIN only). The
+        controller reads a bitmap of one bit per weight block, counted as DRAM read bytes. Default off.
     """
 
     rows: int = 8
@@ -228,6 +238,7 @@ class MacArrayConfig(FamilyConfig):
     clock_mhz: float = 500.0
     dim_bits: int = 16
     sparsity: str = "dense"
+    skip_zero_tiles: bool = False
 
     FAMILY: ClassVar[str] = "mac-array"
     #: Flag spellings of the first CLI, kept beside the generated ``--weight-format`` etc.
@@ -274,6 +285,11 @@ class MacArrayConfig(FamilyConfig):
             raise HwsimError(f"clock_mhz={clk!r} is not allowed: expected a number in (0, 100000]")
         _check_int("dim_bits", self.dim_bits, 4, 24)
         self._check_sparsity()
+        if not isinstance(self.skip_zero_tiles, bool):
+            raise HwsimError(f"skip_zero_tiles={self.skip_zero_tiles!r} is not allowed: expected true or false")
+        if self.skip_zero_tiles and self.dataflow != "ws":
+            raise HwsimError(f"skip_zero_tiles=True is not allowed with dataflow={self.dataflow!r}: zero-tile "
+                             "skipping is modelled for the ws dataflow only")
         # One tile must fit the double-buffered SRAMs.
         if self.dataflow in ("ws", "is"):
             need = 2 * self.rows * self.weight_beat_bits
@@ -435,8 +451,9 @@ class MacArrayConfig(FamilyConfig):
     def describe(self) -> str:
         """One line for reports."""
         sp = f"{self.sparsity} sparse " if self.sparse else ""
+        skip = ", zero-tile skipping" if self.skip_zero_tiles else ""
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()} ({sp}{self.weight_format} PEs, "
-                f"{self.acc_bits}-bit acc, {self.clock_mhz:g} MHz, DRAM {self.dram_bytes_per_cycle:g} B/cycle)")
+                f"{self.acc_bits}-bit acc{skip}, {self.clock_mhz:g} MHz, DRAM {self.dram_bytes_per_cycle:g} B/cycle)")
 
     @property
     def ns_per_cycle(self) -> float:

@@ -29,6 +29,21 @@ kept-weight rows, ``kt = N * (L // M) + min(N, L % M)`` for its L steps (each we
 codes and their ``index_bits`` indices); activation beats carry all ``rows * M / N`` steps. The timing
 above is unchanged with this ``kt``; the action counts add one index-register load per weight load and one
 activation-mux select per MAC.
+
+Dense layers on an N:M array (``mode="dense"``, chosen per GEMM by :func:`gemm_mode`): the layer is run as
+the N:M layer obtained by inserting M - N zero reduction steps (zero weights, zero activations) after every
+N real steps, ``K' = M * (K // N) + K % N`` (:func:`nm_dense_layout`). It follows the pattern by
+construction and its kept rows are exactly the K real ones, so it takes the dense array's folds and
+reduction steps; the cost is the index metadata on every weight beat and activation beats of
+``rows * M / N`` lanes that carry ``rows`` real steps. The RTL needs no mode bit: it runs ``dim_k = K'``.
+
+Zero-tile skipping (``cfg.skip_zero_tiles``, WS; model only): folds whose weight block is entirely zero are
+dropped from the plan (no beats, no WLOAD/STREAM; the loader's halves alternate over the executed folds
+only). The first executed fold of a tile starts from zero partial sums (no output-SRAM read), the last one
+drains the tile; a tile with no executed fold is a DRAIN-only step (WAIT 1 cycle, DRAIN mt + 2, zero
+accumulators, so no output-SRAM read; no loader involvement). The block bitmap (one bit per (n-tile,
+k-fold) weight block) is read with the layer descriptor before ``start``: ``ceil(blocks / 8)`` DRAM read
+bytes, no cycles.
 """
 
 from __future__ import annotations
@@ -57,8 +72,12 @@ __all__ = [
     "predict_op",
     "accumulate_tiled",
     "dram_beats",
+    "dense_k",
     "fold_plan",
+    "gemm_mode",
     "nm_compress",
+    "nm_dense_layout",
+    "zero_tiles",
     "pack_lanes",
     "predict_gemm",
     "predict_gemm_folds",
@@ -162,6 +181,9 @@ def check_rtl(cfg: MacArrayConfig) -> None:
     """Raise if ``cfg``'s dataflow has no RTL (every dataflow in RTL_DATAFLOWS has)."""
     if cfg.dataflow not in RTL_DATAFLOWS:
         raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected {' or '.join(RTL_DATAFLOWS)}")
+    if cfg.skip_zero_tiles:
+        raise HwsimError("skip_zero_tiles=True has no RTL yet (zero-tile skipping is in the cycle model only): "
+                         "expected skip_zero_tiles=False for generate, cosim and synth")
 
 
 def inventory(cfg: MacArrayConfig):
@@ -234,6 +256,20 @@ def check_nm(cfg: MacArrayConfig, w: np.ndarray, layer: str = "gemm") -> None:
     """
     if not cfg.sparse:
         return
+    bad = _first_nm_violation(cfg, w)
+    if bad is not None:
+        n, m = cfg.sparse_nm
+        g, c, count = bad
+        k = np.asarray(w).shape[0]
+        raise HwsimError(
+            f"layer {layer!r} breaks the {cfg.sparsity} pattern: weight column {c}, reduction steps "
+            f"{g * m}..{min(g * m + m, k) - 1} hold {count} non-zero weights, at most {n} allowed "
+            f"(prune it {cfg.sparsity}, e.g. --compress {cfg.sparsity}+int8; a layer not declared N:M runs in "
+            "dense mode)")
+
+
+def _first_nm_violation(cfg: MacArrayConfig, w) -> tuple[int, int, int] | None:
+    """(group, column, non-zeros) of the first group of ``w`` with more than N non-zeros, or None."""
     n, m = cfg.sparse_nm
     w = np.asarray(w)
     k, cols = w.shape
@@ -242,12 +278,10 @@ def check_nm(cfg: MacArrayConfig, w: np.ndarray, layer: str = "gemm") -> None:
     nz[:k] = w != 0
     per_group = nz.reshape(kp // m, m, cols).sum(axis=1)  # [group, column]
     bad = np.argwhere(per_group > n)
-    if len(bad):
-        g, c = (int(v) for v in bad[0])
-        raise HwsimError(
-            f"layer {layer!r} breaks the {cfg.sparsity} pattern: weight column {c}, reduction steps "
-            f"{g * m}..{min(g * m + m, k) - 1} hold {int(per_group[g, c])} non-zero weights, at most {n} allowed "
-            f"(prune it {cfg.sparsity}, e.g. --compress {cfg.sparsity}+int8, or use a dense accelerator)")
+    if not len(bad):
+        return None
+    g, c = (int(v) for v in bad[0])
+    return g, c, int(per_group[g, c])
 
 
 def check_op(cfg: MacArrayConfig, op) -> None:
@@ -256,7 +290,7 @@ def check_op(cfg: MacArrayConfig, op) -> None:
     from hwsim.models import mac_array as ref
 
     if cfg.sparse and getattr(op, "weight", None) is not None:
-        check_nm(cfg, op.weight, op.layer)
+        gemm_mode(cfg, op.weight, op.layer, _declared(op))
 
     pe_values = set(ref.weight_values(cfg.weight_format).tolist())
     layer_values = set(ref.weight_values(op.weight_format).tolist())
@@ -275,7 +309,60 @@ def predict_op(cfg: MacArrayConfig, op) -> LayerStats:
     uses the PE physically present (the inventory of ``cfg``).
     """
     lcfg = cfg.replace(weight_format=op.weight_format, act_bits=op.act_bits)
-    return predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer)
+    w = getattr(op, "weight", None)
+    mode = gemm_mode(lcfg, w, op.layer, _declared(op)) if w is not None else None
+    return predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer, mode=mode, weight=w)
+
+
+def _declared(op) -> str | None:
+    """``"sparse"`` for an op declared N:M (``op.sparsity``, from an N:M compress spec), else None (auto)."""
+    return "sparse" if getattr(op, "sparsity", None) else None
+
+
+def gemm_mode(cfg: MacArrayConfig, w: np.ndarray | None, layer: str = "gemm", mode: str | None = None) -> str:
+    """How a GEMM with ``[k, n]`` weight values ``w`` runs on ``cfg``: ``"sparse"`` or ``"dense"``.
+
+    A dense array runs every layer dense. On an N:M array, ``mode=None`` (auto) runs the GEMM sparse when
+    its weights follow the pattern and in dense mode otherwise (``w=None``: sparse); ``mode="sparse"``
+    declares it N:M, so weights that break the pattern raise (one line naming the layer and the first
+    offending group); ``mode="dense"`` forces dense mode.
+    """
+    if mode not in (None, "sparse", "dense"):
+        raise HwsimError(f"mode={mode!r} is not allowed: expected 'sparse', 'dense' or None (auto)")
+    if not cfg.sparse:
+        return "dense"
+    if mode == "dense":
+        return "dense"
+    if w is None:
+        return "sparse"
+    if mode == "sparse":
+        check_nm(cfg, w, layer)
+        return "sparse"
+    return "sparse" if _first_nm_violation(cfg, w) is None else "dense"
+
+
+def dense_k(cfg: MacArrayConfig, k: int) -> int:
+    """Reduction steps ``K' = M * (K // N) + K % N`` of a K-step dense GEMM run in dense mode on an N:M array
+    (``k`` itself on a dense array): M - N zero steps follow every N real ones."""
+    if not cfg.sparse:
+        return k
+    n_, m_ = cfg.sparse_nm
+    return m_ * (k // n_) + k % n_
+
+
+def nm_dense_layout(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(a', w')`` of a dense GEMM in dense mode on an N:M array: real step k moves to
+    ``(k // N) * M + k % N`` of ``K' = dense_k(cfg, K)`` steps, the inserted steps are 0 in both (values or
+    codes whose 0 is the value 0). ``a' @ w' == a @ w`` and ``w'`` follows the N:M pattern."""
+    n_, m_ = cfg.sparse_nm
+    a, w = np.asarray(a), np.asarray(w)
+    k = w.shape[0]
+    pos = (np.arange(k) // n_) * m_ + np.arange(k) % n_
+    a2 = np.zeros((a.shape[0], dense_k(cfg, k)), dtype=a.dtype)
+    w2 = np.zeros((dense_k(cfg, k), w.shape[1]), dtype=w.dtype)
+    a2[:, pos] = a
+    w2[pos] = w
+    return a2, w2
 
 
 @dataclass(frozen=True)
@@ -286,7 +373,9 @@ class FoldPlan:
     rows, ``N * (L // M) + min(N, L % M)`` for the fold's L steps); ``mt`` the streamed
     vectors (WS/IS: rows of the tile; OS: equal to ``kt``); ``rows_out`` the output rows drained after
     the fold (0 unless it is the last reduction fold of its tile); ``nw``/``na`` the weight/activation
-    beats it loads.
+    beats it loads. ``first`` marks the fold that starts its tile's accumulation (no partial-sum read;
+    ``k0 == 0`` unless zero tiles are skipped); ``empty`` marks the DRAIN-only step of a tile whose every
+    fold was skipped (no load, ``kt = mt = 0``, ``rows_out`` rows of zero accumulators).
     """
 
     m0: np.ndarray
@@ -299,10 +388,19 @@ class FoldPlan:
     na: np.ndarray
     m_step: int
     k_step: int
+    first: np.ndarray | None = None
+    empty: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.first is None:
+            object.__setattr__(self, "first", self.k0 == 0)
+        if self.empty is None:
+            object.__setattr__(self, "empty", np.zeros(len(self.k0), dtype=bool))
 
     @property
     def count(self) -> int:
-        return len(self.k0)
+        """Folds that load and compute (DRAIN-only steps of empty tiles excluded)."""
+        return int(len(self.k0) - self.empty.sum())
 
 
 def _check_shape(m: int, k: int, n: int) -> None:
@@ -346,6 +444,53 @@ def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
     return FoldPlan(m0, n0, k0, kt, mt, rows_out, nw, na, m_step, k_step)
 
 
+def zero_tiles(cfg: MacArrayConfig, plan: FoldPlan, w: np.ndarray) -> np.ndarray:
+    """WS: per fold of ``plan``, True when its weight block ``w[k0:k0 + k_step, n0:n0 + cols]`` is all zero
+    (``w`` the ``[k, n]`` matrix the plan folds: in dense mode on an N:M array, the expanded one)."""
+    w = np.asarray(w)
+    k, n = w.shape
+    ks, C = plan.k_step, cfg.cols
+    nk, nn = -(-k // ks), -(-n // C)
+    nz = np.zeros((nk * ks, nn * C), dtype=bool)
+    nz[:k, :n] = w != 0
+    block_nz = nz.reshape(nk, ks, nn, C).any(axis=(1, 3))  # [k-fold, n-tile]
+    return ~block_nz[plan.k0 // ks, plan.n0 // C]
+
+
+def skip_zero_folds(plan: FoldPlan, zero: np.ndarray) -> FoldPlan:
+    """``plan`` without the folds marked ``zero``; first/last flags move to each tile's first/last executed
+    fold, and a tile with none left becomes one DRAIN-only (``empty``) step (see the module docstring)."""
+    keep = ~np.asarray(zero, dtype=bool)
+    if keep.all():
+        return plan
+    tile = plan.m0 * (int(plan.n0.max()) + 1) + plan.n0  # folds of a tile are consecutive in the plan
+    starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
+    ends = np.r_[starts[1:], len(tile)]
+    idx, first, last, empty = [], [], [], []
+    for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
+        kept = np.flatnonzero(keep[s0:e0]) + s0
+        if len(kept):
+            idx += kept.tolist()
+            first += [True] + [False] * (len(kept) - 1)
+            last += [False] * (len(kept) - 1) + [True]
+            empty += [False] * len(kept)
+        else:  # every fold skipped: one DRAIN-only step carrying the tile's rows
+            idx.append(e0 - 1)
+            first.append(True)
+            last.append(True)
+            empty.append(True)
+    idx = np.asarray(idx, dtype=np.int64)
+    empty = np.asarray(empty, dtype=bool)
+    last = np.asarray(last, dtype=bool)
+    mt_tile = plan.mt[idx] if len(idx) else plan.mt
+    zero_i = np.zeros(len(idx), dtype=np.int64)
+    return FoldPlan(plan.m0[idx], plan.n0[idx], plan.k0[idx],
+                    kt=np.where(empty, zero_i, plan.kt[idx]), mt=np.where(empty, zero_i, mt_tile),
+                    rows_out=np.where(last, mt_tile, 0),
+                    nw=np.where(empty, zero_i, plan.nw[idx]), na=np.where(empty, zero_i, plan.na[idx]),
+                    m_step=plan.m_step, k_step=plan.k_step, first=np.asarray(first, dtype=bool), empty=empty)
+
+
 def _is_m_tile(cfg: MacArrayConfig) -> int:
     """IS: weight rows streamed per tile (weights play the role of WS activations)."""
     t = cfg.is_m_tile
@@ -369,18 +514,24 @@ def _timing(cfg: MacArrayConfig, plan: FoldPlan) -> tuple[int, int]:
         comp = plan.kt
         tail = np.where(plan.rows_out > 0, (R + C - 1) + plan.rows_out + 1, 0)
     else:
-        comp = (plan.kt + 1) + (plan.mt + R + C)
+        comp = np.where(plan.empty, 0, (plan.kt + 1) + (plan.mt + R + C))
         tail = np.where(plan.rows_out > 0, plan.rows_out + 2, 0)
     nw, na = plan.nw.tolist(), plan.na.tolist()
     comp, tail = comp.tolist(), tail.tolist()
+    empty = plan.empty.tolist()
     ok = 1
     loader_wait = 1
     compute_wait = 1
     release = [1, 1]  # cycle the half's full flag is clear again, per half
     stalls = 0
     end = 0
+    h = 1
     for f in range(len(nw)):
-        h = f & 1
+        if empty[f]:  # DRAIN-only step of a tile whose folds were all skipped: WAIT one cycle, then DRAIN
+            end = compute_wait + tail[f]
+            compute_wait = end + 1
+            continue
+        h ^= 1  # the halves alternate over the folds that load
         g = max(loader_wait, release[h])
         t0 = max(g + 1, ok)
         ok = t0 + nw[f] * pw                 # first activation beat
@@ -417,8 +568,8 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         pe_macs = int((plan.mt * plan.kt).sum()) * C
         pe_w = int(plan.kt.sum()) * C
         pe_regs = 2 * int(plan.mt.sum()) * R * C
-        psum_reads = int(plan.mt[plan.k0 > 0].sum())
-        o_reads = psum_reads + out_rows
+        psum_reads = int(plan.mt[~plan.first].sum())
+        o_reads = psum_reads + out_rows - int(plan.rows_out[plan.empty].sum())  # empty tiles drain zeros
         o_writes = int(plan.mt.sum())
     else:
         pe_macs = int(plan.kt.sum()) * R * C
@@ -461,15 +612,19 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
     )
 
 
-def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm", groups: int = 1) -> LayerStats:
+def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm", groups: int = 1,
+                 mode: str | None = None, weight: np.ndarray | None = None) -> LayerStats:
     """Cycle count, stalls and action counts of ``groups`` independent ``[m,k] x [k,n]`` GEMMs (no values).
 
-    Groups run one after another, each as its own start/done on the hardware. Dense arrays take the
-    closed form of :mod:`hwsim.mac_array_fast` (tested equal to :func:`predict_gemm_folds` on every
-    field); N:M sparse arrays take the per-fold model.
+    Groups run one after another, each as its own start/done on the hardware. ``mode`` and ``weight``
+    (the ``[k, n]`` weight values, the same for every group) matter on N:M arrays and with zero-tile
+    skipping: ``mode`` as :func:`gemm_mode` resolves it from ``weight`` (without weights: sparse), and
+    ``cfg.skip_zero_tiles`` skips the folds whose weight block is zero (without weights: none). Dense
+    arrays without skipping take the closed form of :mod:`hwsim.mac_array_fast` (tested equal to
+    :func:`predict_gemm_folds` on every field); the others take the per-fold model.
     """
-    if getattr(cfg, "sparse", False):
-        return predict_gemm_folds(cfg, m, k, n, name, groups)
+    if getattr(cfg, "sparse", False) or getattr(cfg, "skip_zero_tiles", False):
+        return predict_gemm_folds(cfg, m, k, n, name, groups, mode=mode, weight=weight)
     from hwsim.mac_array_fast import closed_form_gemm
 
     _check_shape(m, k, n)
@@ -480,13 +635,34 @@ def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm"
                                folds=st.folds * groups, macs=st.macs * groups, actions=st.actions.scaled(groups))
 
 
+def gemm_plan(cfg: MacArrayConfig, m: int, k: int, n: int, mode: str | None = None,
+              weight: np.ndarray | None = None) -> FoldPlan:
+    """The executed folds of a GEMM: :func:`fold_plan` of its (dense-mode: expanded) K, without the zero
+    folds when ``cfg.skip_zero_tiles`` and the weights are known."""
+    _check_shape(m, k, n)
+    if weight is not None:
+        weight = np.asarray(weight)
+        if weight.shape != (k, n):
+            raise HwsimError(f"weight of shape {weight.shape} is not allowed: expected ({k}, {n})")
+    dense = cfg.sparse and gemm_mode(cfg, weight, mode=mode) == "dense"
+    k_eff = dense_k(cfg, k) if dense else k
+    plan = fold_plan(cfg, m, k_eff, n)
+    if cfg.skip_zero_tiles and weight is not None:
+        w_eff = nm_dense_layout(cfg, np.zeros((1, k), dtype=np.int64), weight)[1] if dense else weight
+        plan = skip_zero_folds(plan, zero_tiles(cfg, plan, w_eff))
+    return plan
+
+
 def predict_gemm_folds(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm",
-                       groups: int = 1) -> LayerStats:
+                       groups: int = 1, mode: str | None = None, weight: np.ndarray | None = None) -> LayerStats:
     """:func:`predict_gemm` by stepping the loader/compute recurrence once per fold (the reference for the
-    closed form, and the model of N:M sparse arrays)."""
-    plan = fold_plan(cfg, m, k, n)
+    closed form, and the model of N:M sparse arrays and zero-tile skipping)."""
+    plan = gemm_plan(cfg, m, k, n, mode, weight)
     cycles, stalls = _timing(cfg, plan)
     actions = _actions(cfg, plan)
+    if cfg.skip_zero_tiles:  # the block bitmap: one bit per (n-tile, k-fold) weight block, read before start
+        blocks = -(-n // cfg.cols) * -(-_plan_k(cfg, k, mode, weight) // plan.k_step)
+        actions = dataclasses.replace(actions, dram_read_bytes=actions.dram_read_bytes + math.ceil(blocks / 8))
     macs = m * k * n * groups
     total = cycles * groups
     return LayerStats(
@@ -495,6 +671,11 @@ def predict_gemm_folds(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = 
         utilization=macs / (cfg.rows * cfg.cols * total),
         actions=actions.scaled(groups) if groups > 1 else actions,
     )
+
+
+def _plan_k(cfg: MacArrayConfig, k: int, mode: str | None, weight) -> int:
+    """The reduction steps the plan folds: ``dense_k`` in dense mode on an N:M array, else ``k``."""
+    return dense_k(cfg, k) if cfg.sparse and gemm_mode(cfg, weight, mode=mode) == "dense" else k
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -561,13 +742,15 @@ def _requantize(cfg: MacArrayConfig, acc: np.ndarray, shift: int, relu: bool) ->
 
 
 def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int = 0, relu: bool = False,
-                  name: str = "gemm", bias: np.ndarray | None = None) -> tuple[np.ndarray, LayerStats]:
+                  name: str = "gemm", bias: np.ndarray | None = None, mode: str | None = None
+                  ) -> tuple[np.ndarray, LayerStats]:
     """Run one GEMM: requantized outputs (values, int64 ``[m, n]``) and its :class:`LayerStats`.
 
     ``a`` holds activation values (``+-1`` for binary), ``w`` weight values of ``cfg.weight_format``.
     ``bias`` (int, ``[n]``, at the accumulator scale) is one more accumulation step after the K products,
-    with the same saturate/wrap rule, taken in the requantizer stage at no extra cycle. (The generated RTL
-    has no bias input yet: the co-simulated layers are bias-free.)
+    with the same saturate/wrap rule, taken in the requantizer stage at no extra cycle. ``mode`` is
+    :func:`gemm_mode`'s (N:M arrays: None runs the GEMM sparse if its weights follow the pattern, else in
+    dense mode; ``"sparse"`` rejects weights that break it).
     """
     a = np.asarray(a)
     w = np.asarray(w)
@@ -577,10 +760,10 @@ def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int 
         raise HwsimError(f"shift={shift!r} is not allowed: expected an integer in [0, {cfg.acc_bits - 1}]")
     m, k = a.shape
     n = w.shape[1]
-    check_nm(cfg, w, name)
-    stats = predict_gemm(cfg, m, k, n, name=name)
-    # N:M arrays skip only zero products, which leave a saturating or wrapping accumulator unchanged, so
-    # the values are the dense sequential accumulation.
+    mode = gemm_mode(cfg, w, name, mode)
+    stats = predict_gemm(cfg, m, k, n, name=name, mode=mode, weight=w)
+    # N:M arrays (and skipped zero tiles) skip only zero products, which leave a saturating or wrapping
+    # accumulator unchanged, so the values are the dense sequential accumulation in either mode.
     k_step = cfg.k_chunk if cfg.dataflow == "os" else cfg.ws_k_step
     acc = accumulate_tiled(cfg, a, w, k_step)
     if bias is not None:
@@ -607,13 +790,19 @@ def unpack_lanes(beats: list[int], lanes: int, lane_bits: int) -> np.ndarray:
     return (bits.reshape(len(beats), lanes, lane_bits).astype(np.uint64) * weights).sum(axis=2)
 
 
-def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray) -> tuple[list[int], list[int]]:
+def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray,
+               mode: str | None = None) -> tuple[list[int], list[int]]:
     """The weight and activation beats the RTL expects for one GEMM, in fold order (see ``rtl/mac_array``).
 
-    ``a_codes`` ``[m, k]`` and ``w_codes`` ``[k, n]`` are unsigned codes; padding lanes are code 0.
+    ``a_codes`` ``[m, k]`` and ``w_codes`` ``[k, n]`` are unsigned codes; padding lanes are code 0. On an N:M
+    array ``mode`` is :func:`gemm_mode`'s; in dense mode the beats are those of :func:`nm_dense_layout`'s
+    expanded GEMM (the RTL then runs ``dim_k = dense_k(cfg, k)``).
     """
+    check_rtl(cfg)
     a_codes = np.asarray(a_codes, dtype=np.uint64)
     w_codes = np.asarray(w_codes, dtype=np.uint64)
+    if cfg.sparse and gemm_mode(cfg, w_codes, mode=mode) == "dense":
+        a_codes, w_codes = nm_dense_layout(cfg, a_codes, w_codes)
     m, k = a_codes.shape
     n = w_codes.shape[1]
     plan = fold_plan(cfg, m, k, n)

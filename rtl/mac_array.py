@@ -33,6 +33,12 @@ group g; lane c: the code in the low ``weight_bits``, its index within the group
 ``hwsim.mac_array.nm_compress``); activation beat i carries ``A[m0 + i, k0 + j]`` in lane j for all
 ``k_step`` steps, and PE row r selects from its group's M lanes by the stored index.
 
+Dense layers on an N:M array need no mode bit: the DRAM side lays them out as the N:M layer with M - N zero
+steps inserted after every N real ones (``hwsim.mac_array.nm_dense_layout``) and starts the top with
+``dim_k = M * (K // N) + K % N``; its K real steps are exactly the kept-weight rows, so the array takes the
+dense number of reduction steps (indices point at the real steps, activation beats carry zeros in the
+inserted lanes).
+
 Cycle timing (exactly what ``hwsim.mac_array`` predicts) is documented there.
 """
 
@@ -148,6 +154,9 @@ class MacArray(wiring.Component):
             raise HwsimError(
                 f"dataflow={cfg.dataflow!r} has no RTL: expected one of {', '.join(RTL_DATAFLOWS)}"
             )
+        if cfg.skip_zero_tiles:
+            raise HwsimError("skip_zero_tiles=True has no RTL yet (zero-tile skipping is in the cycle model only): "
+                             "expected skip_zero_tiles=False for generate, cosim and synth")
         if cfg.dataflow == "is" and cfg.is_m_tile < 1:
             raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is too small for one IS tile")
         self.cfg = cfg

@@ -16,7 +16,8 @@ from hwsim.models import mac_array as ref
 
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.mac_array import MacArrayActions, check_op, inventory, nm_compress, parse_preset, predict_gemm, simulate_gemm
+from hwsim.mac_array import (MacArrayActions, check_op, dense_k, gemm_mode, inventory, nm_compress, nm_dense_layout,
+                             parse_preset, predict_gemm, simulate_gemm)
 
 
 def _nm_weights(rng, k, n, sn, sm, fmt="int8", values=None):
@@ -161,14 +162,19 @@ def test_pattern_violation_is_one_line_naming_layer_and_group():
     w[4:7, 1] = 5  # column 1, group 1 (steps 4..7) has 3 non-zeros
     with pytest.raises(HwsimError, match=r"^layer 'fc3' breaks the 2:4 pattern: weight column 1, reduction steps "
                                          r"4\.\.7 hold 3 non-zero weights, at most 2 allowed \(.*\)$"):
-        simulate_gemm(cfg, np.ones((2, 9), dtype=np.int64), w, name="fc3")
+        simulate_gemm(cfg, np.ones((2, 9), dtype=np.int64), w, name="fc3", mode="sparse")
 
     class Op:
-        layer, weight_format, act_bits, weight = "conv2", "int8", 8, w
+        layer, weight_format, act_bits, weight, sparsity = "conv2", "int8", 8, w, "2:4"
 
     with pytest.raises(HwsimError, match=r"^layer 'conv2' breaks the 2:4 pattern: weight column 1"):
-        check_op(cfg, Op)
+        check_op(cfg, Op)  # declared N:M (an N:M compress spec) but the weights break it
     check_op(cfg.replace(sparsity="dense"), Op)  # a dense array runs it
+
+    class Undeclared(Op):
+        sparsity = None
+
+    check_op(cfg, Undeclared)  # not declared N:M: it runs in dense mode
 
 
 # ---------------------------------------------------------------------------------------------- cost
@@ -210,13 +216,94 @@ def test_simulate_digits_cnn_sparse_saves_cycles_and_energy():
     assert pe < 0.6 * sum(lr.energy_pj["pe_mac"] for lr in dense.layers)
 
 
-def test_cli_rejects_unpruned_model_on_sparse_array(capsys):
+def test_cli_rejects_model_declared_nm_that_breaks_the_array_pattern(capsys):
+    """A 2:4-pruned model is declared N:M; on a 1:4 array its layers break the pattern: one line, exit 2."""
     from hwsim.cli import main
 
-    assert main(["simulate", "digits-cnn", "--accel", "mac-array-8x8-ws-2of4", "--compress", "int8"]) == 2
+    assert main(["simulate", "digits-cnn", "--accel", "mac-array-8x8-ws-1of4", "--compress", "2:4+int8"]) == 2
     err = capsys.readouterr().err.strip()
-    assert re.fullmatch(r"hwsim: error: layer 'conv1' breaks the 2:4 pattern: weight column \d+, reduction steps "
-                        r"\d+\.\.\d+ hold \d non-zero weights, at most 2 allowed \(.*\)", err)
+    assert re.fullmatch(r"hwsim: error: layer 'conv1' breaks the 1:4 pattern: weight column \d+, reduction steps "
+                        r"\d+\.\.\d+ hold \d non-zero weights, at most 1 allowed \(.*\)", err)
+
+
+def test_simulate_dense_model_on_sparse_array():
+    """An unpruned int8 model runs on the 2:4 array in dense mode: the dense array's accuracy and logits, the
+    dense array's cycles (same folds, beat periods 1 at 16 B/cycle), twice its activation DRAM bytes (beats of
+    16 lanes carrying 8 real steps) and 10/8 of its weight bytes (a 2-bit index per 8-bit code)."""
+    from hwsim.simulate import simulate
+
+    dense = simulate("digits-cnn", "mac-array-8x8-ws", compress="int8", progress=False)
+    sp = simulate("digits-cnn", "mac-array-8x8-ws-2of4", compress="int8", progress=False)
+    assert sp.simulated_equals_reference
+    assert sp.accuracy_simulated == dense.accuracy_simulated == dense.accuracy_reference
+    assert sp.cycles == dense.cycles == 2873
+    assert sp.energy_pj > dense.energy_pj  # the index metadata, the wider activation beats and the muxes
+    assert [lr.macs for lr in sp.layers] == [lr.macs for lr in dense.layers]
+
+
+def test_dense_mode_counts_against_dense_array():
+    """Dense mode on a 4x4 2:4 array is the dense 4x4 array's schedule: equal cycles, stalls and PE counts
+    (beat periods equal at 64 B/cycle); activation bytes x M/N = 2, weight bytes x (8 + 2) / 8 (beats of
+    whole bytes: 4 lanes)."""
+    cfg = MacArrayConfig(rows=4, cols=4, sparsity="2:4", dram_bytes_per_cycle=64.0)
+    dense = cfg.replace(sparsity="dense")
+    for m, k, n in ((1, 1, 1), (5, 9, 4), (13, 37, 7), (3, 16, 3)):
+        s, d = predict_gemm(cfg, m, k, n, mode="dense"), predict_gemm(dense, m, k, n)
+        assert (s.cycles, s.stall_cycles, s.folds) == (d.cycles, d.stall_cycles, d.folds)
+        sa, da = s.actions, d.actions
+        assert (sa.pe_macs, sa.pe_weight_loads, sa.pe_reg_writes) == (da.pe_macs, da.pe_weight_loads, da.pe_reg_writes)
+        assert sa.pe_index_loads == sa.pe_weight_loads and sa.pe_act_selects == sa.pe_macs
+        assert sa.input_sram_write_bytes == 2 * da.input_sram_write_bytes
+        assert 8 * sa.weight_sram_write_bytes == 10 * da.weight_sram_write_bytes
+        assert (sa.dram_read_beats, sa.dram_write_bytes, sa.requant_ops) == \
+            (da.dram_read_beats, da.dram_write_bytes, da.requant_ops)
+
+
+@pytest.mark.parametrize(("sparsity", "k", "k_dense"), [("2:4", 9, 17), ("2:4", 8, 16), ("1:4", 5, 20),
+                                                        ("2:8", 7, 25), ("1:2", 3, 6)])
+def test_dense_layout(sparsity, k, k_dense):
+    """K' = M * (K // N) + K % N by hand; a' @ w' == a @ w; w' follows N:M though w is fully dense."""
+    cfg = MacArrayConfig(rows=4, cols=2, sparsity=sparsity)
+    rng = np.random.default_rng(11)
+    a = rng.integers(-128, 128, size=(3, k))
+    w = rng.integers(1, 128, size=(k, 5))  # no zero: breaks every N:M pattern once a group has > N steps
+    a2, w2 = nm_dense_layout(cfg, a, w)
+    assert dense_k(cfg, k) == k_dense == a2.shape[1] == w2.shape[0]
+    np.testing.assert_array_equal(a2 @ w2, a @ w)
+    assert gemm_mode(cfg, w2, mode="sparse") == "sparse"  # raises if w' broke the pattern
+    assert np.count_nonzero(w2) == np.count_nonzero(w)
+
+
+def test_gemm_mode_choice():
+    cfg = MacArrayConfig(rows=4, cols=2, sparsity="2:4")
+    ok = np.array([[1, 0], [0, 2], [0, 0], [3, 4]])
+    bad = np.array([[1, 0], [1, 2], [0, 0], [3, 4]])
+    assert gemm_mode(cfg, ok) == "sparse" and gemm_mode(cfg, bad) == "dense"
+    assert gemm_mode(cfg, ok, mode="dense") == "dense" and gemm_mode(cfg, None) == "sparse"
+    assert gemm_mode(cfg.replace(sparsity="dense"), ok, mode="sparse") == "dense"
+    with pytest.raises(HwsimError, match=r"^layer 'fc' breaks the 2:4 pattern: weight column 0, reduction steps "
+                                         r"0\.\.3 hold 3 non-zero weights"):
+        gemm_mode(cfg, bad, "fc", mode="sparse")
+    with pytest.raises(HwsimError, match=r"^mode='both' is not allowed: expected 'sparse', 'dense' or None"):
+        gemm_mode(cfg, ok, mode="both")
+
+
+@pytest.mark.parametrize(("sparsity", "fmt", "acc_bits", "overflow"), [
+    ("2:4", "int8", 18, "saturate"), ("1:4", "int4", 12, "wrap"), ("2:8", "ternary", 10, "saturate"),
+])
+def test_dense_mode_values_bit_exact(sparsity, fmt, acc_bits, overflow):
+    """Unpruned weights on an N:M array (auto mode picks dense) against the dense reference, saturating too."""
+    rng = np.random.default_rng(5)
+    cfg = MacArrayConfig(rows=4, cols=3, weight_format=fmt, acc_bits=acc_bits, overflow=overflow,
+                         sparsity=sparsity)
+    lo, hi = ref.act_value_range(cfg.act_bits)
+    vals = ref.weight_values(fmt)
+    for m, k, n in ((5, 9, 4), (17, 37, 7)):
+        a = rng.choice([lo, hi], size=(m, k))
+        w = rng.choice([vals.min(), vals.max()], size=(k, n))
+        got, st = simulate_gemm(cfg, a, w, shift=2, relu=False)
+        np.testing.assert_array_equal(got, ref.gemm(a, w, cfg, shift=2, relu=False))
+        assert st.cycles == predict_gemm(cfg, m, k, n, mode="dense").cycles
 
 
 # ---------------------------------------------------------------------------------------------- co-simulation
@@ -241,6 +328,9 @@ def test_cosim_sparse_matches_reference_and_cycle_model(tmp_path):
         assert row["rtl_cycles"] == row["predicted_cycles"], row
         assert row["stall_cycles"] == row["predicted_stall_cycles"], row
         assert row["count_mismatches"] == 0 and row["actions"] == row["predicted_actions"], row
+    # Unpruned layers (i % 4 == 1; layer 1 with extreme data, saturating) ran in dense mode, the others sparse.
+    assert [r["shape"].rsplit(" ", 1)[1] for r in rep.layers] == ["sparse", "dense"] + ["sparse"] * 3 + \
+        ["dense"] + ["sparse"] * 2
     total = {key: sum(r["actions"][key] for r in rep.layers) for key in rep.layers[0]["actions"]}
     assert sum(r["stall_cycles"] for r in rep.layers) > 0
     assert total["pe_act_selects"] == total["pe_macs"] > 0
@@ -253,7 +343,7 @@ def test_cosim_rejects_pattern_violation_before_building(tmp_path):
     w = np.zeros((8, 2), dtype=np.int64)
     w[0:3, 0] = 1
     layer = {"kind": "gemm", "name": "bad", "a": np.ones((2, 8), dtype=np.int64).tolist(), "w": w.tolist(),
-             "shift": 0, "relu": False}
+             "shift": 0, "relu": False, "mode": "sparse"}  # declared N:M
     with pytest.raises(HwsimError, match=r"^layer 'bad' breaks the 2:4 pattern: weight column 0, reduction steps "
                                          r"0\.\.3 hold 3 non-zero weights, at most 2 allowed"):
         run_regression(COSIM_CFG.replace(acc_bits=19), layers=[layer], workdir=tmp_path)  # never built

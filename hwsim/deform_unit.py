@@ -34,6 +34,11 @@ adds are loaded while row ``y`` computes::
 (``fill[H_out] = 0``). Stall cycles: ``fill[0]`` + the row-fill waits + every miss's ``miss_cycles``;
 ``conflict_cycles`` (bank conflicts) are reported apart. Miss fetches and row fills are assumed not to
 contend for DRAM (stated model simplification).
+
+In ``hwsim simulate`` the unit runs the ``deform_conv2d`` layers of a compressed model
+(:func:`run_layer`, checked by :func:`check_op`), next to a ``mac-array`` unit of the same accelerator that
+runs the offset conv and every other conv / linear layer; such a unit is configured with
+``offset_array: false`` (no MAC array of its own in its inventory).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ __all__ = [
     "DeformStats",
     "DeformUnitConfig",
     "check_layer",
+    "check_op",
     "check_rtl",
     "check_rtl_layer",
     "execute_layer",
@@ -65,6 +71,7 @@ __all__ = [
     "parse_preset",
     "predict",
     "predict_layer",
+    "run_layer",
     "synthetic_offsets",
 ]
 
@@ -129,6 +136,10 @@ class DeformUnitConfig(FamilyConfig):
         Most input channels the line buffer holds.
     miss_cycles : int
         Cycles one random fetch of a word outside the line buffer takes (DRAM latency; an assumption).
+    offset_array : bool
+        The unit has its own MAC array for the offset-generating convs (``offset_rows x offset_cols``, in
+        its inventory and its layer statistics); false when another unit of the accelerator (a
+        ``mac-array`` listed beside it) runs them, as in ``hwsim simulate`` of a model with deformable layers.
     offset_rows, offset_cols : int
         The MAC array that runs the offset-generating (and pointwise) convs.
     dram_bytes_per_cycle : float
@@ -156,6 +167,7 @@ class DeformUnitConfig(FamilyConfig):
     max_width: int = 128
     max_channels: int = 128
     miss_cycles: int = 20
+    offset_array: bool = True
     offset_rows: int = 16
     offset_cols: int = 16
     dram_bytes_per_cycle: float = 16.0
@@ -177,6 +189,8 @@ class DeformUnitConfig(FamilyConfig):
             raise HwsimError(f"square_fractional={self.square_fractional!r} is not allowed: expected true or false")
         if not isinstance(self.modulation, bool):
             raise HwsimError(f"modulation={self.modulation!r} is not allowed: expected true or false")
+        if not isinstance(self.offset_array, bool):
+            raise HwsimError(f"offset_array={self.offset_array!r} is not allowed: expected true or false")
         _check_int("frac_bits", self.frac_bits, 0, 12)
         _check_int("act_bits", self.act_bits, 2, 16)
         _check_choice("weight_format", self.weight_format, WEIGHT_FORMATS)
@@ -226,6 +240,11 @@ class DeformUnitConfig(FamilyConfig):
     def lb_word_bits(self) -> int:
         return self.lanes * self.act_bits
 
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """MACs of the MAC stage (``lanes x out_lanes``; a depthwise layer uses ``lanes`` of them)."""
+        return self.lanes * self.out_lanes
+
     def rows_for(self, dilation: int = 1) -> int:
         """Line-buffer rows a layer of ``dilation`` needs (``line_buffer_rows`` if set).
 
@@ -263,7 +282,8 @@ class DeformUnitConfig(FamilyConfig):
         return (f"deformable unit {self.kernel}x{self.kernel} ({self.offset_mode} offsets, {b}, Q.{self.frac_bits}"
                 f"{', v2 mask' if self.modulation else ''}), {self.lanes} lanes x {self.out_lanes} out lanes, "
                 f"{self.banks} banks, {self.rows_for(1)}-row line buffer, {self.weight_format} weights, "
-                f"offsets on a {self.offset_rows}x{self.offset_cols} MAC array, {self.clock_mhz:g} MHz")
+                + (f"offsets on a {self.offset_rows}x{self.offset_cols} MAC array" if self.offset_array
+                   else "offsets from another unit") + f", {self.clock_mhz:g} MHz")
 
 
 _PRESET_RE = re.compile(r"^deform-unit(?:-(\d+)x(\d+))?(?:-(free|square))?(?:-b(\d+)|-(unbounded))?$")
@@ -417,11 +437,17 @@ def offset_conv_stats(cfg: DeformUnitConfig, layer: DeformLayer):
     return predict_gemm(cfg.mac_array(), ho * wo, layer.c * k * k, n, name=f"{layer.name}.offsets")
 
 
-def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, with_offset_conv: bool = True
+def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, with_offset_conv: bool | None = None
                   ) -> DeformStats:
     """Exact cycles, stalls, traffic and action counts of ``layer`` with the raw learned offsets ``offsets_q``
-    (Q format, before the variant's clamp; :func:`synthetic_offsets` when None)."""
+    (Q format, before the variant's clamp; :func:`synthetic_offsets` when None). The offset conv on the
+    unit's own MAC array is included when ``with_offset_conv`` (default: ``cfg.offset_array``)."""
     check_layer(cfg, layer)
+    if with_offset_conv is None:
+        with_offset_conv = cfg.offset_array
+    elif with_offset_conv and not cfg.offset_array:
+        raise HwsimError("with_offset_conv=True is not allowed with offset_array=False: the unit has no MAC array "
+                         "for the offset conv")
     k, F = cfg.kernel, cfg.frac_bits
     raw = synthetic_offsets(cfg, layer) if offsets_q is None else np.asarray(offsets_q, dtype=np.int64)
     off = ref.variant_offsets(cfg.variant(layer.depthwise), raw, k, k, layer.dilation, frac_bits=F)
@@ -519,6 +545,73 @@ def execute_layer(cfg: DeformUnitConfig, x, offsets_q, weight, shift: int, bias=
         act_bits=cfg.act_bits, weight_bits=cfg.weight_bits, acc_bits=cfg.acc_bits, overflow=cfg.overflow,
         rounding=cfg.rounding, relu=relu)
     return values, predict_layer(cfg, layer, offsets_q, with_offset_conv=False)
+
+
+# ---------------------------------------------------------------------------------------------- simulate
+def _layer_of(q) -> DeformLayer:
+    """The :class:`DeformLayer` of a compressed ``deform_conv2d`` layer (input shape from ``meta["in_shape"]``)."""
+    c, h, w = (int(v) for v in q.meta["in_shape"])
+    return DeformLayer(q.name, c, h, w, int(q.weight.shape[0]), q.groups > 1, q.stride, q.padding, q.dilation)
+
+
+def check_op(cfg: DeformUnitConfig, op) -> None:
+    """Registry entry: raise if the unit cannot run ``op``, a :class:`DeformLayer` or a compressed model's
+    ``deform_conv2d`` layer (:class:`hwsim.models.compressed.QLayer` with ``meta["in_shape"]``).
+
+    A compressed layer must match the unit's arithmetic: kernel, free offsets in one offset group with the
+    unit's ``frac_bits``, activation width, weights no wider than the unit's, no DCN v2 mask, full or
+    depthwise, and the unit's offset clamp must act on the offset codes exactly as the layer's own bound.
+    """
+    if isinstance(op, DeformLayer):
+        check_layer(cfg, op)
+        return
+    if getattr(op, "kind", None) != "deform_conv2d":
+        raise HwsimError(f"op={type(op).__name__} is not allowed: expected a DeformLayer or a deform_conv2d layer")
+    from hwsim.models.spec import WEIGHT_BITS
+
+    name = op.name
+    o, cg, kh, kw = op.weight.shape
+    c = cg * op.groups
+    f = int(op.meta["frac_bits"])
+    where = f"layer {name!r} is not allowed on {FAMILY.name}"
+    if (kh, kw) != (cfg.kernel, cfg.kernel):
+        raise HwsimError(f"{where}: its {kh}x{kw} kernel does not match kernel={cfg.kernel}")
+    if op.groups not in (1, c) or (op.groups > 1 and o != c):
+        raise HwsimError(f"{where}: groups={op.groups} (expected 1, full, or {c}, depthwise)")
+    if cfg.offset_mode != "free":
+        raise HwsimError(f"{where}: offset_mode={cfg.offset_mode!r} (the layer has free (dy, dx) offsets per tap; "
+                         "expected 'free')")
+    if f != cfg.frac_bits:
+        raise HwsimError(f"{where}: its offsets are Q.{f}, the unit has frac_bits={cfg.frac_bits}")
+    if op.act_bits != cfg.act_bits:
+        raise HwsimError(f"{where}: its activations are {op.act_bits}-bit, the unit has act_bits={cfg.act_bits}")
+    if WEIGHT_BITS[op.weight_format] > cfg.weight_bits:
+        raise HwsimError(f"{where}: its {op.weight_format} weights are wider than weight_format="
+                         f"{cfg.weight_format!r}")
+    if cfg.modulation:
+        raise HwsimError(f"{where}: modulation=True (the layer has no DCN v2 mask; expected false)")
+    # offset codes are act_bits wide: [-R, R - 1] with R = 2**(act_bits - 1); a clamp at b >= R is a no-op
+    r = 1 << (op.act_bits - 1)
+    unit_b = None if cfg.offset_bound is None else int(math.floor(cfg.offset_bound * (1 << f)))
+    layer_b = op.offset_bound_q()
+    if min(r, r if unit_b is None else unit_b) != min(r, r if layer_b is None else layer_b):
+        raise HwsimError(f"{where}: offset_bound={cfg.offset_bound!r} clamps its offsets differently from the "
+                         f"layer's bound ({op.meta.get('offset_bound')!r} pixels)")
+    check_layer(cfg, _layer_of(op))
+
+
+def run_layer(cfg: DeformUnitConfig, q, inputs) -> tuple[np.ndarray, list[DeformStats]]:
+    """Registry entry: a compressed model's ``deform_conv2d`` layer ``q`` on a batch, image by image
+    (:func:`execute_layer`: bit-exact values and the statistics of each image; the offsets come from
+    another unit, so no offset conv here). ``inputs`` = [feature map (N, C, H, W), offsets (N, 2kk, Ho, Wo)]."""
+    x, off = (np.asarray(a, dtype=np.int64) for a in inputs)
+    outs, stats = [], []
+    for xi, oi in zip(x, off, strict=True):
+        v, st = execute_layer(cfg, xi, oi, q.weight, int(q.shift[0]), q.bias, q.relu, stride=q.stride,
+                              padding=q.padding, dilation=q.dilation, name=q.name)
+        outs.append(v)
+        stats.append(st)
+    return np.stack(outs), stats
 
 
 # ---------------------------------------------------------------------------------------------- RTL scope
@@ -620,7 +713,7 @@ def inventory(cfg: DeformUnitConfig):
         comps.insert(3, Component("mask_mult", "multiplier", {"a_bits": cfg.act_bits + 2 * cfg.frac_bits,
                                                               "b_bits": cfg.mask_bits + 1}, cfg.lanes,
                                   "DCN v2 modulation of each sample"))
-    for c in mac_inventory(cfg.mac_array()).components:
+    for c in mac_inventory(cfg.mac_array()).components if cfg.offset_array else ():
         if c.name != "dram":
             comps.append(Component(f"oc_{c.name}", c.cls, c.attrs, c.count, f"offset-conv MAC array: {c.note}"
                                    if c.note else "offset-conv MAC array"))
@@ -635,12 +728,13 @@ FAMILY = Family(
     presets=("deform-unit", "deform-unit-16x16-square-b8", "deform-unit-unbounded", "deform-unit-8x8-free-b4"),
     preset_pattern="deform-unit[-PxQ][-free|square][-bB|-unbounded]",
     parse_preset=parse_preset,
-    workload_kinds=(),
+    workload_kinds=("deform_conv2d",),
     reference="hwsim.models.deform_unit",
     cycle_model="hwsim.deform_unit",
     inventory=inventory,
     predict=predict,
-    check_op=check_layer,
+    check_op="hwsim.deform_unit:check_op",
+    run_layer="hwsim.deform_unit:run_layer",
     rtl="hwsim.rtl.deform_unit:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.deform_unit_regression:run_regression",

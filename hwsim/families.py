@@ -18,6 +18,13 @@ Entry-point protocol (what each view's callable takes and returns)
     Value path: the bit-exact outputs of one GEMM and its statistics.
 ``check_op(cfg, op) -> None``
     Raises :class:`HwsimError` if this unit cannot run ``op`` (e.g. weight codes the PE lacks).
+``run_layer(cfg, layer, inputs) -> (values, stats)``
+    For layer kinds that are neither lowered to GEMMs nor whole models (e.g. ``deform_conv2d`` on the
+    ``deform-unit``): one layer of a compressed model (:class:`hwsim.models.compressed.QLayer`, already
+    accepted by ``check_op``) on a batch; ``inputs`` are its int64 input batches (one per layer input),
+    ``values`` its bit-exact int64 output batch and ``stats`` one statistics record per input (``cycles``,
+    ``stall_cycles``, ``macs``, ``actions``, ``dram_read_bytes``, ``dram_write_bytes``). ``simulate`` runs
+    such layers on their unit inside the compressed model and the GEMM layers on the GEMM unit.
 ``simulate_model(cfg, model, x, compress=None, calib=None) -> ModelRun``
     For families whose layers are not lowered to GEMMs (e.g. ``lstm``): the whole float ``model``
     (:class:`hwsim.models.graph.Model`, every workload layer routed to this unit) quantized for ``cfg``
@@ -141,6 +148,7 @@ class Family:
     predict: str | Callable | None = None
     execute: str | Callable | None = None
     check_op: str | Callable | None = None
+    run_layer: str | Callable | None = None
     simulate_model: str | Callable | None = None
     rtl: str | Callable | None = None
     rtl_check: str | Callable | None = None

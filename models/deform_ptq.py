@@ -127,7 +127,9 @@ def compress_deform(model: Model, spec, calib_x, *, act_bits: int = 8, cfg=None,
             bias = None
             if la.bias is not None:
                 bias = np.clip(np.rint(b / scale), acc_lo, acc_hi).astype(np.int64)
-            meta = {"frac_bits": f, "offset_bound": la.meta.get("offset_bound")} if deform else dict(la.meta)
+            meta = dict(la.meta)
+            if deform:
+                meta = {"frac_bits": f, "offset_bound": la.meta.get("offset_bound"), "in_shape": shapes[ins[0]]}
             q = QLayer(la.name, la.kind, ins, shape, None, act_bits, weight_format=sp.weight_format,
                        weight=qw.values, weight_exp=qw.exp, bias=bias, in_exp=in_exp,
                        shift=np.zeros(la.weight.shape[0], dtype=np.int64), relu=relu, act_bits=act_bits,

@@ -1,4 +1,4 @@
-"""Build a QDQ and a QONNX ONNX model of the zoo's digits CNN, for ``hwsim simulate model.onnx``.
+"""Build a QDQ, a QONNX and a float (Concat / ReLU6) ONNX model of the zoo's digits CNN, for ``hwsim simulate``.
 
 Both graphs quantize hwsim's float ``digits-cnn`` (conv 3x3 -> ReLU -> maxpool -> conv 3x3 -> ReLU ->
 flatten -> linear) the way PyTorch / Brevitas exports look:
@@ -8,6 +8,10 @@ flatten -> linear) the way PyTorch / Brevitas exports look:
 * ``digits_cnn_qonnx.onnx``: QONNX (Brevitas / FINN) style. ``Quant`` nodes (domain
   ``qonnx.custom_op.general``) on the float weights (8-bit, 4-bit for ``conv2``, narrow range) and on the
   activations (8-bit signed).
+* ``digits_cnn_branches.onnx``: a float graph computing the same function with the ops hwsim's own
+  ``--compress`` has to quantize: ``conv1`` split into two 4-channel Convs (one followed by Relu, one by
+  ``Clip(0, 6)``, i.e. ReLU6) joined by a Concat, MaxPool with ``auto_pad=SAME_UPPER`` at stride 2, and
+  ReLU6 after ``conv2`` (the float digits CNN's activations stay below 6 on all but a few images).
 
 Scales are powers of two (``2**ceil(log2(max / qmax))``, activations calibrated on the training images), so
 hwsim runs them exactly; ``--float-scales`` writes PyTorch-like ``max / qmax`` weight scales instead, which
@@ -18,6 +22,7 @@ Usage::
     python examples/build_quantized_digits_onnx.py -o out/
     hwsim simulate out/digits_cnn_qdq.onnx --accel mac-array-8x8-ws
     hwsim simulate out/digits_cnn_qonnx.onnx --accel mac-array-8x8-ws
+    hwsim simulate out/digits_cnn_branches.onnx --accel mac-array-8x8-ws --compress int8
 
 Needs the ``onnx`` package (``pip install 'hwsim[onnx]'``).
 """
@@ -134,9 +139,39 @@ def build(style: str, model, scales: dict[str, float], float_scales: bool, weigh
     return m
 
 
+def build_branches(model):
+    """The float digits CNN as a two-branch graph with Concat, ReLU6 and a SAME-padded MaxPool."""
+    L = {la.name: la for la in model.layers}
+    c1, c2, fc, pool = L["conv1"], L["conv2"], L["fc"], L["pool1"]
+    half = c1.weight.shape[0] // 2
+    inits = [_init("zero", np.float32(0.0)), _init("six", np.float32(6.0))]
+    for name, w, b in (("conv1a", c1.weight[:half], c1.bias[:half]), ("conv1b", c1.weight[half:], c1.bias[half:]),
+                       ("conv2", c2.weight, c2.bias), ("fc", fc.weight, fc.bias)):
+        inits += [_init(f"{name}_w", w.astype(np.float32)), _init(f"{name}_b", b.astype(np.float32))]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv1a_w", "conv1a_b"], ["c1a"], name="conv1a", pads=[c1.padding] * 4),
+        helper.make_node("Relu", ["c1a"], ["r1a"], name="relu1a"),
+        helper.make_node("Conv", ["x", "conv1b_w", "conv1b_b"], ["c1b"], name="conv1b", pads=[c1.padding] * 4),
+        helper.make_node("Clip", ["c1b", "zero", "six"], ["r1b"], name="relu6_1b"),
+        helper.make_node("Concat", ["r1a", "r1b"], ["cat"], name="cat", axis=1),
+        helper.make_node("MaxPool", ["cat"], ["pool1"], name="pool1", kernel_shape=[pool.kernel] * 2,
+                         strides=[pool.stride] * 2, auto_pad="SAME_UPPER"),
+        helper.make_node("Conv", ["pool1", "conv2_w", "conv2_b"], ["c2"], name="conv2", pads=[c2.padding] * 4),
+        helper.make_node("Clip", ["c2", "zero", "six"], ["r2"], name="relu6_2"),
+        helper.make_node("Flatten", ["r2"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "digits_cnn_branches",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="hwsim examples")
+    m.ir_version = 8
+    return m
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-o", "--output", default=".", help="directory for the two .onnx files (default: .)")
+    ap.add_argument("-o", "--output", default=".", help="directory for the three .onnx files (default: .)")
     ap.add_argument("--float-scales", action="store_true",
                     help="PyTorch-like max/qmax weight scales instead of powers of two")
     args = ap.parse_args(argv)
@@ -150,6 +185,9 @@ def main(argv=None) -> int:
         path = out / f"digits_cnn_{style}.onnx"
         onnx.save_model(m, path)
         print(f"wrote {path} ({style}; weights {', '.join(f'{k} {v} b' for k, v in bits.items()) or 'all 8 b'})")
+    path = out / "digits_cnn_branches.onnx"
+    onnx.save_model(build_branches(model), path)
+    print(f"wrote {path} (float; Concat, ReLU6, SAME-padded MaxPool: run it with --compress SPEC)")
     return 0
 
 

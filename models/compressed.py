@@ -382,11 +382,10 @@ class QLayer:
         if k == "flatten":
             return x.reshape(x.shape[0], -1)
         lo, hi = act_range(self.act_bits)
-        if k == "avgpool":
-            s = pool2d(x, "sum", self.kernel, self.stride, self.padding) / 2.0 ** self.out_exp
-            if "count_pads" in self.meta:
-                s = s / self._pool_counts(x)
-            return np.clip(round_ties(s / 2.0 ** int(self.shift[0]), rounding), lo, hi) * 2.0 ** self.out_exp
+        if k == "avgpool":  # the window mean quantized to out_exp (forward_int's shift is log2(area) + out - in)
+            div = self._pool_counts(x) if "count_pads" in self.meta else self.kernel * self.kernel
+            s = pool2d(x, "sum", self.kernel, self.stride, self.padding) / div / 2.0 ** self.out_exp
+            return np.clip(round_ties(s, rounding), lo, hi) * 2.0 ** self.out_exp
         if k == "add":
             y = x + inputs[1]
             if self.relu:

@@ -31,13 +31,16 @@ def make(nodes, inits, in_shape, out_name="y", opset=17, domains=()):
     return m
 
 
-def run_ort(m, x):
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+def run_ort(m, x, optimize=True):
+    so = ort.SessionOptions()
+    if not optimize:  # run every node as written (no QDQ -> QLinear* fusion)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     return sess.run(None, {"x": x.astype(np.float32)})[0]
 
 
-def f32(*shape, scale=0.3):
-    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+def f32(*shape, scale=0.3, rng=None):
+    return (((rng or RNG).standard_normal(shape)) * scale).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------ float graphs
@@ -152,6 +155,110 @@ def test_pool_strides_default_to_one_as_in_onnx():
         got = load_onnx(m).model.forward_float(x)
         assert got.shape == (2, 2, 4, 4)
         np.testing.assert_allclose(got, run_ort(m, x), rtol=1e-5, atol=1e-6)
+
+
+def naive_pool(a, kind, k, s, onnx_pads=(0, 0, 0, 0), ceil_mode=0, count_include_pad=0):
+    """ONNX MaxPool / AveragePool from the operator spec, with loops: pads [top, left, bottom, right]; output
+    ``floor`` (or with ceil_mode ``ceil``) of ``(in + pads - k) / s`` plus 1, a ceil window that would start in
+    the end padding dropped; each window clipped to the input: MaxPool ignores padding (-inf), AveragePool
+    divides by its real pixels, or with count_include_pad by its pixels inside the explicitly padded input."""
+    n, c, h, w = a.shape
+    top, left, bottom, right = onnx_pads
+
+    def size(n_in, lo, hi):
+        span = n_in + lo + hi - k
+        out = (-(-span // s) if ceil_mode else span // s) + 1
+        return out - 1 if ceil_mode and (out - 1) * s >= n_in + lo else out
+
+    ho, wo = size(h, top, bottom), size(w, left, right)
+    y = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            r0, c0 = i * s - top, j * s - left
+            win = a[:, :, max(r0, 0):min(r0 + k, h), max(c0, 0):min(c0 + k, w)]
+            if kind == "max":
+                y[:, :, i, j] = win.max(axis=(2, 3))
+                continue
+            cnt = win.shape[2] * win.shape[3]
+            if count_include_pad:
+                cnt = (min(r0 + k, h + bottom) - max(r0, -top)) * (min(c0 + k, w + right) - max(c0, -left))
+            y[:, :, i, j] = win.sum(axis=(2, 3)) / cnt
+    return y
+
+
+@pytest.mark.parametrize("op, attrs, naive_args", [
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 1]), ("max", 3, 2, (1, 0, 1, 1))),
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+     ("max", 3, 2, (1, 1, 1, 1), 1)),
+    ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1), ("max", 2, 2, (0, 0, 0, 0), 1)),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]), ("avg", 3, 1, (1, 1, 1, 1))),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 2, 0, 1], count_include_pad=1, ceil_mode=1),
+     ("avg", 3, 2, (1, 2, 0, 1), 1, 1)),
+    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, count_include_pad=1),
+     ("avg", 2, 2, (0, 0, 0, 0), 1, 1)),
+    # SAME at stride 2 on 7 x 9: out 4 x 5, total pads 1 and 1 (kernel 2), 2 and 2 (kernel 3)
+    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_LOWER", count_include_pad=1),
+     ("avg", 2, 2, (1, 1, 0, 0), 0, 1)),
+    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER"), ("avg", 2, 2, (0, 0, 1, 1))),
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"), ("max", 3, 2, (1, 1, 1, 1))),
+])
+def test_padded_pools_match_ort_and_a_naive_loop(op, attrs, naive_args):
+    rng = np.random.default_rng(101)
+    m = make([helper.make_node(op, ["x"], ["y"], name="pool", **attrs)], [], ["N", 2, 7, 9])
+    x = rng.standard_normal((3, 2, 7, 9)) - 3.0  # mostly negative: a zero (not -inf) max padding would show
+    ref = run_ort(m, x)
+    model = load_onnx(m).model
+    got = model.forward_float(x)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(naive_pool(x, *naive_args), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_padded_pool_layers_by_hand():
+    """MaxPool 3x3 / 2, pads 1, ceil_mode on 8 x 8: ceil(7 / 2) + 1 = 5 outputs, the last window ends at
+    4 * 2 + 3 = 11 = 8 + 1 + 2: one more pixel of end padding. AveragePool count_include_pad=1 counts the
+    explicit pads only (count_pads), never the ceil_mode overhang."""
+    rng = np.random.default_rng(102)
+    m = make([helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                               ceil_mode=1, name="mp"),
+              helper.make_node("AveragePool", ["p"], ["y"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 0, 0],
+                               ceil_mode=1, count_include_pad=1, name="ap")], [], ["N", 1, 8, 8])
+    model = load_onnx(m).model
+    mp, ap = model.layers
+    assert (mp.padding, mp.meta) == ((1, 2, 1, 2), {})
+    # on 5 x 5: rows ceil((5 + 1 - 2) / 2) + 1 = 3, no overhang; columns ceil(3 / 2) + 1 = 3, overhang 1
+    assert (ap.padding, ap.meta["count_pads"]) == ((1, 0, 0, 1), (1, 0, 0, 0))
+    assert model.shapes() == {"input": (1, 8, 8), "mp": (1, 5, 5), "ap": (1, 3, 3)}
+    x = rng.standard_normal((2, 1, 8, 8))
+    np.testing.assert_allclose(model.forward_float(x), run_ort(m, x), rtol=1e-5, atol=1e-6)
+
+
+def test_same_auto_pad_at_stride_2_matches_ort():
+    """ONNX SAME: out = ceil(in / stride), total pad = max((out - 1) * stride + (k - 1) * dilation + 1 - in, 0),
+    the odd pixel at the end (SAME_UPPER) or the start (SAME_LOWER). Hand counts on 7 x 9:
+    k3 s2 -> 4 x 5, totals 2 and 2 -> (1, 1, 1, 1); then k2 s2 on 4 x 5 -> 2 x 3, totals 0 and 1, LOWER ->
+    left 1; then k3 s3 on 2 x 3 -> 1 x 1, totals 1 and 0, UPPER -> bottom 1."""
+    rng = np.random.default_rng(103)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], auto_pad="SAME_UPPER", strides=[2, 2], name="c1"),
+             helper.make_node("Conv", ["c1", "w2"], ["c2"], auto_pad="SAME_LOWER", strides=[2, 2], name="c2"),
+             helper.make_node("Conv", ["c2", "w3"], ["y"], auto_pad="SAME_UPPER", strides=[3, 3], name="c3")]
+    inits = [init("w1", f32(4, 2, 3, 3, rng=rng)), init("w2", f32(3, 4, 2, 2, rng=rng)), init("w3", f32(2, 3, 3, 3, rng=rng))]
+    m = make(nodes, inits, ["N", 2, 7, 9])
+    model = load_onnx(m).model
+    assert [la.padding for la in model.layers] == [1, (0, 0, 1, 0), (0, 1, 0, 0)]
+    assert model.shapes()["c3"] == (2, 1, 1)
+    x = rng.standard_normal((3, 2, 7, 9))
+    np.testing.assert_allclose(model.forward_float(x), run_ort(m, x), rtol=1e-4, atol=1e-5)
+    # with dilation (ONNX Runtime rejects SAME with dilation, so its reference runs the hand-computed pads):
+    # k3 d2 s2 on 7: out 4, total 3 * 2 + 2 * 2 + 1 - 7 = 4; k2 d3 s2 on 9: out 5, total 8 + 3 + 1 - 9 = 3,
+    # SAME_LOWER -> 2 before, 1 after
+    for auto, k, d, pads in (("SAME_UPPER", 3, 2, [2, 2, 2, 2]), ("SAME_LOWER", 2, 3, [2, 2, 1, 1])):
+        w = init("w", f32(3, 2, k, k, rng=rng))
+        same = make([helper.make_node("Conv", ["x", "w"], ["y"], auto_pad=auto, strides=[2, 2], dilations=[d, d])],
+                    [w], ["N", 2, 7, 9])
+        explicit = make([helper.make_node("Conv", ["x", "w"], ["y"], pads=pads, strides=[2, 2], dilations=[d, d])],
+                        [w], ["N", 2, 7, 9])
+        np.testing.assert_allclose(load_onnx(same).model.forward_float(x), run_ort(explicit, x), rtol=1e-4, atol=1e-5)
 
 
 def test_shape_only_import_needs_no_weights(tmp_path):
@@ -498,6 +605,162 @@ def test_qdq_relu6_and_concat_integer_outputs_match_numpy_and_ort():
     with pytest.raises(HwsimError, match=r"^<model>: layer 'cat' \(concat\) has no output quantizer and inputs of "
                                          r"exponents \[-2, -3, -7\]"):
         to_compressed(load_onnx(make(cut, inits, ["N", 1, 8, 8])), cfg)
+
+
+def test_qdq_padded_pools_integer_outputs_match_numpy_and_ort():
+    """q(x) -> conv + relu -> q (s1) -> MaxPool 3x3/2 pads 1 ceil_mode -> AveragePool 3x3/1 pads 1
+    (count_include_pad 0: border windows of 4 and 6 pixels) -> q (s1) -> AveragePool 2x2/2 pads [1, 0, 0, 0]
+    ceil_mode count_include_pad 1 -> q (s3, coarser: divide by count * 2) -> flatten -> gemm -> q (s4).
+    The NumPy reference pools the dequantized values with naive_pool and quantizes like QuantizeLinear."""
+    rng = np.random.default_rng(104)
+    from hwsim.models.graph import conv2d_float
+
+    from hwsim.config import MacArrayConfig
+
+    s_in, sw, s1, s3, s4 = (2.0 ** e for e in (-7, -7, -3, -2, -1))
+    w1 = rng.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
+    w2 = rng.integers(-127, 128, size=(10, 4 * 3 * 3)).astype(np.int8)
+    b1 = rng.integers(-500, 500, size=4) * s_in * sw
+    sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
+
+    def qdq(t, sname):
+        return [helper.make_node("QuantizeLinear", [t, sname, "z8"], [t + "q"]),
+                helper.make_node("DequantizeLinear", [t + "q", sname, "z8"], [t + "d"])]
+
+    nodes = (qdq("x", "s_in") + [
+        helper.make_node("DequantizeLinear", ["w1q", "sw", "z8"], ["w1d"]),
+        helper.make_node("DequantizeLinear", ["w2q", "sw", "z8"], ["w2d"]),
+        helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"])] + qdq("r1", "s1") + [
+        helper.make_node("MaxPool", ["r1d"], ["mp"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                         ceil_mode=1, name="mp"),
+        helper.make_node("AveragePool", ["mp"], ["ap"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="ap")]
+        + qdq("ap", "s1") + [
+        helper.make_node("AveragePool", ["apd"], ["ap2"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 0, 0],
+                         ceil_mode=1, count_include_pad=1, name="ap2")] + qdq("ap2", "s3") + [
+        helper.make_node("Flatten", ["ap2d"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2d"], ["g"], transB=1, name="fc")] + qdq("g", "s4") + [
+        helper.make_node("Identity", ["gd"], ["y"])])
+    inits = [init("z8", np.int8(0)), sc("s_in", s_in), sc("sw", sw), sc("s1", s1), sc("s3", s3), sc("s4", s4),
+             init("w1q", w1), init("w2q", w2), init("b1", b1.astype(np.float32))]
+    m = make(nodes, inits, ["N", 1, 8, 8])
+    cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
+    cm = to_compressed(load_onnx(m, exact=True), cfg)
+    assert [(q.kind, q.padding, q.meta.get("count_pads")) for q in cm.layers if "pool" in q.kind] == [
+        ("maxpool", (1, 2, 1, 2), None), ("avgpool", 1, (0, 0, 0, 0)), ("avgpool", (1, 0, 0, 1), (1, 0, 0, 0))]
+    assert [q.shift.tolist() for q in cm.layers if q.kind == "avgpool"] == [[0], [1]]
+    x = rng.random((16, 1, 8, 8)) * 1.5 - 0.5
+
+    def q(v, s):  # QuantizeLinear: round half to even, int8
+        return np.clip(np.rint(v / s), -128, 127)
+
+    a0 = q(x, s_in) * s_in
+    r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
+    mp = naive_pool(r1, "max", 3, 2, (1, 1, 1, 1), ceil_mode=1)
+    ap = q(naive_pool(mp, "avg", 3, 1, (1, 1, 1, 1)), s1) * s1
+    ap2 = q(naive_pool(ap, "avg", 2, 2, (1, 0, 0, 0), ceil_mode=1, count_include_pad=1), s3) * s3
+    want = q(ap2.reshape(16, -1) @ (w2 * sw).T, s4).astype(np.int64)
+    acts = cm.forward_int(x, cfg=cfg, return_all=True)
+    np.testing.assert_array_equal(acts["ap"], np.rint(ap / s1).astype(np.int64))
+    np.testing.assert_array_equal(acts["ap2"], np.rint(ap2 / s3).astype(np.int64))
+    np.testing.assert_array_equal(acts[cm.output], want)
+    # ONNX Runtime running the QDQ nodes as written (DequantizeLinear, float pools, QuantizeLinear); its graph
+    # optimizer fuses them into a QLinearAveragePool that, with ceil_mode and count_include_pad=1, divides the
+    # overhanging window differently from its own float AveragePool (1.32)
+    np.testing.assert_array_equal(acts[cm.output], np.rint(run_ort(m, x, optimize=False) / s4).astype(np.int64))
+    assert len(np.unique(want)) > 5 and len(np.unique(acts["ap"])) > 5
+    np.testing.assert_array_equal(cm.forward_fakequant(x), want * s4)
+    # half_up (hwsim's default) rounds the division's ties up, like the shifts: the NumPy graph with floor(v + .5)
+    up = MacArrayConfig(rows=4, cols=4, rounding="half_up")
+    got = to_compressed(load_onnx(m, exact=True), up).forward_int(x, cfg=up, return_all=True)
+    hq = lambda v, s: np.clip(np.floor(v / s + 0.5), -128, 127)  # noqa: E731
+    r1 = hq(np.maximum(conv2d_float(hq(x, s_in) * s_in, w1 * sw, b1, padding=1), 0), s1) * s1
+    ap = hq(naive_pool(naive_pool(r1, "max", 3, 2, (1, 1, 1, 1), ceil_mode=1), "avg", 3, 1, (1, 1, 1, 1)), s1)
+    np.testing.assert_array_equal(got["ap"], ap)
+
+
+def np_eval_compressed(cm, x, pools, rounding="half_up"):
+    """NumPy evaluation of a compressed model's quantized graph from its parameters, written from the meaning
+    of each op on real values (every tensor is codes * 2**exp): conv / linear with the dequantized weights and
+    bias, then quantize to the output exponent; clip = quantize(clip(v, 0, max)); concat = quantize every input
+    to the common exponent; pools by naive_pool with the ONNX attributes ``pools[name]``. Returns the codes."""
+    from hwsim.models.graph import conv2d_float
+
+    rnd = (lambda v: np.floor(v + 0.5)) if rounding == "half_up" else np.rint
+
+    def q(v, e):
+        return np.clip(rnd(v / 2.0 ** e), -128, 127) * 2.0 ** e
+
+    real = {"input": q(x, cm.layers[0].out_exp)}
+    for la in cm.layers[1:]:
+        a = real[la.inputs[0]]
+        if la.kind in ("conv2d", "linear"):
+            w = la.weight * 2.0 ** la.weight_exp.reshape((-1,) + (1,) * (la.weight.ndim - 1))
+            b = np.zeros(len(w)) if la.bias is None else la.bias * 2.0 ** (la.in_exp + la.weight_exp)
+            y = conv2d_float(a, w, None, la.stride, la.padding, la.dilation, la.groups) + b[None, :, None, None] \
+                if la.kind == "conv2d" else a @ w.T + b
+            real[la.name] = q(np.maximum(y, 0) if la.relu else y, la.out_exp)
+        elif la.kind == "maxpool":
+            real[la.name] = naive_pool(a, *pools[la.name])
+        elif la.kind == "avgpool":
+            real[la.name] = q(naive_pool(a, *pools[la.name]), la.out_exp)
+        elif la.kind == "relu":
+            real[la.name] = np.maximum(a, 0)
+        elif la.kind == "flatten":
+            real[la.name] = a.reshape(len(a), -1)
+        elif la.kind == "clip":
+            real[la.name] = q(np.clip(a, 0, cm.source.layer(la.name).meta["max"]), la.out_exp)
+        elif la.kind == "concat":
+            real[la.name] = np.concatenate([q(real[i], la.out_exp) for i in la.inputs], axis=1)
+        else:
+            raise AssertionError(la.kind)
+    return np.rint(real[cm.output] / 2.0 ** cm.output_exp).astype(np.int64)
+
+
+def test_compress_float_graph_with_concat_relu6_and_padded_pools_matches_numpy():
+    """hwsim's own compression of a float graph: concat (common exponent, per-input shifts), ReLU6 (the conv in
+    front calibrated on the clipped range), padded pools; its integer forward equals the NumPy evaluation."""
+    rng = np.random.default_rng(105)
+    from hwsim.models.ptq import compress
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Clip", ["c1", "zero", "six"], ["r1"], name="relu6"),
+        helper.make_node("Conv", ["x", "w2"], ["c2"], auto_pad="SAME_LOWER", name="conv2"),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Concat", ["r1", "r2", "x"], ["cat"], axis=1, name="cat"),
+        helper.make_node("MaxPool", ["cat"], ["mp"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                         ceil_mode=1, name="mp"),
+        helper.make_node("Conv", ["mp", "w3"], ["c3"], pads=[1, 1, 1, 1], name="conv3"),
+        helper.make_node("Clip", ["c3", "zero", "half"], ["r3"], name="clip3"),
+        helper.make_node("AveragePool", ["r3"], ["ap"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="ap"),
+        helper.make_node("Flatten", ["ap"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1, name="fc"),
+    ]
+    inits = [init("w1", f32(4, 1, 3, 3, scale=4, rng=rng)), init("b1", f32(4, scale=3, rng=rng)), init("w2", f32(3, 1, 2, 2, scale=2, rng=rng)),
+             init("w3", f32(4, 8, 3, 3, rng=rng)), init("wf", f32(10, 4 * 5 * 5, rng=rng)), init("zero", np.float32(0)),
+             init("six", np.float32(6)), init("half", np.float32(0.5))]
+    m = make(nodes, inits, ["N", 1, 8, 8])
+    model = load_onnx(m).model
+    x = rng.random((64, 1, 8, 8)) * 4 - 1
+    np.testing.assert_allclose(model.forward_float(x), run_ort(m, x), rtol=1e-4, atol=1e-4)
+    cm = compress(model, "int8", x[:48])
+    kinds = [(q.kind, q.shift.tolist() if q.kind in ("clip", "concat") else None) for q in cm.layers]
+    assert [k for k, _ in kinds] == ["input", "conv2d", "clip", "conv2d", "concat", "maxpool", "conv2d", "clip",
+                                     "avgpool", "flatten", "linear"]
+    e = {q.name: q.out_exp for q in cm.layers}
+    # ReLU6's producer is calibrated on [0, 6]: 6 / 127 -> 2**-4 (its raw range would need a coarser one)
+    assert e["conv1"] == -4 and cm.layer("relu6").shift.tolist() == [0] and cm.layer("relu6").meta["max_code"] == 96
+    assert cm.layer("cat").shift.tolist() == [e["relu6"] - e["cat"], e["conv2"] - e["cat"], e["input"] - e["cat"]]
+    assert cm.layer("clip3").meta["max_code"] == round(0.5 / 2.0 ** e["clip3"])
+    pools = {"mp": ("max", 3, 2, (1, 1, 1, 1), 1), "ap": ("avg", 3, 1, (1, 1, 1, 1))}
+    got = cm.forward_int(x, return_all=True)
+    want = np_eval_compressed(cm, x, pools)
+    np.testing.assert_array_equal(got[cm.output], want)
+    assert got["relu6"].max() == 96 and got["clip3"].min() == 0  # the clamps are exercised
+    assert len(np.unique(want)) > 20
+    # the integer model stands for the float one
+    assert np.corrcoef(got[cm.output].ravel() * 2.0 ** cm.output_exp, model.forward_float(x).ravel())[0, 1] > 0.99
 
 
 def test_non_pow2_scale_mapped_with_error_or_rejected():

@@ -293,7 +293,7 @@ def step_layer(cfg: LstmEngineConfig, q: ref.FixedLstm, xs, h0, c0, name: str = 
     want = {"actions": {k: v * T for k, v in want["actions"].items()},
             "bank_reads": [v * T for v in want["bank_reads"]], "bank_writes": [v * T for v in want["bank_writes"]],
             "stall_cycles": want["stall_cycles"] * T}
-    return {"name": name, "kind": f"{q.fmt.kind}-lstm", "shape": [4 * H, q.fmt.shape[1], T], "gates": 1,
+    return {"name": name, "kind": "lstm", "shape": [4 * H, q.fmt.shape[1], T], "gates": 1,
             "n_stages": len(words), "setup": setup, "x": xs, "hidden": H, "predicted_cycles": stats.cycles * T,
             "step_cycles": stats.cycles, "expect_h": np.stack(hs).tolist(), "expect_c": np.stack(cs).tolist(),
             "expect_counts": want}
@@ -346,7 +346,7 @@ def random_step_layers(cfg: LstmEngineConfig, seed: int, steps: int) -> list[dic
             xs = rng.integers(lo, hi + 1, size=(steps, q.fmt.shape[1]))
             h0, c0 = rng.integers(lo, hi + 1, size=H), rng.integers(lo, hi + 1, size=H)
             try:
-                out.append(step_layer(cfg, q, xs, h0, c0, name=f"step-{kind}"))
+                out.append(step_layer(cfg, q, xs, h0, c0, name=f"{kind}-step"))
             except HwsimError:  # does not fit this config's memories or address generator: draw again
                 continue
             break

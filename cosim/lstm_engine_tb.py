@@ -2,12 +2,14 @@
 :func:`hwsim.cosim.runner.run_job` as the test module of
 :func:`hwsim.cosim.lstm_engine_harness.lstm_engine_harness`).
 
-For every job (a whole TT or HT matvec, prepared by :mod:`hwsim.cosim.lstm_engine_regression` with the
-bit-exact expectation and the cycle model's prediction) it writes the memory images, pulses ``load``,
-``start`` and ``dump`` and waits on the harness's flags (no Python per clock cycle), then compares every
-output, the busy cycles and, from the top's simulation-only activity counters, every priced action count,
-the per-bank working-SRAM reads/writes and the stall cycles against the cycle model's
-(:func:`hwsim.cosim.lstm_engine_regression.count_diffs`; a difference is a row's ``count_diffs``).
+For every layer (prepared by :mod:`hwsim.cosim.lstm_engine_regression` with the bit-exact expectation and
+the cycle model's prediction: a whole TT or HT matvec, or an LSTM run for several time steps) it writes
+the load images, pulses ``load`` for the setup writes, then per step ``load`` (the ``x`` of that step),
+``start`` and, for LSTM layers, two ``dump`` s (``h`` and ``c``), waiting on the harness's flags (no
+Python per clock cycle). It compares every output (matvec: the last buffer; LSTM: ``h`` and ``c`` after
+every step), the busy cycles summed over the steps and, from the top's simulation-only activity counters,
+every priced action count, the per-bank working-SRAM reads/writes and the stall cycles against the cycle
+model's (:func:`hwsim.cosim.lstm_engine_regression.count_diffs`; a difference is a row's ``count_diffs``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
+from hwsim.cosim.lstm_engine_harness import COUNTER_PORTS
 from hwsim.cosim.lstm_engine_regression import count_diffs, measured_counts
 from hwsim.cosim.runner import read_job
 from hwsim.cosim.tb_util import pulse, reset_harness
-from hwsim.rtl.lstm_engine import COUNTERS
+from hwsim.rtl.lstm_step import EXT_RSEL, EXT_SEL
 
 from hwsim.lstm_engine import LstmEngineConfig
 
@@ -42,42 +45,63 @@ class LstmEngineTB:
         w = len(dut.cnt_bank_rd) // self.cfg.banks
         rd, wr = int(dut.cnt_bank_rd.value), int(dut.cnt_bank_wr.value)
         mask = (1 << w) - 1
-        return measured_counts(self.cfg, {n: int(getattr(dut, n).value) for n in COUNTERS},
+        scalars = [n for n in COUNTER_PORTS if n not in ("cnt_bank_rd", "cnt_bank_wr")]
+        return measured_counts(self.cfg, {n: int(getattr(dut, n).value) for n in scalars},
                                [(rd >> (b * w)) & mask for b in range(self.cfg.banks)],
                                [(wr >> (b * w)) & mask for b in range(self.cfg.banks)])
 
     async def reset(self):
         d = self.dut
-        await reset_harness(d, (d.load, d.start, d.dump, d.n_stages, d.rbuf, d.n_desc, d.n_w, d.n_x, d.n_out))
+        await reset_harness(d, (d.load, d.clear, d.start, d.dump, d.n_stages, d.gates, d.rsel, d.ld_first,
+                                d.ld_count, d.n_out))
 
-    async def _pulse(self, sig):
-        await pulse(self.dut, sig)
-
-    async def run(self, layer: dict) -> dict:
-        dut, mask = self.dut, (1 << self.data_bits) - 1
-        Path("desc.hex").write_text("".join(f"{int(v):x}\n" for v in layer["desc"]))
-        Path("wmem.hex").write_text("".join(f"{int(v):x}\n" for v in layer["weights"]))
-        Path("xmem.hex").write_text("".join(f"{int(v) & mask:x}\n" for v in layer["x"]))
-        n_out = len(layer["expect_out"])
-        dut.n_desc.value, dut.n_w.value = len(layer["desc"]), len(layer["weights"])
-        dut.n_x.value, dut.n_out.value = len(layer["x"]), n_out
-        dut.n_stages.value, dut.rbuf.value = len(layer["desc"]), len(layer["desc"]) % 2
-        await self._pulse(dut.load)
+    async def _load(self, first: int, count: int, clear: bool = False):
+        dut = self.dut
+        dut.ld_first.value, dut.ld_count.value, dut.clear.value = first, count, int(clear)
+        await pulse(dut, dut.load)
         await RisingEdge(dut.loaded)
-        await self._pulse(dut.start)
-        await RisingEdge(dut.finished)
-        cycles = int(dut.cycles.value)
-        diffs = count_diffs(self.counts(), layer["expect_counts"])
-        await self._pulse(dut.dump)
+
+    async def _dump(self, rsel: int, count: int) -> np.ndarray:
+        dut, mask = self.dut, (1 << self.data_bits) - 1
+        dut.rsel.value, dut.n_out.value = rsel, count
+        await pulse(dut, dut.dump)
         await RisingEdge(dut.dumped)
         await RisingEdge(dut.clk)
         raw = np.array([int(t, 16) for t in Path("out.hex").read_text().split() if not t.startswith("//")],
                        dtype=np.int64)
-        raw = np.where(raw > mask >> 1, raw - (mask + 1), raw)
-        got = raw[np.asarray(layer["perm"], dtype=np.int64)]
-        expect = np.asarray(layer["expect_out"], dtype=np.int64)
-        return {"name": layer["name"], "kind": layer["kind"], "shape": layer["shape"], "vectors": int(expect.size),
-                "mismatches": int(np.count_nonzero(got != expect)), "rtl_cycles": cycles,
+        return np.where(raw > mask >> 1, raw - (mask + 1), raw)
+
+    async def run(self, layer: dict) -> dict:
+        dut, mask = self.dut, (1 << self.data_bits) - 1
+        xs = np.atleast_2d(np.asarray(layer["x"], dtype=np.int64))
+        setup = layer["setup"]
+        N = xs.shape[1]
+        entries = list(setup) + [[EXT_SEL["buf0"], i, f"{int(v) & mask:x}"] for x in xs for i, v in enumerate(x)]
+        Path("lsel.hex").write_text("".join(f"{int(e[0]):x}\n" for e in entries))
+        Path("laddr.hex").write_text("".join(f"{int(e[1]):x}\n" for e in entries))
+        Path("ldata.hex").write_text("".join(f"{e[2]}\n" for e in entries))
+        n = int(layer["n_stages"])
+        gates = bool(layer["gates"])
+        dut.n_stages.value, dut.gates.value = n, int(gates)
+        await self._load(0, len(setup), clear=True)
+        cycles, got, want = 0, [], []
+        for t in range(len(xs)):
+            await self._load(len(setup) + t * N, N)
+            await pulse(dut, dut.start)
+            await RisingEdge(dut.finished)
+            cycles += int(dut.cycles.value)
+            if gates:
+                H = int(layer["hidden"])
+                got += [await self._dump(EXT_RSEL["hmem"], H), await self._dump(EXT_RSEL["cmem"], H)]
+                want += [np.asarray(layer["expect_h"][t]), np.asarray(layer["expect_c"][t])]
+        diffs = count_diffs(self.counts(), layer["expect_counts"])
+        if not gates:
+            raw = await self._dump(n % 2, len(layer["expect_out"]))
+            got = [raw[np.asarray(layer["perm"], dtype=np.int64)]]
+            want = [np.asarray(layer["expect_out"], dtype=np.int64)]
+        got, want = np.concatenate(got), np.concatenate(want)
+        return {"name": layer["name"], "kind": layer["kind"], "shape": layer["shape"], "vectors": int(want.size),
+                "mismatches": int(np.count_nonzero(got != want)), "rtl_cycles": cycles,
                 "predicted_cycles": int(layer["predicted_cycles"]), "count_diffs": diffs,
                 "count_mismatches": len(diffs)}
 

@@ -1,15 +1,18 @@
-"""Verilator co-simulation of the LSTM engine (one build): whole TT/HT matvecs bit-exact, cycle-exact and
-with every priced action count, per-bank SRAM count and stall count equal to the cycle model's; a
-deliberately wrong expected count is reported as a count mismatch and fails the run."""
+"""Verilator co-simulation of the LSTM engine (one build of the whole engine top): whole TT/HT matvecs and
+full LSTM time steps (stages, hidden stage, the RTL's gather and gate unit, h and c carried over three
+steps) bit-exact, cycle-exact and with every priced action count, per-bank SRAM count and stall count
+equal to the cycle model's; a deliberately wrong expectation is reported and fails the run."""
 
 import copy
 
-from hwsim.cosim.lstm_engine_regression import regression_layers, run_regression
+import numpy as np
+from hwsim.cosim.lstm_engine_regression import random_lstm, regression_layers, run_regression, step_layer
+from hwsim.models import lstm_engine as ref
 
-from hwsim.lstm_engine import LstmEngineConfig
+from hwsim.lstm_engine import LstmEngineConfig, LstmWorkload, gate_phase_cycles, predict_matvec, predict_step
 
 CFG = LstmEngineConfig(pes=4, banks=4, data_bits=8, acc_bits=16, frac_bits=5, work_sram_bytes=512,
-                       weight_sram_bytes=1024, addr_levels=4)
+                       weight_sram_bytes=1024, hidden_sram_bytes=1024, addr_levels=4)
 
 
 def test_regression_seed1_passes_and_catches_a_wrong_count(tmp_path):
@@ -29,3 +32,30 @@ def test_regression_seed1_passes_and_catches_a_wrong_count(tmp_path):
     b2 = want["bank_reads"][2]
     assert tampered["count_diffs"] == {"weight_sram.read": [reads, reads + 1], "bank_reads[2]": [b2 - 5, b2]}
     assert tampered["mismatches"] == 0 and rep.count_mismatches == 2 and not rep.passed
+
+
+def test_full_lstm_steps_under_verilator(tmp_path):
+    """A TT-LSTM (H = 5) and an HT-LSTM (H = 3, extreme weights), three steps each, through the same build."""
+    rng = np.random.default_rng(3)
+    layers, refs = [], []
+    for kind, H, extreme in (("tt", 5, False), ("ht", 3, True)):
+        q = random_lstm(CFG, kind, rng, H, (3, 4), extreme=extreme)
+        xs = rng.integers(-128, 128, size=(3, q.fmt.shape[1]))
+        h0, c0 = rng.integers(-128, 128, size=H), rng.integers(-128, 128, size=H)
+        layers.append(step_layer(CFG, q, xs, h0, c0, name=f"step-{kind}"))
+        refs.append((q, H))
+        h, c = h0, c0
+        for t, x in enumerate(xs):  # the expectation is the reference cell, step by step
+            h, c = ref.cell_fixed(ref.wx_fixed(q, x, CFG), q.U, q.b, h, c, q.e_u, CFG)
+            assert layers[-1]["expect_h"][t] == h.tolist() and layers[-1]["expect_c"][t] == c.tolist()
+    bad = copy.deepcopy(layers[0])
+    bad["name"] = "tampered"
+    bad["expect_h"][2][1] += 1  # one h value of the last step
+    rep = run_regression(CFG, workdir=tmp_path, layers=[*layers, bad])
+    for r, (q, H) in zip(rep.layers[:-1], refs, strict=True):
+        assert r["mismatches"] == 0 and r["count_diffs"] == {}, r
+        assert r["vectors"] == 3 * 2 * H
+        one = predict_step(CFG, LstmWorkload("w", q.fmt, H, 1, q.order))
+        assert r["rtl_cycles"] == r["predicted_cycles"] == 3 * one.cycles
+        assert one.cycles == predict_matvec(CFG, q.fmt, q.order).cycles + one.stages[-2].cycles + gate_phase_cycles(H)
+    assert rep.layers[-1]["mismatches"] == 1 and not rep.passed

@@ -70,8 +70,9 @@ def test_step_adds_hidden_stage_and_gates():
     fmt = tf.TTMatrix.random((4, 2), (3, 2), (1, 2, 1), rng=0)  # 4H = 8: H = 2
     mv = predict_matvec(cfg, fmt)
     step = predict_step(cfg, LstmWorkload("w", fmt, hidden=2))
-    # hidden stage R = 8, K = 2, Q = 1: 1 + 2 * (2 + 1 + 1); gates H + latency
-    assert step.cycles == mv.cycles + (1 + 2 * 4) + 2 + GATE_LATENCY
+    # hidden stage R = 8, K = 2, Q = 1: 1 + 2 * (2 + 1 + 1); gate phase: 1 hand-over cycle, 4 gather cycles
+    # per unit, 2 for the last reads to land and enter, the gate unit's latency
+    assert step.cycles == mv.cycles + (1 + 2 * 4) + 1 + 4 * 2 + 2 + GATE_LATENCY
 
 
 def test_bank_counts_from_addresses():

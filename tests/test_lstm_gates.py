@@ -1,18 +1,27 @@
 """The fixed-point gate unit RTL (rtl/lstm_gates.py) on Amaranth's simulator, bit-exact against the
 reference (hwsim.models.lstm_engine): sigmoid/tanh over every input code (int8 in the default suite,
 int16 marked slow), the cell update over all 256 int8 pre-activation codes plus random and corner
-operands, its cycles and operation counts; and a full LSTM time step (input-layer TT/HT matvec, hidden
-stage, gates) through the RTL with cycles equal to the cycle model's prediction."""
+operands, its cycles and operation counts; and LSTM time steps (input-layer TT/HT matvec, hidden stage,
+the RTL's gather, gates; h and c carried) through the whole engine RTL, bit-exact, with cycles and every
+action count equal to the cycle model's."""
 
 import math
 
 import numpy as np
 import pytest
+from hwsim.cosim.lstm_engine_regression import count_diffs
 from hwsim.cosim.lstm_engine_step import run_gates, run_nonlinearity, run_step
 from hwsim.models import lstm_engine as ref
 from hwsim.models import tensor_formats as tf
 
-from hwsim.lstm_engine import GATE_LATENCY, LstmEngineConfig, LstmWorkload, predict_step
+from hwsim.lstm_engine import (
+    GATE_LATENCY,
+    LstmEngineConfig,
+    LstmWorkload,
+    gate_phase_cycles,
+    predict_matvec,
+    predict_step,
+)
 
 SMALL = dict(data_bits=8, acc_bits=16, frac_bits=5, work_sram_bytes=512, weight_sram_bytes=1024,
              hidden_sram_bytes=1024, addr_levels=4)
@@ -115,29 +124,33 @@ def _random_lstm(cfg, kind, rng, H=4):
 
 
 @pytest.mark.parametrize("kind", ["tt", "ht"])
-def test_full_step_through_rtl(kind):
+def test_full_steps_through_rtl(kind):
+    """Three LSTM time steps through the whole engine RTL (rtl/lstm_step.py): stages, hidden stage, the
+    RTL's gather and the gate unit, h and c carried in its state memories."""
     cfg = CFGS["pwl-half-up"] if kind == "tt" else CFGS["lut8-half-even"]
     rng = np.random.default_rng(5)
     q = _random_lstm(cfg, kind, rng)
-    H = q.hidden
-    x = rng.integers(-128, 128, size=q.fmt.shape[1])
-    h, c = rng.integers(-128, 128, size=H), rng.integers(-128, 128, size=H)
-    got = run_step(cfg, q, x, h, c)
-    want_h, want_c = ref.cell_fixed(ref.wx_fixed(q, x, cfg), q.U, q.b, h, c, q.e_u, cfg)
-    assert (got["h"] == want_h).all() and (got["c"] == want_c).all()
+    H, T = q.hidden, 3
+    xs = rng.integers(-128, 128, size=(T, q.fmt.shape[1]))
+    h0, c0 = rng.integers(-128, 128, size=H), rng.integers(-128, 128, size=H)
+    got = run_step(cfg, q, xs, h0, c0)
+    h, c = h0, c0
+    for t in range(T):  # the reference, step by step
+        h, c = ref.cell_fixed(ref.wx_fixed(q, xs[t], cfg), q.U, q.b, h, c, q.e_u, cfg)
+        assert (got["h"][t] == h).all() and (got["c"][t] == c).all(), t
+    assert len({tuple(v) for v in got["h"]}) == T  # the state changes from step to step
     pred = predict_step(cfg, LstmWorkload("step", q.fmt, H, 1, q.order))
-    assert got["cycles"] == pred.cycles
-    assert got["phase_cycles"]["gates"] == H + GATE_LATENCY
-    # every gate-unit, PE and requantizer action of the step equals the model's
-    acts = pred.actions
-    mv, hid, gates = (got["counts"][p] for p in ("matvec", "hidden", "gates"))
-    for comp in ("pe_mult.mult", "pe_acc.add", "pe_acc_reg.write", "addr_gen.add"):
-        assert mv["actions"][comp] + hid["actions"][comp] == acts.get(*comp.split(".")), comp
-    assert mv["actions"]["requant.convert"] + hid["actions"]["requant.convert"] + gates[("requant", "convert")] \
-        == acts.get("requant", "convert")
-    assert hid["actions"]["weight_sram.read"] == acts.get("hidden_sram", "read")
-    assert mv["actions"]["weight_sram.read"] == acts.get("weight_sram", "read")
-    for key, v in gates.items():
-        if key != ("requant", "convert"):
-            assert v == acts.get(*key), key
-    assert mv["stall_cycles"] == hid["stall_cycles"] == pred.stall_cycles == 0
+    # gate phase by hand: 1 hand-over cycle, 4 gather cycles per unit, 2 to land, the gate unit's 6
+    assert gate_phase_cycles(H) == 1 + 4 * H + 2 + 6 == 4 * H + 3 + GATE_LATENCY
+    assert got["cycles"] == [pred.cycles] * T
+    assert pred.cycles == predict_matvec(cfg, q.fmt, q.order).cycles + pred.stages[-2].cycles + 4 * H + 9
+    # every priced action, per-bank count and the stalls of the T steps equal the model's
+    assert count_diffs(got["counts"], got["layer"]["expect_counts"]) == {}
+    acts = got["counts"]["actions"]
+    # by hand: per step the hidden stage reads h K = H times per row tile (ceil(4H / 4) tiles), the gather
+    # 4H b and H c; writes h' and c'; reads 4H zx + 4H zh from the working buffers
+    assert acts["state_sram.read"] == T * (H * H + 5 * H) and acts["state_sram.write"] == T * 2 * H
+    assert acts["hidden_sram.read"] == T * H * H
+    assert acts["gate_add.add"] == T * 8 * H and acts["sigmoid.eval"] == T * 3 * H and acts["tanh.eval"] == T * 2 * H
+    mv_reads = predict_matvec(cfg, q.fmt, q.order).actions.get("work_sram", "read")
+    assert acts["work_sram.read"] == T * (mv_reads + 8 * H) == sum(got["counts"]["bank_reads"])

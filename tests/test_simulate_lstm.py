@@ -37,7 +37,7 @@ def _expected(name, cfg):
     else:
         stages = [(s.R, s.K, s.Q) for s in tf.plan_stages(m.fmt)]
     step = sum(_stage_cycles(*s, cfg.pes, cfg.banks) for s in stages)
-    step += _stage_cycles(4 * H, H, 1, cfg.pes, cfg.banks) + H + 6  # hidden stage + gate unit
+    step += _stage_cycles(4 * H, H, 1, cfg.pes, cfg.banks) + 4 * H + 9  # hidden stage + gate phase (4 gathers/unit)
     step_macs = sum(R * K * Q for R, K, Q in stages) + 4 * H * H
     return {"lstm": (T * step, T * step_macs), "readout": (_stage_cycles(10, H, 1, cfg.pes, cfg.banks), 10 * H)}
 

@@ -242,7 +242,8 @@ def test_same_auto_pad_at_stride_2_matches_ort():
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], auto_pad="SAME_UPPER", strides=[2, 2], name="c1"),
              helper.make_node("Conv", ["c1", "w2"], ["c2"], auto_pad="SAME_LOWER", strides=[2, 2], name="c2"),
              helper.make_node("Conv", ["c2", "w3"], ["y"], auto_pad="SAME_UPPER", strides=[3, 3], name="c3")]
-    inits = [init("w1", f32(4, 2, 3, 3, rng=rng)), init("w2", f32(3, 4, 2, 2, rng=rng)), init("w3", f32(2, 3, 3, 3, rng=rng))]
+    inits = [init("w1", f32(4, 2, 3, 3, rng=rng)), init("w2", f32(3, 4, 2, 2, rng=rng)),
+             init("w3", f32(2, 3, 3, 3, rng=rng))]
     m = make(nodes, inits, ["N", 2, 7, 9])
     model = load_onnx(m).model
     assert [la.padding for la in model.layers] == [1, (0, 0, 1, 0), (0, 1, 0, 0)]
@@ -284,6 +285,17 @@ def test_shape_only_import_needs_no_weights(tmp_path):
     (helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="hardtanh"),
      [init("lo", np.float32(-1)), init("hi", np.float32(1))],
      r"^<model>: node 'hardtanh' \(Clip\): Clip\(min=-1.0, max=1.0\) is not supported: expected min 0"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2], name="mp"), [],
+     r"^<model>: node 'mp' \(MaxPool\): kernel_shape=\[2, 2\], strides=\[1, 1\], dilations=\[2, 2\] is not allowed: "
+     r"expected a square 2-D window, equal strides and dilations 1$"),
+    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 3], name="ap"), [],
+     r"^<model>: node 'ap' \(AveragePool\): kernel_shape=\[2, 3\], .* is not allowed: expected a square 2-D window"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[2, 0, 0, 0], name="mp"), [],
+     r"^<model>: node 'mp' \(MaxPool\): pads=\[2, 0, 0, 0\] is not allowed: expected 4 values in \[0, 1\] "
+     r"\[top, left, bottom, right\] \(smaller than the kernel\)$"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME", name="c"), [init("w", np.ones((2, 1, 3, 3), np.float32))],
+     r"^<model>: node 'c' \(Conv\): auto_pad='SAME' is not allowed: expected NOTSET, VALID, SAME_UPPER or "
+     r"SAME_LOWER$"),
 ])
 def test_unsupported_nodes_are_named(node, inits, pattern):
     with pytest.raises(HwsimError, match=pattern):
@@ -737,8 +749,9 @@ def test_compress_float_graph_with_concat_relu6_and_padded_pools_matches_numpy()
         helper.make_node("Flatten", ["ap"], ["f"]),
         helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1, name="fc"),
     ]
-    inits = [init("w1", f32(4, 1, 3, 3, scale=4, rng=rng)), init("b1", f32(4, scale=3, rng=rng)), init("w2", f32(3, 1, 2, 2, scale=2, rng=rng)),
-             init("w3", f32(4, 8, 3, 3, rng=rng)), init("wf", f32(10, 4 * 5 * 5, rng=rng)), init("zero", np.float32(0)),
+    inits = [init("w1", f32(4, 1, 3, 3, scale=4, rng=rng)), init("b1", f32(4, scale=3, rng=rng)),
+             init("w2", f32(3, 1, 2, 2, scale=2, rng=rng)), init("w3", f32(4, 8, 3, 3, rng=rng)),
+             init("wf", f32(10, 4 * 5 * 5, rng=rng)), init("zero", np.float32(0)),
              init("six", np.float32(6)), init("half", np.float32(0.5))]
     m = make(nodes, inits, ["N", 1, 8, 8])
     model = load_onnx(m).model
@@ -875,6 +888,16 @@ def test_simulate_quantized_digits_models_from_the_example(tmp_path, capsys):
         assert "simulator == reference            yes, every logit bit-exact" in out
         acc = float(re.search(r"compressed, cycle-level simulator\s+([\d.]+) %", out).group(1))
         assert acc > 90.0
+    # the float two-branch graph (Concat, ReLU6, SAME MaxPool at stride 2) under hwsim's own compression
+    capsys.readouterr()
+    assert main(["simulate", str(tmp_path / "digits_cnn_branches.onnx"), "--accel", "mac-array-4x4-ws",
+                 "--compress", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert "digits_cnn_branches.onnx compressed int8 on mac-array-4x4-ws" in out
+    assert re.search(r"^conv1a\s+64x9x4\s+int8\s", out, re.M) and re.search(r"^conv1b\s+64x9x4\s+int8\s", out, re.M)
+    assert "simulator == reference            yes, every logit bit-exact" in out
+    accs = [float(v) for v in re.findall(r"^  (?:float model|compressed, cycle-level simulator)\s+([\d.]+) %", out, re.M)]
+    assert len(accs) == 2 and accs[0] > 95.0 and accs[1] > 95.0
 
 
 def test_simulate_malformed_onnx_is_one_line(tmp_path, capsys):

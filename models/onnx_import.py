@@ -8,10 +8,13 @@ from the graph's own integer weights and scales (no re-quantization, no calibrat
 
 Supported operators (anything else is one :class:`HwsimError` naming the node and its op type):
 
-* float: Conv (group, pads per side, strides, dilations; ``auto_pad`` NOTSET/VALID/SAME_*), Gemm, MatMul
+* float: Conv (group, pads per side, strides, dilations; ``auto_pad`` NOTSET/VALID/SAME_* at any stride and
+  dilation, ONNX's ``ceil(in / stride)`` formula), Gemm, MatMul
   (a constant right operand; a following Add of a constant vector becomes the bias), Relu, Clip with
   ``min = 0`` (no max: a ReLU; a max > 0, e.g. ReLU6: a ``clip`` layer), Concat on the channel axis,
-  MaxPool / AveragePool (square, unpadded), GlobalAveragePool (square maps), Add (residual, or a
+  MaxPool / AveragePool (square window, equal strides, no dilation; pads per side or ``auto_pad``,
+  ``ceil_mode`` as extra end padding where a window that would start in the end padding is dropped, as
+  ONNX Runtime does; AveragePool ``count_include_pad`` 0/1), GlobalAveragePool (square maps), Add (residual, or a
   constant bias after Conv/Gemm/MatMul), Flatten, Reshape to ``(N, -1)``, BatchNormalization (folded into
   the preceding Conv or Gemm), Identity, Dropout, and a final Softmax / LogSoftmax (dropped: it does not
   change the argmax).
@@ -21,8 +24,9 @@ Supported operators (anything else is one :class:`HwsimError` naming the node an
   ``Quant`` on activations.
 
 Not representable in hwsim's model (and rejected by name): Concat on another axis, Clip with a non-zero
-min, padded or rectangular pooling. In the integer model ``clip`` clamps codes to ``max / 2**out_exp`` (an
-integer) and ``concat`` shifts its inputs to its output quantizer's exponent.
+min, rectangular or dilated pooling windows. In the integer model ``clip`` clamps codes to
+``max / 2**out_exp`` (an integer), ``concat`` shifts its inputs to its output quantizer's exponent and a
+padded average pool divides each window sum by its pixel count (exactly, with the configured rounding).
 Zero points must be 0 (symmetric quantization), as the MAC array has no zero-point correction.
 
 Power-of-two scales: the MAC array requantizes with shifts, so every scale ``s`` is mapped to ``2**e`` with
@@ -855,8 +859,11 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
     each layer requantizes by ``shift = out_exp - (in_exp + weight_exp)`` and its float bias becomes
     ``rint(bias / 2**(in_exp + weight_exp))``. Supported layers: conv/linear (+ ReLU), maxpool, flatten, and
     ``add`` (+ ReLU) / ``avgpool`` with an output quantizer: add aligns its inputs to the finer exponent by
-    left shifts and shifts the sum right to the output exponent; avgpool (window area a power of two) shifts
-    the window sum right by ``log2(area) + out_exp - in_exp`` (as :mod:`hwsim.models.compressed` runs them);
+    left shifts and shifts the sum right to the output exponent; an unpadded avgpool (window area a power of
+    two) shifts the window sum right by ``log2(area) + out_exp - in_exp``, a padded one divides it by
+    ``count * 2**(out_exp - in_exp)`` (``count``: the window's counted pixels, ONNX ``count_include_pad``)
+    with the configured rounding (as :mod:`hwsim.models.compressed` runs them); a padded maxpool pads with
+    -inf;
     ``clip`` shifts right to its output exponent and clamps to ``[0, max / 2**out_exp]`` (an integer);
     ``concat`` shifts each input to its output quantizer's exponent (left, saturating, or right, rounding).
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
-from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, COUNTERS, OUT_FILE, WEIGHT_FILE
+from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, WEIGHT_FILE
 from hwsim.cosim.runner import read_job
 from hwsim.cosim.tb_util import dump_beats, pulse, reset_harness
 from hwsim.models import mac_array as ref
@@ -32,17 +32,27 @@ from hwsim.models.compressed import reference_gemm
 
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.mac_array import MacArrayActions, dense_k, dram_beats, gemm_mode, predict_gemm, unpack_outputs
+from hwsim.mac_array import (
+    MacArrayActions,
+    dense_k,
+    dram_beats,
+    gemm_mode,
+    predict_gemm,
+    unpack_outputs,
+    zero_tile_bitmap,
+)
 
 
-def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict[str, int]) -> MacArrayActions:
+def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict[str, int],
+                     bitmap_bits: int = 0) -> MacArrayActions:
     """The action counts of one GEMM as the harness measured them, in the units of :class:`MacArrayActions`.
 
     ``counters`` are the harness's (:data:`hwsim.cosim.harness.COUNTERS`); ``widths`` the bit widths of a
     weight beat, an activation beat, an output beat and an output-SRAM row (``wbeat``, ``abeat``, ``obeat``,
     ``osram``, read from the harness). Every SRAM access moves one beat-wide row, ``ceil(bits /
     sram_word_bits)`` words; a pipeline hop writes two registers (activation and psum, OS: activation
-    and weight).
+    and weight). ``bitmap_bits`` is the size of the zero-tile bitmap the DRAM side loaded (skip_zero_tiles),
+    read as whole bytes.
     """
     c, wb = counters, cfg.sram_word_bits
     in_bits, wt_bits, o_bits = widths["abeat"], widths["wbeat"], widths["osram"]
@@ -66,7 +76,7 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
         output_sram_write_bytes=math.ceil(c["output_sram_writes"] * o_bits / 8),
         dram_read_beats=c["n_weights"] + c["n_acts"],
         dram_write_beats=c["n_out"],
-        dram_read_bytes=math.ceil((c["n_weights"] * wt_bits + c["n_acts"] * in_bits) / 8),
+        dram_read_bytes=math.ceil((c["n_weights"] * wt_bits + c["n_acts"] * in_bits) / 8) + math.ceil(bitmap_bits / 8),
         dram_write_bytes=math.ceil(c["n_out"] * widths["obeat"] / 8),
         requant_ops=c["requant_ops"],
         # N:M arrays: the index register loads with the weight register (same w_load) and the activation
@@ -102,6 +112,7 @@ class MacArrayTB:
         self.widths: dict[str, int] = {}
         self.dim_limit = (1 << len(dut.dim_m)) - 1
         self.bias_bits = cfg.acc_bits
+        self.bitmap_bits = 0
 
     async def reset(self):
         d = self.dut
@@ -143,6 +154,11 @@ class MacArrayTB:
                              f"allowed: expected ({n},) values in [{lo}, {hi}] (the {self.bias_bits}-bit accumulator)")
         # Always n entries (zeros without bias): $readmemh leaves the rest of the memory as it was.
         self._write_mem(Path(BIAS_FILE), [int(v) & ((1 << self.bias_bits) - 1) for v in b])
+        self.bitmap_bits = 0
+        if cfg.skip_zero_tiles:
+            bitmap = zero_tile_bitmap(cfg, w, mode)
+            self._write_mem(Path(BLOCK_FILE), bitmap)
+            self.bitmap_bits = len(bitmap)
         await self._pulse(dut.load)
         dut.dim_m.value, dut.dim_k.value, dut.dim_n.value = m, k_rtl, n
         dut.shift.value, dut.relu.value = shift, int(relu)
@@ -168,7 +184,7 @@ class MacArrayTB:
         expect = reference_gemm(a, w, cfg, shift, relu, bias=bias)
         bad, got = check_outputs(cfg, beats, expect)
         st = predict_gemm(cfg, m, a.shape[1], n, mode=mode, weight=w)
-        rtl = measured_actions(cfg, counters, self.widths)
+        rtl = measured_actions(cfg, counters, self.widths, self.bitmap_bits)
         return {"out": None if got is None else ref.decode_acts(got.astype(np.int64), cfg.act_bits),
                 "mode": mode, "mismatches": bad, "vectors": m * n, "rtl_cycles": counters["cycles"],
                 "predicted_cycles": st.cycles, "stall_cycles": counters["stall_cycles"],

@@ -213,12 +213,12 @@ class MacArrayConfig(FamilyConfig):
         steps plus index metadata and M/N-wide activation beats), unless it is declared N:M (an N:M
         ``--compress`` spec), which must then follow the pattern.
     skip_zero_tiles : bool
-        Skip every fold whose weight block is entirely zero (ws; cycle model only, no RTL yet).
-        The controller skips every fold whose weight block (the fold's reduction steps x ``cols`` output
-        channels) is entirely zero: no weight or activation beats, no compute pass. The first executed
-        fold of an output tile starts from zero partial sums, the last one drains it; a tile with no
-        executed fold drains ``requant(bias)`` rows straight from the requantizer (DRAIN only). The
-        controller reads a bitmap of one bit per weight block, counted as DRAM read bytes. Default off.
+        Skip every fold whose weight block is entirely zero (ws; not binary).
+        The controller reads a bitmap of one bit per weight block (the fold's reduction steps x ``cols``
+        output channels; counted as DRAM read bytes) and skips every fold whose block is zero: no weight
+        or activation beats, no compute pass, one wait cycle. The first executed fold of an output tile
+        starts from zero partial sums, the tile drains after its last k-fold as usual, and a tile with no
+        executed fold drains zero accumulators (``requant(bias)``). Default off (dense baselines unchanged).
     """
 
     rows: int = 8
@@ -289,7 +289,10 @@ class MacArrayConfig(FamilyConfig):
             raise HwsimError(f"skip_zero_tiles={self.skip_zero_tiles!r} is not allowed: expected true or false")
         if self.skip_zero_tiles and self.dataflow != "ws":
             raise HwsimError(f"skip_zero_tiles=True is not allowed with dataflow={self.dataflow!r}: zero-tile "
-                             "skipping is modelled for the ws dataflow only")
+                             "skipping exists for the ws dataflow only")
+        if self.skip_zero_tiles and self.weight_format == "binary":
+            raise HwsimError("skip_zero_tiles=True is not allowed with weight_format='binary': binary weights have "
+                             "no zero; expected a format with 0 (int8, int4, int2, ternary, pow2)")
         # One tile must fit the double-buffered SRAMs.
         if self.dataflow in ("ws", "is"):
             need = 2 * self.rows * self.weight_beat_bits

@@ -37,13 +37,13 @@ construction and its kept rows are exactly the K real ones, so it takes the dens
 reduction steps; the cost is the index metadata on every weight beat and activation beats of
 ``rows * M / N`` lanes that carry ``rows`` real steps. The RTL needs no mode bit: it runs ``dim_k = K'``.
 
-Zero-tile skipping (``cfg.skip_zero_tiles``, WS; model only): folds whose weight block is entirely zero are
-dropped from the plan (no beats, no WLOAD/STREAM; the loader's halves alternate over the executed folds
-only). The first executed fold of a tile starts from zero partial sums (no output-SRAM read), the last one
-drains the tile; a tile with no executed fold is a DRAIN-only step (WAIT 1 cycle, DRAIN mt + 2, zero
-accumulators, so no output-SRAM read; no loader involvement). The block bitmap (one bit per (n-tile,
-k-fold) weight block) is read with the layer descriptor before ``start``: ``ceil(blocks / 8)`` DRAM read
-bytes, no cycles.
+Zero-tile skipping (``cfg.skip_zero_tiles``, WS): the controller reads one bit per weight block (n-tile,
+k-fold; a bitmap beside the top, ``ceil(blocks / 8)`` DRAM read bytes per GEMM, loaded before ``start``) and
+skips every fold whose block is entirely zero: no beats, no WLOAD/STREAM. A skipped fold costs the loader one
+WAIT cycle (next WAIT at w + 1, no half used: the halves alternate over the executed folds) and the compute
+engine one WAIT cycle, after which, if it is the tile's last k-fold, the tile drains as usual (DRAIN
+mt + 2). The first executed fold of a tile starts from zero partial sums (no output-SRAM read); a tile
+with no executed fold drains zero accumulators (``requant(bias)``, no output-SRAM read).
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ __all__ = [
     "gemm_mode",
     "nm_compress",
     "nm_dense_layout",
+    "skip_zero_folds",
+    "zero_tile_bitmap",
     "zero_tiles",
     "pack_lanes",
     "predict_gemm",
@@ -181,9 +183,6 @@ def check_rtl(cfg: MacArrayConfig) -> None:
     """Raise if ``cfg``'s dataflow has no RTL (every dataflow in RTL_DATAFLOWS has)."""
     if cfg.dataflow not in RTL_DATAFLOWS:
         raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected {' or '.join(RTL_DATAFLOWS)}")
-    if cfg.skip_zero_tiles:
-        raise HwsimError("skip_zero_tiles=True has no RTL yet (zero-tile skipping is in the cycle model only): "
-                         "expected skip_zero_tiles=False for generate, cosim and synth")
 
 
 def inventory(cfg: MacArrayConfig):
@@ -374,8 +373,9 @@ class FoldPlan:
     vectors (WS/IS: rows of the tile; OS: equal to ``kt``); ``rows_out`` the output rows drained after
     the fold (0 unless it is the last reduction fold of its tile); ``nw``/``na`` the weight/activation
     beats it loads. ``first`` marks the fold that starts its tile's accumulation (no partial-sum read;
-    ``k0 == 0`` unless zero tiles are skipped); ``empty`` marks the DRAIN-only step of a tile whose every
-    fold was skipped (no load, ``kt = mt = 0``, ``rows_out`` rows of zero accumulators).
+    ``k0 == 0`` unless zero tiles are skipped); ``skip`` marks a skipped zero fold (``kt = mt = nw = na =
+    0``; ``rows_out`` kept, the tile still drains after its last k-fold) and ``drain_zero`` the drain of a tile
+    with no executed fold (zero accumulators, no output-SRAM read).
     """
 
     m0: np.ndarray
@@ -389,18 +389,20 @@ class FoldPlan:
     m_step: int
     k_step: int
     first: np.ndarray | None = None
-    empty: np.ndarray | None = None
+    skip: np.ndarray | None = None
+    drain_zero: np.ndarray | None = None
 
     def __post_init__(self):
         if self.first is None:
             object.__setattr__(self, "first", self.k0 == 0)
-        if self.empty is None:
-            object.__setattr__(self, "empty", np.zeros(len(self.k0), dtype=bool))
+        for name in ("skip", "drain_zero"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(len(self.k0), dtype=bool))
 
     @property
     def count(self) -> int:
-        """Folds that load and compute (DRAIN-only steps of empty tiles excluded)."""
-        return int(len(self.k0) - self.empty.sum())
+        """Folds that load and compute (skipped zero folds excluded)."""
+        return int(len(self.k0) - self.skip.sum())
 
 
 def _check_shape(m: int, k: int, n: int) -> None:
@@ -457,38 +459,38 @@ def zero_tiles(cfg: MacArrayConfig, plan: FoldPlan, w: np.ndarray) -> np.ndarray
     return ~block_nz[plan.k0 // ks, plan.n0 // C]
 
 
+def zero_tile_bitmap(cfg: MacArrayConfig, w: np.ndarray, mode: str | None = None) -> list[int]:
+    """The block bitmap the controller reads with ``skip_zero_tiles``: 1 for an all-zero weight block, one
+    entry per (n-tile, k-fold) of the ``[k, n]`` weights ``w`` in the order n-tile major, k-fold minor (the
+    RTL's ``ld_blk``/``cp_blk`` address). On an N:M array in dense mode, the blocks of the expanded weights."""
+    w = np.asarray(w)
+    if cfg.sparse and gemm_mode(cfg, w, mode=mode) == "dense":
+        w = nm_dense_layout(cfg, np.zeros((1, w.shape[0]), dtype=w.dtype), w)[1]
+    k, n = w.shape
+    plan = fold_plan(cfg, 1, k, n)  # one m-tile: every block once, in fold order
+    return zero_tiles(cfg, plan, w).astype(int).tolist()
+
+
 def skip_zero_folds(plan: FoldPlan, zero: np.ndarray) -> FoldPlan:
-    """``plan`` without the folds marked ``zero``; first/last flags move to each tile's first/last executed
-    fold, and a tile with none left becomes one DRAIN-only (``empty``) step (see the module docstring)."""
-    keep = ~np.asarray(zero, dtype=bool)
-    if keep.all():
+    """``plan`` with the folds marked ``zero`` skipped (see the module docstring): they load and compute
+    nothing, the first executed fold of each tile starts its accumulation, and a tile with no executed fold
+    drains zero accumulators."""
+    zero = np.asarray(zero, dtype=bool)
+    if not zero.any():
         return plan
     tile = plan.m0 * (int(plan.n0.max()) + 1) + plan.n0  # folds of a tile are consecutive in the plan
     starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
-    ends = np.r_[starts[1:], len(tile)]
-    idx, first, last, empty = [], [], [], []
-    for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
-        kept = np.flatnonzero(keep[s0:e0]) + s0
-        if len(kept):
-            idx += kept.tolist()
-            first += [True] + [False] * (len(kept) - 1)
-            last += [False] * (len(kept) - 1) + [True]
-            empty += [False] * len(kept)
-        else:  # every fold skipped: one DRAIN-only step carrying the tile's rows
-            idx.append(e0 - 1)
-            first.append(True)
-            last.append(True)
-            empty.append(True)
-    idx = np.asarray(idx, dtype=np.int64)
-    empty = np.asarray(empty, dtype=bool)
-    last = np.asarray(last, dtype=bool)
-    mt_tile = plan.mt[idx] if len(idx) else plan.mt
-    zero_i = np.zeros(len(idx), dtype=np.int64)
-    return FoldPlan(plan.m0[idx], plan.n0[idx], plan.k0[idx],
-                    kt=np.where(empty, zero_i, plan.kt[idx]), mt=np.where(empty, zero_i, mt_tile),
-                    rows_out=np.where(last, mt_tile, 0),
-                    nw=np.where(empty, zero_i, plan.nw[idx]), na=np.where(empty, zero_i, plan.na[idx]),
-                    m_step=plan.m_step, k_step=plan.k_step, first=np.asarray(first, dtype=bool), empty=empty)
+    tile_id = np.cumsum(np.r_[True, tile[1:] != tile[:-1]]) - 1
+    # executed folds before this one in its tile (exclusive running count within the tile)
+    run = np.cumsum(~zero)
+    before = run - (~zero) - np.r_[0, run][starts][tile_id]
+    executed = np.bincount(tile_id, weights=~zero, minlength=len(starts))[tile_id] > 0
+    keep = ~zero
+    z = np.zeros(len(zero), dtype=np.int64)
+    return FoldPlan(plan.m0, plan.n0, plan.k0, kt=np.where(keep, plan.kt, z), mt=np.where(keep, plan.mt, z),
+                    rows_out=plan.rows_out, nw=np.where(keep, plan.nw, z), na=np.where(keep, plan.na, z),
+                    m_step=plan.m_step, k_step=plan.k_step, first=keep & (before == 0), skip=zero,
+                    drain_zero=(plan.rows_out > 0) & ~executed)
 
 
 def _is_m_tile(cfg: MacArrayConfig) -> int:
@@ -514,11 +516,11 @@ def _timing(cfg: MacArrayConfig, plan: FoldPlan) -> tuple[int, int]:
         comp = plan.kt
         tail = np.where(plan.rows_out > 0, (R + C - 1) + plan.rows_out + 1, 0)
     else:
-        comp = np.where(plan.empty, 0, (plan.kt + 1) + (plan.mt + R + C))
+        comp = np.where(plan.skip, 0, (plan.kt + 1) + (plan.mt + R + C))
         tail = np.where(plan.rows_out > 0, plan.rows_out + 2, 0)
     nw, na = plan.nw.tolist(), plan.na.tolist()
     comp, tail = comp.tolist(), tail.tolist()
-    empty = plan.empty.tolist()
+    skip = plan.skip.tolist()
     ok = 1
     loader_wait = 1
     compute_wait = 1
@@ -527,7 +529,8 @@ def _timing(cfg: MacArrayConfig, plan: FoldPlan) -> tuple[int, int]:
     end = 0
     h = 1
     for f in range(len(nw)):
-        if empty[f]:  # DRAIN-only step of a tile whose folds were all skipped: WAIT one cycle, then DRAIN
+        if skip[f]:  # one WAIT cycle in each engine; the compute engine drains after a tile's last k-fold
+            loader_wait += 1
             end = compute_wait + tail[f]
             compute_wait = end + 1
             continue
@@ -569,7 +572,7 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         pe_w = int(plan.kt.sum()) * C
         pe_regs = 2 * int(plan.mt.sum()) * R * C
         psum_reads = int(plan.mt[~plan.first].sum())
-        o_reads = psum_reads + out_rows - int(plan.rows_out[plan.empty].sum())  # empty tiles drain zeros
+        o_reads = psum_reads + out_rows - int(plan.rows_out[plan.drain_zero].sum())  # zero tiles read nothing
         o_writes = int(plan.mt.sum())
     else:
         pe_macs = int(plan.kt.sum()) * R * C
@@ -806,6 +809,8 @@ def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray,
     m, k = a_codes.shape
     n = w_codes.shape[1]
     plan = fold_plan(cfg, m, k, n)
+    if cfg.skip_zero_tiles:  # no beats for a zero block (code 0 is the value 0 in every format with a zero)
+        plan = skip_zero_folds(plan, zero_tiles(cfg, plan, w_codes))
     R, C = cfg.rows, cfg.cols
     if cfg.dataflow == "is":
         # The transposed GEMM on the WS machinery: stationary activation rows on i_acts (kt beats of C

@@ -101,11 +101,15 @@ class _Folds:
             self.last.eq(self.last_k & last_n & last_m),
         ]
         self._last_n, self._m_step, self._k_step, self._cols = last_n, m_step, k_step, cfg.cols
+        # Zero-tile skipping: the fold's weight block (n-tile * k-folds + k-fold), restarting every m-tile.
+        self.blk = Signal(2 * (cfg.dim_bits + 1), name=f"{name}_blk") if cfg.skip_zero_tiles else None
 
     def reset(self):
-        return [self.m0.eq(0), self.n0.eq(0), self.k0.eq(0)]
+        return [self.m0.eq(0), self.n0.eq(0), self.k0.eq(0)] + ([self.blk.eq(0)] if self.blk is not None else [])
 
     def advance(self, m: Module):
+        if self.blk is not None:
+            m.d.sync += self.blk.eq(Mux(self.last_k & self._last_n, 0, self.blk + 1))
         with m.If(self.last_k):
             m.d.sync += self.k0.eq(0)
             with m.If(self._last_n):
@@ -154,9 +158,6 @@ class MacArray(wiring.Component):
             raise HwsimError(
                 f"dataflow={cfg.dataflow!r} has no RTL: expected one of {', '.join(RTL_DATAFLOWS)}"
             )
-        if cfg.skip_zero_tiles:
-            raise HwsimError("skip_zero_tiles=True has no RTL yet (zero-tile skipping is in the cycle model only): "
-                             "expected skip_zero_tiles=False for generate, cosim and synth")
         if cfg.dataflow == "is" and cfg.is_m_tile < 1:
             raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is too small for one IS tile")
         self.cfg = cfg
@@ -180,6 +181,9 @@ class MacArray(wiring.Component):
             "bias_addr": Out(cfg.dim_bits),
             "bias": In(data.ArrayLayout(signed(cfg.acc_bits), C)),
         }
+        if cfg.skip_zero_tiles:
+            blk = 2 * (cfg.dim_bits + 1)
+            members |= {"ld_blk": Out(blk), "ld_blk_zero": In(1), "cp_blk": Out(blk), "cp_blk_zero": In(1)}
         if debug:
             members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C),
                         "dbg_sram": Out(6), "dbg_stall": Out(1)}
@@ -227,7 +231,10 @@ class MacArray(wiring.Component):
         m.d.comb += [requant.shift.eq(shift), requant.relu.eq(relu)]
 
         # ---------------------------------------------------------------- loader
+        skip = cfg.skip_zero_tiles
         lf = _Folds(m, "ld", cfg, fold_dims, m_step, k_step)
+        if skip:
+            m.d.comb += self.ld_blk.eq(lf.blk)
         lhalf = Signal()
         lcnt = Signal(cfg.dim_bits + 1)
         n_second = lf.mt if ws_like else lf.kt
@@ -240,8 +247,16 @@ class MacArray(wiring.Component):
                     m.d.sync += [*lf.reset(), lhalf.eq(0), lcnt.eq(0)]
                     m.next = "WAIT"
             with m.State("WAIT"):
-                with m.If(~Mux(lhalf, full[1], full[0])):
-                    m.next = "WEIGHTS"
+                if skip:  # a zero weight block: no beats, no half; on to the next fold in one cycle
+                    with m.If(self.ld_blk_zero):
+                        lf.advance(m)
+                        with m.If(lf.last):
+                            m.next = "IDLE"
+                    with m.Elif(~Mux(lhalf, full[1], full[0])):
+                        m.next = "WEIGHTS"
+                else:
+                    with m.If(~Mux(lhalf, full[1], full[0])):
+                        m.next = "WEIGHTS"
             with m.State("WEIGHTS"):  # the stationary operand (IS: activations)
                 m.d.comb += first_in.ready.eq(1)
                 with m.If(first_in.valid):
@@ -266,6 +281,8 @@ class MacArray(wiring.Component):
 
         # ---------------------------------------------------------------- compute engine
         cf = _Folds(m, "cp", cfg, fold_dims, m_step, k_step)
+        if skip:
+            m.d.comb += self.cp_blk.eq(cf.blk)
         chalf = Signal()
         cnt = Signal(cfg.dim_bits + 2)
         clear_full = Signal()
@@ -304,10 +321,23 @@ class MacArray(wiring.Component):
                     m.d.sync += [*cf.reset(), chalf.eq(0), cnt.eq(0)]
                     m.next = "WAIT"
             with m.State("WAIT"):
-                m.d.comb += stall.eq(~Mux(chalf, full[1], full[0]))
-                with m.If(Mux(chalf, full[1], full[0])):
-                    m.d.sync += cnt.eq(0)
-                    m.next = first_state
+                if skip:  # a zero weight block: nothing to compute; a tile's last k-fold still drains it
+                    with m.If(self.cp_blk_zero):
+                        with m.If(cf.last_k):
+                            m.d.sync += [issued.eq(0), sent.eq(0)]
+                            m.next = "DRAIN"
+                        with m.Else():
+                            end_of_fold()
+                    with m.Else():
+                        m.d.comb += stall.eq(~Mux(chalf, full[1], full[0]))
+                        with m.If(Mux(chalf, full[1], full[0])):
+                            m.d.sync += cnt.eq(0)
+                            m.next = first_state
+                else:
+                    m.d.comb += stall.eq(~Mux(chalf, full[1], full[0]))
+                    with m.If(Mux(chalf, full[1], full[0])):
+                        m.d.sync += cnt.eq(0)
+                        m.next = first_state
 
         def count_sent(rows):
             with m.If(out.valid & out.ready):
@@ -322,7 +352,10 @@ class MacArray(wiring.Component):
             dv = Signal()
             first_k = Signal()
             row_q = Signal(cfg.dim_bits + 1)  # IS: the output row whose data the read port holds
-            m.d.comb += [first_k.eq(cf.k0 == 0), o_rd.en.eq(o_rd_en), o_wr.en.eq(o_wr_en),
+            # Zero-tile skipping: the tile's accumulation starts at its first executed fold (``started``
+            # is set after it); a tile with no executed fold drains zero accumulators.
+            started = Signal()
+            m.d.comb += [first_k.eq(~started if skip else cf.k0 == 0), o_rd.en.eq(o_rd_en), o_wr.en.eq(o_wr_en),
                          o_wr.data.eq(array.out_vec), o_wr.addr.eq(cnt - (R + C)),
                          array.a_valid.eq(dv)]
             for r in range(R):
@@ -330,7 +363,11 @@ class MacArray(wiring.Component):
             for c in range(C):
                 m.d.comb += array.psum_vec[c].eq(Mux(first_k, 0, o_rd.data[c].as_signed()))
             for c in range(C):
-                m.d.comb += requant.acc[c].eq(o_rd.data[c].as_signed())
+                m.d.comb += requant.acc[c].eq(Mux(started, o_rd.data[c].as_signed(), 0) if skip
+                                              else o_rd.data[c].as_signed())
+            if skip:
+                with m.If(starting):
+                    m.d.sync += started.eq(0)
             if is_:
                 # Output row i of an IS tile is output channel m0 + i (m0 steps over N): one bias, every lane.
                 m.d.comb += self.bias_addr.eq(cf.m0 + row_q)
@@ -358,6 +395,8 @@ class MacArray(wiring.Component):
                     with m.If(cnt == cf.mt + R + C - 1):
                         m.d.comb += clear_full.eq(1)
                         m.d.sync += [chalf.eq(~chalf), cnt.eq(0)]
+                        if skip:
+                            m.d.sync += started.eq(1)
                         with m.If(cf.last_k):
                             m.d.sync += [issued.eq(0), sent.eq(0)]
                             m.next = "DRAIN"
@@ -365,13 +404,17 @@ class MacArray(wiring.Component):
                             end_of_fold()
                 with m.State("DRAIN"):
                     s1v = Signal()
-                    m.d.comb += [o_rd.addr.eq(issued), o_rd_en.eq(adv & (issued < cf.mt))]
+                    rd = adv & (issued < cf.mt)
+                    m.d.comb += [o_rd.addr.eq(issued), o_rd_en.eq(rd & started if skip else rd)]
                     with m.If(o_rd_en):
                         m.d.sync += row_q.eq(issued)
                     with m.If(adv):
                         m.d.sync += [out_reg.eq(requant.out), out.valid.eq(s1v), s1v.eq(issued < cf.mt)]
                         with m.If(issued < cf.mt):
                             m.d.sync += issued.eq(issued + 1)
+                    if skip:  # the tile is done: the next one starts its accumulation afresh
+                        with m.If(out.valid & out.ready & (sent == cf.mt - 1)):
+                            m.d.sync += started.eq(0)
                     count_sent(cf.mt)
         else:
             v = Signal()

@@ -16,8 +16,18 @@ from hwsim.models import mac_array as ref
 
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.mac_array import (MacArrayActions, check_op, dense_k, gemm_mode, inventory, nm_compress, nm_dense_layout,
-                             parse_preset, predict_gemm, simulate_gemm)
+from hwsim.mac_array import (
+    MacArrayActions,
+    check_op,
+    dense_k,
+    gemm_mode,
+    inventory,
+    nm_compress,
+    nm_dense_layout,
+    parse_preset,
+    predict_gemm,
+    simulate_gemm,
+)
 
 
 def _nm_weights(rng, k, n, sn, sm, fmt="int8", values=None):

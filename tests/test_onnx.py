@@ -691,6 +691,26 @@ def test_qdq_padded_pools_integer_outputs_match_numpy_and_ort():
     np.testing.assert_array_equal(got["ap"], ap)
 
 
+def test_padded_avgpool_division_rounds_ties_like_the_shifts():
+    """Hand values: a 2x2 window over one padded row and a real row of [v0, v1, v2]: 2 real pixels (or 4 with
+    count_include_pad), so window means of x.5 are ties: half_up goes toward +inf (1.5 -> 2, 2.5 -> 3,
+    -1.5 -> -1, -2.5 -> -2), half_even to the even neighbour (2, 2, -2, -2); shift 1 divides by 2 more."""
+    from hwsim.models.compressed import Arith, QLayer
+
+    def pool(row, rounding, count_pads=(0, 0, 0, 0), shift=0):
+        q = QLayer("ap", "avgpool", ("input",), (1, 1, 2), 0, 8, shift=np.array([shift]), kernel=2, stride=1,
+                   padding=(1, 0, 0, 0), meta={"count_pads": count_pads})
+        return q.forward_int([np.array(row, dtype=np.int64).reshape(1, 1, 1, 3)], Arith(rounding=rounding)).ravel()
+
+    assert pool([1, 2, 3], "half_up").tolist() == [2, 3]
+    assert pool([1, 2, 3], "half_even").tolist() == [2, 2]
+    assert pool([-1, -2, -3], "half_up").tolist() == [-1, -2]
+    assert pool([-1, -2, -3], "half_even").tolist() == [-2, -2]
+    assert pool([1, 2, 3], "half_up", count_pads=(1, 0, 0, 0)).tolist() == [1, 1]  # 3/4 -> 1, 5/4 -> 1
+    assert pool([3, 4, 7], "half_up", shift=1).tolist() == [2, 3]  # 7/4 -> 2, 11/4 -> 3
+    assert pool([120, 127, 127], "half_up", shift=0).tolist() == [124, 127]  # 123.5 -> 124, 127
+
+
 def np_eval_compressed(cm, x, pools, rounding="half_up"):
     """NumPy evaluation of a compressed model's quantized graph from its parameters, written from the meaning
     of each op on real values (every tensor is codes * 2**exp): conv / linear with the dequantized weights and

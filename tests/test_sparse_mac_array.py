@@ -357,3 +357,115 @@ def test_cosim_rejects_pattern_violation_before_building(tmp_path):
     with pytest.raises(HwsimError, match=r"^layer 'bad' breaks the 2:4 pattern: weight column 0, reduction steps "
                                          r"0\.\.3 hold 3 non-zero weights, at most 2 allowed"):
         run_regression(COSIM_CFG.replace(acc_bits=19), layers=[layer], workdir=tmp_path)  # never built
+
+
+# ---------------------------------------------------------------------------------------------- zero-tile skipping
+def test_skip_zero_tiles_hand_count():
+    """4x2 WS array, m=3 k=12 n=4, beat period 1. Folds (n0, k0): (0,0) zero, (0,4), (0,8) run; (2,*) all zero.
+    Loader: WAIT 1 skips; fold (0,4) weights 3..6, acts 7..9, full at 10; fold (0,8) weights 11..14, acts
+    15..17. Compute: WAIT 1 skips; (0,4) waits 2..9 (8 stalls), WLOAD 5 + STREAM 9 end at 24; (0,8) from 25
+    ends STREAM at 39, DRAIN 5 at 44; tile n0=2: WAIT 45, 46, 47 and DRAIN 5 of zero accumulators: 52."""
+    cfg = MacArrayConfig(rows=4, cols=2, dram_bytes_per_cycle=64.0, skip_zero_tiles=True)
+    w = np.ones((12, 4), dtype=np.int64)
+    w[0:4, 0:2] = 0
+    w[:, 2:4] = 0
+    st = predict_gemm(cfg, 3, 12, 4, weight=w)
+    a = st.actions
+    assert (st.cycles, st.stall_cycles, st.folds) == (52, 8, 2)
+    assert (a.pe_macs, a.pe_weight_loads, a.pe_reg_writes) == (3 * 4 * 2 * 2, 8 * 2, 2 * 6 * 4 * 2)
+    assert (a.weight_sram_writes, a.input_sram_writes) == (8, 6)  # 8 weight rows, 6 activation vectors
+    # Output SRAM: 6 psum writes; reads: 3 psums of fold (0,8) + 3 drained rows (tile n0=2 drains zeros).
+    assert (a.output_sram_writes, a.output_sram_reads) == (6, 6)
+    # DRAM: 8 beats of 16 bits + 6 of 32 bits + the 6-bit block bitmap in one byte; 6 output rows.
+    assert (a.dram_read_beats, a.dram_read_bytes) == (14, 16 + 24 + 1)
+    assert (a.dram_write_beats, a.requant_ops) == (6, 12)
+    # Without skipping: all 6 folds, and no bitmap.
+    off = predict_gemm(cfg.replace(skip_zero_tiles=False), 3, 12, 4)
+    assert off.folds == 6 and off.cycles > st.cycles
+
+
+def test_skip_zero_tiles_without_zero_blocks_costs_only_the_bitmap():
+    rng = np.random.default_rng(2)
+    for sparsity in ("dense", "2:4"):
+        cfg = MacArrayConfig(rows=4, cols=3, sparsity=sparsity, skip_zero_tiles=True)
+        w = rng.integers(1, 100, size=(37, 7))  # no zero block (dense mode on the 2:4 array)
+        on, off = predict_gemm(cfg, 9, 37, 7, weight=w), predict_gemm(cfg.replace(skip_zero_tiles=False), 9, 37, 7,
+                                                                     weight=w)
+        assert (on.cycles, on.stall_cycles, on.folds) == (off.cycles, off.stall_cycles, off.folds)
+        # Blocks: 3 n-tiles x 10 k-folds (dense: 37 steps / 4; dense mode on 2:4: K' = 4 * 18 + 1 = 73 steps / 8).
+        blocks = 3 * 10
+        diff = {k: (v, off.actions.as_dict()[k]) for k, v in on.actions.as_dict().items() if v != off.actions.as_dict()[k]}
+        assert diff == {"dram_read_bytes": (off.actions.dram_read_bytes + -(-blocks // 8), off.actions.dram_read_bytes)}
+
+
+def test_skip_zero_tiles_values_and_config():
+    rng = np.random.default_rng(4)
+    cfg = MacArrayConfig(rows=4, cols=2, acc_bits=18, skip_zero_tiles=True)
+    a = rng.choice([-128, 127], size=(6, 13))
+    w = rng.choice([-128, 127], size=(13, 5))
+    w[4:8] = 0
+    w[:, 2:4] = 0
+    got, st = simulate_gemm(cfg, a, w, shift=3)
+    np.testing.assert_array_equal(got, ref.gemm(a, w, cfg, shift=3))
+    assert st.folds < predict_gemm(cfg.replace(skip_zero_tiles=False), 6, 13, 5).folds
+    field = {f.name: f for f in MacArrayConfig.cli_fields()}["skip_zero_tiles"]
+    assert field.flag == "--skip-zero-tiles" and field.type is bool and field.default is False
+    with pytest.raises(HwsimError, match=r"^skip_zero_tiles=True is not allowed with dataflow='os': "):
+        MacArrayConfig(dataflow="os", skip_zero_tiles=True)
+    with pytest.raises(HwsimError, match=r"^skip_zero_tiles=True is not allowed with weight_format='binary': "):
+        MacArrayConfig(weight_format="binary", skip_zero_tiles=True)
+    with pytest.raises(HwsimError, match=r"^skip_zero_tiles=1 is not allowed: expected true or false$"):
+        MacArrayConfig(skip_zero_tiles=1)
+
+
+def test_simulate_block_pruned_model_skips_zero_tiles():
+    """block8x8-50 zeroes half the 8x8 weight blocks, which are exactly the 8x8 WS array's folds: skipping
+    them saves cycles and energy; values (and so accuracy) are unchanged."""
+    from hwsim.simulate import simulate
+
+    base = simulate("digits-cnn", MacArrayConfig(), compress="block8x8-50+int8", progress=False)
+    skip = simulate("digits-cnn", MacArrayConfig(skip_zero_tiles=True), compress="block8x8-50+int8", progress=False)
+    assert skip.simulated_equals_reference
+    assert skip.accuracy_simulated == base.accuracy_simulated
+    assert skip.cycles < 0.6 * base.cycles and skip.energy_pj < 0.6 * base.energy_pj
+    assert base.cycles == simulate("digits-cnn", MacArrayConfig(), compress="int8", progress=False).cycles
+
+
+def test_cosim_zero_tile_skipping(tmp_path):
+    """The N:M array with skipping: a declared-sparse GEMM with a zero first k-fold, an all-zero n-tile and a
+    zero last k-fold (and bias), a dense-mode GEMM with a zero middle block (saturating data), an all-zero
+    GEMM (every tile drains requant(bias))."""
+    pytest.importorskip("cocotb")
+    from hwsim.cosim.regression import run_regression
+
+    cfg = COSIM_CFG.replace(skip_zero_tiles=True)
+    rng = np.random.default_rng(9)
+    ks = cfg.ws_k_step
+    k, n = 3 * ks - 3, 5
+    w1 = _nm_weights(rng, k, n, 2, 4)
+    w1[0:ks, 0:2] = 0
+    w1[:, 2:4] = 0
+    w1[2 * ks:, 4:] = 0
+    w2 = rng.choice([-128, 127], size=(11, 3))
+    w2[4:8, 0:2] = 0
+    layers = [
+        {"kind": "gemm", "name": "blocks", "a": rng.integers(-128, 128, size=(5, k)).tolist(), "w": w1.tolist(),
+         "shift": 6, "relu": False, "bias": rng.integers(-3000, 3000, size=n).tolist(), "mode": "sparse"},
+        {"kind": "gemm", "name": "dense", "a": rng.choice([-128, 127], size=(3, 11)).tolist(), "w": w2.tolist(),
+         "shift": 2, "relu": True},
+        {"kind": "gemm", "name": "zero", "a": rng.integers(-128, 128, size=(4, 9)).tolist(),
+         "w": np.zeros((9, 3), dtype=np.int64).tolist(), "shift": 3, "relu": False,
+         "bias": rng.integers(-500, 500, size=3).tolist()},
+    ]
+    rep = run_regression(cfg, layers=layers, workdir=tmp_path)
+    for row in rep.layers:
+        assert row["mismatches"] == 0, row
+        assert row["rtl_cycles"] == row["predicted_cycles"], row
+        assert row["stall_cycles"] == row["predicted_stall_cycles"], row
+        assert row["count_mismatches"] == 0 and row["actions"] == row["predicted_actions"], row
+    assert [r["shape"] for r in rep.layers] == ["sparse", "dense", "sparse"]
+    off = cfg.replace(skip_zero_tiles=False)
+    for row, la in zip(rep.layers, layers, strict=True):
+        a, w = np.asarray(la["a"]), np.asarray(la["w"])
+        assert row["rtl_cycles"] < predict_gemm(off, a.shape[0], a.shape[1], w.shape[1], weight=w).cycles
+    assert rep.layers[2]["actions"]["pe_macs"] == 0 and rep.layers[2]["actions"]["output_sram_reads"] == 0

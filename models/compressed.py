@@ -188,7 +188,10 @@ class QLayer:
     shift to the output exponent,), then a clamp to ``[0, meta["max_code"]]`` (``max / 2**out_exp``, an
     integer). concat:
     ``shift[i] = in_exp[i] - out_exp`` per input (a left shift, saturated to ``act_bits``, when >= 0, else a
-    rounding right shift), then the inputs are joined along axis 1.
+    rounding right shift), then the inputs are joined along axis 1. deform_conv2d (inputs: feature map,
+    offsets): the conv2d attributes with one ``weight_exp`` and one ``shift`` for all channels, the bias at
+    scale ``2**(in_exp + weight_exp - 2F)``, and ``meta`` ``frac_bits`` (F), ``offset_bound`` (pixels or
+    None) and ``in_shape`` (the feature map's (C, H, W)).
     """
 
     name: str

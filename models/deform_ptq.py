@@ -53,12 +53,19 @@ def _channel_mean(a: np.ndarray) -> np.ndarray:
 
 
 def compress_deform(model: Model, spec, calib_x, *, act_bits: int = 8, cfg=None, bias_correction: bool = True,
-                    **_ignored) -> CompressedModel:
+                    keep_ends: bool | None = None, percentile: float | None = None, train_data=None,
+                    **_unused) -> CompressedModel:
     """Compress ``model`` (which has ``deform_conv2d`` layers) for ``spec`` (see the module docstring).
 
-    ``cfg`` supplies acc_bits (default 32), overflow and rounding; other keyword arguments of
-    :func:`hwsim.models.ptq.compress` (``keep_ends``, ``train_data``, ...) have no effect here.
+    ``cfg`` supplies acc_bits (default 32), overflow and rounding. Every layer gets the spec's format
+    (``keep_ends=True`` and ``percentile`` are rejected); ``train_data``, ``refit`` and ``retrain`` of
+    :func:`hwsim.models.ptq.compress` only matter for specs this function rejects.
     """
+    if keep_ends:
+        raise HwsimError("keep_ends=True is not allowed for a model with deform_conv2d layers: expected False/None")
+    if percentile is not None:
+        raise HwsimError(f"percentile={percentile!r} is not allowed for a model with deform_conv2d layers: "
+                         "expected None (max calibration)")
     sp = parse_compress_spec(spec)
     if sp.weight_format not in DEFORM_FORMATS or sp.prune or sp.svd_rank is not None \
             or sp.svd_energy is not None or sp.finetune:

@@ -194,7 +194,7 @@ class LstmStepEngine(wiring.Component):
 
         stg = LstmStageEngine(cfg, debug=self.debug, step=True)
         gu = LstmGateUnit(cfg, debug=self.debug)
-        m.submodules.stage, m.submodules.gates = stg, gu
+        m.submodules.stage, m.submodules.gate_unit = stg, gu
         umem = Memory(shape=P * db, depth=hidden_words(cfg), init=[])
         hmem = Memory(shape=d, depth=Hmax, init=[])
         cmem = Memory(shape=d, depth=Hmax, init=[])
@@ -362,7 +362,8 @@ def generate_verilog(cfg, debug: bool = False) -> tuple[str, dict]:
     top = LstmStepEngine(cfg, debug=debug)
     text = LINT_WAIVERS + verilog.convert(top, name=cfg.top_name, emit_src=False)
     meta = {"top": cfg.top_name, "family": cfg.family_key(), "config": cfg.to_dict(),
-            "derived": {"desc_layout": desc_layout(cfg), "gate_desc_layout": gate_desc_layout(cfg),
+            "derived": {"desc_bits": sum(b for _, b in desc_layout(cfg)), "desc_layout": desc_layout(cfg),
+                        "gate_desc_bits": top.gbits, "gate_desc_layout": gate_desc_layout(cfg),
                         "bank_depth": cfg.bank_depth, "weight_words": cfg.weight_words,
                         "hidden_words": hidden_words(cfg), "max_hidden": max_hidden(cfg), "max_stages": MAX_STAGES,
                         "ext_sel": EXT_SEL, "ext_rsel": EXT_RSEL},

@@ -1,9 +1,13 @@
 """The LSTM engine RTL on Amaranth's simulator: whole TT and HT matvecs, bit-exact, cycle-exact and with
 every priced action count, per-bank working-SRAM read/write and stall count equal to the cycle model's."""
 
+import os
+import subprocess
+
 import numpy as np
 import pytest
 from hwsim.cosim.lstm_engine_regression import count_diffs, make_job, random_jobs, run_amaranth
+from hwsim.cosim.runner import verilator_env
 from hwsim.models import tensor_formats as tf
 
 from hwsim.errors import HwsimError
@@ -59,27 +63,37 @@ def test_wrong_expected_count_is_reported():
 
 
 def test_generate_writes_verilog(tmp_path):
-    v, j = write_verilog(LstmEngineConfig(pes=4, banks=4, **SMALL), tmp_path)
-    assert "module lstm_engine_p4_b4" in v.read_text() and j.exists()
+    cfg = LstmEngineConfig(pes=4, banks=4, hidden_sram_bytes=256, **SMALL)
+    v, j = write_verilog(cfg, tmp_path)
+    text = v.read_text()
+    # the whole engine: the top (gather, state memories) over the stage engine and the gate unit
+    assert "module lstm_engine_p4_b4" in text and "gate_unit" in text and "stage" in text and j.exists()
+    assert "cnt_mac" not in text  # the registry's RTL has no simulation-only counters
+    env = {**os.environ, **verilator_env()}
+    res = subprocess.run(["verilator", "--lint-only", str(v)], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr  # lint-clean with the file's documented waivers
     with pytest.raises(HwsimError, match=r"^banks=2 has no RTL: expected banks >= pes \(4\)"):
         write_verilog(LstmEngineConfig(pes=4, banks=2, **SMALL), tmp_path)
 
 
 def test_synth_small_config():
-    """``hwsim synth lstm-engine`` through the generic flow: the stage engine's logic is synthesized, its
-    memories are listed with the bits the config implies, and the registry group is compared."""
-    from hwsim.rtl.lstm_engine import generate_verilog
-
+    """``hwsim synth lstm-engine`` through the generic flow: the engine's logic is synthesized per block
+    (stage engine, gate unit, nonlinearities, top-level gather), its memories are listed with the bits the
+    config implies, and the registry groups are compared."""
     from hwsim.synth import synth
 
     cfg = LstmEngineConfig(pes=2, banks=2, data_bits=8, acc_bits=16, frac_bits=5, work_sram_bytes=64,
-                           weight_sram_bytes=64, addr_levels=2)
+                           weight_sram_bytes=64, hidden_sram_bytes=64, addr_levels=2)
     rep = synth(cfg)
-    top = rep.row(cfg.top_name)
+    stage = rep.row("stage")
     # at least the two accumulators (acc_bits each) and the descriptor register are flip-flops
-    assert top.flops >= 2 * 16 + rep.config.pes and top.cells > 0 and rep.logic_area_um2 > 0
+    assert stage.flops >= 2 * 16 + rep.config.pes and stage.cells > 0 and rep.logic_area_um2 > 0
+    # the gate unit's 6 pipeline stages hold at least the 4 pre-activations, c and h (8 bits each)
+    assert rep.row("gate_unit").flops >= 6 * 8 and rep.row(cfg.top_name).flops > 0
     mems = {m.name: m.bits for m in rep.memories}
-    # 2 buffers x 2 banks x 32 words x 8 bits; weights: 64 bytes = 32 words of 2 x 8 bits; no debug counters
-    assert sum(v for k, v in mems.items() if k.startswith("buf")) == 2 * 2 * 32 * 8 and mems["wmem"] == 32 * 16
-    assert any(c.startswith("PE lanes") for c, _, _ in rep.comparison)
-    assert "cnt_mac" not in generate_verilog(cfg)[0]  # the registry's RTL has no simulation-only counters
+    # 2 buffers x 2 banks x 32 words x 8 bits; weights and U: 64 bytes = 32 words of 2 x 8 bits each;
+    # H <= 4 (U = 4H x H bytes <= 64): h and c 4 x 8 bits, b 16 x 8 bits
+    assert sum(v for k, v in mems.items() if k.startswith("buf")) == 2 * 2 * 32 * 8
+    assert mems["wmem"] == mems["umem"] == 32 * 16
+    assert mems["hmem"] == mems["cmem"] == 4 * 8 and mems["bmem"] == 16 * 8
+    assert {label.split(":")[0] for label, _, _ in rep.comparison} >= {"stage engine", "gate unit", "sigmoid/tanh units"}

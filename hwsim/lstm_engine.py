@@ -110,7 +110,7 @@ class LstmEngineConfig(FamilyConfig):
         Processing elements (MAC lanes), parallel over the rows of a stage's factor.
     banks : int
         Banks of each working SRAM (a power of two), interleaved by address; fewer banks than PEs
-        makes a group's write take ceil(lanes / banks) cycles.
+        makes a group's write take ceil(lanes / banks) cycles (model and RTL).
     data_bits : int
         Signed width of data, factor entries, intermediates and states (two's complement).
     acc_bits : int
@@ -227,10 +227,14 @@ def parse_preset(name: str) -> LstmEngineConfig | None:
 
 
 def check_rtl(cfg: LstmEngineConfig) -> None:
-    """Raise if ``cfg`` has no RTL: the generated engine needs ``banks >= pes`` (one-cycle writes)."""
-    if cfg.banks < cfg.pes:
-        raise HwsimError(f"banks={cfg.banks} has no RTL: expected banks >= pes ({cfg.pes}); "
-                         "fewer banks are modelled in the cycle model only")
+    """Raise if ``cfg`` has no RTL: the engine's load port addresses words with 24 bits, so a working SRAM,
+    the weight SRAM and the hidden SRAM hold at most ``2**24`` words each. (Fewer banks than PEs is RTL
+    too: a group's write then takes ``ceil(lanes / banks)`` cycles, the extra ones counted as stalls.)"""
+    for name, words in (("work_sram_bytes", cfg.work_words), ("weight_sram_bytes", cfg.weight_words),
+                        ("hidden_sram_bytes", cfg.hidden_sram_bytes * 8 // (cfg.pes * cfg.data_bits))):
+        if words > 1 << 24:
+            raise HwsimError(f"{name}={getattr(cfg, name)} has no RTL: expected at most 2**24 words "
+                             f"({words} words; the load port's address is 24 bits)")
 
 
 # ---------------------------------------------------------------------------------------------- workloads

@@ -3,9 +3,12 @@ banked ping-pong working memories), built from one :class:`hwsim.lstm_engine.Lst
 
 Timing is the cycle model's (:mod:`hwsim.lstm_engine`): per stage one SETUP cycle, then per group
 ``K`` ISSUE cycles (read of ``T[q, k]`` and of weight word ``(j, k)``; the MAC happens the next cycle),
-one LAST cycle (the last MAC) and one WRITE cycle (requantize, write ``L`` lanes to ``L`` consecutive
-addresses of the other buffer, conflict-free because ``banks >= pes``). ``busy`` is high in exactly those
-cycles. The gate unit is not in the RTL yet.
+one LAST cycle (the last MAC) and ``ceil(L / banks)`` WRITE cycles (requantize, write the ``L`` lanes to
+``L`` consecutive addresses of the other buffer, at most one lane per bank per cycle: one cycle when
+``banks >= pes``, the extra ones bank-conflict stalls otherwise). ``busy`` is high in exactly those
+cycles. The whole LSTM step (hidden stage, gather, gate unit) is :mod:`hwsim.rtl.lstm_step`, which
+builds this engine with ``step=True``: a descriptor with ``hid`` set then reads its operand and weights
+through the ``hid_*`` ports, and the ``gath_*`` ports read both buffers while idle.
 
 Descriptors (one per stage, :func:`pack_descriptor`) program the walk: per level (innermost first) a
 count and an address delta (the stride minus the span of the inner levels), for the ``rest`` axes (the
@@ -32,9 +35,9 @@ COUNTERS = {
     "cnt_mac": "PE lanes whose accumulator is enabled (one multiply, one add, one register write each)",
     "cnt_wrd": "weight-memory reads (one pes-entry word each)",
     "cnt_requant": "lanes requantized and written back",
-    "cnt_addr": "address-adder operations: one read address per issued read, one output address per write",
+    "cnt_addr": "address-adder operations: one read address per issued read, one output address per group",
     "cnt_ext_x": "elements written into a working buffer through the ext port (the x load, DMA stand-in)",
-    "cnt_conflict": "write cycles with more lanes than banks (a bank-conflict stall; 0 while banks >= pes)",
+    "cnt_conflict": "write cycles after a group's first (bank-conflict stalls; 0 while banks >= pes)",
 }
 MAX_STAGES = 16
 SHIFT_BITS = 6
@@ -312,21 +315,30 @@ class LstmStageEngine(wiring.Component):
             m.d.comb += o.eq(Mux(r > hi, hi, Mux(r < lo, lo, r)))
             outs.append(o)
 
-        # writes: engine (WRITE state) or external loader (idle)
+        # writes: engine (WRITE state) or external loader (idle). Write cycle ``wsub`` of a group writes
+        # lanes wsub*B .. wsub*B + B - 1 (lane i to address oaddr + i, bank (oaddr + i) mod B): one cycle
+        # when banks >= pes, ceil(lanes / banks) otherwise (the extra cycles are bank-conflict stalls).
         write = Signal()
+        wsub = Signal(9)
+        wlast = Signal()
+        m.d.comb += wlast.eq(((wsub + 1) << lb) >= lanes)
         bank_we = [[Signal(name=f"we{buf}_{b}") for b in range(B)] for buf in range(2)]
-        for buf in range(2):
-            for b in range(B):
+        lane_w = []  # per bank: a lane is written to it this cycle
+        for b in range(B):
+            lane = Signal(max(1, lb), name=f"lane{b}")
+            if lb:
+                m.d.comb += lane.eq(b - oaddr[:lb])
+            lane_full = Signal(COUNT_BITS, name=f"wlane{b}")
+            m.d.comb += lane_full.eq((wsub << lb) + lane)
+            row = Signal(A + 1, name=f"row{b}")
+            m.d.comb += row.eq((oaddr + lane_full) >> lb)
+            lane_w.append(write & (lane_full < lanes))
+            for buf in range(2):
                 port = wr[buf][b]
-                lane = Signal(max(1, lb), name=f"lane{buf}_{b}")
-                if lb:
-                    m.d.comb += lane.eq(b - oaddr[:lb])
-                row = Signal(A + 1, name=f"row{buf}_{b}")
-                m.d.comb += row.eq((oaddr + lane) >> lb)
                 with m.If(write):
-                    m.d.comb += [port.addr.eq(row), port.en.eq((src != buf) & (lane < lanes))]
-                    with m.Switch(lane):
-                        for i in range(min(P, B)):
+                    m.d.comb += [port.addr.eq(row), port.en.eq((src != buf) & (lane_full < lanes))]
+                    with m.Switch(lane_full):
+                        for i in range(P):  # any lane can land in any bank (it depends on oaddr)
                             with m.Case(i):
                                 m.d.comb += port.data.eq(outs[i])
                 with m.Else():
@@ -362,32 +374,35 @@ class LstmStageEngine(wiring.Component):
                 m.next = "WRITE"
             with m.State("WRITE"):
                 m.d.comb += [self.busy.eq(1), write.eq(1)]
-                m.d.sync += [oaddr.eq(oaddr + lanes), kn.eq(0), koff.eq(0)]
-                m.d.sync += [c.eq(0) for c in kc]
-                with m.If(tile != fields["tiles"] - 1):
-                    m.d.sync += tile.eq(tile + 1)
-                    m.next = "ISSUE"
+                with m.If(~wlast):  # more lanes than banks: another write cycle (a bank-conflict stall)
+                    m.d.sync += wsub.eq(wsub + 1)
                 with m.Else():
-                    m.d.sync += [tile.eq(0), waddr.eq(fields["wbase"])]
-                    with m.If(q_last):
-                        m.d.sync += [stage.eq(stage + 1), src.eq(~src)]
-                        with m.If(stage + 1 == self.n_stages):
-                            m.next = "DONE"
-                        with m.Else():
-                            m.next = "SETUP"
-                    with m.Else():
-                        step(qc, "q", qbase)
+                    m.d.sync += [wsub.eq(0), oaddr.eq(oaddr + lanes), kn.eq(0), koff.eq(0)]
+                    m.d.sync += [c.eq(0) for c in kc]
+                    with m.If(tile != fields["tiles"] - 1):
+                        m.d.sync += tile.eq(tile + 1)
                         m.next = "ISSUE"
+                    with m.Else():
+                        m.d.sync += [tile.eq(0), waddr.eq(fields["wbase"])]
+                        with m.If(q_last):
+                            m.d.sync += [stage.eq(stage + 1), src.eq(~src)]
+                            with m.If(stage + 1 == self.n_stages):
+                                m.next = "DONE"
+                            with m.Else():
+                                m.next = "SETUP"
+                        with m.Else():
+                            step(qc, "q", qbase)
+                            m.next = "ISSUE"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
         if self.debug:
-            self._counters(m, issue, write, lanes, lane_mac, w_rd, rd, bank_we)
+            self._counters(m, issue, write & wlast, write & (wsub != 0), lane_w, lane_mac, w_rd, rd, bank_we)
         return m
 
-    def _counters(self, m, issue, write, lanes, lane_mac, w_rd, rd, bank_we):
+    def _counters(self, m, issue, group_written, conflict, lane_w, lane_mac, w_rd, rd, bank_we):
         """Simulation-only activity counters (see the class docstring)."""
-        P, B, W = self.cfg.pes, self.cfg.banks, COUNTER_BITS
+        B, W = self.cfg.banks, COUNTER_BITS
 
         def popcount(bits):
             return sum((b.as_unsigned() for b in bits), Const(0, W))
@@ -396,10 +411,10 @@ class LstmStageEngine(wiring.Component):
         incs = {
             "cnt_mac": popcount(list(lane_mac)),
             "cnt_wrd": w_rd.en & self.busy,
-            "cnt_requant": popcount([write & (lanes > i) for i in range(P)]),
-            "cnt_addr": issue + write,
+            "cnt_requant": popcount(lane_w),
+            "cnt_addr": issue + group_written,
             "cnt_ext_x": ext_x,
-            "cnt_conflict": write & (lanes > B),
+            "cnt_conflict": conflict,
         }
         for name, inc in incs.items():
             sig = getattr(self, name)

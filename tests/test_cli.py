@@ -22,7 +22,8 @@ def _run(capsys, *argv):
     (["generate", "mac-array", "--dataflow", "xs"], r"^hwsim: error: dataflow='xs' is not allowed: expected one of ws, os, is$"),
     (["generate", "mac-array", "--acc-bits", "12"], r"^hwsim: error: acc_bits=12 is not allowed: the accumulator must hold"),
     (["generate", "mac-array", "--weight-sram", "8"], r"^hwsim: error: weight_sram_bytes=8 is too small"),
-    (["cosim", "lstm-engine", "--pes", "4", "--banks", "2"], r"^hwsim: error: banks=2 has no RTL: expected banks >= pes"),
+    (["cosim", "lstm-engine", "--work-sram-bytes", str(1 << 26)], r"^hwsim: error: work_sram_bytes=67108864 has no RTL: "
+                                                                    r"expected at most 2\*\*24 words"),
     (["generate", "lstm"], r"^hwsim: error: family='lstm' is not allowed: expected one of mac-array"),
     (["cost", "gpu"], r"^hwsim: error: family='gpu' is not allowed: expected one of mac-array"),
     (["generate", "mac-array", "--colz", "4"], r"^hwsim: error: argument '--colz' is not allowed: expected one of --rows, --cols, "),

@@ -123,11 +123,14 @@ def _random_lstm(cfg, kind, rng, H=4):
                          rng.integers(lo, hi + 1, size=4 * H))
 
 
-@pytest.mark.parametrize("kind", ["tt", "ht"])
+@pytest.mark.parametrize("kind", ["tt", "ht", "tt-2-banks"])
 def test_full_steps_through_rtl(kind):
     """Three LSTM time steps through the whole engine RTL (rtl/lstm_step.py): stages, hidden stage, the
-    RTL's gather and the gate unit, h and c carried in its state memories."""
-    cfg = CFGS["pwl-half-up"] if kind == "tt" else CFGS["lut8-half-even"]
+    RTL's gather and the gate unit, h and c carried in its state memories (also with 2 banks for 4 PEs,
+    whose writes stall on bank conflicts)."""
+    cfg = {"tt": CFGS["pwl-half-up"], "ht": CFGS["lut8-half-even"],
+           "tt-2-banks": CFGS["pwl-half-up"].replace(banks=2)}[kind]
+    kind = kind[:2]
     rng = np.random.default_rng(5)
     q = _random_lstm(cfg, kind, rng)
     H, T = q.hidden, 3
@@ -154,3 +157,4 @@ def test_full_steps_through_rtl(kind):
     assert acts["gate_add.add"] == T * 8 * H and acts["sigmoid.eval"] == T * 3 * H and acts["tanh.eval"] == T * 2 * H
     mv_reads = predict_matvec(cfg, q.fmt, q.order).actions.get("work_sram", "read")
     assert acts["work_sram.read"] == T * (mv_reads + 8 * H) == sum(got["counts"]["bank_reads"])
+    assert (got["counts"]["stall_cycles"] > 0) == (cfg.banks < cfg.pes)

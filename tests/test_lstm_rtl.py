@@ -21,13 +21,31 @@ SMALL = dict(data_bits=8, acc_bits=16, frac_bits=5, work_sram_bytes=512, weight_
     LstmEngineConfig(pes=4, banks=4, **SMALL),
     LstmEngineConfig(pes=3, banks=8, rounding="half_even", **SMALL),
     LstmEngineConfig(pes=2, banks=2, overflow="wrap", **SMALL),
-], ids=["p4b4", "p3b8-half-even", "p2b2-wrap"])
+    LstmEngineConfig(pes=5, banks=2, **SMALL),
+], ids=["p4b4", "p3b8-half-even", "p2b2-wrap", "p5b2-conflicts"])
 def test_random_matvecs_bit_and_cycle_exact(cfg):
+    stalls = 0
     for job in random_jobs(cfg, seed=cfg.pes, count=4):
         y, cycles, counts = run_amaranth(cfg, job)
         assert (y == job["expect"]).all(), job["name"]
         assert cycles == job["predicted_cycles"], job["name"]
         assert count_diffs(counts, job["expect_counts"]) == {}, job["name"]
+        stalls += counts["stall_cycles"]
+    assert (stalls > 0) == (cfg.banks < cfg.pes)  # fewer banks than lanes: bank-conflict write cycles
+
+
+def test_bank_conflict_cycles_by_hand():
+    """5 lanes over 2 banks: a full group writes in ceil(5 / 2) = 3 cycles (2 of them stalls)."""
+    cfg = LstmEngineConfig(pes=5, banks=2, **SMALL)
+    fmt = tf.TTMatrix.random((7,), (3,), (1, 1), rng=0)  # one stage: R = 7, K = 3, Q = 1: tiles of 5 and 2 rows
+    fmt = fmt.with_factors([np.arange(21).reshape(fmt.factors[0].data.shape) - 10])
+    x = np.array([3, -2, 1])
+    job = make_job(cfg, fmt, x, [0])
+    y, cycles, counts = run_amaranth(cfg, job)
+    assert (y == np.clip(tf.to_dense(fmt).astype(np.int64) @ x, -128, 127)).all()
+    # 1 setup + tile 0: 3 reads + 1 + 3 writes; tile 1: 3 + 1 + 1
+    assert cycles == 1 + (3 + 1 + 3) + (3 + 1 + 1) and counts["stall_cycles"] == 2
+    assert counts["actions"]["requant.convert"] == 7 and sum(counts["bank_writes"]) == 3 + 7
 
 
 def test_one_by_n_prime_tt():
@@ -72,8 +90,9 @@ def test_generate_writes_verilog(tmp_path):
     env = {**os.environ, **verilator_env()}
     res = subprocess.run(["verilator", "--lint-only", str(v)], env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr  # lint-clean with the file's documented waivers
-    with pytest.raises(HwsimError, match=r"^banks=2 has no RTL: expected banks >= pes \(4\)"):
-        write_verilog(LstmEngineConfig(pes=4, banks=2, **SMALL), tmp_path)
+    with pytest.raises(HwsimError, match=r"^work_sram_bytes=67108864 has no RTL: expected at most 2\*\*24 words "
+                                         r"\(67108864 words; the load port's address is 24 bits\)$"):
+        write_verilog(LstmEngineConfig(pes=4, banks=4, **{**SMALL, "work_sram_bytes": 1 << 26}), tmp_path)
 
 
 def test_synth_small_config():

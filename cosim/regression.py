@@ -88,6 +88,7 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
     saturate or wrap and outputs clamp) and sparse; shifts are random so rounding ties occur. On an N:M
     array every fourth layer (i % 4 == 1) is left unpruned (no ``mode``: it runs in dense mode unless its
     weights happen to follow the pattern); the others are pruned N:M and declared ``"mode": "sparse"``.
+    With ``skip_zero_tiles`` every GEMM layer gets a zero weight block, and every other one a zero n-tile.
     """
     rng = np.random.default_rng(seed)
     R, C = cfg.rows, cfg.cols
@@ -123,6 +124,14 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
             n = int(rng.integers(1, 2 * C + 3))
             a = _acts(rng, cfg, (m, k), mode)
             w = _weights(rng, cfg, (k, n), mode, prune=prune)
+            if cfg.skip_zero_tiles:  # zero a random weight block and a random n-tile, so folds are skipped
+                k_step = cfg.ws_k_step if prune else R  # a dense-mode fold covers `rows` real steps
+                k0 = int(rng.integers(0, -(-k // k_step))) * k_step
+                n0 = int(rng.integers(0, -(-n // C))) * C
+                w[k0:k0 + k_step, n0:n0 + C] = 0
+                if i % 2:
+                    n1 = int(rng.integers(0, -(-n // C))) * C
+                    w[:, n1:n1 + C] = 0
             layers.append({**declared, "kind": "gemm", "name": f"gemm{i}", "a": a.tolist(), "w": w.tolist(),
                            "shift": shift, "relu": relu, "shape": f"{m}x{k}x{n}"})
     return layers

@@ -37,8 +37,9 @@ construction and its kept rows are exactly the K real ones, so it takes the dens
 reduction steps; the cost is the index metadata on every weight beat and activation beats of
 ``rows * M / N`` lanes that carry ``rows`` real steps. The RTL needs no mode bit: it runs ``dim_k = K'``.
 
-Zero-tile skipping (``cfg.skip_zero_tiles``, WS): the controller reads one bit per weight block (n-tile,
-k-fold; a bitmap beside the top, ``ceil(blocks / 8)`` DRAM read bytes per GEMM, loaded before ``start``) and
+Zero-tile skipping (``cfg.skip_zero_tiles``, WS, in the RTL too): the controller reads one bit per weight
+block (n-tile, k-fold; a bitmap beside the top, ``ceil(blocks / 8)`` DRAM read bytes per GEMM, loaded before
+``start``; :func:`zero_tile_bitmap`) and
 skips every fold whose block is entirely zero: no beats, no WLOAD/STREAM. A skipped fold costs the loader one
 WAIT cycle (next WAIT at w + 1, no half used: the halves alternate over the executed folds) and the compute
 engine one WAIT cycle, after which, if it is the tile's last k-fold, the tile drains as usual (DRAIN

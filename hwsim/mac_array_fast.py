@@ -16,8 +16,8 @@ the counts-only cycle model matters. :func:`hwsim.mac_array.predict_gemm_folds` 
   cycles and stalls, so the remaining whole periods are skipped in one step. Only exactly repeated
   states are skipped, so the result is the recurrence's, not an approximation.
 
-The per-fold model stays as the reference this one is tested against, and serves N:M sparse arrays
-(this closed form is for dense arrays).
+The per-fold model stays as the reference this one is tested against, and serves N:M sparse arrays and
+zero-tile skipping (this closed form is for dense arrays without skipping).
 """
 
 from __future__ import annotations

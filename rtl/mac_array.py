@@ -39,6 +39,14 @@ steps inserted after every N real ones (``hwsim.mac_array.nm_dense_layout``) and
 dense number of reduction steps (indices point at the real steps, activation beats carry zeros in the
 inserted lanes).
 
+Zero-tile skipping (``cfg.skip_zero_tiles``, WS): the top gets two more port pairs, ``ld_blk``/``ld_blk_zero``
+and ``cp_blk``/``cp_blk_zero`` (see :class:`MacArray`), through which the loader and the compute engine read
+the layer's block bitmap (one bit per weight block, address ``n-tile * k-folds + k-fold``, restarting at
+every m-tile). A zero block is passed over in one WAIT cycle by either engine (no beats, no half, no
+compute); the compute engine's ``started`` flag makes the first executed fold of a tile start from zero
+partial sums, a tile drains after its last k-fold whether that fold ran or not, and a tile with no executed
+fold drains zero accumulators (no output-buffer read).
+
 Cycle timing (exactly what ``hwsim.mac_array`` predicts) is documented there.
 """
 
@@ -141,6 +149,12 @@ class MacArray(wiring.Component):
                                    the tile and every lane is used; IS: ``bias_addr`` is the channel of the
                                    output row being drained and lane 0 is used for every lane. A layer
                                    without bias reads zeros.
+
+    With ``cfg.skip_zero_tiles`` (WS) the top also reads the layer's zero-block bitmap combinationally:
+
+    ld_blk, cp_blk : Out, 2*(dim_bits+1)   block (n-tile * k-folds + k-fold, per m-tile) of the loader's /
+                                   compute engine's current fold
+    ld_blk_zero, cp_blk_zero : In, 1       that block's weights are all zero (the fold is skipped)
 
     With ``debug=True`` the top also has simulation-only activity outputs (they are not part of the
     synthesized design; ``generate_verilog(cfg)`` leaves them out):

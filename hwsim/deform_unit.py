@@ -332,7 +332,8 @@ class DeformStats:
     """Statistics of one deformable layer on the unit (the offset conv included when it was run).
 
     ``cycles`` = ``offset_cycles`` (MAC array) + ``unit_cycles``; ``stall_cycles`` = ``fill_stall_cycles`` +
-    ``miss_stall_cycles``; ``macs`` are the useful multiply-accumulates of the deformable conv.
+    ``miss_stall_cycles``; ``macs`` are the useful multiply-accumulates of the deformable conv;
+    ``sram_bytes`` the bytes the unit's line buffer and offset buffer read and wrote (not the offset conv's).
     """
 
     name: str
@@ -351,6 +352,7 @@ class DeformStats:
     dram_write_bytes: int
     actions: ActionCounts
     extra: dict = field(default_factory=dict)
+    sram_bytes: int = 0
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("actions", "extra")}
@@ -505,6 +507,8 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
         stall_cycles=fill_stall + miss_stall, fill_stall_cycles=fill_stall, miss_stall_cycles=miss_stall,
         conflict_cycles=int(conflicts.sum()) * nb, items=items, misses=n_miss, line_buffer_rows=rows, macs=useful,
         dram_read_bytes=dram_r, dram_write_bytes=dram_w, actions=actions,
+        sram_bytes=(acts[("line_buffer", "write")] + acts[("line_buffer", "read")]) * word_bytes
+        + (acts[("offset_buffer", "read")] + acts[("offset_buffer", "write")]) * OFFSET_WORD_BITS // 8,
         extra={"sampler_cycles": int(a.sum()) * nb, "mac_cycles_per_item": b, "blocks": nb, "h_out": ho,
                "w_out": wo})
 

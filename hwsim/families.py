@@ -23,7 +23,8 @@ Entry-point protocol (what each view's callable takes and returns)
     ``deform-unit``): one layer of a compressed model (:class:`hwsim.models.compressed.QLayer`, already
     accepted by ``check_op``) on a batch; ``inputs`` are its int64 input batches (one per layer input),
     ``values`` its bit-exact int64 output batch and ``stats`` one statistics record per input (``cycles``,
-    ``stall_cycles``, ``macs``, ``actions``, ``dram_read_bytes``, ``dram_write_bytes``). ``simulate`` runs
+    ``stall_cycles``, ``macs``, ``actions``, ``dram_read_bytes``, ``dram_write_bytes``, optionally
+    ``sram_bytes``). ``simulate`` runs
     such layers on their unit inside the compressed model and the GEMM layers on the GEMM unit.
 ``simulate_model(cfg, model, x, compress=None, calib=None) -> ModelRun``
     For families whose layers are not lowered to GEMMs (e.g. ``lstm``): the whole float ``model``

@@ -401,9 +401,7 @@ def _layer_report(q, unit: Unit, label: str, stats: list, cost: CostModel) -> La
     _, ho, wo = q.out_shape
     macs = stats[0].macs
     mean_cycles = _mean(cycles, n)
-    word = getattr(cfg, "lanes", 1) * cfg.act_bits // 8
-    sram = (actions.get("line_buffer", "read") + actions.get("line_buffer", "write")) * word \
-        + (actions.get("offset_buffer", "read") + actions.get("offset_buffer", "write")) * 2
+    sram = sum(getattr(st, "sram_bytes", 0) for st in stats)
     peak = getattr(cfg, "peak_macs_per_cycle", None)
     return LayerReport(q.name, f"{ho * wo}x{cg * kh * kw}x{o} dcn", q.weight_format, macs, mean_cycles,
                        _mean(sum(st.stall_cycles for st in stats), n),

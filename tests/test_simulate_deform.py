@@ -211,3 +211,18 @@ def test_deform_unit_mismatch_is_one_line(tmp_path, change, msg):
     p.write_text("\n".join(lines) + "\n")
     with pytest.raises(HwsimError, match=rf"^layer 'dconv2' is not allowed on deform-unit: {msg}$"):
         simulate("digits-dcn", str(p), progress=False)
+
+
+def test_unit_without_offset_array():
+    from hwsim.deform_unit import DeformLayer, DeformUnitConfig, inventory, predict_layer
+
+    own, shared = DeformUnitConfig(), DeformUnitConfig(offset_array=False)
+    names_own = {c.name for c in inventory(own).components}
+    names_shared = {c.name for c in inventory(shared).components}
+    assert {n for n in names_own if n.startswith("oc_")} and names_own - names_shared == {
+        n for n in names_own if n.startswith("oc_")}
+    layer = DeformLayer("l", 8, 6, 6, 8, depthwise=True)
+    a, b = predict_layer(own, layer), predict_layer(shared, layer)
+    assert a.offset_cycles > 0 and b.offset_cycles == 0 and a.unit_cycles == b.unit_cycles == b.cycles
+    with pytest.raises(HwsimError, match=r"^with_offset_conv=True is not allowed with offset_array=False"):
+        predict_layer(shared, layer, with_offset_conv=True)

@@ -599,8 +599,10 @@ def check_op(cfg: DeformUnitConfig, op) -> None:
     unit_b = None if cfg.offset_bound is None else int(math.floor(cfg.offset_bound * (1 << f)))
     layer_b = op.offset_bound_q()
     if min(r, r if unit_b is None else unit_b) != min(r, r if layer_b is None else layer_b):
+        lb = op.meta.get("offset_bound")
         raise HwsimError(f"{where}: offset_bound={cfg.offset_bound!r} clamps its offsets differently from the "
-                         f"layer's bound ({op.meta.get('offset_bound')!r} pixels)")
+                         + ("layer, which has no bound" if lb is None else f"layer's bound of {lb!r} pixels")
+                         + f" (offsets are {op.act_bits}-bit Q.{f} codes)")
     check_layer(cfg, _layer_of(op))
 
 

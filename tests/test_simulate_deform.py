@@ -12,6 +12,7 @@ from hwsim.models import deform_models, zoo
 from hwsim.models.compress import compress
 from hwsim.models.compressed import Arith
 from hwsim.models.graph import Layer, Model
+from hwsim.models.graph import load_model as load_model_path
 from test_deform_reference import loop_fixed, loop_float
 
 from hwsim.errors import HwsimError
@@ -200,7 +201,8 @@ def test_cli_routing_error_exits_2(capsys):
 @pytest.mark.parametrize("change, msg", [
     ("frac_bits: 6", r"its offsets are Q\.4, the unit has frac_bits=6"),
     ("offset_mode: square", r"offset_mode='square' \(the layer has free \(dy, dx\) offsets per tap; expected 'free'\)"),
-    ("offset_bound: 2", r"offset_bound=2(\.0)? clamps its offsets differently from the layer's bound \(None pixels\)"),
+    ("offset_bound: 2", r"offset_bound=2(\.0)? clamps its offsets differently from the layer, which has no bound "
+                        r"\(offsets are 8-bit Q\.4 codes\)"),
     ("kernel: 5", r"its 3x3 kernel does not match kernel=5"),
 ])
 def test_deform_unit_mismatch_is_one_line(tmp_path, change, msg):
@@ -226,3 +228,31 @@ def test_unit_without_offset_array():
     assert a.offset_cycles > 0 and b.offset_cycles == 0 and a.unit_cycles == b.unit_cycles == b.cycles
     with pytest.raises(HwsimError, match=r"^with_offset_conv=True is not allowed with offset_array=False"):
         predict_layer(shared, layer, with_offset_conv=True)
+
+
+def test_depthwise_deform_model_with_large_offsets(tmp_path):
+    """A depthwise deformable layer whose offsets reach the bound and leave the map: bit-exact on the unit."""
+    from hwsim.models.graph import save_model
+
+    rng = np.random.default_rng(5)
+    layers = [
+        Layer("conv1", "conv2d", ("input",), rng.normal(0, 0.5, (8, 1, 3, 3)), rng.normal(0, 0.1, 8), padding=1),
+        Layer("relu1", "relu", ("conv1",)),
+        Layer("off", "conv2d", ("relu1",), rng.normal(0, 1.5, (18, 8, 3, 3)), rng.normal(0, 1, 18), padding=1),
+        Layer("dw", "deform_conv2d", ("relu1", "off"), rng.normal(0, 0.5, (8, 1, 3, 3)), rng.normal(0, 0.1, 8),
+              padding=1, groups=8, meta={"offset_bound": 6.0}),
+        Layer("flatten", "flatten", ("dw",)),
+        Layer("fc", "linear", ("flatten",), rng.normal(0, 0.1, (10, 512)), np.zeros(10)),
+    ]
+    path = tmp_path / "dw.npz"
+    save_model(Model(layers, (1, 8, 8), "dw"), path)
+    yaml = TWO_UNITS.read_text().replace("offset_bound: 8", "offset_bound: 6")
+    accel = tmp_path / "two.yaml"
+    accel.write_text(yaml)
+    rep = simulate(str(path), str(accel), progress=False)
+    assert rep.simulated_equals_reference and [lr.unit for lr in rep.layers] == [
+        "mac-array", "mac-array", "deform-unit", "mac-array"]
+    assert rep.layers[2].macs == 8 * 9 * 64
+    cm = compress(load_model_path(path), "int8", zoo.load_digits_split()[0][:512])
+    offs = cm.forward_int(zoo.load_digits_split()[2][:20], return_all=True)["off"]
+    assert np.abs(offs).max() >= 6 * 16  # some offsets reach the bound of 6 pixels (clamped)

@@ -65,7 +65,8 @@ def measured_counts(cfg: LstmEngineConfig, counters: dict, bank_rd: list[int], b
                "work_sram.read": int(sum(bank_rd)), "work_sram.write": int(sum(bank_wr)),
                "state_sram.read": c("cnt_state_rd"), "state_sram.write": c("cnt_state_wr"),
                "requant.convert": c("cnt_requant") + c("cnt_gate_requant"),
-               "addr_gen.add": c("cnt_addr") + c("cnt_gate_addr"), "dram.read": c("cnt_ext_x") * cfg.data_bytes,
+               "addr_gen.add": c("cnt_addr") + c("cnt_gate_addr") + c("cnt_x_addr"),
+               "dram.read": c("cnt_ext_x") * cfg.data_bytes,
                "gate_add.add": c("cnt_gate_add"), "sigmoid.eval": c("cnt_sigmoid"), "tanh.eval": c("cnt_tanh"),
                "cell_mult.mult": c("cnt_cell_mult"), "cell_add.add": c("cnt_cell_add")}
     return {"actions": actions, "bank_reads": [int(v) for v in bank_rd], "bank_writes": [int(v) for v in bank_wr],
@@ -302,7 +303,7 @@ def step_layer(cfg: LstmEngineConfig, q: ref.FixedLstm, xs, h0, c0, name: str = 
 def random_lstm(cfg: LstmEngineConfig, kind: str, rng, hidden: int, n_modes=(3, 5),
                 extreme: bool = False) -> ref.FixedLstm:
     """A random integer TT- or HT-LSTM with ``hidden`` units: output modes ``(4, hidden)`` (or ``(2, 2*hidden)``
-    at random), input modes ``n_modes``, ranks 1-3, a random allowed stage order, stage shifts in [3, 8],
+    at random), the two input modes ``n_modes``, ranks 1-3, a random allowed stage order, stage shifts in [3, 8],
     ``e_u`` in [4, 7]; values uniform, or only the extremes of the data range (``extreme``)."""
     lo, hi = -(1 << (cfg.data_bits - 1)), (1 << (cfg.data_bits - 1)) - 1
     m = (4, hidden) if rng.random() < 0.5 else (2, 2 * hidden)
@@ -341,7 +342,7 @@ def random_step_layers(cfg: LstmEngineConfig, seed: int, steps: int) -> list[dic
     for kind in ("tt", "ht"):
         for _ in range(50):
             H = int(rng.integers(1, min(6, max_hidden(cfg)) + 1))
-            n = tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 4))))
+            n = tuple(int(v) for v in rng.integers(1, 6, size=2))  # two input modes, as the two output modes
             q = random_lstm(cfg, kind, rng, H, n, extreme=kind == "ht")
             xs = rng.integers(lo, hi + 1, size=(steps, q.fmt.shape[1]))
             h0, c0 = rng.integers(lo, hi + 1, size=H), rng.integers(lo, hi + 1, size=H)

@@ -163,15 +163,23 @@ def run_layer(cfg, layer: dict) -> dict:
         await ctx.tick()
         ctx.set(dut.dbg_clear, 0)
         await write(ctx, layer["setup"])
+        stream_x = cfg.x_load == "stream"
         for x in np.atleast_2d(layer["x"]):
-            await write(ctx, [(EXT_SEL["buf0"], i, int(v) & mask) for i, v in enumerate(x)])
+            if stream_x:  # the run takes x from its i_x stream, kept valid, one element per cycle
+                ctx.set(dut.n_x, len(x))
+                ctx.set(dut.i_x.valid, 1)
+            else:
+                await write(ctx, [(EXT_SEL["buf0"], i, int(v) & mask) for i, v in enumerate(x)])
             ctx.set(dut.n_stages, n)
             ctx.set(dut.gates, int(layer["gates"]))
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            cycles = 0
+            cycles, xi = 0, 0
             while not ctx.get(dut.done):
+                if stream_x:
+                    ctx.set(dut.i_x.payload, int(x[min(xi, len(x) - 1)]))
+                    xi += ctx.get(dut.i_x.ready)
                 cycles += ctx.get(dut.busy)
                 await ctx.tick()
             res["cycles"].append(cycles)

@@ -53,7 +53,7 @@ class LstmEngineTB:
     async def reset(self):
         d = self.dut
         await reset_harness(d, (d.load, d.clear, d.start, d.dump, d.n_stages, d.gates, d.rsel, d.ld_first,
-                                d.ld_count, d.n_out))
+                                d.ld_count, d.n_out, d.x_first, d.n_x))
 
     async def _load(self, first: int, count: int, clear: bool = False):
         dut = self.dut
@@ -86,7 +86,10 @@ class LstmEngineTB:
         await self._load(0, len(setup), clear=True)
         cycles, got, want = 0, [], []
         for t in range(len(xs)):
-            await self._load(len(setup) + t * N, N)
+            if self.cfg.x_load == "stream":  # the run takes x from its i_x stream (harness entries)
+                dut.x_first.value, dut.n_x.value = len(setup) + t * N, N
+            else:
+                await self._load(len(setup) + t * N, N)
             await pulse(dut, dut.start)
             await RisingEdge(dut.finished)
             cycles += int(dut.cycles.value)

@@ -33,8 +33,9 @@ Timing, exact to the RTL clock (``cycles`` counts the cycles ``busy`` is high)
   stage's layout, ``zh`` from the other buffer, ``b`` and, with the last gate, ``c`` from the state SRAM),
   one cycle for the reads to land, and the gate unit's ``GATE_LATENCY``-deep pipeline; ``h'``, ``c'`` are
   written back to the state SRAM as they leave it. Loading ``x`` from DRAM into a working SRAM is counted
-  (bytes, writes) but not timed: it is assumed to overlap the previous frame (double-buffered DMA), as in
-  TIE.
+  (bytes, writes); with ``x_load="overlapped"`` (default) it is not timed: it is assumed to overlap the
+  previous frame (double-buffered DMA), as in TIE; with ``x_load="stream"`` every run starts with ``N``
+  load cycles, one element per cycle (:func:`x_load_cycles`).
 
 Values are those of the bit-exact reference (:mod:`hwsim.models.lstm_engine`).
 """
@@ -77,12 +78,14 @@ __all__ = [
     "stage_descriptors",
     "workload",
     "workload_table",
+    "x_load_cycles",
 ]
 
 OVERFLOW_MODES = ("saturate", "wrap")
 ROUNDING_MODES = ("half_up", "half_even")
 NONLINEARITIES = ("pwl", "lut")
 DECOMPOSITIONS = ("tt", "ht")
+X_LOADS = ("overlapped", "stream")
 #: Pipeline depth of the gate unit (zx + zh + b, nonlinearities, c update, tanh(c), h): a hidden unit
 #: accepted in cycle t leaves in cycle t + GATE_LATENCY.
 GATE_LATENCY = 6
@@ -135,6 +138,10 @@ class LstmEngineConfig(FamilyConfig):
         Loop levels of each read address generator (axes of an intermediate it can walk).
     clock_mhz : float
         Clock frequency, for converting cycles to time.
+    x_load : {"overlapped", "stream"}
+        How ``x`` reaches working buffer 0: "overlapped" assumes a double-buffered DMA hides it behind
+        the previous frame (counted, not timed; the RTL is loaded while idle), "stream" times it: every
+        run starts with ``N`` cycles taking one element per cycle from the engine's ``i_x`` stream.
     """
 
     decomposition: str = "tt"
@@ -152,6 +159,7 @@ class LstmEngineConfig(FamilyConfig):
     work_sram_bytes: int = 262144
     addr_levels: int = 6
     clock_mhz: float = 1000.0
+    x_load: str = "overlapped"
 
     FAMILY: ClassVar[str] = "lstm-engine"
 
@@ -177,11 +185,12 @@ class LstmEngineConfig(FamilyConfig):
         _check_int("addr_levels", self.addr_levels, 1, 12)
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, int | float) or not self.clock_mhz > 0:
             raise HwsimError(f"clock_mhz={self.clock_mhz!r} is not allowed: expected a number > 0")
+        _check_choice("x_load", self.x_load, X_LOADS)
 
     @property
     def top_name(self) -> str:
         return (f"lstm_engine_p{self.pes}_b{self.banks}_d{self.data_bits}_a{self.acc_bits}_"
-                f"{self.overflow}_{self.rounding}")
+                f"{self.overflow}_{self.rounding}" + ("_xstream" if self.x_load == "stream" else ""))
 
     @property
     def ns_per_cycle(self) -> float:
@@ -379,8 +388,17 @@ def predict_matvec(cfg: LstmEngineConfig, fmt, order=None, name: str = "matvec")
         acts = acts + ActionCounts(_stage_actions(cfg, r))
     N = fmt.shape[1]
     acts = acts + ActionCounts({("dram", "read"): N * cfg.data_bytes, ("work_sram", "write"): N})
-    return MatvecStats(name, sum(r.cycles for r in rows), sum(r.conflict_cycles for r in rows),
-                       sum(r.macs for r in rows), rows, acts, extra={"pes": cfg.pes})
+    x_cycles = x_load_cycles(cfg, N)
+    if x_cycles:  # the x stream's write-address counter: one increment per element
+        acts = acts + ActionCounts({("addr_gen", "add"): N})
+    return MatvecStats(name, x_cycles + sum(r.cycles for r in rows), sum(r.conflict_cycles for r in rows),
+                       sum(r.macs for r in rows), rows, acts, extra={"pes": cfg.pes, "x_load_cycles": x_cycles})
+
+
+def x_load_cycles(cfg: LstmEngineConfig, n: int) -> int:
+    """Cycles of loading ``n`` inputs at the start of a run: ``n`` with ``x_load="stream"`` (one element
+    per cycle into working buffer 0), 0 with ``"overlapped"`` (hidden by double-buffered DMA)."""
+    return n if cfg.x_load == "stream" else 0
 
 
 def predict_step(cfg: LstmEngineConfig, w: LstmWorkload) -> MatvecStats:

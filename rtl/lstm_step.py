@@ -28,6 +28,10 @@ Schedule (``busy`` high throughout; the cycle model's :func:`hwsim.lstm_engine.g
    written. The last unit leaves ``8`` cycles after the last read: the gate phase is ``4H + 9`` cycles.
 
 With ``gates`` low at ``start`` only the stage descriptors run (a plain matvec, the stage engine's timing).
+With ``x_load="stream"`` every run starts with an XLOAD phase (``busy`` high): ``n_x`` elements taken
+from the ``i_x`` stream, one per cycle while it is valid, written to working buffer 0 at addresses
+``0 .. n_x - 1``; the stage engine starts in the cycle of the last one (the cycle model's
+:func:`hwsim.lstm_engine.x_load_cycles` with a stream that is always valid).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import math
 
 from amaranth.back import verilog
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from hwsim.rtl.lstm_engine import (
@@ -65,6 +69,7 @@ STEP_COUNTERS = {
     "cnt_state_rd": "state-SRAM reads: h by the hidden stage, b and c by the gather",
     "cnt_state_wr": "state-SRAM writes of the gate phase (h' and c')",
     "cnt_gate_addr": "gather address-adder operations: 2 per read cycle (walker, row index), 1 per unit written",
+    "cnt_x_addr": "x-stream write-address increments (x_load='stream': one per element loaded)",
 }
 
 
@@ -161,6 +166,8 @@ class LstmStepEngine(wiring.Component):
     ext_raddr : In, 24          (idle only) element address to read from ``ext_rsel`` (:data:`EXT_RSEL`)
     ext_rsel : In, 2
     ext_rdata : Out, signed(data_bits)   the element, one cycle after ``ext_raddr``
+    i_x : In(stream.Signature(signed(data_bits)))   (``x_load="stream"`` only) the inputs of a run
+    n_x : In, 24                (``x_load="stream"`` only) inputs to take at the start of a run, sampled with ``start``
 
     With ``debug=True``: the stage engine's counters (:data:`hwsim.rtl.lstm_engine.COUNTERS`,
     ``cnt_bank_rd``, ``cnt_bank_wr``, which here also count the gather's working-buffer reads), the gate
@@ -178,6 +185,8 @@ class LstmStepEngine(wiring.Component):
             "ext_we": In(1), "ext_sel": In(4), "ext_addr": In(24), "ext_data": In(self.ext_bits),
             "ext_raddr": In(24), "ext_rsel": In(2), "ext_rdata": Out(signed(cfg.data_bits)),
         }
+        if cfg.x_load == "stream":
+            members |= {"i_x": In(stream.Signature(signed(cfg.data_bits))), "n_x": In(24)}
         if debug:
             members |= {"dbg_clear": In(1), **{n: Out(COUNTER_BITS) for n in (*COUNTERS, *STEP_COUNTERS)},
                         **{n: Out(32) for n in GATE_COUNTERS},
@@ -213,9 +222,18 @@ class LstmStepEngine(wiring.Component):
             return ext & (self.ext_sel == EXT_SEL[name])
 
         # ---------------------------------------------------------------- stage engine and its loads
-        m.d.comb += [stg.ext_we.eq(ext & (self.ext_sel < 4)), stg.ext_sel.eq(self.ext_sel[:2]),
-                     stg.ext_addr.eq(self.ext_addr), stg.ext_data.eq(self.ext_data[:len(stg.ext_data)]),
-                     stg.ext_raddr.eq(self.ext_raddr), stg.ext_rbuf.eq(self.ext_rsel[0]),
+        xload = Signal()  # x_load="stream": the XLOAD phase drives the stage engine's load port
+        xa, nx_reg = Signal(24), Signal(24)
+        xin_we = Signal()
+        with m.If(xload):
+            if cfg.x_load == "stream":
+                m.d.comb += [xin_we.eq(self.i_x.valid), self.i_x.ready.eq(1), stg.ext_we.eq(self.i_x.valid),
+                             stg.ext_sel.eq(EXT_SEL["buf0"]), stg.ext_addr.eq(xa),
+                             stg.ext_data.eq(self.i_x.payload.as_unsigned())]
+        with m.Else():
+            m.d.comb += [stg.ext_we.eq(ext & (self.ext_sel < 4)), stg.ext_sel.eq(self.ext_sel[:2]),
+                         stg.ext_addr.eq(self.ext_addr), stg.ext_data.eq(self.ext_data[:len(stg.ext_data)])]
+        m.d.comb += [stg.ext_raddr.eq(self.ext_raddr), stg.ext_rbuf.eq(self.ext_rsel[0]),
                      stg.n_stages.eq(self.n_stages)]
         m.d.comb += [u_rd.addr.eq(stg.hid_waddr), u_rd.en.eq(stg.hid_ren), stg.hid_w.eq(u_rd.data),
                      u_wr.addr.eq(self.ext_addr), u_wr.data.eq(self.ext_data[:P * db]), u_wr.en.eq(ext_to("umem")),
@@ -301,10 +319,23 @@ class LstmStepEngine(wiring.Component):
         # ---------------------------------------------------------------- sequencer
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += stg.start.eq(self.start)
                 with m.If(self.start):
                     m.d.sync += [gates_en.eq(self.gates), zsel.eq(~self.n_stages[0])]
-                    m.next = "STAGES"
+                if cfg.x_load == "stream":
+                    with m.If(self.start):
+                        m.d.sync += [xa.eq(0), nx_reg.eq(self.n_x)]
+                        m.next = "XLOAD"
+                else:
+                    m.d.comb += stg.start.eq(self.start)
+                    with m.If(self.start):
+                        m.next = "STAGES"
+            with m.State("XLOAD"):
+                m.d.comb += [busy.eq(1), xload.eq(1)]
+                with m.If(xin_we):
+                    m.d.sync += xa.eq(xa + 1)
+                    with m.If(xa == nx_reg - 1):  # the last input: the stages start next cycle
+                        m.d.comb += stg.start.eq(1)
+                        m.next = "STAGES"
             with m.State("STAGES"):
                 m.d.comb += busy.eq(stg.busy | (stg.done & gates_en))
                 with m.If(stg.done):
@@ -347,7 +378,8 @@ class LstmStepEngine(wiring.Component):
             incs = {"cnt_hid_rd": stg.hid_ren,
                     "cnt_state_rd": stg.hid_ren.as_unsigned() + gread + (gread & (g_cur == 3)),
                     "cnt_state_wr": Mux(out_v, 2, 0),
-                    "cnt_gate_addr": Mux(gread, 2, 0) + out_v}
+                    "cnt_gate_addr": Mux(gread, 2, 0) + out_v,
+                    "cnt_x_addr": xin_we}
             for name, inc in incs.items():
                 sig = getattr(self, name)
                 m.d.sync += sig.eq(Mux(self.dbg_clear, 0, sig + Const(0, W) + inc))

@@ -16,6 +16,7 @@ from hwsim.lstm_engine import (
     LstmWorkload,
     inventory,
     parse_preset,
+    predict,
     predict_matvec,
     predict_step,
     read_addresses,
@@ -73,6 +74,21 @@ def test_step_adds_hidden_stage_and_gates():
     # hidden stage R = 8, K = 2, Q = 1: 1 + 2 * (2 + 1 + 1); gate phase: 1 hand-over cycle, 4 gather cycles
     # per unit, 2 for the last reads to land and enter, the gate unit's latency
     assert step.cycles == mv.cycles + (1 + 2 * 4) + 1 + 4 * 2 + 2 + GATE_LATENCY
+
+
+def test_streamed_x_load_is_timed():
+    """x_load="stream": every run starts with N load cycles (one input per cycle) and N address increments;
+    values of the counts otherwise unchanged."""
+    cfg = LstmEngineConfig(pes=4, banks=4, data_bits=8, acc_bits=16, frac_bits=5)
+    fmt = tf.TTMatrix.random((4, 2), (3, 2), (1, 2, 1), rng=0)  # N = 6
+    base, st = predict_matvec(cfg, fmt), predict_matvec(cfg.replace(x_load="stream"), fmt)
+    assert st.cycles == base.cycles + 6 and st.extra["x_load_cycles"] == 6
+    assert st.actions.get("addr_gen", "add") == base.actions.get("addr_gen", "add") + 6
+    assert st.actions.get("dram", "read") == base.actions.get("dram", "read") == 6
+    w = LstmWorkload("w", fmt, hidden=2, steps=3)
+    assert predict(cfg.replace(x_load="stream"), w).cycles == predict(cfg, w).cycles + 3 * 6
+    with pytest.raises(HwsimError, match=r"^x_load='dma' is not allowed: expected one of overlapped, stream$"):
+        cfg.replace(x_load="dma")
 
 
 def test_bank_counts_from_addresses():

@@ -123,13 +123,14 @@ def _random_lstm(cfg, kind, rng, H=4):
                          rng.integers(lo, hi + 1, size=4 * H))
 
 
-@pytest.mark.parametrize("kind", ["tt", "ht", "tt-2-banks"])
+@pytest.mark.parametrize("kind", ["tt", "ht", "tt-2-banks", "ht-x-stream"])
 def test_full_steps_through_rtl(kind):
     """Three LSTM time steps through the whole engine RTL (rtl/lstm_step.py): stages, hidden stage, the
     RTL's gather and the gate unit, h and c carried in its state memories (also with 2 banks for 4 PEs,
     whose writes stall on bank conflicts)."""
     cfg = {"tt": CFGS["pwl-half-up"], "ht": CFGS["lut8-half-even"],
-           "tt-2-banks": CFGS["pwl-half-up"].replace(banks=2)}[kind]
+           "tt-2-banks": CFGS["pwl-half-up"].replace(banks=2),
+           "ht-x-stream": CFGS["pwl-half-up"].replace(x_load="stream")}[kind]
     kind = kind[:2]
     rng = np.random.default_rng(5)
     q = _random_lstm(cfg, kind, rng)
@@ -147,6 +148,9 @@ def test_full_steps_through_rtl(kind):
     assert gate_phase_cycles(H) == 1 + 4 * H + 2 + 6 == 4 * H + 3 + GATE_LATENCY
     assert got["cycles"] == [pred.cycles] * T
     assert pred.cycles == predict_matvec(cfg, q.fmt, q.order).cycles + pred.stages[-2].cycles + 4 * H + 9
+    # the x load: 15 cycles (N = 3 * 5) per step when streamed, none when overlapped
+    stages = sum(r.cycles for r in predict_matvec(cfg, q.fmt, q.order).stages)
+    assert predict_matvec(cfg, q.fmt, q.order).cycles == stages + (15 if cfg.x_load == "stream" else 0)
     # every priced action, per-bank count and the stalls of the T steps equal the model's
     assert count_diffs(got["counts"], got["layer"]["expect_counts"]) == {}
     acts = got["counts"]["actions"]

@@ -13,7 +13,9 @@ Built from one :class:`hwsim.lstm_engine.LstmEngineConfig` (``data_bits``, ``fra
 6. ``h' = clamp(round_shift(o * tanh(c'), F))``.
 
 A unit accepted in cycle ``t`` leaves in cycle ``t + 6``, so ``H`` units back to back take ``H + 6`` cycles
-from the first accepted to the last delivered, the cycle model's gate-unit time.
+from the first accepted to the last delivered. In the engine (:mod:`hwsim.rtl.lstm_step`) the gather
+feeds it one unit every four cycles (one working-SRAM read per gate): the cycle model's
+:func:`hwsim.lstm_engine.gate_phase_cycles`, ``4H + 9``.
 """
 
 from __future__ import annotations

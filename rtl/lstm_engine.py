@@ -126,11 +126,23 @@ class LstmStageEngine(wiring.Component):
     ext_rbuf : In, 1
     ext_rdata : Out, signed(data_bits)   the element, one cycle after ``ext_raddr``
 
+    With ``step=True`` (inside :class:`hwsim.rtl.lstm_step.LstmStepEngine`) also:
+
+    hid_ren : Out, 1            a stage with ``hid`` set issues a read: operand at ``hid_raddr``, weight
+    hid_raddr : Out             word at ``hid_waddr``; both arrive on ``hid_x`` / ``hid_w`` one cycle later
+    hid_waddr : Out             (the buffers and the weight memory are not read in such a stage)
+    hid_x : In, signed(data_bits)
+    hid_w : In, pes * data_bits
+    gath_en : In, 1             (idle only) read buffer 0 at ``gath_addr0`` and buffer 1 at ``gath_addr1``
+    gath_addr0, gath_addr1 : In
+    gath_data0, gath_data1 : Out, signed(data_bits)   the two elements, one cycle later
+
     With ``debug=True`` the top also has simulation-only activity counters (not for synthesis): every
     counter of :data:`COUNTERS` (``Out, COUNTER_BITS``) and, per bank ``b`` of the working SRAMs (both
     buffers summed), ``cnt_bank_rd`` / ``cnt_bank_wr`` (``Out, banks * COUNTER_BITS``, bank ``b`` at bits
     ``[b*COUNTER_BITS, (b+1)*COUNTER_BITS)``) counting its read enables while busy and its write enables
-    (engine write-back and ext loads). They count from reset and are cleared by ``dbg_clear`` (``In, 1``).
+    (engine write-back and ext loads; with ``step=True`` the reads also count ``gath_en`` reads). They count
+    from reset and are cleared by ``dbg_clear`` (``In, 1``).
     """
 
     def __init__(self, cfg, debug: bool = False, step: bool = False):

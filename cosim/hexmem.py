@@ -35,7 +35,7 @@ def _pack_bytes(codes: np.ndarray, lane_bits: int) -> np.ndarray:
     beats, lanes = codes.shape
     if lane_bits % 8 == 0 and lane_bits <= 64:  # byte-aligned lanes: a plain reinterpretation
         per = lane_bits // 8
-        raw = codes.astype("<u8").view(np.uint8).reshape(beats, lanes, 8)[:, :, :per]
+        raw = np.ascontiguousarray(codes, dtype="<u8").view(np.uint8).reshape(beats, lanes, 8)[:, :, :per]
         return np.ascontiguousarray(raw.reshape(beats, lanes * per))
     bits = ((codes[:, :, None] >> np.arange(lane_bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
     return np.packbits(bits.reshape(beats, lanes * lane_bits), axis=1, bitorder="little")

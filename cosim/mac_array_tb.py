@@ -26,7 +26,8 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, WEIGHT_FILE
 from hwsim.cosim.runner import read_job
-from hwsim.cosim.tb_util import dump_beats, pulse, reset_harness
+from hwsim.cosim.hexmem import hex_to_lanes, lanes_to_hex
+from hwsim.cosim.tb_util import dump_text, pulse, reset_harness
 from hwsim.models import mac_array as ref
 from hwsim.models.compressed import reference_gemm
 
@@ -35,7 +36,7 @@ from hwsim.errors import HwsimError
 from hwsim.mac_array import (
     MacArrayActions,
     dense_k,
-    dram_beats,
+    dram_lanes,
     gemm_mode,
     predict_gemm,
     unpack_outputs,
@@ -121,16 +122,25 @@ class MacArrayTB:
         self.bias_bits = self.widths["osram"] // self.cfg.cols
 
     def _write_mem(self, path: Path, words: list[int]) -> None:
-        if len(words) > self.mem_depth:
-            raise AssertionError(f"layer needs {len(words)} beats, harness memory holds {self.mem_depth}")
+        self._check_depth(len(words))
         path.write_text("".join(f"{b:x}\n" for b in words))
+
+    def _write_lanes(self, path: Path, lanes: np.ndarray, lane_bits: int) -> None:
+        """Write beats given as lanes ``[beat, lane]`` (vectorized: no Python integer per beat)."""
+        self._check_depth(len(lanes))
+        path.write_text(lanes_to_hex(lanes, lane_bits))
+
+    def _check_depth(self, beats: int) -> None:
+        if beats > self.mem_depth:
+            raise AssertionError(f"layer needs {beats} beats, harness memory holds {self.mem_depth}")
 
     async def _pulse(self, sig) -> None:
         await pulse(self.dut, sig)
 
     async def run_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
-                       bias: np.ndarray | None = None, mode: str | None = None) -> tuple[list[int], dict[str, int]]:
-        """Drive one GEMM (values) through the RTL; return (output beats, harness counters).
+                       bias: np.ndarray | None = None, mode: str | None = None) -> tuple[np.ndarray, dict[str, int]]:
+        """Drive one GEMM (values) through the RTL; return (output beats as lanes ``[beat, cols]``, harness
+        counters).
 
         On an N:M array ``mode`` is :func:`hwsim.mac_array.gemm_mode`'s; a dense-mode GEMM is driven as its
         expanded N:M layout (``dim_k = dense_k(cfg, k)``, beats from ``dram_beats(..., mode="dense")``).
@@ -143,10 +153,10 @@ class MacArrayTB:
         if max(m, k_rtl, n) > self.dim_limit:
             raise HwsimError(f"GEMM {m}x{k}x{n} ({mode} mode: dim_k={k_rtl}) is not allowed on this build: every "
                              f"dimension must be <= {self.dim_limit} (dim_bits)")
-        w_beats, a_beats = dram_beats(cfg, ref.encode_acts(a, cfg.act_bits),
-                                      ref.encode_weights(w, cfg.weight_format), mode=mode)
-        self._write_mem(Path(WEIGHT_FILE), w_beats)
-        self._write_mem(Path(ACT_FILE), a_beats)
+        (w_beats, w_bits), (a_beats, a_bits) = dram_lanes(cfg, ref.encode_acts(a, cfg.act_bits),
+                                                          ref.encode_weights(w, cfg.weight_format), mode=mode)
+        self._write_lanes(Path(WEIGHT_FILE), w_beats, w_bits)
+        self._write_lanes(Path(ACT_FILE), a_beats, a_bits)
         b = np.zeros(n, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
         lo, hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
         if b.shape != (n,) or (b.size and (b.min() < lo or b.max() > hi)):
@@ -170,8 +180,8 @@ class MacArrayTB:
         assert counters["n_weights"] == len(w_beats), (counters["n_weights"], len(w_beats))
         assert counters["n_acts"] == len(a_beats), (counters["n_acts"], len(a_beats))
         assert n_out <= self.mem_depth, f"{n_out} output beats overflow the harness memory ({self.mem_depth})"
-        outs = await dump_beats(dut, Path(OUT_FILE), n_out)
-        return outs, counters
+        text = await dump_text(dut, Path(OUT_FILE), n_out)
+        return hex_to_lanes(text, n_out, cfg.cols, cfg.act_bits), counters
 
     async def check_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
                          bias: np.ndarray | None = None, mode: str | None = None) -> dict:
@@ -217,7 +227,7 @@ def tally(results: list[dict]) -> dict:
     }
 
 
-def check_outputs(cfg: MacArrayConfig, beats: list[int], expect: np.ndarray) -> tuple[int, np.ndarray | None]:
+def check_outputs(cfg: MacArrayConfig, beats: list[int] | np.ndarray, expect: np.ndarray) -> tuple[int, np.ndarray | None]:
     """In-order checker: (mismatching outputs, decoded output codes or None if the beat count is wrong).
 
     Beat ``i`` of the stream holds a fixed (row, column-tile) of the output (``unpack_outputs`` fixes the

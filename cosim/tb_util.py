@@ -12,7 +12,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-__all__ = ["dump_beats", "pulse", "reset_harness"]
+__all__ = ["dump_beats", "dump_text", "pulse", "reset_harness"]
 
 
 async def reset_harness(dut, inputs, clock: bool = False) -> int | None:
@@ -39,10 +39,15 @@ async def pulse(dut, sig) -> None:
     sig.value = 0
 
 
-async def dump_beats(dut, path: Path, n_out: int) -> list[int]:
-    """Pulse ``dump`` (the harness ``$writememh``-s its output memory to ``path``) and return the first
-    ``n_out`` captured beats as integers (none when ``n_out`` is 0, when the harness writes nothing)."""
+async def dump_text(dut, path: Path, n_out: int) -> str:
+    """Pulse ``dump`` (the harness ``$writememh``-s its output memory to ``path``) and return the file's
+    text ("" when ``n_out`` is 0, when the harness writes nothing)."""
     path.unlink(missing_ok=True)
     await pulse(dut, dut.dump)
     await RisingEdge(dut.clk)
-    return [int(line, 16) for line in path.read_text().split()] if n_out else []
+    return path.read_text() if n_out else ""
+
+
+async def dump_beats(dut, path: Path, n_out: int) -> list[int]:
+    """:func:`dump_text`, the first ``n_out`` captured beats as integers."""
+    return [int(line, 16) for line in (await dump_text(dut, path, n_out)).split()[:n_out]]

@@ -73,6 +73,7 @@ __all__ = [
     "predict_op",
     "accumulate_tiled",
     "dram_beats",
+    "dram_lanes",
     "dense_k",
     "fold_plan",
     "gemm_mode",
@@ -796,7 +797,17 @@ def unpack_lanes(beats: list[int], lanes: int, lane_bits: int) -> np.ndarray:
 
 def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray,
                mode: str | None = None) -> tuple[list[int], list[int]]:
-    """The weight and activation beats the RTL expects for one GEMM, in fold order (see ``rtl/mac_array``).
+    """The weight and activation beats the RTL expects for one GEMM, in fold order (see ``rtl/mac_array``),
+    one integer per beat: :func:`dram_lanes` packed by :func:`pack_lanes`."""
+    (w_lanes, w_bits), (a_lanes, a_bits) = dram_lanes(cfg, a_codes, w_codes, mode)
+    return pack_lanes(w_lanes, w_bits), pack_lanes(a_lanes, a_bits)
+
+
+def dram_lanes(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray, mode: str | None = None
+               ) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+    """The weight and activation beats of :func:`dram_beats` as lane arrays: ``((w[beat, lane], lane bits),
+    (a[beat, lane], lane bits))`` (what the co-simulation writes to its memory files without building
+    one Python integer per beat).
 
     ``a_codes`` ``[m, k]`` and ``w_codes`` ``[k, n]`` are unsigned codes; padding lanes are code 0. On an N:M
     array ``mode`` is :func:`gemm_mode`'s; in dense mode the beats are those of :func:`nm_dense_layout`'s
@@ -823,9 +834,9 @@ def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray,
         W[:k, :n] = w_codes
         w_rows = [W[k0:k0 + R, n0:n0 + mt].T for n0, k0, mt in zip(plan.m0, plan.k0, plan.mt, strict=True)]
         a_rows = [A[m0:m0 + C, k0:k0 + kt].T for m0, k0, kt in zip(plan.n0, plan.k0, plan.kt, strict=True)]
-        return pack_lanes(np.concatenate(w_rows), cfg.weight_bits), pack_lanes(np.concatenate(a_rows), cfg.act_bits)
+        return (np.concatenate(w_rows), cfg.weight_bits), (np.concatenate(a_rows), cfg.act_bits)
     if cfg.sparse:
-        return _sparse_beats(cfg, plan, a_codes, w_codes)
+        return _sparse_lanes(cfg, plan, a_codes, w_codes)
     ks = plan.k_step
     # Zero-pad so every fold can slice full lanes.
     kp = -(-k // ks) * ks + R
@@ -842,9 +853,7 @@ def dram_beats(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray,
             a_rows.append(A[m0:m0 + mt, k0:k0 + R])
         else:
             a_rows.append(A[m0:m0 + R, k0:k0 + kt].T)
-    w_beats = pack_lanes(np.concatenate(w_rows), cfg.weight_bits)
-    a_beats = pack_lanes(np.concatenate(a_rows), cfg.act_bits)
-    return w_beats, a_beats
+    return (np.concatenate(w_rows), cfg.weight_bits), (np.concatenate(a_rows), cfg.act_bits)
 
 
 def nm_compress(cfg: MacArrayConfig, w_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -878,7 +887,7 @@ def nm_compress(cfg: MacArrayConfig, w_codes: np.ndarray) -> tuple[np.ndarray, n
     return codes.reshape(groups * n_, n), idx.reshape(groups * n_, n)
 
 
-def _sparse_beats(cfg: MacArrayConfig, plan: FoldPlan, a_codes: np.ndarray, w_codes: np.ndarray):
+def _sparse_lanes(cfg: MacArrayConfig, plan: FoldPlan, a_codes: np.ndarray, w_codes: np.ndarray):
     """N:M WS beats: per fold ``kt`` kept-weight rows (lane c: code | index << weight_bits) then ``mt``
     activation vectors of the fold's ``rows * M / N`` reduction steps (lane j: ``A[m0 + i, k0 + j]``)."""
     n_, m_ = cfg.sparse_nm
@@ -898,20 +907,21 @@ def _sparse_beats(cfg: MacArrayConfig, plan: FoldPlan, a_codes: np.ndarray, w_co
         r0 = (k0 // ks) * rows_per_fold  # = k0 // M * N: the fold's first kept-weight row
         w_rows.append(Wc[r0:r0 + kt, n0:n0 + C])
         a_rows.append(A[m0:m0 + mt, k0:k0 + ks])
-    return (pack_lanes(np.concatenate(w_rows), cfg.weight_bits + cfg.index_bits),
-            pack_lanes(np.concatenate(a_rows), cfg.act_bits))
+    return ((np.concatenate(w_rows), cfg.weight_bits + cfg.index_bits),
+            (np.concatenate(a_rows), cfg.act_bits))
 
 
-def unpack_outputs(cfg: MacArrayConfig, out_beats: list[int], m: int, n: int) -> np.ndarray:
+def unpack_outputs(cfg: MacArrayConfig, out_beats: list[int] | np.ndarray, m: int, n: int) -> np.ndarray:
     """Output codes ``[m, n]`` from the RTL's output beats (tiles in (m0, n0) order, rows within a tile;
-    IS: the transposed output, one output channel per beat)."""
+    IS: the transposed output, one output channel per beat). ``out_beats`` is one integer per beat or
+    the lanes ``[beat, cols]`` already unpacked."""
     if cfg.dataflow == "is":  # IS drains the transposed output: beat i of tile (n0, m0) is out[m0 + c, n0 + i]
         return np.ascontiguousarray(_unpack_tiles(cfg, out_beats, fold_plan(cfg, m, 1, n), n, m).T)
     return _unpack_tiles(cfg, out_beats, fold_plan(cfg, m, 1, n), m, n)
 
 
 def _unpack_tiles(cfg: MacArrayConfig, out_beats: list[int], plan: FoldPlan, m: int, n: int) -> np.ndarray:
-    lanes = unpack_lanes(out_beats, cfg.cols, cfg.act_bits)
+    lanes = out_beats if isinstance(out_beats, np.ndarray) else unpack_lanes(out_beats, cfg.cols, cfg.act_bits)
     out = np.zeros((m, n), dtype=np.uint64)
     i = 0
     for m0, n0, rows in zip(plan.m0, plan.n0, plan.rows_out, strict=True):

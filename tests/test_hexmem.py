@@ -41,3 +41,12 @@ def test_reader_skips_comments_takes_prefix_and_rejects_bad_text():
     with pytest.raises(ValueError, match="'0x12' is not hex"):
         hex_to_lanes("0012\n0x12\n", 2, 2, 8)
     assert lanes_to_hex(np.zeros((0, 3), dtype=np.uint64), 8) == ""
+
+
+def test_non_contiguous_lanes():
+    # Fold slices of a transposed matrix (the OS/IS beat layouts) are not C-contiguous.
+    codes = np.arange(48, dtype=np.uint64).reshape(6, 8).T[:, 1:5]
+    assert not codes.flags.c_contiguous
+    for bits in (8, 7):
+        text = lanes_to_hex(codes, bits)
+        assert [int(x, 16) for x in text.split()] == naive_beats(codes, bits)

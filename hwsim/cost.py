@@ -1,7 +1,7 @@
 """Energy and area cost model of every hwsim family, after Accelergy: inventory x actions x tables.
 
 An accelerator's :class:`Inventory` lists named :class:`Component` s, each of a :class:`ComponentClass`
-(adder, multiplier, mac, shifter, register, sram, dram, requantizer, controller; a family registers more
+(adder, multiplier, mac, shifter, mux, register, sram, dram, requantizer, controller; a family registers more
 with :func:`register_component_class`, with the table entries they are priced from) with attributes
 (bits, bytes, ...) and an instance count. A family's cycle model counts ``(component, action)`` pairs
 (:class:`hwsim.stats.ActionCounts`). :meth:`CostModel.energy` prices the counts with each class's energy
@@ -59,6 +59,11 @@ Per-format MAC (act_bits = a, acc_bits = acc; see :meth:`CostModel.explain_mac`)
 
 Requantizer (one per column): rounding adder(acc) + barrel shifter of ceil(log2(acc)) stages of acc MUX2
 + two clamp comparators priced as adders(acc) + output clamp select of 2 * out_bits MUX2.
+
+Multiplexer (class ``mux``, ``inputs``:1 of ``bits``; e.g. the activation select of an N:M sparse PE): a
+binary tree of (inputs - 1) MUX2 per bit, each MUX2 = ``mux2.ge`` = 3 GE, so area = (inputs - 1) * bits *
+3 * nand2.area (4:1 of 8 bits: 24 MUX2 = 72 GE = 57.46 um^2) and one select = (inputs - 1) * bits *
+mux2.energy (the whole tree assumed to toggle: an upper bound).
 
 Register writes: a ``pe_weight_load`` writes weight_bits; a ``pe_reg_write`` is one PE's pipeline
 register update in one cycle and writes the operands that move (or are rewritten) under the dataflow:
@@ -838,6 +843,11 @@ class CostModel:
 
 
 # ---------------------------------------------------------------------------- built-in component classes
+def _mux2s(a: dict) -> int:
+    """MUX2 gates of an ``inputs``:1 multiplexer of ``bits``: a binary tree of inputs - 1 MUX2 per bit."""
+    return (a["inputs"] - 1) * a["bits"]
+
+
 def _reg_write_bits(a: dict) -> int:
     return a["bits"] if a.get("write_bits") is None else a["write_bits"]
 
@@ -877,6 +887,12 @@ for _cc in (
                    {"convert": ("output", lambda m, a: m.requant_energy_pj(a["acc_bits"], a["out_bits"]))},
                    lambda m, a: m.requant_area_um2(a["acc_bits"], a["out_bits"]),
                    lambda m, a: m.explain_requant(a["acc_bits"], a["out_bits"])),
+    ComponentClass("mux", "`inputs`:1 multiplexer of `bits`: a tree of (inputs - 1) MUX2 per bit (mux2.energy, "
+                   "mux2.area; MUX2 = mux2.ge = 3 GE at nand2.area); a select toggles the whole tree (upper bound)",
+                   ("inputs", "bits"),
+                   {"select": ("operation", lambda m, a: _mux2s(a) * _DERIVED_V["mux2.energy"] * m.energy_scale)},
+                   lambda m, a: _mux2s(a) * _DERIVED_V["mux2.area"] * m.area_scale,
+                   lambda m, a: [m.entry("mux2.ge"), m.entry("mux2.energy"), m.entry("mux2.area")]),
     ComponentClass("controller", "control logic of `ge` NAND2 equivalents (default: entry controller.ge)",
                    ("ge",), {}, lambda m, a: a["ge"] * _v("nand2.area") * m.area_scale,
                    defaults={"ge": _v("controller.ge")}),

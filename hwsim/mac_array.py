@@ -195,7 +195,6 @@ def inventory(cfg: MacArrayConfig):
     w = cfg.sram_word_bits
     if cfg.sparse:
         n, m = cfg.sparse_nm
-        _register_mux_class()
         reg_bits = m * cfg.act_bits + cfg.acc_bits
         pe_regs = (
             Component("pe_pipeline_reg", "register", {"bits": reg_bits, "write_bits": reg_bits}, pes,
@@ -228,25 +227,6 @@ def inventory(cfg: MacArrayConfig):
                   "one requantizer per column"),
         Component("controller", "controller", {}, 1, "rough 10k GE estimate (controller.ge)"),
     ))
-
-
-def _register_mux_class() -> None:
-    """The ``mux`` component class (an M:1 multiplexer), priced from the cost tables' MUX2 entries."""
-    from hwsim.cost import COMPONENT_CLASSES, ComponentClass, register_component_class
-
-    if "mux" in COMPONENT_CLASSES:
-        return
-
-    def mux2s(a):
-        return (a["inputs"] - 1) * a["bits"]
-
-    register_component_class(ComponentClass(
-        "mux", "`inputs`:1 multiplexer of `bits`: a tree of (inputs - 1) MUX2 per bit (entries mux2.energy, "
-        "mux2.area; the MUX2 itself is the tables' labelled 3-GE assumption); a select toggles the whole tree",
-        ("inputs", "bits"),
-        {"select": ("operation", lambda mdl, a: mux2s(a) * mdl.entry("mux2.energy").value)},
-        lambda mdl, a: mux2s(a) * mdl.entry("mux2.area").value,
-        lambda mdl, a: [mdl.entry("mux2.ge"), mdl.entry("mux2.energy"), mdl.entry("mux2.area")]))
 
 
 def check_nm(cfg: MacArrayConfig, w: np.ndarray, layer: str = "gemm") -> None:

@@ -328,6 +328,29 @@ def test_energy_rejects_bad_inputs():
         CostModel().area(None)
 
 
+def test_mux_class_from_its_gate_count():
+    """An M:1 mux of b bits is a tree of (M - 1) * b MUX2 of 3 GE each (the N:M PE's activation select)."""
+    from hwsim.cost import COMPONENT_CLASSES, Component, Inventory
+
+    assert "mux" in COMPONENT_CLASSES  # built in, without any family's inventory being built first
+    inv = Inventory("muxes", (Component("m4x8", "mux", {"inputs": 4, "bits": 8}, 2),
+                              Component("m2x1", "mux", {"inputs": 2, "bits": 1}),
+                              Component("m16x4", "mux", {"inputs": 16, "bits": 4})))
+    model = CostModel()
+    # 4:1 x 8 bits: 3 MUX2 per bit = 24 MUX2 = 72 GE = 57.456 um^2; 2:1 x 1 bit: one MUX2; 16:1 x 4: 60 MUX2.
+    area = model.area(inv)
+    assert area.m4x8 == pytest.approx(2 * 24 * 3 * 0.798)
+    assert area.m4x8 / 2 == pytest.approx(57.456)
+    assert area.m2x1 == pytest.approx(3 * NAND2_UM2)
+    assert area.m16x4 == pytest.approx(60 * 3 * NAND2_UM2)
+    e = model.unit_energies(inv)
+    assert e[("m4x8", "select")] == pytest.approx(24 * GE_MUX2 * E_GE)
+    assert e[("m2x1", "select")] == pytest.approx(GE_MUX2 * E_GE)
+    # Node scaling as every gate-priced class: 7 nm area factor 0.059.
+    assert CostModel(node_nm=7).area(inv).m16x4 == pytest.approx(60 * 3 * NAND2_UM2 * 0.059)
+    assert "mux" in cost.format_tables()
+
+
 def test_area_report():
     cfg = MacArrayConfig()
     rep = CostModel().area(cfg)

@@ -8,7 +8,10 @@ The DRAM model is the harness's, cycle for cycle: one shared read channel with a
 a weight beat transferred (valid and ready in that cycle) the countdown becomes ``weight_beat_period - 1``,
 else if an activation beat transferred it becomes ``act_beat_period - 1``, else it decrements when non-zero.
 Stream payloads are beat ``n`` of :func:`hwsim.mac_array.dram_beats`, ``n`` being the number of beats of that
-stream already transferred. The output sink records ``o_out.payload`` in every cycle where ``o_out.valid``
+stream already transferred. On an N:M array a GEMM whose weights break the pattern runs in dense mode
+(``dim_k = dense_k``, as the cocotb testbench drives it); with ``skip_zero_tiles`` the block bitmap of
+:func:`hwsim.mac_array.zero_tile_bitmap` answers the top's ``ld_blk``/``cp_blk`` reads in the same cycle
+(``ld_blk_zero``/``cp_blk_zero``), as the harness's bitmap memory does. The output sink records ``o_out.payload`` in every cycle where ``o_out.valid``
 and ``o_out.ready`` are high (``ready`` is always high unless an ``out_ready_pattern`` applies backpressure);
 busy cycles are the cycles in which ``busy`` is high.
 """
@@ -25,7 +28,7 @@ from hwsim.rtl.mac_array import MacArray
 
 from hwsim.config import RTL_DATAFLOWS, MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.mac_array import dram_beats, fold_plan, predict_gemm, unpack_outputs
+from hwsim.mac_array import dense_k, dram_beats, fold_plan, gemm_mode, predict_gemm, unpack_outputs, zero_tile_bitmap
 
 __all__ = ["decode_gemm_out", "run_gemm_amaranth", "run_gemm_amaranth_beats"]
 
@@ -72,9 +75,16 @@ def run_gemm_amaranth_beats(cfg: MacArrayConfig, a, w, shift: int = 0, relu: boo
     a, w = _check_args(cfg, a, w, shift, relu)
     m, k = a.shape
     n = w.shape[1]
-    w_beats, a_beats = dram_beats(cfg, ref.encode_acts(a, cfg.act_bits), ref.encode_weights(w, cfg.weight_format))
+    mode = gemm_mode(cfg, w)  # N:M arrays: a GEMM off the pattern runs in dense mode (dim_k = dense_k)
+    k_rtl = dense_k(cfg, k) if mode == "dense" else k
+    if k_rtl > cfg.max_dim:
+        raise HwsimError(f"layer k={k} is not allowed on the RTL in dense mode: dim_k = {k_rtl} > {cfg.max_dim}")
+    w_beats, a_beats = dram_beats(cfg, ref.encode_acts(a, cfg.act_bits), ref.encode_weights(w, cfg.weight_format),
+                                  mode=mode)
+    # Zero-tile skipping: the block bitmap beside the top answers ld_blk / cp_blk combinationally.
+    bitmap = zero_tile_bitmap(cfg, w, mode) if cfg.skip_zero_tiles else []
     if max_cycles is None:
-        max_cycles = 10 * predict_gemm(cfg, m, k, n).cycles + 1000
+        max_cycles = 10 * predict_gemm(cfg, m, k, n, mode=mode).cycles + 1000
     pw, pa = cfg.weight_beat_period, cfg.act_beat_period
 
     dut = MacArray(cfg)
@@ -88,8 +98,13 @@ def run_gemm_amaranth_beats(cfg: MacArrayConfig, a, w, shift: int = 0, relu: boo
     nw_total, na_total = len(w_beats), len(a_beats)
     result: dict = {}
 
+    blk_bits = len(dut.ld_blk) if cfg.skip_zero_tiles else 0
+
+    def blk_zero(i: int) -> int:
+        return bitmap[i] if i < len(bitmap) else 0
+
     async def testbench(ctx):
-        ctx.set(Cat(dut.dim_m, dut.dim_k, dut.dim_n), m | (k << cfg.dim_bits) | (n << (2 * cfg.dim_bits)))
+        ctx.set(Cat(dut.dim_m, dut.dim_k, dut.dim_n), m | (k_rtl << cfg.dim_bits) | (n << (2 * cfg.dim_bits)))
         ctx.set(dut.shift, int(shift))
         ctx.set(dut.relu, int(bool(relu)))
         ctx.set(dut.start, 1)
@@ -108,6 +123,10 @@ def run_gemm_amaranth_beats(cfg: MacArrayConfig, a, w, shift: int = 0, relu: boo
             w_pay = w_beats[n_w] if n_w < nw_total else 0
             a_pay = a_beats[n_a] if n_a < na_total else 0
             ctx.set(drive, valid * 3 | ready << 2 | w_pay << w_shift | a_pay << a_shift)
+            if blk_bits:  # ld_blk / cp_blk come from registers: stable in the cycle, answered before the edge
+                blk = ctx.get(Cat(dut.ld_blk, dut.cp_blk))
+                ctx.set(Cat(dut.ld_blk_zero, dut.cp_blk_zero),
+                        blk_zero(blk & ((1 << blk_bits) - 1)) | blk_zero(blk >> blk_bits) << 1)
             s = ctx.get(sample)
             busy, done, w_rdy, a_rdy, o_valid = s & 1, s >> 1 & 1, s >> 2 & 1, s >> 3 & 1, s >> 4 & 1
             if done:

@@ -24,7 +24,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
-from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, WEIGHT_FILE
+from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, SKIP_COUNTERS, WEIGHT_FILE
 from hwsim.cosim.runner import read_job
 from hwsim.cosim.hexmem import hex_to_lanes, lanes_to_hex
 from hwsim.cosim.tb_util import dump_text, pulse, reset_harness
@@ -84,6 +84,9 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
         # mux selects for every enabled MAC, so these are the PE's load and MAC counters.
         pe_index_loads=c["pe_weight_loads"] if cfg.sparse else 0,
         pe_act_selects=c["pe_macs"] if cfg.sparse else 0,
+        # Zero-tile skipping: the harness counts the engines' bitmap reads; the bitmap is written once per GEMM.
+        tile_bitmap_reads=c.get("tile_bitmap_reads", 0),
+        tile_bitmap_writes=math.ceil(bitmap_bits / 8),
     )
 
 
@@ -175,7 +178,8 @@ class MacArrayTB:
         await self._pulse(dut.start)
         await RisingEdge(dut.done)
         await RisingEdge(dut.clk)
-        counters = {name: int(getattr(dut, name).value) for name in COUNTERS}
+        counters = {name: int(getattr(dut, name).value)
+                    for name in COUNTERS + (SKIP_COUNTERS if cfg.skip_zero_tiles else ())}
         n_out = counters["n_out"]
         assert counters["n_weights"] == len(w_beats), (counters["n_weights"], len(w_beats))
         assert counters["n_acts"] == len(a_beats), (counters["n_acts"], len(a_beats))

@@ -80,6 +80,7 @@ __all__ = [
     "nm_compress",
     "nm_dense_layout",
     "skip_zero_folds",
+    "tile_bitmap_bytes",
     "zero_tile_bitmap",
     "zero_tiles",
     "pack_lanes",
@@ -127,6 +128,12 @@ class MacArrayActions:
     """N:M arrays: writes of a kept weight's index into a PE's index register (one per weight load; 0 dense)."""
     pe_act_selects: int = 0
     """N:M arrays: activation selections by a PE's M:1 multiplexer (one per MAC; 0 dense)."""
+    tile_bitmap_reads: int = 0
+    """Zero-tile skipping: reads of the block bitmap, one per fold by the loader and one by the compute engine
+    (skipped folds included; 0 without skipping)."""
+    tile_bitmap_writes: int = 0
+    """Zero-tile skipping: bytes of the block bitmap written into its buffer before ``start`` (the
+    ``ceil(blocks / 8)`` bytes read from DRAM; 0 without skipping)."""
 
     def __add__(self, other: MacArrayActions) -> MacArrayActions:
         return MacArrayActions(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -142,14 +149,19 @@ class MacArrayActions:
         """The ``(component, action)`` counts the cost model prices, named as in :func:`inventory`.
 
         SRAM actions count words, DRAM actions bytes; beats and SRAM bytes are not priced. The N:M
-        components (``pe_index_reg``, ``pe_act_mux``) appear only when counted, so a dense array's
-        inventory (which has neither) prices the same pairs as before they existed.
+        components (``pe_index_reg``, ``pe_act_mux``) and the zero-tile bitmap (``tile_bitmap``, one 8-bit
+        word per read or written byte) appear only when counted, so an inventory without them (a dense
+        array without skipping) prices the same pairs as before they existed.
         """
         sparse = {}
         if self.pe_index_loads:
             sparse[("pe_index_reg", "write")] = self.pe_index_loads
         if self.pe_act_selects:
             sparse[("pe_act_mux", "select")] = self.pe_act_selects
+        if self.tile_bitmap_reads:
+            sparse[("tile_bitmap", "read")] = self.tile_bitmap_reads
+        if self.tile_bitmap_writes:
+            sparse[("tile_bitmap", "write")] = self.tile_bitmap_writes
         return ActionCounts({
             **sparse,
             ("pe_mac", "mac"): self.pe_macs,
@@ -214,6 +226,8 @@ def inventory(cfg: MacArrayConfig):
                       f"({cfg.dataflow} dataflow)"),
         )
         name = f"mac_array {cfg.rows}x{cfg.cols} {cfg.dataflow} {cfg.weight_format}"
+    if cfg.skip_zero_tiles:
+        name += ", zero-tile skipping"
     return Inventory(name, (
         Component("pe_mac", "mac", {"weight_format": cfg.weight_format, "act_bits": cfg.act_bits,
                                     "acc_bits": cfg.acc_bits}, pes),
@@ -222,11 +236,36 @@ def inventory(cfg: MacArrayConfig):
         Component("input_sram", "sram", {"bytes": cfg.input_sram_bytes, "word_bits": w}),
         Component("weight_sram", "sram", {"bytes": cfg.weight_sram_bytes, "word_bits": w}),
         Component("output_sram", "sram", {"bytes": cfg.output_sram_bytes, "word_bits": w}),
+        *_bitmap_components(cfg),
         Component("dram", "dram", {}),
         Component("requant", "requantizer", {"acc_bits": cfg.acc_bits, "out_bits": cfg.out_bits}, cfg.cols,
                   "one requantizer per column"),
         Component("controller", "controller", {}, 1, "rough 10k GE estimate (controller.ge)"),
     ))
+
+
+def tile_bitmap_bytes(cfg: MacArrayConfig) -> int:
+    """Bytes of the zero-tile bitmap buffer of ``cfg`` (0 without ``skip_zero_tiles``): one bit per weight
+    block of a layer whose stored weights fill the weight SRAM, ``ceil(weight_sram_bytes * 8 / block_bits / 8)``
+    with ``block_bits = rows * weight_beat_bits`` (a full fold's weight rows; N:M: kept rows with their
+    indices). A GEMM with more blocks needs a larger bitmap (the RTL reads it through ``ld_blk``/``cp_blk``
+    from beside the top, any size)."""
+    if not cfg.skip_zero_tiles:
+        return 0
+    blocks = -(-cfg.weight_sram_bytes * 8 // (cfg.rows * cfg.weight_beat_bits))
+    return -(-blocks // 8)
+
+
+def _bitmap_components(cfg: MacArrayConfig):
+    from hwsim.cost import Component
+
+    if not cfg.skip_zero_tiles:
+        return ()
+    nbytes = tile_bitmap_bytes(cfg)
+    return (Component("tile_bitmap", "sram", {"bytes": nbytes, "word_bits": 8}, 1,
+                      f"zero-tile block bitmap, {nbytes} B ({8 * nbytes} blocks: a layer whose weights fill the "
+                      f"weight SRAM), byte-wide: one read per fold by the loader and one by the compute engine, "
+                      "written once per GEMM from DRAM"),)
 
 
 def check_nm(cfg: MacArrayConfig, w: np.ndarray, layer: str = "gemm") -> None:
@@ -647,7 +686,10 @@ def predict_gemm_folds(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = 
     actions = _actions(cfg, plan)
     if cfg.skip_zero_tiles:  # the block bitmap: one bit per (n-tile, k-fold) weight block, read before start
         blocks = -(-n // cfg.cols) * -(-_plan_k(cfg, k, mode, weight) // plan.k_step)
-        actions = dataclasses.replace(actions, dram_read_bytes=actions.dram_read_bytes + math.ceil(blocks / 8))
+        nbytes = math.ceil(blocks / 8)
+        # Both engines read the bitmap once per fold (in their WAIT cycle that decides skip or run).
+        actions = dataclasses.replace(actions, dram_read_bytes=actions.dram_read_bytes + nbytes,
+                                      tile_bitmap_writes=nbytes, tile_bitmap_reads=2 * len(plan.k0))
     macs = m * k * n * groups
     total = cycles * groups
     return LayerStats(

@@ -165,6 +165,8 @@ class MacArray(wiring.Component):
                           5 output write (IS: the input SRAM holds the stationary activations and the
                           weight SRAM the streamed weights)
     dbg_stall : Out, 1    the compute engine waits for its buffer half to fill
+    dbg_blk : Out, 2      (``skip_zero_tiles``) bitmap reads this cycle: bit 0 the loader's, bit 1 the compute
+                          engine's (the WAIT cycle in which the block's bit decides skip or run; one per fold)
     """
 
     def __init__(self, cfg: MacArrayConfig, debug: bool = False):
@@ -201,6 +203,8 @@ class MacArray(wiring.Component):
         if debug:
             members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C),
                         "dbg_sram": Out(6), "dbg_stall": Out(1)}
+            if cfg.skip_zero_tiles:
+                members |= {"dbg_blk": Out(2)}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -246,6 +250,7 @@ class MacArray(wiring.Component):
 
         # ---------------------------------------------------------------- loader
         skip = cfg.skip_zero_tiles
+        ld_blk_rd, cp_blk_rd = Signal(), Signal()  # the engines' bitmap reads (debug counters only)
         lf = _Folds(m, "ld", cfg, fold_dims, m_step, k_step)
         if skip:
             m.d.comb += self.ld_blk.eq(lf.blk)
@@ -262,6 +267,7 @@ class MacArray(wiring.Component):
                     m.next = "WAIT"
             with m.State("WAIT"):
                 if skip:  # a zero weight block: no beats, no half; on to the next fold in one cycle
+                    m.d.comb += ld_blk_rd.eq(self.ld_blk_zero | ~Mux(lhalf, full[1], full[0]))
                     with m.If(self.ld_blk_zero):
                         lf.advance(m)
                         with m.If(lf.last):
@@ -336,6 +342,7 @@ class MacArray(wiring.Component):
                     m.next = "WAIT"
             with m.State("WAIT"):
                 if skip:  # a zero weight block: nothing to compute; a tile's last k-fold still drains it
+                    m.d.comb += cp_blk_rd.eq(self.cp_blk_zero | Mux(chalf, full[1], full[0]))
                     with m.If(self.cp_blk_zero):
                         with m.If(cf.last_k):
                             m.d.sync += [issued.eq(0), sent.eq(0)]
@@ -472,6 +479,8 @@ class MacArray(wiring.Component):
             m.d.comb += [self.dbg_mac.eq(array.dbg_mac), self.dbg_hop.eq(array.dbg_hop),
                          self.dbg_wload.eq(array.dbg_wload), self.dbg_stall.eq(stall),
                          self.dbg_sram.eq(Cat(in_rd, in_wr, wt_rd, wt_wr, o_rd_en, o_wr_en))]
+            if skip:
+                m.d.comb += self.dbg_blk.eq(Cat(ld_blk_rd, cp_blk_rd))
         return m
 
 

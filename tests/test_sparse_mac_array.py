@@ -379,6 +379,8 @@ def test_skip_zero_tiles_hand_count():
     # DRAM: 8 beats of 16 bits + 6 of 32 bits + the 6-bit block bitmap in one byte; 6 output rows.
     assert (a.dram_read_beats, a.dram_read_bytes) == (14, 16 + 24 + 1)
     assert (a.dram_write_beats, a.requant_ops) == (6, 12)
+    # Bitmap: 6 folds (2 n-tiles x 3 k-folds), each read once by the loader and once by the compute engine.
+    assert (a.tile_bitmap_reads, a.tile_bitmap_writes) == (12, 1)
     # Without skipping: all 6 folds, and no bitmap.
     off = predict_gemm(cfg.replace(skip_zero_tiles=False), 3, 12, 4)
     assert off.folds == 6 and off.cycles > st.cycles
@@ -395,7 +397,34 @@ def test_skip_zero_tiles_without_zero_blocks_costs_only_the_bitmap():
         # Blocks: 3 n-tiles x 10 k-folds (dense: 37 steps / 4; dense mode on 2:4: K' = 4 * 18 + 1 = 73 steps / 8).
         blocks = 3 * 10
         diff = {k: (v, off.actions.as_dict()[k]) for k, v in on.actions.as_dict().items() if v != off.actions.as_dict()[k]}
-        assert diff == {"dram_read_bytes": (off.actions.dram_read_bytes + -(-blocks // 8), off.actions.dram_read_bytes)}
+        # The bitmap: its bytes from DRAM into its buffer, and one read per fold by each engine (one m-tile).
+        assert diff == {"dram_read_bytes": (off.actions.dram_read_bytes + -(-blocks // 8), off.actions.dram_read_bytes),
+                        "tile_bitmap_writes": (-(-blocks // 8), 0), "tile_bitmap_reads": (2 * blocks, 0)}
+
+
+def test_tile_bitmap_inventory_and_pricing():
+    """The bitmap buffer: one bit per weight block of a layer that fills the weight SRAM, byte-wide SRAM."""
+    from hwsim.cost import CostModel
+
+    cfg = MacArrayConfig(skip_zero_tiles=True)
+    inv = inventory(cfg)
+    # 64 KiB of int8 weights in 8x8 blocks of 512 bits: 1024 blocks = 128 bytes.
+    assert inv["tile_bitmap"].cls == "sram" and inv["tile_bitmap"].attrs == {"bytes": 128, "word_bits": 8}
+    # 2:4: a block is 8 kept rows of 8 x (8 + 2) bits = 640 bits: ceil(524288 / 640) = 820 blocks = 103 bytes.
+    assert inventory(cfg.replace(sparsity="2:4"))["tile_bitmap"].attrs["bytes"] == 103
+    assert "tile_bitmap" not in inventory(MacArrayConfig()).names()
+    model = CostModel()
+    # Area: 1024 bits x 0.346 um^2 bitcell x 2.0 overhead. A read/write of 8 bits: the 64-bit access of a
+    # 128-byte buffer is the floor, 64 flip-flop writes (64 x 4.522/0.798 GE x 0.03 pJ * 0.798 / 36), x 8/64.
+    assert model.area(cfg).tile_bitmap == pytest.approx(1024 * 0.346 * 2.0)
+    e_read = 64 * (4.522 / 0.798) * (0.03 * 0.798 / 36) * 8 / 64
+    assert model.unit_energies(cfg)[("tile_bitmap", "read")] == pytest.approx(e_read)
+    w = np.zeros((16, 16), dtype=np.int64)
+    w[:8, :8] = 1  # 4 blocks, one non-zero; m = 3 rows: one m-tile
+    st = predict_gemm(cfg, 3, 16, 16, weight=w)
+    assert (st.actions.tile_bitmap_reads, st.actions.tile_bitmap_writes) == (8, 1)
+    e = model.energy(cfg, st.actions, st.cycles).parts
+    assert e["tile_bitmap"] == pytest.approx(9 * e_read)
 
 
 def test_skip_zero_tiles_values_and_config():
@@ -429,6 +458,40 @@ def test_simulate_block_pruned_model_skips_zero_tiles():
     assert skip.accuracy_simulated == base.accuracy_simulated
     assert skip.cycles < 0.6 * base.cycles and skip.energy_pj < 0.6 * base.energy_pj
     assert base.cycles == simulate("digits-cnn", MacArrayConfig(), compress="int8", progress=False).cycles
+
+
+def test_amaranth_sim_drives_the_block_bitmap():
+    """Amaranth's simulator answers the top's bitmap reads: the hand-counted 52-cycle GEMM of
+    test_skip_zero_tiles_hand_count, then the 2:4 array with a zero first k-fold and a zero n-tile (sparse) and
+    a dense-mode GEMM with a zero block; values against the dense reference, cycles against the model."""
+    from hwsim.cosim.amaranth_sim import run_gemm_amaranth
+
+    rng = np.random.default_rng(3)
+    cfg = MacArrayConfig(rows=4, cols=2, dram_bytes_per_cycle=64.0, skip_zero_tiles=True, input_sram_bytes=64,
+                         weight_sram_bytes=64, output_sram_bytes=64)
+    w = rng.choice([-3, -1, 2, 5], size=(12, 4))
+    w[0:4, 0:2] = 0
+    w[:, 2:4] = 0
+    a = rng.integers(-128, 128, size=(3, 12))
+    out, cycles = run_gemm_amaranth(cfg, a, w, 3, False)
+    assert cycles == 52
+    np.testing.assert_array_equal(out, ref.gemm(a, w, cfg, shift=3))
+
+    cfg = COSIM_CFG.replace(skip_zero_tiles=True)
+    ks = cfg.ws_k_step
+    w1 = _nm_weights(rng, 2 * ks + 3, 5, 2, 4)
+    w1[0:ks, 0:2] = 0
+    w1[:, 2:4] = 0
+    w2 = rng.choice([-128, 127], size=(11, 3))  # dense mode (breaks 2:4), a zero middle block
+    w2[4:8, 0:2] = 0
+    for w, mode in ((w1, "sparse"), (w2, "dense")):
+        assert gemm_mode(cfg, w) == mode
+        a = rng.integers(-128, 128, size=(3, w.shape[0]))
+        out, cycles = run_gemm_amaranth(cfg, a, w, 4, True)
+        np.testing.assert_array_equal(out, ref.gemm(a, w, cfg, shift=4, relu=True))
+        st = predict_gemm(cfg, 3, w.shape[0], w.shape[1], weight=w)
+        assert cycles == st.cycles
+        assert cycles < predict_gemm(cfg.replace(skip_zero_tiles=False), 3, w.shape[0], w.shape[1], weight=w).cycles
 
 
 def test_cosim_zero_tile_skipping(tmp_path):

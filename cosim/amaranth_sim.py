@@ -11,8 +11,8 @@ Stream payloads are beat ``n`` of :func:`hwsim.mac_array.dram_beats`, ``n`` bein
 stream already transferred. On an N:M array a GEMM whose weights break the pattern runs in dense mode
 (``dim_k = dense_k``, as the cocotb testbench drives it); with ``skip_zero_tiles`` the block bitmap of
 :func:`hwsim.mac_array.zero_tile_bitmap` answers the top's ``ld_blk``/``cp_blk`` reads in the same cycle
-(``ld_blk_zero``/``cp_blk_zero``), as the harness's bitmap memory does. The output sink records ``o_out.payload`` in every cycle where ``o_out.valid``
-and ``o_out.ready`` are high (``ready`` is always high unless an ``out_ready_pattern`` applies backpressure);
+(``ld_blk_zero``/``cp_blk_zero``), as the harness's bitmap memory does. The output sink records
+``o_out.payload`` in every cycle where ``o_out.valid`` and ``o_out.ready`` are high (``ready`` is always high unless an ``out_ready_pattern`` applies backpressure);
 busy cycles are the cycles in which ``busy`` is high.
 """
 

@@ -12,8 +12,9 @@ stream already transferred. On an N:M array a GEMM whose weights break the patte
 (``dim_k = dense_k``, as the cocotb testbench drives it); with ``skip_zero_tiles`` the block bitmap of
 :func:`hwsim.mac_array.zero_tile_bitmap` answers the top's ``ld_blk``/``cp_blk`` reads in the same cycle
 (``ld_blk_zero``/``cp_blk_zero``), as the harness's bitmap memory does. The output sink records
-``o_out.payload`` in every cycle where ``o_out.valid`` and ``o_out.ready`` are high (``ready`` is always high unless an ``out_ready_pattern`` applies backpressure);
-busy cycles are the cycles in which ``busy`` is high.
+``o_out.payload`` in every cycle where ``o_out.valid`` and ``o_out.ready`` are high (``ready`` is always
+high unless an ``out_ready_pattern`` applies backpressure); busy cycles are the cycles in which ``busy`` is
+high.
 """
 
 from __future__ import annotations

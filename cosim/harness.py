@@ -8,8 +8,8 @@ always ready); the bias memory ``bmem`` (one value per output channel) answers t
 ``cycles`` counts busy cycles; the other counters (:data:`COUNTERS`) count the top's simulation-only
 activity outputs (``dbg_*``: per-PE MAC enables, pipeline hops and stationary loads, SRAM accesses,
 compute stalls; with zero-tile skipping the bitmap reads, :data:`SKIP_COUNTERS`), DRAM beats per stream
-and requantizer operations, so the testbench can compare every action count of the cycle model. Keeping this per-cycle logic in Verilog keeps Python out of
-the simulation's inner loop.
+and requantizer operations, so the testbench can compare every action count of the cycle model. Keeping this
+per-cycle logic in Verilog keeps Python out of the simulation's inner loop.
 
 The memories move in bulk through files in the simulator's working directory, not one VPI access per
 beat: a cycle with ``load`` high runs ``$readmemh`` on ``wmem.hex``, ``amem.hex`` and ``bmem.hex`` (written by the

@@ -80,6 +80,7 @@ __all__ = [
     "nm_compress",
     "nm_dense_layout",
     "skip_zero_folds",
+    "synth_groups",
     "tile_bitmap_bytes",
     "zero_tile_bitmap",
     "zero_tiles",
@@ -957,6 +958,62 @@ def _unpack_tiles(cfg: MacArrayConfig, out_beats: list[int], plan: FoldPlan, m: 
     return out
 
 
+# ---------------------------------------------------------------------------------------------- synth
+_PE_REGS = ("pe_weight_reg", "pe_pipeline_reg", "pe_index_reg")
+_PE_LOGIC = ("pe_mac", "pe_act_mux")
+
+
+def synth_groups(cfg: MacArrayConfig) -> tuple:
+    """``hwsim synth`` rows of ``cfg`` (see :func:`hwsim.synth.synth`): the PE modules against the PE
+    components (N:M: with the index registers and activation muxes, which sit inside the PE module), the
+    array's skew registers, requantizers, controller; with ``skip_zero_tiles`` the bitmap beside the top
+    (analytic only). An N:M array adds one N:M PE and one PE of the same config made dense, each synthesized
+    alone, so the N:M overhead (index register, the M-wide activation register, the M:1 mux) is attributed
+    by their difference: flip-flops against ``pe_index_reg`` + the wider ``pe_pipeline_reg``, the rest
+    against ``pe_act_mux``."""
+    pe_names = ("pe_mac", "pe_weight_reg", "pe_pipeline_reg")
+    label = "PEs (MAC + pipeline registers)"
+    if cfg.sparse:
+        pe_names += ("pe_index_reg", "pe_act_mux")
+        label = "PEs (MAC, registers, index reg, act mux)"
+    groups = [
+        (label, ("pe",), pe_names),
+        ("array skew/deskew registers", ("array",), ()),
+        ("requantizers", ("requant",), ("requant",)),
+        ("controller (top-level logic)", ("top",), ("controller",)),
+    ]
+    if cfg.skip_zero_tiles:
+        groups.append(("zero-tile bitmap (beside the top)", (), ("tile_bitmap",)))
+    if cfg.sparse:
+        from hwsim.synth import SynthProbe
+
+        dense = cfg.replace(sparsity="dense")
+        groups += [
+            SynthProbe("dense PE", f"{dense.top_name}_pe", _pe_builder(dense), _pe_analytic(dense)),
+            SynthProbe(f"{cfg.sparsity} PE", f"{cfg.top_name}_pe", _pe_builder(cfg), _pe_analytic(cfg),
+                       baseline="dense PE"),
+        ]
+    return tuple(groups)
+
+
+def _pe_builder(cfg: MacArrayConfig):
+    def build():
+        from hwsim.rtl.mac_pe import MacPE
+
+        return MacPE(cfg)
+    return build
+
+
+def _pe_analytic(cfg: MacArrayConfig):
+    """(register um^2, other logic um^2) of one PE of ``cfg`` from its inventory."""
+    def analytic(model):
+        inv = inventory(cfg)
+        names = set(inv.names())
+        return (math.fsum(model.component_area_um2(inv[n]) for n in _PE_REGS if n in names),
+                math.fsum(model.component_area_um2(inv[n]) for n in _PE_LOGIC if n in names))
+    return analytic
+
+
 # ---------------------------------------------------------------------------------------------- registry
 #: The MAC array's registry record (listed in :data:`hwsim.families.BUILTIN`). RTL, co-simulation and the
 #: synth option are import paths, loaded only when used (no Amaranth or cocotb import for simulate).
@@ -978,12 +1035,7 @@ FAMILY = Family(
     rtl="hwsim.rtl.mac_array:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.regression:run_regression",
-    synth_groups=(
-        ("PEs (MAC + pipeline registers)", ("pe",), ("pe_mac", "pe_weight_reg", "pe_pipeline_reg")),
-        ("array skew/deskew registers", ("array",), ()),
-        ("requantizers", ("requant",), ("requant",)),
-        ("controller (top-level logic)", ("top",), ("controller",)),
-    ),
+    synth_groups=synth_groups,
     studies=(("compression", "hwsim.compression_study:run",
               "digits-cnn per compression spec: post-training vs fine-tuned accuracy, cycles, energy, weight bytes"),),
     cli_options=(

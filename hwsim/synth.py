@@ -55,6 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hwsim.config import MacArrayConfig
@@ -70,8 +71,10 @@ __all__ = [
     "YOSYS_FLOW",
     "MemoryRow",
     "ModuleRow",
+    "ProbeRow",
     "RequantComparison",
     "RequantUnit",
+    "SynthProbe",
     "SynthReport",
     "compare_requantizers",
     "format_requant_comparison",
@@ -190,6 +193,51 @@ class MemoryRow:
 
 
 @dataclass(frozen=True)
+class SynthProbe:
+    """A block of a family's RTL synthesized alone (same flow and tables), beside its analytic area.
+
+    A family's ``synth_groups`` (a callable of the config) may list probes besides its module groups, for
+    blocks the synthesized hierarchy cannot separate (e.g. one PE of a different configuration, to attribute
+    the difference). ``build()`` returns the Amaranth component (Verilog top ``top``); ``analytic(model)``
+    returns the analytic ``(register um^2, other logic um^2)`` of one instance. With ``baseline`` (the label
+    of another probe) the report adds the difference ``this - baseline``.
+    """
+
+    label: str
+    top: str
+    build: Callable
+    analytic: Callable
+    baseline: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """One :class:`SynthProbe` synthesized: flip-flop and other-logic area (um^2) against the analytic ones."""
+
+    label: str
+    top: str
+    cells: int
+    flops: int
+    nand2_eq: float
+    flop_um2: float
+    logic_um2: float
+    analytic_reg_um2: float
+    analytic_logic_um2: float
+    baseline: str | None = None
+
+    @property
+    def area_um2(self) -> float:
+        return self.flop_um2 + self.logic_um2
+
+    @property
+    def analytic_um2(self) -> float:
+        return self.analytic_reg_um2 + self.analytic_logic_um2
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "area_um2": self.area_um2, "analytic_um2": self.analytic_um2}
+
+
+@dataclass(frozen=True)
 class SynthReport:
     """Synthesized area of one family config (see the module docstring for the flow and tables)."""
 
@@ -208,7 +256,7 @@ class SynthReport:
     memory_area_um2: float
     total_area_um2: float
     analytic: AreaReport
-    comparison: tuple[tuple[str, float, float | None], ...]
+    comparison: tuple[tuple[str, float | None, float | None], ...]
     yosys_version: str
     yosys_transistors: int | None
     verilog_seconds: float
@@ -216,6 +264,7 @@ class SynthReport:
     nand2_eq_table: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    probes: tuple[ProbeRow, ...] = ()
 
     def row(self, module: str) -> ModuleRow:
         for r in self.rows:
@@ -244,6 +293,7 @@ class SynthReport:
             },
             "analytic": self.analytic.as_dict(),
             "comparison": [{"component": c, "synthesized_um2": s, "analytic_um2": a} for c, s, a in self.comparison],
+            "probes": [p.as_dict() for p in self.probes],
             "yosys_version": self.yosys_version,
             "yosys_transistors": self.yosys_transistors,
             "verilog_seconds": self.verilog_seconds,
@@ -423,9 +473,12 @@ def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
     """Synthesize the RTL of ``cfg`` (a config of any registered family with RTL) with Yosys, price it at
     ``node_nm`` (default 45 nm), and set it beside the family's analytic area.
 
-    The synthesized-vs-analytic rows come from the family's ``synth_groups``: synthesized modules of the
-    given kinds (the top's own logic is kind ``top``; a submodule's kind is its name without instance
-    indices) against the analytic area of the given inventory components.
+    The synthesized-vs-analytic rows come from the family's ``synth_groups`` (a tuple, or a callable of
+    ``cfg`` returning one): synthesized modules of the given kinds (the top's own logic is kind ``top``; a
+    submodule's kind is its name without instance indices) against the analytic area of the given inventory
+    components. A group with no kinds is hardware beside the top (not in the generated RTL): its analytic
+    area is listed on its own and left out of the subtotals it would otherwise distort. :class:`SynthProbe`
+    entries are synthesized alone, in parallel with the top (``report.probes``).
     """
     fam = family_of(cfg)
     generate_verilog = fam.load("rtl")
@@ -444,7 +497,13 @@ def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
     text, members = _dedupe(text)
     declared = _memories_by_module(text)
     top = cfg.top_name
-    stat, warnings, synth_seconds = _YosysRun(text, top).wait()
+    groups = fam.synth_groups(cfg) if callable(fam.synth_groups) else fam.synth_groups
+    probes = tuple(g for g in groups if isinstance(g, SynthProbe))
+    groups = tuple(g for g in groups if not isinstance(g, SynthProbe))
+    run = _YosysRun(text, top)
+    probe_runs = _start_probes(probes)
+    stat, warnings, synth_seconds = run.wait()
+    probe_rows = _finish_probes(probes, probe_runs, model, weights, nand2_um2)
 
     modules = {_strip(k): v for k, v in stat["modules"].items()}
     if top not in modules:
@@ -470,7 +529,7 @@ def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
             module=short, kind=_kind(short, is_top), instances=inst[name], cells=sum(logic.values()),
             flops=logic.get(FLIP_FLOP, 0), nand2_eq=nand2, transistors=transistors, area_um2=nand2 * nand2_um2,
             cell_types=logic, members=mem_members or (short,)))
-    kinds = [k for _, ks, _ in fam.synth_groups for k in ks]
+    kinds = [k for _, ks, _ in groups for k in ks]
     order = {k: i for i, k in enumerate(["top", *kinds])}
     rows.sort(key=lambda r: (order.get(r.kind, len(order)), r.module))
 
@@ -485,22 +544,32 @@ def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
     def analytic_um2(*names):
         return math.fsum(analytic.parts[n] for n in names) if names else None
 
-    comparison = tuple((label, synth_um2(*ks), analytic_um2(*names)) for label, ks, names in fam.synth_groups)
+    comparison = tuple((label, synth_um2(*ks), analytic_um2(*names)) for label, ks, names in groups if ks)
     other = math.fsum(r.total_area_um2 for r in rows if r.kind not in kinds)
     if other:
         comparison += (("other modules", other, None),)
-    sram = analytic.of_class("sram")
+    beside = [(label, names) for label, ks, names in groups if not ks and names]  # not in the generated RTL
+    beside_names = {n for _, names in beside for n in names}
+    sram = analytic.of_class("sram") - math.fsum(analytic.parts[n] for n in beside_names
+                                                 if analytic.classes[n] == "sram")
+    outside = math.fsum(analytic.parts[n] for n in beside_names)
     comparison += (
-        ("logic subtotal", logic_um2, analytic.total_um2 - sram),
+        ("logic subtotal", logic_um2, analytic.total_um2 - outside - sram),
         ("on-chip memories", mem_um2, sram),
-        ("total", logic_um2 + mem_um2, analytic.total_um2),
+        ("total", logic_um2 + mem_um2, analytic.total_um2 - outside),
     )
+    comparison += tuple((label, None, analytic_um2(*names)) for label, names in beside)
     mem_desc = ", ".join(f"{m.name} {m.depth}x{m.width}" for m in mems) or "none"
     srams = ", ".join(f"{c.name} {c.attrs['bytes']} B" for c in inventory.components if c.cls == "sram")
     notes = (
         f"memories are not synthesized: the RTL buffers ({mem_desc}) are priced at sram.area_per_bit = "
         f"{sram_um2_per_bit:.4g} um^2/bit; the analytic model prices the inventory's SRAMs ({srams or 'none'})",
-        *(f"no analytic term for: {label}" for label, _, names in fam.synth_groups if not names),
+        *(f"no analytic term for: {label}" for label, _, names in groups if not names),
+        *(f"{label}: analytic only, left out of the subtotals and the total (the RTL reads it through ports)"
+          for label, _ in beside),
+        *((f"blocks synthesized alone: {', '.join(p.label for p in probe_rows)}; flip-flops priced at dff.ge x "
+           "nand2.area like every flip-flop, against the analytic register components; the rest against the "
+           "other components",) if probe_rows else ()),
         "analytic controllers are rough gate-count estimates (controller.ge); the synthesized top is the real "
         "control logic",
         f"logic area = NAND2-eq x nand2.area ({nand2_um2:.4g} um^2 at {node_nm} nm), generic gates before "
@@ -516,7 +585,42 @@ def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
         yosys_transistors=_parse_transistors(stat["modules"].get(top, stat["modules"].get("\\" + top, {}))
                                              .get("estimated_num_transistors")),
         verilog_seconds=verilog_seconds, synth_seconds=synth_seconds, nand2_eq_table=weights,
-        warnings=warnings, notes=notes)
+        warnings=warnings, notes=notes, probes=probe_rows)
+
+
+def _start_probes(probes: tuple[SynthProbe, ...]) -> list[_YosysRun]:
+    if not probes:
+        return []
+    from amaranth.back import verilog
+
+    return [_YosysRun(verilog.convert(p.build(), name=p.top, emit_src=False), p.top) for p in probes]
+
+
+def _finish_probes(probes, runs, model: CostModel, weights: dict[str, float], nand2_um2: float
+                   ) -> tuple[ProbeRow, ...]:
+    results, errors = [], []
+    for run in runs:  # wait for every process, even after a failure
+        try:
+            results.append(run.wait()[0])
+        except HwsimError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    out = []
+    for p, stat in zip(probes, results, strict=True):
+        modules = {_strip(k): v for k, v in stat["modules"].items()}
+        inst = _instances(modules, p.top)
+        cells, flops, nand2 = 0, 0, 0.0
+        for name, mod in modules.items():
+            logic, _, n2, _ = _logic_stats(name, mod["num_cells_by_type"], modules, weights)
+            cells += inst[name] * sum(logic.values())
+            flops += inst[name] * logic.get(FLIP_FLOP, 0)
+            nand2 += inst[name] * n2
+        flop_um2 = flops * weights[FLIP_FLOP] * nand2_um2
+        reg, other = p.analytic(model)
+        out.append(ProbeRow(p.label, p.top, cells, flops, nand2, flop_um2, nand2 * nand2_um2 - flop_um2, reg, other,
+                            p.baseline))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -559,10 +663,33 @@ def format_synth_report(report: SynthReport) -> str:
     lines.append(f"  {'memory total':<22} {'':<10} {'':>6} {'':>7} {'':>5} {report.memory_bits:>10} "
                  f"{report.memory_area_um2:>12.1f}")
     lines += ["", f"Synthesized vs analytic (CostModel({report.node_nm}).area of the family inventory)",
-              f"  {'component':<34} {'synthesized um^2':>17} {'analytic um^2':>14} {'synth/analytic':>15}"]
+              f"  {'component':<{max([34, *(len(c) for c, _, _ in report.comparison)])}} {'synthesized um^2':>17} "
+              f"{'analytic um^2':>14} {'synth/analytic':>15}"]
+    width = max([34, *(len(c) for c, _, _ in report.comparison)])
     for comp, s, a in report.comparison:
         a_txt = f"{a:>14.1f}" if a is not None else f"{'not modelled':>14}"
-        lines.append(f"  {comp:<34} {s:>17.1f} {a_txt} {_ratio(s, a):>15}")
+        s_txt = f"{s:>17.1f}" if s is not None else f"{'not in the RTL':>17}"
+        lines.append(f"  {comp:<{width}} {s_txt} {a_txt} {_ratio(s, a) if s is not None else '-':>15}")
+    if report.probes:
+        lines += ["", "Blocks synthesized alone (one instance each; flip-flops vs the analytic registers, the rest vs "
+                      "the other analytic components)",
+                  f"  {'block':<44} {'flops':>5} {'synth FF':>9} {'an. reg':>8} {'synth logic':>11} "
+                  f"{'an. logic':>9} {'synth um^2':>10} {'an. um^2':>9} {'ratio':>6}"]
+        by_label = {p.label: p for p in report.probes}
+
+        def probe_line(label, flops, ff, reg, lg, alg):
+            return (f"  {label:<44} {flops:>5} {ff:>9.1f} {reg:>8.1f} {lg:>11.1f} {alg:>9.1f} {ff + lg:>10.1f} "
+                    f"{reg + alg:>9.1f} {_ratio(ff + lg, reg + alg):>6}")
+
+        for p in report.probes:
+            lines.append(probe_line(p.label, p.flops, p.flop_um2, p.analytic_reg_um2, p.logic_um2,
+                                    p.analytic_logic_um2))
+        for p in report.probes:
+            b = by_label.get(p.baseline)
+            if b is not None:
+                lines.append(probe_line(f"{p.label} - {b.label}", p.flops - b.flops, p.flop_um2 - b.flop_um2,
+                                        p.analytic_reg_um2 - b.analytic_reg_um2, p.logic_um2 - b.logic_um2,
+                                        p.analytic_logic_um2 - b.analytic_logic_um2))
     lines += ["", f"  total: synthesized {report.total_area_um2 * 1e-6:.4f} mm^2 vs analytic "
                   f"{report.analytic.total_mm2:.4f} mm^2"]
     if report.yosys_transistors is not None:

@@ -133,6 +133,54 @@ def test_analytic_estimate_side_by_side(report):
     assert comp["on-chip memories"][1] == pytest.approx(
         report.analytic.input_sram + report.analytic.weight_sram + report.analytic.output_sram)
     assert comp["array skew/deskew registers"][1] is None
+    assert report.probes == ()  # a dense array has no block synthesized alone
+
+
+SPARSE_CFG = MacArrayConfig(rows=2, cols=2, sparsity="2:4", skip_zero_tiles=True)
+
+
+@pytest.fixture(scope="module")
+def sparse_report():
+    return synth(SPARSE_CFG)
+
+
+def test_sparse_pe_rows_and_probes(sparse_report):
+    """2:4 PE: the PE modules against the PE components incl. index register and activation mux; one dense
+    and one 2:4 PE synthesized alone, their difference attributed to flip-flops and the mux."""
+    rep = sparse_report
+    a = rep.analytic
+    comp = {c: (s, an) for c, s, an in rep.comparison}
+    pe_um2 = sum(r.area_um2 * r.instances for r in rep.rows if r.kind == "pe")
+    mux_um2 = 3 * 8 * 3 * NAND2_UM2  # 4:1 mux of 8 bits: 3 MUX2 per bit, 3 GE each = 57.456 um^2
+    # Analytic per PE: int8 MAC (Horowitz 8x8 multiplier + 32-bit adder), registers weight 8 + index 2 +
+    # 4 activations + psum (4 x 8 + 32), the mux.
+    pe_analytic = 282.0 + 137.0 + (8 + 2 + 4 * 8 + 32) * DFF_UM2 + mux_um2
+    assert comp["PEs (MAC, registers, index reg, act mux)"] == pytest.approx((pe_um2, 4 * pe_analytic))
+    assert a.pe_act_mux == pytest.approx(4 * mux_um2)
+    # The bitmap is beside the top: listed with its analytic area, outside the memories and the total.
+    bitmap_bytes = -(-(-(-65536 * 8 // (2 * 2 * 10))) // 8)  # 13108 blocks of 2 rows x 2 cols x 10 bits
+    assert bitmap_bytes == 1639
+    assert comp["zero-tile bitmap (beside the top)"] == (None, pytest.approx(bitmap_bytes * 8 * SRAM_UM2_PER_BIT))
+    assert comp["on-chip memories"][1] == pytest.approx(3 * 65536 * 8 * SRAM_UM2_PER_BIT)
+    assert comp["total"][1] == pytest.approx(a.total_um2 - a.tile_bitmap)
+    assert comp["logic subtotal"][1] == pytest.approx(a.total_um2 - a.tile_bitmap - comp["on-chip memories"][1])
+    probes = {p.label: p for p in rep.probes}
+    dense, nm = probes["dense PE"], probes["2:4 PE"]
+    assert nm.baseline == "dense PE"
+    # Flip-flops: dense 8 act + 1 valid + 8 weight + 32 psum; 2:4 adds the index (2) and 3 more activations.
+    assert (dense.flops, nm.flops) == (49, 49 + 2 + 3 * 8)
+    assert nm.flop_um2 - dense.flop_um2 == pytest.approx(26 * DFF_UM2)
+    assert (dense.analytic_reg_um2, dense.analytic_logic_um2) == pytest.approx(((8 + 8 + 32) * DFF_UM2, 419.0))
+    assert (nm.analytic_reg_um2, nm.analytic_logic_um2) == pytest.approx(((8 + 2 + 4 * 8 + 32) * DFF_UM2,
+                                                                          419.0 + mux_um2))
+    # The synthesized non-flip-flop difference is the mux (and the index register's load enable): within
+    # 25 % of the (M - 1) x bits MUX2 tree.
+    assert 0.8 * mux_um2 < nm.logic_um2 - dense.logic_um2 < 1.25 * mux_um2
+    assert nm.area_um2 == pytest.approx(nm.nand2_eq * NAND2_UM2)
+    text = format_synth_report(rep)
+    assert "not in the RTL" in text and "2:4 PE - dense PE" in text
+    d = json.loads(json.dumps(rep.as_dict()))
+    assert [p["label"] for p in d["probes"]] == ["dense PE", "2:4 PE"]
 
 
 def test_binary_pe_is_smaller_than_int8_pe(report, binary_report):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import random
 import warnings
 
@@ -158,8 +159,9 @@ def test_sparse_pe_rows_and_probes(sparse_report):
     assert comp["PEs (MAC, registers, index reg, act mux)"] == pytest.approx((pe_um2, 4 * pe_analytic))
     assert a.pe_act_mux == pytest.approx(4 * mux_um2)
     # The bitmap is beside the top: listed with its analytic area, outside the memories and the total.
-    bitmap_bytes = -(-(-(-65536 * 8 // (2 * 2 * 10))) // 8)  # 13108 blocks of 2 rows x 2 cols x 10 bits
-    assert bitmap_bytes == 1639
+    blocks = math.ceil(65536 * 8 / (2 * 2 * 10))  # weight SRAM bits / (2 kept rows x 2 cols x (8 + 2) bits)
+    bitmap_bytes = math.ceil(blocks / 8)
+    assert (blocks, bitmap_bytes) == (13108, 1639)
     assert comp["zero-tile bitmap (beside the top)"] == (None, pytest.approx(bitmap_bytes * 8 * SRAM_UM2_PER_BIT))
     assert comp["on-chip memories"][1] == pytest.approx(3 * 65536 * 8 * SRAM_UM2_PER_BIT)
     assert comp["total"][1] == pytest.approx(a.total_um2 - a.tile_bitmap)

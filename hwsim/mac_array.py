@@ -44,7 +44,10 @@ skips every fold whose block is entirely zero: no beats, no WLOAD/STREAM. A skip
 WAIT cycle (next WAIT at w + 1, no half used: the halves alternate over the executed folds) and the compute
 engine one WAIT cycle, after which, if it is the tile's last k-fold, the tile drains as usual (DRAIN
 mt + 2). The first executed fold of a tile starts from zero partial sums (no output-SRAM read); a tile
-with no executed fold drains zero accumulators (``requant(bias)``, no output-SRAM read).
+with no executed fold drains zero accumulators (``requant(bias)``, no output-SRAM read). The bitmap is the
+inventory's ``tile_bitmap`` (:func:`tile_bitmap_bytes`): its bytes are written once per GEMM
+(``tile_bitmap_writes``) and each engine reads it once per fold, skipped or not, in the WAIT cycle that
+decides (``tile_bitmap_reads = 2 x folds``; the RTL's ``dbg_blk``).
 """
 
 from __future__ import annotations

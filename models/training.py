@@ -46,6 +46,7 @@ import numpy as np
 from hwsim.models.errors import HwsimError
 from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, pads4
 from hwsim.models.lowrank import apply_svd
+from hwsim.models.optim import Adam, cosine_lr, softmax_xent
 from hwsim.models.prune import apply_pruning, gemm_view, prune_blocks, prune_magnitude, prune_n_m
 from hwsim.models.quantize import quantize_weights
 from hwsim.models.spec import CompressSpec, parse_compress_spec
@@ -421,11 +422,8 @@ def _train(net: _Net, sp: CompressSpec, x, y, n_out: int, epochs: int, lr0: floa
     rng = np.random.default_rng(recipe.seed)
     names = list(net.weights)
     params = [(net.weights, n) for n in names] + [(net.biases, n) for n in names]
-    m = [np.zeros_like(d[k]) for d, k in params]
-    v = [np.zeros_like(d[k]) for d, k in params]
-    b1, b2, eps = 0.9, 0.999, 1e-8
+    opt = Adam([d[k] for d, k in params])
     onehot = np.eye(n_out)[y]
-    step = 0
     for ep in range(epochs):
         if sp.prune in ("magnitude", "block"):
             s = prune_schedule(ep, epochs, sp.sparsity)
@@ -437,22 +435,18 @@ def _train(net: _Net, sp: CompressSpec, x, y, n_out: int, epochs: int, lr0: floa
         for k in names:
             net.weights[k] *= net.masks[k]
         order = rng.permutation(len(x))
-        lr = lr0 * 0.5 * (1 + np.cos(np.pi * ep / epochs))
+        lr = cosine_lr(lr0, ep, epochs)
         total = 0.0
         for i in range(0, len(x), recipe.batch):
             idx = order[i:i + recipe.batch]
             logits, cache = net.forward(x[idx])
-            z = logits - logits.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            total += -np.sum(np.log(p[onehot[idx] > 0] + 1e-12))
-            grads = net.backward(cache, (p - onehot[idx]) / len(idx))
-            step += 1
-            for j, (d, k) in enumerate(params):
-                gr = grads[k][0 if j < len(names) else 1]
-                m[j] = b1 * m[j] + (1 - b1) * gr
-                v[j] = b2 * v[j] + (1 - b2) * gr * gr
-                d[k] = d[k] - lr * (m[j] / (1 - b1 ** step)) / (np.sqrt(v[j] / (1 - b2 ** step)) + eps)
+            loss, dlogits = softmax_xent(logits, onehot[idx])
+            total += loss
+            grads = net.backward(cache, dlogits)
+            new = opt.step([d[k] for d, k in params],
+                           [grads[k][0 if j < len(names) else 1] for j, (_, k) in enumerate(params)], lr)
+            for (d, k), value in zip(params, new, strict=True):
+                d[k] = value
             for k in names:
                 net.weights[k] *= net.masks[k]
         if verbose:

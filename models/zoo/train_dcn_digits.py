@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 from hwsim.models.graph import Layer, Model, save_model
+from hwsim.models.optim import Adam, cosine_lr, softmax_xent
 from hwsim.models.zoo.train_digits import _col2im, _he, _im2col, _single_thread_blas
 
 __all__ = ["EPOCHS", "NAME", "OFFSET_LR_SCALE", "SEED", "build", "forward", "main", "train"]
@@ -170,32 +171,24 @@ def train(x_train, y_train, epochs: int = EPOCHS, seed: int = SEED, verbose: boo
         rng = np.random.default_rng(seed)
         model = build(rng)
         params = [(la, at) for la in model.layers if la.weight is not None for at in ("weight", "bias")]
-        m = [np.zeros_like(getattr(la, at)) for la, at in params]
-        v = [np.zeros_like(getattr(la, at)) for la, at in params]
-        b1, b2, eps = 0.9, 0.999, 1e-8
+        opt = Adam([getattr(la, at) for la, at in params])
+        scales = [OFFSET_LR_SCALE if la.name == "off2" else 1.0 for la, _ in params]
         n = len(x_train)
         onehot = np.eye(10)[np.asarray(y_train, dtype=np.int64)]
-        step = 0
         for ep in range(epochs):
             order = rng.permutation(n)
-            lr = LR * 0.5 * (1 + np.cos(np.pi * ep / epochs))
+            lr = cosine_lr(LR, ep, epochs)
             total = 0.0
             for i in range(0, n, BATCH):
                 idx = order[i:i + BATCH]
                 logits, cache = forward(model, x_train[idx], cache=True)
-                z = logits - logits.max(axis=1, keepdims=True)
-                p = np.exp(z)
-                p /= p.sum(axis=1, keepdims=True)
-                total += -np.sum(np.log(p[onehot[idx] > 0] + 1e-12))
-                grads = _grads(model, cache, (p - onehot[idx]) / len(idx))
-                step += 1
-                for j, (la, at) in enumerate(params):
-                    gr = grads[la.name][0 if at == "weight" else 1]
-                    m[j] = b1 * m[j] + (1 - b1) * gr
-                    v[j] = b2 * v[j] + (1 - b2) * gr * gr
-                    mh, vh = m[j] / (1 - b1 ** step), v[j] / (1 - b2 ** step)
-                    scale = OFFSET_LR_SCALE if la.name == "off2" else 1.0
-                    setattr(la, at, getattr(la, at) - scale * lr * mh / (np.sqrt(vh) + eps))
+                loss, dlogits = softmax_xent(logits, onehot[idx])
+                total += loss
+                grads = _grads(model, cache, dlogits)
+                new = opt.step([getattr(la, at) for la, at in params],
+                               [grads[la.name][0 if at == "weight" else 1] for la, at in params], lr, scales)
+                for (la, at), value in zip(params, new, strict=True):
+                    setattr(la, at, value)
             if verbose:
                 print(f"  {NAME} epoch {ep + 1:3d}/{epochs}: loss {total / n:.4f}")
         for la, at in params:  # the committed file holds float32 weights

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 from hwsim.models.graph import Layer, Model, save_model
+from hwsim.models.optim import Adam, cosine_lr, softmax_xent
 
 __all__ = ["EPOCHS", "SEED", "build", "digits_split", "main", "train"]
 
@@ -182,32 +183,23 @@ def _train(name, x_train, y_train, epochs, seed, verbose) -> Model:
     model = build(name, rng)
     epochs = EPOCHS[name] if epochs is None else epochs
     params = [(layer, attr) for layer in model.compute_layers() for attr in ("weight", "bias")]
-    m = [np.zeros_like(getattr(la, at)) for la, at in params]
-    v = [np.zeros_like(getattr(la, at)) for la, at in params]
-    b1, b2, eps = 0.9, 0.999, 1e-8
+    opt = Adam([getattr(la, at) for la, at in params])
     n = len(x_train)
     onehot = np.eye(10)[np.asarray(y_train, dtype=np.int64)]
-    step = 0
     for ep in range(epochs):
         order = rng.permutation(n)
-        lr = LR * 0.5 * (1 + np.cos(np.pi * ep / epochs))  # cosine decay per epoch
+        lr = cosine_lr(LR, ep, epochs)
         total = 0.0
         for i in range(0, n, BATCH):
             idx = order[i:i + BATCH]
             logits, cache = _forward(model, x_train[idx])
-            z = logits - logits.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            total += -np.sum(np.log(p[onehot[idx] > 0] + 1e-12))
-            grads = _backward(model, cache, (p - onehot[idx]) / len(idx))
-            step += 1
-            for j, (la, at) in enumerate(params):
-                gr = grads[la.name][0 if at == "weight" else 1]
-                m[j] = b1 * m[j] + (1 - b1) * gr
-                v[j] = b2 * v[j] + (1 - b2) * gr * gr
-                mh = m[j] / (1 - b1 ** step)
-                vh = v[j] / (1 - b2 ** step)
-                setattr(la, at, getattr(la, at) - lr * mh / (np.sqrt(vh) + eps))
+            loss, dlogits = softmax_xent(logits, onehot[idx])
+            total += loss
+            grads = _backward(model, cache, dlogits)
+            new = opt.step([getattr(la, at) for la, at in params],
+                           [grads[la.name][0 if at == "weight" else 1] for la, at in params], lr)
+            for (la, at), value in zip(params, new, strict=True):
+                setattr(la, at, value)
         if verbose:
             print(f"  {name} epoch {ep + 1:3d}/{epochs}: loss {total / n:.4f}")
     # The committed files hold float32 weights: round now so the returned model equals the stored one.

@@ -31,6 +31,7 @@ import time
 import numpy as np
 from hwsim.models import lstm_models as lm
 from hwsim.models import tensor_formats as tf
+from hwsim.models.optim import Adam, cosine_lr
 from hwsim.models.zoo.train_digits import _single_thread_blas
 
 __all__ = ["EPOCHS", "FINETUNE_EPOCHS", "HIDDEN", "RANK", "SEED", "decompose", "main", "train", "train_all"]
@@ -109,9 +110,7 @@ def _train(m, x_train, y_train, epochs, seed, lr0, verbose):
     first = [f.data for f in m.fmt.factors] if m.fmt is not None else [m.W]
     params = [*first, m.U, m.b, m.V, m.c]
     params = [np.array(p, dtype=np.float64) for p in params]
-    mom = [np.zeros_like(p) for p in params]
-    vel = [np.zeros_like(p) for p in params]
-    b1, b2, eps, step = 0.9, 0.999, 1e-8, 0
+    opt = Adam(params)
     nf = len(first)
 
     def build(ps):
@@ -123,18 +122,14 @@ def _train(m, x_train, y_train, epochs, seed, lr0, verbose):
     cur = build(params)
     for ep in range(epochs):
         order = rng.permutation(len(xs))
-        lr = lr0 * 0.5 * (1 + np.cos(np.pi * ep / epochs))
+        lr = cosine_lr(lr0, ep, epochs)
         total = 0.0
         for s in range(0, len(xs), BATCH):
             idx = order[s:s + BATCH]
             loss, (dW, *rest) = _loss_grads(cur, xs[idx], onehot[idx])
             total += loss * len(idx)
             grads = (lm.factor_grads(cur.fmt, dW) if cur.fmt is not None else [dW]) + rest
-            step += 1
-            for j, gr in enumerate(grads):
-                mom[j] = b1 * mom[j] + (1 - b1) * gr
-                vel[j] = b2 * vel[j] + (1 - b2) * gr * gr
-                params[j] = params[j] - lr * (mom[j] / (1 - b1 ** step)) / (np.sqrt(vel[j] / (1 - b2 ** step)) + eps)
+            params = opt.step(params, grads, lr)
             cur = build(params)
         if verbose:
             print(f"  {m.name} epoch {ep + 1:3d}/{epochs}: loss {total / len(xs):.4f}")

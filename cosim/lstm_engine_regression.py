@@ -73,6 +73,18 @@ def measured_counts(cfg: LstmEngineConfig, counters: dict, bank_rd: list[int], b
             "stall_cycles": int(counters["cnt_conflict"])}
 
 
+def sim_counts(cfg: LstmEngineConfig, ctx, dut, names) -> dict:
+    """:func:`measured_counts` of an engine in Amaranth's simulator: the counters ``names`` and the packed
+    per-bank read/write counters, read through the testbench context ``ctx``."""
+    from hwsim.rtl.lstm_engine import COUNTER_BITS
+
+    mask = (1 << COUNTER_BITS) - 1
+    rd, wr = ctx.get(dut.cnt_bank_rd), ctx.get(dut.cnt_bank_wr)
+    return measured_counts(cfg, {name: ctx.get(getattr(dut, name)) for name in names},
+                           [(rd >> (b * COUNTER_BITS)) & mask for b in range(cfg.banks)],
+                           [(wr >> (b * COUNTER_BITS)) & mask for b in range(cfg.banks)])
+
+
 def count_diffs(got: dict, want: dict) -> dict:
     """Every count that differs between ``got`` and ``want`` (both as :func:`expected_counts`):
     ``{name: [got, want]}`` with names ``component.action``, ``bank_reads[b]``, ``bank_writes[b]`` and
@@ -185,7 +197,7 @@ def run_amaranth(cfg: LstmEngineConfig, job: dict) -> tuple[np.ndarray, int, dic
     """Run ``job`` on Amaranth's simulator (the ``debug`` top): output in natural order, busy cycles and
     the measured counts (:func:`measured_counts`, compare with :func:`count_diffs`)."""
     from amaranth.sim import Simulator
-    from hwsim.rtl.lstm_engine import COUNTER_BITS, COUNTERS, LstmStageEngine
+    from hwsim.rtl.lstm_engine import COUNTERS, LstmStageEngine
 
     dut = LstmStageEngine(cfg, debug=True)
     res = {}
@@ -215,12 +227,7 @@ def run_amaranth(cfg: LstmEngineConfig, job: dict) -> tuple[np.ndarray, int, dic
             await ctx.tick()
             raw.append(ctx.get(dut.ext_rdata))
         res["raw"], res["cycles"] = np.array(raw, dtype=np.int64), cycles
-        mask_c = (1 << COUNTER_BITS) - 1
-        rd, wr = ctx.get(dut.cnt_bank_rd), ctx.get(dut.cnt_bank_wr)
-        res["counts"] = measured_counts(
-            cfg, {name: ctx.get(getattr(dut, name)) for name in COUNTERS},
-            [(rd >> (b * COUNTER_BITS)) & mask_c for b in range(cfg.banks)],
-            [(wr >> (b * COUNTER_BITS)) & mask_c for b in range(cfg.banks)])
+        res["counts"] = sim_counts(cfg, ctx, dut, COUNTERS)
 
     sim = Simulator(dut)
     sim.add_clock(1e-9)

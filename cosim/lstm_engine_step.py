@@ -131,8 +131,8 @@ def run_layer(cfg, layer: dict) -> dict:
     and (step layers) a read of ``h`` and ``c``. Returns the busy cycles of every run (``cycles``), the
     outputs (``out`` in natural order for a matvec; ``h``, ``c`` per step for a step layer) and the
     measured counts (:func:`hwsim.cosim.lstm_engine_regression.measured_counts`)."""
-    from hwsim.cosim.lstm_engine_regression import measured_counts
-    from hwsim.rtl.lstm_engine import COUNTER_BITS, COUNTERS
+    from hwsim.cosim.lstm_engine_regression import sim_counts
+    from hwsim.rtl.lstm_engine import COUNTERS
     from hwsim.rtl.lstm_step import EXT_RSEL, EXT_SEL, STEP_COUNTERS, LstmStepEngine
 
     dut = LstmStepEngine(cfg, debug=True)
@@ -189,12 +189,7 @@ def run_layer(cfg, layer: dict) -> dict:
         if not layer["gates"]:
             raw = await read(ctx, n % 2, len(layer["expect_out"]))
             res["out"] = raw[np.asarray(layer["perm"], dtype=np.int64)]
-        mask_c = (1 << COUNTER_BITS) - 1
-        rd, wr = ctx.get(dut.cnt_bank_rd), ctx.get(dut.cnt_bank_wr)
-        names = (*COUNTERS, *STEP_COUNTERS, *GATE_COUNTERS)
-        res["counts"] = measured_counts(cfg, {name: ctx.get(getattr(dut, name)) for name in names},
-                                        [(rd >> (b * COUNTER_BITS)) & mask_c for b in range(cfg.banks)],
-                                        [(wr >> (b * COUNTER_BITS)) & mask_c for b in range(cfg.banks)])
+        res["counts"] = sim_counts(cfg, ctx, dut, (*COUNTERS, *STEP_COUNTERS, *GATE_COUNTERS))
 
     sim = Simulator(dut)
     sim.add_clock(1e-9)

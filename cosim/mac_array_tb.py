@@ -25,8 +25,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, SKIP_COUNTERS, WEIGHT_FILE
-from hwsim.cosim.runner import read_job
 from hwsim.cosim.hexmem import hex_to_lanes, lanes_to_hex
+from hwsim.cosim.runner import read_job
 from hwsim.cosim.tb_util import dump_text, pulse, reset_harness
 from hwsim.models import mac_array as ref
 from hwsim.models.compressed import reference_gemm
@@ -231,7 +231,8 @@ def tally(results: list[dict]) -> dict:
     }
 
 
-def check_outputs(cfg: MacArrayConfig, beats: list[int] | np.ndarray, expect: np.ndarray) -> tuple[int, np.ndarray | None]:
+def check_outputs(cfg: MacArrayConfig, beats: list[int] | np.ndarray, expect: np.ndarray
+                  ) -> tuple[int, np.ndarray | None]:
     """In-order checker: (mismatching outputs, decoded output codes or None if the beat count is wrong).
 
     Beat ``i`` of the stream holds a fixed (row, column-tile) of the output (``unpack_outputs`` fixes the

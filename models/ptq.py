@@ -20,8 +20,9 @@ shifts each input to it (left, saturating, from a coarser input; right, rounding
 ``clip`` (ReLU6) keeps its input's exponent unless its range needs a coarser one; a conv / linear / add
 whose only reader is a clip is calibrated on the clipped range (what lies above saturates, then the clamp
 makes it exact), and the clip's bound is the code ``max / 2**out_exp`` rounded like every other value, so
-that clamping codes equals quantizing the clipped value (rounding is monotone). Padded average pools divide each window sum by its pixel count (exactly,
-with the configured rounding); padded max pools pad with -inf.
+that clamping codes equals quantizing the clipped value (rounding is monotone). Padded average pools
+divide each window sum by its pixel count (exactly, with the configured rounding); padded max pools pad
+with -inf.
 
 Scale gains: ternary weights are ``alpha * t`` with a float ``alpha`` per channel; the layer
 computes with ``2**weight_exp`` instead, so its output is scaled by ``gain = 2**weight_exp / alpha``

@@ -127,9 +127,11 @@ class Family:
         Model layer kinds (``conv2d``, ``linear``, ...) this family's units run in ``simulate``.
     reference, cycle_model : str
         Modules holding the bit-exact reference and the cycle-level model.
-    synth_groups : tuple of (label, module kinds, inventory components)
+    synth_groups : tuple of (label, module kinds, inventory components), or a callable of the config
+        returning one
         Rows of the synthesized-vs-analytic table of ``hwsim synth``: synthesized modules of the given
-        kinds against the analytic area of the given inventory components.
+        kinds against the analytic area of the given inventory components (a row without module kinds is
+        hardware beside the top: analytic only, out of the totals).
     studies : tuple of (name, entry point, description)
         ``hwsim study NAME``: reproductions of the published claims the family is built from. The entry
         point is ``run(out_dir=None, quick=False) -> result`` with ``result.format() -> str`` (the
@@ -154,7 +156,7 @@ class Family:
     rtl: str | Callable | None = None
     rtl_check: str | Callable | None = None
     cosim: str | Callable | None = None
-    synth_groups: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+    synth_groups: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] | Callable = ()
     cli_options: tuple[CliOption, ...] = ()
     studies: tuple[tuple[str, str | Callable, str], ...] = ()
 

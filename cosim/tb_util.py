@@ -49,5 +49,6 @@ async def dump_text(dut, path: Path, n_out: int) -> str:
 
 
 async def dump_beats(dut, path: Path, n_out: int) -> list[int]:
-    """:func:`dump_text`, the first ``n_out`` captured beats as integers."""
-    return [int(line, 16) for line in (await dump_text(dut, path, n_out)).split()[:n_out]]
+    """:func:`dump_text` as integers, one per line of the dump (the harness's whole output memory; none
+    when ``n_out`` is 0)."""
+    return [int(line, 16) for line in (await dump_text(dut, path, n_out)).split()]

@@ -51,8 +51,8 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
     ``counters`` are the harness's (:data:`hwsim.cosim.harness.COUNTERS`); ``widths`` the bit widths of a
     weight beat, an activation beat, an output beat and an output-SRAM row (``wbeat``, ``abeat``, ``obeat``,
     ``osram``, read from the harness). Every SRAM access moves one beat-wide row, ``ceil(bits /
-    sram_word_bits)`` words; a pipeline hop writes two registers (activation and psum, OS: activation
-    and weight). ``bitmap_bits`` is the size of the zero-tile bitmap the DRAM side loaded (skip_zero_tiles),
+    sram_word_bits)`` words; a pipeline hop is one pipeline update (the PE's activation and psum
+    registers, OS: activation, weight and psum, priced together as ``pe_reg_write_bits``). ``bitmap_bits`` is the size of the zero-tile bitmap the DRAM side loaded (skip_zero_tiles),
     read as whole bytes.
     """
     c, wb = counters, cfg.sram_word_bits
@@ -62,7 +62,7 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
         return n * -(-bits // wb)
 
     return MacArrayActions(
-        pe_macs=c["pe_macs"], pe_weight_loads=c["pe_weight_loads"], pe_reg_writes=2 * c["pe_hops"],
+        pe_macs=c["pe_macs"], pe_weight_loads=c["pe_weight_loads"], pe_reg_writes=c["pe_hops"],
         input_sram_reads=words(c["input_sram_reads"], in_bits),
         input_sram_writes=words(c["input_sram_writes"], in_bits),
         weight_sram_reads=words(c["weight_sram_reads"], wt_bits),

@@ -109,7 +109,8 @@ class MacArrayActions:
     pe_weight_loads: int = 0
     """Writes of a weight code into a PE's stationary weight register (WS)."""
     pe_reg_writes: int = 0
-    """Pipeline register writes inside the array (activation/weight/psum hops between PEs)."""
+    """Pipeline updates inside the array: one per PE per valid hop, writing that PE's activation and psum
+    registers (OS: activation, weight and psum) together, ``pe_reg_write_bits`` bits in all."""
     input_sram_reads: int = 0
     input_sram_writes: int = 0
     weight_sram_reads: int = 0
@@ -595,14 +596,14 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
     if ws_like:
         pe_macs = int((plan.mt * plan.kt).sum()) * C
         pe_w = int(plan.kt.sum()) * C
-        pe_regs = 2 * int(plan.mt.sum()) * R * C
+        pe_regs = int(plan.mt.sum()) * R * C
         psum_reads = int(plan.mt[~plan.first].sum())
         o_reads = psum_reads + out_rows - int(plan.rows_out[plan.drain_zero].sum())  # zero tiles read nothing
         o_writes = int(plan.mt.sum())
     else:
         pe_macs = int(plan.kt.sum()) * R * C
         pe_w = 0
-        pe_regs = 2 * int(plan.kt.sum()) * R * C
+        pe_regs = int(plan.kt.sum()) * R * C
         o_reads = o_writes = 0
     o_word = int(_words(acc_row_bits, wb))
     # In IS the "stationary" buffer is the input SRAM and the streamed one the weight SRAM.

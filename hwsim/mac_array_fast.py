@@ -135,12 +135,12 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
     out_rows = nN * M_
     if df == "os":
         nw = na = sum_kt
-        pe_macs, pe_w, pe_regs = sum_kt * R * C, 0, 2 * sum_kt * R * C
+        pe_macs, pe_w, pe_regs = sum_kt * R * C, 0, sum_kt * R * C
         o_reads = o_writes = 0
     else:
         sum_mt = nN * nK * M_
         nw, na = sum_kt, sum_mt
-        pe_macs, pe_w, pe_regs = nN * M_ * k * C, sum_kt * C, 2 * sum_mt * R * C
+        pe_macs, pe_w, pe_regs = nN * M_ * k * C, sum_kt * C, sum_mt * R * C
         o_reads = nN * (nK - 1) * M_ + out_rows
         o_writes = sum_mt
     w_words, a_words = _cdiv(stat_bits, wb) * nw, _cdiv(strm_bits, wb) * na

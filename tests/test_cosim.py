@@ -265,7 +265,7 @@ def test_measured_actions_convert_units():
     assert (got.input_sram_reads, got.weight_sram_reads, got.output_sram_reads) == (7 * 2, 5 * 1, 2 * 4)
     assert (got.input_sram_read_bytes, got.output_sram_write_bytes) == (21, 24)
     assert (got.dram_read_beats, got.dram_read_bytes, got.dram_write_bytes) == (12, (5 * 16 + 7 * 24) // 8, 6)
-    assert (got.pe_reg_writes, got.requant_ops) == (42, 6)
+    assert (got.pe_reg_writes, got.requant_ops) == (21, 6)
     assert count_diffs(got, got, 4, 4) == {}
     assert count_diffs(got, dataclasses_replace(got, pe_macs=41), 4, 5) == {"pe_macs": [40, 41],
                                                                             "stall_cycles": [4, 5]}

@@ -392,6 +392,10 @@ _PINNED = [
      {'pe_mac': 584.14208, 'pe_registers': 577.36896, 'input_sram': 68933.38623999999, 'weight_sram': 68933.38623999999, 'output_sram': 2154.1683199999998, 'requant': 632.58144, 'controller': 1516.2}),
 ]
 _ENERGY_NAMES = {"pe_weight_load": ("pe_weight_reg",), "pe_registers": ("pe_pipeline_reg",)}
+# One deliberate change since: the pinned code priced two pipeline-register writes per PE hop, each at
+# the summed activation + psum (OS: + weight) width, so it counted every hop's register bits twice. A hop
+# is now one update of those bits: exactly half the pinned pipeline-register energy.
+_CORRECTED = {"pe_registers": 0.5}
 _AREA_NAMES = {"pe_registers": ("pe_weight_reg", "pe_pipeline_reg")}
 
 
@@ -406,9 +410,9 @@ def test_energy_and_area_unchanged_by_the_refactor(fields, node, dram, gemm, cyc
     e, a = model.energy(cfg, st.actions, st.cycles), model.area(cfg)
     for old, value in energy.items():
         got = math.fsum(e.parts[n] for n in _ENERGY_NAMES.get(old, (old,)))
-        assert got == pytest.approx(value, rel=1e-12, abs=1e-12), old
+        assert got == pytest.approx(value * _CORRECTED.get(old, 1.0), rel=1e-12, abs=1e-12), old
     for old, value in area.items():
         got = math.fsum(a.parts[n] for n in _AREA_NAMES.get(old, (old,)))
         assert got == pytest.approx(value, rel=1e-12), old
-    assert e.total_pj == pytest.approx(sum(energy.values()), rel=1e-12)
+    assert e.total_pj == pytest.approx(sum(v * _CORRECTED.get(k, 1.0) for k, v in energy.items()), rel=1e-12)
     assert a.total_um2 == pytest.approx(sum(area.values()), rel=1e-12)

@@ -84,7 +84,7 @@ def test_hand_counts_small_gemm():
     assert a.pe_macs == 3 * kept * 2 == 72              # mt * kept rows * cols, per fold
     assert a.pe_weight_loads == kept * 2 == 24
     assert a.pe_index_loads == 24 and a.pe_act_selects == 72
-    assert a.pe_reg_writes == 2 * (4 * 3) * 4 * 2       # 2 x (vectors streamed) x rows x cols
+    assert a.pe_reg_writes == (4 * 3) * 4 * 2           # (vectors streamed) x rows x cols
     # Weight beats: 12 kept rows of 2 lanes x (8-bit code + 2-bit index) = 20 bits (one 64-bit word each).
     assert (a.weight_sram_writes, a.weight_sram_reads, a.weight_sram_write_bytes) == (12, 12, 30)
     # Activation beats: 4 folds x 3 vectors of 8 steps x 8 bits = 64 bits.
@@ -372,7 +372,7 @@ def test_skip_zero_tiles_hand_count():
     st = predict_gemm(cfg, 3, 12, 4, weight=w)
     a = st.actions
     assert (st.cycles, st.stall_cycles, st.folds) == (52, 8, 2)
-    assert (a.pe_macs, a.pe_weight_loads, a.pe_reg_writes) == (3 * 4 * 2 * 2, 8 * 2, 2 * 6 * 4 * 2)
+    assert (a.pe_macs, a.pe_weight_loads, a.pe_reg_writes) == (3 * 4 * 2 * 2, 8 * 2, 6 * 4 * 2)
     assert (a.weight_sram_writes, a.input_sram_writes) == (8, 6)  # 8 weight rows, 6 activation vectors
     # Output SRAM: 6 psum writes; reads: 3 psums of fold (0,8) + 3 drained rows (tile n0=2 drains zeros).
     assert (a.output_sram_writes, a.output_sram_reads) == (6, 6)

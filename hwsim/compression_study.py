@@ -10,8 +10,9 @@ recipe): training with the compression in the loop recovers the accuracy post-tr
 most visibly for binary weights.
 
 Cycles and energy are those of the fine-tuned model (post-training ones are identical: the same formats
-and shapes). Pruned weights are still stored and multiplied by this dense array, so pruning does not yet
-save cycles, energy or bytes here.
+and shapes). Pruned weights are still stored and multiplied by this dense array, so pruning saves no
+cycles, energy or bytes here; N:M sparse arrays (``mac-array-8x8-ws-2of4``) and zero-tile skipping
+(``skip_zero_tiles``) are where it pays off.
 """
 
 from __future__ import annotations

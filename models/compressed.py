@@ -26,9 +26,10 @@ Every integer tensor ``t`` carries an exponent ``e``: its real value is ``t * 2*
   calibrated from ``max|output|`` (or a percentile) of the fake-quant pipeline on the calibration batch.
   A ReLU that directly follows a conv / linear / add (its only consumer) is fused into ``requantize``.
 * ``maxpool`` / ``relu`` / ``flatten`` are exact on integers (a padded maxpool pads with -inf); ``avgpool``
-  sums the window and requantizes with ``shift = log2(kernel**2)`` (power-of-two windows only), or, with
-  ``meta["count_pads"]`` (padded pools), divides each zero-padded window sum by ``count * 2**shift`` (its
-  pixel count, see :func:`~hwsim.models.graph.pool_counts`) with the configured rounding, exactly; ``add``
+  sums the window and requantizes with ``shift = log2(kh * kw)`` (power-of-two window areas), or, with
+  ``meta["count_pads"]`` (padded pools, and unpadded windows whose area is not a power of two), divides
+  each zero-padded window sum by ``count * 2**shift`` (its pixel count, see
+  :func:`~hwsim.models.graph.pool_counts`) with the configured rounding, exactly; ``add``
   aligns both inputs to the finer exponent with left shifts and requantizes to its calibrated exponent.
   ``clip`` (ReLU6, from ONNX imports) requantizes to its output exponent and clamps to
   ``[0, max / 2**out_exp]``; ``concat`` (ONNX imports) shifts every input to its output exponent and joins
@@ -65,6 +66,7 @@ from hwsim.models.graph import (
     conv2d_float,
     deform_conv2d_float,
     pads4,
+    pair,
     pool2d,
     pool_counts,
 )
@@ -386,7 +388,7 @@ class QLayer:
             return x.reshape(x.shape[0], -1)
         lo, hi = act_range(self.act_bits)
         if k == "avgpool":  # the window mean quantized to out_exp (forward_int's shift is log2(area) + out - in)
-            div = self._pool_counts(x) if "count_pads" in self.meta else self.kernel * self.kernel
+            div = self._pool_counts(x) if "count_pads" in self.meta else np.prod(pair(self.kernel))
             s = pool2d(x, "sum", self.kernel, self.stride, self.padding) / div / 2.0 ** self.out_exp
             return np.clip(round_ties(s, rounding), lo, hi) * 2.0 ** self.out_exp
         if k == "add":

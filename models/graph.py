@@ -17,7 +17,8 @@ Layer kinds and their attributes:
 ``relu``, ``flatten``
     No attributes.
 ``maxpool``, ``avgpool``
-    ``kernel`` and ``stride`` (square windows) and ``padding`` (an int or ``(top, bottom, left, right)``):
+    ``kernel`` and ``stride`` (each an int, or ``(rows, cols)`` for rectangular windows / per-axis strides;
+    an equal pair is stored as an int) and ``padding`` (an int or ``(top, bottom, left, right)``):
     max pooling pads with -inf; average pooling sums the zero-padded window and divides it by the number of
     its pixels inside the input grown by ``meta["count_pads"]`` (``(top, bottom, left, right)``, each at most
     that side's padding; default no growth: only real pixels count, ONNX ``count_include_pad=0``; equal to
@@ -97,6 +98,25 @@ def _pair_free_int(name: str, layer: str, value, lo: int) -> int:
     return int(value)
 
 
+def pair(value) -> tuple[int, int]:
+    """A pool's ``kernel`` / ``stride`` (an int, or ``(rows, cols)`` for a rectangular one) as ``(rows, cols)``."""
+    if isinstance(value, tuple | list):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def _pool_pair(name: str, layer: str, value):
+    """A pool's kernel or stride: an int >= 1, or a ``(rows, cols)`` pair (stored as an int when equal, so
+    square pools keep their old form)."""
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            raise HwsimError(f"layer {layer!r}: {name}={value!r} is not allowed: expected an integer >= 1 or a "
+                             "(rows, cols) pair of integers >= 1")
+        v = tuple(_pair_free_int(name, layer, x, 1) for x in value)
+        return v[0] if v[0] == v[1] else v
+    return _pair_free_int(name, layer, value, 1)
+
+
 def pads4(padding) -> tuple[int, int, int, int]:
     """``padding`` (an int or ``(top, bottom, left, right)``) as a 4-tuple ``(top, bottom, left, right)``."""
     if isinstance(padding, tuple | list):
@@ -155,7 +175,10 @@ class Layer:
                 f"layer {self.name!r}: inputs={list(self.inputs)!r} is not allowed: {self.kind} takes "
                 f"{want} input(s)"
             )
-        self.stride = _pair_free_int("stride", self.name, self.stride, 1)
+        if self.kind in ("maxpool", "avgpool"):
+            self.stride = _pool_pair("stride", self.name, self.stride)
+        else:
+            self.stride = _pair_free_int("stride", self.name, self.stride, 1)
         self.padding = _check_padding(self.name, self.padding)
         if not isinstance(self.padding, int) and self.kind not in ("conv2d", "maxpool", "avgpool"):
             raise HwsimError(f"layer {self.name!r}: padding={self.padding!r} is not allowed: only conv2d and "
@@ -191,8 +214,10 @@ class Layer:
         if self.arrays and self.kind != "lstm":
             raise HwsimError(f"layer {self.name!r}: a {self.kind} layer takes no named arrays")
         if self.kind in ("maxpool", "avgpool"):
-            self.kernel = _pair_free_int("kernel", self.name, self.kernel, 1)
-            if max(pads4(self.padding)) >= self.kernel:
+            self.kernel = _pool_pair("kernel", self.name, self.kernel)
+            t, b, l, r = pads4(self.padding)
+            kh, kw = pair(self.kernel)
+            if max(t, b) >= kh or max(l, r) >= kw:
                 raise HwsimError(f"layer {self.name!r}: padding={self.padding!r} is not allowed: expected pads "
                                  f"smaller than the kernel {self.kernel} (no window entirely in the padding)")
         if "count_pads" in self.meta:
@@ -262,15 +287,17 @@ def _pad_input(x: np.ndarray, padding, pad_value) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=pad_value)
 
 
-def _windows(x: np.ndarray, kh: int, kw: int, stride: int, dilation: int) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, kh, kw, Ho, Wo) gathered windows (no padding)."""
+def _windows(x: np.ndarray, kh: int, kw: int, stride, dilation: int) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, kh, kw, Ho, Wo) gathered windows (no padding); ``stride``: an int or
+    ``(rows, cols)``."""
     _, _, h, w = x.shape
-    ho = conv_out_size(h, kh, stride, 0, dilation)
-    wo = conv_out_size(w, kw, stride, 0, dilation)
+    sh, sw = pair(stride)
+    ho = conv_out_size(h, kh, sh, 0, dilation)
+    wo = conv_out_size(w, kw, sw, 0, dilation)
     if ho < 1 or wo < 1:
         raise HwsimError(f"input of {h}x{w} is too small for a {kh}x{kw} window (dilation {dilation})")
-    rows = np.arange(kh)[:, None] * dilation + np.arange(ho)[None, :] * stride  # (kh, Ho)
-    cols = np.arange(kw)[:, None] * dilation + np.arange(wo)[None, :] * stride  # (kw, Wo)
+    rows = np.arange(kh)[:, None] * dilation + np.arange(ho)[None, :] * sh  # (kh, Ho)
+    cols = np.arange(kw)[:, None] * dilation + np.arange(wo)[None, :] * sw  # (kw, Wo)
     return x[:, :, rows[:, None, :, None], cols[None, :, None, :]]
 
 
@@ -317,21 +344,22 @@ def deform_conv2d_float(x, offset, w, b=None, stride=1, padding=0, dilation=1, g
                      for xi, oi in zip(np.asarray(x, dtype=np.float64), offset, strict=True)])
 
 
-def pool2d(x: np.ndarray, kind: str, kernel: int, stride: int, padding=0, pad_value=0) -> np.ndarray:
-    """Max or sum pooling over square windows of ``x`` padded with ``pad_value`` (``padding``: an int or
-    ``(top, bottom, left, right)``); returns the same dtype family as x."""
-    win = _windows(_pad_input(x, padding, pad_value), kernel, kernel, stride, 1)
+def pool2d(x: np.ndarray, kind: str, kernel, stride, padding=0, pad_value=0) -> np.ndarray:
+    """Max or sum pooling over the windows of ``x`` padded with ``pad_value`` (``kernel`` / ``stride``: an int
+    or ``(rows, cols)``; ``padding``: an int or ``(top, bottom, left, right)``); returns the same dtype
+    family as x."""
+    win = _windows(_pad_input(x, padding, pad_value), *pair(kernel), stride, 1)
     return win.max(axis=(2, 3)) if kind == "max" else win.sum(axis=(2, 3))
 
 
-def pool_counts(h: int, w: int, kernel: int, stride: int, padding=0, count_pads=(0, 0, 0, 0)) -> np.ndarray:
+def pool_counts(h: int, w: int, kernel, stride, padding=0, count_pads=(0, 0, 0, 0)) -> np.ndarray:
     """(Ho, Wo) int64: the pixels of every pooling window that lie inside the ``h x w`` input grown by
     ``count_pads`` (``(top, bottom, left, right)``, within ``padding``): an average pool's divisors."""
     t, b, l, r = pads4(padding)
     ct, cb, cl, cr = count_pads
     mask = np.zeros((1, 1, h + t + b, w + l + r), dtype=np.int64)
     mask[..., t - ct:t + h + cb, l - cl:l + w + cr] = 1
-    return _windows(mask, kernel, kernel, stride, 1).sum(axis=(2, 3))[0, 0]
+    return _windows(mask, *pair(kernel), stride, 1).sum(axis=(2, 3))[0, 0]
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -449,8 +477,9 @@ class Model:
                 if len(s) != 3:
                     raise HwsimError(f"{where}: input shape {s} is not allowed: expected (C, H, W)")
                 t, bo, le, ri = pads4(layer.padding)
-                ho = conv_out_size(s[1], layer.kernel, layer.stride, (t, bo), 1)
-                wo = conv_out_size(s[2], layer.kernel, layer.stride, (le, ri), 1)
+                (kh, kw), (sh, sw) = pair(layer.kernel), pair(layer.stride)
+                ho = conv_out_size(s[1], kh, sh, (t, bo), 1)
+                wo = conv_out_size(s[2], kw, sw, (le, ri), 1)
                 if ho < 1 or wo < 1:
                     raise HwsimError(f"{where}: input shape {s} is too small for its kernel {layer.kernel}")
                 out = (s[0], ho, wo)
@@ -575,10 +604,11 @@ def save_model(model: Model, path) -> None:
             "meta": model.meta, "layers": []}
     arrays = {}
     for i, layer in enumerate(model.layers):
-        d = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs), "stride": layer.stride,
+        d = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
+             "stride": layer.stride if isinstance(layer.stride, int) else list(layer.stride),
              "padding": layer.padding if isinstance(layer.padding, int) else list(layer.padding),
              "dilation": layer.dilation, "groups": layer.groups,
-             "kernel": layer.kernel, "meta": layer.meta}
+             "kernel": layer.kernel if isinstance(layer.kernel, int) else list(layer.kernel), "meta": layer.meta}
         if layer.weight is not None:
             arrays[f"w{i}"] = layer.weight.astype(np.float32)
             d["weight"] = f"w{i}"
@@ -621,8 +651,9 @@ def load_model(path) -> Model:
                 w = data[d["weight"]].astype(np.float64) if "weight" in d else None
                 b = data[d["bias"]].astype(np.float64) if "bias" in d else None
                 named = {k: data[v].astype(np.float64) for k, v in d.get("arrays", {}).items()}
-                layers.append(Layer(d["name"], d["kind"], tuple(d["inputs"]), w, b, d["stride"],
-                                    _json_padding(d["padding"]), d["dilation"], d["groups"], d["kernel"],
+                layers.append(Layer(d["name"], d["kind"], tuple(d["inputs"]), w, b, _json_padding(d["stride"]),
+                                    _json_padding(d["padding"]), d["dilation"], d["groups"],
+                                    _json_padding(d["kernel"]),
                                     dict(d.get("meta", {})), named))
             return Model(layers, tuple(desc["input_shape"]), desc["name"], desc.get("meta", {}))
     except HwsimError as e:

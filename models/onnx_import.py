@@ -12,9 +12,10 @@ Supported operators (anything else is one :class:`HwsimError` naming the node an
   dilation, ONNX's ``ceil(in / stride)`` formula), Gemm, MatMul
   (a constant right operand; a following Add of a constant vector becomes the bias), Relu, Clip with
   ``min = 0`` (no max: a ReLU; a max > 0, e.g. ReLU6: a ``clip`` layer), Concat on the channel axis,
-  MaxPool / AveragePool (square window, equal strides, no dilation; pads per side or ``auto_pad``,
+  MaxPool / AveragePool (2-D windows, rectangular allowed, strides per axis, no dilation; pads per side or
+  ``auto_pad``,
   ``ceil_mode`` as extra end padding where a window that would start in the end padding is dropped, as
-  ONNX Runtime does; AveragePool ``count_include_pad`` 0/1), GlobalAveragePool (square maps), Add (residual, or a
+  ONNX Runtime does; AveragePool ``count_include_pad`` 0/1), GlobalAveragePool (any H x W maps), Add (residual, or a
   constant bias after Conv/Gemm/MatMul), Flatten, Reshape to ``(N, -1)``, BatchNormalization (folded into
   the preceding Conv or Gemm), Identity, Dropout, and a final Softmax / LogSoftmax (dropped: it does not
   change the argmax).
@@ -24,9 +25,10 @@ Supported operators (anything else is one :class:`HwsimError` naming the node an
   ``Quant`` on activations.
 
 Not representable in hwsim's model (and rejected by name): Concat on another axis, Clip with a non-zero
-min, rectangular or dilated pooling windows. In the integer model ``clip`` clamps codes to
+min, dilated pooling windows. In the integer model ``clip`` clamps codes to
 ``max / 2**out_exp`` (an integer), ``concat`` shifts its inputs to its output quantizer's exponent and a
-padded average pool divides each window sum by its pixel count (exactly, with the configured rounding).
+padded average pool, or one whose window area ``kh * kw`` is not a power of two, divides each window sum by
+its pixel count (exactly, with the configured rounding).
 Zero points must be 0 (symmetric quantization), as the MAC array has no zero-point correction.
 
 Power-of-two scales: the MAC array requantizes with shifts, so every scale ``s`` is mapped to ``2**e`` with
@@ -41,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 from hwsim.models.errors import HwsimError
-from hwsim.models.graph import INPUT, Layer, Model
+from hwsim.models.graph import INPUT, Layer, Model, pair
 
 __all__ = ["LayerQuant", "OnnxImport", "SUPPORTED_OPS", "load_onnx", "to_compressed"]
 
@@ -571,30 +573,30 @@ class _Importer:
         return auto
 
     def _pool(self, node, kind: str):
-        """MaxPool / AveragePool: square window, equal strides, pads per side (``auto_pad``), ``ceil_mode``
-        as extra end padding (windows that would start in the end padding are dropped, as ONNX Runtime
-        does), AveragePool's ``count_include_pad`` as the layer's ``meta["count_pads"]``."""
+        """MaxPool / AveragePool: 2-D window (rectangular allowed), strides per axis, pads per side
+        (``auto_pad``), ``ceil_mode`` as extra end padding (windows that would start in the end padding are
+        dropped, as ONNX Runtime does), AveragePool's ``count_include_pad`` as the layer's
+        ``meta["count_pads"]``."""
         a = _attrs(node)
-        ks = list(a.get("kernel_shape", []))
-        st = list(a.get("strides", [1] * len(ks)))  # ONNX: strides default to 1, not to the kernel
-        dil = list(a.get("dilations", [1] * len(ks)))
-        if len(ks) != 2 or len(set(ks)) != 1 or len(st) != 2 or len(set(st)) != 1 or any(d != 1 for d in dil):
+        ks = [int(v) for v in a.get("kernel_shape", [])]
+        st = [int(v) for v in a.get("strides", [1] * len(ks))]  # ONNX: strides default to 1, not to the kernel
+        dil = [int(v) for v in a.get("dilations", [1] * len(ks))]
+        if len(ks) != 2 or len(st) != 2 or min(ks + st) < 1 or len(dil) != 2 or any(d != 1 for d in dil):
             raise HwsimError(f"{self.where(node)}: kernel_shape={ks}, strides={st}, dilations={dil} is not allowed: "
-                             "expected a square 2-D window, equal strides and dilations 1")
+                             "expected a 2-D window and strides of integers >= 1, and dilations 1")
         src = self.src(node.input[0], node)
         shape = self._shape_of(src)
         if len(shape) != 3:
             raise HwsimError(f"{self.where(node)}: input shape {shape} is not allowed: expected (C, H, W) maps")
-        k, s = int(ks[0]), int(st[0])
         auto = self._auto_pad(node, a)
         pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
         if auto in ("SAME_UPPER", "SAME_LOWER"):
-            pads = _same_pads(shape[1:], (k, k), st, [1, 1], auto == "SAME_UPPER")
+            pads = _same_pads(shape[1:], ks, st, [1, 1], auto == "SAME_UPPER")
         elif auto == "VALID":
             pads = [0, 0, 0, 0]
-        if len(pads) != 4 or any(p < 0 or p >= k for p in pads):
-            raise HwsimError(f"{self.where(node)}: pads={pads} is not allowed: expected 4 values in [0, {k - 1}] "
-                             "[top, left, bottom, right] (smaller than the kernel)")
+        if len(pads) != 4 or any(p < 0 or p >= k for p, k in zip(pads, ks + ks, strict=True)):
+            raise HwsimError(f"{self.where(node)}: pads={pads} is not allowed: expected 4 values [top, left, bottom, "
+                             f"right], each >= 0 and smaller than that axis's kernel {ks}")
         top, left, bottom, right = pads
         ceil_mode = int(a.get("ceil_mode", 0))
         if ceil_mode not in (0, 1):
@@ -602,6 +604,7 @@ class _Importer:
         extra = [0, 0]
         if ceil_mode:
             for i, (size, lo, hi) in enumerate(((shape[1], top, bottom), (shape[2], left, right))):
+                k, s = ks[i], st[i]
                 out = -(-(size + lo + hi - k) // s) + 1
                 if (out - 1) * s >= size + lo:  # the last window would start in the end padding: dropped
                     out -= 1
@@ -612,7 +615,7 @@ class _Importer:
             if cip not in (0, 1):
                 raise HwsimError(f"{self.where(node)}: count_include_pad={cip} is not allowed: expected 0 or 1")
             meta["count_pads"] = (top, bottom, left, right) if cip else (0, 0, 0, 0)
-        self.add_layer(node, node.output[0], kind=kind, inputs=(src,), kernel=k, stride=s,
+        self.add_layer(node, node.output[0], kind=kind, inputs=(src,), kernel=tuple(ks), stride=tuple(st),
                        padding=(top, bottom + extra[0], left, right + extra[1]), meta=meta)
 
     def op_MaxPool(self, node, last=False):
@@ -626,9 +629,9 @@ class _Importer:
     def op_GlobalAveragePool(self, node, last=False):
         src = self.src(node.input[0], node)
         shape = self._shape_of(src)
-        if len(shape) != 3 or shape[1] != shape[2]:
-            raise HwsimError(f"{self.where(node)}: input shape {shape} is not allowed: expected square (C, H, H) maps")
-        self.add_layer(node, node.output[0], kind="avgpool", inputs=(src,), kernel=shape[1], stride=1)
+        if len(shape) != 3:
+            raise HwsimError(f"{self.where(node)}: input shape {shape} is not allowed: expected (C, H, W) maps")
+        self.add_layer(node, node.output[0], kind="avgpool", inputs=(src,), kernel=(shape[1], shape[2]), stride=1)
 
     def _shape_of(self, name: str) -> tuple:
         m = Model(self.layers, self._input_shape(), name="partial") if self.layers else None
@@ -859,8 +862,9 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
     each layer requantizes by ``shift = out_exp - (in_exp + weight_exp)`` and its float bias becomes
     ``rint(bias / 2**(in_exp + weight_exp))``. Supported layers: conv/linear (+ ReLU), maxpool, flatten, and
     ``add`` (+ ReLU) / ``avgpool`` with an output quantizer: add aligns its inputs to the finer exponent by
-    left shifts and shifts the sum right to the output exponent; an unpadded avgpool (window area a power of
-    two) shifts the window sum right by ``log2(area) + out_exp - in_exp``, a padded one divides it by
+    left shifts and shifts the sum right to the output exponent; an unpadded avgpool whose window area ``kh * kw``
+    is a power of two shifts the window sum right by ``log2(area) + out_exp - in_exp``, a padded one (or one
+    of another area) divides it by
     ``count * 2**(out_exp - in_exp)`` (``count``: the window's counted pixels, ONNX ``count_include_pad``)
     with the configured rounding (as :mod:`hwsim.models.compressed` runs them); a padded maxpool pads with
     -inf;
@@ -953,12 +957,13 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
                 shift = np.array([e_out - exps[ins[0]]], dtype=np.int64)
                 bad = shift[0] < 0
             else:
-                area = la.kernel * la.kernel
-                if area & (area - 1):
-                    raise HwsimError(f"{imp.path}: layer {la.name!r}: avgpool kernel {la.kernel} is not allowed in "
-                                     "an unpadded integer avgpool: the window area must be a power of two (a padded "
-                                     "pool divides by its window counts)")
-                shift = np.array([area.bit_length() - 1 + e_out - exps[ins[0]]], dtype=np.int64)
+                kh, kw = pair(la.kernel)
+                area = kh * kw
+                if area & (area - 1):  # divide each window sum by its pixel count, as a padded pool does
+                    meta = {"count_pads": (0, 0, 0, 0)}
+                    shift = np.array([e_out - exps[ins[0]]], dtype=np.int64)
+                else:
+                    shift = np.array([area.bit_length() - 1 + e_out - exps[ins[0]]], dtype=np.int64)
                 bad = shift[0] < 0
             if bad:
                 raise HwsimError(f"{imp.path}: layer {la.name!r}: output exponent {e_out} is not allowed: expected "

@@ -21,8 +21,8 @@ shifts each input to it (left, saturating, from a coarser input; right, rounding
 whose only reader is a clip is calibrated on the clipped range (what lies above saturates, then the clamp
 makes it exact), and the clip's bound is the code ``max / 2**out_exp`` rounded like every other value, so
 that clamping codes equals quantizing the clipped value (rounding is monotone). Padded average pools
-divide each window sum by its pixel count (exactly, with the configured rounding); padded max pools pad
-with -inf.
+and those whose window area (``kh * kw``, rectangular windows allowed) is not a power of two divide each
+window sum by its pixel count (exactly, with the configured rounding); padded max pools pad with -inf.
 
 Scale gains: ternary weights are ``alpha * t`` with a float ``alpha`` per channel; the layer
 computes with ``2**weight_exp`` instead, so its output is scaled by ``gain = 2**weight_exp / alpha``
@@ -51,13 +51,19 @@ import math
 import numpy as np
 from hwsim.models.compressed import Arith, CompressedModel, QLayer, act_range, round_ties
 from hwsim.models.errors import HwsimError
-from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model
+from hwsim.models.graph import COMPUTE_KINDS, INPUT, Model, pair
 from hwsim.models.lowrank import apply_svd
 from hwsim.models.prune import apply_pruning
 from hwsim.models.quantize import quantize_weights
 from hwsim.models.spec import CompressSpec, parse_compress_spec
 
 __all__ = ["compress", "layer_formats", "plan_ops", "resolve_keep_ends", "sign_thresholds"]
+
+
+def _area(kernel) -> int:
+    """A pool window's pixel count (``kernel``: an int or ``(rows, cols)``)."""
+    kh, kw = pair(kernel)
+    return kh * kw
 
 
 def _calib_exp(values: np.ndarray, bits: int, percentile: float | None) -> int | None:
@@ -440,20 +446,16 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
                 g_in = np.repeat(g_in, int(np.prod(shapes[la.inputs[0]][1:])))
             gains[out_name] = g_in
             fq[out_name] = q.forward_fakequant([x], rounding)
-        elif la.kind == "avgpool" and la.padding:
-            # padded: each window sum is divided by its pixel count (exact integer division, rounded)
+        elif la.kind == "avgpool" and (la.padding or _area(la.kernel) & (_area(la.kernel) - 1)):
+            # padded, or a window area that is not a power of two: each window sum is divided by its pixel
+            # count (exact integer division, rounded)
             q = QLayer(out_name, "avgpool", ins, shape, exps[ins[0]], act_bits, act_bits=act_bits,
                        shift=np.array([0]), kernel=la.kernel, stride=la.stride, padding=la.padding,
                        meta={"count_pads": la.meta.get("count_pads", (0, 0, 0, 0))})
             gains[out_name] = g_in
             fq[out_name] = q.forward_fakequant([x], rounding)
         elif la.kind == "avgpool":
-            area = la.kernel * la.kernel
-            if area & (area - 1):
-                raise HwsimError(
-                    f"layer {la.name!r}: avgpool kernel {la.kernel} is not allowed in the integer pipeline: "
-                    "the window area must be a power of two"
-                )
+            area = _area(la.kernel)
             q = QLayer(out_name, "avgpool", ins, shape, exps[ins[0]], act_bits, act_bits=act_bits,
                        shift=np.array([area.bit_length() - 1]), kernel=la.kernel, stride=la.stride)
             gains[out_name] = g_in

@@ -334,7 +334,7 @@ class QLayer:
         if k == "sign":
             return np.where(x >= 0, 1, -1).astype(np.int64)
         if k == "maxpool":
-            return pool2d(x, "max", self.kernel, self.stride, self.padding, np.iinfo(np.int64).min)
+            return pool2d(x, "max", self.kernel, self.stride, self.padding, np.iinfo(np.int64).min, self.dilation)
         if k == "flatten":
             return x.reshape(x.shape[0], -1)
         lcfg = self.cfg(cfg)
@@ -383,7 +383,7 @@ class QLayer:
         if k == "sign":
             return np.where(x >= 0, 1.0, -1.0)
         if k == "maxpool":
-            return pool2d(x, "max", self.kernel, self.stride, self.padding, -np.inf)
+            return pool2d(x, "max", self.kernel, self.stride, self.padding, -np.inf, self.dilation)
         if k == "flatten":
             return x.reshape(x.shape[0], -1)
         lo, hi = act_range(self.act_bits)

@@ -18,7 +18,8 @@ Layer kinds and their attributes:
     No attributes.
 ``maxpool``, ``avgpool``
     ``kernel`` and ``stride`` (each an int, or ``(rows, cols)`` for rectangular windows / per-axis strides;
-    an equal pair is stored as an int) and ``padding`` (an int or ``(top, bottom, left, right)``):
+    an equal pair is stored as an int), maxpool's ``dilation`` (likewise; avgpool: 1) and ``padding`` (an int
+    or ``(top, bottom, left, right)``):
     max pooling pads with -inf; average pooling sums the zero-padded window and divides it by the number of
     its pixels inside the input grown by ``meta["count_pads"]`` (``(top, bottom, left, right)``, each at most
     that side's padding; default no growth: only real pixels count, ONNX ``count_include_pad=0``; equal to
@@ -183,7 +184,13 @@ class Layer:
         if not isinstance(self.padding, int) and self.kind not in ("conv2d", "maxpool", "avgpool"):
             raise HwsimError(f"layer {self.name!r}: padding={self.padding!r} is not allowed: only conv2d and "
                              "pooling take per-side padding")
-        self.dilation = _pair_free_int("dilation", self.name, self.dilation, 1)
+        if self.kind == "maxpool":
+            self.dilation = _pool_pair("dilation", self.name, self.dilation)
+        else:
+            self.dilation = _pair_free_int("dilation", self.name, self.dilation, 1)
+        if self.kind == "avgpool" and self.dilation != 1:
+            raise HwsimError(f"layer {self.name!r}: dilation={self.dilation!r} is not allowed: expected 1 (only "
+                             "maxpool takes a dilation)")
         self.groups = _pair_free_int("groups", self.name, self.groups, 1)
         if self.kind in COMPUTE_KINDS + DEFORM_KINDS:
             if self.weight is None:
@@ -287,17 +294,18 @@ def _pad_input(x: np.ndarray, padding, pad_value) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=pad_value)
 
 
-def _windows(x: np.ndarray, kh: int, kw: int, stride, dilation: int) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, kh, kw, Ho, Wo) gathered windows (no padding); ``stride``: an int or
-    ``(rows, cols)``."""
+def _windows(x: np.ndarray, kh: int, kw: int, stride, dilation) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, kh, kw, Ho, Wo) gathered windows (no padding); ``stride`` and ``dilation``: an
+    int or ``(rows, cols)``."""
     _, _, h, w = x.shape
     sh, sw = pair(stride)
-    ho = conv_out_size(h, kh, sh, 0, dilation)
-    wo = conv_out_size(w, kw, sw, 0, dilation)
+    dh, dw = pair(dilation)
+    ho = conv_out_size(h, kh, sh, 0, dh)
+    wo = conv_out_size(w, kw, sw, 0, dw)
     if ho < 1 or wo < 1:
         raise HwsimError(f"input of {h}x{w} is too small for a {kh}x{kw} window (dilation {dilation})")
-    rows = np.arange(kh)[:, None] * dilation + np.arange(ho)[None, :] * sh  # (kh, Ho)
-    cols = np.arange(kw)[:, None] * dilation + np.arange(wo)[None, :] * sw  # (kw, Wo)
+    rows = np.arange(kh)[:, None] * dh + np.arange(ho)[None, :] * sh  # (kh, Ho)
+    cols = np.arange(kw)[:, None] * dw + np.arange(wo)[None, :] * sw  # (kw, Wo)
     return x[:, :, rows[:, None, :, None], cols[None, :, None, :]]
 
 
@@ -344,11 +352,11 @@ def deform_conv2d_float(x, offset, w, b=None, stride=1, padding=0, dilation=1, g
                      for xi, oi in zip(np.asarray(x, dtype=np.float64), offset, strict=True)])
 
 
-def pool2d(x: np.ndarray, kind: str, kernel, stride, padding=0, pad_value=0) -> np.ndarray:
-    """Max or sum pooling over the windows of ``x`` padded with ``pad_value`` (``kernel`` / ``stride``: an int
-    or ``(rows, cols)``; ``padding``: an int or ``(top, bottom, left, right)``); returns the same dtype
-    family as x."""
-    win = _windows(_pad_input(x, padding, pad_value), *pair(kernel), stride, 1)
+def pool2d(x: np.ndarray, kind: str, kernel, stride, padding=0, pad_value=0, dilation=1) -> np.ndarray:
+    """Max or sum pooling over the windows of ``x`` padded with ``pad_value`` (``kernel`` / ``stride`` /
+    ``dilation``: an int or ``(rows, cols)``; ``padding``: an int or ``(top, bottom, left, right)``); returns
+    the same dtype family as x."""
+    win = _windows(_pad_input(x, padding, pad_value), *pair(kernel), stride, dilation)
     return win.max(axis=(2, 3)) if kind == "max" else win.sum(axis=(2, 3))
 
 
@@ -477,9 +485,9 @@ class Model:
                 if len(s) != 3:
                     raise HwsimError(f"{where}: input shape {s} is not allowed: expected (C, H, W)")
                 t, bo, le, ri = pads4(layer.padding)
-                (kh, kw), (sh, sw) = pair(layer.kernel), pair(layer.stride)
-                ho = conv_out_size(s[1], kh, sh, (t, bo), 1)
-                wo = conv_out_size(s[2], kw, sw, (le, ri), 1)
+                (kh, kw), (sh, sw), (dh, dw) = pair(layer.kernel), pair(layer.stride), pair(layer.dilation)
+                ho = conv_out_size(s[1], kh, sh, (t, bo), dh)
+                wo = conv_out_size(s[2], kw, sw, (le, ri), dw)
                 if ho < 1 or wo < 1:
                     raise HwsimError(f"{where}: input shape {s} is too small for its kernel {layer.kernel}")
                 out = (s[0], ho, wo)
@@ -553,7 +561,7 @@ class Model:
             elif k == "relu":
                 y = np.maximum(a, 0.0)
             elif k == "maxpool":
-                y = pool2d(a, "max", layer.kernel, layer.stride, layer.padding, -np.inf)
+                y = pool2d(a, "max", layer.kernel, layer.stride, layer.padding, -np.inf, layer.dilation)
             elif k == "avgpool":
                 y = pool2d(a, "sum", layer.kernel, layer.stride, layer.padding) / pool_counts(
                     a.shape[2], a.shape[3], layer.kernel, layer.stride, layer.padding,
@@ -607,8 +615,9 @@ def save_model(model: Model, path) -> None:
         d = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
              "stride": layer.stride if isinstance(layer.stride, int) else list(layer.stride),
              "padding": layer.padding if isinstance(layer.padding, int) else list(layer.padding),
-             "dilation": layer.dilation, "groups": layer.groups,
-             "kernel": layer.kernel if isinstance(layer.kernel, int) else list(layer.kernel), "meta": layer.meta}
+             "dilation": layer.dilation if isinstance(layer.dilation, int) else list(layer.dilation),
+             "groups": layer.groups, "meta": layer.meta,
+             "kernel": layer.kernel if isinstance(layer.kernel, int) else list(layer.kernel)}
         if layer.weight is not None:
             arrays[f"w{i}"] = layer.weight.astype(np.float32)
             d["weight"] = f"w{i}"
@@ -652,7 +661,7 @@ def load_model(path) -> Model:
                 b = data[d["bias"]].astype(np.float64) if "bias" in d else None
                 named = {k: data[v].astype(np.float64) for k, v in d.get("arrays", {}).items()}
                 layers.append(Layer(d["name"], d["kind"], tuple(d["inputs"]), w, b, _json_padding(d["stride"]),
-                                    _json_padding(d["padding"]), d["dilation"], d["groups"],
+                                    _json_padding(d["padding"]), _json_padding(d["dilation"]), d["groups"],
                                     _json_padding(d["kernel"]),
                                     dict(d.get("meta", {})), named))
             return Model(layers, tuple(desc["input_shape"]), desc["name"], desc.get("meta", {}))

@@ -12,8 +12,8 @@ Supported operators (anything else is one :class:`HwsimError` naming the node an
   dilation, ONNX's ``ceil(in / stride)`` formula), Gemm, MatMul
   (a constant right operand; a following Add of a constant vector becomes the bias), Relu, Clip with
   ``min = 0`` (no max: a ReLU; a max > 0, e.g. ReLU6: a ``clip`` layer), Concat on the channel axis,
-  MaxPool / AveragePool (2-D windows, rectangular allowed, strides per axis, no dilation; pads per side or
-  ``auto_pad``,
+  MaxPool / AveragePool (2-D windows, rectangular allowed, strides per axis, MaxPool dilations; pads per
+  side or ``auto_pad``,
   ``ceil_mode`` as extra end padding where a window that would start in the end padding is dropped, as
   ONNX Runtime does; AveragePool ``count_include_pad`` 0/1), GlobalAveragePool (any H x W maps), Add (residual, or a
   constant bias after Conv/Gemm/MatMul), Flatten, Reshape to ``(N, -1)``, BatchNormalization (folded into
@@ -25,7 +25,7 @@ Supported operators (anything else is one :class:`HwsimError` naming the node an
   ``Quant`` on activations.
 
 Not representable in hwsim's model (and rejected by name): Concat on another axis, Clip with a non-zero
-min, dilated pooling windows. In the integer model ``clip`` clamps codes to
+min, a dilated AveragePool. In the integer model ``clip`` clamps codes to
 ``max / 2**out_exp`` (an integer), ``concat`` shifts its inputs to its output quantizer's exponent and a
 padded average pool, or one whose window area ``kh * kw`` is not a power of two, divides each window sum by
 its pixel count (exactly, with the configured rounding).
@@ -573,7 +573,8 @@ class _Importer:
         return auto
 
     def _pool(self, node, kind: str):
-        """MaxPool / AveragePool: 2-D window (rectangular allowed), strides per axis, pads per side
+        """MaxPool / AveragePool: 2-D window (rectangular allowed), strides per axis, MaxPool dilations per
+        axis, pads per side
         (``auto_pad``), ``ceil_mode`` as extra end padding (windows that would start in the end padding are
         dropped, as ONNX Runtime does), AveragePool's ``count_include_pad`` as the layer's
         ``meta["count_pads"]``."""
@@ -581,15 +582,22 @@ class _Importer:
         ks = [int(v) for v in a.get("kernel_shape", [])]
         st = [int(v) for v in a.get("strides", [1] * len(ks))]  # ONNX: strides default to 1, not to the kernel
         dil = [int(v) for v in a.get("dilations", [1] * len(ks))]
-        if len(ks) != 2 or len(st) != 2 or min(ks + st) < 1 or len(dil) != 2 or any(d != 1 for d in dil):
+        if len(ks) != 2 or len(st) != 2 or len(dil) != 2 or min(ks + st + dil) < 1:
             raise HwsimError(f"{self.where(node)}: kernel_shape={ks}, strides={st}, dilations={dil} is not allowed: "
-                             "expected a 2-D window and strides of integers >= 1, and dilations 1")
+                             "expected a 2-D window, strides and dilations of integers >= 1")
+        if kind == "avgpool" and dil != [1, 1]:
+            raise HwsimError(f"{self.where(node)}: dilations={dil} is not allowed: expected [1, 1] (dilated "
+                             "AveragePool is not supported; MaxPool takes dilations)")
         src = self.src(node.input[0], node)
         shape = self._shape_of(src)
         if len(shape) != 3:
             raise HwsimError(f"{self.where(node)}: input shape {shape} is not allowed: expected (C, H, W) maps")
         auto = self._auto_pad(node, a)
         pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
+        if auto in ("SAME_UPPER", "SAME_LOWER") and dil != [1, 1]:
+            raise HwsimError(f"{self.where(node)}: auto_pad={auto!r} with dilations={dil} is not allowed: expected "
+                             "explicit pads or VALID (ONNX Runtime pads a dilated MaxPool as if undilated, unlike "
+                             "the ONNX spec)")
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             pads = _same_pads(shape[1:], ks, st, [1, 1], auto == "SAME_UPPER")
         elif auto == "VALID":
@@ -604,7 +612,7 @@ class _Importer:
         extra = [0, 0]
         if ceil_mode:
             for i, (size, lo, hi) in enumerate(((shape[1], top, bottom), (shape[2], left, right))):
-                k, s = ks[i], st[i]
+                k, s = (ks[i] - 1) * dil[i] + 1, st[i]  # the dilated window's span
                 out = -(-(size + lo + hi - k) // s) + 1
                 if (out - 1) * s >= size + lo:  # the last window would start in the end padding: dropped
                     out -= 1
@@ -616,7 +624,8 @@ class _Importer:
                 raise HwsimError(f"{self.where(node)}: count_include_pad={cip} is not allowed: expected 0 or 1")
             meta["count_pads"] = (top, bottom, left, right) if cip else (0, 0, 0, 0)
         self.add_layer(node, node.output[0], kind=kind, inputs=(src,), kernel=tuple(ks), stride=tuple(st),
-                       padding=(top, bottom + extra[0], left, right + extra[1]), meta=meta)
+                       padding=(top, bottom + extra[0], left, right + extra[1]), meta=meta,
+                       **({"dilation": tuple(dil)} if kind == "maxpool" else {}))
 
     def op_MaxPool(self, node, last=False):
         if len(node.output) > 1 and node.output[1]:
@@ -1000,7 +1009,8 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
             exps[la.name] = e_out
         elif la.kind in ("maxpool", "flatten", "relu"):
             layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], exps[ins[0]], act_bits,
-                                      act_bits=act_bits, kernel=la.kernel, stride=la.stride, padding=la.padding))
+                                      act_bits=act_bits, kernel=la.kernel, stride=la.stride, padding=la.padding,
+                                      dilation=la.dilation))
             exps[la.name] = exps[ins[0]]
         else:
             raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) is not supported in an imported integer "

@@ -441,7 +441,7 @@ def compress(model: Model, spec, calib_x, *, act_bits: int = 8, keep_ends: bool 
         elif la.kind in ("maxpool", "flatten"):
             src = next(q for q in qlayers if q.name == ins[0])
             q = QLayer(out_name, la.kind, ins, shape, exps[ins[0]], src.out_bits, act_bits=src.out_bits,
-                       kernel=la.kernel, stride=la.stride, padding=la.padding)
+                       kernel=la.kernel, stride=la.stride, padding=la.padding, dilation=la.dilation)
             if la.kind == "flatten" and g_in is not None:
                 g_in = np.repeat(g_in, int(np.prod(shapes[la.inputs[0]][1:])))
             gains[out_name] = g_in

@@ -190,6 +190,9 @@ class _Net:
             if la.kind == "maxpool" and not isinstance(la.kernel, int):
                 raise HwsimError(f"layer {la.name!r}: maxpool kernel={la.kernel!r} is not allowed in fine-tuning: "
                                  "expected a square window")
+            if la.kind == "maxpool" and la.dilation != 1:
+                raise HwsimError(f"layer {la.name!r}: maxpool dilation={la.dilation!r} is not allowed in "
+                                 "fine-tuning: expected 1")
             if la.kind == "maxpool" and la.kernel != la.stride:
                 raise HwsimError(f"layer {la.name!r}: maxpool stride={la.stride} is not allowed in fine-tuning: "
                                  f"expected the kernel size {la.kernel}")

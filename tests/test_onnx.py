@@ -157,11 +157,12 @@ def test_pool_strides_default_to_one_as_in_onnx():
         np.testing.assert_allclose(got, run_ort(m, x), rtol=1e-5, atol=1e-6)
 
 
-def naive_pool(a, kind, k, s, onnx_pads=(0, 0, 0, 0), ceil_mode=0, count_include_pad=0):
+def naive_pool(a, kind, k, s, onnx_pads=(0, 0, 0, 0), ceil_mode=0, count_include_pad=0, dilation=(1, 1)):
     """ONNX MaxPool / AveragePool from the operator spec, with loops: pads [top, left, bottom, right]; output
     ``floor`` (or with ceil_mode ``ceil``) of ``(in + pads - k) / s`` plus 1, a ceil window that would start in
     the end padding dropped; each window clipped to the input: MaxPool ignores padding (-inf), AveragePool
-    divides by its real pixels, or with count_include_pad by its pixels inside the explicitly padded input."""
+    divides by its real pixels, or with count_include_pad by its pixels inside the explicitly padded input.
+    A dilated (MaxPool) window takes every ``dilation``-th pixel and spans ``(k - 1) * dilation + 1``."""
     n, c, h, w = a.shape
     top, left, bottom, right = onnx_pads
     kh, kw = (k, k) if isinstance(k, int) else k  # a rectangular window: (rows, cols)
@@ -172,11 +173,18 @@ def naive_pool(a, kind, k, s, onnx_pads=(0, 0, 0, 0), ceil_mode=0, count_include
         out = (-(-span // s) if ceil_mode else span // s) + 1
         return out - 1 if ceil_mode and (out - 1) * s >= n_in + lo else out
 
-    ho, wo = size(h, top, bottom, kh, sh), size(w, left, right, kw, sw)
+    dh, dw = dilation
+    ho, wo = size(h, top, bottom, (kh - 1) * dh + 1, sh), size(w, left, right, (kw - 1) * dw + 1, sw)
     y = np.zeros((n, c, ho, wo))
     for i in range(ho):
         for j in range(wo):
             r0, c0 = i * sh - top, j * sw - left
+            if dilation != (1, 1):
+                assert kind == "max"
+                rows = [r0 + u * dh for u in range(kh) if 0 <= r0 + u * dh < h]
+                cols = [c0 + v * dw for v in range(kw) if 0 <= c0 + v * dw < w]
+                y[:, :, i, j] = a[:, :, rows][:, :, :, cols].max(axis=(2, 3))
+                continue
             win = a[:, :, max(r0, 0):min(r0 + kh, h), max(c0, 0):min(c0 + kw, w)]
             if kind == "max":
                 y[:, :, i, j] = win.max(axis=(2, 3))
@@ -203,6 +211,11 @@ def naive_pool(a, kind, k, s, onnx_pads=(0, 0, 0, 0), ceil_mode=0, count_include
      ("avg", 2, 2, (1, 1, 0, 0), 0, 1)),
     ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER"), ("avg", 2, 2, (0, 0, 1, 1))),
     ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"), ("max", 3, 2, (1, 1, 1, 1))),
+    # dilated MaxPool: spans 5 x 3 (rows dilated 2, columns 1); with ceil_mode
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[1, 2], dilations=[2, 1], pads=[1, 0, 2, 1]),
+     ("max", 3, (1, 2), (1, 0, 2, 1), 0, 0, (2, 1))),
+    ("MaxPool", dict(kernel_shape=[2, 3], strides=[2, 2], dilations=[3, 2], pads=[1, 1, 0, 0], ceil_mode=1),
+     ("max", (2, 3), 2, (1, 1, 0, 0), 1, 0, (3, 2))),
 ])
 def test_padded_pools_match_ort_and_a_naive_loop(op, attrs, naive_args):
     rng = np.random.default_rng(101)
@@ -245,6 +258,14 @@ def test_rectangular_pools_match_ort_and_a_naive_loop(tmp_path):
     back = load_model(tmp_path / "m.npz")
     assert [(la.kernel, la.stride) for la in back.layers] == [((2, 3), (2, 1)), ((3, 2), 1), ((3, 2), (1, 2))]
     np.testing.assert_allclose(back.forward_float(x), ref, rtol=1e-5, atol=1e-5)
+    # a dilated maxpool keeps its (rows, cols) dilation through save / load
+    from hwsim.models.graph import Layer, Model
+
+    d = Model([Layer("dmp", "maxpool", ("input",), kernel=(2, 3), stride=1, dilation=(1, 2))], (2, 7, 9))
+    save_model(d, tmp_path / "d.npz")
+    back = load_model(tmp_path / "d.npz")
+    assert back.layers[0].dilation == (1, 2) and back.shapes()["dmp"] == (2, 6, 5)
+    np.testing.assert_allclose(back.forward_float(x), naive_pool(x, "max", (2, 3), 1, dilation=(1, 2)))
     # GlobalAveragePool on non-square maps: one (H, W) window
     g = make([helper.make_node("GlobalAveragePool", ["x"], ["y"], name="gap")], [], ["N", 2, 7, 9])
     np.testing.assert_allclose(load_onnx(g).model.forward_float(x), run_ort(g, x), rtol=1e-5, atol=1e-5)
@@ -321,12 +342,19 @@ def test_shape_only_import_needs_no_weights(tmp_path):
     (helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="hardtanh"),
      [init("lo", np.float32(-1)), init("hi", np.float32(1))],
      r"^<model>: node 'hardtanh' \(Clip\): Clip\(min=-1.0, max=1.0\) is not supported: expected min 0"),
-    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2], name="mp"), [],
-     r"^<model>: node 'mp' \(MaxPool\): kernel_shape=\[2, 2\], strides=\[1, 1\], dilations=\[2, 2\] is not allowed: "
-     r"expected a 2-D window and strides of integers >= 1, and dilations 1$"),
+    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2], name="ap"), [],
+     r"^<model>: node 'ap' \(AveragePool\): dilations=\[2, 2\] is not allowed: expected \[1, 1\] \(dilated "
+     r"AveragePool is not supported; MaxPool takes dilations\)$"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2], auto_pad="SAME_UPPER",
+                      name="mp"), [],
+     r"^<model>: node 'mp' \(MaxPool\): auto_pad='SAME_UPPER' with dilations=\[2, 2\] is not allowed: expected "
+     r"explicit pads or VALID \(ONNX Runtime pads a dilated MaxPool as if undilated, unlike the ONNX spec\)$"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 0], name="mp"), [],
+     r"^<model>: node 'mp' \(MaxPool\): kernel_shape=\[2, 2\], strides=\[1, 1\], dilations=\[2, 0\] is not allowed: "
+     r"expected a 2-D window, strides and dilations of integers >= 1$"),
     (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 3], strides=[1, 0], name="ap"), [],
      r"^<model>: node 'ap' \(AveragePool\): kernel_shape=\[2, 3\], strides=\[1, 0\], .* is not allowed: expected "
-     r"a 2-D window and strides of integers >= 1"),
+     r"a 2-D window, strides and dilations of integers >= 1$"),
     (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[2, 0, 0, 0], name="mp"), [],
      r"^<model>: node 'mp' \(MaxPool\): pads=\[2, 0, 0, 0\] is not allowed: expected 4 values \[top, left, bottom, "
      r"right\], each >= 0 and smaller than that axis's kernel \[2, 2\]$"),
@@ -729,11 +757,13 @@ def test_qdq_padded_pools_integer_outputs_match_numpy_and_ort():
     np.testing.assert_array_equal(got["ap"], ap)
 
 
-def test_qdq_rectangular_pools_integer_outputs_match_numpy_and_ort():
+@pytest.mark.parametrize("dil", [(1, 1), (2, 1)])
+def test_qdq_rectangular_pools_integer_outputs_match_numpy_and_ort(dil):
     """q(x) -> conv + relu -> q (s1) -> MaxPool 2x3 / (2, 1) pads [1, 0, 0, 1] -> AveragePool 3x2 pads
     [1, 0, 1, 1] count_include_pad 1 -> q (s1) -> AveragePool 3x2 / (1, 2) unpadded (6 pixels: not a power
     of two, so it divides by the count like a padded pool) -> q (s3) -> flatten -> gemm -> q (s4). 1x8x8:
-    4x8x8 -> 4x4x7 -> 4x4x7 -> 4x2x3."""
+    4x8x8 -> 4x4x7 -> 4x4x7 -> 4x2x3. The MaxPool again with dilations [2, 1]: its rows span 3, (8 + 1 - 3) // 2
+    + 1 = 4 rows again."""
     rng = np.random.default_rng(107)
     from hwsim.models.graph import conv2d_float
 
@@ -755,7 +785,7 @@ def test_qdq_rectangular_pools_integer_outputs_match_numpy_and_ort():
         helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
         helper.make_node("Relu", ["c1"], ["r1"])] + qdq("r1", "s1") + [
         helper.make_node("MaxPool", ["r1d"], ["mp"], kernel_shape=[2, 3], strides=[2, 1], pads=[1, 0, 0, 1],
-                         name="mp"),
+                         dilations=list(dil), name="mp"),
         helper.make_node("AveragePool", ["mp"], ["ap"], kernel_shape=[3, 2], pads=[1, 0, 1, 1],
                          count_include_pad=1, name="ap")] + qdq("ap", "s1") + [
         helper.make_node("AveragePool", ["apd"], ["ap2"], kernel_shape=[3, 2], strides=[1, 2], name="ap2")]
@@ -779,7 +809,8 @@ def test_qdq_rectangular_pools_integer_outputs_match_numpy_and_ort():
 
     a0 = q(x, s_in) * s_in
     r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
-    mp = naive_pool(r1, "max", (2, 3), (2, 1), (1, 0, 0, 1))
+    mp = naive_pool(r1, "max", (2, 3), (2, 1), (1, 0, 0, 1), dilation=dil)
+    assert cm.layer("mp").dilation == (dil[0] if dil[0] == dil[1] else dil)
     ap = q(naive_pool(mp, "avg", (3, 2), 1, (1, 0, 1, 1), count_include_pad=1), s1) * s1
     ap2 = q(naive_pool(ap, "avg", (3, 2), (1, 2)), s3) * s3
     want = q(ap2.reshape(16, -1) @ (w2 * sw).T, s4).astype(np.int64)
@@ -900,20 +931,21 @@ def test_compress_float_graph_with_concat_relu6_and_padded_pools_matches_numpy()
 
 
 def rect_pool_graph(rng):
-    """conv 3x3 pad 1 + relu -> MaxPool 2x3 / (2, 1) pads [1, 0, 0, 1] -> AveragePool 3x2 pads [1, 0, 1, 1]
-    count_include_pad 0 -> AveragePool 3x2 / (1, 2) unpadded (area 6) -> flatten -> gemm; 1x8x8 input."""
+    """conv 3x3 pad 1 + relu -> MaxPool 2x3 / (2, 1) dilations [1, 2] pads [1, 0, 0, 1] -> AveragePool 3x2
+    pads [1, 0, 1, 1] count_include_pad 0 -> AveragePool 3x2 / (1, 2) unpadded (area 6) -> flatten -> gemm;
+    1x8x8 input: 4x8x8 -> 4x4x5 (columns span 5) -> 4x4x5 -> 4x2x2."""
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
         helper.make_node("Relu", ["c1"], ["r1"]),
         helper.make_node("MaxPool", ["r1"], ["mp"], kernel_shape=[2, 3], strides=[2, 1], pads=[1, 0, 0, 1],
-                         name="mp"),
+                         dilations=[1, 2], name="mp"),
         helper.make_node("AveragePool", ["mp"], ["ap"], kernel_shape=[3, 2], pads=[1, 0, 1, 1], name="ap"),
         helper.make_node("AveragePool", ["ap"], ["ap2"], kernel_shape=[3, 2], strides=[1, 2], name="ap2"),
         helper.make_node("Flatten", ["ap2"], ["f"]),
         helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1, name="fc"),
     ]
     inits = [init("w1", f32(4, 1, 3, 3, scale=1, rng=rng)), init("b1", f32(4, scale=0.2, rng=rng)),
-             init("wf", f32(10, 4 * 2 * 3, rng=rng))]
+             init("wf", f32(10, 4 * 2 * 2, rng=rng))]
     return make(nodes, inits, ["N", 1, 8, 8])
 
 
@@ -930,7 +962,7 @@ def test_compress_float_graph_with_rectangular_pools_matches_numpy():
     cm = compress(model, "int8", x[:48])
     assert [(q.kind, q.meta.get("count_pads"), q.shift.tolist()) for q in cm.layers if q.kind == "avgpool"] == [
         ("avgpool", (0, 0, 0, 0), [0]), ("avgpool", (0, 0, 0, 0), [0])]
-    pools = {"mp": ("max", (2, 3), (2, 1), (1, 0, 0, 1)), "ap": ("avg", (3, 2), 1, (1, 0, 1, 1)),
+    pools = {"mp": ("max", (2, 3), (2, 1), (1, 0, 0, 1), 0, 0, (1, 2)), "ap": ("avg", (3, 2), 1, (1, 0, 1, 1)),
              "ap2": ("avg", (3, 2), (1, 2))}
     got = cm.forward_int(x, return_all=True)
     want = np_eval_compressed(cm, x, pools)

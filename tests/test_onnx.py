@@ -1118,3 +1118,23 @@ def test_simulate_malformed_onnx_is_one_line(tmp_path, capsys):
     assert re.fullmatch(r"hwsim: error: .*sig\.onnx: node 'sig' \(Sigmoid\): op type 'Sigmoid' is not supported: .*\n", err)
     assert main(["simulate", str(tmp_path / "bad.onnx")]) == 2
     assert re.fullmatch(r"hwsim: error: model file '.*bad\.onnx' is not allowed: .*\n", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("attrs, pattern", [
+    (dict(kernel=(2, 3), stride=(2, 3)), r"maxpool kernel=\(2, 3\) is not allowed in fine-tuning: expected a square "
+                                         r"window$"),
+    (dict(kernel=2, stride=2, dilation=(1, 2)), r"maxpool dilation=\(1, 2\) is not allowed in fine-tuning: "
+                                                r"expected 1$"),
+])
+def test_finetuning_rejects_rectangular_and_dilated_maxpools(attrs, pattern):
+    from hwsim.models.graph import Layer, Model
+    from hwsim.models.training import gradients
+
+    rng = np.random.default_rng(110)
+    mp = Layer("mp", "maxpool", ("r",), **attrs)
+    model = Model([Layer("c", "conv2d", ("input",), weight=rng.standard_normal((2, 1, 3, 3)), padding=1),
+                   Layer("r", "relu", ("c",)), mp, Layer("f", "flatten", ("mp",))], (1, 8, 8))
+    model = Model(model.layers + [Layer("fc", "linear", ("f",), weight=rng.standard_normal(
+        (10, model.shapes()["f"][0])))], (1, 8, 8))
+    with pytest.raises(HwsimError, match=r"^layer 'mp': " + pattern):
+        gradients(model, "int8", rng.random((4, 1, 8, 8)), np.arange(4))

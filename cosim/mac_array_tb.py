@@ -52,8 +52,9 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
     weight beat, an activation beat, an output beat and an output-SRAM row (``wbeat``, ``abeat``, ``obeat``,
     ``osram``, read from the harness). Every SRAM access moves one beat-wide row, ``ceil(bits /
     sram_word_bits)`` words; a pipeline hop is one pipeline update (the PE's activation and psum
-    registers, OS: activation, weight and psum, priced together as ``pe_reg_write_bits``). ``bitmap_bits`` is the size of the zero-tile bitmap the DRAM side loaded (skip_zero_tiles),
-    read as whole bytes.
+    registers, OS: activation, weight and psum, priced together as ``pe_reg_write_bits``).
+    ``bitmap_bits`` is the size of the zero-tile bitmap the DRAM side loaded (skip_zero_tiles), read as
+    whole bytes.
     """
     c, wb = counters, cfg.sram_word_bits
     in_bits, wt_bits, o_bits = widths["abeat"], widths["wbeat"], widths["osram"]
@@ -93,7 +94,8 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
 def count_diffs(rtl: MacArrayActions, model: MacArrayActions, rtl_stalls: int, model_stalls: int
                 ) -> dict[str, list[int]]:
     """Every compared count that differs: ``{field: [rtl, model]}`` (stalls as ``stall_cycles``)."""
-    diffs = {k: [v, model.as_dict()[k]] for k, v in rtl.as_dict().items() if v != model.as_dict()[k]}
+    want = model.as_dict()
+    diffs = {k: [v, want[k]] for k, v in rtl.as_dict().items() if v != want[k]}
     if rtl_stalls != model_stalls:
         diffs["stall_cycles"] = [rtl_stalls, model_stalls]
     return diffs
@@ -190,7 +192,8 @@ class MacArrayTB:
     async def check_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
                          bias: np.ndarray | None = None, mode: str | None = None) -> dict:
         """Run one GEMM and check it: outputs against the reference, cycles, stalls and action counts
-        against the cycle model. Returns the RTL's output values (None if undecodable) and the tallies."""
+        against the cycle model. Returns the RTL's output codes (None if undecodable; :func:`out_values`
+        decodes them) and the tallies."""
         cfg = self.cfg
         m, n = a.shape[0], w.shape[1]
         mode = gemm_mode(cfg, w, mode=mode)
@@ -199,11 +202,17 @@ class MacArrayTB:
         bad, got = check_outputs(cfg, beats, expect)
         st = predict_gemm(cfg, m, a.shape[1], n, mode=mode, weight=w)
         rtl = measured_actions(cfg, counters, self.widths, self.bitmap_bits)
-        return {"out": None if got is None else ref.decode_acts(got.astype(np.int64), cfg.act_bits),
+        return {"codes": got,  # decoded (``out_values``) only where a caller needs the values
                 "mode": mode, "mismatches": bad, "vectors": m * n, "rtl_cycles": counters["cycles"],
                 "predicted_cycles": st.cycles, "stall_cycles": counters["stall_cycles"],
                 "predicted_stall_cycles": st.stall_cycles, "actions": rtl, "predicted_actions": st.actions,
                 "count_diffs": count_diffs(rtl, st.actions, counters["stall_cycles"], st.stall_cycles)}
+
+
+def out_values(cfg: MacArrayConfig, checked: dict) -> np.ndarray | None:
+    """The output values of a checked GEMM (:meth:`MacArrayTB.check_gemm`), None if undecodable."""
+    got = checked["codes"]
+    return None if got is None else ref.decode_acts(got.astype(np.int64), cfg.act_bits)
 
 
 def tally(results: list[dict]) -> dict:
@@ -283,11 +292,12 @@ async def mac_array_regression(dut):
         mode = layer.get("mode")  # N:M arrays: "sparse" (declared), "dense", or absent (by the weights)
         checked = [await tb.check_gemm(a, w, layer["shift"], layer["relu"], b, mode) for a, w, b in gemms]
         row = tally(checked)
-        outs = [r["out"] for r in checked]
-        if expect is not None and row["mismatches"] == 0 and not np.array_equal(assemble(outs), expect):
-            row["mismatches"] += int(np.count_nonzero(assemble(outs) != expect))
+        if expect is not None and row["mismatches"] == 0:
+            got = assemble([out_values(cfg, r) for r in checked])
+            if not np.array_equal(got, expect):
+                row["mismatches"] += int(np.count_nonzero(got != expect))
         if job.get("save_outputs") and row["mismatches"] == 0 and expect is None:
-            saved[str(idx)] = outs[0]  # the RTL's output values, for a caller chaining layers (model cosim)
+            saved[str(idx)] = out_values(cfg, checked[0])  # the RTL's values, for a caller chaining layers
         total_cycles += row["rtl_cycles"]
         shape = layer.get("shape")
         if cfg.sparse:  # which mode(s) the layer's GEMMs ran in

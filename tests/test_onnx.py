@@ -475,9 +475,7 @@ def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
     b3 = RNG.integers(-50, 50, size=10) * s5 * sw
     sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
 
-    def qdq(t, s):
-        return [helper.make_node("QuantizeLinear", [t, s, "z8"], [t + "q"]),
-                helper.make_node("DequantizeLinear", [t + "q", s, "z8"], [t + "d"])]
+    qdq = _qdq
 
     nodes = (qdq("x", "s_in") + [
         helper.make_node("DequantizeLinear", ["w1q", "sw", "z8"], ["w1d"]),
@@ -507,8 +505,7 @@ def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
     assert [q.shift.tolist() for q in cm.layers if q.kind in ("add", "avgpool")] == [[1, 0, 1], [1], [4]]
     x = RNG.random((16, 1, 8, 8)) * 1.5 - 0.5
 
-    def q(v, s):  # QuantizeLinear: round half to even, int8
-        return np.clip(np.rint(v / s), -128, 127)
+    q = _quantize_linear
 
     a0 = q(x, s_in) * s_in
     r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
@@ -548,9 +545,7 @@ def test_qdq_asymmetric_conv_pads_integer_outputs_match_numpy_and_ort():
     b1 = RNG.integers(-500, 500, size=4) * s_in * sw
     sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
 
-    def qdq(t, sname):
-        return [helper.make_node("QuantizeLinear", [t, sname, "z8"], [t + "q"]),
-                helper.make_node("DequantizeLinear", [t + "q", sname, "z8"], [t + "d"])]
+    qdq = _qdq
 
     h1, w1o = 8 + 0 + 2 - 2, 8 + 1 + 0 - 2  # conv1 output: 8 x 7
     h2, w2o = (h1 + 1 + 0 - 2) // 2 + 1, (w1o + 0 + 2 - 3) // 2 + 1  # conv2 output: 4 x 4
@@ -574,8 +569,7 @@ def test_qdq_asymmetric_conv_pads_integer_outputs_match_numpy_and_ort():
     assert [q.padding for q in cm.layers if q.kind == "conv2d"] == [(0, 2, 1, 0), (1, 0, 0, 2)]
     x = RNG.random((5, 1, 8, 8)) * 1.5 - 0.5
 
-    def q(v, s):  # QuantizeLinear: round half to even, int8
-        return np.clip(np.rint(v / s), -128, 127)
+    q = _quantize_linear
 
     def conv(a, w, b, onnx_pads, stride, groups):  # direct loops over an np.pad-ed input
         top, left, bottom, right = onnx_pads
@@ -626,9 +620,7 @@ def test_qdq_relu6_and_concat_integer_outputs_match_numpy_and_ort():
     b1 = RNG.integers(40000, 100000, size=3) * s_in * sw  # 2.4 .. 6.1: Relu6 clamps
     sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
 
-    def qdq(t, sname):
-        return [helper.make_node("QuantizeLinear", [t, sname, "z8"], [t + "q"]),
-                helper.make_node("DequantizeLinear", [t + "q", sname, "z8"], [t + "d"])]
+    qdq = _qdq
 
     nodes = (qdq("x", "s_in") + [helper.make_node("DequantizeLinear", [f"w{i}q", "sw", "z8"], [f"w{i}d"])
                                  for i in range(1, 5)] + [
@@ -653,8 +645,7 @@ def test_qdq_relu6_and_concat_integer_outputs_match_numpy_and_ort():
     assert cm.layer("cat").shift.tolist() == [0, -1, -5]
     x = RNG.random((16, 1, 8, 8)) * 4 - 2
 
-    def q(v, s):  # QuantizeLinear: round half to even, int8
-        return np.clip(np.rint(v / s), -128, 127)
+    q = _quantize_linear
 
     from hwsim.models.graph import conv2d_float
 
@@ -685,6 +676,39 @@ def test_qdq_relu6_and_concat_integer_outputs_match_numpy_and_ort():
         to_compressed(load_onnx(make(cut, inits, ["N", 1, 8, 8])), cfg)
 
 
+
+def _qdq(t, sname):
+    """QuantizeLinear then DequantizeLinear of tensor ``t`` with scale ``sname`` (int8, zero point 0)."""
+    return [helper.make_node("QuantizeLinear", [t, sname, "z8"], [t + "q"]),
+            helper.make_node("DequantizeLinear", [t + "q", sname, "z8"], [t + "d"])]
+
+
+def _quantize_linear(v, s):
+    """QuantizeLinear's codes: round half to even, int8."""
+    return np.clip(np.rint(v / s), -128, 127)
+
+
+def _qdq_pool_net(rng, pool_nodes, feat):
+    """q(x) -> conv 3x3 pad 1 + relu -> q (s1) -> ``pool_nodes`` (reading ``r1d``, ending in ``ap2d``) ->
+    flatten -> gemm of ``feat`` inputs -> q (s4), on 1x8x8 inputs. Returns the model, the int8 conv and gemm
+    weights, the float conv bias and the scales (s_in, sw, s1, s3, s4)."""
+    scales = s_in, sw, s1, s3, s4 = tuple(2.0 ** e for e in (-7, -7, -3, -2, -1))
+    w1 = rng.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
+    w2 = rng.integers(-127, 128, size=(10, feat)).astype(np.int8)
+    b1 = rng.integers(-500, 500, size=4) * s_in * sw
+    nodes = (_qdq("x", "s_in") + [
+        helper.make_node("DequantizeLinear", ["w1q", "sw", "z8"], ["w1d"]),
+        helper.make_node("DequantizeLinear", ["w2q", "sw", "z8"], ["w2d"]),
+        helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"])] + _qdq("r1", "s1") + pool_nodes + [
+        helper.make_node("Flatten", ["ap2d"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2d"], ["g"], transB=1, name="fc")] + _qdq("g", "s4") + [
+        helper.make_node("Identity", ["gd"], ["y"])])
+    inits = [init("z8", np.int8(0)), *(init(n, np.float32(v)) for n, v in zip(("s_in", "sw", "s1", "s3", "s4"), scales,
+                                                                               strict=True)),
+             init("w1q", w1), init("w2q", w2), init("b1", b1.astype(np.float32))]
+    return make(nodes, inits, ["N", 1, 8, 8]), w1, w2, b1, scales
+
 def test_qdq_padded_pools_integer_outputs_match_numpy_and_ort():
     """q(x) -> conv + relu -> q (s1) -> MaxPool 3x3/2 pads 1 ceil_mode -> AveragePool 3x3/1 pads 1
     (count_include_pad 0: border windows of 4 and 6 pixels) -> q (s1) -> AveragePool 2x2/2 pads [1, 0, 0, 0]
@@ -695,33 +719,13 @@ def test_qdq_padded_pools_integer_outputs_match_numpy_and_ort():
 
     from hwsim.config import MacArrayConfig
 
-    s_in, sw, s1, s3, s4 = (2.0 ** e for e in (-7, -7, -3, -2, -1))
-    w1 = rng.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
-    w2 = rng.integers(-127, 128, size=(10, 4 * 3 * 3)).astype(np.int8)
-    b1 = rng.integers(-500, 500, size=4) * s_in * sw
-    sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
-
-    def qdq(t, sname):
-        return [helper.make_node("QuantizeLinear", [t, sname, "z8"], [t + "q"]),
-                helper.make_node("DequantizeLinear", [t + "q", sname, "z8"], [t + "d"])]
-
-    nodes = (qdq("x", "s_in") + [
-        helper.make_node("DequantizeLinear", ["w1q", "sw", "z8"], ["w1d"]),
-        helper.make_node("DequantizeLinear", ["w2q", "sw", "z8"], ["w2d"]),
-        helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-        helper.make_node("Relu", ["c1"], ["r1"])] + qdq("r1", "s1") + [
+    m, w1, w2, b1, (s_in, sw, s1, s3, s4) = _qdq_pool_net(rng, [
         helper.make_node("MaxPool", ["r1d"], ["mp"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
                          ceil_mode=1, name="mp"),
         helper.make_node("AveragePool", ["mp"], ["ap"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="ap")]
-        + qdq("ap", "s1") + [
+        + _qdq("ap", "s1") + [
         helper.make_node("AveragePool", ["apd"], ["ap2"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 0, 0],
-                         ceil_mode=1, count_include_pad=1, name="ap2")] + qdq("ap2", "s3") + [
-        helper.make_node("Flatten", ["ap2d"], ["f"]),
-        helper.make_node("Gemm", ["f", "w2d"], ["g"], transB=1, name="fc")] + qdq("g", "s4") + [
-        helper.make_node("Identity", ["gd"], ["y"])])
-    inits = [init("z8", np.int8(0)), sc("s_in", s_in), sc("sw", sw), sc("s1", s1), sc("s3", s3), sc("s4", s4),
-             init("w1q", w1), init("w2q", w2), init("b1", b1.astype(np.float32))]
-    m = make(nodes, inits, ["N", 1, 8, 8])
+                         ceil_mode=1, count_include_pad=1, name="ap2")] + _qdq("ap2", "s3"), 4 * 3 * 3)
     cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
     cm = to_compressed(load_onnx(m, exact=True), cfg)
     assert [(q.kind, q.padding, q.meta.get("count_pads")) for q in cm.layers if "pool" in q.kind] == [
@@ -729,8 +733,7 @@ def test_qdq_padded_pools_integer_outputs_match_numpy_and_ort():
     assert [q.shift.tolist() for q in cm.layers if q.kind == "avgpool"] == [[0], [1]]
     x = rng.random((16, 1, 8, 8)) * 1.5 - 0.5
 
-    def q(v, s):  # QuantizeLinear: round half to even, int8
-        return np.clip(np.rint(v / s), -128, 127)
+    q = _quantize_linear
 
     a0 = q(x, s_in) * s_in
     r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
@@ -769,33 +772,13 @@ def test_qdq_rectangular_pools_integer_outputs_match_numpy_and_ort(dil):
 
     from hwsim.config import MacArrayConfig
 
-    s_in, sw, s1, s3, s4 = (2.0 ** e for e in (-7, -7, -3, -2, -1))
-    w1 = rng.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
-    w2 = rng.integers(-127, 128, size=(10, 4 * 2 * 3)).astype(np.int8)
-    b1 = rng.integers(-500, 500, size=4) * s_in * sw
-    sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
-
-    def qdq(t, sname):
-        return [helper.make_node("QuantizeLinear", [t, sname, "z8"], [t + "q"]),
-                helper.make_node("DequantizeLinear", [t + "q", sname, "z8"], [t + "d"])]
-
-    nodes = (qdq("x", "s_in") + [
-        helper.make_node("DequantizeLinear", ["w1q", "sw", "z8"], ["w1d"]),
-        helper.make_node("DequantizeLinear", ["w2q", "sw", "z8"], ["w2d"]),
-        helper.make_node("Conv", ["xd", "w1d", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-        helper.make_node("Relu", ["c1"], ["r1"])] + qdq("r1", "s1") + [
+    m, w1, w2, b1, (s_in, sw, s1, s3, s4) = _qdq_pool_net(rng, [
         helper.make_node("MaxPool", ["r1d"], ["mp"], kernel_shape=[2, 3], strides=[2, 1], pads=[1, 0, 0, 1],
                          dilations=list(dil), name="mp"),
         helper.make_node("AveragePool", ["mp"], ["ap"], kernel_shape=[3, 2], pads=[1, 0, 1, 1],
-                         count_include_pad=1, name="ap")] + qdq("ap", "s1") + [
+                         count_include_pad=1, name="ap")] + _qdq("ap", "s1") + [
         helper.make_node("AveragePool", ["apd"], ["ap2"], kernel_shape=[3, 2], strides=[1, 2], name="ap2")]
-        + qdq("ap2", "s3") + [
-        helper.make_node("Flatten", ["ap2d"], ["f"]),
-        helper.make_node("Gemm", ["f", "w2d"], ["g"], transB=1, name="fc")] + qdq("g", "s4") + [
-        helper.make_node("Identity", ["gd"], ["y"])])
-    inits = [init("z8", np.int8(0)), sc("s_in", s_in), sc("sw", sw), sc("s1", s1), sc("s3", s3), sc("s4", s4),
-             init("w1q", w1), init("w2q", w2), init("b1", b1.astype(np.float32))]
-    m = make(nodes, inits, ["N", 1, 8, 8])
+        + _qdq("ap2", "s3"), 4 * 2 * 3)
     cfg = MacArrayConfig(rows=4, cols=4, rounding="half_even")
     cm = to_compressed(load_onnx(m, exact=True), cfg)
     assert [(q.kind, q.kernel, q.stride, q.meta.get("count_pads")) for q in cm.layers if "pool" in q.kind] == [
@@ -804,8 +787,7 @@ def test_qdq_rectangular_pools_integer_outputs_match_numpy_and_ort(dil):
     assert [q.shift.tolist() for q in cm.layers if q.kind == "avgpool"] == [[0], [1]]
     x = rng.random((16, 1, 8, 8)) * 1.5 - 0.5
 
-    def q(v, s):  # QuantizeLinear: round half to even, int8
-        return np.clip(np.rint(v / s), -128, 127)
+    q = _quantize_linear
 
     a0 = q(x, s_in) * s_in
     r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1

@@ -49,6 +49,15 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
         raise HwsimError(f"{name}={value!r} is not allowed: expected an integer {allowed}")
 
 
+def _check_number(name: str, value, lo: float, lo_open: bool, hi: float) -> None:
+    """A finite number in [lo, hi] (or (lo, hi] with ``lo_open``), else the one-line error naming ``name``."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value <= hi \
+        and (value > lo if lo_open else value >= lo)
+    if not ok:
+        rng = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
+        raise HwsimError(f"{name}={value!r} is not allowed: expected a number in {rng}")
+
+
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise HwsimError(f"{name}={value!r} is not allowed: expected one of {', '.join(choices)}")

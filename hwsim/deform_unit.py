@@ -50,7 +50,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hwsim.config import FamilyConfig, MacArrayConfig, _check_choice, _check_int
+from hwsim.config import FamilyConfig, MacArrayConfig, _check_choice, _check_int, _check_number
 from hwsim.errors import HwsimError
 from hwsim.families import Family
 from hwsim.models import deform_unit as ref
@@ -78,14 +78,6 @@ __all__ = [
 WEIGHT_FORMATS = ("int8", "int4")
 OFFSET_MODES = ("free", "square")
 OFFSET_WORD_BITS = 16  # offsets (and masks) are stored as 16-bit words in the offset buffer
-
-
-def _check_number(name, value, lo, lo_open, hi):
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value <= hi \
-        and (value > lo if lo_open else value >= lo)
-    if not ok:
-        rng = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
-        raise HwsimError(f"{name}={value!r} is not allowed: expected a number in {rng}")
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from hwsim.config import FamilyConfig, _check_choice, _check_int
-from hwsim.errors import HwsimError
+from hwsim.config import FamilyConfig, _check_choice, _check_int, _check_number
 from hwsim.families import Family
 from hwsim.models import rf_array as ref
 from hwsim.models.rf_mesh import MESH_STYLES, mzi_count
@@ -57,14 +56,6 @@ __all__ = [
 ]
 
 TARGETS = ("rf", "emulator")
-
-
-def _check_number(name: str, value, lo: float, lo_open: bool, hi: float) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value <= hi \
-        and (value > lo if lo_open else value >= lo)
-    if not ok:
-        rng = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
-        raise HwsimError(f"{name}={value!r} is not allowed: expected a number in {rng}")
 
 
 @dataclass(frozen=True)

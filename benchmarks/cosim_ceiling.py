@@ -7,7 +7,7 @@
   checked layer); the testbench's phase split is printed too.
 * **ceiling**: the same generated top and harness (the cached build's sources), Verilated with the same
   arguments and C++ flags, under a plain C++ ``main`` that toggles ``clk`` and calls ``eval()``: reset,
-  ``load`` (the same ``$fread`` of the same memory files), ``start``, then edges until ``done``, timed
+  ``load`` (the same DPI-C copies of the same memory files), ``start``, then edges until ``done``, timed
   from ``start`` to ``done`` only; no VPI, no Python. It runs the GEMM ``--reps`` times too.
 
 The machine's speed varies from run to run (a shared 2-core VM here: the same binary takes 0.14-0.29 s
@@ -63,16 +63,18 @@ int main(int argc, char** argv) {
 
 
 def build_ceiling(build, work: Path) -> tuple[Path, float]:
-    """Verilate the cached build's sources under :data:`MAIN_CPP` with the harness's arguments and flags."""
-    from hwsim.cosim.harness import BUILD_ARGS, HARNESS_TOP, MAKE_ARGS
-    from hwsim.cosim.runner import _MAKE_OVERRIDES, _VERILATOR_ARGS, verilator_env
+    """Verilate the cached build's sources under :data:`MAIN_CPP` with the harness's arguments, flags and
+    DPI-C sources."""
+    from hwsim.cosim.harness import BUILD_ARGS, DPI_SOURCES, HARNESS_TOP, MAKE_ARGS
+    from hwsim.cosim.runner import _MAKE_OVERRIDES, _VERILATOR_ARGS, cpp_source_path, verilator_env
 
     (work / "main.cpp").write_text(MAIN_CPP)
     srcs = sorted((build.path / "src").iterdir())
     env = {**os.environ, **verilator_env()}
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Mdir", str(work / "obj"), "--top-module", HARNESS_TOP,
            "--prefix", "Vtop", "-o", "ceiling", *_VERILATOR_ARGS, *BUILD_ARGS,
-           "-MAKEFLAGS", " ".join((*_MAKE_OVERRIDES, *MAKE_ARGS)), str(work / "main.cpp"), *map(str, srcs)]
+           "-MAKEFLAGS", " ".join((*_MAKE_OVERRIDES, *MAKE_ARGS)), str(work / "main.cpp"),
+           *(str(cpp_source_path(name)) for name in DPI_SOURCES), *map(str, srcs)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
@@ -94,7 +96,7 @@ def main() -> None:
 
     import numpy as np
     from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BUILD_ARGS, MAKE_ARGS, WEIGHT_FILE
-    from hwsim.cosim.memfile import lanes_to_fread
+    from hwsim.cosim.memfile import lanes_to_words
     from hwsim.cosim.runner import run_job
     from hwsim.models import mac_array as ref
     from resnet18 import cosim_case  # the same layer as resnet18.py's cosim case (same directory)
@@ -110,9 +112,9 @@ def main() -> None:
     (w_lanes, w_bits), (a_lanes, a_bits) = dram_lanes(cfg, ref.encode_acts(a, 8), ref.encode_weights(w, "int8"))
     members = meta["signature"]["interface"]["members"]
     wb, ab = (int(members[s]["members"]["payload"]["width"]) for s in ("i_weights", "i_acts"))
-    (work / WEIGHT_FILE).write_bytes(lanes_to_fread(w_lanes, w_bits, wb))
-    (work / ACT_FILE).write_bytes(lanes_to_fread(a_lanes, a_bits, ab))
-    (work / BIAS_FILE).write_bytes(lanes_to_fread(np.zeros((n, 1), dtype=np.uint64), cfg.acc_bits, cfg.acc_bits))
+    (work / WEIGHT_FILE).write_bytes(lanes_to_words(w_lanes, w_bits, wb))
+    (work / ACT_FILE).write_bytes(lanes_to_words(a_lanes, a_bits, ab))
+    (work / BIAS_FILE).write_bytes(lanes_to_words(np.zeros((n, 1), dtype=np.uint64), cfg.acc_bits, cfg.acc_bits))
 
     def ceiling_run() -> list[tuple[int, float]]:
         out = subprocess.run([str(binary), str(m), str(k), str(n), str(args.reps)], cwd=work, capture_output=True,
@@ -134,6 +136,10 @@ def main() -> None:
           f"differences; testbench wall per layer {statistics.median(r['wall_seconds'] for r in rows):.3f} s "
           f"(median; by phase, mean: {phases})")
     print(f"         RTL cycles/s: {_spread(rates)}")
+    fr = res.get("free_run")
+    if fr:
+        print(f"         of which free-running inside the simulator: {fr['edges'] // 2:,} cycles in "
+              f"{fr['seconds']:.3f} s over {fr['runs']} runs -> {fr['edges'] / 2 / fr['seconds']:,.0f} cycles/s")
     print(f"ceiling: {c_runs[0][0]:,} cycles x {len(c_runs)} runs, plain C++ main, same design, harness and flags "
           f"({' '.join(BUILD_ARGS)} {' '.join(MAKE_ARGS)}; built in {build_s:.0f} s)")
     print(f"         cycles/s: {_spread(ceilings)}")

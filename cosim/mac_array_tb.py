@@ -27,7 +27,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, SKIP_COUNTERS, WEIGHT_FILE
-from hwsim.cosim.memfile import fwrite_u_to_lanes, lanes_to_fread
+from hwsim.cosim.memfile import lanes_to_words, words_to_lanes
 from hwsim.cosim.runner import read_job
 from hwsim.cosim.tb_util import dump_bytes, pulse, reset_harness
 from hwsim.models import mac_array as ref
@@ -112,8 +112,8 @@ class MacArrayTB:
     """Reset, DRAM-side driver (memory preload), output monitor, reference and in-order checker.
 
     The clock is the Verilator main's (free-running while the GEMM runs). The DRAM and bias memories
-    are filled and the captured output beats read back through binary files (``$fread`` / ``$fwrite``
-    in the harness, pulsed by ``load`` / ``dump``), so a GEMM costs a few file transfers rather than one
+    are filled and the captured output beats read back through binary memory files (DPI-C copies in
+    the harness, pulsed by ``load`` / ``dump``), so a GEMM costs a few file transfers rather than one
     VPI access per beat or per cycle.
     """
 
@@ -143,10 +143,10 @@ class MacArrayTB:
         self.bias_bits = self.widths["osram"] // self.cfg.cols
 
     def _write_lanes(self, path: Path, lanes: np.ndarray, lane_bits: int, elem_bits: int) -> None:
-        """Write beats given as lanes ``[beat, lane]`` for ``$fread`` into a memory of ``elem_bits``-bit
+        """Write beats given as lanes ``[beat, lane]`` as the memory file of a memory of ``elem_bits``-bit
         elements (vectorized: no Python integer per beat)."""
         self._check_depth(len(lanes))
-        path.write_bytes(lanes_to_fread(lanes, lane_bits, elem_bits))
+        path.write_bytes(lanes_to_words(lanes, lane_bits, elem_bits))
 
     def _check_depth(self, beats: int) -> None:
         if beats > self.mem_depth:
@@ -190,7 +190,7 @@ class MacArrayTB:
         if b.shape != (n,) or (b.size and (b.min() < lo or b.max() > hi)):
             raise HwsimError(f"bias of shape {b.shape} and range [{b.min(initial=0)}, {b.max(initial=0)}] is not "
                              f"allowed: expected ({n},) values in [{lo}, {hi}] (the {self.bias_bits}-bit accumulator)")
-        # Always n entries (zeros without bias): $fread leaves the rest of the memory as it was.
+        # Always n entries (zeros without bias): a load leaves the rest of the memory as it was.
         codes = (b & ((1 << self.bias_bits) - 1)).astype(np.uint64)[:, None]
         self._write_lanes(Path(BIAS_FILE), codes, self.bias_bits, self.bias_bits)
         self.bitmap_bits = 0
@@ -200,7 +200,7 @@ class MacArrayTB:
             self.bitmap_bits = len(bitmap)
         t0 = self._lap("prepare", t0)
         await self._pulse(dut.load)
-        await RisingEdge(dut.clk)  # the edge that sampled load ran the $freads
+        await RisingEdge(dut.clk)  # the edge that sampled load copied the files in
         t0 = self._lap("load", t0)
         dut.dim_m.value, dut.dim_k.value, dut.dim_n.value = m, k_rtl, n
         dut.shift.value, dut.relu.value = shift, int(relu)
@@ -215,7 +215,7 @@ class MacArrayTB:
         assert counters["n_acts"] == len(a_beats), (counters["n_acts"], len(a_beats))
         assert n_out <= self.mem_depth, f"{n_out} output beats overflow the harness memory ({self.mem_depth})"
         data = await dump_bytes(dut, Path(OUT_FILE), n_out)
-        lanes = fwrite_u_to_lanes(data, n_out, cfg.cols, cfg.act_bits, self.widths["obeat"])
+        lanes = words_to_lanes(data, n_out, cfg.cols, cfg.act_bits, self.widths["obeat"])
         self._lap("dump", t0)
         return lanes, counters
 

@@ -1,25 +1,23 @@
 """Lane arrays to and from the binary memory files of the MAC array harness, vectorized.
 
-The harness loads its DRAM-side memories with ``$fread`` and dumps its output memory with ``$fwrite(fd,
-"%u", ...)`` (:mod:`hwsim.cosim.harness`): binary files, about four times faster for the simulator than
-``$readmemh`` text (which it parses a character at a time) and read back by NumPy without parsing. A beat
-packs ``lanes`` unsigned codes of ``lane_bits`` each, lane 0 in the least significant bits (the layout of
-:func:`hwsim.mac_array.pack_lanes`). Both directions work on whole NumPy arrays, with no Python loop per
-beat.
+The harness copies its DRAM-side memories in from, and its output memory out to, binary files through
+DPI-C functions (``hwsim/cosim/hdl/memfile_dpi.cpp``, :mod:`hwsim.cosim.harness`): about fifty times
+faster for the simulator than ``$readmemh`` text, and read back by NumPy without parsing. One layout both
+ways: each element of an ``elem_bits``-bit memory is ``ceil(elem_bits / 32)`` 32-bit words, least
+significant word first, each word little-endian (also what Verilator's ``$fwrite(fd, "%u", ...)`` writes).
+A beat packs ``lanes`` unsigned codes of ``lane_bits`` each, lane 0 in the least significant bits (the
+layout of :func:`hwsim.mac_array.pack_lanes`). Both directions work on whole NumPy arrays, with no Python
+loop per beat.
 
-* :func:`lanes_to_fread` -- ``codes[beat, lane]`` to the bytes ``$fread(mem, fd)`` loads into a memory
-  of ``elem_bits``-bit elements: per element ``ceil(elem_bits / 8)`` bytes, most significant first
-  (IEEE 1800-2017 21.3.4.4).
-* :func:`fwrite_u_to_lanes` -- what ``$fwrite(fd, "%u", mem[i])`` wrote for consecutive elements of
-  ``elem_bits`` bits (per element ``ceil(elem_bits / 32)`` 32-bit words, least significant word first,
-  each word little-endian, as Verilator writes them) back to ``codes[beat, lane]``.
+* :func:`lanes_to_words` -- ``codes[beat, lane]`` to a memory file.
+* :func:`words_to_lanes` -- the first ``beats`` elements of a memory file back to ``codes[beat, lane]``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fwrite_u_to_lanes", "lanes_to_fread"]
+__all__ = ["lanes_to_words", "words_to_lanes"]
 
 
 def _check_codes(codes: np.ndarray, lane_bits: int, elem_bits: int) -> np.ndarray:
@@ -48,16 +46,15 @@ def _le_bytes(codes: np.ndarray, lane_bits: int, nbytes: int) -> np.ndarray:
     return out
 
 
-def lanes_to_fread(codes: np.ndarray, lane_bits: int, elem_bits: int) -> bytes:
-    """The ``$fread`` image of ``codes[beat, lane]`` (unsigned, each < ``2**lane_bits``) for a memory of
-    ``elem_bits``-bit elements: ``ceil(elem_bits / 8)`` bytes per beat, most significant byte first."""
+def lanes_to_words(codes: np.ndarray, lane_bits: int, elem_bits: int) -> bytes:
+    """The memory file of ``codes[beat, lane]`` (unsigned, each < ``2**lane_bits``) for a memory of
+    ``elem_bits``-bit elements: ``ceil(elem_bits / 32)`` little-endian 32-bit words per beat."""
     codes = _check_codes(codes, lane_bits, elem_bits)
-    nbytes = -(-elem_bits // 8)
-    return np.ascontiguousarray(_le_bytes(codes, lane_bits, nbytes)[:, ::-1]).tobytes()
+    return _le_bytes(codes, lane_bits, 4 * -(-elem_bits // 32)).tobytes()
 
 
-def fwrite_u_to_lanes(data: bytes, beats: int, lanes: int, lane_bits: int, elem_bits: int) -> np.ndarray:
-    """The first ``beats`` elements of a ``%u`` dump of ``elem_bits``-bit elements as ``codes[beat, lane]``
+def words_to_lanes(data: bytes, beats: int, lanes: int, lane_bits: int, elem_bits: int) -> np.ndarray:
+    """The first ``beats`` elements of a memory file of ``elem_bits``-bit elements as ``codes[beat, lane]``
     (uint64). Raises ``ValueError`` if ``data`` holds fewer than ``beats`` elements."""
     _check_codes(np.zeros((0, lanes)), lane_bits, elem_bits)
     per = 4 * -(-elem_bits // 32)

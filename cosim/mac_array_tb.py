@@ -25,7 +25,7 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, SKIP_COUNTERS, WEIGHT_FILE
 from hwsim.cosim.memfile import lanes_to_words, words_to_lanes
 from hwsim.cosim.runner import read_job
@@ -155,22 +155,32 @@ class MacArrayTB:
     async def _pulse(self, sig) -> None:
         await pulse(self.dut, sig)
 
-    async def wait_done(self) -> None:
+    async def wait_done(self, limit_cycles: int | None = None) -> None:
         """Wait for ``done`` with ``free_run`` high: hwsim's Verilator main runs the clock edges without
-        visiting cocotb's callbacks until ``done`` rises (or a Timer is due)."""
+        visiting cocotb's callbacks until ``done`` rises (or a Timer is due). With ``limit_cycles``, a
+        ``done`` that has not risen after that many cycles fails the test instead of hanging it (the
+        timeout's Timer stops the free run there)."""
         self.dut.free_run.value = 1
-        await RisingEdge(self.dut.done)
+        if limit_cycles is None:
+            await RisingEdge(self.dut.done)
+        else:
+            try:
+                await with_timeout(RisingEdge(self.dut.done), 10 * limit_cycles, "ns")
+            except SimTimeoutError:
+                raise AssertionError(f"done did not rise within {limit_cycles} cycles of start") from None
         self.dut.free_run.value = 0
 
     async def run_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
                        bias: np.ndarray | None = None, mode: str | None = None,
-                       wait: Callable[[], Awaitable[None]] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+                       wait: Callable[[], Awaitable[None]] | None = None, limit_cycles: int | None = None
+                       ) -> tuple[np.ndarray, dict[str, int]]:
         """Drive one GEMM (values) through the RTL; return (output beats as lanes ``[beat, cols]``, harness
         counters).
 
         On an N:M array ``mode`` is :func:`hwsim.mac_array.gemm_mode`'s; a dense-mode GEMM is driven as its
         expanded N:M layout (``dim_k = dense_k(cfg, k)``, beats from ``dram_beats(..., mode="dense")``).
-        ``wait`` is awaited after ``start`` until ``done`` has risen (default :meth:`wait_done`).
+        ``wait`` is awaited after ``start`` until ``done`` has risen (default :meth:`wait_done` with
+        ``limit_cycles``).
         """
         cfg, dut = self.cfg, self.dut
         t0 = time.perf_counter()
@@ -205,7 +215,7 @@ class MacArrayTB:
         dut.dim_m.value, dut.dim_k.value, dut.dim_n.value = m, k_rtl, n
         dut.shift.value, dut.relu.value = shift, int(relu)
         await self._pulse(dut.start)
-        await (wait or self.wait_done)()
+        await (wait() if wait else self.wait_done(limit_cycles))
         await RisingEdge(dut.clk)
         t0 = self._lap("simulate", t0)
         counters = {name: int(getattr(dut, name).value)
@@ -227,11 +237,12 @@ class MacArrayTB:
         cfg = self.cfg
         m, n = a.shape[0], w.shape[1]
         mode = gemm_mode(cfg, w, mode=mode)
-        beats, counters = await self.run_gemm(a, w, shift, relu, bias, mode)
+        st = predict_gemm(cfg, m, a.shape[1], n, mode=mode, weight=w)
+        # An RTL that runs four times longer than the model predicts has failed; do not wait forever.
+        beats, counters = await self.run_gemm(a, w, shift, relu, bias, mode, limit_cycles=4 * st.cycles + 1000)
         t0 = time.perf_counter()
         expect = reference_gemm(a, w, cfg, shift, relu, bias=bias)
         bad, got = check_outputs(cfg, beats, expect)
-        st = predict_gemm(cfg, m, a.shape[1], n, mode=mode, weight=w)
         rtl = measured_actions(cfg, counters, self.widths, self.bitmap_bits)
         diffs = count_diffs(rtl, st.actions, counters["stall_cycles"], st.stall_cycles)
         self._lap("check", t0)

@@ -7,7 +7,8 @@ testbench's default wait), (b) with ``free_run`` low, so every clock edge goes t
 which must fire at its exact time, mid-GEMM. It records, per run, the simulation time from ``start`` to
 ``done``, the clock period seen by ``RisingEdge(clk)`` after the run, the counters and the outputs;
 in (c) also the Timer's wake-up time and the ``cycles`` counter there, and the same counter at the same
-time in a stepped run (d). The pytest side compares them.
+time in a stepped run (d). Last, (e) waits with a cycle limit below the GEMM's length and records the
+error and when it came. The pytest side compares them.
 """
 
 from __future__ import annotations
@@ -79,4 +80,18 @@ async def free_run_vs_stepped(dut):
     await run("stepped", stepped)
     await run("free_timer", free_with_timer)
     await run("stepped_timer", stepped_with_timer)
+
+    async def too_short(marks):  # the testbench's cycle limit: a failure at the limit, not a hang
+        marks["start"] = _now()
+        try:
+            await tb.wait_done(limit_cycles=int(job["limit_cycles"]))
+        except AssertionError as e:
+            marks["error"], marks["error_after_ps"] = str(e), _now() - marks["start"]
+        dut.free_run.value = 0
+        await RisingEdge(dut.done)
+
+    marks: dict = {}
+    _, counters = await tb.run_gemm(layer["a"], layer["w"], layer["shift"], layer["relu"],
+                                    wait=lambda: too_short(marks))
+    out["limit"] = {**marks, "cycles": counters["cycles"]}
     Path(os.environ["HWSIM_RESULT"]).write_text(json.dumps(out))

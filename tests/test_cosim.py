@@ -20,8 +20,8 @@ from hwsim.errors import HwsimError
 from hwsim.families import register, unregister
 from hwsim.mac_array import predict_gemm
 
-#: (format, dataflow, rows, cols): every format, every dataflow (IS included), and odd shapes (1xN, Nx1,
-#: non-square) that once produced zero-width signals.
+#: (format, dataflow, rows, cols): every format, every dataflow (IS included), odd shapes (1xN, Nx1,
+#: non-square) that once produced zero-width signals, and beats wider than 64 bits.
 CASES = [
     ("int8", "ws", 3, 2), ("int8", "os", 3, 2), ("int8", "is", 3, 5),
     ("int4", "ws", 1, 7), ("int4", "os", 7, 1), ("int4", "is", 3, 2),
@@ -29,6 +29,7 @@ CASES = [
     ("ternary", "os", 3, 2), ("ternary", "is", 7, 1),
     ("binary", "ws", 3, 2), ("binary", "os", 1, 7),
     ("pow2", "ws", 3, 5), ("pow2", "os", 3, 2),
+    ("int8", "ws", 9, 12),  # beats wider than 64 bits (72/96): three 32-bit words in the memory files
 ]
 assert {c[0] for c in CASES} == set(WEIGHT_FORMATS) and {c[1] for c in CASES} == {"ws", "os", "is"}
 

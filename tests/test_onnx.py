@@ -507,8 +507,7 @@ def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
 
     q = _quantize_linear
 
-    a0 = q(x, s_in) * s_in
-    r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
+    r1 = _qdq_conv_relu(x, w1, b1, s_in, sw, s1)
     c2 = q(conv2d_float(r1, w2 * sw, None, padding=1), s2) * s2
     sr = q(np.maximum(c2 + r1, 0), s3) * s3
     ap = q(sr.reshape(16, 4, 4, 2, 4, 2).mean(axis=(3, 5)), s4) * s4
@@ -688,6 +687,26 @@ def _quantize_linear(v, s):
     return np.clip(np.rint(v / s), -128, 127)
 
 
+def _qdq_conv_relu(x, w1, b1, s_in, sw, s1):
+    """The float QDQ chain's first stage: q(x) -> conv 3x3 pad 1 + relu -> q (s1), dequantized."""
+    from hwsim.models.graph import conv2d_float
+
+    a0 = _quantize_linear(x, s_in) * s_in
+    return _quantize_linear(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
+
+
+def _assert_pool_net_codes(m, cm, cfg, x, ap, ap2, want, s1, s3, s4):
+    """A :func:`_qdq_pool_net` model's integer graph gives the float QDQ chain's ``ap`` / ``ap2`` / output
+    codes, and ONNX Runtime running its QDQ nodes as written (``optimize=False``) gives the same output.
+    Returns the integer activations."""
+    acts = cm.forward_int(x, cfg=cfg, return_all=True)
+    np.testing.assert_array_equal(acts["ap"], np.rint(ap / s1).astype(np.int64))
+    np.testing.assert_array_equal(acts["ap2"], np.rint(ap2 / s3).astype(np.int64))
+    np.testing.assert_array_equal(acts[cm.output], want)
+    np.testing.assert_array_equal(acts[cm.output], np.rint(run_ort(m, x, optimize=False) / s4).astype(np.int64))
+    return acts
+
+
 def _qdq_pool_net(rng, pool_nodes, feat):
     """q(x) -> conv 3x3 pad 1 + relu -> q (s1) -> ``pool_nodes`` (reading ``r1d``, ending in ``ap2d``) ->
     flatten -> gemm of ``feat`` inputs -> q (s4), on 1x8x8 inputs. Returns the model, the int8 conv and gemm
@@ -735,20 +754,15 @@ def test_qdq_padded_pools_integer_outputs_match_numpy_and_ort():
 
     q = _quantize_linear
 
-    a0 = q(x, s_in) * s_in
-    r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
+    r1 = _qdq_conv_relu(x, w1, b1, s_in, sw, s1)
     mp = naive_pool(r1, "max", 3, 2, (1, 1, 1, 1), ceil_mode=1)
     ap = q(naive_pool(mp, "avg", 3, 1, (1, 1, 1, 1)), s1) * s1
     ap2 = q(naive_pool(ap, "avg", 2, 2, (1, 0, 0, 0), ceil_mode=1, count_include_pad=1), s3) * s3
     want = q(ap2.reshape(16, -1) @ (w2 * sw).T, s4).astype(np.int64)
-    acts = cm.forward_int(x, cfg=cfg, return_all=True)
-    np.testing.assert_array_equal(acts["ap"], np.rint(ap / s1).astype(np.int64))
-    np.testing.assert_array_equal(acts["ap2"], np.rint(ap2 / s3).astype(np.int64))
-    np.testing.assert_array_equal(acts[cm.output], want)
-    # ONNX Runtime running the QDQ nodes as written (DequantizeLinear, float pools, QuantizeLinear); its graph
+    # ONNX Runtime runs the QDQ nodes as written (DequantizeLinear, float pools, QuantizeLinear); its graph
     # optimizer fuses them into a QLinearAveragePool that, with ceil_mode and count_include_pad=1, divides the
     # overhanging window differently from its own float AveragePool (1.32)
-    np.testing.assert_array_equal(acts[cm.output], np.rint(run_ort(m, x, optimize=False) / s4).astype(np.int64))
+    acts = _assert_pool_net_codes(m, cm, cfg, x, ap, ap2, want, s1, s3, s4)
     assert len(np.unique(want)) > 5 and len(np.unique(acts["ap"])) > 5
     np.testing.assert_array_equal(cm.forward_fakequant(x), want * s4)
     # half_up (hwsim's default) rounds the division's ties up, like the shifts: the NumPy graph with floor(v + .5)
@@ -768,7 +782,6 @@ def test_qdq_rectangular_pools_integer_outputs_match_numpy_and_ort(dil):
     4x8x8 -> 4x4x7 -> 4x4x7 -> 4x2x3. The MaxPool again with dilations [2, 1]: its rows span 3, (8 + 1 - 3) // 2
     + 1 = 4 rows again."""
     rng = np.random.default_rng(107)
-    from hwsim.models.graph import conv2d_float
 
     from hwsim.config import MacArrayConfig
 
@@ -789,18 +802,13 @@ def test_qdq_rectangular_pools_integer_outputs_match_numpy_and_ort(dil):
 
     q = _quantize_linear
 
-    a0 = q(x, s_in) * s_in
-    r1 = q(np.maximum(conv2d_float(a0, w1 * sw, b1, padding=1), 0), s1) * s1
+    r1 = _qdq_conv_relu(x, w1, b1, s_in, sw, s1)
     mp = naive_pool(r1, "max", (2, 3), (2, 1), (1, 0, 0, 1), dilation=dil)
     assert cm.layer("mp").dilation == (dil[0] if dil[0] == dil[1] else dil)
     ap = q(naive_pool(mp, "avg", (3, 2), 1, (1, 0, 1, 1), count_include_pad=1), s1) * s1
     ap2 = q(naive_pool(ap, "avg", (3, 2), (1, 2)), s3) * s3
     want = q(ap2.reshape(16, -1) @ (w2 * sw).T, s4).astype(np.int64)
-    acts = cm.forward_int(x, cfg=cfg, return_all=True)
-    np.testing.assert_array_equal(acts["ap"], np.rint(ap / s1).astype(np.int64))
-    np.testing.assert_array_equal(acts["ap2"], np.rint(ap2 / s3).astype(np.int64))
-    np.testing.assert_array_equal(acts[cm.output], want)
-    np.testing.assert_array_equal(acts[cm.output], np.rint(run_ort(m, x, optimize=False) / s4).astype(np.int64))
+    acts = _assert_pool_net_codes(m, cm, cfg, x, ap, ap2, want, s1, s3, s4)
     assert len(np.unique(want)) > 5 and len(np.unique(acts["ap2"])) >= 5
     sums = naive_pool(acts["ap"].astype(np.float64), "avg", (3, 2), (1, 2)) * 6  # window sums of codes
     assert (sums % 12 != 0).mean() > 0.5  # the division by 6 * 2**1 mostly rounds: not a disguised shift

@@ -46,8 +46,8 @@ from hwsim.mac_array import (
 )
 
 #: Phases of a GEMM's testbench wall time (``phase_seconds`` of the result): encoding the operands and
-#: writing the memory files; ``$readmemh``; the GEMM from ``start`` to ``done``; reading the counters,
-#: ``$writememh`` and decoding the output beats; the reference, the cycle model and every comparison.
+#: writing the memory files; the harness copying them in; the GEMM from ``start`` to ``done``; reading the
+#: counters, the output dump and decoding its beats; the reference and every comparison.
 PHASES = ("prepare", "load", "simulate", "dump", "check")
 
 

@@ -234,9 +234,13 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
     made = Build(bdir, meta, True, waves, harness.top, harness.test_module, harness.rewrite_files)
     if (bdir / "build.ok").exists():
         return made
-    bdir.parent.mkdir(parents=True, exist_ok=True)
-    # Build next to the cache entry, then rename: atomic, and never across file systems.
-    tmp = Path(tempfile.mkdtemp(prefix=f"{top}-", dir=bdir.parent))
+    try:
+        bdir.parent.mkdir(parents=True, exist_ok=True)
+        # Build next to the cache entry, then rename: atomic, and never across file systems.
+        tmp = Path(tempfile.mkdtemp(prefix=f"{top}-", dir=bdir.parent))
+    except OSError as e:
+        raise HwsimError(f"HWSIM_CACHE={str(cache_dir())!r} is not allowed: cannot create the build directory "
+                         f"{bdir.parent} ({e.strerror or e}); expected a writable directory") from None
     src = tmp / "src"
     src.mkdir()
     sources = [src / f"{top}.v", src / f"{harness.top}.sv"]

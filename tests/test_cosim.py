@@ -231,6 +231,20 @@ def test_runner_serves_any_family(tmp_path):
         unregister(FAMILY_RECORD.name)
 
 
+def test_unusable_cache_is_one_line(tmp_path, monkeypatch, capsys):
+    """A build cache that cannot be created (HWSIM_CACHE under a file): one line naming it, exit status 2."""
+    from hwsim import cli
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("HWSIM_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(HwsimError, match=r"^HWSIM_CACHE='.*/file/cache' is not allowed: cannot create the build "
+                                         r"directory .*/file/cache/verilator \(Not a directory\)"):
+        build(MacArrayConfig(rows=2, cols=2), mac_array_harness())
+    assert cli.main(["cosim", "mac-array", "--rows", "2", "--cols", "2", "--layers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("hwsim: error: HWSIM_CACHE=")
+
+
 def test_build_failure_names_step_and_log(tmp_path, monkeypatch):
     """A harness Verilator rejects: one-line error with the failing step, its first error and build.log."""
     monkeypatch.setenv("HWSIM_CACHE", str(tmp_path))

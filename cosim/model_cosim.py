@@ -16,14 +16,13 @@ equal the reference's.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from hwsim.cosim.harness import DEFAULT_MEM_DEPTH, mac_array_harness
-from hwsim.cosim.runner import Build, build, run_job
+from hwsim.cosim.runner import Build, build, run_dir, run_job
 
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
@@ -136,8 +135,7 @@ def run_model_cosim(model: str = "digits-cnn", accel="mac-array-8x8-ws", compres
     for op in ops:
         check_op(cfg, op)
     x, y = x_te[:images], y_te[:images]
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hwsim-model-cosim-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = run_dir(workdir, prefix="hwsim-model-cosim-")
     harness = mac_array_harness()
     builds: dict[MacArrayConfig, Build] = {}
     rows: dict[str, dict] = {}

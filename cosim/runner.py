@@ -32,8 +32,8 @@ from hwsim.cosim.report import RegressionReport
 
 from hwsim.errors import HwsimError
 
-__all__ = ["Build", "Harness", "build", "cache_dir", "cosimulate", "read_job", "run_job", "verilator_env",
-           "write_job"]
+__all__ = ["Build", "Harness", "build", "cache_dir", "cosimulate", "read_job", "run_dir", "run_job",
+           "verilator_env", "write_job"]
 
 
 def verilator_env() -> dict[str, str]:
@@ -311,6 +311,20 @@ def read_job(path: Path) -> dict:
     return job
 
 
+def run_dir(workdir: Path | str | None, prefix: str = "hwsim-cosim-") -> Path:
+    """The run directory: ``workdir`` (created if missing) or a new temporary one. A directory that cannot
+    be created is a one-line :class:`HwsimError` naming it."""
+    try:
+        if not workdir:
+            return Path(tempfile.mkdtemp(prefix=prefix))
+        work = Path(workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        return work
+    except OSError as e:
+        raise HwsimError(f"run_dir={str(workdir or tempfile.gettempdir())!r} is not allowed: cannot create it "
+                         f"({e.strerror or e}); expected a writable directory") from None
+
+
 def _run_failed(message: str) -> HwsimError:
     """A failed simulation (not a bad input): the CLI exits with status 1 for it, not 2."""
     err = HwsimError(message)
@@ -329,8 +343,7 @@ def run_job(build: Build, job: dict, workdir: Path | None = None, test_module: s
     """
     test_module = test_module or build.test_module
     assertion_files = assertion_files or build.assertion_files
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hwsim-cosim-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = run_dir(workdir)
     job_path, result_path, log = write_job(job, work), work / "result.json", work / "sim.log"
     stats = work / "free_run.json"
     for stale in (result_path, stats):
@@ -375,8 +388,8 @@ def cosimulate(cfg, harness: Harness, layers: list[dict], waves: bool = False,
     """
     from hwsim.families import family_of
 
+    work = run_dir(workdir)
     made = build(cfg, harness, waves=waves)
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hwsim-cosim-"))
     job = {"family": family_of(cfg).name, "config": cfg.to_dict(), "layers": layers}
     result = run_job(made, job, workdir=work)
     return RegressionReport(cfg, result["layers"], result["wall_seconds"], made.cached, work)

@@ -245,6 +245,20 @@ def test_unusable_cache_is_one_line(tmp_path, monkeypatch, capsys):
     assert len(err.splitlines()) == 1 and err.startswith("hwsim: error: HWSIM_CACHE=")
 
 
+def test_unusable_run_dir_is_one_line(tmp_path, capsys):
+    """--run-dir under a file: one line naming it, exit status 2, for random layers and a whole model."""
+    from hwsim import cli
+
+    (tmp_path / "file").write_text("")
+    bad = str(tmp_path / "file" / "run")
+    for argv in (["cosim", "mac-array", "--rows", "2", "--cols", "2", "--layers", "1", "--run-dir", bad],
+                 ["cosim", "mac-array", "--model", "digits-cnn", "--images", "2", "--run-dir", bad]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"hwsim: error: run_dir={bad!r} is not allowed: cannot create it (Not a directory); " \
+                      "expected a writable directory"
+
+
 def test_build_failure_names_step_and_log(tmp_path, monkeypatch):
     """A harness Verilator rejects: one-line error with the failing step, its first error and build.log."""
     monkeypatch.setenv("HWSIM_CACHE", str(tmp_path))

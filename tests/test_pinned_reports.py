@@ -1,0 +1,38 @@
+"""Per-family ``simulate`` reports pinned to the values of the code before the unit protocol and run loop
+(issue 20): the refactor must not move a number users see. The values in
+``tests/data/pinned_reports_6900e88.json`` were taken from commit 6900e88 (see its ``_note``), not from
+the code under test; a deliberate change of a number updates that file in its own commit saying why."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hwsim.simulate import simulate
+
+PINNED = json.loads((Path(__file__).parent / "data" / "pinned_reports_6900e88.json").read_text())["cases"]
+EXAMPLES = Path(__file__).resolve().parents[1]
+
+
+def _accel(accel: str) -> str:
+    return str(EXAMPLES / accel) if accel.endswith(".yaml") else accel
+
+
+@pytest.mark.parametrize("case", sorted(PINNED))
+def test_report_unchanged(case):
+    model, accel = case.split("@")
+    want = PINNED[case]
+    rep = simulate(model, _accel(accel), progress=False)
+    assert rep.compress == want["compress"]
+    assert rep.cycles == want["cycles"]
+    assert rep.macs == want["macs"]
+    assert rep.energy_pj == pytest.approx(want["energy_pj"], rel=1e-12)
+    assert rep.area_mm2 == pytest.approx(want["area_mm2"], rel=1e-12)
+    assert rep.accuracy_simulated == want["accuracy_simulated"]
+    assert rep.accuracy_reference == want["accuracy_reference"]
+    assert rep.simulated_equals_reference
+    got = [{"name": lr.name, "cycles": lr.cycles, "stall_cycles": lr.stall_cycles, "macs": lr.macs,
+            "sram_bytes": lr.sram_bytes, "dram_bytes": lr.dram_bytes, "unit": lr.unit} for lr in rep.layers]
+    assert got == [{k: v for k, v in la.items() if k != "total_pj"} for la in want["layers"]]
+    for lr, la in zip(rep.layers, want["layers"], strict=True):
+        assert lr.total_pj == pytest.approx(la["total_pj"], rel=1e-12), lr.name

@@ -59,6 +59,7 @@ takes the MAC array's. With exact phases and wide words the result tends to the 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -81,6 +82,7 @@ __all__ = [
     "requantize_codes",
     "signal_dac",
     "tile_grid",
+    "tile_outputs",
 ]
 
 
@@ -155,10 +157,31 @@ def attenuator_table(cfg) -> np.ndarray:
 
 
 def program_linear(cfg, weight) -> LinearProgram:
-    """Tile ``weight`` (int, ``out x in``) into ``n x n`` blocks and program each (see the module doc)."""
+    """Tile ``weight`` (int, ``out x in``) into ``n x n`` blocks and program each (see the module doc).
+
+    Programs of a hashable ``cfg`` are cached by the weight's values (their arrays are read-only)."""
     w = np.asarray(weight)
     if w.ndim != 2 or min(w.shape) < 1:
         raise HwsimError(f"weight with shape {w.shape} is not allowed: expected a 2-D (out, in) matrix")
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    try:
+        hash(cfg)
+    except TypeError:
+        return _program(cfg, w)
+    return _program_cached(cfg, w.shape, w.tobytes())
+
+
+@functools.lru_cache(maxsize=64)
+def _program_cached(cfg, shape: tuple[int, int], data: bytes) -> LinearProgram:
+    return _program(cfg, np.frombuffer(data, dtype=np.float64).reshape(shape))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _program(cfg, w: np.ndarray) -> LinearProgram:
     n = cfg.n
     o, i = w.shape
     kt_n, nt_n = tile_grid(n, i, o)
@@ -166,15 +189,15 @@ def program_linear(cfg, weight) -> LinearProgram:
     tiles = []
     for nt in range(nt_n):
         for kt in range(kt_n):
-            blk = w[nt * n:(nt + 1) * n, kt * n:(kt + 1) * n].astype(np.float64)
+            blk = w[nt * n:(nt + 1) * n, kt * n:(kt + 1) * n]
             t = np.zeros((n, n))
             t[:blk.shape[0], :blk.shape[1]] = blk
             svd = svd_map(t, cfg.mesh)
             s = svd.atten * svd.scale
             e = int(math.ceil(math.log2(svd.scale))) if np.any(t) else 0
             atten = np.clip(np.round(s / 2.0 ** e * top), 0, top).astype(np.int64)
-            tiles.append(TileProgram(kt, nt, blk.shape[1], blk.shape[0], ref.phase_codes(cfg, svd.v_mesh), atten,
-                                     ref.phase_codes(cfg, svd.u_mesh), e))
+            tiles.append(TileProgram(kt, nt, blk.shape[1], blk.shape[0], _frozen(ref.phase_codes(cfg, svd.v_mesh)),
+                                     _frozen(atten), _frozen(ref.phase_codes(cfg, svd.u_mesh)), e))
     return LinearProgram(n, i, o, kt_n, nt_n, tuple(tiles))
 
 
@@ -225,7 +248,7 @@ def requantize_codes(acc, shift, relu: bool, act_bits: int) -> np.ndarray:
     return np.clip((acc + half) >> s, lo, hi)
 
 
-def tile_codes(cfg, tile: TileProgram, x_block, act_bits: int) -> np.ndarray:
+def tile_outputs(cfg, tile: TileProgram, x_block, act_bits: int) -> np.ndarray:
     """ADC codes (V, n) of one tile for the input block ``x_block`` (V, tile.rows) (steps 1-6)."""
     y = ref.emulate(cfg, tile.v_codes, signal_dac(cfg, x_block, act_bits))
     y = attenuate(cfg, tile.atten_codes, y)
@@ -244,7 +267,7 @@ def linear_fixed(cfg, program: LinearProgram, x, bias, shift, relu: bool, act_bi
     sh, f = post_exponents(cfg, program, act_bits)
     acc = np.zeros((x.shape[0], program.n_tiles * n), dtype=np.int64)
     for t, s in zip(program.tiles, sh, strict=True):
-        c = tile_codes(cfg, t, x[:, t.k_tile * n:t.k_tile * n + t.rows], act_bits)
+        c = tile_outputs(cfg, t, x[:, t.k_tile * n:t.k_tile * n + t.rows], act_bits)
         acc[:, t.n_tile * n:(t.n_tile + 1) * n] += c << int(s)
     acc = acc[:, :program.out_features]
     if bias is not None:

@@ -3,9 +3,9 @@
 Prints, per case, wall seconds and peak resident memory (each case runs in a fresh subprocess, so the
 peak is the case's own):
 
-* ResNet-18 conv layers (SCALE-Sim topology ``shared/scalesim/topologies/Resnet18.csv``, "same" padding
+* ResNet-18 conv layers (SCALE-Sim topology ``examples/scalesim/Resnet18.csv``, "same" padding
   as in the real network) on 32x32 and 256x256 arrays, in each dataflow (WS, OS, IS); SRAM sizes and
-  DRAM bandwidth from SCALE-Sim's TPU-like ``google.cfg``. The 256x256 runs are cycle counts only; the
+  DRAM bandwidth from the TPU-like ``examples/scalesim/google.cfg``. The 256x256 runs are cycle counts only; the
   32x32 runs also compute every output value on random int8 data.
 * Co-simulation throughput: RTL cycles per wall second of an 8x8 WS array under Verilator on one GEMM
   of over 100k cycles, including the testbench's loading of the DRAM memories, the reference and
@@ -13,7 +13,8 @@ peak is the case's own):
 
 Targets (issue 2): 256x256 cycle-count-only ResNet-18 < 2 s and < 1 GB; cosim >= 100k cycles/s.
 
-Usage: python benchmarks/resnet18.py [--shared DIR] [--skip-cosim]
+Usage: python benchmarks/resnet18.py [--config CFG] [--topology CSV] [--skip-cosim]
+(``--config``/``--topology``: your own SCALE-Sim files instead of the repository's)
 """
 
 from __future__ import annotations
@@ -27,23 +28,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SCALESIM = REPO / "examples" / "scalesim"  # SCALE-Sim-format files the repository ships
 
 
-def _shared(arg: str | None) -> Path:
-    return Path(arg) if arg else REPO.parent / "shared"
-
-
-def run_resnet(shared: Path, size: int, dataflow: str, values: bool) -> dict:
+def run_resnet(config: Path, topology: Path, size: int, dataflow: str, values: bool) -> dict:
     import numpy as np
     from hwsim.models import mac_array as ref
 
     from hwsim.mac_array import predict_gemm, simulate_gemm
     from hwsim.workloads import load_scalesim_config, load_scalesim_topology
 
-    cfg = load_scalesim_config(shared / "scalesim" / "configs" / "google.cfg",
-                               rows=size, cols=size, dataflow=dataflow)
-    layers = [layer for layer in load_scalesim_topology(shared / "scalesim" / "topologies" / "Resnet18.csv")
-              if layer.name != "FC"]
+    cfg = load_scalesim_config(config, rows=size, cols=size, dataflow=dataflow)
+    layers = [layer for layer in load_scalesim_topology(topology) if layer.name != "FC"]
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     cycles = macs = 0
@@ -100,11 +96,11 @@ def run_cosim() -> dict:
             "cycles_per_s": row["rtl_cycles"] / res["wall_seconds"], "wall_s_with_sim_startup": outer}
 
 
-def _child(spec: str, shared: Path) -> None:
+def _child(spec: str, config: Path, topology: Path) -> None:
     kind, *rest = spec.split(":")
     if kind == "resnet":
         size, dataflow, values = int(rest[0]), rest[1], rest[2] == "1"
-        out = run_resnet(shared, size, dataflow, values)
+        out = run_resnet(config, topology, size, dataflow, values)
     else:
         out = run_cosim()
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -113,13 +109,16 @@ def _child(spec: str, shared: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", help="folder holding scalesim/ (default: ../shared beside the repo)")
+    ap.add_argument("--config", default=str(SCALESIM / "google.cfg"),
+                    help="SCALE-Sim .cfg (default: examples/scalesim/google.cfg)")
+    ap.add_argument("--topology", default=str(SCALESIM / "Resnet18.csv"),
+                    help="SCALE-Sim topology .csv (default: examples/scalesim/Resnet18.csv)")
     ap.add_argument("--skip-cosim", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    shared = _shared(args.shared)
+    config, topology = Path(args.config).resolve(), Path(args.topology).resolve()
     if args.child:
-        _child(args.child, shared)
+        _child(args.child, config, topology)
         return
     specs = [f"resnet:256:{df}:0" for df in ("ws", "os", "is")]
     specs += [f"resnet:32:{df}:1" for df in ("ws", "os", "is")]
@@ -127,7 +126,7 @@ def main() -> None:
         specs.append("cosim")
     print(f"{'case':<44} {'wall s':>8} {'peak MB':>8}  details")
     for spec in specs:
-        cmd = [sys.executable, __file__, "--child", spec, "--shared", str(shared)]
+        cmd = [sys.executable, __file__, "--child", spec, "--config", str(config), "--topology", str(topology)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode:
             print(f"{spec:<44} FAILED: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}")

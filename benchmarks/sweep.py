@@ -1,7 +1,7 @@
 """Sweep throughput: counts-only MAC-array design points on every ResNet-18 conv layer.
 
-Each design point is a whole ResNet-18 (the 20 conv layers of SCALE-Sim's topology
-``shared/scalesim/topologies/Resnet18.csv``, "same" padding; the FC row excluded) on one MAC-array
+Each design point is a whole ResNet-18 (the 20 conv layers of the SCALE-Sim topology
+``examples/scalesim/Resnet18.csv``, "same" padding; the FC row excluded) on one MAC-array
 config: exact cycles and stalls of every layer, the action counts priced by the cost model (energy per
 component), area. The grid crosses array rows and columns, dataflow, PE format, SRAM size and DRAM
 bandwidth. Every run starts from an empty output directory (nothing cached) and is timed end to end
@@ -13,7 +13,7 @@ bandwidth. Every run starts from an empty output directory (nothing cached) and 
 Printed: points per minute, and the ratio to 1 worker. Target (issue 9): >= 10,000 points per minute in
 every case on a 2-core machine.
 
-Usage: python benchmarks/sweep.py [--shared DIR] [--points N] [--skip-dask]
+Usage: python benchmarks/sweep.py [--topology CSV] [--points N] [--skip-dask]
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_spec(shared: Path, points: int) -> dict:
+def make_spec(topology: Path, points: int) -> dict:
     return {
         "name": "resnet18_counts",
         "family": "mac-array",
-        "workload": {"topology": str(shared / "scalesim" / "topologies" / "Resnet18.csv"), "exclude": ["FC"]},
+        "workload": {"topology": str(topology), "exclude": ["FC"]},
         "axes": {
             "rows": [8, 16, 32, 64, 128],
             "cols": [8, 16, 32, 64, 128],
@@ -61,11 +61,12 @@ def run(spec: dict, **kw) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
+    ap.add_argument("--topology", default=str(REPO / "examples" / "scalesim" / "Resnet18.csv"),
+                    help="SCALE-Sim topology .csv (default: the repository's examples/scalesim/Resnet18.csv)")
     ap.add_argument("--points", type=int, default=6000)
     ap.add_argument("--skip-dask", action="store_true")
     args = ap.parse_args()
-    spec = make_spec(Path(args.shared), args.points)
+    spec = make_spec(Path(args.topology).resolve(), args.points)
     cases = [("1 local worker", {"workers": 1}), ("2 local workers", {"workers": 2})]
     cluster = None
     if not args.skip_dask:

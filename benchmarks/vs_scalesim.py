@@ -1,7 +1,8 @@
 """hwsim against SCALE-Sim on the same topology and config: per-layer cycle agreement and wall time.
 
-For each topology (default: ResNet-18 and AlexNet from ``../shared/scalesim/topologies``) and each dataflow
-(os, ws, is) on SCALE-Sim's ``google.cfg`` (256x256), prints:
+For each topology (default: ResNet-18 and AlexNet, the repository's ``examples/scalesim/Resnet18.csv`` and
+``alexnet.csv``) and each dataflow (os, ws, is) on the TPU-like ``examples/scalesim/google.cfg`` (256x256),
+prints:
 
 * per layer, SCALE-Sim's compute cycles ("Total Cycles" minus "Stall Cycles" of its COMPUTE_REPORT) beside
   hwsim's count under SCALE-Sim's conventions (``hwsim.scalesim``), and whether they are identical; also
@@ -19,8 +20,10 @@ and point the benchmark at that interpreter with ``--scalesim-python`` (default:
 ``/tmp/scalesim-venv/bin/python``). SCALE-Sim runs with its traces off (``save_disk_space=True``); one
 ResNet-18 run takes minutes. Without SCALE-Sim the benchmark prints hwsim's side and says what is missing.
 
-Usage: python benchmarks/vs_scalesim.py [--shared DIR] [--scalesim-python PY] [--topologies Resnet18 alexnet]
-       [--dataflows os ws is] [--json FILE]
+Usage: python benchmarks/vs_scalesim.py [--config CFG] [--layout CSV] [--scalesim-python PY]
+       [--topologies Resnet18 alexnet | FILE.csv ...] [--dataflows os ws is] [--json FILE]
+
+A topology given by name is ``examples/scalesim/NAME.csv``; a path to a ``.csv`` runs your own file.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SCALESIM = REPO / "examples" / "scalesim"  # SCALE-Sim-format files the repository ships
 
 # Runs inside SCALE-Sim's interpreter: one run, traces off, prints the COMPUTE_REPORT rows and its time.
 _DRIVER = r"""
@@ -112,16 +116,19 @@ def run_scalesim(py: str, cfg: Path, topo: Path, layout: Path, dataflow: str, tm
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shared", help="folder holding scalesim/ (default: ../shared beside the repo)")
+    ap.add_argument("--config", default=str(SCALESIM / "google.cfg"),
+                    help="SCALE-Sim .cfg (default: examples/scalesim/google.cfg)")
+    ap.add_argument("--layout", default=str(SCALESIM / "no_layout.csv"),
+                    help="SCALE-Sim layout .csv, which SCALE-Sim 3 always opens (default: examples/scalesim/"
+                         "no_layout.csv, a header only: no custom layout)")
     ap.add_argument("--scalesim-python", help="interpreter with scalesim installed")
-    ap.add_argument("--topologies", nargs="+", default=["Resnet18", "alexnet"])
+    ap.add_argument("--topologies", nargs="+", default=["Resnet18", "alexnet"],
+                    help="names in examples/scalesim/ or paths to SCALE-Sim topology .csv files")
     ap.add_argument("--dataflows", nargs="+", default=["os", "ws", "is"])
     ap.add_argument("--json", help="also write the figures as JSON")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # each run's table appears as soon as it is done
-    shared = Path(args.shared) if args.shared else REPO.parent / "shared"
-    ss = shared / "scalesim"
-    cfg, layout = ss / "configs" / "google.cfg", ss / "layouts" / "dummy_layout.csv"
+    cfg, layout = Path(args.config).resolve(), Path(args.layout).resolve()  # SCALE-Sim runs in a temp dir
     py, version = _scalesim_python(args.scalesim_python)
     if py:
         print(f"SCALE-Sim {version} at {py} (traces off)")
@@ -132,8 +139,9 @@ def main(argv=None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        for name in args.topologies:
-            topo = ss / "topologies" / f"{name}.csv"
+        for given in args.topologies:
+            topo = Path(given).resolve() if given.endswith(".csv") else SCALESIM / f"{given}.csv"
+            name = topo.stem
             for df in args.dataflows:
                 h = run_hwsim(cfg, topo, df)
                 s = run_scalesim(py, cfg, topo, layout, df, tmp) if py else None

@@ -17,8 +17,9 @@ from hwsim.cli import main
 from hwsim.errors import HwsimError
 from hwsim.scalesim import compare_with_scalesim, read_scalesim_config, read_scalesim_topology
 
-SCALESIM = Path(__file__).resolve().parents[2] / "shared" / "scalesim"
-GOOGLE = SCALESIM / "configs" / "google.cfg"
+#: SCALE-Sim-format files the repository ships (examples/scalesim/README.md: where the shapes come from)
+SCALESIM = Path(__file__).resolve().parents[1] / "examples" / "scalesim"
+GOOGLE = SCALESIM / "google.cfg"
 
 SMALL_TOPO = """Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,
 L1,10,10,3,3,3,5,1,
@@ -80,13 +81,6 @@ def topo_rows(path: Path) -> list[tuple[str, list[int]]]:
     return out
 
 
-@pytest.fixture
-def shared():
-    if not SCALESIM.is_dir():
-        pytest.skip(f"SCALE-Sim samples not found at {SCALESIM}")
-    return SCALESIM
-
-
 @pytest.mark.parametrize("df", ["os", "ws", "is"])
 def test_small_topology_matches_scalesim_3_0_0(tmp_path, df):
     (tmp_path / "t.csv").write_text(SMALL_TOPO)
@@ -97,8 +91,8 @@ def test_small_topology_matches_scalesim_3_0_0(tmp_path, df):
 
 @pytest.mark.parametrize("topology", ["Resnet18", "alexnet"])
 @pytest.mark.parametrize("df", ["os", "ws", "is"])
-def test_every_layer_matches_the_naive_demand_matrices(shared, topology, df):
-    path = shared / "topologies" / f"{topology}.csv"
+def test_every_layer_matches_the_naive_demand_matrices(topology, df):
+    path = SCALESIM / f"{topology}.csv"
     cmp = compare_with_scalesim(GOOGLE, path, dataflow=df)
     expected = [naive_scalesim_cycles(df, 256, 256, row) for _, row in topo_rows(path)]
     assert [r.name for r in cmp.layers] == [n for n, _ in topo_rows(path)]
@@ -106,8 +100,8 @@ def test_every_layer_matches_the_naive_demand_matrices(shared, topology, df):
     assert [r.scalesim_report_cycles for r in cmp.layers] == [e - 1 for e in expected]
 
 
-def test_lowerings_differ_as_documented(shared):
-    cmp = compare_with_scalesim(GOOGLE, shared / "topologies" / "alexnet.csv", dataflow="ws")
+def test_lowerings_differ_as_documented():
+    cmp = compare_with_scalesim(GOOGLE, SCALESIM / "alexnet.csv", dataflow="ws")
     conv1 = cmp.layers[0]
     # SCALE-Sim: no padding, ceil((224 - 11 + 4) / 4) = 55 -> 55*55 = 3025 pixels, K = 11*11*3
     assert conv1.scalesim_mnk == (3025, 96, 363)
@@ -135,7 +129,7 @@ def test_gemm_topology_and_depthwise_rows(tmp_path):
 
 
 def test_config_fields():
-    cfg = read_scalesim_config(GOOGLE) if GOOGLE.is_file() else pytest.skip("no google.cfg")
+    cfg = read_scalesim_config(GOOGLE)
     assert (cfg.rows, cfg.cols, cfg.dataflow, cfg.bandwidth) == (256, 256, "os", 10.0)
     m = cfg.mac_array_config(dataflow="ws")
     assert m.input_sram_bytes == 6144 * 1024 and m.output_sram_bytes == 2048 * 1024 and m.dataflow == "ws"
@@ -169,9 +163,9 @@ def test_malformed_config(tmp_path, edit, pattern):
         read_scalesim_config(tmp_path / "c.cfg")
 
 
-def test_cli_prints_both_conventions(shared, capsys):
+def test_cli_prints_both_conventions(capsys):
     rc = main(["simulate", "--scalesim-config", str(GOOGLE), "--topology",
-               str(shared / "topologies" / "Resnet18.csv"), "--dataflow", "ws"])
+               str(SCALESIM / "Resnet18.csv"), "--dataflow", "ws"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "SCALE-Sim convention" in out and "hwsim convention" in out

@@ -25,8 +25,7 @@ from hwsim.sweep import load_spec, pareto_mask, parse_spec, read_table, run_swee
 from hwsim.workloads import load_scalesim_topology
 
 REPO = Path(__file__).resolve().parents[1]
-RESNET = REPO.parent / "shared" / "scalesim" / "topologies" / "Resnet18.csv"
-needs_resnet = pytest.mark.skipif(not RESNET.is_file(), reason="shared/scalesim topologies not beside the repo")
+RESNET = REPO / "examples" / "scalesim" / "Resnet18.csv"
 
 
 def _layers_spec(**over) -> dict:
@@ -110,7 +109,6 @@ def test_layers_sweep_matches_predict_gemm(tmp_path):
             "energy_pj", "energy_dram_pj", "area_mm2", "utilization", "pareto", "feasible"} <= set(disk[0])
 
 
-@needs_resnet
 def test_resnet_topology_points(tmp_path):
     spec = parse_spec({"family": "mac-array", "workload": {"topology": str(RESNET), "exclude": ["FC"]},
                        "axes": {"rows": [16, 32], "dataflow": ["ws", "os", "is"]}, "plots": False})

@@ -9,14 +9,13 @@ from hwsim.models.errors import HwsimError
 
 from hwsim.workloads import ConvLayer, GemmLayer, load_scalesim_topology, total_macs
 
-SCALESIM = Path(__file__).resolve().parents[2] / "shared" / "scalesim"
+#: SCALE-Sim-format files the repository ships (examples/scalesim/README.md: where the shapes come from)
+SCALESIM = Path(__file__).resolve().parents[1] / "examples" / "scalesim"
 
 
 @pytest.fixture
 def resnet18_csv() -> Path:
-    if not SCALESIM.is_dir():
-        pytest.skip(f"SCALE-Sim topologies not found at {SCALESIM}")
-    return SCALESIM / "topologies" / "Resnet18.csv"
+    return SCALESIM / "Resnet18.csv"
 
 
 def test_resnet18(resnet18_csv):
@@ -54,9 +53,7 @@ def test_resnet18_no_padding_and_batch(resnet18_csv):
 
 
 def test_alexnet_spacing(tmp_path):
-    if not SCALESIM.is_dir():
-        pytest.skip(f"SCALE-Sim topologies not found at {SCALESIM}")
-    layers = load_scalesim_topology(SCALESIM / "topologies" / "alexnet.csv")
+    layers = load_scalesim_topology(SCALESIM / "alexnet.csv")
     assert [layer.name for layer in layers] == ["Conv1", "Conv2", "Conv3", "Conv4", "Conv5"]
     assert layers[1].gemm_shape == (27 * 27, 96 * 25, 256)
 

@@ -108,17 +108,17 @@ def run_model_cosim(model: str = "digits-cnn", accel="mac-array-8x8-ws", compres
                     images: int | None = None, workdir=None, waves: bool = False) -> ModelCosimReport:
     """Run ``model`` compressed with ``compress`` through the RTL of ``accel`` for the first ``images``
     digits test images (default: all 450); see the module docstring."""
+    from hwsim.models import catalog, zoo
     from hwsim.models import compress as comp
-    from hwsim.models import zoo
 
+    from hwsim import run
     from hwsim.families import resolve_accel
     from hwsim.mac_array import check_op
-    from hwsim.simulate import _gemm_unit, _load_model
 
     t_start = time.perf_counter()
     acc = resolve_accel(accel)
     comp.parse_compress_spec(compress)
-    fmodel = _load_model(model)
+    fmodel = catalog.load(model)
     for layer in fmodel.compute_layers():
         acc.unit_for(layer.kind, layer.name)
     x_tr, _, x_te, y_te = zoo.load_digits_split()
@@ -127,8 +127,11 @@ def run_model_cosim(model: str = "digits-cnn", accel="mac-array-8x8-ws", compres
     if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= len(y_te):
         raise HwsimError(f"images={images!r} is not allowed: expected an integer in [1, {len(y_te)}]")
     cm = comp.compress(fmodel, compress, x_tr[:512], cfg=acc.units[0].config)
-    _, unit = _gemm_unit(acc, cm)
-    cfg = unit.config
+    used = sorted({i for _, i in run.route(acc, cm)})
+    if len(used) != 1:
+        raise HwsimError(f"--accel={accel!r} is not allowed: the model's layers route to {len(used)} units; the "
+                         "model co-simulation runs every layer on one mac-array unit")
+    cfg = acc.units[used[0]].config
     if not isinstance(cfg, MacArrayConfig):
         raise HwsimError(f"--accel={accel!r} is not allowed: the model co-simulation runs on a mac-array unit")
     ops = cm.gemm_ops(batch=images)

@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("model", nargs="?", default="digits-cnn",
                    help="zoo name (digits-cnn, digits-mlp), model .npz, or ONNX graph .onnx (float, QDQ, QOperator, "
                         "QONNX)")
-    m.add_argument("--accel", default="mac-array-8x8-ws",
+    m.add_argument("--accel", default=fams.DEFAULT_ACCEL,
                    help=f"a preset of any family ({presets}, ...; 'hwsim families' lists them) or a YAML/JSON "
                         "file naming the family")
     m.add_argument("--compress", default=None,

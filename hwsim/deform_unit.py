@@ -55,6 +55,7 @@ from hwsim.errors import HwsimError
 from hwsim.families import Family
 from hwsim.models import deform_unit as ref
 from hwsim.stats import ActionCounts
+from hwsim.unit import Stats, mean_stats
 
 __all__ = [
     "FAMILY",
@@ -718,6 +719,50 @@ def inventory(cfg: DeformUnitConfig):
     return Inventory(f"deform_unit {cfg.offset_mode} {cfg.lanes}x{cfg.out_lanes}", tuple(comps))
 
 
+# ---------------------------------------------------------------------------------------------- unit protocol
+def to_stats(cfg: DeformUnitConfig, st: DeformStats) -> Stats:
+    """A :class:`DeformStats` as the unit protocol's :class:`hwsim.unit.Stats` (SRAM = the line buffer and
+    the offset buffer, as ``DeformStats.sram_bytes``; the unit's own counters in ``detail``)."""
+    acts = st.actions
+    read = (acts.get("line_buffer", "read") * (cfg.lanes * cfg.act_bits // 8)
+            + acts.get("offset_buffer", "read") * OFFSET_WORD_BITS // 8)
+    return Stats(st.cycles, st.stall_cycles, st.macs, acts, sram_read_bytes=read, sram_write_bytes=st.sram_bytes - read,
+                 dram_read_bytes=st.dram_read_bytes, dram_write_bytes=st.dram_write_bytes,
+                 detail={k: getattr(st, k) for k in ("unit_cycles", "offset_cycles", "fill_stall_cycles",
+                                                     "miss_stall_cycles", "conflict_cycles", "items", "misses")})
+
+
+def lower(cfg: DeformUnitConfig, layer) -> tuple:
+    """Unit protocol: a compressed ``deform_conv2d`` layer (checked by :func:`check_op`) as one
+    :class:`DeformLayer` op (its counts with :func:`synthetic_offsets`; the learned offsets come with
+    :func:`run`)."""
+    check_op(cfg, layer)
+    return (_layer_of(layer),)
+
+
+def predict_stats(cfg: DeformUnitConfig, op) -> Stats:
+    """Unit protocol: :func:`predict` (offsets drawn by :func:`synthetic_offsets`) as :class:`Stats`."""
+    return to_stats(cfg, predict(cfg, op))
+
+
+def run(cfg: DeformUnitConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
+    """Unit protocol: :func:`run_layer`, with the per-inference mean of its per-image statistics
+    (:func:`hwsim.unit.mean_stats`: the counts depend on the offsets)."""
+    values, stats = run_layer(cfg, layer, inputs)
+    return values, mean_stats(to_stats(cfg, st) for st in stats)
+
+
+def reference(cfg: DeformUnitConfig, layer, inputs) -> np.ndarray:
+    """Unit protocol: the layer through the fixed-point DCN spec with this unit's arithmetic."""
+    return layer.forward_int(inputs, cfg=cfg)
+
+
+def describe_layer(cfg: DeformUnitConfig, layer, ops) -> tuple[str, str]:
+    o, cg, kh, kw = layer.weight.shape
+    _, ho, wo = layer.out_shape
+    return f"{ho * wo}x{cg * kh * kw}x{o} dcn", layer.weight_format
+
+
 FAMILY = Family(
     name="deform-unit",
     config_cls=DeformUnitConfig,
@@ -730,9 +775,12 @@ FAMILY = Family(
     reference="hwsim.models.deform_unit",
     cycle_model="hwsim.deform_unit",
     inventory=inventory,
-    predict=predict,
-    check_op="hwsim.deform_unit:check_op",
-    run_layer="hwsim.deform_unit:run_layer",
+    lower=lower,
+    predict=predict_stats,
+    run=run,
+    run_reference=reference,
+    describe_layer=describe_layer,
+    check_op=check_op,
     rtl="hwsim.rtl.deform_unit:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.deform_unit_regression:run_regression",

@@ -12,26 +12,23 @@ Entry-point protocol (what each view's callable takes and returns)
     The config a preset name stands for, or None if the name is not this family's.
 ``inventory(cfg) -> hwsim.cost.Inventory``
     The priced components of one accelerator (see :mod:`hwsim.cost`).
-``predict(cfg, op) -> LayerStats``
-    Counts-only cycle model of one :class:`hwsim.models.compress.GemmOp` (closed form).
+``lower(cfg, layer) -> ops``, ``predict(cfg, op) -> Stats``, ``run(cfg, layer, inputs) -> (values, Stats)``
+    The unit protocol (:mod:`hwsim.unit`): the work one layer of a compiled model gives the unit (raising
+    :class:`HwsimError` for a layer the unit cannot run), its counts in closed form, and the bit-exact value
+    path of the layer on a batch. :mod:`hwsim.run` drives every family through these.
+``run_reference(cfg, layer, inputs) -> values``
+    The layer through the family's bit-exact reference (the spec the unit's ``run`` must equal).
+``describe_layer(cfg, layer, ops) -> (shape, weight_format)``
+    Short labels of a layer for the report.
+``compile(cfg, model, compress, calib, train_data) -> (compiled model, label)``
+    Optional: a family whose number formats are its own (e.g. an LSTM engine's fixed point) compiles the
+    float model itself; the compiled model offers ``unit_layers()``, ``quantize_input(x)`` and
+    ``run_int(x_int, cfg=..., layer_fn=...)`` as :class:`hwsim.models.compressed.CompressedModel` does.
+    Without it, :func:`hwsim.run.compile_model` compresses with :func:`hwsim.models.compress.compress`.
 ``execute(cfg, a, w, shift, relu, bias=None) -> (values, LayerStats)``
-    Value path: the bit-exact outputs of one GEMM and its statistics.
+    GEMM families: the value path of one GEMM (the sweep's value metrics).
 ``check_op(cfg, op) -> None``
     Raises :class:`HwsimError` if this unit cannot run ``op`` (e.g. weight codes the PE lacks).
-``run_layer(cfg, layer, inputs) -> (values, stats)``
-    For layer kinds that are neither lowered to GEMMs nor whole models (e.g. ``deform_conv2d`` on the
-    ``deform-unit``): one layer of a compressed model (:class:`hwsim.models.compressed.QLayer`, already
-    accepted by ``check_op``) on a batch; ``inputs`` are its int64 input batches (one per layer input),
-    ``values`` its bit-exact int64 output batch and ``stats`` one statistics record per input (``cycles``,
-    ``stall_cycles``, ``macs``, ``actions``, ``dram_read_bytes``, ``dram_write_bytes``, optionally
-    ``sram_bytes``). ``simulate`` runs
-    such layers on their unit inside the compressed model and the GEMM layers on the GEMM unit.
-``simulate_model(cfg, model, x, compress=None, calib=None) -> ModelRun``
-    For families whose layers are not lowered to GEMMs (e.g. ``lstm``): the whole float ``model``
-    (:class:`hwsim.models.graph.Model`, every workload layer routed to this unit) quantized for ``cfg``
-    (``compress`` is the user's spec or None; ``calib`` are calibration inputs), run on the inputs ``x``
-    through the bit-exact reference and through the family's cycle-level model; per-layer statistics of
-    one inference (:class:`ModelRun`). ``simulate`` calls it instead of its GEMM path.
 ``rtl(cfg) -> (verilog text, metadata dict)``
     The generated Verilog of the top ``cfg.top_name`` and its metadata (ports from the signature).
 ``rtl_check(cfg) -> None``
@@ -58,12 +55,11 @@ from pathlib import Path
 from hwsim.errors import HwsimError
 
 __all__ = [
+    "DEFAULT_ACCEL",
     "VIEWS",
     "Accelerator",
     "CliOption",
     "Family",
-    "ModelLayer",
-    "ModelRun",
     "Unit",
     "all_families",
     "config_from_mapping",
@@ -148,11 +144,14 @@ class Family:
     reference: str | None = None
     cycle_model: str | None = None
     inventory: str | Callable | None = None
+    lower: str | Callable | None = None
     predict: str | Callable | None = None
+    run: str | Callable | None = None
+    run_reference: str | Callable | None = None
+    describe_layer: str | Callable | None = None
+    compile: str | Callable | None = None
     execute: str | Callable | None = None
     check_op: str | Callable | None = None
-    run_layer: str | Callable | None = None
-    simulate_model: str | Callable | None = None
     rtl: str | Callable | None = None
     rtl_check: str | Callable | None = None
     cosim: str | Callable | None = None
@@ -197,41 +196,6 @@ class Family:
         }
 
 
-@dataclass(frozen=True)
-class ModelLayer:
-    """One layer of one inference in a :class:`ModelRun`: what ``simulate`` reports and prices.
-
-    ``shape`` and ``weight_format`` are short labels; ``cycles``, ``stall_cycles`` in clock cycles;
-    ``utilization`` is MACs / (peak MACs per cycle x cycles); ``actions`` the priced
-    :class:`hwsim.stats.ActionCounts`; ``sram_bytes`` / ``dram_bytes`` the bytes moved.
-    """
-
-    name: str
-    shape: str
-    weight_format: str
-    macs: int
-    cycles: int
-    stall_cycles: int
-    utilization: float
-    actions: object
-    sram_bytes: int = 0
-    dram_bytes: int = 0
-
-
-@dataclass(frozen=True)
-class ModelRun:
-    """What ``simulate_model`` returns: ``layers`` (one inference), the output logits of every input
-    through the bit-exact reference (``logits_reference``) and through the cycle-level model
-    (``logits_simulated``), how many output values the model computed (``outputs_compared``) and a label
-    of the number format used (``compress``)."""
-
-    compress: str
-    layers: tuple[ModelLayer, ...]
-    logits_reference: object
-    logits_simulated: object
-    outputs_compared: int = 0
-
-
 def _resolve(target: str | Callable) -> Callable:
     if callable(target):
         return target
@@ -247,6 +211,8 @@ _REGISTRY: dict[str, Family] = {}
 _PLUGINS_LOADED = False
 #: Modules of the built-in families; each defines ``FAMILY``, its :class:`Family` record.
 BUILTIN = ("hwsim.mac_array", "hwsim.lstm_engine", "hwsim.rf_array", "hwsim.deform_unit")
+#: The accelerator ``simulate`` runs when none is named (the README's quick start).
+DEFAULT_ACCEL = "mac-array-8x8-ws"
 
 
 def register(family: Family, replace: bool = False) -> Family:

@@ -55,6 +55,7 @@ from hwsim.families import Family
 from hwsim.models import lstm_engine as ref
 from hwsim.models import tensor_formats as tf
 from hwsim.stats import ActionCounts
+from hwsim.unit import Stats
 
 __all__ = [
     "FAMILY",
@@ -74,7 +75,11 @@ __all__ = [
     "simulate_matvec",
     "simulate_step",
     "step_bank_counts",
-    "simulate_model",
+    "compile_classifier",
+    "lower",
+    "predict_stats",
+    "run",
+    "reference",
     "stage_descriptors",
     "workload",
     "workload_table",
@@ -195,6 +200,10 @@ class LstmEngineConfig(FamilyConfig):
     @property
     def ns_per_cycle(self) -> float:
         return 1000.0 / self.clock_mhz
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.pes
 
     @property
     def data_bytes(self) -> int:
@@ -510,13 +519,6 @@ def simulate_step(cfg: LstmEngineConfig, q: ref.FixedLstm, x, h, c, hidden_name:
 _SRAMS = ("weight_sram", "hidden_sram", "work_sram", "state_sram")
 
 
-def _traffic(cfg: LstmEngineConfig, acts: ActionCounts) -> tuple[int, int]:
-    """(SRAM bytes, DRAM bytes) of ``acts``: weight/hidden SRAM words are ``pes`` entries, the others one."""
-    word = {"weight_sram": cfg.pes * cfg.data_bytes, "hidden_sram": cfg.pes * cfg.data_bytes}
-    sram = sum(v * word.get(c, cfg.data_bytes) for (c, a), v in acts.counts.items() if c in _SRAMS)
-    return sram, sum(v for (c, a), v in acts.counts.items() if c == "dram")
-
-
 def readout_stats(cfg: LstmEngineConfig, outputs: int, hidden: int) -> StageStats:
     """Timing of a dense readout ``outputs x hidden`` on the engine: one stage (R = outputs, K = hidden,
     Q = 1) with its weights in the hidden SRAM beside ``U`` and ``h`` read from the state SRAM."""
@@ -530,25 +532,63 @@ def _readout_actions(cfg: LstmEngineConfig, st: StageStats) -> ActionCounts:
     return ActionCounts(acts)
 
 
-def simulate_model(cfg: LstmEngineConfig, model, x, compress: str | None = None, calib=None):
-    """Registry entry ``simulate_model``: an LSTM classifier (an ``lstm`` layer then a ``linear`` readout,
-    :mod:`hwsim.models.lstm_models`) on the engine, every input of ``x`` (images or sequences).
+# ---------------------------------------------------------------------------------------------- unit protocol
+@dataclass(frozen=True)
+class ClassifierLayer:
+    """One layer of a compiled LSTM classifier: ``lstm`` (the input layer's stage sequence, the hidden stage
+    and the gate unit, ``steps`` time steps; in: int64 sequences ``(B, T, N)``, out: the last hidden state
+    ``(B, H)``) or ``readout`` (kind ``linear``: one dense stage; in: ``h``, out: the logits)."""
 
-    The classifier is quantized for ``cfg`` (:func:`hwsim.models.lstm_models.quantize`, calibrated on
-    ``calib``, default ``x``). Reference logits: :func:`hwsim.models.lstm_models.forward_fixed`. Engine
-    logits: per step the input layer's stage sequence (:func:`simulate_matvec`'s value path) and the gate
-    unit (hidden stage + cell update), then the readout stage; statistics of one inference: the ``lstm``
-    layer is ``T`` time steps (:func:`predict` of the workload), the ``readout`` one dense stage
-    (:func:`readout_stats`). ``compress`` must be None or ``int<data_bits>``: the number format is the
-    engine config's. A dense input layer runs as a one-core TT-matrix (a single stage) on either
-    decomposition; a TT/HT layer needs the engine of its decomposition.
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    fixed: object = field(compare=False, repr=False)
+    """The :class:`hwsim.models.lstm_models.FixedClassifier` it belongs to."""
+    model: object = field(compare=False, repr=False)
+    """The float :class:`hwsim.models.lstm_models.LstmClassifier` (shapes, description)."""
+    steps: int = 8
 
-    Returns
-    -------
-    hwsim.families.ModelRun
-    """
-    from hwsim.families import ModelRun
+
+@dataclass(frozen=True)
+class ReadoutOp:
+    """The readout stage: ``outputs x hidden`` dense, weights in the hidden SRAM beside ``U``."""
+
+    layer: str
+    outputs: int
+    hidden: int
+
+
+class CompiledClassifier:
+    """An LSTM classifier quantized for one engine, as the run loop (:mod:`hwsim.run`) drives it: two unit
+    layers (``lstm``, ``readout``), no host layers."""
+
+    def __init__(self, fixed, model, steps: int):
+        self.fixed, self.model = fixed, model
+        self.layers = (ClassifierLayer("lstm", "lstm", ("input",), fixed, model, steps),
+                       ClassifierLayer("readout", "linear", ("lstm",), fixed, model, steps))
+
+    def unit_layers(self) -> tuple[ClassifierLayer, ...]:
+        return self.layers
+
+    def quantize_input(self, x, rounding=None) -> np.ndarray:
+        from hwsim.models import lstm_models as lm
+
+        return lm.quantize_inputs(self.fixed, x)
+
+    def run_int(self, x_int, cfg=None, layer_fn=None) -> np.ndarray:
+        h = layer_fn(self.layers[0], [x_int])
+        return np.asarray(layer_fn(self.layers[1], [np.asarray(h, dtype=np.int64)]), dtype=np.int64)
+
+
+def compile_classifier(cfg: LstmEngineConfig, model, compress: str | None = None, calib=None, train_data=None):
+    """Registry entry ``compile``: an LSTM classifier (an ``lstm`` layer then a ``linear`` readout,
+    :mod:`hwsim.models.lstm_models`) quantized for ``cfg`` (:func:`hwsim.models.lstm_models.quantize`,
+    calibrated on ``calib``, or the first 256 training images). ``compress`` must be None or
+    ``int<data_bits>``: the number format is the engine config's. A dense input layer runs as a one-core
+    TT-matrix (a single stage) on either decomposition; a TT/HT layer needs the engine of its decomposition.
+    Returns ``(CompiledClassifier, label)``."""
     from hwsim.models import lstm_models as lm
+    from hwsim.models import zoo
 
     fmt_name = f"int{cfg.data_bits}"
     if compress not in (None, fmt_name):
@@ -562,47 +602,102 @@ def simulate_model(cfg: LstmEngineConfig, model, x, compress: str | None = None,
     if (4 * H + m.V.shape[0]) * H * cfg.data_bytes > cfg.hidden_sram_bytes:
         raise HwsimError(f"hidden_sram_bytes={cfg.hidden_sram_bytes} is not allowed for {model.name}: expected >= "
                          f"{(4 * H + m.V.shape[0]) * H * cfg.data_bytes} bytes (U and the readout)")
-    q = lm.quantize(m, cfg, x if calib is None else calib)
-    fq = q.lstm
-    xs = lm.quantize_inputs(q, x)
-    T = xs.shape[1]
-    ref_logits = lm.forward_fixed(q, x)
-
-    hs = []
-    for seq in xs:  # engine: stage sequence, then hidden stage and gate unit, step by step
-        h = np.zeros(H, dtype=np.int64)
-        c = np.zeros(H, dtype=np.int64)
-        for xt in seq:
-            zx = tf.matvec_fixed(fq.fmt, xt, fq.shifts, data_bits=cfg.data_bits, acc_bits=cfg.acc_bits,
-                                 overflow=cfg.overflow, rounding=cfg.rounding, order=fq.order)
-            h, c = ref.cell_fixed(zx, fq.U, fq.b, h, c, fq.e_u, cfg)
-        hs.append(h)
-    sim_logits = lm.readout_fixed(q, np.stack(hs))
-
-    layers = predict_classifier(cfg, m, T, fq.order)
-    return ModelRun(f"{fmt_name} fixed point ({m.describe()})", layers, ref_logits, sim_logits,
-                    int(xs.shape[0] * (T * H + m.V.shape[0])))
+    if calib is None:
+        calib = zoo.load_digits_split()[0][:256]
+    q = lm.quantize(m, cfg, calib[:256])
+    steps = lm.quantize_inputs(q, calib[:1]).shape[1]
+    return CompiledClassifier(q, m, steps), f"{fmt_name} fixed point ({m.describe()})"
 
 
-def predict_classifier(cfg: LstmEngineConfig, m, steps: int = 8, order=None):
-    """Counts-only statistics of one inference of the LSTM classifier ``m``
-    (:class:`hwsim.models.lstm_models.LstmClassifier`, only its shapes matter) over ``steps`` time steps:
-    the ``lstm`` layer and the ``readout`` stage as :class:`hwsim.families.ModelLayer` s (what
-    :func:`simulate_model` reports)."""
-    from hwsim.families import ModelLayer
-
+def _input_format(m):
     H, N = m.hidden, m.W.shape[1]
-    fmt = m.fmt if m.fmt is not None else tf.TTMatrix((4 * H,), (N,), (tf.Factor("G1", ("m1", "n1"), m.W),))
-    lstm = predict(cfg, LstmWorkload("lstm", fmt, H, steps, order))
-    ro = readout_stats(cfg, m.V.shape[0], H)
-    layers = []
-    for name, shape, st_cycles, stalls, macs, acts in (
-            ("lstm", f"T{steps} {4 * H}x{N}+{4 * H}x{H}", lstm.cycles, lstm.stall_cycles, lstm.macs, lstm.actions),
-            ("readout", f"{m.V.shape[0]}x{H}", ro.cycles, ro.conflict_cycles, ro.macs, _readout_actions(cfg, ro))):
-        sram, dram = _traffic(cfg, acts)
-        layers.append(ModelLayer(name, shape, m.describe() if name == "lstm" else "dense", macs, st_cycles, stalls,
-                                 macs / (cfg.pes * st_cycles), acts, sram, dram))
-    return tuple(layers)
+    return m.fmt if m.fmt is not None else tf.TTMatrix((4 * H,), (N,), (tf.Factor("G1", ("m1", "n1"), m.W),))
+
+
+def lower(cfg: LstmEngineConfig, layer) -> tuple:
+    """Unit protocol: the ``lstm`` layer as one :class:`LstmWorkload` (its ``steps`` time steps), the
+    ``readout`` as one :class:`ReadoutOp`."""
+    if not isinstance(layer, ClassifierLayer):
+        raise HwsimError(f"layer {getattr(layer, 'name', layer)!r} is not allowed on lstm-engine: expected a layer "
+                         "of an LSTM classifier compiled for the engine (hwsim.lstm_engine.compile_classifier)")
+    m = layer.model
+    if layer.kind == "lstm":
+        return (LstmWorkload("lstm", _input_format(m), m.hidden, layer.steps, layer.fixed.lstm.order),)
+    return (ReadoutOp(layer.name, m.V.shape[0], m.hidden),)
+
+
+def _sram_bytes(cfg: LstmEngineConfig, acts: ActionCounts, action: str) -> int:
+    """Bytes of the SRAM ``action`` s (read/write) in ``acts``: a weight/hidden SRAM word is ``pes``
+    entries, a work/state SRAM word one."""
+    word = {"weight_sram": cfg.pes * cfg.data_bytes, "hidden_sram": cfg.pes * cfg.data_bytes}
+    return sum(v * word.get(c, cfg.data_bytes) for (c, a), v in acts.counts.items() if c in _SRAMS and a == action)
+
+
+def _stats(cfg: LstmEngineConfig, cycles: int, stalls: int, macs: int, acts: ActionCounts, detail=None) -> Stats:
+    return Stats(cycles, stalls, macs, acts, sram_read_bytes=_sram_bytes(cfg, acts, "read"),
+                 sram_write_bytes=_sram_bytes(cfg, acts, "write"), dram_read_bytes=acts.get("dram", "read"),
+                 dram_write_bytes=acts.get("dram", "write"), detail=detail or {})
+
+
+def predict_stats(cfg: LstmEngineConfig, op) -> Stats:
+    """Unit protocol: an :class:`LstmWorkload` (all its steps) or the :class:`ReadoutOp`."""
+    if isinstance(op, ReadoutOp):
+        ro = readout_stats(cfg, op.outputs, op.hidden)
+        return _stats(cfg, ro.cycles, ro.conflict_cycles, ro.macs, _readout_actions(cfg, ro))
+    st = predict(cfg, op)
+    return _stats(cfg, st.cycles, st.stall_cycles, st.macs, st.actions, {"steps": op.steps})
+
+
+def predict_classifier(cfg: LstmEngineConfig, m, steps: int = 8, order=None) -> tuple[Stats, Stats]:
+    """Counts-only :class:`hwsim.unit.Stats` of one inference of the LSTM classifier ``m``
+    (:class:`hwsim.models.lstm_models.LstmClassifier`, only its shapes matter) over ``steps`` time steps:
+    the ``lstm`` layer and the ``readout`` stage."""
+    return (predict_stats(cfg, LstmWorkload("lstm", _input_format(m), m.hidden, steps, order)),
+            predict_stats(cfg, ReadoutOp("readout", m.V.shape[0], m.hidden)))
+
+
+def run(cfg: LstmEngineConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
+    """Unit protocol, value path: the ``lstm`` layer step by step on the engine (per step the input
+    layer's stage sequence, :func:`simulate_matvec`'s arithmetic, then the hidden stage and the gate unit),
+    or the readout stage; counts do not depend on the data."""
+    from hwsim.models import lstm_models as lm
+
+    (op,) = lower(cfg, layer)
+    q = layer.fixed
+    if layer.kind == "lstm":
+        fq, H = q.lstm, layer.model.hidden
+        hs = []
+        for seq in np.asarray(inputs[0], dtype=np.int64):
+            h = np.zeros(H, dtype=np.int64)
+            c = np.zeros(H, dtype=np.int64)
+            for xt in seq:
+                zx = tf.matvec_fixed(fq.fmt, xt, fq.shifts, data_bits=cfg.data_bits, acc_bits=cfg.acc_bits,
+                                     overflow=cfg.overflow, rounding=cfg.rounding, order=fq.order)
+                h, c = ref.cell_fixed(zx, fq.U, fq.b, h, c, fq.e_u, cfg)
+            hs.append(h)
+        values = np.stack(hs)
+    else:
+        values = lm.readout_fixed(q, inputs[0])
+    return values, predict_stats(cfg, op)
+
+
+def reference(cfg: LstmEngineConfig, layer, inputs) -> np.ndarray:
+    """Unit protocol: the layer through the engine's bit-exact reference
+    (:func:`hwsim.models.lstm_engine.run_fixed`, :func:`hwsim.models.lstm_models.readout_fixed`)."""
+    from hwsim.models import lstm_models as lm
+
+    q = layer.fixed
+    if layer.kind == "lstm":
+        return np.stack([ref.run_fixed(q.lstm, seq, q.cfg)[-1] for seq in np.asarray(inputs[0], dtype=np.int64)])
+    return lm.readout_fixed(q, inputs[0])
+
+
+def describe_layer(cfg: LstmEngineConfig, layer, ops) -> tuple[str, str]:
+    m = layer.model
+    H, N = m.hidden, m.W.shape[1]
+    if layer.kind == "lstm":
+        return f"T{layer.steps} {4 * H}x{N}+{4 * H}x{H}", m.describe()
+    return f"{m.V.shape[0]}x{H}", "dense"
 
 
 # ---------------------------------------------------------------------------------------------- cost
@@ -694,8 +789,12 @@ FAMILY = Family(
     reference="hwsim.models.lstm_engine",
     cycle_model="hwsim.lstm_engine",
     inventory=inventory,
-    predict=predict,
-    simulate_model=simulate_model,
+    lower=lower,
+    predict=predict_stats,
+    run=run,
+    run_reference=reference,
+    describe_layer=describe_layer,
+    compile=compile_classifier,
     rtl="hwsim.rtl.lstm_step:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.lstm_engine_regression:run_regression",

@@ -63,6 +63,7 @@ from hwsim.config import RTL_DATAFLOWS, WEIGHT_FORMATS, MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.families import CliOption, Family
 from hwsim.stats import ActionCounts, LayerStats
+from hwsim.unit import Stats, total
 
 __all__ = [
     "FAMILY",
@@ -74,6 +75,11 @@ __all__ = [
     "inventory",
     "parse_preset",
     "predict_op",
+    "predict_stats",
+    "lower",
+    "run",
+    "reference",
+    "to_stats",
     "accumulate_tiled",
     "dram_beats",
     "dram_lanes",
@@ -1021,6 +1027,57 @@ def _pe_analytic(cfg: MacArrayConfig):
 # ---------------------------------------------------------------------------------------------- registry
 #: The MAC array's registry record (listed in :data:`hwsim.families.BUILTIN`). RTL, co-simulation and the
 #: synth option are import paths, loaded only when used (no Amaranth or cocotb import for simulate).
+# ---------------------------------------------------------------------------------------------- unit protocol
+def to_stats(st: LayerStats) -> Stats:
+    """A GEMM's :class:`LayerStats` as the unit protocol's :class:`hwsim.unit.Stats` (traffic per level:
+    SRAM = input, weight and output buffers; the fold count in ``detail``)."""
+    a = st.actions
+    return Stats(st.cycles, st.stall_cycles, st.macs, a.pairs(),
+                 sram_read_bytes=a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes,
+                 sram_write_bytes=a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes,
+                 dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes,
+                 detail={"folds": st.folds})
+
+
+def lower(cfg: MacArrayConfig, layer) -> tuple:
+    """Unit protocol: the GEMMs (:class:`hwsim.models.compressed.GemmOp`, batch 1) of a compressed conv2d /
+    linear layer, each checked against the PE (:func:`check_op`)."""
+    if getattr(layer, "kind", None) not in FAMILY.workload_kinds:
+        raise HwsimError(f"layer {getattr(layer, 'name', layer)!r} (kind {getattr(layer, 'kind', None)}) is not "
+                         f"allowed on mac-array: expected one of {', '.join(FAMILY.workload_kinds)}")
+    ops = tuple(layer.gemm_ops(batch=1))
+    for op in ops:
+        check_op(cfg, op)
+    return ops
+
+
+def predict_stats(cfg: MacArrayConfig, op) -> Stats:
+    """Unit protocol: :func:`predict_op` as :class:`hwsim.unit.Stats`."""
+    return to_stats(predict_op(cfg, op))
+
+
+def run(cfg: MacArrayConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
+    """Unit protocol: a compressed conv2d / linear layer on a batch, every GEMM through
+    :func:`simulate_gemm` (the layer's im2col and output assembly are the compressed model's); the counts
+    do not depend on the data, so the Stats are those of :func:`lower` + :func:`predict_stats`."""
+    def gemm(a, w, lcfg, shift, relu, bias=None):
+        return simulate_gemm(lcfg, a, w, shift=shift, relu=relu, bias=bias)[0]
+
+    values = layer.forward_int(inputs, cfg, gemm)
+    return values, total(predict_stats(cfg, op) for op in lower(cfg, layer))
+
+
+def reference(cfg: MacArrayConfig, layer, inputs) -> np.ndarray:
+    """Unit protocol: the bit-exact spec of a compressed conv2d / linear layer (``reference_gemm``)."""
+    return layer.forward_int(inputs, cfg)
+
+
+def describe_layer(cfg: MacArrayConfig, layer, ops) -> tuple[str, str]:
+    """Report labels of a layer: its (last) GEMM's ``m x k x n`` (``xG g`` for a later group) and format."""
+    op = ops[-1]
+    return f"{op.m}x{op.k}x{op.n}" + (f" x{op.group + 1}g" if op.group else ""), op.weight_format
+
+
 FAMILY = Family(
     name="mac-array",
     config_cls=MacArrayConfig,
@@ -1033,7 +1090,11 @@ FAMILY = Family(
     reference="hwsim.models.mac_array",
     cycle_model="hwsim.mac_array",
     inventory=inventory,
-    predict=predict_op,
+    lower=lower,
+    predict=predict_stats,
+    run=run,
+    run_reference=reference,
+    describe_layer=describe_layer,
     execute=simulate_gemm,
     check_op=check_op,
     rtl="hwsim.rtl.mac_array:generate_verilog",

@@ -124,6 +124,11 @@ class RfArrayConfig(FamilyConfig):
         return 1000.0 / self.clock_mhz
 
     @property
+    def peak_macs_per_cycle(self) -> int:
+        """An n-port mesh multiplies one n-vector by an n x n matrix per cycle."""
+        return self.n * self.n
+
+    @property
     def top_name(self) -> str:
         """Verilog module name of the emulator top."""
         return f"rf_mesh_{self.mesh}_{self.n}_d{self.data_bits}_c{self.coef_bits}_p{self.dac_bits}"
@@ -407,11 +412,16 @@ FAMILY = Family(
     presets=("rf-array-8", "rf-array-8-reck", "rf-array-4-emulator", "rf-array-16"),
     preset_pattern="rf-array-N[-clements|reck][-emulator]",
     parse_preset=parse_preset,
-    workload_kinds=(),
+    workload_kinds=("linear",),
     reference="hwsim.models.rf_array",
     cycle_model="hwsim.rf_array",
     inventory=inventory,
-    predict=predict_op,
+    lower="hwsim.rf_array_layers:lower",
+    predict="hwsim.rf_array_layers:predict",
+    run="hwsim.rf_array_layers:run",
+    run_reference="hwsim.rf_array_layers:reference",
+    describe_layer="hwsim.rf_array_layers:describe_layer",
+    check_op="hwsim.rf_array_layers:check_op",
     rtl="hwsim.rtl.rf_array:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.rf_array_regression:run_regression",

@@ -1,22 +1,12 @@
 """Simulate a compressed model on an accelerator: accuracy, cycles, energy and area in one report.
 
-Every conv / linear layer is lowered to GEMMs (``CompressedModel.gemm_ops``) and run through the
-cycle-level MAC-array model, bit-exactly, on the whole digits test set; the per-layer timing, actions and
-energy are those of ONE inference (batch 1). Pooling, ReLU, sign and residual adds run outside the array
-(host / vector unit) and are not timed.
-
-Layers that are not lowered to GEMMs but run layer by layer on another unit of the accelerator (a family
-with a ``run_layer`` entry point, e.g. ``deform_conv2d`` on a ``deform-unit`` listed beside the MAC array in
-the accelerator YAML) run there inside the same compressed model: the reference is the unit's bit-exact spec
-(with that unit's accumulator, overflow and rounding), the simulated values come from its cycle-level model,
-and their cycles, stalls and energy (priced on that unit's inventory) are the mean per inference over the
-test images, since they depend on the data (a deformable layer's offsets). The report then has a unit
-column and a per-unit summary (cycles and energy of each unit; they sum to the totals).
-
-A model whose layers route to a family with a ``simulate_model`` entry point (layers that are not lowered
-to GEMMs, e.g. ``lstm`` on the ``lstm-engine``) is run by that entry point instead: it quantizes the whole
-model for the unit and returns the reference and simulated logits and per-layer statistics, which are
-priced and reported the same way.
+The model is compiled for the accelerator and run by the one model-run loop (:mod:`hwsim.run`): each
+layer goes to the unit whose family runs its kind, is lowered into that unit's ops and predicted in closed
+form, and the whole digits test set runs bit-exactly through every unit's ``run`` beside the families'
+references. Per-layer timing, actions and energy are those of ONE inference (batch 1); for a unit whose
+counts depend on the data (e.g. learned sampling offsets) they are the mean over the test images. Pooling,
+ReLU, sign and residual adds run on the host and are not timed. An accelerator with several units gets a
+unit column and a per-unit summary (cycles and energy of each unit; they sum to the totals).
 """
 
 from __future__ import annotations
@@ -25,39 +15,14 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from hwsim import run
 from hwsim.cost import TABLE_VERSION, CostModel
-from hwsim.errors import HwsimError
-from hwsim.families import Accelerator, Unit, resolve_accel
+from hwsim.families import DEFAULT_ACCEL, Accelerator, Unit, resolve_accel
 
 __all__ = ["LayerReport", "SimReport", "UnitReport", "format_report", "resolve_accel", "simulate"]
-
-
-def _load_model(model: str):
-    from hwsim.models import deform_models, lstm_models, zoo
-    from hwsim.models.graph import load_model
-
-    if model in zoo.list_models():
-        return zoo.load(model)
-    if model in lstm_models.list_models():
-        return lstm_models.load_graph(model)
-    if model in deform_models.list_models():
-        return deform_models.load(model)
-    p = Path(model)
-    if p.suffix == ".npz" and p.is_file():
-        return load_model(p)
-    if p.suffix == ".onnx":
-        from hwsim.models.onnx_import import load_onnx
-
-        imp = load_onnx(p)
-        imp.model.meta["onnx_import"] = imp  # its quantization annotations, for compress="onnx"
-        return imp.model
-    names = zoo.list_models() + lstm_models.list_models() + deform_models.list_models()
-    raise HwsimError(f"model={model!r} is not allowed: expected one of {', '.join(names)} "
-                     "or a model .npz or .onnx file")
 
 
 @dataclass
@@ -155,44 +120,6 @@ def _describe(unit: Unit) -> str:
     return desc if desc.startswith(unit.family.name) else f"{unit.family.name} {desc}".rstrip()
 
 
-def _base_cfg(acc: Accelerator, fmodel):
-    """The config whose arithmetic (acc_bits, overflow, rounding) the compression plans with: the unit of the
-    first conv / linear layer (the first unit if there is none)."""
-    from hwsim.models.graph import COMPUTE_KINDS
-
-    for la in fmodel.workload_layers():
-        if la.kind in COMPUTE_KINDS:
-            return acc.unit_for(la.kind, la.name).config
-    return acc.units[0].config
-
-
-def _gemm_unit(acc: Accelerator, cm) -> tuple[int, Unit]:
-    """The unit that runs the model's GEMM-lowered layers (every compute layer must route to one)."""
-    chosen: dict[int, list[str]] = {}
-    for layer in cm.compute_layers():
-        unit = acc.unit_for(layer.kind, layer.name)
-        chosen.setdefault(acc.units.index(unit), []).append(layer.name)
-    if len(chosen) != 1:
-        raise HwsimError(f"--accel={acc.name!r} is not allowed: the model's layers route to "
-                         f"{len(chosen)} units ({'; '.join(f'unit {i}: ' + ', '.join(n) for i, n in chosen.items())})"
-                         "; running one model's GEMM layers on several units is not modelled")
-    i = next(iter(chosen))
-    return i, acc.units[i]
-
-
-def _whole_model_unit(acc: Accelerator, fmodel) -> tuple[int, Unit] | None:
-    """The unit whose family simulates the whole model (a ``simulate_model`` entry point), or None when
-    the model's layers go to GEMM families; such a model must route every layer to that one unit."""
-    used = {acc.units.index(acc.unit_for(la.kind, la.name)) for la in fmodel.workload_layers()}
-    whole = sorted(i for i in used if acc.units[i].family.simulate_model is not None)
-    if not whole:
-        return None
-    if len(used) != 1:
-        raise HwsimError(f"--accel={acc.name!r} is not allowed: the model's layers route to {len(used)} units and "
-                         f"{acc.units[whole[0]].family.name} runs whole models only; expected every layer on one unit")
-    return whole[0], acc.units[whole[0]]
-
-
 def _totals(rep: SimReport, cfg, acc: Accelerator, cost: CostModel) -> None:
     """Fill the report's totals and per-unit rows from its per-layer rows (one inference, layers back to back;
     each layer's cycles at its unit's clock)."""
@@ -223,31 +150,7 @@ def _totals(rep: SimReport, cfg, acc: Accelerator, cost: CostModel) -> None:
     rep.cost_notes = [f"energy and area: hwsim.cost tables v{TABLE_VERSION}, {cost.node_nm} nm, DRAM {cost.dram}"]
 
 
-def _simulate_whole_model(model, fmodel, acc, index, unit, compress, cost, t_start) -> SimReport:
-    """``simulate`` through the unit's ``simulate_model`` entry point (see the module docstring)."""
-    from hwsim.models import zoo
-
-    fam, cfg = unit.family, unit.config
-    x_tr, _, x_te, y_te = zoo.load_digits_split()
-    run = fam.load("simulate_model")(cfg, fmodel, x_te, compress=compress, calib=x_tr[:256])
-    inv = fam.load("inventory")(cfg)
-    rep = SimReport(model=model, compress=run.compress, accel=acc, test_images=len(y_te), _unit_index=index)
-    for ml in run.layers:
-        e = cost.energy(inv, ml.actions, ml.cycles).components()
-        rep.layers.append(LayerReport(ml.name, ml.shape, ml.weight_format, ml.macs, ml.cycles, ml.stall_cycles,
-                                      ml.utilization, ml.sram_bytes, ml.dram_bytes, e, unit_labels(acc)[index]))
-    _totals(rep, cfg, acc, cost)
-    rep.accuracy_float = float(np.mean(fmodel.forward_float(x_te).argmax(axis=1) == y_te))
-    ref_logits, sim_logits = np.asarray(run.logits_reference), np.asarray(run.logits_simulated)
-    rep.accuracy_reference = float(np.mean(ref_logits.argmax(axis=1) == y_te))
-    rep.accuracy_simulated = float(np.mean(sim_logits.argmax(axis=1) == y_te))
-    rep.simulated_equals_reference = bool(np.array_equal(ref_logits, sim_logits))
-    rep.outputs_compared = run.outputs_compared
-    rep.wall_seconds = time.perf_counter() - t_start
-    return rep
-
-
-def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str | None = None,
+def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | None = None,
              node_nm: int = 45, dram: str = "lpddr4", progress: bool = True) -> SimReport:
     """Compress ``model``, run it on ``accel`` bit-exactly over the digits test set, and price it.
 
@@ -255,159 +158,54 @@ def simulate(model: str = "digits-cnn", accel="mac-array-8x8-ws", compress: str 
     :class:`hwsim.families.Accelerator`; each layer runs on the unit whose family runs its kind.
     ``model`` may be an ``.onnx`` graph; ``compress="onnx"`` runs a quantized graph with its own weight
     codes and power-of-two scales (:func:`hwsim.models.onnx_import.to_compressed`), and ``None`` does that
-    when the graph is quantized and uses ``"int8"`` otherwise. A whole-model family (e.g. ``lstm-engine``)
-    takes None or its own format (``int16`` on an int16 engine).
+    when the graph is quantized and uses ``"int8"`` otherwise. A family that compiles whole models itself
+    (a ``compile`` entry point) takes None or its own format.
     """
+    from hwsim.models import catalog, zoo
     from hwsim.models import compress as comp
-    from hwsim.models import zoo
 
     t_start = time.perf_counter()
     acc = resolve_accel(accel)
     if compress not in (None, "onnx"):
         comp.parse_compress_spec(compress)
-    fmodel = _load_model(model)
-    # Route before compressing: a layer no unit runs fails at once (in _whole_model_unit).
-    whole = _whole_model_unit(acc, fmodel)
-    if whole is not None:
-        return _simulate_whole_model(model, fmodel, acc, *whole, compress, CostModel(node_nm=node_nm, dram=dram),
-                                     t_start)
-    onnx_imp = fmodel.meta.get("onnx_import")
-    if compress is None:  # a quantized ONNX graph runs with its own annotations, anything else int8
-        compress = "onnx" if onnx_imp is not None and onnx_imp.quantized else "int8"
+    fmodel = catalog.load(model)
     cost = CostModel(node_nm=node_nm, dram=dram)
     x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
-    if compress == "onnx":
-        from hwsim.models.onnx_import import to_compressed
+    # '+ft' specs use a committed fine-tuned variant, or fine-tune on the training split.
+    compiled, label = run.compile_model(acc, fmodel, compress, x_tr[:512], train_data=(x_tr, y_tr))
+    n_layers = len(compiled.unit_layers())
+    bar = _progress_bar(n_layers + 1, "simulating", progress)
 
-        if onnx_imp is None or not onnx_imp.quantized:
-            raise HwsimError(f"--compress='onnx' is not allowed for model={model!r}: expected an ONNX graph with "
-                             "QDQ, QOperator or QONNX quantizers")
-        cm = to_compressed(onnx_imp, _base_cfg(acc, fmodel))
-        compress = f"onnx-{onnx_imp.style}"
-    else:
-        # '+ft' specs use a committed fine-tuned variant, or fine-tune on the training split.
-        cm = comp.compress(fmodel, compress, x_tr[:512], cfg=_base_cfg(acc, fmodel), train_data=(x_tr, y_tr))
-    index, unit = _gemm_unit(acc, cm)
+    def step(name):
+        bar.set_postfix_str(name, refresh=False)
+        bar.update()
+
+    mr = run.run_model(acc, compiled, x_te, label, cfg=run.base_config(acc, fmodel), progress=step)
+    index = mr.layers[0].unit if mr.layers else 0
+    rep = SimReport(model=model, compress=label, accel=acc, test_images=len(y_te), _unit_index=index)
     labels = unit_labels(acc)
-    layer_units = _layer_units(acc, cm)
-    fam, cfg = unit.family, unit.config
-    predict, execute, check_op = fam.load("predict"), fam.load("execute"), fam.load("check_op")
-    inv = fam.load("inventory")(cfg)
-    ops = cm.gemm_ops(batch=1)
-    for op in ops:
-        check_op(cfg, op)
-
-    bar = _progress_bar(len(ops) + len(cm.compute_layers()) + len(layer_units), "simulating", progress)
-    # Per-inference timing, actions and energy, GEMM by GEMM (batch 1).
-    rep = SimReport(model=model, compress=compress, accel=acc, test_images=len(y_te), _unit_index=index)
-    by_layer: dict[str, LayerReport] = {}
-    for op in ops:
-        st = predict(cfg, op)
-        # Priced on the inventory physically present (an int8 PE running int4 weights costs an int8 MAC).
-        e = cost.energy(inv, st.actions, st.cycles).components()
-        traffic = st.actions.as_dict()
-        lr = by_layer.get(op.layer)
-        if lr is None:
-            lr = by_layer[op.layer] = LayerReport(op.layer, "", op.weight_format, 0, 0, 0, 0.0, 0, 0, {},
-                                                  labels[index])
-        lr.macs += st.macs
-        lr.cycles += st.cycles
-        lr.stall_cycles += st.stall_cycles
-        lr.sram_bytes += sum(v for k, v in traffic.items() if "sram" in k and k.endswith("_bytes"))
-        lr.dram_bytes += sum(v for k, v in traffic.items() if k.startswith("dram") and k.endswith("_bytes"))
-        for k, v in e.items():
-            lr.energy_pj[k] = lr.energy_pj.get(k, 0.0) + v
-        lr.shape = f"{op.m}x{op.k}x{op.n}" + (f" x{op.group + 1}g" if op.group else "")
-        bar.set_postfix_str(op.layer, refresh=False)
-        bar.update()
-    peak = getattr(cfg, "peak_macs_per_cycle", None)
-    for lr in by_layer.values():
-        lr.utilization = lr.macs / (peak * lr.cycles) if peak else float("nan")
-
-    # Accuracy: float, compressed model in the reference, compressed model through the simulator.
-    rep.accuracy_float = float(np.mean(fmodel.forward_float(x_te).argmax(axis=1) == y_te))
-
-    def ref_layer(q, ins):  # the unit's bit-exact spec, with that unit's arithmetic
-        return q.forward_int(ins, cfg=layer_units[q.name].config)
-
-    ref_logits = cm.forward_int(x_te, cfg=cfg, layer_fn=ref_layer if layer_units else None)
-    compared = [0]
-    layer_stats: dict[str, list] = {}
-
-    def sim_gemm(a, w, lcfg, shift, relu, bias=None):
-        out, _ = execute(lcfg, a, w, shift=shift, relu=relu, bias=bias)
-        compared[0] += out.size
-        return out
-
-    def sim_layer(q, ins):
-        u = layer_units[q.name]
-        out, stats = u.family.load("run_layer")(u.config, q, ins)
-        compared[0] += np.asarray(out).size
-        layer_stats[q.name] = stats
-        bar.set_postfix_str(q.name, refresh=False)
-        bar.update()
-        return out
-
-    sim_logits = cm.forward_int(x_te, gemm_fn=sim_gemm, cfg=cfg, layer_fn=sim_layer if layer_units else None)
-    for q in cm.deform_layers():
-        u = layer_units[q.name]
-        by_layer[q.name] = _layer_report(q, u, labels[acc.units.index(u)], layer_stats[q.name], cost)
-    rep.layers = [by_layer[q.name] for q in cm.layers if q.name in by_layer]
-    _totals(rep, cfg, acc, cost)
-    if layer_units:
-        rep.notes.append(f"{', '.join(layer_units)}: cycles, stalls, traffic and energy depend on the data (the "
-                         f"offsets); mean per inference over the {len(y_te)} test images (cycles "
-                         + "; ".join(f"{n} {min(s.cycles for s in st)}..{max(s.cycles for s in st)}"
-                                     for n, st in layer_stats.items()) + ")")
-    bar.set_postfix_str("accuracy", refresh=False)
-    bar.update()
+    for lr in mr.layers:
+        u = acc.units[lr.unit]
+        st = lr.stats
+        rep.layers.append(LayerReport(lr.name, lr.shape, lr.weight_format, st.macs, st.cycles, st.stall_cycles,
+                                      st.utilization(getattr(u.config, "peak_macs_per_cycle", 0)) or float("nan"),
+                                      st.sram_bytes, st.dram_bytes, run.price(cost, u, st), labels[lr.unit]))
+    _totals(rep, acc.units[index].config, acc, cost)
+    if mr.data_dependent:
+        stats = {lr.name: lr.stats for lr in mr.layers if lr.name in mr.data_dependent}
+        rep.notes.append(f"{', '.join(mr.data_dependent)}: cycles, stalls, traffic and energy depend on the data; "
+                         f"mean per inference over the {len(y_te)} test images (cycles "
+                         + "; ".join(f"{n} {st.detail['cycles_min']}..{st.detail['cycles_max']}"
+                                     for n, st in stats.items()) + ")")
+    step("accuracy")
     bar.close()
-    rep.accuracy_reference = float(np.mean(ref_logits.argmax(axis=1) == y_te))
-    rep.accuracy_simulated = float(np.mean(sim_logits.argmax(axis=1) == y_te))
-    rep.simulated_equals_reference = bool(np.array_equal(ref_logits, sim_logits))
-    rep.outputs_compared = compared[0]
+    rep.accuracy_float = float(np.mean(fmodel.forward_float(x_te).argmax(axis=1) == y_te))
+    rep.accuracy_reference = float(np.mean(mr.logits_reference.argmax(axis=1) == y_te))
+    rep.accuracy_simulated = float(np.mean(mr.logits_simulated.argmax(axis=1) == y_te))
+    rep.simulated_equals_reference = bool(np.array_equal(mr.logits_reference, mr.logits_simulated))
+    rep.outputs_compared = mr.outputs_compared
     rep.wall_seconds = time.perf_counter() - t_start
     return rep
-
-
-def _layer_units(acc: Accelerator, cm) -> dict[str, Unit]:
-    """The unit of every layer of ``cm`` that runs layer by layer on a non-GEMM unit (``run_layer``), checked."""
-    out = {}
-    for q in cm.deform_layers():
-        u = acc.unit_for(q.kind, q.name)
-        if u.family.run_layer is None:
-            raise HwsimError(f"layer {q.name!r} ({q.kind}) is not allowed on unit {u.family.name}: the family has "
-                             "no run_layer entry point")
-        u.family.load("check_op")(u.config, q)
-        out[q.name] = u
-    return out
-
-
-def _mean(total: int, n: int) -> int:
-    """``total / n`` rounded half up (a per-inference mean of integer counts)."""
-    return (2 * total + n) // (2 * n)
-
-
-def _layer_report(q, unit: Unit, label: str, stats: list, cost: CostModel) -> LayerReport:
-    """The per-inference row of a layer run by ``run_layer``: means over the images of ``stats``."""
-    n = len(stats)
-    cfg = unit.config
-    actions = stats[0].actions
-    for st in stats[1:]:
-        actions = actions + st.actions
-    cycles = sum(st.cycles for st in stats)
-    e = cost.energy(unit.family.load("inventory")(cfg), actions, cycles).components()
-    o, cg, kh, kw = q.weight.shape
-    _, ho, wo = q.out_shape
-    macs = stats[0].macs
-    mean_cycles = _mean(cycles, n)
-    sram = sum(getattr(st, "sram_bytes", 0) for st in stats)
-    peak = getattr(cfg, "peak_macs_per_cycle", None)
-    return LayerReport(q.name, f"{ho * wo}x{cg * kh * kw}x{o} dcn", q.weight_format, macs, mean_cycles,
-                       _mean(sum(st.stall_cycles for st in stats), n),
-                       macs / (peak * mean_cycles) if peak else float("nan"), _mean(sram, n),
-                       _mean(sum(st.dram_read_bytes + st.dram_write_bytes for st in stats), n),
-                       {k: v / n for k, v in e.items()}, label)
 
 
 def format_report(rep: SimReport) -> str:
@@ -425,7 +223,7 @@ def format_report(rep: SimReport) -> str:
         "Per layer, one inference (energy in pJ per inventory component; SRAM/DRAM in bytes):",
     ]
     comps = [c for c in (rep.layers[0].energy_pj if rep.layers else {}) if c != "leakage"]
-    hdr = (f"{'layer':<10} {'gemm m x k x n':<16} {'format':<8} {'MACs':>8} {'cycles':>8} {'stalls':>7} {'util':>6} "
+    hdr = (f"{'layer':<10} {'shape':<16} {'format':<8} {'MACs':>8} {'cycles':>8} {'stalls':>7} {'util':>6} "
            f"{'SRAM B':>8} {'DRAM B':>8} " + " ".join(f"{c:>{max(12, len(c))}}" for c in comps) + f" {'total pJ':>10}")
     lines += [hdr, "-" * len(hdr)]
     for lr in rep.layers:
@@ -451,7 +249,7 @@ def format_report(rep: SimReport) -> str:
         f"  compressed, cycle-level simulator {100 * rep.accuracy_simulated:6.2f} %",
         f"  simulator == reference            "
         f"{'yes, every logit bit-exact' if rep.simulated_equals_reference else 'NO'}"
-        f" ({rep.outputs_compared:,} GEMM outputs computed)",
+        f" ({rep.outputs_compared:,} layer outputs computed on the unit)",
         f"(wall time {rep.wall_seconds:.2f} s)",
     ]
     return "\n".join(lines)

@@ -72,6 +72,9 @@ from hwsim.models.graph import (
 )
 from hwsim.models.spec import WEIGHT_BITS, CompressSpec
 
+#: Layer kinds an accelerator unit runs; the others run on the host.
+UNIT_KINDS = COMPUTE_KINDS + DEFORM_KINDS
+
 __all__ = ["Arith", "CompressedModel", "GemmCall", "GemmOp", "QLayer", "act_range", "overflow",
            "reference_gemm", "round_ties"]
 
@@ -255,7 +258,7 @@ class QLayer:
             for s, cols in self._shift_groups(g):
                 ops.append(GemmOp(self.name, g, m, k, len(cols), tuple(int(c) for c in cols), s, self.relu,
                                   self.weight_format, self.act_bits, self.bias is not None,
-                                  weight=wmats[g][:, cols - g * og]))
+                                  weight=wmats[g][:, cols - g * og], sparsity=self.meta.get("sparsity")))
         return ops
 
     def lower(self, x: np.ndarray) -> list[GemmCall]:
@@ -462,6 +465,10 @@ class CompressedModel:
         self.act_bits = act_bits
         self.cfg = cfg
         self.name = f"{source.name}@{spec}"
+        nm = getattr(spec, "nm", None) if getattr(spec, "prune", None) == "nm" else None
+        if nm:  # the layers declare their N:M pattern, so a unit lowering one layer sees it
+            for la in self.compute_layers():
+                la.meta["sparsity"] = f"{nm[0]}:{nm[1]}"
 
     @property
     def output(self) -> str:
@@ -485,6 +492,11 @@ class CompressedModel:
     def compute_layers(self) -> list[QLayer]:
         return [la for la in self.layers if la.is_compute]
 
+    def unit_layers(self) -> list[QLayer]:
+        """The layers an accelerator unit runs (conv2d, linear, deform_conv2d), in execution order; the
+        others (input, pools, adds, ...) run on the host."""
+        return [la for la in self.layers if la.kind in UNIT_KINDS]
+
     def deform_layers(self) -> list[QLayer]:
         """The deform_conv2d layers (not lowered to GEMMs; a deformable-convolution unit runs them)."""
         return [la for la in self.layers if la.kind in DEFORM_KINDS]
@@ -492,9 +504,7 @@ class CompressedModel:
     def gemm_ops(self, batch: int = 1) -> list[GemmOp]:
         """Every GEMM of the model for a batch of ``batch`` samples, in execution order (an N:M-pruned
         model's ops declare their pattern in ``GemmOp.sparsity``)."""
-        nm = getattr(self.spec, "nm", None) if getattr(self.spec, "prune", None) == "nm" else None
-        ops = [op for la in self.compute_layers() for op in la.gemm_ops(batch)]
-        return [dataclasses.replace(op, sparsity=f"{nm[0]}:{nm[1]}") for op in ops] if nm else ops
+        return [op for la in self.compute_layers() for op in la.gemm_ops(batch)]
 
     def quantize_input(self, x, rounding: str | None = None) -> np.ndarray:
         """Float images (N, C, H, W) -> int64 activation values at ``2**input_exp`` (rounded, clamped)."""
@@ -510,7 +520,7 @@ class CompressedModel:
         acts = {INPUT: np.asarray(x_int, dtype=np.int64)}
         for la in self.layers[1:]:
             ins = [acts[i] for i in la.inputs]
-            if layer_fn is not None and la.kind in DEFORM_KINDS:
+            if layer_fn is not None and la.kind in UNIT_KINDS:
                 acts[la.name] = np.asarray(layer_fn(la, ins), dtype=np.int64)
             else:
                 acts[la.name] = la.forward_int(ins, cfg, gemm_fn)
@@ -522,8 +532,9 @@ class CompressedModel:
         ``gemm_fn(a, w, cfg, shift, relu)`` (plus ``bias=`` for layers with a bias) executes every GEMM;
         default :func:`reference_gemm` (``hwsim.models.mac_array``). ``cfg`` supplies acc_bits, overflow
         and rounding (default ``self.cfg``); each layer replaces its weight_format and act_bits.
-        ``layer_fn(layer, inputs)`` executes every layer that is not lowered to GEMMs (``deform_conv2d``:
-        inputs are the feature map and the offsets, int64 batches); default :meth:`QLayer.forward_int`.
+        ``layer_fn(layer, inputs)``, when given, executes every layer a unit runs (:meth:`unit_layers`;
+        ``deform_conv2d``: inputs are the feature map and the offsets, int64 batches) instead of
+        :meth:`QLayer.forward_int` (which uses ``gemm_fn``).
         """
         rounding = None if cfg is None else cfg.rounding
         return self.run_int(self.quantize_input(x, rounding), gemm_fn, cfg, return_all, layer_fn)

@@ -12,9 +12,10 @@ from hwsim.models import lstm_models as lm
 from hwsim.models import tensor_formats as tf
 from hwsim.models import zoo
 
+from hwsim import run as run_loop
 from hwsim.cli import main
 from hwsim.errors import HwsimError
-from hwsim.families import get_family, resolve_accel
+from hwsim.families import resolve_accel
 from hwsim.lstm_engine import parse_preset
 from hwsim.simulate import simulate
 
@@ -84,14 +85,16 @@ def test_simulated_logits_equal_reference_computed_here():
     cfg = parse_preset("lstm-engine-tt-16")
     x_tr, _, x_te, _ = zoo.load_digits_split()
     g = lm.load_graph("digits-lstm")
-    run = get_family("lstm-engine").load("simulate_model")(cfg, g, x_te[:12], calib=x_tr[:256])
+    acc = resolve_accel(cfg)
+    compiled, _ = run_loop.compile_model(acc, g, None, x_tr[:256])
+    run = run_loop.run_model(acc, compiled, x_te[:12])
     q = lm.quantize(lm.from_graph(g), cfg, x_tr[:256])
     for i in range(12):
         seq = ref.quantize(x_te[i].reshape(8, 8), q.lstm.x_frac, 16)
         h = ref.run_fixed(q.lstm, seq, cfg)[-1]
         assert np.array_equal(run.logits_simulated[i], lm.readout_fixed(q, h)[0])
     assert np.array_equal(run.logits_simulated, run.logits_reference)
-    assert run.outputs_compared == 12 * (8 * 32 + 10)
+    assert run.outputs_compared == 12 * (32 + 10)  # the layers' outputs: last hidden state and logits
 
 
 def test_cli_simulate_lstm(capsys, tmp_path, tt_run):
@@ -131,5 +134,5 @@ def test_mixed_units_rejected(tmp_path):
     y.write_text("units:\n  - {family: mac-array, rows: 8, cols: 8}\n  - {family: lstm-engine}\n")
     acc = resolve_accel(str(y))
     with pytest.raises(HwsimError, match=r"^--accel='two' is not allowed: the model's layers route to 2 units and "
-                                         r"lstm-engine runs whole models only; expected every layer on one unit$"):
+                                         r"lstm-engine compiles whole models only; expected every layer on one unit$"):
         simulate("digits-tt-lstm", acc, progress=False)

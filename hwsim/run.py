@@ -1,0 +1,183 @@
+"""One model-run loop: every layer of a model on the unit that runs its kind, through the unit protocol.
+
+``compile_model`` turns a float model into integer layers for the accelerator (the generic compressor,
+or the family's own ``compile`` when its number formats are its own); ``route`` gives each layer a unit
+(:meth:`hwsim.families.Accelerator.unit_for`); then for each layer the unit's family ``lower`` s it into
+ops and ``predict`` s them (:func:`predict_model`, counts only), or ``run`` s it bit-exactly on a batch
+beside the family's reference (:func:`run_model`). Layers that no unit runs (the input quantizer, pools,
+adds, ...) run on the host inside the compiled model. :func:`price` turns a layer's
+:class:`hwsim.unit.Stats` into energy on its unit's inventory.
+
+``simulate``, ``sweep``, the model co-simulation and the studies all use this loop; nothing here names a
+family (:mod:`hwsim.unit` has the protocol, :mod:`hwsim.families` the registry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hwsim.errors import HwsimError
+from hwsim.families import Accelerator, Unit
+from hwsim.unit import Stats, total
+
+#: The integer-arithmetic fields compression and host layers take from a unit's config.
+ARITH_FIELDS = ("acc_bits", "overflow", "rounding")
+
+__all__ = ["LayerRun", "ModelRun", "base_config", "compile_model", "predict_model", "price", "route",
+           "run_model"]
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """One unit layer of one inference: its unit (index into ``Accelerator.units``), report labels and
+    :class:`Stats` (for a data-dependent unit, the per-inference mean; see :func:`hwsim.unit.mean_stats`)."""
+
+    name: str
+    kind: str
+    unit: int
+    shape: str
+    weight_format: str
+    stats: Stats
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """What :func:`run_model` returns: per-layer statistics of one inference, and the output of every input
+    through the families' references (``logits_reference``) and through the units' ``run``
+    (``logits_simulated``); ``outputs_compared`` counts the values the units computed."""
+
+    compress: str
+    layers: tuple[LayerRun, ...]
+    logits_reference: np.ndarray | None = None
+    logits_simulated: np.ndarray | None = None
+    outputs_compared: int = 0
+    data_dependent: tuple[str, ...] = field(default_factory=tuple)
+
+
+def base_config(acc: Accelerator, fmodel):
+    """The config whose arithmetic (acc_bits, overflow, rounding) compression plans with and host layers
+    use: the unit of the first conv / linear layer (the first unit if there is none), or None (the
+    compressor's defaults: 32-bit saturating accumulator, half-up rounding) when that unit's config has no
+    integer accumulator (an analog unit)."""
+    from hwsim.models.graph import COMPUTE_KINDS
+
+    cfg = acc.units[0].config
+    for la in fmodel.workload_layers():
+        if la.kind in COMPUTE_KINDS:
+            cfg = acc.unit_for(la.kind, la.name).config
+            break
+    return cfg if all(hasattr(cfg, f) for f in ARITH_FIELDS) else None
+
+
+def compile_model(acc: Accelerator, fmodel, compress: str | None = None, calib=None, train_data=None):
+    """``(compiled model, compress label)`` of the float ``fmodel`` for ``acc``.
+
+    Every workload layer must have a unit (one-line error naming the layer otherwise). A unit whose family
+    has a ``compile`` entry point compiles the model itself (then every layer must route to that unit);
+    otherwise :func:`hwsim.models.compress.compress` compresses it to ``compress`` (default ``int8``, or
+    ``onnx`` for a quantized ONNX graph, which then runs with its own weight codes and scales).
+    """
+    from hwsim.models import compress as comp
+
+    used = {acc.units.index(acc.unit_for(la.kind, la.name)) for la in fmodel.workload_layers()}
+    own = sorted(i for i in used if acc.units[i].family.compile is not None)
+    if own:
+        if len(used) != 1:
+            raise HwsimError(f"--accel={acc.name!r} is not allowed: the model's layers route to {len(used)} units "
+                             f"and {acc.units[own[0]].family.name} compiles whole models only; expected every "
+                             "layer on one unit")
+        unit = acc.units[own[0]]
+        return unit.family.load("compile")(unit.config, fmodel, compress, calib, train_data)
+    base = base_config(acc, fmodel)
+    onnx_imp = fmodel.meta.get("onnx_import")
+    if compress is None:
+        compress = "onnx" if onnx_imp is not None and onnx_imp.quantized else "int8"
+    if compress == "onnx":
+        from hwsim.models.onnx_import import to_compressed
+
+        if onnx_imp is None or not onnx_imp.quantized:
+            raise HwsimError(f"--compress='onnx' is not allowed for model={fmodel.name!r}: expected an ONNX graph "
+                             "with QDQ, QOperator or QONNX quantizers")
+        return to_compressed(onnx_imp, base), f"onnx-{onnx_imp.style}"
+    return comp.compress(fmodel, compress, calib, cfg=base, train_data=train_data), compress
+
+
+def route(acc: Accelerator, compiled) -> list[tuple[object, int]]:
+    """Each unit layer of ``compiled`` with the index of the unit that runs it."""
+    return [(la, acc.units.index(acc.unit_for(la.kind, la.name))) for la in compiled.unit_layers()]
+
+
+def _lowered(acc: Accelerator, compiled) -> list[tuple[object, int, tuple]]:
+    """Each unit layer, its unit and its ops (lowering raises for a layer its unit cannot run, before any
+    work)."""
+    out = []
+    for la, i in route(acc, compiled):
+        u = acc.units[i]
+        out.append((la, i, tuple(u.family.load("lower")(u.config, la))))
+    return out
+
+
+def _labels(unit: Unit, la, ops) -> tuple[str, str]:
+    if unit.family.describe_layer is not None:
+        return unit.family.load("describe_layer")(unit.config, la, ops)
+    return "", str(getattr(la, "weight_format", "") or "")
+
+
+def predict_model(acc: Accelerator, compiled, label: str = "", progress=None) -> ModelRun:
+    """Counts only: each unit layer's ops predicted in closed form and summed (one inference)."""
+    layers = []
+    for la, i, ops in _lowered(acc, compiled):
+        u = acc.units[i]
+        predict = u.family.load("predict")
+        st = total(predict(u.config, op) for op in ops)
+        layers.append(LayerRun(la.name, la.kind, i, *_labels(u, la, ops), st))
+        if progress is not None:
+            progress(la.name)
+    return ModelRun(label, tuple(layers))
+
+
+def run_model(acc: Accelerator, compiled, x, label: str = "", cfg=None, progress=None) -> ModelRun:
+    """Bit-exact: the inputs ``x`` through the compiled model twice, every unit layer once through its
+    family's reference and once through the unit's ``run`` (host layers with ``cfg``'s arithmetic, default
+    the first unit's); per-layer :class:`Stats` of one inference from ``run``."""
+    lowered = _lowered(acc, compiled)
+    unit_of = {la.name: i for la, i, _ in lowered}
+    cfg = acc.units[lowered[0][1]].config if cfg is None and lowered else cfg
+    x_int = compiled.quantize_input(x, None if cfg is None else getattr(cfg, "rounding", None))
+
+    def ref_layer(la, ins):
+        u = acc.units[unit_of[la.name]]
+        return u.family.load("run_reference")(u.config, la, ins)
+
+    ref = compiled.run_int(x_int, cfg=cfg, layer_fn=ref_layer)
+    stats: dict[str, Stats] = {}
+    computed = [0]
+
+    def sim_layer(la, ins):
+        u = acc.units[unit_of[la.name]]
+        values, st = u.family.load("run")(u.config, la, ins)
+        stats[la.name] = st
+        computed[0] += np.asarray(values).size
+        if progress is not None:
+            progress(la.name)
+        return values
+
+    sim = compiled.run_int(x_int, cfg=cfg, layer_fn=sim_layer)
+    layers = tuple(LayerRun(la.name, la.kind, i, *_labels(acc.units[i], la, ops), stats[la.name])
+                   for la, i, ops in lowered)
+    dependent = tuple(lr.name for lr in layers if "inputs" in lr.stats.detail)
+    return ModelRun(label, layers, np.asarray(ref), np.asarray(sim), computed[0], dependent)
+
+
+def price(cost, unit: Unit, st: Stats) -> dict[str, float]:
+    """Energy (pJ per inventory component) of one inference's ``st`` on ``unit``. The Stats of a
+    data-dependent unit (``detail['inputs']`` = n) carry the batch's summed actions and cycles
+    (``detail['cycles_total']``); they are priced whole and divided by n."""
+    inv = unit.family.load("inventory")(unit.config)
+    n = st.detail.get("inputs")
+    if n:
+        e = cost.energy(inv, st.actions, st.detail["cycles_total"]).components()
+        return {k: v / n for k, v in e.items()}
+    return cost.energy(inv, st.actions, st.cycles).components()

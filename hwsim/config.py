@@ -17,31 +17,35 @@ from fractions import Fraction
 from typing import ClassVar
 
 from hwsim.models.errors import HwsimError
+from hwsim.models.spec import POW2_MAX_SHIFT, WEIGHT_BITS
 
 __all__ = [
     "ConfigField",
     "DATAFLOWS",
     "FamilyConfig",
     "OVERFLOW_MODES",
+    "POW2_MAX_SHIFT",
     "RTL_DATAFLOWS",
     "ROUNDING_MODES",
     "WEIGHT_BITS",
     "WEIGHT_FORMATS",
     "MacArrayConfig",
+    "check_choice",
+    "check_int",
+    "check_number",
 ]
 
-#: Weight formats and the width of their code in bits.
-WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "binary": 1, "pow2": 4}
+#: Weight formats (the keys of :data:`hwsim.models.spec.WEIGHT_BITS`, the one table of code widths).
 WEIGHT_FORMATS = tuple(WEIGHT_BITS)
-#: pow2 weight code: 1 sign bit + 3 exponent bits; exponent code 0 means zero, e >= 1 means 2**(e-1).
-POW2_MAX_SHIFT = 6
 DATAFLOWS = ("ws", "os", "is")
-RTL_DATAFLOWS = ("ws", "os", "is")
+#: remaining: dead (every dataflow has RTL); delete with its last users, hwsim/mac_array.py's import and check_rtl.
+RTL_DATAFLOWS = DATAFLOWS
 OVERFLOW_MODES = ("saturate", "wrap")
 ROUNDING_MODES = ("half_up", "half_even")
 
 
-def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+def check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    """An integer (not a bool) in [lo, hi] (hi None: no upper limit), else the one-line error naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise HwsimError(f"{name}={value!r} is not allowed: expected an integer")
     if value < lo or (hi is not None and value > hi):
@@ -49,7 +53,7 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
         raise HwsimError(f"{name}={value!r} is not allowed: expected an integer {allowed}")
 
 
-def _check_number(name: str, value, lo: float, lo_open: bool, hi: float) -> None:
+def check_number(name: str, value, lo: float, lo_open: bool, hi: float) -> None:
     """A finite number in [lo, hi] (or (lo, hi] with ``lo_open``), else the one-line error naming ``name``."""
     ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value <= hi \
         and (value > lo if lo_open else value >= lo)
@@ -58,9 +62,15 @@ def _check_number(name: str, value, lo: float, lo_open: bool, hi: float) -> None
         raise HwsimError(f"{name}={value!r} is not allowed: expected a number in {rng}")
 
 
-def _check_choice(name: str, value, choices) -> None:
+def check_choice(name: str, value, choices) -> None:
+    """One of ``choices``, else the one-line error naming ``name`` and listing them."""
     if value not in choices:
         raise HwsimError(f"{name}={value!r} is not allowed: expected one of {', '.join(choices)}")
+
+
+#: remaining: the old private spellings, for hwsim/deform_unit.py, hwsim/lstm_engine.py, hwsim/rf_array.py and
+#: tests/accum_family.py; delete when they import check_int / check_number / check_choice.
+_check_int, _check_number, _check_choice = check_int, check_number, check_choice
 
 
 @dataclass(frozen=True)
@@ -258,10 +268,10 @@ class MacArrayConfig(FamilyConfig):
     }
 
     def __post_init__(self):
-        _check_int("rows", self.rows, 1, 1024)
-        _check_int("cols", self.cols, 1, 1024)
-        _check_choice("dataflow", self.dataflow, DATAFLOWS)
-        _check_choice("weight_format", self.weight_format, WEIGHT_FORMATS)
+        check_int("rows", self.rows, 1, 1024)
+        check_int("cols", self.cols, 1, 1024)
+        check_choice("dataflow", self.dataflow, DATAFLOWS)
+        check_choice("weight_format", self.weight_format, WEIGHT_FORMATS)
         if self.act_bits is None:
             object.__setattr__(self, "act_bits", 1 if self.weight_format == "binary" else 8)
         if self.weight_format == "binary":
@@ -271,19 +281,19 @@ class MacArrayConfig(FamilyConfig):
                     "binary layers take +-1 activations, act_bits must be 1"
                 )
         else:
-            _check_int("act_bits", self.act_bits, 2, 16)
-        _check_int("acc_bits", self.acc_bits, 2, 48)
+            check_int("act_bits", self.act_bits, 2, 16)
+        check_int("acc_bits", self.acc_bits, 2, 48)
         if self.acc_bits < self.product_bits:
             raise HwsimError(
                 f"acc_bits={self.acc_bits} is not allowed: the accumulator must hold one product of "
                 f"{self.product_bits} bits ({self.weight_format} x {self.act_bits}-bit activations)"
             )
-        _check_choice("overflow", self.overflow, OVERFLOW_MODES)
-        _check_choice("rounding", self.rounding, ROUNDING_MODES)
+        check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        check_choice("rounding", self.rounding, ROUNDING_MODES)
         for name in ("input_sram_bytes", "weight_sram_bytes", "output_sram_bytes"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("sram_banks", self.sram_banks, 1, 1024)
-        _check_int("sram_word_bits", self.sram_word_bits, 8, 4096)
+            check_int(name, getattr(self, name), 1)
+        check_int("sram_banks", self.sram_banks, 1, 1024)
+        check_int("sram_word_bits", self.sram_word_bits, 8, 4096)
         if self.sram_word_bits % 8:
             raise HwsimError(f"sram_word_bits={self.sram_word_bits} is not allowed: expected a multiple of 8")
         bw = self.dram_bytes_per_cycle
@@ -292,7 +302,7 @@ class MacArrayConfig(FamilyConfig):
         clk = self.clock_mhz
         if isinstance(clk, bool) or not isinstance(clk, int | float) or not (0 < clk <= 100_000):
             raise HwsimError(f"clock_mhz={clk!r} is not allowed: expected a number in (0, 100000]")
-        _check_int("dim_bits", self.dim_bits, 4, 24)
+        check_int("dim_bits", self.dim_bits, 4, 24)
         self._check_sparsity()
         if not isinstance(self.skip_zero_tiles, bool):
             raise HwsimError(f"skip_zero_tiles={self.skip_zero_tiles!r} is not allowed: expected true or false")
@@ -377,6 +387,18 @@ class MacArrayConfig(FamilyConfig):
         return WEIGHT_BITS[self.weight_format]
 
     @property
+    def pe_reg_write_bits(self) -> int:
+        """Bits written by one ``pe_reg_write`` (one PE's pipeline register update in one cycle): the operands
+        that move (or are rewritten) under the dataflow. ws = act_bits + acc_bits (activation hop right, psum
+        hop down), os = act_bits + weight_bits + acc_bits (activation and weight hops, stationary accumulator
+        rewritten), is = weight_bits + acc_bits. A ``pe_weight_load`` writes weight_bits."""
+        return {
+            "ws": self.act_bits + self.acc_bits,
+            "os": self.act_bits + self.weight_bits + self.acc_bits,
+            "is": self.weight_bits + self.acc_bits,
+        }[self.dataflow]
+
+    @property
     def out_bits(self) -> int:
         """Width of one requantized output (equal to ``act_bits``)."""
         return self.act_bits
@@ -422,6 +444,22 @@ class MacArrayConfig(FamilyConfig):
         by_w = (8 * self.weight_sram_bytes) // (2 * self.cols * self.weight_bits)
         return min(by_in, by_w, self.max_dim)
 
+    @property
+    def fold_steps(self) -> tuple[int, int]:
+        """``(m_step, k_step)`` of one fold: the one dataflow-to-tiling map (cycle models, RTL and cosim use it).
+
+        ws: ``(m_tile, ws_k_step)``, activation rows streamed per tile and reduction steps per fold; is:
+        ``(is_m_tile, rows)``, the weights streamed in the role of WS activations (M and N swap roles); os:
+        ``(rows, k_chunk)``. Raises for an IS config whose SRAMs hold no IS tile.
+        """
+        if self.dataflow == "ws":
+            return self.m_tile, self.ws_k_step
+        if self.dataflow == "is":
+            if self.is_m_tile < 1:
+                raise HwsimError(f"weight_sram_bytes={self.weight_sram_bytes} is too small for one IS tile")
+            return self.is_m_tile, self.rows
+        return self.rows, self.k_chunk
+
     # ------------------------------------------------------------------ DRAM streams
     @property
     def weight_beat_bits(self) -> int:
@@ -453,6 +491,14 @@ class MacArrayConfig(FamilyConfig):
     @property
     def act_beat_period(self) -> int:
         return self.beat_period(self.act_beat_bits)
+
+    @property
+    def fold_beat_periods(self) -> tuple[int, int]:
+        """(period of a stationary-operand beat, period of a streamed-operand beat) of a fold: IS streams the
+        weights and holds the activations stationary, WS and OS the other way round."""
+        if self.dataflow == "is":
+            return self.beat_period(self.cols * self.act_bits), self.beat_period(self.rows * self.weight_bits)
+        return self.weight_beat_period, self.act_beat_period
 
     # ------------------------------------------------------------------ misc
     @property

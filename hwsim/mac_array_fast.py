@@ -23,7 +23,6 @@ zero-tile skipping (this closed form is for dense arrays without skipping).
 from __future__ import annotations
 
 from hwsim.config import MacArrayConfig
-from hwsim.mac_array import MacArrayActions, _is_m_tile, _periods
 from hwsim.stats import LayerStats
 
 __all__ = ["closed_form_gemm"]
@@ -91,12 +90,8 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
     """Same result as ``hwsim.mac_array.predict_gemm_folds(cfg, m, k, n, name)`` (one group, dense array)."""
     R, C = cfg.rows, cfg.cols
     df = cfg.dataflow
-    if df == "ws":
-        m_step, k_step, M_, N_ = cfg.m_tile, R, m, n
-    elif df == "is":
-        m_step, k_step, M_, N_ = _is_m_tile(cfg), R, n, m
-    else:
-        m_step, k_step, M_, N_ = R, cfg.k_chunk, m, n
+    m_step, k_step = cfg.fold_steps
+    M_, N_ = (n, m) if df == "is" else (m, n)
     nM, nN, nK = _cdiv(M_, m_step), _cdiv(N_, C), _cdiv(k, k_step)
     m_last, k_last = M_ - (nM - 1) * m_step, k - (nK - 1) * k_step
     folds = nM * nN * nK
@@ -105,7 +100,7 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
     pkey = (df, R, C, cfg.act_bits, cfg.weight_bits, cfg.dram_bytes_per_cycle)
     periods = _PERIODS.get(pkey)
     if periods is None:
-        periods = _PERIODS[pkey] = _periods(cfg)
+        periods = _PERIODS[pkey] = cfg.fold_beat_periods
     pw, pa = periods
 
     def tile(mt: int) -> list:
@@ -149,6 +144,10 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
         in_words, in_bits, wt_words, wt_bits = w_words, nw * stat_bits, a_words, na * strm_bits
     else:
         in_words, in_bits, wt_words, wt_bits = a_words, na * strm_bits, w_words, nw * stat_bits
+    # Imported here, not at module level: hwsim.mac_array imports this module (remaining: the module-level
+    # break needs MacArrayActions in a module of its own, see tests/test_layering.py).
+    from hwsim.mac_array import MacArrayActions
+
     actions = MacArrayActions(
         pe_macs=pe_macs, pe_weight_loads=pe_w, pe_reg_writes=pe_regs,
         input_sram_reads=in_words, input_sram_writes=in_words,

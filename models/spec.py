@@ -20,11 +20,14 @@ from dataclasses import dataclass
 
 from hwsim.models.errors import HwsimError
 
-__all__ = ["QUANT_FORMATS", "SPEC_FORMS", "WEIGHT_BITS", "CompressSpec", "parse_compress_spec"]
+__all__ = ["POW2_MAX_SHIFT", "QUANT_FORMATS", "SPEC_FORMS", "WEIGHT_BITS", "CompressSpec", "parse_compress_spec"]
 
 QUANT_FORMATS = ("int8", "int4", "int2", "binary", "ternary", "pow2")
-#: Width of one weight code in bits (as ``hwsim.config.WEIGHT_BITS``).
+#: Width of one weight code in bits: the one table (``hwsim.config``, the cost model and the references import it).
 WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "binary": 1, "pow2": 4}
+#: pow2 weight code: 1 sign bit + 3 exponent bits; exponent code 0 means zero, e >= 1 means 2**(e-1), so the
+#: largest shift is 6 (|w| <= 64).
+POW2_MAX_SHIFT = 6
 
 SPEC_FORMS = (
     "[svd-rR+|svd-eE+][pruneP+|blockRxC-P+|N:M+]FORMAT[-pt|-pc][+ft] with FORMAT one of "

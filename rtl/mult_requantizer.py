@@ -4,7 +4,7 @@ Conventional integer-only inference requantizes with a fixed-point multiplier: t
 by a per-layer integer scale, then the product is shifted right with rounding and clamped to the activation
 width. The power-of-two requantizer of :mod:`hwsim.rtl.requantizer` drops the multiplier and keeps only the
 rounding shift and the clamp; this component exists so the two can be synthesized and compared
-(:func:`hwsim.synth.compare_requantizers`).
+(:func:`hwsim.mac_array_synth.compare_requantizers`).
 """
 
 from amaranth.hdl import Module, Signal, signed, unsigned

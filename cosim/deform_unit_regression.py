@@ -7,6 +7,7 @@ import numpy as np
 from hwsim.cosim.deform_unit_harness import deform_unit_harness
 from hwsim.cosim.report import RegressionReport
 from hwsim.cosim.runner import cosimulate
+from hwsim.models.tables import offset_bound_code
 
 from hwsim.deform_unit import DeformLayer, DeformUnitConfig, check_rtl, check_rtl_layer
 from hwsim.errors import HwsimError
@@ -21,7 +22,7 @@ def random_layers(cfg: DeformUnitConfig, seed: int, count: int, max_side: int = 
     1 x N and, for count >= 3, one is N x 1."""
     rng = np.random.default_rng(seed)
     one = 1 << cfg.frac_bits
-    bq = int(cfg.offset_bound * one)
+    bq = offset_bound_code(cfg.offset_bound, cfg.frac_bits)
     lo, hi = -(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1)
     wlo, whi = -(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1)
     side = min(max_side, cfg.max_width)

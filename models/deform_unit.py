@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from hwsim.models.errors import HwsimError
+from hwsim.models.tables import offset_bound_code, offset_bound_ok
 
 __all__ = [
     "OVERFLOW_MODES",
@@ -92,8 +93,7 @@ class Variant:
     def __post_init__(self):
         if self.mode not in MODES:
             raise HwsimError(f"mode={self.mode!r} is not allowed: expected one of {', '.join(MODES)}")
-        if self.bound is not None and (isinstance(self.bound, bool) or not isinstance(self.bound, int | float)
-                                       or not np.isfinite(self.bound) or self.bound < 0):
+        if not offset_bound_ok(self.bound):
             raise HwsimError(f"bound={self.bound!r} is not allowed: expected a number >= 0 or None")
         if self.mode == "square" and self.bound is None:
             raise HwsimError("bound=None is not allowed with mode='square': expected the largest dilation")
@@ -283,7 +283,7 @@ def variant_offsets(v: Variant, raw, kh: int, kw: int, dilation: int = 1, frac_b
     q = frac_bits is not None
     if q:
         raw = raw.astype(np.int64)
-        b = None if v.bound is None else int(np.floor(v.bound * (1 << frac_bits)))
+        b = offset_bound_code(v.bound, frac_bits)
     else:
         raw = raw.astype(np.float64)
         b = v.bound

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from hwsim.models.errors import HwsimError
+from hwsim.models.tables import offset_bound_ok
 
 __all__ = [
     "COMPUTE_KINDS",
@@ -238,8 +239,7 @@ class Layer:
             self.meta["count_pads"] = tuple(int(v) for v in cp)
         if self.kind == "deform_conv2d":
             bound = self.meta.get("offset_bound")
-            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float | np.number)
-                                      or not np.isfinite(bound) or bound < 0):
+            if not offset_bound_ok(bound):
                 raise HwsimError(f"layer {self.name!r}: meta['offset_bound']={bound!r} is not allowed: expected "
                                  "a number >= 0 (pixels) or None")
         if self.kind == "clip":

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hwsim.models import tensor_formats as tf
 from hwsim.models.errors import HwsimError
+from hwsim.models.tables import lut_table
 
 __all__ = [
     "FixedLstm",
@@ -84,16 +85,6 @@ def _plan_sigmoid(x: np.ndarray, F: int) -> np.ndarray:
                  np.where(a >= (19 * one) >> 3, (a >> 5) + c1,
                           np.where(a >= one, (a >> 3) + c2, (a >> 2) + c3)))
     return np.where(x < 0, one - y, y)
-
-
-def lut_table(kind: str, cfg) -> np.ndarray:
-    """The ``2**lut_bits`` int64 entries of the ``sigmoid`` or ``tanh`` LUT (see the module docstring)."""
-    bits, F, lb = cfg.data_bits, cfg.frac_bits, cfg.lut_bits
-    s = bits - lb
-    i = np.arange(1 << lb, dtype=np.int64)
-    centre = ((i << s) + ((1 << s) >> 1) - (1 << (bits - 1))) / float(1 << F)
-    f = (1.0 / (1.0 + np.exp(-centre))) if kind == "sigmoid" else np.tanh(centre)
-    return _clamp(np.floor(f * (1 << F) + 0.5).astype(np.int64), bits)
 
 
 def _lut_index(x: np.ndarray, cfg) -> np.ndarray:

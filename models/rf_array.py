@@ -34,30 +34,12 @@ unchanged.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from hwsim.models.errors import HwsimError
-from hwsim.models.rf_mesh import MESH_STYLES, Mesh, _columns
+from hwsim.models.rf_mesh import Mesh
+from hwsim.models.tables import mesh_layout, rf_tables
 
 __all__ = ["code_count", "emulate", "mesh_layout", "mesh_from_codes", "phase_codes", "tables"]
-
-
-@functools.lru_cache(maxsize=64)
-def _layout(n: int, style: str) -> tuple[tuple[int, ...], ...]:
-    if style == "clements":
-        return tuple(tuple(range(c % 2, n - 1, 2)) for c in range(n)) if n > 1 else ()
-    modes = np.array([m for r in range(n - 1, 0, -1) for m in range(r)], dtype=np.int64)
-    cols = _columns(n, modes)
-    return tuple(tuple(sorted(modes[cols == c].tolist())) for c in range(int(cols.max()) + 1)) if modes.size \
-        else ()
-
-
-def mesh_layout(n: int, style: str) -> tuple[tuple[int, ...], ...]:
-    """Top modes of the MZIs of each pipeline column (empty columns dropped; n = 2 has one column)."""
-    if style not in MESH_STYLES:
-        raise HwsimError(f"mesh={style!r} is not allowed: expected one of {', '.join(MESH_STYLES)}")
-    return tuple(c for c in _layout(n, style) if c)
 
 
 def code_count(n: int, style: str) -> int:
@@ -65,18 +47,9 @@ def code_count(n: int, style: str) -> int:
     return 2 * sum(len(c) for c in mesh_layout(n, style)) + n
 
 
-@functools.lru_cache(maxsize=32)
-def _tables(dac_bits: int, coef_bits: int) -> dict[str, np.ndarray]:
-    a = 2 * np.pi * np.arange(1 << dac_bits) / (1 << dac_bits)
-    one = float(1 << coef_bits)
-    t = {"C": np.cos(a) * one, "S": np.sin(a) * one, "AR": (np.cos(a) - 1) / 2 * one,
-         "AI": np.sin(a) / 2 * one, "BI": (np.cos(a) + 1) / 2 * one}
-    return {k: np.round(v).astype(np.int64) for k, v in t.items()}
-
-
 def tables(cfg) -> dict[str, np.ndarray]:
     """The cos/sin tables indexed by phase code (int64 arrays of 2**dac_bits entries; see the module doc)."""
-    return _tables(cfg.dac_bits, cfg.coef_bits)
+    return rf_tables(cfg)
 
 
 def _rs(cfg, v: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from hwsim.models.errors import HwsimError
+from hwsim.models.tables import MESH_STYLES, mesh_columns
 
 __all__ = [
     "MESH_STYLES",
@@ -63,7 +64,6 @@ __all__ = [
     "svd_map",
 ]
 
-MESH_STYLES = ("clements", "reck")
 TWO_PI = 2.0 * math.pi
 
 
@@ -163,7 +163,7 @@ class Mesh:
     @property
     def columns(self) -> np.ndarray:
         """Column of each MZI when every MZI is placed as early as its two modes allow."""
-        return _columns(self.n, self.modes)
+        return mesh_columns(self.n, self.modes)
 
     @property
     def depth(self) -> int:
@@ -180,16 +180,6 @@ class Mesh:
                                    out_phase=np.asarray(out_phase, float))
 
 
-def _columns(n: int, modes: np.ndarray) -> np.ndarray:
-    last = np.full(n, -1, dtype=np.int64)
-    cols = np.empty(modes.size, dtype=np.int64)
-    for k, m in enumerate(modes.tolist()):
-        c = max(last[m], last[m + 1]) + 1
-        cols[k] = c
-        last[m] = last[m + 1] = c
-    return cols
-
-
 def _mesh_apply(n: int, modes: np.ndarray, mats: np.ndarray, screen: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Apply 2x2 ``mats`` (K, 2, 2) on ``modes`` in order, then the complex ``screen``, to columns of x.
 
@@ -197,7 +187,7 @@ def _mesh_apply(n: int, modes: np.ndarray, mats: np.ndarray, screen: np.ndarray,
     """
     y = np.array(x, dtype=complex, copy=True)
     if modes.size:
-        cols = _columns(n, modes)
+        cols = mesh_columns(n, modes)
         for c in range(int(cols.max()) + 1):
             sel = np.flatnonzero(cols == c)
             m = modes[sel]

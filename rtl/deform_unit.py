@@ -20,14 +20,13 @@ Physical line-buffer rows: the next power of two >= R + 1 (R rows of the window 
 
 from __future__ import annotations
 
-import math
-
-from amaranth.back import verilog
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from hwsim.models.tables import offset_bound_code
 from hwsim.rtl.deform_sampler import COORD_BITS, DIM_BITS, BilinearSampler
+from hwsim.rtl.verilog import generate
 
 __all__ = ["ADDR_BITS", "COUNTERS", "LINT_WAIVERS", "OFFSET_BITS", "DeformUnitTop", "generate_verilog",
            "rows_phys"]
@@ -141,7 +140,7 @@ class DeformUnitTop(wiring.Component):
         m.d.comb += self.off_addr.eq(y * W + x)
         E = COORD_BITS + F
         dy, dx = Signal(signed(E)), Signal(signed(E))
-        bq = int(math.floor(cfg.offset_bound * (1 << F)))
+        bq = offset_bound_code(cfg.offset_bound, F)
         # square shape: the dilation (field 0) clamped to [0, bound], rounded unless fractional, expanded per tap
         d = Signal(signed(E))
         raw = self.off_data[:OFFSET_BITS].as_signed()
@@ -299,14 +298,11 @@ class DeformUnitTop(wiring.Component):
 
 
 def generate_verilog(cfg) -> tuple[str, dict]:
-    """Verilog of the unit top ``cfg.top_name`` and its metadata (config, ports, derived geometry)."""
-    from hwsim.deform_unit import check_rtl
+    """Verilog of the unit top ``cfg.top_name`` and its metadata (config, ports, derived geometry).
 
-    check_rtl(cfg)
+    ``cfg`` must be inside the RTL's scope: the family's ``rtl_check`` (:func:`hwsim.deform_unit.check_rtl`),
+    which ``hwsim generate``, ``hwsim synth`` and the co-simulation runner call first."""
     top = DeformUnitTop(cfg)
-    text = LINT_WAIVERS + verilog.convert(top, name=cfg.top_name, emit_src=False)
-    meta = {"top": cfg.top_name, "family": cfg.family_key(), "config": cfg.to_dict(),
-            "signature": top.metadata.as_json(),
-            "derived": {"rows": cfg.rows_for(1), "rows_phys": rows_phys(cfg), "n_off": top.n_off,
-                        "counters": {k: list(v) for k, v in COUNTERS.items()}}}
-    return text, meta
+    return generate(cfg, top, LINT_WAIVERS, signature=None,
+                    derived={"rows": cfg.rows_for(1), "rows_phys": rows_phys(cfg), "n_off": top.n_off,
+                             "counters": {k: list(v) for k, v in COUNTERS.items()}})

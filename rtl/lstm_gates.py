@@ -89,7 +89,7 @@ class LstmNonlinearity(wiring.Component):
         m = Module()
         db, F = cfg.data_bits, cfg.frac_bits
         if cfg.nonlinearity == "lut":
-            from hwsim.models.lstm_engine import lut_table
+            from hwsim.models.tables import lut_table
 
             rom = Memory(shape=signed(db), depth=1 << cfg.lut_bits, init=[int(v) for v in lut_table(self.kind, cfg)])
             m.submodules.rom = rom

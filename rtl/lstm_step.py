@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 
-from amaranth.back import verilog
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -49,12 +48,13 @@ from hwsim.rtl.lstm_engine import (
     COUNTERS,
     LINT_WAIVERS,
     LstmStageEngine,
-    _addr_bits,
-    _deltas,
+    addr_bits,
     desc_layout,
     hidden_words,
+    level_deltas,
 )
 from hwsim.rtl.lstm_gates import GATE_COUNTERS, LstmGateUnit
+from hwsim.rtl.verilog import generate
 
 __all__ = ["EXT_RSEL", "EXT_SEL", "STEP_COUNTERS", "LstmStepEngine", "gate_desc_layout", "generate_verilog",
            "max_hidden", "pack_gate_descriptor"]
@@ -86,7 +86,7 @@ def gate_desc_layout(cfg) -> list[tuple[str, int]]:
     """Gate-descriptor fields ``(name, bits)`` from the least significant bit up: per walker level
     (innermost first) its count ``c`` and address delta ``d``; per gate ``g`` the walker's first address
     ``a{g}``, first row ``n{g}`` (= g*H) and first digits ``x{g}_{level}``; then ``H``."""
-    A, L = _addr_bits(cfg), cfg.addr_levels
+    A, L = addr_bits(cfg), cfg.addr_levels
     out = []
     for lv in range(L):
         out += [(f"c{lv}", COUNT_BITS), (f"d{lv}", A + 2)]
@@ -125,7 +125,7 @@ def pack_gate_descriptor(cfg, fmt, order, hidden: int) -> int:
     counts += [1] * (cfg.addr_levels - len(counts))
     strides += [0] * (cfg.addr_levels - len(strides))
     vals = {}
-    for lv, (c, d) in enumerate(zip(counts, _deltas(counts, strides), strict=True)):
+    for lv, (c, d) in enumerate(zip(counts, level_deltas(counts, strides), strict=True)):
         vals[f"c{lv}"], vals[f"d{lv}"] = c, d
     perm = tf.final_permutation(fmt, order)
     for g in range(4):
@@ -197,7 +197,7 @@ class LstmStepEngine(wiring.Component):
         cfg = self.cfg
         m = Module()
         P, db, L = cfg.pes, cfg.data_bits, cfg.addr_levels
-        A = _addr_bits(cfg)
+        A = addr_bits(cfg)
         Hmax = max_hidden(cfg)
         d = signed(db)
 
@@ -392,12 +392,10 @@ def generate_verilog(cfg, debug: bool = False) -> tuple[str, dict]:
     from hwsim.rtl.lstm_engine import MAX_STAGES
 
     top = LstmStepEngine(cfg, debug=debug)
-    text = LINT_WAIVERS + verilog.convert(top, name=cfg.top_name, emit_src=False)
-    meta = {"top": cfg.top_name, "family": cfg.family_key(), "config": cfg.to_dict(),
-            "derived": {"desc_bits": sum(b for _, b in desc_layout(cfg)), "desc_layout": desc_layout(cfg),
-                        "gate_desc_bits": top.gbits, "gate_desc_layout": gate_desc_layout(cfg),
-                        "bank_depth": cfg.bank_depth, "weight_words": cfg.weight_words,
-                        "hidden_words": hidden_words(cfg), "max_hidden": max_hidden(cfg), "max_stages": MAX_STAGES,
-                        "ext_sel": EXT_SEL, "ext_rsel": EXT_RSEL},
-            "debug": debug, "signature": top.metadata.as_json()}
-    return text, meta
+    return generate(cfg, top, LINT_WAIVERS,
+                    derived={"desc_bits": sum(b for _, b in desc_layout(cfg)), "desc_layout": desc_layout(cfg),
+                             "gate_desc_bits": top.gbits, "gate_desc_layout": gate_desc_layout(cfg),
+                             "bank_depth": cfg.bank_depth, "weight_words": cfg.weight_words,
+                             "hidden_words": hidden_words(cfg), "max_hidden": max_hidden(cfg),
+                             "max_stages": MAX_STAGES, "ext_sel": EXT_SEL, "ext_rsel": EXT_RSEL},
+                    debug=debug)

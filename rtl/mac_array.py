@@ -53,16 +53,15 @@ Cycle timing (exactly what ``hwsim.mac_array`` predicts) is documented there.
 import json
 from pathlib import Path
 
-from amaranth.back import verilog
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from hwsim.rtl.requantizer import Requantizer
 from hwsim.rtl.systolic_array import SystolicArray
+from hwsim.rtl.verilog import generate
 
-from hwsim.config import RTL_DATAFLOWS, MacArrayConfig
-from hwsim.errors import HwsimError
+from hwsim.config import MacArrayConfig
 
 __all__ = ["LINT_WAIVERS", "MacArray", "generate_verilog", "write_verilog"]
 
@@ -170,12 +169,7 @@ class MacArray(wiring.Component):
     """
 
     def __init__(self, cfg: MacArrayConfig, debug: bool = False):
-        if cfg.dataflow not in RTL_DATAFLOWS:
-            raise HwsimError(
-                f"dataflow={cfg.dataflow!r} has no RTL: expected one of {', '.join(RTL_DATAFLOWS)}"
-            )
-        if cfg.dataflow == "is" and cfg.is_m_tile < 1:
-            raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is too small for one IS tile")
+        self.m_step, self.k_step = cfg.fold_steps  # raises for an IS config whose SRAMs hold no IS tile
         self.cfg = cfg
         self.debug = debug
         R, C = cfg.rows, cfg.cols
@@ -214,7 +208,7 @@ class MacArray(wiring.Component):
         df = cfg.dataflow
         ws_like = df in ("ws", "is")
         is_ = df == "is"
-        m_step, k_step = {"ws": (cfg.m_tile, cfg.ws_k_step), "is": (cfg.is_m_tile, R), "os": (R, cfg.k_chunk)}[df]
+        m_step, k_step = self.m_step, self.k_step
         s_half = R if ws_like else k_step     # stationary rows (WS/IS) / weight rows (OS) per buffer half
         v_half = m_step if ws_like else k_step  # streamed vectors (WS/IS) / activation vectors (OS) per half
         # The first stream of a fold fills the stationary buffer, the second the streamed one.
@@ -490,18 +484,14 @@ def generate_verilog(cfg: MacArrayConfig, debug: bool = False) -> tuple[str, dic
     ``debug=True`` adds the simulation-only activity outputs (``dbg_*``) the co-simulation harness counts.
     """
     top = MacArray(cfg, debug=debug)
-    text = LINT_WAIVERS + verilog.convert(top, name=cfg.top_name, emit_src=False)
     members = top.metadata.as_json()["interface"]["members"]
     w_bits = int(members["i_weights"]["members"]["payload"]["width"])
     a_bits = int(members["i_acts"]["members"]["payload"]["width"])
-    m_tile, k_step = {"ws": (cfg.m_tile, cfg.ws_k_step), "is": (cfg.is_m_tile, cfg.rows),
-                      "os": (cfg.rows, cfg.k_chunk)}[cfg.dataflow]
-    meta = {
-        "top": cfg.top_name,
-        "family": "mac_array",
-        "config": cfg.to_dict(),
-        "debug": debug,
-        "derived": {
+    m_tile, k_step = cfg.fold_steps
+    return generate(
+        cfg, top, LINT_WAIVERS,
+        debug=debug,
+        derived={
             "weight_bits": cfg.weight_bits,
             "sparsity": cfg.sparsity,
             "index_bits": cfg.index_bits,
@@ -514,9 +504,7 @@ def generate_verilog(cfg: MacArrayConfig, debug: bool = False) -> tuple[str, dic
             "weight_beat_period": cfg.beat_period(w_bits),
             "act_beat_period": cfg.beat_period(a_bits),
         },
-        "signature": top.metadata.as_json(),
-    }
-    return text, meta
+    )
 
 
 def write_verilog(cfg: MacArrayConfig, out_dir) -> tuple[Path, Path]:

@@ -11,12 +11,12 @@ in the last DRAIN cycle. ``o_vec`` has no back-pressure: the sink must always be
 
 from __future__ import annotations
 
-from amaranth.back import verilog
 from amaranth.hdl import Cat, Const, Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from hwsim.models import rf_array as ref
+from hwsim.models.tables import mesh_layout
 from hwsim.rtl.rf_mzi import ComplexRotator, MziMixer
+from hwsim.rtl.verilog import generate
 
 __all__ = ["COUNTERS", "LINT_WAIVERS", "RfMeshEmulator", "generate_verilog"]
 
@@ -69,7 +69,7 @@ class RfMeshEmulator(wiring.Component):
         m = Module()
         cfg = self.cfg
         n, d = cfg.n, cfg.data_bits
-        layout = ref.mesh_layout(n, cfg.mesh)
+        layout = mesh_layout(n, cfg.mesh)
         n_codes = cfg.codes
         codes = [Signal(cfg.dac_bits, name=f"code_{i}") for i in range(n_codes)]
 
@@ -188,9 +188,6 @@ class RfMeshEmulator(wiring.Component):
 def generate_verilog(cfg) -> tuple[str, dict]:
     """Verilog of the emulator top ``cfg.top_name`` and its metadata (config, ports, derived timing)."""
     top = RfMeshEmulator(cfg)
-    text = LINT_WAIVERS + verilog.convert(top, name=cfg.top_name, emit_src=False)
-    meta = {"top": cfg.top_name, "family": cfg.family_key(), "config": cfg.to_dict(),
-            "signature": top.metadata.as_json(),
-            "derived": {"codes": cfg.codes, "latency": cfg.latency, "columns": cfg.columns, "mzis": cfg.mzis,
-                        "counters": {k: list(v) for k, v in COUNTERS.items()}}}
-    return text, meta
+    return generate(cfg, top, LINT_WAIVERS, signature=None,
+                    derived={"codes": cfg.codes, "latency": cfg.latency, "columns": cfg.columns, "mzis": cfg.mzis,
+                             "counters": {k: list(v) for k, v in COUNTERS.items()}})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from hwsim.models import rf_array as ref
+from hwsim.models.tables import rf_tables
 
 __all__ = ["ComplexRotator", "MziMixer", "round_shift_saturate"]
 
@@ -29,7 +29,7 @@ def round_shift_saturate(m: Module, v, cfg, name: str) -> Signal:
 
 def _table(cfg, key: str) -> Array:
     w = cfg.coef_bits + 2
-    return Array(Const(int(v), signed(w)) for v in ref.tables(cfg)[key])
+    return Array(Const(int(v), signed(w)) for v in rf_tables(cfg)[key])
 
 
 class ComplexRotator(wiring.Component):

@@ -1,7 +1,8 @@
 """SCALE-Sim import and SCALE-Sim's cycle conventions, beside hwsim's own.
 
 SCALE-Sim (v2 and 3.0.0) and hwsim both model a systolic array, but they count differently. This module
-reads SCALE-Sim's ``.cfg`` and topology ``.csv`` files as they are and reports, per layer:
+reads SCALE-Sim's ``.cfg`` and topology ``.csv`` files as they are (the topology reader is
+:func:`hwsim.workloads.read_scalesim_topology`, beside the layers it yields) and reports, per layer:
 
 * SCALE-Sim's view: its conv-to-GEMM lowering (no padding, output size rounded *up*), its spatio-temporal
   mapping per dataflow, its fold count and its per-fold compute cycles, and the "Total Cycles" number its
@@ -32,10 +33,9 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from hwsim.errors import HwsimError
-from hwsim.workloads import ConvLayer, GemmLayer
+from hwsim.workloads import ScaleSimLayer, read_scalesim_topology, read_text_file
 
 __all__ = [
     "ScaleSimConfig",
@@ -50,9 +50,6 @@ __all__ = [
 ]
 
 _DATAFLOWS = ("os", "ws", "is")
-_CONV_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
-                 "Num Filter", "Strides")
-_GEMM_COLUMNS = ("Layer name", "M", "N", "K")
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -106,15 +103,6 @@ _CFG_KEYS = {"ArrayHeight": ("rows", int), "ArrayWidth": ("cols", int), "IfmapSr
              "Dataflow": ("dataflow", str), "Bandwidth": ("bandwidth", float)}
 
 
-def _read_text(path, what: str) -> tuple[Path, str]:
-    p = Path(path)
-    try:
-        return p, p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
-        raise HwsimError(f"{what}={str(p)!r} is not allowed: cannot read it ({reason})") from None
-
-
 def read_scalesim_config(path) -> ScaleSimConfig:
     """Read a SCALE-Sim ``.cfg`` (INI with ``key : value`` lines, e.g. ``google.cfg``).
 
@@ -127,7 +115,7 @@ def read_scalesim_config(path) -> ScaleSimConfig:
     HwsimError
         ``<path>:<line>: ...`` for a malformed line or value, ``<path>: ...`` for a missing section or key.
     """
-    p, text = _read_text(path, "--scalesim-config")
+    p, text = read_text_file(path, "--scalesim-config")
     section = None
     found: dict[str, tuple[object, int]] = {}
     run_name = p.stem
@@ -166,145 +154,6 @@ def read_scalesim_config(path) -> ScaleSimConfig:
         raise HwsimError(f"{p}: [architecture_presets] without {', '.join(missing)} is not allowed: "
                          "expected every one of " + ", ".join(_CFG_KEYS))
     return ScaleSimConfig(path=str(p), run_name=run_name, **found)
-
-
-# ------------------------------------------------------------------------------------------ topology
-@dataclass(frozen=True)
-class ScaleSimLayer:
-    """One row of a SCALE-Sim topology, with SCALE-Sim's own lowering.
-
-    A GEMM row ``name, M, N, K`` is stored the way SCALE-Sim stores it: IFMAP ``M x K``, a ``1 x K`` filter,
-    one channel, ``N`` filters, stride 1.
-
-    Parameters
-    ----------
-    name : str
-        Layer name as written.
-    ifmap_h, ifmap_w, filt_h, filt_w, channels, num_filt, stride : int
-        The row's columns.
-    line : int
-        Line number in the file (for messages).
-    kind : {"conv", "gemm"}
-        The topology format the row came from.
-    depthwise : bool
-        The name contains ``DP``: SCALE-Sim runs it as ``channels`` separate one-channel layers.
-    """
-
-    name: str
-    ifmap_h: int
-    ifmap_w: int
-    filt_h: int
-    filt_w: int
-    channels: int
-    num_filt: int
-    stride: int
-    line: int = 0
-    kind: str = "conv"
-    depthwise: bool = False
-
-    @property
-    def ofmap_h(self) -> int:
-        """SCALE-Sim's output height, ``ceil((ifmap_h - filt_h + stride) / stride)`` (rounds up; no padding)."""
-        return -(-(self.ifmap_h - self.filt_h + self.stride) // self.stride)
-
-    @property
-    def ofmap_w(self) -> int:
-        """SCALE-Sim's output width, ``ceil((ifmap_w - filt_w + stride) / stride)``."""
-        return -(-(self.ifmap_w - self.filt_w + self.stride) // self.stride)
-
-    @property
-    def mnk(self) -> tuple[int, int, int]:
-        """SCALE-Sim's ``(M, N, K)`` of one (per-channel, for ``DP`` rows) layer: ofmap pixels, filters,
-        window ``filt_h * filt_w * channels``."""
-        c = 1 if self.depthwise else self.channels
-        return self.ofmap_h * self.ofmap_w, self.num_filt, self.filt_h * self.filt_w * c
-
-    @property
-    def repeats(self) -> int:
-        """How many layers SCALE-Sim runs for this row (``channels`` for ``DP`` rows, else 1)."""
-        return self.channels if self.depthwise else 1
-
-    def hwsim_layer(self, padding: str = "same"):
-        """The row as an hwsim layer: a :class:`GemmLayer` for GEMM rows, else a :class:`ConvLayer`.
-
-        ``padding="same"`` pads ``(k-1)//2`` per side as the real networks do (no padding when the filter
-        covers the whole IFMAP); ``"none"`` pads nothing, like SCALE-Sim. ``DP`` rows become one grouped
-        convolution (``groups = channels``, ``num_filt`` outputs per channel).
-        """
-        if self.kind == "gemm":
-            m, n, k = self.mnk
-            return GemmLayer(name=self.name, m=m, k=k, n=n)
-        if padding == "none" or (self.filt_h == self.ifmap_h and self.filt_w == self.ifmap_w):
-            pad = 0
-        else:
-            ph, pw = (self.filt_h - 1) // 2, (self.filt_w - 1) // 2
-            pad = ph if ph == pw else (ph, ph, pw, pw)
-        groups = self.channels if self.depthwise else 1
-        return ConvLayer(name=self.name, in_h=self.ifmap_h, in_w=self.ifmap_w, in_c=self.channels,
-                         out_c=self.num_filt * groups, kh=self.filt_h, kw=self.filt_w, stride=self.stride,
-                         padding=pad, groups=groups)
-
-
-def read_scalesim_topology(path) -> list[ScaleSimLayer]:
-    """Read a SCALE-Sim topology CSV: conv rows or GEMM rows, told apart by the header.
-
-    Conv header: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter,
-    Strides,`` (an optional 9th column, SCALE-Sim's ``N:M`` sparsity ratio, is accepted and ignored, as
-    SCALE-Sim does with sparsity support off). GEMM header: ``Layer name, M, N, K,`` (SCALE-Sim's
-    ``-i gemm`` input). Spaces around fields, trailing commas and blank lines are accepted.
-
-    Raises
-    ------
-    HwsimError
-        ``<path>:<line>: ...`` naming the column and value of a malformed row.
-    """
-    p, text = _read_text(path, "--topology")
-    rows: list[ScaleSimLayer] = []
-    columns = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        while fields and fields[-1] == "":
-            fields.pop()
-        where = f"{p}:{lineno}"
-        if columns is None:
-            head = [f.lower() for f in fields]
-            if head[:1] == ["layer name"] and head[1:] in (["m", "n", "k"], ["m", "n", "k", "sparsity"]):
-                columns = _GEMM_COLUMNS
-            elif head[:1] == ["layer name"] and len(fields) >= len(_CONV_COLUMNS):
-                columns = _CONV_COLUMNS
-            else:
-                raise HwsimError(f"{where}: header {line.strip()!r} is not allowed: expected a SCALE-Sim conv "
-                                 f"header ({', '.join(_CONV_COLUMNS)}) or GEMM header ({', '.join(_GEMM_COLUMNS)})")
-            continue
-        n = len(columns)
-        if len(fields) == n + 1 and re.fullmatch(r"\d+\s*:\s*\d+", fields[-1]):
-            fields.pop()  # sparsity ratio N:M
-        if len(fields) != n:
-            raise HwsimError(f"{where}: {len(fields)} fields are not allowed: expected {n} ({', '.join(columns)})")
-        if not fields[0]:
-            raise HwsimError(f"{where}: an empty layer name is not allowed: expected a name in the first column")
-        values = []
-        for column, raw in zip(columns[1:], fields[1:], strict=True):
-            if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-                raise HwsimError(f"{where}: {column}={raw!r} is not allowed: expected an integer >= 1")
-            values.append(int(raw))
-        if columns is _GEMM_COLUMNS:
-            m, nn, k = values
-            row = ScaleSimLayer(fields[0], m, k, 1, k, 1, nn, 1, line=lineno, kind="gemm")
-        else:
-            ih, iw, fh, fw, c, nf, s = values
-            if fh > ih or fw > iw:
-                raise HwsimError(f"{where}: filter {fh}x{fw} is not allowed: expected at most the IFMAP "
-                                 f"{ih}x{iw} (SCALE-Sim does not pad)")
-            row = ScaleSimLayer(fields[0], ih, iw, fh, fw, c, nf, s, line=lineno, depthwise="DP" in fields[0])
-        rows.append(row)
-    if columns is None:
-        raise HwsimError(f"{p}: an empty file is not allowed: expected a SCALE-Sim topology header and rows")
-    if not rows:
-        raise HwsimError(f"{p}: a topology without layers is not allowed: expected at least one row")
-    return rows
 
 
 # ------------------------------------------------------------------------------------------ conventions

@@ -8,13 +8,15 @@ A layer is a frozen dataclass. Every layer runs on the MAC array as ``groups`` i
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hwsim.models.errors import HwsimError
 
-__all__ = ["ConvLayer", "GemmLayer", "Layer", "load_scalesim_config", "load_scalesim_topology", "total_macs"]
+__all__ = ["ConvLayer", "GemmLayer", "Layer", "ScaleSimLayer", "load_scalesim_config", "load_scalesim_topology",
+           "read_scalesim_topology", "read_text_file", "total_macs"]
 
 #: Largest requantization shift a layer may ask for (the accumulator has at most 48 bits).
 _MAX_SHIFT = 47
@@ -217,6 +219,161 @@ def total_macs(layers: Iterable[Layer]) -> int:
 _PADDING_MODES = ("same", "none")
 
 
+# ------------------------------------------------------------------------------------------ SCALE-Sim topology
+_CONV_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
+                 "Num Filter", "Strides")
+_GEMM_COLUMNS = ("Layer name", "M", "N", "K")
+
+
+def read_text_file(path, what: str) -> tuple[Path, str]:
+    """``(path, text)`` of a UTF-8 input file (a BOM is dropped); an unreadable one is one HwsimError naming
+    ``what``."""
+    p = Path(path)
+    try:
+        return p, p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise HwsimError(f"{what}={str(p)!r} is not allowed: cannot read it ({reason})") from None
+
+
+@dataclass(frozen=True)
+class ScaleSimLayer:
+    """One row of a SCALE-Sim topology, with SCALE-Sim's own lowering.
+
+    A GEMM row ``name, M, N, K`` is stored the way SCALE-Sim stores it: IFMAP ``M x K``, a ``1 x K`` filter,
+    one channel, ``N`` filters, stride 1.
+
+    Parameters
+    ----------
+    name : str
+        Layer name as written.
+    ifmap_h, ifmap_w, filt_h, filt_w, channels, num_filt, stride : int
+        The row's columns.
+    line : int
+        Line number in the file (for messages).
+    kind : {"conv", "gemm"}
+        The topology format the row came from.
+    depthwise : bool
+        The name contains ``DP``: SCALE-Sim runs it as ``channels`` separate one-channel layers.
+    """
+
+    name: str
+    ifmap_h: int
+    ifmap_w: int
+    filt_h: int
+    filt_w: int
+    channels: int
+    num_filt: int
+    stride: int
+    line: int = 0
+    kind: str = "conv"
+    depthwise: bool = False
+
+    @property
+    def ofmap_h(self) -> int:
+        """SCALE-Sim's output height, ``ceil((ifmap_h - filt_h + stride) / stride)`` (rounds up; no padding)."""
+        return -(-(self.ifmap_h - self.filt_h + self.stride) // self.stride)
+
+    @property
+    def ofmap_w(self) -> int:
+        """SCALE-Sim's output width, ``ceil((ifmap_w - filt_w + stride) / stride)``."""
+        return -(-(self.ifmap_w - self.filt_w + self.stride) // self.stride)
+
+    @property
+    def mnk(self) -> tuple[int, int, int]:
+        """SCALE-Sim's ``(M, N, K)`` of one (per-channel, for ``DP`` rows) layer: ofmap pixels, filters,
+        window ``filt_h * filt_w * channels``."""
+        c = 1 if self.depthwise else self.channels
+        return self.ofmap_h * self.ofmap_w, self.num_filt, self.filt_h * self.filt_w * c
+
+    @property
+    def repeats(self) -> int:
+        """How many layers SCALE-Sim runs for this row (``channels`` for ``DP`` rows, else 1)."""
+        return self.channels if self.depthwise else 1
+
+    def hwsim_layer(self, padding: str = "same"):
+        """The row as an hwsim layer: a :class:`GemmLayer` for GEMM rows, else a :class:`ConvLayer`.
+
+        ``padding="same"`` pads ``(k-1)//2`` per side as the real networks do (no padding when the filter
+        covers the whole IFMAP); ``"none"`` pads nothing, like SCALE-Sim. ``DP`` rows become one grouped
+        convolution (``groups = channels``, ``num_filt`` outputs per channel).
+        """
+        if self.kind == "gemm":
+            m, n, k = self.mnk
+            return GemmLayer(name=self.name, m=m, k=k, n=n)
+        if padding == "none" or (self.filt_h == self.ifmap_h and self.filt_w == self.ifmap_w):
+            pad = 0
+        else:
+            ph, pw = (self.filt_h - 1) // 2, (self.filt_w - 1) // 2
+            pad = ph if ph == pw else (ph, ph, pw, pw)
+        groups = self.channels if self.depthwise else 1
+        return ConvLayer(name=self.name, in_h=self.ifmap_h, in_w=self.ifmap_w, in_c=self.channels,
+                         out_c=self.num_filt * groups, kh=self.filt_h, kw=self.filt_w, stride=self.stride,
+                         padding=pad, groups=groups)
+
+
+def read_scalesim_topology(path) -> list[ScaleSimLayer]:
+    """Read a SCALE-Sim topology CSV: conv rows or GEMM rows, told apart by the header.
+
+    Conv header: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter,
+    Strides,`` (an optional 9th column, SCALE-Sim's ``N:M`` sparsity ratio, is accepted and ignored, as
+    SCALE-Sim does with sparsity support off). GEMM header: ``Layer name, M, N, K,`` (SCALE-Sim's
+    ``-i gemm`` input). Spaces around fields, trailing commas and blank lines are accepted.
+
+    Raises
+    ------
+    HwsimError
+        ``<path>:<line>: ...`` naming the column and value of a malformed row.
+    """
+    p, text = read_text_file(path, "--topology")
+    rows: list[ScaleSimLayer] = []
+    columns = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        while fields and fields[-1] == "":
+            fields.pop()
+        where = f"{p}:{lineno}"
+        if columns is None:
+            head = [f.lower() for f in fields]
+            if head[:1] == ["layer name"] and head[1:] in (["m", "n", "k"], ["m", "n", "k", "sparsity"]):
+                columns = _GEMM_COLUMNS
+            elif head[:1] == ["layer name"] and len(fields) >= len(_CONV_COLUMNS):
+                columns = _CONV_COLUMNS
+            else:
+                raise HwsimError(f"{where}: header {line.strip()!r} is not allowed: expected a SCALE-Sim conv "
+                                 f"header ({', '.join(_CONV_COLUMNS)}) or GEMM header ({', '.join(_GEMM_COLUMNS)})")
+            continue
+        n = len(columns)
+        if len(fields) == n + 1 and re.fullmatch(r"\d+\s*:\s*\d+", fields[-1]):
+            fields.pop()  # sparsity ratio N:M
+        if len(fields) != n:
+            raise HwsimError(f"{where}: {len(fields)} fields are not allowed: expected {n} ({', '.join(columns)})")
+        if not fields[0]:
+            raise HwsimError(f"{where}: an empty layer name is not allowed: expected a name in the first column")
+        values = []
+        for column, raw in zip(columns[1:], fields[1:], strict=True):
+            if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+                raise HwsimError(f"{where}: {column}={raw!r} is not allowed: expected an integer >= 1")
+            values.append(int(raw))
+        if columns is _GEMM_COLUMNS:
+            m, nn, k = values
+            row = ScaleSimLayer(fields[0], m, k, 1, k, 1, nn, 1, line=lineno, kind="gemm")
+        else:
+            ih, iw, fh, fw, c, nf, s = values
+            if fh > ih or fw > iw:
+                raise HwsimError(f"{where}: filter {fh}x{fw} is not allowed: expected at most the IFMAP "
+                                 f"{ih}x{iw} (SCALE-Sim does not pad)")
+            row = ScaleSimLayer(fields[0], ih, iw, fh, fw, c, nf, s, line=lineno, depthwise="DP" in fields[0])
+        rows.append(row)
+    if columns is None:
+        raise HwsimError(f"{p}: an empty file is not allowed: expected a SCALE-Sim topology header and rows")
+    if not rows:
+        raise HwsimError(f"{p}: a topology without layers is not allowed: expected at least one row")
+    return rows
+
+
 def load_scalesim_topology(path, padding: str = "same", batch: int = 1) -> list[Layer]:
     """Read a SCALE-Sim topology CSV into convolution layers.
 
@@ -255,8 +412,6 @@ def load_scalesim_topology(path, padding: str = "same", batch: int = 1) -> list[
     if padding not in _PADDING_MODES:
         raise HwsimError(f"padding={padding!r} is not allowed: expected one of {', '.join(_PADDING_MODES)}")
     _check_int("batch", batch, 1)
-    from hwsim.scalesim import read_scalesim_topology  # the one SCALE-Sim topology reader
-
     layers: list[Layer] = []
     for row in read_scalesim_topology(path):
         layer = row.hwsim_layer(padding)

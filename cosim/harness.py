@@ -45,7 +45,8 @@ from hwsim.errors import HwsimError
 
 __all__ = ["ACT_FILE", "BIAS_FILE", "BLOCK_FILE", "BUILD_ARGS", "COUNTERS", "DEFAULT_MEM_DEPTH", "DPI_SOURCES",
            "FREE_RUN_MAIN", "HARNESS_TOP", "MAKE_ARGS", "OUT_FILE", "SKIP_COUNTERS", "TEST_MODULE",
-           "TIMING_BUILD_ARGS", "WEIGHT_FILE", "harness_verilog", "mac_array_harness"]
+           "TIMING_BUILD_ARGS", "WEIGHT_FILE", "DPI_IMPORTS", "harness_verilog", "mac_array_harness",
+           "memory_load_verilog"]
 
 HARNESS_TOP = "mac_array_tb"
 TEST_MODULE = "hwsim.cosim.mac_array_tb"
@@ -89,6 +90,23 @@ def _load_words(mem: str, path: str, bits: int, depth: int) -> str:
             f'                {mem}_w = {{{words}}};\n'
             f'                {mem}[i] = {mem}_w[{bits - 1}:0];\n'
             f'            end')
+
+
+def memory_load_verilog(mem: str, path: str, bits: int, depth: int) -> str:
+    """Verilog statements (for an ``always`` block of a harness that declares ``integer nw, i;``, a
+    ``reg [32 * ceil(bits / 32) - 1:0] <mem>_w;`` and :data:`DPI_IMPORTS`) that copy the memory file
+    ``path`` (:mod:`hwsim.cosim.memfile` layout) into memory ``mem`` of ``bits``-bit words, ``depth`` deep,
+    through the DPI-C functions of :data:`DPI_SOURCES`: the MAC array harness's loads, for any harness."""
+    return _load_words(mem, path, bits, depth)
+
+
+#: The DPI-C imports of :data:`DPI_SOURCES` (memfile_dpi.cpp) for a harness module's body.
+DPI_IMPORTS = """    import "DPI-C" function int hwsim_mem_load(input string path);
+    import "DPI-C" function int unsigned hwsim_mem_word(input int k);
+    import "DPI-C" function void hwsim_mem_clear(input int n);
+    import "DPI-C" function void hwsim_mem_put(input int k, input int unsigned v);
+    import "DPI-C" function int hwsim_mem_save(input string path);
+"""
 
 
 def harness_verilog(meta: dict, mem_depth: int) -> str:

@@ -17,6 +17,7 @@ Verilator/make flags, so tests and CLI runs with the same configuration share on
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -32,8 +33,8 @@ from hwsim.cosim.report import RegressionReport
 
 from hwsim.errors import HwsimError
 
-__all__ = ["Build", "Harness", "build", "cache_dir", "cosimulate", "read_job", "run_dir", "run_job",
-           "verilator_env", "write_job"]
+__all__ = ["Build", "Harness", "build", "cache_dir", "compact_memory_inits", "cosimulate", "fast_memory_rtl",
+           "read_job", "run_dir", "run_job", "verilator_env", "write_job"]
 
 
 def verilator_env() -> dict[str, str]:
@@ -118,6 +119,90 @@ def _tool_versions() -> str:
     except ImportError:  # pragma: no cover - system verilator
         vv = "system"
     return f"amaranth={amaranth.__version__};cocotb={cocotb.__version__};verilator={vv}"
+
+
+# A memory declaration of Yosys's Verilog backend (``reg [W-1:0] name [D-1:0];``, W absent for 1 bit) and
+# one zero line of its initial block (``name[i] = W'd0;``, ``'h0...``, ``'b0...``).
+_MEM_DECL = re.compile(r"^(?P<ind>[ \t]*)reg (?:\[(?P<msb>\d+):0\] )?(?P<name>\\\S+ |[A-Za-z_][A-Za-z0-9_$]*) "
+                       r"\[(?P<last>\d+):0\];$")
+_MEM_INIT = re.compile(r"^[ \t]*(?P<name>\\\S+ |[A-Za-z_][A-Za-z0-9_$]*)\[(?P<i>\d+)\] = \d+'"
+                       r"(?:d0+|h0+|b0+);$")
+
+
+def _zero_loop(ind: str, name: str, depth: int, width: int, k: int) -> list[str]:
+    return [f"{ind}initial begin : hwsim_zero_init_{k}",
+            f"{ind}  integer i;",
+            f"{ind}  for (i = 0; i < {depth}; i = i + 1) {name}[i] = {width}'h0;",
+            f"{ind}end"]
+
+
+def compact_memory_inits(text: str) -> str:
+    """``text`` (Amaranth's Verilog through Yosys) with every memory's all-zero initial block (one line per
+    word: ``mem[i] = W'h0;``) as a loop, and a zero loop added after every memory declaration without an
+    initial block (what :func:`fast_memory_rtl` leaves of an all-zero init). Same initial contents, but a
+    few lines where the per-word blocks of large memories (the LSTM engine's default 2 x 256 KiB working and
+    512 KiB hidden SRAMs: 262,144 lines, 10 MB) cost Verilator's C++ compile minutes and over a GB.
+    Initial blocks with a non-zero word are left as they are."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i, k = 0, 0
+    while i < len(lines):
+        m = _MEM_DECL.match(lines[i])
+        out.append(lines[i])
+        i += 1
+        if not m:
+            continue
+        name, depth = m["name"], int(m["last"]) + 1
+        width = int(m["msb"]) + 1 if m["msb"] is not None else 1
+        if i < len(lines) and lines[i].strip() == "initial begin":
+            j, zero = i + 1, True
+            while j < len(lines) and lines[j].strip() != "end":
+                w = _MEM_INIT.match(lines[j])
+                if not w or w["name"] != name or int(w["i"]) != j - i - 1:
+                    zero = False
+                    break
+                j += 1
+            if not zero or j - i - 1 != depth:
+                continue  # left as it is: the next lines are copied unchanged
+            i = j + 1
+        out.extend(_zero_loop(m["ind"], name, depth, width, k))
+        k += 1
+    return "\n".join(out)
+
+
+def fast_memory_rtl(rtl: Callable) -> Callable:
+    """``rtl(cfg) -> (verilog, meta)`` for a co-simulation build, generated faster and compacted by
+    :func:`compact_memory_inits`: the same design, the same initial memory contents.
+
+    Amaranth's RTLIL backend emits a memory's init one Python object per bit (the LSTM engine's default
+    config: 8.5 million, about 45 s of its 60 s of generation) and Yosys then writes one Verilog line per
+    word. While ``rtl`` runs, a memory whose init is all zero is emitted with no init at all; the
+    compaction then gives every memory declared without an initial block a zero loop, which is the init
+    Amaranth would have written. (Other memories, e.g. lookup-table ROMs, keep their init.) The result
+    equals ``compact_memory_inits`` of the plain generation (tested)."""
+
+    @functools.wraps(rtl)
+    def generate(cfg, *args, **kwargs):
+        from amaranth.back import rtlil
+
+        emitter = getattr(rtlil, "ModuleEmitter", None)
+        original = getattr(emitter, "emit_memory", None)
+        if original is None:  # another Amaranth: generate as it is, then compact
+            text, meta = rtl(cfg, *args, **kwargs)
+            return compact_memory_inits(text), meta
+
+        def emit_memory(self, cell_idx, cell):
+            if any(cell.init):
+                original(self, cell_idx, cell)
+
+        emitter.emit_memory = emit_memory
+        try:
+            text, meta = rtl(cfg, *args, **kwargs)
+        finally:
+            emitter.emit_memory = original
+        return compact_memory_inits(text), meta
+
+    return generate
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")

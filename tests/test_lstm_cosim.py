@@ -59,3 +59,29 @@ def test_full_lstm_steps_under_verilator(tmp_path):
         assert r["rtl_cycles"] == r["predicted_cycles"] == 3 * one.cycles
         assert one.cycles == predict_matvec(CFG, q.fmt, q.order).cycles + one.stages[-2].cycles + gate_phase_cycles(H)
     assert rep.layers[-1]["mismatches"] == 1 and not rep.passed
+
+
+def test_harness_uses_the_free_running_machinery_and_compact_memory_inits():
+    """The LSTM harness is the MAC array's machinery (hwsim's free-running Verilator main, DPI-C memory
+    copies, no --timing, no $readmemh), and its Verilog is the plain generation with every all-zero memory
+    init as a loop: the same text as compacting the plain generation (a LUT config keeps its ROM init)."""
+    import functools
+
+    from hwsim.cosim.harness import FREE_RUN_MAIN
+    from hwsim.cosim.lstm_engine_harness import lstm_engine_harness
+    from hwsim.cosim.runner import compact_memory_inits, fast_memory_rtl
+    from hwsim.rtl.lstm_step import generate_verilog
+
+    h = lstm_engine_harness()
+    assert h.main_cpp == FREE_RUN_MAIN and "--timing" not in h.build_args and h.cpp_sources
+    lut = CFG.replace(nonlinearity="lut", lut_bits=5, banks=2)
+    plain = functools.partial(generate_verilog, debug=True)
+    for cfg in (CFG, lut):
+        text, meta = plain(cfg)
+        fast, fast_meta = fast_memory_rtl(plain)(cfg)
+        assert fast == compact_memory_inits(text) and fast_meta == meta
+        assert "hwsim_zero_init_" in fast and len(fast) < len(text)
+        assert fast.count(" = ") < text.count(" = ") - 1000  # the per-word zero lines are gone
+        harness = h.verilog(meta)
+        assert "$readmemh" not in harness and "$writememh" not in harness and "#1" not in harness
+    assert "8'h" in fast_memory_rtl(plain)(lut)[0]  # the LUT's ROM init is kept

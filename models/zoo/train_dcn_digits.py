@@ -29,7 +29,7 @@ import time
 import numpy as np
 from hwsim.models.graph import Layer, Model, save_model
 from hwsim.models.optim import Adam, cosine_lr, softmax_xent
-from hwsim.models.zoo.train_digits import _col2im, _he, _im2col, _single_thread_blas
+from hwsim.models.zoo.train_digits import col2im, he_init, im2col, single_thread_blas
 
 __all__ = ["EPOCHS", "NAME", "OFFSET_LR_SCALE", "SEED", "build", "forward", "main", "train"]
 
@@ -45,15 +45,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def build(rng: np.random.Generator) -> Model:
     """The untrained ``digits-dcn`` (offset conv at zero)."""
     layers = [
-        Layer("conv1", "conv2d", ("input",), _he(rng, (8, 1, 3, 3), 9), np.zeros(8), padding=1),
+        Layer("conv1", "conv2d", ("input",), he_init(rng, (8, 1, 3, 3), 9), np.zeros(8), padding=1),
         Layer("relu1", "relu", ("conv1",)),
         Layer("pool1", "maxpool", ("relu1",), kernel=2, stride=2),
         Layer("off2", "conv2d", ("pool1",), np.zeros((18, 8, 3, 3)), np.zeros(18), padding=1),
-        Layer("dconv2", "deform_conv2d", ("pool1", "off2"), _he(rng, (16, 8, 3, 3), 72), np.zeros(16),
+        Layer("dconv2", "deform_conv2d", ("pool1", "off2"), he_init(rng, (16, 8, 3, 3), 72), np.zeros(16),
               padding=1),
         Layer("relu2", "relu", ("dconv2",)),
         Layer("flatten", "flatten", ("relu2",)),
-        Layer("fc", "linear", ("flatten",), _he(rng, (10, 256), 256), np.zeros(10)),
+        Layer("fc", "linear", ("flatten",), he_init(rng, (10, 256), 256), np.zeros(10)),
     ]
     return Model(layers, (1, 8, 8), NAME)
 
@@ -115,7 +115,7 @@ def _deform_backward(g, w, cache):
 # ------------------------------------------------------------------------------------ the whole model
 def _conv_forward(la: Layer, a):
     o = la.weight.shape[0]
-    cols, book = _im2col(a, 3, 3, 1, la.padding)
+    cols, book = im2col(a, 3, 3, 1, la.padding)
     y = (cols @ la.weight.reshape(o, -1).T + la.bias).reshape(a.shape[0], book[3], book[4], o).transpose(0, 3, 1, 2)
     return y, (cols, book, a.shape)
 
@@ -124,7 +124,7 @@ def _conv_backward(la: Layer, g, cache):
     cols, book, x_shape = cache
     o = la.weight.shape[0]
     gm = g.transpose(0, 2, 3, 1).reshape(-1, o)
-    dx = _col2im(gm @ la.weight.reshape(o, -1), x_shape, 3, 3, la.padding, book)
+    dx = col2im(gm @ la.weight.reshape(o, -1), x_shape, 3, 3, la.padding, book)
     return (gm.T @ cols).reshape(la.weight.shape), gm.sum(axis=0), dx
 
 
@@ -167,7 +167,7 @@ def _grads(model: Model, cache, g):
 
 def train(x_train, y_train, epochs: int = EPOCHS, seed: int = SEED, verbose: bool = False) -> Model:
     """Train ``digits-dcn`` on float images (N, 1, 8, 8) in [0, 1] with integer labels; deterministic."""
-    with _single_thread_blas():
+    with single_thread_blas():
         rng = np.random.default_rng(seed)
         model = build(rng)
         params = [(la, at) for la in model.layers if la.weight is not None for at in ("weight", "bias")]

@@ -49,7 +49,7 @@ def digits_split():
     return x_tr, y_tr, x_te, y_te
 
 
-def _he(rng, shape, fan_in):
+def he_init(rng, shape, fan_in):
     return rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
 
 
@@ -58,21 +58,21 @@ def build(name: str, rng: np.random.Generator) -> Model:
     if name == "digits-mlp":
         layers = [
             Layer("flatten", "flatten", ("input",)),
-            Layer("fc1", "linear", ("flatten",), _he(rng, (64, 64), 64), np.zeros(64)),
+            Layer("fc1", "linear", ("flatten",), he_init(rng, (64, 64), 64), np.zeros(64)),
             Layer("relu1", "relu", ("fc1",)),
-            Layer("fc2", "linear", ("relu1",), _he(rng, (32, 64), 64), np.zeros(32)),
+            Layer("fc2", "linear", ("relu1",), he_init(rng, (32, 64), 64), np.zeros(32)),
             Layer("relu2", "relu", ("fc2",)),
-            Layer("fc3", "linear", ("relu2",), _he(rng, (10, 32), 32), np.zeros(10)),
+            Layer("fc3", "linear", ("relu2",), he_init(rng, (10, 32), 32), np.zeros(10)),
         ]
     elif name == "digits-cnn":
         layers = [
-            Layer("conv1", "conv2d", ("input",), _he(rng, (8, 1, 3, 3), 9), np.zeros(8), padding=1),
+            Layer("conv1", "conv2d", ("input",), he_init(rng, (8, 1, 3, 3), 9), np.zeros(8), padding=1),
             Layer("relu1", "relu", ("conv1",)),
             Layer("pool1", "maxpool", ("relu1",), kernel=2, stride=2),
-            Layer("conv2", "conv2d", ("pool1",), _he(rng, (16, 8, 3, 3), 72), np.zeros(16), padding=1),
+            Layer("conv2", "conv2d", ("pool1",), he_init(rng, (16, 8, 3, 3), 72), np.zeros(16), padding=1),
             Layer("relu2", "relu", ("conv2",)),
             Layer("flatten", "flatten", ("relu2",)),
-            Layer("fc", "linear", ("flatten",), _he(rng, (10, 256), 256), np.zeros(10)),
+            Layer("fc", "linear", ("flatten",), he_init(rng, (10, 256), 256), np.zeros(10)),
         ]
     else:
         raise ValueError(name)
@@ -80,7 +80,7 @@ def build(name: str, rng: np.random.Generator) -> Model:
 
 
 # ------------------------------------------------------------------------------------ backprop (chains only)
-def _im2col(x, kh, kw, stride, padding):
+def im2col(x, kh, kw, stride, padding):
     """x (N, C, H, W) -> cols (N*Ho*Wo, C*kh*kw) with K ordered (c, i, j), plus bookkeeping."""
     n, c, h, w = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
@@ -93,7 +93,7 @@ def _im2col(x, kh, kw, stride, padding):
     return cols, (ri, ci, xp.shape, ho, wo)
 
 
-def _col2im(dcols, x_shape, kh, kw, padding, book):
+def col2im(dcols, x_shape, kh, kw, padding, book):
     ri, ci, xp_shape, ho, wo = book
     n, c = x_shape[:2]
     dwin = dcols.reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
@@ -110,7 +110,7 @@ def _forward(model: Model, x):
         k = layer.kind
         if k == "conv2d":
             o, c, kh, kw = layer.weight.shape
-            cols, book = _im2col(a, kh, kw, layer.stride, layer.padding)
+            cols, book = im2col(a, kh, kw, layer.stride, layer.padding)
             y = cols @ layer.weight.reshape(o, -1).T + layer.bias
             n = a.shape[0]
             cache.append((cols, book, a.shape))
@@ -147,7 +147,7 @@ def _backward(model: Model, cache, g):
             o, ci, kh, kw = layer.weight.shape
             gm = g.transpose(0, 2, 3, 1).reshape(-1, o)
             grads[layer.name] = ((gm.T @ cols).reshape(layer.weight.shape), gm.sum(axis=0))
-            g = _col2im(gm @ layer.weight.reshape(o, -1), x_shape, kh, kw, layer.padding, book)
+            g = col2im(gm @ layer.weight.reshape(o, -1), x_shape, kh, kw, layer.padding, book)
         elif k == "linear":
             grads[layer.name] = (g.T @ c, g.sum(axis=0))
             g = g @ layer.weight
@@ -161,7 +161,7 @@ def _backward(model: Model, cache, g):
     return grads
 
 
-def _single_thread_blas():
+def single_thread_blas():
     """Run the BLAS single-threaded (threadpoolctl comes with scikit-learn): the tiny matrix products of
     this training are faster that way, much faster on a loaded machine, and independent of the core count."""
     try:
@@ -174,7 +174,7 @@ def _single_thread_blas():
 def train(name: str, x_train, y_train, epochs: int | None = None, seed: int = SEED,
           verbose: bool = False) -> Model:
     """Train ``name`` on float images x_train (N, 1, 8, 8) in [0, 1] with integer labels; deterministic."""
-    with _single_thread_blas():
+    with single_thread_blas():
         return _train(name, x_train, y_train, epochs, seed, verbose)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from hwsim.models import lstm_models as lm
 from hwsim.models import tensor_formats as tf
 from hwsim.models.optim import Adam, cosine_lr
-from hwsim.models.zoo.train_digits import _single_thread_blas
+from hwsim.models.zoo.train_digits import single_thread_blas
 
 __all__ = ["EPOCHS", "FINETUNE_EPOCHS", "HIDDEN", "RANK", "SEED", "decompose", "main", "train", "train_all"]
 
@@ -99,7 +99,7 @@ def _loss_grads(m: lm.LstmClassifier, xs: np.ndarray, onehot: np.ndarray):
 def train(m: lm.LstmClassifier, x_train, y_train, epochs: int, seed: int = SEED, lr: float = LR,
           verbose: bool = False) -> lm.LstmClassifier:
     """``m`` after ``epochs`` of Adam on images ``x_train`` (decomposed: the factors are trained)."""
-    with _single_thread_blas():
+    with single_thread_blas():
         return _train(m, x_train, y_train, epochs, seed, lr, verbose)
 
 

@@ -757,6 +757,31 @@ def reference(cfg: DeformUnitConfig, layer, inputs) -> np.ndarray:
     return layer.forward_int(inputs, cfg=cfg)
 
 
+def shape_ops(cfg: DeformUnitConfig, rows) -> list[tuple]:
+    """Registry entry: shape-only ``deform_conv2d`` rows (a sweep's ``workload.layers`` with
+    ``kind: deform_conv2d`` and the :class:`DeformLayer` fields ``c, h, w, c_out`` and optionally
+    ``depthwise, stride, padding, dilation, offset_std, seed``) as checked :class:`DeformLayer` ops."""
+    import dataclasses as dc
+
+    allowed = [f.name for f in dc.fields(DeformLayer) if f.name != "name"]
+    out = []
+    for row in rows:
+        fields = row.as_dict() if hasattr(row, "as_dict") else {}
+        bad = sorted(set(fields) - set(allowed))
+        if getattr(row, "kind", None) != "deform_conv2d" or bad:
+            what = f"field {bad[0]!r}" if bad else f"kind {getattr(row, 'kind', None)!r}"
+            raise HwsimError(f"layer {row.name!r} {what} is not allowed on deform-unit: expected kind deform_conv2d "
+                             f"with fields {', '.join(allowed)}")
+        try:
+            op = DeformLayer(row.name, **fields)
+        except TypeError as e:
+            raise HwsimError(f"layer {row.name!r} is not allowed on deform-unit: {e} (fields: "
+                             f"{', '.join(allowed)})") from None
+        check_layer(cfg, op)
+        out.append((op, 1))
+    return out
+
+
 def describe_layer(cfg: DeformUnitConfig, layer, ops) -> tuple[str, str]:
     o, cg, kh, kw = layer.weight.shape
     _, ho, wo = layer.out_shape
@@ -780,6 +805,7 @@ FAMILY = Family(
     run=run,
     run_reference=reference,
     describe_layer=describe_layer,
+    shape_ops=shape_ops,
     check_op=check_op,
     rtl="hwsim.rtl.deform_unit:generate_verilog",
     rtl_check=check_rtl,

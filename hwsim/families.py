@@ -25,6 +25,10 @@ Entry-point protocol (what each view's callable takes and returns)
     float model itself; the compiled model offers ``unit_layers()``, ``quantize_input(x)`` and
     ``run_int(x_int, cfg=..., layer_fn=...)`` as :class:`hwsim.models.compressed.CompressedModel` does.
     Without it, :func:`hwsim.run.compile_model` compresses with :func:`hwsim.models.compress.compress`.
+``shape_ops(cfg, rows) -> [(op, multiplicity), ...]``
+    Optional: the ops of shape-only layer descriptions (a sweep's ``workload.layers`` or a SCALE-Sim
+    topology: :class:`hwsim.workloads.GemmLayer` / ``ConvLayer`` rows, or ``hwsim.sweep.LayerRow`` rows
+    of another kind), identical ops merged, each checked like ``lower`` does.
 ``execute(cfg, a, w, shift, relu, bias=None) -> (values, LayerStats)``
     GEMM families: the value path of one GEMM (the sweep's value metrics).
 ``check_op(cfg, op) -> None``
@@ -149,6 +153,7 @@ class Family:
     run: str | Callable | None = None
     run_reference: str | Callable | None = None
     describe_layer: str | Callable | None = None
+    shape_ops: str | Callable | None = None
     compile: str | Callable | None = None
     execute: str | Callable | None = None
     check_op: str | Callable | None = None

@@ -1072,6 +1072,29 @@ def reference(cfg: MacArrayConfig, layer, inputs) -> np.ndarray:
     return layer.forward_int(inputs, cfg)
 
 
+def shape_ops(cfg: MacArrayConfig, rows) -> list[tuple]:
+    """Registry entry: the GEMMs of shape-only GEMM / conv rows (:mod:`hwsim.workloads`), run in the PE's
+    own format, identical ones (same shape, shift, relu) merged with their multiplicity, each checked."""
+    from hwsim.models.compressed import GemmOp
+
+    out: dict = {}
+    for la in rows:
+        if not hasattr(la, "gemm_shape"):
+            raise HwsimError(f"layer {la.name!r} (kind {getattr(la, 'kind', '?')}) is not allowed on mac-array: "
+                             "expected a GEMM (m, k, n) or conv layer row")
+        m, k, n = la.gemm_shape
+        for g in range(la.groups):
+            key = (m, k, n, la.shift, la.relu)
+            if key in out:
+                out[key][1] += 1
+            else:
+                op = GemmOp(la.name, g, m, k, n, tuple(range(g * n, (g + 1) * n)), la.shift, la.relu,
+                            cfg.weight_format, cfg.act_bits, False)
+                check_op(cfg, op)
+                out[key] = [op, 1]
+    return [(op, mult) for op, mult in out.values()]
+
+
 def describe_layer(cfg: MacArrayConfig, layer, ops) -> tuple[str, str]:
     """Report labels of a layer: its (last) GEMM's ``m x k x n`` (``xG g`` for a later group) and format."""
     op = ops[-1]
@@ -1095,6 +1118,7 @@ FAMILY = Family(
     run=run,
     run_reference=reference,
     describe_layer=describe_layer,
+    shape_ops=shape_ops,
     execute=simulate_gemm,
     check_op=check_op,
     rtl="hwsim.rtl.mac_array:generate_verilog",

@@ -25,8 +25,8 @@ from hwsim.unit import Stats, total
 #: The integer-arithmetic fields compression and host layers take from a unit's config.
 ARITH_FIELDS = ("acc_bits", "overflow", "rounding")
 
-__all__ = ["LayerRun", "ModelRun", "base_config", "compile_model", "predict_model", "price", "route",
-           "run_model"]
+__all__ = ["LayerRun", "ModelRun", "base_config", "compile_model", "predict_model", "price", "reference_model",
+           "route", "run_model"]
 
 
 @dataclass(frozen=True)
@@ -138,20 +138,42 @@ def predict_model(acc: Accelerator, compiled, label: str = "", progress=None) ->
     return ModelRun(label, tuple(layers))
 
 
-def run_model(acc: Accelerator, compiled, x, label: str = "", cfg=None, progress=None) -> ModelRun:
-    """Bit-exact: the inputs ``x`` through the compiled model twice, every unit layer once through its
-    family's reference and once through the unit's ``run`` (host layers with ``cfg``'s arithmetic, default
-    the first unit's); per-layer :class:`Stats` of one inference from ``run``."""
+def _host_cfg(acc: Accelerator, lowered, cfg):
+    """The arithmetic of the host layers: ``cfg``, else the first unit layer's unit when its config has an
+    integer accumulator, else None (the compiled model's own)."""
+    if cfg is None and lowered:
+        cfg = acc.units[lowered[0][1]].config
+    return cfg if cfg is not None and all(hasattr(cfg, f) for f in ARITH_FIELDS) else None
+
+
+def _quantized(compiled, x, cfg):
+    return compiled.quantize_input(x, None if cfg is None else getattr(cfg, "rounding", None))
+
+
+def reference_model(acc: Accelerator, compiled, x, cfg=None) -> np.ndarray:
+    """The outputs of the inputs ``x`` through the compiled model with every unit layer on its family's
+    bit-exact reference (host layers with ``cfg``'s arithmetic, default the first unit's)."""
     lowered = _lowered(acc, compiled)
     unit_of = {la.name: i for la, i, _ in lowered}
-    cfg = acc.units[lowered[0][1]].config if cfg is None and lowered else cfg
-    x_int = compiled.quantize_input(x, None if cfg is None else getattr(cfg, "rounding", None))
+    cfg = _host_cfg(acc, lowered, cfg)
 
     def ref_layer(la, ins):
         u = acc.units[unit_of[la.name]]
         return u.family.load("run_reference")(u.config, la, ins)
 
-    ref = compiled.run_int(x_int, cfg=cfg, layer_fn=ref_layer)
+    return np.asarray(compiled.run_int(_quantized(compiled, x, cfg), cfg=cfg, layer_fn=ref_layer))
+
+
+def run_model(acc: Accelerator, compiled, x, label: str = "", cfg=None, progress=None,
+              reference: np.ndarray | None = None) -> ModelRun:
+    """Bit-exact: the inputs ``x`` through the compiled model with every unit layer on the unit's ``run``
+    (host layers with ``cfg``'s arithmetic, default the first unit's), beside :func:`reference_model` (or
+    the ``reference`` outputs when the caller already has them, e.g. a sweep's points that share the
+    arithmetic); per-layer :class:`Stats` of one inference from ``run``."""
+    lowered = _lowered(acc, compiled)
+    unit_of = {la.name: i for la, i, _ in lowered}
+    cfg = _host_cfg(acc, lowered, cfg)
+    ref = reference_model(acc, compiled, x, cfg) if reference is None else reference
     stats: dict[str, Stats] = {}
     computed = [0]
 
@@ -164,7 +186,7 @@ def run_model(acc: Accelerator, compiled, x, label: str = "", cfg=None, progress
             progress(la.name)
         return values
 
-    sim = compiled.run_int(x_int, cfg=cfg, layer_fn=sim_layer)
+    sim = compiled.run_int(_quantized(compiled, x, cfg), cfg=cfg, layer_fn=sim_layer)
     layers = tuple(LayerRun(la.name, la.kind, i, *_labels(acc.units[i], la, ops), stats[la.name])
                    for la, i, ops in lowered)
     dependent = tuple(lr.name for lr in layers if "inputs" in lr.stats.detail)

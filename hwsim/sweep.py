@@ -9,14 +9,16 @@ plots, and ``summary.json``.
 
 How a point is evaluated (all through the family's registry entry points)
 --------------------------------------------------------------------------
-* **Counts only** (default): the workload's GEMMs (:meth:`CompressedModel.gemm_ops` of the compressed
-  model, or the layers of a topology) go through the family's ``check_op`` and ``predict`` (the MAC
-  array's is closed form, :mod:`hwsim.mac_array_fast`); the summed action counts are priced on the family's
-  ``inventory`` by :class:`hwsim.cost.CostModel`. Identical GEMMs of one point are predicted once.
-* **Values** (``values: true``, model workloads): additionally the bit-exact run of the compressed model
-  on the digits test set through the family's ``execute`` (what ``hwsim simulate`` does), giving the
-  accuracy and whether every logit equals the reference's. The value path's cycles (the statistics
-  ``execute`` returns) must equal the counts-only cycles, else the point fails.
+* **Counts only** (default): a model workload is compiled for one unit of the point's config and every
+  layer is lowered and predicted by the one model-run loop (:func:`hwsim.run.predict_model`); a topology
+  or layer list goes through the family's ``shape_ops`` (ops with multiplicities) and ``predict``. The
+  summed :class:`hwsim.unit.Stats` are priced on the family's ``inventory`` by
+  :class:`hwsim.cost.CostModel`.
+* **Values** (``values: true``, model workloads): additionally the bit-exact run of the compiled model
+  on the digits test set through the unit's ``run`` beside the family's reference
+  (:func:`hwsim.run.run_model`, what ``hwsim simulate`` does), giving the accuracy and whether every
+  logit equals the reference's. The value path's cycles must equal the counts-only cycles on every layer
+  whose counts do not depend on the data, else the point fails.
 
 Resuming: each evaluated point is appended to ``DIR/cache.jsonl`` under a hash of (family, full config,
 workload content, compression, values, cost settings, code version); a rerun computes only points whose
@@ -40,8 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hwsim import run
 from hwsim.errors import HwsimError
-from hwsim.families import Family, get_family, load_mapping_file
+from hwsim.families import Accelerator, Family, Unit, get_family, load_mapping_file
+from hwsim.unit import Stats, total
 
 __all__ = [
     "BASE_METRICS",
@@ -85,6 +89,20 @@ _TOP_KEYS = ("name", "family", "workload", "base", "compress", "axes", "sample",
              "objectives", "plots")
 _WORKLOAD_KEYS = ("model", "topology", "layers", "padding", "batch", "exclude")
 _MAX_GRID = 2_000_000
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """A row of a ``workload.layers`` list with an explicit ``kind`` (a layer that is neither a GEMM nor a
+    conv): its name, kind and the other keys as sorted ``(key, value)`` pairs, which the family's
+    ``shape_ops`` entry point turns into ops."""
+
+    name: str
+    kind: str
+    fields: tuple
+
+    def as_dict(self) -> dict:
+        return dict(self.fields)
 
 
 # ---------------------------------------------------------------------------------------------- spec
@@ -178,7 +196,7 @@ def _file_digest(path: Path) -> str:
 
 
 def _parse_workload(data, base_dir: Path | None) -> dict:
-    from hwsim.models import zoo
+    from hwsim.models import catalog
     from hwsim.workloads import ConvLayer, GemmLayer, load_scalesim_topology
 
     if not isinstance(data, dict):
@@ -192,11 +210,12 @@ def _parse_workload(data, base_dir: Path | None) -> dict:
     kind = given[0]
     if kind == "model":
         name = data["model"]
-        if name in zoo.list_models():
-            return {"kind": "model", "model": name, "digest": _file_digest(Path(zoo.path_of(name)))}
+        if name in catalog.list_models():
+            return {"kind": "model", "model": name, "digest": _file_digest(Path(catalog.path_of(name)))}
         p = _resolve_path(str(name), base_dir)
         if p.suffix != ".npz" or not p.is_file():
-            raise _err("workload.model", name, f"expected one of {', '.join(zoo.list_models())} or a model .npz file")
+            raise _err("workload.model", name,
+                       f"expected one of {', '.join(catalog.list_models())} or a model .npz file")
         return {"kind": "model", "model": str(p.resolve()), "digest": _file_digest(p)}
     if kind == "topology":
         p = _resolve_path(str(data["topology"]), base_dir)
@@ -214,6 +233,12 @@ def _parse_workload(data, base_dir: Path | None) -> dict:
             try:
                 if not isinstance(row, dict):
                     raise HwsimError("expected a mapping")
+                if "kind" in row:  # a layer of another kind: the family's shape_ops reads it
+                    if not isinstance(row.get("name"), str):
+                        raise HwsimError("expected a 'name' string beside 'kind'")
+                    layers.append(LayerRow(row["name"], str(row["kind"]),
+                                           tuple(sorted((k, v) for k, v in row.items() if k not in ("name", "kind")))))
+                    continue
                 cls = GemmLayer if "m" in row else ConvLayer
                 layers.append(cls(**row))
             except (HwsimError, TypeError) as e:
@@ -321,8 +346,8 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
     compress = data.get("compress")
     has_compress_axis = any(a.name == "compress" for a in axes)
     if workload["kind"] == "model":
-        if compress is None and not has_compress_axis:
-            compress = "int8"
+        if compress is None and not has_compress_axis and fam.compile is None:
+            compress = "int8"  # a family that compiles models itself picks its own format (compress: None)
     elif compress is not None or has_compress_axis:
         raise _err("compress" if compress is not None else "axes.compress", compress,
                    "compression applies to model workloads only (workload.model)")
@@ -340,8 +365,11 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
         raise _err("values", values, "expected true or false")
     if values and workload["kind"] != "model":
         raise _err("values", values, "accuracy needs a model workload (workload.model)")
-    if values and fam.execute is None:
-        raise _err("values", values, f"family {fam.name} has no value path (execute entry point)")
+    if values and fam.run is None:
+        raise _err("values", values, f"family {fam.name} has no value path (run entry point)")
+    if workload["kind"] == "layers" and fam.shape_ops is None:
+        raise _err("workload", workload.get("source"),
+                   f"family {fam.name} runs model layers only (no shape_ops entry point): use workload.model")
     cost = data.get("cost") or {}
     if not isinstance(cost, dict) or set(cost) - {"node", "dram"}:
         raise _err("cost", cost, "expected a mapping with node and/or dram")
@@ -438,8 +466,9 @@ def _point_key(fam: Family, p: Point, wl_id: dict, spec: SweepSpec, code: str) -
 
 _CODE_VERSIONS: dict[str, str] = {}
 #: Modules every point's evaluation runs through, whatever the family.
-_CORE_MODULES = ("hwsim.sweep", "hwsim.mac_array_fast", "hwsim.cost", "hwsim.stats", "hwsim.config", "hwsim.families",
-                 "hwsim.workloads", "hwsim.models.compress", "hwsim.models.graph", "hwsim.models.zoo")
+_CORE_MODULES = ("hwsim.sweep", "hwsim.run", "hwsim.unit", "hwsim.cost", "hwsim.stats", "hwsim.config",
+                 "hwsim.families", "hwsim.workloads", "hwsim.models.compress", "hwsim.models.compressed",
+                 "hwsim.models.graph", "hwsim.models.zoo", "hwsim.models.catalog")
 
 
 def _family_modules(fam: Family) -> set[str]:
@@ -447,7 +476,8 @@ def _family_modules(fam: Family) -> set[str]:
     for attr in ("reference", "cycle_model"):
         if getattr(fam, attr):
             mods.add(getattr(fam, attr))
-    for attr in ("inventory", "predict", "execute", "check_op", "parse_preset"):
+    for attr in ("inventory", "lower", "predict", "run", "run_reference", "compile", "shape_ops", "check_op",
+                 "parse_preset"):
         target = getattr(fam, attr)
         if isinstance(target, str):
             mods.add(target.partition(":")[0])
@@ -499,105 +529,49 @@ def _arith(cfg) -> tuple:
     return getattr(cfg, "acc_bits", 32), getattr(cfg, "overflow", "saturate"), getattr(cfg, "rounding", "half_up")
 
 
-def _load_model(name: str):
-    from hwsim.models import zoo
+def _compiled(fam: Family, workload: dict, spec_text: str | None, cfg):
+    """``(accelerator, compiled model, label, float model)``: the workload's model compiled for one unit of
+    ``cfg`` (memoized: per arithmetic for the generic compressor, per config for a family that compiles
+    models itself)."""
+    from hwsim.models import catalog, zoo
     from hwsim.models.graph import load_model
 
-    return zoo.load(name) if name in zoo.list_models() else load_model(name)
-
-
-def _compressed(workload: dict, spec_text: str, cfg):
-    from hwsim.models import compress as comp
-    from hwsim.models import zoo
+    acc = _unit_accel(fam, cfg)
+    name = workload["model"]
+    fmodel = _memo(("model", name), lambda: catalog.load(name) if name in catalog.list_models() else load_model(name))
 
     def make():
-        x_tr, _, _, _ = zoo.load_digits_split()
-        return comp.compress(_memo(("model", workload["model"]), lambda: _load_model(workload["model"])),
-                             spec_text, x_tr[:512], cfg=cfg)
+        x_tr, y_tr, _, _ = zoo.load_digits_split()
+        return run.compile_model(acc, fmodel, spec_text, x_tr[:512], train_data=(x_tr, y_tr))
 
-    return _memo(("cm", workload["model"], workload["digest"], spec_text, _arith(cfg)), make)
-
-
-def _layer_ops(workload: dict, cfg) -> list:
-    """GemmOps of a topology / layer-list workload, run in the PE's own format."""
-    from hwsim.models.compress import GemmOp
-
-    wf, ab = getattr(cfg, "weight_format", "int8"), getattr(cfg, "act_bits", 8)
-
-    def make():
-        ops = []
-        for la in workload["layers"]:
-            m, k, n = la.gemm_shape
-            for g in range(la.groups):
-                ops.append(GemmOp(la.name, g, m, k, n, tuple(range(g * n, (g + 1) * n)), la.shift, la.relu, wf, ab,
-                                  False))
-        return ops
-
-    return _memo(("ops", workload["digest"], wf, ab), make)
+    key = cfg if fam.compile is not None else _arith(cfg)
+    compiled, label = _memo(("cm", name, workload["digest"], spec_text, key), make)
+    return acc, compiled, label, fmodel
 
 
-def _distinct_ops(ops: list) -> list[tuple[object, int]]:
-    """Ops with the same shape, formats, shift, relu and bias predict the same: (first op, multiplicity)."""
-    out: dict = {}
-    for op in ops:
-        key = (op.m, op.k, op.n, op.shift, op.relu, op.weight_format, op.act_bits, op.has_bias)
-        if key in out:
-            out[key][1] += 1
-        else:
-            out[key] = [op, 1]
-    return [(op, n) for op, n in out.values()]
+def _unit_accel(fam: Family, cfg) -> Accelerator:
+    return Accelerator(fam.name, (Unit(fam, cfg),))
 
 
-_TRAFFIC_KEYS: dict = {}
-
-
-def _traffic_keys(actions) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The attributes of a family's action counters that are SRAM / DRAM bytes (as ``hwsim simulate``
-    sums them: ``*sram*_bytes`` and ``dram*_bytes`` keys of ``as_dict()`` that are attributes)."""
-    t = type(actions)
-    keys = _TRAFFIC_KEYS.get(t)
-    if keys is None:
-        names = [k for k in actions.as_dict() if k.endswith("_bytes") and hasattr(actions, k)]
-        keys = _TRAFFIC_KEYS[t] = (tuple(k for k in names if "sram" in k),
-                                   tuple(k for k in names if k.startswith("dram")))
-    return keys
-
-
-def _count_metrics(fam: Family, cfg, ops: list, cost) -> dict:
-    from hwsim.stats import ActionCounts
-
-    predict = fam.load("predict")
-    check_op = fam.load("check_op") if fam.check_op is not None else None
-    cycles = stalls = macs = sram = dram = 0
-    pairs: dict = {}
-    for op, mult in _distinct_ops(ops):
-        if check_op is not None:
-            check_op(cfg, op)
-        st = predict(cfg, op)
-        cycles += st.cycles * mult
-        stalls += st.stall_cycles * mult
-        macs += st.macs * mult
-        for k, v in st.actions.pairs().counts.items():
-            pairs[k] = pairs.get(k, 0) + v * mult
-        s_keys, d_keys = _traffic_keys(st.actions)
-        sram += mult * sum(getattr(st.actions, k) for k in s_keys)
-        dram += mult * sum(getattr(st.actions, k) for k in d_keys)
+def _count_metrics(fam: Family, cfg, st: Stats, cost) -> dict:
+    """The metrics of one inference's :class:`Stats` on ``cfg``, priced on its inventory."""
     inv = fam.load("inventory")(cfg)
-    energy = cost.energy(inv, ActionCounts(pairs), cycles)
+    energy = cost.energy(inv, st.actions, st.cycles)
     area = cost.area(inv)
     ns = getattr(cfg, "ns_per_cycle", None)
     if ns is None and getattr(cfg, "clock_mhz", None):
         ns = 1000.0 / cfg.clock_mhz
+    cycles, macs = st.cycles, st.macs
     latency_us = cycles * ns / 1000.0 if ns else float("nan")
     peak = getattr(cfg, "peak_macs_per_cycle", None)
     row = {
-        "cycles": cycles, "stall_cycles": stalls, "latency_us": latency_us,
+        "cycles": cycles, "stall_cycles": st.stall_cycles, "latency_us": latency_us,
         "throughput_inf_s": 1e6 / latency_us if latency_us > 0 else float("nan"), "macs": macs,
         "utilization": macs / (peak * cycles) if peak and cycles else float("nan"),
         "energy_pj": energy.total_pj,
         "power_mw": energy.total_pj / latency_us / 1000.0 if latency_us > 0 else float("nan"),
         "tops_per_w": 2 * macs / energy.total_pj if energy.total_pj > 0 else float("nan"),
-        "area_mm2": area.total_mm2, "sram_bytes": sram, "dram_bytes": dram,
+        "area_mm2": area.total_mm2, "sram_bytes": st.sram_bytes, "dram_bytes": st.dram_bytes,
     }
     for comp_name, v in energy.parts.items():
         if comp_name != "leakage":
@@ -607,62 +581,44 @@ def _count_metrics(fam: Family, cfg, ops: list, cost) -> dict:
     return row
 
 
-def _value_metrics(fam: Family, cfg, workload: dict, cm) -> dict:
-    """The bit-exact run of the compressed model on the digits test set through ``execute``."""
+def _value_metrics(acc: Accelerator, compiled, fmodel, workload: dict, predicted: run.ModelRun) -> dict:
+    """The bit-exact run of the compiled model on the digits test set through the unit's ``run`` (what
+    ``hwsim simulate`` does); the run's cycles must equal the counts-only prediction on every layer whose
+    counts do not depend on the data."""
     from hwsim.models import zoo
 
     _, _, x_te, y_te = zoo.load_digits_split()
-    execute = fam.load("execute")
-    ref = _memo(("ref", id(cm), _arith(cfg)), lambda: cm.forward_int(x_te, cfg=cfg))
     acc_float = _memo(("float", workload["model"], workload["digest"]),
-                      lambda: float(np.mean(cm.source.forward_float(x_te).argmax(axis=1) == y_te)))
-
-    def sim_gemm(a, w, lcfg, shift, relu, bias=None):
-        return execute(lcfg, a, w, shift=shift, relu=relu, bias=bias)[0]
-
-    sim = cm.forward_int(x_te, gemm_fn=sim_gemm, cfg=cfg)
-    return {"accuracy": float(np.mean(sim.argmax(axis=1) == y_te)),
-            "accuracy_reference": float(np.mean(ref.argmax(axis=1) == y_te)),
-            "accuracy_float": acc_float, "bit_exact": bool(np.array_equal(ref, sim)),
-            # The value path's cycles: one batch-1 inference through execute, GEMM by GEMM.
-            "_value_cycles": _value_cycles(cm, cfg, x_te[:1], execute)}
-
-
-def _value_cycles(cm, cfg, x1, execute) -> int:
-    total = [0]
-
-    def gemm(a, w, lcfg, shift, relu, bias=None):
-        out, st = execute(lcfg, a, w, shift=shift, relu=relu, bias=bias)
-        total[0] += st.cycles
-        return out
-
-    cm.forward_int(x1, gemm_fn=gemm, cfg=cfg)
-    return total[0]
+                      lambda: float(np.mean(fmodel.forward_float(x_te).argmax(axis=1) == y_te)))
+    # The reference runs per point: it depends on the unit's whole config (an analog unit's converters,
+    # not just the accumulator).
+    mr = run.run_model(acc, compiled, x_te)
+    for lr, lp in zip(mr.layers, predicted.layers, strict=True):
+        if lr.name not in mr.data_dependent and lr.stats.cycles != lp.stats.cycles:
+            raise HwsimError(f"layer {lr.name!r}: value path cycles {lr.stats.cycles} != counts-only cycles "
+                             f"{lp.stats.cycles}")
+    return {"accuracy": float(np.mean(mr.logits_simulated.argmax(axis=1) == y_te)),
+            "accuracy_reference": float(np.mean(mr.logits_reference.argmax(axis=1) == y_te)),
+            "accuracy_float": acc_float,
+            "bit_exact": bool(np.array_equal(mr.logits_reference, mr.logits_simulated))}
 
 
 def _evaluate_point(fam: Family, workload: dict, values: bool, cost, cfg, compress: str | None) -> dict:
     if workload["kind"] == "model":
-        cm = _compressed(workload, compress, cfg)
-        for la in cm.compute_layers():
-            if la.kind not in fam.workload_kinds:
-                raise HwsimError(f"layer {la.name!r} (kind {la.kind}) is not allowed on {fam.name}: it runs "
-                                 f"{', '.join(fam.workload_kinds) or 'no model layers'}")
-        ops = cm.gemm_ops(batch=1)
+        acc, compiled, label, fmodel = _compiled(fam, workload, compress, cfg)
+        predicted = run.predict_model(acc, compiled, label)
+        st = total(lr.stats for lr in predicted.layers)
     else:
-        cm = None
         for la in workload["layers"]:
-            kind = "linear" if hasattr(la, "m") else "conv2d"
+            kind = getattr(la, "kind", "linear" if hasattr(la, "m") else "conv2d")
             if kind not in fam.workload_kinds:
                 raise HwsimError(f"layer {la.name!r} (kind {kind}) is not allowed on {fam.name}: it runs "
                                  f"{', '.join(fam.workload_kinds) or 'no model layers'}")
-        ops = _layer_ops(workload, cfg)
-    row = _count_metrics(fam, cfg, ops, cost)
+        predict = fam.load("predict")
+        st = total(predict(cfg, op).scaled(mult) for op, mult in fam.load("shape_ops")(cfg, workload["layers"]))
+    row = _count_metrics(fam, cfg, st, cost)
     if values:
-        v = _value_metrics(fam, cfg, workload, cm)
-        vc = v.pop("_value_cycles")
-        if vc != row["cycles"]:
-            raise HwsimError(f"value path cycles {vc} != counts-only cycles {row['cycles']}")
-        row.update(v)
+        row.update(_value_metrics(acc, compiled, fmodel, workload, predicted))
     return row
 
 

@@ -91,6 +91,12 @@ class Stats:
                      self.actions + other.actions,
                      *(getattr(self, f) + getattr(other, f) for f in TRAFFIC), detail=detail)
 
+    def scaled(self, factor: int) -> Stats:
+        """The same work done ``factor`` times back to back (numeric details scaled too)."""
+        return Stats(self.cycles * factor, self.stall_cycles * factor, self.macs * factor,
+                     self.actions.scaled(factor), *(getattr(self, f) * factor for f in TRAFFIC),
+                     detail={k: v * factor if _number(v) else v for k, v in self.detail.items()})
+
     def as_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["actions"] = self.actions.as_dict()

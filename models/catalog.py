@@ -7,26 +7,35 @@ from pathlib import Path
 
 from hwsim.models.errors import HwsimError
 
-__all__ = ["list_models", "load"]
+__all__ = ["list_models", "load", "path_of"]
 
 
 def _zoos():
     from hwsim.models import deform_models, lstm_models, zoo
 
-    return ((zoo.list_models, zoo.load), (lstm_models.list_models, lstm_models.load_graph),
-            (deform_models.list_models, deform_models.load))
+    return ((zoo.list_models, zoo.load, zoo.path_of), (lstm_models.list_models, lstm_models.load_graph,
+                                                       lstm_models.path_of),
+            (deform_models.list_models, deform_models.load, deform_models.path_of))
 
 
 def list_models() -> list[str]:
     """The names of every committed model, zoo by zoo."""
-    return [n for names, _ in _zoos() for n in names()]
+    return [n for names, _, _ in _zoos() for n in names()]
+
+
+def path_of(name: str) -> str:
+    """The ``.npz`` file of the committed model ``name``."""
+    for names, _, path in _zoos():
+        if name in names():
+            return path(name)
+    raise HwsimError(f"model={name!r} is not allowed: expected one of {', '.join(list_models())}")
 
 
 def load(model: str):
     """The float :class:`hwsim.models.graph.Model` named ``model``: a committed model's name, a model
     ``.npz`` or an ``.onnx`` file (its quantization annotations kept in ``meta["onnx_import"]`` for
     ``compress="onnx"``); one-line error otherwise."""
-    for names, load_fn in _zoos():
+    for names, load_fn, _ in _zoos():
         if model in names():
             return load_fn(model)
     p = Path(model)

@@ -1,21 +1,28 @@
-"""MAC-array co-simulation throughput beside its Verilator ceiling, measured in the same run.
+"""Co-simulation throughput of every converted family beside its own Verilator ceiling, measured in the same run.
 
-* **cosim**: RTL cycles per wall second of the cocotb testbench on an 8x8 WS int8 GEMM of 65535x8x8
-  (134,023 cycles), testbench wall time per layer as in ``benchmarks/resnet18.py``: encoding and
-  loading the DRAM memories, simulating, dumping the outputs, the reference and every check (values,
-  cycles, stalls, action counts). One simulator process runs the layer ``--reps`` times (each a whole
-  checked layer); the testbench's phase split is printed too.
+For each family (``--family``, default all of them):
+
+* **cosim**: RTL cycles per wall second of the family's cocotb testbench, per layer (the testbench's wall
+  time of a whole checked layer: encoding and loading the memories, simulating, dumping the outputs, the
+  reference and every check of values, cycles, stalls and action counts). One simulator process runs the
+  case's layers ``--reps`` times; the testbench's phase split is printed too.
 * **ceiling**: the same generated top and harness (the cached build's sources), Verilated with the same
-  arguments and C++ flags, under a plain C++ ``main`` that toggles ``clk`` and calls ``eval()``: reset,
-  ``load`` (the same DPI-C copies of the same memory files), ``start``, then edges until ``done``, timed
-  from ``start`` to ``done`` only; no VPI, no Python. It runs the GEMM ``--reps`` times too.
+  arguments, C++ flags and DPI-C sources, under a plain C++ ``main`` that toggles ``clk`` and calls
+  ``eval()``: no VPI, no Python. It drives the harness through the same sequence as the testbench (reset,
+  the same memory files loaded, each run started, the same dumps) and is timed from each ``start`` to its
+  ``done`` only (the MAC array's main is its own; the other families' is :data:`SCRIPT_MAIN_CPP`, which
+  replays a script of control writes, cycles and waits for ``done``). It runs the case ``--reps`` times too,
+  and its cycles must equal the cosim's.
 
-The machine's speed varies from run to run (a shared 2-core VM here: the same binary takes 0.14-0.29 s
-for this layer), so both sides run interleaved in one process each, and the medians are compared.
+Cases: MAC array, an 8x8 WS int8 GEMM of 65535x8x8 (134,023 cycles; the layer of ``resnet18.py``); LSTM
+engine, four TT matvecs of ~75k cycles each on a 4-PE engine with 8 KiB working SRAMs (the layers of
+``lstm_engine.py``).
 
-Targets (issue 8): cosim >= 400,000 RTL cycles/s and >= 50 % of the ceiling.
+The machine's speed varies from run to run (a shared 2-core VM here), so both sides run interleaved
+(ceiling, cosim, ceiling) and the medians are compared. Target (issue 20): every family's cosim >= 50 % of
+its ceiling (issue 8: the MAC array also >= 400,000 RTL cycles/s).
 
-Usage: python benchmarks/cosim_ceiling.py [--reps N]
+Usage: python benchmarks/cosim_ceiling.py [--reps N] [--family NAME ...]
 """
 
 from __future__ import annotations
@@ -61,20 +68,126 @@ int main(int argc, char** argv) {
 }
 """
 
+#: The plain main of the other families: replays a script (argv[1]) of whitespace-separated commands
+#: ``set NAME VALUE`` (an input port), ``cycles N`` (N clock cycles), ``wait`` (cycles until the harness's
+#: ``done`` has risen: first while it is high, then while it is low), ``tic`` / ``toc`` (time the commands
+#: between them), ``count`` (add the harness's ``cycles`` output to the case's cycles) and ``report``
+#: (print the case's cycles and timed seconds, then start a new case). ``SETTERS`` is generated from the
+#: names the script sets.
+SCRIPT_MAIN_CPP = r"""
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include "Vtop.h"
+#include "verilated.h"
+static Vtop* top;
+static inline void cycle() { top->clk = 1; top->eval(); top->clk = 0; top->eval(); }
+int main(int argc, char** argv) {
+    VerilatedContext* ctx = new VerilatedContext;
+    ctx->commandArgs(argc, argv);
+    top = new Vtop{ctx};
+    std::ifstream in(argv[1]);
+    top->clk = 0; top->free_run = 0; top->eval();
+    std::string op, name;
+    unsigned long long v, cycles = 0;
+    double seconds = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    while (in >> op) {
+        if (op == "set") {
+            in >> name >> v;
+            SETTERS
+            else { std::fprintf(stderr, "unknown input %s\n", name.c_str()); return 2; }
+        } else if (op == "cycles") {
+            in >> v;
+            for (unsigned long long i = 0; i < v; ++i) cycle();
+        } else if (op == "wait") {
+            while (top->done) cycle();
+            while (!top->done) cycle();
+        } else if (op == "tic") {
+            t0 = std::chrono::steady_clock::now();
+        } else if (op == "toc") {
+            seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        } else if (op == "count") {
+            cycles += top->cycles;
+        } else if (op == "report") {
+            std::printf("%llu %.6f\n", cycles, seconds);
+            std::fflush(stdout);
+            cycles = 0;
+            seconds = 0;
+        } else {
+            std::fprintf(stderr, "unknown command %s\n", op.c_str());
+            return 2;
+        }
+    }
+    top->final();
+    delete top;
+    return 0;
+}
+"""
 
-def build_ceiling(build, work: Path) -> tuple[Path, float]:
-    """Verilate the cached build's sources under :data:`MAIN_CPP` with the harness's arguments, flags and
-    DPI-C sources."""
-    from hwsim.cosim.harness import BUILD_ARGS, DPI_SOURCES, HARNESS_TOP, MAKE_ARGS
-    from hwsim.cosim.runner import _MAKE_OVERRIDES, _VERILATOR_ARGS, cpp_source_path, verilator_env
 
-    (work / "main.cpp").write_text(MAIN_CPP)
+def script_main(script: str) -> str:
+    """:data:`SCRIPT_MAIN_CPP` with setters for every input ``script`` sets."""
+    names = sorted({line.split()[1] for line in script.splitlines() if line.startswith("set ")})
+    setters = "\n            else ".join(f'if (name == "{n}") top->{n} = v;' for n in names)
+    return SCRIPT_MAIN_CPP.replace("SETTERS", setters or "if (false) {}")
+
+
+class Script:
+    """A ceiling script (:data:`SCRIPT_MAIN_CPP`) built with the testbench's own steps."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def set(self, **values) -> None:
+        self.lines += [f"set {k} {int(v)}" for k, v in values.items()]
+
+    def cycles(self, n: int) -> None:
+        self.lines.append(f"cycles {n}")
+
+    def reset(self, inputs) -> None:
+        """``tb_util.reset_harness``: inputs zero, ``rst`` for 3 cycles, one more cycle."""
+        self.set(**dict.fromkeys(inputs, 0), rst=1)
+        self.cycles(3)
+        self.set(rst=0)
+        self.cycles(1)
+
+    def pulse(self, name: str) -> None:
+        """``tb_util.pulse``: one cycle high."""
+        self.set(**{name: 1})
+        self.cycles(1)
+        self.set(**{name: 0})
+
+    def run(self, name: str = "start") -> None:
+        """A timed run: pulse ``start``, wait for ``done``, count the busy cycles."""
+        self.lines.append("tic")
+        self.pulse(name)
+        self.lines += ["wait", "toc", "count"]
+
+    def wait(self) -> None:
+        self.lines.append("wait")
+
+    def report(self) -> None:
+        self.lines.append("report")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def build_ceiling(build, harness, work: Path, main_text: str) -> tuple[Path, float]:
+    """Verilate the cached build's sources under ``main_text`` with ``harness``'s Verilator arguments,
+    make variables and DPI-C sources (and the runner's own)."""
+    from hwsim.cosim.runner import MAKE_OVERRIDES, VERILATOR_ARGS, cpp_source_path, verilator_env
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "main.cpp").write_text(main_text)
     srcs = sorted((build.path / "src").iterdir())
     env = {**os.environ, **verilator_env()}
-    cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Mdir", str(work / "obj"), "--top-module", HARNESS_TOP,
-           "--prefix", "Vtop", "-o", "ceiling", *_VERILATOR_ARGS, *BUILD_ARGS,
-           "-MAKEFLAGS", " ".join((*_MAKE_OVERRIDES, *MAKE_ARGS)), str(work / "main.cpp"),
-           *(str(cpp_source_path(name)) for name in DPI_SOURCES), *map(str, srcs)]
+    cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Mdir", str(work / "obj"), "--top-module",
+           harness.top, "--prefix", "Vtop", "-o", "ceiling", *VERILATOR_ARGS, *harness.build_args,
+           "-MAKEFLAGS", " ".join((*MAKE_OVERRIDES, *harness.make_args)), str(work / "main.cpp"),
+           *(str(cpp_source_path(name)) for name in harness.cpp_sources), *map(str, srcs)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
@@ -87,15 +200,40 @@ def _spread(xs: list[float]) -> str:
     return f"median {statistics.median(xs):,.0f} (min {min(xs):,.0f}, max {max(xs):,.0f})"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=5, help="layer runs on each side (default 5)")
-    args = ap.parse_args()
-    if args.reps < 1:
-        raise SystemExit(f"--reps={args.reps} is not allowed: expected an integer >= 1")
+def _compare(family: str, case: str, res: dict, c_runs: list[tuple[int, float]], flags: str, build_s: float,
+             cycles_per_layer: list[int]) -> dict:
+    """Print one family's figures; return its row of the summary table."""
+    rows = res["layers"]
+    rates = [r["rtl_cycles"] / r["wall_seconds"] for r in rows]
+    ceilings = [c / s for c, s in c_runs]
+    rate, ceiling = statistics.median(rates), statistics.median(ceilings)
+    bad = sum(r["mismatches"] for r in rows), sum(r["count_mismatches"] for r in rows)
+    bad_cycles = sum(r["rtl_cycles"] != r["predicted_cycles"] for r in rows)
+    phases = ", ".join(f"{p} {s / len(rows) * 1e3:.1f} ms" for p, s in res.get("phase_seconds", {}).items())
+    print(f"{family}: {case}")
+    print(f"  cosim:   {sum(r['rtl_cycles'] for r in rows):,} RTL cycles in {len(rows)} layers, {bad[0]} mismatches, "
+          f"{bad_cycles} cycle and {bad[1]} count differences; testbench wall per layer "
+          f"{statistics.median(r['wall_seconds'] for r in rows) * 1e3:.1f} ms (median; by phase, mean: {phases})")
+    print(f"           RTL cycles/s: {_spread(rates)}")
+    fr = res.get("free_run")
+    if fr and fr["seconds"]:
+        print(f"           of which free-running inside the simulator: {fr['edges'] // 2:,} cycles in "
+              f"{fr['seconds']:.3f} s over {fr['runs']} runs -> {fr['edges'] / 2 / fr['seconds']:,.0f} cycles/s")
+    print(f"  ceiling: {sum(c for c, _ in c_runs):,} cycles in {len(c_runs)} runs, plain C++ main, same design, "
+          f"harness and flags ({flags}; built in {build_s:.0f} s)")
+    print(f"           cycles/s: {_spread(ceilings)}")
+    print(f"  cosim / ceiling = {rate / ceiling:.0%} (medians; target >= 50 %)")
+    if sorted(c for c, _ in c_runs) != sorted(cycles_per_layer * (len(c_runs) // max(1, len(cycles_per_layer)))):
+        raise SystemExit(f"{family}: ceiling cycles {sorted({c for c, _ in c_runs})} differ from the cosim's "
+                         f"{sorted(set(cycles_per_layer))}")
+    if bad[0] or bad[1] or bad_cycles:
+        raise SystemExit(f"{family}: the co-simulation failed its checks")
+    return {"family": family, "rate": rate, "ceiling": ceiling}
 
+
+def mac_array(reps: int, work: Path) -> dict:
     import numpy as np
-    from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BUILD_ARGS, MAKE_ARGS, WEIGHT_FILE
+    from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BUILD_ARGS, MAKE_ARGS, WEIGHT_FILE, mac_array_harness
     from hwsim.cosim.memfile import lanes_to_words
     from hwsim.cosim.runner import run_job
     from hwsim.models import mac_array as ref
@@ -104,10 +242,8 @@ def main() -> None:
     from hwsim.mac_array import dram_lanes
 
     cfg, (m, k, n), a, w, pred, build, job = cosim_case()
-    job = {**job, "layers": job["layers"] * args.reps}
-
-    work = Path(tempfile.mkdtemp(prefix="hwsim-ceiling-"))
-    binary, build_s = build_ceiling(build, work)
+    job = {**job, "layers": job["layers"] * reps}
+    binary, build_s = build_ceiling(build, mac_array_harness(), work, MAIN_CPP)
     meta = build.meta
     (w_lanes, w_bits), (a_lanes, a_bits) = dram_lanes(cfg, ref.encode_acts(a, 8), ref.encode_weights(w, "int8"))
     members = meta["signature"]["interface"]["members"]
@@ -117,7 +253,7 @@ def main() -> None:
     (work / BIAS_FILE).write_bytes(lanes_to_words(np.zeros((n, 1), dtype=np.uint64), cfg.acc_bits, cfg.acc_bits))
 
     def ceiling_run() -> list[tuple[int, float]]:
-        out = subprocess.run([str(binary), str(m), str(k), str(n), str(args.reps)], cwd=work, capture_output=True,
+        out = subprocess.run([str(binary), str(m), str(k), str(n), str(reps)], cwd=work, capture_output=True,
                              text=True, check=True).stdout.split()
         return [(int(out[i]), float(out[i + 1])) for i in range(0, len(out), 2)]
 
@@ -125,28 +261,96 @@ def main() -> None:
     c_runs = ceiling_run()
     res = run_job(build, job)
     c_runs += ceiling_run()
-    rows = res["layers"]
-    rates = [r["rtl_cycles"] / r["wall_seconds"] for r in rows]
-    ceilings = [c / s for c, s in c_runs]
-    rate, ceiling = statistics.median(rates), statistics.median(ceilings)
-    bad = sum(r["mismatches"] for r in rows), sum(r["count_mismatches"] for r in rows)
-    phases = ", ".join(f"{p} {s / len(rows) * 1e3:.0f} ms" for p, s in res["phase_seconds"].items())
-    print(f"case: 8x8 WS int8 GEMM {m}x{k}x{n}, {pred:,} predicted cycles")
-    print(f"cosim:   {rows[0]['rtl_cycles']:,} RTL cycles x {len(rows)} layers, {bad[0]} mismatches, {bad[1]} count "
-          f"differences; testbench wall per layer {statistics.median(r['wall_seconds'] for r in rows):.3f} s "
-          f"(median; by phase, mean: {phases})")
-    print(f"         RTL cycles/s: {_spread(rates)}")
-    fr = res.get("free_run")
-    if fr:
-        print(f"         of which free-running inside the simulator: {fr['edges'] // 2:,} cycles in "
-              f"{fr['seconds']:.3f} s over {fr['runs']} runs -> {fr['edges'] / 2 / fr['seconds']:,.0f} cycles/s")
-    print(f"ceiling: {c_runs[0][0]:,} cycles x {len(c_runs)} runs, plain C++ main, same design, harness and flags "
-          f"({' '.join(BUILD_ARGS)} {' '.join(MAKE_ARGS)}; built in {build_s:.0f} s)")
-    print(f"         cycles/s: {_spread(ceilings)}")
-    print(f"cosim / ceiling = {rate / ceiling:.0%} (medians; targets: >= 400,000 cycles/s and >= 50 %)")
-    if any(c != rows[0]["rtl_cycles"] for c, _ in c_runs):
-        raise SystemExit(f"ceiling cycles {sorted({c for c, _ in c_runs})} differ from the cosim's "
-                         f"{rows[0]['rtl_cycles']}")
+    return _compare("mac-array", f"8x8 WS int8 GEMM {m}x{k}x{n}, {pred:,} predicted cycles", res, c_runs,
+                    f"{' '.join(BUILD_ARGS)} {' '.join(MAKE_ARGS)}", build_s, [pred])
+
+
+def lstm_engine(reps: int, work: Path) -> dict:
+    import numpy as np
+    from hwsim.cosim.lstm_engine_harness import lstm_engine_harness
+    from hwsim.cosim.lstm_engine_regression import job_layer, make_job
+    from hwsim.cosim.lstm_engine_tb import load_files
+    from hwsim.cosim.runner import build, run_job
+    from hwsim.models import tensor_formats as tf
+
+    from hwsim.lstm_engine import LstmEngineConfig
+
+    cfg = LstmEngineConfig(pes=4, banks=4, data_bits=8, acc_bits=24, frac_bits=5, work_sram_bytes=8192,
+                           weight_sram_bytes=4096, addr_levels=4)
+    rng = np.random.default_rng(1)
+    layers = []
+    for i in range(4):  # the layers of benchmarks/lstm_engine.py
+        fmt = tf.TTMatrix.random((4, 4, 4, 4), (8, 8, 8, 8), (1, 4, 4, 4, 1), rng=rng)
+        fmt = fmt.with_factors([rng.integers(-128, 128, size=f.data.shape) for f in fmt.factors])
+        x = rng.integers(-128, 128, size=fmt.shape[1])
+        layers.append(job_layer(make_job(cfg, fmt, x, [7, 7, 7, 7], name=f"large-{i}")))
+    harness = lstm_engine_harness()
+    made = build(cfg, harness)
+    ldata_bits = int(made.meta["signature"]["interface"]["members"]["ext_data"]["width"])
+    # The testbench's steps (lstm_engine_tb.LstmEngineTB.run), one script per layer with its load files.
+    runs = []
+    for i, layer in enumerate(layers):
+        d = work / f"layer{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        for name, data in load_files(layer, cfg.data_bits, ldata_bits).items():
+            (d / name).write_bytes(data)
+        s = Script()
+        s.reset(("free_run", "load", "clear", "start", "dump", "n_stages", "gates", "rsel", "ld_first", "ld_count",
+                 "n_out", "x_first", "n_x"))
+        s.set(n_stages=layer["n_stages"], gates=layer["gates"], ld_first=0, ld_count=len(layer["setup"]), clear=1)
+        s.pulse("load")
+        s.wait()
+        s.set(ld_first=len(layer["setup"]), ld_count=len(layer["x"][0]), clear=0)
+        s.pulse("load")
+        s.wait()
+        s.run()
+        s.set(rsel=layer["n_stages"] % 2, n_out=len(layer["expect_out"]))  # the last stage's buffer
+        s.pulse("dump")
+        s.wait()
+        s.report()
+        (d / "script.txt").write_text(s.text())
+        runs.append(d)
+    binary, build_s = build_ceiling(made, harness, work / "ceiling", script_main(s.text()))
+
+    def ceiling_run() -> list[tuple[int, float]]:
+        out = []
+        for _ in range(reps):
+            for d in runs:
+                c, sec = subprocess.run([str(binary), "script.txt"], cwd=d, capture_output=True, text=True,
+                                        check=True).stdout.split()
+                out.append((int(c), float(sec)))
+        return out
+
+    c_runs = ceiling_run()
+    res = run_job(made, {"config": cfg.to_dict(), "layers": layers * reps})
+    c_runs += ceiling_run()
+    return _compare("lstm-engine", f"4 TT matvecs (4,4,4,4)x(8,8,8,8) ranks 4 on {cfg.top_name}, "
+                    f"{sum(la['predicted_cycles'] for la in layers):,} predicted cycles", res, c_runs,
+                    " ".join((*harness.build_args, *harness.make_args)), build_s,
+                    [la["predicted_cycles"] for la in layers])
+
+
+FAMILIES = {"mac-array": mac_array, "lstm-engine": lstm_engine}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5, help="case runs on each side (default 5)")
+    ap.add_argument("--family", nargs="+", choices=sorted(FAMILIES), default=list(FAMILIES),
+                    help="families to measure (default all)")
+    args = ap.parse_args()
+    if args.reps < 1:
+        raise SystemExit(f"--reps={args.reps} is not allowed: expected an integer >= 1")
+    work = Path(tempfile.mkdtemp(prefix="hwsim-ceiling-"))
+    table = [FAMILIES[f](args.reps, work / f) for f in args.family]
+    print()
+    print(f"{'family':<13} {'cosim cycles/s':>15} {'ceiling cycles/s':>17} {'cosim/ceiling':>14}")
+    for row in table:
+        print(f"{row['family']:<13} {row['rate']:>15,.0f} {row['ceiling']:>17,.0f} "
+              f"{row['rate'] / row['ceiling']:>14.0%}")
+    low = [row["family"] for row in table if row["rate"] < 0.5 * row["ceiling"]]
+    if low:
+        print(f"below 50 % of the ceiling: {', '.join(low)}")
 
 
 if __name__ == "__main__":

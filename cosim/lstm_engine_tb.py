@@ -34,11 +34,34 @@ from hwsim.rtl.lstm_step import EXT_RSEL, EXT_SEL
 from hwsim.lstm_engine import LstmEngineConfig
 
 
-def _words(values: list[int], bits: int) -> bytes:
-    """The memory file of ``bits``-bit unsigned ``values`` (any width: split into 32-bit lanes)."""
+def memory_file(values, bits: int) -> bytes:
+    """The memory file of ``bits``-bit unsigned ``values``: Python integers of any width (split into
+    32-bit lanes), or a NumPy array of non-negative integers (at most 64 bits each)."""
     c = -(-bits // 32)
-    lanes = np.array([[(v >> (32 * j)) & 0xFFFFFFFF for j in range(c)] for v in values], dtype=np.uint64)
-    return lanes_to_words(lanes.reshape(len(values), c), 32, 32 * c)
+    if isinstance(values, np.ndarray):
+        v = values.astype(np.uint64).reshape(-1)
+        lanes = np.zeros((len(v), c), dtype=np.uint64)
+        for j in range(min(c, 2)):
+            lanes[:, j] = (v >> np.uint64(32 * j)) & np.uint64(0xFFFFFFFF)
+    else:
+        lanes = np.array([[(v >> (32 * j)) & 0xFFFFFFFF for j in range(c)] for v in values],
+                         dtype=np.uint64).reshape(len(values), c)
+    return lanes_to_words(lanes, 32, 32 * c)
+
+
+def load_files(layer: dict, data_bits: int, ldata_bits: int) -> dict[str, bytes]:
+    """The harness's load files of ``layer`` (file name to bytes): its setup writes ``[ext_sel, address,
+    data]`` (data an integer or a hex string), then the ``x`` of every step into buffer 0 (``data_bits``
+    two's complement), the data ``ldata_bits`` wide (the top's ``ext_data``)."""
+    mask = (1 << data_bits) - 1
+    setup = layer["setup"]
+    xs = np.atleast_2d(np.asarray(layer["x"], dtype=np.int64))
+    sel = np.array([int(e[0]) for e in setup] + [EXT_SEL["buf0"]] * xs.size, dtype=np.uint64)
+    addr = np.concatenate([np.array([int(e[1]) for e in setup], dtype=np.uint64),
+                           np.tile(np.arange(xs.shape[1], dtype=np.uint64), xs.shape[0])])
+    data = memory_file([int(e[2], 16) if isinstance(e[2], str) else int(e[2]) for e in setup], ldata_bits)
+    data += memory_file(xs & mask, ldata_bits)
+    return {SEL_FILE: memory_file(sel, 32), ADDR_FILE: memory_file(addr, 32), DATA_FILE: data}
 
 
 class LstmEngineTB:
@@ -104,20 +127,17 @@ class LstmEngineTB:
         return np.where(raw > mask >> 1, raw - (mask + 1), raw)
 
     async def run(self, layer: dict) -> dict:
-        dut, mask = self.dut, (1 << self.data_bits) - 1
+        dut = self.dut
         t0 = time.perf_counter()
         xs = np.atleast_2d(np.asarray(layer["x"], dtype=np.int64))
         setup = layer["setup"]
         N = xs.shape[1]
-        entries = [(int(e[0]), int(e[1]), int(e[2], 16) if isinstance(e[2], str) else int(e[2])) for e in setup]
-        entries += [(EXT_SEL["buf0"], i, int(v) & mask) for x in xs for i, v in enumerate(x)]
-        if len(entries) > self.mem_depth:
-            raise AssertionError(f"layer {layer['name']} needs {len(entries)} load entries, the harness holds "
-                                 f"{self.mem_depth}")
-        sel, addr, data = zip(*entries, strict=True)
-        Path(SEL_FILE).write_bytes(_words(list(sel), 32))
-        Path(ADDR_FILE).write_bytes(_words(list(addr), 32))
-        Path(DATA_FILE).write_bytes(_words(list(data), self.ldata_bits))
+        files = load_files(layer, self.data_bits, self.ldata_bits)
+        if len(files[SEL_FILE]) // 4 > self.mem_depth:
+            raise AssertionError(f"layer {layer['name']} needs {len(files[SEL_FILE]) // 4} load entries, the harness "
+                                 f"holds {self.mem_depth}")
+        for name, data in files.items():
+            Path(name).write_bytes(data)
         n = int(layer["n_stages"])
         gates = bool(layer["gates"])
         dut.n_stages.value, dut.gates.value = n, int(gates)

@@ -33,7 +33,7 @@ from hwsim.cosim.report import RegressionReport
 
 from hwsim.errors import HwsimError
 
-__all__ = ["Build", "Harness", "build", "cache_dir", "compact_memory_inits", "cosimulate", "fast_memory_rtl",
+__all__ = ["MAKE_OVERRIDES", "VERILATOR_ARGS", "Build", "Harness", "build", "cache_dir", "compact_memory_inits", "cosimulate", "fast_memory_rtl",
            "read_job", "run_dir", "run_job", "verilator_env", "write_job"]
 
 
@@ -59,6 +59,9 @@ _DROPPED_VERILATOR_ARGS = ("--public-flat-rw",)
 _MAKE_OVERRIDES = ("CFG_CXXFLAGS_PCH_I=-include",)
 _VERILATOR_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast")
 _WAVE_ARGS = ("--trace-fst", "--trace-structs")
+#: Verilator arguments and make variables every build gets (public for benchmarks that rebuild a design
+#: with the same flags, e.g. ``benchmarks/cosim_ceiling.py``).
+VERILATOR_ARGS, MAKE_OVERRIDES = _VERILATOR_ARGS, _MAKE_OVERRIDES
 
 
 def cpp_source_path(name: str) -> Path:

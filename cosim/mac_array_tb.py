@@ -59,7 +59,7 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
     weight beat, an activation beat, an output beat and an output-SRAM row (``wbeat``, ``abeat``, ``obeat``,
     ``osram``, read from the harness). Every SRAM access moves one beat-wide row, ``ceil(bits /
     sram_word_bits)`` words; a pipeline hop is one pipeline update (the PE's activation and psum
-    registers, OS: activation, weight and psum, priced together as ``pe_reg_write_bits``).
+    registers, OS: activation, weight and psum, priced together as ``MacArrayConfig.pe_reg_write_bits``).
     ``bitmap_bits`` is the size of the zero-tile bitmap the DRAM side loaded (skip_zero_tiles), read as
     whole bytes.
     """

@@ -25,7 +25,6 @@ __all__ = [
     "FamilyConfig",
     "OVERFLOW_MODES",
     "POW2_MAX_SHIFT",
-    "RTL_DATAFLOWS",
     "ROUNDING_MODES",
     "WEIGHT_BITS",
     "WEIGHT_FORMATS",
@@ -38,8 +37,6 @@ __all__ = [
 #: Weight formats (the keys of :data:`hwsim.models.spec.WEIGHT_BITS`, the one table of code widths).
 WEIGHT_FORMATS = tuple(WEIGHT_BITS)
 DATAFLOWS = ("ws", "os", "is")
-#: remaining: dead (every dataflow has RTL); delete with its last users, hwsim/mac_array.py's import and check_rtl.
-RTL_DATAFLOWS = DATAFLOWS
 OVERFLOW_MODES = ("saturate", "wrap")
 ROUNDING_MODES = ("half_up", "half_even")
 
@@ -70,7 +67,6 @@ def check_choice(name: str, value, choices) -> None:
 
 #: remaining: the old private spellings, for hwsim/deform_unit.py, hwsim/lstm_engine.py, hwsim/rf_array.py and
 #: tests/accum_family.py; delete when they import check_int / check_number / check_choice.
-_check_int, _check_number, _check_choice = check_int, check_number, check_choice
 
 
 @dataclass(frozen=True)

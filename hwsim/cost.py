@@ -1014,12 +1014,3 @@ def format_inventory(model: CostModel, inv: Inventory) -> str:
         for e in explain(model, COMPONENT_CLASSES[c.cls].attrs_of(c)):
             lines.append(f"    {e.name:<40} {e.value:>10.4g} {e.unit:<5} {e.note}")
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------- moved names
-def __getattr__(name: str):
-    # remaining: hwsim/mac_array.py (inventory) and tests/test_cost.py still call hwsim.cost.pe_reg_write_bits(cfg);
-    # it is the config's own property now (MacArrayConfig.pe_reg_write_bits). Remove when they read the property.
-    if name == "pe_reg_write_bits":
-        return lambda cfg: cfg.pe_reg_write_bits
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

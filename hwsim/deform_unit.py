@@ -50,10 +50,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from hwsim.config import FamilyConfig, MacArrayConfig, _check_choice, _check_int, _check_number
+from hwsim.config import FamilyConfig, MacArrayConfig, check_choice, check_int, check_number
 from hwsim.errors import HwsimError
 from hwsim.families import Family
 from hwsim.models import deform_unit as ref
+from hwsim.models.tables import offset_bound_code
 from hwsim.stats import ActionCounts
 from hwsim.unit import Stats, mean_stats
 
@@ -169,12 +170,12 @@ class DeformUnitConfig(FamilyConfig):
     FAMILY: ClassVar[str] = "deform-unit"
 
     def __post_init__(self):
-        _check_int("kernel", self.kernel, 1, 15)
+        check_int("kernel", self.kernel, 1, 15)
         if self.kernel % 2 == 0:
             raise HwsimError(f"kernel={self.kernel!r} is not allowed: expected an odd integer in [1, 15]")
-        _check_choice("offset_mode", self.offset_mode, OFFSET_MODES)
+        check_choice("offset_mode", self.offset_mode, OFFSET_MODES)
         if self.offset_bound is not None:
-            _check_number("offset_bound", self.offset_bound, 0.0, False, 64.0)
+            check_number("offset_bound", self.offset_bound, 0.0, False, 64.0)
         elif self.offset_mode == "square":
             raise HwsimError("offset_bound=None is not allowed with offset_mode='square': expected the largest "
                              "dilation, a number in [0, 64]")
@@ -184,31 +185,31 @@ class DeformUnitConfig(FamilyConfig):
             raise HwsimError(f"modulation={self.modulation!r} is not allowed: expected true or false")
         if not isinstance(self.offset_array, bool):
             raise HwsimError(f"offset_array={self.offset_array!r} is not allowed: expected true or false")
-        _check_int("frac_bits", self.frac_bits, 0, 12)
-        _check_int("act_bits", self.act_bits, 2, 16)
-        _check_choice("weight_format", self.weight_format, WEIGHT_FORMATS)
-        _check_int("acc_bits", self.acc_bits, 8, 48)
-        _check_choice("overflow", self.overflow, ref.OVERFLOW_MODES)
-        _check_choice("rounding", self.rounding, ref.ROUNDING_MODES)
-        _check_int("mask_bits", self.mask_bits, 1, 12)
+        check_int("frac_bits", self.frac_bits, 0, 12)
+        check_int("act_bits", self.act_bits, 2, 16)
+        check_choice("weight_format", self.weight_format, WEIGHT_FORMATS)
+        check_int("acc_bits", self.acc_bits, 8, 48)
+        check_choice("overflow", self.overflow, ref.OVERFLOW_MODES)
+        check_choice("rounding", self.rounding, ref.ROUNDING_MODES)
+        check_int("mask_bits", self.mask_bits, 1, 12)
         need = ref.acc_bits_needed(self.act_bits, self.weight_bits, self.frac_bits,
                                    self.mask_bits if self.modulation else None)
         if need > self.acc_bits:
             raise HwsimError(f"frac_bits={self.frac_bits!r} is not allowed with acc_bits={self.acc_bits}: one "
                              f"product needs {need} bits (act_bits + weight bits + 2 * frac_bits"
                              f"{' + mask_bits' if self.modulation else ''} - 1)")
-        _check_int("lanes", self.lanes, 1, 256)
-        _check_int("out_lanes", self.out_lanes, 1, 256)
-        _check_int("banks", self.banks, 1, 64)
+        check_int("lanes", self.lanes, 1, 256)
+        check_int("out_lanes", self.out_lanes, 1, 256)
+        check_int("banks", self.banks, 1, 64)
         if self.line_buffer_rows is not None:
-            _check_int("line_buffer_rows", self.line_buffer_rows, 2, 1024)
-        _check_int("max_width", self.max_width, 1, 1 << 14)
-        _check_int("max_channels", self.max_channels, 1, 1 << 14)
-        _check_int("miss_cycles", self.miss_cycles, 1, 1 << 16)
-        _check_int("offset_rows", self.offset_rows, 1, 1024)
-        _check_int("offset_cols", self.offset_cols, 1, 1024)
-        _check_number("dram_bytes_per_cycle", self.dram_bytes_per_cycle, 0.0, True, 1e6)
-        _check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
+            check_int("line_buffer_rows", self.line_buffer_rows, 2, 1024)
+        check_int("max_width", self.max_width, 1, 1 << 14)
+        check_int("max_channels", self.max_channels, 1, 1 << 14)
+        check_int("miss_cycles", self.miss_cycles, 1, 1 << 16)
+        check_int("offset_rows", self.offset_rows, 1, 1024)
+        check_int("offset_cols", self.offset_cols, 1, 1024)
+        check_number("dram_bytes_per_cycle", self.dram_bytes_per_cycle, 0.0, True, 1e6)
+        check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -357,8 +358,8 @@ class DeformStats:
 def check_layer(cfg: DeformUnitConfig, layer: DeformLayer) -> None:
     """Raise if the unit cannot run ``layer`` (too wide, too many channels, or not full/depthwise)."""
     for f in ("c", "h", "w", "c_out", "stride", "dilation"):
-        _check_int(f"layer {layer.name!r} {f}", getattr(layer, f), 1)
-    _check_int(f"layer {layer.name!r} padding", layer.padding, 0)
+        check_int(f"layer {layer.name!r} {f}", getattr(layer, f), 1)
+    check_int(f"layer {layer.name!r} padding", layer.padding, 0)
     if layer.depthwise and layer.c_out != layer.c:
         raise HwsimError(f"layer {layer.name!r} c_out={layer.c_out} is not allowed: a depthwise layer has "
                          f"c_out == c == {layer.c}")
@@ -492,7 +493,7 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
     if with_offset_conv:
         oc = offset_conv_stats(cfg, layer)
         off_cycles = oc.cycles
-        actions = actions + _rename_mac_actions(oc.actions)
+        actions = actions + rename_mac_actions(oc.actions)
         dram_r += oc.actions.dram_read_bytes
         dram_w += oc.actions.dram_write_bytes
     return DeformStats(
@@ -506,7 +507,7 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
                "w_out": wo})
 
 
-def _rename_mac_actions(mac_actions) -> ActionCounts:
+def rename_mac_actions(mac_actions) -> ActionCounts:
     """MAC-array action pairs under this inventory's ``oc_`` names (its DRAM is the shared ``dram``)."""
     out = {}
     for (comp, act), n in mac_actions.pairs().counts.items():
@@ -589,7 +590,7 @@ def check_op(cfg: DeformUnitConfig, op) -> None:
         raise HwsimError(f"{where}: modulation=True (the layer has no DCN v2 mask; expected false)")
     # offset codes are act_bits wide: [-R, R - 1] with R = 2**(act_bits - 1); a clamp at b >= R is a no-op
     r = 1 << (op.act_bits - 1)
-    unit_b = None if cfg.offset_bound is None else int(math.floor(cfg.offset_bound * (1 << f)))
+    unit_b = offset_bound_code(cfg.offset_bound, f)
     layer_b = op.offset_bound_q()
     if min(r, r if unit_b is None else unit_b) != min(r, r if layer_b is None else layer_b):
         lb = op.meta.get("offset_bound")

@@ -136,9 +136,9 @@ def _row(name, kind, dw, mode, bound, std, model) -> dict:
 
 
 def _oc(actions):
-    from hwsim.deform_unit import _rename_mac_actions
+    from hwsim.deform_unit import rename_mac_actions
 
-    return _rename_mac_actions(actions)
+    return rename_mac_actions(actions)
 
 
 def _speedups(rows) -> dict:

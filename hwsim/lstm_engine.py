@@ -49,7 +49,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hwsim.config import FamilyConfig, _check_choice, _check_int
+from hwsim.config import FamilyConfig, check_choice, check_int
 from hwsim.errors import HwsimError
 from hwsim.families import Family
 from hwsim.models import lstm_engine as ref
@@ -169,28 +169,28 @@ class LstmEngineConfig(FamilyConfig):
     FAMILY: ClassVar[str] = "lstm-engine"
 
     def __post_init__(self):
-        _check_choice("decomposition", self.decomposition, DECOMPOSITIONS)
-        _check_int("pes", self.pes, 1, 256)
-        _check_int("banks", self.banks, 1, 256)
+        check_choice("decomposition", self.decomposition, DECOMPOSITIONS)
+        check_int("pes", self.pes, 1, 256)
+        check_int("banks", self.banks, 1, 256)
         if self.banks & (self.banks - 1):
             raise HwsimError(f"banks={self.banks} is not allowed: expected a power of two")
-        _check_int("data_bits", self.data_bits, 4, 16)
-        _check_int("acc_bits", self.acc_bits, 8, 48)
+        check_int("data_bits", self.data_bits, 4, 16)
+        check_int("acc_bits", self.acc_bits, 8, 48)
         if self.acc_bits < 2 * self.data_bits:
             raise HwsimError(f"acc_bits={self.acc_bits} is not allowed: expected an integer >= 2 * data_bits "
                              f"({2 * self.data_bits}), the accumulator must hold one product")
-        _check_int("frac_bits", self.frac_bits, 1, self.data_bits - 2)
-        _check_choice("overflow", self.overflow, OVERFLOW_MODES)
-        _check_choice("rounding", self.rounding, ROUNDING_MODES)
-        _check_choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
-        _check_int("lut_bits", self.lut_bits, 1, self.data_bits)
-        _check_int("weight_sram_bytes", self.weight_sram_bytes, 16)
-        _check_int("hidden_sram_bytes", self.hidden_sram_bytes, 16)
-        _check_int("work_sram_bytes", self.work_sram_bytes, 16)
-        _check_int("addr_levels", self.addr_levels, 1, 12)
+        check_int("frac_bits", self.frac_bits, 1, self.data_bits - 2)
+        check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        check_choice("rounding", self.rounding, ROUNDING_MODES)
+        check_choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
+        check_int("lut_bits", self.lut_bits, 1, self.data_bits)
+        check_int("weight_sram_bytes", self.weight_sram_bytes, 16)
+        check_int("hidden_sram_bytes", self.hidden_sram_bytes, 16)
+        check_int("work_sram_bytes", self.work_sram_bytes, 16)
+        check_int("addr_levels", self.addr_levels, 1, 12)
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, int | float) or not self.clock_mhz > 0:
             raise HwsimError(f"clock_mhz={self.clock_mhz!r} is not allowed: expected a number > 0")
-        _check_choice("x_load", self.x_load, X_LOADS)
+        check_choice("x_load", self.x_load, X_LOADS)
 
     @property
     def top_name(self) -> str:
@@ -285,7 +285,7 @@ def workload(name: str, decomposition: str = "tt", rank: int = 4, steps: int = 1
     tree) input layer with H = 256; factor values are random (shapes are what the engine sees)."""
     if name not in PUBLISHED:
         raise HwsimError(f"workload={name!r} is not allowed: expected one of {', '.join(PUBLISHED)}")
-    _check_choice("decomposition", decomposition, DECOMPOSITIONS)
+    check_choice("decomposition", decomposition, DECOMPOSITIONS)
     m, n = PUBLISHED[name]
     if decomposition == "tt":
         fmt = tf.TTMatrix.random(m, n, (1, rank, rank, rank, 1), rng=0, scale=0.1)

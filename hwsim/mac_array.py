@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.config import RTL_DATAFLOWS, WEIGHT_FORMATS, MacArrayConfig
+from hwsim.config import WEIGHT_FORMATS, MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.families import CliOption, Family
 from hwsim.stats import ActionCounts, LayerStats
@@ -71,7 +71,6 @@ __all__ = [
     "MacArrayActions",
     "check_nm",
     "check_op",
-    "check_rtl",
     "inventory",
     "parse_preset",
     "predict_op",
@@ -116,7 +115,7 @@ class MacArrayActions:
     """Writes of a weight code into a PE's stationary weight register (WS)."""
     pe_reg_writes: int = 0
     """Pipeline updates inside the array: one per PE per valid hop, writing that PE's activation and psum
-    registers (OS: activation, weight and psum) together, ``pe_reg_write_bits`` bits in all."""
+    registers (OS: activation, weight and psum) together, ``MacArrayConfig.pe_reg_write_bits`` bits in all."""
     input_sram_reads: int = 0
     input_sram_writes: int = 0
     weight_sram_reads: int = 0
@@ -204,15 +203,9 @@ def parse_preset(name: str) -> MacArrayConfig | None:
                           sparsity=sparsity)
 
 
-def check_rtl(cfg: MacArrayConfig) -> None:
-    """Raise if ``cfg``'s dataflow has no RTL (every dataflow in RTL_DATAFLOWS has)."""
-    if cfg.dataflow not in RTL_DATAFLOWS:
-        raise HwsimError(f"dataflow={cfg.dataflow!r} has no RTL: expected {' or '.join(RTL_DATAFLOWS)}")
-
-
 def inventory(cfg: MacArrayConfig):
     """The priced components of ``cfg`` (named as in :meth:`MacArrayActions.pairs`)."""
-    from hwsim.cost import Component, Inventory, pe_reg_write_bits
+    from hwsim.cost import Component, Inventory
 
     pes = cfg.rows * cfg.cols
     w = cfg.sram_word_bits
@@ -232,8 +225,8 @@ def inventory(cfg: MacArrayConfig):
     else:
         pe_regs = (
             Component("pe_pipeline_reg", "register", {"bits": cfg.act_bits + cfg.acc_bits,
-                                                      "write_bits": pe_reg_write_bits(cfg)}, pes,
-                      f"activation + psum registers; a write updates {pe_reg_write_bits(cfg)} bits "
+                                                      "write_bits": cfg.pe_reg_write_bits}, pes,
+                      f"activation + psum registers; a write updates {cfg.pe_reg_write_bits} bits "
                       f"({cfg.dataflow} dataflow)"),
         )
         name = f"mac_array {cfg.rows}x{cfg.cols} {cfg.dataflow} {cfg.weight_format}"
@@ -454,13 +447,9 @@ def _grid(m: int, k: int, n: int, m_step: int, n_step: int, k_step: int):
 def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
     """Folds of an ``[m, k] x [k, n]`` GEMM in the RTL's order ``for m0: for n0: for k0``."""
     _check_shape(m, k, n)
-    R, C = cfg.rows, cfg.cols
-    if cfg.dataflow == "ws":
-        m_step, k_step, n_step, M_, N_ = cfg.m_tile, cfg.ws_k_step, C, m, n
-    elif cfg.dataflow == "is":
-        m_step, k_step, n_step, M_, N_ = _is_m_tile(cfg), R, C, n, m
-    else:
-        m_step, k_step, n_step, M_, N_ = R, cfg.k_chunk, C, m, n
+    m_step, k_step = cfg.fold_steps
+    n_step = cfg.cols
+    M_, N_ = (n, m) if cfg.dataflow == "is" else (m, n)
     m0, n0, k0 = _grid(M_, k, N_, m_step, n_step, k_step)
     kt = np.minimum(k_step, k - k0)
     if cfg.sparse:  # kept-weight rows: N per full group of M steps, min(N, L) for a trailing group of L
@@ -473,7 +462,7 @@ def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
         nw, na = kt, mt
     else:
         mt = kt
-        rows_out = np.where(last_k, np.minimum(R, M_ - m0), 0)
+        rows_out = np.where(last_k, np.minimum(m_step, M_ - m0), 0)
         nw, na = kt, kt
     return FoldPlan(m0, n0, k0, kt, mt, rows_out, nw, na, m_step, k_step)
 
@@ -525,25 +514,10 @@ def skip_zero_folds(plan: FoldPlan, zero: np.ndarray) -> FoldPlan:
                     drain_zero=(plan.rows_out > 0) & ~executed)
 
 
-def _is_m_tile(cfg: MacArrayConfig) -> int:
-    """IS: weight rows streamed per tile (weights play the role of WS activations)."""
-    t = cfg.is_m_tile
-    if t < 1:
-        raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is too small for one IS tile")
-    return t
-
-
-def _periods(cfg: MacArrayConfig) -> tuple[int, int]:
-    """(period of a stationary-operand beat, period of a streamed-operand beat)."""
-    if cfg.dataflow == "is":
-        return cfg.beat_period(cfg.cols * cfg.act_bits), cfg.beat_period(cfg.rows * cfg.weight_bits)
-    return cfg.weight_beat_period, cfg.act_beat_period
-
-
 def _timing(cfg: MacArrayConfig, plan: FoldPlan) -> tuple[int, int]:
     """(cycles, stall cycles) of one GEMM: a max-plus recurrence over folds, each fold in closed form."""
     R, C = cfg.rows, cfg.cols
-    pw, pa = _periods(cfg)
+    pw, pa = cfg.fold_beat_periods
     if cfg.dataflow == "os":
         comp = plan.kt
         tail = np.where(plan.rows_out > 0, (R + C - 1) + plan.rows_out + 1, 0)
@@ -802,7 +776,7 @@ def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int 
     stats = predict_gemm(cfg, m, k, n, name=name, mode=mode, weight=w)
     # N:M arrays (and skipped zero tiles) skip only zero products, which leave a saturating or wrapping
     # accumulator unchanged, so the values are the dense sequential accumulation in either mode.
-    k_step = cfg.k_chunk if cfg.dataflow == "os" else cfg.ws_k_step
+    k_step = cfg.fold_steps[1]
     acc = accumulate_tiled(cfg, a, w, k_step)
     if bias is not None:
         acc = _overflow(cfg, acc + np.asarray(bias, dtype=np.int64)[None, :])
@@ -846,7 +820,6 @@ def dram_lanes(cfg: MacArrayConfig, a_codes: np.ndarray, w_codes: np.ndarray, mo
     array ``mode`` is :func:`gemm_mode`'s; in dense mode the beats are those of :func:`nm_dense_layout`'s
     expanded GEMM (the RTL then runs ``dim_k = dense_k(cfg, k)``).
     """
-    check_rtl(cfg)
     a_codes = np.asarray(a_codes, dtype=np.uint64)
     w_codes = np.asarray(w_codes, dtype=np.uint64)
     if cfg.sparse and gemm_mode(cfg, w_codes, mode=mode) == "dense":
@@ -1122,14 +1095,13 @@ FAMILY = Family(
     execute=simulate_gemm,
     check_op=check_op,
     rtl="hwsim.rtl.mac_array:generate_verilog",
-    rtl_check=check_rtl,
     cosim="hwsim.cosim.regression:run_regression",
     synth_groups=synth_groups,
     studies=(("compression", "hwsim.compression_study:run",
               "digits-cnn per compression spec: post-training vs fine-tuned accuracy, cycles, energy, weight bytes"),),
     cli_options=(
         CliOption("synth", "--requant", "also compare shift- vs multiplier-based requantizers",
-                  "hwsim.synth:requant_option"),
+                  "hwsim.mac_array_synth:requant_option"),
         CliOption("cosim", "--model", "co-simulate a whole compressed zoo model (e.g. digits-cnn) instead of "
                   "random layers", "hwsim.cosim.model_cosim:model_option", metavar="NAME", replaces=True),
         CliOption("cosim", "--compress", "with --model: compression spec (default int8)", metavar="SPEC",

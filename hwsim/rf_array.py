@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from hwsim.config import FamilyConfig, _check_choice, _check_int, _check_number
+from hwsim.config import FamilyConfig, check_choice, check_int, check_number
 from hwsim.families import Family
 from hwsim.models import rf_array as ref
 from hwsim.models.rf_mesh import MESH_STYLES, mzi_count
@@ -106,18 +106,18 @@ class RfArrayConfig(FamilyConfig):
     FAMILY: ClassVar[str] = "rf-array"
 
     def __post_init__(self):
-        _check_int("n", self.n, 1, 64)
-        _check_choice("mesh", self.mesh, MESH_STYLES)
-        _check_choice("target", self.target, TARGETS)
-        _check_int("dac_bits", self.dac_bits, 1, 12)
-        _check_int("adc_bits", self.adc_bits, 1, 16)
-        _check_int("data_bits", self.data_bits, 4, 32)
-        _check_int("coef_bits", self.coef_bits, 2, 24)
-        _check_int("dac_update_cycles", self.dac_update_cycles, 1, 1 << 16)
-        _check_int("adc_cycles", self.adc_cycles, 1, 1 << 16)
-        _check_number("rf_stage_ns", self.rf_stage_ns, 0.0, False, 1e6)
-        _check_number("loss_db", self.loss_db, 0.0, False, 100.0)
-        _check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
+        check_int("n", self.n, 1, 64)
+        check_choice("mesh", self.mesh, MESH_STYLES)
+        check_choice("target", self.target, TARGETS)
+        check_int("dac_bits", self.dac_bits, 1, 12)
+        check_int("adc_bits", self.adc_bits, 1, 16)
+        check_int("data_bits", self.data_bits, 4, 32)
+        check_int("coef_bits", self.coef_bits, 2, 24)
+        check_int("dac_update_cycles", self.dac_update_cycles, 1, 1 << 16)
+        check_int("adc_cycles", self.adc_cycles, 1, 1 << 16)
+        check_number("rf_stage_ns", self.rf_stage_ns, 0.0, False, 1e6)
+        check_number("loss_db", self.loss_db, 0.0, False, 100.0)
+        check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
 
     @property
     def ns_per_cycle(self) -> float:
@@ -182,7 +182,7 @@ def parse_preset(name: str) -> RfArrayConfig | None:
 # ---------------------------------------------------------------------------------------------- cycle models
 def predict_emulator(cfg: RfArrayConfig, vectors: int) -> LayerStats:
     """Exact RTL statistics of programming the emulator once and streaming ``vectors`` input vectors."""
-    _check_int("vectors", vectors, 1)
+    check_int("vectors", vectors, 1)
     c, v = cfg.codes, vectors
     cycles = 1 + (c - 1) * cfg.dac_update_cycles + v + cfg.latency
     k = cfg.mzis
@@ -210,7 +210,7 @@ def predict_gemm(cfg: RfArrayConfig, m: int, k: int, n: int, name: str = "gemm")
     """Physical-array statistics of ``out (m, n) = a (m, k) @ w (k, n)``: w is tiled into n x n SVD tiles
     (``ceil(k / cfg.n) * ceil(n / cfg.n)``), each programmed once and fed the m input vectors."""
     for f, v in (("m", m), ("k", k), ("n", n)):
-        _check_int(f, v, 1)
+        check_int(f, v, 1)
     kt, nt = math.ceil(k / cfg.n), math.ceil(n / cfg.n)
     cycles, acts = _tile_stats(cfg, m, kt * nt, kt, nt)
     return LayerStats(name=name, m=m, k=k, n=n, groups=1, cycles=cycles, stall_cycles=0, folds=kt * nt,
@@ -226,7 +226,7 @@ def predict_tt(cfg: RfArrayConfig, layer: TTLayer, vectors: int, name: str = "tt
     """Physical-array statistics of a TT layer on one processor: each core's matrix (r m x n r) is tiled
     onto the n-port processor and fed its B_k vectors per input vector; between cores the outputs are
     digitized and reordered in memory (``reuse``); the DACs are re-programmed once per core tile."""
-    _check_int("vectors", vectors, 1)
+    check_int("vectors", vectors, 1)
     cycles, total = 0, ActionCounts({})
     folds = 0
     for st in stage_shapes(layer):

@@ -44,7 +44,7 @@ import numpy as np
 
 from hwsim import run
 from hwsim.errors import HwsimError
-from hwsim.families import Accelerator, Family, Unit, get_family, load_mapping_file
+from hwsim.families import BUILTIN, Accelerator, Family, Unit, get_family, load_mapping_file
 from hwsim.unit import Stats, total
 
 __all__ = [
@@ -654,7 +654,7 @@ def _forkserver_pool(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["hwsim.sweep", "hwsim.mac_array_fast", "hwsim.cost"])
+    ctx.set_forkserver_preload(["hwsim.sweep", "hwsim.run", "hwsim.cost", *BUILTIN])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 

@@ -726,19 +726,3 @@ def synth_logic_blocks(blocks: dict, node_nm: int = REF_NODE_NM) -> tuple[dict[s
         out[key] = LogicBlock(top, sum(logic.values()), nand2, transistors, nand2 * nand2_um2, logic)
     first = next(iter(results.values()))[0]
     return out, str(first.get("creator", "Yosys")).split(" (")[0], seconds
-
-
-# ---------------------------------------------------------------------------------------------- moved names
-#: remaining: to be removed when hwsim/mac_array.py's record points at "hwsim.mac_array_synth:requant_option"
-#: (not "hwsim.synth:requant_option") and tests/test_synth.py imports these names from hwsim.mac_array_synth.
-#: Until then they resolve lazily, so importing this module loads no family code.
-_MOVED = {"GENG_2019", "PUBLISHED_AREA_RATIO", "PUBLISHED_ENERGY_RATIO", "RequantComparison", "RequantUnit",
-          "compare_requantizers", "format_requant_comparison", "requant_option"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module("hwsim.mac_array_synth"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

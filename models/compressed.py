@@ -71,6 +71,7 @@ from hwsim.models.graph import (
     pool_counts,
 )
 from hwsim.models.spec import WEIGHT_BITS, CompressSpec
+from hwsim.models.tables import offset_bound_code
 
 #: Layer kinds an accelerator unit runs; the others run on the host.
 UNIT_KINDS = COMPUTE_KINDS + DEFORM_KINDS
@@ -305,8 +306,7 @@ class QLayer:
     # ------------------------------------------------------------------ deformable convolution
     def offset_bound_q(self) -> int | None:
         """The Q-format clamp of a deform_conv2d layer's offsets, ``floor(bound * 2**F)``, or None."""
-        b = self.meta.get("offset_bound")
-        return None if b is None else int(np.floor(float(b) * (1 << int(self.meta["frac_bits"]))))
+        return offset_bound_code(self.meta.get("offset_bound"), self.meta["frac_bits"])
 
     def run_deform(self, x: np.ndarray, offsets: np.ndarray, cfg=None) -> np.ndarray:
         """Integer forward of a deform_conv2d layer (see the module docstring), image by image."""

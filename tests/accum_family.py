@@ -25,7 +25,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwsim.config import FamilyConfig, _check_choice, _check_int
+from hwsim.config import FamilyConfig, check_choice, check_int
 from hwsim.cost import Component, Inventory
 from hwsim.errors import HwsimError
 from hwsim.families import Family
@@ -71,12 +71,12 @@ class AccumConfig(FamilyConfig):
     FAMILY: ClassVar[str] = "accum"
 
     def __post_init__(self):
-        _check_int("in_bits", self.in_bits, 2, 32)
-        _check_int("acc_bits", self.acc_bits, 2, 48)
+        check_int("in_bits", self.in_bits, 2, 32)
+        check_int("acc_bits", self.acc_bits, 2, 48)
         if self.acc_bits < self.in_bits:
             raise HwsimError(f"acc_bits={self.acc_bits} is not allowed: expected an integer >= in_bits "
                              f"({self.in_bits}), the register must hold one input")
-        _check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        check_choice("overflow", self.overflow, OVERFLOW_MODES)
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, int | float) or not self.clock_mhz > 0:
             raise HwsimError(f"clock_mhz={self.clock_mhz!r} is not allowed: expected a number > 0")
 
@@ -139,7 +139,7 @@ def predict(cfg: AccumConfig, n: int) -> LayerStats:
     input per cycle; after the last of those edges ``o_acc`` holds the final sum. Actions: ``n`` adds of
     ``acc_adder``; ``n + 1`` writes of ``acc_reg`` (the clear writes zero into it too).
     """
-    _check_int("n", n, 0)
+    check_int("n", n, 0)
     cycles = n + 1
     return LayerStats(name="accumulate", m=1, k=n, n=1, groups=1, cycles=cycles, stall_cycles=0, folds=1,
                       macs=n, utilization=n / cycles,

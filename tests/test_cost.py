@@ -315,7 +315,7 @@ def test_energy_other_config():
     assert rep.output_sram == pytest.approx(1 * 100.0 * 2)
     assert rep.dram == pytest.approx(10 * 8 * 3.9)
     assert rep.requant == pytest.approx(2 * _requant_by_hand(20, 6))
-    assert cost.pe_reg_write_bits(cfg.replace(dataflow="is")) == 4 + 20
+    assert cfg.replace(dataflow="is").pe_reg_write_bits == 4 + 20
 
 
 def test_energy_rejects_bad_inputs():

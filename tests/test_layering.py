@@ -1,4 +1,4 @@
-"""Layering of the package (../shared/DESIGN.md, "Layout and who may import whom"), checked on the source.
+"""Layering of the package (the design's "Layout and who may import whom"), checked on the source.
 
 The sources of hwsim/, rtl/, models/ and cosim/ (installed as ``hwsim``, ``hwsim.rtl``, ``hwsim.models``,
 ``hwsim.cosim``) are parsed, not imported, and every import statement is resolved to a module of the package:
@@ -30,15 +30,7 @@ PACKAGES = {"hwsim": "hwsim", "rtl": "hwsim.rtl", "models": "hwsim.models", "cos
 ALLOWED_CYCLES: dict[tuple[str, ...], str] = {}
 
 #: (b) ``(importing module, imported module, name)`` private imports still present.
-ALLOWED_PRIVATE: dict[tuple[str, str, str], str] = {
-    **{(m, "hwsim.config", n): f"remaining: to be fixed in {f} (import {n[1:]}, the public name)"
-       for m, f, names in (("hwsim.deform_unit", "hwsim/deform_unit.py", ("_check_choice", "_check_int", "_check_number")),
-                           ("hwsim.lstm_engine", "hwsim/lstm_engine.py", ("_check_choice", "_check_int")),
-                           ("hwsim.rf_array", "hwsim/rf_array.py", ("_check_choice", "_check_int", "_check_number")))
-       for n in names},
-    ("hwsim.deform_unit_study", "hwsim.deform_unit", "_rename_mac_actions"):
-        "remaining: to be fixed in hwsim/deform_unit.py (make _rename_mac_actions public; the study calls it)",
-}
+ALLOWED_PRIVATE: dict[tuple[str, str, str], str] = {}
 
 #: (c) ``(rtl module, imported module)`` imports outside the allowed set still present.
 ALLOWED_RTL: dict[tuple[str, str], str] = {

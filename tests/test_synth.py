@@ -16,12 +16,8 @@ from hwsim.rtl.mult_requantizer import MultRequantizer
 from hwsim.config import MacArrayConfig
 from hwsim.cost import CostModel
 from hwsim.errors import HwsimError
-from hwsim.synth import (
-    compare_requantizers,
-    format_requant_comparison,
-    format_synth_report,
-    synth,
-)
+from hwsim.mac_array_synth import compare_requantizers, format_requant_comparison
+from hwsim.synth import format_synth_report, synth
 
 pytestmark = pytest.mark.filterwarnings("error")
 

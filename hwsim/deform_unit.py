@@ -807,7 +807,6 @@ FAMILY = Family(
     run_reference=reference,
     describe_layer=describe_layer,
     shape_ops=shape_ops,
-    check_op=check_op,
     rtl="hwsim.rtl.deform_unit:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.deform_unit_regression:run_regression",

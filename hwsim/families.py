@@ -29,10 +29,6 @@ Entry-point protocol (what each view's callable takes and returns)
     Optional: the ops of shape-only layer descriptions (a sweep's ``workload.layers`` or a SCALE-Sim
     topology: :class:`hwsim.workloads.GemmLayer` / ``ConvLayer`` rows, or ``hwsim.sweep.LayerRow`` rows
     of another kind), identical ops merged, each checked like ``lower`` does.
-``execute(cfg, a, w, shift, relu, bias=None) -> (values, LayerStats)``
-    GEMM families: the value path of one GEMM (the sweep's value metrics).
-``check_op(cfg, op) -> None``
-    Raises :class:`HwsimError` if this unit cannot run ``op`` (e.g. weight codes the PE lacks).
 ``rtl(cfg) -> (verilog text, metadata dict)``
     The generated Verilog of the top ``cfg.top_name`` and its metadata (ports from the signature).
 ``rtl_check(cfg) -> None``

@@ -421,7 +421,6 @@ FAMILY = Family(
     run="hwsim.rf_array_layers:run",
     run_reference="hwsim.rf_array_layers:reference",
     describe_layer="hwsim.rf_array_layers:describe_layer",
-    check_op="hwsim.rf_array_layers:check_op",
     rtl="hwsim.rtl.rf_array:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.rf_array_regression:run_regression",

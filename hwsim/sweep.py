@@ -476,8 +476,7 @@ def _family_modules(fam: Family) -> set[str]:
     for attr in ("reference", "cycle_model"):
         if getattr(fam, attr):
             mods.add(getattr(fam, attr))
-    for attr in ("inventory", "lower", "predict", "run", "run_reference", "compile", "shape_ops", "check_op",
-                 "parse_preset"):
+    for attr in ("inventory", "lower", "predict", "run", "run_reference", "compile", "shape_ops", "parse_preset"):
         target = getattr(fam, attr)
         if isinstance(target, str):
             mods.add(target.partition(":")[0])

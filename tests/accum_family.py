@@ -5,7 +5,9 @@ It exists to show that a family is its own file plus one :class:`hwsim.families.
 ``hwsim/cli.py``. Every view takes the same frozen :class:`AccumConfig`:
 
 * reference -- :func:`accumulate` (bit-exact NumPy),
-* cycle model -- :func:`predict` (closed form, exact to the RTL),
+* cycle model -- :func:`predict` (closed form, exact to the RTL), and the unit protocol that the one
+  model-run loop (:mod:`hwsim.run`) drives: :func:`lower` a ``running_sum`` layer into one
+  :class:`SumOp`, :func:`predict_op` its :class:`hwsim.unit.Stats`, :func:`run` it bit-exactly,
 * inventory -- :func:`inventory` (priced by :mod:`hwsim.cost`),
 * RTL -- :class:`Accumulator` and :func:`generate_verilog`.
 
@@ -30,6 +32,7 @@ from hwsim.cost import Component, Inventory
 from hwsim.errors import HwsimError
 from hwsim.families import Family
 from hwsim.stats import ActionCounts, LayerStats
+from hwsim.unit import Stats
 
 __all__ = [
     "FAMILY_RECORD",
@@ -146,6 +149,44 @@ def predict(cfg: AccumConfig, n: int) -> LayerStats:
                       actions=ActionCounts({("acc_adder", "add"): n, ("acc_reg", "write"): n + 1}))
 
 
+# ---------------------------------------------------------------------------------------------- unit protocol
+@dataclass(frozen=True)
+class SumOp:
+    """One inference of a ``running_sum`` layer: the ``n`` inputs of one row, accumulated."""
+
+    layer: str
+    n: int
+
+
+def lower(cfg: AccumConfig, layer) -> tuple[SumOp, ...]:
+    """A ``running_sum`` layer (``layer.width`` inputs per row) as one :class:`SumOp`."""
+    if getattr(layer, "kind", None) != "running_sum":
+        raise HwsimError(f"layer {layer.name!r} (kind {layer.kind}) is not allowed on accum: expected running_sum")
+    return (SumOp(layer.name, layer.width),)
+
+
+def predict_op(cfg: AccumConfig, op: SumOp) -> Stats:
+    st = predict(cfg, op.n)
+    return Stats(st.cycles, st.stall_cycles, st.macs, st.actions)
+
+
+def reference(cfg: AccumConfig, layer, inputs) -> np.ndarray:
+    """Each row's final register value (the spec, :func:`accumulate`)."""
+    return np.array([[accumulate(row, cfg)[-1]] for row in np.asarray(inputs[0])], dtype=np.int64)
+
+
+def run(cfg: AccumConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
+    """Value path: every row through the register, vectorized for wrapping and a loop for saturation (as the
+    RTL adds one input per cycle); counts do not depend on the data."""
+    x = np.asarray(inputs[0], dtype=np.int64)
+    if cfg.overflow == "wrap":
+        low = x.sum(axis=1) & np.int64((1 << cfg.acc_bits) - 1)
+        out = np.where(low > cfg.acc_max, low - np.int64(1 << cfg.acc_bits), low)[:, None]
+    else:
+        out = reference(cfg, layer, [x])
+    return out, predict_op(cfg, lower(cfg, layer)[0])
+
+
 def inventory(cfg: AccumConfig) -> Inventory:
     """The priced components of ``cfg`` (named as in :func:`predict`'s action counts)."""
     return Inventory(f"accum {cfg.in_bits}-bit in, {cfg.acc_bits}-bit {cfg.overflow}", (
@@ -220,11 +261,14 @@ FAMILY_RECORD = Family(
     presets=("accum-8-16", "accum-4-6"),
     preset_pattern="accum-IN-ACC",
     parse_preset=parse_preset,
-    workload_kinds=(),
+    workload_kinds=("running_sum",),
     reference=__name__,
     cycle_model=__name__,
     inventory=inventory,
-    predict=predict,
+    lower=lower,
+    predict=predict_op,
+    run=run,
+    run_reference=reference,
     rtl=generate_verilog,
     synth_groups=(("accumulator (top-level logic)", ("top",), ("acc_adder", "acc_reg", "controller")),),
 )

@@ -344,3 +344,41 @@ def test_cli_unknown_family_lists_registered_ones(accum, capsys):
     assert "accum" in names and "mac-array" in names
     assert re.match(rf"^hwsim: error: family='lstm' is not allowed: expected one of {re.escape(', '.join(names))}$",
                     lines[0]), lines[0]
+
+
+class _SumModel:
+    """A compiled model of one ``running_sum`` layer (what a new family's layer kind looks like to the loop:
+    unit_layers, quantize_input, run_int)."""
+
+    class Layer:
+        name, kind, inputs, width = "sum", "running_sum", ("input",), 11
+
+    def unit_layers(self):
+        return [self.Layer()]
+
+    def quantize_input(self, x, rounding=None):
+        return np.asarray(x, dtype=np.int64)
+
+    def run_int(self, x_int, cfg=None, layer_fn=None):
+        return layer_fn(self.Layer(), [x_int])
+
+
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+def test_a_new_family_runs_through_the_one_loop(accum, overflow):
+    """The accum family's lower/predict/run are all the run loop needs: values equal a naive register,
+    cycles the hand count (one clear cycle + one per input), energy priced from its inventory."""
+    from hwsim import run as run_loop
+    from hwsim.cost import CostModel
+
+    cfg = AccumConfig(in_bits=4, acc_bits=6, overflow=overflow)
+    acc = resolve_accel(cfg)
+    x = np.random.default_rng(3).integers(-8, 8, size=(25, 11))
+    mr = run_loop.run_model(acc, _SumModel(), x)
+    want = [_naive(row, cfg)[-1] for row in x.tolist()]
+    assert mr.logits_simulated[:, 0].tolist() == mr.logits_reference[:, 0].tolist() == want
+    (lr,) = mr.layers
+    assert (lr.stats.cycles, lr.stats.macs) == (12, 11)
+    assert lr.stats.actions.counts == {("acc_adder", "add"): 11, ("acc_reg", "write"): 12}
+    assert run_loop.predict_model(acc, _SumModel()).layers[0].stats == lr.stats
+    e = run_loop.price(CostModel(), acc.units[0], lr.stats)
+    assert sum(e.values()) > 0

@@ -16,7 +16,8 @@ For each family (``--family``, default all of them):
 
 Cases: MAC array, an 8x8 WS int8 GEMM of 65535x8x8 (134,023 cycles; the layer of ``resnet18.py``); LSTM
 engine, four TT matvecs of ~75k cycles each on a 4-PE engine with 8 KiB working SRAMs (the layers of
-``lstm_engine.py``).
+``lstm_engine.py``); rf-array, the default 8-port Clements emulator on one run of 65,535 vectors (a
+decomposed random unitary).
 
 The machine's speed varies from run to run (a shared 2-core VM here), so both sides run interleaved
 (ceiling, cosim, ceiling) and the medians are compared. Target (issue 20): every family's cosim >= 50 % of
@@ -330,7 +331,60 @@ def lstm_engine(reps: int, work: Path) -> dict:
                     [la["predicted_cycles"] for la in layers])
 
 
-FAMILIES = {"mac-array": mac_array, "lstm-engine": lstm_engine}
+def rf_array(reps: int, work: Path) -> dict:
+    import numpy as np
+    from hwsim.cosim.rf_array_harness import rf_array_harness
+    from hwsim.cosim.rf_array_tb import memory_files
+    from hwsim.cosim.runner import build, run_job
+    from hwsim.models import rf_array as ref
+    from hwsim.models import rf_mesh
+
+    from hwsim.rf_array import RfArrayConfig, predict_emulator
+
+    cfg = RfArrayConfig()  # the default 8-port Clements emulator
+    v = (1 << 16) - 1  # the most vectors one run takes (16-bit n_vectors)
+    rng = np.random.default_rng(1)
+    codes = ref.phase_codes(cfg, rf_mesh.decompose(rf_mesh.random_unitary(cfg.n, rng), cfg.mesh))
+    x = rng.integers(-(1 << 13), 1 << 13, (v, cfg.n, 2))
+    layers = [{"name": "unitary", "w": codes, "x": x, "shape": f"{v} vectors x {cfg.n} ports"}]
+    pred = predict_emulator(cfg, v).cycles
+    harness = rf_array_harness(1 << 16)
+    made = build(cfg, harness)
+    members = made.meta["signature"]["interface"]["members"]
+    cb, vb = (int(members[s]["members"]["payload"]["width"]) for s in ("i_code", "i_vec"))
+    for name, data in memory_files(cfg, codes, x, cb, vb).items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(data)
+    s = Script()  # the testbench's steps (rf_array_tb.RfArrayTB.run)
+    s.reset(("free_run", "start", "load", "dump", "n_vectors"))
+    for _ in range(reps):
+        s.pulse("load")
+        s.cycles(1)
+        s.set(n_vectors=v)
+        s.lines.append("tic")
+        s.pulse("start")
+        s.lines += ["wait", "toc"]
+        s.cycles(2)
+        s.lines.append("count")
+        s.pulse("dump")
+        s.cycles(1)
+        s.report()
+    (work / "script.txt").write_text(s.text())
+    binary, build_s = build_ceiling(made, harness, work / "ceiling", script_main(s.text()))
+
+    def ceiling_run() -> list[tuple[int, float]]:
+        out = subprocess.run([str(binary), "script.txt"], cwd=work, capture_output=True, text=True,
+                             check=True).stdout.split()
+        return [(int(out[i]), float(out[i + 1])) for i in range(0, len(out), 2)]
+
+    c_runs = ceiling_run()
+    res = run_job(made, {"config": cfg.to_dict(), "layers": layers * reps})
+    c_runs += ceiling_run()
+    return _compare("rf-array", f"{cfg.n}-port Clements emulator, one run of {v:,} vectors, {pred:,} predicted cycles",
+                    res, c_runs, " ".join((*harness.build_args, *harness.make_args)), build_s, [pred])
+
+
+FAMILIES = {"mac-array": mac_array, "lstm-engine": lstm_engine, "rf-array": rf_array}
 
 
 def main() -> None:

@@ -3,9 +3,11 @@
 
 Each job layer is one depthwise 3x3 deformable layer: input ``x`` (C, H, W), raw Q-format offsets ``a``
 (free: 18 channels; square: 1), weights ``w`` (C, 1, 3, 3), ``shift``, ``relu`` and ``square``. The
-testbench writes the harness memories, pulses ``load`` and ``start``, waits for ``done``, dumps the captured
-outputs and checks, against the fixed-point reference and the cycle model: every output value, the busy
-cycles, the stall cycles and every activity counter the cost model prices.
+testbench writes the harness's binary memory files, pulses ``load`` and ``start``, waits for ``done`` with
+``free_run`` high (hwsim's Verilator main then runs the clock without visiting cocotb's callbacks: no
+Python per cycle), dumps the captured outputs to a file and checks, against the fixed-point reference and the
+cycle model: every output value, the busy cycles, the stall cycles and every activity counter the cost model
+prices.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
 from hwsim.cosim.deform_unit_harness import IN_FILE, OFF_FILE, OUT_FILE, W_FILE
+from hwsim.cosim.memfile import lanes_to_words, words_to_lanes
 from hwsim.cosim.runner import read_job
-from hwsim.cosim.tb_util import dump_beats, pulse, reset_harness
+from hwsim.cosim.tb_util import dump_bytes, pulse, reset_harness
 from hwsim.models import deform_unit as du
 from hwsim.rtl.deform_unit import COUNTERS, OFFSET_BITS
 
 from hwsim.deform_unit import DeformLayer, DeformUnitConfig, predict_layer
 
-__all__ = ["DeformUnitTB", "layer_config", "pack_words"]
+__all__ = ["DeformUnitTB", "layer_config", "memory_files", "pack_words"]
 
 
 def layer_config(cfg: DeformUnitConfig, square: bool) -> DeformUnitConfig:
@@ -43,43 +46,63 @@ def pack_words(values: np.ndarray, bits: int) -> list[int]:
     return [sum((int(v) & mask) << (i * bits) for i, v in enumerate(row)) for row in np.asarray(values).tolist()]
 
 
+def memory_files(cfg: DeformUnitConfig, x, raw, wt, off_fields: int, widths: dict[str, int]) -> dict[str, bytes]:
+    """The harness's memory files of one layer (file name to bytes), the words of :func:`pack_words`:
+    pixels of ``lanes`` channels (raster order), ``off_fields`` raw offsets per pixel, the weight vector.
+    ``widths``: the harness's ``in``, ``off`` and ``w`` word widths."""
+    c, h, w = x.shape
+    pix = np.asarray(x, dtype=np.int64).reshape(c, -1).T & ((1 << cfg.act_bits) - 1)
+    fields = np.zeros((off_fields, h * w), dtype=np.int64)
+    fields[:raw.shape[0]] = np.asarray(raw, dtype=np.int64).reshape(raw.shape[0], -1)
+    weights = np.asarray(wt, dtype=np.int64).reshape(c, 9).T.reshape(1, -1) & ((1 << cfg.weight_bits) - 1)
+    return {IN_FILE: lanes_to_words(pix, cfg.act_bits, widths["in"]),
+            OFF_FILE: lanes_to_words(fields.T & ((1 << OFFSET_BITS) - 1), OFFSET_BITS, widths["off"]),
+            W_FILE: lanes_to_words(weights, cfg.weight_bits, widths["w"])}
+
+
 class DeformUnitTB:
     """Clock, reset, memory preload (driver), output capture (monitor), reference and checker."""
 
     def __init__(self, dut, cfg: DeformUnitConfig):
         self.dut, self.cfg = dut, cfg
         self.mem_depth = 0
+        self.widths: dict[str, int] = {}
 
     async def reset(self):
         d = self.dut
         self.mem_depth = await reset_harness(
-            d, (d.start, d.load, d.dump, d.height, d.width, d.shift, d.relu, d.square), clock=True)
+            d, (d.free_run, d.start, d.load, d.dump, d.height, d.width, d.shift, d.relu, d.square))
+        self.widths = {k: int(getattr(d, f"{k}_bits").value) for k in ("in", "off", "w", "pix")}
 
     async def _pulse(self, sig) -> None:
         await pulse(self.dut, sig)
 
-    async def run(self, x, raw, wt, shift, relu, square, off_fields) -> dict:
+    async def run(self, x, raw, wt, shift, relu, square, off_fields, limit_cycles: int = 1 << 30) -> dict:
         dut, cfg = self.dut, self.cfg
         c, h, w = x.shape
         assert h * w <= self.mem_depth
-        Path(IN_FILE).write_text("".join(f"{v:x}\n" for v in pack_words(x.reshape(c, -1).T, cfg.act_bits)))
-        fields = np.zeros((off_fields, h * w), dtype=np.int64)
-        fields[:raw.shape[0]] = raw.reshape(raw.shape[0], -1)
-        Path(OFF_FILE).write_text("".join(f"{v:x}\n" for v in pack_words(fields.T, OFFSET_BITS)))
-        wv = pack_words(wt.reshape(c, 9).T.reshape(1, -1), cfg.weight_bits)[0]
-        Path(W_FILE).write_text(f"{wv:x}\n")
+        for name, data in memory_files(cfg, x, raw, wt, off_fields, self.widths).items():
+            Path(name).write_bytes(data)
         await self._pulse(dut.load)
+        await RisingEdge(dut.clk)  # the edge that sampled load copied the files in
         dut.height.value, dut.width.value, dut.shift.value = h, w, shift
         dut.relu.value, dut.square.value = int(relu), int(square)
         await self._pulse(dut.start)
-        await RisingEdge(dut.done)
-        await RisingEdge(dut.clk)
+        dut.free_run.value = 1
+        try:  # a run 4x the model's has failed: do not wait forever
+            await with_timeout(RisingEdge(dut.done), 10 * limit_cycles, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"done did not rise within {limit_cycles} cycles of start") from None
+        dut.free_run.value = 0
+        # The last beat leaves in done's cycle and is captured at the edge that ends it. A RisingEdge of the
+        # main's clock fires before that edge is evaluated, so the second one sees the capture.
+        await ClockCycles(dut.clk, 2)
         n_out = int(dut.n_out.value)
-        beats = await dump_beats(dut, Path(OUT_FILE), n_out)
+        data = await dump_bytes(dut, Path(OUT_FILE), n_out)
         a = cfg.act_bits
-        lanes = np.array([[(b >> (i * a)) & ((1 << a) - 1) for i in range(cfg.lanes)] for b in beats], dtype=np.int64)
+        lanes = words_to_lanes(data, n_out, cfg.lanes, a, self.widths["pix"]).astype(np.int64)
         lanes = np.where(lanes >> (a - 1), lanes - (1 << a), lanes)
-        outputs = lanes.T.reshape(c, h, w) if len(beats) == h * w else lanes
+        outputs = lanes.T.reshape(c, h, w) if n_out == h * w else lanes
         return {"outputs": outputs, "cycles": int(dut.cycles.value), "stall": int(dut.cnt_stall.value),
                 "conflict": int(dut.cnt_conflict.value),
                 "counters": {COUNTERS[k]: int(getattr(dut, k).value) for k in COUNTERS}}
@@ -94,17 +117,18 @@ async def deform_unit_regression(dut):
     off_fields = 1 if cfg.offset_mode == "square" else 18
     rows, t0 = [], time.perf_counter()
     for idx, layer in enumerate(job["layers"]):
+        t_layer = time.perf_counter()
         x, raw, wt = np.asarray(layer["x"]), np.asarray(layer["a"]), np.asarray(layer["w"])
         shift, relu, square = int(layer["shift"]), bool(layer["relu"]), bool(layer["square"])
         lcfg = layer_config(cfg, square)
         c, h, w = x.shape
-        got = await tb.run(x, raw, wt, shift, relu, square, off_fields)
+        pred = predict_layer(lcfg, DeformLayer(layer["name"], c, h, w, c, depthwise=True), raw,
+                             with_offset_conv=False)
+        got = await tb.run(x, raw, wt, shift, relu, square, off_fields, limit_cycles=4 * pred.unit_cycles + 1000)
         off = du.variant_offsets(lcfg.variant(True), raw, 3, 3, frac_bits=cfg.frac_bits)
         want = du.deform_conv2d_fixed(x, off, wt, frac_bits=cfg.frac_bits, shift=shift, padding=1, groups=c,
                                       act_bits=cfg.act_bits, weight_bits=cfg.weight_bits, acc_bits=cfg.acc_bits,
                                       overflow=cfg.overflow, rounding=cfg.rounding, relu=relu)
-        pred = predict_layer(lcfg, DeformLayer(layer["name"], c, h, w, c, depthwise=True), raw,
-                             with_offset_conv=False)
         same = got["outputs"].shape == want.shape
         mismatches = int(np.count_nonzero(got["outputs"] != want)) if same else int(want.size)
         diffs = {f"{k[0]}.{k[1]}": (v, pred.actions.get(*k)) for k, v in got["counters"].items()
@@ -117,7 +141,8 @@ async def deform_unit_regression(dut):
                      "vectors": int(want.size), "mismatches": mismatches, "rtl_cycles": got["cycles"],
                      "predicted_cycles": pred.unit_cycles, "rtl_stalls": got["stall"],
                      "predicted_stalls": pred.stall_cycles, "count_diffs": diffs,
-                     "actions": {f"{k[0]}.{k[1]}": v for k, v in got["counters"].items()}})
+                     "actions": {f"{k[0]}.{k[1]}": v for k, v in got["counters"].items()},
+                     "count_mismatches": len(diffs), "wall_seconds": time.perf_counter() - t_layer})
         dut._log.info("layer %d %s: %d values, %d mismatches, RTL %d cycles, predicted %d, diffs %s", idx,
                       layer["name"], want.size, mismatches, got["cycles"], pred.unit_cycles, diffs)
     with open(os.environ["HWSIM_RESULT"], "w") as f:

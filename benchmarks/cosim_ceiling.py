@@ -17,7 +17,8 @@ For each family (``--family``, default all of them):
 Cases: MAC array, an 8x8 WS int8 GEMM of 65535x8x8 (134,023 cycles; the layer of ``resnet18.py``); LSTM
 engine, four TT matvecs of ~75k cycles each on a 4-PE engine with 8 KiB working SRAMs (the layers of
 ``lstm_engine.py``); rf-array, the default 8-port Clements emulator on one run of 65,535 vectors (a
-decomposed random unitary).
+decomposed random unitary); deform-unit, the default 16-lane unit on a 16x64x128 depthwise layer with
+random offsets within the bound.
 
 The machine's speed varies from run to run (a shared 2-core VM here), so both sides run interleaved
 (ceiling, cosim, ceiling) and the medians are compared. Target (issue 20): every family's cosim >= 50 % of
@@ -384,7 +385,65 @@ def rf_array(reps: int, work: Path) -> dict:
                     res, c_runs, " ".join((*harness.build_args, *harness.make_args)), build_s, [pred])
 
 
-FAMILIES = {"mac-array": mac_array, "lstm-engine": lstm_engine, "rf-array": rf_array}
+def deform_unit(reps: int, work: Path) -> dict:
+    import numpy as np
+    from hwsim.cosim.deform_unit_harness import deform_unit_harness
+    from hwsim.cosim.deform_unit_tb import memory_files
+    from hwsim.cosim.runner import build, run_job
+
+    from hwsim.deform_unit import DeformLayer, DeformUnitConfig, predict_layer
+
+    cfg = DeformUnitConfig()  # the default 16-lane unit, bounded free offsets (bound 8)
+    h, w = 64, cfg.max_width
+    rng = np.random.default_rng(1)
+    one = 1 << cfg.frac_bits
+    bq = int(cfg.offset_bound * one)
+    x = rng.integers(-128, 128, size=(cfg.lanes, h, w))
+    raw = rng.integers(-bq, bq + 1, size=(18, h, w))
+    wt = rng.integers(-128, 128, size=(cfg.lanes, 1, 3, 3))
+    layer = {"name": "bounded", "x": x, "a": raw, "w": wt, "shift": 7, "relu": False, "square": False,
+             "shape": f"{cfg.lanes}x{h}x{w} bounded"}
+    pred = predict_layer(cfg, DeformLayer("bounded", cfg.lanes, h, w, cfg.lanes, depthwise=True), raw,
+                         with_offset_conv=False).unit_cycles
+    harness = deform_unit_harness(1 << 14)
+    made = build(cfg, harness)
+    members = made.meta["signature"]["interface"]["members"]
+    widths = {"in": int(members["in_data"]["width"]), "off": int(members["off_data"]["width"]),
+              "w": int(members["weights"]["width"])}
+    work.mkdir(parents=True, exist_ok=True)
+    for name, data in memory_files(cfg, x, raw, wt, 18, widths).items():
+        (work / name).write_bytes(data)
+    s = Script()  # the testbench's steps (deform_unit_tb.DeformUnitTB.run)
+    s.reset(("free_run", "start", "load", "dump", "height", "width", "shift", "relu", "square"))
+    for _ in range(reps):
+        s.pulse("load")
+        s.cycles(1)
+        s.set(height=h, width=w, shift=7, relu=0, square=0)
+        s.lines.append("tic")
+        s.pulse("start")
+        s.lines += ["wait", "toc"]
+        s.cycles(2)
+        s.lines.append("count")
+        s.pulse("dump")
+        s.cycles(1)
+        s.report()
+    (work / "script.txt").write_text(s.text())
+    binary, build_s = build_ceiling(made, harness, work / "ceiling", script_main(s.text()))
+
+    def ceiling_run() -> list[tuple[int, float]]:
+        out = subprocess.run([str(binary), "script.txt"], cwd=work, capture_output=True, text=True,
+                             check=True).stdout.split()
+        return [(int(out[i]), float(out[i + 1])) for i in range(0, len(out), 2)]
+
+    c_runs = ceiling_run()
+    res = run_job(made, {"config": cfg.to_dict(), "layers": [layer] * reps})
+    c_runs += ceiling_run()
+    return _compare("deform-unit", f"{cfg.lanes}-lane unit, a {cfg.lanes}x{h}x{w} depthwise layer with bounded "
+                    f"offsets, {pred:,} predicted cycles", res, c_runs,
+                    " ".join((*harness.build_args, *harness.make_args)), build_s, [pred])
+
+
+FAMILIES = {"mac-array": mac_array, "lstm-engine": lstm_engine, "rf-array": rf_array, "deform-unit": deform_unit}
 
 
 def main() -> None:

@@ -271,7 +271,8 @@ def step_layer(cfg: LstmEngineConfig, q: ref.FixedLstm, xs, h0, c0, name: str = 
     :func:`hwsim.lstm_engine.predict_step`'s) and the counts of all steps (:func:`simulate_step`'s, per-bank
     included, times the steps). Raises :class:`~hwsim.errors.HwsimError` if the RTL cannot hold it.
     """
-    from hwsim.rtl.lstm_step import max_hidden, pack_gate_descriptor
+    from hwsim.cosim.lstm_engine_descriptors import pack_gate_descriptor
+    from hwsim.rtl.lstm_step import max_hidden
 
     H = q.hidden
     if H > max_hidden(cfg):

@@ -33,11 +33,7 @@ ALLOWED_CYCLES: dict[tuple[str, ...], str] = {}
 ALLOWED_PRIVATE: dict[tuple[str, str, str], str] = {}
 
 #: (c) ``(rtl module, imported module)`` imports outside the allowed set still present.
-ALLOWED_RTL: dict[tuple[str, str], str] = {
-    ("hwsim.rtl.lstm_step", "hwsim.models.tensor_formats"):
-        "remaining: to be fixed in cosim/lstm_engine_regression.py (pack_gate_descriptor plans the stages with "
-        "the reference's tensor_formats: host-side software, to move out of rtl/lstm_step.py beside its caller)",
-}
+ALLOWED_RTL: dict[tuple[str, str], str] = {}
 
 #: (d) ``(models module, imported module)`` imports of rtl/cosim still present.
 ALLOWED_MODELS: dict[tuple[str, str], str] = {}

@@ -234,6 +234,12 @@ class MacArrayConfig(FamilyConfig):
         or activation beats, no compute pass, one wait cycle. The first executed fold of an output tile
         starts from zero partial sums, the tile drains after its last k-fold as usual, and a tile with no
         executed fold drains zero accumulators (``requant(bias)``). Default off (dense baselines unchanged).
+    requantizer : {"shift", "f32"}
+        The requantizers built: ``shift`` (the power-of-two requantizer, rounding ``rounding``) or ``f32``
+        (also ONNX Runtime's float32 requantizer, ``round_half_even(f32(f32(acc) * scale)) + zero_point``,
+        and the zero-point correction adders, for quantized ONNX models with float scales and zero points).
+        Layers that need the float32 requantizer run on either (values and cycles are the same); with
+        ``shift`` its components are listed with count 0, so their actions are priced but not their area.
     """
 
     rows: int = 8
@@ -254,6 +260,7 @@ class MacArrayConfig(FamilyConfig):
     dim_bits: int = 16
     sparsity: str = "dense"
     skip_zero_tiles: bool = False
+    requantizer: str = "shift"
 
     FAMILY: ClassVar[str] = "mac-array"
     #: Flag spellings of the first CLI, kept beside the generated ``--weight-format`` etc.
@@ -286,6 +293,7 @@ class MacArrayConfig(FamilyConfig):
             )
         check_choice("overflow", self.overflow, OVERFLOW_MODES)
         check_choice("rounding", self.rounding, ROUNDING_MODES)
+        check_choice("requantizer", self.requantizer, ("shift", "f32"))
         for name in ("input_sram_bytes", "weight_sram_bytes", "output_sram_bytes"):
             check_int(name, getattr(self, name), 1)
         check_int("sram_banks", self.sram_banks, 1, 1024)

@@ -453,6 +453,40 @@ def _requant_parts(acc_bits: int, out_bits: int) -> list[_Part]:
             _gate_part("clamp_select", "mux2", 2 * out, out, f"clamp select: 2 levels x {out} bits")]
 
 
+
+def _parts_pj(m, parts: list[_Part]) -> float:
+    return math.fsum(p.count * p.unit_energy_pj for p in parts) * m.energy_scale
+
+
+def _parts_um2(m, parts: list[_Part]) -> float:
+    return math.fsum(p.count * p.unit_area_um2 for p in parts) * m.area_scale
+
+
+def _f32_requant_parts(acc_bits: int, out_bits: int) -> list[_Part]:
+    """The float32 (ONNX Runtime) requantizer lane as parts priced from the existing table entries.
+
+    hwsim assumption (no published figure for this block): the lane is what ``rtl/f32_requantizer.py``
+    builds: a leading-one detector and a normalising barrel shifter over ``acc_bits`` (int -> float32,
+    rounding adder on the 24-bit significand), a 24 x 24-bit significand multiplier (priced on the
+    Horowitz int32 multiplier line at P = 576 partial products), a 24-bit rounding adder for the product,
+    a right barrel shifter to the integer (half-to-even rounding adder), the zero-point adder and the
+    clamp. Energies are per conversion (every part toggles once).
+    """
+    acc = _check_int("acc_bits", acc_bits)
+    out = _check_int("out_bits", out_bits)
+    stages = max(1, math.ceil(math.log2(acc)))
+    return [_gate_part("lod", "mux2", acc, acc, f"leading-one detector over {acc} bits (~1 MUX2 per bit)"),
+            _gate_part("normalize", "mux2", stages * acc, acc, f"normalising barrel shifter: {stages} x {acc} bits"),
+            _adder_part("round_to_f32", 24, what="significand rounding adder (int -> float32)"),
+            _Part("significand_mult", 1, _mult45(24, 24, "energy"), _mult45(24, 24, "area"), HOROWITZ_2014, 24,
+                  "24x24-bit significand multiplier, P = 576 on the int8_mult..int32_mult line"),
+            _adder_part("round_product", 24, what="product rounding adder (float32 * float32)"),
+            _gate_part("denormalize", "mux2", 6 * 32, 32, "right barrel shifter to the integer: 6 x 32 bits"),
+            _adder_part("round_half_even", 32, what="half-to-even rounding adder"),
+            _adder_part("zero_point", out + 2, what="zero-point adder"),
+            _adder_part("clamp_compare", out + 2, count=2, what="clamp comparator (priced as an adder)"),
+            _gate_part("clamp_select", "mux2", 2 * out, out, f"clamp select: 2 levels x {out} bits")]
+
 # ------------------------------------------------------------------------------------ inventory
 @dataclass(frozen=True)
 class Component:
@@ -870,11 +904,19 @@ for _cc in (
     ComponentClass("dram", "off-chip DRAM of the cost model's type (--dram); no on-chip area", (),
                    {"read": ("byte", lambda m, a: 8 * m.dram_energy_pj_per_bit()),
                     "write": ("byte", lambda m, a: 8 * m.dram_energy_pj_per_bit())}, None),
-    ComponentClass("requantizer", "power-of-two requantizer lane: rounding adder, barrel shifter, clamp",
-                   ("acc_bits", "out_bits"),
-                   {"convert": ("output", lambda m, a: m.requant_energy_pj(a["acc_bits"], a["out_bits"]))},
-                   lambda m, a: m.requant_area_um2(a["acc_bits"], a["out_bits"]),
-                   lambda m, a: m.explain_requant(a["acc_bits"], a["out_bits"])),
+    ComponentClass("requantizer", "power-of-two requantizer lane: rounding adder, barrel shifter, clamp; with kind "
+                   "'f32' also the float32 (ONNX Runtime) lane and the zero-point correction adders (their area)",
+                   ("acc_bits", "out_bits", "kind"),
+                   {"convert": ("output", lambda m, a: m.requant_energy_pj(a["acc_bits"], a["out_bits"])),
+                    "convert_f32": ("output", lambda m, a: _parts_pj(m, _f32_requant_parts(a["acc_bits"],
+                                                                                             a["out_bits"]))),
+                    "zp_add": ("output", lambda m, a: m.add_energy_pj(a["acc_bits"])),
+                    "zp_row_add": ("operation", lambda m, a: m.add_energy_pj(a["acc_bits"])),
+                    "zp_row_mult": ("operation", lambda m, a: m.mult_energy_pj(a["acc_bits"], 9))},
+                   lambda m, a: m.requant_area_um2(a["acc_bits"], a["out_bits"]) + (
+                       _parts_um2(m, _f32_requant_parts(a["acc_bits"], a["out_bits"])) + m.add_area_um2(a["acc_bits"])
+                       if a["kind"] == "f32" else 0.0),
+                   lambda m, a: m.explain_requant(a["acc_bits"], a["out_bits"]), defaults={"kind": "shift"}),
     ComponentClass("mux", "`inputs`:1 multiplexer of `bits`: a tree of (inputs - 1) MUX2 per bit (mux2.energy, "
                    "mux2.area; MUX2 = mux2.ge = 3 GE at nand2.area); a select toggles the whole tree (upper bound)",
                    ("inputs", "bits"),

@@ -144,6 +144,16 @@ class MacArrayActions:
     tile_bitmap_writes: int = 0
     """Zero-tile skipping: bytes of the block bitmap written into its buffer before ``start`` (the
     ``ceil(blocks / 8)`` bytes read from DRAM; 0 without skipping)."""
+    requant_f32_ops: int = 0
+    """Outputs passed through the float32 requantizer (ONNX Runtime arithmetic) instead of the shift one."""
+    zp_correct_ops: int = 0
+    """Outputs passed through the zero-point correction adder (layers with a non-zero input or weight zero
+    point; the folded column constant ``-z_x * sum_k w + K z_x z_w`` is added with the bias)."""
+    zp_row_adds: int = 0
+    """Weights with zero points: activation additions of the row-sum unit (``sum_k a[m, k]``, one per
+    activation of each output row)."""
+    zp_row_mults: int = 0
+    """Weights with zero points: ``z_w[n] * rowsum[m]`` products subtracted from the outputs."""
 
     def __add__(self, other: MacArrayActions) -> MacArrayActions:
         return MacArrayActions(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -172,6 +182,10 @@ class MacArrayActions:
             sparse[("tile_bitmap", "read")] = self.tile_bitmap_reads
         if self.tile_bitmap_writes:
             sparse[("tile_bitmap", "write")] = self.tile_bitmap_writes
+        for act, n in (("convert_f32", self.requant_f32_ops), ("zp_add", self.zp_correct_ops),
+                       ("zp_row_add", self.zp_row_adds), ("zp_row_mult", self.zp_row_mults)):
+            if n:  # the requantizer stage's float32 lane and zero-point correction (issue 22)
+                sparse[("requant", act)] = n
         return ActionCounts({
             **sparse,
             ("pe_mac", "mac"): self.pe_macs,
@@ -242,10 +256,13 @@ def inventory(cfg: MacArrayConfig):
         Component("output_sram", "sram", {"bytes": cfg.output_sram_bytes, "word_bits": w}),
         *_bitmap_components(cfg),
         Component("dram", "dram", {}),
-        Component("requant", "requantizer", {"acc_bits": cfg.acc_bits, "out_bits": cfg.out_bits}, cfg.cols,
-                  "one requantizer per column"),
+        Component("requant", "requantizer", {"acc_bits": cfg.acc_bits, "out_bits": cfg.out_bits,
+                                             **({"kind": "f32"} if cfg.requantizer == "f32" else {})}, cfg.cols,
+                  "one requantizer per column" + (" (shift and float32 lanes, zero-point correction)"
+                                                  if cfg.requantizer == "f32" else "")),
         Component("controller", "controller", {}, 1, "rough 10k GE estimate (controller.ge)"),
     ))
+
 
 
 def tile_bitmap_bytes(cfg: MacArrayConfig) -> int:
@@ -335,7 +352,27 @@ def predict_op(cfg: MacArrayConfig, op) -> LayerStats:
     lcfg = cfg.replace(weight_format=op.weight_format, act_bits=op.act_bits)
     w = getattr(op, "weight", None)
     mode = gemm_mode(lcfg, w, op.layer, _declared(op)) if w is not None else None
-    return predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer, mode=mode, weight=w)
+    st = predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer, mode=mode, weight=w)
+    return onnx_actions(st, op)
+
+
+def onnx_actions(st: LayerStats, op) -> LayerStats:
+    """``st`` with the actions of an op's float32 requantizer and zero-point corrections (no extra cycle:
+    both sit in the requantizer stage, combinational, like the bias add): the requantizer's conversions
+    move from ``requant_ops`` to ``requant_f32_ops``; corrected outputs are counted per requantizer lane
+    pass (padded columns included, as ``requant_ops``); the weight zero-point row sums add ``m * k``
+    activation additions and ``m * n`` products."""
+    f32 = getattr(op, "requant", "shift") == "f32"
+    zpc = getattr(op, "zp_correction", False)
+    row = getattr(op, "row_correction", False)
+    if not (f32 or zpc or row):
+        return st
+    a = st.actions
+    a = dataclasses.replace(
+        a, requant_ops=0 if f32 else a.requant_ops, requant_f32_ops=a.requant_ops if f32 else 0,
+        zp_correct_ops=a.requant_ops if zpc else 0, zp_row_adds=op.m * op.k if row else 0,
+        zp_row_mults=op.m * op.n if row else 0)
+    return dataclasses.replace(st, actions=a)
 
 
 def _declared(op) -> str | None:
@@ -754,7 +791,7 @@ def _requantize(cfg: MacArrayConfig, acc: np.ndarray, shift: int, relu: bool) ->
 
 
 def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int = 0, relu: bool = False,
-                  name: str = "gemm", bias: np.ndarray | None = None, mode: str | None = None
+                  name: str = "gemm", bias: np.ndarray | None = None, mode: str | None = None, requant=None
                   ) -> tuple[np.ndarray, LayerStats]:
     """Run one GEMM: requantized outputs (values, int64 ``[m, n]``) and its :class:`LayerStats`.
 
@@ -778,6 +815,11 @@ def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int 
     # accumulator unchanged, so the values are the dense sequential accumulation in either mode.
     k_step = cfg.fold_steps[1]
     acc = accumulate_tiled(cfg, a, w, k_step)
+    if requant is not None:  # float-scale layers: zero-point corrections, then the float32 requantizer
+        from hwsim.models.compressed import corrected_accumulator
+        from hwsim.models.mac_array import requantize_f32
+
+        return requantize_f32(corrected_accumulator(acc, a, cfg, bias, requant), requant), stats
     if bias is not None:
         acc = _overflow(cfg, acc + np.asarray(bias, dtype=np.int64)[None, :])
     return _requantize(cfg, acc, shift, relu), stats
@@ -1033,8 +1075,8 @@ def run(cfg: MacArrayConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
     """Unit protocol: a compressed conv2d / linear layer on a batch, every GEMM through
     :func:`simulate_gemm` (the layer's im2col and output assembly are the compressed model's); the counts
     do not depend on the data, so the Stats are those of :func:`lower` + :func:`predict_stats`."""
-    def gemm(a, w, lcfg, shift, relu, bias=None):
-        return simulate_gemm(lcfg, a, w, shift=shift, relu=relu, bias=bias)[0]
+    def gemm(a, w, lcfg, shift, relu, bias=None, requant=None):
+        return simulate_gemm(lcfg, a, w, shift=shift, relu=relu, bias=bias, requant=requant)[0]
 
     values = layer.forward_int(inputs, cfg, gemm)
     return values, total(predict_stats(cfg, op) for op in lower(cfg, layer))
@@ -1094,6 +1136,7 @@ FAMILY = Family(
     shape_ops=shape_ops,
     rtl="hwsim.rtl.mac_array:generate_verilog",
     cosim="hwsim.cosim.regression:run_regression",
+    cosim_run="hwsim.cosim.mac_array_model:cosim_run",
     synth_groups=synth_groups,
     studies=(("compression", "hwsim.compression_study:run",
               "digits-cnn per compression spec: post-training vs fine-tuned accuracy, cycles, energy, weight bytes"),),

@@ -108,19 +108,43 @@ def overflow(x: np.ndarray, cfg) -> np.ndarray:
     return np.clip(x, lo, hi)
 
 
-def reference_gemm(a, w, cfg, shift: int = 0, relu: bool = False, bias=None) -> np.ndarray:
-    """The default GEMM executor: ``mac_array.gemm`` plus an optional bias.
+def reference_gemm(a, w, cfg, shift: int = 0, relu: bool = False, bias=None, requant=None) -> np.ndarray:
+    """The default GEMM executor: ``mac_array.gemm`` plus an optional bias and float32 requantizer.
 
     Without ``bias`` this is exactly ``mac_array.gemm(a, w, cfg, shift, relu)``. With ``bias`` (int, shape
     (N,)) it is ``requantize(ovf(accumulate(a, w, cfg) + bias), cfg, shift, relu)`` where ``ovf``
     saturates or wraps to ``cfg.acc_bits`` like every accumulation step (the bias is one extra exact
-    addition after the K products). A substitute executor must have the same signature and results.
+    addition after the K products). With ``requant`` (a :class:`~hwsim.models.mac_array.FloatRequant`,
+    ONNX imports with float scales or zero points) the weight zero-point row term
+    ``-row_zp[n] * sum_k a[m, k]`` is one more such addition and the output is
+    :func:`~hwsim.models.mac_array.requantize_f32` (``shift`` and ``relu`` are then unused: a fused ReLU is
+    the requantizer's lower clamp). A substitute executor must have the same signature and results.
     """
+    if requant is not None:
+        return gemm_f32(a, w, cfg, bias, requant)
     if bias is None:
         return mac_array.gemm(a, w, cfg, shift, relu)
     acc = mac_array.accumulate(a, w, cfg)
     acc = overflow(acc + np.asarray(bias, dtype=np.int64)[None, :], cfg)
     return mac_array.requantize(acc, cfg, shift, relu)
+
+
+def corrected_accumulator(acc, a, cfg, bias, requant) -> np.ndarray:
+    """``acc`` plus the bias (zero-point column constant folded in) and the weight zero-point row term, each
+    one addition with the accumulator's overflow rule."""
+    if bias is not None:
+        acc = overflow(acc + np.asarray(bias, dtype=np.int64)[None, :], cfg)
+    if requant is not None and requant.row_zp is not None:
+        rows = np.asarray(a, dtype=np.int64).sum(axis=1)
+        acc = overflow(acc - rows[:, None] * requant.row_zp[None, :], cfg)
+    return acc
+
+
+def gemm_f32(a, w, cfg, bias, requant) -> np.ndarray:
+    """The GEMM of a float-scale layer: exact integer accumulation (``mac_array.accumulate``), the bias and
+    zero-point corrections (:func:`corrected_accumulator`), then ONNX Runtime's float32 requantizer."""
+    acc = mac_array.accumulate(a, w, cfg)
+    return mac_array.requantize_f32(corrected_accumulator(acc, a, cfg, bias, requant), requant)
 
 
 def round_ties(v: np.ndarray, rounding: str) -> np.ndarray:
@@ -162,6 +186,13 @@ class GemmOp:
     """The ``(K, N)`` weight values of this GEMM (for checks such as an N:M pattern; None if not attached)."""
     sparsity: str | None = None
     """The N:M pattern the layer was pruned to (``"2:4"``; declared sparse), or None (not declared)."""
+    requant: str = "shift"
+    """The requantizer: ``"shift"`` (power of two, ``shift`` and ``cfg.rounding``) or ``"f32"`` (ONNX
+    Runtime's float32 scale, :func:`~hwsim.models.mac_array.requantize_f32`)."""
+    zp_correction: bool = False
+    """The outputs pass the zero-point correction adder (an input or weight zero point is not 0)."""
+    row_correction: bool = False
+    """Weights have zero points: each output also subtracts ``w_zp[n] * sum_k a[m, k]`` (a row-sum unit)."""
 
 
 @dataclass
@@ -172,6 +203,7 @@ class GemmCall:
     a: np.ndarray  # int64 (M, K) activation values
     w: np.ndarray  # int64 (K, N) weight values
     bias: np.ndarray | None  # int64 (N,) at the accumulator scale, or None
+    requant: mac_array.FloatRequant | None = None  # float-scale layers: the float32 requantizer
 
 
 @dataclass
@@ -222,6 +254,17 @@ class QLayer:
     pad_value: int = 0
     gain: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    in_zp: int = 0
+    """Input zero point (activation codes are signed: a uint8 tensor's codes and zero point are shifted by
+    -128, which leaves every ``code - zero_point`` unchanged)."""
+    weight_zp: np.ndarray | None = None
+    """Per-output-channel weight zero points (int64 (O,)), or None (symmetric weights)."""
+    requant: str = "shift"
+    """``"shift"`` (power-of-two exponents) or ``"f32"`` (``scale``, ``out_zp``: ONNX Runtime's requantizer)."""
+    scale: np.ndarray | None = None
+    """f32 layers: the float32 requantization scale per output channel, ``f32(f32(s_x * s_w) / s_y)``."""
+    out_zp: int = 0
+    """f32 layers: the output zero point (signed domain, see ``in_zp``)."""
 
     # ------------------------------------------------------------------ description for accelerators
     @property
@@ -243,6 +286,8 @@ class QLayer:
     def _shift_groups(self, g: int) -> list[tuple[int, np.ndarray]]:
         og = self.weight.shape[0] // (self.groups if self.kind == "conv2d" else 1)
         cols = np.arange(g * og, (g + 1) * og)
+        if self.requant == "f32":  # one GEMM per group: the scale is per column
+            return [(0, cols)]
         sh = self.shift[cols]
         return [(int(s), cols[sh == s]) for s in np.unique(sh)]
 
@@ -257,9 +302,12 @@ class QLayer:
         for g in range(self.groups if self.kind == "conv2d" else 1):
             og = wmats[g].shape[1]
             for s, cols in self._shift_groups(g):
+                zpc = bool(self.in_zp) or self.weight_zp is not None
                 ops.append(GemmOp(self.name, g, m, k, len(cols), tuple(int(c) for c in cols), s, self.relu,
-                                  self.weight_format, self.act_bits, self.bias is not None,
-                                  weight=wmats[g][:, cols - g * og], sparsity=self.meta.get("sparsity")))
+                                  self.weight_format, self.act_bits, self.bias is not None or zpc,
+                                  weight=wmats[g][:, cols - g * og], sparsity=self.meta.get("sparsity"),
+                                  requant=self.requant, zp_correction=zpc,
+                                  row_correction=self.weight_zp is not None))
         return ops
 
     def lower(self, x: np.ndarray) -> list[GemmCall]:
@@ -280,8 +328,25 @@ class QLayer:
             og = wmats[g].shape[1]
             local = np.asarray(op.columns) - g * og
             bias = None if self.bias is None else self.bias[list(op.columns)]
-            calls.append(GemmCall(op, mats[g], np.ascontiguousarray(wmats[g][:, local]), bias))
+            w = np.ascontiguousarray(wmats[g][:, local])
+            fq = None
+            if op.zp_correction:
+                wzp = None if self.weight_zp is None else self.weight_zp[list(op.columns)]
+                corr = mac_array.zero_point_correction(w, self.in_zp, wzp)
+                bias = corr if bias is None else bias + corr
+            if self.requant == "f32":
+                fq = self.float_requant().columns(op.columns)
+            calls.append(GemmCall(op, mats[g], w, bias, fq))
         return calls
+
+    def float_requant(self) -> mac_array.FloatRequant:
+        """The layer's :class:`~hwsim.models.mac_array.FloatRequant` (f32 layers): its scales, output zero
+        point and the ``act_bits`` clamp, raised to the zero point by a fused ReLU."""
+        lo, hi = act_range(self.act_bits)
+        if self.relu:
+            lo = max(lo, self.out_zp)
+        scale = np.broadcast_to(np.asarray(self.scale, np.float32).ravel(), (self.weight.shape[0],))
+        return mac_array.FloatRequant(scale, self.out_zp, lo, hi, self.weight_zp)
 
     def run_gemms(self, x: np.ndarray, cfg=None, gemm_fn=None) -> np.ndarray:
         """Integer forward of a conv2d / linear layer through ``gemm_fn`` (default :func:`reference_gemm`)."""
@@ -293,7 +358,9 @@ class QLayer:
         rows = calls[0].a.shape[0]
         out = np.empty((rows, o), dtype=np.int64)
         for c in calls:
-            if c.bias is None:
+            if c.requant is not None:
+                y = gemm_fn(c.a, c.w, lcfg, c.op.shift, c.op.relu, bias=c.bias, requant=c.requant)
+            elif c.bias is None:
                 y = gemm_fn(c.a, c.w, lcfg, c.op.shift, c.op.relu)
             else:
                 y = gemm_fn(c.a, c.w, lcfg, c.op.shift, c.op.relu, bias=c.bias)
@@ -341,6 +408,10 @@ class QLayer:
         if k == "flatten":
             return x.reshape(x.shape[0], -1)
         lcfg = self.cfg(cfg)
+        if "ort" in self.meta:
+            from hwsim.models import ort_ops
+
+            return ort_ops.forward(self, inputs)
         if k == "avgpool":
             s = pool2d(x, "sum", self.kernel, self.stride, self.padding)
             if "count_pads" in self.meta:
@@ -510,6 +581,10 @@ class CompressedModel:
         """Float images (N, C, H, W) -> int64 activation values at ``2**input_exp`` (rounded, clamped)."""
         x = self.source._check_input(x)
         inp = self.layers[0]
+        if "ort" in inp.meta:
+            from hwsim.models import ort_ops
+
+            return ort_ops.quantize_input(inp, x)
         lo, hi = act_range(inp.out_bits)
         rounding = self.cfg.rounding if rounding is None else rounding
         return np.clip(round_ties(x / 2.0 ** inp.out_exp, rounding), lo, hi).astype(np.int64)

@@ -38,8 +38,12 @@ __all__ = [
     "encode_weights",
     "gemm",
     "im2col",
+    "FloatRequant",
     "quantize_to_format",
     "requantize",
+    "requantize_f32",
+    "requantize_f32_int",
+    "zero_point_correction",
     "weight_value_range",
     "weight_values",
 ]
@@ -623,6 +627,125 @@ def gemm(a, w, cfg, shift: int = 0, relu: bool = False) -> np.ndarray:
     act_bits, acc_bits, rounding, shift, relu = _check_requant_args(cfg, shift, relu)
     a, w = _check_gemm_operands(a, w, fmt, act_bits)
     return _requantize(_accumulate(a, w, acc_bits, overflow), act_bits, rounding, shift, relu)
+
+
+# ---------------------------------------------------------------------------------------------- zero points, f32
+class FloatRequant:
+    """The ONNX Runtime requantizer of one GEMM: per-column float32 scales, an output zero point, a clamp.
+
+    ``out = clip(rint_even(f32(f32(acc) * scale[n])) + zero_point, lo, hi)``: the accumulator (bias and
+    zero-point corrections included) rounded to float32, times the column's float32 scale with one float32
+    rounding, rounded to an integer half-to-even, plus the zero point, saturated to ``[lo, hi]`` (a fused
+    ReLU raises ``lo`` to the zero point). This is MLAS's ``MlasRequantizeOutput`` (the QLinearConv,
+    QLinearMatMul and QGemm kernels of ONNX Runtime) with the scale formed as ONNX Runtime forms it,
+    ``f32(f32(x_scale * w_scale[n]) / y_scale)`` (see :mod:`hwsim.models.onnx_import`).
+
+    Attributes: ``scale`` (float32, (N,)), ``zero_point`` (int), ``lo``, ``hi`` (ints), and, for weights
+    with zero points, ``row_zp`` (int64 (N,): the correction ``-row_zp[n] * sum_k a[m, k]``) or None.
+    """
+
+    def __init__(self, scale, zero_point: int, lo: int, hi: int, row_zp=None):
+        self.scale = np.asarray(scale, dtype=np.float32).ravel()
+        if np.any(~np.isfinite(self.scale)) or np.any(self.scale <= 0) or np.any(self.scale < np.float32(2.0**-126)):
+            raise HwsimError(f"scale {self.scale.tolist()[:4]} is not allowed: expected positive normal float32 "
+                             "scales")
+        self.zero_point, self.lo, self.hi = int(zero_point), int(lo), int(hi)
+        if not self.lo <= self.zero_point <= self.hi:
+            raise HwsimError(f"zero_point={self.zero_point} is not allowed: expected a value in [{self.lo}, "
+                             f"{self.hi}]")
+        self.row_zp = None if row_zp is None else np.asarray(row_zp, dtype=np.int64).ravel()
+
+    def columns(self, cols) -> FloatRequant:
+        """The requantizer of a subset of the columns."""
+        cols = list(cols)
+        return FloatRequant(self.scale[cols] if self.scale.size > 1 else self.scale, self.zero_point, self.lo,
+                            self.hi, None if self.row_zp is None else self.row_zp[cols])
+
+    def scales_for(self, n: int) -> np.ndarray:
+        return np.broadcast_to(self.scale, (n,)) if self.scale.size == 1 else self.scale
+
+
+def requantize_f32(acc, fq: FloatRequant) -> np.ndarray:
+    """ONNX Runtime's requantization of int64 accumulators ``acc`` (M, N) (see :class:`FloatRequant`),
+    evaluated with NumPy's IEEE float32 arithmetic (round to nearest even at every step).
+
+    The int -> float32 conversion is exact below 2**24 and rounds to nearest even above; ``|acc|`` must stay
+    below 2**62. Saturation happens after the zero point is added, as in MLAS (``lo - zp <= r <= hi - zp``
+    before adding is the same clamp)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    s = fq.scales_for(acc.shape[-1]).astype(np.float32)
+    f = acc.astype(np.float32) * s  # float32 * float32 -> float32, one rounding
+    r = np.rint(f.astype(np.float64))  # exact: f is a float32; rint rounds half to even
+    r = np.clip(r, fq.lo - fq.zero_point, fq.hi - fq.zero_point)
+    return r.astype(np.int64) + fq.zero_point
+
+
+def _rne_shift(m: np.ndarray, sh: np.ndarray) -> np.ndarray:
+    """``m / 2**sh`` rounded half to even (m >= 0 int64, sh >= 0 int64, elementwise)."""
+    sh = np.minimum(sh, 62)
+    q = m >> sh
+    r = m - (q << sh)
+    half = np.where(sh > 0, np.left_shift(np.int64(1), np.maximum(sh - 1, 0)), 0)
+    up = (sh > 0) & ((r > half) | ((r == half) & ((q & 1) == 1)))
+    return q + up
+
+
+def requantize_f32_int(acc, fq: FloatRequant) -> np.ndarray:
+    """The same function as :func:`requantize_f32` with integer operations only (the RTL's algorithm).
+
+    Per output, with ``a = |acc|`` of bit length ``n`` and the scale ``ms * 2**es`` (``ms`` its 24-bit
+    significand with the hidden bit, ``2**23 <= ms < 2**24``):
+
+    1. float32(acc): ``ma = rne(a / 2**d)``, ``d = max(n - 24, 0)`` (``ma <= 2**24``, exponent ``d``);
+    2. the product ``p = ma * ms`` (<= 48 bits) rounded to 24 significant bits: ``mp = rne(p / 2**t)``,
+       ``t = max(bitlen(p) - 24, 0)``, exponent ``e = d + es + t``;
+    3. to an integer half to even: ``q = rne(mp / 2**-e)`` when ``e < 0``, else ``mp * 2**e`` (saturated);
+    4. sign, plus the zero point, clamped to ``[lo, hi]``.
+
+    A mantissa that rounds up to ``2**24`` in step 1 or 2 is still exact (it is a power of two), so no
+    renormalisation is needed.
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    s = fq.scales_for(acc.shape[-1]).astype(np.float32)
+    bits = s.view(np.uint32).astype(np.int64)
+    ms = (bits & 0x7FFFFF) | 0x800000
+    es = ((bits >> 23) & 0xFF) - 127 - 23
+    a = np.abs(acc)
+    n = np.where(a > 0, np.floor(np.log2(np.maximum(a, 1).astype(np.float64))).astype(np.int64) + 1, 0)
+    # log2 of a float64 can be off by one just below a power of two: fix n so that 2**(n-1) <= a < 2**n
+    n = np.where((a > 0) & (np.left_shift(np.int64(1), np.maximum(n - 1, 0)) > a), n - 1, n)
+    n = np.where((a > 0) & (np.left_shift(np.int64(1), np.minimum(n, 62)) <= a), n + 1, n)
+    d = np.maximum(n - 24, 0)
+    ma = _rne_shift(a, d)
+    p = ma * ms
+    pn = np.where(p > 0, np.floor(np.log2(np.maximum(p, 1).astype(np.float64))).astype(np.int64) + 1, 0)
+    pn = np.where((p > 0) & (np.left_shift(np.int64(1), np.maximum(pn - 1, 0)) > p), pn - 1, pn)
+    pn = np.where((p > 0) & (np.left_shift(np.int64(1), np.minimum(pn, 62)) <= p), pn + 1, pn)
+    t = np.maximum(pn - 24, 0)
+    mp = _rne_shift(p, t)
+    e = d + es + t
+    big = 1 << 40  # any magnitude above the clamp range saturates
+    q = np.where(e < 0, _rne_shift(mp, np.minimum(-e, 62)),
+                 np.where(e > 16, big, mp << np.clip(e, 0, 16)))
+    q = np.minimum(q, big)
+    r = np.where(acc < 0, -q, q)
+    return np.clip(r + fq.zero_point, fq.lo, fq.hi).astype(np.int64)
+
+
+def zero_point_correction(w, in_zp: int, w_zp=None) -> np.ndarray:
+    """The per-column constant that folds the zero points out of ``sum_k (a - in_zp)(w - w_zp)``.
+
+    ``sum_k (a - zx)(w - zw) = sum_k a w - zx * sum_k w[k, n] - zw[n] * sum_k a[m, k] + K zx zw[n]``: the
+    array multiplies the plain integers ``a`` and ``w``, this function returns the column constant
+    ``-zx * sum_k w[k, n] + K * zx * zw[n]`` (int64 (N,)) and the row term ``-zw[n] * sum_k a[m, k]`` is
+    :class:`FloatRequant`'s ``row_zp``.
+    """
+    w = np.asarray(w, dtype=np.int64)
+    k = w.shape[0]
+    corr = -int(in_zp) * w.sum(axis=0)
+    if w_zp is not None:
+        corr = corr + k * int(in_zp) * np.asarray(w_zp, dtype=np.int64)
+    return corr
 
 
 # ---------------------------------------------------------------------------------------------- convolution

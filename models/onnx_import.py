@@ -50,8 +50,11 @@ __all__ = ["LayerQuant", "OnnxImport", "SUPPORTED_OPS", "load_onnx", "to_compres
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "Relu", "Clip", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Flatten",
     "Reshape", "BatchNormalization", "Identity", "Dropout", "Softmax", "LogSoftmax", "QuantizeLinear",
-    "DequantizeLinear", "QLinearConv", "QLinearMatMul", "Quant", "BipolarQuant",
+    "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearGlobalAveragePool", "Quant",
+    "BipolarQuant",
 )
+#: Operators of ONNX Runtime's contrib domain (``com.microsoft``) that quantize_static writes.
+_MS_OPS = ("QGemm", "QLinearAdd", "QLinearGlobalAveragePool")
 
 
 @dataclass
@@ -64,6 +67,16 @@ class QuantParam:
     node: str
     narrow: bool = False
     bipolar: bool = False
+    zero_point: np.ndarray | None = None  # int64, in the codes' own (signed or unsigned) domain; None = 0
+
+    def zp(self, n: int | None = None) -> np.ndarray:
+        """The zero points as int64, broadcast to ``n`` values when given."""
+        z = np.zeros(1, np.int64) if self.zero_point is None else np.asarray(self.zero_point, np.int64).ravel()
+        return z if n is None else np.broadcast_to(z, (n,)).copy()
+
+    @property
+    def symmetric(self) -> bool:
+        return self.zero_point is None or not np.any(np.asarray(self.zero_point) != 0)
 
 
 @dataclass
@@ -91,6 +104,11 @@ class LayerQuant:
         Largest ``|2**e / s - 1|`` over the layer's weight, input and output scales.
     source : str
         ``qdq``, ``qoperator`` or ``qonnx``.
+    in_q, out_q, w_q : QuantParam or None
+        The quantizers themselves (float32 scales, zero points in their own domain, signedness): what the
+        float32 requantizer (``requantizer="f32"``) uses.
+    bias_codes : ndarray of int64 or None
+        The graph's int32 bias (QDQ: the DequantizeLinear input of the bias; QOperator: the bias input).
     """
 
     weight_format: str
@@ -105,6 +123,10 @@ class LayerQuant:
     out_exp: int | None
     max_rel_error: float
     source: str
+    in_q: QuantParam | None = None
+    out_q: QuantParam | None = None
+    w_q: QuantParam | None = None
+    bias_codes: np.ndarray | None = None
 
 
 @dataclass
@@ -124,6 +146,19 @@ class OnnxImport:
     path: str = "<model>"
     #: Output quantizer scale of every ``add`` / ``avgpool`` layer that has one (quantized graphs).
     act_scales: dict[str, float] = field(default_factory=dict)
+    #: Quantizers of the graph input and of every layer output that has one (QuantParam by layer name).
+    act_quant: dict = field(default_factory=dict)
+
+    @property
+    def pow2_symmetric(self) -> bool:
+        """Every scale a power of two and every zero point 0: the power-of-two (shift) requantizer is exact."""
+        qs = [q for lq in self.quant.values() for q in (lq.in_q, lq.out_q, lq.w_q) if q is not None]
+        qs += list(self.act_quant.values())
+        for q in qs:
+            s = np.asarray(q.scale, np.float64).ravel()
+            if not q.symmetric or not q.signed or np.any(np.exp2(np.round(np.log2(s))) != s):
+                return False
+        return True
 
     @property
     def quantized(self) -> bool:
@@ -253,12 +288,16 @@ class _Importer:
         self.layer_out[name] = out
         return layer
 
-    def zero_point(self, node, i: int, what: str) -> None:
+    def zero_point(self, node, i: int, what: str) -> np.ndarray | None:
+        """The zero point input ``i`` of ``node`` (int64, own domain), or None when absent."""
         zp = self.opt_const(node, i)
-        if zp is not None and np.any(np.asarray(zp) != 0):
-            raise HwsimError(f"{self.where(node)}: {what} zero point {np.asarray(zp).ravel()[:4].tolist()} is not "
-                             "allowed: expected 0 (symmetric quantization; the MAC array has no zero-point "
-                             "correction)")
+        if zp is None:
+            return None
+        zp = np.asarray(zp)
+        if not np.issubdtype(zp.dtype, np.integer) and np.any(zp != np.rint(zp)):
+            raise HwsimError(f"{self.where(node)}: {what} zero point {zp.ravel()[:4].tolist()} is not allowed: "
+                             "expected integers")
+        return zp.astype(np.int64)
 
     @staticmethod
     def dtype_bits(arr_or_dtype) -> tuple[int, bool]:
@@ -290,7 +329,10 @@ class _Importer:
             if node.op_type == "Constant":
                 self.op_Constant(node)
                 continue
-            foreign = node.domain not in ("", "ai.onnx") and node.op_type not in ("Quant", "BipolarQuant")
+            foreign = node.domain not in ("", "ai.onnx") and node.op_type not in ("Quant", "BipolarQuant") and not (
+                node.domain == "com.microsoft" and node.op_type in _MS_OPS)
+            if node.domain in ("", "ai.onnx") and node.op_type in _MS_OPS:
+                handler = None
             if handler is None or foreign:
                 raise HwsimError(f"{self.where(node)}: op type {node.op_type!r} is not supported: expected one of "
                                  f"{', '.join(SUPPORTED_OPS)}")
@@ -312,19 +354,21 @@ class _Importer:
         except HwsimError as e:
             raise HwsimError(f"{self.path}: {e}") from None
         quant = self.annotations(model)
-        act_scales = {}
+        act_scales, act_quant = {}, {}
         for la in model.layers if quant else ():
             aq = self._out_quant(self.layer_out[la.name]) if la.kind in ("add", "avgpool", "clip", "concat") else None
             if aq is not None:
                 act_scales[la.name] = float(np.asarray(aq.scale).ravel()[0])
+                act_quant[la.name] = aq
                 _pow2(act_scales[la.name], f"{self.path}: node {aq.node!r} (output of {la.name})", self.exact)
         in_scale = None
         q0 = self.aq.get(inp.name)
         if q0 is not None:
             in_scale = float(np.asarray(q0.scale).ravel()[0])
+            act_quant[INPUT] = q0
         style = "float" if not quant else ("qonnx" if "qonnx" in self.styles else
                                            "qoperator" if "qoperator" in self.styles else "qdq")
-        return OnnxImport(model, quant, in_scale, style, self.notes, self.path, act_scales)
+        return OnnxImport(model, quant, in_scale, style, self.notes, self.path, act_scales, act_quant)
 
     # ---------------------------------------------------------------- quantizers
     def op_Constant(self, node):
@@ -338,26 +382,29 @@ class _Importer:
         self.styles.add("qdq")
         scale = self.const(node.input[1], node, "scale")
         zp = self.opt_const(node, 2)
-        self.zero_point(node, 2, "QuantizeLinear")
+        zpv = self.zero_point(node, 2, "QuantizeLinear")
         bits, signed = self.dtype_bits(zp if zp is not None else np.uint8)
         axis = _attrs(node).get("axis", 1)
         x = node.input[0]
         if x in self.consts:  # a weight: fold Q into integer codes
             w = np.asarray(self.consts[x], dtype=np.float64)
             s = _bcast(scale, w, axis)
+            z = 0 if zpv is None else _bcast(zpv, w, axis)
             lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-            codes = np.clip(np.rint(w / s), lo, hi).astype(np.int64)
+            codes = np.clip(np.rint(w / s) + z, lo, hi).astype(np.int64)
             self.consts[node.output[0]] = codes
             self.wcodes[node.output[0]] = codes
-            self.wq[node.output[0]] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name)
+            self.wq[node.output[0]] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name,
+                                                 zero_point=zpv)
             return
         self.alias[node.output[0]] = self.src(x, node)
-        self.aq[node.output[0]] = self.aq[x] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name)
+        self.aq[node.output[0]] = self.aq[x] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name,
+                                                          zero_point=zpv)
 
     def op_DequantizeLinear(self, node, last=False):
         self.styles.add("qdq")
         scale = self.const(node.input[1], node, "scale")
-        self.zero_point(node, 2, "DequantizeLinear")
+        zpv = self.zero_point(node, 2, "DequantizeLinear")
         axis = _attrs(node).get("axis", 1)
         x = node.input[0]
         if x in self.consts:
@@ -365,13 +412,19 @@ class _Importer:
             bits, signed = self.dtype_bits(self.consts[x])
             if x in self.wq:
                 bits, signed = self.wq[x].bits, self.wq[x].signed
-            self.consts[node.output[0]] = codes * _bcast(scale, codes, axis)
+            z = 0 if zpv is None else _bcast(zpv, codes, axis)
+            self.consts[node.output[0]] = (codes - z) * _bcast(scale, codes, axis)
             self.wcodes[node.output[0]] = codes
-            self.wq[node.output[0]] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name)
+            self.wq[node.output[0]] = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name,
+                                                 zero_point=zpv)
             return
         self.alias[node.output[0]] = self.src(x, node)
         q = self.aq.get(x)
-        self.aq[node.output[0]] = q if q is not None else QuantParam(np.asarray(scale, np.float64), 8, True, node.name)
+        if q is None:
+            zp = self.opt_const(node, 2)
+            bits, signed = self.dtype_bits(zp) if zp is not None else (8, False)
+            q = QuantParam(np.asarray(scale, np.float64), bits, signed, node.name, zero_point=zpv)
+        self.aq[node.output[0]] = q
 
     def op_Quant(self, node, last=False):  # QONNX
         self.styles.add("qonnx")
@@ -449,8 +502,14 @@ class _Importer:
 
     def op_Conv(self, node, last=False):
         w = self.const(node.input[1], node, "weight")
-        self._conv(node, node.input[0], np.asarray(w, np.float64), self.opt_const(node, 2), _attrs(node),
-                   node.input[1])
+        layer = self._conv(node, node.input[0], np.asarray(w, np.float64), self.opt_const(node, 2), _attrs(node),
+                           node.input[1])
+        self._bias_codes(node, layer, 2)
+
+    def _bias_codes(self, node, layer, i: int) -> None:
+        """QDQ: keep the int32 codes of a bias that comes out of a DequantizeLinear (ONNX Runtime adds them)."""
+        if len(node.input) > i and node.input[i] in self.wcodes:
+            layer.meta["bias_codes"] = np.asarray(self.wcodes[node.input[i]], np.int64).ravel()
 
     def _linear(self, node, x: str, weight: np.ndarray, bias, wname: str, transposed: bool) -> Layer:
         layer = self.add_layer(node, node.output[0], kind="linear", inputs=(self.src(x, node),), weight=weight,
@@ -474,7 +533,9 @@ class _Importer:
                 raise HwsimError(f"{self.where(node)}: bias C of shape {c.shape} is not allowed: expected "
                                  f"({weight.shape[0]},)")
             bias = np.broadcast_to(c.ravel(), (weight.shape[0],)).copy()
-        self._linear(node, node.input[0], weight, bias, node.input[1], not a.get("transB", 0))
+        layer = self._linear(node, node.input[0], weight, bias, node.input[1], not a.get("transB", 0))
+        if float(a.get("beta", 1.0)) == 1.0:
+            self._bias_codes(node, layer, 2)
 
     def op_MatMul(self, node, last=False):
         w = np.asarray(self.const(node.input[1], node, "right operand"), np.float64)
@@ -487,35 +548,95 @@ class _Importer:
         x, w = node.input[0], node.input[3]
         xs, ws, ys = (np.asarray(self.const(node.input[i], node, n), np.float64) for i, n in
                       ((1, "x_scale"), (4, "w_scale"), (6, "y_scale")))
-        for i, what in ((2, "x"), (5, "w"), (7, "y")):
-            self.zero_point(node, i, f"{what}")
+        zx, zw, zy = (self.zero_point(node, i, what) for i, what in ((2, "x"), (5, "w"), (7, "y")))
         codes = np.asarray(self.const(w, node, "weight")).astype(np.int64)
-        wf = codes * _bcast(ws, codes, 0)
+        wf = (codes - (0 if zw is None else _bcast(zw, codes, 0))) * _bcast(ws, codes, 0)
         b = self.opt_const(node, 8)
         wsc = np.broadcast_to(ws.ravel(), (codes.shape[0],))
         bias = None if b is None else np.asarray(b, np.float64) * float(xs.ravel()[0]) * wsc
         layer = self._conv(node, x, wf, bias, _attrs(node), w)
-        self._qop(node, layer, x, xs, codes, ws, ys, 3, 7)
+        if b is not None:
+            layer.meta["bias_codes"] = np.asarray(b).astype(np.int64).ravel()
+        self._qop(node, layer, x, xs, codes, ws, ys, 3, 7, (zx, zw, zy))
 
     def op_QLinearMatMul(self, node, last=False):
         self.styles.add("qoperator")
         x, w = node.input[0], node.input[3]
         xs, ws, ys = (np.asarray(self.const(node.input[i], node, n), np.float64) for i, n in
                       ((1, "a_scale"), (4, "b_scale"), (6, "y_scale")))
-        for i, what in ((2, "a"), (5, "b"), (7, "y")):
-            self.zero_point(node, i, what)
+        zx, zw, zy = (self.zero_point(node, i, what) for i, what in ((2, "a"), (5, "b"), (7, "y")))
         codes = np.asarray(self.const(w, node, "weight")).astype(np.int64).T  # (N, K)
-        layer = self._linear(node, x, codes * _bcast(ws, codes, 0), None, w, True)
-        self._qop(node, layer, x, xs, codes, ws, ys, 3, 7)
+        wf = (codes - (0 if zw is None else _bcast(zw, codes, 0))) * _bcast(ws, codes, 0)
+        layer = self._linear(node, x, wf, None, w, True)
+        self._qop(node, layer, x, xs, codes, ws, ys, 3, 7, (zx, zw, zy))
 
-    def _qop(self, node, layer, x, xs, codes, ws, ys, wi, yi):
+    def op_QGemm(self, node, last=False):  # com.microsoft: A, a_s, a_zp, B, b_s, b_zp, C (int32), y_s, y_zp
+        self.styles.add("qoperator")
+        a = _attrs(node)
+        if a.get("transA", 0) or float(a.get("alpha", 1.0)) != 1.0:
+            raise HwsimError(f"{self.where(node)}: transA={a.get('transA', 0)}, alpha={a.get('alpha', 1.0)} is not "
+                             "allowed: expected transA=0, alpha=1")
+        x, w = node.input[0], node.input[3]
+        xs, ws = (np.asarray(self.const(node.input[i], node, n), np.float64) for i, n in ((1, "a_scale"),
+                                                                                          (4, "b_scale")))
+        if len(node.input) < 8 or not node.input[7]:
+            raise HwsimError(f"{self.where(node)}: QGemm without y_scale (float output) is not supported: expected a "
+                             "quantized output")
+        ys = np.asarray(self.const(node.input[7], node, "y_scale"), np.float64)
+        zx, zw, zy = (self.zero_point(node, i, what) for i, what in ((2, "a"), (5, "b"), (8, "y")))
+        codes = np.asarray(self.const(w, node, "weight")).astype(np.int64)
+        codes = codes if a.get("transB", 0) else codes.T  # (N, K)
+        wf = (codes - (0 if zw is None else _bcast(zw, codes, 0))) * _bcast(ws, codes, 0)
+        b = self.opt_const(node, 6)
+        bias = None
+        if b is not None:
+            bias = np.asarray(b, np.float64).ravel() * float(xs.ravel()[0]) * np.broadcast_to(ws.ravel(),
+                                                                                             (codes.shape[0],))
+        layer = self._linear(node, x, wf, bias, w, not a.get("transB", 0))
+        if b is not None:
+            layer.meta["bias_codes"] = np.broadcast_to(np.asarray(b).astype(np.int64).ravel(), (codes.shape[0],)).copy()
+        self._qop(node, layer, x, xs, codes, ws, ys, 3, 8, (zx, zw, zy))
+
+    def op_QLinearAdd(self, node, last=False):  # com.microsoft: A, A_s, A_zp, B, B_s, B_zp, C_s, C_zp
+        self.styles.add("qoperator")
+        a, b = node.input[0], node.input[3]
+        qs = []
+        for t, si, zi, what in ((a, 1, 2, "A"), (b, 4, 5, "B"), (None, 6, 7, "C")):
+            s = np.asarray(self.const(node.input[si], node, f"{what}_scale"), np.float64)
+            zraw = self.opt_const(node, zi)
+            bits, signed = self.dtype_bits(zraw) if zraw is not None else (8, False)
+            q = QuantParam(s, bits, signed, node.name, zero_point=self.zero_point(node, zi, what))
+            if t is not None:
+                self.aq.setdefault(t, q)
+            qs.append(q)
+        self.add_layer(node, node.output[0], kind="add", inputs=(self.src(a, node), self.src(b, node)))
+        self.aq[node.output[0]] = qs[2]
+
+    def op_QLinearGlobalAveragePool(self, node, last=False):  # com.microsoft: X, x_s, x_zp, y_s, y_zp
+        self.styles.add("qoperator")
+        if _attrs(node).get("channels_last", 0):
+            raise HwsimError(f"{self.where(node)}: channels_last=1 is not allowed: expected NCHW")
+        qs = []
+        for si, zi, what in ((1, 2, "x"), (3, 4, "y")):
+            s = np.asarray(self.const(node.input[si], node, f"{what}_scale"), np.float64)
+            zraw = self.opt_const(node, zi)
+            bits, signed = self.dtype_bits(zraw) if zraw is not None else (8, False)
+            qs.append(QuantParam(s, bits, signed, node.name, zero_point=self.zero_point(node, zi, what)))
+        self.aq.setdefault(node.input[0], qs[0])
+        self.op_GlobalAveragePool(node)
+        self.aq[node.output[0]] = qs[1]
+
+    def _qop(self, node, layer, x, xs, codes, ws, ys, wi, yi, zps=(None, None, None)):
+        zx, zw, zy = zps
         bits, signed = self.dtype_bits(self.consts[node.input[wi]])
         self.wcodes[layer.name + "#w"] = codes
-        self.wq[layer.name + "#w"] = QuantParam(ws, bits, signed, node.name)
+        self.wq[layer.name + "#w"] = QuantParam(ws, bits, signed, node.name, zero_point=zw)
         layer.meta["onnx_weight"] = layer.name + "#w"
         ybits, ysigned = self.dtype_bits(self.consts[node.input[yi]]) if node.input[yi] in self.consts else (8, False)
-        self.aq.setdefault(x, QuantParam(xs, 8, True, node.name))
-        self.aq[node.output[0]] = QuantParam(ys, ybits, ysigned, node.name)
+        xzp = self.opt_const(node, 2)
+        xbits, xsigned = self.dtype_bits(xzp) if xzp is not None else (8, True)
+        self.aq.setdefault(x, QuantParam(xs, xbits, xsigned, node.name, zero_point=zx))
+        self.aq[node.output[0]] = QuantParam(ys, ybits, ysigned, node.name, zero_point=zy)
 
     def op_BatchNormalization(self, node, last=False):
         x = node.input[0]
@@ -740,10 +861,14 @@ class _Importer:
                 codes = codes.T
             codes = codes.reshape(la.weight.shape)
             where = f"{self.path}: node {qp.node!r} (weights of {la.name})"
+            if not qp.signed and qp.bits == 8:  # uint8 weights: shifted into int8, the zero point with them
+                codes = codes - 128
+                qp = QuantParam(qp.scale, 8, True, qp.node, zero_point=qp.zp() - 128)
             if qp.bipolar:
                 fmt, bits = "binary", 1
             elif not qp.signed:
-                raise HwsimError(f"{where}: unsigned weights are not allowed: expected signed codes")
+                raise HwsimError(f"{where}: unsigned {qp.bits}-bit weights are not allowed: expected signed codes "
+                                 "or uint8")
             elif qp.bits == 2 and qp.narrow or (qp.bits == 2 and codes.min() >= -1):
                 fmt, bits = "ternary", 2
             elif qp.bits in _INT_FORMATS:
@@ -775,7 +900,7 @@ class _Importer:
                 self.notes.append(f"{la.name}: bipolar weights with {act_bits}-bit inputs run as ternary codes "
                                   "(+-1 is a subset; hwsim's binary XNOR format needs 1-bit activations)")
             quant[la.name] = LayerQuant(fmt, bits, act_bits, codes.astype(np.int64), ws, we, in_s, out_s, in_e, out_e,
-                                        max(errs), source)
+                                        max(errs), source, aq_in, aq_out, qp, la.meta.get("bias_codes"))
         return quant
 
     def _out_quant(self, tensor: str):
@@ -863,7 +988,7 @@ def load_onnx(source, *, shape_only: bool = False, exact: bool = False, seed: in
 
 
 # ------------------------------------------------------------------------------------------ integer model
-def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
+def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None, requantizer: str = "auto"):
     """The integer model of a quantized import: the graph's weight codes and power-of-two scales.
 
     Conv/linear layers keep the graph's integer weights and take ``weight_exp``; activations take the
@@ -888,6 +1013,10 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
         acc_bits, overflow and rounding (default: the reference's defaults).
     act_bits : int, optional
         Activation width (default: the input quantizer's width).
+    requantizer : {"auto", "shift", "f32"}
+        ``shift``: the power-of-two requantizer above (scales mapped to the nearest power of two, zero points
+        must be 0). ``f32``: ONNX Runtime's arithmetic (:func:`to_compressed_f32`). ``auto`` (default):
+        ``shift`` when every scale is a power of two and every zero point 0, else ``f32``.
 
     Returns
     -------
@@ -898,6 +1027,15 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
     if not imp.quantized:
         raise HwsimError(f"{imp.path}: the model has no quantization annotations: expected QDQ, QOperator or "
                          "QONNX quantizers on its weights")
+    if requantizer not in ("auto", "shift", "f32"):
+        raise HwsimError(f"requantizer={requantizer!r} is not allowed: expected one of auto, shift, f32")
+    if requantizer == "f32" or (requantizer == "auto" and imp.style != "qonnx" and not imp.pow2_symmetric):
+        return to_compressed_f32(imp, cfg)
+    for name, lq in imp.quant.items():
+        for q in (lq.in_q, lq.out_q, lq.w_q):
+            if q is not None and not q.symmetric:
+                raise HwsimError(f"{imp.path}: layer {name!r}: zero point {q.zp().tolist()[:4]} (node {q.node!r}) is "
+                                 "not allowed with the power-of-two requantizer: expected 0, or requantizer='f32'")
     cfg = comp.Arith() if cfg is None else cfg
     model = imp.model
     shapes = model.shapes()
@@ -1019,5 +1157,150 @@ def to_compressed(imp: OnnxImport, cfg=None, act_bits: int | None = None):
     spec = comp.CompressSpec(weight_format=first.weight_format, per_channel=any(
         len(np.unique(q.weight_exp)) > 1 for q in imp.quant.values()))
     cm = comp.CompressedModel(layers, spec, model, model, {}, act_bits, cfg)
+    cm.name = f"{model.name}@onnx-{imp.style}"
+    return cm
+
+
+def _own_unsigned(q) -> bool:
+    return q is not None and not q.signed
+
+
+def _scalar(v) -> float:
+    return float(np.asarray(v, np.float64).ravel()[0])
+
+
+def to_compressed_f32(imp: OnnxImport, cfg=None):
+    """The integer model of a quantized import with ONNX Runtime's arithmetic (``requantizer="f32"``).
+
+    How the graph maps onto the hardware:
+
+    * Codes are signed inside hwsim: a uint8 tensor's codes and zero point are shifted by -128 (``x - z`` is
+      unchanged), so the array multiplies int8 activations by int8 weights whatever the graph's types
+      (uint8 weights likewise; their zero points become per-channel ``weight_zp``).
+    * conv / linear (QLinearConv, QLinearMatMul, QGemm, or DequantizeLinear -> Conv/Gemm/MatMul ->
+      QuantizeLinear): the graph's integer weights and int32 bias; the zero points are folded out of the
+      inner product (:func:`hwsim.models.mac_array.zero_point_correction`: ``-z_x * sum_k w`` and
+      ``K z_x z_w`` into the bias, ``-z_w * sum_k x`` as a row term), padding uses the input's zero point,
+      and the output is ONNX Runtime's float32 requantizer with the scale formed as its kernels form it,
+      ``f32(f32(s_x * s_w[n]) / s_y)`` (:class:`hwsim.models.mac_array.FloatRequant`).
+    * the graph input's QuantizeLinear, QLinearAdd (a QDQ Add) and QLinearGlobalAveragePool run on the host,
+      bit-exact to ONNX Runtime's kernels (:mod:`hwsim.models.ort_ops`); MaxPool and Flatten are exact on
+      codes.
+
+    Rejected by name: a standalone ReLU / Clip that is not fused into the layer before it, Concat, and
+    AveragePool other than global.
+    """
+    from hwsim.models import compress as comp
+    from hwsim.models.spec import CompressSpec
+
+    cfg = comp.Arith(rounding="half_even") if cfg is None else cfg
+    model = imp.model
+    shapes = model.shapes()
+    q_in = imp.act_quant.get(INPUT)
+    if q_in is None:
+        raise HwsimError(f"{imp.path}: the graph input has no quantizer: expected a QuantizeLinear on it")
+
+    def off(q) -> int:
+        return 128 if _own_unsigned(q) else 0
+
+    def zp(q) -> int:
+        return int(q.zp()[0])
+
+    def exp_of(q) -> int:
+        return int(np.round(np.log2(_scalar(q.scale))))
+
+    def check8(q, where):
+        if q.bits != 8:
+            raise HwsimError(f"{imp.path}: {where}: {q.bits}-bit activations are not allowed with ONNX Runtime "
+                             "arithmetic: expected int8 or uint8")
+
+    check8(q_in, "graph input")
+    layers = [comp.QLayer(INPUT, "input", (), model.input_shape, exp_of(q_in), 8, act_bits=8,
+                          meta={"ort": {"scale": np.float32(_scalar(q_in.scale)), "zp": zp(q_in),
+                                        "unsigned": _own_unsigned(q_in)}, "offset": off(q_in)})]
+    qof = {INPUT: q_in}
+    consumers: dict[str, list[str]] = {}
+    for la in model.layers:
+        for i in la.inputs:
+            consumers.setdefault(i, []).append(la.name)
+    fused: dict[str, str] = {}
+
+    def fuse_relu(la) -> bool:
+        nxt = consumers.get(la.name, [])
+        if len(nxt) == 1 and model.layer(nxt[0]).kind == "relu":
+            fused[nxt[0]] = la.name
+            return True
+        return False
+
+    for la in model.layers:
+        ins = tuple(fused.get(i, i) for i in la.inputs)
+        if la.name in fused:
+            continue
+        if la.kind in ("conv2d", "linear"):
+            q = imp.quant[la.name]
+            qi = qof[ins[0]]
+            if q.out_q is None:
+                raise HwsimError(f"{imp.path}: layer {la.name!r} has no output quantizer: expected a "
+                                 "QuantizeLinear on its output (or after its ReLU)")
+            check8(q.out_q, f"output of {la.name}")
+            xs = np.float32(_scalar((q.in_q or qi).scale))
+            ws = np.broadcast_to(np.asarray(q.w_q.scale, np.float32).ravel(), (la.weight.shape[0],))
+            ys = np.float32(_scalar(q.out_q.scale))
+            scale = ((xs * ws).astype(np.float32) / ys).astype(np.float32)  # as ONNX Runtime forms it
+            relu = fuse_relu(la)
+            in_zp = zp(qi) - off(qi)
+            wzp = None if q.w_q.symmetric else q.w_q.zp(la.weight.shape[0])
+            if q.bias_codes is not None:
+                bias = np.asarray(q.bias_codes, np.int64)
+            elif la.bias is not None:
+                bias = np.rint(la.bias / (np.float64(xs) * ws.astype(np.float64))).astype(np.int64)
+            else:
+                bias = None
+            layers.append(comp.QLayer(
+                la.name, la.kind, ins, shapes[la.name], exp_of(q.out_q), 8, weight_format=q.weight_format,
+                weight=q.weight_codes, weight_exp=np.zeros(la.weight.shape[0], np.int64), bias=bias,
+                in_exp=exp_of(qi), shift=np.zeros(la.weight.shape[0], np.int64), relu=relu, act_bits=8,
+                stride=la.stride, padding=la.padding, dilation=la.dilation, groups=la.groups, pad_value=in_zp,
+                gain=np.ones(la.weight.shape[0]), meta={**la.meta, "offset": off(q.out_q)}, in_zp=in_zp,
+                weight_zp=wzp, requant="f32", scale=scale, out_zp=zp(q.out_q) - off(q.out_q)))
+            qof[la.name] = q.out_q
+        elif la.kind in ("add", "avgpool"):
+            qo = imp.act_quant.get(la.name)
+            if qo is None:
+                raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) has no output quantizer: expected a "
+                                 "QuantizeLinear on its output (or after its ReLU)")
+            check8(qo, f"output of {la.name}")
+            qs = [qof[i] for i in ins]
+            if la.kind == "add":
+                relu = fuse_relu(la)
+                ort = {"op": "qlinear_add", "sa": _scalar(qs[0].scale), "za": zp(qs[0]), "sb": _scalar(qs[1].scale),
+                       "zb": zp(qs[1]), "sc": _scalar(qo.scale), "zc": zp(qo)}
+            else:
+                relu = False
+                _, h, w = shapes[ins[0]] if ins[0] != INPUT else model.input_shape
+                if la.padding or tuple(pair(la.kernel)) != (h, w):
+                    raise HwsimError(f"{imp.path}: layer {la.name!r}: a quantized AveragePool is not allowed with "
+                                     "ONNX Runtime arithmetic: expected GlobalAveragePool")
+                ort = {"op": "qlinear_gap", "sx": _scalar(qs[0].scale), "zx": zp(qs[0]), "sy": _scalar(qo.scale),
+                       "zy": zp(qo)}
+            ort.update(unsigned=_own_unsigned(qo), in_unsigned=[_own_unsigned(q) for q in qs])
+            layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], exp_of(qo), 8, act_bits=8, relu=relu,
+                                      kernel=la.kernel, stride=la.stride, padding=la.padding,
+                                      meta={"ort": ort, "offset": off(qo)}))
+            qof[la.name] = qo
+        elif la.kind in ("maxpool", "flatten"):
+            qi = qof[ins[0]]
+            layers.append(comp.QLayer(la.name, la.kind, ins, shapes[la.name], exp_of(qi), 8, act_bits=8,
+                                      kernel=la.kernel, stride=la.stride, padding=la.padding, dilation=la.dilation,
+                                      meta={"offset": off(qi)}))
+            qof[la.name] = qi
+        else:
+            raise HwsimError(f"{imp.path}: layer {la.name!r} ({la.kind}) is not supported with ONNX Runtime "
+                             "arithmetic: expected Conv/Gemm/MatMul (+ReLU), Add (+ReLU), GlobalAveragePool, "
+                             "MaxPool and Flatten")
+    first = next(iter(imp.quant.values()))
+    spec = CompressSpec(weight_format=first.weight_format, per_channel=any(
+        len(np.unique(np.asarray(q.w_q.scale))) > 1 for q in imp.quant.values()))
+    cm = comp.CompressedModel(layers, spec, model, model, {}, 8, cfg)
     cm.name = f"{model.name}@onnx-{imp.style}"
     return cm

@@ -974,12 +974,20 @@ def test_non_pow2_scale_mapped_with_error_or_rejected():
         load_onnx(m, exact=True)
 
 
-def test_nonzero_zero_point_is_rejected():
-    m = make([helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="qin"),
-              helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"])],
-             [init("s", np.float32(0.5)), init("zp", np.int8(3))], ["N", 1, 8, 8])
-    with pytest.raises(HwsimError, match=r"^<model>: node 'qin' \(QuantizeLinear\): QuantizeLinear zero point \[3\] is not allowed"):
-        load_onnx(m)
+def test_nonzero_zero_point_needs_the_f32_requantizer():
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="qin"),
+             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "sw", "z0"], ["w"]),
+             helper.make_node("Conv", ["xd", "w"], ["c"], name="conv"),
+             helper.make_node("QuantizeLinear", ["c", "s", "zp"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "s", "zp"], ["y"])]
+    inits = [init("s", np.float32(0.5)), init("zp", np.int8(3)), init("sw", np.float32(0.25)), init("z0", np.int8(0)),
+             init("wq", np.ones((2, 1, 3, 3), np.int8))]
+    imp = load_onnx(make(nodes, inits, ["N", 1, 8, 8]))
+    assert to_compressed(imp).layer("conv").requant == "f32"  # auto: zero points select ONNX Runtime's arithmetic
+    with pytest.raises(HwsimError, match=r"^<model>: layer 'conv': zero point \[3\] \(node 'qin'\) is not allowed "
+                                         r"with the power-of-two requantizer"):
+        to_compressed(imp, requantizer="shift")
 
 
 def test_qoperator_graph():

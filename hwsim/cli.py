@@ -133,7 +133,7 @@ def _cmd_cosim(args) -> int:
     cfg = _config_from_args(args)
     run = fam.load("cosim")
     for opt, replacing in _family_options(args, "cosim"):
-        if opt.replaces:  # e.g. mac-array --model: a whole model instead of random layers
+        if opt.replaces:  # e.g. a family's --model: a whole model instead of random layers
             text, data, passed = replacing(cfg, args)
             print(text)
             _write_json(args.json, data)
@@ -206,13 +206,9 @@ def _cmd_synth(args) -> int:
 
 
 def _cmd_simulate_scalesim(args) -> int:
-    from hwsim.scalesim import compare_with_scalesim, format_comparison
+    from hwsim.scalesim import compare_from_cli, format_comparison
 
-    if not (args.scalesim_config and args.topology):
-        given, missing = ("--topology", "--scalesim-config") if args.topology else ("--scalesim-config", "--topology")
-        raise HwsimError(f"{given} without {missing} is not allowed: expected both (a SCALE-Sim .cfg and a "
-                         "topology .csv)")
-    cmp = compare_with_scalesim(args.scalesim_config, args.topology, dataflow=args.dataflow, padding=args.padding)
+    cmp = compare_from_cli(args)
     print(format_comparison(cmp))
     _write_json(args.json, cmp.as_dict())
     return 0
@@ -346,13 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--node", type=int, default=45, help="technology node for the cost model (nm)")
     m.add_argument("--dram", default="lpddr4", help="lpddr4, ddr3 or hbm2")
     m.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    ss = m.add_argument_group("SCALE-Sim import (instead of MODEL and --accel; per-layer cycles in both conventions)")
-    ss.add_argument("--scalesim-config", metavar="CFG", help="a SCALE-Sim .cfg file (e.g. google.cfg)")
-    ss.add_argument("--topology", metavar="CSV", help="a SCALE-Sim topology .csv (conv rows or 'Layer name, M, N, K')")
-    ss.add_argument("--dataflow", metavar="ws|os|is", help="override the config's Dataflow")
-    ss.add_argument("--padding", choices=("same", "none"), default="same",
-                    help="padding of the layers hwsim runs: 'same' as in the real network (default) or 'none' "
-                         "as SCALE-Sim")
+    from hwsim.scalesim import add_cli_arguments
+
+    add_cli_arguments(m.add_argument_group(
+        "SCALE-Sim import (instead of MODEL and --accel; per-layer cycles in both conventions)"))
     m.set_defaults(func=_cmd_simulate)
 
     f = sub.add_parser("families", help="list the accelerator families, their presets and views")

@@ -336,3 +336,24 @@ def format_comparison(cmp: ScaleSimComparison) -> str:
         f"(wall time {cmp.wall_seconds:.3f} s)",
     ]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_cli_arguments(group) -> None:
+    """The SCALE-Sim options of ``hwsim simulate`` (an argparse group): config, topology and overrides."""
+    group.add_argument("--scalesim-config", metavar="CFG", help="a SCALE-Sim .cfg file (e.g. google.cfg)")
+    group.add_argument("--topology", metavar="CSV",
+                       help="a SCALE-Sim topology .csv (conv rows or 'Layer name, M, N, K')")
+    group.add_argument("--dataflow", metavar="ws|os|is", help="override the config's Dataflow")
+    group.add_argument("--padding", choices=("same", "none"), default="same",
+                       help="padding of the layers hwsim runs: 'same' as in the real network (default) or 'none' "
+                            "as SCALE-Sim")
+
+
+def compare_from_cli(args):
+    """:func:`compare_with_scalesim` of the options :func:`add_cli_arguments` added (both files required)."""
+    if not (args.scalesim_config and args.topology):
+        given, missing = ("--topology", "--scalesim-config") if args.topology else ("--scalesim-config", "--topology")
+        raise HwsimError(f"{given} without {missing} is not allowed: expected both (a SCALE-Sim .cfg and a "
+                         "topology .csv)")
+    return compare_with_scalesim(args.scalesim_config, args.topology, dataflow=args.dataflow, padding=args.padding)

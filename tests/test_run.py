@@ -138,20 +138,9 @@ def test_layer_the_unit_cannot_run_fails_before_work():
 FAMILY_WORDS = re.compile(r"mac[-_]array|lstm|deform|\brf[-_]|mzi|systolic|dataflow|\bpe_|interferometer",
                           re.IGNORECASE)
 #: The spine: these must never name a family (issue 20).
-GENERIC = ["hwsim/run.py", "hwsim/simulate.py", "hwsim/sweep.py", "hwsim/cost.py", "hwsim/synth.py"]
-#: Still to be cleaned (issue 20 stays open on them): remove an entry when its module is clean.
-REMAINING = ["hwsim/cli.py"]  # the SCALE-Sim mode of simulate (--dataflow) is the MAC array's
-
-
+GENERIC = ["hwsim/run.py", "hwsim/simulate.py", "hwsim/sweep.py", "hwsim/cost.py", "hwsim/synth.py", "hwsim/cli.py"]
 @pytest.mark.parametrize("path", GENERIC)
 def test_generic_module_names_no_family(path):
     hits = [f"{path}:{i}: {line.strip()}" for i, line in enumerate((ROOT / path).read_text().splitlines(), 1)
             if FAMILY_WORDS.search(line)]
     assert not hits, "\n".join(hits)
-
-
-@pytest.mark.parametrize("path", REMAINING)
-def test_remaining_generic_modules_still_listed(path):
-    """An entry of REMAINING that has become clean must move to GENERIC (so the check cannot rot)."""
-    text = (ROOT / path).read_text()
-    assert FAMILY_WORDS.search(text), f"{path} names no family any more: move it from REMAINING to GENERIC"

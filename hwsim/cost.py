@@ -462,7 +462,7 @@ def _parts_um2(m, parts: list[_Part]) -> float:
     return math.fsum(p.count * p.unit_area_um2 for p in parts) * m.area_scale
 
 
-def _f32_requant_parts(acc_bits: int, out_bits: int) -> list[_Part]:
+def f32_requant_parts(acc_bits: int, out_bits: int) -> list[_Part]:
     """The float32 (ONNX Runtime) requantizer lane as parts priced from the existing table entries.
 
     hwsim assumption (no published figure for this block): the lane is what ``rtl/f32_requantizer.py``
@@ -908,13 +908,13 @@ for _cc in (
                    "'f32' also the float32 (ONNX Runtime) lane and the zero-point correction adders (their area)",
                    ("acc_bits", "out_bits", "kind"),
                    {"convert": ("output", lambda m, a: m.requant_energy_pj(a["acc_bits"], a["out_bits"])),
-                    "convert_f32": ("output", lambda m, a: _parts_pj(m, _f32_requant_parts(a["acc_bits"],
+                    "convert_f32": ("output", lambda m, a: _parts_pj(m, f32_requant_parts(a["acc_bits"],
                                                                                              a["out_bits"]))),
                     "zp_add": ("output", lambda m, a: m.add_energy_pj(a["acc_bits"])),
                     "zp_row_add": ("operation", lambda m, a: m.add_energy_pj(a["acc_bits"])),
                     "zp_row_mult": ("operation", lambda m, a: m.mult_energy_pj(a["acc_bits"], 9))},
                    lambda m, a: m.requant_area_um2(a["acc_bits"], a["out_bits"]) + (
-                       _parts_um2(m, _f32_requant_parts(a["acc_bits"], a["out_bits"])) + m.add_area_um2(a["acc_bits"])
+                       _parts_um2(m, f32_requant_parts(a["acc_bits"], a["out_bits"])) + m.add_area_um2(a["acc_bits"])
                        if a["kind"] == "f32" else 0.0),
                    lambda m, a: m.explain_requant(a["acc_bits"], a["out_bits"]), defaults={"kind": "shift"}),
     ComponentClass("mux", "`inputs`:1 multiplexer of `bits`: a tree of (inputs - 1) MUX2 per bit (mux2.energy, "

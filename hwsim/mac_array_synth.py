@@ -78,11 +78,14 @@ class RequantComparison:
     yosys_version: str
     synth_seconds: float
     notes: tuple[str, ...] = ()
+    f32: RequantUnit | None = None
+    """The float-exact (ONNX Runtime) requantizer lane with its zero-point correction adder (issue 22)."""
 
     def as_dict(self) -> dict:
         return {
             "config": self.config.to_dict(), "node_nm": self.node_nm, "scale_bits": self.scale_bits,
             "shift": self.shift.as_dict(), "mult": self.mult.as_dict(),
+            "f32": None if self.f32 is None else self.f32.as_dict(),
             "measured": {"area_ratio": self.area_ratio, "transistor_ratio": self.transistor_ratio,
                          "analytic_area_ratio": self.analytic_area_ratio, "energy_ratio": self.energy_ratio},
             "published": {"area_ratio": self.published_area_ratio, "energy_ratio": self.published_energy_ratio,
@@ -95,18 +98,31 @@ def compare_requantizers(cfg: MacArrayConfig, scale_bits: int = 16, node_nm: int
     """Synthesize one lane of :class:`Requantizer` and of :class:`MultRequantizer` for ``cfg`` and compare them."""
     if not isinstance(cfg, MacArrayConfig):
         raise HwsimError(f"cfg={cfg!r} is not allowed: expected a MacArrayConfig")
+    from hwsim.rtl.f32_requantizer import F32Requantizer
     from hwsim.rtl.mult_requantizer import MultRequantizer
     from hwsim.rtl.requantizer import Requantizer
 
     model = CostModel(node_nm)
     acc, out, n = cfg.acc_bits, cfg.out_bits, cfg.acc_bits + scale_bits
     designs = {"shift": ("requant_shift", Requantizer(cfg, 1)),
-               "mult": ("requant_mult", MultRequantizer(cfg, 1, scale_bits))}
+               "mult": ("requant_mult", MultRequantizer(cfg, 1, scale_bits)),
+               "f32": ("requant_f32", F32Requantizer(cfg, 1))}
     blocks, yosys_version, seconds = synth_logic_blocks(designs, node_nm)
 
     units = {}
     for key, b in blocks.items():
-        if key == "shift":
+        if key == "f32":
+            from hwsim.cost import f32_requant_parts
+
+            desc = (f"zero-point correction add, {acc}-bit int -> float32, 24x24 significand multiply, half-to-even "
+                    f"to integer, zero point, clamp to {out} bits (ONNX Runtime's arithmetic)")
+            parts = f32_requant_parts(acc, out)
+            energy = (sum(p.count * p.unit_energy_pj for p in parts) * model.energy_scale
+                      + model.add_energy_pj(acc))
+            analytic_area = (sum(p.count * p.unit_area_um2 for p in parts) * model.area_scale
+                             + model.add_area_um2(acc))
+            formula = "requantizer.convert_f32 + requantizer.zp_add (hwsim cost)"
+        elif key == "shift":
             desc = f"relu, rounding right shift by 0..{acc - 1}, clamp to {out} bits ({cfg.rounding})"
             energy = model.requant_energy_pj(acc, out)
             analytic_area = model.requant_area_um2(acc, out)
@@ -133,7 +149,7 @@ def compare_requantizers(cfg: MacArrayConfig, scale_bits: int = 16, node_nm: int
         analytic_area_ratio=m.analytic_area_um2 / s.analytic_area_um2, energy_ratio=m.energy_pj / s.energy_pj,
         published_area_ratio=PUBLISHED_AREA_RATIO, published_energy_ratio=PUBLISHED_ENERGY_RATIO,
         published_source=GENG_2019, yosys_version=yosys_version,
-        synth_seconds=seconds, notes=notes)
+        synth_seconds=seconds, notes=notes, f32=units["f32"])
 
 
 def format_requant_comparison(cmp: RequantComparison) -> str:
@@ -146,7 +162,7 @@ def format_requant_comparison(cmp: RequantComparison) -> str:
         f"  {'unit':<11} {'cells':>6} {'NAND2-eq':>9} {'transistors':>12} {'synth um^2':>11} {'analytic um^2':>14} "
         f"{'energy pJ/op':>13}",
     ]
-    for u in (cmp.shift, cmp.mult):
+    for u in (cmp.shift, cmp.mult) + ((cmp.f32,) if cmp.f32 is not None else ()):
         lines.append(f"  {u.name:<11} {u.cells:>6} {u.nand2_eq:>9.1f} {u.transistors:>12} {u.area_um2:>11.1f} "
                      f"{u.analytic_area_um2:>14.1f} {u.energy_pj:>13.4g}")
     lines += [
@@ -159,6 +175,8 @@ def format_requant_comparison(cmp: RequantComparison) -> str:
         "",
         f"  shift: {cmp.shift.description}",
         f"  mult:  {cmp.mult.description}",
+        *([f"  f32:   {cmp.f32.description}; area {cmp.f32.nand2_eq / cmp.shift.nand2_eq:.1f}x the shift lane"]
+          if cmp.f32 is not None else []),
         f"  energy: shift = {cmp.shift.energy_formula}; mult = {cmp.mult.energy_formula}",
         f"  published: {cmp.published_source}",
         "",

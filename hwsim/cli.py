@@ -37,7 +37,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ------------------------------------------------------------------------------------------ config flags
-def _add_config_flags(p: argparse.ArgumentParser, fam: fams.Family) -> None:
+#: The flags each family command declares itself; a config field with one of these flags takes ``--cfg-FIELD``.
+_COMMAND_FLAGS = {
+    "generate": {"-o", "--output"},
+    "cosim": {"--seed", "--layers", "--waves", "--run-dir", "--json"},
+    "synth": {"--node", "--target", "--seed", "--refresh", "--json"},
+    "cost": {"--node", "--dram", "--json"},
+}
+
+
+def _add_config_flags(p: argparse.ArgumentParser, fam: fams.Family, reserved: frozenset[str] = frozenset()) -> None:
     cls = fam.config_cls
     g = p.add_argument_group(f"{fam.name} configuration (fields of {cls.__name__}; flags override --config)")
     g.add_argument("--config", metavar="FILE",
@@ -54,9 +63,11 @@ def _add_config_flags(p: argparse.ArgumentParser, fam: fams.Family) -> None:
         else:
             kwargs["type"] = f.type
             kwargs["metavar"] = "|".join(f.choices) if f.choices else f.type.__name__.upper()
-        for flag in (f.flag, *f.aliases):
+        flags = [f.flag if f.flag not in reserved else "--cfg-" + f.flag[2:],
+                 *(a for a in f.aliases if a not in reserved)]
+        for flag in flags:
             _FLAG_FIELD[flag] = f.name
-        g.add_argument(f.flag, *f.aliases, **kwargs)
+        g.add_argument(*flags, **kwargs)
 
 
 def _config_from_args(args):
@@ -188,9 +199,28 @@ def _cmd_cost(args) -> int:
     return 0
 
 
+def _cmd_synth_fpga(args, cfg) -> int:
+    from hwsim import fpga
+    from hwsim.cost import CostModel
+
+    res = fpga.place_and_route(cfg, args.target, args.seed, refresh=args.refresh, progress=sys.stderr.isatty())
+    fam = args.family_obj
+    analytic = CostModel(args.node).area(fam.load("inventory")(cfg)).total_mm2 if fam.inventory else None
+    print(fpga.format_fpga_report(res, title=cfg.describe() if hasattr(cfg, "describe") else fam.name,
+                                  analytic_mm2=analytic))
+    _write_json(args.json, {"family": fam.name, "config": cfg.to_dict(), **res.as_dict(),
+                            "analytic_area_mm2": analytic})
+    return 0
+
+
 def _cmd_synth(args) -> int:
     from hwsim import synth
 
+    if args.target is not None:
+        from hwsim.fpga import check_target
+
+        check_target(args.target)  # before any work
+        return _cmd_synth_fpga(args, _config_from_args(args))
     cfg = _config_from_args(args)
     options = _family_options(args, "synth")
     rep = synth.synth(cfg, node_nm=args.node)
@@ -274,7 +304,8 @@ def _cmd_families(args) -> int:
 _COMMANDS = {
     "generate": ("write synthesizable Verilog + metadata JSON", "rtl"),
     "cosim": ("randomized cocotb + Verilator regression against the reference", "cosim"),
-    "synth": ("Yosys synthesis area of the generated Verilog, beside the analytic estimate", "rtl"),
+    "synth": ("Yosys synthesis area of the generated Verilog, beside the analytic estimate; with --target, "
+              "FPGA place and route (utilization, Fmax)", "rtl"),
     "cost": ("the energy/area tables with their sources; with a family, its inventory priced", "inventory"),
 }
 
@@ -297,7 +328,7 @@ def _family_parsers(sub, command: str) -> argparse.ArgumentParser:
         f = fsub.add_parser(fam.name, help=fam.description, description=f"{help_text}: {fam.description}")
         # A family without this view parses, then fails with a line naming the views it has.
         f.set_defaults(family_obj=fam, needs_view=view)
-        _add_config_flags(f, fam)
+        _add_config_flags(f, fam, frozenset(_COMMAND_FLAGS[command]))
         if command == "generate":
             f.add_argument("-o", "--output", default="out", help="output directory (default: out)")
         elif command == "cosim":
@@ -309,6 +340,11 @@ def _family_parsers(sub, command: str) -> argparse.ArgumentParser:
                            help="directory for sim.log and dump.fst (default: a new temporary one)")
         elif command == "synth":
             f.add_argument("--node", type=int, default=45, help="technology node in nm (default 45)")
+            f.add_argument("--target", metavar="FPGA", default=None,
+                           help="place and route on this FPGA instead (ecp5-12k, ecp5-25k, ecp5-45k, ecp5-85k): "
+                                "LUT/FF/DSP/BRAM, Fmax and the critical path; results are cached")
+            f.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed with --target (default 1)")
+            f.add_argument("--refresh", action="store_true", help="with --target: run again even if cached")
         if command == "cost":
             _cost_flags(f, suppress=True)
             f.add_argument("--json", metavar="FILE", default=argparse.SUPPRESS, help="also write the result as JSON")

@@ -37,6 +37,15 @@ Entry-point protocol (what each view's callable takes and returns)
     Randomized Verilator regression; the report has ``layers`` (dicts with name, kind, shape, vectors,
     mismatches, rtl_cycles, predicted_cycles), ``vectors``, ``mismatches``, ``cycle_mismatches``,
     ``passed``, ``wall_seconds``, ``build_cached``, ``workdir`` and ``as_dict()``.
+``cosim_run(cfg, layer, inputs, ctx) -> hwsim.cosim.model_cosim.LayerCosim``
+    Optional: one layer of a compiled model on the family's RTL, for the model co-simulation
+    (:func:`hwsim.cosim.model_cosim.run_model_cosim`, which runs :func:`hwsim.run.run_model` with this in
+    place of ``run``). ``inputs`` are the layer's int64 input batches; the result holds the output values
+    and every RTL run the layer made (the op as it ran, with the batch in its shape; the config the RTL was
+    built from; the measured :class:`hwsim.unit.Stats`); the co-simulation compares the values with
+    ``run_reference`` and each run's cycles and counted actions with ``predict``. ``ctx``
+    (:class:`hwsim.cosim.model_cosim.CosimContext`) gives the run directories, the shared Verilator builds
+    and the waves flag.
 
 Built-in families are the modules listed in :data:`BUILTIN`, each defining ``FAMILY``; they are
 registered on first use of the registry. Third-party families register themselves from the
@@ -156,6 +165,7 @@ class Family:
     rtl: str | Callable | None = None
     rtl_check: str | Callable | None = None
     cosim: str | Callable | None = None
+    cosim_run: str | Callable | None = None
     synth_groups: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] | Callable = ()
     cli_options: tuple[CliOption, ...] = ()
     studies: tuple[tuple[str, str | Callable, str], ...] = ()

@@ -63,8 +63,8 @@ from hwsim.rf_array import RfArrayConfig, predict_emulator
 from hwsim.stats import ActionCounts
 from hwsim.unit import Stats, total
 
-__all__ = ["POST_BITS", "STAGES", "MeshPass", "check_op", "describe_layer", "lower", "mesh_runs", "predict",
-           "reference", "run"]
+__all__ = ["POST_BITS", "STAGES", "MeshPass", "check_op", "describe_layer", "layer_input", "lower", "mesh_runs",
+           "predict", "reference", "run"]
 
 #: The stages of one SVD tile, in signal order.
 STAGES = ("v", "diag", "u")
@@ -264,7 +264,8 @@ def _run_program(cfg: RfArrayConfig, program: spec.LinearProgram, layer, x: np.n
     return spec.requantize_codes(acc, np.asarray(layer.shift, dtype=np.int64) + f, layer.relu, a)
 
 
-def _input(layer, inputs) -> np.ndarray:
+def layer_input(layer, inputs) -> np.ndarray:
+    """The layer's input codes ``inputs[0]`` as int64 (batch, I), checked: shape and ``act_bits`` range."""
     x = np.asarray(inputs[0], dtype=np.int64)
     i = np.shape(layer.weight)[1]
     if x.ndim != 2 or x.shape[1] != i:
@@ -281,7 +282,7 @@ def run(cfg: RfArrayConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
     (batch, I) codes), and the :class:`Stats` of one inference (the sum of :func:`predict` over
     :func:`lower`: the counts do not depend on the data)."""
     ops = lower(cfg, layer)
-    x = _input(layer, inputs)
+    x = layer_input(layer, inputs)
     values = _run_program(cfg, spec.program_linear(cfg, layer.weight), layer, x)
     return values, total(predict(cfg, op) for op in ops)
 
@@ -291,7 +292,7 @@ def mesh_runs(cfg: RfArrayConfig, layer, inputs) -> list[tuple[MeshPass, np.ndar
     phase codes, its input vectors (batch, n, 2) and the outputs the emulator must produce, as :func:`run`
     computes them (the ``v`` outputs pass the attenuators before they become the ``u`` inputs). The op's
     ``vectors`` is the batch size here."""
-    x = _input(layer, inputs)
+    x = layer_input(layer, inputs)
     program = spec.program_linear(cfg, layer.weight)
     keep: list = []
     _run_program(cfg, program, layer, x, keep)
@@ -310,7 +311,7 @@ def mesh_runs(cfg: RfArrayConfig, layer, inputs) -> list[tuple[MeshPass, np.ndar
 def reference(cfg: RfArrayConfig, layer, inputs) -> np.ndarray:
     """The layer through the bit-exact spec :func:`hwsim.models.rf_layers.linear_layer`."""
     check_op(cfg, layer)
-    return spec.linear_layer(cfg, layer, _input(layer, inputs))
+    return spec.linear_layer(cfg, layer, layer_input(layer, inputs))
 
 
 def describe_layer(cfg: RfArrayConfig, layer, ops) -> tuple[str, str]:

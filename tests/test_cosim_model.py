@@ -1,16 +1,31 @@
-"""Whole compressed models through the generated RTL under Verilator (default suite: a few images).
+"""Whole compressed models through the generated RTL under Verilator, through the model-run loop
+(``hwsim.run.run_model`` with each unit's ``run`` replaced by its family's ``cosim_run``; default suite: a
+few images).
 
-The reference for every GEMM is the bit-exact ``reference_gemm`` (with bias); the cycles, stalls and
-action counts are the cycle model's; the accuracy from the RTL's logits must equal the reference's.
+MAC array: the reference for every GEMM is the bit-exact ``reference_gemm`` (with bias); the cycles, stalls
+and action counts are the cycle model's; the accuracy from the RTL's logits must equal the reference's.
+RF array: every V^H and U mesh pass of digits-mlp's dense layers on the emulator RTL; the expected outputs
+are computed here with the spec (``hwsim.models.rf_layers.linear_layer``) and the expected cycles and
+activity counts from the emulator's timing formula, independently of the co-simulation's own checks.
 """
 
-import pytest
-from hwsim.cosim.model_cosim import format_model_report, max_rows, run_model_cosim
+import dataclasses
+import re
+from pathlib import Path
 
-from hwsim import cli
+import numpy as np
+import pytest
+from hwsim.cosim.mac_array_model import max_rows
+from hwsim.cosim.model_cosim import format_model_report, run_model_cosim
+from hwsim.models import catalog, rf_layers, zoo
+
+from hwsim import cli, run
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
+from hwsim.families import Accelerator, Unit, resolve_accel
 from hwsim.mac_array import fold_plan
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(("accel", "spec"), [("mac-array-4x4-ws", "int8"), ("mac-array-4x4-os", "int4")])
@@ -47,3 +62,64 @@ def test_max_rows_fits_the_harness_memory():
     assert max(plan.na.sum(), plan.nw.sum(), plan.rows_out.sum()) > 1000
     with pytest.raises(HwsimError, match=r"^layer k=9 n=8 is not allowed in the co-simulation"):
         max_rows(cfg, 10, 9, 8, mem_depth=1)
+
+
+def test_digits_mlp_on_the_rf_emulator_rtl(tmp_path):
+    """rf-array-4 (4-port Clements emulator, one Verilator build): digits-mlp's 64-64-32-10 dense layers,
+    256 + 128 + 24 SVD tiles, each tile a V^H and a U pass over the batch on the RTL."""
+    images = 3
+    rep = run_model_cosim("digits-mlp", "rf-array-4", "int8", images=images, workdir=tmp_path)
+    assert rep.passed, format_model_report(rep)
+    assert len(rep.builds) == 1 and rep.builds[0].startswith("rf_mesh_clements_4_")
+
+    # The values, independently: the compiled model with every dense layer on the spec.
+    acc = resolve_accel("rf-array-4")
+    cfg = acc.units[0].config
+    x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
+    cm, _ = run.compile_model(acc, catalog.load("digits-mlp"), "int8", x_tr[:512], train_data=(x_tr, y_tr))
+    x = x_te[:images]
+    want = cm.run_int(cm.quantize_input(x), layer_fn=lambda la, ins: rf_layers.linear_layer(cfg, la, ins[0]))
+    assert np.array_equal(rep.logits_rtl, want) and np.array_equal(rep.logits_reference, want)
+    assert rep.accuracy_rtl == float(np.mean(want.argmax(axis=1) == y_te[:images]))
+
+    # The counts, independently: n = 4 ports, Clements (n columns), n(n-1)/2 MZIs, 2 codes per MZI plus n
+    # output-screen codes, one code per cycle; per pass 1 + (C - 1) + V + (2 columns + 1) busy cycles.
+    n, mzis = 4, 4 * 3 // 2
+    codes = 2 * mzis + n
+    per_pass = 1 + (codes - 1) + images + 2 * n + 1
+    shapes = {"fc1": (64, 64), "fc2": (64, 32), "fc3": (32, 10)}
+    assert [r["name"] for r in rep.layers] == list(shapes)
+    for r in rep.layers:
+        i, o = shapes[r["name"]]
+        passes = 2 * -(-i // n) * -(-o // n)
+        assert r["runs"] == passes and r["vectors"] == images * o and r["mismatches"] == 0, r
+        assert r["rtl_cycles"] == r["predicted_cycles"] == passes * per_pass, r
+        assert r["stall_cycles"] == r["predicted_stall_cycles"] == 0, r
+        assert r["actions"] == {"code_reg.write": passes * codes, "rotator.rotate": passes * mzis * images,
+                                "mixer.mix": passes * mzis * images, "screen.rotate": passes * n * images}, r
+        assert r["count_mismatches"] == 0 and r["count_diffs"] == {}, r
+
+
+def test_cli_rf_array_model_option(tmp_path, capsys):
+    """``hwsim cosim rf-array --model`` (the config flags' 4-port emulator: the cached build) exits 0."""
+    assert cli.main(["cosim", "rf-array", "--n", "4", "--model", "digits-mlp", "--images", "2",
+                     "--run-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "digits-mlp (int8) on rf_mesh_clements_4_" in out and "2 images" in out and "NO" not in out
+    assert "0 mismatches, 0 layers with RTL cycles != predicted, 0 action/stall count differences" in out
+
+
+def test_family_without_cosim_run_is_one_line():
+    acc = resolve_accel("mac-array-4x4-ws")
+    fam = dataclasses.replace(acc.units[0].family, cosim_run=None)
+    bare = Accelerator("bare", (Unit(fam, acc.units[0].config),))
+    with pytest.raises(HwsimError, match=r"^--accel='bare' is not allowed for the model co-simulation: mac-array "
+                                         r"has no cosim_run entry point"):
+        run_model_cosim("digits-cnn", bare, "int8", images=1)
+
+
+def test_generic_model_cosim_names_no_family():
+    words = re.compile(r"mac[-_]array|lstm|deform|\brf[-_]|mzi|systolic|dataflow|\bpe_|interferometer", re.I)
+    path = ROOT / "cosim" / "model_cosim.py"
+    hits = [f"{i}: {line}" for i, line in enumerate(path.read_text().splitlines(), 1) if words.search(line)]
+    assert not hits, "\n".join(hits)

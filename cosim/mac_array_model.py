@@ -1,0 +1,106 @@
+"""The MAC array's ``cosim_run`` (:class:`hwsim.families.Family`): one conv / linear layer of a compressed
+model through the MAC array RTL under Verilator, for the model co-simulation
+(:mod:`hwsim.cosim.model_cosim`).
+
+The layer runs as :func:`hwsim.mac_array.run` runs it (its im2col and output assembly are the compressed
+model's), with every GEMM sent to the RTL: for the whole batch at once (one GEMM per group and shift group,
+``m`` = batch x output pixels), split along M only where the harness memories would overflow
+(:func:`max_rows`), all chunks of a GEMM in one simulator run. Each GEMM runs on the RTL of the config the
+cycle model prices it with (``cfg.replace(weight_format=layer format, act_bits=layer width)``, as
+:func:`hwsim.mac_array.predict_op`), so a model mixing formats uses one cached build per distinct layer
+config. The testbench (:mod:`hwsim.cosim.mac_array_tb`) checks every output against ``reference_gemm`` and
+every GEMM's cycles, stalls and action counts against ``predict_gemm``; each chunk is returned as an
+:class:`~hwsim.cosim.model_cosim.RtlRun` (its :class:`~hwsim.models.compressed.GemmOp` with the chunk's
+rows, the measured Stats) that the model co-simulation compares with :func:`hwsim.mac_array.predict_stats`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hwsim.cosim.harness import DEFAULT_MEM_DEPTH, mac_array_harness
+from hwsim.cosim.model_cosim import CosimContext, LayerCosim, RtlRun
+from hwsim.cosim.runner import run_job
+
+from hwsim.config import MacArrayConfig
+from hwsim.errors import HwsimError
+from hwsim.mac_array import MacArrayActions, fold_plan
+from hwsim.unit import Stats
+
+__all__ = ["cosim_run", "max_rows", "measured_stats"]
+
+#: What the harness measures of a GEMM: cycles, stalls, the priced actions and the traffic per level.
+MEASURED = ("cycles", "stall_cycles", "actions", "sram_read_bytes", "sram_write_bytes", "dram_read_bytes",
+            "dram_write_bytes")
+
+
+def max_rows(cfg: MacArrayConfig, m: int, k: int, n: int, mem_depth: int = DEFAULT_MEM_DEPTH) -> int:
+    """The most rows of A (<= m) whose weight, activation and output beats each fit ``mem_depth`` beats."""
+    def fits(rows: int) -> bool:
+        plan = fold_plan(cfg, rows, k, n)
+        return max(int(plan.nw.sum()), int(plan.na.sum()), int(plan.rows_out.sum())) <= mem_depth
+
+    if fits(m):
+        return m
+    lo, hi = 0, m
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    if lo < 1:
+        raise HwsimError(f"layer k={k} n={n} is not allowed in the co-simulation: one row needs more than "
+                         f"mem_depth={mem_depth} harness beats")
+    return lo
+
+
+def measured_stats(row: dict) -> Stats:
+    """The :class:`~hwsim.unit.Stats` of one GEMM as the harness measured it (a testbench result row:
+    ``rtl_cycles``, ``stall_cycles`` and the measured ``actions``), with the traffic per level as
+    :func:`hwsim.mac_array.to_stats` sums it."""
+    a = MacArrayActions(**row["actions"])
+    return Stats(row["rtl_cycles"], row["stall_cycles"], a.pe_macs, a.pairs(),
+                 sram_read_bytes=a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes,
+                 sram_write_bytes=a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes,
+                 dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes)
+
+
+def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCosim:
+    """A compressed conv2d / linear ``layer`` on the batch ``inputs`` through the MAC array RTL (see the
+    module docstring). Where the RTL's outputs cannot be used (mismatching or undecodable beats, which
+    the testbench reports as mismatches), the layer carries on with the reference's values."""
+    from hwsim.models.compressed import reference_gemm
+
+    harness = mac_array_harness()
+    batch = int(np.shape(inputs[0])[0])
+    ops = iter(layer.gemm_ops(batch=batch))  # the order of the layer's GEMM calls (QLayer.lower)
+    runs: list[RtlRun] = []
+    shapes: list[str] = []
+
+    def rtl_gemm(a, w, lcfg, shift, relu, bias=None):
+        op = next(ops)
+        rcfg = lcfg if isinstance(lcfg, MacArrayConfig) else cfg.replace(weight_format=op.weight_format,
+                                                                           act_bits=op.act_bits)
+        m, k = a.shape
+        n = w.shape[1]
+        step = max_rows(rcfg, m, k, n)
+        chunks = [{"kind": "gemm", "name": f"{op.layer}[{i}]", "a": a[i:i + step], "w": w, "shift": int(shift),
+                   "relu": bool(relu), "shape": f"{min(step, m - i)}x{k}x{n}",
+                   **({} if bias is None else {"bias": np.asarray(bias, dtype=np.int64)})}
+                  for i in range(0, m, step)]
+        sub = ctx.run_dir(f"{op.layer}-g{op.group}-s{op.shift}")
+        job = {"family": "mac-array", "config": rcfg.to_dict(), "layers": chunks, "save_outputs": True}
+        result = run_job(ctx.build(rcfg, harness), job, workdir=sub)
+        with np.load(sub / "outputs.npz") as saved:
+            outs = [saved[str(i)] if str(i) in saved.files else None for i in range(len(chunks))]
+        for i, r in zip(range(0, m, step), result["layers"], strict=True):
+            runs.append(RtlRun(dataclasses.replace(op, m=min(step, m - i)), rcfg, measured_stats(r),
+                               outputs=r["vectors"], mismatches=r["mismatches"], diffs=r["count_diffs"],
+                               compared=MEASURED))
+        shapes.append(f"{m}x{k}x{n}")
+        if any(o is None for o in outs):  # mismatching beats: carry on with the reference's values
+            return reference_gemm(a, w, lcfg, shift, relu, bias=bias)
+        return np.concatenate(outs, axis=0)
+
+    values = layer.forward_int(inputs, cfg, rtl_gemm)
+    shape = shapes[-1] + (f" x{len(shapes)}" if len(shapes) > 1 else "") if shapes else ""
+    return LayerCosim(values, tuple(runs), shape)

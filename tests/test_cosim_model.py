@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hwsim.cosim.mac_array_model import max_rows
-from hwsim.cosim.model_cosim import format_model_report, run_model_cosim
+from hwsim.cosim.model_cosim import RtlRun, compare_run, format_model_report, run_model_cosim
 from hwsim.models import catalog, rf_layers, zoo
 
 from hwsim import cli, run
@@ -24,6 +24,8 @@ from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.families import Accelerator, Unit, resolve_accel
 from hwsim.mac_array import fold_plan
+from hwsim.stats import ActionCounts
+from hwsim.unit import Stats
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,3 +125,15 @@ def test_generic_model_cosim_names_no_family():
     path = ROOT / "cosim" / "model_cosim.py"
     hits = [f"{i}: {line}" for i, line in enumerate(path.read_text().splitlines(), 1) if words.search(line)]
     assert not hits, "\n".join(hits)
+
+
+def test_compare_run_reports_every_difference():
+    """A run whose measured cycles, stalls or any action count differ from predict's is reported field by
+    field (a missing pair counts as 0); fields the run does not declare measured are not compared."""
+    want = Stats(100, 2, 8, ActionCounts({("a", "x"): 5, ("b", "y"): 3}), sram_read_bytes=7)
+    got = Stats(101, 2, 0, ActionCounts({("a", "x"): 5, ("c", "z"): 1}), sram_read_bytes=9)
+    _, diffs = compare_run(lambda cfg, op: want, RtlRun("op", None, got, diffs={"beats": [1, 2]}))
+    assert diffs == {"cycles": [101, 100], "b.y": [0, 3], "c.z": [1, 0], "tb:beats": [1, 2]}
+    _, diffs = compare_run(lambda cfg, op: want, RtlRun("op", None, got, compared=("sram_read_bytes",)))
+    assert diffs == {"sram_read_bytes": [9, 7]}
+    assert compare_run(lambda cfg, op: want, RtlRun("op", None, want))[1] == {}

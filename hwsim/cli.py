@@ -250,7 +250,8 @@ def _cmd_simulate(args) -> int:
     if args.scalesim_config or args.topology:
         return _cmd_simulate_scalesim(args)
 
-    rep = simulate(args.model, args.accel, args.compress, node_nm=args.node, dram=args.dram)
+    rep = simulate(args.model, args.accel, args.compress, node_nm=args.node, dram=args.dram,
+                   clock_mhz=args.clock_mhz, fpga_target=args.target, fpga_seed=args.pnr_seed)
     print(format_report(rep))
     _write_json(args.json, rep.as_dict())
     return 0 if rep.simulated_equals_reference else 1
@@ -378,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--node", type=int, default=45, help="technology node for the cost model (nm)")
     m.add_argument("--dram", default="lpddr4", help="lpddr4, ddr3 or hbm2")
     m.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    clk = m.add_mutually_exclusive_group()
+    clk.add_argument("--clock-mhz", type=float, default=None, metavar="F",
+                     help="run every unit at F MHz (default: each config's clock_mhz)")
+    clk.add_argument("--target", metavar="FPGA", default=None,
+                     help="run each unit at the Fmax of its RTL placed and routed on this FPGA (ecp5-12k, ecp5-25k, "
+                          "ecp5-45k, ecp5-85k; 'hwsim synth FAMILY --target' results are cached and reused)")
+    m.add_argument("--pnr-seed", type=int, default=1, metavar="N", help="nextpnr's seed with --target (default 1)")
     from hwsim.scalesim import add_cli_arguments
 
     add_cli_arguments(m.add_argument_group(

@@ -7,6 +7,12 @@ references. Per-layer timing, actions and energy are those of ONE inference (bat
 counts depend on the data (e.g. learned sampling offsets) they are the mean over the test images. Pooling,
 ReLU, sign and residual adds run on the host and are not timed. An accelerator with several units gets a
 unit column and a per-unit summary (cycles and energy of each unit; they sum to the totals).
+
+Clock: each unit's config field ``clock_mhz`` turns cycles into microseconds. ``clock_mhz=F`` runs every
+unit at F MHz; ``fpga_target="ecp5-85k"`` runs each unit at the Fmax of its own RTL placed and routed on
+that FPGA (:mod:`hwsim.fpga`: the cached result, or the flow run now). Cycles and energy do not depend on
+the clock; energy is always the analytic figure of the cost tables (action counts x per-action energies at
+the cost model's node), not a measured or FPGA power.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 
 from hwsim import run
 from hwsim.cost import TABLE_VERSION, CostModel
+from hwsim.errors import HwsimError
 from hwsim.families import DEFAULT_ACCEL, Accelerator, Unit, resolve_accel
 
 __all__ = ["LayerReport", "SimReport", "UnitReport", "format_report", "resolve_accel", "simulate"]
@@ -86,6 +93,9 @@ class SimReport:
     wall_seconds: float = 0.0
     units: list[UnitReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: where each unit's clock comes from (the config, --clock-mhz, or an FPGA's Fmax), one line per unit
+    clock_notes: list[str] = field(default_factory=list)
+    fpga: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(dataclasses.replace(self, accel=None))
@@ -150,8 +160,47 @@ def _totals(rep: SimReport, cfg, acc: Accelerator, cost: CostModel) -> None:
     rep.cost_notes = [f"energy and area: hwsim.cost tables v{TABLE_VERSION}, {cost.node_nm} nm, DRAM {cost.dram}"]
 
 
+def clocked(acc: Accelerator, clock_mhz: float | None = None, fpga_target: str | None = None,
+            fpga_seed: int = 1, progress: bool = False) -> tuple[Accelerator, list[str], list[dict]]:
+    """``acc`` with every unit's ``clock_mhz`` set to ``clock_mhz``, or to the Fmax of the unit's RTL placed
+    and routed on ``fpga_target`` (cached; see :mod:`hwsim.fpga`). Returns the accelerator, one line per
+    unit saying where its clock comes from, and the FPGA results (``as_dict``) used."""
+    if clock_mhz is not None and fpga_target is not None:
+        raise HwsimError("--clock-mhz and --target are not allowed together: expected one clock source")
+    if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, int | float)
+                                  or not 0 < clock_mhz <= 100_000):
+        raise HwsimError(f"--clock-mhz={clock_mhz!r} is not allowed: expected a number in (0, 100000]")
+    labels = unit_labels(acc)
+    if clock_mhz is None and fpga_target is None:
+        return acc, [f"{lab}: {u.config.clock_mhz:g} MHz (the config's clock_mhz)"
+                     for lab, u in zip(labels, acc.units, strict=True)], []
+    if fpga_target is not None:
+        from hwsim import fpga
+
+        fpga.check_target(fpga_target)
+    units, notes, results = [], [], []
+    for lab, u in zip(labels, acc.units, strict=True):
+        if not hasattr(u.config, "clock_mhz"):
+            raise HwsimError(f"unit {lab} is not allowed with a clock: its config has no clock_mhz field")
+        if fpga_target is None:
+            mhz, note = float(clock_mhz), f"{lab}: {clock_mhz:g} MHz (--clock-mhz)"
+        else:
+            res = fpga.place_and_route(u.config, fpga_target, fpga_seed, progress=progress)
+            if res.fmax_mhz is None:
+                raise HwsimError(f"unit {lab}: nextpnr reported no Fmax for {res.top} on {fpga_target}")
+            mhz = res.fmax_mhz
+            note = (f"{lab}: {mhz:.2f} MHz = Fmax of {res.top} on {fpga_target} ({res.part}, speed grade "
+                    f"{res.speed_grade}, {res.nextpnr_version}, seed {res.seed}; {res.luts:,} LUT4, {res.ffs:,} FF, "
+                    f"{res.dsps} MULT18X18D, {res.brams} DP16KD{', cached' if res.cached else ''})")
+            results.append({"unit": lab, **res.as_dict()})
+        units.append(Unit(u.family, u.config.replace(clock_mhz=mhz)))
+        notes.append(note)
+    return Accelerator(acc.name, tuple(units)), notes, results
+
+
 def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | None = None,
-             node_nm: int = 45, dram: str = "lpddr4", progress: bool = True) -> SimReport:
+             node_nm: int = 45, dram: str = "lpddr4", progress: bool = True, clock_mhz: float | None = None,
+             fpga_target: str | None = None, fpga_seed: int = 1) -> SimReport:
     """Compress ``model``, run it on ``accel`` bit-exactly over the digits test set, and price it.
 
     ``accel`` is a preset name of any registered family, a YAML/JSON file, a family config or an
@@ -159,13 +208,19 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
     ``model`` may be an ``.onnx`` graph; ``compress="onnx"`` runs a quantized graph with its own weight
     codes and power-of-two scales (:func:`hwsim.models.onnx_import.to_compressed`), and ``None`` does that
     when the graph is quantized and uses ``"int8"`` otherwise. A family that compiles whole models itself
-    (a ``compile`` entry point) takes None or its own format.
+    (a ``compile`` entry point) takes None or its own format. ``clock_mhz`` / ``fpga_target`` (with
+    ``fpga_seed``) set the units' clocks (see :func:`clocked`).
     """
     from hwsim.models import catalog, zoo
     from hwsim.models import compress as comp
 
     t_start = time.perf_counter()
     acc = resolve_accel(accel)
+    if fpga_target is not None:
+        from hwsim import fpga
+
+        fpga.check_target(fpga_target)  # before any work
+    acc, clock_notes, fpga_results = clocked(acc, clock_mhz, fpga_target, fpga_seed, progress)
     if compress not in (None, "onnx"):
         comp.parse_compress_spec(compress)
     fmodel = catalog.load(model)
@@ -182,7 +237,8 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
 
     mr = run.run_model(acc, compiled, x_te, label, cfg=run.base_config(acc, fmodel), progress=step)
     index = mr.layers[0].unit if mr.layers else 0
-    rep = SimReport(model=model, compress=label, accel=acc, test_images=len(y_te), _unit_index=index)
+    rep = SimReport(model=model, compress=label, accel=acc, test_images=len(y_te), _unit_index=index,
+                    clock_notes=clock_notes, fpga=fpga_results)
     labels = unit_labels(acc)
     for lr in mr.layers:
         u = acc.units[lr.unit]
@@ -234,10 +290,12 @@ def format_report(rep: SimReport) -> str:
     lines += [
         "",
         "Totals (one inference):",
-        f"  latency          {rep.cycles:,} cycles = {rep.latency_us:.2f} us at {cfg.clock_mhz:g} MHz",
+        f"  latency          {rep.cycles:,} cycles = {rep.latency_us:.2f} us at {cfg.clock_mhz:.6g} MHz",
+        *_clock_lines(rep),
         f"  throughput       {rep.inferences_per_s:,.0f} inferences/s (layers run back to back, batch 1)",
         f"  MACs             {rep.macs:,}",
-        f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ)",
+        f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ; analytic: action "
+        "counts x the cost tables' per-action energies, independent of the clock)",
         f"  efficiency       {rep.tops_per_w:.3f} TOPS/W (2 ops per MAC)",
         f"  area             {rep.area_mm2:.4f} mm^2 (analytic, every inventory component; 'hwsim cost "
         f"{unit.family.name}' lists them)",
@@ -255,10 +313,17 @@ def format_report(rep: SimReport) -> str:
     return "\n".join(lines)
 
 
+def _clock_lines(rep: SimReport) -> list[str]:
+    """Where the clock comes from, when it is not the config's (``--clock-mhz``, an FPGA's Fmax)."""
+    if not rep.fpga and not any("--clock-mhz" in n for n in rep.clock_notes):
+        return []
+    return [f"  clock            {n}" for n in rep.clock_notes]
+
+
 def _format_multi_unit(rep: SimReport) -> str:
     """The report of an accelerator with several units: a unit column and a per-unit summary."""
     clocks = sorted({u.config.clock_mhz for u in rep.accel.units})
-    clock = f"at {clocks[0]:g} MHz" if len(clocks) == 1 else "(each unit at its own clock)"
+    clock = f"at {clocks[0]:.6g} MHz" if len(clocks) == 1 else "(each unit at its own clock)"
     lines = [f"hwsim simulate: {rep.model} compressed {rep.compress} on {rep.accel.name} ({len(rep.units)} units):"]
     lines += [f"  {ur.unit:<12} {ur.description}" for ur in rep.units]
     lines += ["", "Per layer, one inference (energy in pJ; SRAM/DRAM in bytes):"]
@@ -291,9 +356,11 @@ def _format_multi_unit(rep: SimReport) -> str:
         "",
         "Totals (one inference):",
         f"  latency          {rep.cycles:,} cycles = {rep.latency_us:.2f} us {clock}",
+        *_clock_lines(rep),
         f"  throughput       {rep.inferences_per_s:,.0f} inferences/s (layers run back to back, batch 1)",
         f"  MACs             {rep.macs:,}",
-        f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ)",
+        f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ; analytic: action "
+        "counts x the cost tables' per-action energies, independent of the clock)",
         f"  efficiency       {rep.tops_per_w:.3f} TOPS/W (2 ops per MAC)",
         f"  area             {rep.area_mm2:.4f} mm^2 (analytic, every unit's inventory; 'hwsim cost FAMILY' lists "
         "them)",

@@ -20,6 +20,11 @@ How a point is evaluated (all through the family's registry entry points)
   logit equals the reference's. The value path's cycles must equal the counts-only cycles on every layer
   whose counts do not depend on the data, else the point fails.
 
+FPGA (``fpga: {target: ecp5-85k, seed: 1}``): each point's RTL is also placed and routed on the target
+(:mod:`hwsim.fpga`; the results are cached by the design's Verilog, so points whose RTL is the same, and a
+second sweep, do not run nextpnr again), adding the metrics of :data:`FPGA_METRICS`; ``latency_us``,
+``throughput_inf_s`` and ``power_mw`` are then at the design's Fmax instead of the config's clock.
+
 Resuming: each evaluated point is appended to ``DIR/cache.jsonl`` under a hash of (family, full config,
 workload content, compression, values, cost settings, code version); a rerun computes only points whose
 key is missing. Tables are written to a temporary file and renamed, so they are never half-written.
@@ -85,8 +90,17 @@ VALUE_METRICS = {
     "accuracy_float": "the float model before compression",
     "bit_exact": "every simulator logit equals the reference's",
 }
+#: Metrics added by an FPGA target (``fpga:`` in the spec).
+FPGA_METRICS = {
+    "fmax_mhz": "Fmax of the point's RTL placed and routed on the FPGA target (nextpnr), in MHz",
+    "luts": "LUT4 cells used (TRELLIS_COMB)",
+    "ffs": "flip-flops used (TRELLIS_FF)",
+    "dsps": "DSP blocks used (MULT18X18D)",
+    "brams": "block RAMs used (DP16KD)",
+    "fpga_cached": "the place-and-route result came from the cache (nextpnr did not run for this point)",
+}
 _TOP_KEYS = ("name", "family", "workload", "base", "compress", "axes", "sample", "values", "cost", "constraints",
-             "objectives", "plots")
+             "objectives", "plots", "fpga")
 _WORKLOAD_KEYS = ("model", "topology", "layers", "padding", "batch", "exclude")
 _MAX_GRID = 2_000_000
 
@@ -162,6 +176,8 @@ class SweepSpec:
     plots: bool
     metrics: tuple[str, ...]
     points: list[Point] = field(default_factory=list)
+    #: ``{"target": ..., "seed": ...}`` when the points are placed and routed on an FPGA, else None
+    fpga: dict | None = None
 
     def as_dict(self) -> dict:
         wl = {k: v for k, v in self.workload.items() if k != "layers"}
@@ -171,7 +187,7 @@ class SweepSpec:
                 "sample": None if self.sample is None else {"count": self.sample[0], "seed": self.sample[1]},
                 "values": self.values, "cost": {"node": self.node_nm, "dram": self.dram},
                 "constraints": [c.text for c in self.constraints],
-                "objectives": {m: d for m, d in self.objectives}, "points": len(self.points)}
+                "objectives": {m: d for m, d in self.objectives}, "points": len(self.points), "fpga": self.fpga}
 
 
 def _err(key: str, value, why: str) -> HwsimError:
@@ -388,6 +404,7 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise _err("sample.seed", seed, "expected an integer")
         sample = (count, seed)
+    fpga_spec = _parse_fpga(data.get("fpga"), fam)
     plots = data.get("plots", True)
     if not isinstance(plots, bool):
         raise _err("plots", plots, "expected true or false")
@@ -431,7 +448,8 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
         raise HwsimError(f"spec key base is rejected: {points[0].error}")
 
     first = next(p.config for p in points if p.config is not None)
-    known = set(BASE_METRICS) | set(_component_metrics(fam, first)) | (set(VALUE_METRICS) if values else set())
+    known = set(BASE_METRICS) | set(_component_metrics(fam, first)) | (set(VALUE_METRICS) if values else set()) \
+        | (set(FPGA_METRICS) if fpga_spec else set())
     cons = data.get("constraints") or []
     if not isinstance(cons, list):
         raise _err("constraints", cons, "expected a list such as ['area_mm2 <= 1.0', 'accuracy >= 0.9']")
@@ -447,10 +465,11 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
         _check_metric(f"objectives.{m}", m, known, values)
         if d not in ("min", "max"):
             raise _err(f"objectives.{m}", d, "expected min or max")
-    metrics = tuple(list(BASE_METRICS) + sorted(known - set(BASE_METRICS) - set(VALUE_METRICS))
+    metrics = tuple(list(BASE_METRICS) + (list(FPGA_METRICS) if fpga_spec else [])
+                    + sorted(known - set(BASE_METRICS) - set(VALUE_METRICS) - set(FPGA_METRICS))
                     + (list(VALUE_METRICS) if values else []))
     spec = SweepSpec(name, fam, workload, dict(base), tuple(axes), compress, sample, values, node, dram,
-                     constraints, tuple(objs.items()), plots, metrics)
+                     constraints, tuple(objs.items()), plots, metrics, fpga=fpga_spec)
     code = code_version(fam)
     wl_id = {"kind": workload["kind"], "digest": workload["digest"]}
     spec.points = [dataclasses.replace(p, key=_point_key(fam, p, wl_id, spec, code)) if p.config is not None else p
@@ -458,9 +477,29 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
     return spec
 
 
+def _parse_fpga(data, fam: Family) -> dict | None:
+    """The spec's ``fpga:`` mapping (target, optional seed), checked; None without one."""
+    if data is None:
+        return None
+    from hwsim.fpga import DEFAULT_SEED, TARGETS
+
+    if not isinstance(data, dict) or set(data) - {"target", "seed"} or "target" not in data:
+        raise _err("fpga", data, "expected a mapping with target (and optionally seed)")
+    if data["target"] not in TARGETS:
+        raise _err("fpga.target", data["target"], f"expected one of {', '.join(TARGETS)}")
+    seed = data.get("seed", DEFAULT_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise _err("fpga.seed", seed, "expected an integer in [0, 2**31)")
+    if fam.rtl is None:
+        raise _err("fpga", data, f"family {fam.name} has no RTL (rtl entry point) to place and route")
+    return {"target": data["target"], "seed": seed}
+
+
 def _point_key(fam: Family, p: Point, wl_id: dict, spec: SweepSpec, code: str) -> str:
     payload = {"family": fam.name, "config": p.config.to_dict(), "workload": wl_id, "compress": p.compress,
                "values": spec.values, "node": spec.node_nm, "dram": spec.dram, "code": code}
+    if spec.fpga is not None:  # the FPGA metrics also depend on the RTL generators and the flow
+        payload["fpga"] = {**spec.fpga, "code": _rtl_code_version(fam)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -507,6 +546,32 @@ def code_version(family: Family | str | None = None) -> str:
                 h.update(Path(f).read_bytes())
         _CODE_VERSIONS[name] = h.hexdigest()[:16]
     return _CODE_VERSIONS[name]
+
+
+def _rtl_code_version(fam: Family) -> str:
+    """Hash of the sources an FPGA result depends on: every module of ``hwsim.rtl``, the family's RTL entry
+    points' modules, ``hwsim.fpga`` and the flow's tool versions."""
+    import importlib
+    import importlib.util
+
+    from hwsim import fpga
+
+    key = "rtl:" + fam.name
+    if key not in _CODE_VERSIONS:
+        h = hashlib.sha256(json.dumps(fpga.tool_versions(), sort_keys=True).encode())
+        rtl_pkg = importlib.import_module("hwsim.rtl")
+        files = sorted(Path(rtl_pkg.__file__).parent.glob("*.py")) + [Path(fpga.__file__)]
+        for attr in ("rtl", "rtl_check"):
+            target = getattr(fam, attr)
+            if isinstance(target, str):
+                spec = importlib.util.find_spec(target.partition(":")[0])
+                if spec is not None and spec.origin:
+                    files.append(Path(spec.origin))
+        for f in files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        _CODE_VERSIONS[key] = h.hexdigest()[:16]
+    return _CODE_VERSIONS[key]
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -602,7 +667,25 @@ def _value_metrics(acc: Accelerator, compiled, fmodel, workload: dict, predicted
             "bit_exact": bool(np.array_equal(mr.logits_reference, mr.logits_simulated))}
 
 
-def _evaluate_point(fam: Family, workload: dict, values: bool, cost, cfg, compress: str | None) -> dict:
+def _fpga_metrics(cfg, fpga_spec: dict, row: dict) -> None:
+    """Place and route ``cfg``'s RTL (cached) and put the FPGA metrics in ``row``, with the latency, throughput
+    and power at its Fmax."""
+    from hwsim import fpga
+
+    res = fpga.place_and_route(cfg, fpga_spec["target"], fpga_spec["seed"])
+    row.update(fmax_mhz=res.fmax_mhz, luts=res.luts, ffs=res.ffs, dsps=res.dsps, brams=res.brams,
+               fpga_cached=res.cached)
+    if res.fmax_mhz:
+        latency_us = row["cycles"] / res.fmax_mhz
+        row["latency_us"] = latency_us
+        row["throughput_inf_s"] = 1e6 / latency_us if latency_us > 0 else float("nan")
+        row["power_mw"] = row["energy_pj"] / latency_us / 1000.0 if latency_us > 0 else float("nan")
+    else:
+        row.update(latency_us=float("nan"), throughput_inf_s=float("nan"), power_mw=float("nan"))
+
+
+def _evaluate_point(fam: Family, workload: dict, values: bool, cost, cfg, compress: str | None,
+                    fpga_spec: dict | None = None) -> dict:
     if workload["kind"] == "model":
         acc, compiled, label, fmodel = _compiled(fam, workload, compress, cfg)
         predicted = run.predict_model(acc, compiled, label)
@@ -616,6 +699,8 @@ def _evaluate_point(fam: Family, workload: dict, values: bool, cost, cfg, compre
         predict = fam.load("predict")
         st = total(predict(cfg, op).scaled(mult) for op, mult in fam.load("shape_ops")(cfg, workload["layers"]))
     row = _count_metrics(fam, cfg, st, cost)
+    if fpga_spec is not None:
+        _fpga_metrics(cfg, fpga_spec, row)
     if values:
         row.update(_value_metrics(acc, compiled, fmodel, workload, predicted))
     return row
@@ -629,7 +714,8 @@ def _one_line(e: BaseException) -> str:
 def evaluate_task(task: dict) -> list[dict]:
     """Evaluate a batch of points (what each executor task runs).
 
-    ``task`` holds ``family`` (name), ``workload``, ``values``, ``node``, ``dram`` and ``points``, a list of
+    ``task`` holds ``family`` (name), ``workload``, ``values``, ``node``, ``dram``, ``fpga`` (optional) and
+    ``points``, a list of
     ``(key, config, compress)``. Returns one record per point: ``{"key", "status": "ok"|"failed",
     "metrics" | "error"}``; a failing point gives its one-line reason and the batch goes on.
     """
@@ -640,7 +726,7 @@ def evaluate_task(task: dict) -> list[dict]:
     out = []
     for key, cfg, compress in task["points"]:
         try:
-            row = _evaluate_point(fam, task["workload"], task["values"], cost, cfg, compress)
+            row = _evaluate_point(fam, task["workload"], task["values"], cost, cfg, compress, task.get("fpga"))
             out.append({"key": key, "status": "ok", "metrics": row})
         except Exception as e:  # noqa: BLE001 - a failing point is recorded with its reason
             out.append({"key": key, "status": "failed", "error": _one_line(e)})
@@ -875,6 +961,11 @@ class SweepResult:
                  f"({c['computed']} computed, {c['cached']} from the cache), {c['ok']} ok, {c['failed']} failed, "
                  f"{c['feasible']} feasible, {c['pareto']} on the Pareto front of "
                  f"{', '.join(f'{m} ({d})' for m, d in self.spec.objectives)}; {self.wall_seconds:.1f} s"]
+        if self.spec.fpga is not None:
+            ran = sum(1 for r in self.ok if r.get("fpga_cached") is False)
+            lines.append(f"FPGA: every point placed and routed on {self.spec.fpga['target']} (seed "
+                         f"{self.spec.fpga['seed']}); latency_us at each point's Fmax; {ran} place-and-route runs "
+                         "in this table ran nextpnr, the rest came from the cache")
         if self.front:
             axes = [a.name for a in self.spec.axes]
             hdr = " ".join(f"{a:>14}" for a in axes + objs)
@@ -952,11 +1043,12 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, workers:
         todo = list({p.key: p for p in todo}.values())
         cached = len(valid) - len(todo_keys)
         if batch_size is None:
-            batch_size = 1 if spec.values else max(1, min(256, math.ceil(len(todo) / (8 * max(workers, 2)))))
+            one = spec.values or spec.fpga is not None  # slow points: one per task
+            batch_size = 1 if one else max(1, min(256, math.ceil(len(todo) / (8 * max(workers, 2)))))
         tasks = []
         for b in _batches(todo, batch_size):
             tasks.append({"family": spec.family.name, "workload": spec.workload, "values": spec.values,
-                          "node": spec.node_nm, "dram": spec.dram,
+                          "node": spec.node_nm, "dram": spec.dram, "fpga": spec.fpga,
                           "points": [(p.key, p.config, p.compress) for p in b]})
         if tasks:
             from tqdm import tqdm

@@ -158,3 +158,79 @@ def test_only_all_zero_memory_initializers_are_removed():
     text = f"module m;\n  reg [7:0] mem [1:0];\n{zero}  reg [7:0] lut [1:0];\n{table}endmodule\n"
     out = fpga.strip_zero_memory_inits(text)
     assert "mem[0]" not in out and table in out
+
+
+# ---------------------------------------------------------------------------------------------- seconds
+def test_clock_from_the_fpga_fmax(accum_pnr, cache):
+    from hwsim.families import resolve_accel
+    from hwsim.simulate import clocked
+
+    res, _ = accum_pnr
+    with _accum_registered():
+        acc = resolve_accel(AccumConfig())
+        timed, notes, results = clocked(acc, fpga_target="ecp5-85k")
+        fixed, fixed_notes, _ = clocked(acc, clock_mhz=123.0)
+        with pytest.raises(HwsimError, match="--target='ecp5-1k' is not allowed"):
+            clocked(acc, fpga_target="ecp5-1k")
+        with pytest.raises(HwsimError, match="not allowed together"):
+            clocked(acc, clock_mhz=100.0, fpga_target="ecp5-85k")
+    assert timed.units[0].config.clock_mhz == res.fmax_mhz
+    assert f"Fmax of {res.top} on ecp5-85k" in notes[0] and "seed 1" in notes[0] and "cached" in notes[0]
+    assert results[0]["fmax_mhz"] == res.fmax_mhz
+    assert fixed.units[0].config.clock_mhz == 123.0 and "--clock-mhz" in fixed_notes[0]
+
+
+def test_simulate_clock_mhz_turns_cycles_into_us(capsys):
+    code, out, err = _run(capsys, "simulate", "digits-mlp", "--accel", "mac-array-4x4-ws", "--clock-mhz", "50")
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("latency"))
+    cycles = int(line.split()[1].replace(",", ""))
+    assert f"= {cycles / 50:.2f} us at 50 MHz" in line
+    assert "analytic" in next(ln for ln in out.splitlines() if ln.strip().startswith("energy"))
+    code, _, err = _run(capsys, "simulate", "digits-mlp", "--clock-mhz", "0")
+    assert code == 2 and "--clock-mhz=0.0 is not allowed" in err
+
+
+def _fake_result(cfg, target, seed, refresh=False, progress=False):
+    """A stand-in for place_and_route in sweep tests: Fmax falls with the array's size (no tool runs)."""
+    n = cfg.rows * cfg.cols
+    return fpga.FpgaResult(top=cfg.top_name, target=target, part="LFE5U-85F", speed_grade=6, seed=seed,
+                           luts=1000 * n, ffs=100 * n, dsps=n, brams=8, available={}, utilization={},
+                           fmax_mhz=200.0 / n, critical_path=None, nextpnr_version="nextpnr-test",
+                           yosys_version="Yosys", tools={}, key="k", directory="", synth_seconds=0.0,
+                           pnr_seconds=0.0, cached=n == 1)
+
+
+def test_sweep_with_an_fpga_target(tmp_path, monkeypatch):
+    from hwsim.sweep import parse_spec, run_sweep
+
+    monkeypatch.setattr(fpga, "place_and_route", _fake_result)
+    spec = {"name": "fpga", "family": "mac-array", "workload": {"layers": [{"name": "g", "m": 16, "k": 16, "n": 16}]},
+            "axes": {"rows": [1, 2], "cols": [1, 2]}, "fpga": {"target": "ecp5-85k", "seed": 3},
+            "constraints": ["fmax_mhz >= 60"], "objectives": {"latency_us": "min", "luts": "min"}, "plots": False}
+    res = run_sweep(parse_spec(spec), tmp_path / "o", workers=1, progress=False)
+    assert len(res.ok) == 4
+    for r in res.ok:
+        n = r["rows"] * r["cols"]
+        assert r["fmax_mhz"] == 200.0 / n and r["luts"] == 1000 * n and r["dsps"] == n and r["brams"] == 8
+        assert r["latency_us"] == pytest.approx(r["cycles"] / r["fmax_mhz"])
+        assert r["feasible"] == (r["fmax_mhz"] >= 60)
+    assert {(r["rows"], r["cols"]) for r in res.rows if r["feasible"]} == {(1, 1), (1, 2), (2, 1)}
+    assert "placed and routed on ecp5-85k (seed 3)" in res.format()
+    # the FPGA settings are part of a point's key: another seed computes again
+    other = parse_spec({**spec, "fpga": {"target": "ecp5-85k", "seed": 4}})
+    assert {p.key for p in other.points}.isdisjoint(p.key for p in parse_spec(spec).points)
+
+
+@pytest.mark.parametrize("fpga_spec, pattern", [
+    ({"target": "ecp5-99k"}, r"spec key fpga.target='ecp5-99k' is not allowed: expected one of ecp5-12k"),
+    ({"seed": 1}, r"spec key fpga=.* expected a mapping with target"),
+    ({"target": "ecp5-85k", "seed": -2}, r"spec key fpga.seed=-2 is not allowed"),
+])
+def test_sweep_fpga_spec_errors(fpga_spec, pattern):
+    from hwsim.sweep import parse_spec
+
+    spec = {"family": "mac-array", "workload": {"layers": [{"name": "g", "m": 4, "k": 4, "n": 4}]},
+            "fpga": fpga_spec}
+    with pytest.raises(HwsimError, match=pattern):
+        parse_spec(spec)

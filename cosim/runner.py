@@ -33,8 +33,9 @@ from hwsim.cosim.report import RegressionReport
 
 from hwsim.errors import HwsimError
 
-__all__ = ["MAKE_OVERRIDES", "VERILATOR_ARGS", "Build", "Harness", "build", "cache_dir", "compact_memory_inits", "cosimulate", "fast_memory_rtl",
-           "read_job", "run_dir", "run_job", "verilator_env", "write_job"]
+__all__ = ["MAKE_OVERRIDES", "VERILATOR_ARGS", "Build", "Harness", "build", "cache_dir", "compact_memory_inits",
+           "cosimulate", "fast_memory_rtl", "generated_rtl", "read_job", "run_dir", "run_job", "verilator_env",
+           "write_job"]
 
 
 def verilator_env() -> dict[str, str]:
@@ -294,6 +295,63 @@ def _first_error(log: Path) -> str:
     return ""
 
 
+def _rtl_sources_digest() -> str:
+    """Hash of every source that can change generated Verilog: the RTL generators (``hwsim.rtl``), the
+    configs and constants they read, this runner (its memory-init rewriting) and the tool versions."""
+    global _RTL_DIGEST
+    if _RTL_DIGEST is None:
+        import hwsim.rtl
+
+        h = hashlib.sha256(_tool_versions().encode())
+        roots = [Path(hwsim.rtl.__file__).parent, Path(hwsim.__file__).parent]
+        files = sorted(roots[0].glob("*.py")) + sorted(roots[1].glob("*.py")) + [Path(__file__)]
+        from hwsim.models import tables
+
+        files.append(Path(tables.__file__))
+        for f in files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        _RTL_DIGEST = h.hexdigest()
+    return _RTL_DIGEST
+
+
+_RTL_DIGEST: str | None = None
+
+
+def _callable_id(fn) -> str:
+    """A name of a generator that is the same in every process (partials and wrappers unfolded)."""
+    if isinstance(fn, functools.partial):
+        return f"partial({_callable_id(fn.func)}, {fn.args!r}, {sorted(fn.keywords.items())!r})"
+    inner = getattr(fn, "__wrapped__", None)
+    own = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    return f"{own}[{_callable_id(inner)}]" if inner is not None else own
+
+
+def generated_rtl(cfg, generate: Callable) -> tuple[str, dict]:
+    """``generate(cfg)`` (the family's Verilog and metadata), cached on disk by the config and a hash of
+    every source that can change it (:func:`_rtl_sources_digest`): a co-simulation whose build is cached
+    does not re-run Amaranth and Yosys just to find its cache key (tens of seconds for large memories)."""
+    name = _callable_id(generate)
+    key = hashlib.sha256("\0".join([name, type(cfg).__name__, _rtl_sources_digest(),
+                                     json.dumps(cfg.to_dict(), sort_keys=True, default=str)]).encode()).hexdigest()[:24]
+    path = cache_dir() / "rtl" / f"{cfg.top_name}-{key}.json"
+    try:
+        data = json.loads(path.read_text())
+        return data["text"], data["meta"]
+    except (OSError, ValueError, KeyError):
+        pass
+    text, meta = generate(cfg)
+    meta = json.loads(json.dumps(meta))  # as a cache hit returns it (lists, not tuples)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"text": text, "meta": meta}))
+        tmp.replace(path)
+    except OSError:  # an unwritable cache only costs the regeneration next time
+        pass
+    return text, meta
+
+
 def build(cfg, harness: Harness, waves: bool = False) -> Build:
     """Generate ``cfg``'s RTL (any registered family), wrap it in ``harness`` and Verilate both, reusing
     a cached build when one exists.
@@ -308,7 +366,7 @@ def build(cfg, harness: Harness, waves: bool = False) -> Build:
     family = family_of(cfg)
     if family.rtl_check is not None:
         family.load("rtl_check")(cfg)
-    text, meta = (harness.rtl or family.load("rtl"))(cfg)
+    text, meta = generated_rtl(cfg, harness.rtl or family.load("rtl"))
     harness_text = harness.verilog(meta)
     top = cfg.top_name
     key = hashlib.sha256(

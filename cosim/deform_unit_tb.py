@@ -29,7 +29,12 @@ from hwsim.rtl.deform_unit import COUNTERS, OFFSET_BITS
 
 from hwsim.deform_unit import DeformLayer, DeformUnitConfig, predict_layer
 
-__all__ = ["DeformUnitTB", "layer_config", "memory_files", "pack_words"]
+__all__ = ["PHASES", "DeformUnitTB", "layer_config", "memory_files", "pack_words"]
+
+#: Phases of a layer's testbench wall time (``phase_seconds`` of the result): the cycle model's prediction;
+#: encoding the layer and writing the memory files; the harness copying them in; the layer from ``start``
+#: to ``done``; the output dump and decoding it; the fixed-point reference and every comparison.
+PHASES = ("predict", "prepare", "load", "simulate", "dump", "check")
 
 
 def layer_config(cfg: DeformUnitConfig, square: bool) -> DeformUnitConfig:
@@ -67,6 +72,14 @@ class DeformUnitTB:
         self.dut, self.cfg = dut, cfg
         self.mem_depth = 0
         self.widths: dict[str, int] = {}
+        #: Testbench wall seconds by phase, summed over layers (:data:`PHASES`).
+        self.phases = dict.fromkeys(PHASES, 0.0)
+
+    def lap(self, phase: str, t0: float) -> float:
+        """Add the time since ``t0`` to ``phase``; return now."""
+        now = time.perf_counter()
+        self.phases[phase] += now - t0
+        return now
 
     async def reset(self):
         d = self.dut
@@ -81,10 +94,13 @@ class DeformUnitTB:
         dut, cfg = self.dut, self.cfg
         c, h, w = x.shape
         assert h * w <= self.mem_depth
+        t0 = time.perf_counter()
         for name, data in memory_files(cfg, x, raw, wt, off_fields, self.widths).items():
             Path(name).write_bytes(data)
+        t0 = self.lap("prepare", t0)
         await self._pulse(dut.load)
         await RisingEdge(dut.clk)  # the edge that sampled load copied the files in
+        t0 = self.lap("load", t0)
         dut.height.value, dut.width.value, dut.shift.value = h, w, shift
         dut.relu.value, dut.square.value = int(relu), int(square)
         await self._pulse(dut.start)
@@ -97,15 +113,18 @@ class DeformUnitTB:
         # The last beat leaves in done's cycle and is captured at the edge that ends it. A RisingEdge of the
         # main's clock fires before that edge is evaluated, so the second one sees the capture.
         await ClockCycles(dut.clk, 2)
+        t0 = self.lap("simulate", t0)
         n_out = int(dut.n_out.value)
         data = await dump_bytes(dut, Path(OUT_FILE), n_out)
         a = cfg.act_bits
         lanes = words_to_lanes(data, n_out, cfg.lanes, a, self.widths["pix"]).astype(np.int64)
         lanes = np.where(lanes >> (a - 1), lanes - (1 << a), lanes)
         outputs = lanes.T.reshape(c, h, w) if n_out == h * w else lanes
-        return {"outputs": outputs, "cycles": int(dut.cycles.value), "stall": int(dut.cnt_stall.value),
-                "conflict": int(dut.cnt_conflict.value),
-                "counters": {COUNTERS[k]: int(getattr(dut, k).value) for k in COUNTERS}}
+        got = {"outputs": outputs, "cycles": int(dut.cycles.value), "stall": int(dut.cnt_stall.value),
+               "conflict": int(dut.cnt_conflict.value),
+               "counters": {COUNTERS[k]: int(getattr(dut, k).value) for k in COUNTERS}}
+        self.lap("dump", t0)
+        return got
 
 
 @cocotb.test()
@@ -124,7 +143,9 @@ async def deform_unit_regression(dut):
         c, h, w = x.shape
         pred = predict_layer(lcfg, DeformLayer(layer["name"], c, h, w, c, depthwise=True), raw,
                              with_offset_conv=False)
+        tb.lap("predict", t_layer)
         got = await tb.run(x, raw, wt, shift, relu, square, off_fields, limit_cycles=4 * pred.unit_cycles + 1000)
+        t_check = time.perf_counter()
         off = du.variant_offsets(lcfg.variant(True), raw, 3, 3, frac_bits=cfg.frac_bits)
         want = du.deform_conv2d_fixed(x, off, wt, frac_bits=cfg.frac_bits, shift=shift, padding=1, groups=c,
                                       act_bits=cfg.act_bits, weight_bits=cfg.weight_bits, acc_bits=cfg.acc_bits,
@@ -143,10 +164,11 @@ async def deform_unit_regression(dut):
                      "predicted_stalls": pred.stall_cycles, "count_diffs": diffs,
                      "actions": {f"{k[0]}.{k[1]}": v for k, v in got["counters"].items()},
                      "count_mismatches": len(diffs), "wall_seconds": time.perf_counter() - t_layer})
+        tb.lap("check", t_check)
         dut._log.info("layer %d %s: %d values, %d mismatches, RTL %d cycles, predicted %d, diffs %s", idx,
                       layer["name"], want.size, mismatches, got["cycles"], pred.unit_cycles, diffs)
     with open(os.environ["HWSIM_RESULT"], "w") as f:
-        json.dump({"layers": rows, "wall_seconds": time.perf_counter() - t0}, f)
+        json.dump({"layers": rows, "wall_seconds": time.perf_counter() - t0, "phase_seconds": tb.phases}, f)
     assert all(r["mismatches"] == 0 for r in rows), "output mismatches"
     assert all(r["rtl_cycles"] == r["predicted_cycles"] for r in rows), "cycle count mismatches"
     assert all(not r["count_diffs"] for r in rows), "stall or action count mismatches"

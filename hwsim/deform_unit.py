@@ -43,6 +43,7 @@ runs the offset conv and every other conv / linear layer; such a unit is configu
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -387,30 +388,38 @@ def synthetic_offsets(cfg: DeformUnitConfig, layer: DeformLayer) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- cycle model
 def _sampler_cycles(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q: np.ndarray, rows: int):
-    """Per (output row, output column, tap): sampler cycles, line-buffer hits, misses, conflict cycles."""
+    """Sampler cycles per (tap, output row, output column), and the layer's totals of line-buffer hits, misses
+    and conflict cycles (per channel block).
+
+    Neighbour ``(dy, dx)`` of ``(y0, x0)`` is in bank ``(x0 + 2 y0 + dx + 2 dy) mod banks``: two neighbours
+    share a bank iff ``(dx + 2 dy) - (dx' + 2 dy')`` is a multiple of ``banks``, wherever the item samples. The
+    most hit neighbours in one bank is then the largest hit count of those classes (1 at most with 4 banks or
+    more: no conflicts). Rows decide the window and the image's rows, columns the image's columns."""
     k, F = cfg.kernel, cfg.frac_bits
     ho, wo = ref.output_size(layer.h, layer.w, k, k, layer.stride, layer.padding, layer.dilation)
     py, px = ref.sample_positions_fixed(offsets_q, k, k, ho, wo, F, layer.stride, layer.padding, layer.dilation)
-    y0, x0 = (py[0] >> F).transpose(1, 2, 0), (px[0] >> F).transpose(1, 2, 0)  # (ho, wo, taps)
+    y0, x0 = py[0] >> F, px[0] >> F  # (taps, ho, wo)
     top = (np.arange(ho) * layer.stride - layer.padding + (k - 1) // 2 * layer.dilation
-           - (rows - 1) // 2)[:, None, None]
-    hit, bank = [], []
-    misses = np.zeros(y0.shape, dtype=np.int64)
+           - (rows - 1) // 2)[None, :, None]
+    col_in = [(x0 >= -dx) & (x0 < layer.w - dx) for dx in (0, 1)]
+    hit, misses = {}, np.zeros(y0.shape, dtype=np.int64)
     for dy in (0, 1):
+        row_in = (y0 >= -dy) & (y0 < layer.h - dy)
+        row_win = (y0 >= top - dy) & (y0 < top + rows - dy)
+        row_hit, row_miss = row_in & row_win, row_in & ~row_win
         for dx in (0, 1):
-            yy, xx = y0 + dy, x0 + dx
-            inside = (yy >= 0) & (yy < layer.h) & (xx >= 0) & (xx < layer.w)
-            win = (yy >= top) & (yy < top + rows)
-            hit.append(inside & win)
-            misses += inside & ~win
-            bank.append((xx + 2 * yy) % cfg.banks)
-    load = np.zeros(y0.shape, dtype=np.int64)
-    for i in range(4):
-        same = sum((hit[j] & (bank[j] == bank[i])).astype(np.int64) for j in range(4))
-        load = np.maximum(load, np.where(hit[i], same, 0))
-    hits = sum(h.astype(np.int64) for h in hit)
-    a_hit = np.maximum(load, 1)
-    return a_hit + misses * cfg.miss_cycles, hits, misses, a_hit - 1, (ho, wo)
+            hit[dy, dx] = row_hit & col_in[dx]
+            misses += row_miss & col_in[dx]
+    classes: dict[int, list] = {}
+    for (dy, dx), h in hit.items():
+        classes.setdefault((dx + 2 * dy) % cfg.banks, []).append(h)
+    if all(len(c) == 1 for c in classes.values()):
+        a_hit = np.ones(y0.shape, dtype=np.int64)
+    else:
+        counts = [sum(h.astype(np.int64) for h in c) for c in classes.values()]
+        a_hit = np.maximum(functools.reduce(np.maximum, counts), 1)
+    hits = sum(int(np.count_nonzero(h)) for h in hit.values())
+    return a_hit + misses * cfg.miss_cycles, hits, int(misses.sum()), int((a_hit - 1).sum()), (ho, wo)
 
 
 def _fill_rows(layer: DeformLayer, ho: int, rows: int, k: int) -> np.ndarray:
@@ -454,9 +463,10 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
     a, hits, misses, conflicts, (ho, wo) = _sampler_cycles(cfg, layer, off, rows)
     nb = math.ceil(layer.c / cfg.lanes)
     b = 1 if layer.depthwise else math.ceil(layer.c_out / cfg.out_lanes)
-    # items per output row: (column, tap, block); every block of a (column, tap) has the same a
-    a_row = np.repeat(a.reshape(ho, wo * k * k), nb, axis=1)
-    comp = a_row[:, 0] + np.maximum(a_row[:, 1:], b).sum(axis=1) + b
+    # items per output row: (column, tap, block), every block of a (column, tap) with the same a; the first
+    # item is (column 0, tap 0, block 0): comp = a_0 + sum over the other items of max(a, b) + b
+    a0 = a[0, :, 0]
+    comp = a0 + nb * np.maximum(a, b).sum(axis=(0, 2)) - np.maximum(a0, b) + b
     row_bytes = layer.w * nb * cfg.lanes * cfg.act_bits // 8
     new_rows = _fill_rows(layer, ho, rows, k)
     fill = np.array([math.ceil(r * row_bytes / cfg.dram_bytes_per_cycle) for r in new_rows.tolist()],
@@ -465,7 +475,7 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
     drain = 1 + (1 if layer.depthwise else math.ceil(layer.c_out / cfg.out_lanes))
     unit_cycles = int(fill[0] + np.maximum(comp, later).sum() + drain)
     fill_stall = int(fill[0] + np.maximum(later - comp, 0).sum())
-    n_miss = int(misses.sum()) * nb
+    n_miss = misses * nb
     miss_stall = n_miss * cfg.miss_cycles
     items = ho * wo * k * k * nb
     useful = layer.c_out * ho * wo * (layer.c // layer.groups) * k * k
@@ -477,7 +487,7 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
     n_off = ref.offset_channels(k, k, 1, cfg.offset_mode) + (k * k if cfg.modulation else 0)
     acts = {
         ("line_buffer", "write"): int(new_rows.sum()) * layer.w * nb,
-        ("line_buffer", "read"): int(hits.sum()) * nb,
+        ("line_buffer", "read"): hits * nb,
         ("sampler", "sample"): items,
         ("mac", "mac"): items * mac_lanes,
         ("offset_buffer", "read"): ho * wo * n_off,
@@ -499,7 +509,7 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
     return DeformStats(
         name=layer.name, cycles=off_cycles + unit_cycles, unit_cycles=unit_cycles, offset_cycles=off_cycles,
         stall_cycles=fill_stall + miss_stall, fill_stall_cycles=fill_stall, miss_stall_cycles=miss_stall,
-        conflict_cycles=int(conflicts.sum()) * nb, items=items, misses=n_miss, line_buffer_rows=rows, macs=useful,
+        conflict_cycles=conflicts * nb, items=items, misses=n_miss, line_buffer_rows=rows, macs=useful,
         dram_read_bytes=dram_r, dram_write_bytes=dram_w, actions=actions,
         sram_bytes=(acts[("line_buffer", "write")] + acts[("line_buffer", "read")]) * word_bytes
         + (acts[("offset_buffer", "read")] + acts[("offset_buffer", "write")]) * OFFSET_WORD_BITS // 8,

@@ -369,6 +369,32 @@ def round_shift(x: np.ndarray, shift: int, rounding: str) -> np.ndarray:
     return q
 
 
+def _tap_samples(table: np.ndarray, y0: np.ndarray, x0: np.ndarray, fy: np.ndarray, fx: np.ndarray, h: int,
+                 w: int, frac_bits: int) -> np.ndarray:
+    """Exact bilinear samples ``S = sum w * x`` of one tap: ``(P, C)`` for the ``P`` integer neighbours
+    ``y0, x0`` and fractions ``fy, fx`` (each ``(P,)``); neighbours outside the image are zero.
+
+    ``table`` is the image pixel-major, ``(H W + 1, C)``, with a last row of zeros: each neighbour is
+    gathered as a whole pixel (all channels at once) and one outside the image reads the zero row.
+    ``|S| <= max|x| 2**(2F)``, and so is every partial sum (the four weights are >= 0 and sum to
+    ``2**(2F)``): the table's dtype holds them when the caller chose it so."""
+    dt = table.dtype
+    row_ok = ((y0 >= 0) & (y0 < h), (y0 >= -1) & (y0 < h - 1))
+    col_ok = ((x0 >= 0) & (x0 < w), (x0 >= -1) & (x0 < w - 1))
+    base = y0 * w + x0
+    s = None
+    for (dy, dx), wn in zip(((0, 0), (0, 1), (1, 0), (1, 1)), bilinear_weights_fixed(fy, fx, frac_bits),
+                            strict=True):
+        idx = np.where(row_ok[dy] & col_ok[dx], base + (dy * w + dx), h * w)
+        v = np.take(table, idx, axis=0)
+        np.multiply(v, wn.astype(dt)[:, None], out=v)
+        if s is None:
+            s = v
+        else:
+            s += v
+    return s
+
+
 def deform_conv2d_fixed(x, offset_q, weight, *, frac_bits: int, shift: int, bias=None, stride=1, padding=0,
                         dilation=1, groups: int = 1, mask_q=None, mask_bits: int = 8, act_bits: int = 8,
                         weight_bits: int = 8, acc_bits: int = 32, overflow: str = "saturate",
@@ -443,33 +469,53 @@ def deform_conv2d_fixed(x, offset_q, weight, *, frac_bits: int, shift: int, bias
         raise HwsimError(f"shift={shift} is not allowed: shift + 2 * frac_bits{' + mask_bits' if mbits else ''} "
                          f"must be < acc_bits={acc_bits}")
     py, px = sample_positions_fixed(offset_q, kh, kw, ho, wo, frac_bits, stride, padding, dilation)
-    fmask = (1 << frac_bits) - 1
-    y0, x0, fy, fx = py >> frac_bits, px >> frac_bits, py & fmask, px & fmask
-    w00, w01, w10, w11 = bilinear_weights_fixed(fy, fx, frac_bits)
-    cpg = c // g
-    samples = np.empty((c, kh * kw, ho, wo), dtype=np.int64)
-    for gi in range(g):
-        xs = x[gi * cpg:(gi + 1) * cpg]
-        s = (w00[gi] * _gather(xs, y0[gi], x0[gi]) + w01[gi] * _gather(xs, y0[gi], x0[gi] + 1)
-             + w10[gi] * _gather(xs, y0[gi] + 1, x0[gi]) + w11[gi] * _gather(xs, y0[gi] + 1, x0[gi] + 1))
-        if mask is not None:
-            s = s * mask.reshape(g, kh * kw, ho, wo)[gi]
-        samples[gi * cpg:(gi + 1) * cpg] = s
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    cog = co // groups
-    wk = weight.reshape(co, cg, kh * kw)
-    acc = np.zeros((co, ho, wo), dtype=np.int64)
-    if bias is not None:
-        acc += _as_int(bias, "bias", lo, hi).reshape(co)[:, None, None]
+    cog, cpg, kk, npix = co // groups, c // g, kh * kw, ho * wo
+    wk = weight.reshape(co, cg, kk)
+    bias = None if bias is None else _as_int(bias, "bias", lo, hi).reshape(co)
+    # The largest |partial sum| any accumulation order can reach: |bias| + sum |w| |S| with
+    # |S| <= max|x| 2**(2F) (the bilinear weights are >= 0 and sum to 2**(2F)) (* 2**mask_bits). When it
+    # fits, neither saturation nor wrap-around ever acts, and the sum is the same in any order.
+    xmax = int(np.abs(x).max(initial=0))
+    smax = (xmax << (2 * frac_bits)) << (mbits or 0)
+    exact = (0 if bias is None else int(np.abs(bias).max(initial=0))) \
+        + int(np.abs(wk).sum(axis=(1, 2)).max(initial=0)) * smax <= hi
+    # Pixel-major: one table per offset group (its channels), one accumulator row per output pixel, one
+    # tap at a time (arrays of P x C stay in cache).
+    sdt = np.int32 if (max(xmax, 1) << (2 * frac_bits)) < 1 << 31 else np.int64
+    tables = np.zeros((g, x.shape[1] * x.shape[2] + 1, cpg), dtype=sdt)
+    tables[:, :-1] = x.reshape(g, cpg, -1).transpose(0, 2, 1)
+    fmask = (1 << frac_bits) - 1
+    y0, x0 = (py >> frac_bits).reshape(g, kk, npix), (px >> frac_bits).reshape(g, kk, npix)
+    fy, fx = (py & fmask).reshape(g, kk, npix), (px & fmask).reshape(g, kk, npix)
+    mk = None if mask is None else mask.reshape(g, kk, npix)
     group_of = np.arange(co) // cog
-    for k in range(kh * kw):
-        for ci in range(cg):
-            chan = group_of * cg + ci
-            acc = acc + wk[:, ci, k][:, None, None] * samples[chan, k]
+    chans = [group_of * cg + ci for ci in range(cg)]
+    same = [bool(np.array_equal(ch, np.arange(c))) and co == c for ch in chans]
+    acc = np.zeros((npix, co), dtype=np.int64)
+    if bias is not None:
+        acc += bias
+    for k in range(kk):
+        parts = []
+        for gi in range(g):
+            sg = _tap_samples(tables[gi], y0[gi, k], x0[gi, k], fy[gi, k], fx[gi, k], x.shape[1], x.shape[2],
+                              frac_bits)
+            if mk is not None:
+                sg = sg.astype(np.int64) * mk[gi, k][:, None]
+            parts.append(sg)
+        sk = parts[0] if g == 1 else np.concatenate(parts, axis=1)  # (P, C): channel gi * C/G + j
+        if exact and groups == 1:
+            acc += sk.astype(np.int64) @ wk[:, :, k].T
+            continue
+        for ci in range(cg):  # the specified order: each tap, each input channel of the group, one product each
+            acc += (sk if same[ci] else sk[:, chans[ci]]) * wk[:, ci, k]
+            if exact:
+                continue
             if overflow == "saturate":
-                acc = np.clip(acc, lo, hi)
+                np.clip(acc, lo, hi, out=acc)
             else:
                 acc = ((acc - lo) & ((1 << acc_bits) - 1)) + lo
+    acc = acc.T.reshape(co, ho, wo)
     out = np.maximum(acc, 0) if relu else acc
     out = np.clip(round_shift(out, total_shift, rounding), lo_a, hi_a)
     return (out, acc) if return_acc else out

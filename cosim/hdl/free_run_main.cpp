@@ -1,7 +1,7 @@
 // hwsim's Verilator main for cocotb testbenches whose harness has a `clk` input, a `free_run` input and a
 // `done` output (hwsim.cosim.harness). It replaces cocotb's share/lib/verilator/verilator.cpp, from which
 // it is derived (Copyright cocotb contributors, Revised BSD License, SPDX-License-Identifier:
-// BSD-3-Clause), with two changes:
+// BSD-3-Clause), with three changes:
 //
 // 1. The clock. This main toggles `clk` every half period (5 ns) itself, in the time slot where cocotb
 //    would run a timed callback, so neither a cocotb Clock (a VPI write and a Python wake-up per edge)
@@ -13,6 +13,11 @@
 //    fires in that slot as usual), at the next timed callback's deadline (cocotb Timers keep their
 //    times), or on $finish. A testbench sets `free_run` only while it waits for `done` or a Timer, never
 //    while it waits on another signal's edge: those edges are not reported during a free run.
+// 3. One BLAS thread. Before Python starts, OPENBLAS_NUM_THREADS is set to 1 unless the environment sets
+//    it. The testbench's NumPy work (references, encodings) runs only while the simulation waits, on the
+//    simulator's own thread. With more, OpenBLAS's worker threads made the MAC array's float64 reference
+//    product slower on this 2-core machine and then spin-waited through the next layer's simulation,
+//    taking a core from it (docs/mac_array_rtl.md, "Co-simulation throughput").
 //
 // Everything else (tracing, coverage, the phase order of the callbacks) is cocotb's.
 
@@ -21,7 +26,7 @@
 
 #include <algorithm>  // std::min
 #include <chrono>     // free-run statistics
-#include <cstdlib>    // getenv
+#include <cstdlib>    // getenv, setenv
 #include <memory>     // std::unique_ptr
 #include <string>     // std::string
 
@@ -156,6 +161,7 @@ int main(int argc, char **argv) {
         }
     }
 
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);  // 3. (no override of an explicit setting)
     Verilated::commandArgs(argc, argv);
 #if VM_COVERAGE
     coverage_per_instance = coveragePerInstance;

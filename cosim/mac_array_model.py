@@ -25,7 +25,8 @@ from hwsim.cosim.runner import run_job
 
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.mac_array import MacArrayActions, fold_plan
+from hwsim.mac_array import fold_plan
+from hwsim.mac_array_actions import MacArrayActions
 from hwsim.unit import Stats
 
 __all__ = ["cosim_run", "max_rows", "measured_stats"]

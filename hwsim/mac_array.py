@@ -62,7 +62,9 @@ import numpy as np
 from hwsim.config import WEIGHT_FORMATS, MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.families import CliOption, Family
-from hwsim.stats import ActionCounts, LayerStats
+from hwsim.mac_array_actions import MacArrayActions
+from hwsim.mac_array_fast import closed_form_gemm
+from hwsim.stats import LayerStats
 from hwsim.unit import Stats, total
 
 __all__ = [
@@ -99,108 +101,6 @@ __all__ = [
     "unpack_lanes",
     "unpack_outputs",
 ]
-
-
-@dataclass(frozen=True)
-class MacArrayActions:
-    """Per-component action counts of one layer (or a sum of layers), for the cost model.
-
-    SRAM traffic is counted in words of ``MacArrayConfig.sram_word_bits`` and in bytes; an access of
-    X bits costs ceil(X / sram_word_bits) words. DRAM traffic is counted in stream beats and bytes.
-    """
-
-    pe_macs: int = 0
-    """Multiply-accumulates the PEs executed on valid data (includes zero-padded lanes of edge tiles)."""
-    pe_weight_loads: int = 0
-    """Writes of a weight code into a PE's stationary weight register (WS)."""
-    pe_reg_writes: int = 0
-    """Pipeline updates inside the array: one per PE per valid hop, writing that PE's activation and psum
-    registers (OS: activation, weight and psum) together, ``MacArrayConfig.pe_reg_write_bits`` bits in all."""
-    input_sram_reads: int = 0
-    input_sram_writes: int = 0
-    weight_sram_reads: int = 0
-    weight_sram_writes: int = 0
-    output_sram_reads: int = 0
-    output_sram_writes: int = 0
-    input_sram_read_bytes: int = 0
-    input_sram_write_bytes: int = 0
-    weight_sram_read_bytes: int = 0
-    weight_sram_write_bytes: int = 0
-    output_sram_read_bytes: int = 0
-    output_sram_write_bytes: int = 0
-    dram_read_beats: int = 0
-    dram_write_beats: int = 0
-    dram_read_bytes: int = 0
-    dram_write_bytes: int = 0
-    requant_ops: int = 0
-    """Outputs passed through the requantizer (shift, round, ReLU, clamp)."""
-    pe_index_loads: int = 0
-    """N:M arrays: writes of a kept weight's index into a PE's index register (one per weight load; 0 dense)."""
-    pe_act_selects: int = 0
-    """N:M arrays: activation selections by a PE's M:1 multiplexer (one per MAC; 0 dense)."""
-    tile_bitmap_reads: int = 0
-    """Zero-tile skipping: reads of the block bitmap, one per fold by the loader and one by the compute engine
-    (skipped folds included; 0 without skipping)."""
-    tile_bitmap_writes: int = 0
-    """Zero-tile skipping: bytes of the block bitmap written into its buffer before ``start`` (the
-    ``ceil(blocks / 8)`` bytes read from DRAM; 0 without skipping)."""
-    requant_f32_ops: int = 0
-    """Outputs passed through the float32 requantizer (ONNX Runtime arithmetic) instead of the shift one."""
-    zp_correct_ops: int = 0
-    """Outputs passed through the zero-point correction adder (layers with a non-zero input or weight zero
-    point; the folded column constant ``-z_x * sum_k w + K z_x z_w`` is added with the bias)."""
-    zp_row_adds: int = 0
-    """Weights with zero points: activation additions of the row-sum unit (``sum_k a[m, k]``, one per
-    activation of each output row)."""
-    zp_row_mults: int = 0
-    """Weights with zero points: ``z_w[n] * rowsum[m]`` products subtracted from the outputs."""
-
-    def __add__(self, other: MacArrayActions) -> MacArrayActions:
-        return MacArrayActions(**{f.name: getattr(self, f.name) + getattr(other, f.name)
-                               for f in dataclasses.fields(self)})
-
-    def scaled(self, factor: int) -> MacArrayActions:
-        return MacArrayActions(**{f.name: getattr(self, f.name) * factor for f in dataclasses.fields(self)})
-
-    def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
-
-    def pairs(self) -> ActionCounts:
-        """The ``(component, action)`` counts the cost model prices, named as in :func:`inventory`.
-
-        SRAM actions count words, DRAM actions bytes; beats and SRAM bytes are not priced. The N:M
-        components (``pe_index_reg``, ``pe_act_mux``) and the zero-tile bitmap (``tile_bitmap``, one 8-bit
-        word per read or written byte) appear only when counted, so an inventory without them (a dense
-        array without skipping) prices the same pairs as before they existed.
-        """
-        sparse = {}
-        if self.pe_index_loads:
-            sparse[("pe_index_reg", "write")] = self.pe_index_loads
-        if self.pe_act_selects:
-            sparse[("pe_act_mux", "select")] = self.pe_act_selects
-        if self.tile_bitmap_reads:
-            sparse[("tile_bitmap", "read")] = self.tile_bitmap_reads
-        if self.tile_bitmap_writes:
-            sparse[("tile_bitmap", "write")] = self.tile_bitmap_writes
-        for act, n in (("convert_f32", self.requant_f32_ops), ("zp_add", self.zp_correct_ops),
-                       ("zp_row_add", self.zp_row_adds), ("zp_row_mult", self.zp_row_mults)):
-            if n:  # the requantizer stage's float32 lane and zero-point correction (issue 22)
-                sparse[("requant", act)] = n
-        return ActionCounts({
-            **sparse,
-            ("pe_mac", "mac"): self.pe_macs,
-            ("pe_weight_reg", "write"): self.pe_weight_loads,
-            ("pe_pipeline_reg", "write"): self.pe_reg_writes,
-            ("input_sram", "read"): self.input_sram_reads,
-            ("input_sram", "write"): self.input_sram_writes,
-            ("weight_sram", "read"): self.weight_sram_reads,
-            ("weight_sram", "write"): self.weight_sram_writes,
-            ("output_sram", "read"): self.output_sram_reads,
-            ("output_sram", "write"): self.output_sram_writes,
-            ("dram", "read"): self.dram_read_bytes,
-            ("dram", "write"): self.dram_write_bytes,
-            ("requant", "convert"): self.requant_ops,
-        })
 
 
 _PRESET_RE = re.compile(rf"^mac-array-(\d+)x(\d+)-(ws|os|is)(?:-({'|'.join(WEIGHT_FORMATS)}))?(?:-(\d+)of(\d+))?$")
@@ -671,7 +571,6 @@ def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm"
     """
     if getattr(cfg, "sparse", False) or getattr(cfg, "skip_zero_tiles", False):
         return predict_gemm_folds(cfg, m, k, n, name, groups, mode=mode, weight=weight)
-    from hwsim.mac_array_fast import closed_form_gemm
 
     _check_shape(m, k, n)
     st = closed_form_gemm(cfg, m, k, n, name=name)

@@ -23,6 +23,7 @@ zero-tile skipping (this closed form is for dense arrays without skipping).
 from __future__ import annotations
 
 from hwsim.config import MacArrayConfig
+from hwsim.mac_array_actions import MacArrayActions
 from hwsim.stats import LayerStats
 
 __all__ = ["closed_form_gemm"]
@@ -144,10 +145,6 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
         in_words, in_bits, wt_words, wt_bits = w_words, nw * stat_bits, a_words, na * strm_bits
     else:
         in_words, in_bits, wt_words, wt_bits = a_words, na * strm_bits, w_words, nw * stat_bits
-    # Imported here, not at module level: hwsim.mac_array imports this module (remaining: the module-level
-    # break needs MacArrayActions in a module of its own, see tests/test_layering.py).
-    from hwsim.mac_array import MacArrayActions
-
     actions = MacArrayActions(
         pe_macs=pe_macs, pe_weight_loads=pe_w, pe_reg_writes=pe_regs,
         input_sram_reads=in_words, input_sram_writes=in_words,

@@ -8,7 +8,8 @@ model's), with every GEMM sent to the RTL: for the whole batch at once (one GEMM
 (:func:`max_rows`), all chunks of a GEMM in one simulator run. Each GEMM runs on the RTL of the config the
 cycle model prices it with (``cfg.replace(weight_format=layer format, act_bits=layer width)``, as
 :func:`hwsim.mac_array.predict_op`), so a model mixing formats uses one cached build per distinct layer
-config. The testbench (:mod:`hwsim.cosim.mac_array_tb`) checks every output against ``reference_gemm`` and
+config. The co-simulation refuses a layer whose format is not the accelerator's PE format (e.g. int4 layers on
+a preset of int8 PEs): the RTL it would build is not the one the accelerator names. The testbench (:mod:`hwsim.cosim.mac_array_tb`) checks every output against ``reference_gemm`` and
 every GEMM's cycles, stalls and action counts against ``predict_gemm``; each chunk is returned as an
 :class:`~hwsim.cosim.model_cosim.RtlRun` (its :class:`~hwsim.models.compressed.GemmOp` with the chunk's
 rows, the measured Stats) that the model co-simulation compares with :func:`hwsim.mac_array.predict_stats`.
@@ -73,7 +74,16 @@ def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCos
 
     harness = mac_array_harness()
     batch = int(np.shape(inputs[0])[0])
-    ops = iter(layer.gemm_ops(batch=batch))  # the order of the layer's GEMM calls (QLayer.lower)
+    all_ops = list(layer.gemm_ops(batch=batch))  # the order of the layer's GEMM calls (QLayer.lower)
+    for op in all_ops:  # before any build: the RTL co-simulated must be the PEs the accelerator names
+        if (op.weight_format, op.act_bits) != (cfg.weight_format, cfg.act_bits):
+            raise HwsimError(
+                f"layer {op.layer!r} ({op.weight_format} weights, {op.act_bits}-bit activations) is not allowed in "
+                f"the co-simulation of {cfg.top_name} ({cfg.weight_format} PEs, {cfg.act_bits}-bit activations): "
+                f"its RTL would be {op.weight_format} PEs, not the accelerator named; expected --compress with "
+                f"{cfg.weight_format} weights, or an accelerator with {op.weight_format} PEs (e.g. --weights "
+                f"{op.weight_format} --act-bits {op.act_bits})")
+    ops = iter(all_ops)
     runs: list[RtlRun] = []
     shapes: list[str] = []
 

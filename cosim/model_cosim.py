@@ -251,6 +251,7 @@ def run_model_cosim(model: str = "digits-cnn", accel=None, compress: str | None 
     acc = resolve_accel(DEFAULT_ACCEL if accel is None else accel)
     fmodel = catalog.load(model)
     x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
+    catalog.check_classes(fmodel, int(y_te.max()) + 1, model)  # scored against the digits labels
     if images is None:
         images = len(y_te)
     if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= len(y_te):

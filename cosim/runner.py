@@ -463,7 +463,7 @@ def run_dir(workdir: Path | str | None, prefix: str = "hwsim-cosim-") -> Path:
     try:
         if not workdir:
             return Path(tempfile.mkdtemp(prefix=prefix))
-        work = Path(workdir)
+        work = Path(workdir).expanduser().resolve()  # absolute: the simulator runs in another directory
         work.mkdir(parents=True, exist_ok=True)
         return work
     except OSError as e:

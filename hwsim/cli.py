@@ -8,9 +8,11 @@ config dataclass's fields, so adding a family needs no edit here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from hwsim import families as fams
@@ -34,6 +36,15 @@ class _Parser(argparse.ArgumentParser):
             raise HwsimError(f"{_FLAG_FIELD.get(m.group(1), m.group(1))}={m.group(3)!r} is not allowed: "
                              f"expected {what}")
         raise HwsimError(message)
+
+
+class _Given(argparse.Action):
+    """Stores the value and records that the option was given (a default and an explicit value may be equal)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = getattr(namespace, "given_options", None) or set()
+        namespace.given_options = given | {self.dest}
 
 
 # ------------------------------------------------------------------------------------------ config flags
@@ -105,9 +116,23 @@ def _json_file(value: str) -> Path:
 
 
 def _directory(flag: str, value: str) -> Path:
-    p = Path(value)
+    """``value`` as an absolute path (co-simulations run in another directory) of a directory that can be
+    created and written: tried now, before any work, and what the try created is removed again, so a
+    command that fails later on a bad input leaves nothing behind."""
+    p = Path(value).expanduser().absolute()
     if p.exists() and not p.is_dir():
         raise HwsimError(f"{flag}={value!r} is not allowed: it exists and is not a directory")
+    missing = [q for q in (p, *p.parents) if not q.exists()]
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=p).close()
+    except OSError as e:
+        raise HwsimError(f"{flag}={value!r} is not allowed: cannot create or write it ({e.strerror or e}); "
+                         "expected a writable directory") from None
+    finally:
+        for q in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                q.rmdir()
     return p
 
 
@@ -118,6 +143,38 @@ def _check_output_paths(args) -> None:
     for flag, attr in (("--output", "output"), ("--run-dir", "run_dir")):
         if getattr(args, attr, None):
             setattr(args, attr, _directory(flag, getattr(args, attr)))
+
+
+def _check_study(args) -> None:
+    """``hwsim study`` without NAME lists the studies: options for a run would be ignored, so are refused;
+    with NAME, the name is checked before ``--output`` is created."""
+    if args.name:
+        fams.find_study(args.name)
+        return
+    for flag, given in (("--output", args.output), ("--quick", args.quick), ("--json", args.json)):
+        if given:
+            value = "" if given is True else f"={given!r}"
+            raise HwsimError(f"{flag}{value} is not allowed without a study NAME: expected 'hwsim study NAME' "
+                             "with it ('hwsim study' alone lists the studies)")
+
+
+def _check_option_pairs(args) -> None:
+    """A family option that only carries a parameter (``--images N``) needs one of the command's options
+    that does the work (``--model NAME``); given alone it would be ignored, so it is refused."""
+    fam = getattr(args, "family_obj", None)
+    if fam is None:
+        return
+    given = getattr(args, "given_options", set())
+    opts = [o for o in fam.cli_options if o.command == args.command]
+    runners = [o for o in opts if o.run is not None and o.metavar]
+    if not runners or any(o.dest in given for o in runners):
+        return
+    for o in opts:
+        if o.run is None and o.dest in given:
+            value = getattr(args, o.dest)
+            raise HwsimError(f"{o.flag}={value!r} is not allowed without "
+                             f"{' or '.join(r.flag for r in runners)}: expected it with "
+                             f"{' or '.join(f'{r.flag} {r.metavar}' for r in runners)} (alone it would be ignored)")
 
 
 def _write_json(path: Path | None, data: dict) -> None:
@@ -244,10 +301,30 @@ def _cmd_simulate_scalesim(args) -> int:
     return 0
 
 
+#: ``simulate`` options that apply in one mode only (defaults None: given or not), and their defaults.
+_MODEL_ONLY = {"model": ("MODEL", "digits-cnn"), "accel": ("--accel", fams.DEFAULT_ACCEL),
+               "compress": ("--compress", None), "node": ("--node", 45), "dram": ("--dram", "lpddr4"),
+               "clock_mhz": ("--clock-mhz", None), "target": ("--target", None), "pnr_seed": ("--pnr-seed", 1)}
+
+
 def _cmd_simulate(args) -> int:
+    from hwsim.scalesim import CLI_DEFAULTS as scalesim_only
     from hwsim.simulate import format_report, simulate
 
-    if args.scalesim_config or args.topology:
+    scalesim = bool(args.scalesim_config or args.topology)
+    ignored, mode = (_MODEL_ONLY, "--scalesim-config/--topology") if scalesim else (scalesim_only, "a model")
+    for attr, (flag, _) in ignored.items():
+        if getattr(args, attr) is not None:
+            expected = ("the SCALE-Sim .cfg and topology only (the array comes from the .cfg)" if scalesim
+                        else "it with --scalesim-config and --topology")
+            raise HwsimError(f"{flag}={getattr(args, attr)!r} is not allowed with {mode}: expected {expected}")
+    if not scalesim and args.pnr_seed is not None and args.target is None:
+        raise HwsimError(f"--pnr-seed={args.pnr_seed} is not allowed without --target: expected it with "
+                         "--target FPGA (alone it would be ignored)")
+    for attr, (_, default) in (scalesim_only if scalesim else _MODEL_ONLY).items():
+        if getattr(args, attr) is None:
+            setattr(args, attr, default)
+    if scalesim:
         return _cmd_simulate_scalesim(args)
 
     rep = simulate(args.model, args.accel, args.compress, node_nm=args.node, dram=args.dram,
@@ -354,7 +431,7 @@ def _family_parsers(sub, command: str) -> argparse.ArgumentParser:
         for opt in fam.cli_options:
             if opt.command == command and opt.metavar:
                 f.add_argument(opt.flag, dest=opt.dest, metavar=opt.metavar, type=opt.type, default=opt.default,
-                               help=opt.help)
+                               help=opt.help, action=_Given)
             elif opt.command == command:
                 f.add_argument(opt.flag, dest=opt.dest, action="store_true", help=opt.help)
     p.set_defaults(func=globals()[f"_cmd_{command}"])
@@ -367,17 +444,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = ", ".join(ps for f in fams.all_families() for ps in f.presets[:2])
     m = sub.add_parser("simulate", help="run a compressed model on an accelerator: accuracy, cycles, energy, area")
-    m.add_argument("model", nargs="?", default="digits-cnn",
+    m.add_argument("model", nargs="?", default=None,
                    help="zoo name (digits-cnn, digits-mlp), model .npz, or ONNX graph .onnx (float, QDQ, QOperator, "
-                        "QONNX)")
-    m.add_argument("--accel", default=fams.DEFAULT_ACCEL,
+                        "QONNX); default digits-cnn")
+    m.add_argument("--accel", default=None,
                    help=f"a preset of any family ({presets}, ...; 'hwsim families' lists them) or a YAML/JSON "
-                        "file naming the family")
+                        f"file naming the family (default {fams.DEFAULT_ACCEL})")
     m.add_argument("--compress", default=None,
                    help="compression spec, e.g. int8, int4, binary, prune50+int8, or 'onnx' (a quantized ONNX graph's "
                         "own weights and scales; the default for such graphs, int8 otherwise)")
-    m.add_argument("--node", type=int, default=45, help="technology node for the cost model (nm)")
-    m.add_argument("--dram", default="lpddr4", help="lpddr4, ddr3 or hbm2")
+    m.add_argument("--node", type=int, default=None, help="technology node for the cost model (nm, default 45)")
+    m.add_argument("--dram", default=None, help="lpddr4, ddr3 or hbm2 (default lpddr4)")
     m.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     clk = m.add_mutually_exclusive_group()
     clk.add_argument("--clock-mhz", type=float, default=None, metavar="F",
@@ -385,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     clk.add_argument("--target", metavar="FPGA", default=None,
                      help="run each unit at the Fmax of its RTL placed and routed on this FPGA (ecp5-12k, ecp5-25k, "
                           "ecp5-45k, ecp5-85k; 'hwsim synth FAMILY --target' results are cached and reused)")
-    m.add_argument("--pnr-seed", type=int, default=1, metavar="N", help="nextpnr's seed with --target (default 1)")
+    m.add_argument("--pnr-seed", type=int, default=None, metavar="N", help="nextpnr's seed with --target (default 1)")
     from hwsim.scalesim import add_cli_arguments
 
     add_cli_arguments(m.add_argument_group(
@@ -434,6 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         fam = getattr(args, "family_obj", None)
         if fam is not None:
             fam.load(args.needs_view)  # one line naming the family's views if it lacks this one
+        _check_option_pairs(args)
+        if args.command == "study":
+            _check_study(args)
         _check_output_paths(args)
         return args.func(args)
     except HwsimError as e:

@@ -118,6 +118,7 @@ def read_scalesim_config(path) -> ScaleSimConfig:
     p, text = read_text_file(path, "--scalesim-config")
     section = None
     found: dict[str, tuple[object, int]] = {}
+    seen: dict[tuple[str, str], int] = {}
     run_name = p.stem
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].split(";", 1)[0].strip() if not raw.lstrip().startswith(("#", ";")) else ""
@@ -133,6 +134,10 @@ def read_scalesim_config(path) -> ScaleSimConfig:
         key, value = m.group(1).strip(), m.group(2).strip()
         if section is None:
             raise HwsimError(f"{p}:{lineno}: {key!r} is not allowed before a [section] header")
+        if (section, key) in seen:
+            raise HwsimError(f"{p}:{lineno}: [{section}] {key}={value!r} is not allowed: the key is already set on "
+                             f"line {seen[section, key]}; expected each key once")
+        seen[section, key] = lineno
         if section == "general" and key == "run_name":
             run_name = value
         elif section == "architecture_presets" and key in _CFG_KEYS:
@@ -339,13 +344,18 @@ def format_comparison(cmp: ScaleSimComparison) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- CLI
+#: The ``simulate`` options of the SCALE-Sim mode only (parsed with default None, so that one given with a
+#: model is refused rather than ignored): attribute -> (flag, default).
+CLI_DEFAULTS = {"dataflow": ("--dataflow", None), "padding": ("--padding", "same")}
+
+
 def add_cli_arguments(group) -> None:
     """The SCALE-Sim options of ``hwsim simulate`` (an argparse group): config, topology and overrides."""
     group.add_argument("--scalesim-config", metavar="CFG", help="a SCALE-Sim .cfg file (e.g. google.cfg)")
     group.add_argument("--topology", metavar="CSV",
                        help="a SCALE-Sim topology .csv (conv rows or 'Layer name, M, N, K')")
     group.add_argument("--dataflow", metavar="ws|os|is", help="override the config's Dataflow")
-    group.add_argument("--padding", choices=("same", "none"), default="same",
+    group.add_argument("--padding", choices=("same", "none"), default=None,
                        help="padding of the layers hwsim runs: 'same' as in the real network (default) or 'none' "
                             "as SCALE-Sim")
 

@@ -226,6 +226,7 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
     fmodel = catalog.load(model)
     cost = CostModel(node_nm=node_nm, dram=dram)
     x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
+    catalog.check_classes(fmodel, int(y_te.max()) + 1, model)  # scored against the digits labels
     # '+ft' specs use a committed fine-tuned variant, or fine-tune on the training split.
     compiled, label = run.compile_model(acc, fmodel, compress, x_tr[:512], train_data=(x_tr, y_tr))
     n_layers = len(compiled.unit_layers())
@@ -279,14 +280,13 @@ def format_report(rep: SimReport) -> str:
         "Per layer, one inference (energy in pJ per inventory component; SRAM/DRAM in bytes):",
     ]
     comps = [c for c in (rep.layers[0].energy_pj if rep.layers else {}) if c != "leakage"]
-    hdr = (f"{'layer':<10} {'shape':<16} {'format':<8} {'MACs':>8} {'cycles':>8} {'stalls':>7} {'util':>6} "
-           f"{'SRAM B':>8} {'DRAM B':>8} " + " ".join(f"{c:>{max(12, len(c))}}" for c in comps) + f" {'total pJ':>10}")
-    lines += [hdr, "-" * len(hdr)]
-    for lr in rep.layers:
-        lines.append(
-            f"{lr.name:<10} {lr.shape:<16} {lr.weight_format:<8} {lr.macs:>8} {lr.cycles:>8} {lr.stall_cycles:>7} "
-            f"{lr.utilization:>6.3f} {lr.sram_bytes:>8} {lr.dram_bytes:>8} "
-            + " ".join(f"{lr.energy_pj.get(c, 0.0):>{max(12, len(c))}.1f}" for c in comps) + f" {lr.total_pj:>10.1f}")
+    lines += _table(
+        [("layer", 10, "<"), ("shape", 16, "<"), ("format", 8, "<"), ("MACs", 8, ">"), ("cycles", 8, ">"),
+         ("stalls", 7, ">"), ("util", 6, ">"), ("SRAM B", 8, ">"), ("DRAM B", 8, ">"),
+         *((c, 12, ">") for c in comps), ("total pJ", 10, ">")],
+        [[lr.name, lr.shape, lr.weight_format, lr.macs, lr.cycles, lr.stall_cycles, f"{lr.utilization:.3f}",
+          lr.sram_bytes, lr.dram_bytes, *(f"{lr.energy_pj.get(c, 0.0):.1f}" for c in comps), f"{lr.total_pj:.1f}"]
+         for lr in rep.layers])
     lines += [
         "",
         "Totals (one inference):",
@@ -313,6 +313,16 @@ def format_report(rep: SimReport) -> str:
     return "\n".join(lines)
 
 
+def _table(columns: list[tuple[str, int, str]], rows: list[list]) -> list[str]:
+    """Header, rule and rows of a table whose columns (title, minimum width, ``<`` or ``>``) are as wide as
+    their widest cell, so long layer names or large counts keep every column aligned."""
+    cells = [[str(v) for v in row] for row in rows]
+    widths = [max([minimum, len(title), *(len(r[i]) for r in cells)]) for i, (title, minimum, _) in enumerate(columns)]
+    hdr = " ".join(f"{title:{a}{w}}" for (title, _, a), w in zip(columns, widths, strict=True))
+    return [hdr, "-" * len(hdr)] + [" ".join(f"{c:{a}{w}}" for c, (_, _, a), w in zip(r, columns, widths, strict=True))
+                                     for r in cells]
+
+
 def _clock_lines(rep: SimReport) -> list[str]:
     """Where the clock comes from, when it is not the config's (``--clock-mhz``, an FPGA's Fmax)."""
     if not rep.fpga and not any("--clock-mhz" in n for n in rep.clock_notes):
@@ -327,13 +337,12 @@ def _format_multi_unit(rep: SimReport) -> str:
     lines = [f"hwsim simulate: {rep.model} compressed {rep.compress} on {rep.accel.name} ({len(rep.units)} units):"]
     lines += [f"  {ur.unit:<12} {ur.description}" for ur in rep.units]
     lines += ["", "Per layer, one inference (energy in pJ; SRAM/DRAM in bytes):"]
-    hdr = (f"{'layer':<10} {'unit':<12} {'m x k x n':<16} {'format':<8} {'MACs':>8} {'cycles':>8} {'stalls':>7} "
-           f"{'util':>6} {'SRAM B':>8} {'DRAM B':>8} {'total pJ':>12}")
-    lines += [hdr, "-" * len(hdr)]
-    for lr in rep.layers:
-        lines.append(f"{lr.name:<10} {lr.unit:<12} {lr.shape:<16} {lr.weight_format:<8} {lr.macs:>8} {lr.cycles:>8} "
-                     f"{lr.stall_cycles:>7} {lr.utilization:>6.3f} {lr.sram_bytes:>8} {lr.dram_bytes:>8} "
-                     f"{lr.total_pj:>12.1f}")
+    lines += _table(
+        [("layer", 10, "<"), ("unit", 12, "<"), ("m x k x n", 16, "<"), ("format", 8, "<"), ("MACs", 8, ">"),
+         ("cycles", 8, ">"), ("stalls", 7, ">"), ("util", 6, ">"), ("SRAM B", 8, ">"), ("DRAM B", 8, ">"),
+         ("total pJ", 12, ">")],
+        [[lr.name, lr.unit, lr.shape, lr.weight_format, lr.macs, lr.cycles, lr.stall_cycles,
+          f"{lr.utilization:.3f}", lr.sram_bytes, lr.dram_bytes, f"{lr.total_pj:.1f}"] for lr in rep.layers])
     lines += rep.notes
     lines += ["", "Per unit, one inference:"]
     hdr = (f"{'unit':<12} {'layers':>6} {'MACs':>8} {'cycles':>8} {'% time':>7} {'stalls':>7} {'energy pJ':>12} "

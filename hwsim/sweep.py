@@ -292,6 +292,8 @@ def _parse_constraint(i: int, c, known: set[str], values: bool) -> Constraint:
         value = float(raw)
     except ValueError:
         raise _err(key, c, f"bound {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise _err(key, c, f"bound {raw!r} is not a finite number")
     return Constraint(metric, op, value, f"{metric} {op} {raw}")
 
 
@@ -343,6 +345,8 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
     for k in base:
         if k not in fields:
             raise _err(f"base.{k}", base[k], f"expected a {fam.name} config field ({', '.join(fields)})")
+        if isinstance(base[k], float) and not math.isfinite(base[k]):
+            raise _err(f"base.{k}", base[k], "expected a finite number")
     axes_data = data.get("axes") or {}
     if not isinstance(axes_data, dict):
         raise _err("axes", axes_data, "expected a mapping of field -> list of values")
@@ -356,6 +360,9 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
             raise _err(f"axes.{name}", vals, "expected a non-empty list of values")
         if any(isinstance(v, dict | list) for v in vals):
             raise _err(f"axes.{name}", vals, "expected a list of scalar values")
+        bad = next((v for v in vals if isinstance(v, float) and not math.isfinite(v)), None)
+        if bad is not None:
+            raise _err(f"axes.{name}", vals, f"value {bad!r} is not a finite number")
         if len({json.dumps(v) for v in vals}) != len(vals):
             raise _err(f"axes.{name}", vals, "expected distinct values")
         axes.append(Axis(str(name), tuple(vals)))
@@ -383,6 +390,17 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
         raise _err("values", values, "accuracy needs a model workload (workload.model)")
     if values and fam.run is None:
         raise _err("values", values, f"family {fam.name} has no value path (run entry point)")
+    if values:
+        from hwsim.models import catalog, zoo
+        from hwsim.models.graph import load_model
+
+        name = workload["model"]
+        fmodel = catalog.load(name) if name in catalog.list_models() else load_model(name)
+        try:
+            catalog.check_finite(fmodel, name)
+            catalog.check_classes(fmodel, int(zoo.load_digits_split()[3].max()) + 1, name)
+        except HwsimError as e:
+            raise HwsimError(f"spec key workload.model: {e}") from None
     if workload["kind"] == "layers" and fam.shape_ops is None:
         raise _err("workload", workload.get("source"),
                    f"family {fam.name} runs model layers only (no shape_ops entry point): use workload.model")
@@ -447,7 +465,9 @@ def parse_spec(data: dict, base_dir: str | Path | None = None) -> SweepSpec:
     if not axes and points[0].config is None:
         raise HwsimError(f"spec key base is rejected: {points[0].error}")
 
-    first = next(p.config for p in points if p.config is not None)
+    first = next((p.config for p in points if p.config is not None), None)
+    if first is None:
+        raise HwsimError(f"spec key axes is rejected on every point: {points[0].error}")
     known = set(BASE_METRICS) | set(_component_metrics(fam, first)) | (set(VALUE_METRICS) if values else set()) \
         | (set(FPGA_METRICS) if fpga_spec else set())
     cons = data.get("constraints") or []

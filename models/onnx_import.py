@@ -207,11 +207,17 @@ def _pow2(scale, where: str, exact: bool) -> tuple[np.ndarray, float]:
 _INT_FORMATS = {8: "int8", 4: "int4", 2: "int2"}
 
 
+#: The oldest default-domain opset read (opset 7 brought numpy broadcasting; older graphs carry
+#: ``consumed_inputs`` / ``broadcast`` attributes this importer does not interpret).
+MIN_OPSET = 7
+
+
 class _Importer:
     def __init__(self, proto, path: str, shape_only: bool, exact: bool, seed: int):
         self.path, self.exact, self.shape_only = path, exact, shape_only
         self.rng = np.random.default_rng(seed)
         self.g = proto.graph
+        self.proto_opsets = tuple(proto.opset_import)
         self.consts: dict[str, np.ndarray] = {}
         self.wq: dict[str, QuantParam] = {}      # constant tensor -> quantizer it came through
         self.wcodes: dict[str, np.ndarray] = {}  # constant tensor -> integer codes
@@ -306,6 +312,16 @@ class _Importer:
 
     # ---------------------------------------------------------------- run
     def run(self) -> OnnxImport:
+        onnx, _ = _onnx()
+        newest = onnx.defs.onnx_opset_version()
+        for op in self.proto_opsets:
+            if op.domain in ("", "ai.onnx") and not MIN_OPSET <= op.version <= newest:
+                raise HwsimError(f"{self.path}: opset={op.version} is not allowed: expected an ONNX opset in "
+                                 f"[{MIN_OPSET}, {newest}] (the operators this onnx package defines)")
+        for name, arr in self.consts.items():
+            if not self.shape_only and np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+                raise HwsimError(f"{self.path}: initializer {name!r} holds {int(np.isnan(arr).sum())} NaN value(s) "
+                                 "and is not allowed: expected finite numbers")
         inits = set(self.consts)
         inputs = [i for i in self.g.input if i.name not in inits]
         if len(inputs) != 1:

@@ -12,9 +12,12 @@ top arm and a second 50:50 coupler::
                   = i exp(i theta/2) [[exp(i phi) sin(theta/2),  cos(theta/2)],
                                       [exp(i phi) cos(theta/2), -sin(theta/2)]]
 
-``theta = 0`` is the cross state (all power swaps modes), ``theta = pi`` the bar state. This is the
-physical B P B P ordering used by neuroptica (its MZI with the phase shifters on the top arm); Clements
-et al. (Optica 3, 1460, 2016) write the same family of matrices with a different global phase.
+``theta = 0`` is the cross state (all power swaps modes), ``theta = pi`` the bar state. neuroptica's
+MZI (``neuroptica.components.MZI.get_transfer_matrix``, phase shifters on the top arm too) is the
+*transpose* of this one: ``P(phi) B P(theta) B``, its external phase shifter after the second coupler
+(on the outputs) where this one has it before the first (on the inputs); since ``B`` and ``P`` are
+symmetric, ``T_neuroptica(theta, phi) == T(theta, phi).T``. Clements et al. (Optica 3, 1460, 2016) write
+the same family of matrices with a different global phase.
 
 A :class:`Mesh` is a list of MZIs in the order a signal meets them (``modes[k]`` is the top mode of the
 k-th MZI) followed by an output phase screen ``diag(exp(i out_phase))``; its matrix is

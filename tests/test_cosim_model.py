@@ -30,7 +30,7 @@ from hwsim.unit import Stats
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(("accel", "spec"), [("mac-array-4x4-ws", "int8"), ("mac-array-4x4-os", "int4")])
+@pytest.mark.parametrize(("accel", "spec"), [("mac-array-4x4-ws", "int8"), ("mac-array-4x4-os-int4", "int4")])
 def test_digits_cnn_through_the_rtl(accel, spec, tmp_path):
     rep = run_model_cosim("digits-cnn", accel, spec, images=4, workdir=tmp_path)
     assert [r["name"] for r in rep.layers] == ["conv1", "conv2", "fc"]

@@ -179,3 +179,17 @@ def test_calibration_is_identity_on_ideal_device():
     dev = R.sample_device(mesh, (), 0)
     assert np.max(np.abs(R.calibrate(mesh, dev).matrix() - u)) < 1e-9
     assert re.match(r"^clements$", mesh.style)
+
+
+def test_neuroptica_mzi_is_the_transpose():
+    """neuroptica's ``MZI.get_transfer_matrix`` (fancompute/neuroptica, neuroptica/components.py), written out,
+    is ``mzi_matrix(theta, phi).T``: its external phase shifter sits on the outputs, ours on the inputs."""
+    from hwsim.models.rf_mesh import mzi_matrix
+
+    rng = np.random.default_rng(3)
+    for theta, phi in rng.uniform(0, 2 * np.pi, size=(20, 2)):
+        e, t = np.exp(1j * phi), np.exp(1j * theta)
+        neuroptica = 0.5 * np.array([[e * (t - 1), 1j * e * (1 + t)], [1j * (t + 1), 1 - t]])
+        ours = mzi_matrix(theta, phi)
+        assert np.allclose(neuroptica, ours.T, atol=1e-12)
+        assert not np.allclose(neuroptica, ours, atol=1e-3)

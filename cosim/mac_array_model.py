@@ -5,11 +5,11 @@ model through the MAC array RTL under Verilator, for the model co-simulation
 The layer runs as :func:`hwsim.mac_array.run` runs it (its im2col and output assembly are the compressed
 model's), with every GEMM sent to the RTL: for the whole batch at once (one GEMM per group and shift group,
 ``m`` = batch x output pixels), split along M only where the harness memories would overflow
-(:func:`max_rows`), all chunks of a GEMM in one simulator run. Each GEMM runs on the RTL of the config the
-cycle model prices it with (``cfg.replace(weight_format=layer format, act_bits=layer width)``, as
-:func:`hwsim.mac_array.predict_op`), so a model mixing formats uses one cached build per distinct layer
-config. The co-simulation refuses a layer whose format is not the accelerator's PE format (e.g. int4 layers on
-a preset of int8 PEs): the RTL it would build is not the one the accelerator names. The testbench (:mod:`hwsim.cosim.mac_array_tb`) checks every output against ``reference_gemm`` and
+(:func:`max_rows`), all chunks of a GEMM in one simulator run. Each GEMM runs on the RTL of the accelerator
+named: a layer whose weight format or activation width is not its PEs' (e.g. int4 layers on a preset of
+int8 PEs) is refused before any build, since the RTL that would run it (``cfg.replace(weight_format=layer
+format, act_bits=layer width)``, the config :func:`hwsim.mac_array.predict_op` times it with) is another
+array. The testbench (:mod:`hwsim.cosim.mac_array_tb`) checks every output against ``reference_gemm`` and
 every GEMM's cycles, stalls and action counts against ``predict_gemm``; each chunk is returned as an
 :class:`~hwsim.cosim.model_cosim.RtlRun` (its :class:`~hwsim.models.compressed.GemmOp` with the chunk's
 rows, the measured Stats) that the model co-simulation compares with :func:`hwsim.mac_array.predict_stats`.

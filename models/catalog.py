@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from hwsim.models.errors import HwsimError
 
 __all__ = ["list_models", "load", "path_of"]

@@ -30,7 +30,7 @@ from hwsim.mac_array import fold_plan
 from hwsim.mac_array_actions import MacArrayActions
 from hwsim.unit import Stats
 
-__all__ = ["cosim_run", "max_rows", "measured_stats"]
+__all__ = ["check", "cosim_run", "max_rows", "measured_stats"]
 
 #: What the harness measures of a GEMM: cycles, stalls, the priced actions and the traffic per level.
 MEASURED = ("cycles", "stall_cycles", "actions", "sram_read_bytes", "sram_write_bytes", "dram_read_bytes",
@@ -66,6 +66,20 @@ def measured_stats(row: dict) -> Stats:
                  dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes)
 
 
+def check(cfg: MacArrayConfig, layer) -> None:
+    """Refuse (one line) a layer whose weight format or activation width is not ``cfg``'s PEs': the RTL that
+    would run it is another array than the one the accelerator names. The model co-simulation calls this
+    on every layer before any build (as ``cosim_run.check``)."""
+    for op in layer.gemm_ops(batch=1):
+        if (op.weight_format, op.act_bits) != (cfg.weight_format, cfg.act_bits):
+            raise HwsimError(
+                f"layer {op.layer!r} ({op.weight_format} weights, {op.act_bits}-bit activations) is not allowed in "
+                f"the co-simulation of {cfg.top_name} ({cfg.weight_format} PEs, {cfg.act_bits}-bit activations): "
+                f"its RTL would be {op.weight_format} PEs, not the accelerator named; expected --compress with "
+                f"{cfg.weight_format} weights, or an accelerator with {op.weight_format} PEs (e.g. --weights "
+                f"{op.weight_format} --act-bits {op.act_bits})")
+
+
 def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCosim:
     """A compressed conv2d / linear ``layer`` on the batch ``inputs`` through the MAC array RTL (see the
     module docstring). Where the RTL's outputs cannot be used (mismatching or undecodable beats, which
@@ -74,16 +88,8 @@ def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCos
 
     harness = mac_array_harness()
     batch = int(np.shape(inputs[0])[0])
-    all_ops = list(layer.gemm_ops(batch=batch))  # the order of the layer's GEMM calls (QLayer.lower)
-    for op in all_ops:  # before any build: the RTL co-simulated must be the PEs the accelerator names
-        if (op.weight_format, op.act_bits) != (cfg.weight_format, cfg.act_bits):
-            raise HwsimError(
-                f"layer {op.layer!r} ({op.weight_format} weights, {op.act_bits}-bit activations) is not allowed in "
-                f"the co-simulation of {cfg.top_name} ({cfg.weight_format} PEs, {cfg.act_bits}-bit activations): "
-                f"its RTL would be {op.weight_format} PEs, not the accelerator named; expected --compress with "
-                f"{cfg.weight_format} weights, or an accelerator with {op.weight_format} PEs (e.g. --weights "
-                f"{op.weight_format} --act-bits {op.act_bits})")
-    ops = iter(all_ops)
+    check(cfg, layer)
+    ops = iter(layer.gemm_ops(batch=batch))  # the order of the layer's GEMM calls (QLayer.lower)
     runs: list[RtlRun] = []
     shapes: list[str] = []
 
@@ -115,3 +121,6 @@ def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCos
     values = layer.forward_int(inputs, cfg, rtl_gemm)
     shape = shapes[-1] + (f" x{len(shapes)}" if len(shapes) > 1 else "") if shapes else ""
     return LayerCosim(values, tuple(runs), shape)
+
+
+cosim_run.check = check  # run by the model co-simulation on every layer before any build

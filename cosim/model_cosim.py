@@ -269,6 +269,10 @@ def run_model_cosim(model: str = "digits-cnn", accel=None, compress: str | None 
         if fam.cosim_run is None:
             raise HwsimError(f"--accel={acc.name!r} is not allowed for the model co-simulation: {fam.name} has no "
                              "cosim_run entry point (a layer on its RTL)")
+    for la, i in run.route(acc, compiled):  # every layer the RTL cannot run is refused before any build
+        check = getattr(acc.units[i].family.load("cosim_run"), "check", None)
+        if check is not None:
+            check(acc.units[i].config, la)
     work = run_dir(workdir, prefix="hwsim-model-cosim-")
     ctx = CosimContext(work, waves)
     rows: dict[str, dict] = {}

@@ -35,6 +35,14 @@ class _Parser(argparse.ArgumentParser):
             what = {"int": "an integer", "float": "a number"}.get(m.group(2), m.group(2))
             raise HwsimError(f"{_FLAG_FIELD.get(m.group(1), m.group(1))}={m.group(3)!r} is not allowed: "
                              f"expected {what}")
+        m = re.match(r"the following arguments are required: (.*)$", message)
+        if m:
+            what = m.group(1)
+            choices = {"FAMILY": [f.name for f in fams.all_families()], "command": ["simulate", "families",
+                                                                             *_COMMANDS, "sweep", "study"]}
+            if what in choices:
+                raise HwsimError(f"{what.lower()} is missing: expected one of {', '.join(choices[what])}")
+            raise HwsimError(f"{what} is missing: expected a value for it ('{self.prog} --help')")
         raise HwsimError(message)
 
 
@@ -272,7 +280,9 @@ def _cmd_synth_fpga(args, cfg) -> int:
 
 def _cmd_synth(args) -> int:
     from hwsim import synth
+    from hwsim.cost import CostModel
 
+    CostModel(node_nm=args.node)  # the node is checked before any work
     if args.target is not None:
         from hwsim.fpga import check_target
 

@@ -45,7 +45,8 @@ Entry-point protocol (what each view's callable takes and returns)
     built from; the measured :class:`hwsim.unit.Stats`); the co-simulation compares the values with
     ``run_reference`` and each run's cycles and counted actions with ``predict``. ``ctx``
     (:class:`hwsim.cosim.model_cosim.CosimContext`) gives the run directories, the shared Verilator builds
-    and the waves flag.
+    and the waves flag. The callable may carry a ``check(cfg, layer)`` attribute: the model co-simulation
+    runs it on every layer before any build, so a layer the RTL cannot run fails before any work.
 
 Built-in families are the modules listed in :data:`BUILTIN`, each defining ``FAMILY``; they are
 registered on first use of the registry. Third-party families register themselves from the

@@ -151,8 +151,8 @@ def read_scalesim_config(path) -> ScaleSimConfig:
                 v = v.lower()
                 if v not in _DATAFLOWS:
                     raise HwsimError(f"{p}:{lineno}: {key}={value!r} is not allowed: expected one of os, ws, is")
-            elif v <= 0:
-                raise HwsimError(f"{p}:{lineno}: {key}={value!r} is not allowed: expected a number > 0")
+            elif not (v > 0 and math.isfinite(v)):
+                raise HwsimError(f"{p}:{lineno}: {key}={value!r} is not allowed: expected a finite number > 0")
             found[name] = v
     missing = [k for k, (name, _) in _CFG_KEYS.items() if name not in found]
     if missing:

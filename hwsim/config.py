@@ -23,6 +23,8 @@ __all__ = [
     "ConfigField",
     "DATAFLOWS",
     "FamilyConfig",
+    "MAC_DRAIN_STAGES",
+    "MAC_STREAM_STAGES",
     "OVERFLOW_MODES",
     "POW2_MAX_SHIFT",
     "ROUNDING_MODES",
@@ -39,6 +41,12 @@ WEIGHT_FORMATS = tuple(WEIGHT_BITS)
 DATAFLOWS = ("ws", "os", "is")
 OVERFLOW_MODES = ("saturate", "wrap")
 ROUNDING_MODES = ("half_up", "half_even")
+#: Pipeline registers of the MAC array's RTL, there for the clock (``hwsim.rtl.mac_array``); the cycle model
+#: counts them. STREAM: a streamed operand's register after its buffer read (with its token and the column
+#: partial sums) and a PE's registers on both sides of its multiplier: cycles per fold in STREAM (WS/IS)
+#: or FLUSH (OS). DRAIN: the drained row's register and the requantizer's two stages: cycles per tile drain.
+MAC_STREAM_STAGES = 3
+MAC_DRAIN_STAGES = 3
 
 
 def check_int(name: str, value, lo: int, hi: int | None = None) -> None:

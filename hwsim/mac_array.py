@@ -17,10 +17,14 @@ shared channel).
 
 Compute engine, per fold: WAIT at cycle c; proceeds at g = max(c, loaded_f) (stall = g - c); then
 
-* WS: WLOAD kt + 1 cycles, STREAM mt + rows + cols cycles (the half is released after it), and after
-  the last reduction fold of a tile DRAIN mt + 2 cycles (output beats, sink always ready);
-* OS: STREAM kt cycles (released after it), and after the last chunk of a tile FLUSH rows + cols - 1
-  and DRAIN rt + 1 cycles (rt = rows of the tile that exist in M).
+* WS: WLOAD kt + 1 cycles, STREAM mt + rows + cols + S cycles (the half is released after it), and after
+  the last reduction fold of a tile DRAIN mt + 2 + D cycles (output beats, sink always ready);
+* OS: STREAM kt cycles (released after it), and after the last chunk of a tile FLUSH rows + cols - 1 + S
+  and DRAIN rt + 1 + D cycles (rt = rows of the tile that exist in M).
+
+S = ``MAC_STREAM_STAGES`` (3) and D = ``MAC_DRAIN_STAGES`` (3) are the RTL's pipeline registers for the
+clock (``hwsim.config``): a streamed operand's register after its buffer read and a PE's registers on both
+sides of its multiplier; the drained row's register and the requantizer's two stages.
 
 The next fold's WAIT is the cycle after. IS is WS with the roles of A and W exchanged (in the RTL too).
 
@@ -43,7 +47,7 @@ block (n-tile, k-fold; a bitmap beside the top, ``ceil(blocks / 8)`` DRAM read b
 skips every fold whose block is entirely zero: no beats, no WLOAD/STREAM. A skipped fold costs the loader one
 WAIT cycle (next WAIT at w + 1, no half used: the halves alternate over the executed folds) and the compute
 engine one WAIT cycle, after which, if it is the tile's last k-fold, the tile drains as usual (DRAIN
-mt + 2). The first executed fold of a tile starts from zero partial sums (no output-SRAM read); a tile
+mt + 2 + D). The first executed fold of a tile starts from zero partial sums (no output-SRAM read); a tile
 with no executed fold drains zero accumulators (``requant(bias)``, no output-SRAM read). The bitmap is the
 inventory's ``tile_bitmap`` (:func:`tile_bitmap_bytes`): its bytes are written once per GEMM
 (``tile_bitmap_writes``) and each engine reads it once per fold, skipped or not, in the WAIT cycle that
@@ -59,7 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.config import WEIGHT_FORMATS, MacArrayConfig
+from hwsim.config import MAC_DRAIN_STAGES, MAC_STREAM_STAGES, WEIGHT_FORMATS, MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.families import CliOption, Family
 from hwsim.mac_array_actions import MacArrayActions
@@ -455,12 +459,13 @@ def _timing(cfg: MacArrayConfig, plan: FoldPlan) -> tuple[int, int]:
     """(cycles, stall cycles) of one GEMM: a max-plus recurrence over folds, each fold in closed form."""
     R, C = cfg.rows, cfg.cols
     pw, pa = cfg.fold_beat_periods
+    S, D = MAC_STREAM_STAGES, MAC_DRAIN_STAGES
     if cfg.dataflow == "os":
         comp = plan.kt
-        tail = np.where(plan.rows_out > 0, (R + C - 1) + plan.rows_out + 1, 0)
+        tail = np.where(plan.rows_out > 0, (R + C - 1 + S) + plan.rows_out + 1 + D, 0)
     else:
-        comp = np.where(plan.skip, 0, (plan.kt + 1) + (plan.mt + R + C))
-        tail = np.where(plan.rows_out > 0, plan.rows_out + 2, 0)
+        comp = np.where(plan.skip, 0, (plan.kt + 1) + (plan.mt + R + C + S))
+        tail = np.where(plan.rows_out > 0, plan.rows_out + 2 + D, 0)
     nw, na = plan.nw.tolist(), plan.na.tolist()
     comp, tail = comp.tolist(), tail.tolist()
     skip = plan.skip.tolist()

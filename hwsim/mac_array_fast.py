@@ -22,7 +22,7 @@ zero-tile skipping (this closed form is for dense arrays without skipping).
 
 from __future__ import annotations
 
-from hwsim.config import MacArrayConfig
+from hwsim.config import MAC_DRAIN_STAGES, MAC_STREAM_STAGES, MacArrayConfig
 from hwsim.mac_array_actions import MacArrayActions
 from hwsim.stats import LayerStats
 
@@ -105,11 +105,12 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
     pw, pa = periods
 
     def tile(mt: int) -> list:
+        S, D = MAC_STREAM_STAGES, MAC_DRAIN_STAGES
         if df == "os":   # nw = na = kt; compute kt; after the last chunk flush + drain mt (= rows_out) rows
-            full, last = (k_step, k_step, k_step, 0), (k_last, k_last, k_last, (R + C - 1) + mt + 1)
-        else:            # nw = kt, na = mt; WLOAD + STREAM; after the last fold DRAIN mt + 2
-            full = (k_step, mt, (k_step + 1) + (mt + R + C), 0)
-            last = (k_last, mt, (k_last + 1) + (mt + R + C), mt + 2)
+            full, last = (k_step, k_step, k_step, 0), (k_last, k_last, k_last, (R + C - 1 + S) + mt + 1 + D)
+        else:            # nw = kt, na = mt; WLOAD + STREAM; after the last fold DRAIN mt + 2 + D
+            full = (k_step, mt, (k_step + 1) + (mt + R + C + S), 0)
+            last = (k_last, mt, (k_last + 1) + (mt + R + C + S), mt + 2 + D)
         return [(full, nK - 1), (last, 1)] if nK > 1 else [(last, 1)]
 
     program = []

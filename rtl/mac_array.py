@@ -57,13 +57,25 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from hwsim.rtl.requantizer import Requantizer
+from hwsim.rtl.requantizer import REQUANT_STAGES, PipelinedRequantizer
 from hwsim.rtl.systolic_array import SystolicArray
 from hwsim.rtl.verilog import generate
 
-from hwsim.config import MacArrayConfig
+from hwsim.config import MAC_DRAIN_STAGES, MAC_STREAM_STAGES, MacArrayConfig
 
-__all__ = ["LINT_WAIVERS", "MacArray", "generate_verilog", "write_verilog"]
+__all__ = ["DRAIN_STAGES", "STREAM_STAGES", "LINT_WAIVERS", "MacArray", "generate_verilog", "write_verilog"]
+
+#: Register stages between an accumulator row and the output register in DRAIN: the row's register (the
+#: output buffer's read data, OS: the selected accumulator row) and the requantizer's two stages. Each adds
+#: one cycle to every tile's drain (``hwsim.mac_array`` counts them); they cut the path from the output
+#: buffer's block RAM through bias, ReLU, rounding shift and clamp into pieces an FPGA clocks at >= 100 MHz.
+DRAIN_STAGES = 1 + REQUANT_STAGES
+#: Register stages between a streamed buffer read and the array (the operand, its valid token and the
+#: partial sums entering the columns): one more cycle per fold in STREAM (WS/IS) or FLUSH (OS).
+STREAM_STAGES = 1
+#: Register stages a PE adds (around its multiplier): more cycles per fold in STREAM / FLUSH.
+PE_STAGES = 2
+assert STREAM_STAGES + PE_STAGES == MAC_STREAM_STAGES and DRAIN_STAGES == MAC_DRAIN_STAGES  # the cycle model's
 
 #: Verilator lint waivers prepended to every generated file. Amaranth sizes arithmetic by its own rules
 #: and emits operands of unequal width (e.g. a 16-bit product added into a 33-bit sum, or a wide
@@ -101,13 +113,20 @@ class _Folds:
             tail = Signal(range(sm), name=f"{name}_tail")
             m.d.comb += tail.eq(steps[:lg])
             steps = (steps >> lg) * sn + Mux(tail > sn, sn, tail)
-        m.d.comb += [
-            self.kt.eq(steps),
-            self.mt.eq(Mux(m_rem > m_step, m_step, m_rem)),
+        # kt and mt are registered (one cycle after the counters: every state that reads them comes at least a
+        # cycle after the fold's counters were set), so their subtract-and-compare is off the engines' paths.
+        self.mt_next = Mux(m_rem > m_step, m_step, m_rem)  # what mt becomes (for registers derived from it)
+        m.d.sync += [self.kt.eq(steps), self.mt.eq(self.mt_next)]
+        # So are the last-fold flags, except with zero-tile skipping, whose WAIT state advances the counters
+        # and reads the flags in back-to-back cycles.
+        last_n_q = Signal(name=f"{name}_last_n")
+        flags = m.d.comb if cfg.skip_zero_tiles else m.d.sync
+        flags += [
             self.last_k.eq(self.k0 + k_step >= K),
-            self.last.eq(self.last_k & last_n & last_m),
+            last_n_q.eq(last_n),
+            self.last.eq((self.k0 + k_step >= K) & last_n & last_m),
         ]
-        self._last_n, self._m_step, self._k_step, self._cols = last_n, m_step, k_step, cfg.cols
+        self._last_n, self._m_step, self._k_step, self._cols = last_n_q, m_step, k_step, cfg.cols
         # Zero-tile skipping: the fold's weight block (n-tile * k-folds + k-fold), restarting every m-tile.
         self.blk = Signal(2 * (cfg.dim_bits + 1), name=f"{name}_blk") if cfg.skip_zero_tiles else None
 
@@ -215,7 +234,7 @@ class MacArray(wiring.Component):
         first_in, second_in = (self.i_acts, self.i_weights) if is_ else (self.i_weights, self.i_acts)
 
         m.submodules.array = array = SystolicArray(cfg, debug=self.debug)
-        m.submodules.requant = requant = Requantizer(cfg, C, bias=True)
+        m.submodules.requant = requant = PipelinedRequantizer(cfg, C)
         sbuf = Memory(shape=unsigned(len(first_in.payload.as_value())), depth=2 * s_half, init=[])
         vbuf = Memory(shape=unsigned(len(second_in.payload.as_value())), depth=2 * v_half, init=[])
         # Named after what they hold: the weight buffer holds weights, the activation buffer activations.
@@ -308,7 +327,17 @@ class MacArray(wiring.Component):
 
         out = self.o_out
         adv = Signal()
-        m.d.comb += adv.eq(~out.valid | out.ready)
+        m.d.comb += [adv.eq(~out.valid | out.ready), requant.en.eq(adv)]
+        # The drain pipeline: acc_q holds the row entering the requantizer; v_pipe[i] says stage i holds a row.
+        acc_q = Signal(data.ArrayLayout(signed(cfg.acc_bits), C))
+        v_pipe = [Signal(name=f"drain_v{i}") for i in range(DRAIN_STAGES)]
+        for c in range(C):
+            m.d.comb += requant.acc[c].eq(acc_q[c])
+
+        def drain_step(row_valid):
+            """On ``adv``: rows move one stage along the drain pipeline into the output register."""
+            m.d.sync += [out_reg.eq(requant.out), v_pipe[0].eq(row_valid), out.valid.eq(v_pipe[-1]),
+                         *(v_pipe[i].eq(v_pipe[i - 1]) for i in range(1, DRAIN_STAGES))]
         out_reg = Signal(C * cfg.act_bits)
         m.d.comb += out.payload.eq(out_reg)
         sent = Signal(cfg.dim_bits + 1)
@@ -325,9 +354,19 @@ class MacArray(wiring.Component):
             with m.Else():
                 m.next = "WAIT"
 
+        # The streamed operand enters the array one cycle after its buffer read, through a register
+        # (STREAM_STAGES; OS: the weights too), so no path runs from a block RAM through a multiplier.
+        a_q = Signal.like(v_rd.data)
+        m.d.sync += a_q.eq(v_rd.data)
         m.d.comb += [s_rd.addr.eq(Mux(chalf, s_half, 0) + cnt), s_rd.en.eq(s_rd_en),
                      v_rd.addr.eq(Mux(chalf, v_half, 0) + cnt), v_rd.en.eq(v_rd_en),
-                     array.w_vec.eq(s_rd.data), array.a_vec.eq(v_rd.data)]
+                     array.a_vec.eq(a_q)]
+        if ws_like:
+            m.d.comb += array.w_vec.eq(s_rd.data)
+        else:
+            w_q = Signal.like(s_rd.data)
+            m.d.sync += w_q.eq(s_rd.data)
+            m.d.comb += array.w_vec.eq(w_q)
 
         def idle_and_wait(first_state: str):
             with m.State("IDLE"):
@@ -354,38 +393,48 @@ class MacArray(wiring.Component):
                         m.d.sync += cnt.eq(0)
                         m.next = first_state
 
-        def count_sent(rows):
+        def count_sent(last_row):
             with m.If(out.valid & out.ready):
                 m.d.sync += sent.eq(sent + 1)
-                with m.If(sent == rows - 1):
+                with m.If(sent == last_row):
                     end_of_fold()
 
         if ws_like:
             m.submodules.obuf = obuf = Memory(
                 shape=data.ArrayLayout(unsigned(cfg.acc_bits), C), depth=m_step, init=[])
             o_wr, o_rd = obuf.write_port(), obuf.read_port()
-            dv = Signal()
+            dv, dv_q = Signal(), Signal()
+            psum_q = Signal(data.ArrayLayout(signed(cfg.acc_bits), C))
             first_k = Signal()
             row_q = Signal(cfg.dim_bits + 1)  # IS: the output row whose data the read port holds
+            row_a = Signal(cfg.dim_bits + 1)  # IS: the output row in acc_q (the bias is added to it)
             # Zero-tile skipping: the tile's accumulation starts at its first executed fold (``started``
             # is set after it); a tile with no executed fold drains zero accumulators.
             started = Signal()
+            # The fold's last STREAM cycle and last output row, registered like cf.mt (off the control paths).
+            stream_last, drain_last = Signal(cfg.dim_bits + 2), Signal(cfg.dim_bits + 1)
+            m.d.sync += [stream_last.eq(cf.mt_next + (R + C + STREAM_STAGES + PE_STAGES - 1)),
+                         drain_last.eq(cf.mt_next - 1)]
             m.d.comb += [first_k.eq(~started if skip else cf.k0 == 0), o_rd.en.eq(o_rd_en), o_wr.en.eq(o_wr_en),
-                         o_wr.data.eq(array.out_vec), o_wr.addr.eq(cnt - (R + C)),
-                         array.a_valid.eq(dv)]
+                         o_wr.data.eq(array.out_vec), o_wr.addr.eq(cnt - (R + C + STREAM_STAGES + PE_STAGES)),
+                         array.a_valid.eq(dv_q)]
+            m.d.sync += dv_q.eq(dv)
             for r in range(R):
                 m.d.comb += array.lane_en[r].eq(r < cf.kt)
             for c in range(C):
-                m.d.comb += array.psum_vec[c].eq(Mux(first_k, 0, o_rd.data[c].as_signed()))
-            for c in range(C):
-                m.d.comb += requant.acc[c].eq(Mux(started, o_rd.data[c].as_signed(), 0) if skip
-                                              else o_rd.data[c].as_signed())
+                m.d.sync += psum_q[c].eq(Mux(first_k, 0, o_rd.data[c].as_signed()))
+                m.d.comb += array.psum_vec[c].eq(psum_q[c])
+            with m.If(adv):
+                m.d.sync += row_a.eq(row_q)
+                for c in range(C):
+                    m.d.sync += acc_q[c].eq(Mux(started, o_rd.data[c].as_signed(), 0) if skip
+                                            else o_rd.data[c].as_signed())
             if skip:
                 with m.If(starting):
                     m.d.sync += started.eq(0)
             if is_:
                 # Output row i of an IS tile is output channel m0 + i (m0 steps over N): one bias, every lane.
-                m.d.comb += self.bias_addr.eq(cf.m0 + row_q)
+                m.d.comb += self.bias_addr.eq(cf.m0 + row_a)
                 for c in range(C):
                     m.d.comb += requant.bias[c].eq(self.bias[0])
             else:
@@ -405,9 +454,9 @@ class MacArray(wiring.Component):
                 with m.State("STREAM"):
                     m.d.comb += [o_rd.addr.eq(cnt), v_rd_en.eq(cnt < cf.mt), o_rd_en.eq((cnt < cf.mt) & ~first_k)]
                     m.d.sync += [dv.eq(cnt < cf.mt), cnt.eq(cnt + 1)]
-                    with m.If(cnt >= R + C):
+                    with m.If(cnt >= R + C + STREAM_STAGES + PE_STAGES):
                         m.d.comb += o_wr_en.eq(1)
-                    with m.If(cnt == cf.mt + R + C - 1):
+                    with m.If(cnt == stream_last):
                         m.d.comb += clear_full.eq(1)
                         m.d.sync += [chalf.eq(~chalf), cnt.eq(0)]
                         if skip:
@@ -424,22 +473,26 @@ class MacArray(wiring.Component):
                     with m.If(o_rd_en):
                         m.d.sync += row_q.eq(issued)
                     with m.If(adv):
-                        m.d.sync += [out_reg.eq(requant.out), out.valid.eq(s1v), s1v.eq(issued < cf.mt)]
+                        drain_step(s1v)
+                        m.d.sync += s1v.eq(issued < cf.mt)
                         with m.If(issued < cf.mt):
                             m.d.sync += issued.eq(issued + 1)
                     if skip:  # the tile is done: the next one starts its accumulation afresh
-                        with m.If(out.valid & out.ready & (sent == cf.mt - 1)):
+                        with m.If(out.valid & out.ready & (sent == drain_last)):
                             m.d.sync += started.eq(0)
-                    count_sent(cf.mt)
+                    count_sent(drain_last)
         else:
-            v = Signal()
-            first = Signal()
+            v, v_q = Signal(), Signal()
+            first, first_q = Signal(), Signal()
             rt = Signal(cfg.dim_bits + 1)
-            m.d.comb += [array.valid.eq(v), array.first.eq(first),
+            m.d.sync += [v_q.eq(v), first_q.eq(first)]
+            m.d.comb += [array.valid.eq(v_q), array.first.eq(first_q),
                          rt.eq(Mux(M - cf.m0 > R, R, M - cf.m0)),
                          array.row_sel.eq(issued), self.bias_addr.eq(cf.n0)]
             for c in range(C):
-                m.d.comb += [requant.acc[c].eq(array.acc_row[c]), requant.bias[c].eq(self.bias[c])]
+                m.d.comb += requant.bias[c].eq(self.bias[c])
+                with m.If(adv):
+                    m.d.sync += acc_q[c].eq(array.acc_row[c])
             m.d.sync += [v.eq(0), first.eq(0)]
             with m.FSM(name="compute"):
                 idle_and_wait("STREAM")
@@ -455,15 +508,15 @@ class MacArray(wiring.Component):
                             end_of_fold()
                 with m.State("FLUSH"):
                     m.d.sync += cnt.eq(cnt + 1)
-                    with m.If(cnt == R + C - 2):
+                    with m.If(cnt == R + C + STREAM_STAGES + PE_STAGES - 2):
                         m.d.sync += [cnt.eq(0), issued.eq(0), sent.eq(0)]
                         m.next = "DRAIN"
                 with m.State("DRAIN"):
                     with m.If(adv):
-                        m.d.sync += [out_reg.eq(requant.out), out.valid.eq(issued < rt)]
+                        drain_step(issued < rt)
                         with m.If(issued < rt):
                             m.d.sync += issued.eq(issued + 1)
-                    count_sent(rt)
+                    count_sent(rt - 1)
 
         if self.debug:
             # Stationary buffer = weight SRAM (WS/OS) or input SRAM (IS); streamed buffer the other one.

@@ -51,6 +51,12 @@ def add_with_overflow(m: Module, cfg: MacArrayConfig, x, y):
     m.d.comb += wide.eq(x + y)
     if cfg.overflow == "wrap":
         m.d.comb += out.eq(wide[:n].as_signed())
+    elif len(x) <= n and len(y) <= n:
+        # Both operands fit signed n bits, so the n+1-bit sum left the n-bit range exactly when its two top
+        # bits differ, and then its sign says which end (the same result as comparing with hi/lo, without a
+        # carry chain for each comparison).
+        hi, lo = (1 << (n - 1)) - 1, -(1 << (n - 1))
+        m.d.comb += out.eq(Mux(wide[n] == wide[n - 1], wide[:n].as_signed(), Mux(wide[n], lo, hi)))
     else:
         hi, lo = (1 << (n - 1)) - 1, -(1 << (n - 1))
         m.d.comb += out.eq(Mux(wide > hi, hi, Mux(wide < lo, lo, wide)))
@@ -122,22 +128,35 @@ class MacPE(wiring.Component):
             stationary = Signal(len(self.w_code))
             with m.If(self.w_load):
                 m.d.sync += stationary.eq(self.w_code)
+            # The multiplier has a register of its own on each side (PE_STAGES = 2): its operand (the streamed
+            # code, and the token that gates it) and its product, so a placer can put both beside a DSP block.
+            a_m = Signal.like(self.a_in, name="a_m")
+            mac = Signal(name="mac")
+            m.d.sync += [a_m.eq(self.a_in), mac.eq(self.a_valid_in & self.a_en)]
             if cfg.sparse:
                 # Index-driven activation select: the stored index picks lane idx of the group's M activations.
                 code, idx = stationary[:cfg.weight_bits], stationary[cfg.weight_bits:]
-                p = product(m, cfg, self.a_in.word_select(idx, cfg.act_bits), code)
+                p = product(m, cfg, a_m.word_select(idx, cfg.act_bits), code)
             elif cfg.dataflow == "ws":
-                p = product(m, cfg, self.a_in, stationary)
+                p = product(m, cfg, a_m, stationary)
             else:
-                p = product(m, cfg, stationary, self.a_in)
+                p = product(m, cfg, stationary, a_m)
             term = Signal(signed(cfg.product_bits))
-            m.d.comb += term.eq(Mux(self.a_valid_in & self.a_en, p, 0))
+            m.d.sync += term.eq(Mux(mac, p, 0))
             m.d.sync += self.psum_out.eq(add_with_overflow(m, cfg, self.psum_in, term))
         else:
             m.d.sync += [self.a_first_out.eq(self.a_first_in), self.w_out.eq(self.w_in)]
-            p = product(m, cfg, self.a_in, self.w_in)
+            # Registers on both sides of the multiplier, with the flags (PE_STAGES = 2, as in WS).
+            a_m, w_m = Signal.like(self.a_in, name="a_m"), Signal.like(self.w_in, name="w_m")
+            valid_m, first_m = Signal(), Signal()
+            m.d.sync += [a_m.eq(self.a_in), w_m.eq(self.w_in), valid_m.eq(self.a_valid_in),
+                         first_m.eq(self.a_first_in)]
+            p = product(m, cfg, a_m, w_m)
+            p_q = Signal(signed(cfg.product_bits))
+            valid_q, first_q = Signal(), Signal()
+            m.d.sync += [p_q.eq(p), valid_q.eq(valid_m), first_q.eq(first_m)]
             base = Signal(signed(cfg.acc_bits))
-            m.d.comb += base.eq(Mux(self.a_first_in, 0, self.acc))
-            with m.If(self.a_valid_in):
-                m.d.sync += self.acc.eq(add_with_overflow(m, cfg, base, p))
+            m.d.comb += base.eq(Mux(first_q, 0, self.acc))
+            with m.If(valid_q):
+                m.d.sync += self.acc.eq(add_with_overflow(m, cfg, base, p_q))
         return m

@@ -121,7 +121,9 @@ class SystolicArray(wiring.Component):
                     m.d.comb += [pes[r][c].w_load.eq(self.w_load & (self.w_row == r)),
                                  pes[r][c].w_code.eq(self.w_vec[c])]
             for c in range(C):
-                m.d.comb += pes[0][c].psum_in.eq(_delay(m, self.psum_vec[c], c, f"pskew{c}"))
+                # A PE's product follows its operand by PE_STAGES = 2 cycles: a vector's partial sum enters
+                # column c two cycles after its activation reaches the column's first PE.
+                m.d.comb += pes[0][c].psum_in.eq(_delay(m, self.psum_vec[c], c + 2, f"pskew{c}"))
                 for r in range(1, R):
                     m.d.comb += pes[r][c].psum_in.eq(pes[r - 1][c].psum_out)
                 m.d.comb += self.out_vec[c].eq(_delay(m, pes[R - 1][c].psum_out, C - 1 - c, f"deskew{c}"))

@@ -290,11 +290,11 @@ def test_cases_exercise_saturation_and_wrap():
 #           DRAIN rt+1 = 3 (10..12).
 #   fold 1: loader g = max(5, free(half 1) = 1) = 5; weight beat max(6, 6) = 6; act beat 8; loaded 9.
 #           compute WAIT 13, proceeds at 13; STREAM 14; FLUSH 15..17; DRAIN 2 (18..19)  ->  19 cycles.
-HAND_TIMED = [
-    ("ws", (1, 1, 1), 15),
-    ("os", (1, 1, 1), 11),
-    ("ws", (1, 3, 1), 26),
-    ("os", (3, 1, 1), 19),
+HAND_TIMED = [  # the counts above, plus the pipeline registers: S = 3 per STREAM / FLUSH, D = 3 per DRAIN
+    ("ws", (1, 1, 1), 15 + 3 + 3),
+    ("os", (1, 1, 1), 11 + 3 + 3),
+    ("ws", (1, 3, 1), 26 + 2 * 3 + 3),
+    ("os", (3, 1, 1), 19 + 2 * 3 + 2 * 3),
 ]
 
 
@@ -337,7 +337,8 @@ def test_amaranth_backpressure(kind: str, fmt: str, dataflow: str):
     a, w = rand_acts(rng, cfg, (m, k)), rand_weights(rng, cfg, (k, n))
     out, cycles = run_gemm_amaranth(cfg, a, w, 2, True, out_ready_pattern=_pattern(kind))
     np.testing.assert_array_equal(out, naive_of(cfg, a, w, 2, True))
-    assert cycles > predict_gemm(cfg, m, k, n).cycles  # the stalls cost time (not compared exactly)
+    # The stalls cost time or hide behind waits for DRAM (not compared exactly): never fewer cycles.
+    assert cycles >= predict_gemm(cfg, m, k, n).cycles
 
 
 def test_amaranth_always_ready_pattern_is_the_plain_harness():

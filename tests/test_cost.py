@@ -397,6 +397,9 @@ _ENERGY_NAMES = {"pe_weight_load": ("pe_weight_reg",), "pe_registers": ("pe_pipe
 # is now one update of those bits: exactly half the pinned pipeline-register energy.
 _CORRECTED = {"pe_registers": 0.5}
 _AREA_NAMES = {"pe_registers": ("pe_weight_reg", "pe_pipeline_reg")}
+# And one deliberate change of cycles (not of energy or area): the RTL's pipeline registers for the FPGA
+# clock (issue 24; hwsim.config.MAC_STREAM_STAGES cycles per fold, MAC_DRAIN_STAGES per tile drain).
+_PIPELINED_CYCLES = {5001: 5169, 8178: 8184, 1213: 1357, 1626: 1716, 539: 545}
 
 
 @pytest.mark.parametrize(("fields", "node", "dram", "gemm", "cycles", "energy", "area"), _PINNED)
@@ -405,7 +408,7 @@ def test_energy_and_area_unchanged_by_the_refactor(fields, node, dram, gemm, cyc
 
     cfg = MacArrayConfig(**fields)
     st = predict_gemm(cfg, *gemm)
-    assert st.cycles == cycles
+    assert st.cycles == _PIPELINED_CYCLES[cycles]
     model = CostModel(node, dram)
     e, a = model.energy(cfg, st.actions, st.cycles), model.area(cfg)
     for old, value in energy.items():

@@ -234,3 +234,12 @@ def test_sweep_fpga_spec_errors(fpga_spec, pattern):
             "fpga": fpga_spec}
     with pytest.raises(HwsimError, match=pattern):
         parse_spec(spec)
+
+
+def test_example_fpga_sweep_spec_parses():
+    from hwsim.sweep import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "examples" / "mac_array_fpga_sweep.yaml")
+    assert spec.fpga == {"target": "ecp5-85k", "seed": 1} and len(spec.points) == 4
+    assert [c.text for c in spec.constraints] == ["fmax_mhz >= 90"]
+    assert dict(spec.objectives) == {"latency_us": "min", "luts": "min"}

@@ -484,10 +484,12 @@ class MacArray(wiring.Component):
         else:
             v, v_q = Signal(), Signal()
             first, first_q = Signal(), Signal()
-            rt = Signal(cfg.dim_bits + 1)
+            # The tile's real rows and its last row index, registered (DRAIN reads them long after the
+            # counters last moved): the subtract-and-compare is off the drain's control path.
+            rt, rt_last = Signal(cfg.dim_bits + 1), Signal(cfg.dim_bits + 1)
+            m.d.sync += [rt.eq(Mux(M - cf.m0 > R, R, M - cf.m0)), rt_last.eq(Mux(M - cf.m0 > R, R, M - cf.m0) - 1)]
             m.d.sync += [v_q.eq(v), first_q.eq(first)]
             m.d.comb += [array.valid.eq(v_q), array.first.eq(first_q),
-                         rt.eq(Mux(M - cf.m0 > R, R, M - cf.m0)),
                          array.row_sel.eq(issued), self.bias_addr.eq(cf.n0)]
             for c in range(C):
                 m.d.comb += requant.bias[c].eq(self.bias[c])
@@ -516,7 +518,7 @@ class MacArray(wiring.Component):
                         drain_step(issued < rt)
                         with m.If(issued < rt):
                             m.d.sync += issued.eq(issued + 1)
-                    count_sent(rt - 1)
+                    count_sent(rt_last)
 
         if self.debug:
             # Stationary buffer = weight SRAM (WS/OS) or input SRAM (IS); streamed buffer the other one.

@@ -984,8 +984,9 @@ class SweepResult:
         if self.spec.fpga is not None:
             ran = sum(1 for r in self.ok if r.get("fpga_cached") is False)
             lines.append(f"FPGA: every point placed and routed on {self.spec.fpga['target']} (seed "
-                         f"{self.spec.fpga['seed']}); latency_us at each point's Fmax; {ran} place-and-route runs "
-                         "in this table ran nextpnr, the rest came from the cache")
+                         f"{self.spec.fpga['seed']}); latency_us at each point's Fmax; when the points were "
+                         f"computed, {ran} ran nextpnr and {len(self.ok) - ran} took the place-and-route cache "
+                         "(column fpga_cached)")
         if self.front:
             axes = [a.name for a in self.spec.axes]
             hdr = " ".join(f"{a:>14}" for a in axes + objs)

@@ -255,8 +255,8 @@ def test_unusable_run_dir_is_one_line(tmp_path, capsys):
                  ["cosim", "mac-array", "--model", "digits-cnn", "--images", "2", "--run-dir", bad]):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
-        assert err == f"hwsim: error: run_dir={bad!r} is not allowed: cannot create it (Not a directory); " \
-                      "expected a writable directory"
+        assert err == f"hwsim: error: --run-dir={bad!r} is not allowed: cannot create or write it (Not a " \
+                      "directory); expected a writable directory"
 
 
 def test_build_failure_names_step_and_log(tmp_path, monkeypatch):

@@ -173,6 +173,21 @@ class Script:
     def report(self) -> None:
         self.lines.append("report")
 
+    def load_run_dump(self, **settings) -> None:
+        """One timed layer of a load / start / dump harness: load, set ``settings``, time start .. done,
+        read the counters, dump."""
+        self.pulse("load")
+        self.cycles(1)
+        self.set(**settings)
+        self.lines.append("tic")
+        self.pulse("start")
+        self.lines += ["wait", "toc"]
+        self.cycles(2)
+        self.lines.append("count")
+        self.pulse("dump")
+        self.cycles(1)
+        self.report()
+
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
 
@@ -196,6 +211,12 @@ def build_ceiling(build, harness, work: Path, main_text: str) -> tuple[Path, flo
         (work / "build.log").write_text(proc.stdout + proc.stderr)
         raise SystemExit(f"ceiling build failed (log: {work / 'build.log'})")
     return work / "obj" / "ceiling", time.perf_counter() - t0
+
+
+def _ceiling_pairs(binary: Path, args: list[str], cwd: Path) -> list[tuple[int, float]]:
+    """Run the ceiling binary; its stdout is ``cycles seconds`` pairs, one per timed run."""
+    out = subprocess.run([str(binary), *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.split()
+    return [(int(out[i]), float(out[i + 1])) for i in range(0, len(out), 2)]
 
 
 def _spread(xs: list[float]) -> str:
@@ -255,9 +276,7 @@ def mac_array(reps: int, work: Path) -> dict:
     (work / BIAS_FILE).write_bytes(lanes_to_words(np.zeros((n, 1), dtype=np.uint64), cfg.acc_bits, cfg.acc_bits))
 
     def ceiling_run() -> list[tuple[int, float]]:
-        out = subprocess.run([str(binary), str(m), str(k), str(n), str(reps)], cwd=work, capture_output=True,
-                             text=True, check=True).stdout.split()
-        return [(int(out[i]), float(out[i + 1])) for i in range(0, len(out), 2)]
+        return _ceiling_pairs(binary, [str(m), str(k), str(n), str(reps)], work)
 
     # Interleaved: ceiling, cosim, ceiling, so a change of machine speed hits both sides.
     c_runs = ceiling_run()
@@ -318,9 +337,7 @@ def lstm_engine(reps: int, work: Path) -> dict:
         out = []
         for _ in range(reps):
             for d in runs:
-                c, sec = subprocess.run([str(binary), "script.txt"], cwd=d, capture_output=True, text=True,
-                                        check=True).stdout.split()
-                out.append((int(c), float(sec)))
+                out += _ceiling_pairs(binary, ["script.txt"], d)
         return out
 
     c_runs = ceiling_run()
@@ -359,24 +376,12 @@ def rf_array(reps: int, work: Path) -> dict:
     s = Script()  # the testbench's steps (rf_array_tb.RfArrayTB.run)
     s.reset(("free_run", "start", "load", "dump", "n_vectors"))
     for _ in range(reps):
-        s.pulse("load")
-        s.cycles(1)
-        s.set(n_vectors=v)
-        s.lines.append("tic")
-        s.pulse("start")
-        s.lines += ["wait", "toc"]
-        s.cycles(2)
-        s.lines.append("count")
-        s.pulse("dump")
-        s.cycles(1)
-        s.report()
+        s.load_run_dump(n_vectors=v)
     (work / "script.txt").write_text(s.text())
     binary, build_s = build_ceiling(made, harness, work / "ceiling", script_main(s.text()))
 
     def ceiling_run() -> list[tuple[int, float]]:
-        out = subprocess.run([str(binary), "script.txt"], cwd=work, capture_output=True, text=True,
-                             check=True).stdout.split()
-        return [(int(out[i]), float(out[i + 1])) for i in range(0, len(out), 2)]
+        return _ceiling_pairs(binary, ["script.txt"], work)
 
     c_runs = ceiling_run()
     res = run_job(made, {"config": cfg.to_dict(), "layers": layers * reps})
@@ -416,24 +421,12 @@ def deform_unit(reps: int, work: Path) -> dict:
     s = Script()  # the testbench's steps (deform_unit_tb.DeformUnitTB.run)
     s.reset(("free_run", "start", "load", "dump", "height", "width", "shift", "relu", "square"))
     for _ in range(reps):
-        s.pulse("load")
-        s.cycles(1)
-        s.set(height=h, width=w, shift=7, relu=0, square=0)
-        s.lines.append("tic")
-        s.pulse("start")
-        s.lines += ["wait", "toc"]
-        s.cycles(2)
-        s.lines.append("count")
-        s.pulse("dump")
-        s.cycles(1)
-        s.report()
+        s.load_run_dump(height=h, width=w, shift=7, relu=0, square=0)
     (work / "script.txt").write_text(s.text())
     binary, build_s = build_ceiling(made, harness, work / "ceiling", script_main(s.text()))
 
     def ceiling_run() -> list[tuple[int, float]]:
-        out = subprocess.run([str(binary), "script.txt"], cwd=work, capture_output=True, text=True,
-                             check=True).stdout.split()
-        return [(int(out[i]), float(out[i + 1])) for i in range(0, len(out), 2)]
+        return _ceiling_pairs(binary, ["script.txt"], work)
 
     c_runs = ceiling_run()
     res = run_job(made, {"config": cfg.to_dict(), "layers": [layer] * reps})

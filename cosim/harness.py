@@ -99,6 +99,23 @@ def memory_load_verilog(mem: str, path: str, bits: int, depth: int) -> str:
     return _load_words(mem, path, bits, depth)
 
 
+def memory_save_verilog(mem: str, path: str, bits: int, count: str) -> str:
+    """Verilog statements (for an ``always`` block of a harness declaring ``integer i;``, a
+    ``reg [32 * ceil(bits / 32) - 1:0] <mem>_w;`` and :data:`DPI_IMPORTS`) that write the first ``count``
+    (a Verilog expression) ``bits``-bit words of memory ``mem`` to the memory file ``path``
+    (:mod:`hwsim.cosim.memfile` layout) through the DPI-C functions: the dump of any harness."""
+    b32 = 32 * -(-bits // 32)
+    words = b32 // 32
+    pad = f"{{{b32 - bits}'d0, {mem}[i]}}" if b32 > bits else f"{mem}[i]"
+    puts = " ".join(f"hwsim_mem_put({words} * i + {j}, {mem}_w[{32 * j + 31}:{32 * j}]);" for j in range(words))
+    return (f"            hwsim_mem_clear({words} * {count});\n"
+            f"            for (i = 0; i < {count}; i = i + 1) begin\n"
+            f"                {mem}_w = {pad};\n"
+            f"                {puts}\n"
+            f"            end\n"
+            f'            if (hwsim_mem_save("{path}") < 0) $fatal(1, "harness: cannot write {path}");')
+
+
 #: The DPI-C imports of :data:`DPI_SOURCES` (memfile_dpi.cpp) for a harness module's body.
 DPI_IMPORTS = """    import "DPI-C" function int hwsim_mem_load(input string path);
     import "DPI-C" function int unsigned hwsim_mem_word(input int k);

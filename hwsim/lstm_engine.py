@@ -37,6 +37,29 @@ Timing, exact to the RTL clock (``cycles`` counts the cycles ``busy`` is high)
   previous frame (double-buffered DMA), as in TIE; with ``x_load="stream"`` every run starts with ``N``
   load cycles, one element per cycle (:func:`x_load_cycles`).
 
+Packed schedule (``schedule="packed"``; cycle model only, the RTL implements only ``"rows"``)
+-----------------------------------------------------------------------------------------------
+A stage with ``R <= pes // 2`` output rows (an HT transfer stage at small rank) leaves most lanes idle
+under ``"rows"``. Packed, it runs ``g = min(pes // R, Q)`` consecutive columns ``q`` side by side: lane
+``s*R + p`` computes ``out[q0 + s, p]``. Per cycle the weight SRAM still delivers one word (entries
+``F[0..R-1, k]``, fanned out to the ``g`` lane groups), and the working SRAM delivers the ``g`` elements
+``T[q0 + s, k]``, one per lane group, from its ``banks`` banks: a ``k`` step takes as many cycles as the
+most-used bank has reads among them (bank conflicts, counted as stalls). The group's ``g * R`` results are
+consecutive in the output layout (``rest + new``), so the write takes ``ceil(g * R / banks)`` cycles. So
+``stage cycles = 1 + sum over groups (sum_k c_k + 1 + ceil(L / banks))`` with ``L`` the group's results;
+stages with ``R > pes // 2`` (g = 1) are timed exactly as under ``"rows"``. The extra hardware (a
+``banks``:1 operand multiplexer and a weight-entry multiplexer per lane, ``pes - 1`` address offset adders)
+is in the inventory (``pack_*`` components) and its selects and adds are counted.
+
+Decomposed hidden matrix (``LstmWorkload.hidden_fmt``; cycle model only)
+-----------------------------------------------------------------------
+FDHT-LSTM decomposes the hidden-to-hidden matrix ``U`` too. With ``hidden_fmt`` (a TT/HT format of shape
+``(4H, H)``) the dense hidden stage is replaced by that format's stages on the same lanes: its factors sit
+in the weight SRAM beside ``W``'s, ``h'`` is written into a working SRAM as it leaves the gate unit (one
+extra write per unit, beside the state-SRAM write), the stages ping-pong above ``zx``, and the gather
+reads ``zh`` where the last stage left it (a second set of walkers, counted as address adds). The hidden
+SRAM is then not read (it stays in the inventory: the same buffers for every format).
+
 Values are those of the bit-exact reference (:mod:`hwsim.models.lstm_engine`).
 """
 
@@ -91,6 +114,7 @@ ROUNDING_MODES = ("half_up", "half_even")
 NONLINEARITIES = ("pwl", "lut")
 DECOMPOSITIONS = ("tt", "ht")
 X_LOADS = ("overlapped", "stream")
+SCHEDULES = ("rows", "packed")
 #: Pipeline depth of the gate unit (zx + zh + b, nonlinearities, c update, tanh(c), h): a hidden unit
 #: accepted in cycle t leaves in cycle t + GATE_LATENCY.
 GATE_LATENCY = 6
@@ -147,6 +171,11 @@ class LstmEngineConfig(FamilyConfig):
         How ``x`` reaches working buffer 0: "overlapped" assumes a double-buffered DMA hides it behind
         the previous frame (counted, not timed; the RTL is loaded while idle), "stream" times it: every
         run starts with ``N`` cycles taking one element per cycle from the engine's ``i_x`` stream.
+    schedule : {"rows", "packed"}
+        How a stage's work maps onto the lanes. "rows" (default, the RTL's): lanes over the output rows
+        ``p`` only, so a stage with fewer rows than PEs leaves lanes idle. "packed" (cycle model only, no
+        RTL): a stage with ``R <= pes // 2`` runs ``pes // R`` columns ``q`` side by side (see the module
+        docstring); other stages are timed as under "rows".
     """
 
     decomposition: str = "tt"
@@ -165,6 +194,7 @@ class LstmEngineConfig(FamilyConfig):
     addr_levels: int = 6
     clock_mhz: float = 1000.0
     x_load: str = "overlapped"
+    schedule: str = "rows"
 
     FAMILY: ClassVar[str] = "lstm-engine"
 
@@ -191,6 +221,16 @@ class LstmEngineConfig(FamilyConfig):
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, int | float) or not self.clock_mhz > 0:
             raise HwsimError(f"clock_mhz={self.clock_mhz!r} is not allowed: expected a number > 0")
         check_choice("x_load", self.x_load, X_LOADS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+
+    def to_dict(self) -> dict:
+        """The fields as a mapping; ``schedule`` only when it is not the default "rows", so the RTL's
+        metadata (and the co-simulation build keys derived from it) are those of before the field existed
+        for the schedule the RTL implements."""
+        d = super().to_dict()
+        if d["schedule"] == "rows":
+            del d["schedule"]
+        return d
 
     @property
     def top_name(self) -> str:
@@ -226,7 +266,8 @@ class LstmEngineConfig(FamilyConfig):
     def describe(self) -> str:
         return (f"lstm-engine {self.decomposition.upper()} {self.pes} PEs, {self.banks} banks, "
                 f"int{self.data_bits} data, {self.acc_bits}-bit {self.overflow} acc, "
-                f"{self.nonlinearity} gates, {self.clock_mhz:g} MHz")
+                f"{self.nonlinearity} gates, {self.clock_mhz:g} MHz"
+                + (", packed schedule" if self.schedule == "packed" else ""))
 
 
 _PRESET_RE = re.compile(r"^lstm-engine-(tt|ht)-(\d+)(?:-int(8|16))?$")
@@ -246,8 +287,12 @@ def parse_preset(name: str) -> LstmEngineConfig | None:
 
 def check_rtl(cfg: LstmEngineConfig) -> None:
     """Raise if ``cfg`` has no RTL: the engine's load port addresses words with 24 bits, so a working SRAM,
-    the weight SRAM and the hidden SRAM hold at most ``2**24`` words each. (Fewer banks than PEs is RTL
-    too: a group's write then takes ``ceil(lanes / banks)`` cycles, the extra ones counted as stalls.)"""
+    the weight SRAM and the hidden SRAM hold at most ``2**24`` words each, and the RTL runs only the
+    ``"rows"`` schedule. (Fewer banks than PEs is RTL too: a group's write then takes ``ceil(lanes / banks)``
+    cycles, the extra ones counted as stalls.)"""
+    if cfg.schedule != "rows":
+        raise HwsimError(f"schedule={cfg.schedule!r} has no RTL: expected 'rows' (the packed schedule is modelled "
+                         "in the cycle model only)")
     for name, words in (("work_sram_bytes", cfg.work_words), ("weight_sram_bytes", cfg.weight_words),
                         ("hidden_sram_bytes", cfg.hidden_sram_bytes * 8 // (cfg.pes * cfg.data_bits))):
         if words > 1 << 24:
@@ -259,13 +304,16 @@ def check_rtl(cfg: LstmEngineConfig) -> None:
 @dataclass(frozen=True)
 class LstmWorkload:
     """An LSTM input layer to run: a TT/HT format (shapes matter, values need not), a stage order, the
-    hidden size ``H`` (4H outputs) and the sequence length."""
+    hidden size ``H`` (4H outputs) and the sequence length. ``hidden_fmt``: the hidden-to-hidden matrix as
+    a TT/HT format of shape ``(4H, H)`` (FDHT-style, run as stages on the lanes; cycle model only), or None
+    for the dense ``U`` in the hidden SRAM (the RTL's)."""
 
     name: str
     fmt: object
     hidden: int
     steps: int = 1
     order: tuple[int, ...] | None = None
+    hidden_fmt: object = None
 
     @property
     def stages(self) -> list[tf.Stage]:
@@ -280,18 +328,34 @@ PUBLISHED = {
 }
 
 
-def workload(name: str, decomposition: str = "tt", rank: int = 4, steps: int = 1) -> LstmWorkload:
+#: Modes of the hidden-to-hidden matrix U (4H x H, H = 256) when it is decomposed: output modes as the
+#: input layer's (the first x4 for the gates), input modes 4 x 4 x 4 x 4 (an hwsim choice; FDHT-LSTM
+#: decomposes U but its mode split is not reproduced here).
+HIDDEN_MODES = ((16, 4, 4, 4), (4, 4, 4, 4))
+
+
+def _random_format(decomposition: str, m, n, rank: int):
+    if decomposition == "tt":
+        return tf.TTMatrix.random(m, n, (1,) + (rank,) * (len(m) - 1) + (1,), rng=0, scale=0.1)
+    return tf.HTMatrix.random(m, n, rank, rng=0, scale=0.1)
+
+
+def workload(name: str, decomposition: str = "tt", rank: int = 4, steps: int = 1,
+             hidden: str | None = None) -> LstmWorkload:
     """``ucf11`` or ``youtube`` as a TT (ranks [1, r, r, r, 1]) or HT (every node rank r, balanced
-    tree) input layer with H = 256; factor values are random (shapes are what the engine sees)."""
+    tree) input layer with H = 256; factor values are random (shapes are what the engine sees).
+    ``hidden`` None keeps ``U`` dense (the RTL's hidden stage); "tt" or "ht" decomposes it too, at the
+    same rank, over :data:`HIDDEN_MODES` (``LstmWorkload.hidden_fmt``; FDHT-LSTM decomposes it as HT)."""
     if name not in PUBLISHED:
         raise HwsimError(f"workload={name!r} is not allowed: expected one of {', '.join(PUBLISHED)}")
     check_choice("decomposition", decomposition, DECOMPOSITIONS)
+    if hidden is not None:
+        check_choice("hidden", hidden, DECOMPOSITIONS)
     m, n = PUBLISHED[name]
-    if decomposition == "tt":
-        fmt = tf.TTMatrix.random(m, n, (1, rank, rank, rank, 1), rng=0, scale=0.1)
-    else:
-        fmt = tf.HTMatrix.random(m, n, rank, rng=0, scale=0.1)
-    return LstmWorkload(f"{name}-{decomposition}-r{rank}", fmt, hidden=256, steps=steps)
+    fmt = _random_format(decomposition, m, n, rank)
+    hfmt = None if hidden is None else _random_format(hidden, *HIDDEN_MODES, rank)
+    return LstmWorkload(f"{name}-{decomposition}-r{rank}" + (f"-u{hidden}" if hidden else ""), fmt, hidden=256,
+                        steps=steps, hidden_fmt=hfmt)
 
 
 def workload_table(names=("ucf11", "youtube"), rank: int = 4) -> list[dict]:
@@ -312,8 +376,10 @@ def workload_table(names=("ucf11", "youtube"), rank: int = 4) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- cycle model
 @dataclass(frozen=True)
 class StageStats:
-    """One stage's timing and counts: ``groups = Q * ceil(R / pes)``; ``conflict_cycles`` are the write
-    cycles beyond one per group (banks < lanes)."""
+    """One stage's timing and counts: ``groups = Q * ceil(R / pes)`` (packed: ``ceil(Q / g)``);
+    ``conflict_cycles`` are the write cycles beyond one per group (banks < lanes) and, packed, the read
+    cycles beyond one per ``k`` step (bank conflicts among a group's reads). ``pack`` is ``g``, the columns
+    run side by side (1 under ``"rows"``)."""
 
     name: str
     R: int
@@ -323,6 +389,7 @@ class StageStats:
     groups: int
     cycles: int
     conflict_cycles: int
+    pack: int = 1
 
 
 @dataclass(frozen=True)
@@ -362,7 +429,45 @@ def _stage_timing(cfg: LstmEngineConfig, name: str, R: int, K: int, Q: int) -> S
     return StageStats(name, R, K, Q, Q * R * K, Q * tiles, 1 + Q * per_q, conflicts)
 
 
+def pack_factor(cfg: LstmEngineConfig, R: int, Q: int) -> int:
+    """Columns ``g`` a stage of ``R`` rows and ``Q`` columns runs side by side: ``min(pes // R, Q)`` under the
+    packed schedule when ``R <= pes // 2``, else 1."""
+    if cfg.schedule != "packed" or 2 * R > cfg.pes:
+        return 1
+    return max(1, min(cfg.pes // R, Q))
+
+
+def _packed_stage_timing(cfg: LstmEngineConfig, name: str, R: int, K: int, Q: int, addrs) -> StageStats:
+    """Packed timing of a stage whose ``(Q, K)`` read-address table is ``addrs`` (element addresses in the
+    working SRAM, :func:`read_addresses`); ``g = 1`` is :func:`_stage_timing`."""
+    g = pack_factor(cfg, R, Q)
+    if g == 1:
+        return _stage_timing(cfg, name, R, K, Q)
+    groups = -(-Q // g)
+    bank = np.full((groups * g, K), -1, dtype=np.int64)
+    bank[:Q] = np.asarray(addrs, dtype=np.int64) % cfg.banks
+    bank = bank.reshape(groups, g, K)
+    worst = np.zeros((groups, K), dtype=np.int64)  # reads of the most-used bank per (group, k)
+    for b in np.unique(bank[bank >= 0]):
+        np.maximum(worst, (bank == b).sum(axis=1), out=worst)
+    read_cycles = int(worst.sum())
+    last = Q - (groups - 1) * g
+    write_cycles = (groups - 1) * -(-(g * R) // cfg.banks) + -(-(last * R) // cfg.banks)
+    return StageStats(name, R, K, Q, Q * R * K, groups, 1 + read_cycles + groups + write_cycles,
+                      (read_cycles - groups * K) + (write_cycles - groups), g)
+
+
 def _stage_actions(cfg: LstmEngineConfig, st: StageStats) -> dict:
+    if st.pack > 1:
+        # one weight word per k step; every intermediate element read once; one operand select per MAC
+        # (the lane's banks:1 multiplexer); address: one walker add per k step and group, one offset add
+        # per further column
+        steps = st.groups * st.K
+        return {("pe_mult", "mult"): st.macs, ("pe_acc", "add"): st.macs, ("pe_acc_reg", "write"): st.macs,
+                ("weight_sram", "read"): steps, ("work_sram", "read"): st.Q * st.K,
+                ("work_sram", "write"): st.Q * st.R, ("requant", "convert"): st.Q * st.R,
+                ("addr_gen", "add"): steps + st.groups, ("pack_addr", "add"): st.Q * st.K - steps,
+                ("pack_operand", "select"): st.macs}
     reads = st.groups * st.K
     return {("pe_mult", "mult"): st.macs, ("pe_acc", "add"): st.macs, ("pe_acc_reg", "write"): st.macs,
             ("weight_sram", "read"): reads, ("work_sram", "read"): reads, ("work_sram", "write"): st.Q * st.R,
@@ -391,7 +496,7 @@ def predict_matvec(cfg: LstmEngineConfig, fmt, order=None, name: str = "matvec")
     """Counts-only statistics of one ``W x`` on the engine (closed form per stage)."""
     stages = tf.plan_stages(fmt, order)
     _check_fits(cfg, stages, name)
-    rows = tuple(_stage_timing(cfg, s.name, s.R, s.K, s.Q) for s in stages)
+    rows = _stage_rows(cfg, fmt, order)
     acts = ActionCounts({})
     for r in rows:
         acts = acts + ActionCounts(_stage_actions(cfg, r))
@@ -404,6 +509,45 @@ def predict_matvec(cfg: LstmEngineConfig, fmt, order=None, name: str = "matvec")
                        sum(r.macs for r in rows), rows, acts, extra={"pes": cfg.pes, "x_load_cycles": x_cycles})
 
 
+def _stage_rows(cfg: LstmEngineConfig, fmt, order=None, prefix: str = "") -> tuple[StageStats, ...]:
+    """Timing of every stage of ``fmt``'s matvec under ``cfg.schedule``."""
+    if cfg.schedule == "rows":
+        return tuple(_stage_timing(cfg, prefix + s.name, s.R, s.K, s.Q) for s in tf.plan_stages(fmt, order))
+    return tuple(_packed_stage_timing(cfg, prefix + d["name"], d["R"], d["K"], d["Q"], read_addresses(d))
+                 if pack_factor(cfg, d["R"], d["Q"]) > 1 else _stage_timing(cfg, prefix + d["name"], d["R"], d["K"],
+                                                                            d["Q"])
+                 for d in stage_descriptors(cfg, fmt, order))
+
+
+def _hidden_decomposed(cfg: LstmEngineConfig, w: LstmWorkload) -> tuple[tuple[StageStats, ...], ActionCounts]:
+    """The stages of a decomposed ``U`` (``w.hidden_fmt``) on the lanes and their actions (see the module
+    docstring): the input is ``h``, written into a working SRAM by the gate unit, the output ``zh``."""
+    H = w.hidden
+    hf = w.hidden_fmt
+    if tuple(hf.shape) != (4 * H, H):
+        raise HwsimError(f"hidden_fmt shape={tuple(hf.shape)} is not allowed for {w.name}: expected (4H, H) = "
+                         f"{(4 * H, H)}")
+    hstages = tf.plan_stages(hf)
+    biggest = max(max(s.in_size, s.out_size) for s in hstages) + 4 * H  # zx stays in a working buffer
+    if biggest > cfg.work_words:
+        raise HwsimError(f"work_sram_bytes={cfg.work_sram_bytes} is not allowed for {w.name}: expected >= "
+                         f"{biggest * cfg.data_bytes} bytes (zx and the hidden matrix's largest intermediate)")
+    words = sum(-(-s.R // cfg.pes) * s.K for s in list(w.stages) + hstages)
+    if words > cfg.weight_words:
+        raise HwsimError(f"weight_sram_bytes={cfg.weight_sram_bytes} is not allowed for {w.name}: expected >= "
+                         f"{-(-words * cfg.pes * cfg.data_bits // 8)} bytes ({words} words of {cfg.pes} entries: "
+                         "the input and hidden matrices' factors)")
+    for s in hstages:
+        if max(len(s.rest), len(s.shared)) > cfg.addr_levels:
+            raise HwsimError(f"addr_levels={cfg.addr_levels} is not allowed for {w.name}: expected >= "
+                             f"{max(len(s.rest), len(s.shared))} (hidden stage {s.name} walks that many axes)")
+    rows = _stage_rows(cfg, hf, None, "hidden.")
+    acts = ActionCounts({("work_sram", "write"): H, ("addr_gen", "add"): GATE_READS * H})
+    for r in rows:
+        acts = acts + ActionCounts(_stage_actions(cfg, r))
+    return rows, acts
+
+
 def x_load_cycles(cfg: LstmEngineConfig, n: int) -> int:
     """Cycles of loading ``n`` inputs at the start of a run: ``n`` with ``x_load="stream"`` (one element
     per cycle into working buffer 0), 0 with ``"overlapped"`` (hidden by double-buffered DMA)."""
@@ -413,17 +557,13 @@ def x_load_cycles(cfg: LstmEngineConfig, n: int) -> int:
 def predict_step(cfg: LstmEngineConfig, w: LstmWorkload) -> MatvecStats:
     """One LSTM time step (one frame): the input layer's stages, the hidden stage and the gate unit."""
     mv = predict_matvec(cfg, w.fmt, w.order, w.name)
-    _check_fits(cfg, w.stages, w.name, w.hidden)
     H = w.hidden
+    if w.hidden_fmt is not None:
+        return _step_with_hidden_fmt(cfg, w, mv)
+    _check_fits(cfg, w.stages, w.name, w.hidden)
     hid = _stage_timing(cfg, "hidden", 4 * H, H, 1)
     gate_cycles = gate_phase_cycles(H)
-    # gate unit per unit: 8 adds (zx + zh + b), 3 sigmoids, 2 tanh, 3 products, 1 add, 2 requantizations;
-    # gather: 4 zx + 4 zh working-SRAM reads, 4 b + 1 c state-SRAM reads, h' and c' written back, address
-    # adders 2 per gather cycle (zx walker, row index) + 1 per unit written
-    gate_acts = {("gate_add", "add"): 2 * 4 * H, ("sigmoid", "eval"): 3 * H, ("tanh", "eval"): 2 * H,
-                 ("cell_mult", "mult"): 3 * H, ("cell_add", "add"): H, ("requant", "convert"): 2 * H,
-                 ("work_sram", "read"): 2 * GATE_READS * H, ("state_sram", "read"): 4 * H + H,
-                 ("state_sram", "write"): 2 * H, ("addr_gen", "add"): 2 * GATE_READS * H + H}
+    gate_acts = _gate_actions(H)
     # the hidden stage: weights from the hidden SRAM, operand h from the state SRAM, zh into a working SRAM
     hid_acts = {(("hidden_sram" if c == "weight_sram" else "state_sram" if (c, a) == ("work_sram", "read") else c),
                  a): v for (c, a), v in _stage_actions(cfg, hid).items()}
@@ -432,6 +572,30 @@ def predict_step(cfg: LstmEngineConfig, w: LstmWorkload) -> MatvecStats:
     return MatvecStats(w.name, cycles, mv.stall_cycles + hid.conflict_cycles, mv.macs + hid.macs,
                        mv.stages + (hid, StageStats("gates", 4, 1, H, 0, H, gate_cycles, 0)), acts,
                        extra={"pes": cfg.pes, "matvec_cycles": mv.cycles})
+
+
+def _gate_actions(H: int) -> dict:
+    # gate unit per unit: 8 adds (zx + zh + b), 3 sigmoids, 2 tanh, 3 products, 1 add, 2 requantizations;
+    # gather: 4 zx + 4 zh working-SRAM reads, 4 b + 1 c state-SRAM reads, h' and c' written back, address
+    # adders 2 per gather cycle (zx walker, row index) + 1 per unit written
+    return {("gate_add", "add"): 2 * 4 * H, ("sigmoid", "eval"): 3 * H, ("tanh", "eval"): 2 * H,
+            ("cell_mult", "mult"): 3 * H, ("cell_add", "add"): H, ("requant", "convert"): 2 * H,
+            ("work_sram", "read"): 2 * GATE_READS * H, ("state_sram", "read"): 4 * H + H,
+            ("state_sram", "write"): 2 * H, ("addr_gen", "add"): 2 * GATE_READS * H + H}
+
+
+def _step_with_hidden_fmt(cfg: LstmEngineConfig, w: LstmWorkload, mv: MatvecStats) -> MatvecStats:
+    """:func:`predict_step` with a decomposed ``U`` (``w.hidden_fmt``): its stages replace the hidden stage."""
+    H = w.hidden
+    hrows, hacts = _hidden_decomposed(cfg, w)
+    gate_cycles = gate_phase_cycles(H)
+    acts = mv.actions + hacts + ActionCounts(_gate_actions(H))
+    return MatvecStats(w.name, mv.cycles + sum(r.cycles for r in hrows) + gate_cycles,
+                       mv.stall_cycles + sum(r.conflict_cycles for r in hrows),
+                       mv.macs + sum(r.macs for r in hrows),
+                       mv.stages + hrows + (StageStats("gates", 4, 1, H, 0, H, gate_cycles, 0),), acts,
+                       extra={"pes": cfg.pes, "matvec_cycles": mv.cycles,
+                              "hidden_cycles": sum(r.cycles for r in hrows)})
 
 
 def predict(cfg: LstmEngineConfig, op) -> MatvecStats:
@@ -753,6 +917,14 @@ def inventory(cfg: LstmEngineConfig):
     P, B, b = cfg.pes, cfg.banks, cfg.data_bits
     addr_bits = max(1, (cfg.work_words - 1).bit_length())
     nl = {"kind": cfg.nonlinearity, "bits": b, "lut_bits": cfg.lut_bits}
+    packed = () if cfg.schedule == "rows" else (
+        Component("pack_operand", "mux", {"inputs": max(2, B), "bits": b}, P,
+                  "packed schedule: each lane picks its column's intermediate element from the banks"),
+        Component("pack_weight", "mux", {"inputs": max(2, P), "bits": b}, P,
+                  "packed schedule: each lane picks entry (lane mod R) of the weight word (static per stage)"),
+        Component("pack_addr", "adder", {"bits": addr_bits}, max(1, P - 1),
+                  "packed schedule: the further columns' read addresses (one offset add each)"),
+    )
     return Inventory(cfg.describe(), (
         Component("pe_mult", "multiplier", {"a_bits": b, "b_bits": b}, P),
         Component("pe_acc", "adder", {"bits": cfg.acc_bits}, P),
@@ -775,7 +947,7 @@ def inventory(cfg: LstmEngineConfig):
         Component("cell_mult", "multiplier", {"a_bits": b, "b_bits": b}, 3, "f*c, i*g, o*tanh(c)"),
         Component("cell_add", "adder", {"bits": 2 * b + 1}, 1),
         Component("controller", "controller", {"ge": 5000}, 1, "descriptor sequencer + counters, rough 5k GE"),
-    ))
+    ) + packed)
 
 
 FAMILY = Family(

@@ -149,10 +149,11 @@ def test_study_tt_vs_ht(tmp_path):
     from hwsim.lstm_engine_study import run
 
     res = run(out_dir=tmp_path, quick=True)
-    rows = {r["format"]: r for r in res.rows}
-    assert rows["tt-r4"]["params"] == 3360 and rows["ht-r4"]["params"] == 1584
+    rows = {r["design"]: r for r in res.rows}
+    assert rows["tt-r4"]["params"] == 3360 and rows["ht-r4 rows"]["params"] == 1584
     # frames/s follow the cycles at 1 GHz
     assert rows["tt-r4"]["frames_per_s"] == pytest.approx(1e9 / rows["tt-r4"]["cycles"])
     assert "tt-r4" in res.format() and (tmp_path / "tt_vs_ht.png").exists()
+    assert (tmp_path / "tt_vs_ht_sensitivity.png").exists()
     r = subprocess.run([sys.executable, "-m", "hwsim.cli", "study", "tt-vs-ht"], capture_output=True, text=True)
     assert r.returncode == 0 and "youtube" in r.stdout

@@ -313,7 +313,7 @@ def _cmd_simulate_scalesim(args) -> int:
 
 #: ``simulate`` options that apply in one mode only (defaults None: given or not), and their defaults.
 _MODEL_ONLY = {"model": ("MODEL", "digits-cnn"), "accel": ("--accel", fams.DEFAULT_ACCEL),
-               "compress": ("--compress", None), "node": ("--node", 45), "dram": ("--dram", "lpddr4"),
+               "compress": ("--compress", None), "node": ("--node", 45),
                "clock_mhz": ("--clock-mhz", None), "target": ("--target", None), "pnr_seed": ("--pnr-seed", 1)}
 
 
@@ -334,6 +334,8 @@ def _cmd_simulate(args) -> int:
     for attr, (_, default) in (scalesim_only if scalesim else _MODEL_ONLY).items():
         if getattr(args, attr) is None:
             setattr(args, attr, default)
+    if args.dram is None:
+        args.dram = "lpddr4"
     if scalesim:
         return _cmd_simulate_scalesim(args)
 
@@ -464,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compression spec, e.g. int8, int4, binary, prune50+int8, or 'onnx' (a quantized ONNX graph's "
                         "own weights and scales; the default for such graphs, int8 otherwise)")
     m.add_argument("--node", type=int, default=None, help="technology node for the cost model (nm, default 45)")
-    m.add_argument("--dram", default=None, help="lpddr4, ddr3 or hbm2 (default lpddr4)")
+    m.add_argument("--dram", default=None,
+                   help="lpddr4, ddr3 or hbm2 (default lpddr4): DRAM energy per bit; with --scalesim-config also its "
+                        "timing (JEDEC parameters), or 'fixed' (the .cfg's Bandwidth) or a DRAM parameter file")
     m.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     clk = m.add_mutually_exclusive_group()
     clk.add_argument("--clock-mhz", type=float, default=None, metavar="F",

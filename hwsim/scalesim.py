@@ -235,6 +235,7 @@ class ScaleSimComparison:
     hwsim_config: dict
     layers: list[LayerComparison] = field(default_factory=list)
     wall_seconds: float = 0.0
+    memory: object = None  # hwsim.memory.MemoryPlan of the real layers (raw tensors, global buffer, DRAM timing)
 
     @property
     def scalesim_cycles(self) -> int:
@@ -247,10 +248,15 @@ class ScaleSimComparison:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["scalesim_cycles"], d["hwsim_cycles"] = self.scalesim_cycles, self.hwsim_cycles
+        if self.memory is not None:
+            d["memory"]["dram_bytes"] = self.memory.dram_bytes
+            d["memory"]["compulsory_bytes"] = self.memory.compulsory_bytes
+            d["memory"]["ratio"] = self.memory.ratio
         return d
 
 
 def compare_with_scalesim(config, topology, dataflow: str | None = None, padding: str = "same",
+                          buffer_kib: float | None = None, dram: str = "lpddr4", layout: str = "nhwc",
                           **overrides) -> ScaleSimComparison:
     """Every layer of a SCALE-Sim topology under SCALE-Sim's conventions and under hwsim's.
 
@@ -264,13 +270,26 @@ def compare_with_scalesim(config, topology, dataflow: str | None = None, padding
         Overrides the config's ``Dataflow``.
     padding : {"same", "none"}
         Padding of the layers hwsim runs (``"same"``: as in the real network; ``"none"``: as SCALE-Sim).
+    buffer_kib, dram, layout
+        The memory system of :func:`hwsim.memory.plan` on the real layers: a global buffer of ``buffer_kib``
+        KiB (default the .cfg's three SRAMs together), DRAM timing of ``dram`` (a part of
+        :data:`hwsim.dram.DRAM_SPECS`, a parameter file, or ``fixed``: the .cfg's ``Bandwidth``), raw
+        tensors in ``layout``.
     **overrides
         Fields of the hwsim :class:`~hwsim.config.MacArrayConfig` (e.g. ``act_bits``).
     """
+    from hwsim import memory
+    from hwsim.dram import resolve_dram_spec
     from hwsim.mac_array import predict_gemm
 
     if padding not in ("same", "none"):
         raise HwsimError(f"padding={padding!r} is not allowed: expected one of same, none")
+    if layout not in memory.LAYOUTS:
+        raise HwsimError(f"--layout={layout!r} is not allowed: expected one of {', '.join(memory.LAYOUTS)}")
+    if buffer_kib is not None and (isinstance(buffer_kib, bool) or not isinstance(buffer_kib, int | float)
+                                   or not 0 < buffer_kib < 1 << 30):
+        raise HwsimError(f"--buffer-kib={buffer_kib!r} is not allowed: expected a size in KiB > 0")
+    spec = resolve_dram_spec(dram)
     t0 = time.perf_counter()
     scfg = config if isinstance(config, ScaleSimConfig) else read_scalesim_config(config)
     df = (dataflow or scfg.dataflow).lower()
@@ -280,6 +299,7 @@ def compare_with_scalesim(config, topology, dataflow: str | None = None, padding
     rows = read_scalesim_topology(topology)
     out = ScaleSimComparison(config=scfg, topology=str(topology), dataflow=df, padding=padding,
                              hwsim_config=cfg.to_dict())
+    tensors = []
     for row in rows:
         m, n, k = row.mnk
         sc = scalesim_compute(df, cfg.rows, cfg.cols, m, n, k)
@@ -288,6 +308,7 @@ def compare_with_scalesim(config, topology, dataflow: str | None = None, padding
         except HwsimError as e:
             raise HwsimError(f"{topology}:{row.line}: {e}") from None
         gm, gk, gn = layer.gemm_shape
+        tensors.append(memory.LayerTensors.of_workload(layer, cfg.weight_bits, cfg.act_bits, cfg.out_bits))
         st = predict_gemm(cfg, gm, gk, gn, name=row.name, groups=layer.groups)
         on_ss = predict_gemm(cfg, m, k, n, name=row.name, groups=row.repeats)
         out.layers.append(LayerComparison(
@@ -296,6 +317,10 @@ def compare_with_scalesim(config, topology, dataflow: str | None = None, padding
             scalesim_report_cycles=(sc.cycles - 1) * row.repeats, scalesim_macs=m * n * k * row.repeats,
             hwsim_gemm=(gm, gk, gn), hwsim_groups=layer.groups, hwsim_folds=st.folds, hwsim_cycles=st.cycles,
             hwsim_stall_cycles=st.stall_cycles, hwsim_macs=st.macs, hwsim_on_scalesim_gemm_cycles=on_ss.cycles))
+    kib = buffer_kib if buffer_kib is not None else scfg.ifmap_sram_kb + scfg.filter_sram_kb + scfg.ofmap_sram_kb
+    out.memory = memory.plan(tensors, int(kib * 1024), spec, cfg.clock_mhz, layout,
+                             fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle,
+                             dram_name="fixed" if spec is None else "")
     out.wall_seconds = time.perf_counter() - t0
     return out
 
@@ -338,15 +363,24 @@ def format_comparison(cmp: ScaleSimComparison) -> str:
         f"ratio {hw / ss:.3f}",
         f"MACs: SCALE-Sim lowering {sum(r.scalesim_macs for r in cmp.layers):,}, hwsim lowering "
         f"{sum(r.hwsim_macs for r in cmp.layers):,}",
-        f"(wall time {cmp.wall_seconds:.3f} s)",
     ]
+    if cmp.memory is not None:
+        from hwsim.memory import format_plan
+
+        compute = {r.name: r.hwsim_cycles for r in cmp.layers}
+        lines += ["", *format_plan(cmp.memory, compute)]
+        bound = sum(max(compute[lp.name], lp.dram_cycles) for lp in cmp.memory.layers)
+        lines.append(f"latency with DRAM transfers overlapped with compute: {bound:,} cycles "
+                     f"(compute alone {hw:,}; per layer the larger of the two)")
+    lines.append(f"(wall time {cmp.wall_seconds:.3f} s)")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
 #: The ``simulate`` options of the SCALE-Sim mode only (parsed with default None, so that one given with a
 #: model is refused rather than ignored): attribute -> (flag, default).
-CLI_DEFAULTS = {"dataflow": ("--dataflow", None), "padding": ("--padding", "same")}
+CLI_DEFAULTS = {"dataflow": ("--dataflow", None), "padding": ("--padding", "same"),
+                "buffer_kib": ("--buffer-kib", None), "layout": ("--layout", "nhwc")}
 
 
 def add_cli_arguments(group) -> None:
@@ -358,6 +392,10 @@ def add_cli_arguments(group) -> None:
     group.add_argument("--padding", choices=("same", "none"), default=None,
                        help="padding of the layers hwsim runs: 'same' as in the real network (default) or 'none' "
                             "as SCALE-Sim")
+    group.add_argument("--buffer-kib", type=float, default=None, metavar="KIB",
+                       help="global on-chip buffer of the memory-system plan (default: the .cfg's three SRAMs)")
+    group.add_argument("--layout", choices=("nhwc", "nchw"), default=None,
+                       help="layout of the raw tensors in DRAM (default nhwc)")
 
 
 def compare_from_cli(args):
@@ -366,4 +404,5 @@ def compare_from_cli(args):
         given, missing = ("--topology", "--scalesim-config") if args.topology else ("--scalesim-config", "--topology")
         raise HwsimError(f"{given} without {missing} is not allowed: expected both (a SCALE-Sim .cfg and a "
                          "topology .csv)")
-    return compare_with_scalesim(args.scalesim_config, args.topology, dataflow=args.dataflow, padding=args.padding)
+    return compare_with_scalesim(args.scalesim_config, args.topology, dataflow=args.dataflow, padding=args.padding,
+                                 buffer_kib=args.buffer_kib, dram=args.dram, layout=args.layout)

@@ -28,6 +28,7 @@ from hwsim import run
 from hwsim.cost import TABLE_VERSION, CostModel
 from hwsim.errors import HwsimError
 from hwsim.families import DEFAULT_ACCEL, Accelerator, Unit, resolve_accel
+from hwsim.stats import text_table as _table
 
 __all__ = ["LayerReport", "SimReport", "UnitReport", "format_report", "resolve_accel", "simulate"]
 
@@ -311,16 +312,6 @@ def format_report(rep: SimReport) -> str:
         f"(wall time {rep.wall_seconds:.2f} s)",
     ]
     return "\n".join(lines)
-
-
-def _table(columns: list[tuple[str, int, str]], rows: list[list]) -> list[str]:
-    """Header, rule and rows of a table whose columns (title, minimum width, ``<`` or ``>``) are as wide as
-    their widest cell, so long layer names or large counts keep every column aligned."""
-    cells = [[str(v) for v in row] for row in rows]
-    widths = [max([minimum, len(title), *(len(r[i]) for r in cells)]) for i, (title, minimum, _) in enumerate(columns)]
-    hdr = " ".join(f"{title:{a}{w}}" for (title, _, a), w in zip(columns, widths, strict=True))
-    return [hdr, "-" * len(hdr)] + [" ".join(f"{c:{a}{w}}" for c, (_, _, a), w in zip(r, columns, widths, strict=True))
-                                     for r in cells]
 
 
 def _clock_lines(rep: SimReport) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["ActionCounts", "LayerStats"]
+__all__ = ["ActionCounts", "LayerStats", "text_table"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,13 @@ class LayerStats:
         d = dataclasses.asdict(self)
         d["actions"] = self.actions.as_dict()
         return d
+
+
+def text_table(columns: list[tuple[str, int, str]], rows: list[list]) -> list[str]:
+    """Header, rule and rows of a table whose columns (title, minimum width, ``<`` or ``>``) are as wide as
+    their widest cell, so long layer names or large counts keep every column aligned."""
+    cells = [[str(v) for v in row] for row in rows]
+    widths = [max([minimum, len(title), *(len(r[i]) for r in cells)]) for i, (title, minimum, _) in enumerate(columns)]
+    hdr = " ".join(f"{title:{a}{w}}" for (title, _, a), w in zip(columns, widths, strict=True))
+    return [hdr, "-" * len(hdr)] + [" ".join(f"{c:{a}{w}}" for c, (_, _, a), w in zip(r, columns, widths, strict=True))
+                                     for r in cells]

@@ -1,0 +1,347 @@
+"""The memory system around a unit: raw tensors in DRAM, a global on-chip buffer, a whole-model plan.
+
+DRAM holds raw tensors (NHWC or NCHW, ``layout``), never im2col copies: the im2col expansion happens on
+chip, between the global buffer and the unit (an address generator reading feature-map rows; the unit's
+own cycle model and RTL see the expanded stream at their port). A global buffer of ``buffer_bytes`` sits
+between DRAM and the unit. :func:`plan` walks the layers in order and decides, greedily:
+
+* **where each layer's output lives**: on chip when, from the layer that writes it to the last layer that
+  reads it, it fits beside the tensors already kept and every layer's minimum working set (else it is
+  written to DRAM once and read back by each consumer: *spill* traffic);
+* **how a layer streams what is not on chip** (its loop order), the cheaper of
+  - *weights outer*: the weights in chunks that fit the free space beside one input band; the input (if in
+    DRAM) is read once per chunk;
+  - *input outer*: the input in bands of output rows (each band's input rows with its halo: a band of b
+    output rows needs ``(b - 1) * stride + kh`` input rows, re-read at band edges); all weights are read
+    once per band unless they fit beside one band.
+  Weights that fit beside everything else are read once (*weights resident*).
+
+DRAM bytes of a layer = weight reads + input reads (halo counted) + output writes; the **compulsory**
+traffic of a network is each weight read once, the network's input read once and its output written once;
+each layer's report names what causes the rest. The producer of a layer's input is the latest earlier
+layer whose output has the same channels and an integer multiple of its height and width (a pool between
+them runs on the producer's output path, so the stored tensor is the pooled one) or the same number of
+elements (a flatten); a layer with no producer reads the network input. Not modelled: residual adds (a
+block input kept alive until its add), layer fusion (Stream-style depth-first schedules would cut the
+spill traffic further by keeping only bands of intermediate tensors), several consumers reading at once.
+
+Timing: each layer's DRAM runs (contiguous byte ranges per tensor and pass) go through
+:func:`hwsim.dram.transfer_ns`; with the transfers double-buffered against compute, a layer takes
+``max(compute cycles, DRAM cycles)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hwsim.dram import DramSpec, transfer_ns
+from hwsim.errors import HwsimError
+from hwsim.stats import text_table
+
+__all__ = ["LAYOUTS", "LayerPlan", "LayerTensors", "MemoryPlan", "format_plan", "plan"]
+
+LAYOUTS = ("nhwc", "nchw")
+
+
+@dataclass(frozen=True)
+class LayerTensors:
+    """The tensors of one conv / GEMM layer as they sit in memory (bytes per element: ``in_bytes``,
+    ``out_bytes``; ``weight_bytes`` all of its weights, metadata included). A GEMM of ``m x k`` by
+    ``k x n`` is a 1x1 conv over an ``m x 1`` image of ``k`` channels."""
+
+    name: str
+    in_h: int
+    in_w: int
+    in_c: int
+    out_h: int
+    out_w: int
+    out_c: int
+    kh: int = 1
+    stride: int = 1
+    pad_top: int = 0
+    weight_bytes: int = 0
+    in_bytes: int = 1
+    out_bytes: int = 1
+
+    @property
+    def input_bytes(self) -> int:
+        return self.in_h * self.in_w * self.in_c * self.in_bytes
+
+    @property
+    def output_bytes(self) -> int:
+        return self.out_h * self.out_w * self.out_c * self.out_bytes
+
+    @property
+    def row_bytes(self) -> int:
+        return self.in_w * self.in_c * self.in_bytes
+
+    def band_rows(self, b: int) -> int:
+        """Input rows (inside the image) a band of ``b`` output rows starting at row 0 needs, at most."""
+        return min(self.in_h, (b - 1) * self.stride + self.kh)
+
+    def input_rows_read(self, b: int) -> int:
+        """Input rows read over all bands of ``b`` output rows (halo rows re-read at each band edge),
+        padding rows excluded: closed form over the ``ceil(out_h / b)`` bands. With ``stride <= kh`` a
+        band's windows touch, so it reads one interval of rows; with ``stride > kh`` the windows are apart
+        and each output row reads its own ``kh`` rows (rows between windows are never read)."""
+        if self.stride > self.kh:
+            lo = np.arange(self.out_h) * self.stride - self.pad_top
+            return int((np.minimum(lo + self.kh, self.in_h) - np.maximum(lo, 0)).clip(min=0).sum())
+        n = -(-self.out_h // b)
+        starts = np.arange(n) * b
+        ends = np.minimum(starts + b, self.out_h)  # exclusive
+        lo = starts * self.stride - self.pad_top
+        hi = (ends - 1) * self.stride - self.pad_top + self.kh  # exclusive
+        return int((np.minimum(hi, self.in_h) - np.maximum(lo, 0)).clip(min=0).sum())
+
+    @classmethod
+    def of_workload(cls, layer, weight_bits: int = 8, act_bits: int = 8, out_bits: int = 8):
+        """The tensors of a :mod:`hwsim.workloads` conv or GEMM row."""
+        if hasattr(layer, "in_h"):
+            return cls(layer.name, layer.in_h, layer.in_w, layer.in_c, layer.out_h, layer.out_w, layer.out_c,
+                       layer.kh, layer.stride, layer.pads[0],
+                       math.ceil(layer.kh * layer.kw * layer.in_c // layer.groups * layer.out_c * weight_bits / 8),
+                       math.ceil(act_bits / 8), math.ceil(out_bits / 8))
+        m, k, n = layer.gemm_shape
+        return cls(layer.name, m, 1, k, m, 1, n, 1, 1, 0, math.ceil(k * n * weight_bits / 8),
+                   math.ceil(act_bits / 8), math.ceil(out_bits / 8))
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """Where one layer's tensors live and the DRAM bytes and time they cost."""
+
+    name: str
+    input_from: str  # "dram (network input)", "on chip (<producer>)", "dram (spilled by <producer>)"
+    output_to: str  # "on chip" or "dram"
+    schedule: str
+    weight_read_bytes: int
+    input_read_bytes: int
+    output_write_bytes: int
+    compulsory_bytes: int
+    causes: tuple[str, ...]
+    dram_ns: float
+    dram_cycles: int
+
+    @property
+    def dram_bytes(self) -> int:
+        return self.weight_read_bytes + self.input_read_bytes + self.output_write_bytes
+
+
+@dataclass
+class MemoryPlan:
+    buffer_bytes: int
+    layout: str
+    dram: str
+    clock_mhz: float
+    layers: list[LayerPlan] = field(default_factory=list)
+
+    @property
+    def dram_bytes(self) -> int:
+        return sum(lp.dram_bytes for lp in self.layers)
+
+    @property
+    def compulsory_bytes(self) -> int:
+        return sum(lp.compulsory_bytes for lp in self.layers)
+
+    @property
+    def ratio(self) -> float:
+        return self.dram_bytes / self.compulsory_bytes if self.compulsory_bytes else float("nan")
+
+
+def _producers(layers: list[LayerTensors]) -> tuple[list[int | None], list[list[int]]]:
+    """(the producer of each layer's input, the add operands it also reads): the producer is the latest
+    earlier layer whose output matches (same channels and an integer multiple of the height and width, or
+    the same elements); an earlier layer that nobody reads, followed by a layer with the same output shape,
+    is a projection shortcut's partner in a residual add, read with that layer's output by its consumer."""
+    n = len(layers)
+    prod: list[int | None] = []
+    for j, la in enumerate(layers):
+        found = None
+        for i in range(j - 1, -1, -1):
+            p = layers[i]
+            same = (p.out_c == la.in_c and p.out_h % la.in_h == 0 and p.out_w % la.in_w == 0
+                    and p.out_h // la.in_h == p.out_w // la.in_w)
+            if same or p.out_h * p.out_w * p.out_c == la.in_h * la.in_w * la.in_c:
+                found = i
+                break
+        prod.append(found)
+    extra: list[list[int]] = [[] for _ in range(n)]
+    read = {p for p in prod if p is not None}
+    shape = [(la.out_h, la.out_w, la.out_c) for la in layers]
+    for i in range(n - 1):
+        if i in read:
+            continue
+        partner = next((k for k in range(i + 1, n) if shape[k] == shape[i] and k in read), None)
+        if partner is not None:
+            extra[prod.index(partner)].append(i)
+    return prod, extra
+
+
+def _min_working_set(la: LayerTensors, in_res: bool) -> int:
+    """The least a layer needs in the buffer beside its resident tensors: one output channel's weights,
+    one band of one output row (its input rows, unless the input is resident) and one output row."""
+    one_w = math.ceil(la.weight_bytes / la.out_c)
+    return one_w + (0 if in_res else la.band_rows(1) * la.row_bytes) + la.out_w * la.out_c * la.out_bytes
+
+
+def _stream(la: LayerTensors, space: int, in_res: bool) -> tuple[str, int, int, list[str]]:
+    """(schedule, weight read bytes, input read bytes, causes) of the cheaper loop order in ``space`` bytes."""
+    W, rb = la.weight_bytes, la.row_bytes
+    if in_res:
+        return "input on chip, weights streamed once", W, 0, []
+    one_band = la.band_rows(1) * rb
+    if W + one_band <= space:  # weights resident; the input streamed once in bands that fit
+        b = _largest_band(la, space - W)
+        rows = la.input_rows_read(b)
+        causes = [f"halo: {rows - _rows_needed(la):,} input rows re-read at band edges"] if rows > _rows_needed(la) \
+            else []
+        return f"weights resident, input in {-(-la.out_h // b)} band(s)", W, rows * rb, causes
+    # weights outer: chunks of whole output channels beside one one-row band
+    per_oc = math.ceil(W / la.out_c)
+    oc_per_chunk = max(1, (space - one_band) // per_oc)
+    chunks = -(-la.out_c // oc_per_chunk)
+    a_in = chunks * la.input_rows_read(la.out_h)
+    cost_a = W + a_in * rb
+    # input outer: bands that fit beside one output channel's weights; all weights once per band
+    b = _largest_band(la, space - per_oc)
+    bands = -(-la.out_h // b)
+    b_in = la.input_rows_read(b)
+    cost_b = bands * W + b_in * rb
+    if cost_a <= cost_b:
+        return (f"weights outer ({chunks} chunks)", W, a_in * rb,
+                [f"input read {chunks}x: weights {W:,} B do not fit beside a band"])
+    causes = [f"weights read {bands}x: input in {bands} bands"]
+    if b_in > _rows_needed(la):
+        causes.append(f"halo: {b_in - _rows_needed(la):,} input rows re-read at band edges")
+    return f"input outer ({bands} bands)", bands * W, b_in * rb, causes
+
+
+def _rows_needed(la: LayerTensors) -> int:
+    return la.input_rows_read(la.out_h)
+
+
+def _largest_band(la: LayerTensors, space: int) -> int:
+    """The most output rows whose input band fits ``space`` bytes (at least 1)."""
+    if la.row_bytes == 0:
+        return la.out_h
+    rows = max(space, 0) // la.row_bytes
+    b = (rows - la.kh) // la.stride + 1 if rows >= la.kh else 1
+    return int(min(max(b, 1), la.out_h))
+
+
+def _runs(layout: str, base: int, la_rows: int, row_bytes: int, channels: int, passes: int):
+    """DRAM runs of reading ``la_rows`` rows of a tensor ``passes`` times: NHWC rows are contiguous
+    (one run per pass); NCHW holds one plane per channel (one run per channel and pass)."""
+    if la_rows <= 0 or passes <= 0:
+        return [], []
+    if layout == "nhwc":
+        return [base] * passes, [la_rows * row_bytes] * passes
+    plane = row_bytes // max(channels, 1)
+    addr = [base + c * plane * la_rows for c in range(channels)] * passes
+    return addr, [plane * la_rows] * (channels * passes)
+
+
+def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, clock_mhz: float,
+         layout: str = "nhwc", fixed_bytes_per_cycle: float | None = None, dram_name: str = "") -> MemoryPlan:
+    """The greedy whole-model memory plan of ``layers`` (in execution order) with a global buffer of
+    ``buffer_bytes``; DRAM time by ``dram`` (None: ``fixed_bytes_per_cycle``)."""
+    if layout not in LAYOUTS:
+        raise HwsimError(f"--layout={layout!r} is not allowed: expected one of {', '.join(LAYOUTS)}")
+    if not isinstance(buffer_bytes, int) or isinstance(buffer_bytes, bool) or buffer_bytes < 1:
+        raise HwsimError(f"--buffer-kib={buffer_bytes!r} is not allowed: expected a positive size")
+    if dram is None and not (fixed_bytes_per_cycle and fixed_bytes_per_cycle > 0):
+        raise HwsimError("--dram=fixed is not allowed without a bandwidth: expected bytes per cycle > 0")
+    n = len(layers)
+    prod, extra = _producers(layers)
+    consumers: list[list[int]] = [[] for _ in range(n)]
+    for j, p in enumerate(prod):
+        for i in ([p] if p is not None else []) + extra[j]:
+            consumers[i].append(j)
+    stored = [max((layers[j].input_bytes for j in consumers[i]), default=layers[i].output_bytes) for i in range(n)]
+    last = [max(consumers[i], default=i) for i in range(n)]
+    # occupancy[t]: bytes of tensors kept on chip while layer t runs (produced before t, read at or after t)
+    occupancy = np.zeros(n + 1, dtype=np.int64)
+    kept = [False] * n
+    mws = [_min_working_set(la, False) for la in layers]
+    out = MemoryPlan(buffer_bytes, layout, dram_name or (dram.name if dram else "fixed"), clock_mhz)
+    for j, la in enumerate(layers):
+        p = prod[j]
+        in_res = p is not None and kept[p]
+        # keep the output if it fits from this layer to its last consumer
+        if consumers[j]:
+            span = range(j, last[j] + 1)
+            need = max(int(occupancy[t]) + stored[j] + mws[t] for t in span)
+            if need <= buffer_bytes:
+                kept[j] = True
+                occupancy[j + 1:last[j] + 1] += stored[j]
+        space = buffer_bytes - int(occupancy[j]) - (stored[j] if kept[j] else 0)
+        if space < _min_working_set(la, in_res) - (la.out_w * la.out_c * la.out_bytes if kept[j] else 0):
+            raise HwsimError(f"--buffer-kib={buffer_bytes / 1024:g} is not allowed for layer {la.name!r}: expected at "
+                             f"least {(buffer_bytes - space + _min_working_set(la, in_res)) / 1024:.1f} KiB (its "
+                             "resident tensors and one band of rows)")
+        schedule, w_rd, in_rd, causes = _stream(la, space, in_res)
+        if p is None:
+            src = "dram (network input)"
+        elif in_res:
+            src = f"on chip ({layers[p].name})"
+        else:
+            src = f"dram (spilled by {layers[p].name})"
+            causes = [f"input {layers[p].name} spilled: {stored[p]:,} B written and read back", *causes]
+        for i in extra[j]:  # the residual add's other operand
+            src += f" + {layers[i].name}" + ("" if kept[i] else " (dram)")
+            if not kept[i]:
+                in_rd += stored[i]
+                causes = [*causes, f"add operand {layers[i].name} spilled: {stored[i]:,} B written and read back"]
+        if kept[j]:
+            dst, o_wr = "on chip", 0
+        elif consumers[j]:
+            dst, o_wr = "dram", stored[j]
+            causes = [f"output spilled: {stored[j]:,} B do not fit on chip until {layers[last[j]].name}", *causes]
+        else:
+            dst, o_wr = "dram", la.output_bytes
+        compulsory = la.weight_bytes + (la.input_bytes if p is None else 0) + (0 if consumers[j] else la.output_bytes)
+        # DRAM runs: weights (contiguous, once per pass), input rows, output rows
+        w_passes = w_rd // la.weight_bytes if la.weight_bytes else 0
+        addr, size = ([0] * w_passes, [la.weight_bytes] * w_passes)
+        rows_read = in_rd // la.row_bytes if la.row_bytes else 0
+        a2, s2 = _runs(layout, 1 << 40, rows_read, la.row_bytes, la.in_c, 1)
+        o_rows = o_wr // max(la.out_w * la.out_c * la.out_bytes, 1) if o_wr else 0
+        a3, s3 = _runs(layout, 2 << 40, o_rows, la.out_w * la.out_c * la.out_bytes, la.out_c, 1)
+        if dram is not None:
+            ns = transfer_ns(dram, addr + a2 + a3, size + s2 + s3)
+            cyc = math.ceil(ns * clock_mhz / 1000 - 1e-9)
+        else:
+            nbytes = w_rd + in_rd + o_wr
+            cyc = math.ceil(nbytes / fixed_bytes_per_cycle)
+            ns = cyc * 1000 / clock_mhz
+        out.layers.append(LayerPlan(la.name, src, dst, schedule, w_rd, in_rd, o_wr, compulsory, tuple(causes),
+                                    ns, cyc))
+    return out
+
+
+def format_plan(mp: MemoryPlan, compute_cycles: dict[str, int] | None = None) -> list[str]:
+    """The memory-system table: per layer, where its tensors live, DRAM bytes and what causes the bytes
+    beyond the compulsory ones, DRAM time and (with ``compute_cycles``) which of the two bounds the layer."""
+    lines = [f"Memory system: {mp.buffer_bytes / 1024:g} KiB global buffer, DRAM {mp.dram}, raw tensors "
+             f"({mp.layout.upper()}), im2col on chip; DRAM cycles at {mp.clock_mhz:g} MHz",
+             ""]
+    cols = [("layer", 8, "<"), ("input from", 10, "<"), ("output", 7, "<"), ("weights B", 9, ">"),
+            ("input B", 9, ">"), ("output B", 9, ">"), ("DRAM B", 9, ">"), ("DRAM cyc", 8, ">")]
+    if compute_cycles:
+        cols += [("compute", 8, ">"), ("bound", 7, "<")]
+    rows = []
+    for lp in mp.layers:
+        row = [lp.name, lp.input_from, lp.output_to, f"{lp.weight_read_bytes:,}", f"{lp.input_read_bytes:,}",
+               f"{lp.output_write_bytes:,}", f"{lp.dram_bytes:,}", f"{lp.dram_cycles:,}"]
+        if compute_cycles:
+            c = compute_cycles.get(lp.name, 0)
+            row += [f"{c:,}", "memory" if lp.dram_cycles > c else "compute"]
+        rows.append(row + ["; ".join(lp.causes) or "-"])
+    lines += text_table(cols + [("beyond compulsory", 17, "<")], rows)
+    lines += ["", f"DRAM traffic {mp.dram_bytes:,} B; compulsory {mp.compulsory_bytes:,} B (each weight read once, "
+                  f"the network input read once, its output written once); ratio {mp.ratio:.3f}"]
+    return lines

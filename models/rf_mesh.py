@@ -45,6 +45,7 @@ from hwsim.models.tables import MESH_STYLES, mesh_columns
 
 __all__ = [
     "MESH_STYLES",
+    "SVD_COMPLETIONS",
     "CouplerError",
     "DetectorNoise",
     "InsertionLoss",
@@ -56,6 +57,7 @@ __all__ = [
     "calibrate",
     "check_unitary",
     "clements_decompose",
+    "complete_unitary",
     "decompose",
     "detect",
     "mzi_count",
@@ -324,12 +326,53 @@ class SvdMesh:
         return self.u_mesh.phase_shifters + self.v_mesh.phase_shifters
 
 
-def svd_map(w, style: str = "clements") -> SvdMesh:
-    """Map a P x Q matrix ``w`` onto two unitary meshes and min(P, Q) attenuators (see :class:`SvdMesh`)."""
+#: How :func:`svd_map` fills the columns of U and rows of V^H beyond the min(P, Q) singular vectors (they
+#: multiply nothing): ``"lapack"`` keeps what ``numpy.linalg.svd(full_matrices=True)`` returns,
+#: ``"canonical"`` completes the thin SVD's singular vectors by :func:`complete_unitary`.
+SVD_COMPLETIONS = ("lapack", "canonical")
+
+
+def complete_unitary(a) -> np.ndarray:
+    """An n x n unitary whose first k columns are the orthonormal columns of ``a`` (n x k).
+
+    The other n - k columns are the columns of a fixed reference matrix (real Gaussian, n x (n - k), drawn
+    from ``numpy.random.default_rng(n)``) projected off ``a`` and made orthonormal in order (QR). They
+    are a continuous function of ``a``: a tiny change of ``a`` moves them by a tiny amount, and their
+    entries are generically nonzero (the identity as reference would give exact zeros, at which the
+    nulling decompositions pick phases from rounding noise). LAPACK's full SVD fills the same
+    null space with vectors that depend on rounding (and so on the BLAS thread count). On an ideal mesh
+    they multiply zero; under device errors (e.g. coarse phase DACs) every phase of the mesh matters, so an
+    arbitrary completion makes the accuracy under errors arbitrary too.
+    """
+    a = np.asarray(a, dtype=complex)
+    n, k = a.shape
+    if k == n:
+        return a.copy()
+    ref = np.random.default_rng(n).standard_normal((n, n - k))
+    rest = ref - a @ (a.conj().T @ ref)
+    rest, _ = np.linalg.qr(rest - a @ (a.conj().T @ rest))    # projected twice: orthogonal to a to rounding
+    return np.hstack([a, rest])
+
+
+def svd_map(w, style: str = "clements", completion: str = "lapack") -> SvdMesh:
+    """Map a P x Q matrix ``w`` onto two unitary meshes and min(P, Q) attenuators (see :class:`SvdMesh`).
+
+    ``completion`` (one of :data:`SVD_COMPLETIONS`) says how the singular vectors outside the min(P, Q)
+    kept ones (the null space of a non-square ``w``) are chosen; the ideal mesh matrices differ, the
+    mapped matrix ``scale U diag(atten) V^H`` does not (to rounding). ``"lapack"`` (the default) keeps
+    earlier mappings unchanged; ``"canonical"`` makes the mapping continuous in ``w`` and independent of the
+    BLAS thread count.
+    """
     w = np.asarray(w)
     if w.ndim != 2 or min(w.shape) < 1 or not np.all(np.isfinite(w)):
         raise HwsimError(f"w with shape {w.shape} is not allowed: expected a finite 2-D matrix")
-    u, s, vh = np.linalg.svd(w.astype(complex))
+    if completion not in SVD_COMPLETIONS:
+        raise HwsimError(f"completion={completion!r} is not allowed: expected one of {', '.join(SVD_COMPLETIONS)}")
+    if completion == "lapack":
+        u, s, vh = np.linalg.svd(w.astype(complex))
+    else:
+        u, s, vh = np.linalg.svd(w.astype(complex), full_matrices=False)
+        u, vh = complete_unitary(u), complete_unitary(vh.conj().T).conj().T
     scale = float(s[0]) if s.size and s[0] > 0 else 1.0
     return SvdMesh(w.shape[0], w.shape[1], decompose(u, style, atol=1e-6), decompose(vh, style, atol=1e-6),
                    s / scale, scale)

@@ -826,6 +826,7 @@ FAMILY = Family(
          ("mac", "requant", "controller")),
     ),
     studies=(("codenet-variants", "hwsim.deform_unit_study:run",
-              "CoDeNet-like deformable layers at 512x512: regular conv vs full / depthwise DCN and their bounded "
-              "and square variants (cycles, traffic, energy, area; CoDeNet's 1.36x / 9.76x)"),),
+              "CoDeNet-like deformable layers at 512x512: co-designed (bounded + square) vs original full / "
+              "depthwise DCN at equal on-chip buffer area, against line-buffer rows and miss latency (CoDeNet's "
+              "1.36x / 9.76x)"),),
 )

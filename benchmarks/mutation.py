@@ -1,0 +1,283 @@
+"""Mutation testing of the cycle models, cost model, references and requantizers (issue 25; docs/testing.md).
+
+    nice python benchmarks/mutation.py             # the whole subset (about 20-30 min on 2 shared cores)
+    nice python benchmarks/mutation.py --list      # count the mutants of the subset, run nothing
+    python benchmarks/mutation.py --report         # the table of the last run, without running
+    nice python benchmarks/mutation.py 'hwsim.rf_array.*'   # only the mutants matching a glob
+
+mutmut 3 (pinned in ``.[dev]``) works on a copy of the source. Our modules are installed as one package
+whose ``models/``, ``rtl/`` and ``cosim/`` directories are mapped to ``hwsim.models`` etc. (setuptools
+``package-dir``); mutmut names a mutant after its file path and would call ``models/quantize.py``
+``models.quantize`` while the tests import ``hwsim.models.quantize``, and the editable install would import
+the unmutated file. So this script stages the package the way it is imported, under ``build/mutation/``
+(git-ignored): ``hwsim/`` with ``models/``, ``rtl/``, ``cosim/`` copied in as ``hwsim/models`` etc., plus
+``tests/`` and ``pyproject.toml`` (pytest's options), writes mutmut's configuration there as a
+``setup.cfg`` ``[mutmut]`` section (the repository's own ``pyproject.toml`` is left without a ``[tool.mutmut]``
+table), and runs ``mutmut run`` in that directory. mutmut puts ``build/mutation/mutants`` first on
+``sys.path``, so ``hwsim`` and ``hwsim.models`` resolve to the mutated copies before the editable finder.
+
+The subset (:data:`SUBSET`) names functions per module; every family's cycle model (closed form and the step
+or per-fold models it is tested against) and cost inventory, the shared cost model, and the bit-exact
+references and requantizers. Each mutant runs only the tests of :data:`TESTS` that call its function (mutmut
+records this in one instrumented pass first). Surviving mutants are either killed by a test in
+``tests/test_mutants_*.py`` or listed, with the reason, in ``docs/equivalent_mutants.md``; the report counts
+a survivor listed there as equivalent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STAGE = REPO / "build" / "mutation"
+EQUIVALENT_DOC = REPO / "docs" / "equivalent_mutants.md"
+
+#: Staged module file -> functions mutated in it (mutmut keys without the ``x_`` prefix; methods as
+#: ``Class.method``). Module files are the staged paths (``hwsim/models/...`` is ``models/...``).
+SUBSET: dict[str, list[str]] = {
+    # MAC array: fold plan, the per-fold max-plus timing and action counts, the closed form, inventory
+    "hwsim/mac_array.py": ["inventory", "fold_plan", "_timing", "_words", "_actions"],
+    "hwsim/mac_array_fast.py": ["_cdiv", "_step", "_run", "closed_form_gemm"],
+    # LSTM engine: stage timing and actions, matvec and readout predictions, inventory
+    "hwsim/lstm_engine.py": ["gate_phase_cycles", "_stage_timing", "_stage_actions", "predict_matvec",
+                             "x_load_cycles", "readout_stats", "_readout_actions", "inventory"],
+    # deformable unit: sampler cycles, line-buffer row fills, the offset convolution, inventory
+    "hwsim/deform_unit.py": ["_sampler_cycles", "_fill_rows", "offset_conv_stats", "inventory"],
+    # RF array: emulator stream and tiled GEMM, inventory
+    "hwsim/rf_array.py": ["predict_emulator", "_tile_stats", "predict_gemm", "inventory"],
+    # the cost model: reference-table interpolation, part lists, pricing of inventory x actions
+    "hwsim/cost.py": ["_line", "_adder45", "_mult45", "_sram64_45", "_mac_parts", "_requant_parts",
+                      "CostModel.sram_access_energy_pj", "CostModel.action_energy_pj",
+                      "CostModel.component_area_um2", "CostModel.energy", "CostModel.area", "_mux2s",
+                      "_reg_write_bits"],
+    # references and requantizers
+    "hwsim/models/quantize.py": ["_units", "_pow2_levels", "_quant_uniform"],
+    "hwsim/models/mac_array.py": ["_sequential_saturate", "_accumulate", "_round_shift", "_requantize",
+                                  "_rne_shift", "requantize_f32_int"],
+    "hwsim/models/lstm_engine.py": ["_clamp", "quantize", "_plan_sigmoid", "_lut_index", "sigmoid_fixed",
+                                    "tanh_fixed", "accumulate_dense"],
+    "hwsim/models/deform_unit.py": ["acc_bits_needed", "bilinear_weights_fixed", "round_shift", "_tap_samples"],
+    "hwsim/models/rf_array.py": ["code_count", "_rs", "emulate"],
+}
+
+#: The tests mutmut may run (each mutant: only those that call its function). No co-simulation, no
+#: synthesis, no notebooks: the fast unit, property and hand-count tests of the subset's modules.
+TESTS = [
+    "tests/test_closed_forms.py", "tests/test_cycle_model.py",
+    "tests/test_sweep.py::test_closed_form_predict_gemm_equals_the_per_fold_model",
+    "tests/test_reference_mac_array.py", "tests/test_cost.py", "tests/test_compress.py",
+    "tests/test_lstm_engine.py", "tests/test_lstm_gates.py", "tests/test_lstm_formats.py",
+    "tests/test_deform_unit.py", "tests/test_deform_reference.py",
+    "tests/test_rf_array.py", "tests/test_rf_layers.py", "tests/test_rf_tt.py", "tests/test_rf_mesh.py",
+]
+
+
+#: Written beside the staged tests (never into the repository): Hypothesis without shrinking (a mutant is
+#: killed by the first failing example; shrinking would only spend time), derandomized so two runs try the
+#: same examples, no example database.
+CONFTEST = """from hypothesis import Phase, settings
+
+settings.register_profile("mutation", derandomize=True, database=None, print_blob=False,
+                          phases=[Phase.explicit, Phase.generate])
+settings.load_profile("mutation")
+"""
+
+
+def mutant_globs(subset: dict[str, list[str]] = SUBSET) -> list[str]:
+    """mutmut mutant-name globs of the subset: ``hwsim.mac_array.x__timing__mutmut_*``,
+    ``hwsim.cost.xǁCostModelǁenergy__mutmut_*``."""
+    globs = []
+    for path, funcs in subset.items():
+        module = path[:-3].replace("/", ".")
+        for f in funcs:
+            if "." in f:
+                cls, meth = f.split(".")
+                globs.append(f"{module}.x\u01c1{cls}\u01c1{meth}__mutmut_*")
+            else:
+                globs.append(f"{module}.x_{f}__mutmut_*")
+    return globs
+
+
+def mutant_tests() -> list[str]:
+    """The tests written to kill this subset's survivors (``tests/test_mutants_*.py``)."""
+    return sorted(f"tests/{p.name}" for p in (REPO / "tests").glob("test_mutants_*.py"))
+
+
+def _setup_cfg() -> str:
+    def lines(items):
+        return "".join(f"\n    {x}" for x in items)
+
+    return (
+        "# written by benchmarks/mutation.py; edit SUBSET/TESTS there\n[mutmut]\n"
+        "source_paths = hwsim\n"
+        f"only_mutate ={lines(sorted(SUBSET))}\n"
+        f"pytest_add_cli_args_test_selection ={lines(TESTS + mutant_tests())}\n"
+        # deselect slow tests; no cache provider writes; warnings stay errors (pyproject's filterwarnings)
+        "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n"
+        # error messages are the bad-input corpus's (tests/bad_inputs/cases.yaml), not this run's
+        "do_not_mutate_patterns =\n    raise HwsimError\\(\n"
+        "also_copy =\n    conftest.py\n"
+        "use_git_change_detection = false\n"
+        "use_setproctitle = false\n"
+    )
+
+
+def stage(fresh: bool) -> None:
+    """Copy the package as it is imported, the tests and the pytest options into :data:`STAGE`."""
+    if fresh and STAGE.exists():
+        shutil.rmtree(STAGE)
+    STAGE.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "sim_build")
+    for src, dst in (("hwsim", "hwsim"), ("models", "hwsim/models"), ("rtl", "hwsim/rtl"),
+                     ("cosim", "hwsim/cosim"), ("tests", "tests")):
+        target = STAGE / dst
+        if dst == "hwsim" and target.exists():
+            # refresh hwsim's own files; keep the mapped sub-packages copied below
+            for p in (REPO / src).iterdir():
+                if p.name == "__pycache__":
+                    continue
+                q = target / p.name
+                if p.is_dir():
+                    shutil.copytree(p, q, dirs_exist_ok=True, ignore=ignore)
+                else:
+                    shutil.copy2(p, q)
+            continue
+        shutil.copytree(REPO / src, target, dirs_exist_ok=True, ignore=ignore)
+    shutil.copy2(REPO / "pyproject.toml", STAGE / "pyproject.toml")
+    (STAGE / "setup.cfg").write_text(_setup_cfg())
+    (STAGE / "conftest.py").write_text(CONFTEST)
+    if not fresh and (STAGE / "mutants").exists():
+        # mutmut copies tests/ again on every run; the sources it mutates again when they changed
+        pass
+
+
+def equivalent_ids() -> set[str]:
+    """Mutant ids listed in docs/equivalent_mutants.md (headings ``### `<id>` ``)."""
+    if not EQUIVALENT_DOC.exists():
+        return set()
+    return set(re.findall(r"^### `([^`]+__mutmut_\d+)`", EQUIVALENT_DOC.read_text(), flags=re.M))
+
+
+def load_results() -> dict[str, dict[str, int | None]]:
+    """Exit code per mutant, per staged module, from mutmut's ``.meta`` files."""
+    out = {}
+    for path in sorted(SUBSET):
+        meta = STAGE / "mutants" / (path + ".meta")
+        if meta.exists():
+            out[path] = json.loads(meta.read_text())["exit_code_by_key"]
+    return out
+
+
+def _status(code) -> str:
+    from mutmut.stats import status_by_exit_code
+
+    return status_by_exit_code[code]
+
+
+def report(globs: list[str]) -> tuple[str, dict]:
+    """A Markdown table per module: mutants tried, killed, equivalent, surviving, and the totals."""
+    eq = equivalent_ids()
+    rows, tot = [], dict(tried=0, killed=0, equivalent=0, surviving=0, other=0)
+    survivors, others = [], []
+    for path, codes in load_results().items():
+        r = dict(tried=0, killed=0, equivalent=0, surviving=0, other=0)
+        for name, code in codes.items():
+            if not any(fnmatch.fnmatch(name, g) for g in globs):
+                continue
+            s = _status(code)
+            r["tried"] += 1
+            if s in ("killed", "timeout", "caught by type check"):
+                r["killed"] += 1
+            elif s == "survived" and name in eq:
+                r["equivalent"] += 1
+            elif s == "survived":
+                r["surviving"] += 1
+                survivors.append(name)
+            else:  # not checked, no tests, suspicious, segfault
+                r["other"] += 1
+                others.append((name, s))
+        if r["tried"]:
+            rows.append((path, r))
+            for key in tot:
+                tot[key] += r[key]
+    lines = ["| module | tried | killed | equivalent | surviving | not run |", "|---|--:|--:|--:|--:|--:|"]
+    for path, r in rows + [("**total**", tot)]:
+        lines.append(f"| {path} | {r['tried']} | {r['killed']} | {r['equivalent']} | {r['surviving']} | "
+                     f"{r['other']} |")
+    nonequiv = tot["tried"] - tot["equivalent"]
+    share = 100 * tot["surviving"] / nonequiv if nonequiv else 0.0
+    lines.append("")
+    lines.append(f"surviving: {tot['surviving']} of {nonequiv} non-equivalent mutants = {share:.1f} %")
+    if survivors:
+        lines += ["", "surviving (neither killed nor listed in docs/equivalent_mutants.md):"]
+        lines += [f"  {s}" for s in sorted(survivors)]
+    if others:
+        lines += ["", "not run to a verdict (no covering test, not checked, suspicious):"]
+        lines += [f"  {n}: {s}" for n, s in sorted(others)]
+    stale = sorted(e for e in eq if not any(e in codes for codes in load_results().values()))
+    if stale:
+        lines += ["", "listed as equivalent but no longer generated (renumbered? check the diff):"]
+        lines += [f"  {s}" for s in stale]
+    return "\n".join(lines), dict(tot, share=share, survivors=survivors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("only", nargs="*", help="mutant-name globs within the subset (default: the whole subset)")
+    ap.add_argument("--list", action="store_true", help="generate the mutants and count them; run no test")
+    ap.add_argument("--report", action="store_true", help="print the last run's table; run nothing")
+    ap.add_argument("--keep", action="store_true",
+                    help="reuse build/mutation (mutmut's recorded test coverage); default: stage afresh")
+    ap.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
+    ap.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
+    args = ap.parse_args(argv)
+
+    globs = mutant_globs()
+    selected = args.only or globs
+    if args.report:
+        text, _ = report(globs)
+        print(text)
+        return 0
+
+    stage(fresh=not args.keep)
+    env = dict(os.environ, PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS", ""), OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    mutmut = [sys.executable, "-m", "mutmut"]
+    t0 = time.monotonic()
+    if args.list:
+        # `mutmut print-time-estimates` needs the stats; generating alone: a run with no matching glob fails,
+        # so count from the generated files' meta instead after a generation-only step.
+        subprocess.run(mutmut + ["run", "--max-children", str(args.max_children), "nothing_matches_this"],
+                       cwd=STAGE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        counts = {}
+        for path, codes in load_results().items():
+            counts[path] = sum(any(fnmatch.fnmatch(n, g) for g in globs) for n in codes)
+        for path, c in counts.items():
+            print(f"{c:5d}  {path}")
+        print(f"{sum(counts.values()):5d}  total")
+        return 0
+
+    proc = subprocess.run(mutmut + ["run", "--max-children", str(args.max_children), *selected], cwd=STAGE,
+                          env=env)
+    elapsed = time.monotonic() - t0
+    text, tot = report(globs)
+    print()
+    print(text)
+    print(f"\nwall time: {elapsed / 60:.1f} min ({args.max_children} workers)")
+    if args.show:
+        for name in tot["survivors"]:
+            subprocess.run(mutmut + ["show", name], cwd=STAGE, env=env)
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

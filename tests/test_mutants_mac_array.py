@@ -1,0 +1,149 @@
+"""MAC array: the closed form against the per-fold model, and both against a tile walk, over random shapes
+including 1 and primes (Hypothesis); written for the mutation run (benchmarks/mutation.py, docs/testing.md).
+
+The tile walk enumerates the folds with plain loops in the RTL's order (``for m0: for n0: for k0``; IS swaps
+the roles of M and N) and counts the DRAM beats and bytes, SRAM words, PE operations, requantizations and
+output-SRAM traffic fold by fold, from the config's widths alone. Hand formulas on top: a dense array does
+``m * k * C * ceil(n / C)`` PE MACs in WS (padding columns idle but clocked), ``ceil(m / R) * ceil(n / C) * k
+* R * C`` in OS.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwsim.config import MacArrayConfig
+from hwsim.errors import HwsimError
+from hwsim.mac_array import fold_plan, predict_gemm, predict_gemm_folds
+from hwsim.mac_array_fast import closed_form_gemm
+
+#: 1, primes and composites.
+DIMS = st.sampled_from([1, 2, 3, 4, 5, 7, 8, 11, 13, 16, 17, 31, 37])
+ARRAY = st.sampled_from([1, 2, 3, 4, 5, 7, 8])
+
+
+def _cfg(draw) -> MacArrayConfig:
+    return MacArrayConfig(
+        rows=draw(ARRAY), cols=draw(ARRAY), dataflow=draw(st.sampled_from(["ws", "os", "is"])),
+        weight_format=draw(st.sampled_from(["int8", "int4", "int2", "ternary", "pow2", "binary"])),
+        input_sram_bytes=draw(st.sampled_from([16, 64, 512, 65536])),
+        weight_sram_bytes=draw(st.sampled_from([16, 64, 512, 65536])),
+        output_sram_bytes=draw(st.sampled_from([64, 128, 65536])),
+        dram_bytes_per_cycle=draw(st.sampled_from([0.25, 0.5, 1, 3, 16, 64])),
+        sram_word_bits=draw(st.sampled_from([8, 24, 64, 128])))
+
+
+@st.composite
+def gemms(draw):
+    try:
+        cfg = _cfg(draw)
+        _ = cfg.fold_steps  # IS configs whose SRAMs hold no tile raise here
+    except HwsimError:
+        cfg = MacArrayConfig(rows=draw(ARRAY), cols=draw(ARRAY), dataflow="ws")
+    return cfg, draw(DIMS), draw(DIMS), draw(DIMS)
+
+
+def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
+    """Counts of one dense GEMM by walking its folds with loops (see the module docstring)."""
+    R, C = cfg.rows, cfg.cols
+    m_step, k_step = cfg.fold_steps
+    big_m, big_n = (n, m) if cfg.dataflow == "is" else (m, n)
+    if cfg.dataflow == "is":  # stationary activations (cols per beat), streamed weights (rows per beat)
+        stat_bits, strm_bits = C * cfg.act_bits, R * cfg.weight_bits
+    else:
+        stat_bits, strm_bits = C * cfg.weight_bits, R * cfg.act_bits
+    words = lambda bits: -(-bits // cfg.sram_word_bits)  # noqa: E731
+    c = dict(folds=0, nw=0, na=0, out_rows=0, pe_macs=0, pe_w=0, pe_regs=0, psum_reads=0, o_writes=0)
+    for m0 in range(0, big_m, m_step):
+        for _n0 in range(0, big_n, C):
+            for k0 in range(0, k, k_step):
+                kt = min(k_step, k - k0)
+                rows = min(m_step, big_m - m0)
+                last = k0 + k_step >= k
+                c["folds"] += 1
+                if cfg.dataflow == "os":
+                    c["nw"] += kt
+                    c["na"] += kt
+                    c["pe_macs"] += kt * R * C
+                    c["pe_regs"] += kt * R * C
+                else:
+                    c["nw"] += kt
+                    c["na"] += rows
+                    c["pe_macs"] += rows * kt * C
+                    c["pe_w"] += kt * C
+                    c["pe_regs"] += rows * R * C
+                    c["o_writes"] += rows
+                    if k0 > 0:
+                        c["psum_reads"] += rows
+                if last:
+                    c["out_rows"] += rows
+    o_word = words(C * cfg.acc_bits)
+    o_reads = c["psum_reads"] + c["out_rows"] if cfg.dataflow != "os" else 0
+    stat_words, strm_words = words(stat_bits) * c["nw"], words(strm_bits) * c["na"]
+    in_words, wt_words = (stat_words, strm_words) if cfg.dataflow == "is" else (strm_words, stat_words)
+    in_bits, wt_bits = ((c["nw"] * stat_bits, c["na"] * strm_bits) if cfg.dataflow == "is"
+                        else (c["na"] * strm_bits, c["nw"] * stat_bits))
+    return dict(
+        folds=c["folds"], pe_macs=c["pe_macs"], pe_weight_loads=c["pe_w"], pe_reg_writes=c["pe_regs"],
+        input_sram_reads=in_words, input_sram_writes=in_words, weight_sram_reads=wt_words,
+        weight_sram_writes=wt_words, input_sram_read_bytes=math.ceil(in_bits / 8),
+        input_sram_write_bytes=math.ceil(in_bits / 8), weight_sram_read_bytes=math.ceil(wt_bits / 8),
+        weight_sram_write_bytes=math.ceil(wt_bits / 8),
+        output_sram_reads=o_reads * o_word, output_sram_writes=c["o_writes"] * o_word,
+        output_sram_read_bytes=math.ceil(o_reads * C * cfg.acc_bits / 8),
+        output_sram_write_bytes=math.ceil(c["o_writes"] * C * cfg.acc_bits / 8),
+        dram_read_beats=c["nw"] + c["na"], dram_write_beats=c["out_rows"],
+        dram_read_bytes=math.ceil((c["nw"] * stat_bits + c["na"] * strm_bits) / 8),
+        dram_write_bytes=math.ceil(c["out_rows"] * C * cfg.out_bits / 8), requant_ops=c["out_rows"] * C,
+        # dense, shift requantizer, no zero-tile skipping: none of these happen
+        pe_index_loads=0, pe_act_selects=0, tile_bitmap_reads=0, tile_bitmap_writes=0, requant_f32_ops=0,
+        zp_correct_ops=0, zp_row_adds=0, zp_row_mults=0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(gemms())
+def test_closed_form_equals_per_fold_model_and_the_tile_walk(g):
+    cfg, m, k, n = g
+    closed = closed_form_gemm(cfg, m, k, n, name="g")
+    folds = predict_gemm_folds(cfg, m, k, n, name="g")
+    assert closed == folds
+    assert predict_gemm(cfg, m, k, n, name="g") == closed
+    want = _walk(cfg, m, k, n)
+    assert closed.folds == want.pop("folds")
+    assert closed.actions.as_dict() == want
+    assert closed.macs == m * k * n
+    R, C = cfg.rows, cfg.cols
+    if cfg.dataflow == "ws":
+        assert want["pe_macs"] == m * k * C * -(-n // C)
+    if cfg.dataflow == "os":
+        assert want["pe_macs"] == -(-m // R) * -(-n // C) * k * R * C
+
+
+@settings(max_examples=60, deadline=None)
+@given(gemms(), st.sampled_from([2, 3, 5]))
+def test_groups_scale_every_count(g, groups):
+    cfg, m, k, n = g
+    one = predict_gemm(cfg, m, k, n)
+    many = predict_gemm(cfg, m, k, n, groups=groups)
+    assert (many.cycles, many.stall_cycles, many.folds, many.macs) == (
+        one.cycles * groups, one.stall_cycles * groups, one.folds * groups, one.macs * groups)
+    assert many.actions.as_dict() == {key: v * groups for key, v in one.actions.as_dict().items()}
+    assert many == predict_gemm_folds(cfg, m, k, n, groups=groups)
+
+
+def test_fold_plan_order_and_edges_by_hand():
+    # 2x3 WS, m = 3 with m_tile 2 (input SRAM 8 B: 64 bits / (2 * 16-bit beats) = 2 rows), k = 5 (folds of 2),
+    # n = 4 (column tiles of 3): order m0-major, then n0, then k0; edge tiles m = 1 row, n = 1 column, k = 1.
+    cfg = MacArrayConfig(rows=2, cols=3, dataflow="ws", input_sram_bytes=8)
+    assert cfg.fold_steps == (2, 2)
+    p = fold_plan(cfg, 3, 5, 4)
+    assert p.m0.tolist() == [0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2]
+    assert p.n0.tolist() == [0, 0, 0, 3, 3, 3, 0, 0, 0, 3, 3, 3]
+    assert p.k0.tolist() == [0, 2, 4] * 4
+    assert p.kt.tolist() == [2, 2, 1] * 4
+    assert p.mt.tolist() == [2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1]
+    assert p.rows_out.tolist() == [0, 0, 2, 0, 0, 2, 0, 0, 1, 0, 0, 1]
+    assert p.count == 12

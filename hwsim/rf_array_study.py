@@ -508,7 +508,7 @@ def _plot_sensitivity(sens, out_dir: Path) -> str:
         for net, mark in (("dense", "o"), ("tt", "s")):
             _band(ax, sv["values"], sv["accuracy"][net]["gain"], f"{mark}-", f"{net}, gain (baseline)")
             _band(ax, sv["values"], sv["accuracy"][net]["cal"], f"{mark}--", f"{net}, re-solved + gain")
-        ax.set_xlabel(f"{sv['label']} ({sv['fixed']})")
+        ax.set_xlabel(f"{sv['label']}\n{sv['fixed']}")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"test accuracy (mean, 95 % interval, {sens['devices']} devices)")

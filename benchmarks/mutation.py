@@ -92,6 +92,15 @@ settings.load_profile("mutation")
 """
 
 
+#: Edits to the staged copies of tests (never the repository's) that mutmut's trampolines need: a mutated
+#: function is a wrapper defined in mutmut, so ``f.__globals__`` is mutmut's module, not ``f``'s. Applied
+#: only while the old text is there.
+STAGED_TEST_FIXES = [
+    ("tests/test_deform_unit.py", 'predict_layer.__globals__["synthetic_offsets"](cfg, layer)',
+     '__import__("hwsim.deform_unit", fromlist=["x"]).synthetic_offsets(cfg, layer)'),
+]
+
+
 def mutant_globs(subset: dict[str, list[str]] = SUBSET) -> list[str]:
     """mutmut mutant-name globs of the subset: ``hwsim.mac_array.x__timing__mutmut_*``,
     ``hwsim.cost.xǁCostModelǁenergy__mutmut_*``."""
@@ -109,7 +118,7 @@ def mutant_globs(subset: dict[str, list[str]] = SUBSET) -> list[str]:
 
 def mutant_tests() -> list[str]:
     """The tests written to kill this subset's survivors (``tests/test_mutants_*.py``)."""
-    return sorted(f"tests/{p.name}" for p in (REPO / "tests").glob("test_mutants_*.py"))
+    return sorted(f"tests/{p.name}" for p in (STAGE / "tests").glob("test_mutants_*.py"))
 
 
 def _setup_cfg() -> str:
@@ -131,33 +140,44 @@ def _setup_cfg() -> str:
     )
 
 
-def stage(fresh: bool) -> None:
-    """Copy the package as it is imported, the tests and the pytest options into :data:`STAGE`."""
+def stage(fresh: bool, rev: str = "HEAD") -> None:
+    """Copy the package as it is imported, the tests and the pytest options of commit ``rev`` into
+    :data:`STAGE` (a commit, not the working tree: other uncommitted work in the checkout stays out of the
+    run, and the run names the commit it measured). A file whose content changed since the last staging gets a
+    new mtime, so mutmut generates its mutants again; unchanged files keep their generated mutants."""
     if fresh and STAGE.exists():
         shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "sim_build")
+    tmp = STAGE.parent / "mutation-src"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    archive = subprocess.run(["git", "archive", rev, "hwsim", "models", "rtl", "cosim", "tests", "pyproject.toml"],
+                             cwd=REPO, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     for src, dst in (("hwsim", "hwsim"), ("models", "hwsim/models"), ("rtl", "hwsim/rtl"),
-                     ("cosim", "hwsim/cosim"), ("tests", "tests")):
-        target = STAGE / dst
-        if dst == "hwsim" and target.exists():
-            # refresh hwsim's own files; keep the mapped sub-packages copied below
-            for p in (REPO / src).iterdir():
-                if p.name == "__pycache__":
-                    continue
-                q = target / p.name
-                if p.is_dir():
-                    shutil.copytree(p, q, dirs_exist_ok=True, ignore=ignore)
-                else:
-                    shutil.copy2(p, q)
-            continue
-        shutil.copytree(REPO / src, target, dirs_exist_ok=True, ignore=ignore)
-    shutil.copy2(REPO / "pyproject.toml", STAGE / "pyproject.toml")
+                     ("cosim", "hwsim/cosim"), ("tests", "tests"), ("pyproject.toml", "pyproject.toml")):
+        root = tmp / src
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for p in files:
+            rel = p.relative_to(tmp / src) if root.is_dir() else Path()
+            if dst == "hwsim" and rel.parts and rel.parts[0] in ("models", "rtl", "cosim"):
+                continue
+            q = STAGE / dst / rel if root.is_dir() else STAGE / dst
+            if q.exists() and q.read_bytes() == p.read_bytes():
+                continue
+            q.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, q)
+    shutil.rmtree(tmp)
+    for rel, old, new in STAGED_TEST_FIXES:
+        f = STAGE / rel
+        text = f.read_text()
+        if old in text:
+            f.write_text(text.replace(old, new))
     (STAGE / "setup.cfg").write_text(_setup_cfg())
     (STAGE / "conftest.py").write_text(CONFTEST)
-    if not fresh and (STAGE / "mutants").exists():
-        # mutmut copies tests/ again on every run; the sources it mutates again when they changed
-        pass
+    (STAGE / "REVISION").write_text(subprocess.run(["git", "rev-parse", rev], cwd=REPO, check=True,
+                                                   capture_output=True, text=True).stdout)
 
 
 def equivalent_ids() -> set[str]:
@@ -237,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="print the last run's table; run nothing")
     ap.add_argument("--keep", action="store_true",
                     help="reuse build/mutation (mutmut's recorded test coverage); default: stage afresh")
+    ap.add_argument("--rev", default="HEAD", help="the commit to test (default HEAD; not the working tree)")
     ap.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
     ap.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
     args = ap.parse_args(argv)
@@ -248,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return 0
 
-    stage(fresh=not args.keep)
+    stage(fresh=not args.keep, rev=args.rev)
     env = dict(os.environ, PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS", ""), OPENBLAS_NUM_THREADS="1",
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     mutmut = [sys.executable, "-m", "mutmut"]
@@ -272,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     text, tot = report(globs)
     print()
     print(text)
-    print(f"\nwall time: {elapsed / 60:.1f} min ({args.max_children} workers)")
+    print(f"\ncommit: {(STAGE / 'REVISION').read_text().strip()}")
+    print(f"wall time: {elapsed / 60:.1f} min ({args.max_children} workers)")
     if args.show:
         for name in tot["survivors"]:
             subprocess.run(mutmut + ["show", name], cwd=STAGE, env=env)

@@ -218,7 +218,15 @@ class MacArrayConfig(FamilyConfig):
     sram_banks, sram_word_bits : int
         SRAM organisation. Access counts are reported in words of ``sram_word_bits``.
     dram_bytes_per_cycle : float
-        DRAM read bandwidth. The DRAM delivers one stream beat of B bits every ceil(B / (8 * bw)) cycles.
+        Bandwidth of the array's stream port, which the RTL and the cycle model time exactly: one stream
+        beat of B bits every ceil(B / (8 * bw)) cycles. With a global buffer the port reads the global
+        buffer (the im2col expansion happens on chip there); without one (``global_buffer_bytes=0``) it
+        is the DRAM itself, im2col copies and all.
+    global_buffer_bytes : int
+        On-chip global buffer between DRAM and the array (:mod:`hwsim.memory`): DRAM holds raw tensors,
+        layer outputs stay on chip when they fit, DRAM time follows the DRAM part's timing
+        (:mod:`hwsim.dram`, the cost model's ``--dram``). 0 = none (every layer streams from and to DRAM
+        at ``dram_bytes_per_cycle``, the old model). Default 64 KiB.
     clock_mhz : float
         Clock frequency, for converting cycles to time.
     dim_bits : int
@@ -264,6 +272,7 @@ class MacArrayConfig(FamilyConfig):
     sram_banks: int = 8
     sram_word_bits: int = 64
     dram_bytes_per_cycle: float = 16.0
+    global_buffer_bytes: int = 64 * 1024
     clock_mhz: float = 500.0
     dim_bits: int = 16
     sparsity: str = "dense"
@@ -306,6 +315,7 @@ class MacArrayConfig(FamilyConfig):
             check_int(name, getattr(self, name), 1)
         check_int("sram_banks", self.sram_banks, 1, 1024)
         check_int("sram_word_bits", self.sram_word_bits, 8, 4096)
+        check_int("global_buffer_bytes", self.global_buffer_bytes, 0, 1 << 30)
         if self.sram_word_bits % 8:
             raise HwsimError(f"sram_word_bits={self.sram_word_bits} is not allowed: expected a multiple of 8")
         bw = self.dram_bytes_per_cycle
@@ -523,7 +533,9 @@ class MacArrayConfig(FamilyConfig):
         sp = f"{self.sparsity} sparse " if self.sparse else ""
         skip = ", zero-tile skipping" if self.skip_zero_tiles else ""
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()} ({sp}{self.weight_format} PEs, "
-                f"{self.acc_bits}-bit acc{skip}, {self.clock_mhz:g} MHz, DRAM {self.dram_bytes_per_cycle:g} B/cycle)")
+                f"{self.acc_bits}-bit acc{skip}, {self.clock_mhz:g} MHz, "
+                + (f"{self.global_buffer_bytes / 1024:g} KiB global buffer, port {self.dram_bytes_per_cycle:g} B/cycle)"
+                   if self.global_buffer_bytes else f"DRAM {self.dram_bytes_per_cycle:g} B/cycle)"))
 
     @property
     def ns_per_cycle(self) -> float:

@@ -124,6 +124,7 @@ def parse_preset(name: str) -> MacArrayConfig | None:
 def inventory(cfg: MacArrayConfig):
     """The priced components of ``cfg`` (named as in :meth:`MacArrayActions.pairs`)."""
     from hwsim.cost import Component, Inventory
+    from hwsim.memory import global_buffer_component
 
     pes = cfg.rows * cfg.cols
     w = cfg.sram_word_bits
@@ -159,6 +160,7 @@ def inventory(cfg: MacArrayConfig):
         Component("weight_sram", "sram", {"bytes": cfg.weight_sram_bytes, "word_bits": w}),
         Component("output_sram", "sram", {"bytes": cfg.output_sram_bytes, "word_bits": w}),
         *_bitmap_components(cfg),
+        *((global_buffer_component(cfg.global_buffer_bytes, w),) if cfg.global_buffer_bytes else ()),
         Component("dram", "dram", {}),
         Component("requant", "requantizer", {"acc_bits": cfg.acc_bits, "out_bits": cfg.out_bits,
                                              **({"kind": "f32"} if cfg.requantizer == "f32" else {})}, cfg.cols,
@@ -895,11 +897,11 @@ _PE_LOGIC = ("pe_mac", "pe_act_mux")
 def synth_groups(cfg: MacArrayConfig) -> tuple:
     """``hwsim synth`` rows of ``cfg`` (see :func:`hwsim.synth.synth`): the PE modules against the PE
     components (N:M: with the index registers and activation muxes, which sit inside the PE module), the
-    array's skew registers, requantizers, controller; with ``skip_zero_tiles`` the bitmap beside the top
-    (analytic only). An N:M array adds one N:M PE and one PE of the same config made dense, each synthesized
-    alone, so the N:M overhead (index register, the M-wide activation register, the M:1 mux) is attributed
-    by their difference: flip-flops against ``pe_index_reg`` + the wider ``pe_pipeline_reg``, the rest
-    against ``pe_act_mux``."""
+    array's skew registers, requantizers, controller; with ``skip_zero_tiles`` the bitmap and with a global
+    buffer the buffer, both beside the top (analytic only). An N:M array adds one N:M PE and one PE of the
+    same config made dense, each synthesized alone, so the N:M overhead (index register, the M-wide
+    activation register, the M:1 mux) is attributed by their difference: flip-flops against
+    ``pe_index_reg`` + the wider ``pe_pipeline_reg``, the rest against ``pe_act_mux``."""
     pe_names = ("pe_mac", "pe_weight_reg", "pe_pipeline_reg")
     label = "PEs (MAC + pipeline registers)"
     if cfg.sparse:
@@ -913,6 +915,8 @@ def synth_groups(cfg: MacArrayConfig) -> tuple:
     ]
     if cfg.skip_zero_tiles:
         groups.append(("zero-tile bitmap (beside the top)", (), ("tile_bitmap",)))
+    if cfg.global_buffer_bytes:  # the memory system's buffer feeds the array's port (hwsim.memory)
+        groups.append(("global buffer (beside the top)", (), ("global_buffer",)))
     if cfg.sparse:
         from hwsim.synth import SynthProbe
 

@@ -41,7 +41,8 @@ from hwsim.dram import DramSpec, transfer_ns
 from hwsim.errors import HwsimError
 from hwsim.stats import text_table
 
-__all__ = ["LAYOUTS", "LayerPlan", "LayerTensors", "MemoryPlan", "format_plan", "plan"]
+__all__ = ["LAYOUTS", "LayerPlan", "LayerTensors", "MemoryPlan", "format_plan", "global_buffer_component",
+           "model_tensors", "plan"]
 
 LAYOUTS = ("nhwc", "nchw")
 
@@ -108,6 +109,31 @@ class LayerTensors:
         m, k, n = layer.gemm_shape
         return cls(layer.name, m, 1, k, m, 1, n, 1, 1, 0, math.ceil(k * n * weight_bits / 8),
                    math.ceil(act_bits / 8), math.ceil(out_bits / 8))
+
+    @classmethod
+    def of_qlayer(cls, la, in_shape: tuple, in_bits: int):
+        """The tensors of a compressed model's conv2d / linear layer whose input has shape ``in_shape``
+        ((C, H, W) or (features,)) and ``in_bits``-bit values. Weights sit in DRAM as their codes; a layer
+        declared N:M (``meta['sparsity']``) as its kept codes with a log2(M)-bit index each, ``N * (K // M)
+        + min(N, K % M)`` per output channel of reduction length K."""
+        from hwsim.models.spec import WEIGHT_BITS
+
+        bits = WEIGHT_BITS[la.weight_format]
+        nm = la.meta.get("sparsity") if hasattr(la, "meta") else None
+        if nm:
+            n, m = (int(v) for v in nm.split(":"))
+            oc, k = la.weight.shape[0], la.weight.size // la.weight.shape[0]
+            kept = n * (k // m) + min(n, k % m)
+            wbytes = math.ceil(oc * kept * (bits + (m - 1).bit_length()) / 8)
+        else:
+            wbytes = math.ceil(la.weight.size * bits / 8)
+        ib, ob = math.ceil(in_bits / 8), math.ceil(la.out_bits / 8)
+        if la.kind == "conv2d":
+            c, h, w = in_shape
+            oc, oh, ow = la.out_shape
+            pad = la.padding if isinstance(la.padding, int) else la.padding[0]
+            return cls(la.name, h, w, c, oh, ow, oc, int(la.weight.shape[2]), la.stride, pad, wbytes, ib, ob)
+        return cls(la.name, 1, 1, int(np.prod(in_shape)), 1, 1, int(np.prod(la.out_shape)), 1, 1, 0, wbytes, ib, ob)
 
 
 @dataclass(frozen=True)
@@ -181,6 +207,45 @@ def _producers(layers: list[LayerTensors]) -> tuple[list[int | None], list[list[
     return prod, extra
 
 
+def model_tensors(compiled, names) -> tuple[list[LayerTensors], list[int | None], list[list[int]]]:
+    """The tensors of the unit layers ``names`` (conv2d / linear, in execution order) of a compressed model,
+    with each one's producer and add operands from the graph: a layer's input is traced back through the
+    host layers (pools, flattens, adds: they run on the producer's output path) to the unit layers that
+    wrote it (None: the network input)."""
+    from hwsim.models.compressed import UNIT_KINDS
+
+    by = {la.name: la for la in compiled.layers}
+    index = {n: i for i, n in enumerate(names)}
+
+    def sources(name) -> list[int]:
+        la = by[name]
+        if name in index:
+            return [index[name]]
+        if la.kind == "input" or la.kind in UNIT_KINDS:  # the network input, or another unit's output (DRAM)
+            return []
+        return [i for src in la.inputs for i in sources(src)]
+
+    tensors, prod, extra = [], [], []
+    for n in names:
+        la = by[n]
+        src = by[la.inputs[0]]
+        tensors.append(LayerTensors.of_qlayer(la, tuple(src.out_shape), src.out_bits))
+        found = sources(la.inputs[0])
+        prod.append(found[-1] if found else None)
+        extra.append(found[:-1])
+    return tensors, prod, extra
+
+
+def global_buffer_component(nbytes: int, word_bits: int = 64):
+    """The inventory component of a global buffer (an SRAM priced per ``word_bits`` word) for a family whose
+    config has ``global_buffer_bytes``; its actions are ``("global_buffer", "read" / "write")``."""
+    from hwsim.cost import Component
+
+    return Component("global_buffer", "sram", {"bytes": nbytes, "word_bits": word_bits}, 1,
+                     f"global buffer, {nbytes / 1024:g} KiB: raw tensors from DRAM, layer outputs kept on chip, "
+                     "the im2col stream to the unit's port (hwsim.memory)")
+
+
 def _min_working_set(la: LayerTensors, in_res: bool) -> int:
     """The least a layer needs in the buffer beside its resident tensors: one output channel's weights,
     one band of one output row (its input rows, unless the input is resident) and one output row."""
@@ -246,9 +311,12 @@ def _runs(layout: str, base: int, la_rows: int, row_bytes: int, channels: int, p
 
 
 def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, clock_mhz: float,
-         layout: str = "nhwc", fixed_bytes_per_cycle: float | None = None, dram_name: str = "") -> MemoryPlan:
+         layout: str = "nhwc", fixed_bytes_per_cycle: float | None = None, dram_name: str = "",
+         links: tuple[list, list] | None = None) -> MemoryPlan:
     """The greedy whole-model memory plan of ``layers`` (in execution order) with a global buffer of
-    ``buffer_bytes``; DRAM time by ``dram`` (None: ``fixed_bytes_per_cycle``)."""
+    ``buffer_bytes``; DRAM time by ``dram`` (None: ``fixed_bytes_per_cycle``). ``links`` = (producer of each
+    layer, add operands of each layer) when the graph is known (:func:`model_tensors`); else they are found
+    by matching shapes."""
     if layout not in LAYOUTS:
         raise HwsimError(f"--layout={layout!r} is not allowed: expected one of {', '.join(LAYOUTS)}")
     if not isinstance(buffer_bytes, int) or isinstance(buffer_bytes, bool) or buffer_bytes < 1:
@@ -256,7 +324,7 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
     if dram is None and not (fixed_bytes_per_cycle and fixed_bytes_per_cycle > 0):
         raise HwsimError("--dram=fixed is not allowed without a bandwidth: expected bytes per cycle > 0")
     n = len(layers)
-    prod, extra = _producers(layers)
+    prod, extra = _producers(layers) if links is None else links
     consumers: list[list[int]] = [[] for _ in range(n)]
     for j, p in enumerate(prod):
         for i in ([p] if p is not None else []) + extra[j]:
@@ -332,14 +400,14 @@ def format_plan(mp: MemoryPlan, compute_cycles: dict[str, int] | None = None) ->
     cols = [("layer", 8, "<"), ("input from", 10, "<"), ("output", 7, "<"), ("weights B", 9, ">"),
             ("input B", 9, ">"), ("output B", 9, ">"), ("DRAM B", 9, ">"), ("DRAM cyc", 8, ">")]
     if compute_cycles:
-        cols += [("compute", 8, ">"), ("bound", 7, "<")]
+        cols += [("unit cyc", 8, ">"), ("bound", 7, "<")]
     rows = []
     for lp in mp.layers:
         row = [lp.name, lp.input_from, lp.output_to, f"{lp.weight_read_bytes:,}", f"{lp.input_read_bytes:,}",
                f"{lp.output_write_bytes:,}", f"{lp.dram_bytes:,}", f"{lp.dram_cycles:,}"]
         if compute_cycles:
             c = compute_cycles.get(lp.name, 0)
-            row += [f"{c:,}", "memory" if lp.dram_cycles > c else "compute"]
+            row += [f"{c:,}", "DRAM" if lp.dram_cycles > c else "unit"]
         rows.append(row + ["; ".join(lp.causes) or "-"])
     lines += text_table(cols + [("beyond compulsory", 17, "<")], rows)
     lines += ["", f"DRAM traffic {mp.dram_bytes:,} B; compulsory {mp.compulsory_bytes:,} B (each weight read once, "

@@ -25,8 +25,8 @@ from hwsim.unit import Stats, total
 #: The integer-arithmetic fields compression and host layers take from a unit's config.
 ARITH_FIELDS = ("acc_bits", "overflow", "rounding")
 
-__all__ = ["LayerRun", "ModelRun", "base_config", "compile_model", "predict_model", "price", "reference_model",
-           "route", "run_model"]
+__all__ = ["LayerRun", "ModelRun", "apply_memory", "base_config", "compile_model", "memory_stats", "predict_model",
+           "price", "reference_model", "route", "run_model"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class ModelRun:
     logits_simulated: np.ndarray | None = None
     outputs_compared: int = 0
     data_dependent: tuple[str, ...] = field(default_factory=tuple)
+    memory: tuple = ()  # (unit index, hwsim.memory.MemoryPlan) of each unit with a global buffer
 
 
 def base_config(acc: Accelerator, fmodel):
@@ -191,6 +192,64 @@ def run_model(acc: Accelerator, compiled, x, label: str = "", cfg=None, progress
                    for la, i, ops in lowered)
     dependent = tuple(lr.name for lr in layers if "inputs" in lr.stats.detail)
     return ModelRun(label, layers, np.asarray(ref), np.asarray(sim), computed[0], dependent)
+
+
+def memory_stats(cfg, tensors, stats: list[Stats], dram: str = "lpddr4", links=None):
+    """(the layers' :class:`Stats` with the memory system of ``cfg``'s global buffer, the
+    :class:`hwsim.memory.MemoryPlan`) for the unit layers ``tensors`` (:class:`hwsim.memory.LayerTensors`,
+    in order) whose unit-level Stats are ``stats``: the unit's port traffic (``dram_*``, what its RTL
+    streams) becomes global-buffer reads and writes, DRAM carries the plan's raw tensors (``dram`` gives
+    the part's timing, :mod:`hwsim.dram`), and a layer takes ``max(unit cycles, DRAM cycles)`` (transfers
+    double-buffered against compute; the difference counts as stall)."""
+    import dataclasses
+    import math
+
+    from hwsim import memory
+    from hwsim.dram import resolve_dram_spec
+    from hwsim.stats import ActionCounts
+
+    mp = memory.plan(list(tensors), cfg.global_buffer_bytes, resolve_dram_spec(dram), cfg.clock_mhz,
+                     fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links)
+    word = getattr(cfg, "sram_word_bits", 64) // 8
+    out = []
+    for st, lp in zip(stats, mp.layers, strict=True):
+        pairs = dict(st.actions.pairs().counts)
+        port_rd, port_wr = pairs.get(("dram", "read"), 0), pairs.get(("dram", "write"), 0)
+        dram_rd = lp.weight_read_bytes + lp.input_read_bytes
+        gb_rd, gb_wr = port_rd + lp.output_write_bytes, port_wr + dram_rd
+        pairs.update({("dram", "read"): dram_rd, ("dram", "write"): lp.output_write_bytes,
+                      ("global_buffer", "read"): math.ceil(gb_rd / word),
+                      ("global_buffer", "write"): math.ceil(gb_wr / word)})
+        cycles = max(st.cycles, lp.dram_cycles)
+        out.append(dataclasses.replace(
+            st, cycles=cycles, stall_cycles=st.stall_cycles + cycles - st.cycles, actions=ActionCounts(pairs),
+            sram_read_bytes=st.sram_read_bytes + gb_rd, sram_write_bytes=st.sram_write_bytes + gb_wr,
+            dram_read_bytes=dram_rd, dram_write_bytes=lp.output_write_bytes,
+            detail={**st.detail, "unit_cycles": st.cycles, "dram_cycles": lp.dram_cycles,
+                    "input_from": lp.input_from, "output_to": lp.output_to}))
+    return out, mp
+
+
+def apply_memory(acc: Accelerator, compiled, mr: ModelRun, dram: str = "lpddr4") -> ModelRun:
+    """``mr`` with the memory system (:func:`memory_stats`) of every unit whose config has a global buffer
+    (``global_buffer_bytes > 0``) applied to its layers; data-dependent units and units without a global
+    buffer keep their Stats."""
+    import dataclasses
+
+    from hwsim import memory
+
+    layers = list(mr.layers)
+    plans = []
+    for i, u in enumerate(acc.units):
+        mine = [k for k, lr in enumerate(layers) if lr.unit == i and "inputs" not in lr.stats.detail]
+        if not getattr(u.config, "global_buffer_bytes", 0) or not mine:
+            continue
+        tensors, prod, extra = memory.model_tensors(compiled, [layers[k].name for k in mine])
+        stats, mp = memory_stats(u.config, tensors, [layers[k].stats for k in mine], dram, (prod, extra))
+        plans.append((i, mp))
+        for k, st in zip(mine, stats, strict=True):
+            layers[k] = dataclasses.replace(layers[k], stats=st)
+    return dataclasses.replace(mr, layers=tuple(layers), memory=tuple(plans))
 
 
 def price(cost, unit: Unit, st: Stats) -> dict[str, float]:

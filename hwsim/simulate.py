@@ -48,6 +48,7 @@ class LayerReport:
     dram_bytes: int
     energy_pj: dict[str, float]
     unit: str = ""
+    unit_cycles: int = 0  # the unit's own cycles (its RTL's); ``cycles`` also waits for DRAM (hwsim.memory)
 
     @property
     def total_pj(self) -> float:
@@ -97,10 +98,14 @@ class SimReport:
     #: where each unit's clock comes from (the config, --clock-mhz, or an FPGA's Fmax), one line per unit
     clock_notes: list[str] = field(default_factory=list)
     fpga: list[dict] = field(default_factory=list)
+    #: the memory-system plan of each unit with a global buffer: (unit label, hwsim.memory.MemoryPlan)
+    memory: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        d = dataclasses.asdict(dataclasses.replace(self, accel=None))
+        d = dataclasses.asdict(dataclasses.replace(self, accel=None, memory=[]))
         d["accel"] = self.accel.as_dict()
+        d["memory"] = [{"unit": lab, **dataclasses.asdict(mp), "dram_bytes": mp.dram_bytes,
+                        "compulsory_bytes": mp.compulsory_bytes, "ratio": mp.ratio} for lab, mp in self.memory]
         return d
 
     @property
@@ -238,6 +243,7 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
         bar.update()
 
     mr = run.run_model(acc, compiled, x_te, label, cfg=run.base_config(acc, fmodel), progress=step)
+    mr = run.apply_memory(acc, compiled, mr, dram)
     index = mr.layers[0].unit if mr.layers else 0
     rep = SimReport(model=model, compress=label, accel=acc, test_images=len(y_te), _unit_index=index,
                     clock_notes=clock_notes, fpga=fpga_results)
@@ -247,8 +253,10 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
         st = lr.stats
         rep.layers.append(LayerReport(lr.name, lr.shape, lr.weight_format, st.macs, st.cycles, st.stall_cycles,
                                       st.utilization(getattr(u.config, "peak_macs_per_cycle", 0)) or float("nan"),
-                                      st.sram_bytes, st.dram_bytes, run.price(cost, u, st), labels[lr.unit]))
+                                      st.sram_bytes, st.dram_bytes, run.price(cost, u, st), labels[lr.unit],
+                                      st.detail.get("unit_cycles", st.cycles)))
     _totals(rep, acc.units[index].config, acc, cost)
+    rep.memory = [(labels[i], mp) for i, mp in mr.memory]
     if mr.data_dependent:
         stats = {lr.name: lr.stats for lr in mr.layers if lr.name in mr.data_dependent}
         rep.notes.append(f"{', '.join(mr.data_dependent)}: cycles, stalls, traffic and energy depend on the data; "
@@ -301,6 +309,7 @@ def format_report(rep: SimReport) -> str:
         f"  area             {rep.area_mm2:.4f} mm^2 (analytic, every inventory component; 'hwsim cost "
         f"{unit.family.name}' lists them)",
         f"  cost source      {'; '.join(rep.cost_notes)} (run 'hwsim cost' for every entry and its citation)",
+        *_memory_lines(rep),
         "",
         f"Accuracy on {rep.test_images} digits test images:",
         f"  float model                       {100 * rep.accuracy_float:6.2f} %",
@@ -312,6 +321,18 @@ def format_report(rep: SimReport) -> str:
         f"(wall time {rep.wall_seconds:.2f} s)",
     ]
     return "\n".join(lines)
+
+
+def _memory_lines(rep: SimReport) -> list[str]:
+    """The memory-system plan of each unit with a global buffer (where each tensor lives, DRAM bytes and
+    their causes, DRAM vs unit cycles)."""
+    from hwsim.memory import format_plan
+
+    out = []
+    for lab, mp in rep.memory:
+        lines = format_plan(mp, {lr.name: lr.unit_cycles for lr in rep.layers if lr.unit == lab})
+        out += ["", f"{lab}: {lines[0]}", *lines[1:]]
+    return out
 
 
 def _clock_lines(rep: SimReport) -> list[str]:
@@ -365,6 +386,7 @@ def _format_multi_unit(rep: SimReport) -> str:
         f"  area             {rep.area_mm2:.4f} mm^2 (analytic, every unit's inventory; 'hwsim cost FAMILY' lists "
         "them)",
         f"  cost source      {'; '.join(rep.cost_notes)} (run 'hwsim cost' for every entry and its citation)",
+        *_memory_lines(rep),
         "",
         f"Accuracy on {rep.test_images} digits test images:",
         f"  float model                       {100 * rep.accuracy_float:6.2f} %",

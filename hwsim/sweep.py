@@ -709,7 +709,7 @@ def _evaluate_point(fam: Family, workload: dict, values: bool, cost, cfg, compre
     if workload["kind"] == "model":
         acc, compiled, label, fmodel = _compiled(fam, workload, compress, cfg)
         predicted = run.predict_model(acc, compiled, label)
-        st = total(lr.stats for lr in predicted.layers)
+        st = total(lr.stats for lr in run.apply_memory(acc, compiled, predicted, cost.dram).layers)
     else:
         for la in workload["layers"]:
             kind = getattr(la, "kind", "linear" if hasattr(la, "m") else "conv2d")
@@ -717,7 +717,16 @@ def _evaluate_point(fam: Family, workload: dict, values: bool, cost, cfg, compre
                 raise HwsimError(f"layer {la.name!r} (kind {kind}) is not allowed on {fam.name}: it runs "
                                  f"{', '.join(fam.workload_kinds) or 'no model layers'}")
         predict = fam.load("predict")
-        st = total(predict(cfg, op).scaled(mult) for op, mult in fam.load("shape_ops")(cfg, workload["layers"]))
+        shape_ops = fam.load("shape_ops")
+        per_layer = [total(predict(cfg, op).scaled(mult) for op, mult in shape_ops(cfg, [la]))
+                     for la in workload["layers"]]
+        if getattr(cfg, "global_buffer_bytes", 0):  # the memory system of a global buffer (hwsim.memory)
+            from hwsim.memory import LayerTensors
+
+            tensors = [LayerTensors.of_workload(la, cfg.weight_bits, cfg.act_bits, cfg.out_bits)
+                       for la in workload["layers"]]
+            per_layer = run.memory_stats(cfg, tensors, per_layer, cost.dram)[0]
+        st = total(per_layer)
     row = _count_metrics(fam, cfg, st, cost)
     if fpga_spec is not None:
         _fpga_metrics(cfg, fpga_spec, row)

@@ -276,3 +276,74 @@ def test_vectorized_timing_matches_the_controller_on_the_plans_runs():
     size = [56 * 10] * 64
     assert busy_ns(s, addr, size) == pytest.approx(_controller_ns(s, list(zip(addr, size, strict=True)))[0])
     assert np.isfinite(transfer_ns(s, addr, size))
+
+
+# ---------------------------------------------------------------------------------------------- in simulate
+@pytest.fixture(scope="module")
+def digits_cnn_reports():
+    """digits-cnn on the 8x8 WS preset with its default 64 KiB global buffer, and with none."""
+    from hwsim.families import Accelerator, Unit, resolve_accel
+    from hwsim.simulate import simulate
+
+    acc = resolve_accel("mac-array-8x8-ws")
+    u = acc.units[0]
+    off = Accelerator(acc.name, (Unit(u.family, u.config.replace(global_buffer_bytes=0)),))
+    return simulate("digits-cnn", acc, progress=False), simulate("digits-cnn", off, progress=False)
+
+
+def test_digits_cnn_moves_each_weight_once_and_keeps_activations_on_chip(digits_cnn_reports):
+    """Hand count: conv1 reads its 8x1x3x3 int8 weights (72 B) and the 8x8 int8 image (64 B); conv2 its
+    16x8x3x3 weights (1,152 B), its input on chip; fc its 10x256 weights (2,560 B) and writes 10 logits."""
+    new, old = digits_cnn_reports
+    assert [lr.dram_bytes for lr in new.layers] == [72 + 64, 1152, 2560 + 10]
+    assert sum(lr.dram_bytes for lr in old.layers) > 2 * sum(lr.dram_bytes for lr in new.layers)
+    for lr in new.layers:  # DRAM priced per byte: 8 pJ/bit LPDDR4 (hwsim.cost)
+        assert lr.energy_pj["dram"] == pytest.approx(64.0 * lr.dram_bytes)
+    # the unit's own cycles are the RTL's, unchanged; DRAM never bounds these small layers
+    assert [lr.cycles for lr in new.layers] == [lr.cycles for lr in old.layers]
+    assert new.accuracy_simulated == old.accuracy_simulated and new.simulated_equals_reference
+    assert new.energy_pj < old.energy_pj
+    [(_, mp)] = new.memory
+    assert mp.ratio == 1.0 and [lp.output_to for lp in mp.layers] == ["on chip", "on chip", "dram"]
+
+
+def test_conv1_dram_cycles_by_hand(digits_cnn_reports):
+    """LPDDR4: weights 72 B = 3 bursts, image 64 B = 2 bursts, each run opening its page (tRP + tRCD + tCL =
+    (27 + 29 + 32) x 0.625 = 55 ns), 5 ns per burst: 70 + 65 = 135 ns = 67.5 -> 68 cycles at 500 MHz."""
+    new, _ = digits_cnn_reports
+    assert new.memory[0][1].layers[0].dram_cycles == 68
+
+
+def test_port_traffic_moves_to_the_global_buffer(digits_cnn_reports):
+    """What the array's port streamed from DRAM (old report) it now reads from the global buffer, which also
+    takes the DRAM fills: global-buffer bytes = old port bytes + new DRAM bytes, layer by layer."""
+    new, old = digits_cnn_reports
+    for n, o in zip(new.layers, old.layers, strict=True):
+        assert n.sram_bytes == o.sram_bytes + o.dram_bytes + n.dram_bytes
+
+
+def test_global_buffer_priced_as_an_sram_of_its_size():
+    """The 64 KiB global buffer is an SRAM of 64-bit words: 45 nm, 20 pJ at 32 KB and 100 pJ at 1 MB
+    (Horowitz 2014), log-interpolated: 20 + (16 - 15) * 80 / 5 = 36 pJ per word; area grows with it."""
+    from hwsim.config import MacArrayConfig
+    from hwsim.cost import CostModel
+    from hwsim.mac_array import inventory
+    from hwsim.stats import ActionCounts
+
+    cfg = MacArrayConfig()
+    e = CostModel().energy(inventory(cfg), ActionCounts({("global_buffer", "read"): 10,
+                                                         ("global_buffer", "write"): 5}), 0).components()
+    assert e["global_buffer"] == pytest.approx(15 * 36.0)
+    a_on = CostModel().area(inventory(cfg)).total_mm2
+    a_off = CostModel().area(inventory(cfg.replace(global_buffer_bytes=0))).total_mm2
+    assert a_on > a_off
+
+
+def test_nm_layers_sit_in_dram_compressed():
+    """2:4 digits-cnn: per output channel of reduction length K, 2 * (K // 4) + min(2, K % 4) kept codes of
+    8 + 2 index bits. conv1 (K = 9): 8 x 5 x 10 / 8 = 50 B + the 64 B image; conv2 (K = 72): 16 x 36 x 10 / 8
+    = 720 B; fc (K = 256): 10 x 128 x 10 / 8 = 1,600 B + 10 logits."""
+    from hwsim.simulate import simulate
+
+    rep = simulate("digits-cnn", "mac-array-8x8-ws-2of4", compress="2:4+int8+ft", progress=False)
+    assert [lr.dram_bytes for lr in rep.layers] == [50 + 64, 720, 1600 + 10]

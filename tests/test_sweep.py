@@ -37,6 +37,7 @@ def _layers_spec(**over) -> dict:
                                 {"name": "fc2", "m": 33, "k": 70, "n": 20}]},
         "axes": {"rows": [2, 4, 8], "cols": [3, 8], "dataflow": ["ws", "os", "is"],
                  "dram_bytes_per_cycle": [1, 16]},
+        "base": {"global_buffer_bytes": 0},  # the unit streaming from DRAM: predict_gemm's own traffic
         "plots": False,
     }
     spec.update(over)
@@ -92,7 +93,7 @@ def test_layers_sweep_matches_predict_gemm(tmp_path):
     layers = spec.workload["layers"]
     for r in res.rows:
         cfg = MacArrayConfig(rows=r["rows"], cols=r["cols"], dataflow=r["dataflow"],
-                             dram_bytes_per_cycle=r["dram_bytes_per_cycle"])
+                             dram_bytes_per_cycle=r["dram_bytes_per_cycle"], global_buffer_bytes=0)
         cycles, energy, area, macs = _independent_row(cfg, layers)
         assert r["cycles"] == cycles
         assert r["macs"] == macs
@@ -167,7 +168,7 @@ def test_pareto_mask_vs_brute_force(seed):
 def test_front_and_constraints_in_table(tmp_path):
     spec = parse_spec(_layers_spec(constraints=["area_mm2 <= 0.1", {"cycles": {"max": 40000}}],
                                    base={"input_sram_bytes": 4096, "weight_sram_bytes": 4096,
-                                         "output_sram_bytes": 4096},
+                                         "output_sram_bytes": 4096, "global_buffer_bytes": 0},
                                    objectives={"latency_us": "min", "energy_pj": "min", "utilization": "max"}))
     res = run_sweep(spec, tmp_path / "o", workers=1, progress=False)
     feas = [r for r in res.rows if r["feasible"]]
@@ -401,3 +402,17 @@ def test_dask_sweep_survives_a_killed_worker(tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def test_layers_sweep_with_the_global_buffer_prices_raw_tensors(tmp_path):
+    """A 4x8x4 int8 GEMM with the default 64 KiB global buffer: DRAM moves the 32 B of weights, the 32 B
+    input and the 16 B output once (80 B x 64 pJ/B on LPDDR4 = 5,120 pJ); each is one 32 B burst in its
+    own run (55 ns to open the page + 5 ns), 180 ns = 90 cycles at 500 MHz, more than the array needs, so
+    the layer is DRAM-bound at 90 cycles."""
+    from hwsim.mac_array import predict_gemm
+
+    spec = parse_spec({"family": "mac-array", "workload": {"layers": [{"name": "g", "m": 4, "k": 8, "n": 4}]},
+                       "axes": {"rows": [8]}, "plots": False})
+    [r] = run_sweep(spec, tmp_path / "o", workers=1, progress=False).rows
+    assert r["energy_dram_pj"] == pytest.approx(80 * 64.0)
+    assert predict_gemm(MacArrayConfig(), 4, 8, 4).cycles < 90 == r["cycles"]

@@ -196,14 +196,20 @@ def _producers(layers: list[LayerTensors]) -> tuple[list[int | None], list[list[
                 break
         prod.append(found)
     extra: list[list[int]] = [[] for _ in range(n)]
-    read = {p for p in prod if p is not None}
-    shape = [(la.out_h, la.out_w, la.out_c) for la in layers]
+    reader = {}  # producer -> its first reader
+    for j, p in enumerate(prod):
+        if p is not None:
+            reader.setdefault(p, j)
+    by_shape: dict[tuple, list[int]] = {}
+    for k, la in enumerate(layers):
+        by_shape.setdefault((la.out_h, la.out_w, la.out_c), []).append(k)
     for i in range(n - 1):
-        if i in read:
+        if i in reader:
             continue
-        partner = next((k for k in range(i + 1, n) if shape[k] == shape[i] and k in read), None)
+        partner = next((k for k in by_shape[layers[i].out_h, layers[i].out_w, layers[i].out_c]
+                        if k > i and k in reader), None)
         if partner is not None:
-            extra[prod.index(partner)].append(i)
+            extra[reader[partner]].append(i)
     return prod, extra
 
 

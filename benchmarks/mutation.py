@@ -233,10 +233,11 @@ def report(globs: list[str]) -> tuple[str, dict]:
     for path, r in rows + [("**total**", tot)]:
         lines.append(f"| {path} | {r['tried']} | {r['killed']} | {r['equivalent']} | {r['surviving']} | "
                      f"{r['other']} |")
-    nonequiv = tot["tried"] - tot["equivalent"]
+    nonequiv = tot["killed"] + tot["surviving"]  # run to a verdict and not listed as equivalent
     share = 100 * tot["surviving"] / nonequiv if nonequiv else 0.0
     lines.append("")
-    lines.append(f"surviving: {tot['surviving']} of {nonequiv} non-equivalent mutants = {share:.1f} %")
+    lines.append(f"surviving: {tot['surviving']} of {nonequiv} non-equivalent mutants run to a verdict = "
+                 f"{share:.1f} % ({tot['other']} not run)")
     if survivors:
         lines += ["", "surviving (neither killed nor listed in docs/equivalent_mutants.md):"]
         lines += [f"  {s}" for s in sorted(survivors)]

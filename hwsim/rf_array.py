@@ -102,6 +102,7 @@ class RfArrayConfig(FamilyConfig):
     rf_stage_ns: float = 0.05
     loss_db: float = 0.0
     clock_mhz: float = 250.0
+    buffer_bytes: int = 16 * 1024
 
     FAMILY: ClassVar[str] = "rf-array"
 
@@ -118,6 +119,7 @@ class RfArrayConfig(FamilyConfig):
         check_number("rf_stage_ns", self.rf_stage_ns, 0.0, False, 1e6)
         check_number("loss_db", self.loss_db, 0.0, False, 100.0)
         check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
+        check_int("buffer_bytes", self.buffer_bytes, 64, 1 << 30)
 
     @property
     def ns_per_cycle(self) -> float:
@@ -396,6 +398,9 @@ def inventory(cfg: RfArrayConfig):
         Component("adc", "adc", {"bits": cfg.adc_bits}, n, "one per output port"),
         Component("rf_switch", "rf_switch", {}, benes_switches(n), "Benes switch matrix at the inputs"),
         Component("post", "adder", {"bits": 32}, n, "digital accumulation across k tiles"),
+        Component("buffer", "sram", {"bytes": cfg.buffer_bytes, "word_bits": 64}, 1,
+                  "input slice, partial sums and outputs; one access per 64-bit word"),
+        Component("dram", "dram", {}, 1, "phase codes, layer inputs and outputs"),
         Component("controller", "controller", {}, 1, "rough 10k GE estimate (controller.ge)"),
     ))
 

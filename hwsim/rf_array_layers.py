@@ -191,7 +191,12 @@ def predict(cfg: RfArrayConfig, op: MeshPass) -> Stats:
         if op.k_tile > 0:
             acts[("post", "add")] = m * n
         detail.update(rf_cycles=cfg.rf_cycles, stream_cycles=m * cfg.adc_cycles, post_cycles=1)
-    return Stats(cycles, 0, macs, ActionCounts(acts), **_traffic(cfg, op), detail=detail)
+    traffic = _traffic(cfg, op)
+    if cfg.target == "rf":  # the SVD processor's buffer (64-bit words) and DRAM are in its inventory
+        acts.update({("buffer", "read"): -(-traffic["sram_read_bytes"] // 8),
+                     ("buffer", "write"): -(-traffic["sram_write_bytes"] // 8),
+                     ("dram", "read"): traffic["dram_read_bytes"], ("dram", "write"): traffic["dram_write_bytes"]})
+    return Stats(cycles, 0, macs, ActionCounts(acts), **traffic, detail=detail)
 
 
 # ---------------------------------------------------------------------------------------------- run

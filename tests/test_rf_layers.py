@@ -219,11 +219,16 @@ def test_tiles_of_odd_shapes_by_hand(o, i, grid, rows, cols):
     # rf-array-8: 1 (DACs) + 1 (ceil(17 columns * 0.05 ns / 4 ns)) + 1 (one vector) + 1 (post) per tile
     st = total(rfl.predict(cfg, op) for op in ops)
     assert st.cycles == 4 * kt * nt and st.macs == o * i and st.stall_cycles == 0
-    assert st.actions.as_dict() == {"dac.convert": kt * nt * (2 * 64 + 8), "phase_shifter.set": kt * nt * 128,
+    acts = st.actions.as_dict()
+    # the buffer (64-bit words) and DRAM (bytes) price the traffic test_traffic_by_hand checks
+    assert acts.pop("dram.read") == st.dram_read_bytes and acts.pop("dram.write") == st.dram_write_bytes
+    words = [(-(-p.sram_read_bytes // 8), -(-p.sram_write_bytes // 8)) for p in (rfl.predict(cfg, op) for op in ops)]
+    assert (acts.pop("buffer.read"), acts.pop("buffer.write")) == tuple(map(sum, zip(*words, strict=True)))
+    assert acts == {"dac.convert": kt * nt * (2 * 64 + 8), "phase_shifter.set": kt * nt * 128,
                                     "signal_dac.convert": kt * nt * 8, "attenuator.set": kt * nt * 8,
                                     "adc.convert": kt * nt * 8, **({"post.add": (kt - 1) * nt * 8} if kt > 1 else {})}
     g = predict_gemm(cfg, 1, i, o)
-    assert (st.cycles, st.actions.as_dict()) == (g.cycles, {k: v for k, v in g.actions.as_dict().items() if v})
+    assert (st.cycles, acts) == (g.cycles, {k: v for k, v in g.actions.as_dict().items() if v})
     assert st.detail["tiles"] == kt * nt
 
 

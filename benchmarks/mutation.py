@@ -259,12 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true",
                     help="reuse build/mutation (mutmut's recorded test coverage); default: stage afresh")
     ap.add_argument("--rev", default="HEAD", help="the commit to test (default HEAD; not the working tree)")
+    ap.add_argument("--survivors", action="store_true",
+                    help="with --keep: run again only the mutants that survived the last run (after adding tests)")
     ap.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
     ap.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
     args = ap.parse_args(argv)
 
     globs = mutant_globs()
     selected = args.only or globs
+    if args.survivors:
+        if not args.keep:
+            ap.error("--survivors needs --keep (the last run's results)")
+        selected = sorted(n for codes in load_results().values() for n, c in codes.items()
+                          if c == 0 and any(fnmatch.fnmatch(n, g) for g in selected))
+        if not selected:
+            print("no survivors in the last run")
+            return 0
     if args.report:
         text, _ = report(globs)
         print(text)

@@ -242,7 +242,7 @@ def test_study_rows_follow_the_counts(study):
     assert s16["throughput"] == pytest.approx(head["fair"]["throughput"], rel=1e-12)
     # the printed verdict lines carry those ratios and the paper's figures beside them
     text = study.format()
-    assert f"{head['fair']['energy_eff']:.2f}" in text and "x1.90, x1.83" in text
+    assert f"{head['fair']['energy_eff']:.2f}" in text and "higher, higher (no figure in the abstract)" in text  # UCF11
 
 
 def test_study_prints_the_same_on_any_thread_count():

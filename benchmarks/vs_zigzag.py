@@ -433,7 +433,7 @@ Why the ratios are what they are (the prices are identical, so every difference 
  8. DRAM: hwsim's whole-model plan keeps layer outputs on chip when they fit (ResNet-18 Conv3_2b..Conv5,
     digits conv1/conv2) and counts halo rows at band edges; ZigZag, one layer at a time (no inter-layer
     locality stage), reads every input and weight from DRAM and writes every output (ResNet-18 Conv1: hwsim
-    0.17x, its output stays on chip). Where nothing stays on chip the two agree (FC 1.002, Conv5_1b 0.98).
+    0.17x, its output stays on chip). Where weights dominate DRAM the two agree (FC 1.002, Conv5_1b 0.98).
  9. fold counts: where ZigZag's even factorization of C x FY x FX into the rows differs from hwsim's 256-row
     im2col folds ('DIFFERENT' in the loop-order table: ResNet-18 Conv3_1b/2a/2b, Conv4_1a 6 vs 5 folds of
     192 vs 256 rows; digits conv1 3 vs 2), the psum and weight-load counts follow the fold counts.

@@ -8,8 +8,18 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from hwsim.models import deform_unit as du
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_deform_unit import simulate_items  # its per-item scalar timing model (tests/ is on sys.path)
 
-from hwsim.deform_unit import DeformLayer, DeformUnitConfig, inventory, offset_conv_stats
+from hwsim.deform_unit import (
+    DeformLayer,
+    DeformUnitConfig,
+    inventory,
+    offset_conv_stats,
+    predict_layer,
+    synthetic_offsets,
+)
 from hwsim.mac_array import inventory as mac_inventory
 
 
@@ -82,3 +92,26 @@ def test_modulation_adds_the_mask_multiplier_after_the_macs():
     names = [c.name for c in inventory(cfg).components]
     assert names[:5] == ["line_buffer", "sampler", "mac", "mask_mult", "offset_buffer"]
     assert _by_name(inventory(cfg))["mask_mult"] == ("multiplier", {"a_bits": 16, "b_bits": 9}, 16)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 11), st.integers(2, 11), st.integers(1, 5), st.booleans(), st.integers(1, 3),
+       st.integers(2, 3), st.integers(0, 3), st.sampled_from([1, 2, 3, 5]), st.sampled_from([None, 1.5, 3.0]),
+       st.sampled_from([2, 3, 4, 7]), st.integers(0, 2**31 - 1))
+def test_dilated_layers_match_the_scalar_simulation(h, w, c, dw, stride, dilation, pad, banks, bound, rows, seed):
+    # tests/test_deform_unit.py's per-item scalar simulation with dilation 2 and 3 (its own property test runs
+    # dilation 1), and line buffers of an even and an odd number of rows (the window is centred on the
+    # kernel's middle row: top = y * stride - pad + (k - 1) // 2 * dilation - (rows - 1) // 2)
+    k = 3
+    if h + 2 * pad - dilation * (k - 1) - 1 < 0 or w + 2 * pad - dilation * (k - 1) - 1 < 0:
+        return
+    cfg = DeformUnitConfig(kernel=k, offset_bound=bound, banks=banks, lanes=2, out_lanes=2, frac_bits=2,
+                           dram_bytes_per_cycle=3.0, miss_cycles=5, line_buffer_rows=rows)
+    layer = DeformLayer("l", c, h, w, c if dw else 3, depthwise=dw, stride=stride, padding=pad,
+                        dilation=dilation, offset_std=2.0, seed=seed)
+    raw = synthetic_offsets(cfg, layer)
+    s = predict_layer(cfg, layer, raw, with_offset_conv=False)
+    off = du.variant_offsets(cfg.variant(dw), raw, k, k, dilation, frac_bits=2)
+    cycles, misses, conflicts, reads = simulate_items(cfg, layer, off)
+    assert (s.unit_cycles, s.misses, s.conflict_cycles, s.actions.get("line_buffer", "read")) == \
+        (cycles, misses, conflicts, reads)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,3 +148,31 @@ def test_fold_plan_order_and_edges_by_hand():
     assert p.mt.tolist() == [2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1]
     assert p.rows_out.tolist() == [0, 0, 2, 0, 0, 2, 0, 0, 1, 0, 0, 1]
     assert p.count == 12
+
+
+def test_zero_tile_skipping_timing_by_hand():
+    # 2x2 WS, M = 3, K = 4 (two folds of 2), N = 2 (one column tile), 1 beat per cycle; pipeline registers
+    # S = D = 3 (hwsim.config). An executed fold: loader WAIT, weights kt = 2 beats, activations mt = 3 beats,
+    # full the cycle after; compute WAIT until full, WLOAD kt + 1 = 3, STREAM mt + R + C + S = 10; after the
+    # tile's last k-fold DRAIN mt + 2 + D = 8. A skipped fold: one WAIT cycle in each engine (plus the drain
+    # when it is the tile's last fold). Dense: 42 cycles (tests/test_cycle_model.py, two folds).
+    cfg = MacArrayConfig(rows=2, cols=2, dataflow="ws", skip_zero_tiles=True)
+    w = np.ones((4, 2), dtype=np.int64)
+    assert predict_gemm(cfg, 3, 4, 2, weight=w).cycles == 42
+    # fold 0 zero: loader WAIT 1, fold 1's WAIT at 2, weights 3-4, activations 5-7, full from 8; compute skips
+    # at 1, waits 2..8 (6 stalls), WLOAD + STREAM 13 -> 21, DRAIN 8 -> 29.
+    a = w.copy()
+    a[0:2] = 0
+    st = predict_gemm(cfg, 3, 4, 2, weight=a)
+    assert (st.cycles, st.stall_cycles, st.folds) == (29, 6, 1)
+    assert st.actions.output_sram_reads == 3  # the drain; fold 1 starts the accumulation (no partial-sum read)
+    # fold 1 zero: fold 0 loads 2-6, full from 7, compute 7 + 13 = 20; the skipped last fold WAITs at 21 and
+    # the tile drains: 21 + 8 = 29.
+    b = w.copy()
+    b[2:4] = 0
+    st = predict_gemm(cfg, 3, 4, 2, weight=b)
+    assert (st.cycles, st.stall_cycles, st.folds) == (29, 6, 1)
+    # all zero: WAIT 1, WAIT 2 + DRAIN 8 = 10; the tile drains zero accumulators and reads no output SRAM.
+    st = predict_gemm(cfg, 3, 4, 2, weight=np.zeros((4, 2), dtype=np.int64))
+    assert (st.cycles, st.stall_cycles, st.folds) == (10, 0, 0)
+    assert (st.actions.output_sram_reads, st.actions.output_sram_writes, st.actions.dram_write_beats) == (0, 0, 3)

@@ -1,5 +1,6 @@
-"""Survivors of the mutation run (docs/testing.md) in the RF emulator's statistics and the LSTM reference's
-quantizer, killed against hand values."""
+"""Survivors of the mutation run (docs/testing.md) in the RF array's records and emulator reference, the pow2
+weight levels, the LSTM reference's quantizer and LUT index and the deformable reference's accumulator width,
+killed against hand values and naive searches."""
 
 from __future__ import annotations
 
@@ -29,3 +30,83 @@ def test_lstm_quantize_returns_int64_codes():
     q = lref.quantize(np.array([0.3, -20.0, 7.96875]), 4, 8)
     assert q.dtype == np.int64
     assert q.tolist() == [5, -128, 127]
+
+
+def test_rf_gemm_record_fields_by_hand():
+    # 5 x 13 x 11 on an 8-port mesh: ceil(13 / 8) = 2 k-tiles x ceil(11 / 8) = 2 n-tiles = 4 folds;
+    # 715 MACs; at most 64 MACs a cycle, so utilization = 715 / (64 * cycles).
+    from hwsim.rf_array import predict_gemm
+
+    st = predict_gemm(RfArrayConfig(), 5, 13, 11)
+    assert (st.name, st.m, st.k, st.n, st.groups, st.stall_cycles, st.folds, st.macs) == (
+        "gemm", 5, 13, 11, 1, 0, 4, 715)
+    assert st.utilization == 715 / (64 * st.cycles)
+    for i, field in enumerate("mkn"):
+        dims = [5, 13, 11]
+        dims[i] = 0
+        with pytest.raises(HwsimError, match=rf"^{field}=0 is not allowed: expected an integer >= 1"):
+            predict_gemm(RfArrayConfig(), *dims)
+
+
+def test_rf_emulate_refuses_bad_shapes_and_ranges():
+    from hwsim.models import rf_array as rref
+
+    cfg = RfArrayConfig(target="emulator")
+    codes = np.zeros(cfg.codes, dtype=np.int64)
+    lo, hi = -(1 << 15), (1 << 15) - 1  # signed 16-bit parts
+    rref.emulate(cfg, codes, np.full((1, 8, 2), lo))
+    rref.emulate(cfg, codes, np.full((1, 8, 2), hi))
+    for bad in (lo - 1, hi + 1):
+        with pytest.raises(HwsimError, match=r"^x is not allowed: expected signed 16-bit parts"):
+            rref.emulate(cfg, codes, np.full((1, 8, 2), bad))
+    for shape in ((1, 8, 3), (1, 7, 2), (8, 2)):
+        with pytest.raises(HwsimError, match=r"^x with shape .* is not allowed: expected \(vectors, 8, 2\)"):
+            rref.emulate(cfg, codes, np.zeros(shape, dtype=np.int64))
+
+
+def test_pow2_levels_are_the_nearest_power_of_two():
+    # {0, +-1, +-2, ..., +-64}: the nearest by linear distance, a tie to the larger magnitude (0.5 -> 1,
+    # 1.5 -> 2, 3 -> 4, 48 -> 64), everything beyond 64 -> 64; a naive search over the levels.
+    from hwsim.models.quantize import _pow2_levels
+
+    levels = [0] + [s * 2**e for e in range(7) for s in (1, -1)]
+    v = np.arange(-80, 80.25, 0.25)
+    want = [min(levels, key=lambda lv, x=x: (abs(x - lv), -abs(lv))) for x in v]
+    assert _pow2_levels(v).tolist() == want
+
+
+def test_lstm_lut_index_spans_the_table():
+    # 16-bit data, 256-entry tables: x + 2**15 over 2**8 codes per entry: -32768 -> 0, -1 -> 127, 0 -> 128,
+    # 32767 -> 255
+    from hwsim.models.lstm_engine import _lut_index
+
+    from hwsim.lstm_engine import LstmEngineConfig
+
+    cfg = LstmEngineConfig()
+    assert (cfg.data_bits, cfg.lut_bits) == (16, 8)
+    assert _lut_index(np.array([-32768, -1, 0, 255, 256, 32767]), cfg).tolist() == [0, 127, 128, 128, 129, 255]
+
+
+def test_deform_accumulator_width_grows_with_every_factor():
+    # A product w * S * m (sample S scaled by bilinear weights up to 2**(2F), mask m up to 2**mask_bits) gains
+    # one bit per bit of each factor: 8 more with an 8-bit mask, 2 more per fraction bit, 1 per act/weight bit.
+    from hwsim.models.deform_unit import acc_bits_needed
+
+    base = acc_bits_needed(8, 8, 4)
+    assert acc_bits_needed(8, 8, 4, 8) - base == 8
+    assert acc_bits_needed(8, 8, 5) - base == 2
+    assert acc_bits_needed(9, 8, 4) - base == 1 == acc_bits_needed(8, 9, 4) - base
+
+
+@pytest.mark.xfail(strict=True, reason="acc_bits_needed is one bit short: (-2**(a-1)) * (-2**(w-1)) * 2**(2F) "
+                   "= +2**(a+w+2F-2) needs a + w + 2F signed bits, the formula gives a + w + 2F - 1 (issue 25 report)")
+def test_deform_worst_case_product_fits_acc_bits_needed():
+    # 1x1 kernel, F = 0, no offsets: the accumulator holds exactly (-128) * (-128) = 16,384, which needs 16
+    # signed bits (15 hold at most 16,383).
+    from hwsim.models import deform_unit as du
+
+    need = du.acc_bits_needed(8, 8, 0)
+    acc = du.deform_conv2d_fixed(np.full((1, 1, 1), -128), np.zeros((2, 1, 1), dtype=np.int64),
+                                 np.full((1, 1, 1, 1), -128), frac_bits=0, shift=0, acc_bits=need,
+                                 overflow="wrap", return_acc=True)[1]
+    assert acc.item() == 16384

@@ -140,7 +140,7 @@ def _setup_cfg() -> str:
     )
 
 
-def stage(fresh: bool, rev: str = "HEAD") -> None:
+def stage(fresh: bool, rev: str = "HEAD") -> list[str]:
     """Copy the package as it is imported, the tests and the pytest options of commit ``rev`` into
     :data:`STAGE` (a commit, not the working tree: other uncommitted work in the checkout stays out of the
     run, and the run names the commit it measured). A file whose content changed since the last staging gets a
@@ -148,6 +148,7 @@ def stage(fresh: bool, rev: str = "HEAD") -> None:
     if fresh and STAGE.exists():
         shutil.rmtree(STAGE)
     STAGE.mkdir(parents=True, exist_ok=True)
+    changed = []
     tmp = STAGE.parent / "mutation-src"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -168,6 +169,7 @@ def stage(fresh: bool, rev: str = "HEAD") -> None:
                 continue
             q.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(p, q)
+            changed.append(str(q.relative_to(STAGE)))
     shutil.rmtree(tmp)
     for rel, old, new in STAGED_TEST_FIXES:
         f = STAGE / rel
@@ -178,6 +180,58 @@ def stage(fresh: bool, rev: str = "HEAD") -> None:
     (STAGE / "conftest.py").write_text(CONFTEST)
     (STAGE / "REVISION").write_text(subprocess.run(["git", "rev-parse", rev], cwd=REPO, check=True,
                                                    capture_output=True, text=True).stdout)
+    return changed
+
+
+REKILL = STAGE / "rekill.json"
+
+
+def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str, str]:
+    """Run the survivors ``names`` of the last mutmut run against ``tests/test_mutants_*.py`` alone (the tests
+    written after it; every other selected test already let them through), one forked pytest per mutant
+    with ``MUTANT_UNDER_TEST`` set, as mutmut's own workers do. Returns and stores mutant -> "killed",
+    "survived" or "timeout" in ``build/mutation/rekill.json``; the report counts these verdicts."""
+    mutants = STAGE / "mutants"
+    shutil.copytree(STAGE / "tests", mutants / "tests", dirs_exist_ok=True)
+    shutil.copy2(STAGE / "conftest.py", mutants / "conftest.py")
+    tests = [f"tests/{p.name}" for p in sorted((mutants / "tests").glob("test_mutants_*.py"))]
+    os.chdir(mutants)
+    sys.path.insert(0, str(mutants))
+    os.environ.update(PY_IGNORE_IMPORTMISMATCH="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    import pytest  # imported once; each mutant's pytest runs in a fork
+
+    old = json.loads(REKILL.read_text()) if REKILL.exists() else {}
+    verdict, running, queue = {}, {}, list(names)
+    while queue or running:
+        while queue and len(running) < workers:
+            name = queue.pop(0)
+            pid = os.fork()
+            if pid == 0:  # child: no output, the mutant active, the new tests only
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+                os.environ["MUTANT_UNDER_TEST"] = name
+                code = pytest.main(["--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                                    "-m", "not slow", *tests])
+                os._exit(int(code))
+            running[pid] = (name, time.monotonic())
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            for p, (_name, t0) in list(running.items()):
+                if time.monotonic() - t0 > timeout_s:
+                    os.kill(p, 9)
+            time.sleep(0.05)
+            continue
+        name, _ = running.pop(pid)
+        if os.WIFSIGNALED(status):
+            verdict[name] = "timeout"
+        else:
+            code = os.WEXITSTATUS(status)
+            verdict[name] = "survived" if code in (0, 5) else "killed"
+        print(f"{len(verdict)}/{len(names)} {verdict[name]:8s} {name}", flush=True)
+    old.update(verdict)
+    REKILL.write_text(json.dumps(old, indent=1, sort_keys=True))
+    return verdict
 
 
 def equivalent_ids() -> set[str]:
@@ -206,6 +260,7 @@ def _status(code) -> str:
 def report(globs: list[str]) -> tuple[str, dict]:
     """A Markdown table per module: mutants tried, killed, equivalent, surviving, and the totals."""
     eq = equivalent_ids()
+    again = json.loads(REKILL.read_text()) if REKILL.exists() else {}
     rows, tot = [], dict(tried=0, killed=0, equivalent=0, surviving=0, other=0)
     survivors, others = [], []
     for path, codes in load_results().items():
@@ -214,6 +269,8 @@ def report(globs: list[str]) -> tuple[str, dict]:
             if not any(fnmatch.fnmatch(name, g) for g in globs):
                 continue
             s = _status(code)
+            if s == "survived" and again.get(name) in ("killed", "timeout"):
+                s = "killed"
             r["tried"] += 1
             if s in ("killed", "timeout", "caught by type check"):
                 r["killed"] += 1
@@ -261,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rev", default="HEAD", help="the commit to test (default HEAD; not the working tree)")
     ap.add_argument("--survivors", action="store_true",
                     help="with --keep: run again only the mutants that survived the last run (after adding tests)")
+    ap.add_argument("--rekill", action="store_true",
+                    help="run the last run's survivors against tests/test_mutants_*.py alone (fast; after adding "
+                         "tests; the sources must be those of the last run)")
     ap.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
     ap.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
     args = ap.parse_args(argv)
@@ -280,7 +340,24 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return 0
 
+    if args.rekill:
+        changed = [c for c in stage(fresh=False, rev=args.rev) if c.startswith("hwsim/")]
+        if changed:
+            print(f"the sources changed since the last run ({', '.join(changed[:5])}): run afresh")
+            return 2
+        eqs = equivalent_ids()
+        names = sorted(n for codes in load_results().values() for n, c in codes.items()
+                       if c == 0 and n not in eqs and any(fnmatch.fnmatch(n, g) for g in selected))
+        t0 = time.monotonic()
+        v = rekill(names, args.max_children)
+        print(f"killed {sum(x != 'survived' for x in v.values())} of {len(v)} survivors "
+              f"in {(time.monotonic() - t0) / 60:.1f} min")
+        os.chdir(REPO)
+        text, _ = report(globs)
+        print(text)
+        return 0
     stage(fresh=not args.keep, rev=args.rev)
+    REKILL.unlink(missing_ok=True)  # a mutmut run runs every test, the new ones included
     env = dict(os.environ, PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS", ""), OPENBLAS_NUM_THREADS="1",
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     mutmut = [sys.executable, "-m", "mutmut"]

@@ -213,33 +213,46 @@ def _producers(layers: list[LayerTensors]) -> tuple[list[int | None], list[list[
     return prod, extra
 
 
-def model_tensors(compiled, names) -> tuple[list[LayerTensors], list[int | None], list[list[int]]]:
+def model_tensors(compiled, names) -> tuple[list[LayerTensors], tuple[list, list, list]]:
     """The tensors of the unit layers ``names`` (conv2d / linear, in execution order) of a compressed model,
-    with each one's producer and add operands from the graph: a layer's input is traced back through the
-    host layers (pools, flattens, adds: they run on the producer's output path) to the unit layers that
-    wrote it (None: the network input)."""
+    and their ``links`` for :func:`plan`: each one's producer and add operands from the graph (a layer's
+    input is traced back through the host layers, pools, flattens, adds, which run on the producer's output
+    path, to the unit layers that wrote it; None: no layer of ``names``), where the input comes from another
+    unit's layer (through DRAM) that layer's name, and whether another unit reads the layer's output (then
+    it is written to DRAM whether or not it also stays on chip)."""
     from hwsim.models.compressed import UNIT_KINDS
 
     by = {la.name: la for la in compiled.layers}
     index = {n: i for i, n in enumerate(names)}
 
-    def sources(name) -> list[int]:
+    def sources(name) -> list:
         la = by[name]
         if name in index:
             return [index[name]]
-        if la.kind == "input" or la.kind in UNIT_KINDS:  # the network input, or another unit's output (DRAM)
+        if la.kind == "input":
             return []
+        if la.kind in UNIT_KINDS:  # another unit's output, through DRAM
+            return [name]
         return [i for src in la.inputs for i in sources(src)]
 
-    tensors, prod, extra = [], [], []
+    tensors, prod, extra, origin = [], [], [], []
     for n in names:
         la = by[n]
         src = by[la.inputs[0]]
         tensors.append(LayerTensors.of_qlayer(la, tuple(src.out_shape), src.out_bits))
         found = sources(la.inputs[0])
-        prod.append(found[-1] if found else None)
-        extra.append(found[:-1])
-    return tensors, prod, extra
+        mine = [i for i in found if isinstance(i, int)]
+        prod.append(mine[-1] if mine else None)
+        extra.append(mine[:-1])
+        origin.append(next((i for i in found if isinstance(i, str)), None))
+    exported = [False] * len(names)  # read by another unit's layer: written to DRAM for it
+    for la in compiled.layers:
+        if la.kind in UNIT_KINDS and la.name not in index:
+            for src in la.inputs:
+                for i in sources(src):
+                    if isinstance(i, int):
+                        exported[i] = True
+    return tensors, (prod, extra, origin, exported)
 
 
 def global_buffer_component(nbytes: int, word_bits: int = 64):
@@ -318,11 +331,11 @@ def _runs(layout: str, base: int, la_rows: int, row_bytes: int, channels: int, p
 
 def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, clock_mhz: float,
          layout: str = "nhwc", fixed_bytes_per_cycle: float | None = None, dram_name: str = "",
-         links: tuple[list, list] | None = None) -> MemoryPlan:
+         links: tuple | None = None) -> MemoryPlan:
     """The greedy whole-model memory plan of ``layers`` (in execution order) with a global buffer of
     ``buffer_bytes``; DRAM time by ``dram`` (None: ``fixed_bytes_per_cycle``). ``links`` = (producer of each
-    layer, add operands of each layer) when the graph is known (:func:`model_tensors`); else they are found
-    by matching shapes."""
+    layer, add operands of each layer[, the other unit's layer an input comes from, whether another unit reads
+    the output]) when the graph is known (:func:`model_tensors`); else they are found by matching shapes."""
     if layout not in LAYOUTS:
         raise HwsimError(f"--layout={layout!r} is not allowed: expected one of {', '.join(LAYOUTS)}")
     if not isinstance(buffer_bytes, int) or isinstance(buffer_bytes, bool) or buffer_bytes < 1:
@@ -330,7 +343,9 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
     if dram is None and not (fixed_bytes_per_cycle and fixed_bytes_per_cycle > 0):
         raise HwsimError("--dram=fixed is not allowed without a bandwidth: expected bytes per cycle > 0")
     n = len(layers)
-    prod, extra = _producers(layers) if links is None else links
+    prod, extra = _producers(layers) if links is None else links[:2]
+    origin = links[2] if links is not None and len(links) > 2 else [None] * len(layers)
+    exported = links[3] if links is not None and len(links) > 3 else [False] * len(layers)
     consumers: list[list[int]] = [[] for _ in range(n)]
     for j, p in enumerate(prod):
         for i in ([p] if p is not None else []) + extra[j]:
@@ -359,7 +374,7 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
                              "resident tensors and one band of rows)")
         schedule, w_rd, in_rd, causes = _stream(la, space, in_res)
         if p is None:
-            src = "dram (network input)"
+            src = "dram (network input)" if origin[j] is None else f"dram (from {origin[j]}, another unit)"
         elif in_res:
             src = f"on chip ({layers[p].name})"
         else:
@@ -378,6 +393,10 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
         else:
             dst, o_wr = "dram", la.output_bytes
         compulsory = la.weight_bytes + (la.input_bytes if p is None else 0) + (0 if consumers[j] else la.output_bytes)
+        if exported[j] and consumers[j]:  # another unit reads it too: written to DRAM for that unit
+            dst = "on chip + dram" if kept[j] else dst
+            o_wr = max(o_wr, la.output_bytes)
+            compulsory += la.output_bytes
         # DRAM runs: weights (contiguous, once per pass), input rows, output rows
         w_passes = w_rd // la.weight_bytes if la.weight_bytes else 0
         addr, size = ([0] * w_passes, [la.weight_bytes] * w_passes)

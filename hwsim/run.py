@@ -244,8 +244,8 @@ def apply_memory(acc: Accelerator, compiled, mr: ModelRun, dram: str = "lpddr4")
         mine = [k for k, lr in enumerate(layers) if lr.unit == i and "inputs" not in lr.stats.detail]
         if not getattr(u.config, "global_buffer_bytes", 0) or not mine:
             continue
-        tensors, prod, extra = memory.model_tensors(compiled, [layers[k].name for k in mine])
-        stats, mp = memory_stats(u.config, tensors, [layers[k].stats for k in mine], dram, (prod, extra))
+        tensors, links = memory.model_tensors(compiled, [layers[k].name for k in mine])
+        stats, mp = memory_stats(u.config, tensors, [layers[k].stats for k in mine], dram, links)
         plans.append((i, mp))
         for k, st in zip(mine, stats, strict=True):
             layers[k] = dataclasses.replace(layers[k], stats=st)

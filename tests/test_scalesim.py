@@ -182,3 +182,96 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert re.fullmatch(r"hwsim: error: .*t\.csv:2: K='-3' is not allowed: expected an integer >= 1\n", err)
     assert main(["simulate", "--topology", str(tmp_path / "t.csv")]) == 2
     assert re.fullmatch(r"hwsim: error: --topology without --scalesim-config is not allowed.*\n", capsys.readouterr().err)
+
+
+# ------------------------------------------------------------------ SCALE-Sim 3 convention (its memory system)
+#: COMPUTE_REPORT.csv and DETAILED_ACCESS_REPORT.csv written by SCALE-Sim 3.0.0 itself (tests/data/scalesim3/
+#: README.md: how): one directory per run, named <topology>_<config>_<dataflow>.
+SCALESIM3 = Path(__file__).resolve().parent / "data" / "scalesim3"
+CONFIGS = {"google": GOOGLE, "small": SCALESIM / "small_sram_64x64.cfg"}
+RUNS = sorted(p.name for p in SCALESIM3.iterdir() if (p / "COMPUTE_REPORT.csv").is_file())
+
+
+def report_rows(path: Path) -> list[list[int]]:
+    rows = [[x.strip() for x in line.split(",") if x.strip()] for line in path.read_text().splitlines()[1:]]
+    return [[int(float(v)) for v in r] for r in rows if r]
+
+
+def test_every_shared_run_is_stored():
+    # the must-show: ResNet-18 and AlexNet on google.cfg for os, ws and is, plus the small-SRAM runs with stalls
+    for topo in ("Resnet18", "alexnet"):
+        for df in ("os", "ws", "is"):
+            assert f"{topo}_google_{df}" in RUNS
+    assert {f"tail_layers_small_{df}" for df in ("os", "ws", "is")} <= set(RUNS)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_convention_equals_scalesim_3_reports(run):
+    topo, cfg, df = run.rsplit("_", 2)
+    cmp = compare_with_scalesim(CONFIGS[cfg], SCALESIM / f"{topo}.csv", dataflow=df, convention="scalesim")
+    compute = report_rows(SCALESIM3 / run / "COMPUTE_REPORT.csv")
+    detail = report_rows(SCALESIM3 / run / "DETAILED_ACCESS_REPORT.csv")
+    assert len(compute) == len(detail) == len(cmp.layers)
+    for lc, c, d in zip(cmp.layers, compute, detail):
+        mm = lc.scalesim_memory
+        # COMPUTE_REPORT: LayerID, Total Cycles (incl. prefetch), Total Cycles, Stall Cycles, ...
+        assert (mm.total_incl_prefetch, mm.total_cycles, mm.stall_cycles) == tuple(c[1:4]), lc.name
+        # DETAILED_ACCESS_REPORT: DRAM IFMAP start/stop/reads, filter, OFMAP (columns 10..18)
+        assert (mm.ifmap_dram_start, -1, mm.ifmap_dram_reads, mm.filter_dram_start, -1, mm.filter_dram_reads,
+                mm.ofmap_dram_start, mm.ofmap_dram_stop, mm.ofmap_dram_writes) == tuple(d[10:19]), lc.name
+        assert lc.scalesim_total_cycles == c[2]
+        # compute cycles (no stalls) are the demand rows SCALE-Sim walks, as before
+        assert mm.compute_cycles == lc.scalesim_cycles
+
+
+def test_small_sram_runs_stall_and_drain():
+    # the stored small-SRAM ws run has stalls on every layer but the FC (a check that the data exercises them)
+    compute = report_rows(SCALESIM3 / "tail_layers_small_ws" / "COMPUTE_REPORT.csv")
+    assert [r[3] > 0 for r in compute] == [True, True, True, True, False, True, False]
+
+
+def _cfg_text(**edits) -> str:
+    text = GOOGLE.read_text()
+    for old, new in edits.values():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize("edit, pattern", [
+    (("InterfaceBandwidth : USER", "InterfaceBandwidth : CALC"),
+     r"^.*c\.cfg: \[run_presets\] InterfaceBandwidth='CALC' is not allowed with --convention scalesim: expected USER"),
+    (("UseRamulatorTrace : False", "UseRamulatorTrace : True"),
+     r"^.*c\.cfg: \[run_presets\] UseRamulatorTrace='True' is not allowed with --convention scalesim: expected False"),
+    (("IfmapSRAMBankBandwidth : 10\n", ""),
+     r"^.*c\.cfg: \[layout\] without IfmapSRAMBankBandwidth is not allowed with --convention scalesim"),
+    (("FilterSRAMBankBandwidth : 10", "FilterSRAMBankBandwidth : ten"),
+     r"^.*c\.cfg: \[layout\] FilterSRAMBankBandwidth='ten' is not allowed: expected an integer >= 1$"),
+    (("Bandwidth : 10\n", "Bandwidth : 10.5\n"),
+     r"^.*c\.cfg: Bandwidth=10\.5 is not allowed with --convention scalesim: expected an integer"),
+    # AlexNet Conv2's IFMAP im2col matrix (529 x 2400 words) does not fit the active half of 2200 KiB (Conv1's
+    # 3025 x 363 does: 1,098,075 <= 50 sets of ceil(2,252,800 / 100) words)
+    (("IfmapSramSzkB : 6144", "IfmapSramSzkB : 2200"),
+     r"^.*alexnet\.csv:3: layer Conv2: IFMAP operand of 1,269,600 words is not allowed with --convention scalesim"),
+])
+def test_convention_refusals(tmp_path, edit, pattern):
+    (tmp_path / "c.cfg").write_text(_cfg_text(e=edit))
+    with pytest.raises(HwsimError, match=pattern):
+        compare_with_scalesim(tmp_path / "c.cfg", SCALESIM / "alexnet.csv", dataflow="ws", convention="scalesim")
+    # the default convention does not need SCALE-Sim 3's memory keys
+    if "alexnet" not in pattern:
+        assert len(compare_with_scalesim(tmp_path / "c.cfg", SCALESIM / "alexnet.csv", dataflow="ws").layers) == 5
+
+
+def test_cli_convention_scalesim(capsys):
+    rc = main(["simulate", "--scalesim-config", str(GOOGLE), "--topology", str(SCALESIM / "alexnet.csv"),
+               "--dataflow", "ws", "--convention", "scalesim"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "SCALE-Sim 3 convention" in out
+    # SCALE-Sim 3.0.0 printed Total Cycles 12949, Stall Cycles 0, Total Cycles (incl. prefetch) 250377 for
+    # Conv2; its 1,354,240 output words (10 row folds) overflow half the 2 MiB OFMAP SRAM once: one drain
+    conv2 = next(line for line in out.splitlines() if line.startswith("Conv2 "))
+    assert re.search(r"529x256x2400\s+10\s+12,949\s+0\s+12,949\s+250,377\s+1\s", conv2)
+    assert main(["simulate", "--convention", "scalesim"]) == 2
+    assert re.fullmatch(r"hwsim: error: --convention='scalesim' is not allowed with a model.*\n",
+                        capsys.readouterr().err)

@@ -317,16 +317,16 @@ def _largest_band(la: LayerTensors, space: int) -> int:
     return int(min(max(b, 1), la.out_h))
 
 
-def _runs(layout: str, base: int, la_rows: int, row_bytes: int, channels: int, passes: int):
-    """DRAM runs of reading ``la_rows`` rows of a tensor ``passes`` times: NHWC rows are contiguous
-    (one run per pass); NCHW holds one plane per channel (one run per channel and pass)."""
-    if la_rows <= 0 or passes <= 0:
+def _runs(layout: str, base: int, nbytes: int, channels: int) -> tuple[list[int], list[int]]:
+    """DRAM runs of moving ``nbytes`` of a tensor: NHWC rows are contiguous (one run); NCHW holds one plane
+    per channel (one run per channel, the bytes split evenly)."""
+    if nbytes <= 0:
         return [], []
-    if layout == "nhwc":
-        return [base] * passes, [la_rows * row_bytes] * passes
-    plane = row_bytes // max(channels, 1)
-    addr = [base + c * plane * la_rows for c in range(channels)] * passes
-    return addr, [plane * la_rows] * (channels * passes)
+    if layout == "nhwc" or channels <= 1:
+        return [base], [nbytes]
+    per = -(-nbytes // channels)
+    sizes = [min(per, nbytes - c * per) for c in range(channels) if nbytes - c * per > 0]
+    return [base + c * per for c in range(len(sizes))], sizes
 
 
 def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, clock_mhz: float,
@@ -400,10 +400,8 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
         # DRAM runs: weights (contiguous, once per pass), input rows, output rows
         w_passes = w_rd // la.weight_bytes if la.weight_bytes else 0
         addr, size = ([0] * w_passes, [la.weight_bytes] * w_passes)
-        rows_read = in_rd // la.row_bytes if la.row_bytes else 0
-        a2, s2 = _runs(layout, 1 << 40, rows_read, la.row_bytes, la.in_c, 1)
-        o_rows = o_wr // max(la.out_w * la.out_c * la.out_bytes, 1) if o_wr else 0
-        a3, s3 = _runs(layout, 2 << 40, o_rows, la.out_w * la.out_c * la.out_bytes, la.out_c, 1)
+        a2, s2 = _runs(layout, 1 << 40, in_rd, la.in_c)
+        a3, s3 = _runs(layout, 2 << 40, o_wr, la.out_c)
         if dram is not None:
             ns = transfer_ns(dram, addr + a2 + a3, size + s2 + s3)
             cyc = math.ceil(ns * clock_mhz / 1000 - 1e-9)

@@ -234,6 +234,53 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str
     return verdict
 
 
+_STRING = re.compile(r"""[rRbB]?("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+
+
+def mutant_diffs(names: list[str]) -> dict[str, str]:
+    """mutmut's diff of each mutant (cached in ``build/mutation/diffs.json``)."""
+    cache_file = STAGE / "diffs.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    todo = [n for n in names if n not in cache]
+    if todo:
+        cwd = os.getcwd()
+        os.chdir(STAGE)
+        try:
+            from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+            paths = {path[:-3].replace("/", "."): path for path in SUBSET}
+            for n in todo:
+                module = n.split(".x_")[0].split(".x\u01c1")[0]
+                cache[n] = get_diff_for_mutant(n, path=paths[module])
+        finally:
+            os.chdir(cwd)
+        cache_file.write_text(json.dumps(cache))
+    return {n: cache[n] for n in names}
+
+
+def text_only(diff: str) -> bool:
+    """True when the mutant only rewords, blanks or drops prose: a string literal with a space in it (a
+    component note, a part description, an explanation rule), never a name or a key (no spaces) and never
+    code. Such mutants change what ``hwsim cost`` prints beside a number, not the number."""
+    minus = "".join(ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---"))
+    plus = "".join(ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
+
+    def prose(m):
+        return " " in m.group(1)
+
+    if not any(prose(m) for m in _STRING.finditer(minus)):
+        return False
+    same_shape = _STRING.sub("S", minus) == _STRING.sub("S", plus)
+    changed = [(a.group(1), b.group(1)) for a, b in zip(_STRING.finditer(minus), _STRING.finditer(plus),
+                                                        strict=False) if a.group(1) != b.group(1)]
+    if same_shape and changed and all(" " in a for a, _ in changed):
+        return True
+    strip_m = re.sub(r"\s", "", _STRING.sub(lambda m: "" if prose(m) else m.group(0), minus))
+    strip_p = re.sub(r"\s", "", re.sub(r"\bNone\b", "", _STRING.sub(lambda m: "" if prose(m) else m.group(0),
+                                                                       plus)))
+    return strip_m == strip_p and "None" not in minus
+
+
 def equivalent_ids() -> set[str]:
     """Mutant ids listed in docs/equivalent_mutants.md (headings ``### `<id>` ``)."""
     if not EQUIVALENT_DOC.exists():
@@ -258,13 +305,20 @@ def _status(code) -> str:
 
 
 def report(globs: list[str]) -> tuple[str, dict]:
-    """A Markdown table per module: mutants tried, killed, equivalent, surviving, and the totals."""
+    """A Markdown table per module: mutants tried, killed, equivalent, surviving (and of those, text-only:
+    :func:`text_only`), not run; and the totals."""
     eq = equivalent_ids()
     again = json.loads(REKILL.read_text()) if REKILL.exists() else {}
-    rows, tot = [], dict(tried=0, killed=0, equivalent=0, surviving=0, other=0)
+    results = load_results()
+    surv_names = [n for codes in results.values() for n, c in codes.items()
+                  if _status(c) == "survived" and n not in eq and again.get(n) not in ("killed", "timeout")
+                  and any(fnmatch.fnmatch(n, g) for g in globs)]
+    diffs = mutant_diffs(surv_names)
+    keys = ("tried", "killed", "equivalent", "surviving", "text", "other")
+    rows, tot = [], dict.fromkeys(keys, 0)
     survivors, others = [], []
-    for path, codes in load_results().items():
-        r = dict(tried=0, killed=0, equivalent=0, surviving=0, other=0)
+    for path, codes in results.items():
+        r = dict.fromkeys(keys, 0)
         for name, code in codes.items():
             if not any(fnmatch.fnmatch(name, g) for g in globs):
                 continue
@@ -278,7 +332,10 @@ def report(globs: list[str]) -> tuple[str, dict]:
                 r["equivalent"] += 1
             elif s == "survived":
                 r["surviving"] += 1
-                survivors.append(name)
+                if text_only(diffs[name]):
+                    r["text"] += 1
+                else:
+                    survivors.append(name)
             else:  # not checked, no tests, suspicious, segfault
                 r["other"] += 1
                 others.append((name, s))
@@ -286,26 +343,30 @@ def report(globs: list[str]) -> tuple[str, dict]:
             rows.append((path, r))
             for key in tot:
                 tot[key] += r[key]
-    lines = ["| module | tried | killed | equivalent | surviving | not run |", "|---|--:|--:|--:|--:|--:|"]
+    lines = ["| module | tried | killed | equivalent | surviving | of which text-only | not run |",
+             "|---|--:|--:|--:|--:|--:|--:|"]
     for path, r in rows + [("**total**", tot)]:
         lines.append(f"| {path} | {r['tried']} | {r['killed']} | {r['equivalent']} | {r['surviving']} | "
-                     f"{r['other']} |")
+                     f"{r['text']} | {r['other']} |")
     nonequiv = tot["killed"] + tot["surviving"]  # run to a verdict and not listed as equivalent
     share = 100 * tot["surviving"] / nonequiv if nonequiv else 0.0
+    numbers = tot["surviving"] - tot["text"]
+    share_numbers = 100 * numbers / (nonequiv - tot["text"]) if nonequiv > tot["text"] else 0.0
     lines.append("")
     lines.append(f"surviving: {tot['surviving']} of {nonequiv} non-equivalent mutants run to a verdict = "
                  f"{share:.1f} % ({tot['other']} not run)")
+    lines.append(f"surviving, text-only ones set aside: {numbers} of {nonequiv - tot['text']} = "
+                 f"{share_numbers:.1f} %")
     if survivors:
-        lines += ["", "surviving (neither killed nor listed in docs/equivalent_mutants.md):"]
+        lines += ["", "surviving, not text-only (neither killed nor listed in docs/equivalent_mutants.md):"]
         lines += [f"  {s}" for s in sorted(survivors)]
     if others:
-        lines += ["", "not run to a verdict (no covering test, not checked, suspicious):"]
-        lines += [f"  {n}: {s}" for n, s in sorted(others)]
-    stale = sorted(e for e in eq if not any(e in codes for codes in load_results().values()))
+        lines += ["", f"not run to a verdict: {len(others)} (no covering test, not checked, suspicious)"]
+    stale = sorted(e for e in eq if not any(e in codes for codes in results.values()))
     if stale:
         lines += ["", "listed as equivalent but no longer generated (renumbered? check the diff):"]
         lines += [f"  {s}" for s in stale]
-    return "\n".join(lines), dict(tot, share=share, survivors=survivors)
+    return "\n".join(lines), dict(tot, share=share, share_numbers=share_numbers, survivors=survivors)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,9 +211,10 @@ def main(argv=None) -> int:
                         theirs, ok, t = None, None, ["-"] * 3
                     print(f"{lc.name:<10} {mine[0]:>12,} {t[0]:>10} {mine[1]:>8,} {t[1]:>9} {mine[2]:>18,} {t[2]:>10} "
                           f"{'-' if ok is None else 'yes' if ok else 'NO':>5} {lc.hwsim_cycles:>12,}")
-                    per_layer.append({"layer": lc.name, "hwsim_scalesim_convention": dict(zip(
-                        ("total", "stall", "total_incl_prefetch"), mine)), "scalesim": theirs and dict(zip(
-                            ("total", "stall", "total_incl_prefetch"), theirs)), "hwsim_own": lc.hwsim_cycles})
+                    keys = ("total", "stall", "total_incl_prefetch")
+                    per_layer.append({"layer": lc.name, "hwsim_scalesim_convention": dict(zip(keys, mine, strict=True)),
+                                      "scalesim": theirs and dict(zip(keys, theirs, strict=True)),
+                                      "hwsim_own": lc.hwsim_cycles})
                 line = (f"hwsim: {h['in_process_s'] * 1e3:.1f} ms in-process, {h['process_s']:.2f} s as a process")
                 if s and "error" in s:
                     line += f"; SCALE-Sim failed: {s['error']}"

@@ -263,7 +263,8 @@ def scalesim_memory_params(cfg: ScaleSimConfig) -> ScaleSimMemoryParams:
     mode = need("interface_bandwidth", "run_presets", "InterfaceBandwidth")
     if mode != "USER":
         raise HwsimError(f"{cfg.path}: [run_presets] InterfaceBandwidth={mode!r} is not allowed with --convention "
-                         "scalesim: expected USER (CALC mode estimates bandwidth, it does not stall)")
+                         "scalesim: expected USER (CALC mode runs another read buffer, read_buffer_estimate_bw, "
+                         "which is not reproduced)")
     for field_name, section, key in (("use_ramulator_trace", "run_presets", "UseRamulatorTrace"),
                                      ("ifmap_custom_layout", "layout", "IfmapCustomLayout"),
                                      ("filter_custom_layout", "layout", "FilterCustomLayout"),
@@ -534,7 +535,7 @@ class ScaleSimComparison:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["scalesim_cycles"], d["hwsim_cycles"] = self.scalesim_cycles, self.hwsim_cycles
-        for row, lc in zip(d["layers"], self.layers):
+        for row, lc in zip(d["layers"], self.layers, strict=True):
             row["scalesim_total_cycles"] = lc.scalesim_total_cycles
         if self.memory is not None:
             d["memory"]["dram_bytes"] = self.memory.dram_bytes

@@ -18,8 +18,13 @@ from hypothesis import strategies as st
 
 from hwsim.cli import main
 from hwsim.errors import HwsimError
-from hwsim.scalesim import (ScaleSimMemoryParams, compare_with_scalesim, read_scalesim_config,
-                            read_scalesim_topology, scalesim_memory)
+from hwsim.scalesim import (
+    ScaleSimMemoryParams,
+    compare_with_scalesim,
+    read_scalesim_config,
+    read_scalesim_topology,
+    scalesim_memory,
+)
 
 #: SCALE-Sim-format files the repository ships (examples/scalesim/README.md: where the shapes come from)
 SCALESIM = Path(__file__).resolve().parents[1] / "examples" / "scalesim"
@@ -216,7 +221,7 @@ def test_convention_equals_scalesim_3_reports(run):
     compute = report_rows(SCALESIM3 / run / "COMPUTE_REPORT.csv")
     detail = report_rows(SCALESIM3 / run / "DETAILED_ACCESS_REPORT.csv")
     assert len(compute) == len(detail) == len(cmp.layers)
-    for lc, c, d in zip(cmp.layers, compute, detail):
+    for lc, c, d in zip(cmp.layers, compute, detail, strict=True):
         mm = lc.scalesim_memory
         # COMPUTE_REPORT: LayerID, Total Cycles (incl. prefetch), Total Cycles, Stall Cycles, ...
         assert (mm.total_incl_prefetch, mm.total_cycles, mm.stall_cycles) == tuple(c[1:4]), lc.name

@@ -176,3 +176,26 @@ def test_zero_tile_skipping_timing_by_hand():
     st = predict_gemm(cfg, 3, 4, 2, weight=np.zeros((4, 2), dtype=np.int64))
     assert (st.cycles, st.stall_cycles, st.folds) == (10, 0, 0)
     assert (st.actions.output_sram_reads, st.actions.output_sram_writes, st.actions.dram_write_beats) == (0, 0, 3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(["ws", "os", "is"]), st.sampled_from([1, 2, 3]), st.sampled_from([1, 2, 3, 5]),
+       st.integers(20, 600), st.integers(1, 97), st.integers(1, 23), st.sampled_from([0.25, 0.5, 1, 3, 16]),
+       st.sampled_from([16, 32, 64]))
+def test_long_fold_sequences_closed_form_equals_per_fold_model(df, rows, cols, m, k, n, bw, sram):
+    # Many repetitions of the same fold (tiles of 1-3 rows through small SRAMs, long K): the closed form skips
+    # whole periods of the recurrence once its state repeats, then finishes the remainder fold by fold; the
+    # per-fold model steps every fold. Also a fresh beat-period cache entry per config.
+    try:
+        cfg = MacArrayConfig(rows=rows, cols=cols, dataflow=df, input_sram_bytes=sram, weight_sram_bytes=sram,
+                             output_sram_bytes=64, dram_bytes_per_cycle=bw)
+        plan = fold_plan(cfg, m, k, n)
+    except HwsimError:  # SRAMs too small for this array
+        return
+    if plan.count > 4000:
+        return
+    assert closed_form_gemm(cfg, m, k, n) == predict_gemm_folds(cfg, m, k, n)
+
+
+def test_closed_form_default_name():
+    assert closed_form_gemm(MacArrayConfig(), 1, 1, 1).name == "gemm"

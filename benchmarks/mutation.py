@@ -192,7 +192,6 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str
     with ``MUTANT_UNDER_TEST`` set, as mutmut's own workers do. Returns and stores mutant -> "killed",
     "survived" or "timeout" in ``build/mutation/rekill.json``; the report counts these verdicts."""
     mutants = STAGE / "mutants"
-    shutil.copytree(STAGE / "tests", mutants / "tests", dirs_exist_ok=True)
     shutil.copy2(STAGE / "conftest.py", mutants / "conftest.py")
     tests = [f"tests/{p.name}" for p in sorted((mutants / "tests").glob("test_mutants_*.py"))]
     os.chdir(mutants)
@@ -402,10 +401,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.rekill:
-        changed = [c for c in stage(fresh=False, rev=args.rev) if c.startswith("hwsim/")]
-        if changed:
-            print(f"the sources changed since the last run ({', '.join(changed[:5])}): run afresh")
-            return 2
+        # the mutants stay those of the last run (its commit's sources); the tests/test_mutants_*.py come from
+        # --rev (default HEAD), where they were added after that run
+        archive = subprocess.run(["git", "archive", args.rev, "tests"], cwd=REPO, check=True,
+                                 capture_output=True).stdout
+        tmp = STAGE.parent / "mutation-tests"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        for p in (tmp / "tests").glob("test_mutants_*.py"):
+            shutil.copyfile(p, STAGE / "mutants" / "tests" / p.name)
+        shutil.rmtree(tmp)
+        print(f"mutants of {(STAGE / 'REVISION').read_text().strip()[:10]}, tests/test_mutants_*.py of {args.rev}")
         eqs = equivalent_ids()
         names = sorted(n for codes in load_results().values() for n, c in codes.items()
                        if c == 0 and n not in eqs and any(fnmatch.fnmatch(n, g) for g in selected))

@@ -16,13 +16,17 @@ always ready); the bias memory ``bmem`` (one value per output channel) answers t
 ``cycles`` counts busy cycles; the other counters (:data:`COUNTERS`) count the top's simulation-only
 activity outputs (``dbg_*``: per-PE MAC enables, pipeline hops and stationary loads, SRAM accesses,
 compute stalls; with zero-tile skipping the bitmap reads, :data:`SKIP_COUNTERS`), DRAM beats per stream
-and requantizer operations, so the testbench can compare every action count of the cycle model. Keeping this
+and requantizer operations (tops with the float32 requantizer: power-of-two and float32 lane passes apart,
+by the top's ``dbg_f32``, :data:`F32_COUNTERS`; the harness then also registers the layer inputs
+``requant_f32`` and ``zero_point``), so the testbench can compare every action count of the cycle model. Keeping this
 per-cycle logic in Verilog keeps Python out of the simulation's inner loop.
 
 The memories move in bulk through binary files in the simulator's working directory, not one VPI access
 per beat: a cycle with ``load`` high loads ``wmem.bin``, ``amem.bin`` and ``bmem.bin`` (written by the
 testbench with :func:`hwsim.cosim.memfile.lanes_to_words`; with zero-tile skipping also the block bitmap
-``zmem.bin`` that answers the top's ``ld_blk`` / ``cp_blk`` reads), a cycle with ``dump`` high writes the
+``zmem.bin`` that answers the top's ``ld_blk`` / ``cp_blk`` reads; with the float32 requantizer the scale
+memory ``smem.bin``, one float32 per output channel, that answers ``bias_addr`` on the top's ``scale``
+beside the bias), a cycle with ``dump`` high writes the
 ``n_out`` captured beats to ``omem.bin`` (read back by :func:`hwsim.cosim.memfile.words_to_lanes`). The
 copies are Verilog loops over the DPI-C functions of ``hwsim/cosim/hdl/memfile_dpi.cpp`` (32-bit words,
 :data:`DPI_SOURCES`): on the benchmark layer's 65,535 activation beats about 1 ms, where ``$readmemh``
@@ -44,14 +48,16 @@ from hwsim.cosim.runner import Harness
 from hwsim.errors import HwsimError
 
 __all__ = ["ACT_FILE", "BIAS_FILE", "BLOCK_FILE", "BUILD_ARGS", "COUNTERS", "DEFAULT_MEM_DEPTH", "DPI_SOURCES",
-           "FREE_RUN_MAIN", "HARNESS_TOP", "MAKE_ARGS", "OUT_FILE", "SKIP_COUNTERS", "TEST_MODULE",
-           "WEIGHT_FILE", "DPI_IMPORTS", "harness_verilog", "mac_array_harness", "memory_load_verilog"]
+           "F32_COUNTERS", "FREE_RUN_MAIN", "HARNESS_TOP", "MAKE_ARGS", "OUT_FILE", "SCALE_FILE", "SKIP_COUNTERS",
+           "TEST_MODULE", "WEIGHT_FILE", "DPI_IMPORTS", "harness_verilog", "mac_array_harness", "memory_load_verilog"]
 
 HARNESS_TOP = "mac_array_tb"
 TEST_MODULE = "hwsim.cosim.mac_array_tb"
 WEIGHT_FILE, ACT_FILE, OUT_FILE, BIAS_FILE = "wmem.bin", "amem.bin", "omem.bin", "bmem.bin"
 #: Zero-tile bitmap (tops with ``skip_zero_tiles``): one bit per weight block, n-tile major, k-fold minor.
 BLOCK_FILE = "zmem.bin"
+#: Per-output-channel float32 scales (tops with ``requantizer = "f32"``): IEEE-754 bits, one word each.
+SCALE_FILE = "smem.bin"
 #: Beats each harness memory holds (weights, activations, outputs) unless a caller asks for more.
 DEFAULT_MEM_DEPTH = 1 << 14
 
@@ -72,6 +78,9 @@ COUNTERS = ("cycles", "stall_cycles", "n_weights", "n_acts", "n_out", "requant_o
             "weight_sram_writes", "output_sram_reads", "output_sram_writes")
 #: Further counters of tops with ``skip_zero_tiles`` (their ``dbg_blk`` output): zero-tile bitmap reads.
 SKIP_COUNTERS = ("tile_bitmap_reads",)
+#: Further counters of tops with the float32 requantizer: lanes of output beats requantized in float32
+#: (``requant_ops`` then counts only the power-of-two lanes').
+F32_COUNTERS = ("requant_f32_ops",)
 
 
 def _words(bits: int) -> int:
@@ -144,7 +153,21 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
         if dim >= aw else ", ".join(f"bmem[{{{aw - dim}'d0, bias_addr}} + {aw}'d{c}]" for c in reversed(range(lanes)))
     members = meta["signature"]["interface"]["members"]
     skip = "ld_blk" in members  # zero-tile skipping: a bitmap memory answers the loader and the compute engine
-    names = COUNTERS + (SKIP_COUNTERS if skip else ())
+    f32 = "requant_f32" in members  # float32 requantizer lanes: a scale memory and two more layer inputs
+    names = COUNTERS + (SKIP_COUNTERS if skip else ()) + (F32_COUNTERS if f32 else ())
+    abits = _port_width(meta, "zero_point") if f32 else 0
+    scale_lanes = bias_lanes.replace("bmem[", "smem[")
+    f32_inputs = (f"    input  wire             requant_f32 /*verilator public_flat_rw*/,\n"
+                  f"    input  wire [{abits - 1}:0]       zero_point /*verilator public_flat_rw*/,\n") if f32 else ""
+    f32_regs = (f"    reg requant_f32_q;\n    reg [{abits - 1}:0] zero_point_q;\n"
+                "    always @(posedge clk) begin\n        requant_f32_q <= requant_f32;\n"
+                "        zero_point_q <= zero_point;\n    end\n") if f32 else ""
+    f32_decl = f"    reg [31:0] smem [0:{mem_depth - 1}];\n    wire dbg_f32;\n" if f32 else ""
+    f32_ports = (f",\n        .requant_f32(requant_f32_q), .zero_point(zero_point_q), .scale({{{scale_lanes}}}), "
+                 ".dbg_f32(dbg_f32)") if f32 else ""
+    requant_count = (f"""                if (dbg_f32) requant_f32_ops <= requant_f32_ops + 64'd{lanes};
+                else requant_ops <= requant_ops + 64'd{lanes};""" if f32 else
+                     f"                requant_ops <= requant_ops + 64'd{lanes};")
     counters = "\n".join(f"    output reg  [63:0]      {name:<18} /*verilator public_flat_rw*/,"
                          for name in names)
     blk = _port_width(meta, "ld_blk") if skip else 0
@@ -157,7 +180,7 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     zmem_count = ("\n            tile_bitmap_reads <= tile_bitmap_reads + {62'd0, dbg_blk[0]} + "
                   "{62'd0, dbg_blk[1]};") if skip else ""
     mems = [("wmem", WEIGHT_FILE, wb), ("amem", ACT_FILE, ab), ("bmem", BIAS_FILE, bias_bits)] \
-        + ([("zmem", BLOCK_FILE, 1)] if skip else [])
+        + ([("zmem", BLOCK_FILE, 1)] if skip else []) + ([("smem", SCALE_FILE, 32)] if f32 else [])
     # A load leaves the memory past the file's end as it was (as $readmemh would).
     load_text = "\n".join(_load_words(mem, f, bits, mem_depth) for mem, f, bits in mems)
     word_regs = "".join(f"    reg [{32 * _words(bits) - 1}:0] {mem}_w;\n" for mem, _, bits in mems + [("omem", "", ob)])
@@ -179,7 +202,7 @@ module {HARNESS_TOP} (
     input  wire [{dim - 1}:0]      dim_n   /*verilator public_flat_rw*/,
     input  wire [{sh - 1}:0]       shift   /*verilator public_flat_rw*/,
     input  wire             relu    /*verilator public_flat_rw*/,
-    output wire             busy    /*verilator public_flat_rw*/,
+{f32_inputs}    output wire             busy    /*verilator public_flat_rw*/,
     output wire             done    /*verilator public_flat_rw*/,
 {counters}
     output wire [31:0]      mem_depth /*verilator public_flat_rw*/,
@@ -201,7 +224,7 @@ module {HARNESS_TOP} (
         dim_n_q <= dim_n;
         shift_q <= shift;
     end
-    // Widths the testbench converts access counts with (from the top's metadata, never hard-coded there).
+{f32_regs}    // Widths the testbench converts access counts with (from the top's metadata, never hard-coded there).
     assign mem_depth = 32'd{mem_depth};
     assign wbeat_bits = 32'd{wb};
     assign abeat_bits = 32'd{ab};
@@ -211,7 +234,7 @@ module {HARNESS_TOP} (
     reg [{ab - 1}:0] amem [0:{mem_depth - 1}];
     reg [{ob - 1}:0] omem [0:{mem_depth - 1}];
     reg [{bias_bits - 1}:0] bmem [0:{mem_depth - 1}];
-{zmem_decl}    // Bulk memory copies (memfile_dpi.cpp): 32-bit words, least significant first.
+{zmem_decl}{f32_decl}    // Bulk memory copies (memfile_dpi.cpp): 32-bit words, least significant first.
     import "DPI-C" function int hwsim_mem_load(input string path);
     import "DPI-C" function int unsigned hwsim_mem_word(input int k);
     import "DPI-C" function void hwsim_mem_clear(input int n);
@@ -240,7 +263,7 @@ module {HARNESS_TOP} (
         .o_out__valid(o_valid), .o_out__ready(1'b1), .o_out__payload(o_payload),
         .bias_addr(bias_addr), .bias({{{bias_lanes}}}),
         .dbg_mac(dbg_mac), .dbg_hop(dbg_hop), .dbg_wload(dbg_wload), .dbg_sram(dbg_sram),
-        .dbg_stall(dbg_stall){zmem_ports}
+        .dbg_stall(dbg_stall){zmem_ports}{f32_ports}
     );
 
     always @(posedge clk) begin
@@ -275,7 +298,7 @@ module {HARNESS_TOP} (
             if (o_valid) begin
                 omem[n_out[{aw - 1}:0]] <= o_payload;
                 n_out <= n_out + 64'd1;
-                requant_ops <= requant_ops + 64'd{lanes};
+{requant_count}
             end
             stall_cycles <= stall_cycles + {{63'd0, dbg_stall}};
             pe_macs <= pe_macs + {{32'd0, n_mac}};

@@ -13,6 +13,13 @@ array. The testbench (:mod:`hwsim.cosim.mac_array_tb`) checks every output again
 every GEMM's cycles, stalls and action counts against ``predict_gemm``; each chunk is returned as an
 :class:`~hwsim.cosim.model_cosim.RtlRun` (its :class:`~hwsim.models.compressed.GemmOp` with the chunk's
 rows, the measured Stats) that the model co-simulation compares with :func:`hwsim.mac_array.predict_stats`.
+
+Quantized ONNX models (``--compress onnx``, float scales and zero points): a float-scale GEMM runs on the
+float32 requantizer lanes of a top built with ``requantizer = "f32"`` (its per-channel scales and output
+zero point travel with the job; the input zero point's column constant is in its bias, as the model lowers
+it), and the float32 requantizations and zero-point corrections are compared as counts too. Such a layer
+on a ``shift`` accelerator, or one with weight zero points (the row term has no RTL), is refused before any
+build.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from hwsim.mac_array import fold_plan
 from hwsim.mac_array_actions import MacArrayActions
 from hwsim.unit import Stats
 
-__all__ = ["check", "cosim_run", "max_rows", "measured_stats"]
+__all__ = ["check", "cosim_run", "max_rows", "measured_stats", "requant_spec"]
 
 #: What the harness measures of a GEMM: cycles, stalls, the priced actions and the traffic per level.
 MEASURED = ("cycles", "stall_cycles", "actions", "sram_read_bytes", "sram_write_bytes", "dram_read_bytes",
@@ -53,6 +60,17 @@ def max_rows(cfg: MacArrayConfig, m: int, k: int, n: int, mem_depth: int = DEFAU
         raise HwsimError(f"layer k={k} n={n} is not allowed in the co-simulation: one row needs more than "
                          f"mem_depth={mem_depth} harness beats")
     return lo
+
+
+def requant_spec(fq, n: int) -> dict:
+    """A float-scale GEMM's requantizer (:class:`~hwsim.models.mac_array.FloatRequant`) for ``n`` output
+    channels as a job layer's ``requant`` entry (JSON, exact: the scales as IEEE-754 bits), the inverse of
+    :func:`hwsim.cosim.mac_array_tb.float_requant_of`."""
+    if fq.row_zp is not None:
+        raise HwsimError("row_zp (weight zero points) is not allowed in the co-simulation: the RTL folds only the "
+                         "input zero point into the bias; expected symmetric weights (ONNX Runtime's default)")
+    bits = np.ascontiguousarray(fq.scales_for(n), dtype=np.float32).view(np.uint32)
+    return {"scale_bits": [int(b) for b in bits], "zero_point": fq.zero_point, "lo": fq.lo, "hi": fq.hi}
 
 
 def measured_stats(row: dict) -> Stats:
@@ -78,6 +96,16 @@ def check(cfg: MacArrayConfig, layer) -> None:
                 f"its RTL would be {op.weight_format} PEs, not the accelerator named; expected --compress with "
                 f"{cfg.weight_format} weights, or an accelerator with {op.weight_format} PEs (e.g. --weights "
                 f"{op.weight_format} --act-bits {op.act_bits})")
+        if getattr(op, "requant", "shift") == "f32" and cfg.requantizer != "f32":
+            raise HwsimError(
+                f"requantizer={cfg.requantizer!r} is not allowed for layer {op.layer!r} (float32 scales, ONNX "
+                f"Runtime's requantizer) in the co-simulation: its RTL needs the float32 lanes; expected "
+                "--requantizer f32 (or an --accel file with requantizer: f32)")
+        if getattr(op, "row_correction", False):
+            raise HwsimError(
+                f"layer {op.layer!r} with weight zero points is not allowed in the co-simulation: the RTL folds "
+                "only the input zero point into the bias (no row-sum term); expected symmetric weights "
+                "(quantize_static's default for int8 weights)")
 
 
 def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCosim:
@@ -93,16 +121,18 @@ def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCos
     runs: list[RtlRun] = []
     shapes: list[str] = []
 
-    def rtl_gemm(a, w, lcfg, shift, relu, bias=None):
+    def rtl_gemm(a, w, lcfg, shift, relu, bias=None, requant=None):
         op = next(ops)
         rcfg = lcfg if isinstance(lcfg, MacArrayConfig) else cfg.replace(weight_format=op.weight_format,
                                                                            act_bits=op.act_bits)
         m, k = a.shape
         n = w.shape[1]
         step = max_rows(rcfg, m, k, n)
+        f32 = {} if requant is None else {"requant": requant_spec(requant, n)}
+        zpc = {"zp_correction": True} if getattr(op, "zp_correction", False) else {}
         chunks = [{"kind": "gemm", "name": f"{op.layer}[{i}]", "a": a[i:i + step], "w": w, "shift": int(shift),
                    "relu": bool(relu), "shape": f"{min(step, m - i)}x{k}x{n}",
-                   **({} if bias is None else {"bias": np.asarray(bias, dtype=np.int64)})}
+                   **({} if bias is None else {"bias": np.asarray(bias, dtype=np.int64)}), **f32, **zpc}
                   for i in range(0, m, step)]
         sub = ctx.run_dir(f"{op.layer}-g{op.group}-s{op.shift}")
         job = {"family": "mac-array", "config": rcfg.to_dict(), "layers": chunks, "save_outputs": True}
@@ -115,7 +145,7 @@ def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCos
                                compared=MEASURED))
         shapes.append(f"{m}x{k}x{n}")
         if any(o is None for o in outs):  # mismatching beats: carry on with the reference's values
-            return reference_gemm(a, w, lcfg, shift, relu, bias=bias)
+            return reference_gemm(a, w, lcfg, shift, relu, bias=bias, requant=requant)
         return np.concatenate(outs, axis=0)
 
     values = layer.forward_int(inputs, cfg, rtl_gemm)

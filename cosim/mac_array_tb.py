@@ -3,7 +3,9 @@ as the test module of :func:`hwsim.cosim.harness.mac_array_harness`).
 
 The job (``job.json``, operands in ``job.npz``; path in ``$HWSIM_JOB``) names the configuration and a
 list of GEMM or conv layers with their integer operands (a GEMM may carry a ``bias`` per output channel;
-on an N:M array a layer may carry ``mode``: ``"sparse"`` or ``"dense"``, else its weights choose);
+on an N:M array a layer may carry ``mode``: ``"sparse"`` or ``"dense"``, else its weights choose; on a top
+with the float32 requantizer a GEMM may carry ``requant``, :func:`float_requant_of`'s fields, and
+``zp_correction``, whether its bias holds a zero-point column constant);
 with ``save_outputs`` the RTL's GEMM outputs are written to ``outputs.npz`` beside the result (the
 whole-model co-simulation, :mod:`hwsim.cosim.model_cosim`, chains layers through them). For every GEMM the testbench
 computes the expected outputs with the bit-exact reference (``hwsim.models.mac_array``) and the predicted
@@ -16,6 +18,7 @@ stall cycles and every action count the harness measured.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,7 +29,17 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
-from hwsim.cosim.harness import ACT_FILE, BIAS_FILE, BLOCK_FILE, COUNTERS, OUT_FILE, SKIP_COUNTERS, WEIGHT_FILE
+from hwsim.cosim.harness import (
+    ACT_FILE,
+    BIAS_FILE,
+    BLOCK_FILE,
+    COUNTERS,
+    F32_COUNTERS,
+    OUT_FILE,
+    SCALE_FILE,
+    SKIP_COUNTERS,
+    WEIGHT_FILE,
+)
 from hwsim.cosim.memfile import lanes_to_words, words_to_lanes
 from hwsim.cosim.runner import read_job
 from hwsim.cosim.tb_util import dump_bytes, pulse, reset_harness
@@ -40,6 +53,7 @@ from hwsim.mac_array import (
     dense_k,
     dram_lanes,
     gemm_mode,
+    onnx_actions,
     predict_gemm,
     unpack_outputs,
     zero_tile_bitmap,
@@ -49,10 +63,22 @@ from hwsim.mac_array import (
 #: writing the memory files; the harness copying them in; the GEMM from ``start`` to ``done``; reading the
 #: counters, the output dump and decoding its beats; the reference and every comparison.
 PHASES = ("prepare", "load", "simulate", "dump", "check")
+#: The scale written for a power-of-two layer on a top with float32 lanes (unused there): 1.0.
+UNUSED_SCALE_BITS = 0x3F800000
+
+
+def float_requant_of(spec: dict | None) -> ref.FloatRequant | None:
+    """The :class:`~hwsim.models.mac_array.FloatRequant` of a job layer's ``requant`` entry (``scale_bits``:
+    IEEE-754 bits per output channel, ``zero_point``, ``lo``, ``hi``; written by
+    :func:`hwsim.cosim.mac_array_model.requant_spec`), None without one."""
+    if spec is None:
+        return None
+    bits = np.asarray(spec["scale_bits"], dtype=np.uint32)
+    return ref.FloatRequant(bits.view(np.float32), spec["zero_point"], spec["lo"], spec["hi"])
 
 
 def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict[str, int],
-                     bitmap_bits: int = 0) -> MacArrayActions:
+                     bitmap_bits: int = 0, zp_correction: bool = False) -> MacArrayActions:
     """The action counts of one GEMM as the harness measured them, in the units of :class:`MacArrayActions`.
 
     ``counters`` are the harness's (:data:`hwsim.cosim.harness.COUNTERS`); ``widths`` the bit widths of a
@@ -61,7 +87,10 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
     sram_word_bits)`` words; a pipeline hop is one pipeline update (the PE's activation and psum
     registers, OS: activation, weight and psum, priced together as ``MacArrayConfig.pe_reg_write_bits``).
     ``bitmap_bits`` is the size of the zero-tile bitmap the DRAM side loaded (skip_zero_tiles), read as
-    whole bytes.
+    whole bytes. Tops with the float32 requantizer count its lane passes apart (``requant_f32_ops``); the
+    zero-point correction adder is the requantizer's bias adder (the column constant rides in the bias), so
+    with ``zp_correction`` (the layer's bias holds a zero-point constant) every requantizer lane pass is
+    one correction.
     """
     c, wb = counters, cfg.sram_word_bits
     in_bits, wt_bits, o_bits = widths["abeat"], widths["wbeat"], widths["osram"]
@@ -88,6 +117,8 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
         dram_read_bytes=math.ceil((c["n_weights"] * wt_bits + c["n_acts"] * in_bits) / 8) + math.ceil(bitmap_bits / 8),
         dram_write_bytes=math.ceil(c["n_out"] * widths["obeat"] / 8),
         requant_ops=c["requant_ops"],
+        requant_f32_ops=c.get("requant_f32_ops", 0),
+        zp_correct_ops=c["requant_ops"] + c.get("requant_f32_ops", 0) if zp_correction else 0,
         # N:M arrays: the index register loads with the weight register (same w_load) and the activation
         # mux selects for every enabled MAC, so these are the PE's load and MAC counters.
         pe_index_loads=c["pe_weight_loads"] if cfg.sparse else 0,
@@ -127,6 +158,7 @@ class MacArrayTB:
         self.dim_limit = (1 << len(dut.dim_m)) - 1
         self.bias_bits = cfg.acc_bits
         self.bitmap_bits = 0
+        self.f32 = cfg.requantizer == "f32"
         #: Testbench wall seconds by phase, summed over GEMMs (:data:`PHASES`).
         self.phases = dict.fromkeys(PHASES, 0.0)
 
@@ -138,7 +170,8 @@ class MacArrayTB:
     async def reset(self):
         d = self.dut
         self.mem_depth = await reset_harness(
-            d, (d.free_run, d.start, d.load, d.dump, d.dim_m, d.dim_k, d.dim_n, d.shift, d.relu))
+            d, (d.free_run, d.start, d.load, d.dump, d.dim_m, d.dim_k, d.dim_n, d.shift, d.relu)
+            + ((d.requant_f32, d.zero_point) if self.f32 else ()))
         self.widths = {k: int(getattr(self.dut, f"{k}_bits").value) for k in ("wbeat", "abeat", "obeat", "osram")}
         self.bias_bits = self.widths["osram"] // self.cfg.cols
 
@@ -172,15 +205,17 @@ class MacArrayTB:
 
     async def run_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
                        bias: np.ndarray | None = None, mode: str | None = None,
-                       wait: Callable[[], Awaitable[None]] | None = None, limit_cycles: int | None = None
-                       ) -> tuple[np.ndarray, dict[str, int]]:
+                       wait: Callable[[], Awaitable[None]] | None = None, limit_cycles: int | None = None,
+                       requant: ref.FloatRequant | None = None) -> tuple[np.ndarray, dict[str, int]]:
         """Drive one GEMM (values) through the RTL; return (output beats as lanes ``[beat, cols]``, harness
         counters).
 
         On an N:M array ``mode`` is :func:`hwsim.mac_array.gemm_mode`'s; a dense-mode GEMM is driven as its
         expanded N:M layout (``dim_k = dense_k(cfg, k)``, beats from ``dram_beats(..., mode="dense")``).
         ``wait`` is awaited after ``start`` until ``done`` has risen (default :meth:`wait_done` with
-        ``limit_cycles``).
+        ``limit_cycles``). ``requant`` (float-scale layers; tops with ``requantizer = "f32"`` only) runs the GEMM
+        on the float32 lanes: its scales go to the scale memory, its zero point to ``zero_point``; its clamp
+        must be the one the lanes apply (signed ``act_bits``, raised to the zero point by ``relu``).
         """
         cfg, dut = self.cfg, self.dut
         t0 = time.perf_counter()
@@ -203,6 +238,21 @@ class MacArrayTB:
         # Always n entries (zeros without bias): a load leaves the rest of the memory as it was.
         codes = (b & ((1 << self.bias_bits) - 1)).astype(np.uint64)[:, None]
         self._write_lanes(Path(BIAS_FILE), codes, self.bias_bits, self.bias_bits)
+        if requant is not None and not self.f32:
+            raise HwsimError(f"requantizer={cfg.requantizer!r} is not allowed for a float-scale layer: expected 'f32' "
+                             "(the top needs the float32 requantizer lanes)")
+        if requant is not None:
+            lo, hi = ref.act_value_range(cfg.act_bits)
+            want = (requant.zero_point if relu else lo, hi)
+            if requant.row_zp is not None or (requant.lo, requant.hi) != want:
+                raise HwsimError(f"requant clamp [{requant.lo}, {requant.hi}] is not allowed: expected {list(want)} "
+                                 "(signed act_bits, raised to the zero point by relu) and no weight zero points")
+        if self.f32:
+            sbits = (np.full(n, UNUSED_SCALE_BITS, dtype=np.uint64) if requant is None else
+                     np.ascontiguousarray(requant.scales_for(n), dtype=np.float32).view(np.uint32).astype(np.uint64))
+            self._write_lanes(Path(SCALE_FILE), sbits[:, None], 32, 32)
+            dut.requant_f32.value = int(requant is not None)
+            dut.zero_point.value = 0 if requant is None else requant.zero_point & ((1 << cfg.act_bits) - 1)
         self.bitmap_bits = 0
         if cfg.skip_zero_tiles:
             bitmap = zero_tile_bitmap(cfg, w, mode)
@@ -218,8 +268,8 @@ class MacArrayTB:
         await (wait() if wait else self.wait_done(limit_cycles))
         await RisingEdge(dut.clk)
         t0 = self._lap("simulate", t0)
-        counters = {name: int(getattr(dut, name).value)
-                    for name in COUNTERS + (SKIP_COUNTERS if cfg.skip_zero_tiles else ())}
+        names = COUNTERS + (SKIP_COUNTERS if cfg.skip_zero_tiles else ()) + (F32_COUNTERS if self.f32 else ())
+        counters = {name: int(getattr(dut, name).value) for name in names}
         n_out = counters["n_out"]
         assert counters["n_weights"] == len(w_beats), (counters["n_weights"], len(w_beats))
         assert counters["n_acts"] == len(a_beats), (counters["n_acts"], len(a_beats))
@@ -230,20 +280,25 @@ class MacArrayTB:
         return lanes, counters
 
     async def check_gemm(self, a: np.ndarray, w: np.ndarray, shift: int, relu: bool,
-                         bias: np.ndarray | None = None, mode: str | None = None) -> dict:
+                         bias: np.ndarray | None = None, mode: str | None = None,
+                         requant: ref.FloatRequant | None = None, zp_correction: bool = False) -> dict:
         """Run one GEMM and check it: outputs against the reference, cycles, stalls and action counts
         against the cycle model. Returns the RTL's output codes (None if undecodable; :func:`out_values`
-        decodes them) and the tallies."""
+        decodes them) and the tallies. ``requant``: a float-scale GEMM (see :meth:`run_gemm`);
+        ``zp_correction``: its bias holds a zero-point column constant (priced as corrections)."""
         cfg = self.cfg
-        m, n = a.shape[0], w.shape[1]
+        m, k, n = a.shape[0], a.shape[1], w.shape[1]
         mode = gemm_mode(cfg, w, mode=mode)
-        st = predict_gemm(cfg, m, a.shape[1], n, mode=mode, weight=w)
+        st = predict_gemm(cfg, m, k, n, mode=mode, weight=w)
+        if requant is not None or zp_correction:  # the cycle model's float32 / zero-point actions of the op
+            st = onnx_actions(st, _OpActions(m, k, n, "f32" if requant is not None else "shift", zp_correction))
         # An RTL that runs four times longer than the model predicts has failed; do not wait forever.
-        beats, counters = await self.run_gemm(a, w, shift, relu, bias, mode, limit_cycles=4 * st.cycles + 1000)
+        beats, counters = await self.run_gemm(a, w, shift, relu, bias, mode, limit_cycles=4 * st.cycles + 1000,
+                                              requant=requant)
         t0 = time.perf_counter()
-        expect = reference_gemm(a, w, cfg, shift, relu, bias=bias)
+        expect = reference_gemm(a, w, cfg, shift, relu, bias=bias, requant=requant)
         bad, got = check_outputs(cfg, beats, expect)
-        rtl = measured_actions(cfg, counters, self.widths, self.bitmap_bits)
+        rtl = measured_actions(cfg, counters, self.widths, self.bitmap_bits, zp_correction)
         diffs = count_diffs(rtl, st.actions, counters["stall_cycles"], st.stall_cycles)
         self._lap("check", t0)
         return {"codes": got,  # decoded (``out_values``) only where a caller needs the values
@@ -251,6 +306,18 @@ class MacArrayTB:
                 "predicted_cycles": st.cycles, "stall_cycles": counters["stall_cycles"],
                 "predicted_stall_cycles": st.stall_cycles, "actions": rtl, "predicted_actions": st.actions,
                 "count_diffs": diffs}
+
+
+@dataclasses.dataclass(frozen=True)
+class _OpActions:
+    """What :func:`hwsim.mac_array.onnx_actions` reads of an op: its shape and requantizer (no row term)."""
+
+    m: int
+    k: int
+    n: int
+    requant: str
+    zp_correction: bool
+    row_correction: bool = False
 
 
 def out_values(cfg: MacArrayConfig, checked: dict) -> np.ndarray | None:
@@ -309,6 +376,9 @@ def _gemms_of(layer: dict, cfg: MacArrayConfig):
         a = np.array(layer["a"], dtype=np.int64)
         w = np.array(layer["w"], dtype=np.int64)
         return [(a, w, bias)], None, lambda outs: outs[0]
+    if layer.get("requant") is not None:
+        raise HwsimError(f"layer {layer.get('name')!r} kind={layer['kind']!r} with requant is not allowed: expected "
+                         "a gemm (a conv's im2col with zero-point padding is the DRAM side's)")
     x = np.array(layer["x"], dtype=np.int64)
     w = np.array(layer["w"], dtype=np.int64)
     conv = {key: layer[key] for key in ("stride", "padding", "dilation", "groups")}
@@ -335,7 +405,9 @@ async def mac_array_regression(dut):
         t_layer = time.perf_counter()
         gemms, expect, assemble = _gemms_of(layer, cfg)
         mode = layer.get("mode")  # N:M arrays: "sparse" (declared), "dense", or absent (by the weights)
-        checked = [await tb.check_gemm(a, w, layer["shift"], layer["relu"], b, mode) for a, w, b in gemms]
+        fq = float_requant_of(layer.get("requant"))
+        zpc = bool(layer.get("zp_correction", False))
+        checked = [await tb.check_gemm(a, w, layer["shift"], layer["relu"], b, mode, fq, zpc) for a, w, b in gemms]
         row = tally(checked)
         if expect is not None and row["mismatches"] == 0:
             got = assemble([out_values(cfg, r) for r in checked])

@@ -1,5 +1,8 @@
 """Randomized MAC-array regression: random GEMM and conv layers through the RTL under Verilator.
 
+On a top with the float32 requantizer (``requantizer = "f32"``) every other layer is a float-scale layer
+(:func:`float_layer`): ONNX Runtime's requantization with the zero-point corners of quantized models.
+
 :func:`run_regression` is the MAC family's ``cosim`` entry point; the build cache, the runner and the
 report are the family-independent ones of :mod:`hwsim.cosim.runner` and :mod:`hwsim.cosim.report`.
 """
@@ -15,7 +18,8 @@ from hwsim.models import mac_array as ref
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 
-__all__ = ["RegressionReport", "build_mac_array", "check_layers", "random_layers", "run_regression"]
+__all__ = ["F32_ZERO_POINTS", "RegressionReport", "build_mac_array", "check_layers", "float_layer", "random_layers",
+           "run_regression"]
 
 
 def _acts(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str) -> np.ndarray:
@@ -81,6 +85,63 @@ def check_layers(cfg: MacArrayConfig, layers: list[dict]) -> None:
                 check_nm(cfg, w[j * og:(j + 1) * og].reshape(og, -1).T, name)
 
 
+#: Zero points of the float-scale regression layers, as the tensor's type has them: signed (``s``) at both ends
+#: and 0, unsigned (``u``, shifted into the signed codes by ``-2**(act_bits-1)`` as the ONNX import shifts
+#: uint8) at 0 and at its top (255 for 8 bits). Layer i takes input zero point i and output zero point i + 2.
+F32_ZERO_POINTS = (("s", "lo"), ("s", "hi"), ("s", 0), ("u", 0), ("u", "hi"))
+
+
+def _zero_point(cfg: MacArrayConfig, which: int) -> tuple[str, int]:
+    """(label, signed zero point) of :data:`F32_ZERO_POINTS` entry ``which`` (cyclic)."""
+    kind, v = F32_ZERO_POINTS[which % len(F32_ZERO_POINTS)]
+    b = cfg.act_bits
+    if kind == "s":
+        z = {"lo": -(1 << (b - 1)), "hi": (1 << (b - 1)) - 1}.get(v, v)
+        return f"s{b} {z}", z
+    u = {"hi": (1 << b) - 1}.get(v, v)
+    return f"u{b} {u}", u - (1 << (b - 1))
+
+
+def float_layer(rng: np.random.Generator, cfg: MacArrayConfig, i: int) -> dict:
+    """A float-scale GEMM layer: a small conv (3x3, stride 1 or 2) whose input is padded with its zero point,
+    lowered by im2col as the DRAM side does, on the float32 requantizer lanes.
+
+    Input and output zero points cycle through :data:`F32_ZERO_POINTS` (the input's column constant
+    ``-zx * sum_k w`` folded into the bias, :func:`hwsim.models.mac_array.zero_point_correction`); scales are
+    per output channel, ``2**u`` with ``u`` uniform in [-20, 4] (the first two channels exactly 2**-20 and
+    2**4); odd layers get biases up to 2**27, so corrected accumulators pass 2**24 (float32 rounds them)
+    and, times 2**-20, still land inside the output range; extreme data (the format's ends) on every third
+    layer; large scales saturate at both ends; ReLU at random. The layer's ``f32_case`` holds the conv as
+    generated (input, zero points, bias before folding, stride), so a test can compute the outputs
+    independently (a direct convolution and NumPy's float32)."""
+    b = cfg.act_bits
+    lo, hi = ref.act_value_range(b)
+    in_label, in_zp = _zero_point(cfg, i)
+    out_label, out_zp = _zero_point(cfg, i + 2)
+    cin = int(rng.integers(1, 3))
+    cout = int(rng.integers(1, 2 * cfg.cols + 2))
+    h = int(rng.integers(3, 6))
+    stride = int(rng.integers(1, 3))
+    mode = "extreme" if i % 3 == 2 else "uniform"
+    x = _acts(rng, cfg, (cin, h, h), mode)
+    w = _weights(rng, cfg.replace(sparsity="dense"), (cout, cin, 3, 3), mode, conv=True)
+    xpad = np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=in_zp)
+    a, wm = ref.conv2d_as_gemms(xpad, w, stride, 0, 1, 1)[0]
+    big = 1 << min(27 if i % 2 else 12, cfg.acc_bits - 4)  # the bias fits the accumulator
+    bias = rng.integers(-big, big + 1, cout)
+    scale = (2.0 ** rng.uniform(-20, 4, cout)).astype(np.float32)
+    scale[:2] = np.float32([2.0 ** -20, 2.0 ** 4])[:cout]
+    relu = bool(rng.integers(0, 2))
+    corr = ref.zero_point_correction(wm, in_zp)
+    spec = {"scale_bits": [int(v) for v in scale.view(np.uint32)], "zero_point": out_zp,
+            "lo": max(lo, out_zp) if relu else lo, "hi": hi}
+    return {"kind": "gemm", "name": f"f32conv{i}", "a": a, "w": wm, "bias": bias + corr, "shift": 0, "relu": relu,
+            "requant": spec, "zp_correction": bool(in_zp),
+            "shape": f"{a.shape[0]}x{a.shape[1]}x{cout} f32 zp {in_label}->{out_label} pad1 s{stride}",
+            "f32_case": {"x": x.tolist(), "w": w.tolist(), "bias": bias.tolist(), "in_zp": in_zp,
+                         "stride": stride}}
+
+
 def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
     """``count`` random layers (about one in three a conv) sized a few folds larger than the array.
 
@@ -89,6 +150,8 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
     array every fourth layer (i % 4 == 1) is left unpruned (no ``mode``: it runs in dense mode unless its
     weights happen to follow the pattern); the others are pruned N:M and declared ``"mode": "sparse"``.
     With ``skip_zero_tiles`` every GEMM layer gets a zero weight block, and every other one a zero n-tile.
+    With ``requantizer = "f32"`` every odd layer is instead a float-scale layer (:func:`float_layer`, from
+    its own random stream, so the power-of-two layers are those of a shift top).
     """
     rng = np.random.default_rng(seed)
     R, C = cfg.rows, cfg.cols
@@ -134,6 +197,9 @@ def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:
                     w[:, n1:n1 + C] = 0
             layers.append({**declared, "kind": "gemm", "name": f"gemm{i}", "a": a.tolist(), "w": w.tolist(),
                            "shift": shift, "relu": relu, "shape": f"{m}x{k}x{n}"})
+    if cfg.requantizer == "f32":
+        frng = np.random.default_rng([seed, 22])
+        layers = [float_layer(frng, cfg, i // 2) if i % 2 else la for i, la in enumerate(layers)]
     return layers
 
 

@@ -27,6 +27,19 @@ is bits ``[i*w, (i+1)*w)``):
 * Bias: read combinationally through ``bias_addr``/``bias`` from a parameter memory of one signed
   ``acc_bits`` value per output channel (see :class:`MacArray`).
 
+Float32 requantizer (``cfg.requantizer = "f32"``, quantized ONNX models with float scales and zero points):
+the top also has ONNX Runtime's float32 requantizer lanes
+(:class:`~hwsim.rtl.f32_requantizer.PipelinedF32Requantizer`) beside the power-of-two ones, and a layer
+chooses one with the layer input ``requant_f32`` (latched on ``start`` like ``shift`` and ``relu``). The
+per-output-channel float32 scale comes the way the bias comes: a second read-only parameter memory beside
+the top answers the same ``bias_addr`` on ``scale`` (lanes as the bias's), combinationally; the output zero
+point is a layer input (``zero_point``, latched on ``start``: ONNX's output zero point is per tensor). The
+zero-point column constant ``-zx * sum_k w[k, n]`` rides in the bias (the DRAM side adds it, as the model
+does, :func:`hwsim.models.mac_array.zero_point_correction`), so the array still multiplies plain integers
+and the f32 lane's correction adder is the bias adder. Both lanes have the same two register stages, so a
+layer's cycles are the same on either and on a ``shift`` array (``hwsim.mac_array`` predicts one timing).
+With ``requantizer = "shift"`` none of this is generated (the Verilog is that of the shift-only top).
+
 N:M sparse WS (``cfg.sparsity = "N:M"``): a fold covers ``k_step = rows * M / N`` reduction steps and its
 weight beats are its ``kt = N * (L // M) + min(N, L % M)`` kept-weight rows (row ``g*N + s`` = slot s of
 group g; lane c: the code in the low ``weight_bits``, its index within the group above it; see
@@ -57,6 +70,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from hwsim.rtl.f32_requantizer import F32_STAGES, PipelinedF32Requantizer
 from hwsim.rtl.requantizer import REQUANT_STAGES, PipelinedRequantizer
 from hwsim.rtl.systolic_array import SystolicArray
 from hwsim.rtl.verilog import generate
@@ -76,6 +90,7 @@ STREAM_STAGES = 1
 #: Register stages a PE adds (around its multiplier): more cycles per fold in STREAM / FLUSH.
 PE_STAGES = 2
 assert STREAM_STAGES + PE_STAGES == MAC_STREAM_STAGES and DRAIN_STAGES == MAC_DRAIN_STAGES  # the cycle model's
+assert F32_STAGES == REQUANT_STAGES  # the float32 lanes take the drain's cycles of the shift lanes
 
 #: Verilator lint waivers prepended to every generated file. Amaranth sizes arithmetic by its own rules
 #: and emits operands of unequal width (e.g. a 16-bit product added into a 33-bit sum, or a wide
@@ -168,6 +183,14 @@ class MacArray(wiring.Component):
                                    output row being drained and lane 0 is used for every lane. A layer
                                    without bias reads zeros.
 
+    With ``cfg.requantizer == "f32"`` (see the module docstring):
+
+    requant_f32 : In, 1            this layer uses the float32 lanes (latched on ``start``)
+    zero_point : In, signed(act_bits)   the layer's output zero point (latched on ``start``; f32 layers)
+    scale : In, cols x 32          ``scale[bias_addr + c]`` (IEEE-754 float32 bits, positive normal) in lane c,
+                                   combinationally, read like ``bias`` (IS: lane 0 for every lane); shift
+                                   layers: don't-care
+
     With ``cfg.skip_zero_tiles`` (WS) the top also reads the layer's zero-block bitmap combinationally:
 
     ld_blk, cp_blk : Out, 2*(dim_bits+1)   block (n-tile * k-folds + k-fold, per m-tile) of the loader's /
@@ -183,6 +206,8 @@ class MacArray(wiring.Component):
                           5 output write (IS: the input SRAM holds the stationary activations and the
                           weight SRAM the streamed weights)
     dbg_stall : Out, 1    the compute engine waits for its buffer half to fill
+    dbg_f32 : Out, 1      (``requantizer == "f32"``) the layer runs on the float32 lanes (the latched
+                          ``requant_f32``: output beats count as float32 requantizations)
     dbg_blk : Out, 2      (``skip_zero_tiles``) bitmap reads this cycle: bit 0 the loader's, bit 1 the compute
                           engine's (the WAIT cycle in which the block's bit decides skip or run; one per fold)
     """
@@ -213,11 +238,16 @@ class MacArray(wiring.Component):
         if cfg.skip_zero_tiles:
             blk = 2 * (cfg.dim_bits + 1)
             members |= {"ld_blk": Out(blk), "ld_blk_zero": In(1), "cp_blk": Out(blk), "cp_blk_zero": In(1)}
+        if cfg.requantizer == "f32":
+            members |= {"requant_f32": In(1), "zero_point": In(signed(cfg.act_bits)),
+                        "scale": In(data.ArrayLayout(unsigned(32), C))}
         if debug:
             members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C),
                         "dbg_sram": Out(6), "dbg_stall": Out(1)}
             if cfg.skip_zero_tiles:
                 members |= {"dbg_blk": Out(2)}
+            if cfg.requantizer == "f32":
+                members |= {"dbg_f32": Out(1)}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -235,6 +265,9 @@ class MacArray(wiring.Component):
 
         m.submodules.array = array = SystolicArray(cfg, debug=self.debug)
         m.submodules.requant = requant = PipelinedRequantizer(cfg, C)
+        f32 = cfg.requantizer == "f32"
+        if f32:
+            m.submodules.requant_f32 = frq = PipelinedF32Requantizer(cfg, C)
         sbuf = Memory(shape=unsigned(len(first_in.payload.as_value())), depth=2 * s_half, init=[])
         vbuf = Memory(shape=unsigned(len(second_in.payload.as_value())), depth=2 * v_half, init=[])
         # Named after what they hold: the weight buffer holds weights, the activation buffer activations.
@@ -260,6 +293,18 @@ class MacArray(wiring.Component):
         with m.If(finish):
             m.d.sync += self.busy.eq(0)
         m.d.comb += [requant.shift.eq(shift), requant.relu.eq(relu)]
+        if f32:  # the layer's requantizer choice and output zero point, latched like shift and relu
+            use_f32 = Signal(name="use_f32")
+            zp = Signal(signed(cfg.act_bits), name="out_zp")
+            with m.If(starting):
+                m.d.sync += [use_f32.eq(self.requant_f32), zp.eq(self.zero_point)]
+            m.d.comb += [frq.zero_point.eq(zp), frq.relu.eq(relu)]
+
+        def lane_params(c: int, src: int):
+            """Requantizer lane ``c`` takes the bias (and, f32, the scale) of parameter lane ``src``."""
+            m.d.comb += requant.bias[c].eq(self.bias[src])
+            if f32:
+                m.d.comb += [frq.corr[c].eq(self.bias[src]), frq.scale[c].eq(self.scale[src])]
 
         # ---------------------------------------------------------------- loader
         skip = cfg.skip_zero_tiles
@@ -328,15 +373,20 @@ class MacArray(wiring.Component):
         out = self.o_out
         adv = Signal()
         m.d.comb += [adv.eq(~out.valid | out.ready), requant.en.eq(adv)]
+        if f32:
+            m.d.comb += frq.en.eq(adv)
         # The drain pipeline: acc_q holds the row entering the requantizer; v_pipe[i] says stage i holds a row.
         acc_q = Signal(data.ArrayLayout(signed(cfg.acc_bits), C))
         v_pipe = [Signal(name=f"drain_v{i}") for i in range(DRAIN_STAGES)]
         for c in range(C):
             m.d.comb += requant.acc[c].eq(acc_q[c])
+            if f32:
+                m.d.comb += frq.acc[c].eq(acc_q[c])
+        lanes_out = Mux(use_f32, frq.out.as_value(), requant.out.as_value()) if f32 else requant.out
 
         def drain_step(row_valid):
             """On ``adv``: rows move one stage along the drain pipeline into the output register."""
-            m.d.sync += [out_reg.eq(requant.out), v_pipe[0].eq(row_valid), out.valid.eq(v_pipe[-1]),
+            m.d.sync += [out_reg.eq(lanes_out), v_pipe[0].eq(row_valid), out.valid.eq(v_pipe[-1]),
                          *(v_pipe[i].eq(v_pipe[i - 1]) for i in range(1, DRAIN_STAGES))]
         out_reg = Signal(C * cfg.act_bits)
         m.d.comb += out.payload.eq(out_reg)
@@ -436,11 +486,11 @@ class MacArray(wiring.Component):
                 # Output row i of an IS tile is output channel m0 + i (m0 steps over N): one bias, every lane.
                 m.d.comb += self.bias_addr.eq(cf.m0 + row_a)
                 for c in range(C):
-                    m.d.comb += requant.bias[c].eq(self.bias[0])
+                    lane_params(c, 0)
             else:
                 m.d.comb += self.bias_addr.eq(cf.n0)
                 for c in range(C):
-                    m.d.comb += requant.bias[c].eq(self.bias[c])
+                    lane_params(c, c)
             m.d.sync += dv.eq(0)
             with m.FSM(name="compute"):
                 idle_and_wait("WLOAD")
@@ -492,7 +542,7 @@ class MacArray(wiring.Component):
             m.d.comb += [array.valid.eq(v_q), array.first.eq(first_q),
                          array.row_sel.eq(issued), self.bias_addr.eq(cf.n0)]
             for c in range(C):
-                m.d.comb += requant.bias[c].eq(self.bias[c])
+                lane_params(c, c)
                 with m.If(adv):
                     m.d.sync += acc_q[c].eq(array.acc_row[c])
             m.d.sync += [v.eq(0), first.eq(0)]
@@ -530,6 +580,8 @@ class MacArray(wiring.Component):
                          self.dbg_sram.eq(Cat(in_rd, in_wr, wt_rd, wt_wr, o_rd_en, o_wr_en))]
             if skip:
                 m.d.comb += self.dbg_blk.eq(Cat(ld_blk_rd, cp_blk_rd))
+            if f32:
+                m.d.comb += self.dbg_f32.eq(use_f32)
         return m
 
 

@@ -332,3 +332,91 @@ def dataclasses_replace(obj, **changes):
     import dataclasses
 
     return dataclasses.replace(obj, **changes)
+
+
+# ---------------------------------------------------------------------------------------------- float32 lanes
+#: The float32-requantizer top of the corner regression, the same build as the ONNX model co-simulation's
+#: in tests/test_cosim_model.py (``--rows 4 --cols 4 --requantizer f32``).
+F32_CFG = MacArrayConfig(rows=4, cols=4, requantizer="f32")
+
+
+def _direct_f32_conv(layer: dict) -> tuple[np.ndarray, list[int]]:
+    """A float-scale regression layer computed independently of the reference and the RTL's algorithm: a
+    direct convolution over the input padded with its zero point, ``sum (x - zx) * w + bias`` in Python
+    integers, then NumPy's IEEE float32 ``f32(f32(acc) * scale)``, ``rint`` and the zero point, clamped.
+    Returns the outputs (rows (oy, ox), columns = channels) and every exact accumulator."""
+    case, spec = layer["f32_case"], layer["requant"]
+    x, w, zx, s = np.array(case["x"]), np.array(case["w"]), case["in_zp"], case["stride"]
+    scale = np.array(spec["scale_bits"], dtype=np.uint32).view(np.float32)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=zx)
+    cout, cin = w.shape[:2]
+    oh = (xp.shape[1] - 3) // s + 1
+    out, accs = np.empty((oh * oh, cout), dtype=np.int64), []
+    for o in range(cout):
+        for y in range(oh):
+            for xx in range(oh):
+                acc = int(case["bias"][o]) + sum((int(xp[c, y * s + i, xx * s + j]) - zx) * int(w[o, c, i, j])
+                                                 for c in range(cin) for i in range(3) for j in range(3))
+                accs.append(acc)
+                f = np.float32(np.float32(acc) * scale[o])
+                r = int(np.rint(float(f))) + spec["zero_point"]
+                out[y * oh + xx, o] = min(max(r, spec["lo"]), spec["hi"])
+    return out, accs
+
+
+def _check_f32_regression(cfg: MacArrayConfig, tmp_path, count: int) -> list[dict]:
+    layers = random_layers(cfg, seed=22, count=count)
+    job = {"family": "mac-array", "config": cfg.to_dict(), "layers": layers, "save_outputs": True}
+    result = run_job(build_mac_array(cfg), job, workdir=tmp_path)
+    rows = result["layers"]
+    for row in rows:
+        assert row["mismatches"] == 0 and row["rtl_cycles"] == row["predicted_cycles"], row
+        assert row["count_diffs"] == {} and row["actions"] == row["predicted_actions"], row
+    with np.load(tmp_path / "outputs.npz") as saved:
+        outs = {int(k): saved[k] for k in saved.files}
+    f32 = [i for i, la in enumerate(layers) if "requant" in la]
+    assert f32 == list(range(1, count, 2))
+    for i in f32:
+        want, _ = _direct_f32_conv(layers[i])
+        np.testing.assert_array_equal(outs[i], want, err_msg=layers[i]["shape"])
+        a = rows[i]["actions"]
+        assert a["requant_f32_ops"] > 0 and a["requant_ops"] == 0
+        assert a["zp_correct_ops"] == (a["requant_f32_ops"] if layers[i]["zp_correction"] else 0)
+    assert all(rows[i]["actions"]["requant_ops"] > 0 and rows[i]["actions"]["requant_f32_ops"] == 0
+               for i in range(0, count, 2))
+    return [layers[i] for i in f32]
+
+
+def test_f32_requantizer_corners_in_rtl(tmp_path):
+    """ONNX Runtime's requantizer on the float32 lanes of the MAC array top, interleaved with power-of-two
+    layers on the same build: zero points at the type's ends (-128, 127, 0; uint8 0 and 255 shifted), padding
+    with a non-zero zero point, per-channel scales 2**-20..2**4, accumulators beyond 2**24, saturation at
+    both ends; values against a direct convolution in float32, cycles and every count against the model."""
+    layers = _check_f32_regression(F32_CFG, tmp_path, count=10)
+    labels = [la["shape"].split(" zp ")[1].split(" pad")[0].split("->") for la in layers]
+    assert {lab[0] for lab in labels} == {"s8 -128", "s8 127", "s8 0", "u8 0", "u8 255"}
+    assert {la["f32_case"]["in_zp"] for la in layers} == {-128, 127, 0}
+    # padding with the zero point: every layer's border rows hold it, and it is non-zero in four of five
+    assert sum(la["f32_case"]["in_zp"] != 0 for la in layers) == 4
+    scales = np.concatenate([np.array(la["requant"]["scale_bits"], dtype=np.uint32).view(np.float32)
+                             for la in layers])
+    assert scales.min() == np.float32(2.0 ** -20) and scales.max() == np.float32(16.0)
+    unclipped, big = [], 0
+    for la in layers:
+        _, accs = _direct_f32_conv(la)
+        sc = np.array(la["requant"]["scale_bits"], dtype=np.uint32).view(np.float32)
+        cout = len(sc)
+        acc = np.array(accs).reshape(cout, -1)
+        big += int(np.count_nonzero(np.abs(acc) > 1 << 24))
+        f = (acc.astype(np.float32) * sc[:, None]).astype(np.float64)
+        unclipped.append((np.rint(f) + la["requant"]["zero_point"]).ravel())
+    r = np.concatenate(unclipped)
+    assert big > 0 and r.min() < -128 and r.max() > 127  # float32 rounds the accumulator; both ends saturate
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", ["os", "is"])
+def test_f32_requantizer_corners_other_dataflows(dataflow, tmp_path):
+    """The same corners on OS (accumulators drained from the array) and IS (one output channel per beat:
+    lane 0's scale and bias for every lane)."""
+    _check_f32_regression(MacArrayConfig(rows=3, cols=2, dataflow=dataflow, requantizer="f32"), tmp_path, count=6)

@@ -4,6 +4,9 @@ few images).
 
 MAC array: the reference for every GEMM is the bit-exact ``reference_gemm`` (with bias); the cycles, stalls
 and action counts are the cycle model's; the accuracy from the RTL's logits must equal the reference's.
+Quantized ONNX (ONNX Runtime's ``quantize_static``, tests/ort_quant_models.py) on the MAC array's float32
+requantizer lanes: the RTL's output integers against ONNX Runtime's own, the float32 and zero-point counts
+against hand counts of the output beats.
 RF array: every V^H and U mesh pass of digits-mlp's dense layers on the emulator RTL; the expected outputs
 are computed here with the spec (``hwsim.models.rf_layers.linear_layer``) and the expected cycles and
 activity counts from the emulator's timing formula, independently of the co-simulation's own checks.
@@ -137,3 +140,85 @@ def test_compare_run_reports_every_difference():
     _, diffs = compare_run(lambda cfg, op: want, RtlRun("op", None, got, compared=("sram_read_bytes",)))
     assert diffs == {"sram_read_bytes": [9, 7]}
     assert compare_run(lambda cfg, op: want, RtlRun("op", None, want))[1] == {}
+
+
+# ---------------------------------------------------------------------------------------------- quantized ONNX
+#: The float32-requantizer top (``--rows 4 --cols 4 --requantizer f32``), the build the corner regression in
+#: tests/test_cosim.py shares.
+F32_ACCEL = MacArrayConfig(rows=4, cols=4, requantizer="f32")
+
+
+@pytest.fixture(scope="module")
+def ort_model(tmp_path_factory):
+    """``ort_model(net, form)``: the path of a ``quantize_static`` model (made once per module)."""
+    pytest.importorskip("onnxruntime.quantization")
+    import ort_quant_models as oqm
+
+    made, d = {}, tmp_path_factory.mktemp("ortq")
+
+    def get(net: str, form: str) -> str:
+        if (net, form) not in made:
+            build = {"residual": oqm.residual_cnn, "gap": oqm.gap_cnn}[net]
+            made[net, form] = oqm.quantize(build(), form, d)
+        return made[net, form]
+
+    return get
+
+
+def _check_onnx_cosim(path: str, images: int, tmp_path, accel=F32_ACCEL):
+    """The model through the RTL: passed; its output integers ONNX Runtime's; per layer, float32
+    requantizations = output beats x lanes (WS: m x ceil(n / cols) beats of cols lanes), each a zero-point
+    correction when the layer's input zero point is not 0, and no power-of-two requantization."""
+    import ort_quant_models as oqm
+    from hwsim.models.onnx_import import load_onnx, to_compressed
+
+    rep = run_model_cosim(path, accel, "onnx", images=images, workdir=tmp_path)
+    assert rep.passed, format_model_report(rep)
+    cm = to_compressed(load_onnx(path))
+    x = zoo.load_digits_split()[2][:images]
+    want = oqm.ort_codes(path, x)
+    np.testing.assert_array_equal(rep.logits_rtl + cm.layers[-1].meta.get("offset", 0), want)
+    layers = {la.name: la for la in cm.compute_layers()}
+    assert [r["name"] for r in rep.layers] == list(layers)
+    for r in rep.layers:
+        la = layers[r["name"]]
+        n = la.weight.shape[0]
+        m = images * (int(np.prod(la.out_shape[1:])) if la.kind == "conv2d" else 1)  # out_shape (C, H, W)
+        lanes = m * -(-n // accel.cols) * accel.cols
+        assert r["actions"]["requant.convert_f32"] == lanes, r
+        assert r["actions"].get("requant.zp_add", 0) == (lanes if la.in_zp else 0), r
+        assert r["actions"].get("requant.convert", 0) == 0, r
+    return rep, cm
+
+
+def test_quantize_static_model_through_the_f32_rtl(ort_model, tmp_path):
+    """The residual digits CNN, U8S8 QDQ per channel (uint8 activations shifted into int8, every zero point
+    non-zero): 0 mismatches in values, cycles and counts, and the RTL's integers are ONNX Runtime's."""
+    _, cm = _check_onnx_cosim(ort_model("residual", "qdq-u8s8-pc"), 1, tmp_path)
+    assert all(la.in_zp != 0 and la.requant == "f32" for la in cm.compute_layers())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("net", "form"), [("residual", "qdq-s8s8-pc"), ("residual", "qop-u8s8"),
+                                           ("gap", "qdq-u8s8"), ("gap", "qop-s8s8-pc")])
+def test_more_quantize_static_models_through_the_f32_rtl(ort_model, net, form, tmp_path):
+    _check_onnx_cosim(ort_model(net, form), 3, tmp_path)
+
+
+def test_float_scale_model_needs_the_f32_top(ort_model):
+    """On a top without float32 lanes, or with weight zero points, the model is refused in one line before
+    any build."""
+    path = ort_model("gap", "qdq-u8s8")
+    with pytest.raises(HwsimError, match=r"^requantizer='shift' is not allowed for layer 'conv1' \(float32 "
+                                         r"scales, ONNX Runtime's requantizer\) in the co-simulation: .*"
+                                         r"expected --requantizer f32"):
+        run_model_cosim(path, "mac-array-4x4-ws", "onnx", images=1)
+    from hwsim.cosim.mac_array_model import check
+    from hwsim.models.onnx_import import load_onnx, to_compressed
+
+    la = to_compressed(load_onnx(path)).compute_layers()[0]
+    check(F32_ACCEL, la)
+    with_wzp = dataclasses.replace(la, weight_zp=np.ones(la.weight.shape[0], dtype=np.int64))
+    with pytest.raises(HwsimError, match=r"^layer 'conv1' with weight zero points is not allowed in the "
+                                         r"co-simulation: .* expected symmetric weights"):
+        check(F32_ACCEL, with_wzp)

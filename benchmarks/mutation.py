@@ -184,6 +184,7 @@ def stage(fresh: bool, rev: str = "HEAD") -> list[str]:
 
 
 REKILL = STAGE / "rekill.json"
+REKILL_DIR = STAGE.parent / "mutation-rekill"
 
 
 def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str, str]:
@@ -191,8 +192,7 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str
     written after it; every other selected test already let them through), one forked pytest per mutant
     with ``MUTANT_UNDER_TEST`` set, as mutmut's own workers do. Returns and stores mutant -> "killed",
     "survived" or "timeout" in ``build/mutation/rekill.json``; the report counts these verdicts."""
-    mutants = STAGE / "mutants"
-    shutil.copy2(STAGE / "conftest.py", mutants / "conftest.py")
+    mutants = REKILL_DIR  # a copy of mutmut's mutants/ (a mutmut run may still be using that one)
     tests = [f"tests/{p.name}" for p in sorted((mutants / "tests").glob("test_mutants_*.py"))]
     os.chdir(mutants)
     sys.path.insert(0, str(mutants))
@@ -409,13 +409,21 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        shutil.rmtree(REKILL_DIR, ignore_errors=True)
+        REKILL_DIR.mkdir()
+        ignore = shutil.ignore_patterns("__pycache__", "*.meta", "*.spans", ".hypothesis")
+        for sub in ("hwsim", "tests"):
+            shutil.copytree(STAGE / "mutants" / sub, REKILL_DIR / sub, ignore=ignore)
+        for f in ("pyproject.toml", "conftest.py"):
+            shutil.copy2(STAGE / f, REKILL_DIR / f)
         for p in (tmp / "tests").glob("test_mutants_*.py"):
-            shutil.copyfile(p, STAGE / "mutants" / "tests" / p.name)
+            shutil.copyfile(p, REKILL_DIR / "tests" / p.name)
         shutil.rmtree(tmp)
         print(f"mutants of {(STAGE / 'REVISION').read_text().strip()[:10]}, tests/test_mutants_*.py of {args.rev}")
         eqs = equivalent_ids()
+        done = json.loads(REKILL.read_text()) if REKILL.exists() else {}
         names = sorted(n for codes in load_results().values() for n, c in codes.items()
-                       if c == 0 and n not in eqs and any(fnmatch.fnmatch(n, g) for g in selected))
+                       if c == 0 and n not in eqs and n not in done and any(fnmatch.fnmatch(n, g) for g in selected))
         t0 = time.monotonic()
         v = rekill(names, args.max_children)
         print(f"killed {sum(x != 'survived' for x in v.values())} of {len(v)} survivors "

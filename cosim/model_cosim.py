@@ -325,8 +325,8 @@ def model_option(cfg, args) -> tuple[str, dict, bool]:
     import sys
 
     if sys.stderr.isatty():  # a note for people; logs and scripts get only the result or one error line
-        print(f"compiling {args.opt__model} ({args.opt__compress}) and building the RTL with Verilator "
-              "(cached builds are reused) ...", file=sys.stderr)
+        print(f"compiling {args.opt__model} ({args.opt__compress or 'default compression'}) and building the RTL "
+              "with Verilator (cached builds are reused) ...", file=sys.stderr)
     rep = run_model_cosim(args.opt__model, args.opt__accel or cfg, args.opt__compress, images=args.opt__images,
                           workdir=args.run_dir, waves=args.waves)
     return format_model_report(rep), rep.as_dict(), rep.passed

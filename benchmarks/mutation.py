@@ -27,6 +27,7 @@ a survivor listed there as equivalent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import os
@@ -187,6 +188,24 @@ REKILL = STAGE / "rekill.json"
 REKILL_DIR = STAGE.parent / "mutation-rekill"
 
 
+#: Which tests/test_mutants_*.py files a mutant of a module is run against in --rekill (by module prefix;
+#: first match). Restricting can only leave a killable mutant alive, never kill a survivor wrongly.
+REKILL_TESTS = [
+    ("hwsim.cost.", ["test_mutants_cost.py"]),
+    ("hwsim.mac_array", ["test_mutants_mac_array.py", "test_mutants_inventory.py"]),
+    ("hwsim.deform_unit.", ["test_mutants_deform.py"]),
+    ("hwsim.models.deform_unit.", ["test_mutants_deform.py", "test_mutants_references.py"]),
+    ("hwsim.rf_array.", ["test_mutants_inventory.py", "test_mutants_references.py"]),
+]
+
+
+def _tests_for(name: str, tests: list[str]) -> list[str]:
+    for prefix, files in REKILL_TESTS:
+        if name.startswith(prefix):
+            return [t for t in tests if t.split("/")[-1] in files]
+    return tests
+
+
 def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str, str]:
     """Run the survivors ``names`` of the last mutmut run against ``tests/test_mutants_*.py`` alone (the tests
     written after it; every other selected test already let them through), one forked pytest per mutant
@@ -198,6 +217,11 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str
     sys.path.insert(0, str(mutants))
     os.environ.update(PY_IGNORE_IMPORTMISMATCH="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     import pytest  # imported once; each mutant's pytest runs in a fork
+
+    # Import the tests and everything they import once, here: the forks inherit them (the trampolines read
+    # MUTANT_UNDER_TEST at call time, so importing the mutated modules unmutated-active is harmless).
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        pytest.main(["--rootdir=.", "--collect-only", "-q", "-p", "no:cacheprovider", *tests])
 
     old = json.loads(REKILL.read_text()) if REKILL.exists() else {}
     verdict, running, queue = {}, {}, list(names)
@@ -211,7 +235,7 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str
                 os.dup2(devnull, 2)
                 os.environ["MUTANT_UNDER_TEST"] = name
                 code = pytest.main(["--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                                    "-m", "not slow", *tests])
+                                    "-m", "not slow", *_tests_for(name, tests)])
                 os._exit(int(code))
             running[pid] = (name, time.monotonic())
         pid, status = os.waitpid(-1, os.WNOHANG)

@@ -186,6 +186,7 @@ def stage(fresh: bool, rev: str = "HEAD") -> list[str]:
 
 REKILL = STAGE / "rekill.json"
 REKILL_DIR = STAGE.parent / "mutation-rekill"
+PENDING = STAGE / "pending.json"
 
 
 #: Which tests/test_mutants_*.py files a mutant of a module is run against in --rekill (by module prefix;
@@ -206,12 +207,13 @@ def _tests_for(name: str, tests: list[str]) -> list[str]:
     return tests
 
 
-def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str, str]:
+def rekill(names: list[str], workers: int, timeout_s: float = 300.0, store: Path = REKILL,
+           tests_of=None, workdir: Path = REKILL_DIR) -> dict[str, str]:
     """Run the survivors ``names`` of the last mutmut run against ``tests/test_mutants_*.py`` alone (the tests
     written after it; every other selected test already let them through), one forked pytest per mutant
     with ``MUTANT_UNDER_TEST`` set, as mutmut's own workers do. Returns and stores mutant -> "killed",
     "survived" or "timeout" in ``build/mutation/rekill.json``; the report counts these verdicts."""
-    mutants = REKILL_DIR  # a copy of mutmut's mutants/ (a mutmut run may still be using that one)
+    mutants = workdir  # a copy of mutmut's mutants/ (a mutmut run may still be using that one)
     tests = [f"tests/{p.name}" for p in sorted((mutants / "tests").glob("test_mutants_*.py"))]
     os.chdir(mutants)
     sys.path.insert(0, str(mutants))
@@ -223,7 +225,7 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         pytest.main(["--rootdir=.", "--collect-only", "-q", "-p", "no:cacheprovider", *tests])
 
-    old = json.loads(REKILL.read_text()) if REKILL.exists() else {}
+    old = json.loads(store.read_text()) if store.exists() else {}
     verdict, running, queue = {}, {}, list(names)
     while queue or running:
         while queue and len(running) < workers:
@@ -235,7 +237,7 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str
                 os.dup2(devnull, 2)
                 os.environ["MUTANT_UNDER_TEST"] = name
                 code = pytest.main(["--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                                    "-m", "not slow", *_tests_for(name, tests)])
+                                    "-m", "not slow", *(tests_of(name) if tests_of else _tests_for(name, tests))])
                 os._exit(int(code))
             running[pid] = (name, time.monotonic())
         pid, status = os.waitpid(-1, os.WNOHANG)
@@ -252,8 +254,10 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0) -> dict[str
             code = os.WEXITSTATUS(status)
             verdict[name] = "survived" if code in (0, 5) else "killed"
         print(f"{len(verdict)}/{len(names)} {verdict[name]:8s} {name}", flush=True)
+        if len(verdict) % 20 == 0:
+            store.write_text(json.dumps({**old, **verdict}, indent=1, sort_keys=True))
     old.update(verdict)
-    REKILL.write_text(json.dumps(old, indent=1, sort_keys=True))
+    store.write_text(json.dumps(old, indent=1, sort_keys=True))
     return verdict
 
 
@@ -332,7 +336,12 @@ def report(globs: list[str]) -> tuple[str, dict]:
     :func:`text_only`), not run; and the totals."""
     eq = equivalent_ids()
     again = json.loads(REKILL.read_text()) if REKILL.exists() else {}
+    pending = json.loads(PENDING.read_text()) if PENDING.exists() else {}
     results = load_results()
+    for codes in results.values():
+        for n, c in codes.items():
+            if c is None and n in pending:
+                codes[n] = {"killed": 1, "timeout": 36, "survived": 0}[pending[n]]
     surv_names = [n for codes in results.values() for n, c in codes.items()
                   if _status(c) == "survived" and n not in eq and again.get(n) not in ("killed", "timeout")
                   and any(fnmatch.fnmatch(n, g) for g in globs)]
@@ -405,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rekill", action="store_true",
                     help="run the last run's survivors against tests/test_mutants_*.py alone (fast; after adding "
                          "tests; the sources must be those of the last run)")
+    ap.add_argument("--pending", action="store_true",
+                    help="run the mutants the last mutmut run left unchecked (stopped early), each against the tests "
+                         "mutmut recorded for its function, as mutmut would; with --rekill's machinery")
     ap.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
     ap.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
     args = ap.parse_args(argv)
@@ -424,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return 0
 
-    if args.rekill:
+    if args.rekill or args.pending:
         # the mutants stay those of the last run (its commit's sources); the tests/test_mutants_*.py come from
         # --rev (default HEAD), where they were added after that run
         archive = subprocess.run(["git", "archive", args.rev, "tests"], cwd=REPO, check=True,
@@ -433,23 +445,39 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
-        shutil.rmtree(REKILL_DIR, ignore_errors=True)
-        REKILL_DIR.mkdir()
+        work = STAGE.parent / ("mutation-pending" if args.pending else "mutation-rekill")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
         ignore = shutil.ignore_patterns("__pycache__", "*.meta", "*.spans", ".hypothesis")
         for sub in ("hwsim", "tests"):
-            shutil.copytree(STAGE / "mutants" / sub, REKILL_DIR / sub, ignore=ignore)
+            shutil.copytree(STAGE / "mutants" / sub, work / sub, ignore=ignore)
         for f in ("pyproject.toml", "conftest.py"):
-            shutil.copy2(STAGE / f, REKILL_DIR / f)
+            shutil.copy2(STAGE / f, work / f)
         for p in (tmp / "tests").glob("test_mutants_*.py"):
-            shutil.copyfile(p, REKILL_DIR / "tests" / p.name)
+            shutil.copyfile(p, work / "tests" / p.name)
         shutil.rmtree(tmp)
         print(f"mutants of {(STAGE / 'REVISION').read_text().strip()[:10]}, tests/test_mutants_*.py of {args.rev}")
         eqs = equivalent_ids()
-        done = json.loads(REKILL.read_text()) if REKILL.exists() else {}
-        names = sorted(n for codes in load_results().values() for n, c in codes.items()
-                       if c == 0 and n not in eqs and n not in done and any(fnmatch.fnmatch(n, g) for g in selected))
         t0 = time.monotonic()
-        v = rekill(names, args.max_children)
+        if args.pending:
+            done = json.loads(PENDING.read_text()) if PENDING.exists() else {}
+            names = sorted(n for codes in load_results().values() for n, c in codes.items()
+                           if c is None and n not in done and any(fnmatch.fnmatch(n, g) for g in selected))
+            stats = json.loads((STAGE / "mutants" / "mutmut-stats.json").read_text())
+            by_fn, dur = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
+
+            def tests_of(name):
+                tests = by_fn.get(name.partition("__mutmut_")[0], [])
+                return sorted(tests, key=lambda t: dur.get(t, 0.0))
+
+            names = [n for n in names if tests_of(n)]
+            v = rekill(names, args.max_children, store=PENDING, tests_of=tests_of, workdir=work)
+        else:
+            done = json.loads(REKILL.read_text()) if REKILL.exists() else {}
+            names = sorted(n for codes in load_results().values() for n, c in codes.items()
+                           if c == 0 and n not in eqs and n not in done
+                           and any(fnmatch.fnmatch(n, g) for g in selected))
+            v = rekill(names, args.max_children, workdir=work)
         print(f"killed {sum(x != 'survived' for x in v.values())} of {len(v)} survivors "
               f"in {(time.monotonic() - t0) / 60:.1f} min")
         os.chdir(REPO)
@@ -458,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stage(fresh=not args.keep, rev=args.rev)
     REKILL.unlink(missing_ok=True)  # a mutmut run runs every test, the new ones included
+    PENDING.unlink(missing_ok=True)
     env = dict(os.environ, PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS", ""), OPENBLAS_NUM_THREADS="1",
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     mutmut = [sys.executable, "-m", "mutmut"]

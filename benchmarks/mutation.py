@@ -462,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.pending:
             done = json.loads(PENDING.read_text()) if PENDING.exists() else {}
             names = sorted(n for codes in load_results().values() for n, c in codes.items()
-                           if c is None and n not in done and any(fnmatch.fnmatch(n, g) for g in selected))
+                           if c is None and n not in done and any(fnmatch.fnmatch(n, g) for g in selected)
+                           and any(fnmatch.fnmatch(n, g) for g in globs))
             stats = json.loads((STAGE / "mutants" / "mutmut-stats.json").read_text())
             by_fn, dur = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
 

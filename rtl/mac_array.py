@@ -267,7 +267,7 @@ class MacArray(wiring.Component):
         m.submodules.requant = requant = PipelinedRequantizer(cfg, C)
         f32 = cfg.requantizer == "f32"
         if f32:
-            m.submodules.requant_f32 = frq = PipelinedF32Requantizer(cfg, C)
+            m.submodules.f32_requant = frq = PipelinedF32Requantizer(cfg, C)  # not "requant_f32": the port
         sbuf = Memory(shape=unsigned(len(first_in.payload.as_value())), depth=2 * s_half, init=[])
         vbuf = Memory(shape=unsigned(len(second_in.payload.as_value())), depth=2 * v_half, init=[])
         # Named after what they hold: the weight buffer holds weights, the activation buffer activations.

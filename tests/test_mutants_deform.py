@@ -115,3 +115,9 @@ def test_dilated_layers_match_the_scalar_simulation(h, w, c, dw, stride, dilatio
     cycles, misses, conflicts, reads = simulate_items(cfg, layer, off)
     assert (s.unit_cycles, s.misses, s.conflict_cycles, s.actions.get("line_buffer", "read")) == \
         (cycles, misses, conflicts, reads)
+
+
+def test_offset_buffer_has_a_64_byte_floor():
+    # 1x1 kernel, 1-pixel rows: two rows x (2 + 1) 16-bit words = 12 B, raised to the buffer's 64-byte minimum
+    cfg = DeformUnitConfig(kernel=1, max_width=1)
+    assert _by_name(inventory(cfg))["offset_buffer"] == ("sram", {"bytes": 64, "word_bits": 16}, 1)

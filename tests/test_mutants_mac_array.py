@@ -199,3 +199,18 @@ def test_long_fold_sequences_closed_form_equals_per_fold_model(df, rows, cols, m
 
 def test_closed_form_default_name():
     assert closed_form_gemm(MacArrayConfig(), 1, 1, 1).name == "gemm"
+
+
+def test_nm_sparse_folds_and_actions_by_hand():
+    # 4x2 WS 2:4: a fold covers rows * M / N = 8 reduction steps and streams the N = 2 kept weights of each
+    # group of M = 4: K = 11 -> folds of 8 and 3 steps, kept rows 2 * 2 = 4 and min(2, 3) = 2. Each PE loads
+    # a 2-bit index with each weight (6 kept rows x 2 columns = 12) and selects one activation per MAC
+    # (3 rows x 6 kept x 2 columns = 36). 1:4: folds of 16 steps, K = 19 -> 4 and min(1, 3) = 1 kept rows.
+    cfg = MacArrayConfig(rows=4, cols=2, sparsity="2:4")
+    p = fold_plan(cfg, 3, 11, 2)
+    assert (p.k0.tolist(), p.kt.tolist(), p.mt.tolist()) == ([0, 8], [4, 2], [3, 3])
+    a = predict_gemm(cfg, 3, 11, 2).actions
+    assert (a.pe_index_loads, a.pe_act_selects, a.pe_macs, a.pe_weight_loads) == (12, 36, 36, 12)
+    assert fold_plan(MacArrayConfig(rows=4, cols=2, sparsity="1:4"), 3, 19, 2).kt.tolist() == [4, 1]
+    dense = predict_gemm(MacArrayConfig(rows=4, cols=2), 3, 11, 2).actions
+    assert (dense.pe_index_loads, dense.pe_act_selects) == (0, 0)

@@ -478,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
             names = sorted(n for codes in load_results().values() for n, c in codes.items()
                            if c == 0 and n not in eqs and n not in done
                            and any(fnmatch.fnmatch(n, g) for g in selected))
+            # text-only survivors: no test pins prose, so re-running them cannot change their verdict
+            diffs = mutant_diffs(names)
+            names = [n for n in names if not text_only(diffs[n])]
             v = rekill(names, args.max_children, workdir=work)
         print(f"killed {sum(x != 'survived' for x in v.values())} of {len(v)} survivors "
               f"in {(time.monotonic() - t0) / 60:.1f} min")

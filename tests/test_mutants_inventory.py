@@ -84,3 +84,40 @@ def test_rf_emulator_counts_by_hand():
     assert got["pipeline_reg"][:2] == ("register", {"bits": 2 * 16 * 8 + 1})
     assert got["controller"] == ("controller", {"ge": 400}, 1)
     assert rf_inventory(cfg).name == "rf_array emulator 8-port clements"
+
+
+def test_lstm_engine_inventory_by_hand():
+    # 5 PEs, 4 banks, 16-bit data, 32-bit accumulators: one 5 x 16 = 80-bit weight word per MAC cycle; the
+    # 256 KiB work SRAM as 2 ping-pong buffers x 4 banks of 64 KiB; state SRAM h, c and 4H biases for H <= 1024
+    # (6 Ki words x 2 B); 2**17 work words -> 17-bit addresses; gates: 3 sigmoids (i, f, o), 2 tanh (g, c),
+    # 3 multipliers (f*c, i*g, o*tanh c), one 2 * 16 + 1-bit cell adder.
+    from hwsim.lstm_engine import LstmEngineConfig
+    from hwsim.lstm_engine import inventory as lstm_inventory
+
+    cfg = LstmEngineConfig(pes=5, banks=4, schedule="packed")
+    assert (cfg.data_bits, cfg.acc_bits, cfg.work_sram_bytes, cfg.work_words) == (16, 32, 262144, 2**17)
+    got = _by_name(lstm_inventory(cfg))
+    nl = {"kind": cfg.nonlinearity, "bits": 16, "lut_bits": cfg.lut_bits}
+    assert got["pe_mult"] == ("multiplier", {"a_bits": 16, "b_bits": 16}, 5)
+    assert got["pe_acc"] == ("adder", {"bits": 32}, 5)
+    assert got["pe_acc_reg"] == ("register", {"bits": 32}, 5)
+    assert got["weight_sram"] == ("sram", {"bytes": cfg.weight_sram_bytes, "word_bits": 80}, 1)
+    assert got["hidden_sram"] == ("sram", {"bytes": cfg.hidden_sram_bytes, "word_bits": 80}, 1)
+    assert got["work_sram"] == ("sram", {"bytes": 65536, "word_bits": 16}, 8)
+    assert got["state_sram"] == ("sram", {"bytes": 6 * 1024 * 2, "word_bits": 16}, 1)
+    assert got["requant"] == ("requantizer", {"acc_bits": 32, "out_bits": 16}, 5)
+    assert got["addr_gen"] == ("adder", {"bits": 17}, 4)
+    assert got["gate_add"] == ("adder", {"bits": 16}, 2)
+    assert got["sigmoid"] == ("nonlinearity", nl, 3) and got["tanh"] == ("nonlinearity", nl, 2)
+    assert got["cell_mult"] == ("multiplier", {"a_bits": 16, "b_bits": 16}, 3)
+    assert got["cell_add"] == ("adder", {"bits": 33}, 1)
+    assert got["controller"] == ("controller", {"ge": 5000}, 1)
+    assert got["dram"] == ("dram", {}, 1)
+    # packed schedule: per lane a bank mux (4 banks) and a weight-entry mux (5 entries), 4 address adders
+    assert got["pack_operand"] == ("mux", {"inputs": 4, "bits": 16}, 5)
+    assert got["pack_weight"] == ("mux", {"inputs": 5, "bits": 16}, 5)
+    assert got["pack_addr"] == ("adder", {"bits": 17}, 4)
+    # one PE and one bank: the muxes still have 2 inputs, one address adder
+    one = _by_name(lstm_inventory(LstmEngineConfig(pes=1, banks=1, schedule="packed")))
+    assert (one["pack_operand"][1]["inputs"], one["pack_weight"][1]["inputs"], one["pack_addr"][2]) == (2, 2, 1)
+    assert not any(n.startswith("pack_") for n in _by_name(lstm_inventory(LstmEngineConfig(pes=5, banks=4))))

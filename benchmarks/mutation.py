@@ -474,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
             names = [n for n in names if tests_of(n)]
             v = rekill(names, args.max_children, store=PENDING, tests_of=tests_of, workdir=work)
         else:
-            done = json.loads(REKILL.read_text()) if REKILL.exists() else {}
+            done = {n for n, v in (json.loads(REKILL.read_text()) if REKILL.exists() else {}).items()
+                    if v != "survived"}  # survivors are tried again (tests may have been added since)
             names = sorted(n for codes in load_results().values() for n, c in codes.items()
                            if c == 0 and n not in eqs and n not in done
                            and any(fnmatch.fnmatch(n, g) for g in selected))

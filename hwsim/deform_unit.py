@@ -198,7 +198,7 @@ class DeformUnitConfig(FamilyConfig):
         if need > self.acc_bits:
             raise HwsimError(f"frac_bits={self.frac_bits!r} is not allowed with acc_bits={self.acc_bits}: one "
                              f"product needs {need} bits (act_bits + weight bits + 2 * frac_bits"
-                             f"{' + mask_bits' if self.modulation else ''} - 1)")
+                             f"{' + mask_bits' if self.modulation else ''})")
         check_int("lanes", self.lanes, 1, 256)
         check_int("out_lanes", self.out_lanes, 1, 256)
         check_int("banks", self.banks, 1, 64)

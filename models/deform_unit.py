@@ -333,8 +333,11 @@ def _as_int(a, name: str, lo: int, hi: int) -> np.ndarray:
 
 
 def acc_bits_needed(act_bits: int, weight_bits: int, frac_bits: int, mask_bits: int | None = None) -> int:
-    """Signed bits one product ``w * m * S`` needs: ``act + weight + 2F (+ mask_bits) - 1``."""
-    return act_bits + weight_bits + 2 * frac_bits + (mask_bits or 0) - 1
+    """Signed bits one product ``w * m * S`` needs: ``act + weight + 2F (+ mask_bits)``. The bilinear weight
+    ``S`` reaches ``2**(2F)`` itself (an integer sample position), so the worst case (-2**(act-1)) *
+    (-2**(weight-1)) * 2**(2F) = +2**(act + weight + 2F - 2) needs ``act + weight + 2F`` signed bits (the
+    mask, in ``[0, 2**mask_bits]``, adds ``mask_bits``)."""
+    return act_bits + weight_bits + 2 * frac_bits + (mask_bits or 0)
 
 
 def bilinear_weights_fixed(fy, fx, frac_bits: int) -> tuple[np.ndarray, ...]:
@@ -450,7 +453,7 @@ def deform_conv2d_fixed(x, offset_q, weight, *, frac_bits: int, shift: int, bias
     need = acc_bits_needed(act_bits, weight_bits, frac_bits, mbits)
     if need > acc_bits:
         raise HwsimError(f"frac_bits={frac_bits} is not allowed with acc_bits={acc_bits}: one product needs "
-                         f"{need} bits (act_bits + weight_bits + 2 * frac_bits{' + mask_bits' if mbits else ''} - 1)")
+                         f"{need} bits (act_bits + weight_bits + 2 * frac_bits{' + mask_bits' if mbits else ''})")
     if overflow not in OVERFLOW_MODES:
         raise HwsimError(f"overflow={overflow!r} is not allowed: expected one of {', '.join(OVERFLOW_MODES)}")
     if rounding not in ROUNDING_MODES:

@@ -256,7 +256,7 @@ def test_variants_are_one_implementation():
 
 
 @pytest.mark.parametrize("kwargs, msg", [
-    ({"frac_bits": 9}, r"^frac_bits=9 is not allowed with acc_bits=32: one product needs 33 bits"),
+    ({"frac_bits": 9}, r"^frac_bits=9 is not allowed with acc_bits=32: one product needs 34 bits"),
     ({"frac_bits": 2, "shift": 40}, r"^shift=40 is not allowed"),
     ({"frac_bits": 2, "overflow": "clip"}, r"^overflow='clip' is not allowed: expected one of saturate, wrap$"),
 ])

@@ -171,7 +171,7 @@ def test_inventory_prices_every_action():
 
 @pytest.mark.parametrize("kwargs, msg", [
     ({"offset_bound": -1.0}, r"^offset_bound=-1.0 is not allowed: expected a number in \[0, 64\]$"),
-    ({"frac_bits": 10}, r"^frac_bits=10 is not allowed with acc_bits=32: one product needs 35 bits"),
+    ({"frac_bits": 10}, r"^frac_bits=10 is not allowed with acc_bits=32: one product needs 36 bits"),
     ({"kernel": 4}, r"^kernel=4 is not allowed: expected an odd integer in \[1, 15\]$"),
     ({"offset_mode": "square", "offset_bound": None}, r"^offset_bound=None is not allowed with offset_mode='square'"),
     ({"banks": 0}, r"^banks=0 is not allowed: expected an integer in \[1, 64\]$"),

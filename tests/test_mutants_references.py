@@ -98,9 +98,9 @@ def test_deform_accumulator_width_grows_with_every_factor():
     assert acc_bits_needed(9, 8, 4) - base == 1 == acc_bits_needed(8, 9, 4) - base
 
 
-@pytest.mark.xfail(strict=True, reason="acc_bits_needed is one bit short: (-2**(a-1)) * (-2**(w-1)) * 2**(2F) "
-                   "= +2**(a+w+2F-2) needs a + w + 2F signed bits, the formula gives a + w + 2F - 1 (issue 25 report)")
 def test_deform_worst_case_product_fits_acc_bits_needed():
+    """(-2**(a-1)) * (-2**(w-1)) * 2**(2F) = +2**(a+w+2F-2) needs a + w + 2F signed bits (the formula was one
+    bit short until the mutation run found it, issue 25)."""
     # 1x1 kernel, F = 0, no offsets: the accumulator holds exactly (-128) * (-128) = 16,384, which needs 16
     # signed bits (15 hold at most 16,383).
     from hwsim.models import deform_unit as du

@@ -166,7 +166,7 @@ def digits_cnn(accel: str = "mac-array-8x8-ws"):
     x_tr, y_tr, _, _ = zoo.load_digits_split()
     compiled, _ = run.compile_model(acc, fmodel, None, x_tr[:512], train_data=(x_tr, y_tr))
     names = [la.name for la in compiled.unit_layers()]
-    tensors, prod, extra = memory.model_tensors(compiled, names)
+    tensors, links = memory.model_tensors(compiled, names)
     by = {la.name: la for la in compiled.layers}
     shapes = []
     for t in tensors:
@@ -174,7 +174,7 @@ def digits_cnn(accel: str = "mac-array-8x8-ws"):
         kw = int(w.shape[3]) if w.ndim == 4 else 1
         shapes.append(ConvShape(t.name, t.in_h, t.in_w, t.in_c, t.out_h, t.out_w, t.out_c, t.kh, kw, t.stride,
                                 t.pad_top))
-    return hwsim_side("digits-cnn", cfg, shapes, tensors, (prod, extra))
+    return hwsim_side("digits-cnn", cfg, shapes, tensors, links)
 
 
 # ---------------------------------------------------------------------------------------------- ZigZag

@@ -545,4 +545,5 @@ class MacArrayConfig(FamilyConfig):
     def top_name(self) -> str:
         """Verilog module name of the generated top level."""
         sp = "_{}of{}".format(*self.sparse_nm) if self.sparse else ""
-        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}{sp}"
+        f32 = "_f32" if self.requantizer == "f32" else ""
+        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}{sp}{f32}"

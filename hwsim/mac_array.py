@@ -910,7 +910,7 @@ def synth_groups(cfg: MacArrayConfig) -> tuple:
     groups = [
         (label, ("pe",), pe_names),
         ("array skew/deskew registers", ("array",), ()),
-        ("requantizers", ("requant",), ("requant",)),
+        ("requantizers", ("requant", "f32_requant"), ("requant",)),
         ("controller (top-level logic)", ("top",), ("controller",)),
     ]
     if cfg.skip_zero_tiles:
@@ -1053,8 +1053,8 @@ FAMILY = Family(
                   "hwsim.mac_array_synth:requant_option"),
         CliOption("cosim", "--model", "co-simulate a whole compressed zoo model (e.g. digits-cnn) instead of "
                   "random layers", "hwsim.cosim.model_cosim:model_option", metavar="NAME", replaces=True),
-        CliOption("cosim", "--compress", "with --model: compression spec (default int8)", metavar="SPEC",
-                  default="int8"),
+        CliOption("cosim", "--compress", "with --model: compression spec (default int8, or onnx for a quantized "
+                  "ONNX graph)", metavar="SPEC"),
         CliOption("cosim", "--images", "with --model: test images (default: all 450)", metavar="N", type=int),
         CliOption("cosim", "--accel", "with --model: accelerator preset or YAML/JSON file (default: the config "
                   "flags)", metavar="PRESET|FILE"),

@@ -1,6 +1,9 @@
 """Run SCALE-Sim 3 via its Python API (traces not saved) and time it."""
-import sys, time, os
+import sys
+import time
+
 from scalesim.scale_sim import scalesim
+
 cfg, topo, layout, out = sys.argv[1:5]
 t0 = time.perf_counter()
 s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout, input_type_gemm=False)

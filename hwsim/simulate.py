@@ -257,6 +257,7 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
                                       st.detail.get("unit_cycles", st.cycles)))
     _totals(rep, acc.units[index].config, acc, cost)
     rep.memory = [(labels[i], mp) for i, mp in mr.memory]
+    rep.notes += _onnx_rounding_note(fmodel, compiled, run.base_config(acc, fmodel))
     if mr.data_dependent:
         stats = {lr.name: lr.stats for lr in mr.layers if lr.name in mr.data_dependent}
         rep.notes.append(f"{', '.join(mr.data_dependent)}: cycles, stalls, traffic and energy depend on the data; "
@@ -272,6 +273,19 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
     rep.outputs_compared = mr.outputs_compared
     rep.wall_seconds = time.perf_counter() - t_start
     return rep
+
+
+def _onnx_rounding_note(fmodel, compiled, base) -> list[str]:
+    """A quantized ONNX graph whose layers run on the power-of-two requantizer of a unit that rounds half up:
+    ONNX Runtime rounds half to even, so ties differ (say so, and how to match it)."""
+    if fmodel.meta.get("onnx_import") is None or getattr(base, "rounding", "half_even") == "half_even":
+        return []
+    shift = [op.layer for op in getattr(compiled, "gemm_ops", lambda: [])() if getattr(op, "requant", "") == "shift"]
+    if not shift:
+        return []
+    return [f"note: {', '.join(dict.fromkeys(shift))} requantize on the power-of-two requantizer, which rounds "
+            f"{base.rounding} on this unit; ONNX Runtime rounds half to even, so ties can differ from its outputs "
+            "(set 'rounding: half_even' in the --accel file to match it)"]
 
 
 def format_report(rep: SimReport) -> str:
@@ -296,6 +310,7 @@ def format_report(rep: SimReport) -> str:
         [[lr.name, lr.shape, lr.weight_format, lr.macs, lr.cycles, lr.stall_cycles, f"{lr.utilization:.3f}",
           lr.sram_bytes, lr.dram_bytes, *(f"{lr.energy_pj.get(c, 0.0):.1f}" for c in comps), f"{lr.total_pj:.1f}"]
          for lr in rep.layers])
+    lines += rep.notes
     lines += [
         "",
         "Totals (one inference):",

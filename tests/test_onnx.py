@@ -1136,3 +1136,22 @@ def test_finetuning_rejects_rectangular_and_dilated_maxpools(attrs, pattern):
         (10, model.shapes()["f"][0])))], (1, 8, 8))
     with pytest.raises(HwsimError, match=r"^layer 'mp': " + pattern):
         gradients(model, "int8", rng.random((4, 1, 8, 8)), np.arange(4))
+
+
+def test_simulate_says_when_the_unit_rounds_unlike_onnx_runtime(tmp_path):
+    """A power-of-two QDQ graph runs on the shift requantizer with the unit's rounding: half up on the
+    presets, so the report says ONNX Runtime's half-to-even ties can differ, and how to match it; a half_even
+    unit gets no note."""
+    import onnx
+
+    from hwsim.config import MacArrayConfig
+    from hwsim.simulate import format_report, simulate
+
+    m, _, _ = qdq_cnn()
+    path = tmp_path / "qdq.onnx"
+    onnx.save(m, path)
+    rep = simulate(str(path), "mac-array-8x8-ws", progress=False)
+    [note] = [n for n in rep.notes if "half to even" in n]
+    assert "conv1" in note and "half_up" in note and "rounding: half_even" in note and note in format_report(rep)
+    even = simulate(str(path), MacArrayConfig(rounding="half_even"), progress=False)
+    assert not [n for n in even.notes if "half to even" in n]

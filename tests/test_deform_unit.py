@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim.cost import CostModel
-from hwsim.deform_unit import DeformLayer, DeformUnitConfig, execute_layer, inventory, predict_layer
+from hwsim.deform_unit import DeformLayer, DeformUnitConfig, execute_layer, inventory, predict_layer, synthetic_offsets
 from hwsim.errors import HwsimError
 from hwsim.families import get_family
 
@@ -114,7 +114,7 @@ def test_vectorized_model_matches_scalar_simulation(lay, conf):
                            frac_bits=F, dram_bytes_per_cycle=bw, miss_cycles=5)
     layer = DeformLayer("l", c, h, w, c if dw else 3, depthwise=dw, stride=stride, padding=pad, offset_std=2.5,
                         seed=seed)
-    raw = predict_layer.__globals__["synthetic_offsets"](cfg, layer)
+    raw = synthetic_offsets(cfg, layer)
     s = predict_layer(cfg, layer, raw, with_offset_conv=False)
     off = du.variant_offsets(cfg.variant(dw), raw, k, k, 1, frac_bits=F)
     cycles, misses, conflicts, reads = simulate_items(cfg, layer, off)

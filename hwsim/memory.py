@@ -331,7 +331,7 @@ def _runs(layout: str, base: int, nbytes: int, channels: int) -> tuple[list[int]
 
 def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, clock_mhz: float,
          layout: str = "nhwc", fixed_bytes_per_cycle: float | None = None, dram_name: str = "",
-         links: tuple | None = None) -> MemoryPlan:
+         links: tuple | None = None, size_field: str = "--buffer-kib") -> MemoryPlan:
     """The greedy whole-model memory plan of ``layers`` (in execution order) with a global buffer of
     ``buffer_bytes``; DRAM time by ``dram`` (None: ``fixed_bytes_per_cycle``). ``links`` = (producer of each
     layer, add operands of each layer[, the other unit's layer an input comes from, whether another unit reads
@@ -369,9 +369,11 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
                 occupancy[j + 1:last[j] + 1] += stored[j]
         space = buffer_bytes - int(occupancy[j]) - (stored[j] if kept[j] else 0)
         if space < _min_working_set(la, in_res) - (la.out_w * la.out_c * la.out_bytes if kept[j] else 0):
-            raise HwsimError(f"--buffer-kib={buffer_bytes / 1024:g} is not allowed for layer {la.name!r}: expected at "
-                             f"least {(buffer_bytes - space + _min_working_set(la, in_res)) / 1024:.1f} KiB (its "
-                             "resident tensors and one band of rows)")
+            least = buffer_bytes - space + _min_working_set(la, in_res)
+            size, want = ((f"{buffer_bytes / 1024:g}", f"{least / 1024:.1f} KiB") if size_field == "--buffer-kib"
+                          else (str(buffer_bytes), f"{least} bytes"))
+            raise HwsimError(f"{size_field}={size} is not allowed for layer {la.name!r}: expected at least {want} "
+                             "(its resident tensors and one band of rows)")
         schedule, w_rd, in_rd, causes = _stream(la, space, in_res)
         if p is None:
             src = "dram (network input)" if origin[j] is None else f"dram (from {origin[j]}, another unit)"

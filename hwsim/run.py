@@ -25,8 +25,8 @@ from hwsim.unit import Stats, total
 #: The integer-arithmetic fields compression and host layers take from a unit's config.
 ARITH_FIELDS = ("acc_bits", "overflow", "rounding")
 
-__all__ = ["LayerRun", "ModelRun", "apply_memory", "base_config", "compile_model", "memory_stats", "predict_model",
-           "price", "reference_model", "route", "run_model"]
+__all__ = ["LayerRun", "ModelRun", "apply_memory", "base_config", "check_memory", "compile_model", "memory_stats",
+           "predict_model", "price", "reference_model", "route", "run_model"]
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def memory_stats(cfg, tensors, stats: list[Stats], dram: str = "lpddr4", links=N
     from hwsim.stats import ActionCounts
 
     mp = memory.plan(list(tensors), cfg.global_buffer_bytes, resolve_dram_spec(dram), cfg.clock_mhz,
-                     fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links)
+                     fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links, size_field="global_buffer_bytes")
     word = getattr(cfg, "sram_word_bits", 64) // 8
     out = []
     for st, lp in zip(stats, mp.layers, strict=True):
@@ -228,6 +228,22 @@ def memory_stats(cfg, tensors, stats: list[Stats], dram: str = "lpddr4", links=N
             detail={**st.detail, "unit_cycles": st.cycles, "dram_cycles": lp.dram_cycles,
                     "input_from": lp.input_from, "output_to": lp.output_to}))
     return out, mp
+
+
+def check_memory(acc: Accelerator, compiled, dram: str = "lpddr4") -> None:
+    """Plan the memory system of every unit with a global buffer before any work, so a buffer too small for
+    a layer (or a bad ``dram``) is one line up front (the plan needs shapes only, not the units' Stats)."""
+    from hwsim import memory
+    from hwsim.dram import resolve_dram_spec
+
+    spec = resolve_dram_spec(dram)
+    for i, u in enumerate(acc.units):
+        cfg = u.config
+        names = [la.name for la, k in route(acc, compiled) if k == i]
+        if getattr(cfg, "global_buffer_bytes", 0) and names and hasattr(compiled, "layers"):
+            tensors, links = memory.model_tensors(compiled, names)
+            memory.plan(tensors, cfg.global_buffer_bytes, spec, cfg.clock_mhz,
+                        fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links, size_field="global_buffer_bytes")
 
 
 def apply_memory(acc: Accelerator, compiled, mr: ModelRun, dram: str = "lpddr4") -> ModelRun:

@@ -242,6 +242,7 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
         bar.set_postfix_str(name, refresh=False)
         bar.update()
 
+    run.check_memory(acc, compiled, dram)  # a buffer too small for a layer fails here, before the run
     mr = run.run_model(acc, compiled, x_te, label, cfg=run.base_config(acc, fmodel), progress=step)
     mr = run.apply_memory(acc, compiled, mr, dram)
     index = mr.layers[0].unit if mr.layers else 0

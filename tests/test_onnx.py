@@ -18,6 +18,14 @@ from hwsim.errors import HwsimError  # noqa: E402
 RNG = np.random.default_rng(0)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rng():
+    """Every test draws from its own seeded generator, so its data does not depend on which tests ran
+    before it in the same process (pytest-xdist hands tests to workers in varying order)."""
+    global RNG
+    RNG = np.random.default_rng(0)
+
+
 def init(name, arr):
     return numpy_helper.from_array(np.asarray(arr), name)
 
@@ -463,16 +471,17 @@ def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
     """q(x) -> conv+relu -> q (s1) -> conv -> q (s2) -> add(., s1 branch) + relu -> q (s3) -> avgpool 2x2 -> q (s4)
     -> global avgpool -> q (s5) -> flatten -> gemm -> q (s6). Integer biases at the accumulator scale, so ONNX
     Runtime's dequantized output is exactly codes * s6."""
+    rng = np.random.default_rng(0)  # its own draws: the module's RNG depends on which tests ran first (xdist)
     from hwsim.models.graph import conv2d_float
 
     from hwsim.config import MacArrayConfig
 
     s_in, sw, s1, s2, s3, s4, s5, s6 = (2.0 ** e for e in (-7, -7, -3, -2, -2, -3, -3, -1))
-    w1 = RNG.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
-    w2 = RNG.integers(-127, 128, size=(4, 4, 3, 3)).astype(np.int8)
-    w3 = RNG.integers(-127, 128, size=(10, 4)).astype(np.int8)
-    b1 = RNG.integers(-500, 500, size=4) * s_in * sw
-    b3 = RNG.integers(-50, 50, size=10) * s5 * sw
+    w1 = rng.integers(-127, 128, size=(4, 1, 3, 3)).astype(np.int8)
+    w2 = rng.integers(-127, 128, size=(4, 4, 3, 3)).astype(np.int8)
+    w3 = rng.integers(-127, 128, size=(10, 4)).astype(np.int8)
+    b1 = rng.integers(-500, 500, size=4) * s_in * sw
+    b3 = rng.integers(-50, 50, size=10) * s5 * sw
     sc = lambda n, v: init(n, np.float32(v))  # noqa: E731
 
     qdq = _qdq
@@ -503,7 +512,7 @@ def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
     assert [q.kind for q in cm.layers] == ["input", "conv2d", "conv2d", "add", "avgpool", "avgpool", "flatten",
                                            "linear"]
     assert [q.shift.tolist() for q in cm.layers if q.kind in ("add", "avgpool")] == [[1, 0, 1], [1], [4]]
-    x = RNG.random((16, 1, 8, 8)) * 1.5 - 0.5
+    x = rng.random((16, 1, 8, 8)) * 1.5 - 0.5
 
     q = _quantize_linear
 
@@ -522,7 +531,7 @@ def test_qdq_residual_add_and_avgpool_integer_outputs_match_numpy_and_ort():
         pool = [helper.make_node("AveragePool", ["r1d"], ["ap"], kernel_shape=[k, k], name="pool")]
         tail = qdq("ap", "s4") + [helper.make_node("Flatten", ["apd"], ["f"])] if quantized else [
             helper.make_node("Flatten", ["ap"], ["f"])]
-        w = RNG.integers(-127, 128, size=(10, 4 * (9 - k) ** 2)).astype(np.int8)
+        w = rng.integers(-127, 128, size=(10, 4 * (9 - k) ** 2)).astype(np.int8)
         g = make(nodes[:9] + pool + tail + [helper.make_node("Gemm", ["f", "w3d"], ["g"], transB=1, name="fc")]
                  + qdq("g", "s6") + [helper.make_node("Identity", ["gd"], ["y"])],
                  [i for i in inits if i.name != "w3q"] + [init("w3q", w)], ["N", 1, 8, 8])

@@ -8,7 +8,21 @@ from hwsim.rtl.mac_pe import add_with_overflow
 
 from hwsim.config import MacArrayConfig
 
-__all__ = ["REQUANT_STAGES", "PipelinedRequantizer", "Requantizer", "relu_round_clamp"]
+__all__ = ["REQUANT_STAGES", "PipelinedRequantizer", "Requantizer", "relu_round_clamp", "round_shift"]
+
+
+def round_shift(m: Module, cfg: MacArrayConfig, x, shift, half, n: int, lane: int):
+    """``x >> shift`` rounded as ``cfg.rounding`` says: ties towards +infinity (``(x + half) >> shift``) or to
+    even (the truncated quotient plus one when the remainder is above ``half``, or equal to it with an odd
+    quotient). ``x`` is signed(n), ``half = (1 << shift) >> 1``; the result fits signed(n + 1)."""
+    if cfg.rounding == "half_up":
+        return (x + half) >> shift
+    q = Signal(signed(n), name=f"q{lane}")
+    rem = Signal(unsigned(n), name=f"rem{lane}")
+    m.d.comb += [q.eq(x >> shift), rem.eq(x.as_unsigned() & ((1 << shift) - 1))]
+    up = Signal(name=f"up{lane}")
+    m.d.comb += up.eq((shift != 0) & ((rem > half) | ((rem == half) & q[0])))
+    return q + up
 
 
 def relu_round_clamp(m: Module, cfg: MacArrayConfig, value, shift, relu, n: int, lane: int):
@@ -23,15 +37,7 @@ def relu_round_clamp(m: Module, cfg: MacArrayConfig, value, shift, relu, n: int,
     half = Signal(unsigned(n), name=f"half{lane}")
     m.d.comb += half.eq((1 << shift) >> 1)
     y = Signal(signed(n + 1), name=f"y{lane}")
-    if cfg.rounding == "half_up":
-        m.d.comb += y.eq((x + half) >> shift)
-    else:
-        q = Signal(signed(n), name=f"q{lane}")
-        rem = Signal(unsigned(n), name=f"rem{lane}")
-        m.d.comb += [q.eq(x >> shift), rem.eq(x.as_unsigned() & ((1 << shift) - 1))]
-        up = Signal(name=f"up{lane}")
-        m.d.comb += up.eq((shift != 0) & ((rem > half) | ((rem == half) & q[0])))
-        m.d.comb += y.eq(q + up)
+    m.d.comb += y.eq(round_shift(m, cfg, x, shift, half, n, lane))
     hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
     clamped = Signal(signed(cfg.act_bits), name=f"clamped{lane}")
     m.d.comb += clamped.eq(Mux(y > hi, hi, Mux(y < lo, lo, y)))
@@ -132,15 +138,7 @@ leave (a layer's: each lane keeps a registered copy).
             with m.If(self.en):
                 m.d.sync += x.eq(Mux(relu & (total < 0), 0, total))
             shifted = Signal(signed(n + 1), name=f"shifted{i}")
-            if cfg.rounding == "half_up":
-                m.d.comb += shifted.eq((x + half) >> shift)
-            else:
-                q = Signal(signed(n), name=f"q{i}")
-                rem = Signal(unsigned(n), name=f"rem{i}")
-                m.d.comb += [q.eq(x >> shift), rem.eq(x.as_unsigned() & ((1 << shift) - 1))]
-                up = Signal(name=f"up{i}")
-                m.d.comb += up.eq((shift != 0) & ((rem > half) | ((rem == half) & q[0])))
-                m.d.comb += shifted.eq(q + up)
+            m.d.comb += shifted.eq(round_shift(m, cfg, x, shift, half, n, i))
             y = Signal(signed(n + 1), name=f"y{i}")  # stage 2
             with m.If(self.en):
                 m.d.sync += y.eq(shifted)

@@ -81,6 +81,17 @@ TESTS = [
     "tests/test_rf_array.py", "tests/test_rf_layers.py", "tests/test_rf_tt.py", "tests/test_rf_mesh.py",
 ]
 
+#: Tests of those files that mutmut must not run: each starts ``python -m hwsim.cli`` (a new interpreter that
+#: imports the whole package, 1-15 s a mutant under mutmut's trampolines) or runs a whole study. Every
+#: function of :data:`SUBSET` they call is also called by a fast test in ``tests/test_mutants_*.py`` or in the
+#: files above (``--report`` lists mutants without a covering test under "not run").
+DESELECT = [
+    "tests/test_lstm_engine.py::test_cli_cost_and_errors",
+    "tests/test_lstm_engine.py::test_study_tt_vs_ht",
+    "tests/test_deform_unit.py::test_cli_bad_config_exit_2",
+    "tests/test_rf_array.py::test_cli_errors_exit_2",
+]
+
 
 #: Written beside the staged tests (never into the repository): Hypothesis without shrinking (a mutant is
 #: killed by the first failing example; shrinking would only spend time), derandomized so two runs try the
@@ -130,7 +141,8 @@ def _setup_cfg() -> str:
         "# written by benchmarks/mutation.py; edit SUBSET/TESTS there\n[mutmut]\n"
         "source_paths = hwsim\n"
         f"only_mutate ={lines(sorted(SUBSET))}\n"
-        f"pytest_add_cli_args_test_selection ={lines(TESTS + mutant_tests())}\n"
+        f"pytest_add_cli_args_test_selection ={lines(TESTS + mutant_tests() + [f'--deselect={t}' for t in DESELECT])}"
+        "\n"
         # deselect slow tests; no cache provider writes; warnings stay errors (pyproject's filterwarnings)
         "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n"
         # error messages are the bad-input corpus's (tests/bad_inputs/cases.yaml), not this run's
@@ -197,6 +209,9 @@ REKILL_TESTS = [
     ("hwsim.deform_unit.", ["test_mutants_deform.py"]),
     ("hwsim.models.deform_unit.", ["test_mutants_deform.py", "test_mutants_references.py"]),
     ("hwsim.rf_array.", ["test_mutants_inventory.py", "test_mutants_references.py"]),
+    ("hwsim.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_inventory.py"]),
+    ("hwsim.models.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_references.py"]),
+    ("hwsim.models.mac_array.", ["test_mutants_references.py", "test_mutants_requant.py"]),
 ]
 
 

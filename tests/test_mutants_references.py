@@ -4,6 +4,8 @@ killed against hand values and naive searches."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hwsim.models import lstm_engine as lref
@@ -110,3 +112,62 @@ def test_deform_worst_case_product_fits_acc_bits_needed():
                                  np.full((1, 1, 1, 1), -128), frac_bits=0, shift=0, acc_bits=need,
                                  overflow="wrap", return_acc=True)[1]
     assert acc.item() == 16384
+
+
+def _rne(v: Fraction) -> int:
+    """The integer nearest ``v``, ties to even."""
+    f = v.numerator // v.denominator
+    r = v - f
+    return f + (r > Fraction(1, 2) or (r == Fraction(1, 2) and f % 2 == 1))
+
+
+def _f32(v: Fraction) -> Fraction:
+    """``v`` rounded to 24 significant bits, ties to even (float32 without overflow or subnormals)."""
+    if v == 0:
+        return v
+    a = abs(v)
+    e = a.numerator.bit_length() - a.denominator.bit_length()  # 2**e <= a < 2**(e + 2)
+    while Fraction(2) ** e > a:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= a:
+        e += 1
+    ulp = Fraction(2) ** (e - 23)
+    return (1 if v > 0 else -1) * _rne(a / ulp) * ulp
+
+
+def test_f32_requantizer_integer_algorithm_against_exact_rationals():
+    """requantize_f32_int (the RTL's integer algorithm) is ONNX Runtime's float32 requantization: f32(acc) times
+    the f32 scale, rounded to f32, to an integer half to even, plus the zero point, clamped. Checked here against
+    exact rational arithmetic over accumulators around every power of two up to 2**40 (float32 rounds above
+    2**24), ties, per-column scales from 2**-30 to 2**12, and 8-, 16- and 32-bit clamps."""
+    from hwsim.models.mac_array import FloatRequant, requantize_f32_int
+
+    rng = np.random.default_rng(25)
+    accs = {0, 1, -1, 2, 3, 5, -5, 7, 127, 128, 255, 1000, -1000}
+    for k in range(1, 41):
+        accs |= {2**k - 1, 2**k, 2**k + 1, -(2**k) + 1, -(2**k), -(2**k) - 1, 3 * 2**k // 2}
+    accs |= set(rng.integers(-(1 << 40), 1 << 40, 60).tolist()) | set(rng.integers(-5000, 5000, 40).tolist())
+    accs = np.array(sorted(accs), dtype=np.int64)
+    scales = np.array([2.0**-30, 2.0**-20, 2.0**-9, 0.1, 0.375, 0.5, 1.0, 1.5, 3.0, 2.0**12, 0.7071, 1e-4],
+                      dtype=np.float32)
+    acc = np.repeat(accs[:, None], scales.size, axis=1)
+    exact = [[_rne(_f32(_f32(Fraction(int(a))) * Fraction(float(s)))) for s in scales] for a in accs]
+    for zp, lo, hi in ((0, -128, 127), (-7, -128, 127), (100, 100, 127), (0, -(1 << 15), (1 << 15) - 1),
+                       (3, -(1 << 31), (1 << 31) - 1)):
+        got = requantize_f32_int(acc, FloatRequant(scales, zp, lo, hi))
+        assert got.dtype == np.int64
+        assert got.tolist() == [[min(max(q + zp, lo), hi) for q in row] for row in exact], (zp, lo, hi)
+    # one scale for every column (a per-tensor requantizer)
+    fq = FloatRequant([np.float32(0.5)], 0, -128, 127)
+    assert requantize_f32_int(np.array([[5, -5, 7, -7, 300]]), fq).tolist() == [[2, -2, 4, -4, 127]]
+
+
+def test_rne_shift_against_exact_rationals():
+    # m / 2**sh rounded half to even for m >= 0 (up to 48 bits, the widest product) and shifts 0..70
+    from hwsim.models.mac_array import _rne_shift
+
+    ms = [0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 2**24 - 1, 2**24, 2**24 + 1, 3 * 2**23, 5 * 2**22, 2**47 + 2**20,
+          2**48 - 1]
+    for sh in range(71):
+        got = _rne_shift(np.array(ms, dtype=np.int64), np.full(len(ms), sh, dtype=np.int64))
+        assert got.tolist() == [_rne(Fraction(m, 2**sh)) for m in ms], sh

@@ -121,3 +121,13 @@ def test_offset_buffer_has_a_64_byte_floor():
     # 1x1 kernel, 1-pixel rows: two rows x (2 + 1) 16-bit words = 12 B, raised to the buffer's 64-byte minimum
     cfg = DeformUnitConfig(kernel=1, max_width=1)
     assert _by_name(inventory(cfg))["offset_buffer"] == ("sram", {"bytes": 64, "word_bits": 16}, 1)
+
+
+def test_line_buffer_and_mac_notes_name_their_sizes():
+    # Default unit: 3x3 kernel (c = 1), free offsets bounded by 8 px: 2 c + 2 * 8 + 2 = 20 rows for dilation 1
+    # (22 for dilation 2: the inventory is the dilation-1 buffer); 128 px x 128 channels in 4 banks. The MAC
+    # multiplies a weight by an 8 + 2 * 4 = 16-bit interpolated sample (scale 2**(2F)).
+    cfg = DeformUnitConfig()
+    notes = {c.name: c.note for c in inventory(cfg).components}
+    assert notes["line_buffer"] == "20 rows x 128 px x 128 ch in 4 banks"
+    assert notes["mac"] == "lanes x out_lanes MACs (weight x 16-bit sample)"

@@ -121,3 +121,27 @@ def test_lstm_engine_inventory_by_hand():
     one = _by_name(lstm_inventory(LstmEngineConfig(pes=1, banks=1, schedule="packed")))
     assert (one["pack_operand"][1]["inputs"], one["pack_weight"][1]["inputs"], one["pack_addr"][2]) == (2, 2, 1)
     assert not any(n.startswith("pack_") for n in _by_name(lstm_inventory(LstmEngineConfig(pes=5, banks=4))))
+
+
+def test_mac_array_requantizers_and_name_by_config():
+    # One requantizer per column. The shift requantizer is the plain power-of-two one; requantizer="f32" also
+    # builds ONNX Runtime's float32 lanes (and the zero-point correction), priced as the "f32" kind. The
+    # inventory's name carries the zero-tile skipping when the bitmap is built.
+    shift = mac_inventory(MacArrayConfig(rows=2, cols=3))
+    f32 = mac_inventory(MacArrayConfig(rows=2, cols=3, requantizer="f32"))
+    req = {c.name: c for c in shift.components}["requant"]
+    req32 = {c.name: c for c in f32.components}["requant"]
+    assert (req.cls, dict(req.attrs), req.count) == ("requantizer", {"acc_bits": 32, "out_bits": 8}, 3)
+    assert (req32.cls, dict(req32.attrs), req32.count) == ("requantizer",
+                                                           {"acc_bits": 32, "out_bits": 8, "kind": "f32"}, 3)
+    assert req.note == "one requantizer per column"
+    assert req32.note.startswith("one requantizer per column (") and "float32" in req32.note
+    assert shift.name == "mac_array 2x3 ws int8"
+    assert mac_inventory(MacArrayConfig(rows=2, cols=3, skip_zero_tiles=True)).name == (
+        "mac_array 2x3 ws int8, zero-tile skipping")
+
+
+def test_mac_array_pipeline_register_note_names_its_write_width():
+    # WS int8: activation (8) + psum (32) bits; a write updates the activation hop and the psum, 40 bits
+    reg = {c.name: c for c in mac_inventory(MacArrayConfig(rows=2, cols=2)).components}["pe_pipeline_reg"]
+    assert "40 bits" in reg.note and "ws dataflow" in reg.note

@@ -214,3 +214,49 @@ def test_nm_sparse_folds_and_actions_by_hand():
     assert fold_plan(MacArrayConfig(rows=4, cols=2, sparsity="1:4"), 3, 19, 2).kt.tolist() == [4, 1]
     dense = predict_gemm(MacArrayConfig(rows=4, cols=2), 3, 11, 2).actions
     assert (dense.pe_index_loads, dense.pe_act_selects) == (0, 0)
+
+
+def _step_every_repetition(s: list, block: list, reps: int, pw: int, pa: int) -> None:
+    """The naive loop ``_run`` accelerates: every repetition of every item, one ``_step`` per fold."""
+    from hwsim.mac_array_fast import _step
+
+    for _ in range(reps):
+        for item, count in block:
+            for _ in range(count):
+                if isinstance(item, tuple):
+                    _step(s, item, pw, pa)
+                else:
+                    _step_every_repetition(s, item, 1, pw, pa)
+
+
+def test_period_skipping_equals_stepping_every_fold():
+    # _run skips whole periods once the state relative to the compute clock repeats; it must end in the state
+    # the plain fold-by-fold recurrence reaches, whatever folds came before the block (the first repetition
+    # starts from their state, not from a steady one) and however the block nests. Folds are (weight beats,
+    # activation beats, compute cycles, tail cycles); pw, pa: cycles per weight / activation beat.
+    import random
+
+    from hwsim.mac_array_fast import _run, _step
+
+    # a block entered after two unrelated folds: the state after the first repetition matches the next ones in
+    # (ok, loader, other half's release) but not in this half's release, which the next fold still waits for
+    cases = [([(0, 5, 18, 9), (6, 1, 12, 7)], [((2, 5, 18, 10), 4), ((6, 1, 6, 10), 1)], 12, 3, 3)]
+    rng = random.Random(16)
+
+    def fold():
+        return (rng.randint(0, 6), rng.randint(1, 6), rng.randint(1, 20), rng.randint(0, 10))
+
+    for _ in range(300):
+        block = [(fold(), rng.choice([1, 1, 2, 4])) for _ in range(rng.choice([1, 2, 3]))]
+        if rng.random() < 0.3:
+            block = [(block, rng.randint(2, 4)), (fold(), 1)]
+        cases.append(([fold() for _ in range(rng.randint(0, 3))], block, rng.randint(3, 12), rng.randint(1, 6),
+                      rng.randint(1, 6)))
+    for prefix, block, reps, pw, pa in cases:
+        s = [1, 1, 1, 1, 1, 0]
+        for f in prefix:
+            _step(s, f, pw, pa)
+        want = list(s)
+        _step_every_repetition(want, block, reps, pw, pa)
+        _run(s, block, reps, pw, pa)
+        assert s == want, (prefix, block, reps, pw, pa)

@@ -171,3 +171,18 @@ def test_rne_shift_against_exact_rationals():
     for sh in range(71):
         got = _rne_shift(np.array(ms, dtype=np.int64), np.full(len(ms), sh, dtype=np.int64))
         assert got.tolist() == [_rne(Fraction(m, 2**sh)) for m in ms], sh
+
+
+def test_rf_emulate_is_independent_of_the_input_container():
+    # The emulator's parts are signed 16-bit; inputs held in an int8 array (values in [-128, 127]) must give the
+    # same outputs as the same values as Python ints, although the mesh's sums leave the int8 range.
+    from hwsim.models import rf_array as rref
+
+    cfg = RfArrayConfig(target="emulator")
+    rng = np.random.default_rng(8)
+    codes = rng.integers(0, 1 << cfg.dac_bits, rref.code_count(cfg.n, cfg.mesh))
+    x8 = rng.integers(-128, 128, (4, cfg.n, 2)).astype(np.int8)
+    got = rref.emulate(cfg, codes, x8)
+    want = rref.emulate(cfg, codes, x8.tolist())
+    assert np.abs(want).max() > 127
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()

@@ -96,11 +96,21 @@ DESELECT = [
 #: Written beside the staged tests (never into the repository): Hypothesis without shrinking (a mutant is
 #: killed by the first failing example; shrinking would only spend time), derandomized so two runs try the
 #: same examples, no example database.
-CONFTEST = """from hypothesis import Phase, settings
+CONFTEST = """import gc
+
+from hypothesis import Phase, settings
 
 settings.register_profile("mutation", derandomize=True, database=None, print_blob=False,
                           phases=[Phase.explicit, Phase.generate])
 settings.load_profile("mutation")
+
+
+def pytest_sessionstart(session):
+    # mutmut runs one pytest session per mutant in a process forked from one that holds the whole package,
+    # NumPy, Hypothesis and the collected tests; pytest's unraisable-exception check ends every session with
+    # five gc.collect() calls over that heap (about 1 s a mutant on a loaded core). Objects that exist when the
+    # session starts are frozen out of the collector, so it only walks the session's own.
+    gc.freeze()
 """
 
 
@@ -143,8 +153,9 @@ def _setup_cfg() -> str:
         f"only_mutate ={lines(sorted(SUBSET))}\n"
         f"pytest_add_cli_args_test_selection ={lines(TESTS + mutant_tests() + [f'--deselect={t}' for t in DESELECT])}"
         "\n"
-        # deselect slow tests; no cache provider writes; warnings stay errors (pyproject's filterwarnings)
-        "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n"
+        # deselect slow tests; no cache provider writes; warnings stay errors (pyproject's filterwarnings); plain
+        # asserts (a mutant is killed or not; rewriting's messages cost a scan of the installed packages per run)
+        "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n    --assert=plain\n"
         # error messages are the bad-input corpus's (tests/bad_inputs/cases.yaml), not this run's
         "do_not_mutate_patterns =\n    raise HwsimError\\(\n"
         "also_copy =\n    conftest.py\n"
@@ -252,7 +263,8 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0, store: Path
                 os.dup2(devnull, 2)
                 os.environ["MUTANT_UNDER_TEST"] = name
                 code = pytest.main(["--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                                    "-m", "not slow", *(tests_of(name) if tests_of else _tests_for(name, tests))])
+                                    "--assert=plain", "-m", "not slow",
+                                    *(tests_of(name) if tests_of else _tests_for(name, tests))])
                 os._exit(int(code))
             running[pid] = (name, time.monotonic())
         pid, status = os.waitpid(-1, os.WNOHANG)

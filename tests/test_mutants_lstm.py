@@ -160,3 +160,14 @@ def test_clamp_returns_int64_codes():
     # clamp to signed 8 bits from any integer container
     got = lref._clamp(np.array([-1000, -128, 5, 127, 1000], dtype=np.int32), 8)
     assert got.dtype == np.int64 and got.tolist() == [-128, -128, 5, 127, 127]
+
+
+def test_dense_accumulator_takes_16_bit_code_arrays():
+    # (-32768) * (-32768) * 2 columns = 2**31 exceeds a 32-bit accumulator (2**31 - 1) after the second addition:
+    # it saturates, whether U and h come as int16 arrays (where |-32768| does not fit) or as Python ints.
+    U = np.full((1, 2), -32768, dtype=np.int16)
+    h = np.full(2, -32768, dtype=np.int16)
+    assert _naive_dense(U.tolist(), h.tolist(), 32, "saturate") == [2**31 - 1]
+    assert lref.accumulate_dense(U, h, 32, "saturate").tolist() == [2**31 - 1]
+    assert lref.accumulate_dense(U, h.astype(np.int64), 32, "saturate").tolist() == [2**31 - 1]
+    assert lref.accumulate_dense(U.astype(np.int64), h, 32, "saturate").tolist() == [2**31 - 1]

@@ -20,7 +20,10 @@ Per layer this module compares (nothing here names a family):
   outputs of the layers before it), bit for bit;
 * every RTL run's measured cycles, stall cycles and ``(component, action)`` counts (and the traffic fields
   the run declares measured) against the family's ``predict`` of the op as it ran, on the config it ran
-  with.
+  with; for a unit whose counts depend on the data, against the Stats the run carries as ``expected``
+  (what the family's ``run`` gives for that run's inputs). Priced work the model puts on the unit but the
+  run did outside the RTL top (``RtlRun.outside``: on the host, or in the harness's stand-ins of DRAM and
+  of a neighbouring unit) is added to the measured counts and listed apart (``outside_actions``).
 
 The report adds the accuracy from the RTL's outputs, which must equal the reference's, and the loop's
 logits of both paths, which must be equal.
@@ -39,6 +42,7 @@ import numpy as np
 from hwsim.cosim.runner import Build, Harness, build, run_dir
 
 from hwsim.errors import HwsimError
+from hwsim.stats import ActionCounts
 from hwsim.unit import Stats
 
 __all__ = ["CosimContext", "LayerCosim", "ModelCosimReport", "RtlRun", "compare_run", "format_model_report",
@@ -58,6 +62,13 @@ class RtlRun:
     ``diffs`` the testbench's own count differences (``{name: [rtl, model]}``, family-specific names) and
     ``compared`` the :class:`Stats` fields the harness measures (cycles, stall_cycles, actions, and the
     traffic fields where it counts them).
+
+    ``expected``: the family model's Stats of this run when its counts depend on the run's data (what the
+    unit's ``run`` gives for the run's inputs); None: ``predict(cfg, op)``, the counts in closed form.
+    ``outside``: ``{"component.action": count}`` of priced work the model puts on the unit that this run
+    did outside the RTL top (on the host, e.g. a bias add the RTL has no adder for, or in the harness's
+    stand-ins of DRAM and of a neighbouring unit), as the family's ``cosim_run`` counted it from the run;
+    added to the measured actions for the comparison and reported apart.
     """
 
     op: object
@@ -67,6 +78,12 @@ class RtlRun:
     mismatches: int = 0
     diffs: Mapping = field(default_factory=dict)
     compared: tuple[str, ...] = COMPARED
+    expected: Stats | None = None
+    outside: Mapping = field(default_factory=dict)
+
+    def outside_actions(self) -> ActionCounts:
+        """:attr:`outside` as :class:`~hwsim.stats.ActionCounts`."""
+        return ActionCounts({tuple(k.split(".", 1)): int(v) for k, v in self.outside.items()})
 
 
 @dataclass(frozen=True)
@@ -106,11 +123,14 @@ class CosimContext:
 
 
 def compare_run(predict: Callable, run: RtlRun) -> tuple[Stats, dict[str, list[int]]]:
-    """``(predicted Stats, differences)`` of one RTL run: ``predict(run.cfg, run.op)`` against the measured
-    Stats on the ``run.compared`` fields (actions per ``component.action``), plus the testbench's own
-    differences; ``{name: [rtl, model]}``."""
-    want = predict(run.cfg, run.op)
+    """``(predicted Stats, differences)`` of one RTL run: ``predict(run.cfg, run.op)`` (or ``run.expected``
+    when the run carries it) against the measured Stats, with ``run.outside`` added to its actions, on the
+    ``run.compared`` fields (actions per ``component.action``), plus the testbench's own differences;
+    ``{name: [rtl, model]}``."""
+    want = run.expected if run.expected is not None else predict(run.cfg, run.op)
     got = run.stats
+    if run.outside:
+        got = dataclasses.replace(got, actions=got.actions + run.outside_actions())
     diffs: dict[str, list[int]] = {}
     for f in run.compared:
         if f == "actions":
@@ -134,10 +154,10 @@ class ModelCosimReport:
     ``mismatches`` (values different from the reference, or, when more, from the testbench's per-run
     reference), ``rtl_cycles`` / ``predicted_cycles``, ``stall_cycles`` / ``predicted_stall_cycles`` (sums
     over the layer's runs), ``count_mismatches`` (differing counts, summed over the runs) and
-    ``count_diffs`` (``{name: [rtl, model]}`` summed) and ``actions`` (the measured ``component.action``
-    counts, summed). Accuracies are over the ``images`` test images; ``logits_reference`` /
-    ``logits_rtl`` are the model's outputs through the references and through the RTL (not in
-    :meth:`as_dict`).
+    ``count_diffs`` (``{name: [rtl, model]}`` summed), ``actions`` (the measured ``component.action``
+    counts, summed) and ``outside_actions`` (the runs' :attr:`RtlRun.outside`, summed). Accuracies are over
+    the ``images`` test images; ``logits_reference`` / ``logits_rtl`` are the model's outputs through the
+    references and through the RTL (not in :meth:`as_dict`).
     """
 
     model: str
@@ -212,9 +232,11 @@ def _layer_on_rtl(unit, ctx: CosimContext, rows: dict):
                "count_diffs": {}}
         run_bad = 0
         measured = Stats()
+        outside = ActionCounts()
         for r in got.runs:
             pred, diffs = compare_run(predict, r)
             measured = measured + r.stats
+            outside = outside + r.outside_actions()
             run_bad += r.mismatches
             row["rtl_cycles"] += r.stats.cycles
             row["predicted_cycles"] += pred.cycles
@@ -227,6 +249,7 @@ def _layer_on_rtl(unit, ctx: CosimContext, rows: dict):
                 d[1] += y
         row["mismatches"] = max(diff, run_bad)
         row["actions"] = measured.actions.as_dict()
+        row["outside_actions"] = outside.as_dict()
         if not got.runs:  # a layer must have run on the RTL to count as co-simulated
             row["count_mismatches"] += 1
             row["count_diffs"]["rtl_runs"] = [0, 1]
@@ -310,6 +333,9 @@ def format_model_report(rep: ModelCosimReport) -> str:
                      f"{r['predicted_stall_cycles']:>7} {counts:>6}  {'yes' if ok else 'NO'}")
         for key, (got, want) in r["count_diffs"].items():
             lines.append(f"{'':<10} {key}: RTL {got}, model {want}")
+        if r.get("outside_actions"):
+            lines.append(f"{'':<10} outside the RTL top (counted by cosim_run, added to the RTL's counts): "
+                         + ", ".join(f"{k} {v}" for k, v in r["outside_actions"].items()))
     lines.append(f"total: {rep.vectors} outputs compared, {rep.mismatches} mismatches, {rep.cycle_mismatches} "
                  f"layers with RTL cycles != predicted, {rep.count_mismatches} action/stall count differences; "
                  f"{rep.rtl_cycles} RTL cycles, {rep.wall_seconds:.1f} s wall")

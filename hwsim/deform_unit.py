@@ -820,6 +820,7 @@ FAMILY = Family(
     rtl="hwsim.rtl.deform_unit:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.deform_unit_regression:run_regression",
+    cosim_run="hwsim.cosim.deform_unit_model:cosim_run",
     synth_groups=(
         ("bilinear sampler", ("sampler",), ("sampler",)),
         ("unit top (line buffer control, MAC lanes, requantizer, counters)", ("top",),

@@ -970,6 +970,7 @@ FAMILY = Family(
     rtl="hwsim.rtl.lstm_step:generate_verilog",
     rtl_check=check_rtl,
     cosim="hwsim.cosim.lstm_engine_regression:run_regression",
+    cosim_run="hwsim.cosim.lstm_engine_model:cosim_run",
     synth_groups=(
         ("stage engine: PE lanes, requantizers, address generator, controller", ("stage",),
          ("pe_mult", "pe_acc", "pe_acc_reg", "requant", "addr_gen", "controller")),

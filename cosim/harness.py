@@ -75,7 +75,8 @@ def _stream_payload_width(meta: dict, name: str) -> int:
 #: Activity counters of the harness (64-bit outputs), in the order :func:`read_counters` returns them.
 COUNTERS = ("cycles", "stall_cycles", "n_weights", "n_acts", "n_out", "requant_ops", "pe_macs", "pe_hops",
             "pe_weight_loads", "input_sram_reads", "input_sram_writes", "weight_sram_reads",
-            "weight_sram_writes", "output_sram_reads", "output_sram_writes")
+            "weight_sram_writes", "output_sram_reads", "output_sram_writes", "pe_idle_macs", "pe_idle_regs",
+            "output_sram_write_words", "output_sram_write_lanes", "out_lanes")
 #: Further counters of tops with ``skip_zero_tiles`` (their ``dbg_blk`` output): zero-tile bitmap reads.
 SKIP_COUNTERS = ("tile_bitmap_reads",)
 #: Further counters of tops with the float32 requantizer: lanes of output beats requantized in float32
@@ -165,9 +166,12 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     f32_decl = f"    reg [31:0] smem [0:{mem_depth - 1}];\n    wire dbg_f32;\n" if f32 else ""
     f32_ports = (f",\n        .requant_f32(requant_f32_q), .zero_point(zero_point_q), .scale({{{scale_lanes}}}), "
                  ".dbg_f32(dbg_f32)") if f32 else ""
-    requant_count = (f"""                if (dbg_f32) requant_f32_ops <= requant_f32_ops + 64'd{lanes};
-                else requant_ops <= requant_ops + 64'd{lanes};""" if f32 else
-                     f"                requant_ops <= requant_ops + 64'd{lanes};")
+    # Output lanes requantized and sent per beat: dbg_lanes (the tile's real columns with idle-lane gating).
+    requant_count = ("""                if (dbg_f32) requant_f32_ops <= requant_f32_ops + {48'd0, dbg_lanes_w};
+                else requant_ops <= requant_ops + {48'd0, dbg_lanes_w};""" if f32 else
+                     "                requant_ops <= requant_ops + {48'd0, dbg_lanes_w};")
+    lane_bits = _port_width(meta, "dbg_lanes")
+    sram_wb = int(meta["config"]["sram_word_bits"])
     counters = "\n".join(f"    output reg  [63:0]      {name:<18} /*verilator public_flat_rw*/,"
                          for name in names)
     blk = _port_width(meta, "ld_blk") if skip else 0
@@ -246,12 +250,19 @@ module {HARNESS_TOP} (
     wire w_ready, a_ready, o_valid;
     wire [{ob - 1}:0] o_payload;
     wire [{dim - 1}:0] bias_addr;
-    wire [{pes - 1}:0] dbg_mac, dbg_hop, dbg_wload;
+    wire [{pes - 1}:0] dbg_mac, dbg_hop, dbg_wload, dbg_idle, dbg_gate;
+    wire [{lane_bits - 1}:0] dbg_lanes;
     wire [5:0] dbg_sram;
     wire dbg_stall;
     wire [31:0] n_mac = $countones(dbg_mac);
     wire [31:0] n_hop = $countones(dbg_hop);
     wire [31:0] n_wload = $countones(dbg_wload);
+    wire [31:0] n_idle = $countones(dbg_idle);
+    wire [31:0] n_gate = $countones(dbg_gate);
+    wire [15:0] dbg_lanes_w = {{{16 - lane_bits}'d0, dbg_lanes}};
+    // Words of sram_word_bits = {sram_wb} an output-buffer write touches: those holding its valid lanes
+    // (lanes 0 .. dbg_lanes-1 of {bias_bits} bits each; a partly written word is one word access).
+    wire [31:0] o_wr_words = ({{16'd0, dbg_lanes_w}} * 32'd{bias_bits} + 32'd{sram_wb - 1}) / 32'd{sram_wb};
 
     {top} dut (
         .clk(clk), .rst(rst_q), .start(start_q), .busy(busy), .done(done),
@@ -263,6 +274,7 @@ module {HARNESS_TOP} (
         .o_out__valid(o_valid), .o_out__ready(1'b1), .o_out__payload(o_payload),
         .bias_addr(bias_addr), .bias({{{bias_lanes}}}),
         .dbg_mac(dbg_mac), .dbg_hop(dbg_hop), .dbg_wload(dbg_wload), .dbg_sram(dbg_sram),
+        .dbg_idle(dbg_idle), .dbg_gate(dbg_gate), .dbg_lanes(dbg_lanes),
         .dbg_stall(dbg_stall){zmem_ports}{f32_ports}
     );
 
@@ -298,6 +310,7 @@ module {HARNESS_TOP} (
             if (o_valid) begin
                 omem[n_out[{aw - 1}:0]] <= o_payload;
                 n_out <= n_out + 64'd1;
+                out_lanes <= out_lanes + {{48'd0, dbg_lanes_w}};
 {requant_count}
             end
             stall_cycles <= stall_cycles + {{63'd0, dbg_stall}};
@@ -309,7 +322,13 @@ module {HARNESS_TOP} (
             weight_sram_reads <= weight_sram_reads + {{63'd0, dbg_sram[2]}};
             weight_sram_writes <= weight_sram_writes + {{63'd0, dbg_sram[3]}};
             output_sram_reads <= output_sram_reads + {{63'd0, dbg_sram[4]}};
-            output_sram_writes <= output_sram_writes + {{63'd0, dbg_sram[5]}};{zmem_count}
+            output_sram_writes <= output_sram_writes + {{63'd0, dbg_sram[5]}};
+            pe_idle_macs <= pe_idle_macs + {{32'd0, n_idle}};
+            pe_idle_regs <= pe_idle_regs + {{32'd0, n_gate}};
+            if (dbg_sram[5]) begin
+                output_sram_write_words <= output_sram_write_words + {{32'd0, o_wr_words}};
+                output_sram_write_lanes <= output_sram_write_lanes + {{48'd0, dbg_lanes_w}};
+            end{zmem_count}
         end
     end
 endmodule

@@ -185,6 +185,10 @@ class FamilyConfig:
         return out
 
 
+#: What idle PE slots and lanes do (:attr:`MacArrayConfig.gating`).
+GATING_MODES = ("clock", "operand", "none")
+
+
 @dataclass(frozen=True)
 class MacArrayConfig(FamilyConfig):
     """A quantized systolic MAC array (family ``mac_array``).
@@ -256,6 +260,17 @@ class MacArrayConfig(FamilyConfig):
         and the zero-point correction adders, for quantized ONNX models with float scales and zero points).
         Layers that need the float32 requantizer run on either (values and cycles are the same); with
         ``shift`` its components are listed with count 0, so their actions are priced but not their area.
+    gating : {"clock", "operand", "none"}
+        What a PE, requantizer lane and output-buffer lane that holds no real work does (the padding rows
+        and columns of an edge tile: 64 output channels on 256 columns leave 192 columns idle). ``none``:
+        nothing is gated; an idle PE slot multiplies and adds whatever its registers hold, priced as a MAC,
+        and every output lane is requantized and written. ``operand``: operand isolation; a PE's multiplier
+        operand registers (and its stationary weight register) load only for a real MAC, so an idle slot's
+        multiplier and adder hold still (priced as the gate's clock toggle, ``icg.ge``); requantizer lanes
+        of idle columns hold their input, output-buffer writes carry lane write enables. ``clock``
+        (default): ``operand`` plus a clock gate on each PE's pipeline registers, closed while the PE's
+        column (OS: its row or column) holds no real output. Values and cycles are the same under every
+        choice; only the action counts and the area of the gating cells differ (see docs/idle_lanes.md).
     """
 
     rows: int = 8
@@ -278,6 +293,7 @@ class MacArrayConfig(FamilyConfig):
     sparsity: str = "dense"
     skip_zero_tiles: bool = False
     requantizer: str = "shift"
+    gating: str = "clock"
 
     FAMILY: ClassVar[str] = "mac-array"
     #: Flag spellings of the first CLI, kept beside the generated ``--weight-format`` etc.
@@ -311,6 +327,7 @@ class MacArrayConfig(FamilyConfig):
         check_choice("overflow", self.overflow, OVERFLOW_MODES)
         check_choice("rounding", self.rounding, ROUNDING_MODES)
         check_choice("requantizer", self.requantizer, ("shift", "f32"))
+        check_choice("gating", self.gating, GATING_MODES)
         for name in ("input_sram_bytes", "weight_sram_bytes", "output_sram_bytes"):
             check_int(name, getattr(self, name), 1)
         check_int("sram_banks", self.sram_banks, 1, 1024)
@@ -532,8 +549,9 @@ class MacArrayConfig(FamilyConfig):
         """One line for reports."""
         sp = f"{self.sparsity} sparse " if self.sparse else ""
         skip = ", zero-tile skipping" if self.skip_zero_tiles else ""
+        gate = {"clock": "clock-gated", "operand": "operand-isolated", "none": "ungated"}[self.gating]
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()} ({sp}{self.weight_format} PEs, "
-                f"{self.acc_bits}-bit acc{skip}, {self.clock_mhz:g} MHz, "
+                f"{self.acc_bits}-bit acc{skip}, {gate} idle lanes, {self.clock_mhz:g} MHz, "
                 + (f"{self.global_buffer_bytes / 1024:g} KiB global buffer, port {self.dram_bytes_per_cycle:g} B/cycle)"
                    if self.global_buffer_bytes else f"DRAM {self.dram_bytes_per_cycle:g} B/cycle)"))
 
@@ -546,4 +564,5 @@ class MacArrayConfig(FamilyConfig):
         """Verilog module name of the generated top level."""
         sp = "_{}of{}".format(*self.sparse_nm) if self.sparse else ""
         f32 = "_f32" if self.requantizer == "f32" else ""
-        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}{sp}{f32}"
+        gate = {"clock": "", "operand": "_og", "none": "_ng"}[self.gating]
+        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}{sp}{f32}{gate}"

@@ -228,6 +228,9 @@ _GATES = [
            "XNOR2 = 3 GE: 12-transistor static CMOS XNOR2 (incl. input inverters) / 4-transistor NAND2"),
     _entry("mux2.ge", 3.0, "GE", HWSIM_ASSUMPTION, 1,
            "MUX2 = 3 GE: AOI22 + output inverter + select inverter = 12 transistors / 4-transistor NAND2"),
+    _entry("icg.ge", 5.0, "GE", HWSIM_ASSUMPTION, 1,
+           "integrated clock-gating cell (a latch on the enable and an AND2 on the clock) = 5 GE: a latch is "
+           "a little under a DFF's 5.67 GE minus one stage, plus the AND2; not taken from a cell library"),
     _entry("controller.ge", 10000.0, "GE", HWSIM_ASSUMPTION, 1,
            "rough estimate for the controller: tiling FSM, SRAM/DRAM address generators, layer-shape "
            "registers and counters, ~10k NAND2 equivalents"),
@@ -324,6 +327,10 @@ _DERIVED = [
            "xnor2.ge * nand2.area"),
     _entry("mux2.energy", _v("mux2.ge") * _E_GE, "pJ", HWSIM_DERIVED, 1, "mux2.ge * gate.energy_per_ge"),
     _entry("mux2.area", _v("mux2.ge") * _v("nand2.area"), "um^2", HWSIM_DERIVED, 1, "mux2.ge * nand2.area"),
+    _entry("icg.energy", _v("icg.ge") * _E_GE, "pJ", HWSIM_DERIVED, 1,
+           "one cycle of a closed clock gate = icg.ge * gate.energy_per_ge (its latch and AND2 see the clock; the "
+           "registers behind it do not switch; leakage is not modelled)"),
+    _entry("icg.area", _v("icg.ge") * _v("nand2.area"), "um^2", HWSIM_DERIVED, 1, "icg.ge * nand2.area"),
     _entry("sram.area_per_bit", _A_SRAM_BIT, "um^2/bit", HWSIM_DERIVED, 1,
            "sram.bitcell.area * sram.array_overhead"),
     _entry("sram.floor_energy", _SRAM_FLOOR, "pJ", HWSIM_DERIVED, 64,
@@ -883,20 +890,31 @@ for _cc in (
                    {"mult": ("operation", lambda m, a: m.mult_energy_pj(a["a_bits"], a["b_bits"]))},
                    lambda m, a: m.mult_area_um2(a["a_bits"], a["b_bits"])),
     ComponentClass("mac", "multiply-accumulate PE datapath of a weight format (int*: multiplier; ternary: "
-                   "negate+select; binary: XNOR-popcount; pow2: barrel shift) + `acc_bits` accumulator adder",
-                   ("weight_format", "act_bits", "acc_bits"),
+                   "negate+select; binary: XNOR-popcount; pow2: barrel shift) + `acc_bits` accumulator adder; "
+                   "`gating` prices an idle slot: 'none' as a MAC, 'operand'/'clock' as a closed clock gate on "
+                   "the operand registers (whose area it adds)",
+                   ("weight_format", "act_bits", "acc_bits", "gating"),
                    {"mac": ("operation", lambda m, a: m.mac_energy_pj(a["weight_format"], a["act_bits"],
-                                                                      a["acc_bits"]))},
-                   lambda m, a: m.mac_area_um2(a["weight_format"], a["act_bits"], a["acc_bits"]),
-                   lambda m, a: m.explain_mac(a["weight_format"], a["act_bits"], a["acc_bits"])),
+                                                                      a["acc_bits"])),
+                    "idle": ("slot", lambda m, a: m.mac_energy_pj(a["weight_format"], a["act_bits"], a["acc_bits"])
+                             if a["gating"] == "none" else _DERIVED_V["icg.energy"] * m.energy_scale)},
+                   lambda m, a: m.mac_area_um2(a["weight_format"], a["act_bits"], a["acc_bits"])
+                   + (0.0 if a["gating"] == "none" else _DERIVED_V["icg.area"] * m.area_scale),
+                   lambda m, a: m.explain_mac(a["weight_format"], a["act_bits"], a["acc_bits"])
+                   + ([] if a["gating"] == "none" else [m.entry("icg.ge"), m.entry("icg.energy"), m.entry("icg.area")]),
+                   defaults={"gating": "none"}),
     ComponentClass("shifter", "logarithmic barrel shifter: `stages` levels of `bits` MUX2", ("bits", "stages"),
                    {"shift": ("operation", lambda m, a: a["stages"] * a["bits"] * _DERIVED_V["mux2.energy"]
                               * m.energy_scale)},
                    lambda m, a: a["stages"] * a["bits"] * _DERIVED_V["mux2.area"] * m.area_scale),
-    ComponentClass("register", "flip-flop register of `bits`; a write updates `write_bits` (default `bits`)",
-                   ("bits", "write_bits"),
-                   {"write": ("write", lambda m, a: _reg_write_bits(a) * m.register_bit_energy_pj())},
-                   lambda m, a: a["bits"] * m.register_bit_area_um2(), defaults={"write_bits": None}),
+    ComponentClass("register", "flip-flop register of `bits`; a write updates `write_bits` (default `bits`); "
+                   "with `clock_gate` an explicit clock-gating cell (its area; an 'idle' cycle costs the closed gate)",
+                   ("bits", "write_bits", "clock_gate"),
+                   {"write": ("write", lambda m, a: _reg_write_bits(a) * m.register_bit_energy_pj()),
+                    "idle": ("cycle", lambda m, a: _DERIVED_V["icg.energy"] * m.energy_scale)},
+                   lambda m, a: a["bits"] * m.register_bit_area_um2()
+                   + (_DERIVED_V["icg.area"] * m.area_scale if a["clock_gate"] else 0.0),
+                   defaults={"write_bits": None, "clock_gate": False}),
     ComponentClass("sram", "SRAM buffer of `bytes`, accessed in words of `word_bits`", ("bytes", "word_bits"),
                    {"read": ("word", lambda m, a: m.sram_access_energy_pj(a["bytes"], a["word_bits"])),
                     "write": ("word", lambda m, a: m.sram_access_energy_pj(a["bytes"], a["word_bits"]))},

@@ -128,11 +128,12 @@ def inventory(cfg: MacArrayConfig):
 
     pes = cfg.rows * cfg.cols
     w = cfg.sram_word_bits
+    cg = {"clock_gate": True} if cfg.gating == "clock" else {}  # the PE's pipeline-register clock gate
     if cfg.sparse:
         n, m = cfg.sparse_nm
         reg_bits = m * cfg.act_bits + cfg.acc_bits
         pe_regs = (
-            Component("pe_pipeline_reg", "register", {"bits": reg_bits, "write_bits": reg_bits}, pes,
+            Component("pe_pipeline_reg", "register", {"bits": reg_bits, "write_bits": reg_bits, **cg}, pes,
                       f"{m} activations (the group's M, for the index mux) + psum registers; a write updates "
                       f"{reg_bits} bits ({cfg.sparsity} ws dataflow)"),
             Component("pe_index_reg", "register", {"bits": cfg.index_bits}, pes,
@@ -144,16 +145,19 @@ def inventory(cfg: MacArrayConfig):
     else:
         pe_regs = (
             Component("pe_pipeline_reg", "register", {"bits": cfg.act_bits + cfg.acc_bits,
-                                                      "write_bits": cfg.pe_reg_write_bits}, pes,
+                                                      "write_bits": cfg.pe_reg_write_bits, **cg}, pes,
                       f"activation + psum registers; a write updates {cfg.pe_reg_write_bits} bits "
-                      f"({cfg.dataflow} dataflow)"),
+                      f"({cfg.dataflow} dataflow)" + ("; clock-gated while the PE is idle" if cg else "")),
         )
         name = f"mac_array {cfg.rows}x{cfg.cols} {cfg.dataflow} {cfg.weight_format}"
     if cfg.skip_zero_tiles:
         name += ", zero-tile skipping"
     return Inventory(name, (
         Component("pe_mac", "mac", {"weight_format": cfg.weight_format, "act_bits": cfg.act_bits,
-                                    "acc_bits": cfg.acc_bits}, pes),
+                                    "acc_bits": cfg.acc_bits, "gating": cfg.gating}, pes,
+                  {"none": "idle slots (edge-tile padding) priced as MACs: nothing is gated",
+                   "operand": "operand isolation: idle slots hold the multiplier's operands (one clock gate)",
+                   "clock": "idle slots hold the multiplier's operands (one clock gate)"}[cfg.gating]),
         Component("pe_weight_reg", "register", {"bits": cfg.weight_bits}, pes, "stationary weight register"),
         *pe_regs,
         Component("input_sram", "sram", {"bytes": cfg.input_sram_bytes, "word_bits": w}),
@@ -359,6 +363,8 @@ class FoldPlan:
     first: np.ndarray | None = None
     skip: np.ndarray | None = None
     drain_zero: np.ndarray | None = None
+    nt: np.ndarray | None = None
+    tile_rows: np.ndarray | None = None
 
     def __post_init__(self):
         if self.first is None:
@@ -407,7 +413,8 @@ def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
         mt = kt
         rows_out = np.where(last_k, np.minimum(m_step, M_ - m0), 0)
         nw, na = kt, kt
-    return FoldPlan(m0, n0, k0, kt, mt, rows_out, nw, na, m_step, k_step)
+    return FoldPlan(m0, n0, k0, kt, mt, rows_out, nw, na, m_step, k_step,
+                    nt=np.minimum(n_step, N_ - n0), tile_rows=np.minimum(m_step, M_ - m0))
 
 
 def zero_tiles(cfg: MacArrayConfig, plan: FoldPlan, w: np.ndarray) -> np.ndarray:
@@ -454,7 +461,7 @@ def skip_zero_folds(plan: FoldPlan, zero: np.ndarray) -> FoldPlan:
     return FoldPlan(plan.m0, plan.n0, plan.k0, kt=np.where(keep, plan.kt, z), mt=np.where(keep, plan.mt, z),
                     rows_out=plan.rows_out, nw=np.where(keep, plan.nw, z), na=np.where(keep, plan.na, z),
                     m_step=plan.m_step, k_step=plan.k_step, first=keep & (before == 0), skip=zero,
-                    drain_zero=(plan.rows_out > 0) & ~executed)
+                    drain_zero=(plan.rows_out > 0) & ~executed, nt=plan.nt, tile_rows=plan.tile_rows)
 
 
 def _timing(cfg: MacArrayConfig, plan: FoldPlan) -> tuple[int, int]:
@@ -508,6 +515,7 @@ def _words(bits: np.ndarray | int, word_bits: int):
 def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
     R, C, wb = cfg.rows, cfg.cols, cfg.sram_word_bits
     ws_like = cfg.dataflow in ("ws", "is")
+    gated = cfg.gating != "none"
     if cfg.dataflow == "is":
         stat_bits, strm_bits = cfg.cols * cfg.act_bits, cfg.rows * cfg.weight_bits
     else:
@@ -515,20 +523,31 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
     acc_row_bits = C * cfg.acc_bits
     nw, na = int(plan.nw.sum()), int(plan.na.sum())
     out_rows = int(plan.rows_out.sum())
+    # Output lanes that carry a real output: every column without gating, the tile's real ones with it.
+    lanes = plan.nt if gated else np.full(len(plan.nt), C, dtype=np.int64)
+    out_lanes = int((plan.rows_out * lanes).sum())
     w_words = int(_words(stat_bits, wb)) * nw
     a_words = int(_words(strm_bits, wb)) * na
     if ws_like:
-        pe_macs = int((plan.mt * plan.kt).sum()) * C
-        pe_w = int(plan.kt.sum()) * C
-        pe_regs = int(plan.mt.sum()) * R * C
+        # Every streamed vector passes all R x C PEs; a real MAC needs a real row (kt) and column (nt).
+        slots = int(plan.mt.sum()) * R * C
+        pe_macs = int((plan.mt * plan.kt * plan.nt).sum())
+        pe_w = int((plan.kt * lanes).sum())
+        # Clock gating closes the pipeline registers of a PE whose column is idle (idle rows still pass psums).
+        pe_regs = int((plan.mt * plan.nt).sum()) * R if cfg.gating == "clock" else slots
         psum_reads = int(plan.mt[~plan.first].sum())
         o_reads = psum_reads + out_rows - int(plan.rows_out[plan.drain_zero].sum())  # zero tiles read nothing
-        o_writes = int(plan.mt.sum())
+        # A write touches the words holding its valid lanes (lane write enables; a partly written word is
+        # one word access); without gating every write is the whole row.
+        o_write_words = int((plan.mt * _words(lanes * cfg.acc_bits, wb)).sum())
+        o_write_bits = int((plan.mt * lanes).sum()) * cfg.acc_bits
     else:
-        pe_macs = int(plan.kt.sum()) * R * C
+        # OS: every reduction step passes all R x C PEs; PE (r, c) is real when the tile has row r and column c.
+        slots = int(plan.kt.sum()) * R * C
+        pe_macs = int((plan.kt * plan.tile_rows * plan.nt).sum())
         pe_w = 0
-        pe_regs = int(plan.kt.sum()) * R * C
-        o_reads = o_writes = 0
+        pe_regs = pe_macs if cfg.gating == "clock" else slots
+        o_reads = o_write_words = o_write_bits = 0
     o_word = int(_words(acc_row_bits, wb))
     # In IS the "stationary" buffer is the input SRAM and the streamed one the weight SRAM.
     if cfg.dataflow == "is":
@@ -538,9 +557,10 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         in_w, in_r, in_bits = a_words, a_words, na * strm_bits
         wt_w, wt_r, wt_bits = w_words, w_words, nw * stat_bits
     dram_bits = nw * stat_bits + na * strm_bits
-    out_bits = out_rows * cfg.out_beat_bits
     return MacArrayActions(
         pe_macs=pe_macs,
+        pe_idle_macs=slots - pe_macs,
+        pe_idle_regs=slots - pe_regs,
         pe_weight_loads=pe_w,
         pe_reg_writes=pe_regs,
         input_sram_reads=in_r,
@@ -548,18 +568,18 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         weight_sram_reads=wt_r,
         weight_sram_writes=wt_w,
         output_sram_reads=o_reads * o_word,
-        output_sram_writes=o_writes * o_word,
+        output_sram_writes=o_write_words,
         input_sram_read_bytes=math.ceil(in_bits / 8),
         input_sram_write_bytes=math.ceil(in_bits / 8),
         weight_sram_read_bytes=math.ceil(wt_bits / 8),
         weight_sram_write_bytes=math.ceil(wt_bits / 8),
         output_sram_read_bytes=math.ceil(o_reads * acc_row_bits / 8),
-        output_sram_write_bytes=math.ceil(o_writes * acc_row_bits / 8),
+        output_sram_write_bytes=math.ceil(o_write_bits / 8),
         dram_read_beats=nw + na,
         dram_write_beats=out_rows,
         dram_read_bytes=math.ceil(dram_bits / 8),
-        dram_write_bytes=math.ceil(out_bits / 8),
-        requant_ops=out_rows * C,
+        dram_write_bytes=math.ceil(out_lanes * cfg.out_bits / 8),
+        requant_ops=out_lanes,
         pe_index_loads=pe_w if cfg.sparse else 0,
         pe_act_selects=pe_macs if cfg.sparse else 0,
     )

@@ -24,7 +24,15 @@ class MacArrayActions:
     """
 
     pe_macs: int = 0
-    """Multiply-accumulates the PEs executed on valid data (includes zero-padded lanes of edge tiles)."""
+    """Real multiply-accumulates: a PE whose row holds a real reduction step and whose column a real output
+    (edge-tile padding excluded; equals the GEMM's M*K*N on a dense array)."""
+    pe_idle_macs: int = 0
+    """Idle MAC slots: a streamed vector (OS: a reduction step) passes a PE that has no real work (padding
+    row or column of an edge tile). Priced by ``MacArrayConfig.gating``: as a MAC without gating, as the
+    operand registers' clock-gate toggle with it."""
+    pe_idle_regs: int = 0
+    """``gating='clock'``: pipeline updates of PEs whose registers were clock-gated (idle columns; OS: idle
+    rows or columns), counted instead of ``pe_reg_writes``."""
     pe_weight_loads: int = 0
     """Writes of a weight code into a PE's stationary weight register (WS)."""
     pe_reg_writes: int = 0
@@ -82,7 +90,9 @@ class MacArrayActions:
     def pairs(self) -> ActionCounts:
         """The ``(component, action)`` counts the cost model prices, named as in :func:`inventory`.
 
-        SRAM actions count words, DRAM actions bytes; beats and SRAM bytes are not priced. The N:M
+        SRAM actions count words, DRAM actions bytes; beats and SRAM bytes are not priced. Idle PE slots
+        (``("pe_mac", "idle")``) and clock-gated pipeline updates (``("pe_pipeline_reg", "idle")``) appear
+        only when counted; their price comes from the inventory's gating. The N:M
         components (``pe_index_reg``, ``pe_act_mux``) and the zero-tile bitmap (``tile_bitmap``, one 8-bit
         word per read or written byte) appear only when counted, so an inventory without them (a dense
         array without skipping) prices the same pairs as before they existed.
@@ -96,6 +106,10 @@ class MacArrayActions:
             sparse[("tile_bitmap", "read")] = self.tile_bitmap_reads
         if self.tile_bitmap_writes:
             sparse[("tile_bitmap", "write")] = self.tile_bitmap_writes
+        if self.pe_idle_macs:  # idle PE slots and gated pipeline registers (issue 27)
+            sparse[("pe_mac", "idle")] = self.pe_idle_macs
+        if self.pe_idle_regs:
+            sparse[("pe_pipeline_reg", "idle")] = self.pe_idle_regs
         for act, n in (("convert_f32", self.requant_f32_ops), ("zp_add", self.zp_correct_ops),
                        ("zp_row_add", self.zp_row_adds), ("zp_row_mult", self.zp_row_mults)):
             if n:  # the requantizer stage's float32 lane and zero-point correction (issue 22)

@@ -130,35 +130,48 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
     acc_row_bits = C * cfg.acc_bits
     sum_kt = nM * nN * k
     out_rows = nN * M_
+    n_last = N_ - (nN - 1) * C   # real columns of the last n-tile (the others have C)
+    gated = cfg.gating != "none"
+    lanes_n = N_ if gated else nN * C  # output lanes of one output row, summed over the n-tiles
     if df == "os":
         nw = na = sum_kt
-        pe_macs, pe_w, pe_regs = sum_kt * R * C, 0, sum_kt * R * C
-        o_reads = o_writes = 0
+        slots = sum_kt * R * C
+        pe_macs, pe_w = m * k * n, 0
+        pe_regs = pe_macs if cfg.gating == "clock" else slots
+        o_reads = o_write_words = o_write_bits = 0
     else:
         sum_mt = nN * nK * M_
         nw, na = sum_kt, sum_mt
-        pe_macs, pe_w, pe_regs = nN * M_ * k * C, sum_kt * C, sum_mt * R * C
+        slots = sum_mt * R * C
+        pe_macs, pe_w = m * k * n, nM * k * lanes_n
+        pe_regs = nK * M_ * N_ * R if cfg.gating == "clock" else slots
         o_reads = nN * (nK - 1) * M_ + out_rows
-        o_writes = sum_mt
+        if gated:
+            o_write_words = nK * M_ * ((nN - 1) * _cdiv(C * cfg.acc_bits, wb) + _cdiv(n_last * cfg.acc_bits, wb))
+        else:
+            o_write_words = sum_mt * _cdiv(acc_row_bits, wb)
+        o_write_bits = nK * M_ * lanes_n * cfg.acc_bits
     w_words, a_words = _cdiv(stat_bits, wb) * nw, _cdiv(strm_bits, wb) * na
     o_word = _cdiv(acc_row_bits, wb)
     if df == "is":
         in_words, in_bits, wt_words, wt_bits = w_words, nw * stat_bits, a_words, na * strm_bits
     else:
         in_words, in_bits, wt_words, wt_bits = a_words, na * strm_bits, w_words, nw * stat_bits
+    out_lanes = M_ * lanes_n
     actions = MacArrayActions(
-        pe_macs=pe_macs, pe_weight_loads=pe_w, pe_reg_writes=pe_regs,
+        pe_macs=pe_macs, pe_idle_macs=slots - pe_macs, pe_idle_regs=slots - pe_regs,
+        pe_weight_loads=pe_w, pe_reg_writes=pe_regs,
         input_sram_reads=in_words, input_sram_writes=in_words,
         weight_sram_reads=wt_words, weight_sram_writes=wt_words,
-        output_sram_reads=o_reads * o_word, output_sram_writes=o_writes * o_word,
+        output_sram_reads=o_reads * o_word, output_sram_writes=o_write_words,
         input_sram_read_bytes=_cdiv(in_bits, 8), input_sram_write_bytes=_cdiv(in_bits, 8),
         weight_sram_read_bytes=_cdiv(wt_bits, 8), weight_sram_write_bytes=_cdiv(wt_bits, 8),
         output_sram_read_bytes=_cdiv(o_reads * acc_row_bits, 8),
-        output_sram_write_bytes=_cdiv(o_writes * acc_row_bits, 8),
+        output_sram_write_bytes=_cdiv(o_write_bits, 8),
         dram_read_beats=nw + na, dram_write_beats=out_rows,
         dram_read_bytes=_cdiv(nw * stat_bits + na * strm_bits, 8),
-        dram_write_bytes=_cdiv(out_rows * cfg.out_beat_bits, 8),
-        requant_ops=out_rows * C,
+        dram_write_bytes=_cdiv(out_lanes * cfg.out_bits, 8),
+        requant_ops=out_lanes,
     )
     macs = m * k * n
     return LayerStats(name=name, m=m, k=k, n=n, groups=1, cycles=cycles, stall_cycles=stalls, folds=folds,

@@ -132,6 +132,10 @@ class _Folds:
         # cycle after the fold's counters were set), so their subtract-and-compare is off the engines' paths.
         self.mt_next = Mux(m_rem > m_step, m_step, m_rem)  # what mt becomes (for registers derived from it)
         m.d.sync += [self.kt.eq(steps), self.mt.eq(self.mt_next)]
+        # The tile's real columns (output channels; IS: output rows), for the idle-lane enables.
+        self.nt = Signal(range(cfg.cols + 1), name=f"{name}_nt")
+        n_rem = N - self.n0
+        m.d.sync += self.nt.eq(Mux(n_rem > cfg.cols, cfg.cols, n_rem))
         # So are the last-fold flags, except with zero-tile skipping, whose WAIT state advances the counters
         # and reads the flags in back-to-back cycles.
         last_n_q = Signal(name=f"{name}_last_n")
@@ -200,7 +204,11 @@ class MacArray(wiring.Component):
     With ``debug=True`` the top also has simulation-only activity outputs (they are not part of the
     synthesized design; ``generate_verilog(cfg)`` leaves them out):
 
-    dbg_mac, dbg_hop, dbg_wload : Out, rows*cols   per-PE MAC enable, pipeline hop, stationary load
+    dbg_mac, dbg_hop, dbg_wload : Out, rows*cols   per-PE real MAC, pipeline-register update, stationary load
+    dbg_idle, dbg_gate : Out, rows*cols   per-PE idle slot (a vector passes without a real MAC), and under
+                          ``gating="clock"`` a vector passing a PE whose registers are gated
+    dbg_lanes : Out, range(cols + 1)   output lanes written and requantized: the tile's real columns (IS: its
+                          real output rows) with gating, every lane without
     dbg_sram : Out, 6     this cycle's SRAM accesses (one access = one beat-wide word): bit 0 input
                           SRAM read, 1 input write, 2 weight read, 3 weight write, 4 output read,
                           5 output write (IS: the input SRAM holds the stationary activations and the
@@ -243,6 +251,7 @@ class MacArray(wiring.Component):
                         "scale": In(data.ArrayLayout(unsigned(32), C))}
         if debug:
             members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C),
+                        "dbg_idle": Out(R * C), "dbg_gate": Out(R * C), "dbg_lanes": Out(range(C + 1)),
                         "dbg_sram": Out(6), "dbg_stall": Out(1)}
             if cfg.skip_zero_tiles:
                 members |= {"dbg_blk": Out(2)}
@@ -370,6 +379,13 @@ class MacArray(wiring.Component):
             with m.If(clear_full & (chalf == h)):
                 m.d.sync += full[h].eq(0)
 
+        # Idle-lane gating: columns of the tile with a real output (the PEs' col_en, the requantizer lanes'
+        # input hold and the output buffer's lane write enables).
+        gated = cfg.gating != "none"
+        lane_ok = Signal(C, name="lane_ok")
+        for c in range(C):
+            m.d.comb += [lane_ok[c].eq(cf.nt > c), array.col_en[c].eq(lane_ok[c])]
+
         out = self.o_out
         adv = Signal()
         m.d.comb += [adv.eq(~out.valid | out.ready), requant.en.eq(adv)]
@@ -452,7 +468,8 @@ class MacArray(wiring.Component):
         if ws_like:
             m.submodules.obuf = obuf = Memory(
                 shape=data.ArrayLayout(unsigned(cfg.acc_bits), C), depth=m_step, init=[])
-            o_wr, o_rd = obuf.write_port(), obuf.read_port()
+            # With gating, one write enable per lane: only the tile's real columns are written.
+            o_wr, o_rd = obuf.write_port(granularity=1 if gated else None), obuf.read_port()
             dv, dv_q = Signal(), Signal()
             psum_q = Signal(data.ArrayLayout(signed(cfg.acc_bits), C))
             first_k = Signal()
@@ -465,7 +482,8 @@ class MacArray(wiring.Component):
             stream_last, drain_last = Signal(cfg.dim_bits + 2), Signal(cfg.dim_bits + 1)
             m.d.sync += [stream_last.eq(cf.mt_next + (R + C + STREAM_STAGES + PE_STAGES - 1)),
                          drain_last.eq(cf.mt_next - 1)]
-            m.d.comb += [first_k.eq(~started if skip else cf.k0 == 0), o_rd.en.eq(o_rd_en), o_wr.en.eq(o_wr_en),
+            m.d.comb += [first_k.eq(~started if skip else cf.k0 == 0), o_rd.en.eq(o_rd_en),
+                         o_wr.en.eq(Mux(o_wr_en, lane_ok, 0) if gated else o_wr_en),
                          o_wr.data.eq(array.out_vec), o_wr.addr.eq(cnt - (R + C + STREAM_STAGES + PE_STAGES)),
                          array.a_valid.eq(dv_q)]
             m.d.sync += dv_q.eq(dv)
@@ -477,8 +495,12 @@ class MacArray(wiring.Component):
             with m.If(adv):
                 m.d.sync += row_a.eq(row_q)
                 for c in range(C):
-                    m.d.sync += acc_q[c].eq(Mux(started, o_rd.data[c].as_signed(), 0) if skip
-                                            else o_rd.data[c].as_signed())
+                    row = Mux(started, o_rd.data[c].as_signed(), 0) if skip else o_rd.data[c].as_signed()
+                    if gated:  # an idle lane's requantizer input holds
+                        with m.If(lane_ok[c]):
+                            m.d.sync += acc_q[c].eq(row)
+                    else:
+                        m.d.sync += acc_q[c].eq(row)
             if skip:
                 with m.If(starting):
                     m.d.sync += started.eq(0)
@@ -541,9 +563,11 @@ class MacArray(wiring.Component):
             m.d.sync += [v_q.eq(v), first_q.eq(first)]
             m.d.comb += [array.valid.eq(v_q), array.first.eq(first_q),
                          array.row_sel.eq(issued), self.bias_addr.eq(cf.n0)]
+            for r in range(R):
+                m.d.comb += array.row_en[r].eq(rt > r)
             for c in range(C):
                 lane_params(c, c)
-                with m.If(adv):
+                with m.If(adv & lane_ok[c] if gated else adv):
                     m.d.sync += acc_q[c].eq(array.acc_row[c])
             m.d.sync += [v.eq(0), first.eq(0)]
             with m.FSM(name="compute"):
@@ -577,6 +601,8 @@ class MacArray(wiring.Component):
                                           else (v_rd_en, v_wr_ev, s_rd_en, s_wr_ev))
             m.d.comb += [self.dbg_mac.eq(array.dbg_mac), self.dbg_hop.eq(array.dbg_hop),
                          self.dbg_wload.eq(array.dbg_wload), self.dbg_stall.eq(stall),
+                         self.dbg_idle.eq(array.dbg_idle), self.dbg_gate.eq(array.dbg_gate),
+                         self.dbg_lanes.eq(cf.nt if gated else C),
                          self.dbg_sram.eq(Cat(in_rd, in_wr, wt_rd, wt_wr, o_rd_en, o_wr_en))]
             if skip:
                 m.d.comb += self.dbg_blk.eq(Cat(ld_blk_rd, cp_blk_rd))

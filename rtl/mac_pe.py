@@ -84,10 +84,19 @@ class MacPE(wiring.Component):
     Output-stationary (``"os"``): activations move right and weights move down (both one cycle per PE);
     when ``a_valid``, ``acc <= ovf((a_first ? 0 : acc) + a*w)``.
 
+    Idle-lane gating (``cfg.gating``; ``pe_en`` says the PE holds real work in the current tile: its column
+    has a real output, OS: its row too). ``"none"``: ``pe_en`` is ignored. ``"operand"``: the multiplier's
+    operand registers (and the stationary register) load only for a real MAC, so an idle slot's multiplier
+    and adder see constant inputs. ``"clock"``: also every data register of the PE (streamed operand,
+    partial sum or accumulator) holds while ``pe_en`` is low: a synthesis tool turns the enable into a clock
+    gate. The valid/first tokens are never gated (one flip-flop each), so the activity counters observe
+    every slot a vector passes.
+
     Ports (all registered outputs, one cycle latency)
     -------------------------------------------------
     a_in, a_out : act_bits (IS: weight_bits; N:M: M x act_bits)   streamed code(s)
     a_valid_in, a_valid_out : 1   OS: the activation is real data; WS/IS: the streamed-vector token
+    pe_en : 1 (input)      the PE holds real work in the current tile (constant while vectors are in flight)
     WS/IS: a_en : 1; psum_in, psum_out : signed(acc_bits); w_load : 1; w_code : weight_bits (IS: act_bits)
     OS: a_first_in, a_first_out : 1; w_in, w_out : weight_bits; acc : signed(acc_bits)
     """
@@ -101,6 +110,7 @@ class MacPE(wiring.Component):
             "a_valid_in": In(1),
             "a_out": Out(strm_bits),
             "a_valid_out": Out(1),
+            "pe_en": In(1),
         }
         if cfg.dataflow in ("ws", "is"):
             members |= {
@@ -120,19 +130,42 @@ class MacPE(wiring.Component):
             }
         super().__init__(members)
 
+    def real(self):
+        """The PE multiplies real data this cycle (a slot with a vector but not this is idle)."""
+        if self.cfg.dataflow in ("ws", "is"):
+            return self.a_valid_in & self.a_en & self.pe_en
+        return self.a_valid_in & self.pe_en
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        m.d.sync += [self.a_out.eq(self.a_in), self.a_valid_out.eq(self.a_valid_in)]
+        gate = cfg.gating
+        # The PE's data registers, assigned at the end: under gating="clock" only while pe_en (a register
+        # enable, which synthesis turns into a clock gate on an ASIC and a clock enable on an FPGA).
+        data = []
+
+        def assign(m, stmts, acc=None):
+            """The data registers, and (OS) the accumulator when ``acc = (enable, value)``."""
+            m.d.sync += stmts
+            if acc is not None:
+                with m.If(acc[0]):
+                    m.d.sync += self.acc.eq(acc[1])
+        m.d.sync += self.a_valid_out.eq(self.a_valid_in)
+        data.append(self.a_out.eq(self.a_in))
         if cfg.dataflow in ("ws", "is"):
             stationary = Signal(len(self.w_code))
-            with m.If(self.w_load):
+            load = self.w_load if gate == "none" else self.w_load & self.pe_en
+            with m.If(load):
                 m.d.sync += stationary.eq(self.w_code)
             # The multiplier has a register of its own on each side (PE_STAGES = 2): its operand (the streamed
             # code, and the token that gates it) and its product, so a placer can put both beside a DSP block.
             a_m = Signal.like(self.a_in, name="a_m")
             mac = Signal(name="mac")
-            m.d.sync += [a_m.eq(self.a_in), mac.eq(self.a_valid_in & self.a_en)]
+            if gate == "none":
+                m.d.sync += a_m.eq(self.a_in)
+            else:  # operand isolation: the operand changes only for a real MAC
+                with m.If(self.real()):
+                    m.d.sync += a_m.eq(self.a_in)
             if cfg.sparse:
                 # Index-driven activation select: the stored index picks lane idx of the group's M activations.
                 code, idx = stationary[:cfg.weight_bits], stationary[cfg.weight_bits:]
@@ -142,21 +175,36 @@ class MacPE(wiring.Component):
             else:
                 p = product(m, cfg, stationary, a_m)
             term = Signal(signed(cfg.product_bits))
-            m.d.sync += term.eq(Mux(mac, p, 0))
-            m.d.sync += self.psum_out.eq(add_with_overflow(m, cfg, self.psum_in, term))
+            data += [mac.eq(self.a_valid_in & self.a_en), term.eq(Mux(mac, p, 0)),
+                     self.psum_out.eq(add_with_overflow(m, cfg, self.psum_in, term))]
+            if gate == "clock":
+                with m.If(self.pe_en):
+                    assign(m, data)
+            else:
+                assign(m, data)
         else:
-            m.d.sync += [self.a_first_out.eq(self.a_first_in), self.w_out.eq(self.w_in)]
+            m.d.sync += self.a_first_out.eq(self.a_first_in)
+            data.append(self.w_out.eq(self.w_in))
             # Registers on both sides of the multiplier, with the flags (PE_STAGES = 2, as in WS).
             a_m, w_m = Signal.like(self.a_in, name="a_m"), Signal.like(self.w_in, name="w_m")
             valid_m, first_m = Signal(), Signal()
-            m.d.sync += [a_m.eq(self.a_in), w_m.eq(self.w_in), valid_m.eq(self.a_valid_in),
-                         first_m.eq(self.a_first_in)]
+            if gate == "none":
+                m.d.sync += [a_m.eq(self.a_in), w_m.eq(self.w_in)]
+                data.append(valid_m.eq(self.a_valid_in))
+            else:  # operand isolation; an idle PE's accumulator holds (its value is never read)
+                with m.If(self.real()):
+                    m.d.sync += [a_m.eq(self.a_in), w_m.eq(self.w_in)]
+                data.append(valid_m.eq(self.real()))
             p = product(m, cfg, a_m, w_m)
             p_q = Signal(signed(cfg.product_bits))
             valid_q, first_q = Signal(), Signal()
-            m.d.sync += [p_q.eq(p), valid_q.eq(valid_m), first_q.eq(first_m)]
             base = Signal(signed(cfg.acc_bits))
             m.d.comb += base.eq(Mux(first_q, 0, self.acc))
-            with m.If(valid_q):
-                m.d.sync += self.acc.eq(add_with_overflow(m, cfg, base, p_q))
+            acc_next = add_with_overflow(m, cfg, base, p_q)
+            data += [first_m.eq(self.a_first_in), p_q.eq(p), valid_q.eq(valid_m), first_q.eq(first_m)]
+            if gate == "clock":
+                with m.If(self.pe_en):
+                    assign(m, data, (valid_q, acc_next))
+            else:
+                assign(m, data, (valid_q, acc_next))
         return m

@@ -51,12 +51,19 @@ class SystolicArray(wiring.Component):
     Row selects (``w_row``, ``row_sel``) are at least one bit wide, so a one-row array has no zero-width
     signal.
 
+    Idle-lane gating (every dataflow): ``col_en : In, cols`` marks the columns holding a real output of the
+    current tile and, OS only, ``row_en : In, rows`` its real rows; a PE holds real work when its column
+    (OS: and row) is enabled. What an idle PE does is ``cfg.gating`` (:class:`MacPE`). Both are constant
+    while a tile's vectors are in flight.
+
     Debug ports (``debug=True`` only; simulation activity counters, not for synthesis)
     ---------------------------------------------------------------------------------
     dbg_mac : Out, rows*cols        PE (r, c) (bit ``r*cols + c``) multiplies real data this cycle
     dbg_hop : Out, rows*cols        a streamed vector (WS/IS) or reduction step (OS) enters PE (r, c): its
                                     pipeline registers take that vector's activation and psum (weight)
     dbg_wload : Out, rows*cols      PE (r, c) loads its stationary register (always 0 in OS)
+    dbg_idle : Out, rows*cols       a vector passes PE (r, c) without a real MAC there (an idle slot)
+    dbg_gate : Out, rows*cols       gating="clock": a vector passes PE (r, c) while its registers are gated
     """
 
     def __init__(self, cfg: MacArrayConfig, debug: bool = False):
@@ -70,6 +77,7 @@ class SystolicArray(wiring.Component):
         members = {
             "a_vec": In(data.ArrayLayout(unsigned(strm_bits), cfg.ws_k_step if cfg.sparse else R)),
             "w_vec": In(data.ArrayLayout(unsigned(stat_bits), C)),
+            "col_en": In(C),
         }
         if cfg.dataflow in ("ws", "is"):
             members |= {
@@ -86,9 +94,11 @@ class SystolicArray(wiring.Component):
                 "first": In(1),
                 "row_sel": In(range(max(R, 2))),
                 "acc_row": Out(data.ArrayLayout(acc, C)),
+                "row_en": In(R),
             }
         if debug:
-            members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C)}
+            members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C),
+                        "dbg_idle": Out(R * C), "dbg_gate": Out(R * C)}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -99,6 +109,8 @@ class SystolicArray(wiring.Component):
         for r in range(R):
             for c in range(C):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
+                en = self.col_en[c] if cfg.dataflow in ("ws", "is") else self.row_en[r] & self.col_en[c]
+                m.d.comb += pes[r][c].pe_en.eq(en)
 
         if cfg.dataflow in ("ws", "is"):
             sn, sm = cfg.sparse_nm
@@ -147,10 +159,15 @@ class SystolicArray(wiring.Component):
                 m.d.comb += self.acc_row[c].eq(rows[self.row_sel][c])
         if self.debug:
             ws_like = cfg.dataflow in ("ws", "is")
+            # (MacPE.real: the vector meets a real row and column of the tile)
             for r in range(R):
                 for c in range(C):
                     pe, i = pes[r][c], r * C + c
-                    m.d.comb += [self.dbg_mac[i].eq(pe.a_valid_in & pe.a_en if ws_like else pe.a_valid_in),
-                                 self.dbg_hop[i].eq(pe.a_valid_in),
-                                 self.dbg_wload[i].eq(pe.w_load if ws_like else 0)]
+                    clock, gated = cfg.gating == "clock", cfg.gating != "none"
+                    m.d.comb += [self.dbg_mac[i].eq(pe.real()),
+                                 self.dbg_idle[i].eq(pe.a_valid_in & ~pe.real()),
+                                 self.dbg_hop[i].eq(pe.a_valid_in & pe.pe_en if clock else pe.a_valid_in),
+                                 self.dbg_gate[i].eq(pe.a_valid_in & ~pe.pe_en if clock else 0),
+                                 self.dbg_wload[i].eq((pe.w_load & pe.pe_en if gated else pe.w_load)
+                                                      if ws_like else 0)]
         return m

@@ -316,12 +316,16 @@ def test_measured_actions_convert_units():
     counters = {"cycles": 50, "stall_cycles": 4, "n_weights": 5, "n_acts": 7, "n_out": 3, "requant_ops": 6,
                 "pe_macs": 40, "pe_hops": 21, "pe_weight_loads": 10, "input_sram_reads": 7,
                 "input_sram_writes": 7, "weight_sram_reads": 5, "weight_sram_writes": 5,
-                "output_sram_reads": 2, "output_sram_writes": 3}
+                "output_sram_reads": 2, "output_sram_writes": 3, "pe_idle_macs": 14, "pe_idle_regs": 9,
+                "output_sram_write_words": 5, "output_sram_write_lanes": 5, "out_lanes": 5}
     widths = {"wbeat": 16, "abeat": 24, "obeat": 16, "osram": 64}
     got = measured_actions(cfg, counters, widths)
     assert (got.input_sram_reads, got.weight_sram_reads, got.output_sram_reads) == (7 * 2, 5 * 1, 2 * 4)
-    assert (got.input_sram_read_bytes, got.output_sram_write_bytes) == (21, 24)
-    assert (got.dram_read_beats, got.dram_read_bytes, got.dram_write_bytes) == (12, (5 * 16 + 7 * 24) // 8, 6)
+    # output-buffer writes: the harness's word count; bytes from its lanes (5 lanes of 64 / 2 = 32 bits)
+    assert (got.input_sram_read_bytes, got.output_sram_writes, got.output_sram_write_bytes) == (21, 5, 20)
+    # output beats: 5 valid lanes of 16 / 2 = 8 bits
+    assert (got.dram_read_beats, got.dram_read_bytes, got.dram_write_bytes) == (12, (5 * 16 + 7 * 24) // 8, 5)
+    assert (got.pe_idle_macs, got.pe_idle_regs) == (14, 9)
     assert (got.pe_reg_writes, got.requant_ops) == (21, 6)
     assert count_diffs(got, got, 4, 4) == {}
     assert count_diffs(got, dataclasses_replace(got, pe_macs=41), 4, 5) == {"pe_macs": [40, 41],
@@ -420,3 +424,52 @@ def test_f32_requantizer_corners_other_dataflows(dataflow, tmp_path):
     """The same corners on OS (accumulators drained from the array) and IS (one output channel per beat:
     lane 0's scale and bias for every lane)."""
     _check_f32_regression(MacArrayConfig(rows=3, cols=2, dataflow=dataflow, requantizer="f32"), tmp_path, count=6)
+
+
+def _gemm_layer(rng, m: int, k: int, n: int, name: str) -> dict:
+    a = rng.integers(-128, 128, size=(m, k))
+    w = rng.integers(-128, 128, size=(k, n))
+    return {"kind": "gemm", "name": name, "a": a.tolist(), "w": w.tolist(), "shift": 6, "relu": False,
+            "shape": f"{m}x{k}x{n}"}
+
+
+#: Shapes that fill a fraction of a 4x8 array: 3 output channels on 8 columns, one row of 5, primes.
+GATING_SHAPES = ((5, 4, 3), (1, 5, 3), (7, 9, 11), (3, 1, 1))
+
+
+#: (gating, dataflow): each gating choice and each dataflow once in the default suite (the CASES above run
+#: the default gating, clock, on every format); the other six pairs are marked slow.
+_GATING_FAST = {("none", "ws"), ("operand", "os"), ("clock", "is")}
+
+
+@pytest.mark.parametrize(("gating", "dataflow"), [
+    pytest.param(g, d, marks=() if (g, d) in _GATING_FAST else pytest.mark.slow)
+    for g in ("none", "operand", "clock") for d in ("ws", "os", "is")])
+def test_idle_lanes_counted_apart_in_rtl(gating, dataflow, tmp_path):
+    """Every gating choice on every dataflow: values bit-exact, cycles equal, and the RTL's counters of real
+    MACs, idle slots, gated pipeline updates, output-buffer words and requantized lanes equal the model's
+    and a hand count: real MACs = m*k*n; every vector (OS: reduction step) passes all R x C PEs."""
+    R, C = 4, 8
+    cfg = MacArrayConfig(rows=R, cols=C, dataflow=dataflow, gating=gating)
+    rng = np.random.default_rng(27)
+    layers = [_gemm_layer(rng, m, k, n, f"g{i}") for i, (m, k, n) in enumerate(GATING_SHAPES)]
+    rep = run_regression(cfg, layers=layers, workdir=tmp_path)
+    m_step, k_step = cfg.fold_steps
+    for row, (m, k, n) in zip(rep.layers, GATING_SHAPES):
+        assert row["mismatches"] == 0 and row["count_diffs"] == {}, row
+        assert row["rtl_cycles"] == row["predicted_cycles"], row
+        a = row["actions"]
+        M_, N_ = (n, m) if dataflow == "is" else (m, n)
+        n_tiles, k_folds = -(-N_ // C), -(-k // k_step)
+        passes = n_tiles * k_folds * M_ if dataflow != "os" else -(-M_ // R) * n_tiles * k  # vectors / steps
+        assert a["pe_macs"] == m * k * n
+        assert a["pe_idle_macs"] == passes * R * C - m * k * n
+        lanes = N_ if gating != "none" else n_tiles * C  # output lanes per output row
+        assert a["requant_ops"] == M_ * lanes
+        if dataflow == "os":
+            assert a["pe_idle_regs"] == (passes * R * C - m * k * n if gating == "clock" else 0)
+        else:
+            assert a["pe_idle_regs"] == (k_folds * M_ * (n_tiles * C - N_) * R if gating == "clock" else 0)
+    if dataflow == "ws":  # 5x4x3: five output-buffer writes of 3 (gated) or 8 lanes of 32 bits, 64-bit words
+        assert rep.layers[0]["actions"]["output_sram_writes"] == 5 * (2 if gating != "none" else 4)
+        assert rep.layers[0]["actions"]["output_sram_write_bytes"] == 5 * (3 if gating != "none" else 8) * 4

@@ -167,7 +167,7 @@ def ort_model(tmp_path_factory):
 
 def _check_onnx_cosim(path: str, images: int, tmp_path, accel=F32_ACCEL):
     """The model through the RTL: passed; its output integers ONNX Runtime's; per layer, float32
-    requantizations = output beats x lanes (WS: m x ceil(n / cols) beats of cols lanes), each a zero-point
+    requantizations = output rows x real lanes (clock gating; ungated: m x ceil(n / cols) beats of cols lanes), each a zero-point
     correction when the layer's input zero point is not 0, and no power-of-two requantization."""
     import ort_quant_models as oqm
     from hwsim.models.onnx_import import load_onnx, to_compressed
@@ -184,7 +184,8 @@ def _check_onnx_cosim(path: str, images: int, tmp_path, accel=F32_ACCEL):
         la = layers[r["name"]]
         n = la.weight.shape[0]
         m = images * (int(np.prod(la.out_shape[1:])) if la.kind == "conv2d" else 1)  # out_shape (C, H, W)
-        lanes = m * -(-n // accel.cols) * accel.cols
+        # idle-lane gating (clock, the default): only the n real lanes of each output row are requantized
+        lanes = m * (n if accel.gating != "none" else -(-n // accel.cols) * accel.cols)
         assert r["actions"]["requant.convert_f32"] == lanes, r
         assert r["actions"].get("requant.zp_add", 0) == (lanes if la.in_zp else 0), r
         assert r["actions"].get("requant.convert", 0) == 0, r

@@ -354,8 +354,12 @@ def test_mux_class_from_its_gate_count():
 def test_area_report():
     cfg = MacArrayConfig()
     rep = CostModel().area(cfg)
-    assert rep.pe_mac == pytest.approx(64 * (A_MUL8 + A_ADD32))
-    assert rep.pe_weight_reg + rep.pe_pipeline_reg == pytest.approx(64 * (8 + 8 + 32) * DFF_UM2)
+    icg = 5 * NAND2_UM2  # one clock-gating cell (icg.ge = 5 GE) on the operand registers, one on the pipeline's
+    assert rep.pe_mac == pytest.approx(64 * (A_MUL8 + A_ADD32 + icg))
+    assert rep.pe_weight_reg + rep.pe_pipeline_reg == pytest.approx(64 * ((8 + 8 + 32) * DFF_UM2 + icg))
+    ungated = CostModel().area(cfg.replace(gating="none"))
+    assert ungated.pe_mac == pytest.approx(64 * (A_MUL8 + A_ADD32))
+    assert rep.total_um2 - ungated.total_um2 == pytest.approx(2 * 64 * icg)
     assert rep.input_sram == pytest.approx(64 * 1024 * 8 * 0.346 * 2.0)
     e_mux_a = GE_MUX2 * NAND2_UM2
     assert rep.requant == pytest.approx(8 * (A_ADD32 + 5 * 32 * e_mux_a + 2 * A_ADD32 + 16 * e_mux_a))
@@ -400,22 +404,32 @@ _AREA_NAMES = {"pe_registers": ("pe_weight_reg", "pe_pipeline_reg")}
 # And one deliberate change of cycles (not of energy or area): the RTL's pipeline registers for the FPGA
 # clock (issue 24; hwsim.config.MAC_STREAM_STAGES cycles per fold, MAC_DRAIN_STAGES per tile drain).
 _PIPELINED_CYCLES = {5001: 5169, 8178: 8184, 1213: 1357, 1626: 1716, 539: 545}
+# And one deliberate change of energy (issue 27): the pins counted a MAC for every column of a streamed
+# vector but none for a fold's padding rows (K not a multiple of the rows). With gating="none" (what the pins
+# priced: nothing gated, every other count as before) every slot a vector passes is priced as a MAC: WS/IS
+# ceil(K / rows) * rows slots per pinned K MACs; OS already priced every slot.
+
+
+def _slots_per_pinned_mac(cfg: MacArrayConfig, k: int) -> float:
+    return 1.0 if cfg.dataflow == "os" else -(-k // cfg.rows) * cfg.rows / k
 
 
 @pytest.mark.parametrize(("fields", "node", "dram", "gemm", "cycles", "energy", "area"), _PINNED)
 def test_energy_and_area_unchanged_by_the_refactor(fields, node, dram, gemm, cycles, energy, area):
     from hwsim.mac_array import predict_gemm
 
-    cfg = MacArrayConfig(**{"global_buffer_bytes": 0, **fields})  # the pins predate the global buffer (issue 21)
+    # the pins predate the global buffer (issue 21) and price every idle lane (issue 27: gating="none")
+    cfg = MacArrayConfig(**{"global_buffer_bytes": 0, "gating": "none", **fields})
     st = predict_gemm(cfg, *gemm)
     assert st.cycles == _PIPELINED_CYCLES[cycles]
     model = CostModel(node, dram)
     e, a = model.energy(cfg, st.actions, st.cycles), model.area(cfg)
+    corrected = {**_CORRECTED, "pe_mac": _slots_per_pinned_mac(cfg, gemm[1])}
     for old, value in energy.items():
         got = math.fsum(e.parts[n] for n in _ENERGY_NAMES.get(old, (old,)))
-        assert got == pytest.approx(value * _CORRECTED.get(old, 1.0), rel=1e-12, abs=1e-12), old
+        assert got == pytest.approx(value * corrected.get(old, 1.0), rel=1e-12, abs=1e-12), old
     for old, value in area.items():
         got = math.fsum(a.parts[n] for n in _AREA_NAMES.get(old, (old,)))
         assert got == pytest.approx(value, rel=1e-12), old
-    assert e.total_pj == pytest.approx(sum(v * _CORRECTED.get(k, 1.0) for k, v in energy.items()), rel=1e-12)
+    assert e.total_pj == pytest.approx(sum(v * corrected.get(k, 1.0) for k, v in energy.items()), rel=1e-12)
     assert a.total_um2 == pytest.approx(sum(area.values()), rel=1e-12)

@@ -58,7 +58,16 @@ def test_action_counts_match_hand_formulas(dataflow):
     st = predict_gemm(cfg, m, k, n)
     a = st.actions
     assert st.macs == m * k * n
-    assert a.requant_ops == m * 4 * 2 if dataflow != "is" else a.requant_ops == n * 4 * 3
+    # Clock gating (the default): every real output requantized once; without gating every lane of every
+    # output beat (WS/OS: 2 column tiles of 4 lanes per row of M; IS: 3 tiles of 4 lanes per row of N).
+    assert a.requant_ops == m * n
+    ungated = predict_gemm(cfg.replace(gating="none"), m, k, n).actions
+    assert ungated.requant_ops == (m * 4 * 2 if dataflow != "is" else n * 4 * 3)
+    assert a.pe_macs == ungated.pe_macs == m * k * n
+    # Idle slots: every streamed vector (OS: reduction step) passes all 16 PEs. WS: 2 n-tiles x 3 k-folds x m
+    # vectors; IS: 3 n-tiles (of M = 10 on 4 columns) x 3 k-folds x n = 7 vectors; OS: 3 m-tiles x 2 n-tiles x k.
+    passes = {"ws": 2 * 3 * m, "is": 3 * 3 * n, "os": 3 * 2 * k}[dataflow]
+    assert a.pe_idle_macs == ungated.pe_idle_macs == passes * 16 - m * k * n
     if dataflow == "ws":
         # K in folds of 4 rows (4, 4, 1), N in 2 column tiles, M = 10 fits one m tile (m_tile = 4? see below).
         mt = cfg.m_tile
@@ -68,7 +77,8 @@ def test_action_counts_match_hand_formulas(dataflow):
         assert a.dram_read_beats == weight_rows + act_vectors
         assert a.dram_read_bytes == weight_rows * 4 + act_vectors * 4
         assert a.dram_write_beats == m * 2
-        assert a.pe_weight_loads == weight_rows * 4
+        assert a.pe_weight_loads == m_tiles * k * n        # gated: only the 7 real columns load
+        assert ungated.pe_weight_loads == weight_rows * 4  # ungated: all 4 columns of both tiles
 
 
 def test_values_equal_reference_every_format():

@@ -25,10 +25,10 @@ def test_nm_mac_array_pe_components_by_hand():
     cfg = MacArrayConfig(rows=4, cols=4, sparsity="2:4")
     inv = mac_inventory(cfg)
     got = _by_name(inv)
-    assert got["pe_pipeline_reg"] == ("register", {"bits": 4 * 8 + 32, "write_bits": 4 * 8 + 32}, 16)
+    assert got["pe_pipeline_reg"] == ("register", {"bits": 4 * 8 + 32, "write_bits": 4 * 8 + 32, "clock_gate": True}, 16)
     assert got["pe_index_reg"] == ("register", {"bits": 2}, 16)
     assert got["pe_act_mux"] == ("mux", {"inputs": 4, "bits": 8}, 16)
-    assert got["pe_mac"] == ("mac", {"weight_format": "int8", "act_bits": 8, "acc_bits": 32}, 16)
+    assert got["pe_mac"] == ("mac", {"weight_format": "int8", "act_bits": 8, "acc_bits": 32, "gating": "clock"}, 16)
     assert got["pe_weight_reg"] == ("register", {"bits": 8}, 16)
     assert got["requant"] == ("requantizer", {"acc_bits": 32, "out_bits": 8}, 4)  # one per column
     assert inv.name == "mac_array 4x4 ws int8 2:4"
@@ -41,7 +41,9 @@ def test_dense_mac_array_pipeline_register_by_dataflow():
     # weight hop and the psum (40).
     for df, write in (("ws", 40), ("os", 48), ("is", 40)):
         got = _by_name(mac_inventory(MacArrayConfig(rows=3, cols=5, dataflow=df)))
-        assert got["pe_pipeline_reg"] == ("register", {"bits": 40, "write_bits": write}, 15), df
+        assert got["pe_pipeline_reg"] == ("register", {"bits": 40, "write_bits": write, "clock_gate": True}, 15), df
+        ungated = _by_name(mac_inventory(MacArrayConfig(rows=3, cols=5, dataflow=df, gating="operand")))
+        assert ungated["pe_pipeline_reg"] == ("register", {"bits": 40, "write_bits": write}, 15), df
         assert got["requant"][2] == 5
         assert "pe_index_reg" not in got and "pe_act_mux" not in got
 

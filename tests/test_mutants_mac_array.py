@@ -34,7 +34,8 @@ def _cfg(draw) -> MacArrayConfig:
         weight_sram_bytes=draw(st.sampled_from([16, 64, 512, 65536])),
         output_sram_bytes=draw(st.sampled_from([64, 128, 65536])),
         dram_bytes_per_cycle=draw(st.sampled_from([0.25, 0.5, 1, 3, 16, 64])),
-        sram_word_bits=draw(st.sampled_from([8, 24, 64, 128])))
+        sram_word_bits=draw(st.sampled_from([8, 24, 64, 128])),
+        gating=draw(st.sampled_from(["clock", "operand", "none"])))
 
 
 @st.composite
@@ -57,30 +58,48 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
     else:
         stat_bits, strm_bits = C * cfg.weight_bits, R * cfg.act_bits
     words = lambda bits: -(-bits // cfg.sram_word_bits)  # noqa: E731
-    c = dict(folds=0, nw=0, na=0, out_rows=0, pe_macs=0, pe_w=0, pe_regs=0, psum_reads=0, o_writes=0)
+    c = dict(folds=0, nw=0, na=0, out_rows=0, pe_macs=0, pe_idle=0, pe_w=0, pe_regs=0, pe_gated=0,
+             psum_reads=0, o_writes=0, o_write_words=0, o_write_lanes=0, out_lanes=0)
+    gating = cfg.gating
     for m0 in range(0, big_m, m_step):
-        for _n0 in range(0, big_n, C):
+        for n0 in range(0, big_n, C):
             for k0 in range(0, k, k_step):
                 kt = min(k_step, k - k0)
                 rows = min(m_step, big_m - m0)
                 last = k0 + k_step >= k
                 c["folds"] += 1
+                # Per PE (r, c): real when its row and column hold real work; every pass visits every PE.
+                real_col = [n0 + j < big_n for j in range(C)]
                 if cfg.dataflow == "os":
                     c["nw"] += kt
                     c["na"] += kt
-                    c["pe_macs"] += kt * R * C
-                    c["pe_regs"] += kt * R * C
+                    for _step in range(kt):
+                        for r in range(R):
+                            for j in range(C):
+                                real = m0 + r < big_m and real_col[j]
+                                c["pe_macs" if real else "pe_idle"] += 1
+                                gated = gating == "clock" and not real
+                                c["pe_gated" if gated else "pe_regs"] += 1
                 else:
                     c["nw"] += kt
                     c["na"] += rows
-                    c["pe_macs"] += rows * kt * C
-                    c["pe_w"] += kt * C
-                    c["pe_regs"] += rows * R * C
+                    for _vec in range(rows):
+                        for r in range(R):
+                            for j in range(C):
+                                real = r < kt and real_col[j]
+                                c["pe_macs" if real else "pe_idle"] += 1
+                                gated = gating == "clock" and not real_col[j]
+                                c["pe_gated" if gated else "pe_regs"] += 1
+                    c["pe_w"] += kt * (sum(real_col) if gating != "none" else C)
+                    lanes = sum(real_col) if gating != "none" else C
                     c["o_writes"] += rows
+                    c["o_write_words"] += rows * words(lanes * cfg.acc_bits)
+                    c["o_write_lanes"] += rows * lanes
                     if k0 > 0:
                         c["psum_reads"] += rows
                 if last:
                     c["out_rows"] += rows
+                    c["out_lanes"] += rows * (sum(real_col) if gating != "none" else C)
     o_word = words(C * cfg.acc_bits)
     o_reads = c["psum_reads"] + c["out_rows"] if cfg.dataflow != "os" else 0
     stat_words, strm_words = words(stat_bits) * c["nw"], words(strm_bits) * c["na"]
@@ -89,16 +108,17 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
                         else (c["na"] * strm_bits, c["nw"] * stat_bits))
     return dict(
         folds=c["folds"], pe_macs=c["pe_macs"], pe_weight_loads=c["pe_w"], pe_reg_writes=c["pe_regs"],
+        pe_idle_macs=c["pe_idle"], pe_idle_regs=c["pe_gated"],
         input_sram_reads=in_words, input_sram_writes=in_words, weight_sram_reads=wt_words,
         weight_sram_writes=wt_words, input_sram_read_bytes=math.ceil(in_bits / 8),
         input_sram_write_bytes=math.ceil(in_bits / 8), weight_sram_read_bytes=math.ceil(wt_bits / 8),
         weight_sram_write_bytes=math.ceil(wt_bits / 8),
-        output_sram_reads=o_reads * o_word, output_sram_writes=c["o_writes"] * o_word,
+        output_sram_reads=o_reads * o_word, output_sram_writes=c["o_write_words"],
         output_sram_read_bytes=math.ceil(o_reads * C * cfg.acc_bits / 8),
-        output_sram_write_bytes=math.ceil(c["o_writes"] * C * cfg.acc_bits / 8),
+        output_sram_write_bytes=math.ceil(c["o_write_lanes"] * cfg.acc_bits / 8),
         dram_read_beats=c["nw"] + c["na"], dram_write_beats=c["out_rows"],
         dram_read_bytes=math.ceil((c["nw"] * stat_bits + c["na"] * strm_bits) / 8),
-        dram_write_bytes=math.ceil(c["out_rows"] * C * cfg.out_bits / 8), requant_ops=c["out_rows"] * C,
+        dram_write_bytes=math.ceil(c["out_lanes"] * cfg.out_bits / 8), requant_ops=c["out_lanes"],
         # dense, shift requantizer, no zero-tile skipping: none of these happen
         pe_index_loads=0, pe_act_selects=0, tile_bitmap_reads=0, tile_bitmap_writes=0, requant_f32_ops=0,
         zp_correct_ops=0, zp_row_adds=0, zp_row_mults=0)
@@ -117,10 +137,11 @@ def test_closed_form_equals_per_fold_model_and_the_tile_walk(g):
     assert closed.actions.as_dict() == want
     assert closed.macs == m * k * n
     R, C = cfg.rows, cfg.cols
+    assert want["pe_macs"] == m * k * n  # real MACs only; the rest of every pass is idle slots
     if cfg.dataflow == "ws":
-        assert want["pe_macs"] == m * k * C * -(-n // C)
+        assert want["pe_macs"] + want["pe_idle_macs"] == m * -(-k // R) * R * C * -(-n // C)
     if cfg.dataflow == "os":
-        assert want["pe_macs"] == -(-m // R) * -(-n // C) * k * R * C
+        assert want["pe_macs"] + want["pe_idle_macs"] == -(-m // R) * -(-n // C) * k * R * C
 
 
 @settings(max_examples=60, deadline=None)

@@ -6,7 +6,8 @@ the code under test; a deliberate change of a number updates that file in its ow
 Those reports predate the memory system (issue 21): they are of units that stream every layer from and to
 DRAM, which a unit still does with ``global_buffer_bytes=0``; so the cases run with the global buffer off,
 and the old numbers must come out unchanged (tests/test_memory.py checks the new default against hand
-counts)."""
+counts). Likewise they predate idle-lane gating (issue 27): the MAC units run with ``gating='none'``, whose
+counts equal the pins' except the MACs of a fold's padding rows (see the file's ``_note``)."""
 
 import dataclasses
 import json
@@ -22,9 +23,10 @@ EXAMPLES = Path(__file__).resolve().parents[1]
 
 
 def _accel(accel: str) -> Accelerator:
-    """The accelerator with every unit's global buffer off (the DRAM-streaming memory model of the pins)."""
+    """The accelerator with every unit's global buffer off (the DRAM-streaming memory model of the pins) and
+    its idle lanes ungated (``gating='none'``, what the pins priced: issue 27)."""
     acc = resolve_accel(str(EXAMPLES / accel) if accel.endswith(".yaml") else accel)
-    units = tuple(dataclasses.replace(u, config=u.config.replace(global_buffer_bytes=0))
+    units = tuple(dataclasses.replace(u, config=u.config.replace(global_buffer_bytes=0, gating="none"))
                   if hasattr(u.config, "global_buffer_bytes") else u for u in acc.units)
     return Accelerator(acc.name, units)
 

@@ -121,7 +121,8 @@ def test_cost_family_prices_the_inventory(capsys, tmp_path):
     rows = {r["name"]: r for r in data["inventory"]}
     model = CostModel(22)
     assert rows["pe_mac"]["count"] == 6 and rows["requant"]["count"] == 3
-    assert rows["pe_mac"]["area_um2_each"] == pytest.approx(model.mac_area_um2("int8", 8, 32))
+    # the MAC datapath plus one clock-gating cell (5 GE) on its operand registers (gating="clock", default)
+    assert rows["pe_mac"]["area_um2_each"] == pytest.approx(model.mac_area_um2("int8", 8, 32) + 5 * 0.798 * model.area_scale)
     assert rows["pe_mac"]["actions"]["mac"]["pj"] == pytest.approx(model.mac_energy_pj("int8", 8, 32))
     assert rows["input_sram"]["actions"]["read"]["pj"] == pytest.approx(model.sram_access_energy_pj(65536, 64))
     assert data["area"]["total_um2"] == pytest.approx(CostModel(22).area(MacArrayConfig(rows=2, cols=3)).total_um2)

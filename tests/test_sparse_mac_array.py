@@ -81,20 +81,28 @@ def test_hand_counts_small_gemm():
     a = st.actions
     kept = 4 + 2 + 4 + 2
     assert st.folds == 4
-    assert a.pe_macs == 3 * kept * 2 == 72              # mt * kept rows * cols, per fold
-    assert a.pe_weight_loads == kept * 2 == 24
-    assert a.pe_index_loads == 24 and a.pe_act_selects == 72
-    assert a.pe_reg_writes == (4 * 3) * 4 * 2           # (vectors streamed) x rows x cols
+    # Clock gating (default): n-tile 0 has 2 real columns, n-tile 1 one (n = 3 on 2 columns).
+    assert a.pe_macs == 3 * (4 + 2) * (2 + 1) == 54     # mt * kept rows * real columns, per fold
+    assert a.pe_idle_macs == 4 * 3 * 4 * 2 - 54         # every vector passes all 8 PEs
+    assert a.pe_weight_loads == (4 + 2) * (2 + 1) == 18
+    assert a.pe_index_loads == 18 and a.pe_act_selects == 54
+    assert a.pe_reg_writes == 2 * 3 * 4 * (2 + 1) == 72  # vectors x rows x real columns (idle column gated)
+    assert a.pe_idle_regs == 2 * 3 * 4 * 1
+    ungated = predict_gemm(cfg.replace(gating="none"), 3, 10, 3).actions
+    assert ungated.pe_weight_loads == kept * 2 == 24 and ungated.pe_reg_writes == (4 * 3) * 4 * 2
+    assert ungated.pe_macs == 54 and ungated.pe_idle_macs == 96 - 54
     # Weight beats: 12 kept rows of 2 lanes x (8-bit code + 2-bit index) = 20 bits (one 64-bit word each).
     assert (a.weight_sram_writes, a.weight_sram_reads, a.weight_sram_write_bytes) == (12, 12, 30)
     # Activation beats: 4 folds x 3 vectors of 8 steps x 8 bits = 64 bits.
     assert (a.input_sram_writes, a.input_sram_write_bytes) == (12, 96)
     assert (a.dram_read_beats, a.dram_read_bytes) == (24, (12 * 20 + 12 * 64) // 8)
-    assert (a.dram_write_beats, a.dram_write_bytes, a.requant_ops) == (6, 12, 12)
+    assert (a.dram_write_beats, a.dram_write_bytes, a.requant_ops) == (6, 9, 9)  # 3 x 3 real outputs
+    assert (ungated.dram_write_bytes, ungated.requant_ops) == (12, 12)           # every lane of 6 beats
     # Output SRAM: every streamed vector writes a psum row; reads are the 2 non-first folds' 3 rows + drains.
     assert (a.output_sram_writes, a.output_sram_reads) == (12, 6 + 6)
-    # The dense array does 3 * 10 * 3 = 90 useful MACs in 3 K-folds of 4 (120 PE MACs incl. the padded lanes).
-    assert predict_gemm(cfg.replace(sparsity="dense"), 3, 10, 3).actions.pe_macs == 3 * (4 + 4 + 2) * 2 * 2
+    # The dense array does 3 * 10 * 3 = 90 useful MACs in 3 K-folds of 4 (3 * 3 * 8 * 2 = 144 slots).
+    dense = predict_gemm(cfg.replace(sparsity="dense"), 3, 10, 3).actions
+    assert (dense.pe_macs, dense.pe_idle_macs) == (90, 144 - 90)
 
 
 def test_hand_cycles_one_fold():
@@ -118,7 +126,7 @@ def test_timing_equals_dense_array_on_kept_rows(sparsity, k, kept):
     for m, n in ((1, 1), (5, 7), (13, 4)):
         s, d = predict_gemm(cfg, m, k, n), predict_gemm(dense, m, kept, n)
         assert (s.cycles, s.stall_cycles) == (d.cycles, d.stall_cycles)
-        assert s.actions.pe_macs == d.actions.pe_macs == m * kept * -(-n // 3) * 3
+        assert s.actions.pe_macs == d.actions.pe_macs == m * kept * n
 
 
 # ---------------------------------------------------------------------------------------------- values

@@ -70,9 +70,12 @@ def test_rows_per_module_with_instance_counts(report):
     # PE registers: activation + valid hop (not in the last column, where Amaranth drops them), weight, psum,
     # and the multiplier's pipeline registers (timing closure): its operand (the same bits as the activation
     # hop, which Yosys merges with it where the hop exists), its gate bit and its product.
+    # With idle-lane gating (the default, clock) the operand register loads only for a real MAC, so it no
+    # longer merges with the activation hop: act_bits more flip-flops where the hop exists.
     full = CFG.act_bits + 1 + CFG.weight_bits + CFG.acc_bits
     mult = 1 + CFG.product_bits
-    assert sorted(r.flops for r in pes) == [full - CFG.act_bits - 1 + CFG.act_bits + mult, full + mult]
+    assert sorted(r.flops for r in pes) == [full - CFG.act_bits - 1 + CFG.act_bits + mult,
+                                            full + mult + CFG.act_bits]
     assert all(r.cells > 0 and r.nand2_eq > 0 and r.transistors > 0 for r in report.rows)
 
 
@@ -156,7 +159,8 @@ def test_sparse_pe_rows_and_probes(sparse_report):
     mux_um2 = 3 * 8 * 3 * NAND2_UM2  # 4:1 mux of 8 bits: 3 MUX2 per bit, 3 GE each = 57.456 um^2
     # Analytic per PE: int8 MAC (Horowitz 8x8 multiplier + 32-bit adder), registers weight 8 + index 2 +
     # 4 activations + psum (4 x 8 + 32), the mux.
-    pe_analytic = 282.0 + 137.0 + (8 + 2 + 4 * 8 + 32) * DFF_UM2 + mux_um2
+    # Clock gating (default): two clock-gating cells of 5 GE (operand registers, pipeline registers).
+    pe_analytic = 282.0 + 137.0 + (8 + 2 + 4 * 8 + 32) * DFF_UM2 + mux_um2 + 2 * 5 * NAND2_UM2
     assert comp["PEs (MAC, registers, index reg, act mux)"] == pytest.approx((pe_um2, 4 * pe_analytic))
     assert a.pe_act_mux == pytest.approx(4 * mux_um2)
     # The bitmap is beside the top: listed with its analytic area, outside the memories and the total.
@@ -174,11 +178,15 @@ def test_sparse_pe_rows_and_probes(sparse_report):
     # Flip-flops: dense 8 act + 1 valid + 8 weight + 32 psum, + the multiplier's gate bit and 16-bit product
     # register (its operand register is the activation hop's bits, merged); 2:4 adds the index (2) and 3 more
     # activations.
-    assert (dense.flops, nm.flops) == (49 + 17, 49 + 17 + 2 + 3 * 8)
-    assert nm.flop_um2 - dense.flop_um2 == pytest.approx(26 * DFF_UM2)
-    assert (dense.analytic_reg_um2, dense.analytic_logic_um2) == pytest.approx(((8 + 8 + 32) * DFF_UM2, 419.0))
-    assert (nm.analytic_reg_um2, nm.analytic_logic_um2) == pytest.approx(((8 + 2 + 4 * 8 + 32) * DFF_UM2,
-                                                                          419.0 + mux_um2))
+    # With operand isolation (clock gating, the default) the multiplier's operand register loads only for a
+    # real MAC and no longer merges with the activation hop: 8 more (dense) and 4 x 8 more (2:4) flip-flops.
+    assert (dense.flops, nm.flops) == (49 + 17 + 8, 49 + 17 + 2 + 3 * 8 + 4 * 8)
+    assert nm.flop_um2 - dense.flop_um2 == pytest.approx((26 + 24) * DFF_UM2)
+    icg = 5 * NAND2_UM2  # a clock-gating cell on the operand registers (in the MAC) and on the pipeline's
+    assert (dense.analytic_reg_um2, dense.analytic_logic_um2) == pytest.approx(((8 + 8 + 32) * DFF_UM2 + icg,
+                                                                                419.0 + icg))
+    assert (nm.analytic_reg_um2, nm.analytic_logic_um2) == pytest.approx(((8 + 2 + 4 * 8 + 32) * DFF_UM2 + icg,
+                                                                          419.0 + mux_um2 + icg))
     assert nm.area_um2 == pytest.approx(nm.nand2_eq * NAND2_UM2)
     text = format_synth_report(rep)
     assert "not in the RTL" in text and "2:4 PE - dense PE" in text

@@ -38,7 +38,8 @@ def test_digits_hwsim_side_equals_simulate_report(bench):
 def test_resnet18_hwsim_side_dram_and_macs(bench):
     """ResNet-18 224 on 256x256 WS: DRAM bytes per layer are the plan 'hwsim simulate --scalesim-config google.cfg
     --topology Resnet18.csv --dataflow ws --buffer-kib 256' prints, and MAC actions are the hand count
-    M x K x cols (every column of every streamed beat)."""
+    M x K x N of real MACs (clock gating, the default: Conv1's 64 channels fill a quarter of the 256 columns;
+    the other 192 columns of every streamed beat are idle slots, priced as closed clock gates)."""
     from hwsim.scalesim import compare_with_scalesim
 
     net = bench.resnet18()
@@ -49,8 +50,15 @@ def test_resnet18_hwsim_side_dram_and_macs(bench):
         assert hw.energy["dram"] == pytest.approx(64.0 * lp.dram_bytes)  # LPDDR4 8 pJ/bit
     conv1 = net.layers[0]
     assert conv1.shape.gemm == (112 * 112, 7 * 7 * 3, 64)
-    assert conv1.actions[("pe_mac", "mac")] == 112 * 112 * 147 * 256
-    assert math.isclose(conv1.energy["pe_mac"], 0.3 * 112 * 112 * 147 * 256)  # int8 mult 0.2 + int32 add 0.1
+    assert conv1.actions[("pe_mac", "mac")] == 112 * 112 * 147 * 64
+    # every beat passes all 256 x 256 PEs: K = 147 fills one fold of 256 rows
+    assert conv1.actions[("pe_mac", "idle")] == 112 * 112 * 256 * 256 - 112 * 112 * 147 * 64
+    icg = 5 * 0.03 * 0.798 / 36  # icg.ge x gate.energy_per_ge (int8 add energy per NAND2 area)
+    assert math.isclose(conv1.energy["pe_mac"], 0.3 * 112 * 112 * 147 * 64 + icg * (112 * 112 * 256 * 256
+                                                                                   - 112 * 112 * 147 * 64))
+    total_real = sum(hw.actions[("pe_mac", "mac")] for hw in net.layers)
+    assert total_real == sum(math.prod(hw.shape.gemm) for hw in net.layers)  # ResNet-18's 1.81 G MACs
+    assert 1.80e9 < total_real < 1.83e9
 
 
 def test_ws_mapping_of_hand_derived_layers(bench):

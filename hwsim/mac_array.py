@@ -973,13 +973,13 @@ def _pe_analytic(cfg: MacArrayConfig):
 # ---------------------------------------------------------------------------------------------- unit protocol
 def to_stats(st: LayerStats) -> Stats:
     """A GEMM's :class:`LayerStats` as the unit protocol's :class:`hwsim.unit.Stats` (traffic per level:
-    SRAM = input, weight and output buffers; the fold count in ``detail``)."""
+    SRAM = input, weight and output buffers; the fold count and the idle PE slots in ``detail``)."""
     a = st.actions
     return Stats(st.cycles, st.stall_cycles, st.macs, a.pairs(),
                  sram_read_bytes=a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes,
                  sram_write_bytes=a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes,
                  dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes,
-                 detail={"folds": st.folds})
+                 detail={"folds": st.folds, "idle_slots": a.pe_idle_macs})
 
 
 def lower(cfg: MacArrayConfig, layer) -> tuple:

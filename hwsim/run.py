@@ -14,6 +14,8 @@ family (:mod:`hwsim.unit` has the protocol, :mod:`hwsim.families` the registry).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -266,6 +268,15 @@ def apply_memory(acc: Accelerator, compiled, mr: ModelRun, dram: str = "lpddr4")
         for k, st in zip(mine, stats, strict=True):
             layers[k] = dataclasses.replace(layers[k], stats=st)
     return dataclasses.replace(mr, layers=tuple(layers), memory=tuple(plans))
+
+
+def idle_pj(cost, unit: Unit, st: Stats) -> float:
+    """Energy (pJ, one inference) of the actions named ``idle`` in ``st``: work slots a unit passes without
+    real work (padding lanes of an edge tile), priced as its inventory says (a full operation without
+    gating, a closed clock gate with it)."""
+    e = cost.unit_energies(unit.family.load("inventory")(unit.config))
+    pj = math.fsum(n * e[ca] for ca, n in st.actions.counts.items() if ca[1] == "idle" and ca in e)
+    return pj / (st.detail.get("inputs") or 1)
 
 
 def price(cost, unit: Unit, st: Stats) -> dict[str, float]:

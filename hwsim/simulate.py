@@ -49,6 +49,10 @@ class LayerReport:
     energy_pj: dict[str, float]
     unit: str = ""
     unit_cycles: int = 0  # the unit's own cycles (its RTL's); ``cycles`` also waits for DRAM (hwsim.memory)
+    #: work slots the unit passed without real work (a unit's Stats ``detail['idle_slots']``, e.g. PE slots
+    #: of an edge tile's padding lanes) and the energy priced for them (actions named ``idle``)
+    idle_slots: int = 0
+    idle_pj: float = 0.0
 
     @property
     def total_pj(self) -> float:
@@ -85,6 +89,8 @@ class SimReport:
     tops_per_w: float = 0.0
     area_mm2: float = 0.0
     macs: int = 0
+    idle_slots: int = 0
+    idle_pj: float = 0.0
     test_images: int = 0
     accuracy_float: float = 0.0
     accuracy_reference: float = 0.0
@@ -153,6 +159,8 @@ def _totals(rep: SimReport, cfg, acc: Accelerator, cost: CostModel) -> None:
         ur.energy_pj += lr.total_pj
     rep.cycles = sum(lr.cycles for lr in rep.layers)
     rep.macs = sum(lr.macs for lr in rep.layers)
+    rep.idle_slots = sum(lr.idle_slots for lr in rep.layers)
+    rep.idle_pj = math.fsum(lr.idle_pj for lr in rep.layers)
     clocks = {acc.units[labels.index(lr.unit)].config.ns_per_cycle for lr in rep.layers}
     if len(clocks) <= 1:
         rep.latency_us = rep.cycles * cfg.ns_per_cycle / 1000.0
@@ -255,7 +263,8 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
         rep.layers.append(LayerReport(lr.name, lr.shape, lr.weight_format, st.macs, st.cycles, st.stall_cycles,
                                       st.utilization(getattr(u.config, "peak_macs_per_cycle", 0)) or float("nan"),
                                       st.sram_bytes, st.dram_bytes, run.price(cost, u, st), labels[lr.unit],
-                                      st.detail.get("unit_cycles", st.cycles)))
+                                      st.detail.get("unit_cycles", st.cycles),
+                                      int(st.detail.get("idle_slots") or 0), run.idle_pj(cost, u, st)))
     _totals(rep, acc.units[index].config, acc, cost)
     rep.memory = [(labels[i], mp) for i, mp in mr.memory]
     rep.notes += _onnx_rounding_note(fmodel, compiled, run.base_config(acc, fmodel))
@@ -304,11 +313,13 @@ def format_report(rep: SimReport) -> str:
         "Per layer, one inference (energy in pJ per inventory component; SRAM/DRAM in bytes):",
     ]
     comps = [c for c in (rep.layers[0].energy_pj if rep.layers else {}) if c != "leakage"]
+    idle = rep.idle_slots > 0
     lines += _table(
         [("layer", 10, "<"), ("shape", 16, "<"), ("format", 8, "<"), ("MACs", 8, ">"), ("cycles", 8, ">"),
-         ("stalls", 7, ">"), ("util", 6, ">"), ("SRAM B", 8, ">"), ("DRAM B", 8, ">"),
-         *((c, 12, ">") for c in comps), ("total pJ", 10, ">")],
+         ("stalls", 7, ">"), ("util", 6, ">"), *((("idle", 9, ">"), ("idle pJ", 8, ">")) if idle else ()),
+         ("SRAM B", 8, ">"), ("DRAM B", 8, ">"), *((c, 12, ">") for c in comps), ("total pJ", 10, ">")],
         [[lr.name, lr.shape, lr.weight_format, lr.macs, lr.cycles, lr.stall_cycles, f"{lr.utilization:.3f}",
+          *((lr.idle_slots, f"{lr.idle_pj:.1f}") if idle else ()),
           lr.sram_bytes, lr.dram_bytes, *(f"{lr.energy_pj.get(c, 0.0):.1f}" for c in comps), f"{lr.total_pj:.1f}"]
          for lr in rep.layers])
     lines += rep.notes
@@ -318,7 +329,7 @@ def format_report(rep: SimReport) -> str:
         f"  latency          {rep.cycles:,} cycles = {rep.latency_us:.2f} us at {cfg.clock_mhz:.6g} MHz",
         *_clock_lines(rep),
         f"  throughput       {rep.inferences_per_s:,.0f} inferences/s (layers run back to back, batch 1)",
-        f"  MACs             {rep.macs:,}",
+        f"  MACs             {rep.macs:,}" + _idle_text(rep),
         f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ; analytic: action "
         "counts x the cost tables' per-action energies, independent of the clock)",
         f"  efficiency       {rep.tops_per_w:.3f} TOPS/W (2 ops per MAC)",
@@ -337,6 +348,16 @@ def format_report(rep: SimReport) -> str:
         f"(wall time {rep.wall_seconds:.2f} s)",
     ]
     return "\n".join(lines)
+
+
+def _idle_text(rep: SimReport) -> str:
+    """The idle work slots beside the real MACs (utilization counts real MACs only)."""
+    if not rep.idle_slots:
+        return ""
+    share = rep.idle_slots / (rep.idle_slots + rep.macs)
+    return (f" real; {rep.idle_slots:,} idle slots ({100 * share:.1f} % of the slots the array passed: padding "
+            f"lanes of edge tiles), priced {rep.idle_pj:,.1f} pJ = {100 * rep.idle_pj / rep.energy_pj:.2g} % of "
+            "the energy (columns 'idle', 'idle pJ'; see the unit's gating)")
 
 
 def _memory_lines(rep: SimReport) -> list[str]:
@@ -365,12 +386,15 @@ def _format_multi_unit(rep: SimReport) -> str:
     lines = [f"hwsim simulate: {rep.model} compressed {rep.compress} on {rep.accel.name} ({len(rep.units)} units):"]
     lines += [f"  {ur.unit:<12} {ur.description}" for ur in rep.units]
     lines += ["", "Per layer, one inference (energy in pJ; SRAM/DRAM in bytes):"]
+    idle = rep.idle_slots > 0
     lines += _table(
         [("layer", 10, "<"), ("unit", 12, "<"), ("m x k x n", 16, "<"), ("format", 8, "<"), ("MACs", 8, ">"),
-         ("cycles", 8, ">"), ("stalls", 7, ">"), ("util", 6, ">"), ("SRAM B", 8, ">"), ("DRAM B", 8, ">"),
+         ("cycles", 8, ">"), ("stalls", 7, ">"), ("util", 6, ">"),
+         *((("idle", 9, ">"), ("idle pJ", 8, ">")) if idle else ()), ("SRAM B", 8, ">"), ("DRAM B", 8, ">"),
          ("total pJ", 12, ">")],
         [[lr.name, lr.unit, lr.shape, lr.weight_format, lr.macs, lr.cycles, lr.stall_cycles,
-          f"{lr.utilization:.3f}", lr.sram_bytes, lr.dram_bytes, f"{lr.total_pj:.1f}"] for lr in rep.layers])
+          f"{lr.utilization:.3f}", *((lr.idle_slots, f"{lr.idle_pj:.1f}") if idle else ()),
+          lr.sram_bytes, lr.dram_bytes, f"{lr.total_pj:.1f}"] for lr in rep.layers])
     lines += rep.notes
     lines += ["", "Per unit, one inference:"]
     hdr = (f"{'unit':<12} {'layers':>6} {'MACs':>8} {'cycles':>8} {'% time':>7} {'stalls':>7} {'energy pJ':>12} "
@@ -395,7 +419,7 @@ def _format_multi_unit(rep: SimReport) -> str:
         f"  latency          {rep.cycles:,} cycles = {rep.latency_us:.2f} us {clock}",
         *_clock_lines(rep),
         f"  throughput       {rep.inferences_per_s:,.0f} inferences/s (layers run back to back, batch 1)",
-        f"  MACs             {rep.macs:,}",
+        f"  MACs             {rep.macs:,}" + _idle_text(rep),
         f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ; analytic: action "
         "counts x the cost tables' per-action energies, independent of the clock)",
         f"  efficiency       {rep.tops_per_w:.3f} TOPS/W (2 ops per MAC)",

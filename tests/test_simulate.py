@@ -57,3 +57,24 @@ def test_main_job_numbers_unchanged_by_the_registry_refactor():
     assert rep.energy_pj == pytest.approx(875169 - 9261.0 / 2 + 64 * 7 * 8 * 0.3, abs=0.7)
     assert round(100 * rep.accuracy_simulated, 2) == 97.78
     assert round(rep.area_mm2, 4) == 1.1438
+
+
+def test_report_counts_idle_slots_by_hand():
+    """digits-cnn on the 8x8 WS array (issue 27): conv1 (64 x 9 x 8) streams 64 vectors through 2 K folds
+    (8 + 1 rows) of 64 PEs: 8,192 slots, 4,608 real MACs, 3,584 idle; conv2 (16 x 72 x 16) fills every fold;
+    fc (1 x 256 x 10): 1 vector x 32 folds x 2 column tiles x 64 PEs = 4,096 slots, 2,560 real, 1,536 idle,
+    and its second tile's 6 idle columns gate 1 x 32 x 8 x 6 = 1,536 pipeline updates. Clock gating prices
+    each as one closed clock gate (5 GE x the int8-add energy per NAND2 area); no gating as a 0.3 pJ MAC."""
+    from hwsim.config import MacArrayConfig
+    from hwsim.simulate import format_report
+
+    icg = 5 * 0.03 * 0.798 / 36
+    rep = simulate("digits-cnn", MacArrayConfig(), "int8", progress=False)
+    assert [lr.idle_slots for lr in rep.layers] == [3584, 0, 1536]
+    assert [lr.idle_pj for lr in rep.layers] == pytest.approx([3584 * icg, 0.0, (1536 + 1536) * icg])
+    assert rep.idle_slots == 5120 and rep.macs == 25600
+    text = format_report(rep)
+    assert "25,600 real; 5,120 idle slots (16.7 %" in text and "idle pJ" in text
+    ungated = simulate("digits-cnn", MacArrayConfig(gating="none"), "int8", progress=False)
+    assert [lr.idle_pj for lr in ungated.layers] == pytest.approx([3584 * 0.3, 0.0, 1536 * 0.3])
+    assert ungated.energy_pj - rep.energy_pj > 5120 * (0.3 - icg)  # plus gated registers, lanes, words

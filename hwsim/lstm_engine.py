@@ -690,7 +690,9 @@ def readout_stats(cfg: LstmEngineConfig, outputs: int, hidden: int) -> StageStat
 
 
 def _readout_actions(cfg: LstmEngineConfig, st: StageStats) -> ActionCounts:
-    acts = {(("hidden_sram" if c == "weight_sram" else "state_sram" if c == "work_sram" else c), a): v
+    # V in the hidden SRAM, h read from the state SRAM; the results are written into a working buffer, as
+    # the step's hidden stage writes its own.
+    acts = {(("hidden_sram" if c == "weight_sram" else "state_sram" if (c, a) == ("work_sram", "read") else c), a): v
             for (c, a), v in _stage_actions(cfg, st).items()}
     acts[("gate_add", "add")] = st.R  # + bias
     return ActionCounts(acts)

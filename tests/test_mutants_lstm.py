@@ -24,8 +24,9 @@ def test_readout_stage_cycles_and_actions_by_hand():
     # 11 outputs x 7 hidden on 4 PEs with 2 banks: row tiles of 4, 4, 3. A tile: 7 MAC cycles (one h element
     # and one weight word per cycle), 1 cycle to the requantizer, then its rows written 2 a cycle (4 rows: 2
     # cycles, 3 rows: 2). One start cycle: 1 + 3 * (7 + 1 + 2) = 31 cycles; writes beyond one per tile: 3.
-    # The weights live in the hidden SRAM and h in the state SRAM (the matvec's weight/work SRAMs); each
-    # output gets its bias added once.
+    # The weights live in the hidden SRAM and h in the state SRAM (the matvec's weight SRAM and operand
+    # reads); the results go into a working buffer, as the RTL's dense stage writes them (the step's hidden
+    # stage writes zh the same way); each output gets its bias added once.
     cfg = LstmEngineConfig(pes=4, banks=2)
     st = predict_stats(cfg, ReadoutOp("readout", 11, 7))
     assert (st.cycles, st.stall_cycles, st.macs) == (31, 3, 77)
@@ -33,11 +34,11 @@ def test_readout_stage_cycles_and_actions_by_hand():
         "pe_mult.mult": 77, "pe_acc.add": 77, "pe_acc_reg.write": 77,
         "hidden_sram.read": 3 * 7,  # one 4-entry weight word per tile and k
         "state_sram.read": 3 * 7,  # one h element per tile and k
-        "state_sram.write": 11, "requant.convert": 11,
+        "work_sram.write": 11, "requant.convert": 11,  # one result per output, into the working buffer
         "addr_gen.add": 3 * 7 + 3,  # one read-address step per k, one write-address step per tile
         "gate_add.add": 11,
     }
-    # bytes: a hidden-SRAM word is 4 entries of 2 bytes, a state-SRAM word one entry
+    # bytes: a hidden-SRAM word is 4 entries of 2 bytes, a state- or work-SRAM word one entry
     assert (st.sram_read_bytes, st.sram_write_bytes) == (21 * 8 + 21 * 2, 11 * 2)
 
 

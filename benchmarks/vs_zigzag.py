@@ -401,31 +401,36 @@ def report(net: Network, zz: list[dict]) -> list[str]:
     macs_h = sum(hw.actions.get(("pe_mac", "mac"), 0) for hw in net.layers)
     macs_real = sum(hw.shape.macs for hw in net.layers)
     macs_z = sum(z["macs"] for z in zz)
-    lines.append(f"MAC actions: hwsim {macs_h:,} (array slots of every beat), real MACs {macs_real:,}, ZigZag "
-                 f"{macs_z:,}")
+    idle_h = sum(hw.actions.get(("pe_mac", "idle"), 0) for hw in net.layers)
+    lines.append(f"MAC actions: hwsim {macs_h:,} real + {idle_h:,} idle slots (priced as closed clock gates), "
+                 f"real MACs {macs_real:,}, ZigZag {macs_z:,}")
     return lines
 
 
 EXPLANATION = """\
 Why the ratios are what they are (the prices are identical, so every difference is a count):
- 1. MAC: hwsim's pe_mac counts every column of every streamed beat (kt x cols per pixel and fold), ZigZag the
-    layer's real MACs: the ratio is cols / K where K < cols (ResNet-18 Conv1 and Conv2_x: 256/64 = 4;
-    Conv3_x: 2; 1.0 from Conv4_x on; FC 1024/1000; digits fc 16/10). Issue 27 (idle lanes) makes the idle
-    slots their own action.
- 2. act reg: hwsim writes every PE's pipeline register once per streamed pixel (rows x cols PEs, idle rows of a
-    partial k-fold and idle columns included), ZigZag one activation register per real MAC: the ratio is the
-    inverse spatial utilization, (rows x cols) / (used rows x used columns), e.g. Conv1 65536 / (147 x 64)
-    = 6.97; 1.0 on Conv4_1b..Conv5 where both fill the array the same way.
+ 1. MAC: both count the layer's real MACs (hwsim with idle-lane gating, its default 'clock', issue 27); hwsim
+    also prices the idle slots of every streamed beat (padding rows of a partial k-fold, columns beyond the
+    layer's channels) as one closed clock gate each (icg.ge = 5 GE, about 1 % of an int8 MAC): Conv1 1.066
+    (65536 slots per pixel for 9408 real MACs), 1.0 where the array is full. With --gating none they are MACs
+    (ResNet-18 2.19x before issue 27).
+ 2. act reg: hwsim clock-gates a PE's pipeline registers while its column is idle, but a used column's idle rows
+    still pass their partial sums (activation + psum registers written), so hwsim writes rows x used columns
+    per streamed pixel, ZigZag one activation register per real MAC: the ratio is rows / used rows of the
+    fold, e.g. Conv1 256 / 147 = 1.74 (+ the gated slots' clock gates), 1.0 where the rows are full
+    (ResNet-18 2.81x before issue 27).
  3. psum reg: as 2, and ZigZag writes the psum register twice per MAC when the partial sum comes from above
     (its 'wr_in_by_high' beside 'wr_in_by_low'), hwsim once per hop: 0.5 where the array is full.
- 4. weight reg and weight SRAM: hwsim loads kt rows x all cols per fold and per m-tile (idle columns written),
-    ZigZag the real weights, and keeps them in the PE registers across m-tiles when no k-fold loop separates
-    them (ResNet-18 Conv1: 7 m-tiles x 256/64 columns = 28). Equal (1.000) where fold counts and columns match.
+ 4. weight reg and weight SRAM: hwsim loads kt rows x the used columns per fold and per m-tile (gated: idle
+    columns do not load; the weight SRAM still holds full beats of all cols), ZigZag the real weights, and
+    keeps them in the PE registers across m-tiles when no k-fold loop separates them (ResNet-18 Conv1: 7
+    m-tiles). Equal (1.000) where fold counts and columns match.
  5. input SRAM: hwsim writes and reads the im2col-expanded stream (full beats of rows bytes per pixel, per
     k-fold and n-tile); ZigZag writes each fold's raw input tile once (halo included) and reads one
     activation per used row and pixel: 1.8 on full 3x3 layers, more where rows are idle.
- 6. output SRAM: hwsim writes a 32-bit row of all cols psums per pixel and fold and reads it back in later
-    folds and at the drain (32 bits); ZigZag moves only real channels, reads the psum before every fold
+ 6. output SRAM: hwsim writes the used columns' 32-bit psums per pixel and fold (lane write enables; a word
+    with any used lane is one word access) and reads the whole row back in later folds and at the drain (32
+    bits; the read port has no lane enables); ZigZag moves only real channels, reads the psum before every fold
     including the first, and writes a single-fold layer's outputs at 8 bits (Conv1: 4 x 4 = 16); it keeps
     FC's psums in the PE registers across folds (one pixel per tile), so hwsim's FC output SRAM has no peer.
  7. global buffer: hwsim's serves the array's port stream (im2col, per k-fold, n-tile and m-tile) and the raw

@@ -16,6 +16,7 @@ of the data-independent ones. A deliberately wrong expectation is reported as a 
 """
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from hwsim.models import catalog, lstm_models, zoo
 from hwsim.models import tensor_formats as tf
 from hwsim.models.graph import Layer, Model, save_model
 
-from hwsim import run
+from hwsim import cli, run
 from hwsim.deform_unit import DeformUnitConfig
 from hwsim.errors import HwsimError
 from hwsim.families import Accelerator, Unit, get_family, resolve_accel
@@ -138,6 +139,60 @@ def test_lstm_wrong_expectation_is_caught(tmp_path):
     assert f"sigmoid.eval: RTL {s}, model {s + 1}" in format_model_report(rep)
 
 
+#: LSTM_CFG as ``hwsim cosim lstm-engine`` config flags (the fixture's Verilator build, from the cache).
+LSTM_FLAGS = ["--pes", "8", "--banks", "4", "--data-bits", "8", "--acc-bits", "24", "--frac-bits", "5",
+              "--work-sram-bytes", "512", "--weight-sram-bytes", "1024", "--hidden-sram-bytes", "8192",
+              "--addr-levels", "4"]
+
+
+def test_cli_lstm_model_option(tmp_path, capsys):
+    """``hwsim cosim lstm-engine --model digits-tt-lstm --images 2`` (the config flags' engine: LSTM_CFG) runs
+    both layers on the RTL and exits 0; the table's cycles and stalls by the stage-timing formula by hand."""
+    n, P, B = 2, 8, 4
+    assert LstmEngineConfig.from_dict(dict(zip([f[2:].replace("-", "_") for f in LSTM_FLAGS[::2]],
+                                               map(int, LSTM_FLAGS[1::2]), strict=True))) == LSTM_CFG
+    out_json = tmp_path / "rep.json"
+    assert cli.main(["cosim", "lstm-engine", *LSTM_FLAGS, "--model", "digits-tt-lstm", "--images", str(n),
+                     "--run-dir", str(tmp_path / "run"), "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("digits-tt-lstm (int8 fixed point (") and \
+        " on lstm_engine_p8_b4_d8_a24_saturate_half_up: 2 images through the RTL (" in lines[0], lines[0]
+    assert "NO" not in out.split()
+    # digits-tt-lstm: H = 32, N = 8, T = 8 (asserted in test_lstm_classifier_through_the_rtl); the input
+    # layer's stages from its TT format, then the hidden stage (4H x H) and the gate phase (4H + 9 cycles).
+    x_tr, y_tr, _, _ = zoo.load_digits_split()
+    cm, _ = run.compile_model(resolve_accel(LSTM_CFG), catalog.load(LSTM_MODEL), None, x_tr[:512],
+                              train_data=(x_tr, y_tr))
+    H, T = 32, 8
+    stages = [(s.R, s.K, s.Q) for s in tf.plan_stages(cm.fixed.lstm.fmt, cm.fixed.lstm.order)] + [(4 * H, H, 1)]
+    step = sum(_stage_cycles(*st, P, B) for st in stages) + 4 * H + 9
+    stalls = sum(_stage_stalls(*st, P, B) for st in stages)
+    ro, ro_st = _stage_cycles(10, H, 1, P, B), _stage_stalls(10, H, 1, P, B)
+    # per layer row, after the name and the shape: vectors, mismatches, rtl cyc, pred cyc, stalls, pred st, counts, ok
+    rows = {ln.split()[0]: ln.split()[-8:] for ln in lines if ln.split() and ln.split()[0] in ("lstm", "readout")}
+    assert rows["lstm"] == [str(v) for v in (n * H, 0, n * T * step, n * T * step, n * T * stalls,
+                                                 n * T * stalls)] + ["equal", "yes"], rows
+    assert rows["readout"] == [str(v) for v in (n * 10, 0, n * ro, n * ro, n * ro_st, n * ro_st)] + \
+        ["equal", "yes"], rows
+    assert (f"total: {n * H + n * 10} outputs compared, 0 mismatches, 0 layers with RTL cycles != predicted, "
+            f"0 action/stall count differences; {n * (T * step + ro)} RTL cycles") in out
+    assert "RTL logits equal the reference's: yes" in out
+    data = json.loads(out_json.read_text())
+    assert data["passed"] is True and data["images"] == n and [r["name"] for r in data["layers"]] == ["lstm", "readout"]
+    assert data["layers"][1]["actions"]["work_sram.write"] == n * 10 and data["layers"][1]["count_diffs"] == {}
+
+
+def test_cli_lstm_model_option_bad_compress_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HWSIM_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["cosim", "lstm-engine", "--model", "digits-tt-lstm", "--compress", "int4", "--images", "1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == ("hwsim: error: --compress='int4' is not allowed on lstm-engine: expected int16 "
+                                    "or no --compress (the engine runs its config's data_bits fixed point)")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_lstm_readout_on_a_stream_x_load_engine_is_refused_before_any_build(tmp_path, monkeypatch):
     monkeypatch.setenv("HWSIM_CACHE", str(tmp_path / "cache"))
     cfg = LSTM_CFG.replace(x_load="stream")
@@ -234,4 +289,29 @@ def test_deformable_layer_outside_the_rtl_is_refused_before_any_build(model, wha
                                          rf"deform_unit_free_b8_k3_l4_f4 \({what}\): the RTL runs depthwise 3x3 "
                                          rf"layers with c == lanes == 4, stride 1, padding 1, dilation 1 and no bias$"):
         run_model_cosim(path, _dcn_accel(), "int8", images=1, workdir=tmp_path / "run")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cli_deform_unit_model_option_refuses_digits_dcn(tmp_path, capsys, monkeypatch):
+    """``hwsim cosim deform-unit --model digits-dcn``: one error line, exit 2, before any build. With the
+    config flags alone the accelerator is the deformable unit, which runs no conv2d (digits-dcn's conv1);
+    with --accel naming a MAC array and an RTL-sized unit, digits-dcn's full 8->16 deformable layer with bias
+    has no RTL."""
+    monkeypatch.setenv("HWSIM_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["cosim", "deform-unit", "--model", "digits-dcn"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == ("hwsim: error: layer 'conv1' (kind conv2d) is not allowed on accelerator "
+                                    "deform-unit: no unit runs conv2d layers (deform-unit runs deform_conv2d)")
+    mac = resolve_accel("mac-array-4x4-ws").units[0].config
+    accel = tmp_path / "mac_array_deform_unit.json"
+    accel.write_text(json.dumps({"units": [{"family": "mac-array", **mac.to_dict()},
+                                           {"family": "deform-unit", **DCFG.to_dict()}]}))
+    assert cli.main(["cosim", "deform-unit", "--model", "digits-dcn", "--accel", str(accel), "--images", "1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "\n" not in captured.err.strip()
+    assert captured.err.strip() == ("hwsim: error: layer 'dconv2' is not allowed in the co-simulation of "
+                                    "deform_unit_free_b8_k3_l4_f4 (full 8->16, stride 1, padding 1, dilation 1, "
+                                    "bias): the RTL runs depthwise 3x3 layers with c == lanes == 4, stride 1, "
+                                    "padding 1, dilation 1 and no bias")
     assert not (tmp_path / "cache").exists()

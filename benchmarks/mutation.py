@@ -267,13 +267,13 @@ PENDING = STAGE / "pending.json"
 #: first match). Restricting can only leave a killable mutant alive, never kill a survivor wrongly.
 REKILL_TESTS = [
     ("hwsim.cost.", ["test_mutants_cost.py"]),
-    ("hwsim.mac_array", ["test_mutants_mac_array.py", "test_mutants_inventory.py"]),
+    ("hwsim.mac_array", ["test_mutants_mac_array.py", "test_mutants_inventory.py", "test_mutants_records.py"]),
     ("hwsim.deform_unit.", ["test_mutants_deform.py"]),
     ("hwsim.models.deform_unit.", ["test_mutants_deform.py", "test_mutants_references.py"]),
-    ("hwsim.rf_array.", ["test_mutants_inventory.py", "test_mutants_references.py"]),
-    ("hwsim.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_inventory.py"]),
+    ("hwsim.rf_array.", ["test_mutants_inventory.py", "test_mutants_references.py", "test_mutants_records.py"]),
+    ("hwsim.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_inventory.py", "test_mutants_records.py"]),
     ("hwsim.models.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_references.py"]),
-    ("hwsim.models.mac_array.", ["test_mutants_references.py", "test_mutants_requant.py"]),
+    ("hwsim.models.mac_array.", ["test_mutants_references.py"]),
 ]
 
 

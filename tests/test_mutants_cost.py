@@ -79,3 +79,64 @@ def test_part_widths_name_the_field(call, field):
 
     with pytest.raises(HwsimError, match=rf"^{field}=0 is not allowed: expected an integer >= 1$"):
         call(CostModel())
+
+
+def test_requantizer_parts_by_hand():
+    # 32-bit accumulator to 8 bits: a 32-bit rounding adder; a barrel shifter of ceil(log2(32)) = 5 stages of 32
+    # MUX2s; two 32-bit clamp comparators (priced as adders); 2 levels x 8 MUX2s selecting the clamp value.
+    mux = CostModel().entry("mux2.energy").value
+    rows = {e.name: (e.value, e.bits, e.note) for e in CostModel().explain_requant(32, 8) if e.name.endswith(".energy")}
+    assert list(rows) == ["requant.round.energy", "requant.shifter.energy", "requant.clamp_compare.energy",
+                          "requant.clamp_select.energy"]
+    assert rows["requant.round.energy"][:2] == (pytest.approx(ADD32), 32)
+    assert rows["requant.round.energy"][2].startswith("1 x 32-bit rounding adder: adder line through int8_add")
+    assert rows["requant.shifter.energy"] == (pytest.approx(160 * mux), 32, "160 x MUX2 (barrel shifter: 5 stages x "
+                                              "32 bits); mux2.energy / mux2.area per gate")
+    assert rows["requant.clamp_compare.energy"][:2] == (pytest.approx(2 * ADD32), 32)
+    assert rows["requant.clamp_compare.energy"][2].startswith("2 x 32-bit clamp comparator (priced as an adder): ")
+    assert rows["requant.clamp_select.energy"] == (pytest.approx(16 * mux), 8, "16 x MUX2 (clamp select: 2 levels x "
+                                                   "8 bits); mux2.energy / mux2.area per gate")
+    assert CostModel().requant_energy_pj(32, 8) == pytest.approx(ADD32 + 160 * mux + 2 * ADD32 + 16 * mux)
+    # a 2-bit accumulator still has one shifter stage (log2(2) = 1): 2 MUX2s
+    two = {e.name: e.value for e in CostModel().explain_requant(2, 2)}
+    assert two["requant.shifter.energy"] == pytest.approx(2 * mux)
+
+
+def test_multiplier_line_starts_just_above_64_partial_products():
+    # Up to P = 64 partial products the multiplier scales from the int8 one (P / 64); above, the line from
+    # (64, 0.2 pJ) to (1024, 3.1 pJ): a 5 x 13-bit multiplier (P = 65) is 1/960 of the way.
+    m = CostModel()
+    assert m.mult_energy_pj(8) == pytest.approx(MUL8)
+    assert m.mult_energy_pj(4, 8) == pytest.approx(MUL8 / 2)
+    assert m.mult_energy_pj(5, 13) == pytest.approx(MUL8 + (3.1 - MUL8) / 960)
+    assert m.mult_energy_pj(32) == pytest.approx(3.1)
+
+
+def test_sram_access_scales_with_the_word_and_names_bad_arguments():
+    # one access moves word_bits: the energy is the 64-bit access's times word_bits / 64
+    from hwsim.errors import HwsimError
+
+    m = CostModel()
+    e64 = m.sram_access_energy_pj(4096, 64)
+    assert m.sram_access_energy_pj(4096, 65) == pytest.approx(e64 * 65 / 64)
+    assert m.sram_access_energy_pj(4096, 16) == pytest.approx(e64 / 4)
+    assert m.sram_access_energy_pj(4096) == e64
+    with pytest.raises(HwsimError, match=r"^size_bytes=0 is not allowed: expected an integer >= 1$"):
+        m.sram_access_energy_pj(0, 64)
+    with pytest.raises(HwsimError, match=r"^word_bits=0 is not allowed: expected an integer >= 1$"):
+        m.sram_access_energy_pj(4096, 0)
+
+
+def test_area_report_fields():
+    # DRAM is off chip: no area, no entry in the area parts (and 0 um^2 when asked for one component); the report
+    # names each priced component's class, the node, and the inventory's notes as "name: note".
+    from hwsim.cost import Component, Inventory
+
+    dram = Component("dram", "dram", {})
+    inv = Inventory("t", (Component("acc", "register", {"bits": 8}, 2, "two 8-bit registers"), dram))
+    m = CostModel()
+    assert m.component_area_um2(dram) == 0.0
+    rep = m.area(inv)
+    assert list(rep.parts) == ["acc"] and rep.classes == {"acc": "register"}
+    assert rep.parts["acc"] == pytest.approx(2 * m.component_area_um2(inv.components[0]))
+    assert (rep.node_nm, rep.notes) == (45, ("acc: two 8-bit registers",))

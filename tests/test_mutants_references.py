@@ -186,3 +186,67 @@ def test_rf_emulate_is_independent_of_the_input_container():
     want = rref.emulate(cfg, codes, x8.tolist())
     assert np.abs(want).max() > 127
     assert got.dtype == np.int64 and got.tolist() == want.tolist()
+
+
+def _exact_requant(acc: int, scale, zp: int, lo: int, hi: int) -> int:
+    """ONNX Runtime's requantization of one accumulator in exact rational arithmetic."""
+    return min(max(_rne(_f32(_f32(Fraction(acc)) * Fraction(float(scale)))) + zp, lo), hi)
+
+
+def test_f32_requantizer_integer_algorithm_corners():
+    """requantize_f32_int against exact rationals where its integer steps are exercised at their edges: 32-bit
+    accumulators as NumPy int32 (|-2**31| does not fit one), one scale for a 3 x 5 block, accumulators of +-1
+    times scales of 2**23 and more (the product's 24 significant bits all kept), accumulators near 2**61 (the
+    bit-length estimate of values beyond float64's 53 bits), and a zero accumulator with a scale just below
+    2**40 (the largest scale that still shifts the significand instead of saturating)."""
+    from hwsim.models.mac_array import FloatRequant, requantize_f32_int
+
+    i32 = (-(1 << 31), (1 << 31) - 1)
+    acc32 = np.array([[-(1 << 31), -(1 << 31) + 1, (1 << 31) - 1, -5, 0, 1 << 30]], dtype=np.int32)
+    for scale in (np.float32(2.0**-20), np.float32(0.7071), np.float32(2.0**-31)):
+        got = requantize_f32_int(acc32, FloatRequant([scale], 0, -128, 127))
+        assert got.tolist() == [[_exact_requant(int(a), scale, 0, -128, 127) for a in acc32[0]]], float(scale)
+    block = np.arange(-7, 8, dtype=np.int64).reshape(3, 5) * 1001
+    got = requantize_f32_int(block, FloatRequant([np.float32(0.01)], 3, -128, 127))
+    assert got.tolist() == [[_exact_requant(int(a), np.float32(0.01), 3, -128, 127) for a in row] for row in block]
+    cases = [(a, s) for a in (1, -1, 2, 3, -7) for s in (2.0**23 + 1, 2.0**24 - 1, 26783926.0, 1e9, 3.3e8)]
+    cases += [(a, s) for a in (2473308746939790336, (1 << 62) - 1, -(1 << 61) - (1 << 37) - 1, (1 << 61) + 12345,
+                               (1 << 55) - 1, -(1 << 50) + 3)
+              for s in (1.9214766496661317e-12, 2.0**-40, 2.0**-45, 3.1e-14, 2.0**-55)]
+    cases += [(0, s) for s in (2.0**39, 1.5 * 2.0**39, 2.0**40 - 2.0**16)]
+    for a, s in cases:
+        s32 = np.float32(s)
+        got = requantize_f32_int(np.array([[a]], dtype=np.int64), FloatRequant([s32], 0, *i32))[0, 0]
+        assert got == _exact_requant(a, s32, 0, *i32), (a, float(s32))
+
+
+@pytest.mark.xfail(strict=True, reason="defect found by the mutation run (issue 25): requantize_f32_int and the RTL "
+                   "(rtl/f32_requantizer.py f32_to_int) saturate any value whose float32 exponent is above 16, "
+                   "including an exact zero, so acc + corr == 0 with a scale >= 2**40 gives hi instead of the "
+                   "zero point")
+def test_f32_requantizer_zero_accumulator_with_a_huge_scale_gives_the_zero_point():
+    # f32(0) * scale = 0 for every finite scale: the output is the zero point (clamped), whatever the scale
+    from hwsim.models.mac_array import FloatRequant, requantize_f32_int
+
+    scales = np.array([2.0**40, 2.0**41, 2.0**60, 2.0**100], dtype=np.float32)
+    got = requantize_f32_int(np.zeros((1, 4), dtype=np.int64), FloatRequant(scales, -3, -128, 127))
+    assert got.tolist() == [[-3, -3, -3, -3]]
+
+
+def test_mac_accumulator_saturates_at_the_bottom_and_keeps_int64():
+    # 16-bit accumulator ([-32768, 32767]). Column 0: four products of 100 * -100 = -10,000 run -10,000, -20,000,
+    # -30,000, then -40,000 saturates to -32,768. Column 1: +10,000 then -10,000 x 3 ends at -20,000; column 2:
+    # +12,700 then -10,000 x 3 ends at -17,300 (neither leaves the range). Empty batches and empty outputs
+    # accumulate nothing.
+    from hwsim.models.mac_array import accumulate
+
+    from hwsim.config import MacArrayConfig
+
+    cfg = MacArrayConfig(acc_bits=16)
+    a = np.array([[100, 100, 100, 100], [100, 100, 100, 100], [100, 100, 100, 100]])
+    w = np.array([[-100, 100, 127], [-100, -100, -100], [-100, -100, -100], [-100, -100, -100]])
+    got = accumulate(a, w, cfg)
+    assert got.dtype == np.int64
+    assert got.tolist() == [[-32768, -20000, -17300]] * 3
+    assert accumulate(np.zeros((0, 3), dtype=np.int64), np.ones((3, 2), dtype=np.int64), cfg).shape == (0, 2)
+    assert accumulate(np.ones((2, 3), dtype=np.int64), np.ones((3, 0), dtype=np.int64), cfg).shape == (2, 0)

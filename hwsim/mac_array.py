@@ -921,7 +921,10 @@ def synth_groups(cfg: MacArrayConfig) -> tuple:
     buffer the buffer, both beside the top (analytic only). An N:M array adds one N:M PE and one PE of the
     same config made dense, each synthesized alone, so the N:M overhead (index register, the M-wide
     activation register, the M:1 mux) is attributed by their difference: flip-flops against
-    ``pe_index_reg`` + the wider ``pe_pipeline_reg``, the rest against ``pe_act_mux``."""
+    ``pe_index_reg`` + the wider ``pe_pipeline_reg``, the rest against ``pe_act_mux``. A dense array with
+    idle-lane gating adds its PE and the same PE ungated (``gating='none'``), each synthesized alone: their
+    difference is the gating logic (register enables, the operand register that no longer merges with the
+    activation hop) against the clock-gating cells the inventory prices."""
     pe_names = ("pe_mac", "pe_weight_reg", "pe_pipeline_reg")
     label = "PEs (MAC + pipeline registers)"
     if cfg.sparse:
@@ -945,6 +948,15 @@ def synth_groups(cfg: MacArrayConfig) -> tuple:
             SynthProbe("dense PE", f"{dense.top_name}_pe", _pe_builder(dense), _pe_analytic(dense)),
             SynthProbe(f"{cfg.sparsity} PE", f"{cfg.top_name}_pe", _pe_builder(cfg), _pe_analytic(cfg),
                        baseline="dense PE"),
+        ]
+    elif cfg.gating != "none":
+        from hwsim.synth import SynthProbe
+
+        plain = cfg.replace(gating="none")
+        groups += [
+            SynthProbe("ungated PE", f"{plain.top_name}_pe", _pe_builder(plain), _pe_analytic(plain)),
+            SynthProbe(f"{cfg.gating}-gated PE", f"{cfg.top_name}_pe", _pe_builder(cfg), _pe_analytic(cfg),
+                       baseline="ungated PE"),
         ]
     return tuple(groups)
 

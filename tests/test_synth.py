@@ -332,3 +332,18 @@ def test_yosys_failure_is_one_line_with_its_log(monkeypatch, capsys):
                  r"for the test \(log: (.+)\)$", err)
     assert m, err
     assert "reading design.v" in Path(m.group(1)).read_text()
+
+
+def test_gating_logic_area_is_shown(report):
+    """Issue 27: the clock-gated PE and the same PE ungated, each synthesized alone; their difference is the
+    gating logic. Flip-flops: the operand register (8 bits) no longer merges with the activation hop;
+    analytic: two clock-gating cells of 5 GE (operand registers in pe_mac, pipeline registers)."""
+    probes = {p.label: p for p in report.probes}
+    plain, gated = probes["ungated PE"], probes["clock-gated PE"]
+    assert gated.baseline == "ungated PE"
+    assert gated.flops - plain.flops == CFG.act_bits
+    icg = 5 * NAND2_UM2
+    assert gated.analytic_reg_um2 - plain.analytic_reg_um2 == pytest.approx(icg)
+    assert gated.analytic_logic_um2 - plain.analytic_logic_um2 == pytest.approx(icg)
+    assert gated.area_um2 > plain.area_um2  # the enables cost gates in the generic library
+    assert "clock-gated PE - ungated PE" in format_synth_report(report)

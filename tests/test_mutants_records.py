@@ -62,3 +62,19 @@ def test_closed_form_with_a_cold_beat_period_cache():
     mac_array_fast._PERIODS.clear()
     assert mac_array_fast.closed_form_gemm(cfg, 7, 9, 5) == predict_gemm_folds(cfg, 7, 9, 5)
     assert mac_array_fast.closed_form_gemm(cfg, 7, 9, 5) == predict_gemm_folds(cfg, 7, 9, 5)  # now cached
+
+
+def test_mac_array_notes_say_what_idle_slots_cost():
+    # docs/idle_lanes.md: with gating "clock" the PE's pipeline register is clock-gated while the PE is idle; with
+    # "operand" only the multiplier's operands are held; with "none" an idle slot is priced as a MAC.
+    notes = {}
+    for gating in ("none", "operand", "clock"):
+        got = _by_name(mac_inventory(MacArrayConfig(rows=2, cols=2, gating=gating)))
+        notes[gating] = (got["pe_mac"].note, got["pe_pipeline_reg"].note)
+    assert notes["clock"][1] == "activation + psum registers; a write updates 40 bits (ws dataflow); clock-gated " \
+                                "while the PE is idle"
+    assert notes["operand"][1] == notes["none"][1] == "activation + psum registers; a write updates 40 bits " \
+                                                      "(ws dataflow)"
+    assert "nothing is gated" in notes["none"][0]
+    assert notes["operand"][0].startswith("operand isolation: ")
+    assert "operands" in notes["clock"][0] and notes["clock"][0] != notes["operand"][0]

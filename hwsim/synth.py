@@ -402,6 +402,12 @@ class _YosysRun:
         warnings = tuple(line.strip() for line in out.splitlines() if line.strip().startswith("Warning"))
         return stat, warnings, seconds
 
+    def abandon(self) -> None:
+        """Stop the process (another run of the same synthesis failed) and remove its directory."""
+        self._proc.kill()
+        self._proc.communicate()
+        self._tmp.cleanup()
+
 
 def _strip(name: str) -> str:
     return name[1:] if name.startswith("\\") else name
@@ -481,7 +487,12 @@ def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
     groups = tuple(g for g in groups if not isinstance(g, SynthProbe))
     run = _YosysRun(text, top)
     probe_runs = _start_probes(probes)
-    stat, warnings, synth_seconds = run.wait()
+    try:
+        stat, warnings, synth_seconds = run.wait()
+    except HwsimError:  # the top failed: the blocks synthesized alone are not needed, stop them
+        for pr in probe_runs:
+            pr.abandon()
+        raise
     probe_rows = _finish_probes(probes, probe_runs, model, weights, nand2_um2)
 
     modules = {_strip(k): v for k, v in stat["modules"].items()}

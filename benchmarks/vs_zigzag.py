@@ -428,9 +428,9 @@ Why the ratios are what they are (the prices are identical, so every difference 
  5. input SRAM: hwsim writes and reads the im2col-expanded stream (full beats of rows bytes per pixel, per
     k-fold and n-tile); ZigZag writes each fold's raw input tile once (halo included) and reads one
     activation per used row and pixel: 1.8 on full 3x3 layers, more where rows are idle.
- 6. output SRAM: hwsim writes the used columns' 32-bit psums per pixel and fold (lane write enables; a word
-    with any used lane is one word access) and reads the whole row back in later folds and at the drain (32
-    bits; the read port has no lane enables); ZigZag moves only real channels, reads the psum before every fold
+ 6. output SRAM: hwsim writes the used columns' 32-bit psums per pixel and fold and reads them back in later
+    folds and at the drain (lane enables; a word with any used lane is one word access); ZigZag moves only
+    real channels too, but reads the psum before every fold
     including the first, and writes a single-fold layer's outputs at 8 bits (Conv1: 4 x 4 = 16); it keeps
     FC's psums in the PE registers across folds (one pixel per tile), so hwsim's FC output SRAM has no peer.
  7. global buffer: hwsim's serves the array's port stream (im2col, per k-fold, n-tile and m-tile) and the raw

@@ -76,7 +76,8 @@ def _stream_payload_width(meta: dict, name: str) -> int:
 COUNTERS = ("cycles", "stall_cycles", "n_weights", "n_acts", "n_out", "requant_ops", "pe_macs", "pe_hops",
             "pe_weight_loads", "input_sram_reads", "input_sram_writes", "weight_sram_reads",
             "weight_sram_writes", "output_sram_reads", "output_sram_writes", "pe_idle_macs", "pe_idle_regs",
-            "output_sram_write_words", "output_sram_write_lanes", "out_lanes")
+            "output_sram_write_words", "output_sram_write_lanes", "out_lanes", "output_sram_read_words",
+            "output_sram_read_lanes")
 #: Further counters of tops with ``skip_zero_tiles`` (their ``dbg_blk`` output): zero-tile bitmap reads.
 SKIP_COUNTERS = ("tile_bitmap_reads",)
 #: Further counters of tops with the float32 requantizer: lanes of output beats requantized in float32
@@ -260,7 +261,7 @@ module {HARNESS_TOP} (
     wire [31:0] n_idle = $countones(dbg_idle);
     wire [31:0] n_gate = $countones(dbg_gate);
     wire [15:0] dbg_lanes_w = {{{16 - lane_bits}'d0, dbg_lanes}};
-    // Words of sram_word_bits = {sram_wb} an output-buffer write touches: those holding its valid lanes
+    // Words of sram_word_bits = {sram_wb} an output-buffer write (or read) touches: those holding its valid lanes
     // (lanes 0 .. dbg_lanes-1 of {bias_bits} bits each; a partly written word is one word access).
     wire [31:0] o_wr_words = ({{16'd0, dbg_lanes_w}} * 32'd{bias_bits} + 32'd{sram_wb - 1}) / 32'd{sram_wb};
 
@@ -328,6 +329,10 @@ module {HARNESS_TOP} (
             if (dbg_sram[5]) begin
                 output_sram_write_words <= output_sram_write_words + {{32'd0, o_wr_words}};
                 output_sram_write_lanes <= output_sram_write_lanes + {{48'd0, dbg_lanes_w}};
+            end
+            if (dbg_sram[4]) begin
+                output_sram_read_words <= output_sram_read_words + {{32'd0, o_wr_words}};
+                output_sram_read_lanes <= output_sram_read_lanes + {{48'd0, dbg_lanes_w}};
             end{zmem_count}
         end
     end

@@ -84,8 +84,8 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
     ``counters`` are the harness's (:data:`hwsim.cosim.harness.COUNTERS`); ``widths`` the bit widths of a
     weight beat, an activation beat, an output beat and an output-SRAM row (``wbeat``, ``abeat``, ``obeat``,
     ``osram``, read from the harness). Every SRAM access moves one beat-wide row, ``ceil(bits /
-    sram_word_bits)`` words, except output-buffer writes, which the harness counts in words and lanes (with
-    idle-lane gating a write touches only the words holding the tile's real columns); output beats count
+    sram_word_bits)`` words, except output-buffer writes and reads, which the harness counts in words and lanes
+    (with idle-lane gating an access touches only the words holding the tile's real columns); output beats count
     their valid lanes (``out_lanes``); a pipeline hop is one pipeline update (the PE's activation and psum
     registers, OS: activation, weight and psum, priced together as ``MacArrayConfig.pe_reg_write_bits``).
     ``bitmap_bits`` is the size of the zero-tile bitmap the DRAM side loaded (skip_zero_tiles), read as
@@ -107,13 +107,13 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
         input_sram_writes=words(c["input_sram_writes"], in_bits),
         weight_sram_reads=words(c["weight_sram_reads"], wt_bits),
         weight_sram_writes=words(c["weight_sram_writes"], wt_bits),
-        output_sram_reads=words(c["output_sram_reads"], o_bits),
+        output_sram_reads=c["output_sram_read_words"],
         output_sram_writes=c["output_sram_write_words"],
         input_sram_read_bytes=math.ceil(c["input_sram_reads"] * in_bits / 8),
         input_sram_write_bytes=math.ceil(c["input_sram_writes"] * in_bits / 8),
         weight_sram_read_bytes=math.ceil(c["weight_sram_reads"] * wt_bits / 8),
         weight_sram_write_bytes=math.ceil(c["weight_sram_writes"] * wt_bits / 8),
-        output_sram_read_bytes=math.ceil(c["output_sram_reads"] * o_bits / 8),
+        output_sram_read_bytes=-(-c["output_sram_read_lanes"] * (o_bits // cfg.cols) // 8),
         output_sram_write_bytes=-(-c["output_sram_write_lanes"] * (o_bits // cfg.cols) // 8),
         dram_read_beats=c["n_weights"] + c["n_acts"],
         dram_write_beats=c["n_out"],

@@ -535,8 +535,11 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         pe_w = int((plan.kt * lanes).sum())
         # Clock gating closes the pipeline registers of a PE whose column is idle (idle rows still pass psums).
         pe_regs = int((plan.mt * plan.nt).sum()) * R if cfg.gating == "clock" else slots
-        psum_reads = int(plan.mt[~plan.first].sum())
-        o_reads = psum_reads + out_rows - int(plan.rows_out[plan.drain_zero].sum())  # zero tiles read nothing
+        # Reads: the partial sums of every fold but a tile's first, and the drain (zero tiles read nothing);
+        # with gating only the words holding the tile's real lanes (one memory per lane, own read enables).
+        reads = np.where(plan.first, 0, plan.mt) + np.where(plan.drain_zero, 0, plan.rows_out)
+        o_read_words = int((reads * _words(lanes * cfg.acc_bits, wb)).sum())
+        o_read_bits = int((reads * lanes).sum()) * cfg.acc_bits
         # A write touches the words holding its valid lanes (lane write enables; a partly written word is
         # one word access); without gating every write is the whole row.
         o_write_words = int((plan.mt * _words(lanes * cfg.acc_bits, wb)).sum())
@@ -547,8 +550,7 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         pe_macs = int((plan.kt * plan.tile_rows * plan.nt).sum())
         pe_w = 0
         pe_regs = pe_macs if cfg.gating == "clock" else slots
-        o_reads = o_write_words = o_write_bits = 0
-    o_word = int(_words(acc_row_bits, wb))
+        o_read_words = o_read_bits = o_write_words = o_write_bits = 0
     # In IS the "stationary" buffer is the input SRAM and the streamed one the weight SRAM.
     if cfg.dataflow == "is":
         in_w, in_r, in_bits = w_words, w_words, nw * stat_bits
@@ -567,13 +569,13 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         input_sram_writes=in_w,
         weight_sram_reads=wt_r,
         weight_sram_writes=wt_w,
-        output_sram_reads=o_reads * o_word,
+        output_sram_reads=o_read_words,
         output_sram_writes=o_write_words,
         input_sram_read_bytes=math.ceil(in_bits / 8),
         input_sram_write_bytes=math.ceil(in_bits / 8),
         weight_sram_read_bytes=math.ceil(wt_bits / 8),
         weight_sram_write_bytes=math.ceil(wt_bits / 8),
-        output_sram_read_bytes=math.ceil(o_reads * acc_row_bits / 8),
+        output_sram_read_bytes=math.ceil(o_read_bits / 8),
         output_sram_write_bytes=math.ceil(o_write_bits / 8),
         dram_read_beats=nw + na,
         dram_write_beats=out_rows,

@@ -138,21 +138,22 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
         slots = sum_kt * R * C
         pe_macs, pe_w = m * k * n, 0
         pe_regs = pe_macs if cfg.gating == "clock" else slots
-        o_reads = o_write_words = o_write_bits = 0
+        o_read_words = o_read_bits = o_write_words = o_write_bits = 0
     else:
         sum_mt = nN * nK * M_
         nw, na = sum_kt, sum_mt
         slots = sum_mt * R * C
         pe_macs, pe_w = m * k * n, nM * k * lanes_n
         pe_regs = nK * M_ * N_ * R if cfg.gating == "clock" else slots
-        o_reads = nN * (nK - 1) * M_ + out_rows
+        # Every output row is written once per k-fold and read once per k-fold (the partial sums of the later
+        # folds and the drain); with gating only the words of each tile's real lanes.
         if gated:
-            o_write_words = nK * M_ * ((nN - 1) * _cdiv(C * cfg.acc_bits, wb) + _cdiv(n_last * cfg.acc_bits, wb))
+            row_words = (nN - 1) * _cdiv(C * cfg.acc_bits, wb) + _cdiv(n_last * cfg.acc_bits, wb)
         else:
-            o_write_words = sum_mt * _cdiv(acc_row_bits, wb)
-        o_write_bits = nK * M_ * lanes_n * cfg.acc_bits
+            row_words = nN * _cdiv(acc_row_bits, wb)
+        o_write_words = o_read_words = nK * M_ * row_words
+        o_write_bits = o_read_bits = nK * M_ * lanes_n * cfg.acc_bits
     w_words, a_words = _cdiv(stat_bits, wb) * nw, _cdiv(strm_bits, wb) * na
-    o_word = _cdiv(acc_row_bits, wb)
     if df == "is":
         in_words, in_bits, wt_words, wt_bits = w_words, nw * stat_bits, a_words, na * strm_bits
     else:
@@ -163,10 +164,10 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
         pe_weight_loads=pe_w, pe_reg_writes=pe_regs,
         input_sram_reads=in_words, input_sram_writes=in_words,
         weight_sram_reads=wt_words, weight_sram_writes=wt_words,
-        output_sram_reads=o_reads * o_word, output_sram_writes=o_write_words,
+        output_sram_reads=o_read_words, output_sram_writes=o_write_words,
         input_sram_read_bytes=_cdiv(in_bits, 8), input_sram_write_bytes=_cdiv(in_bits, 8),
         weight_sram_read_bytes=_cdiv(wt_bits, 8), weight_sram_write_bytes=_cdiv(wt_bits, 8),
-        output_sram_read_bytes=_cdiv(o_reads * acc_row_bits, 8),
+        output_sram_read_bytes=_cdiv(o_read_bits, 8),
         output_sram_write_bytes=_cdiv(o_write_bits, 8),
         dram_read_beats=nw + na, dram_write_beats=out_rows,
         dram_read_bytes=_cdiv(nw * stat_bits + na * strm_bits, 8),

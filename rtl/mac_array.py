@@ -65,6 +65,7 @@ Cycle timing (exactly what ``hwsim.mac_array`` predicts) is documented there.
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -466,10 +467,23 @@ class MacArray(wiring.Component):
                     end_of_fold()
 
         if ws_like:
-            m.submodules.obuf = obuf = Memory(
-                shape=data.ArrayLayout(unsigned(cfg.acc_bits), C), depth=m_step, init=[])
-            # With gating, one write enable per lane: only the tile's real columns are written.
-            o_wr, o_rd = obuf.write_port(granularity=1 if gated else None), obuf.read_port()
+            if gated:
+                # Idle-lane gating: one memory per lane (obuf0 .. obuf{C-1}), each with its own write and read
+                # enable, so only the tile's real columns are written and read.
+                row = data.ArrayLayout(unsigned(cfg.acc_bits), C)
+                o_wr = SimpleNamespace(addr=Signal(range(max(m_step, 2)), name="obuf_waddr"), en=Signal(name="obuf_wen"),
+                                       data=Signal(row, name="obuf_wdata"))
+                o_rd = SimpleNamespace(addr=Signal(range(max(m_step, 2)), name="obuf_raddr"), en=Signal(name="obuf_ren"),
+                                       data=Signal(row, name="obuf_rdata"))
+                for c in range(C):
+                    m.submodules[f"obuf{c}"] = lane_mem = Memory(shape=unsigned(cfg.acc_bits), depth=m_step, init=[])
+                    wp, rp = lane_mem.write_port(), lane_mem.read_port()
+                    m.d.comb += [wp.addr.eq(o_wr.addr), wp.data.eq(o_wr.data[c]), wp.en.eq(o_wr.en & lane_ok[c]),
+                                 rp.addr.eq(o_rd.addr), rp.en.eq(o_rd.en & lane_ok[c]), o_rd.data[c].eq(rp.data)]
+            else:
+                m.submodules.obuf = obuf = Memory(
+                    shape=data.ArrayLayout(unsigned(cfg.acc_bits), C), depth=m_step, init=[])
+                o_wr, o_rd = obuf.write_port(), obuf.read_port()
             dv, dv_q = Signal(), Signal()
             psum_q = Signal(data.ArrayLayout(signed(cfg.acc_bits), C))
             first_k = Signal()
@@ -483,7 +497,7 @@ class MacArray(wiring.Component):
             m.d.sync += [stream_last.eq(cf.mt_next + (R + C + STREAM_STAGES + PE_STAGES - 1)),
                          drain_last.eq(cf.mt_next - 1)]
             m.d.comb += [first_k.eq(~started if skip else cf.k0 == 0), o_rd.en.eq(o_rd_en),
-                         o_wr.en.eq(Mux(o_wr_en, lane_ok, 0) if gated else o_wr_en),
+                         o_wr.en.eq(o_wr_en),
                          o_wr.data.eq(array.out_vec), o_wr.addr.eq(cnt - (R + C + STREAM_STAGES + PE_STAGES)),
                          array.a_valid.eq(dv_q)]
             m.d.sync += dv_q.eq(dv)

@@ -317,10 +317,13 @@ def test_measured_actions_convert_units():
                 "pe_macs": 40, "pe_hops": 21, "pe_weight_loads": 10, "input_sram_reads": 7,
                 "input_sram_writes": 7, "weight_sram_reads": 5, "weight_sram_writes": 5,
                 "output_sram_reads": 2, "output_sram_writes": 3, "pe_idle_macs": 14, "pe_idle_regs": 9,
-                "output_sram_write_words": 5, "output_sram_write_lanes": 5, "out_lanes": 5}
+                "output_sram_write_words": 5, "output_sram_write_lanes": 5, "out_lanes": 5,
+                "output_sram_read_words": 8, "output_sram_read_lanes": 3}
     widths = {"wbeat": 16, "abeat": 24, "obeat": 16, "osram": 64}
     got = measured_actions(cfg, counters, widths)
-    assert (got.input_sram_reads, got.weight_sram_reads, got.output_sram_reads) == (7 * 2, 5 * 1, 2 * 4)
+    # output-buffer reads: the harness's word count; bytes from its lanes (3 lanes of 32 bits)
+    assert (got.input_sram_reads, got.weight_sram_reads, got.output_sram_reads) == (7 * 2, 5 * 1, 8)
+    assert got.output_sram_read_bytes == 12
     # output-buffer writes: the harness's word count; bytes from its lanes (5 lanes of 64 / 2 = 32 bits)
     assert (got.input_sram_read_bytes, got.output_sram_writes, got.output_sram_write_bytes) == (21, 5, 20)
     # output beats: 5 valid lanes of 16 / 2 = 8 bits
@@ -470,6 +473,9 @@ def test_idle_lanes_counted_apart_in_rtl(gating, dataflow, tmp_path):
             assert a["pe_idle_regs"] == (passes * R * C - m * k * n if gating == "clock" else 0)
         else:
             assert a["pe_idle_regs"] == (k_folds * M_ * (n_tiles * C - N_) * R if gating == "clock" else 0)
-    if dataflow == "ws":  # 5x4x3: five output-buffer writes of 3 (gated) or 8 lanes of 32 bits, 64-bit words
-        assert rep.layers[0]["actions"]["output_sram_writes"] == 5 * (2 if gating != "none" else 4)
-        assert rep.layers[0]["actions"]["output_sram_write_bytes"] == 5 * (3 if gating != "none" else 8) * 4
+    if dataflow == "ws":  # 5x4x3: five output-buffer writes of 3 (gated) or 8 lanes of 32 bits, 64-bit words,
+        # and five drain reads (one k-fold: no partial-sum reads) of the same lanes
+        a0 = rep.layers[0]["actions"]
+        words, lanes = (2, 3) if gating != "none" else (4, 8)
+        assert (a0["output_sram_writes"], a0["output_sram_write_bytes"]) == (5 * words, 5 * lanes * 4)
+        assert (a0["output_sram_reads"], a0["output_sram_read_bytes"]) == (5 * words, 5 * lanes * 4)

@@ -59,7 +59,8 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
         stat_bits, strm_bits = C * cfg.weight_bits, R * cfg.act_bits
     words = lambda bits: -(-bits // cfg.sram_word_bits)  # noqa: E731
     c = dict(folds=0, nw=0, na=0, out_rows=0, pe_macs=0, pe_idle=0, pe_w=0, pe_regs=0, pe_gated=0,
-             psum_reads=0, o_writes=0, o_write_words=0, o_write_lanes=0, out_lanes=0)
+             psum_reads=0, o_writes=0, o_write_words=0, o_write_lanes=0, out_lanes=0, o_read_words=0,
+             o_read_lanes=0)
     gating = cfg.gating
     for m0 in range(0, big_m, m_step):
         for n0 in range(0, big_n, C):
@@ -97,11 +98,15 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
                     c["o_write_lanes"] += rows * lanes
                     if k0 > 0:
                         c["psum_reads"] += rows
+                        c["o_read_words"] += rows * words(lanes * cfg.acc_bits)
+                        c["o_read_lanes"] += rows * lanes
                 if last:
+                    lanes_out = sum(real_col) if gating != "none" else C
                     c["out_rows"] += rows
-                    c["out_lanes"] += rows * (sum(real_col) if gating != "none" else C)
-    o_word = words(C * cfg.acc_bits)
-    o_reads = c["psum_reads"] + c["out_rows"] if cfg.dataflow != "os" else 0
+                    c["out_lanes"] += rows * lanes_out
+                    if cfg.dataflow != "os":  # the drain reads each output row's lanes once
+                        c["o_read_words"] += rows * words(lanes_out * cfg.acc_bits)
+                        c["o_read_lanes"] += rows * lanes_out
     stat_words, strm_words = words(stat_bits) * c["nw"], words(strm_bits) * c["na"]
     in_words, wt_words = (stat_words, strm_words) if cfg.dataflow == "is" else (strm_words, stat_words)
     in_bits, wt_bits = ((c["nw"] * stat_bits, c["na"] * strm_bits) if cfg.dataflow == "is"
@@ -113,8 +118,8 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
         weight_sram_writes=wt_words, input_sram_read_bytes=math.ceil(in_bits / 8),
         input_sram_write_bytes=math.ceil(in_bits / 8), weight_sram_read_bytes=math.ceil(wt_bits / 8),
         weight_sram_write_bytes=math.ceil(wt_bits / 8),
-        output_sram_reads=o_reads * o_word, output_sram_writes=c["o_write_words"],
-        output_sram_read_bytes=math.ceil(o_reads * C * cfg.acc_bits / 8),
+        output_sram_reads=c["o_read_words"], output_sram_writes=c["o_write_words"],
+        output_sram_read_bytes=math.ceil(c["o_read_lanes"] * cfg.acc_bits / 8),
         output_sram_write_bytes=math.ceil(c["o_write_lanes"] * cfg.acc_bits / 8),
         dram_read_beats=c["nw"] + c["na"], dram_write_beats=c["out_rows"],
         dram_read_bytes=math.ceil((c["nw"] * stat_bits + c["na"] * strm_bits) / 8),

@@ -106,10 +106,10 @@ def test_memories_excluded_from_logic_and_listed(report):
         assert not any(c.startswith("$mem") for c in r.cell_types)
         assert all(c in TRANSISTORS for c in r.cell_types)
     mems = {m.name: m for m in report.memories}
-    expected = {  # name: (width, depth)
+    expected = {  # name: (width, depth); with idle-lane gating (default) the output buffer is one memory per lane
         "wbuf": (CFG.cols * CFG.weight_bits, 2 * CFG.rows),
         "abuf": (CFG.rows * CFG.act_bits, 2 * CFG.m_tile),
-        "obuf": (CFG.cols * CFG.acc_bits, CFG.m_tile),
+        **{f"obuf{c}": (CFG.acc_bits, CFG.m_tile) for c in range(CFG.cols)},
     }
     assert set(mems) == set(expected)
     for name, (width, depth) in expected.items():
@@ -138,7 +138,16 @@ def test_analytic_estimate_side_by_side(report):
     assert comp["on-chip memories"][1] == pytest.approx(
         report.analytic.input_sram + report.analytic.weight_sram + report.analytic.output_sram)
     assert comp["array skew/deskew registers"][1] is None
-    assert report.probes == ()  # a dense array has no block synthesized alone
+    # a dense array's blocks synthesized alone: its PE and the same PE without idle-lane gating (issue 27)
+    assert [p.label for p in report.probes] == ["ungated PE", "clock-gated PE"]
+    assert report_of_ungated_has_no_probes()
+
+
+def report_of_ungated_has_no_probes() -> bool:
+    from hwsim.mac_array import synth_groups
+    from hwsim.synth import SynthProbe
+
+    return not any(isinstance(g, SynthProbe) for g in synth_groups(CFG.replace(gating="none")))
 
 
 SPARSE_CFG = MacArrayConfig(rows=2, cols=2, sparsity="2:4", skip_zero_tiles=True)

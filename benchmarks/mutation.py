@@ -1,6 +1,6 @@
 """Mutation testing of the cycle models, cost model, references and requantizers (issue 25; docs/testing.md).
 
-    nice python benchmarks/mutation.py             # the whole subset (about 20-30 min on 2 shared cores)
+    nice python benchmarks/mutation.py             # the whole subset (15-18 min on 2 cores at load 5-6)
     nice python benchmarks/mutation.py --list      # count the mutants of the subset, run nothing
     python benchmarks/mutation.py --report         # the table of the last run, without running
     nice python benchmarks/mutation.py 'hwsim.rf_array.*'   # only the mutants matching a glob

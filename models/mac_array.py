@@ -699,7 +699,8 @@ def requantize_f32_int(acc, fq: FloatRequant) -> np.ndarray:
     1. float32(acc): ``ma = rne(a / 2**d)``, ``d = max(n - 24, 0)`` (``ma <= 2**24``, exponent ``d``);
     2. the product ``p = ma * ms`` (<= 48 bits) rounded to 24 significant bits: ``mp = rne(p / 2**t)``,
        ``t = max(bitlen(p) - 24, 0)``, exponent ``e = d + es + t``;
-    3. to an integer half to even: ``q = rne(mp / 2**-e)`` when ``e < 0``, else ``mp * 2**e`` (saturated);
+    3. to an integer half to even: ``q = rne(mp / 2**-e)`` when ``e < 0``, else ``mp * 2**e`` (saturated;
+       an exact zero stays 0 whatever the scale);
     4. sign, plus the zero point, clamped to ``[lo, hi]``.
 
     A mantissa that rounds up to ``2**24`` in step 1 or 2 is still exact (it is a power of two), so no
@@ -726,7 +727,7 @@ def requantize_f32_int(acc, fq: FloatRequant) -> np.ndarray:
     e = d + es + t
     big = 1 << 40  # any magnitude above the clamp range saturates
     q = np.where(e < 0, _rne_shift(mp, np.minimum(-e, 62)),
-                 np.where(e > 16, big, mp << np.clip(e, 0, 16)))
+                 np.where(e > 16, np.where(mp == 0, 0, big), mp << np.clip(e, 0, 16)))  # zero stays zero
     q = np.minimum(q, big)
     r = np.where(acc < 0, -q, q)
     return np.clip(r + fq.zero_point, fq.lo, fq.hi).astype(np.int64)

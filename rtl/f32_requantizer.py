@@ -89,7 +89,7 @@ def f32_to_int(m: Module, cfg: MacArrayConfig, neg, mp, e, zero_point, relu, nam
     with m.If(e < 0):
         m.d.comb += q.eq(small)
     with m.Elif(e > 16):
-        m.d.comb += q.eq(1 << 40)  # far above any clamp range: saturates
+        m.d.comb += q.eq(Mux(mp == 0, 0, 1 << 40))  # far above any clamp range: saturates (zero stays zero)
     with m.Else():
         m.d.comb += q.eq(mp << e.as_unsigned()[:5])
     r = Signal(signed(46), name=f"{name}_r")

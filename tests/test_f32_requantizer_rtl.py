@@ -124,3 +124,29 @@ def test_f32_requantizer_rejects_binary_outputs():
             PipelinedF32Requantizer(MacArrayConfig(weight_format="binary"), 1)
         del excinfo
         gc.collect()
+
+
+def test_f32_requantizer_zero_with_a_huge_scale_gives_the_zero_point():
+    """acc + corr == 0 times any finite scale is 0: the output is the zero point, also for scales >= 2**40
+    whose float32 exponent took the saturating branch (a defect the mutation run found, issue 25); +-1 times
+    such a scale still saturates to hi / lo."""
+    dut = F32Requantizer(MacArrayConfig(), 1)
+    rows = [(a, c, s, z) for s in (2.0**40, 2.0**41, 2.0**60, 2.0**100, 3e38) for a, c, z in
+            ((0, 0, -3), (5, -5, 17), (0, 0, 0), (1, 0, 0), (-1, 0, 0))]
+    got = []
+
+    async def tb(ctx):
+        for a, c, s, z in rows:
+            ctx.set(dut.acc[0], a)
+            ctx.set(dut.corr[0], c)
+            ctx.set(dut.scale[0], int(np.float32(s).view(np.uint32)))
+            ctx.set(dut.zero_point, z)
+            ctx.set(dut.relu, 0)
+            v = ctx.get(dut.out[0])
+            got.append(v - 256 if v >= 128 else v)
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+    want = [z if a + c == 0 else (127 if a + c > 0 else -128) for a, c, s, z in rows]
+    assert got == want

@@ -89,8 +89,8 @@ class MacPE(wiring.Component):
     operand registers (and the stationary register) load only for a real MAC, so an idle slot's multiplier
     and adder see constant inputs. ``"clock"``: also every data register of the PE (streamed operand,
     partial sum or accumulator) holds while ``pe_en`` is low: a synthesis tool turns the enable into a clock
-    gate. The valid/first tokens are never gated (one flip-flop each), so the activity counters observe
-    every slot a vector passes.
+    gate. The token chain (``a_valid_out``, OS ``a_first_out``: one flip-flop each) is never gated, so the
+    activity counters observe every slot a vector passes.
 
     Ports (all registered outputs, one cycle latency)
     -------------------------------------------------
@@ -131,7 +131,7 @@ class MacPE(wiring.Component):
         super().__init__(members)
 
     def real(self):
-        """The PE multiplies real data this cycle (a slot with a vector but not this is idle)."""
+        """The PE multiplies real data this cycle; a slot a vector passes without it is an idle slot."""
         if self.cfg.dataflow in ("ws", "is"):
             return self.a_valid_in & self.a_en & self.pe_en
         return self.a_valid_in & self.pe_en

@@ -194,19 +194,13 @@ async def _run_layer(tb, layer: dict) -> tuple[np.ndarray, dict]:
     then per step ``x`` (none for a readout), ``start`` and, with the gate phase, ``h`` and ``c`` read
     back. Returns the layer's output (``h`` after the last step, or the stage's result in row order) and
     the result row with the measured counts."""
-    from hwsim.cosim.lstm_engine_harness import SEL_FILE
-    from hwsim.cosim.lstm_engine_tb import load_files
+    from hwsim.cosim.lstm_engine_tb import write_load_files
     from hwsim.cosim.tb_util import pulse
 
     dut, cfg = tb.dut, tb.cfg
     xs = np.atleast_2d(np.asarray(layer["x"], dtype=np.int64))
     setup, N = layer["setup"], xs.shape[1]
-    files = load_files(layer, cfg.data_bits, tb.ldata_bits)
-    if len(files[SEL_FILE]) // 4 > tb.mem_depth:
-        raise AssertionError(f"layer {layer['name']} needs {len(files[SEL_FILE]) // 4} load entries, the harness "
-                             f"holds {tb.mem_depth}")
-    for fname, data in files.items():
-        Path(fname).write_bytes(data)
+    write_load_files(layer, cfg.data_bits, tb.ldata_bits, tb.mem_depth)
     n, gates = int(layer["n_stages"]), bool(layer["gates"])
     dut.n_stages.value, dut.gates.value = n, int(gates)
     await tb._load(0, len(setup), clear=True)

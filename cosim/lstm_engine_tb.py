@@ -64,6 +64,17 @@ def load_files(layer: dict, data_bits: int, ldata_bits: int) -> dict[str, bytes]
     return {SEL_FILE: memory_file(sel, 32), ADDR_FILE: memory_file(addr, 32), DATA_FILE: data}
 
 
+def write_load_files(layer: dict, data_bits: int, ldata_bits: int, mem_depth: int) -> None:
+    """Write ``layer``'s :func:`load_files` into the working directory, after checking that its load entries
+    fit the harness's ``mem_depth``."""
+    files = load_files(layer, data_bits, ldata_bits)
+    if len(files[SEL_FILE]) // 4 > mem_depth:
+        raise AssertionError(f"layer {layer['name']} needs {len(files[SEL_FILE]) // 4} load entries, the harness "
+                             f"holds {mem_depth}")
+    for name, data in files.items():
+        Path(name).write_bytes(data)
+
+
 class LstmEngineTB:
     """Reset, memory loading and the in-order checker for one harness instance (the clock is the Verilator
     main's, free-running while the harness works)."""
@@ -132,12 +143,7 @@ class LstmEngineTB:
         xs = np.atleast_2d(np.asarray(layer["x"], dtype=np.int64))
         setup = layer["setup"]
         N = xs.shape[1]
-        files = load_files(layer, self.data_bits, self.ldata_bits)
-        if len(files[SEL_FILE]) // 4 > self.mem_depth:
-            raise AssertionError(f"layer {layer['name']} needs {len(files[SEL_FILE]) // 4} load entries, the harness "
-                                 f"holds {self.mem_depth}")
-        for name, data in files.items():
-            Path(name).write_bytes(data)
+        write_load_files(layer, self.data_bits, self.ldata_bits, self.mem_depth)
         n = int(layer["n_stages"])
         gates = bool(layer["gates"])
         dut.n_stages.value, dut.gates.value = n, int(gates)

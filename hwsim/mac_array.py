@@ -987,13 +987,15 @@ def _pe_analytic(cfg: MacArrayConfig):
 # ---------------------------------------------------------------------------------------------- unit protocol
 def to_stats(st: LayerStats) -> Stats:
     """A GEMM's :class:`LayerStats` as the unit protocol's :class:`hwsim.unit.Stats` (traffic per level:
-    SRAM = input, weight and output buffers; the fold count and the idle PE slots in ``detail``)."""
+    SRAM = input, weight and output buffers; the fold count, the idle PE slots and the zero-tile bitmap's
+    bytes, metadata the memory system keeps in DRAM beside the weights, in ``detail``)."""
     a = st.actions
     return Stats(st.cycles, st.stall_cycles, st.macs, a.pairs(),
                  sram_read_bytes=a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes,
                  sram_write_bytes=a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes,
                  dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes,
-                 detail={"folds": st.folds, "idle_slots": a.pe_idle_macs})
+                 detail={"folds": st.folds, "idle_slots": a.pe_idle_macs,
+                         "dram_metadata_bytes": a.tile_bitmap_writes})
 
 
 def lower(cfg: MacArrayConfig, layer) -> tuple:

@@ -200,7 +200,8 @@ def memory_stats(cfg, tensors, stats: list[Stats], dram: str = "lpddr4", links=N
     """(the layers' :class:`Stats` with the memory system of ``cfg``'s global buffer, the
     :class:`hwsim.memory.MemoryPlan`) for the unit layers ``tensors`` (:class:`hwsim.memory.LayerTensors`,
     in order) whose unit-level Stats are ``stats``: the unit's port traffic (``dram_*``, what its RTL
-    streams) becomes global-buffer reads and writes, DRAM carries the plan's raw tensors (``dram`` gives
+    streams) becomes global-buffer reads and writes, DRAM carries the plan's raw tensors and the metadata the
+    unit reads with the weights (``detail['dram_metadata_bytes']``) (``dram`` gives
     the part's timing, :mod:`hwsim.dram`), and a layer takes ``max(unit cycles, DRAM cycles)`` (transfers
     double-buffered against compute; the difference counts as stall)."""
     import dataclasses
@@ -210,7 +211,11 @@ def memory_stats(cfg, tensors, stats: list[Stats], dram: str = "lpddr4", links=N
     from hwsim.dram import resolve_dram_spec
     from hwsim.stats import ActionCounts
 
-    mp = memory.plan(list(tensors), cfg.global_buffer_bytes, resolve_dram_spec(dram), cfg.clock_mhz,
+    # Metadata a unit reads with a layer's weights (a Stats' detail['dram_metadata_bytes'], e.g. a zero-tile
+    # bitmap) sits in DRAM beside them: read once, like the weights.
+    tensors = [dataclasses.replace(t, weight_bytes=t.weight_bytes + int(st.detail.get("dram_metadata_bytes") or 0))
+               for t, st in zip(tensors, stats, strict=True)]
+    mp = memory.plan(tensors, cfg.global_buffer_bytes, resolve_dram_spec(dram), cfg.clock_mhz,
                      fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links, size_field="global_buffer_bytes")
     word = getattr(cfg, "sram_word_bits", 64) // 8
     out = []

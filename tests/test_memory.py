@@ -347,3 +347,17 @@ def test_nm_layers_sit_in_dram_compressed():
 
     rep = simulate("digits-cnn", "mac-array-8x8-ws-2of4", compress="2:4+int8+ft", progress=False)
     assert [lr.dram_bytes for lr in rep.layers] == [50 + 64, 720, 1600 + 10]
+
+
+def test_zero_tile_bitmap_bytes_are_in_dram_beside_the_weights():
+    """With skip_zero_tiles the unit reads each GEMM's block bitmap with its weights, so DRAM holds it: one bit
+    per (k-fold, n-tile) block of the 8x8 array, read once. digits-cnn: conv1 K = 9 -> 2 k-folds x 1 n-tile =
+    2 blocks = 1 B; conv2 K = 72 -> 9 x 2 = 18 blocks = 3 B; fc K = 256 -> 32 x 2 = 64 blocks = 8 B."""
+    from hwsim.config import MacArrayConfig
+    from hwsim.simulate import simulate
+
+    plain = simulate("digits-cnn", MacArrayConfig(), "block8x8-50+int8", progress=False)
+    skip = simulate("digits-cnn", MacArrayConfig(skip_zero_tiles=True), "block8x8-50+int8", progress=False)
+    assert [b.dram_bytes - a.dram_bytes for a, b in zip(plain.layers, skip.layers, strict=True)] == [1, 3, 8]
+    (_, mp), = skip.memory
+    assert mp.dram_bytes == mp.compulsory_bytes  # the bitmap is compulsory metadata, read once

@@ -53,7 +53,7 @@ import numpy as np
 
 from hwsim.config import FamilyConfig, MacArrayConfig, check_choice, check_int, check_number
 from hwsim.errors import HwsimError
-from hwsim.families import CliOption, Family
+from hwsim.families import Family, model_cosim_options
 from hwsim.models import deform_unit as ref
 from hwsim.models.tables import offset_bound_code
 from hwsim.stats import ActionCounts
@@ -830,14 +830,7 @@ FAMILY = Family(
               "CoDeNet-like deformable layers at 512x512: co-designed (bounded + square) vs original full / "
               "depthwise DCN at equal on-chip buffer area, against line-buffer rows and miss latency (CoDeNet's "
               "1.36x / 9.76x)"),),
-    cli_options=(
-        CliOption("cosim", "--model", "co-simulate a whole compressed zoo model (a DCN: its deformable layers "
-                  "on the unit's RTL, the other layers on a MAC array's; --accel names both units) instead of "
-                  "random runs",
-                  "hwsim.cosim.model_cosim:model_option", metavar="NAME", replaces=True),
-        CliOption("cosim", "--compress", "with --model: compression spec (default int8)", metavar="SPEC"),
-        CliOption("cosim", "--images", "with --model: test images (default: all 450)", metavar="N", type=int),
-        CliOption("cosim", "--accel", "with --model: accelerator preset or YAML/JSON file (default: the config "
-                  "flags)", metavar="PRESET|FILE"),
-    ),
+    cli_options=model_cosim_options("co-simulate a whole compressed zoo model (a DCN: its deformable layers on "
+                                    "the unit's RTL, the other layers on a MAC array's; --accel names both units) "
+                                    "instead of random runs"),
 )

@@ -69,6 +69,7 @@ __all__ = [
     "VIEWS",
     "Accelerator",
     "CliOption",
+    "model_cosim_options",
     "Family",
     "Unit",
     "all_families",
@@ -114,6 +115,20 @@ class CliOption:
     def dest(self) -> str:
         return "opt__" + self.flag.lstrip("-").replace("-", "_")
 
+
+def model_cosim_options(model_help: str, compress_help: str = "compression spec (default int8)",
+                        compress_default: str | None = None) -> tuple[CliOption, ...]:
+    """The ``hwsim cosim FAMILY --model NAME [--compress SPEC] [--images N] [--accel ...]`` options of a
+    family with ``cosim_run`` (the model co-simulation, :mod:`hwsim.cosim.model_cosim`); ``model_help`` says
+    what of the model runs on the family's RTL, ``compress_help`` which specs it takes."""
+    return (
+        CliOption("cosim", "--model", model_help, "hwsim.cosim.model_cosim:model_option", metavar="NAME",
+                  replaces=True),
+        CliOption("cosim", "--compress", f"with --model: {compress_help}", metavar="SPEC", default=compress_default),
+        CliOption("cosim", "--images", "with --model: test images (default: all 450)", metavar="N", type=int),
+        CliOption("cosim", "--accel", "with --model: accelerator preset or YAML/JSON file (default: the config "
+                  "flags)", metavar="PRESET|FILE"),
+    )
 
 @dataclass(frozen=True)
 class Family:

@@ -74,7 +74,7 @@ import numpy as np
 
 from hwsim.config import FamilyConfig, check_choice, check_int
 from hwsim.errors import HwsimError
-from hwsim.families import CliOption, Family
+from hwsim.families import Family, model_cosim_options
 from hwsim.models import lstm_engine as ref
 from hwsim.models import tensor_formats as tf
 from hwsim.stats import ActionCounts
@@ -982,14 +982,8 @@ FAMILY = Family(
     ),
     studies=(("tt-vs-ht", "hwsim.lstm_engine_study:run",
               "TT (TIE-style) vs HT (FDHT-style) engines of equal PE count on UCF11 and Youtube"),),
-    cli_options=(
-        CliOption("cosim", "--model", "co-simulate a whole LSTM classifier of the zoo (e.g. digits-tt-lstm: "
-                  "its LSTM layer's steps and its readout on the engine's RTL) instead of random runs",
-                  "hwsim.cosim.model_cosim:model_option", metavar="NAME", replaces=True),
-        CliOption("cosim", "--compress", "with --model: compression spec (default and only choice: int<data_bits>, "
-                  "the engine's fixed point)", metavar="SPEC"),
-        CliOption("cosim", "--images", "with --model: test images (default: all 450)", metavar="N", type=int),
-        CliOption("cosim", "--accel", "with --model: accelerator preset or YAML/JSON file (default: the config "
-                  "flags)", metavar="PRESET|FILE"),
-    ),
+    cli_options=model_cosim_options("co-simulate a whole LSTM classifier of the zoo (e.g. digits-tt-lstm: its "
+                                    "LSTM layer's steps and its readout on the engine's RTL) instead of random runs",
+                                    "compression spec (default and only choice: int<data_bits>, the engine's "
+                                    "fixed point)"),
 )

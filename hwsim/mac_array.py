@@ -65,7 +65,7 @@ import numpy as np
 
 from hwsim.config import MAC_DRAIN_STAGES, MAC_STREAM_STAGES, WEIGHT_FORMATS, MacArrayConfig
 from hwsim.errors import HwsimError
-from hwsim.families import CliOption, Family
+from hwsim.families import CliOption, Family, model_cosim_options
 from hwsim.mac_array_actions import MacArrayActions
 from hwsim.mac_array_fast import closed_form_gemm
 from hwsim.stats import LayerStats
@@ -520,7 +520,6 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         stat_bits, strm_bits = cfg.cols * cfg.act_bits, cfg.rows * cfg.weight_bits
     else:
         stat_bits, strm_bits = cfg.weight_beat_bits, cfg.act_beat_bits
-    acc_row_bits = C * cfg.acc_bits
     nw, na = int(plan.nw.sum()), int(plan.na.sum())
     out_rows = int(plan.rows_out.sum())
     # Output lanes that carry a real output: every column without gating, the tile's real ones with it.
@@ -1087,12 +1086,7 @@ FAMILY = Family(
     cli_options=(
         CliOption("synth", "--requant", "also compare shift- vs multiplier-based requantizers",
                   "hwsim.mac_array_synth:requant_option"),
-        CliOption("cosim", "--model", "co-simulate a whole compressed zoo model (e.g. digits-cnn) instead of "
-                  "random layers", "hwsim.cosim.model_cosim:model_option", metavar="NAME", replaces=True),
-        CliOption("cosim", "--compress", "with --model: compression spec (default int8, or onnx for a quantized "
-                  "ONNX graph)", metavar="SPEC"),
-        CliOption("cosim", "--images", "with --model: test images (default: all 450)", metavar="N", type=int),
-        CliOption("cosim", "--accel", "with --model: accelerator preset or YAML/JSON file (default: the config "
-                  "flags)", metavar="PRESET|FILE"),
+        *model_cosim_options("co-simulate a whole compressed zoo model (e.g. digits-cnn) instead of random "
+                             "layers", "compression spec (default int8, or onnx for a quantized ONNX graph)"),
     ),
 )

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hwsim.config import FamilyConfig, check_choice, check_int, check_number
-from hwsim.families import CliOption, Family
+from hwsim.families import Family, model_cosim_options
 from hwsim.models import rf_array as ref
 from hwsim.models.rf_mesh import MESH_STYLES, mzi_count
 from hwsim.models.rf_tt import TTLayer, benes_switches, stage_shapes
@@ -439,14 +439,7 @@ FAMILY = Family(
     studies=(("tt-rfnn", "hwsim.rf_array_study:run",
               "dense RFNN vs TT-RFNN on scikit-learn digits: device counts and accuracy under device errors, "
               "with and without calibration (Sui et al.)"),),
-    cli_options=(
-        CliOption("cosim", "--model", "co-simulate a whole compressed zoo model (e.g. digits-mlp: its dense "
-                  "layers' mesh passes on the emulator RTL) instead of random runs",
-                  "hwsim.cosim.model_cosim:model_option", metavar="NAME", replaces=True),
-        CliOption("cosim", "--compress", "with --model: compression spec (default int8)", metavar="SPEC",
-                  default="int8"),
-        CliOption("cosim", "--images", "with --model: test images (default: all 450)", metavar="N", type=int),
-        CliOption("cosim", "--accel", "with --model: accelerator preset or YAML/JSON file (default: the config "
-                  "flags)", metavar="PRESET|FILE"),
-    ),
+    cli_options=model_cosim_options("co-simulate a whole compressed zoo model (e.g. digits-mlp: its dense "
+                                    "layers' mesh passes on the emulator RTL) instead of random runs",
+                                    compress_default="int8"),
 )

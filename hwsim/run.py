@@ -15,7 +15,6 @@ family (:mod:`hwsim.unit` has the protocol, :mod:`hwsim.families` the registry).
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -457,8 +457,8 @@ def test_idle_lanes_counted_apart_in_rtl(gating, dataflow, tmp_path):
     rng = np.random.default_rng(27)
     layers = [_gemm_layer(rng, m, k, n, f"g{i}") for i, (m, k, n) in enumerate(GATING_SHAPES)]
     rep = run_regression(cfg, layers=layers, workdir=tmp_path)
-    m_step, k_step = cfg.fold_steps
-    for row, (m, k, n) in zip(rep.layers, GATING_SHAPES):
+    _, k_step = cfg.fold_steps
+    for row, (m, k, n) in zip(rep.layers, GATING_SHAPES, strict=True):
         assert row["mismatches"] == 0 and row["count_diffs"] == {}, row
         assert row["rtl_cycles"] == row["predicted_cycles"], row
         a = row["actions"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -71,6 +72,38 @@ def base_config(acc: Accelerator, fmodel):
             cfg = acc.unit_for(la.kind, la.name).config
             break
     return cfg if all(hasattr(cfg, f) for f in ARITH_FIELDS) else None
+
+
+def _rounding_chosen(accel) -> bool:
+    """Whether the user chose the units' rounding: a config or Accelerator built in Python, or a file that
+    names ``rounding`` (top level, under a family key or in a unit); a preset name chooses nothing."""
+    from hwsim.families import all_families, load_mapping_file
+
+    if not isinstance(accel, (str, Path)):
+        return True
+    name = str(accel)
+    if any(fam.preset(name) is not None for fam in all_families()):
+        return False
+    data = load_mapping_file(name, "--accel")
+    maps = [data, *(data.get("units") or []), *(v for v in data.values() if isinstance(v, dict))]
+    return any(isinstance(m, dict) and "rounding" in m for m in maps)
+
+
+def onnx_rounding(acc: Accelerator, fmodel, accel) -> tuple[Accelerator, list[str]]:
+    """A quantized ONNX graph rounds half to even, as ONNX Runtime does: when the user did not choose the
+    units' rounding (``accel`` is a preset, or a file without ``rounding``), every unit with a ``rounding``
+    field that rounds otherwise is set to ``half_even``, and a note says so. ``(accelerator, notes)``."""
+    imp = fmodel.meta.get("onnx_import")
+    if imp is None or not imp.quantized or _rounding_chosen(accel):
+        return acc, []
+    changed = [u for u in acc.units if getattr(u.config, "rounding", "half_even") != "half_even"]
+    if not changed:
+        return acc, []
+    units = tuple(Unit(u.family, u.config.replace(rounding="half_even")) if u in changed else u for u in acc.units)
+    was = ", ".join(dict.fromkeys(f"{u.family.name} {u.config.rounding}" for u in changed))
+    return Accelerator(acc.name, units), [
+        f"note: rounding half_even (was {was}): a quantized ONNX graph rounds half to even, as ONNX Runtime "
+        "does; an --accel file with 'rounding: half_up' keeps the unit's own"]
 
 
 def compile_model(acc: Accelerator, fmodel, compress: str | None = None, calib=None, train_data=None):

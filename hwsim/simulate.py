@@ -238,6 +238,7 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
     if compress not in (None, "onnx"):
         comp.parse_compress_spec(compress)
     fmodel = catalog.load(model)
+    acc, rounding_notes = run.onnx_rounding(acc, fmodel, accel)
     cost = CostModel(node_nm=node_nm, dram=dram)
     x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
     catalog.check_classes(fmodel, int(y_te.max()) + 1, model)  # scored against the digits labels
@@ -267,7 +268,7 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
                                       int(st.detail.get("idle_slots") or 0), run.idle_pj(cost, u, st)))
     _totals(rep, acc.units[index].config, acc, cost)
     rep.memory = [(labels[i], mp) for i, mp in mr.memory]
-    rep.notes += _onnx_rounding_note(fmodel, compiled, run.base_config(acc, fmodel))
+    rep.notes += rounding_notes + _onnx_rounding_note(fmodel, compiled, run.base_config(acc, fmodel))
     if mr.data_dependent:
         stats = {lr.name: lr.stats for lr in mr.layers if lr.name in mr.data_dependent}
         rep.notes.append(f"{', '.join(mr.data_dependent)}: cycles, stalls, traffic and energy depend on the data; "

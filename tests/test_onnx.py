@@ -1148,10 +1148,12 @@ def test_finetuning_rejects_rectangular_and_dilated_maxpools(attrs, pattern):
 
 
 def test_simulate_says_when_the_unit_rounds_unlike_onnx_runtime(tmp_path):
-    """A power-of-two QDQ graph runs on the shift requantizer with the unit's rounding: half up on the
-    presets, so the report says ONNX Runtime's half-to-even ties can differ, and how to match it; a half_even
-    unit gets no note."""
+    """A quantized ONNX graph rounds half to even by default (ONNX Runtime's rounding): on a preset, whose
+    rounding the user did not choose, the unit is set to half_even and the report says so; an --accel file
+    that names 'rounding: half_up' keeps it, and the report says ONNX Runtime's ties can differ and how to
+    match it; a half_even unit gets neither note."""
     import onnx
+    import yaml
 
     from hwsim.config import MacArrayConfig
     from hwsim.simulate import format_report, simulate
@@ -1159,8 +1161,24 @@ def test_simulate_says_when_the_unit_rounds_unlike_onnx_runtime(tmp_path):
     m, _, _ = qdq_cnn()
     path = tmp_path / "qdq.onnx"
     onnx.save(m, path)
+    assert MacArrayConfig().rounding == "half_up"  # the presets' own rounding, replaced below
     rep = simulate(str(path), "mac-array-8x8-ws", progress=False)
-    [note] = [n for n in rep.notes if "half to even" in n]
-    assert "conv1" in note and "half_up" in note and "rounding: half_even" in note and note in format_report(rep)
+    assert rep.unit.config.rounding == "half_even"
+    [note] = [n for n in rep.notes if "rounding half_even" in n]
+    assert "mac-array half_up" in note and note in format_report(rep)
+    assert not [n for n in rep.notes if "ties can differ" in n]
     even = simulate(str(path), MacArrayConfig(rounding="half_even"), progress=False)
-    assert not [n for n in even.notes if "half to even" in n]
+    assert not [n for n in even.notes if "half to even" in n or "rounding half_even" in n]
+    # The same graph on a file that chooses half_up: the unit keeps it, the report says ties can differ.
+    for i, data in enumerate([{"family": "mac-array", "rounding": "half_up"},
+                              {"mac_array": {"rounding": "half_up"}}]):
+        f = tmp_path / f"up{i}.yaml"
+        f.write_text(yaml.safe_dump(data))
+        up = simulate(str(path), str(f), progress=False)
+        assert up.unit.config.rounding == "half_up"
+        [note] = [n for n in up.notes if "half to even" in n]
+        assert "conv1" in note and "half_up" in note and "rounding: half_even" in note
+    # A file that leaves rounding unset takes ONNX Runtime's, as a preset does.
+    f = tmp_path / "unset.yaml"
+    f.write_text(yaml.safe_dump({"family": "mac-array", "rows": 4}))
+    assert simulate(str(path), str(f), progress=False).unit.config.rounding == "half_even"

@@ -398,12 +398,59 @@ def report(net: Network, zz: list[dict]) -> list[str]:
     a, b = sum(tot_h.values()), sum(tot_z.values())
     lines.append(f"{'all':9s} {'total':14s} {a:14,.0f} {b:14,.0f} {_ratio(a, b):>7s}   (+ hwsim-only requantizer "
                  f"{only:,.0f} pJ)")
+    lines += same_order_summary(net, zz)
     macs_h = sum(hw.actions.get(("pe_mac", "mac"), 0) for hw in net.layers)
     macs_real = sum(hw.shape.macs for hw in net.layers)
     macs_z = sum(z["macs"] for z in zz)
     idle_h = sum(hw.actions.get(("pe_mac", "idle"), 0) for hw in net.layers)
     lines.append(f"MAC actions: hwsim {macs_h:,} real + {idle_h:,} idle slots (priced as closed clock gates), "
                  f"real MACs {macs_real:,}, ZigZag {macs_z:,}")
+    return lines
+
+
+#: Issue 27's target: MAC, register and SRAM components within this factor on the same-loop-order layers.
+TARGET = 1.25
+ON_CHIP = ("MAC", "weight reg", "act reg", "psum reg", "input SRAM", "weight SRAM", "output SRAM")
+
+
+def _psum_one_write(z: dict) -> float:
+    """ZigZag's psum-register energy with one write per MAC: its register takes the incoming partial sum
+    ('wr_in_by_high', from the PE above through the level above) and the MAC result ('wr_in_by_low') as two
+    writes; a systolic PE adds the incoming psum combinationally and writes its register once. Reads are
+    free, so the energy scales with the writes."""
+    acc = z["accesses"].get("O@pe_psum_reg", {})
+    low, high = acc.get("wr_in_by_low", 0.0), acc.get("wr_in_by_high", 0.0)
+    e = z["energy"].get("pe_psum_reg", 0.0)
+    return e * low / (low + high) if low + high else e
+
+
+def same_order_summary(net, zz: list[dict]) -> list[str]:
+    """Per component over the layers whose fold counts (k-folds x n-tiles x m-tiles) are the same in both
+    tools: hwsim / ZigZag, and for the psum register also against ZigZag counted at one write per MAC;
+    each ratio marked against the 1.25x target."""
+    same = []
+    for hw, z in zip(net.layers, zz, strict=True):
+        m, k, n = hw.shape.gemm
+        mp = z["mapping"]
+        folds = (-(-k // net.cfg.rows), -(-n // net.cfg.cols), -(-m // net.cfg.fold_steps[0]))
+        if folds == (mp.k_folds, mp.n_tiles, mp.m_tiles):
+            same.append((hw, z))
+    lines = ["", f"{net.name}, the {len(same)} of {len(zz)} layers with the same loop order and folds "
+             f"(target: on-chip components within {TARGET}x):",
+             f"{'component':14s} {'hwsim pJ':>14s} {'ZigZag pJ':>14s} {'ratio':>7s}  within"]
+    for label, hcomp, zcomp in COMPONENTS:
+        if label not in ON_CHIP:
+            continue
+        a = sum(_comp(hw, hcomp) for hw, _ in same)
+        b = sum(_zz(z, zcomp) for _, z in same)
+        r = a / b if b else float("nan")
+        lines.append(f"{label:14s} {a:14,.0f} {b:14,.0f} {r:7.3f}  {'yes' if 1 / TARGET <= r <= TARGET else 'no'}")
+        if label == "psum reg":
+            b1 = sum(_psum_one_write(z) for _, z in same)
+            r1 = a / b1 if b1 else float("nan")
+            lines.append(f"{'  1 write/MAC':14s} {a:14,.0f} {b1:14,.0f} {r1:7.3f}  "
+                         f"{'yes' if 1 / TARGET <= r1 <= TARGET else 'no'}   (ZigZag's psum register at one "
+                         "write per MAC, item 3)")
     return lines
 
 

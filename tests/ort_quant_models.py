@@ -24,6 +24,7 @@ FORMS = {  # name -> (quant_format, activation_type, weight_type, per_channel)
     "qdq-u8s8": (QuantFormat.QDQ, QuantType.QUInt8, QuantType.QInt8, False),
     "qdq-u8s8-pc": (QuantFormat.QDQ, QuantType.QUInt8, QuantType.QInt8, True),
     "qop-u8s8": (QuantFormat.QOperator, QuantType.QUInt8, QuantType.QInt8, False),
+    "qop-s8s8": (QuantFormat.QOperator, QuantType.QInt8, QuantType.QInt8, False),
     "qop-s8s8-pc": (QuantFormat.QOperator, QuantType.QInt8, QuantType.QInt8, True),
 }
 

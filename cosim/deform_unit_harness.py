@@ -4,7 +4,7 @@ capture and busy-cycle count, so no Python runs per clock cycle.
 The machinery is the MAC array's (:mod:`hwsim.cosim.harness`): the clock comes from hwsim's Verilator
 main (``hwsim/cosim/hdl/free_run_main.cpp``), which free-runs the harness while the testbench waits for
 ``done`` with ``free_run`` high (no cocotb Clock, no ``--timing``); the controls that reach the top
-(``rst``, ``start``, ``height``, ``width``, ``shift``, ``relu``, ``square``) are registered first. The edge
+(``rst``, ``start``, ``chans``, ``height``, ``width``, ``shift``, ``relu``, ``square``) are registered first. The edge
 that samples ``load`` copies the binary memory files :data:`IN_FILE` (input pixels, one word of ``lanes``
 channels each, raster order), :data:`OFF_FILE` (raw offsets of each output pixel) and :data:`W_FILE` (the
 weight vector) in through the DPI-C functions of ``memfile_dpi.cpp`` (:mod:`hwsim.cosim.memfile` layout; no
@@ -39,8 +39,8 @@ HARNESS_TOP = "deform_unit_tb"
 TEST_MODULE = "hwsim.cosim.deform_unit_tb"
 IN_FILE, OFF_FILE, W_FILE, OUT_FILE = "imem.bin", "offmem.bin", "wmem.bin", "omem.bin"
 DEFAULT_MEM_DEPTH = 1 << 11
-COUNTER_PORTS = ("cnt_lb_read", "cnt_lb_write", "cnt_sample", "cnt_mac", "cnt_requant", "cnt_off_read",
-                 "cnt_stall", "cnt_conflict")
+COUNTER_PORTS = ("cnt_lb_read", "cnt_lb_write", "cnt_sample", "cnt_mac", "cnt_mac_idle", "cnt_requant",
+                 "cnt_off_read", "cnt_stall", "cnt_conflict")
 
 
 def _w(meta: dict, name: str) -> int:
@@ -52,7 +52,7 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     top = meta["top"]
     iw, ow, ww = _w(meta, "in_data"), _w(meta, "off_data"), _w(meta, "weights")
     pw = int(meta["signature"]["interface"]["members"]["o_pix"]["members"]["payload"]["width"])
-    dw, sw = _w(meta, "height"), _w(meta, "shift")
+    dw, sw, cw = _w(meta, "height"), _w(meta, "shift"), _w(meta, "chans")
     aw = max(1, (mem_depth - 1).bit_length())
     pub = "/*verilator public_flat_rw*/"
     counters = "".join(f"    output wire [31:0] {c} {pub},\n" for c in COUNTER_PORTS)
@@ -69,6 +69,7 @@ module {HARNESS_TOP} (
     input  wire load {pub}, input wire dump {pub},
     input  wire [{dw - 1}:0] height {pub}, input wire [{dw - 1}:0] width {pub},
     input  wire [{sw - 1}:0] shift {pub}, input wire relu {pub}, input wire square {pub},
+    input  wire [{cw - 1}:0] chans {pub},
     output wire busy {pub}, output wire done {pub},
 {counters}    output reg  [31:0] cycles {pub},
     output reg  [31:0] n_out {pub},
@@ -80,9 +81,10 @@ module {HARNESS_TOP} (
     reg rst_q, start_q, relu_q, square_q;
     reg [{dw - 1}:0] height_q, width_q;
     reg [{sw - 1}:0] shift_q;
+    reg [{cw - 1}:0] chans_q;
     always @(posedge clk) begin
         rst_q <= rst; start_q <= start; relu_q <= relu; square_q <= square;
-        height_q <= height; width_q <= width; shift_q <= shift;
+        height_q <= height; width_q <= width; shift_q <= shift; chans_q <= chans;
     end
     assign mem_depth = 32'd{mem_depth};
     assign in_bits = 32'd{iw};
@@ -100,7 +102,7 @@ module {HARNESS_TOP} (
     wire [{pw - 1}:0] o_payload;
 
     {top} dut (
-        .clk(clk), .rst(rst_q), .start(start_q), .height(height_q), .width(width_q), .shift(shift_q),
+        .clk(clk), .rst(rst_q), .start(start_q), .chans(chans_q), .height(height_q), .width(width_q), .shift(shift_q),
         .relu(relu_q), .square(square_q), .in_addr(in_addr), .in_data(imem[in_addr[{aw - 1}:0]]),
         .off_addr(off_addr), .off_data(offmem[off_addr[{aw - 1}:0]]), .weights(wmem[0]),
         .o_pix__valid(o_valid), .o_pix__ready(1'b1), .o_pix__payload(o_payload),

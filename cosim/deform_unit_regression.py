@@ -15,17 +15,19 @@ from hwsim.errors import HwsimError
 __all__ = ["random_layers", "run_regression"]
 
 
-def random_layers(cfg: DeformUnitConfig, seed: int, count: int, max_side: int = 12) -> list[dict]:
-    """``count`` depthwise layers (C = lanes) alternating bounded (free) and square offsets (square only for a
-    square config), of random odd and prime sizes up to ``max_side`` (capped by ``max_width``), with offsets
-    spread past the bound, exactly on integer positions, at the bound and outside the image; the first is
-    1 x N and, for count >= 3, one is N x 1."""
+def random_layers(cfg: DeformUnitConfig, seed: int, count: int, max_side: int = 12,
+                  channels: int | None = None) -> list[dict]:
+    """``count`` depthwise layers (C = ``channels``, default lanes; fewer leave lanes idle) alternating bounded
+    (free) and square offsets (square only for a square config), of random odd and prime sizes up to
+    ``max_side`` (capped by ``max_width``), with offsets spread past the bound, exactly on integer positions,
+    at the bound and outside the image; the first is 1 x N and, for count >= 3, one is N x 1."""
     rng = np.random.default_rng(seed)
     one = 1 << cfg.frac_bits
     bq = offset_bound_code(cfg.offset_bound, cfg.frac_bits)
     lo, hi = -(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1)
     wlo, whi = -(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1)
     side = min(max_side, cfg.max_width)
+    c = cfg.lanes if channels is None else channels
     layers = []
     for i in range(count):
         square = cfg.offset_mode == "square" or i % 2 == 1
@@ -34,9 +36,9 @@ def random_layers(cfg: DeformUnitConfig, seed: int, count: int, max_side: int = 
             h = 1
         if i == 2:
             w = 1
-        x = rng.integers(lo, hi, size=(cfg.lanes, h, w))
+        x = rng.integers(lo, hi, size=(c, h, w))
         x[:, 0, 0] = lo  # extreme inputs
-        wt = rng.integers(wlo, whi, size=(cfg.lanes, 1, 3, 3))
+        wt = rng.integers(wlo, whi, size=(c, 1, 3, 3))
         if square:
             raw = rng.integers(-one, bq + 2 * one, size=(1, h, w))
             raw[0, 0, :] = bq
@@ -46,10 +48,10 @@ def random_layers(cfg: DeformUnitConfig, seed: int, count: int, max_side: int = 
             raw[:, 0, 0] = bq
             raw[:, -1, -1] = -bq
             raw[:, h // 2, :] = (raw[:, h // 2, :] // one) * one
-        check_rtl_layer(cfg, DeformLayer("l", cfg.lanes, h, w, cfg.lanes, depthwise=True))
+        check_rtl_layer(cfg, DeformLayer("l", c, h, w, c, depthwise=True))
         layers.append({"name": f"{'square' if square else 'bounded'}{i}", "x": x, "a": raw, "w": wt,
                        "shift": int(rng.integers(0, 6)), "relu": bool(rng.integers(0, 2)), "square": square,
-                       "shape": f"{cfg.lanes}x{h}x{w} {'square' if square else 'bounded'}"})
+                       "shape": f"{c}x{h}x{w} {'square' if square else 'bounded'}"})
     return layers
 
 

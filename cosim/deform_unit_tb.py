@@ -1,7 +1,8 @@
 """cocotb testbench for the deformable unit (runs inside the simulator; launched by
 ``hwsim.cosim.runner.run_job`` as the test module of :func:`hwsim.cosim.deform_unit_harness.deform_unit_harness`).
 
-Each job layer is one depthwise 3x3 deformable layer: input ``x`` (C, H, W), raw Q-format offsets ``a``
+Each job layer is one depthwise 3x3 deformable layer: input ``x`` (C, H, W), ``C <= lanes`` (the lanes from C
+up are idle: zero padding in the input words, zero weights, ``chans = C``), raw Q-format offsets ``a``
 (free: 18 channels; square: 1), weights ``w`` (C, 1, 3, 3), ``shift``, ``relu`` and ``square``. The
 testbench writes the harness's binary memory files, pulses ``load`` and ``start``, waits for ``done`` with
 ``free_run`` high (hwsim's Verilator main then runs the clock without visiting cocotb's callbacks: no
@@ -53,13 +54,16 @@ def pack_words(values: np.ndarray, bits: int) -> list[int]:
 
 def memory_files(cfg: DeformUnitConfig, x, raw, wt, off_fields: int, widths: dict[str, int]) -> dict[str, bytes]:
     """The harness's memory files of one layer (file name to bytes), the words of :func:`pack_words`:
-    pixels of ``lanes`` channels (raster order), ``off_fields`` raw offsets per pixel, the weight vector.
-    ``widths``: the harness's ``in``, ``off`` and ``w`` word widths."""
+    pixels of ``lanes`` channels (raster order; lanes from C up zero), ``off_fields`` raw offsets per pixel, the
+    weight vector (tap t lane l at ``t * lanes + l``; idle lanes zero). ``widths``: the harness's ``in``,
+    ``off`` and ``w`` word widths."""
     c, h, w = x.shape
     pix = np.asarray(x, dtype=np.int64).reshape(c, -1).T & ((1 << cfg.act_bits) - 1)
     fields = np.zeros((off_fields, h * w), dtype=np.int64)
     fields[:raw.shape[0]] = np.asarray(raw, dtype=np.int64).reshape(raw.shape[0], -1)
-    weights = np.asarray(wt, dtype=np.int64).reshape(c, 9).T.reshape(1, -1) & ((1 << cfg.weight_bits) - 1)
+    wpad = np.zeros((cfg.lanes, 9), dtype=np.int64)
+    wpad[:c] = np.asarray(wt, dtype=np.int64).reshape(c, 9)
+    weights = wpad.T.reshape(1, -1) & ((1 << cfg.weight_bits) - 1)
     return {IN_FILE: lanes_to_words(pix, cfg.act_bits, widths["in"]),
             OFF_FILE: lanes_to_words(fields.T & ((1 << OFFSET_BITS) - 1), OFFSET_BITS, widths["off"]),
             W_FILE: lanes_to_words(weights, cfg.weight_bits, widths["w"])}
@@ -84,7 +88,7 @@ class DeformUnitTB:
     async def reset(self):
         d = self.dut
         self.mem_depth = await reset_harness(
-            d, (d.free_run, d.start, d.load, d.dump, d.height, d.width, d.shift, d.relu, d.square))
+            d, (d.free_run, d.start, d.load, d.dump, d.height, d.width, d.shift, d.relu, d.square, d.chans))
         self.widths = {k: int(getattr(d, f"{k}_bits").value) for k in ("in", "off", "w", "pix")}
 
     async def _pulse(self, sig) -> None:
@@ -102,7 +106,7 @@ class DeformUnitTB:
         await RisingEdge(dut.clk)  # the edge that sampled load copied the files in
         t0 = self.lap("load", t0)
         dut.height.value, dut.width.value, dut.shift.value = h, w, shift
-        dut.relu.value, dut.square.value = int(relu), int(square)
+        dut.relu.value, dut.square.value, dut.chans.value = int(relu), int(square), c
         await self._pulse(dut.start)
         dut.free_run.value = 1
         try:  # a run 4x the model's has failed: do not wait forever
@@ -119,7 +123,7 @@ class DeformUnitTB:
         a = cfg.act_bits
         lanes = words_to_lanes(data, n_out, cfg.lanes, a, self.widths["pix"]).astype(np.int64)
         lanes = np.where(lanes >> (a - 1), lanes - (1 << a), lanes)
-        outputs = lanes.T.reshape(c, h, w) if n_out == h * w else lanes
+        outputs = lanes.T[:c].reshape(c, h, w) if n_out == h * w else lanes
         got = {"outputs": outputs, "cycles": int(dut.cycles.value), "stall": int(dut.cnt_stall.value),
                "conflict": int(dut.cnt_conflict.value),
                "counters": {COUNTERS[k]: int(getattr(dut, k).value) for k in COUNTERS}}

@@ -20,6 +20,18 @@ after its offsets have been produced by the offset-generating conv on a MAC arra
   MACs, ``b = ceil(C_out / out_lanes)`` cycles per item.
 * **requantizer**: ``max(lanes, out_lanes)`` lanes (power-of-two shift, :mod:`hwsim.models.deform_unit`).
 
+Idle lanes (``gating``, docs/idle_lanes.md): the MAC stage passes ``lanes`` (depthwise) or
+``lanes x out_lanes x b`` (full) MAC slots per item; the real MACs are the layer's (``C x C_out`` per output
+pixel and tap, full; ``C``, depthwise), the rest are **idle slots** (``("mac", "idle")``): the lanes of the
+last channel block beyond ``C`` (``C`` not a multiple of ``lanes``) and, full, the output lanes of the last
+group beyond ``C_out``. A depthwise layer's MAC stage is ``lanes`` MACs (the RTL builds no others), so the
+``lanes x (out_lanes - 1)`` MACs a full layer would also use are not slots of a depthwise layer. Without
+gating an idle slot is priced as a MAC and the requantizer converts every lane the MAC stage delivers
+(``lanes`` per block, depthwise; ``out_lanes`` per group, full); with ``operand`` / ``clock`` an idle slot is
+one closed clock gate and the requantizer converts the real outputs only. The inventory prices no
+MAC-stage registers apart (the ``mac`` entry), so ``operand`` and ``clock`` price alike; ``clock`` also holds
+the idle lanes' accumulator registers in the RTL.
+
 Timing (exact for this model): sampler and MAC advance in lock-step, the MAC working on item ``t - 1``
 while the sampler fetches item ``t``; a step lasts ``max(a_t, b)``. Each output row is one pipeline run::
 
@@ -51,7 +63,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hwsim.config import FamilyConfig, MacArrayConfig, check_choice, check_int, check_number
+from hwsim.config import GATING_MODES, FamilyConfig, MacArrayConfig, check_choice, check_int, check_number
 from hwsim.errors import HwsimError
 from hwsim.families import Family, model_cosim_options
 from hwsim.models import deform_unit as ref
@@ -141,6 +153,14 @@ class DeformUnitConfig(FamilyConfig):
         DRAM bandwidth filling the line buffer, in bytes per cycle.
     clock_mhz : float
         Clock frequency in MHz.
+    gating : {"clock", "operand", "none"}
+        What a MAC lane (and requantizer lane) with no real work does: the lanes of the last channel block
+        beyond the layer's channels, and (full) the output lanes of the last group beyond its output
+        channels. ``none``: nothing is gated; an idle slot is priced as a MAC and every lane is requantized.
+        ``operand``: operand isolation; an idle lane's multiplier inputs are held (priced as one closed
+        clock gate, ``icg.ge``) and its requantizer lane holds its input. ``clock`` (default): ``operand``
+        plus a clock gate on the idle lane's accumulator registers. Values and cycles are the same under
+        every choice (see docs/idle_lanes.md).
     """
 
     kernel: int = 3
@@ -167,6 +187,7 @@ class DeformUnitConfig(FamilyConfig):
     offset_cols: int = 16
     dram_bytes_per_cycle: float = 16.0
     clock_mhz: float = 200.0
+    gating: str = "clock"
 
     FAMILY: ClassVar[str] = "deform-unit"
 
@@ -211,6 +232,7 @@ class DeformUnitConfig(FamilyConfig):
         check_int("offset_cols", self.offset_cols, 1, 1024)
         check_number("dram_bytes_per_cycle", self.dram_bytes_per_cycle, 0.0, True, 1e6)
         check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
+        check_choice("gating", self.gating, GATING_MODES)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -224,7 +246,8 @@ class DeformUnitConfig(FamilyConfig):
     @property
     def top_name(self) -> str:
         b = "u" if self.offset_bound is None else f"{self.offset_bound:g}".replace(".", "p")
-        return f"deform_unit_{self.offset_mode}_b{b}_k{self.kernel}_l{self.lanes}_f{self.frac_bits}"
+        gate = {"clock": "", "operand": "_og", "none": "_ng"}[self.gating]
+        return f"deform_unit_{self.offset_mode}_b{b}_k{self.kernel}_l{self.lanes}_f{self.frac_bits}{gate}"
 
     @property
     def sample_bits(self) -> int:
@@ -277,6 +300,8 @@ class DeformUnitConfig(FamilyConfig):
         return (f"deformable unit {self.kernel}x{self.kernel} ({self.offset_mode} offsets, {b}, Q.{self.frac_bits}"
                 f"{', v2 mask' if self.modulation else ''}), {self.lanes} lanes x {self.out_lanes} out lanes, "
                 f"{self.banks} banks, {self.rows_for(1)}-row line buffer, {self.weight_format} weights, "
+                f"{ {'clock': 'clock-gated', 'operand': 'operand-isolated', 'none': 'ungated'}[self.gating]} idle "
+                "lanes, "
                 + (f"offsets on a {self.offset_rows}x{self.offset_cols} MAC array" if self.offset_array
                    else "offsets from another unit") + f", {self.clock_mhz:g} MHz")
 
@@ -479,7 +504,12 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
     miss_stall = n_miss * cfg.miss_cycles
     items = ho * wo * k * k * nb
     useful = layer.c_out * ho * wo * (layer.c // layer.groups) * k * k
+    # MAC slots each item passes (depthwise: the lanes; full: lanes x out_lanes for each of b groups); the
+    # slots without a real MAC are idle (the last block's lanes beyond C, the last group's beyond C_out).
     mac_lanes = cfg.lanes if layer.depthwise else cfg.lanes * cfg.out_lanes * b
+    idle_slots = items * mac_lanes - useful
+    # Requantizations: every lane the MAC stage delivers without gating, the real outputs with it.
+    rq_lanes = (nb * cfg.lanes if layer.depthwise else b * cfg.out_lanes) if cfg.gating == "none" else layer.c_out
     word_bytes = cfg.lanes * cfg.act_bits // 8
     wbytes = math.ceil(layer.c_out * (layer.c // layer.groups) * k * k * cfg.weight_bits / 8)
     dram_r = int(new_rows.sum()) * row_bytes + n_miss * word_bytes + wbytes
@@ -489,13 +519,15 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
         ("line_buffer", "write"): int(new_rows.sum()) * layer.w * nb,
         ("line_buffer", "read"): hits * nb,
         ("sampler", "sample"): items,
-        ("mac", "mac"): items * mac_lanes,
+        ("mac", "mac"): useful,
         ("offset_buffer", "read"): ho * wo * n_off,
         ("offset_buffer", "write"): ho * wo * n_off,
-        ("requant", "convert"): layer.c_out * ho * wo,
+        ("requant", "convert"): rq_lanes * ho * wo,
         ("dram", "read"): dram_r,
         ("dram", "write"): dram_w,
     }
+    if idle_slots:
+        acts[("mac", "idle")] = idle_slots
     if cfg.modulation:
         acts[("mask_mult", "mult")] = items * cfg.lanes
     actions = ActionCounts(acts)
@@ -514,7 +546,7 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
         sram_bytes=(acts[("line_buffer", "write")] + acts[("line_buffer", "read")]) * word_bytes
         + (acts[("offset_buffer", "read")] + acts[("offset_buffer", "write")]) * OFFSET_WORD_BITS // 8,
         extra={"sampler_cycles": int(a.sum()) * nb, "mac_cycles_per_item": b, "blocks": nb, "h_out": ho,
-               "w_out": wo})
+               "w_out": wo, "idle_slots": idle_slots})
 
 
 def rename_mac_actions(mac_actions) -> ActionCounts:
@@ -646,12 +678,13 @@ def check_rtl(cfg: DeformUnitConfig) -> None:
 
 
 def check_rtl_layer(cfg: DeformUnitConfig, layer: DeformLayer) -> None:
-    """Raise if the RTL cannot run ``layer``: depthwise, ``c == lanes``, stride 1, padding 1, dilation 1."""
+    """Raise if the RTL cannot run ``layer``: depthwise, ``c <= lanes`` (one channel block; lanes beyond ``c``
+    idle), stride 1, padding 1, dilation 1."""
     check_layer(cfg, layer)
-    if not (layer.depthwise and layer.c == cfg.lanes and layer.stride == 1 and layer.padding == 1
+    if not (layer.depthwise and layer.c <= cfg.lanes and layer.stride == 1 and layer.padding == 1
             and layer.dilation == 1 and layer.h < 1 << 12):
         raise HwsimError(f"layer {layer.name!r} is not allowed on the RTL: expected a depthwise layer with "
-                         f"c == lanes == {cfg.lanes}, stride 1, padding 1, dilation 1, height < 4096")
+                         f"c <= lanes == {cfg.lanes}, stride 1, padding 1, dilation 1, height < 4096")
 
 
 # ---------------------------------------------------------------------------------------------- cost
@@ -708,7 +741,7 @@ def inventory(cfg: DeformUnitConfig):
         Component("sampler", "bilinear_sampler", {"lanes": cfg.lanes, "act_bits": cfg.act_bits,
                                                   "frac_bits": cfg.frac_bits}),
         Component("mac", "mac", {"weight_format": cfg.weight_format, "act_bits": cfg.sample_bits,
-                                 "acc_bits": cfg.acc_bits}, lanes_q,
+                                 "acc_bits": cfg.acc_bits, "gating": cfg.gating}, lanes_q,
                   f"lanes x out_lanes MACs (weight x {cfg.sample_bits}-bit sample)"),
         Component("offset_buffer", "sram", {"bytes": max(64, 2 * cfg.max_width * (2 * cfg.kernel ** 2 + cfg.kernel
                                                                                    ** 2) * OFFSET_WORD_BITS // 8),
@@ -739,8 +772,9 @@ def to_stats(cfg: DeformUnitConfig, st: DeformStats) -> Stats:
             + acts.get("offset_buffer", "read") * OFFSET_WORD_BITS // 8)
     return Stats(st.cycles, st.stall_cycles, st.macs, acts, sram_read_bytes=read, sram_write_bytes=st.sram_bytes - read,
                  dram_read_bytes=st.dram_read_bytes, dram_write_bytes=st.dram_write_bytes,
-                 detail={k: getattr(st, k) for k in ("unit_cycles", "offset_cycles", "fill_stall_cycles",
-                                                     "miss_stall_cycles", "conflict_cycles", "items", "misses")})
+                 detail={**{k: getattr(st, k) for k in ("unit_cycles", "offset_cycles", "fill_stall_cycles",
+                                                        "miss_stall_cycles", "conflict_cycles", "items", "misses")},
+                         "idle_slots": acts.get("mac", "idle") + acts.get("oc_pe_mac", "idle")})
 
 
 def lower(cfg: DeformUnitConfig, layer) -> tuple:
@@ -759,8 +793,13 @@ def predict_stats(cfg: DeformUnitConfig, op) -> Stats:
 def run(cfg: DeformUnitConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
     """Unit protocol: :func:`run_layer`, with the per-inference mean of its per-image statistics
     (:func:`hwsim.unit.mean_stats`: the counts depend on the offsets)."""
+    import dataclasses
+
     values, stats = run_layer(cfg, layer, inputs)
-    return values, mean_stats(to_stats(cfg, st) for st in stats)
+    mean = mean_stats(to_stats(cfg, st) for st in stats)
+    # idle slots depend on the shape only: the same in every image (the report's 'idle' column)
+    idle = to_stats(cfg, stats[0]).detail["idle_slots"] if stats else 0
+    return values, dataclasses.replace(mean, detail={**mean.detail, "idle_slots": idle})
 
 
 def reference(cfg: DeformUnitConfig, layer, inputs) -> np.ndarray:

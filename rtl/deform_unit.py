@@ -4,9 +4,9 @@ bilinear sampler (:mod:`hwsim.rtl.deform_sampler`), a ``lanes``-wide MAC stage a
 simulation-only activity counters.
 
 Scope of this RTL (``check_rtl``): kernel 3, stride 1, padding 1, dilation 1, one channel block
-(``C == lanes``), no DCN v2 mask, a bounded offset (free) or dilation (square) with the derived line-buffer
-height, power-of-two ``banks``, one input word (``lanes * act_bits / 8`` bytes) per cycle from DRAM
-(``dram_bytes_per_cycle`` equal to it). Bias is not supported (the reference's ``bias=None``).
+(``C <= lanes``: the ``chans`` input), no DCN v2 mask, a bounded offset (free) or dilation (square) with the
+derived line-buffer height, power-of-two ``banks``, one input word (``lanes * act_bits / 8`` bytes) per cycle
+from DRAM (``dram_bytes_per_cycle`` equal to it). Bias is not supported (the reference's ``bias=None``).
 
 Timing (what :func:`hwsim.deform_unit.predict_layer` predicts, exactly): ``start`` in IDLE latches the layer
 size, shift and relu; ``busy`` is high from the next cycle. FILL0 writes the first window's rows into the
@@ -16,6 +16,14 @@ engine loads the row the next window adds, concurrently; the step ends when both
 (``max(comp, fill)``). DRAIN: the last pixel's requantized output, then ``done``. Outputs leave on
 ``o_pix`` (valid only, the sink must always be ready), one per output pixel in raster order.
 Physical line-buffer rows: the next power of two >= R + 1 (R rows of the window + the row being loaded).
+
+Idle lanes (``cfg.gating``, docs/idle_lanes.md): lane ``l`` is enabled (``lane_en``) when ``l < chans``.
+``none``: every lane multiplies, accumulates and is requantized. ``operand``: an idle lane's multiplier inputs
+(sample and weight) and its requantizer input are forced to zero (AND isolation: constant for the whole
+layer, so they do not toggle). ``clock``: ``operand``, and the idle lane's accumulator and result registers
+load only when enabled (a clock gate in synthesis). The counters count real MACs (``cnt_mac``: enabled lanes
+of each MAC step) and idle slots (``cnt_mac_idle``) apart, and the requantized lanes (every lane without
+gating, the enabled ones with it).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ __all__ = ["ADDR_BITS", "COUNTERS", "LINT_WAIVERS", "OFFSET_BITS", "DeformUnitTo
 #: Simulation-only activity counters (32-bit outputs) and the (component, action) each one counts.
 COUNTERS = {"cnt_lb_read": ("line_buffer", "read"), "cnt_lb_write": ("line_buffer", "write"),
             "cnt_sample": ("sampler", "sample"), "cnt_mac": ("mac", "mac"), "cnt_requant": ("requant", "convert"),
-            "cnt_off_read": ("offset_buffer", "read")}
+            "cnt_off_read": ("offset_buffer", "read"), "cnt_mac_idle": ("mac", "idle")}
 OFFSET_BITS = 16
 ADDR_BITS = 24
 
@@ -57,6 +65,7 @@ class DeformUnitTop(wiring.Component):
     Ports
     -----
     start : In, 1                  in IDLE, starts a layer
+    chans : In, bits(lanes)        channels C of the layer, 1..lanes (lanes >= C are idle), latched at ``start``
     height, width : In, 12         input (= output) size in pixels, latched at ``start``
     shift : In, 6                  output shift (the accumulator is shifted by shift + 2F), latched
     relu : In, 1                   max(acc, 0) before the shift, latched
@@ -78,8 +87,8 @@ class DeformUnitTop(wiring.Component):
         self.cfg = cfg
         self.n_off = 1 if cfg.offset_mode == "square" else 18
         super().__init__({
-            "start": In(1), "height": In(DIM_BITS), "width": In(DIM_BITS), "shift": In(6), "relu": In(1),
-            "square": In(1),
+            "start": In(1), "chans": In(cfg.lanes.bit_length()), "height": In(DIM_BITS), "width": In(DIM_BITS),
+            "shift": In(6), "relu": In(1), "square": In(1),
             "in_addr": Out(ADDR_BITS), "in_data": In(cfg.lanes * cfg.act_bits),
             "off_addr": Out(ADDR_BITS), "off_data": In(self.n_off * OFFSET_BITS),
             "weights": In(9 * cfg.lanes * cfg.weight_bits),
@@ -110,6 +119,12 @@ class DeformUnitTop(wiring.Component):
 
         # ------------------------------------------------------------------ registers
         H, W = Signal(DIM_BITS), Signal(DIM_BITS)
+        chans = Signal(L.bit_length(), init=L)
+        lane_en = Signal(L)  # lanes holding a real channel
+        m.d.comb += lane_en.eq(Cat(*(chans > lane for lane in range(L))))
+        gated, clock_gated = cfg.gating != "none", cfg.gating == "clock"
+        n_real = Signal(L.bit_length())  # enabled lanes (= chans for chans in 1..lanes), counted from the enables
+        m.d.comb += n_real.eq(sum(lane_en[lane] for lane in range(L)))
         shift, relu = Signal(6), Signal()
         square = Signal(init=int(cfg.offset_mode == "square"))
         y, x, t = Signal(DIM_BITS), Signal(DIM_BITS), Signal(4)
@@ -185,6 +200,10 @@ class DeformUnitTop(wiring.Component):
             acc = Signal(signed(acc_bits), name=f"acc{lane}")
             s = smp.sample[lane * smp.sb:(lane + 1) * smp.sb].as_signed()
             w = wsel[lane * WB:(lane + 1) * WB].as_signed()
+            if gated:  # operand isolation: an idle lane's multiplier sees constant zeros
+                s_iso, w_iso = Signal(signed(smp.sb), name=f"s_iso{lane}"), Signal(signed(WB), name=f"w_iso{lane}")
+                m.d.comb += [s_iso.eq(Mux(lane_en[lane], s, 0)), w_iso.eq(Mux(lane_en[lane], w, 0))]
+                s, w = s_iso, w_iso
             base = Mux(mac_t == 0, 0, acc)
             total = Signal(signed(acc_bits + 2), name=f"sum{lane}")
             m.d.comb += total.eq(base + w * s)
@@ -193,7 +212,7 @@ class DeformUnitTop(wiring.Component):
                 m.d.comb += new.eq(Mux(total > hi, hi, Mux(total < lo, lo, total)))
             else:
                 m.d.comb += new.eq(total[:acc_bits].as_signed())
-            with m.If(mac_valid):
+            with m.If(mac_valid & (lane_en[lane] if clock_gated else 1)):  # clock: idle lanes' registers hold
                 m.d.sync += acc.eq(new)
                 with m.If(mac_t == 8):
                     m.d.sync += fin[lane].eq(new)
@@ -205,7 +224,10 @@ class DeformUnitTop(wiring.Component):
         alo, ahi = -(1 << (A - 1)), (1 << (A - 1)) - 1
         for lane in range(L):
             v = Signal(signed(acc_bits), name=f"rq_in{lane}")
-            m.d.comb += v.eq(Mux(relu & (fin[lane] < 0), 0, fin[lane]))
+            zero = relu & (fin[lane] < 0)
+            if gated:  # an idle requantizer lane's input is held at zero
+                zero = zero | ~lane_en[lane]
+            m.d.comb += v.eq(Mux(zero, 0, fin[lane]))
             q = Signal(signed(acc_bits + 1), name=f"rq_q{lane}")
             hbit = Signal(acc_bits + 1, name=f"rq_half{lane}")
             m.d.comb += hbit.eq((Const(1, acc_bits + 2) << sh) >> 1)
@@ -231,6 +253,7 @@ class DeformUnitTop(wiring.Component):
             with m.State("IDLE"):
                 with m.If(start_ok):
                     m.d.sync += [H.eq(self.height), W.eq(self.width), shift.eq(self.shift), relu.eq(self.relu),
+                                 chans.eq(self.chans),
                                  square.eq(self.square if cfg.offset_mode == "free" else 1),
                                  y.eq(0), fr.eq(0), fc.eq(0), fill_on.eq(1),
                                  target.eq(Mux(R - half > self.height, self.height, R - half)), cstate.eq(2)]
@@ -282,8 +305,9 @@ class DeformUnitTop(wiring.Component):
                 self.cnt_lb_read.eq(self.cnt_lb_read + Mux(smp.active, smp.reads, 0)),
                 self.cnt_lb_write.eq(self.cnt_lb_write + writing),
                 self.cnt_sample.eq(self.cnt_sample + item_done),
-                self.cnt_mac.eq(self.cnt_mac + Mux(mac_valid, L, 0)),
-                self.cnt_requant.eq(self.cnt_requant + Mux(fin_valid, L, 0)),
+                self.cnt_mac.eq(self.cnt_mac + Mux(mac_valid, n_real, 0)),
+                self.cnt_mac_idle.eq(self.cnt_mac_idle + Mux(mac_valid, L - n_real, 0)),
+                self.cnt_requant.eq(self.cnt_requant + Mux(fin_valid, n_real if gated else L, 0)),
                 self.cnt_off_read.eq(self.cnt_off_read + Mux(item_start & (t == 0), Mux(square, 1, self.n_off), 0)),
                 self.cnt_conflict.eq(self.cnt_conflict + (smp.active & ~item_start)),
             ]

@@ -13,14 +13,15 @@ from hwsim.families import write_verilog
 
 
 def pack_inputs(cfg, x, raw, wt):
-    """Harness words: input pixels (lanes x act_bits), raw offsets (16-bit fields), the weight vector."""
+    """Harness words: input pixels (lanes x act_bits; lanes from C up zero), raw offsets (16-bit fields), the
+    weight vector (idle lanes zero)."""
     c, h, w = x.shape
     a, wb = cfg.act_bits, cfg.weight_bits
     xw = [sum((int(v) & ((1 << a) - 1)) << (lane * a) for lane, v in enumerate(x[:, r, q]))
           for r in range(h) for q in range(w)]
     ow = [sum((int(raw[f, r, q]) & 0xFFFF) << (16 * f) for f in range(raw.shape[0])) for r in range(h) for q in range(w)]
     wv = sum((int(wt[lane, 0, t // 3, t % 3]) & ((1 << wb) - 1)) << ((t * cfg.lanes + lane) * wb)
-             for t in range(9) for lane in range(cfg.lanes))
+             for t in range(9) for lane in range(c))
     return xw, ow, wv
 
 
@@ -32,7 +33,7 @@ def run_rtl(cfg, x, raw, wt, shift, relu=False, square=False):
     res = {}
 
     async def tb(ctx):
-        for sig, v in ((dut.weights, wv), (dut.height, h), (dut.width, w), (dut.shift, shift), (dut.relu, int(relu)), (dut.square, int(square))):
+        for sig, v in ((dut.weights, wv), (dut.chans, c), (dut.height, h), (dut.width, w), (dut.shift, shift), (dut.relu, int(relu)), (dut.square, int(square))):
             ctx.set(sig, v)
         ctx.set(dut.start, 1)
         await ctx.tick()
@@ -50,7 +51,7 @@ def run_rtl(cfg, x, raw, wt, shift, relu=False, square=False):
             await ctx.tick()
             if done:
                 break
-        res.update(cycles=cycles, outs=np.array(outs, dtype=np.int64).T.reshape(c, h, w),
+        res.update(cycles=cycles, outs=np.array(outs, dtype=np.int64).T[:c].reshape(c, h, w),
                    counters={COUNTERS[k]: ctx.get(getattr(dut, k)) for k in COUNTERS},
                    stall=ctx.get(dut.cnt_stall), conflict=ctx.get(dut.cnt_conflict))
 

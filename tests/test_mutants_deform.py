@@ -70,7 +70,8 @@ def test_inventory_by_hand():
     assert inv.name == "deform_unit free 4x8"
     assert got["offset_buffer"] == ("sram", {"bytes": 2 * 128 * 27 * 16 // 8, "word_bits": 16}, 1)
     assert got["line_buffer"][2] == 1
-    assert got["mac"] == ("mac", {"weight_format": "int8", "act_bits": cfg.sample_bits, "acc_bits": 32}, 32)
+    assert got["mac"] == ("mac", {"weight_format": "int8", "act_bits": cfg.sample_bits, "acc_bits": 32,
+                                  "gating": "clock"}, 32)  # issue 27: idle slots priced by the gating
     assert got["requant"] == ("requantizer", {"acc_bits": 32, "out_bits": 8}, 8)  # max(lanes, out_lanes)
     assert got["controller"] == ("controller", {"ge": 5000}, 1)
     assert got["dram"] == ("dram", {}, 1)

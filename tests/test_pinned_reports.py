@@ -7,7 +7,8 @@ Those reports predate the memory system (issue 21): they are of units that strea
 DRAM, which a unit still does with ``global_buffer_bytes=0``; so the cases run with the global buffer off,
 and the old numbers must come out unchanged (tests/test_memory.py checks the new default against hand
 counts). Likewise they predate idle-lane gating (issue 27): the MAC units run with ``gating='none'``, whose
-counts equal the pins' except the MACs of a fold's padding rows (see the file's ``_note``)."""
+counts equal the pins' except the MACs of a fold's padding rows (see the file's ``_note``), and so does the
+deformable unit (digits-dcn's layer has no idle lane; ungated, its MAC stage has no clock-gating cells)."""
 
 import dataclasses
 import json
@@ -27,7 +28,9 @@ def _accel(accel: str) -> Accelerator:
     its idle lanes ungated (``gating='none'``, what the pins priced: issue 27)."""
     acc = resolve_accel(str(EXAMPLES / accel) if accel.endswith(".yaml") else accel)
     units = tuple(dataclasses.replace(u, config=u.config.replace(global_buffer_bytes=0, gating="none"))
-                  if hasattr(u.config, "global_buffer_bytes") else u for u in acc.units)
+                  if hasattr(u.config, "global_buffer_bytes")
+                  else dataclasses.replace(u, config=u.config.replace(gating="none")) if u.family.name == "deform-unit"
+                  else u for u in acc.units)
     return Accelerator(acc.name, units)
 
 

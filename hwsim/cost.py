@@ -882,13 +882,23 @@ def _reg_write_bits(a: dict) -> int:
 
 
 for _cc in (
-    ComponentClass("adder", "integer adder of `bits` (line through Horowitz's int8 and int32 adds)", ("bits",),
-                   {"add": ("operation", lambda m, a: m.add_energy_pj(a["bits"]))},
+    ComponentClass("adder", "integer adder of `bits` (line through Horowitz's int8 and int32 adds); 'idle': an add "
+                   "on padding (an idle lane's adder without operand isolation)", ("bits",),
+                   {"add": ("operation", lambda m, a: m.add_energy_pj(a["bits"])),
+                    "idle": ("slot", lambda m, a: m.add_energy_pj(a["bits"]))},
                    lambda m, a: m.add_area_um2(a["bits"])),
-    ComponentClass("multiplier", "integer multiplier of `a_bits` x `b_bits` (priced by partial products)",
-                   ("a_bits", "b_bits"),
-                   {"mult": ("operation", lambda m, a: m.mult_energy_pj(a["a_bits"], a["b_bits"]))},
-                   lambda m, a: m.mult_area_um2(a["a_bits"], a["b_bits"])),
+    ComponentClass("multiplier", "integer multiplier of `a_bits` x `b_bits` (priced by partial products); `gating` "
+                   "prices an idle slot as the mac class does: 'none' as a multiply, 'operand'/'clock' as a closed "
+                   "clock gate on the operands (whose area it adds)",
+                   ("a_bits", "b_bits", "gating"),
+                   {"mult": ("operation", lambda m, a: m.mult_energy_pj(a["a_bits"], a["b_bits"])),
+                    "idle": ("slot", lambda m, a: m.mult_energy_pj(a["a_bits"], a["b_bits"])
+                             if a["gating"] == "none" else _DERIVED_V["icg.energy"] * m.energy_scale)},
+                   lambda m, a: m.mult_area_um2(a["a_bits"], a["b_bits"])
+                   + (0.0 if a["gating"] == "none" else _DERIVED_V["icg.area"] * m.area_scale),
+                   lambda m, a: [] if a["gating"] == "none" else [m.entry("icg.ge"), m.entry("icg.energy"),
+                                                                  m.entry("icg.area")],
+                   defaults={"gating": "none"}),
     ComponentClass("mac", "multiply-accumulate PE datapath of a weight format (int*: multiplier; ternary: "
                    "negate+select; binary: XNOR-popcount; pow2: barrel shift) + `acc_bits` accumulator adder; "
                    "`gating` prices an idle slot: 'none' as a MAC, 'operand'/'clock' as a closed clock gate on "
@@ -1068,9 +1078,10 @@ def format_inventory(model: CostModel, inv: Inventory) -> str:
     lines += [f"  note: {n}" for n in area.notes]
     for c in inv.components:
         explain = COMPONENT_CLASSES[c.cls].explain
-        if explain is None:
+        built = [] if explain is None else explain(model, COMPONENT_CLASSES[c.cls].attrs_of(c))
+        if not built:
             continue
         lines += ["", f"  {c.name} ({c.cls}) is built from:"]
-        for e in explain(model, COMPONENT_CLASSES[c.cls].attrs_of(c)):
+        for e in built:
             lines.append(f"    {e.name:<40} {e.value:>10.4g} {e.unit:<5} {e.note}")
     return "\n".join(lines) + "\n"

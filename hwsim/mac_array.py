@@ -263,24 +263,27 @@ def predict_op(cfg: MacArrayConfig, op) -> LayerStats:
     w = getattr(op, "weight", None)
     mode = gemm_mode(lcfg, w, op.layer, _declared(op)) if w is not None else None
     st = predict_gemm(lcfg, op.m, op.k, op.n, name=op.layer, mode=mode, weight=w)
-    return onnx_actions(st, op)
+    return onnx_actions(st, op, lcfg)
 
 
-def onnx_actions(st: LayerStats, op) -> LayerStats:
+def onnx_actions(st: LayerStats, op, cfg: MacArrayConfig | None = None) -> LayerStats:
     """``st`` with the actions of an op's float32 requantizer and zero-point corrections (no extra cycle:
     both sit in the requantizer stage, combinational, like the bias add): the requantizer's conversions
     move from ``requant_ops`` to ``requant_f32_ops``; corrected outputs are counted per requantizer lane
     pass (padded columns included, as ``requant_ops``); the weight zero-point row sums add ``m * k``
-    activation additions and ``m * n`` products."""
+    activation additions (IS, ``cfg.dataflow == "is"``: ``m * k`` per tile of ``cfg.is_m_tile`` output
+    channels, since the activations are stationary and reloaded for every such tile, and the row-sum unit
+    sums them as they load) and ``m * n`` products (one per real output)."""
     f32 = getattr(op, "requant", "shift") == "f32"
     zpc = getattr(op, "zp_correction", False)
     row = getattr(op, "row_correction", False)
     if not (f32 or zpc or row):
         return st
     a = st.actions
+    n_tiles = -(-op.n // cfg.is_m_tile) if cfg is not None and cfg.dataflow == "is" else 1
     a = dataclasses.replace(
         a, requant_ops=0 if f32 else a.requant_ops, requant_f32_ops=a.requant_ops if f32 else 0,
-        zp_correct_ops=a.requant_ops if zpc else 0, zp_row_adds=op.m * op.k if row else 0,
+        zp_correct_ops=a.requant_ops if zpc else 0, zp_row_adds=op.m * op.k * n_tiles if row else 0,
         zp_row_mults=op.m * op.n if row else 0)
     return dataclasses.replace(st, actions=a)
 

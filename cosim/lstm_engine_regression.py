@@ -52,15 +52,21 @@ def measured_counts(cfg: LstmEngineConfig, counters: dict, bank_rd: list[int], b
     :data:`~hwsim.rtl.lstm_step.STEP_COUNTERS` and :data:`~hwsim.rtl.lstm_gates.GATE_COUNTERS`; a name
     missing counts 0; per-bank reads/writes) as the priced action pairs.
 
-    An enabled PE lane is one ``pe_mult.mult``, one ``pe_acc.add`` and one ``pe_acc_reg.write``; DRAM
+    A real MAC lane is one ``pe_mult.mult`` and one ``pe_acc.add``, an accumulator register enable one
+    ``pe_acc_reg.write``; an idle lane slot is one ``pe_mult.idle``, and one ``pe_acc.idle`` when its operands
+    were not isolated, and a slot (real or idle) whose accumulator held is one ``pe_acc_reg.idle`` (the
+    closed clock gate; idle counts of 0 are left out, as the cycle model leaves them); DRAM
     bytes are the elements loaded into a working buffer through the ext port times ``data_bytes``; the
     requantizer and address-adder actions are the stage engine's plus the gate phase's.
     """
     def c(name):
         return int(counters.get(name, 0))
 
-    mac = c("cnt_mac")
-    actions = {"pe_mult.mult": mac, "pe_acc.add": mac, "pe_acc_reg.write": mac,
+    mac, idle = c("cnt_mac"), c("cnt_idle")
+    lane_idle = {"pe_mult.idle": idle, "pe_acc.idle": idle - c("cnt_iso"),
+                 "pe_acc_reg.idle": mac + idle - c("cnt_acc_wr")}
+    actions = {"pe_mult.mult": mac, "pe_acc.add": mac, "pe_acc_reg.write": c("cnt_acc_wr"),
+               **{k: v for k, v in lane_idle.items() if v},
                "weight_sram.read": c("cnt_wrd"), "hidden_sram.read": c("cnt_hid_rd"),
                "work_sram.read": int(sum(bank_rd)), "work_sram.write": int(sum(bank_wr)),
                "state_sram.read": c("cnt_state_rd"), "state_sram.write": c("cnt_state_wr"),

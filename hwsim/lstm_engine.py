@@ -17,6 +17,15 @@ Datapath (the RTL's, :mod:`hwsim.rtl.lstm_engine`)
   ``T``'s strides, never a data move. A group's ``L = min(pes, R - j*pes)`` results go to ``L``
   consecutive addresses: ``ceil(L / banks)`` write cycles (one when ``banks >= pes``: conflict-free;
   otherwise the extra cycles are bank-conflict stalls).
+* Idle lanes (``gating``, docs/idle_lanes.md): in a group whose row tile is partial (``L < pes``: the last
+  tile of a stage whose ``R`` is not a multiple of ``pes``, or ``R < pes``) lanes ``L .. pes-1`` are idle
+  for the group's ``K`` MAC cycles: ``groups * K * pes - macs`` idle slots per stage (:func:`idle_slots`),
+  counted apart from the real MACs (``pe_mult.idle``). ``"none"``: an idle lane multiplies the padding, adds
+  (``pe_acc.idle``) and writes its accumulator; ``"operand"``: its multiplier inputs are forced to zero (priced
+  as one closed clock gate), the accumulator is still written; ``"clock"`` (default): also the accumulator
+  holds (``pe_acc_reg.idle``, one closed gate). Only the tile's ``L`` lanes are requantized and written (the
+  working SRAMs are one element per word and bank, so a partial group writes only its real elements); with
+  ``"none"`` the idle lanes' requantizers see live accumulators, one conversion each per group.
 
 Timing, exact to the RTL clock (``cycles`` counts the cycles ``busy`` is high)
 ---------------------------------------------------------------------------
@@ -72,7 +81,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hwsim.config import FamilyConfig, check_choice, check_int
+from hwsim.config import GATING_MODES, FamilyConfig, check_choice, check_int
 from hwsim.errors import HwsimError
 from hwsim.families import Family, model_cosim_options
 from hwsim.models import lstm_engine as ref
@@ -176,6 +185,15 @@ class LstmEngineConfig(FamilyConfig):
         ``p`` only, so a stage with fewer rows than PEs leaves lanes idle. "packed" (cycle model only, no
         RTL): a stage with ``R <= pes // 2`` runs ``pes // R`` columns ``q`` side by side (see the module
         docstring); other stages are timed as under "rows".
+    gating : {"clock", "operand", "none"}
+        What an idle lane does in a MAC cycle (a lane past the rows of a group's partial row tile: an
+        *idle slot*; docs/idle_lanes.md). "none": nothing gated, the lane multiplies the broadcast operand
+        by its weight word's padding entry, adds and writes its accumulator (priced as a multiply, an add
+        and a register write). "operand": operand isolation, the lane's multiplier inputs are forced to
+        zero (its multiplier and adder see constant inputs; priced as one closed clock gate, ``icg.energy``),
+        the accumulator is still clocked (a register write). "clock" (default): also the accumulator
+        register holds (its enable is off: a clock gate, one closed gate per idle slot). Values and cycles
+        are the same under every choice.
     """
 
     decomposition: str = "tt"
@@ -195,6 +213,7 @@ class LstmEngineConfig(FamilyConfig):
     clock_mhz: float = 1000.0
     x_load: str = "overlapped"
     schedule: str = "rows"
+    gating: str = "clock"
 
     FAMILY: ClassVar[str] = "lstm-engine"
 
@@ -222,6 +241,7 @@ class LstmEngineConfig(FamilyConfig):
             raise HwsimError(f"clock_mhz={self.clock_mhz!r} is not allowed: expected a number > 0")
         check_choice("x_load", self.x_load, X_LOADS)
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("gating", self.gating, GATING_MODES)
 
     def to_dict(self) -> dict:
         """The fields as a mapping; ``schedule`` only when it is not the default "rows", so the RTL's
@@ -235,7 +255,8 @@ class LstmEngineConfig(FamilyConfig):
     @property
     def top_name(self) -> str:
         return (f"lstm_engine_p{self.pes}_b{self.banks}_d{self.data_bits}_a{self.acc_bits}_"
-                f"{self.overflow}_{self.rounding}" + ("_xstream" if self.x_load == "stream" else ""))
+                f"{self.overflow}_{self.rounding}" + ("_xstream" if self.x_load == "stream" else "")
+                + {"clock": "", "operand": "_og", "none": "_ng"}[self.gating])
 
     @property
     def ns_per_cycle(self) -> float:
@@ -267,7 +288,9 @@ class LstmEngineConfig(FamilyConfig):
         return (f"lstm-engine {self.decomposition.upper()} {self.pes} PEs, {self.banks} banks, "
                 f"int{self.data_bits} data, {self.acc_bits}-bit {self.overflow} acc, "
                 f"{self.nonlinearity} gates, {self.clock_mhz:g} MHz"
-                + (", packed schedule" if self.schedule == "packed" else ""))
+                + (", packed schedule" if self.schedule == "packed" else "")
+                + {"clock": "", "operand": ", idle lanes operand-isolated",
+                   "none": ", idle lanes ungated"}[self.gating])
 
 
 _PRESET_RE = re.compile(r"^lstm-engine-(tt|ht)-(\d+)(?:-int(8|16))?$")
@@ -457,21 +480,52 @@ def _packed_stage_timing(cfg: LstmEngineConfig, name: str, R: int, K: int, Q: in
                       (read_cycles - groups * K) + (write_cycles - groups), g)
 
 
+def idle_slots(cfg: LstmEngineConfig, st: StageStats) -> int:
+    """Idle MAC slots of a stage: per group and reduction step every lane without a real row, i.e.
+    ``groups * K * pes - macs`` (under ``"rows"``: ``Q * K * (ceil(R / pes) * pes - R)``, the padding lanes of
+    each column's last row tile)."""
+    return st.groups * st.K * cfg.pes - st.macs
+
+
+def _lane_actions(cfg: LstmEngineConfig, st: StageStats) -> dict:
+    """The PE lanes' actions of a stage under ``cfg.gating``: real MACs (a multiply, an add, an accumulator
+    write each) and idle slots (:func:`idle_slots`): ``pe_mult.idle`` every idle slot (priced by the
+    multiplier's ``gating``: a multiply, or a closed gate); ``pe_acc.idle`` (an add on padding) only without
+    operand isolation; the accumulator register is written every slot unless ``gating="clock"`` holds it
+    (``pe_acc_reg.idle``: a closed clock gate)."""
+    idle = idle_slots(cfg, st)
+    out = {("pe_mult", "mult"): st.macs, ("pe_acc", "add"): st.macs,
+           ("pe_acc_reg", "write"): st.macs + (0 if cfg.gating == "clock" else idle)}
+    if idle:
+        out[("pe_mult", "idle")] = idle
+        if cfg.gating == "none":
+            out[("pe_acc", "idle")] = idle
+        if cfg.gating == "clock":
+            out[("pe_acc_reg", "idle")] = idle
+    return out
+
+
+def _requants(cfg: LstmEngineConfig, st: StageStats) -> int:
+    """Requantizations of a stage: its ``Q * R`` outputs; with ``gating="none"`` also, once per group, every
+    idle lane (its accumulator runs, so its requantizer sees a live input): ``groups * pes`` in all."""
+    return st.groups * cfg.pes if cfg.gating == "none" else st.Q * st.R
+
+
 def _stage_actions(cfg: LstmEngineConfig, st: StageStats) -> dict:
     if st.pack > 1:
         # one weight word per k step; every intermediate element read once; one operand select per MAC
         # (the lane's banks:1 multiplexer); address: one walker add per k step and group, one offset add
         # per further column
         steps = st.groups * st.K
-        return {("pe_mult", "mult"): st.macs, ("pe_acc", "add"): st.macs, ("pe_acc_reg", "write"): st.macs,
+        return {**_lane_actions(cfg, st),
                 ("weight_sram", "read"): steps, ("work_sram", "read"): st.Q * st.K,
-                ("work_sram", "write"): st.Q * st.R, ("requant", "convert"): st.Q * st.R,
+                ("work_sram", "write"): st.Q * st.R, ("requant", "convert"): _requants(cfg, st),
                 ("addr_gen", "add"): steps + st.groups, ("pack_addr", "add"): st.Q * st.K - steps,
                 ("pack_operand", "select"): st.macs}
     reads = st.groups * st.K
-    return {("pe_mult", "mult"): st.macs, ("pe_acc", "add"): st.macs, ("pe_acc_reg", "write"): st.macs,
+    return {**_lane_actions(cfg, st),
             ("weight_sram", "read"): reads, ("work_sram", "read"): reads, ("work_sram", "write"): st.Q * st.R,
-            ("requant", "convert"): st.Q * st.R, ("addr_gen", "add"): reads + st.groups}
+            ("requant", "convert"): _requants(cfg, st), ("addr_gen", "add"): reads + st.groups}
 
 
 def _check_fits(cfg: LstmEngineConfig, stages, name: str, hidden: int = 0) -> None:
@@ -800,9 +854,11 @@ def _sram_bytes(cfg: LstmEngineConfig, acts: ActionCounts, action: str) -> int:
 
 
 def _stats(cfg: LstmEngineConfig, cycles: int, stalls: int, macs: int, acts: ActionCounts, detail=None) -> Stats:
+    """A :class:`hwsim.unit.Stats`; ``detail['idle_slots']`` the idle lane slots (``pe_mult.idle``)."""
     return Stats(cycles, stalls, macs, acts, sram_read_bytes=_sram_bytes(cfg, acts, "read"),
                  sram_write_bytes=_sram_bytes(cfg, acts, "write"), dram_read_bytes=acts.get("dram", "read"),
-                 dram_write_bytes=acts.get("dram", "write"), detail=detail or {})
+                 dram_write_bytes=acts.get("dram", "write"),
+                 detail={**(detail or {}), "idle_slots": acts.get("pe_mult", "idle")})
 
 
 def predict_stats(cfg: LstmEngineConfig, op) -> Stats:
@@ -928,9 +984,13 @@ def inventory(cfg: LstmEngineConfig):
                   "packed schedule: the further columns' read addresses (one offset add each)"),
     )
     return Inventory(cfg.describe(), (
-        Component("pe_mult", "multiplier", {"a_bits": b, "b_bits": b}, P),
+        Component("pe_mult", "multiplier", {"a_bits": b, "b_bits": b, "gating": cfg.gating}, P,
+                  {"none": "idle lanes (a partial row tile's padding) priced as multiplies: nothing is gated",
+                   "operand": "operand isolation: an idle lane's multiplier inputs are forced to zero (one gate)",
+                   "clock": "operand isolation of idle lanes (one gate)"}[cfg.gating]),
         Component("pe_acc", "adder", {"bits": cfg.acc_bits}, P),
-        Component("pe_acc_reg", "register", {"bits": cfg.acc_bits}, P),
+        Component("pe_acc_reg", "register", {"bits": cfg.acc_bits, "clock_gate": cfg.gating == "clock"}, P,
+                  "clock-gated while the lane is idle" if cfg.gating == "clock" else ""),
         Component("weight_sram", "sram", {"bytes": cfg.weight_sram_bytes, "word_bits": P * b}, 1,
                   f"one {P}-entry word per MAC cycle"),
         Component("hidden_sram", "sram", {"bytes": cfg.hidden_sram_bytes, "word_bits": P * b}, 1,

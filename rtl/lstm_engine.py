@@ -32,9 +32,14 @@ COUNT_BITS = 16
 COUNTER_BITS = 32
 #: Scalar simulation-only activity counters of the ``debug=True`` top and what each counts per cycle.
 COUNTERS = {
-    "cnt_mac": "PE lanes whose accumulator is enabled (one multiply, one add, one register write each)",
+    "cnt_mac": "PE lanes with a real MAC (a row of the current row tile, a MAC cycle)",
+    "cnt_idle": "idle lane slots: PE lanes past the rows of a partial row tile in a MAC cycle",
+    "cnt_iso": "idle lane slots whose multiplier inputs are isolated (forced to zero; gating operand/clock)",
+    "cnt_acc_wr": "accumulator register writes (enabled lanes: every lane in a MAC cycle, only real ones under "
+                  "gating clock)",
     "cnt_wrd": "weight-memory reads (one pes-entry word each)",
-    "cnt_requant": "lanes requantized and written back",
+    "cnt_requant": "lanes requantized: those written back, and with gating none also the idle lanes of a partial "
+                   "tile (their requantizers see live accumulators), once per group",
     "cnt_addr": "address-adder operations: one read address per issued read, one output address per group",
     "cnt_ext_x": "elements written into a working buffer through the ext port (the x load, DMA stand-in)",
     "cnt_conflict": "write cycles after a group's first (bank-conflict stalls; 0 while banks >= pes)",
@@ -136,6 +141,13 @@ class LstmStageEngine(wiring.Component):
     gath_en : In, 1             (idle only) read buffer 0 at ``gath_addr0`` and buffer 1 at ``gath_addr1``
     gath_addr0, gath_addr1 : In
     gath_data0, gath_data1 : Out, signed(data_bits)   the two elements, one cycle later
+
+    Idle lanes (``cfg.gating``): lanes past the rows of a partial row tile are idle in its MAC cycles.
+    ``"none"``: they multiply the broadcast operand by the weight word's padding and write their accumulators
+    (never read back). ``"operand"``: an AND (a 2:1 mux to zero) on each lane's two multiplier inputs isolates
+    them while the lane is idle, so its multiplier and adder see constant zeros; the accumulator is still
+    written. ``"clock"``: also the accumulator's enable is off while the lane is idle (a synthesis tool turns
+    it into a clock gate). Values and cycles are the same under every choice.
 
     With ``debug=True`` the top also has simulation-only activity counters (not for synthesis): every
     counter of :data:`COUNTERS` (``Out, COUNTER_BITS``) and, per bank ``b`` of the working SRAMs (both
@@ -286,23 +298,40 @@ class LstmStageEngine(wiring.Component):
                     m.d.comb += [e0.eq(rd[0][b].data), e1.eq(rd[1][b].data)]
         m.d.comb += self.ext_rdata.eq(Mux(ext_buf_d, e1, e0))
 
-        # lanes of the current row tile (the last tile may be partial); idle lanes keep their accumulator
+        # lanes of the current row tile (the last tile may be partial). Idle-lane gating (cfg.gating): a lane
+        # past them is idle; "operand"/"clock" force its multiplier inputs to zero (operand isolation: the
+        # multiplier and adder see constant inputs), "clock" also holds its accumulator (the register enable
+        # a synthesis tool turns into a clock gate); "none" lets it multiply the padding and write its
+        # accumulator (never read: only the tile's lanes are written back).
         lanes = Signal(COUNT_BITS)
         tile = Signal(COUNT_BITS)
         m.d.comb += lanes.eq(Mux(tile == fields["tiles"] - 1, fields["last"], P))
-        lane_mac = Signal(P)
-        m.d.comb += lane_mac.eq(Cat(*[mac_valid & (lanes > i) for i in range(P)]))
+        lane_on = Signal(P)  # the lane holds a row of the current tile
+        m.d.comb += lane_on.eq(Cat(*[lanes > i for i in range(P)]))
+        lane_mac = Signal(P)  # real MACs
+        lane_idle = Signal(P)  # idle slots
+        m.d.comb += [lane_mac.eq(Cat(*[mac_valid & lane_on[i] for i in range(P)])),
+                     lane_idle.eq(Cat(*[mac_valid & ~lane_on[i] for i in range(P)]))]
+        isolate = cfg.gating != "none"
+        lane_iso = Signal(P)  # the lane's operand-isolation select (forces its multiplier inputs to zero)
+        m.d.comb += lane_iso.eq(~lane_on if isolate else 0)
+        lane_en = Signal(P)  # accumulator register enables
+        m.d.comb += lane_en.eq(lane_mac if cfg.gating == "clock" else Cat(*[mac_valid] * P))
         amax, amin = (1 << (ab - 1)) - 1, -(1 << (ab - 1))
         accs = [Signal(signed(ab), name=f"acc{i}") for i in range(P)]
         for i in range(P):
             w = wdata[i * db:(i + 1) * db].as_signed()
+            x_i = xin
+            if isolate:
+                w = Mux(lane_iso[i], 0, w)
+                x_i = Mux(lane_iso[i], 0, xin)
             total = Signal(signed(ab + 1), name=f"sum{i}")
-            m.d.comb += total.eq(Mux(mac_first, 0, accs[i]) + w * xin)
+            m.d.comb += total.eq(Mux(mac_first, 0, accs[i]) + w * x_i)
             if cfg.overflow == "saturate":
                 nxt = Mux(total > amax, amax, Mux(total < amin, amin, total))
             else:
                 nxt = total[:ab].as_signed()
-            with m.If(lane_mac[i]):
+            with m.If(lane_en[i]):
                 m.d.sync += accs[i].eq(nxt)
 
         # requantize every lane (used in WRITE)
@@ -409,10 +438,13 @@ class LstmStageEngine(wiring.Component):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
         if self.debug:
-            self._counters(m, issue, write & wlast, write & (wsub != 0), lane_w, lane_mac, w_rd, rd, bank_we)
+            idle_rq = Signal(COUNT_BITS)  # idle lanes whose requantizer input is live (none: their accumulators run)
+            m.d.comb += idle_rq.eq(Mux(write & wlast, P - lanes, 0) if cfg.gating == "none" else 0)
+            self._counters(m, issue, write & wlast, write & (wsub != 0), lane_w + [idle_rq],
+                           (lane_mac, lane_idle, lane_idle & lane_iso, lane_en), w_rd, rd, bank_we)
         return m
 
-    def _counters(self, m, issue, group_written, conflict, lane_w, lane_mac, w_rd, rd, bank_we):
+    def _counters(self, m, issue, group_written, conflict, lane_w, lane_sets, w_rd, rd, bank_we):
         """Simulation-only activity counters (see the class docstring)."""
         B, W = self.cfg.banks, COUNTER_BITS
 
@@ -421,9 +453,10 @@ class LstmStageEngine(wiring.Component):
 
         ext_x = (self.ext_we & ~self.busy & (self.ext_sel[1] == 0))
         incs = {
-            "cnt_mac": popcount(list(lane_mac)),
+            **{name: popcount(list(bits)) for name, bits in zip(("cnt_mac", "cnt_idle", "cnt_iso", "cnt_acc_wr"),
+                                                                lane_sets, strict=True)},
             "cnt_wrd": w_rd.en & self.busy,
-            "cnt_requant": popcount(lane_w),
+            "cnt_requant": popcount(lane_w[:-1]) + lane_w[-1],
             "cnt_addr": issue + group_written,
             "cnt_ext_x": ext_x,
             "cnt_conflict": conflict,

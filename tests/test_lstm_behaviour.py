@@ -44,9 +44,9 @@ from hwsim.errors import HwsimError
 from hwsim.lstm_engine import LstmEngineConfig, simulate_matvec, simulate_step
 
 #: Every option the shared build does not have: wrapping accumulators, ties to even, a 32-entry LUT, fewer banks
-#: than PEs (bank-conflict stalls) and the timed x stream.
+#: than PEs (bank-conflict stalls), the timed x stream and ungated idle lanes (gating none; base: clock).
 VARIANT = BASE.replace(banks=2, overflow="wrap", rounding="half_even", nonlinearity="lut", lut_bits=5,
-                       x_load="stream")
+                       x_load="stream", gating="none")
 CFGS = {"base": BASE, "variant": VARIANT}
 LEVELS = ("reference", "cycle_model", "amaranth", "verilator")
 
@@ -201,11 +201,22 @@ def hand_stage(cfg, R: int, K: int, Q: int) -> tuple[int, int]:
     return cycles, stalls
 
 
+def lane_counts(cfg, macs: int, idle: int) -> dict:
+    """The PE lanes' priced actions from the documented gating rules (docs/idle_lanes.md): a real MAC is a
+    multiply, an add and an accumulator write; an idle slot is a ``pe_mult.idle``, plus an add on padding
+    (``pe_acc.idle``) and an accumulator write with ``none``, an accumulator write with ``operand``, a held
+    accumulator (``pe_acc_reg.idle``) with ``clock``."""
+    g = cfg.gating
+    return {"pe_mult.mult": macs, "pe_acc.add": macs, "pe_acc_reg.write": macs + (idle if g != "clock" else 0),
+            "pe_mult.idle": idle, "pe_acc.idle": idle if g == "none" else 0,
+            "pe_acc_reg.idle": idle if g == "clock" else 0}
+
+
 def hand_matvec(cfg, stages: list[NaiveStage], N: int) -> dict:
     """Cycles, stalls, every priced action and per-bank reads/writes of one ``W x`` (x load included)."""
     P, B = cfg.pes, cfg.banks
     cycles, stalls = (N if cfg.x_load == "stream" else 0), 0
-    macs = reads = groups = outs = 0
+    macs = reads = groups = outs = idle = outs_idle = 0
     bank_rd, bank_wr = [0] * B, [0] * B
     for a in range(N):
         bank_wr[a % B] += 1
@@ -214,13 +225,16 @@ def hand_matvec(cfg, stages: list[NaiveStage], N: int) -> dict:
         cycles, stalls = cycles + c, stalls + st
         tiles = -(-s.R // P)
         macs, reads, groups, outs = macs + s.Q * s.R * s.K, reads + s.Q * tiles * s.K, groups + s.Q * tiles, outs + s.Q * s.R
+        idle += s.Q * s.K * (tiles * P - s.R)  # the last row tile's lanes past R, every k of every column
+        if cfg.gating == "none":  # ungated idle lanes' accumulators run: their requantizers convert per group
+            outs_idle += s.Q * (tiles * P - s.R)
         for row in s.reads:
             for a in row:
                 bank_rd[a % B] += tiles
         for a in range(s.Q * s.R):
             bank_wr[a % B] += 1
-    acts = {"pe_mult.mult": macs, "pe_acc.add": macs, "pe_acc_reg.write": macs, "weight_sram.read": reads,
-            "work_sram.read": reads, "work_sram.write": N + outs, "requant.convert": outs,
+    acts = {**lane_counts(cfg, macs, idle), "weight_sram.read": reads,
+            "work_sram.read": reads, "work_sram.write": N + outs, "requant.convert": outs + outs_idle,
             "addr_gen.add": reads + groups + (N if cfg.x_load == "stream" else 0), "dram.read": N * cfg.data_bytes}
     return {"cycles": cycles, "stalls": stalls, "actions": acts, "bank_reads": bank_rd, "bank_writes": bank_wr}
 
@@ -235,11 +249,11 @@ def hand_step(cfg, stages: list[NaiveStage], N: int, H: int) -> dict:
     B, th = cfg.banks, -(-4 * H // cfg.pes)
     hc, hs = hand_stage(cfg, 4 * H, H, 1)
     a = dict(mv["actions"])
-    for k in ("pe_mult.mult", "pe_acc.add", "pe_acc_reg.write"):
-        a[k] += 4 * H * H
+    for k, v in lane_counts(cfg, 4 * H * H, H * (th * cfg.pes - 4 * H)).items():
+        a[k] += v
     a["work_sram.read"] += 8 * H
     a["work_sram.write"] += 4 * H
-    a["requant.convert"] += 4 * H + 2 * H
+    a["requant.convert"] += 4 * H + 2 * H + (th * cfg.pes - 4 * H if cfg.gating == "none" else 0)
     a["addr_gen.add"] += th * H + th + 8 * H + H
     a |= {"hidden_sram.read": th * H, "state_sram.read": th * H + 5 * H, "state_sram.write": 2 * H,
           "gate_add.add": 8 * H, "sigmoid.eval": 3 * H, "tanh.eval": 2 * H, "cell_mult.mult": 3 * H,

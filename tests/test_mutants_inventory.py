@@ -100,9 +100,13 @@ def test_lstm_engine_inventory_by_hand():
     assert (cfg.data_bits, cfg.acc_bits, cfg.work_sram_bytes, cfg.work_words) == (16, 32, 262144, 2**17)
     got = _by_name(lstm_inventory(cfg))
     nl = {"kind": cfg.nonlinearity, "bits": 16, "lut_bits": cfg.lut_bits}
-    assert got["pe_mult"] == ("multiplier", {"a_bits": 16, "b_bits": 16}, 5)
+    # idle-lane gating (default clock): the lanes' operand isolation and the accumulators' clock gates
+    assert got["pe_mult"] == ("multiplier", {"a_bits": 16, "b_bits": 16, "gating": "clock"}, 5)
     assert got["pe_acc"] == ("adder", {"bits": 32}, 5)
-    assert got["pe_acc_reg"] == ("register", {"bits": 32}, 5)
+    assert got["pe_acc_reg"] == ("register", {"bits": 32, "clock_gate": True}, 5)
+    for g in ("operand", "none"):
+        ug = _by_name(lstm_inventory(cfg.replace(gating=g)))
+        assert ug["pe_mult"][1]["gating"] == g and ug["pe_acc_reg"][1] == {"bits": 32, "clock_gate": False}
     assert got["weight_sram"] == ("sram", {"bytes": cfg.weight_sram_bytes, "word_bits": 80}, 1)
     assert got["hidden_sram"] == ("sram", {"bytes": cfg.hidden_sram_bytes, "word_bits": 80}, 1)
     assert got["work_sram"] == ("sram", {"bytes": 65536, "word_bits": 16}, 8)

@@ -32,6 +32,8 @@ def test_readout_stage_cycles_and_actions_by_hand():
     assert (st.cycles, st.stall_cycles, st.macs) == (31, 3, 77)
     assert st.actions.as_dict() == {
         "pe_mult.mult": 77, "pe_acc.add": 77, "pe_acc_reg.write": 77,
+        # the last tile's 4th lane is idle for its 7 MAC cycles: 7 idle slots, clock-gated by default
+        "pe_mult.idle": 7, "pe_acc_reg.idle": 7,
         "hidden_sram.read": 3 * 7,  # one 4-entry weight word per tile and k
         "state_sram.read": 3 * 7,  # one h element per tile and k
         "work_sram.write": 11, "requant.convert": 11,  # one result per output, into the working buffer
@@ -58,6 +60,9 @@ def test_packed_schedule_stage_actions_by_hand():
     assert mv.macs == macs == 150
     assert mv.actions.as_dict() == {
         "pe_mult.mult": macs, "pe_acc.add": macs, "pe_acc_reg.write": macs,
+        # idle slots: G1's second row tile uses 2 of 4 lanes (5 columns x 3 k x 2 = 30); G2's second group
+        # packs one column of 2 rows (10 k x 2 lanes = 20); clock-gated by default
+        "pe_mult.idle": 30 + 20, "pe_acc_reg.idle": 30 + 20,
         "weight_sram.read": 30 + 20, "work_sram.read": 30 + 30,
         "work_sram.write": 15 + 30 + 6,  # x, then each stage's Q * R outputs
         "requant.convert": 30 + 6, "addr_gen.add": (30 + 10) + (20 + 2), "pack_addr.add": 10,

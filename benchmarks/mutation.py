@@ -158,7 +158,7 @@ def _setup_cfg() -> str:
         "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n    --assert=plain\n"
         # error messages are the bad-input corpus's (tests/bad_inputs/cases.yaml), not this run's
         "do_not_mutate_patterns =\n    raise HwsimError\\(\n"
-        "also_copy =\n    conftest.py\n"
+        "also_copy =\n    conftest.py\n    docs\n"
         "use_git_change_detection = false\n"
         "use_setproctitle = false\n"
     )
@@ -224,11 +224,13 @@ def stage(fresh: bool, rev: str = "HEAD") -> list[str]:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    archive = subprocess.run(["git", "archive", rev, "hwsim", "models", "rtl", "cosim", "tests", "pyproject.toml"],
+    archive = subprocess.run(["git", "archive", rev, "hwsim", "models", "rtl", "cosim", "tests", "docs",
+                              "pyproject.toml"],
                              cwd=REPO, check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     for src, dst in (("hwsim", "hwsim"), ("models", "hwsim/models"), ("rtl", "hwsim/rtl"),
-                     ("cosim", "hwsim/cosim"), ("tests", "tests"), ("pyproject.toml", "pyproject.toml")):
+                     ("cosim", "hwsim/cosim"), ("tests", "tests"), ("docs", "docs"),
+                     ("pyproject.toml", "pyproject.toml")):
         root = tmp / src
         files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
         for p in files:
@@ -266,12 +268,15 @@ PENDING = STAGE / "pending.json"
 #: Which tests/test_mutants_*.py files a mutant of a module is run against in --rekill (by module prefix;
 #: first match). Restricting can only leave a killable mutant alive, never kill a survivor wrongly.
 REKILL_TESTS = [
-    ("hwsim.cost.", ["test_mutants_cost.py"]),
-    ("hwsim.mac_array", ["test_mutants_mac_array.py", "test_mutants_inventory.py", "test_mutants_records.py"]),
-    ("hwsim.deform_unit.", ["test_mutants_deform.py"]),
+    ("hwsim.cost.", ["test_mutants_cost.py", "test_mutants_text.py"]),
+    ("hwsim.mac_array", ["test_mutants_mac_array.py", "test_mutants_inventory.py", "test_mutants_records.py",
+                       "test_mutants_text.py"]),
+    ("hwsim.deform_unit.", ["test_mutants_deform.py", "test_mutants_text.py"]),
     ("hwsim.models.deform_unit.", ["test_mutants_deform.py", "test_mutants_references.py"]),
-    ("hwsim.rf_array.", ["test_mutants_inventory.py", "test_mutants_references.py", "test_mutants_records.py"]),
-    ("hwsim.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_inventory.py", "test_mutants_records.py"]),
+    ("hwsim.rf_array.", ["test_mutants_inventory.py", "test_mutants_references.py", "test_mutants_records.py",
+                       "test_mutants_text.py"]),
+    ("hwsim.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_inventory.py", "test_mutants_records.py",
+                          "test_mutants_text.py"]),
     ("hwsim.models.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_references.py"]),
     ("hwsim.models.mac_array.", ["test_mutants_references.py"]),
 ]
@@ -517,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rekill or args.pending:
         # the mutants stay those of the last run (its commit's sources); the tests/test_mutants_*.py come from
         # --rev (default HEAD), where they were added after that run
-        archive = subprocess.run(["git", "archive", args.rev, "tests"], cwd=REPO, check=True,
+        archive = subprocess.run(["git", "archive", args.rev, "tests", "docs"], cwd=REPO, check=True,
                                  capture_output=True).stdout
         tmp = STAGE.parent / "mutation-tests"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -533,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy2(STAGE / f, work / f)
         for p in (tmp / "tests").glob("test_mutants_*.py"):
             shutil.copyfile(p, work / "tests" / p.name)
+        shutil.copytree(tmp / "docs", work / "docs")  # user reference pages some of those tests read
         shutil.rmtree(tmp)
         print(f"mutants of {(STAGE / 'REVISION').read_text().strip()[:10]}, tests/test_mutants_*.py of {args.rev}")
         eqs = equivalent_ids()
@@ -557,9 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             names = sorted(n for codes in load_results().values() for n, c in codes.items()
                            if c == 0 and n not in eqs and n not in done
                            and any(fnmatch.fnmatch(n, g) for g in selected))
-            # text-only survivors: no test pins prose, so re-running them cannot change their verdict
-            diffs = mutant_diffs(names)
-            names = [n for n in names if not text_only(diffs[n])]
+            # text-only survivors too: tests/test_mutants_text.py checks the notes against docs/cost_inventories.md
             v = rekill(names, args.max_children, workdir=work)
         print(f"killed {sum(x != 'survived' for x in v.values())} of {len(v)} survivors "
               f"in {(time.monotonic() - t0) / 60:.1f} min")

@@ -18,7 +18,10 @@ activity outputs (``dbg_*``: per-PE MAC enables, pipeline hops and stationary lo
 compute stalls; with zero-tile skipping the bitmap reads, :data:`SKIP_COUNTERS`), DRAM beats per stream
 and requantizer operations (tops with the float32 requantizer: power-of-two and float32 lane passes apart,
 by the top's ``dbg_f32``, :data:`F32_COUNTERS`; the harness then also registers the layer inputs
-``requant_f32`` and ``zero_point``), so the testbench can compare every action count of the cycle model. Keeping this
+``requant_f32`` and ``zero_point``; tops with ``weight_zero_points`` also the row-sum unit's additions and the
+row term's products, :data:`ROW_COUNTERS`, with a zero-point memory ``rzmem.bin`` answering ``bias_addr`` on
+``row_zp`` and one more registered layer input, ``zp_rows``), so the testbench can compare every action count
+of the cycle model. Keeping this
 per-cycle logic in Verilog keeps Python out of the simulation's inner loop.
 
 The memories move in bulk through binary files in the simulator's working directory, not one VPI access
@@ -48,7 +51,8 @@ from hwsim.cosim.runner import Harness
 from hwsim.errors import HwsimError
 
 __all__ = ["ACT_FILE", "BIAS_FILE", "BLOCK_FILE", "BUILD_ARGS", "COUNTERS", "DEFAULT_MEM_DEPTH", "DPI_SOURCES",
-           "F32_COUNTERS", "FREE_RUN_MAIN", "HARNESS_TOP", "MAKE_ARGS", "OUT_FILE", "SCALE_FILE", "SKIP_COUNTERS",
+           "F32_COUNTERS", "FREE_RUN_MAIN", "HARNESS_TOP", "MAKE_ARGS", "OUT_FILE", "ROW_COUNTERS", "ROW_ZP_FILE",
+           "SCALE_FILE", "SKIP_COUNTERS",
            "TEST_MODULE", "WEIGHT_FILE", "DPI_IMPORTS", "harness_verilog", "mac_array_harness", "memory_load_verilog"]
 
 HARNESS_TOP = "mac_array_tb"
@@ -58,6 +62,8 @@ WEIGHT_FILE, ACT_FILE, OUT_FILE, BIAS_FILE = "wmem.bin", "amem.bin", "omem.bin",
 BLOCK_FILE = "zmem.bin"
 #: Per-output-channel float32 scales (tops with ``requantizer = "f32"``): IEEE-754 bits, one word each.
 SCALE_FILE = "smem.bin"
+#: Per-output-channel weight zero points (tops with ``weight_zero_points``): signed ``weight_bits`` codes.
+ROW_ZP_FILE = "rzmem.bin"
 #: Beats each harness memory holds (weights, activations, outputs) unless a caller asks for more.
 DEFAULT_MEM_DEPTH = 1 << 14
 
@@ -83,6 +89,9 @@ SKIP_COUNTERS = ("tile_bitmap_reads",)
 #: Further counters of tops with the float32 requantizer: lanes of output beats requantized in float32
 #: (``requant_ops`` then counts only the power-of-two lanes').
 F32_COUNTERS = ("requant_f32_ops",)
+#: Further counters of tops with ``weight_zero_points`` (their ``dbg_row_adds`` / ``dbg_row_lanes``): the row-sum
+#: unit's activation additions and the row term's products (real lanes of the output beats of a layer that uses it).
+ROW_COUNTERS = ("zp_row_adds", "zp_row_mults")
 
 
 def _words(bits: int) -> int:
@@ -156,7 +165,8 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     members = meta["signature"]["interface"]["members"]
     skip = "ld_blk" in members  # zero-tile skipping: a bitmap memory answers the loader and the compute engine
     f32 = "requant_f32" in members  # float32 requantizer lanes: a scale memory and two more layer inputs
-    names = COUNTERS + (SKIP_COUNTERS if skip else ()) + (F32_COUNTERS if f32 else ())
+    rows = "zp_rows" in members  # weight zero points: a zero-point memory, one more layer input
+    names = COUNTERS + (SKIP_COUNTERS if skip else ()) + (F32_COUNTERS if f32 else ()) + (ROW_COUNTERS if rows else ())
     abits = _port_width(meta, "zero_point") if f32 else 0
     scale_lanes = bias_lanes.replace("bmem[", "smem[")
     f32_inputs = (f"    input  wire             requant_f32 /*verilator public_flat_rw*/,\n"
@@ -167,6 +177,19 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     f32_decl = f"    reg [31:0] smem [0:{mem_depth - 1}];\n    wire dbg_f32;\n" if f32 else ""
     f32_ports = (f",\n        .requant_f32(requant_f32_q), .zero_point(zero_point_q), .scale({{{scale_lanes}}}), "
                  ".dbg_f32(dbg_f32)") if f32 else ""
+    zpb = _port_width(meta, "row_zp") // lanes if rows else 0
+    ra_bits = _port_width(meta, "dbg_row_adds") if rows else 0
+    rl_bits = _port_width(meta, "dbg_row_lanes") if rows else 0
+    row_inputs = "    input  wire             zp_rows /*verilator public_flat_rw*/,\n" if rows else ""
+    row_regs = ("    reg zp_rows_q;\n    always @(posedge clk) zp_rows_q <= zp_rows;\n" if rows else "")
+    layer_regs = f32_regs + row_regs
+    row_decl = (f"    reg [{zpb - 1}:0] rzmem [0:{mem_depth - 1}];\n    wire [{ra_bits - 1}:0] dbg_row_adds;\n"
+                f"    wire [{rl_bits - 1}:0] dbg_row_lanes;\n") if rows else ""
+    row_ports = (f",\n        .zp_rows(zp_rows_q), .row_zp({{{bias_lanes.replace('bmem[', 'rzmem[')}}}), "
+                 ".dbg_row_adds(dbg_row_adds), .dbg_row_lanes(dbg_row_lanes)") if rows else ""
+    row_count = (f"\n            zp_row_adds <= zp_row_adds + {{{64 - ra_bits}'d0, dbg_row_adds}};"
+                 f"\n            if (o_valid) zp_row_mults <= zp_row_mults + {{{64 - rl_bits}'d0, dbg_row_lanes}};"
+                 ) if rows else ""
     # Output lanes requantized and sent per beat: dbg_lanes (the tile's real columns with idle-lane gating).
     requant_count = ("""                if (dbg_f32) requant_f32_ops <= requant_f32_ops + {48'd0, dbg_lanes_w};
                 else requant_ops <= requant_ops + {48'd0, dbg_lanes_w};""" if f32 else
@@ -185,7 +208,8 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     zmem_count = ("\n            tile_bitmap_reads <= tile_bitmap_reads + {62'd0, dbg_blk[0]} + "
                   "{62'd0, dbg_blk[1]};") if skip else ""
     mems = [("wmem", WEIGHT_FILE, wb), ("amem", ACT_FILE, ab), ("bmem", BIAS_FILE, bias_bits)] \
-        + ([("zmem", BLOCK_FILE, 1)] if skip else []) + ([("smem", SCALE_FILE, 32)] if f32 else [])
+        + ([("zmem", BLOCK_FILE, 1)] if skip else []) + ([("smem", SCALE_FILE, 32)] if f32 else []) \
+        + ([("rzmem", ROW_ZP_FILE, zpb)] if rows else [])
     # A load leaves the memory past the file's end as it was (as $readmemh would).
     load_text = "\n".join(_load_words(mem, f, bits, mem_depth) for mem, f, bits in mems)
     word_regs = "".join(f"    reg [{32 * _words(bits) - 1}:0] {mem}_w;\n" for mem, _, bits in mems + [("omem", "", ob)])
@@ -207,7 +231,7 @@ module {HARNESS_TOP} (
     input  wire [{dim - 1}:0]      dim_n   /*verilator public_flat_rw*/,
     input  wire [{sh - 1}:0]       shift   /*verilator public_flat_rw*/,
     input  wire             relu    /*verilator public_flat_rw*/,
-{f32_inputs}    output wire             busy    /*verilator public_flat_rw*/,
+{f32_inputs}{row_inputs}    output wire             busy    /*verilator public_flat_rw*/,
     output wire             done    /*verilator public_flat_rw*/,
 {counters}
     output wire [31:0]      mem_depth /*verilator public_flat_rw*/,
@@ -229,7 +253,7 @@ module {HARNESS_TOP} (
         dim_n_q <= dim_n;
         shift_q <= shift;
     end
-{f32_regs}    // Widths the testbench converts access counts with (from the top's metadata, never hard-coded there).
+{layer_regs}    // Widths the testbench converts access counts with (from the top's metadata, never hard-coded there).
     assign mem_depth = 32'd{mem_depth};
     assign wbeat_bits = 32'd{wb};
     assign abeat_bits = 32'd{ab};
@@ -239,7 +263,7 @@ module {HARNESS_TOP} (
     reg [{ab - 1}:0] amem [0:{mem_depth - 1}];
     reg [{ob - 1}:0] omem [0:{mem_depth - 1}];
     reg [{bias_bits - 1}:0] bmem [0:{mem_depth - 1}];
-{zmem_decl}{f32_decl}    // Bulk memory copies (memfile_dpi.cpp): 32-bit words, least significant first.
+{zmem_decl}{f32_decl}{row_decl}    // Bulk memory copies (memfile_dpi.cpp): 32-bit words, least significant first.
     import "DPI-C" function int hwsim_mem_load(input string path);
     import "DPI-C" function int unsigned hwsim_mem_word(input int k);
     import "DPI-C" function void hwsim_mem_clear(input int n);
@@ -276,7 +300,7 @@ module {HARNESS_TOP} (
         .bias_addr(bias_addr), .bias({{{bias_lanes}}}),
         .dbg_mac(dbg_mac), .dbg_hop(dbg_hop), .dbg_wload(dbg_wload), .dbg_sram(dbg_sram),
         .dbg_idle(dbg_idle), .dbg_gate(dbg_gate), .dbg_lanes(dbg_lanes),
-        .dbg_stall(dbg_stall){zmem_ports}{f32_ports}
+        .dbg_stall(dbg_stall){zmem_ports}{f32_ports}{row_ports}
     );
 
     always @(posedge clk) begin
@@ -333,7 +357,7 @@ module {HARNESS_TOP} (
             if (dbg_sram[4]) begin
                 output_sram_read_words <= output_sram_read_words + {{32'd0, o_wr_words}};
                 output_sram_read_lanes <= output_sram_read_lanes + {{48'd0, dbg_lanes_w}};
-            end{zmem_count}
+            end{zmem_count}{row_count}
         end
     end
 endmodule

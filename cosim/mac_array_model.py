@@ -17,9 +17,11 @@ rows, the measured Stats) that the model co-simulation compares with :func:`hwsi
 Quantized ONNX models (``--compress onnx``, float scales and zero points): a float-scale GEMM runs on the
 float32 requantizer lanes of a top built with ``requantizer = "f32"`` (its per-channel scales and output
 zero point travel with the job; the input zero point's column constant is in its bias, as the model lowers
-it), and the float32 requantizations and zero-point corrections are compared as counts too. Such a layer
-on a ``shift`` accelerator, or one with weight zero points (the row term has no RTL), is refused before any
-build.
+it), and the float32 requantizations and zero-point corrections are compared as counts too. Weights with
+zero points (``-z_w[n] * sum_k a[m, k]``) run on a top built with ``weight_zero_points`` (its row-sum unit;
+the zero points travel with the requantizer, the row-sum additions and the row term's products are compared
+as counts). Such a layer on a ``shift`` accelerator, or with weight zero points on a top without the
+row-sum unit, is refused before any build.
 """
 
 from __future__ import annotations
@@ -65,12 +67,10 @@ def max_rows(cfg: MacArrayConfig, m: int, k: int, n: int, mem_depth: int = DEFAU
 def requant_spec(fq, n: int) -> dict:
     """A float-scale GEMM's requantizer (:class:`~hwsim.models.mac_array.FloatRequant`) for ``n`` output
     channels as a job layer's ``requant`` entry (JSON, exact: the scales as IEEE-754 bits), the inverse of
-    :func:`hwsim.cosim.mac_array_tb.float_requant_of`."""
-    if fq.row_zp is not None:
-        raise HwsimError("row_zp (weight zero points) is not allowed in the co-simulation: the RTL folds only the "
-                         "input zero point into the bias; expected symmetric weights (ONNX Runtime's default)")
+    :func:`hwsim.cosim.mac_array_tb.float_requant_of` (weight zero points as ``row_zp``, one per channel)."""
     bits = np.ascontiguousarray(fq.scales_for(n), dtype=np.float32).view(np.uint32)
-    return {"scale_bits": [int(b) for b in bits], "zero_point": fq.zero_point, "lo": fq.lo, "hi": fq.hi}
+    rows = {} if fq.row_zp is None else {"row_zp": [int(z) for z in np.broadcast_to(fq.row_zp, (n,))]}
+    return {"scale_bits": [int(b) for b in bits], "zero_point": fq.zero_point, "lo": fq.lo, "hi": fq.hi, **rows}
 
 
 def measured_stats(row: dict) -> Stats:
@@ -101,11 +101,11 @@ def check(cfg: MacArrayConfig, layer) -> None:
                 f"requantizer={cfg.requantizer!r} is not allowed for layer {op.layer!r} (float32 scales, ONNX "
                 f"Runtime's requantizer) in the co-simulation: its RTL needs the float32 lanes; expected "
                 "--requantizer f32 (or an --accel file with requantizer: f32)")
-        if getattr(op, "row_correction", False):
+        if getattr(op, "row_correction", False) and not cfg.weight_zero_points:
             raise HwsimError(
-                f"layer {op.layer!r} with weight zero points is not allowed in the co-simulation: the RTL folds "
-                "only the input zero point into the bias (no row-sum term); expected symmetric weights "
-                "(quantize_static's default for int8 weights)")
+                f"weight_zero_points=False is not allowed for layer {op.layer!r} (weights with zero points) in the "
+                "co-simulation: its RTL needs the row-sum unit; expected --weight-zero-points (or an --accel file "
+                "with weight_zero_points: true)")
 
 
 def cosim_run(cfg: MacArrayConfig, layer, inputs, ctx: CosimContext) -> LayerCosim:

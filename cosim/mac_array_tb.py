@@ -36,6 +36,8 @@ from hwsim.cosim.harness import (
     COUNTERS,
     F32_COUNTERS,
     OUT_FILE,
+    ROW_COUNTERS,
+    ROW_ZP_FILE,
     SCALE_FILE,
     SKIP_COUNTERS,
     WEIGHT_FILE,
@@ -69,12 +71,13 @@ UNUSED_SCALE_BITS = 0x3F800000
 
 def float_requant_of(spec: dict | None) -> ref.FloatRequant | None:
     """The :class:`~hwsim.models.mac_array.FloatRequant` of a job layer's ``requant`` entry (``scale_bits``:
-    IEEE-754 bits per output channel, ``zero_point``, ``lo``, ``hi``; written by
-    :func:`hwsim.cosim.mac_array_model.requant_spec`), None without one."""
+    IEEE-754 bits per output channel, ``zero_point``, ``lo``, ``hi``, and for weights with zero points
+    ``row_zp``, one per output channel; written by :func:`hwsim.cosim.mac_array_model.requant_spec`), None
+    without one."""
     if spec is None:
         return None
     bits = np.asarray(spec["scale_bits"], dtype=np.uint32)
-    return ref.FloatRequant(bits.view(np.float32), spec["zero_point"], spec["lo"], spec["hi"])
+    return ref.FloatRequant(bits.view(np.float32), spec["zero_point"], spec["lo"], spec["hi"], spec.get("row_zp"))
 
 
 def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict[str, int],
@@ -92,7 +95,8 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
     whole bytes. Tops with the float32 requantizer count its lane passes apart (``requant_f32_ops``); the
     zero-point correction adder is the requantizer's bias adder (the column constant rides in the bias), so
     with ``zp_correction`` (the layer's bias holds a zero-point constant) every requantizer lane pass is
-    one correction.
+    one correction. Tops with ``weight_zero_points`` count the row-sum unit's additions and the row term's
+    products (:data:`hwsim.cosim.harness.ROW_COUNTERS`).
     """
     c, wb = counters, cfg.sram_word_bits
     in_bits, wt_bits, o_bits = widths["abeat"], widths["wbeat"], widths["osram"]
@@ -129,6 +133,8 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
         # Zero-tile skipping: the harness counts the engines' bitmap reads; the bitmap is written once per GEMM.
         tile_bitmap_reads=c.get("tile_bitmap_reads", 0),
         tile_bitmap_writes=math.ceil(bitmap_bits / 8),
+        zp_row_adds=c.get("zp_row_adds", 0),
+        zp_row_mults=c.get("zp_row_mults", 0),
     )
 
 
@@ -162,6 +168,7 @@ class MacArrayTB:
         self.bias_bits = cfg.acc_bits
         self.bitmap_bits = 0
         self.f32 = cfg.requantizer == "f32"
+        self.rows = cfg.weight_zero_points
         #: Testbench wall seconds by phase, summed over GEMMs (:data:`PHASES`).
         self.phases = dict.fromkeys(PHASES, 0.0)
 
@@ -174,7 +181,7 @@ class MacArrayTB:
         d = self.dut
         self.mem_depth = await reset_harness(
             d, (d.free_run, d.start, d.load, d.dump, d.dim_m, d.dim_k, d.dim_n, d.shift, d.relu)
-            + ((d.requant_f32, d.zero_point) if self.f32 else ()))
+            + ((d.requant_f32, d.zero_point) if self.f32 else ()) + ((d.zp_rows,) if self.rows else ()))
         self.widths = {k: int(getattr(self.dut, f"{k}_bits").value) for k in ("wbeat", "abeat", "obeat", "osram")}
         self.bias_bits = self.widths["osram"] // self.cfg.cols
 
@@ -218,7 +225,8 @@ class MacArrayTB:
         ``wait`` is awaited after ``start`` until ``done`` has risen (default :meth:`wait_done` with
         ``limit_cycles``). ``requant`` (float-scale layers; tops with ``requantizer = "f32"`` only) runs the GEMM
         on the float32 lanes: its scales go to the scale memory, its zero point to ``zero_point``; its clamp
-        must be the one the lanes apply (signed ``act_bits``, raised to the zero point by ``relu``).
+        must be the one the lanes apply (signed ``act_bits``, raised to the zero point by ``relu``); its weight
+        zero points (``row_zp``) go to the zero-point memory of a top with ``weight_zero_points``.
         """
         cfg, dut = self.cfg, self.dut
         t0 = time.perf_counter()
@@ -247,9 +255,22 @@ class MacArrayTB:
         if requant is not None:
             lo, hi = ref.act_value_range(cfg.act_bits)
             want = (requant.zero_point if relu else lo, hi)
-            if requant.row_zp is not None or (requant.lo, requant.hi) != want:
+            if (requant.lo, requant.hi) != want:
                 raise HwsimError(f"requant clamp [{requant.lo}, {requant.hi}] is not allowed: expected {list(want)} "
-                                 "(signed act_bits, raised to the zero point by relu) and no weight zero points")
+                                 "(signed act_bits, raised to the zero point by relu)")
+        row_zp = None if requant is None else requant.row_zp
+        if row_zp is not None and not self.rows:
+            raise HwsimError("weight_zero_points=False is not allowed for a GEMM with weight zero points: expected a "
+                             "top built with weight_zero_points=True (the row-sum unit)")
+        if self.rows:
+            zlo, zhi = -(1 << (cfg.weight_bits - 1)), (1 << (cfg.weight_bits - 1)) - 1
+            z = np.zeros(n, dtype=np.int64) if row_zp is None else np.broadcast_to(np.asarray(row_zp, np.int64), (n,))
+            if z.size and (z.min() < zlo or z.max() > zhi):
+                raise HwsimError(f"row_zp range [{z.min()}, {z.max()}] is not allowed: expected values in [{zlo}, "
+                                 f"{zhi}] (signed {cfg.weight_bits}-bit weight zero points)")
+            self._write_lanes(Path(ROW_ZP_FILE), (z & ((1 << cfg.weight_bits) - 1)).astype(np.uint64)[:, None],
+                              cfg.weight_bits, cfg.weight_bits)
+            dut.zp_rows.value = int(row_zp is not None)
         if self.f32:
             sbits = (np.full(n, UNUSED_SCALE_BITS, dtype=np.uint64) if requant is None else
                      np.ascontiguousarray(requant.scales_for(n), dtype=np.float32).view(np.uint32).astype(np.uint64))
@@ -271,7 +292,8 @@ class MacArrayTB:
         await (wait() if wait else self.wait_done(limit_cycles))
         await RisingEdge(dut.clk)
         t0 = self._lap("simulate", t0)
-        names = COUNTERS + (SKIP_COUNTERS if cfg.skip_zero_tiles else ()) + (F32_COUNTERS if self.f32 else ())
+        names = (COUNTERS + (SKIP_COUNTERS if cfg.skip_zero_tiles else ()) + (F32_COUNTERS if self.f32 else ())
+                 + (ROW_COUNTERS if self.rows else ()))
         counters = {name: int(getattr(dut, name).value) for name in names}
         n_out = counters["n_out"]
         assert counters["n_weights"] == len(w_beats), (counters["n_weights"], len(w_beats))
@@ -294,7 +316,9 @@ class MacArrayTB:
         mode = gemm_mode(cfg, w, mode=mode)
         st = predict_gemm(cfg, m, k, n, mode=mode, weight=w)
         if requant is not None or zp_correction:  # the cycle model's float32 / zero-point actions of the op
-            st = onnx_actions(st, _OpActions(m, k, n, "f32" if requant is not None else "shift", zp_correction))
+            rows = requant is not None and requant.row_zp is not None
+            st = onnx_actions(st, _OpActions(m, k, n, "f32" if requant is not None else "shift", zp_correction,
+                                             rows), cfg)
         # An RTL that runs four times longer than the model predicts has failed; do not wait forever.
         beats, counters = await self.run_gemm(a, w, shift, relu, bias, mode, limit_cycles=4 * st.cycles + 1000,
                                               requant=requant)
@@ -313,7 +337,7 @@ class MacArrayTB:
 
 @dataclasses.dataclass(frozen=True)
 class _OpActions:
-    """What :func:`hwsim.mac_array.onnx_actions` reads of an op: its shape and requantizer (no row term)."""
+    """What :func:`hwsim.mac_array.onnx_actions` reads of an op: its shape, requantizer and zero-point terms."""
 
     m: int
     k: int

@@ -19,7 +19,7 @@ from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 
 __all__ = ["F32_ZERO_POINTS", "RegressionReport", "build_mac_array", "check_layers", "float_layer", "random_layers",
-           "run_regression"]
+           "run_regression", "weight_zero_points"]
 
 
 def _acts(rng: np.random.Generator, cfg: MacArrayConfig, shape, mode: str) -> np.ndarray:
@@ -113,7 +113,12 @@ def float_layer(rng: np.random.Generator, cfg: MacArrayConfig, i: int) -> dict:
     and, times 2**-20, still land inside the output range; extreme data (the format's ends) on every third
     layer; large scales saturate at both ends; ReLU at random. The layer's ``f32_case`` holds the conv as
     generated (input, zero points, bias before folding, stride), so a test can compute the outputs
-    independently (a direct convolution and NumPy's float32)."""
+    independently (a direct convolution and NumPy's float32).
+
+    On a top with ``weight_zero_points`` the weights also get zero points (:func:`weight_zero_points`: per
+    tensor on even layers, per channel on odd ones, at the weight type's ends), the column constant gains
+    ``K zx zw`` and the requantizer its ``row_zp`` (``f32_case["w_zp"]``); other tops draw no more random
+    numbers than before."""
     b = cfg.act_bits
     lo, hi = ref.act_value_range(b)
     in_label, in_zp = _zero_point(cfg, i)
@@ -132,14 +137,31 @@ def float_layer(rng: np.random.Generator, cfg: MacArrayConfig, i: int) -> dict:
     scale = (2.0 ** rng.uniform(-20, 4, cout)).astype(np.float32)
     scale[:2] = np.float32([2.0 ** -20, 2.0 ** 4])[:cout]
     relu = bool(rng.integers(0, 2))
-    corr = ref.zero_point_correction(wm, in_zp)
+    wzp = weight_zero_points(rng, cfg, i, cout) if cfg.weight_zero_points else None
+    corr = ref.zero_point_correction(wm, in_zp, wzp)
     spec = {"scale_bits": [int(v) for v in scale.view(np.uint32)], "zero_point": out_zp,
             "lo": max(lo, out_zp) if relu else lo, "hi": hi}
+    rows = {} if wzp is None else {"row_zp": wzp.tolist()}
+    label = "" if wzp is None else f" wzp {'pc' if i % 2 else 'pt'} [{wzp.min()}, {wzp.max()}]"
     return {"kind": "gemm", "name": f"f32conv{i}", "a": a, "w": wm, "bias": bias + corr, "shift": 0, "relu": relu,
-            "requant": spec, "zp_correction": bool(in_zp),
-            "shape": f"{a.shape[0]}x{a.shape[1]}x{cout} f32 zp {in_label}->{out_label} pad1 s{stride}",
+            "requant": {**spec, **rows}, "zp_correction": bool(in_zp) or wzp is not None,
+            "shape": f"{a.shape[0]}x{a.shape[1]}x{cout} f32 zp {in_label}->{out_label}{label} pad1 s{stride}",
             "f32_case": {"x": x.tolist(), "w": w.tolist(), "bias": bias.tolist(), "in_zp": in_zp,
-                         "stride": stride}}
+                         "stride": stride, **({} if wzp is None else {"w_zp": wzp.tolist()})}}
+
+
+def weight_zero_points(rng: np.random.Generator, cfg: MacArrayConfig, i: int, n: int) -> np.ndarray:
+    """Weight zero points (signed ``weight_bits`` codes) of float-scale layer ``i`` with ``n`` output channels:
+    per tensor (one value, repeated) on even layers, cycling through the signed type's ends and the unsigned
+    type's ends as the ONNX import shifts them (uint8 0 -> -128, 255 -> 127, 128 -> 0), and per channel on odd
+    layers: random values with the first two channels at both ends."""
+    b = cfg.weight_bits
+    lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+    if i % 2 == 0:
+        return np.full(n, (lo, hi, 0, lo + 1, -1)[(i // 2) % 5], dtype=np.int64)
+    z = rng.integers(lo, hi + 1, n)
+    z[:2] = np.array([lo, hi])[:n]
+    return z.astype(np.int64)
 
 
 def random_layers(cfg: MacArrayConfig, seed: int, count: int) -> list[dict]:

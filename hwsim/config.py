@@ -271,6 +271,12 @@ class MacArrayConfig(FamilyConfig):
         (default): ``operand`` plus a clock gate on each PE's pipeline registers, closed while the PE's
         column (OS: its row or column) holds no real output. Values and cycles are the same under every
         choice; only the action counts and the area of the gating cells differ (see docs/idle_lanes.md).
+    weight_zero_points : bool
+        Build the row-sum unit for weights with zero points (asymmetric weights, e.g. ONNX Runtime's uint8
+        weights): each output row's activation sum ``sum_k a[m, k]`` is accumulated over the K folds as the
+        activations stream, and each float32 requantizer lane subtracts ``row_zp[n] * rowsum[m]`` after the
+        bias (see docs/mac_array_rtl.md). No extra cycle. Requires ``requantizer='f32'``, a dense array,
+        no zero-tile skipping and int8/int4/int2 weights. Default off (the RTL is that of before the field).
     """
 
     rows: int = 8
@@ -294,6 +300,7 @@ class MacArrayConfig(FamilyConfig):
     skip_zero_tiles: bool = False
     requantizer: str = "shift"
     gating: str = "clock"
+    weight_zero_points: bool = False
 
     FAMILY: ClassVar[str] = "mac-array"
     #: Flag spellings of the first CLI, kept beside the generated ``--weight-format`` etc.
@@ -351,6 +358,7 @@ class MacArrayConfig(FamilyConfig):
         if self.skip_zero_tiles and self.weight_format == "binary":
             raise HwsimError("skip_zero_tiles=True is not allowed with weight_format='binary': binary weights have "
                              "no zero; expected a format with 0 (int8, int4, int2, ternary, pow2)")
+        self._check_weight_zero_points()
         # One tile must fit the double-buffered SRAMs.
         if self.dataflow in ("ws", "is"):
             need = 2 * self.rows * self.weight_beat_bits
@@ -372,6 +380,34 @@ class MacArrayConfig(FamilyConfig):
                     f"are too small: one K step needs {math.ceil(2 * self.rows * self.act_bits / 8)} input "
                     f"bytes and {math.ceil(2 * self.cols * self.weight_bits / 8)} weight bytes"
                 )
+
+    def _check_weight_zero_points(self) -> None:
+        wzp = self.weight_zero_points
+        if not isinstance(wzp, bool):
+            raise HwsimError(f"weight_zero_points={wzp!r} is not allowed: expected true or false")
+        if not wzp:
+            return
+        for name, value, allowed, why in (
+                ("requantizer", self.requantizer, ("f32",), "the row term is a float32 lane's correction"),
+                ("sparsity", self.sparsity, ("dense",), "the row sums need every activation of a row"),
+                ("skip_zero_tiles", self.skip_zero_tiles, (False,), "a skipped fold loads no activations"),
+                ("weight_format", self.weight_format, ("int8", "int4", "int2"), "integer weights have zero points")):
+            if value not in allowed:
+                raise HwsimError(f"weight_zero_points=True is not allowed with {name}={value!r}: expected "
+                                 f"{' or '.join(repr(a) for a in allowed)} ({why})")
+
+    def to_dict(self) -> dict:
+        """The fields as a mapping; ``weight_zero_points`` only when True, so the metadata of the default RTL
+        (and the co-simulation build keys derived from it) are those of before the field existed."""
+        d = super().to_dict()
+        if not d["weight_zero_points"]:
+            del d["weight_zero_points"]
+        return d
+
+    @property
+    def row_sum_bits(self) -> int:
+        """Width of a row sum ``sum_k a[m, k]`` (signed): holds K < 2**dim_bits activations of ``act_bits``."""
+        return self.act_bits + self.dim_bits
 
     def _check_sparsity(self) -> None:
         sp = self.sparsity
@@ -565,4 +601,5 @@ class MacArrayConfig(FamilyConfig):
         sp = "_{}of{}".format(*self.sparse_nm) if self.sparse else ""
         f32 = "_f32" if self.requantizer == "f32" else ""
         gate = {"clock": "", "operand": "_og", "none": "_ng"}[self.gating]
-        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}{sp}{f32}{gate}"
+        wzp = "_wzp" if self.weight_zero_points else ""
+        return f"mac_array_{self.dataflow}_{self.weight_format}_{self.rows}x{self.cols}{sp}{f32}{wzp}{gate}"

@@ -170,8 +170,40 @@ def inventory(cfg: MacArrayConfig):
                                              **({"kind": "f32"} if cfg.requantizer == "f32" else {})}, cfg.cols,
                   "one requantizer per column" + (" (shift and float32 lanes, zero-point correction)"
                                                   if cfg.requantizer == "f32" else "")),
+        *_row_sum_components(cfg),
         Component("controller", "controller", {}, 1, "rough 10k GE estimate (controller.ge)"),
     ))
+
+
+def _row_sum_components(cfg: MacArrayConfig):
+    """With ``weight_zero_points``: the row-sum unit and the row term's lanes (area; their actions are the
+    requantizer's ``zp_row_add`` and ``zp_row_mult``, priced per addition and per product): the adders that
+    sum an activation beat into a row sum (WS: a ``rows``-lane tree and its accumulate; OS: one per row
+    register; IS: one per lane register), the row sums' storage (WS: ``m_tile`` sums beside the output
+    buffer; OS/IS: registers), and per output lane a ``row_sum_bits x weight_bits`` multiplier and the
+    subtraction (an ``acc_bits`` adder)."""
+    from hwsim.cost import Component
+
+    if not cfg.weight_zero_points:
+        return ()
+    rsb = cfg.row_sum_bits
+    lanes = cfg.cols if cfg.dataflow == "is" else cfg.rows
+    if cfg.dataflow == "ws":
+        store = Component("row_sum_store", "sram", {"bytes": -(-cfg.m_tile * rsb // 8), "word_bits": rsb}, 1,
+                          f"{cfg.m_tile} row sums of {rsb} bits beside the output buffer (one read and one write "
+                          "per row and k-fold of the first n-tile, one read per drained row; not priced per access)")
+    else:
+        store = Component("row_sum_store", "register", {"bits": rsb}, lanes,
+                          f"one {rsb}-bit row sum per {'lane (output row)' if cfg.dataflow == 'is' else 'PE row'}")
+    return (
+        Component("row_sum_adder", "adder", {"bits": rsb}, lanes,
+                  "row-sum unit: adds an activation beat's real lanes into its row sum (actions: requant.zp_row_add)"),
+        store,
+        Component("row_zp_mult", "multiplier", {"a_bits": rsb, "b_bits": cfg.weight_bits}, cfg.cols,
+                  "per output lane: weight zero point x row sum (actions: requant.zp_row_mult)"),
+        Component("row_zp_sub", "adder", {"bits": cfg.acc_bits}, cfg.cols,
+                  "per output lane: subtracts the row term after the bias (priced with requant.zp_row_mult)"),
+    )
 
 
 
@@ -922,14 +954,20 @@ def synth_groups(cfg: MacArrayConfig) -> tuple:
     """``hwsim synth`` rows of ``cfg`` (see :func:`hwsim.synth.synth`): the PE modules against the PE
     components (N:M: with the index registers and activation muxes, which sit inside the PE module), the
     array's skew registers, requantizers, controller; with ``skip_zero_tiles`` the bitmap and with a global
-    buffer the buffer, both beside the top (analytic only). An N:M array adds one N:M PE and one PE of the
-    same config made dense, each synthesized alone, so the N:M overhead (index register, the M-wide
-    activation register, the M:1 mux) is attributed by their difference: flip-flops against
-    ``pe_index_reg`` + the wider ``pe_pipeline_reg``, the rest against ``pe_act_mux``. A dense array with
-    idle-lane gating adds its PE and the same PE ungated (``gating='none'``), each synthesized alone: their
-    difference is the gating logic (register enables, the operand register that no longer merges with the
-    activation hop) against the clock-gating cells the inventory prices."""
+    buffer the buffer, both beside the top (analytic only); with ``weight_zero_points`` the row term's
+    multipliers and subtractions count with the requantizers, the row-sum adders (OS/IS: and registers)
+    with the top, and two float32 lanes synthesized alone, with and without the row term, attribute it.
+    An N:M array adds one N:M PE and one PE of the same config made dense, each synthesized alone, so the N:M
+    overhead (index register, the M-wide activation register, the M:1 mux) is attributed by their difference:
+    flip-flops against ``pe_index_reg`` + the wider ``pe_pipeline_reg``, the rest against ``pe_act_mux``. A
+    dense array with idle-lane gating adds its PE and the same PE ungated (``gating='none'``), each synthesized
+    alone: their difference is the gating logic (register enables, the operand register that no longer merges
+    with the activation hop) against the clock-gating cells the inventory prices."""
     pe_names = ("pe_mac", "pe_weight_reg", "pe_pipeline_reg")
+    row_lanes, row_unit = (), ()  # weight zero points: the row term's lane parts; the row-sum unit in the top
+    if cfg.weight_zero_points:
+        row_lanes = ("row_zp_mult", "row_zp_sub")
+        row_unit = ("row_sum_adder",) + (() if cfg.dataflow == "ws" else ("row_sum_store",))  # WS: a memory
     label = "PEs (MAC + pipeline registers)"
     if cfg.sparse:
         pe_names += ("pe_index_reg", "pe_act_mux")
@@ -937,8 +975,8 @@ def synth_groups(cfg: MacArrayConfig) -> tuple:
     groups = [
         (label, ("pe",), pe_names),
         ("array skew/deskew registers", ("array",), ()),
-        ("requantizers", ("requant", "f32_requant"), ("requant",)),
-        ("controller (top-level logic)", ("top",), ("controller",)),
+        ("requantizers", ("requant", "f32_requant"), ("requant", *row_lanes)),
+        ("controller (top-level logic)", ("top",), ("controller", *row_unit)),
     ]
     if cfg.skip_zero_tiles:
         groups.append(("zero-tile bitmap (beside the top)", (), ("tile_bitmap",)))
@@ -962,7 +1000,42 @@ def synth_groups(cfg: MacArrayConfig) -> tuple:
             SynthProbe(f"{cfg.gating}-gated PE", f"{cfg.top_name}_pe", _pe_builder(cfg), _pe_analytic(cfg),
                        baseline="ungated PE"),
         ]
+    if cfg.weight_zero_points:  # one float32 lane with and without the row term: the difference is its correction
+        from hwsim.synth import SynthProbe
+
+        plain = cfg.replace(weight_zero_points=False)
+        groups += [
+            SynthProbe("f32 lane", f"{plain.top_name}_f32_lane", _f32_lane_builder(plain), _f32_lane_analytic(plain)),
+            SynthProbe("f32 lane + row term", f"{cfg.top_name}_f32_lane", _f32_lane_builder(cfg),
+                       _f32_lane_analytic(cfg), baseline="f32 lane"),
+        ]
     return tuple(groups)
+
+
+def _f32_lane_builder(cfg: MacArrayConfig):
+    def build():
+        from hwsim.rtl.f32_requantizer import F32Requantizer
+
+        return F32Requantizer(cfg, 1)
+    return build
+
+
+def _f32_lane_analytic(cfg: MacArrayConfig):
+    """(0, logic um^2) of one combinational float32 requantizer lane with its zero-point correction adder and,
+    with ``weight_zero_points``, the row term's multiplier and subtraction (the inventory's per-lane parts)."""
+    def analytic(model):
+        from hwsim.cost import Component
+
+        def lane_um2(kind):
+            return model.component_area_um2(Component("requant", "requantizer", {
+                "acc_bits": cfg.acc_bits, "out_bits": cfg.out_bits, "kind": kind}))
+
+        lane = lane_um2("f32") - lane_um2("shift")  # the float32 lane and the zero-point adder beside the shift lane
+        if cfg.weight_zero_points:
+            inv = inventory(cfg)
+            lane += model.component_area_um2(inv["row_zp_mult"]) + model.component_area_um2(inv["row_zp_sub"])
+        return 0.0, lane
+    return analytic
 
 
 def _pe_builder(cfg: MacArrayConfig):

@@ -11,6 +11,12 @@ bits, shifted to an integer with half-to-even rounding, signed, offset by the ze
 
 The three parts of that chain are three functions (:func:`f32_convert`, :func:`f32_multiply`,
 :func:`f32_to_int`); the pipelined lane registers between them, the combinational one does not.
+
+Weights with zero points (``cfg.weight_zero_points``): each lane also takes its output row's activation sum
+``rowsum`` and its column's weight zero point ``row_zp`` and subtracts their product after the bias,
+``ovf(ovf(acc + corr) - row_zp * rowsum)`` (the row term of
+:func:`hwsim.models.compressed.corrected_accumulator`; the product is exact, the subtraction saturates or
+wraps like every accumulation), in front of the conversion, in the same combinational stage.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
@@ -21,7 +27,8 @@ from hwsim.rtl.mac_pe import add_with_overflow
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 
-__all__ = ["F32_STAGES", "F32Requantizer", "PipelinedF32Requantizer", "f32_convert", "f32_multiply", "f32_to_int"]
+__all__ = ["F32_STAGES", "F32Requantizer", "PipelinedF32Requantizer", "f32_convert", "f32_multiply", "f32_to_int",
+           "subtract_row_term"]
 
 #: Register stages of :class:`PipelinedF32Requantizer` (as :data:`hwsim.rtl.requantizer.REQUANT_STAGES`).
 F32_STAGES = 2
@@ -47,11 +54,30 @@ def _rne_shift(m: Module, x, sh, width: int, name: str):
     return y
 
 
-def f32_convert(m: Module, cfg: MacArrayConfig, acc, corr, name: str):
-    """Part 1: ``v = ovf(acc + corr)`` rounded to float32: ``(neg, ma, d)`` with ``|v| ~ ma * 2**d``, ``ma <=
+def subtract_row_term(m: Module, cfg: MacArrayConfig, v, rowsum, row_zp, name: str):
+    """``ovf(v - row_zp * rowsum)``: the weight zero-point row correction, the exact product subtracted with
+    the accumulator's saturate/wrap rule (signed ``acc_bits``)."""
+    n = cfg.acc_bits
+    prod = Signal(signed(len(rowsum) + len(row_zp)), name=f"{name}_rprod")
+    wide = Signal(signed(max(n, len(prod)) + 2), name=f"{name}_rwide")
+    out = Signal(signed(n), name=f"{name}_rcorr")
+    m.d.comb += [prod.eq(rowsum * row_zp), wide.eq(v - prod)]
+    if cfg.overflow == "wrap":
+        m.d.comb += out.eq(wide[:n].as_signed())
+    else:
+        hi, lo = (1 << (n - 1)) - 1, -(1 << (n - 1))
+        m.d.comb += out.eq(Mux(wide > hi, hi, Mux(wide < lo, lo, wide)))
+    return out
+
+
+def f32_convert(m: Module, cfg: MacArrayConfig, acc, corr, name: str, row=None):
+    """Part 1: ``v = ovf(acc + corr)`` (with ``row = (rowsum, row_zp)``: then ``ovf(v - row_zp * rowsum)``,
+    :func:`subtract_row_term`) rounded to float32: ``(neg, ma, d)`` with ``|v| ~ ma * 2**d``, ``ma <=
     2**24`` (25 bits), ``d = max(bitlen(|v|) - 24, 0)``."""
     ab = cfg.acc_bits
     v = add_with_overflow(m, cfg, acc, corr)
+    if row is not None:
+        v = subtract_row_term(m, cfg, v, *row, name)
     neg = Signal(name=f"{name}_neg")
     a = Signal(unsigned(ab), name=f"{name}_a")
     m.d.comb += [neg.eq(v < 0), a.eq(Mux(v < 0, -v, v))]
@@ -101,6 +127,11 @@ def f32_to_int(m: Module, cfg: MacArrayConfig, neg, mp, e, zero_point, relu, nam
     return y.as_unsigned()
 
 
+def _row(lanes, i: int):
+    """Lane ``i``'s ``(rowsum, row_zp)`` of a component with the row-term ports, else None."""
+    return (lanes.rowsum[i], lanes.row_zp[i]) if lanes.cfg.weight_zero_points else None
+
+
 def _check(cfg: MacArrayConfig):
     if cfg.act_bits < 2:
         raise HwsimError(f"act_bits={cfg.act_bits} is not allowed with the float32 requantizer: expected 2..16 "
@@ -108,7 +139,9 @@ def _check(cfg: MacArrayConfig):
 
 
 def _ports(cfg: MacArrayConfig, lanes: int) -> dict:
-    return {
+    rows = {"rowsum": In(data.ArrayLayout(signed(cfg.row_sum_bits), lanes)),
+            "row_zp": In(data.ArrayLayout(signed(cfg.weight_bits), lanes))} if cfg.weight_zero_points else {}
+    return {**rows,
         "acc": In(data.ArrayLayout(signed(cfg.acc_bits), lanes)),
         "corr": In(data.ArrayLayout(signed(cfg.acc_bits), lanes)),
         "scale": In(data.ArrayLayout(unsigned(32), lanes)),
@@ -135,6 +168,13 @@ class F32Requantizer(wiring.Component):
     relu : In, 1
         Clamp below at the zero point.
     out : Out, lanes x act_bits (two's complement codes)
+
+    With ``cfg.weight_zero_points`` also:
+
+    rowsum : In, lanes x signed(row_sum_bits)
+        The activation sum ``sum_k a[m, k]`` of each lane's output row.
+    row_zp : In, lanes x signed(weight_bits)
+        Each lane's column's weight zero point: ``row_zp * rowsum`` is subtracted after ``corr``.
     """
 
     def __init__(self, cfg: MacArrayConfig, lanes: int):
@@ -146,7 +186,7 @@ class F32Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         for i in range(self.lanes):
-            neg, ma, d = f32_convert(m, self.cfg, self.acc[i], self.corr[i], f"c{i}")
+            neg, ma, d = f32_convert(m, self.cfg, self.acc[i], self.corr[i], f"c{i}", _row(self, i))
             mp, e = f32_multiply(m, ma, d, self.scale[i], f"p{i}")
             m.d.comb += self.out[i].eq(f32_to_int(m, self.cfg, neg, mp, e, self.zero_point, self.relu, f"o{i}"))
         return m
@@ -163,8 +203,8 @@ class PipelinedF32Requantizer(wiring.Component):
     constant from a cycle before values enter until they leave (a layer's: each lane keeps a registered
     copy).
 
-    Ports: ``acc``, ``corr``, ``scale``, ``zero_point``, ``relu``, ``out`` as :class:`F32Requantizer`;
-    ``en`` : In, 1.
+    Ports: ``acc``, ``corr``, ``scale``, ``zero_point``, ``relu``, ``out`` (and ``rowsum``, ``row_zp``) as
+    :class:`F32Requantizer`; ``en`` : In, 1. The row term is subtracted before stage 1 (no extra stage).
     """
 
     def __init__(self, cfg: MacArrayConfig, lanes: int):
@@ -179,7 +219,7 @@ class PipelinedF32Requantizer(wiring.Component):
         for i in range(self.lanes):
             zp, relu = Signal.like(self.zero_point, name=f"zp{i}"), Signal(name=f"frelu{i}")
             m.d.sync += [zp.eq(self.zero_point), relu.eq(self.relu)]
-            neg, ma, d = f32_convert(m, cfg, self.acc[i], self.corr[i], f"c{i}")
+            neg, ma, d = f32_convert(m, cfg, self.acc[i], self.corr[i], f"c{i}", _row(self, i))
             # stage 1
             neg1, d1 = Signal(name=f"neg1_{i}"), Signal.like(d, name=f"d1_{i}")
             ma1 = Signal(25, name=f"ma1_{i}")  # ma <= 2**24

@@ -40,6 +40,29 @@ and the f32 lane's correction adder is the bias adder. Both lanes have the same 
 layer's cycles are the same on either and on a ``shift`` array (``hwsim.mac_array`` predicts one timing).
 With ``requantizer = "shift"`` none of this is generated (the Verilog is that of the shift-only top).
 
+Weights with zero points (``cfg.weight_zero_points``, f32 tops): the row term ``-z_w[n] * sum_k a[m, k]``
+cannot ride in the bias (it depends on the output row), so the top has a **row-sum unit**. A layer input
+``zp_rows`` (latched on ``start``) turns it on; the weight zero points come from a third read-only parameter
+memory beside the top, answering ``bias_addr`` on ``row_zp`` like the bias. Each output row's activation sum
+is accumulated over the K folds exactly as the partial sums are, from the activations already on their way
+to the array (real lanes only; the first fold clears it):
+
+* WS: while the n-tile ``n0 = 0`` of an m-tile streams, row i's activation beat (its ``kt`` real lanes) is
+  summed and added into ``rsbuf[i]``, a memory of ``m_tile`` row sums beside the output buffer, read with
+  the beat and written two cycles later; every n-tile's drain reads ``rsbuf[i]`` beside the output buffer's
+  row i. ``m * k`` additions.
+* OS: ``rows`` row-sum registers; while the n-tile ``n0 = 0`` streams, lane r of each activation beat is
+  added into register r; the drain selects the register of the row it drains. ``m * k`` additions.
+* IS: ``cols`` row-sum registers (one per lane: lane c is output row ``m0 + c``); WLOAD adds each stationary
+  activation beat as it loads it into the PEs, so every output-channel tile (``is_m_tile`` channels, which
+  reloads the activations) sums them again: ``m * k * ceil(n / is_m_tile)`` additions.
+
+Each float32 lane then subtracts ``row_zp * rowsum`` after the bias, with the accumulator's saturate/wrap
+rule (:func:`hwsim.rtl.f32_requantizer.subtract_row_term`), in the same combinational stage: no extra
+cycle, since the sums are complete before the tile drains. An idle lane (beyond the tile's real
+columns) and a layer without ``zp_rows`` see a zero weight zero point. Without ``weight_zero_points`` none of
+this is generated.
+
 N:M sparse WS (``cfg.sparsity = "N:M"``): a fold covers ``k_step = rows * M / N`` reduction steps and its
 weight beats are its ``kt = N * (L // M) + min(N, L % M)`` kept-weight rows (row ``g*N + s`` = slot s of
 group g; lane c: the code in the low ``weight_bits``, its index within the group above it; see
@@ -67,7 +90,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -196,6 +219,14 @@ class MacArray(wiring.Component):
                                    combinationally, read like ``bias`` (IS: lane 0 for every lane); shift
                                    layers: don't-care
 
+    With ``cfg.weight_zero_points`` (see the module docstring):
+
+    zp_rows : In, 1                this layer's weights have zero points: run the row-sum unit (latched on
+                                   ``start``; f32 layers)
+    row_zp : In, cols x signed(weight_bits)   ``row_zp[bias_addr + c]``, the weight zero point of output
+                                   channel ``bias_addr + c`` (signed codes: uint8 shifted by -128),
+                                   combinationally, read like ``bias`` (IS: lane 0 for every lane)
+
     With ``cfg.skip_zero_tiles`` (WS) the top also reads the layer's zero-block bitmap combinationally:
 
     ld_blk, cp_blk : Out, 2*(dim_bits+1)   block (n-tile * k-folds + k-fold, per m-tile) of the loader's /
@@ -219,6 +250,11 @@ class MacArray(wiring.Component):
                           ``requant_f32``: output beats count as float32 requantizations)
     dbg_blk : Out, 2      (``skip_zero_tiles``) bitmap reads this cycle: bit 0 the loader's, bit 1 the compute
                           engine's (the WAIT cycle in which the block's bit decides skip or run; one per fold)
+    dbg_row_adds : Out, range(max(rows, cols) + 1)   (``weight_zero_points``) activations added into row sums
+                          this cycle
+    dbg_row_lanes : Out, range(cols + 1)   (``weight_zero_points``) real output lanes of the beat on ``o_out``
+                          whose row term is formed (the tile's real columns; IS: real output rows), 0 without
+                          ``zp_rows``
     """
 
     def __init__(self, cfg: MacArrayConfig, debug: bool = False):
@@ -250,6 +286,8 @@ class MacArray(wiring.Component):
         if cfg.requantizer == "f32":
             members |= {"requant_f32": In(1), "zero_point": In(signed(cfg.act_bits)),
                         "scale": In(data.ArrayLayout(unsigned(32), C))}
+        if cfg.weight_zero_points:
+            members |= {"zp_rows": In(1), "row_zp": In(data.ArrayLayout(signed(cfg.weight_bits), C))}
         if debug:
             members |= {"dbg_mac": Out(R * C), "dbg_hop": Out(R * C), "dbg_wload": Out(R * C),
                         "dbg_idle": Out(R * C), "dbg_gate": Out(R * C), "dbg_lanes": Out(range(C + 1)),
@@ -258,6 +296,8 @@ class MacArray(wiring.Component):
                 members |= {"dbg_blk": Out(2)}
             if cfg.requantizer == "f32":
                 members |= {"dbg_f32": Out(1)}
+            if cfg.weight_zero_points:
+                members |= {"dbg_row_adds": Out(range(max(R, C) + 1)), "dbg_row_lanes": Out(range(C + 1))}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -309,12 +349,22 @@ class MacArray(wiring.Component):
             with m.If(starting):
                 m.d.sync += [use_f32.eq(self.requant_f32), zp.eq(self.zero_point)]
             m.d.comb += [frq.zero_point.eq(zp), frq.relu.eq(relu)]
+        wzp = cfg.weight_zero_points
+        if wzp:  # weight zero points: the row-sum unit runs for this layer (latched like requant_f32)
+            use_rows = Signal(name="use_rows")
+            with m.If(starting):
+                m.d.sync += use_rows.eq(self.zp_rows)
+            rsb = cfg.row_sum_bits
+            row_adds = Signal(range(max(R, C) + 1), name="row_adds")  # row-sum additions this cycle
 
         def lane_params(c: int, src: int):
-            """Requantizer lane ``c`` takes the bias (and, f32, the scale) of parameter lane ``src``."""
+            """Requantizer lane ``c`` takes the bias (and, f32, the scale; with weight zero points the zero
+            point, zero in an idle lane or a layer without the row term) of parameter lane ``src``."""
             m.d.comb += requant.bias[c].eq(self.bias[src])
             if f32:
                 m.d.comb += [frq.corr[c].eq(self.bias[src]), frq.scale[c].eq(self.scale[src])]
+            if wzp:
+                m.d.comb += frq.row_zp[c].eq(Mux(use_rows & lane_ok[c], self.row_zp[src], 0))
 
         # ---------------------------------------------------------------- loader
         skip = cfg.skip_zero_tiles
@@ -471,9 +521,11 @@ class MacArray(wiring.Component):
                 # Idle-lane gating: one memory per lane (obuf0 .. obuf{C-1}), each with its own write and read
                 # enable, so only the tile's real columns are written and read.
                 row = data.ArrayLayout(unsigned(cfg.acc_bits), C)
-                o_wr = SimpleNamespace(addr=Signal(range(max(m_step, 2)), name="obuf_waddr"), en=Signal(name="obuf_wen"),
+                o_wr = SimpleNamespace(addr=Signal(range(max(m_step, 2)), name="obuf_waddr"),
+                                       en=Signal(name="obuf_wen"),
                                        data=Signal(row, name="obuf_wdata"))
-                o_rd = SimpleNamespace(addr=Signal(range(max(m_step, 2)), name="obuf_raddr"), en=Signal(name="obuf_ren"),
+                o_rd = SimpleNamespace(addr=Signal(range(max(m_step, 2)), name="obuf_raddr"),
+                                       en=Signal(name="obuf_ren"),
                                        data=Signal(row, name="obuf_rdata"))
                 for c in range(C):
                     m.submodules[f"obuf{c}"] = lane_mem = Memory(shape=unsigned(cfg.acc_bits), depth=m_step, init=[])
@@ -506,6 +558,38 @@ class MacArray(wiring.Component):
             for c in range(C):
                 m.d.sync += psum_q[c].eq(Mux(first_k, 0, o_rd.data[c].as_signed()))
                 m.d.comb += array.psum_vec[c].eq(psum_q[c])
+            if wzp and not is_:
+                # Row-sum unit (WS): while the tile of n0 = 0 streams, activation row i's real lanes (r < kt) are
+                # summed and added to rsbuf[i] (cleared at k0 = 0): read with the streamed read, written two
+                # cycles later, long before the fold ends. The drain reads rsbuf[i] beside the output buffer.
+                m.submodules.rsbuf = rsbuf = Memory(shape=signed(rsb), depth=m_step, init=[])
+                rs_wr, rs_rd = rsbuf.write_port(), rsbuf.read_port()
+                rs_v1, rs_v2 = Signal(name="rs_v1"), Signal(name="rs_v2")
+                rs_a1, rs_a2 = Signal.like(rs_wr.addr, name="rs_a1"), Signal.like(rs_wr.addr, name="rs_a2")
+                lane_sum = Signal(signed(rsb), name="lane_sum")
+                ab = cfg.act_bits
+                m.d.comb += lane_sum.eq(sum(Mux(r < cf.kt, a_q[r * ab:(r + 1) * ab].as_signed(), 0) for r in range(R)))
+                m.d.sync += [rs_v1.eq(0), rs_v2.eq(rs_v1), rs_a2.eq(rs_a1)]
+                m.d.comb += [rs_rd.addr.eq(Mux(rs_v1, rs_a1, o_rd.addr)), rs_rd.en.eq(rs_v1 | o_rd_en),
+                             rs_wr.addr.eq(rs_a2), rs_wr.data.eq(Mux(first_k, 0, rs_rd.data) + lane_sum),
+                             rs_wr.en.eq(rs_v2), row_adds.eq(Mux(rs_v2, cf.kt, 0))]
+                rs_q = Signal(signed(rsb), name="rowsum_q")  # the row sum of the row in acc_q
+                with m.If(adv):
+                    m.d.sync += rs_q.eq(rs_rd.data)
+                for c in range(C):
+                    m.d.comb += frq.rowsum[c].eq(rs_q)
+            if wzp and is_:
+                # Row-sum unit (IS): lane c's stationary activations A[m0 + c, k0 + j] are summed as WLOAD loads
+                # them into the PEs (cleared at k0 = 0), so each (n, m) tile sums its rows again.
+                rs_lane = [Signal(signed(rsb), name=f"rowsum{c}") for c in range(C)]
+                ab = cfg.act_bits
+                with m.If(array.w_load & use_rows):
+                    for c in range(C):
+                        x = Mux(lane_ok[c], s_rd.data[c * ab:(c + 1) * ab].as_signed(), 0)
+                        m.d.sync += rs_lane[c].eq(Mux(first_k & (cnt == 1), 0, rs_lane[c]) + x)
+                m.d.comb += row_adds.eq(Mux(array.w_load & use_rows, cf.nt, 0))
+                for c in range(C):
+                    m.d.comb += frq.rowsum[c].eq(rs_lane[c])
             with m.If(adv):
                 m.d.sync += row_a.eq(row_q)
                 for c in range(C):
@@ -540,6 +624,8 @@ class MacArray(wiring.Component):
                 with m.State("STREAM"):
                     m.d.comb += [o_rd.addr.eq(cnt), v_rd_en.eq(cnt < cf.mt), o_rd_en.eq((cnt < cf.mt) & ~first_k)]
                     m.d.sync += [dv.eq(cnt < cf.mt), cnt.eq(cnt + 1)]
+                    if wzp and not is_:
+                        m.d.sync += [rs_v1.eq((cnt < cf.mt) & use_rows & (cf.n0 == 0)), rs_a1.eq(cnt)]
                     with m.If(cnt >= R + C + STREAM_STAGES + PE_STAGES):
                         m.d.comb += o_wr_en.eq(1)
                     with m.If(cnt == stream_last):
@@ -584,11 +670,31 @@ class MacArray(wiring.Component):
                 with m.If(adv & lane_ok[c] if gated else adv):
                     m.d.sync += acc_q[c].eq(array.acc_row[c])
             m.d.sync += [v.eq(0), first.eq(0)]
+            if wzp:
+                # Row-sum unit (OS): lane r of activation beat j is A[m0 + r, k0 + j]; while the tile of n0 = 0
+                # streams, rowsum r adds its real lanes (r < rt), cleared by the tile's first beat. The drain
+                # takes the sum of the row it selects (row_sel) with the row.
+                rs = [Signal(signed(rsb), name=f"rowsum{r}") for r in range(R)]
+                rsv, rsv_q = Signal(name="rs_v"), Signal(name="rs_v_q")
+                ab = cfg.act_bits
+                m.d.sync += [rsv.eq(0), rsv_q.eq(rsv)]
+                with m.If(v_q & rsv_q):
+                    for r in range(R):
+                        x = Mux(rt > r, a_q[r * ab:(r + 1) * ab].as_signed(), 0)
+                        m.d.sync += rs[r].eq(Mux(first_q, 0, rs[r]) + x)
+                m.d.comb += row_adds.eq(Mux(v_q & rsv_q, rt, 0))
+                rs_q = Signal(signed(rsb), name="rowsum_q")
+                with m.If(adv):
+                    m.d.sync += rs_q.eq(Array(rs)[issued])
+                for c in range(C):
+                    m.d.comb += frq.rowsum[c].eq(rs_q)
             with m.FSM(name="compute"):
                 idle_and_wait("STREAM")
                 with m.State("STREAM"):
                     m.d.comb += [s_rd_en.eq(1), v_rd_en.eq(1)]
                     m.d.sync += [v.eq(1), first.eq((cf.k0 == 0) & (cnt == 0)), cnt.eq(cnt + 1)]
+                    if wzp:
+                        m.d.sync += rsv.eq(use_rows & (cf.n0 == 0))
                     with m.If(cnt == cf.kt - 1):
                         m.d.comb += clear_full.eq(1)
                         m.d.sync += [chalf.eq(~chalf), cnt.eq(0)]
@@ -622,6 +728,8 @@ class MacArray(wiring.Component):
                 m.d.comb += self.dbg_blk.eq(Cat(ld_blk_rd, cp_blk_rd))
             if f32:
                 m.d.comb += self.dbg_f32.eq(use_f32)
+            if wzp:  # real output lanes of the beat leaving (the row term's products), row-sum additions
+                m.d.comb += [self.dbg_row_adds.eq(row_adds), self.dbg_row_lanes.eq(Mux(use_rows, cf.nt, 0))]
         return m
 
 

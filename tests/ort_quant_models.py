@@ -26,6 +26,10 @@ FORMS = {  # name -> (quant_format, activation_type, weight_type, per_channel)
     "qop-u8s8": (QuantFormat.QOperator, QuantType.QUInt8, QuantType.QInt8, False),
     "qop-s8s8": (QuantFormat.QOperator, QuantType.QInt8, QuantType.QInt8, False),
     "qop-s8s8-pc": (QuantFormat.QOperator, QuantType.QInt8, QuantType.QInt8, True),
+    # uint8 weights (per tensor): asymmetric, with weight zero points (the row-sum unit's row term). ONNX
+    # Runtime quantizes per-channel weights symmetrically whatever their type, so there is no per-channel form.
+    "qdq-u8u8": (QuantFormat.QDQ, QuantType.QUInt8, QuantType.QUInt8, False),
+    "qop-u8u8": (QuantFormat.QOperator, QuantType.QUInt8, QuantType.QUInt8, False),
 }
 
 

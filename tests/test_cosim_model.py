@@ -187,7 +187,7 @@ def _check_onnx_cosim(path: str, images: int, tmp_path, accel=F32_ACCEL):
         # idle-lane gating (clock, the default): only the n real lanes of each output row are requantized
         lanes = m * (n if accel.gating != "none" else -(-n // accel.cols) * accel.cols)
         assert r["actions"]["requant.convert_f32"] == lanes, r
-        assert r["actions"].get("requant.zp_add", 0) == (lanes if la.in_zp else 0), r
+        assert r["actions"].get("requant.zp_add", 0) == (lanes if la.in_zp or la.weight_zp is not None else 0), r
         assert r["actions"].get("requant.convert", 0) == 0, r
     return rep, cm
 
@@ -207,8 +207,8 @@ def test_more_quantize_static_models_through_the_f32_rtl(ort_model, net, form, t
 
 
 def test_float_scale_model_needs_the_f32_top(ort_model):
-    """On a top without float32 lanes, or with weight zero points, the model is refused in one line before
-    any build."""
+    """On a top without float32 lanes, or with weight zero points on a top without the row-sum unit, the model
+    is refused in one line before any build."""
     path = ort_model("gap", "qdq-u8s8")
     with pytest.raises(HwsimError, match=r"^requantizer='shift' is not allowed for layer 'conv1' \(float32 "
                                          r"scales, ONNX Runtime's requantizer\) in the co-simulation: .*"
@@ -220,6 +220,48 @@ def test_float_scale_model_needs_the_f32_top(ort_model):
     la = to_compressed(load_onnx(path)).compute_layers()[0]
     check(F32_ACCEL, la)
     with_wzp = dataclasses.replace(la, weight_zp=np.ones(la.weight.shape[0], dtype=np.int64))
-    with pytest.raises(HwsimError, match=r"^layer 'conv1' with weight zero points is not allowed in the "
-                                         r"co-simulation: .* expected symmetric weights"):
+    with pytest.raises(HwsimError, match=r"^weight_zero_points=False is not allowed for layer 'conv1' \(weights "
+                                         r"with zero points\) in the co-simulation: .* expected --weight-zero-points"):
         check(F32_ACCEL, with_wzp)
+    check(F32_WZP_ACCEL, with_wzp)
+
+
+#: The float32-requantizer top with the row-sum unit (``--rows 4 --cols 4 --requantizer f32
+#: --weight-zero-points``), the build tests/test_weight_zero_points_rtl.py shares.
+F32_WZP_ACCEL = MacArrayConfig(rows=4, cols=4, requantizer="f32", weight_zero_points=True)
+
+
+def _check_row_counts(rep, cm, images: int) -> None:
+    """Per layer, by hand: the row-sum unit adds every activation of every output row once (m x k; WS sums a
+    row while its first n-tile streams) and the row term multiplies once per real output (m x n)."""
+    layers = {la.name: la for la in cm.compute_layers()}
+    for r in rep.layers:
+        la = layers[r["name"]]
+        n, k = la.weight.shape[0], int(np.prod(la.weight.shape[1:]))
+        m = images * (int(np.prod(la.out_shape[1:])) if la.kind == "conv2d" else 1)
+        assert r["actions"]["requant.zp_row_add"] == m * k, r
+        assert r["actions"]["requant.zp_row_mult"] == m * n, r
+
+
+@pytest.mark.parametrize(("net", "form"), [("residual", "qdq-u8u8"), ("gap", "qop-u8u8")])
+def test_uint8_weights_with_zero_points_through_the_rtl(ort_model, net, form, tmp_path):
+    """U8U8 (uint8 weights, per tensor: ONNX Runtime gives them zero points) through the row-sum unit: 0
+    mismatches in values, cycles and counts, the RTL's integers ONNX Runtime's, the row counts by hand."""
+    path = ort_model(net, form)
+    rep, cm = _check_onnx_cosim(path, 2, tmp_path, accel=F32_WZP_ACCEL)
+    assert all(la.weight_zp is not None and np.any(la.weight_zp != 0) for la in cm.compute_layers())
+    _check_row_counts(rep, cm, 2)
+
+
+def test_cli_cosim_model_with_weight_zero_points(ort_model, tmp_path, capsys):
+    """``hwsim cosim mac-array --requantizer f32 --weight-zero-points --model M.onnx`` exits 0 (the cached
+    build); without ``--weight-zero-points`` it is one line, exit 2."""
+    path = ort_model("gap", "qdq-u8u8")
+    flags = ["cosim", "mac-array", "--rows", "4", "--cols", "4", "--requantizer", "f32"]
+    assert cli.main([*flags, "--weight-zero-points", "--model", path, "--images", "1",
+                     "--run-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "on mac_array_ws_int8_4x4_f32_wzp: 1 images" in out and "0 mismatches" in out and "NO" not in out
+    assert cli.main([*flags, "--model", path, "--images", "1"]) == 2
+    assert capsys.readouterr().err.startswith("hwsim: error: weight_zero_points=False is not allowed for layer "
+                                              "'conv1' (weights with zero points) in the co-simulation")

@@ -150,3 +150,51 @@ def test_f32_requantizer_zero_with_a_huge_scale_gives_the_zero_point():
     sim.run()
     want = [z if a + c == 0 else (127 if a + c > 0 else -128) for a, c, s, z in rows]
     assert got == want
+
+
+@pytest.mark.parametrize(("overflow", "acc_bits"), [("saturate", 32), ("wrap", 32), ("saturate", 20), ("wrap", 20)])
+def test_f32_requantizer_weight_zero_point_row_term(overflow, acc_bits):
+    """``weight_zero_points``: each lane subtracts ``row_zp * rowsum`` after the bias, both steps with the
+    accumulator's overflow rule, exactly as a Python-integer loop does it: row sums at the ends of their
+    signed ``act_bits + dim_bits`` range, zero points at the int8 ends (-128, 127; uint8 0 and 255 as the
+    import shifts them), a narrow accumulator that the row term alone drives out of range at both ends."""
+    cfg = MacArrayConfig(acc_bits=acc_bits, overflow=overflow, requantizer="f32", weight_zero_points=True)
+    dut = F32Requantizer(cfg, 1)
+    rng = np.random.default_rng(2222)
+    n = 300
+    ab, rb = cfg.acc_bits, cfg.row_sum_bits
+    lo, hi = -(1 << (ab - 1)), (1 << (ab - 1)) - 1
+    acc = rng.integers(lo, hi + 1, n)
+    corr = rng.integers(lo // 4, hi // 4, n)
+    rows = np.concatenate([rng.integers(-(1 << (rb - 1)), 1 << (rb - 1), n // 2), rng.integers(-3000, 3000, n // 2)])
+    rows[:4] = [-(1 << (rb - 1)), (1 << (rb - 1)) - 1, 0, 1]
+    zps = rng.choice([-128, 127, 0, -1, 1], n)
+    scale = (2.0 ** rng.uniform(-24, 2, n)).astype(np.float32)
+    zp_out = rng.choice([-128, 127, 0], n)
+    got = []
+
+    async def tb(ctx):
+        for a, c, r, z, s, zo in zip(acc, corr, rows, zps, scale, zp_out, strict=True):
+            for port, v in ((dut.acc[0], a), (dut.corr[0], c), (dut.rowsum[0], r), (dut.row_zp[0], z),
+                            (dut.scale[0], int(np.float32(s).view(np.uint32))), (dut.zero_point, zo), (dut.relu, 0)):
+                ctx.set(port, int(v))
+            v = ctx.get(dut.out[0])
+            got.append(v - 256 if v >= 128 else v)
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+
+    def ovf(x):
+        return ((x - lo) % (1 << ab)) + lo if overflow == "wrap" else min(max(x, lo), hi)
+
+    want, ends = [], set()
+    for a, c, r, z, s, zo in zip(acc, corr, rows, zps, scale, zp_out, strict=True):
+        first = ovf(int(a) + int(c))
+        raw = first - int(z) * int(r)
+        ends |= {"above"} if raw > hi else {"below"} if raw < lo else set()
+        tot = ovf(raw)
+        want.append(int(requantize_f32(np.array([[tot]]), FloatRequant([s], int(zo), -128, 127))[0, 0]))
+    assert got == want
+    assert ends == {"above", "below"}  # the row term left the accumulator's range at both ends
+    assert min(want) == -128 and max(want) == 127

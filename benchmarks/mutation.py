@@ -295,6 +295,8 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0, store: Path
     written after it; every other selected test already let them through), one forked pytest per mutant
     with ``MUTANT_UNDER_TEST`` set, as mutmut's own workers do. Returns and stores mutant -> "killed",
     "survived" or "timeout" in ``build/mutation/rekill.json``; the report counts these verdicts."""
+    if not names:
+        return {}
     mutants = workdir  # a copy of mutmut's mutants/ (a mutmut run may still be using that one)
     tests = [f"tests/{p.name}" for p in sorted((mutants / "tests").glob("test_mutants_*.py"))]
     os.chdir(mutants)
@@ -306,6 +308,22 @@ def rekill(names: list[str], workers: int, timeout_s: float = 300.0, store: Path
     # MUTANT_UNDER_TEST at call time, so importing the mutated modules unmutated-active is harmless).
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         pytest.main(["--rootdir=.", "--collect-only", "-q", "-p", "no:cacheprovider", *tests])
+
+    # The tests must pass on the unmutated sources of the last run, or every "kill" below could be a test
+    # that fails anyway (e.g. a test written for a later version of the code).
+    used = sorted({t for name in names for t in (tests_of(name) if tests_of else _tests_for(name, tests))})
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.environ.pop("MUTANT_UNDER_TEST", None)
+        os._exit(int(pytest.main(["--rootdir=.", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                                  "--assert=plain", "-m", "not slow", *used])))
+    _, status = os.waitpid(pid, 0)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) not in (0, 5):
+        raise SystemExit(f"--rekill is not allowed: the tests ({', '.join(used)}) fail on the unmutated sources "
+                         "of the last mutmut run, so a kill would not be real; re-run the full mutation run")
 
     old = json.loads(store.read_text()) if store.exists() else {}
     verdict, running, queue = {}, {}, list(names)

@@ -1,18 +1,22 @@
-"""Simulation-only Verilog harness around the deformable unit top: input, offset and weight memories, output
-capture and busy-cycle count, so no Python runs per clock cycle.
+"""Simulation-only Verilog harness around the deformable unit top: input, offset, weight and bias memories,
+output capture and busy-cycle count, so no Python runs per clock cycle.
 
 The machinery is the MAC array's (:mod:`hwsim.cosim.harness`): the clock comes from hwsim's Verilator
 main (``hwsim/cosim/hdl/free_run_main.cpp``), which free-runs the harness while the testbench waits for
 ``done`` with ``free_run`` high (no cocotb Clock, no ``--timing``); the controls that reach the top
-(``rst``, ``start``, ``chans``, ``height``, ``width``, ``shift``, ``relu``, ``square``) are registered first. The edge
-that samples ``load`` copies the binary memory files :data:`IN_FILE` (input pixels, one word of ``lanes``
-channels each, raster order), :data:`OFF_FILE` (raw offsets of each output pixel) and :data:`W_FILE` (the
-weight vector) in through the DPI-C functions of ``memfile_dpi.cpp`` (:mod:`hwsim.cosim.memfile` layout; no
-``$readmemh``). The top reads ``imem[in_addr]`` and ``offmem[off_addr]`` combinationally (the DRAM and the
-offset buffer, always ready). Every ``o_pix`` beat is captured into ``omem`` (sink always ready) and written
-to :data:`OUT_FILE` at the edge that samples ``dump``. ``cycles`` counts busy cycles; the top's activity
-counters are passed through. Widths come from the metadata JSON of the generated top (never hard-coded)
-and are outputs (``in_bits``, ``off_bits``, ``w_bits``, ``pix_bits``) for the testbench.
+(``rst``, ``start``, ``depthwise``, ``chans``, ``chans_out``, ``height``, ``width``, ``shift``, ``relu``,
+``square``) are registered first. The edge that samples ``load`` copies the binary memory files :data:`IN_FILE`
+(input words of ``lanes`` channels, pixel-major then channel block), :data:`OFF_FILE` (raw offsets of each
+output pixel), :data:`W_FILE` (the weight tiles in the order the MAC stage reads them) and :data:`B_FILE` (the
+bias words) in through the DPI-C functions of ``memfile_dpi.cpp`` (:mod:`hwsim.cosim.memfile` layout; no
+``$readmemh``; :func:`hwsim.cosim.deform_unit_tb.memory_files` writes them). The top reads ``imem[in_addr]``,
+``offmem[off_addr]``, ``wmem[w_addr]`` and ``bmem[b_addr]`` combinationally (the DRAM, the offset buffer and
+the weight and bias buffers, always ready). Every ``o_pix`` beat is captured into ``omem`` (sink always
+ready) and written to :data:`OUT_FILE` at the edge that samples ``dump``. ``cycles`` counts busy cycles;
+the top's activity counters are passed through. The input and output memories hold ``mem_depth`` words
+(input words: pixels x channel blocks; output beats: pixels x blocks or output groups). Widths come from the
+metadata JSON of the generated top (never hard-coded) and are outputs (``in_bits``, ``off_bits``,
+``w_bits``, ``b_bits``, ``pix_bits``) for the testbench.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ from hwsim.cosim.runner import Harness
 
 from hwsim.errors import HwsimError
 
-__all__ = ["HARNESS_TOP", "IN_FILE", "OFF_FILE", "OUT_FILE", "TEST_MODULE", "W_FILE", "deform_unit_harness",
-           "harness_verilog"]
+__all__ = ["B_FILE", "HARNESS_TOP", "IN_FILE", "OFF_FILE", "OUT_FILE", "TEST_MODULE", "W_FILE",
+           "deform_unit_harness", "harness_verilog", "weight_depth"]
 
 HARNESS_TOP = "deform_unit_tb"
 TEST_MODULE = "hwsim.cosim.deform_unit_tb"
-IN_FILE, OFF_FILE, W_FILE, OUT_FILE = "imem.bin", "offmem.bin", "wmem.bin", "omem.bin"
+IN_FILE, OFF_FILE, W_FILE, B_FILE, OUT_FILE = "imem.bin", "offmem.bin", "wmem.bin", "bmem.bin", "omem.bin"
 DEFAULT_MEM_DEPTH = 1 << 11
 COUNTER_PORTS = ("cnt_lb_read", "cnt_lb_write", "cnt_sample", "cnt_mac", "cnt_mac_idle", "cnt_requant",
                  "cnt_off_read", "cnt_stall", "cnt_conflict")
@@ -47,17 +51,29 @@ def _w(meta: dict, name: str) -> int:
     return int(meta["signature"]["interface"]["members"][name]["width"])
 
 
+def weight_depth(cfg: dict) -> int:
+    """Weight tiles of the largest layer the top runs: 9 taps x ceil(max_channels / lanes) blocks x
+    ceil(max_channels / out_lanes) output groups (``cfg``: the top's config as a dict)."""
+    mc = int(cfg["max_channels"])
+    return 9 * -(-mc // int(cfg["lanes"])) * -(-mc // int(cfg["out_lanes"]))
+
+
 def harness_verilog(meta: dict, mem_depth: int) -> str:
     """Verilog text of the harness for the unit top described by ``meta``."""
     top = meta["top"]
-    iw, ow, ww = _w(meta, "in_data"), _w(meta, "off_data"), _w(meta, "weights")
+    iw, ow, ww, bw = _w(meta, "in_data"), _w(meta, "off_data"), _w(meta, "w_data"), _w(meta, "b_data")
     pw = int(meta["signature"]["interface"]["members"]["o_pix"]["members"]["payload"]["width"])
     dw, sw, cw = _w(meta, "height"), _w(meta, "shift"), _w(meta, "chans")
     aw = max(1, (mem_depth - 1).bit_length())
+    wd = weight_depth(meta["config"])
+    wa = max(1, (wd - 1).bit_length())
+    bd = max(-(-int(meta["config"]["max_channels"]) // int(meta["config"][k])) for k in ("lanes", "out_lanes"))
+    ba = max(1, (bd - 1).bit_length())
     pub = "/*verilator public_flat_rw*/"
     counters = "".join(f"    output wire [31:0] {c} {pub},\n" for c in COUNTER_PORTS)
     conns = ", ".join(f".{c}({c})" for c in COUNTER_PORTS)
-    mems = (("imem", IN_FILE, iw, mem_depth), ("offmem", OFF_FILE, ow, mem_depth), ("wmem", W_FILE, ww, 1))
+    mems = (("imem", IN_FILE, iw, mem_depth), ("offmem", OFF_FILE, ow, mem_depth), ("wmem", W_FILE, ww, wd),
+            ("bmem", B_FILE, bw, bd))
     loads = "\n".join(memory_load_verilog(mem, path, bits, depth) for mem, path, bits, depth in mems)
     word_regs = "".join(f"    reg [{32 * -(-bits // 32) - 1}:0] {mem}_w;\n" for mem, _, bits, _ in mems)
     p32 = 32 * -(-pw // 32)
@@ -69,42 +85,48 @@ module {HARNESS_TOP} (
     input  wire load {pub}, input wire dump {pub},
     input  wire [{dw - 1}:0] height {pub}, input wire [{dw - 1}:0] width {pub},
     input  wire [{sw - 1}:0] shift {pub}, input wire relu {pub}, input wire square {pub},
-    input  wire [{cw - 1}:0] chans {pub},
+    input  wire [{cw - 1}:0] chans {pub}, input wire [{cw - 1}:0] chans_out {pub}, input wire depthwise {pub},
     output wire busy {pub}, output wire done {pub},
 {counters}    output reg  [31:0] cycles {pub},
     output reg  [31:0] n_out {pub},
     output wire [31:0] mem_depth {pub},
     output wire [31:0] in_bits {pub}, output wire [31:0] off_bits {pub},
-    output wire [31:0] w_bits {pub}, output wire [31:0] pix_bits {pub}
+    output wire [31:0] w_bits {pub}, output wire [31:0] b_bits {pub}, output wire [31:0] pix_bits {pub}
 );
     // Registered controls: no combinational path from a top-level input into the top.
-    reg rst_q, start_q, relu_q, square_q;
+    reg rst_q, start_q, relu_q, square_q, depthwise_q;
     reg [{dw - 1}:0] height_q, width_q;
     reg [{sw - 1}:0] shift_q;
-    reg [{cw - 1}:0] chans_q;
+    reg [{cw - 1}:0] chans_q, chans_out_q;
     always @(posedge clk) begin
         rst_q <= rst; start_q <= start; relu_q <= relu; square_q <= square;
-        height_q <= height; width_q <= width; shift_q <= shift; chans_q <= chans;
+        height_q <= height; width_q <= width; shift_q <= shift; chans_q <= chans; chans_out_q <= chans_out;
+        depthwise_q <= depthwise;
     end
     assign mem_depth = 32'd{mem_depth};
     assign in_bits = 32'd{iw};
     assign off_bits = 32'd{ow};
     assign w_bits = 32'd{ww};
+    assign b_bits = 32'd{bw};
     assign pix_bits = 32'd{pw};
     reg [{iw - 1}:0] imem [0:{mem_depth - 1}];
     reg [{ow - 1}:0] offmem [0:{mem_depth - 1}];
-    reg [{ww - 1}:0] wmem [0:0];
+    reg [{ww - 1}:0] wmem [0:{wd - 1}];
+    reg [{bw - 1}:0] bmem [0:{bd - 1}];
     reg [{pw - 1}:0] omem [0:{mem_depth - 1}];
 {DPI_IMPORTS}    integer nw, i;
 {word_regs}    reg [{p32 - 1}:0] omem_w;
-    wire [23:0] in_addr, off_addr;
+    wire [23:0] in_addr, off_addr, w_addr;
+    wire [{dw - 1}:0] b_addr;
     wire o_valid;
     wire [{pw - 1}:0] o_payload;
 
     {top} dut (
-        .clk(clk), .rst(rst_q), .start(start_q), .chans(chans_q), .height(height_q), .width(width_q), .shift(shift_q),
-        .relu(relu_q), .square(square_q), .in_addr(in_addr), .in_data(imem[in_addr[{aw - 1}:0]]),
-        .off_addr(off_addr), .off_data(offmem[off_addr[{aw - 1}:0]]), .weights(wmem[0]),
+        .clk(clk), .rst(rst_q), .start(start_q), .depthwise(depthwise_q), .chans(chans_q), .chans_out(chans_out_q),
+        .height(height_q), .width(width_q), .shift(shift_q), .relu(relu_q), .square(square_q),
+        .in_addr(in_addr), .in_data(imem[in_addr[{aw - 1}:0]]),
+        .off_addr(off_addr), .off_data(offmem[off_addr[{aw - 1}:0]]),
+        .w_addr(w_addr), .w_data(wmem[w_addr[{wa - 1}:0]]), .b_addr(b_addr), .b_data(bmem[b_addr[{ba - 1}:0]]),
         .o_pix__valid(o_valid), .o_pix__ready(1'b1), .o_pix__payload(o_payload),
         .busy(busy), .done(done), {conns}
     );

@@ -16,16 +16,17 @@ the RTL top cannot count are counted here from the run (:attr:`~hwsim.cosim.mode
 the offsets written into the unit's offset buffer (``offset_buffer.write``: the raw offsets handed to the
 harness, which stands in for the MAC array that writes them), the unit's DRAM reads (``dram.read``: one
 input word per line-buffer write, which the fill engine reads from the harness's DRAM stand-in, plus the
-weights) and writes (``dram.write``: the output beats the harness captured). The testbench
+weights) and writes (``dram.write``: the real output values of the beats the harness captured). The testbench
 (:func:`deform_unit_model_runs`, this module's cocotb test) drives the regression's driver
 (:class:`hwsim.cosim.deform_unit_tb.DeformUnitTB`), checks each run as the regression does (outputs against
 the fixed-point reference, cycles, stalls, bank-conflict cycles and every activity counter against
 :func:`hwsim.deform_unit.predict_layer` on the same offsets) and saves the RTL's outputs to ``outputs.npz``.
 
-Scope: the RTL's (:func:`hwsim.deform_unit.check_rtl`, :func:`hwsim.deform_unit.check_rtl_layer`):
-depthwise 3x3 layers with ``c == lanes``, stride 1, padding 1, dilation 1, no bias, bounded free offsets;
-a layer outside it (e.g. ``digits-dcn``'s full 8 -> 16 deformable conv with bias) is refused in one line
-before any build (:func:`check`).
+Scope: the RTL's (:func:`hwsim.deform_unit.check_rtl`, :func:`hwsim.deform_unit.check_rtl_layer`): 3x3
+layers, depthwise or full (e.g. ``digits-dcn``'s 8 -> 16 deformable conv), with or without bias, any number
+of channel blocks and output groups up to ``max_channels``, stride 1, padding 1, dilation 1, bounded free
+offsets, a map the harness's memories hold; a layer outside it (e.g. stride 2) is refused in one line before
+any build (:func:`check`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from hwsim.cosim.deform_unit_harness import DEFAULT_MEM_DEPTH, deform_unit_harne
 from hwsim.cosim.model_cosim import CosimContext, LayerCosim, RtlRun
 from hwsim.cosim.runner import read_job, run_job
 
-from hwsim.deform_unit import DeformUnitConfig, check_op, check_rtl, lower
+from hwsim.deform_unit import DeformUnitConfig, check_op, check_rtl, check_rtl_layer, lower
 from hwsim.deform_unit import run as unit_run
 from hwsim.errors import HwsimError
 from hwsim.stats import ActionCounts
@@ -66,16 +67,18 @@ def check(cfg: DeformUnitConfig, layer) -> None:
     check_rtl(cfg)
     (op,) = lower(cfg, layer)
     where = f"layer {layer.name!r} is not allowed in the co-simulation of {cfg.top_name}"
-    bias = getattr(layer, "bias", None)
-    has_bias = bias is not None and bool(np.any(np.asarray(bias) != 0))
-    if not (op.depthwise and op.c == cfg.lanes and (op.stride, op.padding, op.dilation) == (1, 1, 1)) or has_bias:
+    try:
+        check_rtl_layer(cfg, op)
+    except HwsimError as e:
         what = (f"{'depthwise' if op.depthwise else 'full'} {op.c}->{op.c_out}, stride {op.stride}, padding "
-                f"{op.padding}, dilation {op.dilation}{', bias' if has_bias else ''}")
-        raise HwsimError(f"{where} ({what}): the RTL runs depthwise 3x3 layers with c == lanes == {cfg.lanes}, "
-                         "stride 1, padding 1, dilation 1 and no bias")
-    if max(op.h, op.w) >= 1 << DIM_BITS or op.h * op.w > DEFAULT_MEM_DEPTH:
-        raise HwsimError(f"{where}: its {op.h}x{op.w} map is larger than the harness holds (at most "
-                         f"{DEFAULT_MEM_DEPTH} pixels, sides < {1 << DIM_BITS})")
+                f"{op.padding}, dilation {op.dilation}")
+        raise HwsimError(f"{where} ({what}): the RTL runs 3x3 layers, depthwise or full, with stride 1, padding 1 "
+                         f"and dilation 1, c and c_out up to max_channels == {cfg.max_channels}") from e
+    words = op.h * op.w * max(-(-op.c // cfg.lanes), -(-op.c_out // (cfg.lanes if op.depthwise else cfg.out_lanes)))
+    if max(op.h, op.w) >= 1 << DIM_BITS or words > DEFAULT_MEM_DEPTH:
+        raise HwsimError(f"{where}: its {op.c}x{op.h}x{op.w} map is larger than the harness holds (at most "
+                         f"{DEFAULT_MEM_DEPTH} words of input channel blocks or output beats, sides < "
+                         f"{1 << DIM_BITS})")
     shifts = np.asarray(layer.shift).reshape(-1)
     if len(set(shifts.tolist())) != 1 or not 0 <= int(shifts[0]) < 1 << SHIFT_BITS:
         raise HwsimError(f"{where}: shift={shifts.tolist()} (expected one shift in [0, {(1 << SHIFT_BITS) - 1}], "
@@ -98,7 +101,7 @@ def outside_counts(cfg: DeformUnitConfig, row: dict, offsets: np.ndarray, weight
     w_bytes = math.ceil(int(np.asarray(weight).size) * cfg.weight_bits / 8)
     return {"offset_buffer.write": int(np.asarray(offsets).size),
             "dram.read": int(row["actions"].get("line_buffer.write", 0)) * word + w_bytes,
-            "dram.write": int(row["n_out"]) * word}
+            "dram.write": int(row["n_values"]) * cfg.act_bits // 8}
 
 
 def cosim_run(cfg: DeformUnitConfig, layer, inputs, ctx: CosimContext) -> LayerCosim:
@@ -108,8 +111,12 @@ def cosim_run(cfg: DeformUnitConfig, layer, inputs, ctx: CosimContext) -> LayerC
     (op,) = lower(cfg, layer)
     x, off = (np.asarray(a, dtype=np.int64) for a in inputs)
     weight = np.asarray(layer.weight, dtype=np.int64)
-    jobs = [{"name": f"{layer.name}[{i}]", "x": x[i], "a": off[i], "w": weight, "shift": int(np.ravel(layer.shift)[0]),
-             "relu": bool(layer.relu), "square": False, "shape": f"{op.c}x{op.h}x{op.w} dw"} for i in range(len(x))]
+    bias = getattr(layer, "bias", None)
+    extra = {} if bias is None else {"bias": np.asarray(bias, dtype=np.int64).reshape(-1)}
+    mode = "dw" if op.depthwise else f"full ->{op.c_out}"
+    jobs = [{"name": f"{layer.name}[{i}]", "x": x[i], "a": off[i], "w": weight, **extra, "depthwise": op.depthwise,
+             "shift": int(np.ravel(layer.shift)[0]), "relu": bool(layer.relu), "square": False,
+             "shape": f"{op.c}x{op.h}x{op.w} {mode}"} for i in range(len(x))]
     sub = ctx.run_dir(layer.name)
     job = {"family": "deform-unit", "config": cfg.to_dict(), "layers": jobs}
     result = run_job(ctx.build(cfg, deform_unit_harness()), job, workdir=sub, test_module=TEST_MODULE,
@@ -121,9 +128,9 @@ def cosim_run(cfg: DeformUnitConfig, layer, inputs, ctx: CosimContext) -> LayerC
         _, want = unit_run(cfg, layer, [x[i:i + 1], off[i:i + 1]])  # the family's counts for this image
         runs.append(RtlRun(op, cfg, measured_stats(row), outputs=row["vectors"], mismatches=row["mismatches"],
                            diffs=row["count_diffs"], expected=want, outside=outside_counts(cfg, row, off[i], weight)))
-    shape = (op.c, op.h, op.w)
+    shape = (op.c_out, op.h, op.w)
     values = np.stack([o if o.shape == shape else np.zeros(shape, dtype=np.int64) for o in outs])
-    return LayerCosim(values, tuple(runs), f"{len(x)}x {op.c}x{op.h}x{op.w} dw")
+    return LayerCosim(values, tuple(runs), f"{len(x)}x {op.c}x{op.h}x{op.w} {mode}")
 
 
 cosim_run.check = check  # run by the model co-simulation on every layer before any build
@@ -134,10 +141,7 @@ cosim_run.check = check  # run by the model co-simulation on every layer before 
 async def deform_unit_model_runs(dut):
     """Every job layer (one image of a model layer) on the unit, checked as the regression checks it; rows
     with the measured counters to ``$HWSIM_RESULT``, the outputs to ``outputs.npz``."""
-    from hwsim.cosim.deform_unit_tb import DeformUnitTB
-    from hwsim.models import deform_unit as du
-
-    from hwsim.deform_unit import DeformLayer, predict_layer
+    from hwsim.cosim.deform_unit_tb import DeformUnitTB, check_run
 
     job = read_job(Path(os.environ["HWSIM_JOB"]))
     cfg = DeformUnitConfig.from_dict(job["config"])
@@ -147,26 +151,17 @@ async def deform_unit_model_runs(dut):
     for idx, layer in enumerate(job["layers"]):
         t_layer = time.perf_counter()
         x, raw, wt = np.asarray(layer["x"]), np.asarray(layer["a"]), np.asarray(layer["w"])
-        shift, relu = int(layer["shift"]), bool(layer["relu"])
-        c, h, w = x.shape
-        pred = predict_layer(cfg, DeformLayer(layer["name"], c, h, w, c, depthwise=True), raw, with_offset_conv=False)
-        got = await tb.run(x, raw, wt, shift, relu, False, raw.shape[0], limit_cycles=4 * pred.unit_cycles + 1000)
+        _, pred, _, _ = check_run(cfg, layer)
+        got = await tb.run(x, raw, wt, int(layer["shift"]), bool(layer["relu"]), False, raw.shape[0],
+                           limit_cycles=4 * pred.unit_cycles + 1000, bias=layer.get("bias"),
+                           depthwise=bool(layer["depthwise"]))
         saved[str(idx)] = got["outputs"]
-        off = du.variant_offsets(cfg.variant(True), raw, 3, 3, frac_bits=cfg.frac_bits)
-        want = du.deform_conv2d_fixed(x, off, wt, frac_bits=cfg.frac_bits, shift=shift, padding=1, groups=c,
-                                      act_bits=cfg.act_bits, weight_bits=cfg.weight_bits, acc_bits=cfg.acc_bits,
-                                      overflow=cfg.overflow, rounding=cfg.rounding, relu=relu)
-        same = got["outputs"].shape == want.shape
-        diffs = {f"{k[0]}.{k[1]}": [v, pred.actions.get(*k)] for k, v in got["counters"].items()
-                 if v != pred.actions.get(*k)}
-        for name, rtl_v, model_v in (("stall_cycles", got["stall"], pred.stall_cycles),
-                                     ("conflict_cycles", got["conflict"], pred.conflict_cycles)):
-            if rtl_v != model_v:
-                diffs[name] = [rtl_v, model_v]
+        want, pred, mismatches, diffs = check_run(cfg, layer, got)
+        decoded = got["outputs"].shape == want.shape
         rows.append({"name": layer["name"], "kind": "dcn", "shape": layer["shape"], "vectors": int(want.size),
-                     "mismatches": int(np.count_nonzero(got["outputs"] != want)) if same else int(want.size),
-                     "rtl_cycles": got["cycles"], "predicted_cycles": pred.unit_cycles, "rtl_stalls": got["stall"],
-                     "rtl_conflicts": got["conflict"], "n_out": int(dut.n_out.value),
+                     "mismatches": mismatches, "rtl_cycles": got["cycles"], "predicted_cycles": pred.unit_cycles,
+                     "rtl_stalls": got["stall"], "rtl_conflicts": got["conflict"], "n_out": got["n_out"],
+                     "n_values": int(got["outputs"].size) if decoded else 0,
                      "actions": {f"{k[0]}.{k[1]}": v for k, v in got["counters"].items()}, "count_diffs": diffs,
                      "count_mismatches": len(diffs), "wall_seconds": time.perf_counter() - t_layer})
     np.savez(Path(os.environ["HWSIM_RESULT"]).with_name("outputs.npz"), **saved)

@@ -662,7 +662,7 @@ def check_rtl(cfg: DeformUnitConfig) -> None:
     derived line buffer, no DCN v2 mask, power-of-two banks, one input word per cycle from DRAM."""
     word = cfg.lanes * cfg.act_bits
     rules = (
-        ("kernel", cfg.kernel, cfg.kernel == 3, "3 (the RTL is the depthwise 3x3 pipeline)"),
+        ("kernel", cfg.kernel, cfg.kernel == 3, "3 (the RTL is the 3x3 pipeline)"),
         ("offset_bound", cfg.offset_bound, cfg.offset_bound is not None
          and cfg.offset_bound * (1 << cfg.frac_bits) < 1 << 15, "a bound (< 2**(15 - frac_bits)) for the RTL"),
         ("line_buffer_rows", cfg.line_buffer_rows, cfg.line_buffer_rows is None,
@@ -678,13 +678,21 @@ def check_rtl(cfg: DeformUnitConfig) -> None:
 
 
 def check_rtl_layer(cfg: DeformUnitConfig, layer: DeformLayer) -> None:
-    """Raise if the RTL cannot run ``layer``: depthwise, ``c <= lanes`` (one channel block; lanes beyond ``c``
-    idle), stride 1, padding 1, dilation 1."""
+    """Raise if the RTL cannot run ``layer``: depthwise or full, any number of channel blocks (``c`` and
+    ``c_out`` up to ``max_channels``; the lanes beyond ``c`` of the last block and, full, the output lanes
+    beyond ``c_out`` of the last group idle), stride 1, padding 1, dilation 1, sides below 4096."""
     check_layer(cfg, layer)
-    if not (layer.depthwise and layer.c <= cfg.lanes and layer.stride == 1 and layer.padding == 1
-            and layer.dilation == 1 and layer.h < 1 << 12):
-        raise HwsimError(f"layer {layer.name!r} is not allowed on the RTL: expected a depthwise layer with "
-                         f"c <= lanes == {cfg.lanes}, stride 1, padding 1, dilation 1, height < 4096")
+    what = ("stride", layer.stride, 1), ("padding", layer.padding, 1), ("dilation", layer.dilation, 1)
+    for name, value, want in what:
+        if value != want:
+            raise HwsimError(f"layer {layer.name!r} {name}={value} is not allowed on the RTL: expected {want} "
+                             "(the RTL runs stride 1, padding 1, dilation 1)")
+    if layer.c_out > cfg.max_channels:
+        raise HwsimError(f"layer {layer.name!r} c_out={layer.c_out} is not allowed on the RTL: expected at most "
+                         f"max_channels={cfg.max_channels} (its accumulators)")
+    if max(layer.h, layer.w) >= 1 << 12:
+        raise HwsimError(f"layer {layer.name!r} ({layer.h}x{layer.w}) is not allowed on the RTL: expected sides "
+                         "below 4096")
 
 
 # ---------------------------------------------------------------------------------------------- cost

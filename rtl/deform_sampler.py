@@ -1,10 +1,13 @@
 """Bilinear sampler of the deformable unit: address generation, four-neighbour fetch from a banked line
 buffer with conflict scheduling, and fixed-point interpolation of ``lanes`` channels.
 
-Timing (what :mod:`hwsim.deform_unit` predicts): an item (one tap of one output pixel) starts with ``start``
-high; its positions must stay stable until ``done``. Each cycle every pending in-image neighbour whose bank
-no earlier pending neighbour uses is read (one read per bank per cycle), so an item takes
-``max(1, most neighbours in one bank)`` cycles and ``done`` is high in its last cycle. The banks' read data
+Timing (what :mod:`hwsim.deform_unit` predicts): an item (one tap of one output pixel and one channel block
+``blk`` of ``lanes`` channels) starts with ``start`` high; its positions must stay stable until ``done``. Each
+cycle every pending in-image neighbour whose bank no earlier pending neighbour uses is read (one read per
+bank per cycle), so an item takes ``max(1, most neighbours in one bank)`` cycles and ``done`` is high in its
+last cycle; while ``hold`` is high (the MAC stage still busy with the previous item, full layers) ``done``
+waits, with no reads and the sample kept. ``conflict`` marks the cycles after an item's first that read
+(bank conflicts). The banks' read data
 come back one cycle after the read; the exact sample ``S = sum w_n x_n`` (weights summing to ``2**(2F)``)
 is on ``sample`` in the cycle after ``done`` (``sample_valid``), which is also the next item's first cycle.
 """
@@ -29,14 +32,18 @@ class BilinearSampler(wiring.Component):
     -----
     start : In, 1             first cycle of an item
     active : In, 1            an item is being sampled (``done`` is only meaningful with it)
+    hold : In, 1              delay ``done`` (the item's reads are over; its sample is kept)
+    blk : In, bits(NB)        channel block of the item (word ``blk`` of the pixel in the line buffer)
     oy, ox : In, signed 15    nominal integer position of the tap (y - pad + i, x - pad + j), pixels
     dy, dx : In, signed 15+F  the tap's offset in Q format (F = frac_bits), after the variant's clamp
     height, width : In, 12    image size, pixels (neighbours outside read as zero, without a read)
     rd_en : Out, banks        read enable of each bank (one read per bank per cycle)
-    rd_addr : Out, banks * AW word address in each bank: (row mod Rp) * ceil(max_width / banks) + col / banks
+    rd_addr : Out, banks * AW word address in each bank: ((row mod Rp) * ceil(max_width / banks) + col / banks)
+                              * NBP + blk (NBP: the power of two >= the most channel blocks, NB)
     rd_data : In, banks * lanes * act_bits   each bank's read data, one cycle after ``rd_en``
     done : Out, 1             last cycle of the item
     reads : Out, 3            neighbours read this cycle
+    conflict : Out, 1         a cycle after the item's first with reads (a bank-conflict cycle)
     sample : Out, lanes * (act_bits + 2F + 1)  signed samples, lane l at [l SB, (l + 1) SB), valid with
     sample_valid : Out, 1     one cycle after ``done``
     """
@@ -48,17 +55,19 @@ class BilinearSampler(wiring.Component):
         self.lb = (cfg.banks - 1).bit_length()
         self.rp_bits = (rows_phys - 1).bit_length()
         self.wb = -(-cfg.max_width // cfg.banks)
-        self.depth = rows_phys * self.wb
+        self.nb = -(-cfg.max_channels // cfg.lanes)  # channel blocks of the widest layer
+        self.nbb = (self.nb - 1).bit_length()  # word of block blk at (pixel word << nbb) | blk
+        self.depth = rows_phys * self.wb << self.nbb
         self.aw = max(1, (self.depth - 1).bit_length())
         self.lw = cfg.lanes * cfg.act_bits
         self.sb = cfg.act_bits + 2 * cfg.frac_bits + 1
         super().__init__({
-            "start": In(1), "active": In(1),
+            "start": In(1), "active": In(1), "hold": In(1), "blk": In(max(1, self.nbb)),
             "oy": In(signed(COORD_BITS)), "ox": In(signed(COORD_BITS)),
             "dy": In(signed(COORD_BITS + self.F)), "dx": In(signed(COORD_BITS + self.F)),
             "height": In(DIM_BITS), "width": In(DIM_BITS),
             "rd_en": Out(self.B), "rd_addr": Out(self.B * self.aw), "rd_data": In(self.B * self.lw),
-            "done": Out(1), "reads": Out(3),
+            "done": Out(1), "reads": Out(3), "conflict": Out(1),
             "sample": Out(cfg.lanes * self.sb), "sample_valid": Out(1),
         })
 
@@ -91,7 +100,8 @@ class BilinearSampler(wiring.Component):
                 m.d.comb += bk.eq((xx + (yy << 1))[:self.lb])
             ad = Signal(self.aw, name=f"addr{n}")
             row = yy[:self.rp_bits] if self.rp_bits else Const(0, 1)
-            m.d.comb += ad.eq(row * self.wb + (xx.as_unsigned()[self.lb:COORD_BITS]))
+            word = row * self.wb + (xx.as_unsigned()[self.lb:COORD_BITS])
+            m.d.comb += ad.eq(Cat(self.blk[:self.nbb], word) if self.nbb else word)
             w = Signal(2 * F + 1, name=f"w{n}")
             m.d.comb += w.eq(wts[n])
             inside.append(ins)
@@ -116,7 +126,8 @@ class BilinearSampler(wiring.Component):
         left = Signal(4)
         m.d.comb += left.eq(now & ~Cat(*grant))
         m.d.sync += pending.eq(Mux(self.active, left, 0))
-        m.d.comb += [self.done.eq(self.active & (left == 0)), self.reads.eq(sum(grant))]
+        m.d.comb += [self.done.eq(self.active & (left == 0) & ~self.hold), self.reads.eq(sum(grant)),
+                     self.conflict.eq(self.active & ~self.start & (now != 0))]
         for b in range(B):
             en = Const(0, 1)
             for n in range(4):

@@ -1,29 +1,52 @@
-"""The deformable unit top for depthwise 3x3 deformable conv with bounded or square offsets: controller,
-line-buffer fill engine, banked line buffer, offset decode (the variant's clamp / square expansion), the
-bilinear sampler (:mod:`hwsim.rtl.deform_sampler`), a ``lanes``-wide MAC stage and the requantizer, with
-simulation-only activity counters.
+"""The deformable unit top for 3x3 deformable conv, depthwise or full, with bounded or square offsets:
+controller, line-buffer fill engine, banked line buffer, offset decode (the variant's clamp / square
+expansion), the bilinear sampler (:mod:`hwsim.rtl.deform_sampler`), a ``lanes x out_lanes`` MAC stage with
+its accumulators, and the requantizer (``max(lanes, out_lanes)`` lanes), with simulation-only activity
+counters.
 
-Scope of this RTL (``check_rtl``): kernel 3, stride 1, padding 1, dilation 1, one channel block
-(``C <= lanes``: the ``chans`` input), no DCN v2 mask, a bounded offset (free) or dilation (square) with the
-derived line-buffer height, power-of-two ``banks``, one input word (``lanes * act_bits / 8`` bytes) per cycle
-from DRAM (``dram_bytes_per_cycle`` equal to it). Bias is not supported (the reference's ``bias=None``).
+Scope of this RTL (``check_rtl``, ``check_rtl_layer``): kernel 3, stride 1, padding 1, dilation 1, depthwise
+(``C_out = C``) or full layers of any ``C`` and ``C_out`` up to ``max_channels`` (``ceil(C / lanes)``
+channel blocks; full, ``ceil(C_out / out_lanes)`` output groups), an optional per-output bias, no DCN v2
+mask, a bounded offset (free) or dilation (square) with the derived line-buffer height, power-of-two
+``banks``, one input word (``lanes * act_bits / 8`` bytes) per cycle from DRAM (``dram_bytes_per_cycle``
+equal to it).
+
+Work (what :func:`hwsim.deform_unit.predict_layer` counts): items (output pixel, tap, channel block) in that
+order. The line buffer holds every channel block of a pixel (word ``(pixel word << NBb) | block``). MAC
+stage per item: depthwise, ``lanes`` MACs in one cycle (lane ``l``: channel ``j lanes + l``, one product per
+saturating addition, multiplier ``(l, l mod out_lanes)`` of the array); full, ``b = ceil(C_out /
+out_lanes)`` cycles, cycle ``g`` output group ``g``: each of ``out_lanes`` outputs adds the ``lanes``
+products of the block. The reference saturates after every product, in channel order; ``s -> clamp(s + p)``
+functions compose to the same form ``s -> clamp(s + c, lo', hi')``, so a tree of ``(c, lo', hi')`` nodes
+(log2(lanes) levels) gives exactly the sequential result (wrap: a plain adder tree). The accumulators
+(one word of ``max(lanes, out_lanes)`` per block or group) start from the bias at the item (tap 0, block j)
+depthwise, (tap 0, block 0) full. Weights and biases come from buffers outside the top (``w_addr`` /
+``w_data``: the pixel's MAC cycles read consecutive weight tiles; ``b_addr`` / ``b_data``).
 
 Timing (what :func:`hwsim.deform_unit.predict_layer` predicts, exactly): ``start`` in IDLE latches the layer
-size, shift and relu; ``busy`` is high from the next cycle. FILL0 writes the first window's rows into the
-line buffer, one word per cycle (``in_addr`` -> ``in_data``, combinational). Then one ROW step per output
-row: the sampler runs the row's items (pixel, tap) and the MAC stage follows one cycle behind; the fill
-engine loads the row the next window adds, concurrently; the step ends when both are finished
-(``max(comp, fill)``). DRAIN: the last pixel's requantized output, then ``done``. Outputs leave on
-``o_pix`` (valid only, the sink must always be ready), one per output pixel in raster order.
-Physical line-buffer rows: the next power of two >= R + 1 (R rows of the window + the row being loaded).
+(mode, C, C_out, size, shift, relu); ``busy`` is high from the next cycle. FILL0 writes the first window's
+rows into the line buffer, one word per cycle (``in_addr`` -> ``in_data``, combinational). Then one ROW step
+per output row: the sampler runs the row's items; the MAC stage works on item ``k - 1`` while the sampler
+fetches item ``k``, and the sampler's ``done`` waits for the MAC's last cycle (``hold``), so a step lasts
+``max(a_k, b)``; the sample is used from the sampler in the item's first MAC cycle and from a register in
+the others. The fill engine loads the row the next window adds, concurrently; the row ends when both are
+finished (``max(comp, fill)``, comp including the last item's ``b`` MAC cycles). Outputs leave on ``o_pix``
+(valid only, the sink must always be ready): depthwise, block ``j``'s ``lanes`` outputs the cycle after its
+tap-8 MAC; full, the pixel's ``b`` groups of ``out_lanes`` outputs one per cycle after its last MAC cycle
+(read from the accumulators before the next pixel's MACs overwrite them). DRAIN: the last pixel's beats
+(1 depthwise, ``b`` full), then DONE (``done``): ``1 + b`` cycles. Physical line-buffer rows: the next power
+of two >= R + 1 (R rows of the window + the row being loaded).
 
-Idle lanes (``cfg.gating``, docs/idle_lanes.md): lane ``l`` is enabled (``lane_en``) when ``l < chans``.
-``none``: every lane multiplies, accumulates and is requantized. ``operand``: an idle lane's multiplier inputs
-(sample and weight) and its requantizer input are forced to zero (AND isolation: constant for the whole
-layer, so they do not toggle). ``clock``: ``operand``, and the idle lane's accumulator and result registers
-load only when enabled (a clock gate in synthesis). The counters count real MACs (``cnt_mac``: enabled lanes
-of each MAC step) and idle slots (``cnt_mac_idle``) apart, and the requantized lanes (every lane without
-gating, the enabled ones with it).
+Idle lanes (``cfg.gating``, docs/idle_lanes.md): input lane ``l`` of block ``j`` is enabled when
+``j lanes + l < C``; output lane ``q`` of group ``g`` (full) when ``g out_lanes + q < C_out``. A multiplier
+``(l, q)`` is a real MAC when both are (depthwise: multiplier ``(l, l mod out_lanes)`` with lane ``l``
+enabled; the others are not slots). ``none``: every lane multiplies, accumulates and is requantized.
+``operand``: an idle multiplier's inputs (sample and weight) and an idle requantizer lane's input are forced
+to zero (AND isolation). ``clock``: ``operand``, and the idle lanes' accumulator registers do not load (a
+clock gate in synthesis). The counters count real MACs (``cnt_mac``) and idle slots (``cnt_mac_idle``:
+``lanes`` per depthwise MAC cycle, ``lanes x out_lanes`` per full one, minus the real ones) apart, and the
+requantized lanes (per beat: ``lanes`` depthwise / ``out_lanes`` full without gating, the real outputs with
+it).
 """
 
 from __future__ import annotations
@@ -60,23 +83,34 @@ def rows_phys(cfg) -> int:
 
 
 class DeformUnitTop(wiring.Component):
-    """Depthwise 3x3 deformable unit (see the module docstring for scope and timing).
+    """3x3 deformable unit, depthwise or full (see the module docstring for scope and timing).
 
     Ports
     -----
     start : In, 1                  in IDLE, starts a layer
-    chans : In, bits(lanes)        channels C of the layer, 1..lanes (lanes >= C are idle), latched at ``start``
+    depthwise : In, 1              1: depthwise (C_out = C), 0: full (every output sums every input channel)
+    chans, chans_out : In, bits(max_channels)   C and C_out, 1..max_channels, latched at ``start``
     height, width : In, 12         input (= output) size in pixels, latched at ``start``
     shift : In, 6                  output shift (the accumulator is shifted by shift + 2F), latched
     relu : In, 1                   max(acc, 0) before the shift, latched
     square : In, 1                 free-mode configs only: run square-shape offsets (field 0 of off_data is
                                    the dilation) on the same line buffer, latched; square configs ignore it
-    in_addr : Out, 24              input pixel r * width + c the fill engine reads
-    in_data : In, lanes * act_bits that pixel's channels (lane l at [l A, (l + 1) A)), same cycle
+    in_addr : Out, 24              input word the fill engine reads: pixel (r, c) block j at (r W + c) NB + j
+                                   (NB = ceil(C / lanes) words per pixel, raster order)
+    in_data : In, lanes * act_bits that word (channel j lanes + l at [l A, (l + 1) A); beyond C zero), same cycle
     off_addr : Out, 24             output pixel y * width + x whose raw offsets are read
     off_data : In, n_off * 16      raw Q-format offsets (free: dy, dx of taps 0..8; square: the dilation)
-    weights : In, 9 * lanes * wb   tap t lane l at [(t lanes + l) wb, ...), signed
-    o_pix : Out stream, lanes * act_bits   output pixels in raster order (no back-pressure)
+    w_addr : Out, 24               weight tile of this MAC cycle: the pixel's k-th MAC cycle reads tile k
+                                   (tap, then block, then output group: (t NB + j) G + g; depthwise G = 1)
+    w_data : In, lanes * out_lanes * wb   that tile, same cycle: full, field q lanes + l = weight of output
+                                   g out_lanes + q and input j lanes + l; depthwise, field l = weight of
+                                   channel j lanes + l (the others unused); signed, zero beyond C / C_out
+    b_addr : Out, 12               bias word: depthwise the block j, full the output group g
+    b_data : In, max(lanes, out_lanes) * acc_bits   its biases (lane l: channel j lanes + l, or output
+                                   g out_lanes + l), at the accumulator's scale, signed
+    o_pix : Out stream, max(lanes, out_lanes) * act_bits   outputs (no back-pressure): depthwise one beat per
+                                   (pixel, block) of ``lanes`` channels, full one per (pixel, group) of
+                                   ``out_lanes`` outputs, raster order
     busy : Out, 1                  high from the cycle after ``start`` to ``done``
     done : Out, 1                  one-cycle pulse in the last busy cycle
     cnt_* : Out, 32                activity counters (:data:`COUNTERS`, ``cnt_stall``, ``cnt_conflict``),
@@ -86,13 +120,16 @@ class DeformUnitTop(wiring.Component):
     def __init__(self, cfg):
         self.cfg = cfg
         self.n_off = 1 if cfg.offset_mode == "square" else 18
+        self.al = max(cfg.lanes, cfg.out_lanes)
+        cb = cfg.max_channels.bit_length()
         super().__init__({
-            "start": In(1), "chans": In(cfg.lanes.bit_length()), "height": In(DIM_BITS), "width": In(DIM_BITS),
-            "shift": In(6), "relu": In(1), "square": In(1),
+            "start": In(1), "depthwise": In(1), "chans": In(cb), "chans_out": In(cb),
+            "height": In(DIM_BITS), "width": In(DIM_BITS), "shift": In(6), "relu": In(1), "square": In(1),
             "in_addr": Out(ADDR_BITS), "in_data": In(cfg.lanes * cfg.act_bits),
             "off_addr": Out(ADDR_BITS), "off_data": In(self.n_off * OFFSET_BITS),
-            "weights": In(9 * cfg.lanes * cfg.weight_bits),
-            "o_pix": Out(stream.Signature(cfg.lanes * cfg.act_bits)),
+            "w_addr": Out(ADDR_BITS), "w_data": In(cfg.lanes * cfg.out_lanes * cfg.weight_bits),
+            "b_addr": Out(DIM_BITS), "b_data": In(self.al * cfg.acc_bits),
+            "o_pix": Out(stream.Signature(self.al * cfg.act_bits)),
             "busy": Out(1), "done": Out(1),
             **{name: Out(32) for name in (*COUNTERS, "cnt_stall", "cnt_conflict")},
         })
@@ -100,11 +137,19 @@ class DeformUnitTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        F, A, L, WB = cfg.frac_bits, cfg.act_bits, cfg.lanes, cfg.weight_bits
+        F, A, L, Q, WB, ACC = cfg.frac_bits, cfg.act_bits, cfg.lanes, cfg.out_lanes, cfg.weight_bits, cfg.acc_bits
+        AL = self.al
         R = cfg.rows_for(1)
         half = (R - 1) // 2
         rp = rows_phys(cfg)
         smp = m.submodules.sampler = BilinearSampler(cfg, rp)
+        CB = cfg.max_channels.bit_length() + 1  # channel counts and bases (base + lanes)
+        nbb = smp.nbb
+        BB = max(1, nbb)
+        gmax = -(-cfg.max_channels // Q)
+        depth_acc = max(smp.nb, gmax)
+        ab = max(1, (depth_acc - 1).bit_length())
+        gated, clock_gated = cfg.gating != "none", cfg.gating == "clock"
 
         # ------------------------------------------------------------------ line buffer banks
         lb = (cfg.banks - 1).bit_length()
@@ -119,37 +164,45 @@ class DeformUnitTop(wiring.Component):
 
         # ------------------------------------------------------------------ registers
         H, W = Signal(DIM_BITS), Signal(DIM_BITS)
-        chans = Signal(L.bit_length(), init=L)
-        lane_en = Signal(L)  # lanes holding a real channel
-        m.d.comb += lane_en.eq(Cat(*(chans > lane for lane in range(L))))
-        gated, clock_gated = cfg.gating != "none", cfg.gating == "clock"
-        n_real = Signal(L.bit_length())  # enabled lanes (= chans for chans in 1..lanes), counted from the enables
-        m.d.comb += n_real.eq(sum(lane_en[lane] for lane in range(L)))
+        C, CO = Signal(CB), Signal(CB)
+        dw = Signal()
         shift, relu = Signal(6), Signal()
         square = Signal(init=int(cfg.offset_mode == "square"))
         y, x, t = Signal(DIM_BITS), Signal(DIM_BITS), Signal(4)
         ti, tj = Signal(2), Signal(2)
+        blk, chb = Signal(BB), Signal(CB)  # the sampler's channel block and its first channel
+        blk_last = Signal()
+        m.d.comb += blk_last.eq(chb + L >= C)
         fr, fc, target = Signal(DIM_BITS + 1), Signal(DIM_BITS), Signal(DIM_BITS + 1)
+        fblk, fchb, fptr = Signal(BB), Signal(CB), Signal(ADDR_BITS)
+        fblk_last = Signal()
+        m.d.comb += fblk_last.eq(fchb + L >= C)
         item_start = Signal()
         cstate = Signal(2)  # 0 sampling, 1 tail (MAC of the last item), 2 compute done
         fill_on = Signal()
 
-        # fill engine: one word per cycle while fill_on and fr < target
+        # fill engine: one word (one channel block of one pixel) per cycle while fill_on and fr < target
         writing = Signal()
         m.d.comb += writing.eq(fill_on & (fr < target))
-        m.d.comb += self.in_addr.eq(fr * W + fc)
+        m.d.comb += self.in_addr.eq(fptr)
         for b, wr in enumerate(writes):
             bank = (fc + (fr << 1))[:lb] if lb else Const(0, 1)
             row = fr[:(rp - 1).bit_length()] if rp > 1 else Const(0, 1)
-            m.d.comb += [wr.en.eq(writing & (bank == b)), wr.addr.eq(row * smp.wb + (fc >> lb)),
+            word = row * smp.wb + (fc >> lb)
+            m.d.comb += [wr.en.eq(writing & (bank == b)), wr.addr.eq(Cat(fblk[:nbb], word) if nbb else word),
                          wr.data.eq(self.in_data)]
         fill_last = Signal()
-        m.d.comb += fill_last.eq((fr >= target) | ((fr == target - 1) & (fc == W - 1)))
+        m.d.comb += fill_last.eq((fr >= target) | ((fr == target - 1) & (fc == W - 1) & fblk_last))
         with m.If(writing):
-            with m.If(fc == W - 1):
-                m.d.sync += [fc.eq(0), fr.eq(fr + 1)]
+            m.d.sync += fptr.eq(fptr + 1)
+            with m.If(~fblk_last):
+                m.d.sync += [fblk.eq(fblk + 1), fchb.eq(fchb + L)]
             with m.Else():
-                m.d.sync += fc.eq(fc + 1)
+                m.d.sync += [fblk.eq(0), fchb.eq(0)]
+                with m.If(fc == W - 1):
+                    m.d.sync += [fc.eq(0), fr.eq(fr + 1)]
+                with m.Else():
+                    m.d.sync += fc.eq(fc + 1)
 
         # offsets of the current pixel, decoded by the variant
         m.d.comb += self.off_addr.eq(y * W + x)
@@ -179,83 +232,187 @@ class DeformUnitTop(wiring.Component):
             m.d.comb += [dy.eq(Mux(square, sq_dy, free[0])), dx.eq(Mux(square, sq_dx, free[1]))]
         else:
             m.d.comb += [dy.eq(sq_dy), dx.eq(sq_dx)]
-        m.d.comb += [smp.start.eq(item_start), smp.active.eq(self.busy & (cstate == 0)),
-                     smp.oy.eq(y - 1 + ti), smp.ox.eq(x - 1 + tj), smp.dy.eq(dy), smp.dx.eq(dx),
-                     smp.height.eq(H), smp.width.eq(W)]
+
+        # MAC stage: item k's b = ceil(C_out / out_lanes) cycles (depthwise 1) follow its sampling; the sampler
+        # holds item k + 1's ``done`` until the MAC's last cycle of item k (a step = max(a, b) cycles)
+        mac_valid, mac_first = Signal(), Signal()
+        mac_t, mac_blk, mac_chb, mac_blast = Signal(4), Signal(BB), Signal(CB), Signal()
+        mac_g, mac_gb = Signal(ab), Signal(CB)  # output group and its first output (full)
+        mac_glast = Signal()
+        m.d.comb += mac_glast.eq(dw | (mac_gb + Q >= CO))
+        hold = Signal()
+        m.d.comb += hold.eq(mac_valid & ~mac_glast)
+        m.d.comb += [smp.start.eq(item_start), smp.active.eq(self.busy & (cstate == 0)), smp.hold.eq(hold),
+                     smp.blk.eq(blk), smp.oy.eq(y - 1 + ti), smp.ox.eq(x - 1 + tj), smp.dy.eq(dy),
+                     smp.dx.eq(dx), smp.height.eq(H), smp.width.eq(W)]
         item_done = Signal()
         m.d.comb += item_done.eq(smp.done)
         last_item = Signal()
-        m.d.comb += last_item.eq((x == W - 1) & (t == 8))
+        m.d.comb += last_item.eq((x == W - 1) & (t == 8) & blk_last)
+        with m.If(item_done):
+            m.d.sync += [mac_valid.eq(1), mac_first.eq(1), mac_t.eq(t), mac_blk.eq(blk), mac_chb.eq(chb),
+                         mac_blast.eq(blk_last), mac_g.eq(0), mac_gb.eq(0)]
+        with m.Elif(mac_valid):
+            m.d.sync += mac_first.eq(0)
+            with m.If(mac_glast):
+                m.d.sync += mac_valid.eq(0)
+            with m.Else():
+                m.d.sync += [mac_g.eq(mac_g + 1), mac_gb.eq(mac_gb + Q)]
+        # the sample: from the sampler in the item's first MAC cycle, held for the others
+        s_reg = Signal(L * smp.sb)
+        samp = Signal(L * smp.sb)
+        m.d.comb += samp.eq(Mux(mac_first, smp.sample, s_reg))
+        with m.If(mac_first):
+            m.d.sync += s_reg.eq(smp.sample)
+        # weights: the pixel's MAC cycles read consecutive tiles
+        w_ptr = Signal(ADDR_BITS)
+        m.d.comb += self.w_addr.eq(Mux(mac_first & (mac_t == 0) & (mac_blk == 0), 0, w_ptr))
+        with m.If(mac_valid):
+            m.d.sync += w_ptr.eq(self.w_addr + 1)
+        acc_idx = Signal(ab)
+        m.d.comb += [acc_idx.eq(Mux(dw, mac_blk, mac_g)), self.b_addr.eq(acc_idx)]
+        use_bias = Signal()
+        m.d.comb += use_bias.eq((mac_t == 0) & (dw | (mac_blk == 0)))
+        in_real, out_real = Signal(CB), Signal(CB)
+        m.d.comb += [in_real.eq(Mux(mac_blast, C - mac_chb, L)), out_real.eq(Mux(dw | ~mac_glast, Q, CO - mac_gb))]
+        in_en = Signal(L)
+        out_en = Signal(Q)
+        m.d.comb += [in_en.eq(Cat(*(in_real > lane for lane in range(L)))),
+                     out_en.eq(Cat(*(out_real > q for q in range(Q))))]
 
-        # MAC stage: one cycle behind the sampler
-        mac_valid, mac_t = Signal(), Signal(4)
-        m.d.sync += [mac_valid.eq(item_done), mac_t.eq(t)]
-        acc_bits = cfg.acc_bits
-        lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-        wsel = self.weights.word_select(mac_t, L * WB)
-        fin = [Signal(signed(acc_bits), name=f"fin{lane}") for lane in range(L)]
-        fin_valid = Signal()
-        m.d.sync += fin_valid.eq(mac_valid & (mac_t == 8))
+        # accumulators: one word of max(lanes, out_lanes) per channel block (depthwise) or output group (full)
+        accm = Memory(shape=AL * ACC, depth=depth_acc, init=[])
+        m.submodules.acc = accm
+        acc_rd, em_rd = accm.read_port(domain="comb"), accm.read_port(domain="comb")
+        acc_wr = accm.write_port(granularity=ACC)
+        m.d.comb += [acc_rd.addr.eq(acc_idx), acc_wr.addr.eq(acc_idx)]
+        lo, hi = -(1 << (ACC - 1)), (1 << (ACC - 1)) - 1
+        saturate = cfg.overflow == "saturate"
+
+        def clamp(v, a, b):
+            return Mux(v < a, a, Mux(v > b, b, v))
+
+        prod = {}
         for lane in range(L):
-            acc = Signal(signed(acc_bits), name=f"acc{lane}")
-            s = smp.sample[lane * smp.sb:(lane + 1) * smp.sb].as_signed()
-            w = wsel[lane * WB:(lane + 1) * WB].as_signed()
-            if gated:  # operand isolation: an idle lane's multiplier sees constant zeros
-                s_iso, w_iso = Signal(signed(smp.sb), name=f"s_iso{lane}"), Signal(signed(WB), name=f"w_iso{lane}")
-                m.d.comb += [s_iso.eq(Mux(lane_en[lane], s, 0)), w_iso.eq(Mux(lane_en[lane], w, 0))]
-                s, w = s_iso, w_iso
-            base = Mux(mac_t == 0, 0, acc)
-            total = Signal(signed(acc_bits + 2), name=f"sum{lane}")
-            m.d.comb += total.eq(base + w * s)
-            new = Signal(signed(acc_bits), name=f"new{lane}")
-            if cfg.overflow == "saturate":
-                m.d.comb += new.eq(Mux(total > hi, hi, Mux(total < lo, lo, total)))
+            s = samp[lane * smp.sb:(lane + 1) * smp.sb].as_signed()
+            for q in range(Q):
+                wf = self.w_data[(q * L + lane) * WB:(q * L + lane + 1) * WB].as_signed()
+                if q == lane % Q:  # depthwise: this multiplier is lane's, with field l of the tile
+                    wf = Mux(dw, self.w_data[lane * WB:(lane + 1) * WB].as_signed(), wf)
+                    en = Mux(dw, in_en[lane], in_en[lane] & out_en[q])
+                else:
+                    wf = Mux(dw, 0, wf)
+                    en = ~dw & in_en[lane] & out_en[q]
+                si, wi = Signal(signed(smp.sb), name=f"s_iso{lane}_{q}"), Signal(signed(WB), name=f"w_iso{lane}_{q}")
+                if gated:  # operand isolation: an idle multiplier sees constant zeros
+                    m.d.comb += [si.eq(Mux(en, s, 0)), wi.eq(Mux(en, wf, 0))]
+                else:
+                    m.d.comb += [si.eq(s), wi.eq(wf)]
+                p = Signal(signed(smp.sb + WB), name=f"p{lane}_{q}")
+                m.d.comb += p.eq(si * wi)
+                prod[lane, q] = p
+
+        news = []
+        for a in range(AL):
+            base = Signal(signed(ACC), name=f"base{a}")
+            m.d.comb += base.eq(Mux(use_bias, self.b_data[a * ACC:(a + 1) * ACC].as_signed(),
+                                    acc_rd.data[a * ACC:(a + 1) * ACC].as_signed()))
+            new = Signal(signed(ACC), name=f"new{a}")
+            dw_new = full_new = Const(0, signed(ACC))
+            if a < L:  # depthwise lane a: one product per addition
+                tot = Signal(signed(ACC + 2), name=f"dsum{a}")
+                m.d.comb += tot.eq(base + prod[a, a % Q])
+                dw_new = clamp(tot, lo, hi) if saturate else tot[:ACC].as_signed()
+            if a < Q:  # full output a: the lanes' products in channel order, each addition saturated
+                if saturate:
+                    # s -> clamp(s + c, lo', hi') composes to the same form: a tree of (c, lo', hi')
+                    nodes = [(prod[lane, a], Const(lo, signed(ACC)), Const(hi, signed(ACC))) for lane in range(L)]
+                    while len(nodes) > 1:
+                        nxt = []
+                        for i in range(0, len(nodes) - 1, 2):
+                            (c1, l1, h1), (c2, l2, h2) = nodes[i], nodes[i + 1]
+                            c12 = Signal(signed(len(c1) + 1), name=f"tc{a}_{len(nodes)}_{i}")
+                            l12, h12 = Signal(signed(ACC), name=f"tl{a}_{len(nodes)}_{i}"), \
+                                Signal(signed(ACC), name=f"th{a}_{len(nodes)}_{i}")
+                            m.d.comb += [c12.eq(c1 + c2), l12.eq(clamp(l1 + c2, l2, h2)),
+                                         h12.eq(clamp(h1 + c2, l2, h2))]
+                            nxt.append((c12, l12, h12))
+                        if len(nodes) % 2:
+                            nxt.append(nodes[-1])
+                        nodes = nxt
+                    c, lo_t, hi_t = nodes[0]
+                    ftot = Signal(signed(max(ACC, len(c)) + 1), name=f"fsum{a}")
+                    m.d.comb += ftot.eq(base + c)
+                    full_new = clamp(ftot, lo_t, hi_t)
+                else:
+                    ftot = Signal(signed(ACC + L.bit_length() + smp.sb + WB), name=f"fsum{a}")
+                    m.d.comb += ftot.eq(base + sum(prod[lane, a] for lane in range(L)))
+                    full_new = ftot[:ACC].as_signed()
+            m.d.comb += new.eq(Mux(dw, dw_new, full_new))
+            news.append(new)
+            if clock_gated:  # idle lanes' accumulator registers hold
+                lane_on = Mux(dw, in_en[a] if a < L else 0, out_en[a] if a < Q else 0)
             else:
-                m.d.comb += new.eq(total[:acc_bits].as_signed())
-            with m.If(mac_valid & (lane_en[lane] if clock_gated else 1)):  # clock: idle lanes' registers hold
-                m.d.sync += acc.eq(new)
-                with m.If(mac_t == 8):
-                    m.d.sync += fin[lane].eq(new)
+                lane_on = 1
+            m.d.comb += acc_wr.en[a].eq(mac_valid & lane_on)
+        m.d.comb += acc_wr.data.eq(Cat(*news))
+
+        # outputs: depthwise, block j's word the cycle after its tap-8 MAC; full, the pixel's groups one per
+        # cycle after its last MAC cycle (each read before the next pixel's MAC overwrites it)
+        em_valid, em_idx, em_base = Signal(), Signal(ab), Signal(CB)
+        em_last = Signal()
+        m.d.comb += em_last.eq(dw | (em_base + Q >= CO))
+        with m.If(mac_valid & (mac_t == 8) & (dw | (mac_blast & mac_glast))):
+            m.d.sync += [em_valid.eq(1), em_idx.eq(Mux(dw, mac_blk, 0)), em_base.eq(Mux(dw, mac_chb, 0))]
+        with m.Elif(em_valid & ~em_last):
+            m.d.sync += [em_idx.eq(em_idx + 1), em_base.eq(em_base + Q)]
+        with m.Else():
+            m.d.sync += em_valid.eq(0)
+        m.d.comb += em_rd.addr.eq(em_idx)
+        em_real = Signal(CB)
+        m.d.comb += em_real.eq(Mux(dw, Mux(em_base + L >= C, C - em_base, L), Mux(em_last, CO - em_base, Q)))
 
         # requantizer: relu, round-shift by shift + 2F, clamp to act_bits
         outs = []
         sh = Signal(7)
         m.d.comb += sh.eq(shift + 2 * F)
         alo, ahi = -(1 << (A - 1)), (1 << (A - 1)) - 1
-        for lane in range(L):
-            v = Signal(signed(acc_bits), name=f"rq_in{lane}")
-            zero = relu & (fin[lane] < 0)
+        for lane in range(AL):
+            fin = em_rd.data[lane * ACC:(lane + 1) * ACC].as_signed()
+            v = Signal(signed(ACC), name=f"rq_in{lane}")
+            zero = relu & (fin < 0)
             if gated:  # an idle requantizer lane's input is held at zero
-                zero = zero | ~lane_en[lane]
-            m.d.comb += v.eq(Mux(zero, 0, fin[lane]))
-            q = Signal(signed(acc_bits + 1), name=f"rq_q{lane}")
-            hbit = Signal(acc_bits + 1, name=f"rq_half{lane}")
-            m.d.comb += hbit.eq((Const(1, acc_bits + 2) << sh) >> 1)
+                zero = zero | ~(em_real > lane)
+            m.d.comb += v.eq(Mux(zero, 0, fin))
+            q = Signal(signed(ACC + 1), name=f"rq_q{lane}")
+            hbit = Signal(ACC + 1, name=f"rq_half{lane}")
+            m.d.comb += hbit.eq((Const(1, ACC + 2) << sh) >> 1)
             m.d.comb += q.eq((v + hbit.as_signed()) >> sh)
             if cfg.rounding == "half_even":
-                rem = Signal(acc_bits + 1, name=f"rq_rem{lane}")
-                m.d.comb += rem.eq(v.as_unsigned() & ((Const(1, acc_bits + 1) << sh) - 1))
-                q2 = Signal(signed(acc_bits + 1), name=f"rq_q2{lane}")
+                rem = Signal(ACC + 1, name=f"rq_rem{lane}")
+                m.d.comb += rem.eq(v.as_unsigned() & ((Const(1, ACC + 1) << sh) - 1))
+                q2 = Signal(signed(ACC + 1), name=f"rq_q2{lane}")
                 m.d.comb += q2.eq(Mux((sh != 0) & (rem == hbit) & q[0], q - 1, q))
                 q = q2
             o = Signal(signed(A), name=f"rq_out{lane}")
             m.d.comb += o.eq(Mux(q > ahi, ahi, Mux(q < alo, alo, q)))
             outs.append(o)
-        m.d.comb += [self.o_pix.valid.eq(fin_valid), self.o_pix.payload.eq(Cat(*outs))]
+        m.d.comb += [self.o_pix.valid.eq(em_valid), self.o_pix.payload.eq(Cat(*outs))]
 
         # ------------------------------------------------------------------ controller
         start_ok = Signal()
         m.d.comb += start_ok.eq(self.start & ~self.busy)
         row_end = Signal()
         comp_end = Signal()
-        m.d.comb += comp_end.eq((cstate == 1) | (cstate == 2))
+        m.d.comb += comp_end.eq(((cstate == 1) & mac_glast) | (cstate == 2))
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(start_ok):
                     m.d.sync += [H.eq(self.height), W.eq(self.width), shift.eq(self.shift), relu.eq(self.relu),
-                                 chans.eq(self.chans),
+                                 C.eq(self.chans), CO.eq(Mux(self.depthwise, self.chans, self.chans_out)),
+                                 dw.eq(self.depthwise),
                                  square.eq(self.square if cfg.offset_mode == "free" else 1),
-                                 y.eq(0), fr.eq(0), fc.eq(0), fill_on.eq(1),
+                                 y.eq(0), fr.eq(0), fc.eq(0), fblk.eq(0), fchb.eq(0), fptr.eq(0), fill_on.eq(1),
                                  target.eq(Mux(R - half > self.height, self.height, R - half)), cstate.eq(2)]
                     m.d.sync += [getattr(self, c).eq(0) for c in (*COUNTERS, "cnt_stall", "cnt_conflict")]
                     m.next = "FILL0"
@@ -263,13 +420,13 @@ class DeformUnitTop(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += self.cnt_stall.eq(self.cnt_stall + 1)
                 with m.If(fill_last):
-                    self._enter_row(m, y, x, t, ti, tj, item_start, cstate, target, H, R, half, first=True)
+                    self._enter_row(m, y, x, t, ti, tj, blk, chb, item_start, cstate, target, H, R, half)
                     m.next = "ROW"
             with m.State("ROW"):
                 m.d.comb += [self.busy.eq(1), row_end.eq(comp_end & fill_last)]
                 with m.If(cstate == 2):
                     m.d.sync += self.cnt_stall.eq(self.cnt_stall + 1)
-                with m.If(cstate == 1):
+                with m.If((cstate == 1) & mac_glast):
                     m.d.sync += cstate.eq(2)
                 m.d.sync += item_start.eq(0)
                 with m.If((cstate == 0) & item_done):
@@ -277,46 +434,54 @@ class DeformUnitTop(wiring.Component):
                         m.d.sync += cstate.eq(1)
                     with m.Else():
                         m.d.sync += item_start.eq(1)
-                        with m.If(t == 8):
-                            m.d.sync += [t.eq(0), ti.eq(0), tj.eq(0), x.eq(x + 1)]
+                        with m.If(~blk_last):
+                            m.d.sync += [blk.eq(blk + 1), chb.eq(chb + L)]
                         with m.Else():
-                            m.d.sync += t.eq(t + 1)
-                            with m.If(tj == 2):
-                                m.d.sync += [tj.eq(0), ti.eq(ti + 1)]
+                            m.d.sync += [blk.eq(0), chb.eq(0)]
+                            with m.If(t == 8):
+                                m.d.sync += [t.eq(0), ti.eq(0), tj.eq(0), x.eq(x + 1)]
                             with m.Else():
-                                m.d.sync += tj.eq(tj + 1)
+                                m.d.sync += t.eq(t + 1)
+                                with m.If(tj == 2):
+                                    m.d.sync += [tj.eq(0), ti.eq(ti + 1)]
+                                with m.Else():
+                                    m.d.sync += tj.eq(tj + 1)
                 with m.If(row_end):
                     with m.If(y == H - 1):
                         m.d.sync += fill_on.eq(0)
-                        m.next = "DRAIN1"
+                        m.next = "DRAIN"
                     with m.Else():
                         m.d.sync += y.eq(y + 1)
-                        self._enter_row(m, y + 1, x, t, ti, tj, item_start, cstate, target, H, R, half, first=False)
-            with m.State("DRAIN1"):
+                        self._enter_row(m, y + 1, x, t, ti, tj, blk, chb, item_start, cstate, target, H, R, half)
+            with m.State("DRAIN"):  # the last pixel's outputs (1 beat depthwise, b full)
                 m.d.comb += self.busy.eq(1)
-                m.next = "DRAIN2"
-            with m.State("DRAIN2"):
+                with m.If(~em_valid | em_last):
+                    m.next = "DONE"
+            with m.State("DONE"):
                 m.d.comb += [self.busy.eq(1), self.done.eq(1)]
                 m.next = "IDLE"
 
         # ------------------------------------------------------------------ activity counters
+        n_mac = Signal(2 * CB)
+        m.d.comb += n_mac.eq(Mux(dw, in_real, in_real * out_real))
         with m.If(~start_ok):
             m.d.sync += [
                 self.cnt_lb_read.eq(self.cnt_lb_read + Mux(smp.active, smp.reads, 0)),
                 self.cnt_lb_write.eq(self.cnt_lb_write + writing),
                 self.cnt_sample.eq(self.cnt_sample + item_done),
-                self.cnt_mac.eq(self.cnt_mac + Mux(mac_valid, n_real, 0)),
-                self.cnt_mac_idle.eq(self.cnt_mac_idle + Mux(mac_valid, L - n_real, 0)),
-                self.cnt_requant.eq(self.cnt_requant + Mux(fin_valid, n_real if gated else L, 0)),
-                self.cnt_off_read.eq(self.cnt_off_read + Mux(item_start & (t == 0), Mux(square, 1, self.n_off), 0)),
-                self.cnt_conflict.eq(self.cnt_conflict + (smp.active & ~item_start)),
+                self.cnt_mac.eq(self.cnt_mac + Mux(mac_valid, n_mac, 0)),
+                self.cnt_mac_idle.eq(self.cnt_mac_idle + Mux(mac_valid, Mux(dw, L, L * Q) - n_mac, 0)),
+                self.cnt_requant.eq(self.cnt_requant + Mux(em_valid, em_real if gated else Mux(dw, L, Q), 0)),
+                self.cnt_off_read.eq(self.cnt_off_read + Mux(item_start & (t == 0) & (blk == 0),
+                                                             Mux(square, 1, self.n_off), 0)),
+                self.cnt_conflict.eq(self.cnt_conflict + smp.conflict),
             ]
         return m
 
     @staticmethod
-    def _enter_row(m, y_next, x, t, ti, tj, item_start, cstate, target, H, R, half, first):
+    def _enter_row(m, y_next, x, t, ti, tj, blk, chb, item_start, cstate, target, H, R, half):
         """Start output row ``y_next``: first item, and the fill target of the row after it."""
-        m.d.sync += [x.eq(0), t.eq(0), ti.eq(0), tj.eq(0), item_start.eq(1), cstate.eq(0)]
+        m.d.sync += [x.eq(0), t.eq(0), ti.eq(0), tj.eq(0), blk.eq(0), chb.eq(0), item_start.eq(1), cstate.eq(0)]
         nxt = y_next + 1 + R - half  # hi of the window of row y_next + 1 (top = y - half)
         m.d.sync += target.eq(Mux(y_next + 1 >= H, target, Mux(nxt > H, H, nxt)))
 

@@ -8,11 +8,12 @@ stage) on the engine's RTL; the logits against the classifier's own fixed-point 
 (``hwsim.models.lstm_models.forward_fixed``), the cycles and stalls against the stage-timing formula by
 hand, the key action counts by hand, and every count of both layers equal to the cycle model's (the readout's
 10 result writes per image go into a working buffer in both).
-Deformable unit: its RTL runs depthwise 3x3 layers with c == lanes and no bias, so the model is a
-depthwise variant of digits-dcn built here (4 channels, the build of tests/test_deform_behaviour.py's
-config with offset_array false); its convs and the readout run on the MAC array's RTL. The counts depend on
-the offsets: each image's run is compared with the family's ``run`` on that image; the test adds hand counts
-of the data-independent ones. A deliberately wrong expectation is reported as a mismatch for both units.
+Deformable unit (tests/test_deform_behaviour.py's 4-lane config with offset_array false): digits-dcn itself
+(its full 8 -> 16 deformable conv with bias: two channel blocks of 4 lanes) and a depthwise variant of it
+built here (4 channels); their convs and the readout run on the MAC array's RTL. The counts depend on the
+offsets: each image's run is compared with the family's ``run`` on that image; the tests add hand counts of
+the data-independent ones. A deliberately wrong expectation is reported as a mismatch for both units, and a
+layer the RTL cannot run (stride 2) is refused in one line before any build.
 """
 
 import dataclasses
@@ -203,9 +204,10 @@ def test_lstm_readout_on_a_stream_x_load_engine_is_refused_before_any_build(tmp_
 
 
 # ---------------------------------------------------------------------------------------------- deformable unit
-def _depthwise_dcn(path, bias: bool = False) -> str:
+def _depthwise_dcn(path, bias: bool = False, stride: int = 1) -> str:
     """digits-dcn cut to ``DCFG.lanes`` channels with its deformable conv depthwise (no bias unless
-    ``bias``): conv1 1->4, relu, maxpool, offsets conv 4->18, deformable 4->4 depthwise, relu, fc 64->10."""
+    ``bias``): conv1 1->4, relu, maxpool, offsets conv 4->18, deformable 4->4 depthwise, relu, fc 64->10
+    (``stride`` 2: the offsets conv and the deformable conv with stride 2, fc 16->10)."""
     base = catalog.load("digits-dcn")
     la = {layer.name: layer for layer in base.layers}
     c = DCFG.lanes
@@ -213,11 +215,12 @@ def _depthwise_dcn(path, bias: bool = False) -> str:
     layers = [Layer("conv1", "conv2d", ("input",), weight=la["conv1"].weight[:c].copy(),
                     bias=la["conv1"].bias[:c].copy(), padding=1), la["relu1"], la["pool1"],
               Layer("off2", "conv2d", ("pool1",), weight=la["off2"].weight[:, :c].copy(), bias=la["off2"].bias.copy(),
-                    padding=1),
+                    padding=1, stride=stride),
               Layer("dconv2", "deform_conv2d", ("pool1", "off2"), weight=d.weight[:c, :1].copy(),
-                    bias=d.bias[:c].copy() if bias else None, padding=1, groups=c, meta=dict(d.meta)),
+                    bias=d.bias[:c].copy() if bias else None, padding=1, groups=c, stride=stride, meta=dict(d.meta)),
               la["relu2"], la["flatten"],
-              Layer("fc", "linear", ("flatten",), weight=la["fc"].weight[:, :c * 16].copy(), bias=la["fc"].bias.copy())]
+              Layer("fc", "linear", ("flatten",), weight=la["fc"].weight[:, :c * 16 // stride ** 2].copy(),
+                    bias=la["fc"].bias.copy())]
     save_model(Model(layers, input_shape=base.input_shape, name="digits-dwdcn"), path)
     return str(path)
 
@@ -280,38 +283,70 @@ def test_dcn_wrong_expectation_is_caught(dwdcn, tmp_path, monkeypatch):
     assert all(r["count_diffs"] == {} for r in rep.layers if r["name"] != "dconv2")
 
 
-@pytest.mark.parametrize(("model", "what"), [("digits-dcn", r"full 8->16, stride 1, padding 1, dilation 1, bias"),
-                                             ("bias", r"depthwise 4->4, stride 1, padding 1, dilation 1, bias")])
-def test_deformable_layer_outside_the_rtl_is_refused_before_any_build(model, what, tmp_path, monkeypatch):
+def test_digits_dcn_through_the_rtl(tmp_path):
+    """digits-dcn's full 8 -> 16 deformable conv with bias on the 4-lane unit (two channel blocks; 16 outputs
+    = one group of 16 out lanes): values, cycles and every count equal, and the cycles and the
+    data-independent counts by hand."""
+    n = 2
+    acc = _dcn_accel()
+    rep = run_model_cosim("digits-dcn", acc, "int8", images=n, workdir=tmp_path)
+    assert rep.passed, format_model_report(rep)
+    assert [r["name"] for r in rep.layers] == ["conv1", "off2", "dconv2", "fc"]
+    assert all(r["mismatches"] == 0 and r["count_diffs"] == {} for r in rep.layers), rep.layers
+    # The values: the compressed model's own integer forward (no unit's run, no RTL).
+    x_tr, y_tr, x_te, _ = zoo.load_digits_split()
+    cm, _ = run.compile_model(acc, catalog.load("digits-dcn"), "int8", x_tr[:512], train_data=(x_tr, y_tr))
+    assert cm.layer("dconv2").bias is not None and np.any(cm.layer("dconv2").bias != 0)
+    want = cm.forward_int(x_te[:n], cfg=acc.units[0].config)
+    assert np.array_equal(rep.logits_rtl, want) and np.array_equal(rep.logits_reference, want)
+
+    # dconv2: 8 -> 16 on 4x4, one run per image. The 20-row line buffer holds the whole map: 16 pixels x 2
+    # words (channel blocks), one 4-byte word per cycle before the first item (32 stall cycles); 4 banks:
+    # conflict-free, every item 1 cycle, and 16 outputs on 16 out lanes: b = 1, so an output row takes
+    # 4 x 9 x 2 items + 1 cycles; drain 1 + 1.
+    d = rep.layers[2]
+    h, w, c, co = 4, 4, 8, 16
+    items = h * w * 9 * 2
+    assert d["runs"] == n and d["vectors"] == n * co * h * w, d
+    assert d["rtl_cycles"] == d["predicted_cycles"] == n * (h * w * 2 + h * (w * 9 * 2 + 1) + 2), d
+    assert d["stall_cycles"] == d["predicted_stall_cycles"] == n * h * w * 2, d
+    a = d["actions"]
+    assert (a["sampler.sample"], a["mac.mac"], a["requant.convert"]) == (n * items, n * h * w * 9 * c * co,
+                                                                         n * co * h * w), a
+    assert a.get("mac.idle", 0) == 0  # 2 full blocks of 4 lanes x one full group of 16: no idle slot
+    assert a["offset_buffer.read"] == n * h * w * 18 and a["line_buffer.write"] == n * h * w * 2, a
+    assert d["outside_actions"] == {"offset_buffer.write": n * h * w * 18,
+                                    "dram.read": n * (h * w * 2 * 4 + co * c * 9),  # input words, int8 weights
+                                    "dram.write": n * co * h * w}
+
+
+def test_deformable_layer_outside_the_rtl_is_refused_before_any_build(tmp_path, monkeypatch):
     monkeypatch.setenv("HWSIM_CACHE", str(tmp_path / "cache"))
-    path = _depthwise_dcn(tmp_path / "b.npz", bias=True) if model == "bias" else model
-    with pytest.raises(HwsimError, match=rf"^layer 'dconv2' is not allowed in the co-simulation of "
-                                         rf"deform_unit_free_b8_k3_l4_f4 \({what}\): the RTL runs depthwise 3x3 "
-                                         rf"layers with c == lanes == 4, stride 1, padding 1, dilation 1 and no bias$"):
+    path = _depthwise_dcn(tmp_path / "s2.npz", stride=2)
+    with pytest.raises(HwsimError, match=r"^layer 'dconv2' is not allowed in the co-simulation of "
+                                         r"deform_unit_free_b8_k3_l4_f4 \(depthwise 4->4, stride 2, padding 1, "
+                                         r"dilation 1\): the RTL runs 3x3 layers, depthwise or full, with stride 1, "
+                                         r"padding 1 and dilation 1, c and c_out up to max_channels == 128$"):
         run_model_cosim(path, _dcn_accel(), "int8", images=1, workdir=tmp_path / "run")
     assert not (tmp_path / "cache").exists()
 
 
-def test_cli_deform_unit_model_option_refuses_digits_dcn(tmp_path, capsys, monkeypatch):
-    """``hwsim cosim deform-unit --model digits-dcn``: one error line, exit 2, before any build. With the
-    config flags alone the accelerator is the deformable unit, which runs no conv2d (digits-dcn's conv1);
-    with --accel naming a MAC array and an RTL-sized unit, digits-dcn's full 8->16 deformable layer with bias
-    has no RTL."""
+def test_cli_deform_unit_model_option_on_digits_dcn(tmp_path, capsys, monkeypatch):
+    """``hwsim cosim deform-unit --model digits-dcn``: with the config flags alone the accelerator is the
+    deformable unit, which runs no conv2d (digits-dcn's conv1): one error line, exit 2, before any build. With
+    --accel naming a MAC array and an RTL-sized unit, the model runs through both RTLs: 0 mismatches."""
     monkeypatch.setenv("HWSIM_CACHE", str(tmp_path / "cache"))
     assert cli.main(["cosim", "deform-unit", "--model", "digits-dcn"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip() == ("hwsim: error: layer 'conv1' (kind conv2d) is not allowed on accelerator "
                                     "deform-unit: no unit runs conv2d layers (deform-unit runs deform_conv2d)")
+    assert not (tmp_path / "cache").exists()
+    monkeypatch.undo()  # the usual cache again: the builds of the tests above
     mac = resolve_accel("mac-array-4x4-ws").units[0].config
     accel = tmp_path / "mac_array_deform_unit.json"
     accel.write_text(json.dumps({"units": [{"family": "mac-array", **mac.to_dict()},
                                            {"family": "deform-unit", **DCFG.to_dict()}]}))
-    assert cli.main(["cosim", "deform-unit", "--model", "digits-dcn", "--accel", str(accel), "--images", "1"]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == "" and "\n" not in captured.err.strip()
-    assert captured.err.strip() == ("hwsim: error: layer 'dconv2' is not allowed in the co-simulation of "
-                                    "deform_unit_free_b8_k3_l4_f4 (full 8->16, stride 1, padding 1, dilation 1, "
-                                    "bias): the RTL runs depthwise 3x3 layers with c == lanes == 4, stride 1, "
-                                    "padding 1, dilation 1 and no bias")
-    assert not (tmp_path / "cache").exists()
+    assert cli.main(["cosim", "deform-unit", "--model", "digits-dcn", "--accel", str(accel), "--images", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "dconv2     1x 8x4x4 full ->16" in out and "0 mismatches" in out, out

@@ -4,8 +4,9 @@ The same depthwise layers (bounded free offsets and square dilations; 1xN, Nx1 a
 at the bound, on integer positions and outside the image) run on every backend. Outputs must equal the
 integer per-pixel loop of ``test_deform_reference`` (written from the spec); every backend with time must
 take the cycles of the scalar item-by-item simulation of ``test_deform_unit``. The Verilator backend is one
-regression run of all cases (plus the randomized regression's layers) on one small build (4 lanes): the only
-Verilator build of the deform-unit tests.
+regression run of all cases (plus the randomized regression's layers: depthwise, and full 5 -> 17 layers with
+bias, two channel blocks and two output groups) on one small build (4 lanes x 16 out lanes): the only Verilator
+build of the deform-unit tests.
 """
 
 from __future__ import annotations
@@ -57,12 +58,30 @@ def expected(case):
 
 @pytest.fixture(scope="module")
 def verilator_report():
-    return run_regression(CFG, layers=[dict(c) for c in CASES] + random_layers(CFG, seed=1, count=4))
+    full = random_layers(CFG, seed=2, count=3, max_side=7, channels=CFG.lanes + 1, c_out=CFG.out_lanes + 1, bias=True)
+    return run_regression(CFG, layers=[dict(c) for c in CASES] + random_layers(CFG, seed=1, count=4)
+                          + [dict(lay, name=f"full_{lay['name']}") for lay in full])
 
 
 def test_randomized_regression_passes(verilator_report):
-    assert verilator_report.passed and len(verilator_report.layers) == len(CASES) + 4
+    assert verilator_report.passed and len(verilator_report.layers) == len(CASES) + 7
     assert all(not r["count_diffs"] and r["rtl_stalls"] == r["predicted_stalls"] for r in verilator_report.layers)
+
+
+def test_full_layers_in_verilator_count_by_hand(verilator_report):
+    """The full 5 -> 17 layers (4 lanes x 16 out lanes: two channel blocks, the second with 3 idle lanes; two
+    output groups, the second with 15 idle outputs) under Verilator: values, cycles and counters equal the
+    model's (the regression's own checks), and the MAC and requantizer counters a hand count."""
+    rows = [r for r in verilator_report.layers if r["name"].startswith("full_")]
+    assert len(rows) == 3
+    for r in rows:
+        assert r["mismatches"] == 0 and r["rtl_cycles"] == r["predicted_cycles"] and not r["count_diffs"], r
+        h, w = (int(v) for v in r["shape"].split()[0].split("x")[1:])
+        a = r["actions"]
+        items = h * w * 9 * 2  # 2 channel blocks
+        assert a["sampler.sample"] == items and a["mac.mac"] == h * w * 9 * 5 * 17
+        assert a["mac.idle"] == items * 4 * 16 * 2 - a["mac.mac"]
+        assert a["requant.convert"] == h * w * 17  # clock gating: the real outputs only
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

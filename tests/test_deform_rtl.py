@@ -7,33 +7,39 @@ from amaranth.sim import Simulator
 from hwsim.models import deform_unit as du
 from hwsim.rtl.deform_unit import COUNTERS, DeformUnitTop
 
-from hwsim.deform_unit import DeformLayer, DeformUnitConfig, check_rtl, predict_layer
+from hwsim.deform_unit import DeformLayer, DeformUnitConfig, check_rtl, check_rtl_layer, predict_layer
 from hwsim.errors import HwsimError
 from hwsim.families import write_verilog
 
 
-def pack_inputs(cfg, x, raw, wt):
-    """Harness words: input pixels (lanes x act_bits; lanes from C up zero), raw offsets (16-bit fields), the
-    weight vector (idle lanes zero)."""
-    c, h, w = x.shape
-    a, wb = cfg.act_bits, cfg.weight_bits
-    xw = [sum((int(v) & ((1 << a) - 1)) << (lane * a) for lane, v in enumerate(x[:, r, q]))
-          for r in range(h) for q in range(w)]
-    ow = [sum((int(raw[f, r, q]) & 0xFFFF) << (16 * f) for f in range(raw.shape[0])) for r in range(h) for q in range(w)]
-    wv = sum((int(wt[lane, 0, t // 3, t % 3]) & ((1 << wb) - 1)) << ((t * cfg.lanes + lane) * wb)
-             for t in range(9) for lane in range(c))
-    return xw, ow, wv
+def pack_inputs(cfg, x, raw, wt, bias, depthwise):
+    """Harness words (cosim.deform_unit_tb's layout): input words (pixel-major, then channel block), raw
+    offsets (16-bit fields), the weight tiles in MAC order and the bias words."""
+    from hwsim.cosim.deform_unit_tb import bias_words, input_words, pack_words, weight_tiles
+
+    xw = pack_words(input_words(cfg, x), cfg.act_bits)
+    ow = pack_words(np.asarray(raw).reshape(raw.shape[0], -1).T, 16)
+    ww = pack_words(weight_tiles(cfg, wt, depthwise), cfg.weight_bits)
+    bw = pack_words(bias_words(cfg, bias, wt.shape[0], depthwise), cfg.acc_bits)
+    return xw, ow, ww, bw
 
 
-def run_rtl(cfg, x, raw, wt, shift, relu=False, square=False):
+def run_rtl(cfg, x, raw, wt, shift, relu=False, square=False, bias=None, depthwise=None):
+    """One layer on the RTL under Amaranth's simulator: outputs (C_out, H, W), busy cycles, counters."""
+    from hwsim.cosim.deform_unit_tb import decode_outputs, is_depthwise
+
     c, h, w = x.shape
+    dwise = is_depthwise(x, wt) if depthwise is None else depthwise
+    co = wt.shape[0]
     dut = DeformUnitTop(cfg)
     a = cfg.act_bits
-    xw, ow, wv = pack_inputs(cfg, x, raw, wt)
+    al = max(cfg.lanes, cfg.out_lanes)
+    xw, ow, ww, bw = pack_inputs(cfg, x, raw, wt, bias, dwise)
     res = {}
 
     async def tb(ctx):
-        for sig, v in ((dut.weights, wv), (dut.chans, c), (dut.height, h), (dut.width, w), (dut.shift, shift), (dut.relu, int(relu)), (dut.square, int(square))):
+        for sig, v in ((dut.depthwise, int(dwise)), (dut.chans, c), (dut.chans_out, co), (dut.height, h),
+                       (dut.width, w), (dut.shift, shift), (dut.relu, int(relu)), (dut.square, int(square))):
             ctx.set(sig, v)
         ctx.set(dut.start, 1)
         await ctx.tick()
@@ -42,17 +48,20 @@ def run_rtl(cfg, x, raw, wt, shift, relu=False, square=False):
         while True:
             ctx.set(dut.in_data, xw[min(ctx.get(dut.in_addr), len(xw) - 1)])
             ctx.set(dut.off_data, ow[min(ctx.get(dut.off_addr), len(ow) - 1)])
+            ctx.set(dut.w_data, ww[min(ctx.get(dut.w_addr), len(ww) - 1)])
+            ctx.set(dut.b_data, bw[min(ctx.get(dut.b_addr), len(bw) - 1)])
             cycles += ctx.get(dut.busy)
             done = ctx.get(dut.done)
             if ctx.get(dut.o_pix.valid):
                 p = ctx.get(dut.o_pix.payload)
                 outs.append([((p >> (lane * a)) & ((1 << a) - 1)) - ((p >> (lane * a + a - 1)) & 1) * (1 << a)
-                             for lane in range(cfg.lanes)])
+                             for lane in range(al)])
             await ctx.tick()
             if done:
                 break
-        res.update(cycles=cycles, outs=np.array(outs, dtype=np.int64).T[:c].reshape(c, h, w),
-                   counters={COUNTERS[k]: ctx.get(getattr(dut, k)) for k in COUNTERS},
+        res.update(cycles=cycles, outs=decode_outputs(cfg, np.array(outs, dtype=np.int64).reshape(-1, al), co, h, w,
+                                                      dwise),
+                   beats=len(outs), counters={COUNTERS[k]: ctx.get(getattr(dut, k)) for k in COUNTERS},
                    stall=ctx.get(dut.cnt_stall), conflict=ctx.get(dut.cnt_conflict))
 
     sim = Simulator(dut)
@@ -136,6 +145,13 @@ def test_rtl_scope_errors(tmp_path):
     with pytest.raises(HwsimError, match=r"^banks=3 has no RTL: expected a power of two for the RTL$"):
         check_rtl(DeformUnitConfig(offset_bound=2.0, banks=3))
     cfg = DeformUnitConfig(offset_bound=8.0, lanes=4, dram_bytes_per_cycle=4.0)
+    check_rtl_layer(cfg, DeformLayer("ok", 9, 3, 5, 17))  # 3 channel blocks, 2 output groups: in scope
+    with pytest.raises(HwsimError, match=r"^layer 's2' stride=2 is not allowed on the RTL: expected 1 \(the RTL "
+                                         r"runs stride 1, padding 1, dilation 1\)$"):
+        check_rtl_layer(cfg, DeformLayer("s2", 4, 8, 8, 4, depthwise=True, stride=2))
+    with pytest.raises(HwsimError, match=r"^layer 'wide' c_out=129 is not allowed on the RTL: expected at most "
+                                         r"max_channels=128 \(its accumulators\)$"):
+        check_rtl_layer(cfg, DeformLayer("wide", 4, 3, 3, 129))
     v, j = write_verilog(cfg, tmp_path)
     assert f"module {cfg.top_name}" in v.read_text() and '"rows": 20' in j.read_text()
 
@@ -152,3 +168,86 @@ def test_generated_verilog_is_lint_clean(tmp_path):
     r = subprocess.run(["verilator", "--lint-only", str(v)], capture_output=True, text=True,
                        env={**os.environ, **verilator_env()}, cwd=tmp_path)
     assert r.returncode == 0 and "%Warning" not in r.stderr and "%Error" not in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- several blocks, full
+#: lanes 2 x out_lanes 3 and a 22-bit accumulator (the narrowest int8 / Q.3 allows: a bias at its top makes the
+#: saturating additions act).
+FULL_CFG = DeformUnitConfig(offset_mode="free", offset_bound=2.0, lanes=2, out_lanes=3, banks=2, frac_bits=3,
+                            dram_bytes_per_cycle=2.0, max_width=16, max_channels=8, acc_bits=22)
+
+
+def _full_case(cfg, c, co, h, w, seed, depthwise=False, shift=9):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, size=(c, h, w))
+    x[:, 0, 0] = -128
+    wt = rng.integers(-(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1), size=(co, 1 if depthwise else c, 3, 3))
+    raw = corner_offsets(cfg, rng, h, w)
+    hi = (1 << (cfg.acc_bits - 1)) - 1
+    bias = rng.integers(-(1 << 18), 1 << 18, size=co)
+    bias[0], bias[-1] = hi, -hi - 1  # at the accumulator's ends: the first additions saturate
+    return x, wt, raw, bias, shift
+
+
+@pytest.mark.parametrize("gating", ["clock", "operand", "none"])
+def test_full_layer_two_channel_blocks_two_output_groups(gating):
+    """Full 3 -> 4 on 2 lanes x 3 out lanes (C = lanes + 1: two channel blocks, the second with one idle lane;
+    C_out = out_lanes + 1: two output groups, the second with two idle output lanes), a 3x5 map, bias. Values
+    equal the integer loop of test_deform_reference (one saturating addition per product, in channel order),
+    cycles the scalar item-by-item timing of test_deform_unit, and every counter the model's and a hand count."""
+    from test_deform_reference import loop_fixed
+    from test_deform_unit import simulate_items
+
+    cfg = FULL_CFG.replace(gating=gating)
+    c, co, h, w = 3, 4, 3, 5
+    x, wt, raw, bias, shift = _full_case(cfg, c, co, h, w, seed=20)
+    got = run_rtl(cfg, x, raw, wt, shift, bias=bias)
+    off = du.variant_offsets(cfg.variant(False), raw, 3, 3, frac_bits=cfg.frac_bits)
+    want = loop_fixed(x, off, wt, cfg.frac_bits, shift, 1, 1, 1, 1, cfg.acc_bits, cfg.overflow, cfg.rounding,
+                      bias=bias)
+    np.testing.assert_array_equal(got["outs"], want)
+    wide = loop_fixed(x, off, wt, cfg.frac_bits, shift, 1, 1, 1, 1, 40, cfg.overflow, cfg.rounding, bias=bias)
+    assert np.any(wide != want)  # saturation acted: an adder tree clamped once would not match
+    layer = DeformLayer("l", c, h, w, co)
+    assert got["cycles"] == simulate_items(cfg, layer, off)[0]
+    pred = predict_layer(cfg, layer, raw, with_offset_conv=False)
+    assert (got["cycles"], got["stall"], got["conflict"]) == (pred.unit_cycles, pred.stall_cycles,
+                                                              pred.conflict_cycles)
+    assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
+    # by hand: 15 pixels x 9 taps x 2 blocks = 270 items, each 2 x 3 lanes x 2 groups = 12 MAC slots (3,240);
+    # real 15 x 9 x 3 x 4 = 1,620 (idle 1,620); two output beats per pixel; requantized: the 4 real outputs per pixel with
+    # gating, 2 x 3 lanes without; the whole map (8-row window) loaded once: 15 pixels x 2 words
+    n = got["counters"]
+    assert (n["sampler", "sample"], n["mac", "mac"], n["mac", "idle"]) == (270, 1620, 3240 - 1620)
+    assert n["requant", "convert"] == 15 * (6 if gating == "none" else 4) and got["beats"] == 30
+    assert (n["line_buffer", "write"], n["offset_buffer", "read"]) == (30, 15 * 18)
+
+
+@pytest.mark.parametrize(("c", "co", "shape", "overflow"), [
+    (5, 5, (1, 7), "saturate"), (4, 7, (5, 1), "wrap"), (1, 1, (2, 3), "saturate"),
+    pytest.param(3, 8, (4, 4), "saturate", marks=pytest.mark.slow)])
+def test_depthwise_blocks_and_full_layers_match_on_odd_shapes(c, co, shape, overflow):
+    """Depthwise with three channel blocks (5 channels on 2 lanes), full with three output groups (7 on 3 out
+    lanes) and one channel, 1xN / Nx1 maps, bias: values, cycles and every counter."""
+    from test_deform_reference import loop_fixed
+    from test_deform_unit import simulate_items
+
+    cfg = FULL_CFG.replace(overflow=overflow)
+    depthwise = c == co and c > 1
+    h, w = shape
+    x, wt, raw, bias, shift = _full_case(cfg, c, co, h, w, seed=c * 10 + co, depthwise=depthwise, shift=4)
+    got = run_rtl(cfg, x, raw, wt, shift, relu=overflow == "wrap", bias=bias, depthwise=depthwise)
+    off = du.variant_offsets(cfg.variant(depthwise), raw, 3, 3, frac_bits=cfg.frac_bits)
+    want = loop_fixed(x, off, wt, cfg.frac_bits, shift, 1, 1, 1, c if depthwise else 1, cfg.acc_bits, overflow,
+                      cfg.rounding, bias=bias, relu=overflow == "wrap")
+    np.testing.assert_array_equal(got["outs"], want)
+    layer = DeformLayer("l", c, h, w, co, depthwise=depthwise)
+    pred = predict_layer(cfg, layer, raw, with_offset_conv=False)
+    assert got["cycles"] == pred.unit_cycles == simulate_items(cfg, layer, off)[0]
+    assert (got["stall"], got["conflict"]) == (pred.stall_cycles, pred.conflict_cycles)
+    assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
+    nb, groups = -(-c // cfg.lanes), 1 if depthwise else -(-co // cfg.out_lanes)
+    n = got["counters"]
+    assert n["mac", "mac"] == h * w * 9 * c * (1 if depthwise else co)
+    assert n["mac", "idle"] == h * w * 9 * nb * (cfg.lanes if depthwise else cfg.lanes * cfg.out_lanes * groups) \
+        - n["mac", "mac"]

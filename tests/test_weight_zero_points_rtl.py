@@ -226,3 +226,24 @@ def test_cost_inventory_prices_the_row_sum_unit():
     assert extra == pytest.approx(model.component_area_um2(inv["row_zp_mult"])
                                   + model.component_area_um2(inv["row_zp_sub"]))
     assert not any(isinstance(p, SynthProbe) and "f32 lane" in p.label for p in synth_groups(base))
+
+
+def test_weight_zero_points_with_a_wrapping_narrow_accumulator(tmp_path):
+    """A 20-bit wrapping accumulator (OS): every step wraps, so the corrected accumulator is the true
+    ``sum_k (a - zx)(w - zw) + bias`` modulo 2**20 whatever the order of the products, the bias and the row
+    term; the direct computation wraps it once. Some accumulators leave the 20-bit range."""
+    cfg = MacArrayConfig(rows=3, cols=2, dataflow="os", requantizer="f32", weight_zero_points=True, acc_bits=20,
+                         overflow="wrap")
+    layers, direct = _corner_layers(cfg)
+    rows, outs = _run(cfg, layers, tmp_path)
+    outside = 0
+    for i, (la, (a, w, zx, zw, bias, scale, zp, lo, hi)) in enumerate(zip(layers, direct, strict=True)):
+        m, n = a.shape[0], w.shape[1]
+        want = np.empty((m, n), dtype=np.int64)
+        for r in range(m):
+            for c in range(n):
+                acc = int(bias[c]) + sum((int(a[r, t]) - zx) * (int(w[t, c]) - int(zw[c])) for t in range(a.shape[1]))
+                outside += not -(1 << 19) <= acc < 1 << 19
+                want[r, c] = _f32_out(((acc + (1 << 19)) % (1 << 20)) - (1 << 19), scale[c], zp, lo, hi)
+        np.testing.assert_array_equal(outs[i], want, err_msg=la["shape"])
+    assert outside > 0

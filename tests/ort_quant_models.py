@@ -106,9 +106,14 @@ class _Reader(CalibrationDataReader):
 def quantize(float_model: onnx.ModelProto, form: str, tmp_path) -> str:
     """``quantize_static`` of ``float_model`` in ``form`` (a key of :data:`FORMS`), calibrated on the training
     split; returns the path of the quantized model."""
-    fmt, act, wt, per_channel = FORMS[form]
+    return quantize_as(float_model, form, *FORMS[form], tmp_path)
+
+
+def quantize_as(float_model: onnx.ModelProto, name: str, fmt, act, wt, per_channel: bool, tmp_path) -> str:
+    """``quantize_static`` of ``float_model`` with the given format and types (any form, also one not in
+    :data:`FORMS`), calibrated on the training split; returns the path ``<graph>.<name>.onnx``."""
     src = str(tmp_path / f"{float_model.graph.name}.float.onnx")
-    dst = str(tmp_path / f"{float_model.graph.name}.{form}.onnx")
+    dst = str(tmp_path / f"{float_model.graph.name}.{name}.onnx")
     onnx.save(float_model, src)
     x_tr = zoo.load_digits_split()[0]
     quantize_static(src, dst, _Reader(x_tr), quant_format=fmt, activation_type=act, weight_type=wt,

@@ -252,3 +252,24 @@ def test_simulate_runs_quantize_static_models_and_recompresses(models, capsys):
     for spec in ("int8", "int4"):  # re-quantized from the dequantized weights
         rep = simulate(path, "mac-array-8x8-ws", compress=spec)
         assert re.fullmatch(spec, rep.compress) and rep.accuracy_simulated > 0.85
+
+
+def test_uint8_weights_have_zero_points(models, tmp_path):
+    """U8U8 (``weight_type=QuantType.QUInt8``, per tensor): ONNX Runtime gives the weights zero points, so
+    :func:`test_every_output_integer_equals_onnx_runtime` checks the row term ``-z_w sum_k x``; shifted into
+    int8 with the codes, and the same in the QDQ and QOperator graphs. Per channel, ONNX Runtime 1.32 quantizes
+    uint8 weights symmetrically (zero point 128, 0 after the shift), so no per-channel form has a row term."""
+    for net in ("residual", "gap"):
+        qdq, qop = (to_compressed(load_onnx(models[net, f])).compute_layers() for f in ("qdq-u8u8", "qop-u8u8"))
+        for la, lb in zip(qdq, qop, strict=True):
+            assert la.weight_zp is not None and np.any(la.weight_zp != 0), la.name
+            np.testing.assert_array_equal(la.weight_zp, lb.weight_zp)
+            assert la.weight.min() >= -128 and la.weight.max() <= 127
+    raw = onnx.load(models["residual", "qdq-u8u8"])
+    zps = [numpy_helper.to_array(i) for i in raw.graph.initializer if i.name.startswith("w") and "zero_point" in i.name]
+    assert zps and all(z.dtype == np.uint8 for z in zps)
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    path = oqm.quantize_as(oqm.gap_cnn(), "qdq-u8u8-pc", QuantFormat.QDQ, QuantType.QUInt8, QuantType.QUInt8, True,
+                           tmp_path)
+    assert all(la.weight_zp is None for la in to_compressed(load_onnx(path)).compute_layers())

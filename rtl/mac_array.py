@@ -570,7 +570,8 @@ class MacArray(wiring.Component):
                 ab = cfg.act_bits
                 m.d.comb += lane_sum.eq(sum(Mux(r < cf.kt, a_q[r * ab:(r + 1) * ab].as_signed(), 0) for r in range(R)))
                 m.d.sync += [rs_v1.eq(0), rs_v2.eq(rs_v1), rs_a2.eq(rs_a1)]
-                m.d.comb += [rs_rd.addr.eq(Mux(rs_v1, rs_a1, o_rd.addr)), rs_rd.en.eq(rs_v1 | o_rd_en),
+                rs_drain = Signal(name="rs_drain")  # DRAIN reads the drained row's sum (layers with the row term)
+                m.d.comb += [rs_rd.addr.eq(Mux(rs_v1, rs_a1, o_rd.addr)), rs_rd.en.eq(rs_v1 | rs_drain),
                              rs_wr.addr.eq(rs_a2), rs_wr.data.eq(Mux(first_k, 0, rs_rd.data) + lane_sum),
                              rs_wr.en.eq(rs_v2), row_adds.eq(Mux(rs_v2, cf.kt, 0))]
                 rs_q = Signal(signed(rsb), name="rowsum_q")  # the row sum of the row in acc_q
@@ -642,6 +643,8 @@ class MacArray(wiring.Component):
                     s1v = Signal()
                     rd = adv & (issued < cf.mt)
                     m.d.comb += [o_rd.addr.eq(issued), o_rd_en.eq(rd & started if skip else rd)]
+                    if wzp and not is_:
+                        m.d.comb += rs_drain.eq(rd & use_rows)
                     with m.If(o_rd_en):
                         m.d.sync += row_q.eq(issued)
                     with m.If(adv):

@@ -9,8 +9,9 @@ main (``hwsim/cosim/hdl/free_run_main.cpp``), which free-runs the harness while 
 (input words of ``lanes`` channels, pixel-major then channel block), :data:`OFF_FILE` (raw offsets of each
 output pixel), :data:`W_FILE` (the weight tiles in the order the MAC stage reads them) and :data:`B_FILE` (the
 bias words) in through the DPI-C functions of ``memfile_dpi.cpp`` (:mod:`hwsim.cosim.memfile` layout; no
-``$readmemh``; :func:`hwsim.cosim.deform_unit_tb.memory_files` writes them). The top reads ``imem[in_addr]``,
-``offmem[off_addr]``, ``wmem[w_addr]`` and ``bmem[b_addr]`` combinationally (the DRAM, the offset buffer and
+``$readmemh``; :func:`hwsim.cosim.deform_unit_tb.memory_files` writes them). The top reads ``imem[in_addr]`` (K
+words from ``in_addr`` on: the fill engine's words per cycle), ``offmem[off_addr]``, ``wmem[w_addr]`` and
+``bmem[b_addr]`` combinationally (the DRAM, the offset buffer and
 the weight and bias buffers, always ready). Every ``o_pix`` beat is captured into ``omem`` (sink always
 ready) and written to :data:`OUT_FILE` at the edge that samples ``dump``. ``cycles`` counts busy cycles;
 the top's activity counters are passed through. The input and output memories hold ``mem_depth`` words
@@ -65,6 +66,9 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     pw = int(meta["signature"]["interface"]["members"]["o_pix"]["members"]["payload"]["width"])
     dw, sw, cw = _w(meta, "height"), _w(meta, "shift"), _w(meta, "chans")
     aw = max(1, (mem_depth - 1).bit_length())
+    k = iw // int(meta["config"]["lanes"]) // int(meta["config"]["act_bits"])  # words per cycle
+    in_words = "{" + ", ".join(f"imem[in_addr[{aw - 1}:0] + {aw}'d{i}]" for i in reversed(range(k))) + "}"
+    iw //= k  # imem holds single words
     wd = weight_depth(meta["config"])
     wa = max(1, (wd - 1).bit_length())
     bd = max(-(-int(meta["config"]["max_channels"]) // int(meta["config"][k])) for k in ("lanes", "out_lanes"))
@@ -124,7 +128,7 @@ module {HARNESS_TOP} (
     {top} dut (
         .clk(clk), .rst(rst_q), .start(start_q), .depthwise(depthwise_q), .chans(chans_q), .chans_out(chans_out_q),
         .height(height_q), .width(width_q), .shift(shift_q), .relu(relu_q), .square(square_q),
-        .in_addr(in_addr), .in_data(imem[in_addr[{aw - 1}:0]]),
+        .in_addr(in_addr), .in_data({in_words}),
         .off_addr(off_addr), .off_data(offmem[off_addr[{aw - 1}:0]]),
         .w_addr(w_addr), .w_data(wmem[w_addr[{wa - 1}:0]]), .b_addr(b_addr), .b_data(bmem[b_addr[{ba - 1}:0]]),
         .o_pix__valid(o_valid), .o_pix__ready(1'b1), .o_pix__payload(o_payload),

@@ -659,7 +659,7 @@ def run_layer(cfg: DeformUnitConfig, q, inputs) -> tuple[np.ndarray, list[Deform
 # ---------------------------------------------------------------------------------------------- RTL scope
 def check_rtl(cfg: DeformUnitConfig) -> None:
     """Raise if ``cfg`` is outside the RTL's scope (:mod:`hwsim.rtl.deform_unit`): kernel 3, a bound, the
-    derived line buffer, no DCN v2 mask, power-of-two banks, one input word per cycle from DRAM."""
+    derived line buffer, no DCN v2 mask, power-of-two banks, 1 to 8 whole input words per cycle from DRAM."""
     word = cfg.lanes * cfg.act_bits
     rules = (
         ("kernel", cfg.kernel, cfg.kernel == 3, "3 (the RTL is the 3x3 pipeline)"),
@@ -669,8 +669,9 @@ def check_rtl(cfg: DeformUnitConfig) -> None:
          "None (derived from the bound) for the RTL"),
         ("modulation", cfg.modulation, not cfg.modulation, "false (the RTL has no DCN v2 mask)"),
         ("banks", cfg.banks, cfg.banks & (cfg.banks - 1) == 0, "a power of two for the RTL"),
-        ("dram_bytes_per_cycle", cfg.dram_bytes_per_cycle, word % 8 == 0 and cfg.dram_bytes_per_cycle == word // 8,
-         f"lanes * act_bits / 8 = {word / 8:g} (one input word per cycle) for the RTL"),
+        ("dram_bytes_per_cycle", cfg.dram_bytes_per_cycle, word % 8 == 0
+         and any(cfg.dram_bytes_per_cycle == k * word // 8 for k in range(1, 9)),
+         f"1 to 8 times lanes * act_bits / 8 = {word / 8:g} (whole input words per cycle) for the RTL"),
     )
     for name, value, ok, expected in rules:
         if not ok:

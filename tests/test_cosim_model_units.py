@@ -350,3 +350,20 @@ def test_cli_deform_unit_model_option_on_digits_dcn(tmp_path, capsys, monkeypatc
     assert cli.main(["cosim", "deform-unit", "--model", "digits-dcn", "--accel", str(accel), "--images", "1"]) == 0
     out = capsys.readouterr().out
     assert "dconv2     1x 8x4x4 full ->16" in out and "0 mismatches" in out, out
+
+
+@pytest.mark.slow
+def test_cli_digits_dcn_on_the_example_accelerator(capsys):
+    """``hwsim cosim deform-unit --model digits-dcn --accel examples/mac_array_deform_unit.yaml``: the unit of
+    ``hwsim simulate``'s example (8 x 8 lanes, 16 B/cycle = two input words per cycle) runs dconv2 in
+    303 cycles per image, as simulate reports: fill 16 words / 2 = 8 cycles, per output row 1 + 35 x max(1, b)
+    + b = 73 with b = ceil(16 / 8) = 2 (4 banks: every item 1 cycle), 4 rows, drain 1 + b = 3."""
+    from pathlib import Path
+
+    accel = Path(__file__).resolve().parents[1] / "examples" / "mac_array_deform_unit.yaml"
+    assert cli.main(["cosim", "deform-unit", "--model", "digits-dcn", "--accel", str(accel), "--images", "3"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("dconv2"))
+    assert row.split()[1:] == ["3x", "8x4x4", "full", "->16", str(3 * 16 * 16), "0", str(3 * 303), str(3 * 303),
+                               str(3 * 8), str(3 * 8), "equal", "yes"], row
+    assert "0 mismatches, 0 layers with RTL cycles != predicted, 0 action/stall count differences" in out

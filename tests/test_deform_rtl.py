@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from hwsim.models import deform_unit as du
-from hwsim.rtl.deform_unit import COUNTERS, DeformUnitTop
+from hwsim.rtl.deform_unit import COUNTERS, DeformUnitTop, words_per_cycle
 
 from hwsim.deform_unit import DeformLayer, DeformUnitConfig, check_rtl, check_rtl_layer, predict_layer
 from hwsim.errors import HwsimError
@@ -34,6 +34,7 @@ def run_rtl(cfg, x, raw, wt, shift, relu=False, square=False, bias=None, depthwi
     dut = DeformUnitTop(cfg)
     a = cfg.act_bits
     al = max(cfg.lanes, cfg.out_lanes)
+    k = words_per_cycle(cfg)
     xw, ow, ww, bw = pack_inputs(cfg, x, raw, wt, bias, dwise)
     res = {}
 
@@ -46,7 +47,8 @@ def run_rtl(cfg, x, raw, wt, shift, relu=False, square=False, bias=None, depthwi
         ctx.set(dut.start, 0)
         cycles, outs = 0, []
         while True:
-            ctx.set(dut.in_data, xw[min(ctx.get(dut.in_addr), len(xw) - 1)])
+            ia = ctx.get(dut.in_addr)  # K words per cycle from in_addr on
+            ctx.set(dut.in_data, sum(xw[min(ia + i, len(xw) - 1)] << (i * cfg.lanes * a) for i in range(k)))
             ctx.set(dut.off_data, ow[min(ctx.get(dut.off_addr), len(ow) - 1)])
             ctx.set(dut.w_data, ww[min(ctx.get(dut.w_addr), len(ww) - 1)])
             ctx.set(dut.b_data, bw[min(ctx.get(dut.b_addr), len(bw) - 1)])
@@ -144,6 +146,10 @@ def test_rtl_scope_errors(tmp_path):
         check_rtl(DeformUnitConfig(offset_bound=None))
     with pytest.raises(HwsimError, match=r"^banks=3 has no RTL: expected a power of two for the RTL$"):
         check_rtl(DeformUnitConfig(offset_bound=2.0, banks=3))
+    with pytest.raises(HwsimError, match=r"^dram_bytes_per_cycle=6.0 has no RTL: expected 1 to 8 times lanes \* "
+                                         r"act_bits / 8 = 4 \(whole input words per cycle\) for the RTL$"):
+        check_rtl(DeformUnitConfig(lanes=4, dram_bytes_per_cycle=6.0))
+    check_rtl(DeformUnitConfig(lanes=4, dram_bytes_per_cycle=32.0))  # 8 words per cycle
     cfg = DeformUnitConfig(offset_bound=8.0, lanes=4, dram_bytes_per_cycle=4.0)
     check_rtl_layer(cfg, DeformLayer("ok", 9, 3, 5, 17))  # 3 channel blocks, 2 output groups: in scope
     with pytest.raises(HwsimError, match=r"^layer 's2' stride=2 is not allowed on the RTL: expected 1 \(the RTL "
@@ -251,3 +257,30 @@ def test_depthwise_blocks_and_full_layers_match_on_odd_shapes(c, co, shape, over
     assert n["mac", "mac"] == h * w * 9 * c * (1 if depthwise else co)
     assert n["mac", "idle"] == h * w * 9 * nb * (cfg.lanes if depthwise else cfg.lanes * cfg.out_lanes * groups) \
         - n["mac", "mac"]
+
+
+@pytest.mark.parametrize(("k", "banks", "c", "co", "shape"), [(2, 2, 3, 4, (3, 5)), (3, 1, 2, 2, (3, 7)),
+                                                              (8, 4, 3, 4, (7, 3))])
+def test_several_input_words_per_cycle(k, banks, c, co, shape):
+    """dram_bytes_per_cycle = k words: the fill engine writes k words a cycle (two in one bank go through two
+    write ports), a window's fill takes ceil(words / k) cycles; the 7-row map on a 6-row line buffer
+    (bound 1) loads rows while rows compute. Values, cycles and every counter."""
+    from test_deform_reference import loop_fixed
+    from test_deform_unit import simulate_items
+
+    bound = 1.0 if shape[0] == 7 else 2.0
+    cfg = FULL_CFG.replace(dram_bytes_per_cycle=2.0 * k, banks=banks, offset_bound=bound)
+    depthwise = c == co
+    h, w = shape
+    x, wt, raw, bias, shift = _full_case(cfg, c, co, h, w, seed=k, depthwise=depthwise, shift=6)
+    got = run_rtl(cfg, x, raw, wt, shift, bias=bias, depthwise=depthwise)
+    off = du.variant_offsets(cfg.variant(depthwise), raw, 3, 3, frac_bits=cfg.frac_bits)
+    want = loop_fixed(x, off, wt, cfg.frac_bits, shift, 1, 1, 1, c if depthwise else 1, cfg.acc_bits, cfg.overflow,
+                      cfg.rounding, bias=bias)
+    np.testing.assert_array_equal(got["outs"], want)
+    layer = DeformLayer("l", c, h, w, co, depthwise=depthwise)
+    pred = predict_layer(cfg, layer, raw, with_offset_conv=False)
+    assert got["cycles"] == pred.unit_cycles == simulate_items(cfg, layer, off)[0]
+    assert (got["stall"], got["conflict"]) == (pred.stall_cycles, pred.conflict_cycles)
+    assert got["counters"] == {kk: pred.actions.get(*kk) for kk in COUNTERS.values()}
+    assert got["counters"]["line_buffer", "write"] == h * w * -(-c // cfg.lanes)  # every word once

@@ -37,7 +37,7 @@ def cycle_model() -> None:
         st = predict(cfg, w)
         t = _best(lambda w=w: predict(cfg, w), 20)
         print(f"cycle model, UCF11 {dec.upper()} r4 frame on {cfg.describe()}: {st.cycles:,} cycles, "
-              f"{len(st.stages)} stages; {t * 1e3:.2f} ms (target < 10 ms)")
+              f"{len(st.detail['stages'])} stages; {t * 1e3:.2f} ms (target < 10 ms)")
 
 
 def ucf11_values() -> None:

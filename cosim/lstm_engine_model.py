@@ -10,7 +10,7 @@ Verilator build per config shared by both layers) under Verilator, for the model
   cleared; per step ``x`` into working buffer 0, the stages, the hidden stage and the gate phase). The
   layer's output is ``h`` after the last step, read from the RTL's state memory. All images run in one
   simulator run. Each run is the layer's op (:class:`~hwsim.lstm_engine.LstmWorkload` of ``T`` steps: one
-  inference), compared with :func:`hwsim.lstm_engine.predict_stats`; the testbench also checks ``h`` and
+  inference), compared with :func:`hwsim.lstm_engine.predict`; the testbench also checks ``h`` and
   ``c`` after every step against :func:`hwsim.models.lstm_engine.cell_fixed` and the per-bank
   working-SRAM counts against :func:`hwsim.lstm_engine.step_bank_counts`.
 * ``readout``: the dense stage ``y = clamp(round_shift(V h, e))`` on the RTL, run as the step's hidden
@@ -46,7 +46,7 @@ from hwsim.rtl.lstm_engine import SHIFT_BITS, hidden_words, pack_descriptor
 from hwsim.rtl.lstm_step import EXT_RSEL, EXT_SEL, max_hidden
 
 from hwsim.errors import HwsimError
-from hwsim.lstm_engine import LstmEngineConfig, check_rtl, lower, predict_stats, stage_descriptors
+from hwsim.lstm_engine import LstmEngineConfig, check_rtl, lower, predict, stage_descriptors
 from hwsim.stats import ActionCounts
 from hwsim.unit import Stats
 
@@ -91,7 +91,7 @@ def readout_layer(cfg: LstmEngineConfig, q, h, name: str = "readout") -> dict:
 def _readout_expectation(cfg: LstmEngineConfig, op, layer: dict) -> dict:
     """``layer`` with the readout op's predicted cycles, stalls and actions (less the outside bias adds), no
     working-buffer reads and one working-buffer write per output row (rows 0..R-1, bank = row mod banks)."""
-    pred = predict_stats(cfg, op)
+    pred = predict(cfg, op)
     outside = readout_outside(op.outputs)
     actions = {k: v - outside.get(k, 0) for k, v in pred.actions.as_dict().items()}
     writes = np.bincount(np.arange(op.outputs) % cfg.banks, minlength=cfg.banks)

@@ -38,11 +38,13 @@ __all__ = ["LstmRegressionReport", "count_diffs", "expected_counts", "hidden_for
 
 
 def expected_counts(stats) -> dict:
-    """The counts a run must reproduce, from the cycle model's :class:`~hwsim.lstm_engine.MatvecStats`
-    (with per-bank counts): ``actions`` (``"component.action": count``), ``bank_reads``, ``bank_writes``
-    (one per bank, both working buffers summed) and ``stall_cycles``."""
+    """The counts a run must reproduce, from the cycle model's :class:`~hwsim.unit.Stats` with per-bank
+    counts (:func:`~hwsim.lstm_engine.simulate_matvec`, :func:`~hwsim.lstm_engine.simulate_step`): ``actions``
+    (``"component.action": count``), ``bank_reads``, ``bank_writes`` (one per bank, both working buffers
+    summed; ``detail['bank_reads'/'bank_writes']``) and ``stall_cycles``."""
     return {"actions": {k: int(v) for k, v in stats.actions.as_dict().items()},
-            "bank_reads": [int(v) for v in stats.bank_reads], "bank_writes": [int(v) for v in stats.bank_writes],
+            "bank_reads": [int(v) for v in stats.detail["bank_reads"]],
+            "bank_writes": [int(v) for v in stats.detail["bank_writes"]],
             "stall_cycles": int(stats.stall_cycles)}
 
 

@@ -94,7 +94,6 @@ __all__ = [
     "GATE_LATENCY",
     "LstmEngineConfig",
     "LstmWorkload",
-    "MatvecStats",
     "StageStats",
     "check_rtl",
     "gate_phase_cycles",
@@ -109,7 +108,6 @@ __all__ = [
     "step_bank_counts",
     "compile_classifier",
     "lower",
-    "predict_stats",
     "run",
     "reference",
     "stage_descriptors",
@@ -415,31 +413,49 @@ class StageStats:
     pack: int = 1
 
 
-@dataclass(frozen=True)
-class MatvecStats:
-    """Statistics of a run on the engine: cycles (``busy`` high), stall (bank-conflict) cycles, MACs,
-    per-stage rows, and the priced action counts (``actions``)."""
+#: The SRAMs whose traffic is the ``sram_*_bytes`` of the family's Stats.
+_SRAMS = ("weight_sram", "hidden_sram", "work_sram", "state_sram")
 
-    name: str
-    cycles: int
-    stall_cycles: int
-    macs: int
-    stages: tuple[StageStats, ...]
-    actions: ActionCounts
-    bank_reads: tuple[int, ...] | None = None
-    bank_writes: tuple[int, ...] | None = None
-    extra: dict = field(default_factory=dict)
 
-    @property
-    def utilization(self) -> float:
-        return 0.0 if not self.cycles else self.macs / (self.cycles * self.extra.get("pes", 1))
+def _sram_bytes(cfg: LstmEngineConfig, acts: ActionCounts, action: str) -> int:
+    """Bytes of the SRAM ``action`` s (read/write) in ``acts``: a weight/hidden SRAM word is ``pes``
+    entries, a work/state SRAM word one."""
+    word = {"weight_sram": cfg.pes * cfg.data_bytes, "hidden_sram": cfg.pes * cfg.data_bytes}
+    return sum(v * word.get(c, cfg.data_bytes) for (c, a), v in acts.counts.items() if c in _SRAMS and a == action)
 
-    def as_dict(self) -> dict:
-        return {"name": self.name, "cycles": self.cycles, "stall_cycles": self.stall_cycles, "macs": self.macs,
-                "utilization": self.utilization, "stages": [s.__dict__ for s in self.stages],
-                "actions": self.actions.as_dict(),
-                "bank_reads": list(self.bank_reads) if self.bank_reads is not None else None,
-                "bank_writes": list(self.bank_writes) if self.bank_writes is not None else None}
+
+def _stats(cfg: LstmEngineConfig, cycles: int, stalls: int, macs: int, acts: ActionCounts, detail=None) -> Stats:
+    """The family's :class:`hwsim.unit.Stats`: traffic from the SRAM and DRAM actions, ``detail`` as given
+    (:data:`STATS_DETAIL`) plus ``idle_slots``, the idle lane slots (``pe_mult.idle``)."""
+    return Stats(cycles, stalls, macs, acts, sram_read_bytes=_sram_bytes(cfg, acts, "read"),
+                 sram_write_bytes=_sram_bytes(cfg, acts, "write"), dram_read_bytes=acts.get("dram", "read"),
+                 dram_write_bytes=acts.get("dram", "write"),
+                 detail={**(detail or {}), "idle_slots": acts.get("pe_mult", "idle")})
+
+
+#: What the LSTM engine puts in :attr:`hwsim.unit.Stats.detail` (every function of this module that returns
+#: statistics returns a ``Stats``). Numbers add up when Stats are summed (``hwsim.unit.total``) and scale
+#: with :meth:`~hwsim.unit.Stats.scaled`; the other entries describe ONE pass (one matvec, one time step, the
+#: readout): they are kept when the summed Stats ran the same pass and become None otherwise, and T steps
+#: (``predict`` of an ``LstmWorkload`` with ``steps=T``) keep one step's.
+STATS_DETAIL = {
+    "name": "the workload's or op's name (a matvec: ``name``, default 'matvec')",
+    "stages": "tuple of StageStats, one row per stage of one pass (input-layer stages, hidden stage(s), "
+              "'gates'; the readout's one row); per pass, not summed",
+    "steps": "LSTM time steps (workloads only)",
+    "x_load_cycles": "cycles of streaming x in (x_load='stream'; 0 overlapped)",
+    "matvec_cycles": "cycles of the input layer's stages, x load included (steps only)",
+    "hidden_cycles": "cycles of a decomposed U's stages (hidden_fmt only)",
+    "idle_slots": "idle lane slots (pe_mult.idle)",
+    "bank_reads": "per-bank working-SRAM reads of one pass, both buffers (simulate_matvec / simulate_step "
+                  "only); per pass, not summed",
+    "bank_writes": "per-bank working-SRAM writes of one pass, as bank_reads",
+}
+
+
+def _with_banks(stats: Stats, reads, writes) -> Stats:
+    return dataclasses.replace(stats, detail={**stats.detail, "bank_reads": tuple(int(v) for v in reads),
+                                              "bank_writes": tuple(int(v) for v in writes)})
 
 
 def _stage_timing(cfg: LstmEngineConfig, name: str, R: int, K: int, Q: int) -> StageStats:
@@ -546,8 +562,9 @@ def _check_fits(cfg: LstmEngineConfig, stages, name: str, hidden: int = 0) -> No
                              f"{max(len(s.rest), len(s.shared))} (stage {s.name} walks that many axes)")
 
 
-def predict_matvec(cfg: LstmEngineConfig, fmt, order=None, name: str = "matvec") -> MatvecStats:
-    """Counts-only statistics of one ``W x`` on the engine (closed form per stage)."""
+def predict_matvec(cfg: LstmEngineConfig, fmt, order=None, name: str = "matvec") -> Stats:
+    """Counts-only statistics of one ``W x`` on the engine (closed form per stage); ``detail``: ``name``,
+    ``stages``, ``x_load_cycles`` (:data:`STATS_DETAIL`)."""
     stages = tf.plan_stages(fmt, order)
     _check_fits(cfg, stages, name)
     rows = _stage_rows(cfg, fmt, order)
@@ -559,8 +576,8 @@ def predict_matvec(cfg: LstmEngineConfig, fmt, order=None, name: str = "matvec")
     x_cycles = x_load_cycles(cfg, N)
     if x_cycles:  # the x stream's write-address counter: one increment per element
         acts = acts + ActionCounts({("addr_gen", "add"): N})
-    return MatvecStats(name, x_cycles + sum(r.cycles for r in rows), sum(r.conflict_cycles for r in rows),
-                       sum(r.macs for r in rows), rows, acts, extra={"pes": cfg.pes, "x_load_cycles": x_cycles})
+    return _stats(cfg, x_cycles + sum(r.cycles for r in rows), sum(r.conflict_cycles for r in rows),
+                  sum(r.macs for r in rows), acts, {"name": name, "stages": rows, "x_load_cycles": x_cycles})
 
 
 def _stage_rows(cfg: LstmEngineConfig, fmt, order=None, prefix: str = "") -> tuple[StageStats, ...]:
@@ -608,8 +625,10 @@ def x_load_cycles(cfg: LstmEngineConfig, n: int) -> int:
     return n if cfg.x_load == "stream" else 0
 
 
-def predict_step(cfg: LstmEngineConfig, w: LstmWorkload) -> MatvecStats:
-    """One LSTM time step (one frame): the input layer's stages, the hidden stage and the gate unit."""
+def predict_step(cfg: LstmEngineConfig, w: LstmWorkload) -> Stats:
+    """One LSTM time step (one frame): the input layer's stages, the hidden stage and the gate unit;
+    ``detail``: ``name``, ``steps`` (1), ``stages``, ``x_load_cycles``, ``matvec_cycles`` and, with a decomposed
+    ``U``, ``hidden_cycles`` (:data:`STATS_DETAIL`)."""
     mv = predict_matvec(cfg, w.fmt, w.order, w.name)
     H = w.hidden
     if w.hidden_fmt is not None:
@@ -623,9 +642,18 @@ def predict_step(cfg: LstmEngineConfig, w: LstmWorkload) -> MatvecStats:
                  a): v for (c, a), v in _stage_actions(cfg, hid).items()}
     acts = mv.actions + ActionCounts(hid_acts) + ActionCounts(gate_acts)
     cycles = mv.cycles + hid.cycles + gate_cycles
-    return MatvecStats(w.name, cycles, mv.stall_cycles + hid.conflict_cycles, mv.macs + hid.macs,
-                       mv.stages + (hid, StageStats("gates", 4, 1, H, 0, H, gate_cycles, 0)), acts,
-                       extra={"pes": cfg.pes, "matvec_cycles": mv.cycles})
+    return _stats(cfg, cycles, mv.stall_cycles + hid.conflict_cycles, mv.macs + hid.macs, acts,
+                  _step_detail(w, mv, (hid, _gates_row(H, gate_cycles))))
+
+
+def _gates_row(H: int, gate_cycles: int) -> StageStats:
+    """The gate phase as a stage row (4 gates per unit, ``H`` units, no MACs)."""
+    return StageStats("gates", 4, 1, H, 0, H, gate_cycles, 0)
+
+
+def _step_detail(w: LstmWorkload, mv: Stats, rows: tuple[StageStats, ...], **more) -> dict:
+    return {"name": w.name, "steps": 1, "stages": mv.detail["stages"] + rows,
+            "x_load_cycles": mv.detail["x_load_cycles"], "matvec_cycles": mv.cycles, **more}
 
 
 def _gate_actions(H: int) -> dict:
@@ -638,26 +666,28 @@ def _gate_actions(H: int) -> dict:
             ("state_sram", "write"): 2 * H, ("addr_gen", "add"): 2 * GATE_READS * H + H}
 
 
-def _step_with_hidden_fmt(cfg: LstmEngineConfig, w: LstmWorkload, mv: MatvecStats) -> MatvecStats:
+def _step_with_hidden_fmt(cfg: LstmEngineConfig, w: LstmWorkload, mv: Stats) -> Stats:
     """:func:`predict_step` with a decomposed ``U`` (``w.hidden_fmt``): its stages replace the hidden stage."""
     H = w.hidden
     hrows, hacts = _hidden_decomposed(cfg, w)
     gate_cycles = gate_phase_cycles(H)
     acts = mv.actions + hacts + ActionCounts(_gate_actions(H))
-    return MatvecStats(w.name, mv.cycles + sum(r.cycles for r in hrows) + gate_cycles,
-                       mv.stall_cycles + sum(r.conflict_cycles for r in hrows),
-                       mv.macs + sum(r.macs for r in hrows),
-                       mv.stages + hrows + (StageStats("gates", 4, 1, H, 0, H, gate_cycles, 0),), acts,
-                       extra={"pes": cfg.pes, "matvec_cycles": mv.cycles,
-                              "hidden_cycles": sum(r.cycles for r in hrows)})
+    hidden_cycles = sum(r.cycles for r in hrows)
+    return _stats(cfg, mv.cycles + hidden_cycles + gate_cycles, mv.stall_cycles + sum(r.conflict_cycles for r in hrows),
+                  mv.macs + sum(r.macs for r in hrows), acts,
+                  _step_detail(w, mv, hrows + (_gates_row(H, gate_cycles),), hidden_cycles=hidden_cycles))
 
 
-def predict(cfg: LstmEngineConfig, op) -> MatvecStats:
-    """Registry entry: an :class:`LstmWorkload` (all its steps) or a TT/HT format (one matvec)."""
+def predict(cfg: LstmEngineConfig, op) -> Stats:
+    """Unit protocol (the registry's ``predict``): an :class:`LstmWorkload` (all its steps: one step's
+    :func:`predict_step` scaled, ``detail['stages']`` one step's rows), the :class:`ReadoutOp` (one stage, its
+    row in ``detail['stages']``), or a TT/HT format (one matvec, :func:`predict_matvec`)."""
     if isinstance(op, LstmWorkload):
-        one = predict_step(cfg, op)
-        return MatvecStats(op.name, one.cycles * op.steps, one.stall_cycles * op.steps, one.macs * op.steps,
-                           one.stages, one.actions.scaled(op.steps), extra=one.extra)
+        return predict_step(cfg, op).scaled(op.steps)
+    if isinstance(op, ReadoutOp):
+        ro = readout_stats(cfg, op.outputs, op.hidden)
+        return _stats(cfg, ro.cycles, ro.conflict_cycles, ro.macs, _readout_actions(cfg, ro),
+                      {"name": op.layer, "stages": (ro,)})
     return predict_matvec(cfg, op)
 
 
@@ -691,15 +721,15 @@ def read_addresses(desc: dict) -> np.ndarray:
 
 
 def simulate_matvec(cfg: LstmEngineConfig, fmt, x, shifts, order=None, bank_counts: bool = True):
-    """Bit-exact ``W x`` on the engine (integer factors ``fmt``, int ``x``) and its statistics, with
-    per-bank read/write counts of the working SRAMs (``bank_counts``)."""
+    """Bit-exact ``W x`` on the engine (integer factors ``fmt``, int ``x``) and its :class:`~hwsim.unit.Stats`,
+    with per-bank read/write counts of the working SRAMs (``bank_counts``: ``detail['bank_reads']``,
+    ``detail['bank_writes']``)."""
     y = tf.matvec_fixed(fmt, x, shifts, data_bits=cfg.data_bits, acc_bits=cfg.acc_bits, overflow=cfg.overflow,
                         rounding=cfg.rounding, order=order)
     stats = predict_matvec(cfg, fmt, order)
     if bank_counts:
         reads, writes = _matvec_bank_counts(cfg, fmt, order)
-        stats = dataclasses.replace(stats, bank_reads=tuple(int(v) for v in reads),
-                                    bank_writes=tuple(int(v) for v in writes))
+        stats = _with_banks(stats, reads, writes)
     return y, stats
 
 
@@ -724,17 +754,16 @@ def step_bank_counts(cfg: LstmEngineConfig, fmt, order, hidden: int) -> tuple[tu
 
 
 def simulate_step(cfg: LstmEngineConfig, q: ref.FixedLstm, x, h, c, hidden_name: str = "lstm"):
-    """One bit-exact LSTM step on the engine: ``(h', c')`` and the step's statistics, with per-bank
-    working-SRAM counts (:func:`step_bank_counts`)."""
+    """One bit-exact LSTM step on the engine: ``(h', c')`` and the step's :class:`~hwsim.unit.Stats`, with
+    per-bank working-SRAM counts (:func:`step_bank_counts`) in ``detail['bank_reads'/'bank_writes']``."""
     zx = ref.wx_fixed(q, x, cfg)
     h2, c2 = ref.cell_fixed(zx, q.U, q.b, h, c, q.e_u, cfg)
     stats = predict_step(cfg, LstmWorkload(hidden_name, q.fmt, q.hidden, 1, q.order))
     reads, writes = step_bank_counts(cfg, q.fmt, q.order, q.hidden)
-    return h2, c2, dataclasses.replace(stats, bank_reads=reads, bank_writes=writes)
+    return h2, c2, _with_banks(stats, reads, writes)
 
 
 # ---------------------------------------------------------------------------------------------- whole models
-_SRAMS = ("weight_sram", "hidden_sram", "work_sram", "state_sram")
 
 
 def readout_stats(cfg: LstmEngineConfig, outputs: int, hidden: int) -> StageStats:
@@ -846,36 +875,12 @@ def lower(cfg: LstmEngineConfig, layer) -> tuple:
     return (ReadoutOp(layer.name, m.V.shape[0], m.hidden),)
 
 
-def _sram_bytes(cfg: LstmEngineConfig, acts: ActionCounts, action: str) -> int:
-    """Bytes of the SRAM ``action`` s (read/write) in ``acts``: a weight/hidden SRAM word is ``pes``
-    entries, a work/state SRAM word one."""
-    word = {"weight_sram": cfg.pes * cfg.data_bytes, "hidden_sram": cfg.pes * cfg.data_bytes}
-    return sum(v * word.get(c, cfg.data_bytes) for (c, a), v in acts.counts.items() if c in _SRAMS and a == action)
-
-
-def _stats(cfg: LstmEngineConfig, cycles: int, stalls: int, macs: int, acts: ActionCounts, detail=None) -> Stats:
-    """A :class:`hwsim.unit.Stats`; ``detail['idle_slots']`` the idle lane slots (``pe_mult.idle``)."""
-    return Stats(cycles, stalls, macs, acts, sram_read_bytes=_sram_bytes(cfg, acts, "read"),
-                 sram_write_bytes=_sram_bytes(cfg, acts, "write"), dram_read_bytes=acts.get("dram", "read"),
-                 dram_write_bytes=acts.get("dram", "write"),
-                 detail={**(detail or {}), "idle_slots": acts.get("pe_mult", "idle")})
-
-
-def predict_stats(cfg: LstmEngineConfig, op) -> Stats:
-    """Unit protocol: an :class:`LstmWorkload` (all its steps) or the :class:`ReadoutOp`."""
-    if isinstance(op, ReadoutOp):
-        ro = readout_stats(cfg, op.outputs, op.hidden)
-        return _stats(cfg, ro.cycles, ro.conflict_cycles, ro.macs, _readout_actions(cfg, ro))
-    st = predict(cfg, op)
-    return _stats(cfg, st.cycles, st.stall_cycles, st.macs, st.actions, {"steps": op.steps})
-
-
 def predict_classifier(cfg: LstmEngineConfig, m, steps: int = 8, order=None) -> tuple[Stats, Stats]:
     """Counts-only :class:`hwsim.unit.Stats` of one inference of the LSTM classifier ``m``
     (:class:`hwsim.models.lstm_models.LstmClassifier`, only its shapes matter) over ``steps`` time steps:
     the ``lstm`` layer and the ``readout`` stage."""
-    return (predict_stats(cfg, LstmWorkload("lstm", _input_format(m), m.hidden, steps, order)),
-            predict_stats(cfg, ReadoutOp("readout", m.V.shape[0], m.hidden)))
+    return (predict(cfg, LstmWorkload("lstm", _input_format(m), m.hidden, steps, order)),
+            predict(cfg, ReadoutOp("readout", m.V.shape[0], m.hidden)))
 
 
 def run(cfg: LstmEngineConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
@@ -900,7 +905,7 @@ def run(cfg: LstmEngineConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
         values = np.stack(hs)
     else:
         values = lm.readout_fixed(q, inputs[0])
-    return values, predict_stats(cfg, op)
+    return values, predict(cfg, op)
 
 
 def reference(cfg: LstmEngineConfig, layer, inputs) -> np.ndarray:
@@ -1024,7 +1029,7 @@ FAMILY = Family(
     cycle_model="hwsim.lstm_engine",
     inventory=inventory,
     lower=lower,
-    predict=predict_stats,
+    predict=predict,
     run=run,
     run_reference=reference,
     describe_layer=describe_layer,

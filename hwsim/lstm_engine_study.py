@@ -37,7 +37,7 @@ from pathlib import Path
 from hwsim.cost import CostModel
 from hwsim.errors import HwsimError
 from hwsim.families import Unit
-from hwsim.lstm_engine import FAMILY, LstmEngineConfig, predict_step, workload
+from hwsim.lstm_engine import FAMILY, LstmEngineConfig, workload
 from hwsim.run import price
 
 __all__ = ["PAPER", "StudyResult", "design_stats", "run"]
@@ -146,15 +146,14 @@ def _row(cost: CostModel, wl: str, design: str, pes: int) -> dict:
     total, dram = _energy(cost, cfg, st)
     area = cost.area(FAMILY.load("inventory")(cfg)).total_mm2
     fps = 1e9 / (st.cycles * cfg.ns_per_cycle)
-    one = predict_step(cfg, w)
     return {"workload": wl, "design": design, "schedule": cfg.schedule, "pes": pes, "params": w.fmt.params,
             "u_params": w.hidden_fmt.params if w.hidden_fmt is not None else 4 * w.hidden * w.hidden,
             "input_macs": sum(s.macs for s in w.stages), "macs": st.macs, "cycles": st.cycles,
-            "stall_cycles": st.stall_cycles, "matvec_cycles": one.extra["matvec_cycles"], "frames_per_s": fps,
+            "stall_cycles": st.stall_cycles, "matvec_cycles": st.detail["matvec_cycles"], "frames_per_s": fps,
             "energy_uj": total * 1e-6, "energy_no_dram_uj": (total - dram) * 1e-6, "dram_uj": dram * 1e-6,
             "area_mm2": area, "utilization": st.macs / (st.cycles * pes),
             "stages": [{"factor": s.name, "R": s.R, "K": s.K, "Q": s.Q, "pack": s.pack, "macs": s.macs,
-                        "cycles": s.cycles, "stalls": s.conflict_cycles} for s in one.stages]}
+                        "cycles": s.cycles, "stalls": s.conflict_cycles} for s in st.detail["stages"]]}
 
 
 def _ratios(wl: str, label: str, tt: dict, ht: dict) -> dict:

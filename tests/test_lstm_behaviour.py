@@ -536,14 +536,14 @@ def test_behaviour(name: str, cfg_name: str, level: str, verilator_rows):
                 assert h.tolist() == e["h"][t] and c.tolist() == e["c"][t], t
             T = e["steps"]
             got = {"actions": {k: T * v for k, v in stats.actions.as_dict().items()},
-                   "bank_reads": [T * v for v in stats.bank_reads], "bank_writes": [T * v for v in stats.bank_writes],
+                   "bank_reads": [T * v for v in stats.detail["bank_reads"]], "bank_writes": [T * v for v in stats.detail["bank_writes"]],
                    "stall_cycles": T * stats.stall_cycles}
             assert T * stats.cycles == e["cycles"]
         else:
             y, stats = simulate_matvec(cfg, d["fmt"], d["x"], d["shifts"], d["order"])
             assert y.tolist() == e["y"]
             assert stats.cycles == e["cycles"]
-            got = {"actions": stats.actions.as_dict(), "bank_reads": stats.bank_reads, "bank_writes": stats.bank_writes,
+            got = {"actions": stats.actions.as_dict(), "bank_reads": stats.detail["bank_reads"], "bank_writes": stats.detail["bank_writes"],
                    "stall_cycles": stats.stall_cycles}
         _check_counts(got, e)
 

@@ -57,7 +57,7 @@ def test_full_lstm_steps_under_verilator(tmp_path):
         assert r["vectors"] == 3 * 2 * H
         one = predict_step(CFG, LstmWorkload("w", q.fmt, H, 1, q.order))
         assert r["rtl_cycles"] == r["predicted_cycles"] == 3 * one.cycles
-        assert one.cycles == predict_matvec(CFG, q.fmt, q.order).cycles + one.stages[-2].cycles + gate_phase_cycles(H)
+        assert one.cycles == predict_matvec(CFG, q.fmt, q.order).cycles + one.detail["stages"][-2].cycles + gate_phase_cycles(H)
     assert rep.layers[-1]["mismatches"] == 1 and not rep.passed
 
 

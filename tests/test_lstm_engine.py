@@ -14,6 +14,7 @@ from hwsim.lstm_engine import (
     GATE_LATENCY,
     LstmEngineConfig,
     LstmWorkload,
+    ReadoutOp,
     inventory,
     parse_preset,
     predict,
@@ -58,9 +59,9 @@ def test_stage_cycles_by_hand():
     assert s.cycles == 1 + (3 + 1 + 2) + (3 + 1 + 1) and s.stall_cycles == 1
     assert s.macs == 18
     s2 = predict_matvec(cfg, x2, order=(1, 0))
-    assert s2.stages[0].cycles == 1 + 2 * 11 and s2.stages[0].conflict_cycles == 2
+    assert s2.detail["stages"][0].cycles == 1 + 2 * 11 and s2.detail["stages"][0].conflict_cycles == 2
     # G1: R = 1, K = 2, Q = 6: 6 groups of (2 + 1 + 1)
-    assert s2.stages[1].cycles == 1 + 6 * 4
+    assert s2.detail["stages"][1].cycles == 1 + 6 * 4
     assert s2.actions.get("pe_mult", "mult") == 36 + 12
     assert s2.actions.get("weight_sram", "read") == 2 * 2 * 3 + 6 * 2
     assert s2.actions.get("work_sram", "write") == 6 + 12 + 6  # x loaded, stage 1, stage 2
@@ -76,13 +77,33 @@ def test_step_adds_hidden_stage_and_gates():
     assert step.cycles == mv.cycles + (1 + 2 * 4) + 1 + 4 * 2 + 2 + GATE_LATENCY
 
 
+def test_steps_statistics_detail():
+    """An LSTM workload of T steps (the protocol's ``predict``): every count T times the step's, the numeric
+    details (steps, x load, input-layer cycles) summed over the steps, the stage rows one step's."""
+    cfg = LstmEngineConfig(pes=4, banks=4, data_bits=8, acc_bits=16, frac_bits=5, x_load="stream")
+    fmt = tf.TTMatrix.random((4, 2), (3, 2), (1, 2, 1), rng=0)  # 4H = 8: H = 2, N = 6
+    mv = predict_matvec(cfg, fmt)
+    st = predict(cfg, LstmWorkload("w", fmt, hidden=2, steps=3))
+    # per step: the matvec (6 load cycles first), the hidden stage 1 + 2 * (2 + 1 + 1), the gate phase
+    step_cycles = mv.cycles + (1 + 2 * 4) + 1 + 4 * 2 + 2 + GATE_LATENCY
+    assert st.cycles == 3 * step_cycles and st.macs == 3 * (mv.macs + 8 * 2)
+    assert st.detail["steps"] == 3 and st.detail["name"] == "w"
+    assert st.detail["x_load_cycles"] == 3 * 6 and st.detail["matvec_cycles"] == 3 * mv.cycles
+    rows = st.detail["stages"]
+    assert [r.name for r in rows] == [r.name for r in mv.detail["stages"]] + ["hidden", "gates"]
+    assert sum(r.cycles for r in rows) + 6 == step_cycles  # one step's rows (x load outside the stages)
+    # the readout op: its one stage in detail, its name
+    ro = predict(cfg, ReadoutOp("out", 3, 2))
+    assert ro.detail["name"] == "out" and [(r.R, r.K, r.Q) for r in ro.detail["stages"]] == [(3, 2, 1)]
+
+
 def test_streamed_x_load_is_timed():
     """x_load="stream": every run starts with N load cycles (one input per cycle) and N address increments;
     values of the counts otherwise unchanged."""
     cfg = LstmEngineConfig(pes=4, banks=4, data_bits=8, acc_bits=16, frac_bits=5)
     fmt = tf.TTMatrix.random((4, 2), (3, 2), (1, 2, 1), rng=0)  # N = 6
     base, st = predict_matvec(cfg, fmt), predict_matvec(cfg.replace(x_load="stream"), fmt)
-    assert st.cycles == base.cycles + 6 and st.extra["x_load_cycles"] == 6
+    assert st.cycles == base.cycles + 6 and st.detail["x_load_cycles"] == 6
     assert st.actions.get("addr_gen", "add") == base.actions.get("addr_gen", "add") + 6
     assert st.actions.get("dram", "read") == base.actions.get("dram", "read") == 6
     w = LstmWorkload("w", fmt, hidden=2, steps=3)
@@ -96,8 +117,8 @@ def test_bank_counts_from_addresses():
     fmt = tf.TTMatrix.random((2, 3), (3, 2), (1, 2, 1), rng=1).with_factors(
         [np.ones((2, 3, 2), dtype=np.int64), np.ones((2, 3, 2), dtype=np.int64)])
     _, s = simulate_matvec(cfg, fmt, np.arange(6) - 3, [0, 0])
-    assert sum(s.bank_reads) == s.actions.get("work_sram", "read")
-    assert sum(s.bank_writes) == s.actions.get("work_sram", "write")
+    assert sum(s.detail["bank_reads"]) == s.actions.get("work_sram", "read")
+    assert sum(s.detail["bank_writes"]) == s.actions.get("work_sram", "write")
     d = stage_descriptors(cfg, fmt)[0]
     addr = read_addresses(d)
     # independent: gather indices from the same transposition the reference uses

@@ -147,9 +147,9 @@ def test_full_steps_through_rtl(kind):
     # gate phase by hand: 1 hand-over cycle, 4 gather cycles per unit, 2 to land, the gate unit's 6
     assert gate_phase_cycles(H) == 1 + 4 * H + 2 + 6 == 4 * H + 3 + GATE_LATENCY
     assert got["cycles"] == [pred.cycles] * T
-    assert pred.cycles == predict_matvec(cfg, q.fmt, q.order).cycles + pred.stages[-2].cycles + 4 * H + 9
+    assert pred.cycles == predict_matvec(cfg, q.fmt, q.order).cycles + pred.detail["stages"][-2].cycles + 4 * H + 9
     # the x load: 15 cycles (N = 3 * 5) per step when streamed, none when overlapped
-    stages = sum(r.cycles for r in predict_matvec(cfg, q.fmt, q.order).stages)
+    stages = sum(r.cycles for r in predict_matvec(cfg, q.fmt, q.order).detail["stages"])
     assert predict_matvec(cfg, q.fmt, q.order).cycles == stages + (15 if cfg.x_load == "stream" else 0)
     # every priced action, per-bank count and the stalls of the T steps equal the model's
     assert count_diffs(got["counts"], got["layer"]["expect_counts"]) == {}

@@ -86,14 +86,14 @@ def test_packed_cycles_equal_naive_count(fi, pes, banks):
     st = predict_matvec(_cfg(pes, banks), fmt)
     stages = tf.plan_stages(fmt)
     want = [_naive_stage(s, fmt.sizes(), pes, banks) for s in stages]
-    assert [(r.cycles, r.conflict_cycles) for r in st.stages] == want
+    assert [(r.cycles, r.conflict_cycles) for r in st.detail["stages"]] == want
     assert st.cycles == sum(c for c, _ in want) and st.stall_cycles == sum(s for _, s in want)
     assert st.macs == sum(s.Q * s.R * s.K for s in stages)
     rows = predict_matvec(_cfg(pes, banks, "rows"), fmt)
-    assert [(r.cycles, r.conflict_cycles) for r in rows.stages] == [
+    assert [(r.cycles, r.conflict_cycles) for r in rows.detail["stages"]] == [
         _naive_stage(s, fmt.sizes(), pes, banks, packed=False) for s in stages]
     # packing never costs cycles here, and stages of more than pes/2 rows are timed as before
-    for p, r, s in zip(st.stages, rows.stages, stages, strict=True):
+    for p, r, s in zip(st.detail["stages"], rows.detail["stages"], stages, strict=True):
         assert p.cycles <= r.cycles
         if 2 * s.R > pes:
             assert (p.cycles, p.conflict_cycles, p.pack) == (r.cycles, r.conflict_cycles, 1)
@@ -110,13 +110,13 @@ def test_packed_cycles_equal_naive_count(fi, pes, banks):
 ])
 def test_packed_cycles_by_hand(banks, stages, stalls):
     st = predict_matvec(_cfg(4, banks), FORMATS[0])
-    assert [r.cycles for r in st.stages] == stages
+    assert [r.cycles for r in st.detail["stages"]] == stages
     assert st.cycles == sum(stages) and st.stall_cycles == stalls
-    assert [r.pack for r in st.stages] == [2, 2, 1]
+    assert [r.pack for r in st.detail["stages"]] == [2, 2, 1]
     # rows schedule of the same: 1 + Q * (K + 1 + ceil(R / banks)) per stage
     rows = predict_matvec(_cfg(4, banks, "rows"), FORMATS[0])
     wc = -(-2 // banks)
-    assert [r.cycles for r in rows.stages] == [1 + 2 * (5 + 1 + wc), 1 + 2 * (2 + 1 + wc), 1 + (4 + 1 + -(-3 // banks))]
+    assert [r.cycles for r in rows.detail["stages"]] == [1 + 2 * (5 + 1 + wc), 1 + 2 * (2 + 1 + wc), 1 + (4 + 1 + -(-3 // banks))]
 
 
 def test_packed_keeps_values_and_bank_counts():
@@ -127,9 +127,9 @@ def test_packed_keeps_values_and_bank_counts():
     y_rows, s_rows = simulate_matvec(_cfg(4, 2, "rows"), ints, x, shifts)
     y_pack, s_pack = simulate_matvec(_cfg(4, 2), ints, x, shifts)
     assert np.array_equal(y_rows, y_pack) and np.any(y_rows != 0)
-    assert s_rows.bank_reads == s_pack.bank_reads and s_rows.bank_writes == s_pack.bank_writes
+    assert s_rows.detail["bank_reads"] == s_pack.detail["bank_reads"] and s_rows.detail["bank_writes"] == s_pack.detail["bank_writes"]
     assert s_pack.actions.get("pack_operand", "select") == s_pack.macs - sum(
-        r.macs for r in s_pack.stages if r.pack == 1)
+        r.macs for r in s_pack.detail["stages"] if r.pack == 1)
 
 
 def test_schedule_field_is_additive():
@@ -166,14 +166,14 @@ def test_decomposed_u_params_and_macs():
     assert w.hidden_fmt.params == params
     assert w.hidden_fmt.shape == (1024, 256)
     st = predict_step(_engine("rows"), w)
-    hid = [s for s in st.stages if s.name.startswith("hidden.")]
+    hid = [s for s in st.detail["stages"] if s.name.startswith("hidden.")]
     assert sorted(s.macs for s in hid) == sorted(macs)
     assert st.macs == sum(s.macs for s in w.stages) + sum(macs)
     # TT U, ranks (1, 4, 4, 4, 1): 1*16*4*4 + 4*4*4*4 * 2 + 4*4*4*1
     assert workload("ucf11", "tt", 4, hidden="tt").hidden_fmt.params == 256 + 512 + 64
     # dense-U steps are unchanged by the new field
     dense = predict_step(_engine("rows"), workload("ucf11", "ht", 4))
-    assert [s.name for s in dense.stages][-2:] == ["hidden", "gates"]
+    assert [s.name for s in dense.detail["stages"]][-2:] == ["hidden", "gates"]
     assert dense.macs == sum(s.macs for s in w.stages) + 1024 * 256
 
 

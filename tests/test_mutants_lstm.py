@@ -1,5 +1,5 @@
 """LSTM engine survivors of the mutation run (docs/testing.md): the readout stage, the packed schedule's action
-counts, the matvec record's fields, and the reference's dense accumulator and nonlinearities, each against a
+counts, the matvec statistics' fields, and the reference's dense accumulator and nonlinearities, each against a
 hand count or a naive loop.
 """
 
@@ -11,7 +11,7 @@ from hwsim.models import lstm_engine as lref
 from hwsim.models.tensor_formats import Factor, TTMatrix
 
 from hwsim.errors import HwsimError
-from hwsim.lstm_engine import LstmEngineConfig, ReadoutOp, predict_matvec, predict_stats
+from hwsim.lstm_engine import LstmEngineConfig, ReadoutOp, predict, predict_matvec
 
 
 def _tt(m1: int, m2: int, n1: int, n2: int, r: int) -> TTMatrix:
@@ -28,7 +28,7 @@ def test_readout_stage_cycles_and_actions_by_hand():
     # reads); the results go into a working buffer, as the RTL's dense stage writes them (the step's hidden
     # stage writes zh the same way); each output gets its bias added once.
     cfg = LstmEngineConfig(pes=4, banks=2)
-    st = predict_stats(cfg, ReadoutOp("readout", 11, 7))
+    st = predict(cfg, ReadoutOp("readout", 11, 7))
     assert (st.cycles, st.stall_cycles, st.macs) == (31, 3, 77)
     assert st.actions.as_dict() == {
         "pe_mult.mult": 77, "pe_acc.add": 77, "pe_acc_reg.write": 77,
@@ -42,6 +42,10 @@ def test_readout_stage_cycles_and_actions_by_hand():
     }
     # bytes: a hidden-SRAM word is 4 entries of 2 bytes, a state- or work-SRAM word one entry
     assert (st.sram_read_bytes, st.sram_write_bytes) == (21 * 8 + 21 * 2, 11 * 2)
+    # the detail: the op's name, its one stage row (3 tiles of 7 + 1 + 2 cycles), the idle slots
+    (row,) = st.detail["stages"]
+    assert st.detail["name"] == "readout" and (row.name, row.R, row.K, row.Q, row.groups) == ("readout", 11, 7, 1, 3)
+    assert (row.cycles, row.conflict_cycles, st.detail["idle_slots"]) == (31, 3, 7)
 
 
 def test_packed_schedule_stage_actions_by_hand():
@@ -54,7 +58,7 @@ def test_packed_schedule_stage_actions_by_hand():
     #     the 2nd column's offset adder once per k step of its group: 30 - 20 = 10; one operand select per MAC.
     cfg = LstmEngineConfig(pes=4, banks=2, schedule="packed")
     mv = predict_matvec(cfg, _tt(3, 2, 3, 5, 2), order=(0, 1))
-    assert [(s.name, s.R, s.K, s.Q, s.groups, s.pack) for s in mv.stages] == [
+    assert [(s.name, s.R, s.K, s.Q, s.groups, s.pack) for s in mv.detail["stages"]] == [
         ("G1", 6, 3, 5, 10, 1), ("G2", 2, 10, 3, 2, 2)]
     macs = 5 * 6 * 3 + 3 * 2 * 10
     assert mv.macs == macs == 150
@@ -71,15 +75,16 @@ def test_packed_schedule_stage_actions_by_hand():
 
 
 def test_matvec_record_names_and_utilization():
-    # The default name, the stage names (the factors'), and utilization = MACs / (cycles * PEs): with 4 PEs
-    # no cycle does more than 4 MACs, so it is at most 1.
+    # The default name, the stage names (the factors'), and utilization = MACs / (cycles * PEs) (the config's
+    # peak is its 4 PEs): with 4 PEs no cycle does more than 4 MACs, so it is at most 1.
     cfg = LstmEngineConfig(pes=4, banks=2)
     fmt = _tt(3, 2, 3, 5, 2)
     mv = predict_matvec(cfg, fmt, order=(0, 1))
-    assert mv.name == "matvec"
-    assert [s.name for s in mv.stages] == ["G1", "G2"]
-    assert mv.utilization == mv.macs / (mv.cycles * 4) <= 1
-    assert predict_matvec(cfg, fmt, name="x").name == "x"
+    assert mv.detail["name"] == "matvec"
+    assert [s.name for s in mv.detail["stages"]] == ["G1", "G2"]
+    assert cfg.peak_macs_per_cycle == 4
+    assert mv.utilization(cfg.peak_macs_per_cycle) == mv.macs / (mv.cycles * 4) <= 1
+    assert predict_matvec(cfg, fmt, name="x").detail["name"] == "x"
 
 
 def test_matvec_checks_the_order_it_runs():

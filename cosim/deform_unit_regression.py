@@ -79,7 +79,7 @@ def default_layers(cfg: DeformUnitConfig, seed: int, count: int) -> list[dict]:
     dw = random_layers(cfg, seed, count - count // 2)
     c, co = min(cfg.lanes + 1, cfg.max_channels), min(cfg.out_lanes + 1, cfg.max_channels)
     full = random_layers(cfg, seed + 1, count // 2, channels=c, c_out=co, bias=True)
-    return dw + [dict(lay, name=f"full_{lay['name']}") for lay in full]
+    return dw + [dict(lay, name=f"full{i}") for i, lay in enumerate(full)]
 
 
 def run_regression(cfg: DeformUnitConfig, seed: int = 1, count: int = 4, waves: bool = False, workdir=None,

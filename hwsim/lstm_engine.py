@@ -113,6 +113,8 @@ __all__ = [
     "stage_descriptors",
     "workload",
     "workload_table",
+    "WorkloadLayer",
+    "WorkloadModel",
     "x_load_cycles",
 ]
 
@@ -863,9 +865,40 @@ def _input_format(m):
     return m.fmt if m.fmt is not None else tf.TTMatrix((4 * H,), (N,), (tf.Factor("G1", ("m1", "n1"), m.W),))
 
 
+@dataclass(frozen=True)
+class WorkloadLayer:
+    """A shape-only ``lstm`` layer: an :class:`LstmWorkload` (a study's UCF11 / Youtube input layer with random
+    factors, a decomposed ``U`` or not, ``steps`` frames) as a unit layer of a :class:`WorkloadModel`, which
+    :func:`lower` turns into that workload. Counts only: it has no values to run."""
+
+    name: str
+    workload: LstmWorkload
+    kind: str = "lstm"
+    inputs: tuple[str, ...] = ("input",)
+
+
+class WorkloadModel:
+    """LSTM workloads as a model the counts-only run loop drives (:func:`hwsim.run.predict_model`, then
+    :func:`hwsim.run.price`): one :class:`WorkloadLayer` per workload, no host layers. Shapes only, so not for
+    :func:`hwsim.run.run_model` (the unit's ``run`` refuses its layers)."""
+
+    def __init__(self, *workloads: LstmWorkload):
+        self.layers = tuple(WorkloadLayer(w.name, w) for w in workloads)
+
+    def unit_layers(self) -> tuple[WorkloadLayer, ...]:
+        return self.layers
+
+
+def _no_values(layer: WorkloadLayer) -> HwsimError:
+    return HwsimError(f"layer {layer.name!r} is not allowed on the value path: a WorkloadLayer has shapes only "
+                      "(counts: hwsim.run.predict_model)")
+
+
 def lower(cfg: LstmEngineConfig, layer) -> tuple:
     """Unit protocol: the ``lstm`` layer as one :class:`LstmWorkload` (its ``steps`` time steps), the
-    ``readout`` as one :class:`ReadoutOp`."""
+    ``readout`` as one :class:`ReadoutOp`; a :class:`WorkloadLayer` as its workload."""
+    if isinstance(layer, WorkloadLayer):
+        return (layer.workload,)
     if not isinstance(layer, ClassifierLayer):
         raise HwsimError(f"layer {getattr(layer, 'name', layer)!r} is not allowed on lstm-engine: expected a layer "
                          "of an LSTM classifier compiled for the engine (hwsim.lstm_engine.compile_classifier)")
@@ -889,6 +922,8 @@ def run(cfg: LstmEngineConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
     or the readout stage; counts do not depend on the data."""
     from hwsim.models import lstm_models as lm
 
+    if isinstance(layer, WorkloadLayer):
+        raise _no_values(layer)
     (op,) = lower(cfg, layer)
     q = layer.fixed
     if layer.kind == "lstm":
@@ -913,6 +948,8 @@ def reference(cfg: LstmEngineConfig, layer, inputs) -> np.ndarray:
     (:func:`hwsim.models.lstm_engine.run_fixed`, :func:`hwsim.models.lstm_models.readout_fixed`)."""
     from hwsim.models import lstm_models as lm
 
+    if isinstance(layer, WorkloadLayer):
+        raise _no_values(layer)
     q = layer.fixed
     if layer.kind == "lstm":
         return np.stack([ref.run_fixed(q.lstm, seq, q.cfg)[-1] for seq in np.asarray(inputs[0], dtype=np.int64)])
@@ -920,6 +957,11 @@ def reference(cfg: LstmEngineConfig, layer, inputs) -> np.ndarray:
 
 
 def describe_layer(cfg: LstmEngineConfig, layer, ops) -> tuple[str, str]:
+    if isinstance(layer, WorkloadLayer):
+        w = layer.workload
+        H, N = w.hidden, w.fmt.shape[1]
+        u = "dense U" if w.hidden_fmt is None else f"{w.hidden_fmt.kind.upper()} U"
+        return f"T{w.steps} {4 * H}x{N}+{4 * H}x{H}", f"{w.fmt.kind.upper()} input layer, {u} (shapes only)"
     m = layer.model
     H, N = m.hidden, m.W.shape[1]
     if layer.kind == "lstm":

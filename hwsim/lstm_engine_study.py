@@ -20,8 +20,9 @@ Designs (rows of the table):
   decision to decompose ``U``.
 
 The packed schedule and the decomposed ``U`` exist in the cycle model only; the RTL implements the
-``"rows"`` schedule with a dense ``U``. Every number comes from the family's unit protocol
-(:func:`hwsim.families.Family` ``predict`` on an :class:`hwsim.lstm_engine.LstmWorkload`) priced by
+``"rows"`` schedule with a dense ``U``. Every number comes from the model-run loop: the workload as a
+shape-only model (:class:`hwsim.lstm_engine.WorkloadModel`, one :class:`~hwsim.lstm_engine.LstmWorkload`
+layer) through :func:`hwsim.run.predict_model` (the family's ``lower`` and ``predict``), priced by
 :func:`hwsim.run.price`; the sensitivity re-prices the same Stats over weight SRAM sizes and DRAM types
 (energy per byte from :mod:`hwsim.cost`, each entry with its source). Only integer counts and fixed-order
 float sums are involved (no BLAS, no random draw that reaches a number), so the output does not depend
@@ -36,9 +37,9 @@ from pathlib import Path
 
 from hwsim.cost import CostModel
 from hwsim.errors import HwsimError
-from hwsim.families import Unit
-from hwsim.lstm_engine import FAMILY, LstmEngineConfig, workload
-from hwsim.run import price
+from hwsim.families import Accelerator, Unit
+from hwsim.lstm_engine import FAMILY, LstmEngineConfig, WorkloadModel, workload
+from hwsim.run import predict_model, price
 
 __all__ = ["PAPER", "StudyResult", "design_stats", "run"]
 
@@ -74,11 +75,13 @@ def _config(schedule: str, pes: int, weight_kib: int = 16) -> LstmEngineConfig:
 
 def design_stats(wl: str, design: str, pes: int = 16, weight_kib: int = 16):
     """``(config, workload, Stats)`` of one frame of ``design`` (a name in :data:`DESIGNS`) on workload
-    ``wl`` through the family's unit protocol (``predict``)."""
+    ``wl``: the workload as a shape-only model (:class:`hwsim.lstm_engine.WorkloadModel`) through the
+    counts-only model-run loop (:func:`hwsim.run.predict_model`: the family's ``lower`` and ``predict``)."""
     _, dec, rank, schedule, hidden = next(d for d in DESIGNS if d[0] == design)
     cfg = dataclasses.replace(_config(schedule, pes, weight_kib), decomposition=dec)
     w = workload(wl, dec, rank, hidden=hidden)
-    return cfg, w, FAMILY.load("predict")(cfg, w)
+    (layer,) = predict_model(Accelerator(design, (Unit(FAMILY, cfg),)), WorkloadModel(w)).layers
+    return cfg, w, layer.stats
 
 
 def _energy(cost: CostModel, cfg, st) -> tuple[float, float]:

@@ -196,6 +196,32 @@ def test_decomposed_u_step_counts():
         predict_step(cfg, bad)
 
 
+def test_workload_model_through_the_run_loop():
+    """Shape-only workloads as a model (WorkloadModel) through the counts-only run loop: one layer per
+    workload, lowered to the workload itself, its Stats the hand count of TIE's TT r4 UCF11 frame times the
+    steps; no value path."""
+    from hwsim.families import Accelerator, Unit
+    from hwsim.lstm_engine import FAMILY, WorkloadModel
+    from hwsim.run import predict_model
+
+    cfg = _engine("rows")
+    tt, ht = workload("ucf11", "tt", 4, steps=2), workload("ucf11", "ht", 4, hidden="ht")
+    mr = predict_model(Accelerator("a", (Unit(FAMILY, cfg),)), WorkloadModel(tt, ht))
+    assert [(lr.name, lr.kind, lr.unit) for lr in mr.layers] == [(tt.name, "lstm", 0), (ht.name, "lstm", 0)]
+    # every TT stage has R = 16 = pes = banks: 1 + Q (K + 2); the dense hidden stage 64 tiles over K = 256;
+    # the gate phase 1 + 4H + 2 + GATE_LATENCY; two frames
+    frame = (sum(1 + s.Q * (s.K + 2) for s in tt.stages) + (1 + 64 * (256 + 2))
+             + (1 + 4 * 256 + 2 + GATE_LATENCY))
+    st = mr.layers[0].stats
+    assert st.cycles == 2 * frame and st.stall_cycles == 0 and st.detail["steps"] == 2
+    assert st.macs == 2 * (sum(s.macs for s in tt.stages) + 1024 * 256)
+    assert (mr.layers[0].shape, mr.layers[1].weight_format) == ("T2 1024x57600+1024x256",
+                                                                "HT input layer, HT U (shapes only)")
+    with pytest.raises(HwsimError, match=r"^layer 'ucf11-tt-r4' is not allowed on the value path: a WorkloadLayer "
+                                         r"has shapes only \(counts: hwsim.run.predict_model\)$"):
+        FAMILY.load("run")(cfg, WorkloadModel(tt).unit_layers()[0], [np.zeros((1, 2, 57600), dtype=np.int64)])
+
+
 # ------------------------------------------------------------------------------------------- the study
 @pytest.fixture(scope="module")
 def study():

@@ -30,7 +30,11 @@ def _lstm_stage_steps(cfg: LstmEngineConfig, R: int, K: int, Q: int) -> tuple[in
     """One stage walked step by step: for each of the Q operand columns, each PE tile takes K cycles (one k
     per cycle, every PE of the tile one MAC) plus one cycle into the requantizer; then its results are
     written to the working SRAM at consecutive addresses, one write per bank per cycle (the cycles beyond
-    the first are bank-conflict stalls). One start cycle. Returns (cycles, stalls, actions)."""
+    the first are bank-conflict stalls). One start cycle. The tile's other ``pes - lanes`` lanes are idle
+    slots, each cycle, handled per ``cfg.gating`` (issue 27): without gating an idle lane multiplies and adds
+    padding, writes its accumulator and its requantizer converts once per tile; ``operand`` forces its
+    multiplier inputs (a closed gate) but still writes the accumulator; ``clock`` also holds the accumulator
+    (a second closed gate). Returns (cycles, stalls, actions)."""
     cycles, stalls, acts = 1, 0, Counter()
     for q in range(Q):
         for p0 in range(0, R, cfg.pes):
@@ -40,10 +44,19 @@ def _lstm_stage_steps(cfg: LstmEngineConfig, R: int, K: int, Q: int) -> tuple[in
                 acts["weight_sram", "read"] += 1
                 acts["work_sram", "read"] += 1
                 acts["addr_gen", "add"] += 1
-                for _ in range(lanes):
-                    acts["pe_mult", "mult"] += 1
-                    acts["pe_acc", "add"] += 1
-                    acts["pe_acc_reg", "write"] += 1
+                for lane in range(cfg.pes):
+                    if lane < lanes:
+                        acts["pe_mult", "mult"] += 1
+                        acts["pe_acc", "add"] += 1
+                        acts["pe_acc_reg", "write"] += 1
+                        continue
+                    acts["pe_mult", "idle"] += 1
+                    if cfg.gating == "none":
+                        acts["pe_acc", "idle"] += 1
+                    if cfg.gating == "clock":
+                        acts["pe_acc_reg", "idle"] += 1
+                    else:
+                        acts["pe_acc_reg", "write"] += 1
             cycles += 1  # into the requantizer
             acts["addr_gen", "add"] += 1
             per_bank = Counter((q * R + p0 + i) % cfg.banks for i in range(lanes))
@@ -51,15 +64,16 @@ def _lstm_stage_steps(cfg: LstmEngineConfig, R: int, K: int, Q: int) -> tuple[in
             cycles += write_cycles
             stalls += write_cycles - 1
             acts["work_sram", "write"] += lanes
-            acts["requant", "convert"] += lanes
+            acts["requant", "convert"] += cfg.pes if cfg.gating == "none" else lanes
     return cycles, stalls, acts
 
 
 @settings(max_examples=80, deadline=None)
 @given(out_modes=st.lists(SIZES, min_size=1, max_size=3), data=st.data(),
        pes=st.sampled_from([1, 2, 3, 5, 7, 16]), banks=st.sampled_from([1, 2, 4, 8, 16]),
-       stream=st.booleans(), cheapest=st.booleans())
-def test_lstm_engine_matvec_closed_form_equals_the_step_model(out_modes, data, pes, banks, stream, cheapest):
+       stream=st.booleans(), cheapest=st.booleans(), gating=st.sampled_from(["none", "operand", "clock"]))
+def test_lstm_engine_matvec_closed_form_equals_the_step_model(out_modes, data, pes, banks, stream, cheapest,
+                                                              gating):
     d = len(out_modes)
     in_modes = data.draw(st.lists(SIZES, min_size=d, max_size=d))
     ranks = [1, *data.draw(st.lists(st.sampled_from([1, 2, 3, 5]), min_size=d - 1, max_size=d - 1)), 1]
@@ -67,7 +81,7 @@ def test_lstm_engine_matvec_closed_form_equals_the_step_model(out_modes, data, p
     order = tf.cheapest_order(fmt) if cheapest else None
     big = 1 << 24
     try:
-        cfg = LstmEngineConfig(pes=pes, banks=banks, x_load="stream" if stream else "overlapped",
+        cfg = LstmEngineConfig(pes=pes, banks=banks, x_load="stream" if stream else "overlapped", gating=gating,
                                weight_sram_bytes=big, work_sram_bytes=big, hidden_sram_bytes=big, addr_levels=8)
         got = predict_matvec(cfg, fmt, order)
     except HwsimError:

@@ -414,14 +414,16 @@ def deform_unit(reps: int, work: Path) -> dict:
     made = build(cfg, harness)
     members = made.meta["signature"]["interface"]["members"]
     widths = {"in": int(members["in_data"]["width"]), "off": int(members["off_data"]["width"]),
-              "w": int(members["weights"]["width"])}
+              "w": int(members["w_data"]["width"]), "b": int(members["b_data"]["width"])}
     work.mkdir(parents=True, exist_ok=True)
     for name, data in memory_files(cfg, x, raw, wt, 18, widths).items():
         (work / name).write_bytes(data)
     s = Script()  # the testbench's steps (deform_unit_tb.DeformUnitTB.run)
-    s.reset(("free_run", "start", "load", "dump", "height", "width", "shift", "relu", "square"))
+    s.reset(("free_run", "start", "load", "dump", "height", "width", "shift", "relu", "square", "chans",
+             "chans_out", "depthwise"))
     for _ in range(reps):
-        s.load_run_dump(height=h, width=w, shift=7, relu=0, square=0)
+        s.load_run_dump(height=h, width=w, shift=7, relu=0, square=0, chans=cfg.lanes, chans_out=cfg.lanes,
+                        depthwise=1)
     (work / "script.txt").write_text(s.text())
     binary, build_s = build_ceiling(made, harness, work / "ceiling", script_main(s.text()))
 

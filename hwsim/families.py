@@ -25,6 +25,10 @@ Entry-point protocol (what each view's callable takes and returns)
     float model itself; the compiled model offers ``unit_layers()``, ``quantize_input(x)`` and
     ``run_int(x_int, cfg=..., layer_fn=...)`` as :class:`hwsim.models.compressed.CompressedModel` does.
     Without it, :func:`hwsim.run.compile_model` compresses with :func:`hwsim.models.compress.compress`.
+``fit_model(cfg, layers, chosen) -> (cfg, notes)``
+    Optional: the config fitted to the compiled layers the unit runs (e.g. a quantized ONNX graph's float
+    scales need float32 requantizer lanes), changing only fields not in ``chosen`` (None: the user chose
+    every field) and saying so in ``notes``; a chosen field the layers cannot run with is a one-line error.
 ``shape_ops(cfg, rows) -> [(op, multiplicity), ...]``
     Optional: the ops of shape-only layer descriptions (a sweep's ``workload.layers`` or a SCALE-Sim
     topology: :class:`hwsim.workloads.GemmLayer` / ``ConvLayer`` rows, or ``hwsim.sweep.LayerRow`` rows
@@ -176,6 +180,7 @@ class Family:
     describe_layer: str | Callable | None = None
     shape_ops: str | Callable | None = None
     compile: str | Callable | None = None
+    fit_model: str | Callable | None = None
     execute: str | Callable | None = None
     check_op: str | Callable | None = None
     rtl: str | Callable | None = None

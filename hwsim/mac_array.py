@@ -1135,6 +1135,28 @@ def describe_layer(cfg: MacArrayConfig, layer, ops) -> tuple[str, str]:
     return f"{op.m}x{op.k}x{op.n}" + (f" x{op.group + 1}g" if op.group else ""), op.weight_format
 
 
+def fit_model(cfg: MacArrayConfig, layers, chosen) -> tuple[MacArrayConfig, list[str]]:
+    """The hardware a compiled model's layers need (``hwsim.run.fit_units``): float32 requantizer lanes for
+    layers with float scales (a quantized ONNX graph's ``requant="f32"``) and the row-sum unit for weights with
+    zero points. A field the user did not choose (not in ``chosen``) is set, with a note; a chosen one that
+    cannot run the layers is a one-line error. The values and cycles are the same either way; the area and the
+    inventory are those of the hardware that runs the model."""
+    f32 = [la.name for la in layers if getattr(la, "requant", "shift") == "f32"]
+    wzp = [la.name for la in layers if getattr(la, "weight_zp", None) is not None]
+    changes, notes = {}, []
+    for fld, want, names, what in (("requantizer", "f32", f32, "float scales"),
+                                   ("weight_zero_points", True, wzp, "weights with zero points")):
+        if not names or getattr(cfg, fld) == want:
+            continue
+        if chosen is None or fld in chosen:
+            raise HwsimError(f"{fld}={getattr(cfg, fld)!r} is not allowed for layer {names[0]!r}: it has {what}; "
+                             f"expected {fld}={want!r}")
+        changes[fld] = want
+        notes.append(f"note: {fld} {want} (was {getattr(cfg, fld)!r}): {', '.join(names)} have {what}; the "
+                     "area and inventory include that hardware")
+    return (cfg.replace(**changes) if changes else cfg), notes
+
+
 FAMILY = Family(
     name="mac-array",
     config_cls=MacArrayConfig,
@@ -1151,6 +1173,7 @@ FAMILY = Family(
     predict=predict_stats,
     run=run,
     run_reference=reference,
+    fit_model=fit_model,
     describe_layer=describe_layer,
     shape_ops=shape_ops,
     rtl="hwsim.rtl.mac_array:generate_verilog",

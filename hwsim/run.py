@@ -74,19 +74,38 @@ def base_config(acc: Accelerator, fmodel):
     return cfg if all(hasattr(cfg, f) for f in ARITH_FIELDS) else None
 
 
-def _rounding_chosen(accel) -> bool:
-    """Whether the user chose the units' rounding: a config or Accelerator built in Python, or a file that
-    names ``rounding`` (top level, under a family key or in a unit); a preset name chooses nothing."""
+def chosen_fields(accel) -> frozenset | None:
+    """The config fields the user chose for the units of ``accel``: None (all of them) for a config or
+    Accelerator built in Python; the keys a YAML/JSON file names (top level, under a family key or in a unit);
+    nothing for a preset name."""
     from hwsim.families import all_families, load_mapping_file
 
     if not isinstance(accel, (str, Path)):
-        return True
+        return None
     name = str(accel)
     if any(fam.preset(name) is not None for fam in all_families()):
-        return False
+        return frozenset()
     data = load_mapping_file(name, "--accel")
     maps = [data, *(data.get("units") or []), *(v for v in data.values() if isinstance(v, dict))]
-    return any(isinstance(m, dict) and "rounding" in m for m in maps)
+    return frozenset(k for m in maps if isinstance(m, dict) for k in m)
+
+
+def fit_units(acc: Accelerator, compiled, accel) -> tuple[Accelerator, list[str]]:
+    """Each unit's config fitted to the layers of ``compiled`` it runs, by its family's ``fit_model`` entry
+    (e.g. the hardware a quantized ONNX graph's layers need), changing only fields the user did not choose
+    (:func:`chosen_fields` of ``accel``); a chosen field the layers cannot run with is a one-line error from
+    the family. ``(accelerator, notes)``."""
+    chosen = chosen_fields(accel)
+    units, notes = [], []
+    routed = route(acc, compiled)
+    for i, u in enumerate(acc.units):
+        if u.family.fit_model is None:
+            units.append(u)
+            continue
+        cfg, n = u.family.load("fit_model")(u.config, [la for la, k in routed if k == i], chosen)
+        units.append(Unit(u.family, cfg) if cfg != u.config else u)
+        notes += n
+    return Accelerator(acc.name, tuple(units)), notes
 
 
 def onnx_rounding(acc: Accelerator, fmodel, accel) -> tuple[Accelerator, list[str]]:
@@ -94,7 +113,8 @@ def onnx_rounding(acc: Accelerator, fmodel, accel) -> tuple[Accelerator, list[st
     units' rounding (``accel`` is a preset, or a file without ``rounding``), every unit with a ``rounding``
     field that rounds otherwise is set to ``half_even``, and a note says so. ``(accelerator, notes)``."""
     imp = fmodel.meta.get("onnx_import")
-    if imp is None or not imp.quantized or _rounding_chosen(accel):
+    chosen = None if imp is None or not imp.quantized else chosen_fields(accel)
+    if chosen is None or "rounding" in chosen:
         return acc, []
     changed = [u for u in acc.units if getattr(u.config, "rounding", "half_even") != "half_even"]
     if not changed:

@@ -244,6 +244,7 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
     catalog.check_classes(fmodel, int(y_te.max()) + 1, model)  # scored against the digits labels
     # '+ft' specs use a committed fine-tuned variant, or fine-tune on the training split.
     compiled, label = run.compile_model(acc, fmodel, compress, x_tr[:512], train_data=(x_tr, y_tr))
+    acc, fit_notes = run.fit_units(acc, compiled, accel)
     n_layers = len(compiled.unit_layers())
     bar = _progress_bar(n_layers + 1, "simulating", progress)
 
@@ -268,7 +269,7 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
                                       int(st.detail.get("idle_slots") or 0), run.idle_pj(cost, u, st)))
     _totals(rep, acc.units[index].config, acc, cost)
     rep.memory = [(labels[i], mp) for i, mp in mr.memory]
-    rep.notes += rounding_notes + _onnx_rounding_note(fmodel, compiled, run.base_config(acc, fmodel))
+    rep.notes += rounding_notes + fit_notes + _onnx_rounding_note(fmodel, compiled, run.base_config(acc, fmodel))
     if mr.data_dependent:
         stats = {lr.name: lr.stats for lr in mr.layers if lr.name in mr.data_dependent}
         rep.notes.append(f"{', '.join(mr.data_dependent)}: cycles, stalls, traffic and energy depend on the data; "

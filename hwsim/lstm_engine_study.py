@@ -35,11 +35,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hwsim import run as run_loop
 from hwsim.cost import CostModel
 from hwsim.errors import HwsimError
 from hwsim.families import Accelerator, Unit
 from hwsim.lstm_engine import FAMILY, LstmEngineConfig, WorkloadModel, workload
-from hwsim.run import predict_model, price
 
 __all__ = ["PAPER", "StudyResult", "design_stats", "run"]
 
@@ -80,13 +80,13 @@ def design_stats(wl: str, design: str, pes: int = 16, weight_kib: int = 16):
     _, dec, rank, schedule, hidden = next(d for d in DESIGNS if d[0] == design)
     cfg = dataclasses.replace(_config(schedule, pes, weight_kib), decomposition=dec)
     w = workload(wl, dec, rank, hidden=hidden)
-    (layer,) = predict_model(Accelerator(design, (Unit(FAMILY, cfg),)), WorkloadModel(w)).layers
+    (layer,) = run_loop.predict_model(Accelerator(design, (Unit(FAMILY, cfg),)), WorkloadModel(w)).layers
     return cfg, w, layer.stats
 
 
 def _energy(cost: CostModel, cfg, st) -> tuple[float, float]:
     """(total pJ, DRAM pJ) of one frame's Stats on ``cfg``."""
-    parts = price(cost, Unit(FAMILY, cfg), st)
+    parts = run_loop.price(cost, Unit(FAMILY, cfg), st)
     return sum(parts.values()), parts.get("dram", 0.0)
 
 

@@ -23,9 +23,11 @@ Physical system timing (one n x n tile of a layer, ``m`` input vectors)::
 
 Emulator timing (exact to the RTL; cycle 1 is the first cycle ``busy`` is high)::
 
-    cycles = 1 + (C - 1) * dac_update_cycles + V + L,   C = code_count, L = 2 * columns + 1
+    cycles = 1 + (C - 1) * dac_update_cycles + V + L,   C = code_count, L = 7 * columns + 3
 
-(codes accepted one per ``dac_update_cycles``; V vectors, one per cycle; L pipeline registers). Stalls are
+(codes accepted one per ``dac_update_cycles``; V vectors, one per cycle; L pipeline registers: per column a
+rotator of 3 -- operands, products, rounded and saturated sums -- and a mixer of 4 -- operands, products,
+pair sums, rounded and saturated sums -- and the output screen's rotator, 3). Stalls are
 the cycles of the RUN phase without an input vector (0 with an always-valid source).
 """
 
@@ -105,6 +107,10 @@ class RfArrayConfig(FamilyConfig):
     buffer_bytes: int = 16 * 1024
 
     FAMILY: ClassVar[str] = "rf-array"
+    #: Emulator pipeline registers of a rotator (its operands, products, rounded sums) and of a 2x2 mixer
+    #: (operands, products, pair sums, rounded sums): see :mod:`hwsim.rtl.rf_mzi`.
+    ROTATOR_STAGES: ClassVar[int] = 3
+    MIXER_STAGES: ClassVar[int] = 4
 
     def __post_init__(self):
         check_int("n", self.n, 1, 64)
@@ -151,8 +157,9 @@ class RfArrayConfig(FamilyConfig):
 
     @property
     def latency(self) -> int:
-        """Emulator pipeline registers from input to output (2 per column + the output screen)."""
-        return 2 * self.columns + 1
+        """Emulator pipeline registers from input to output: a rotator and a mixer per column, then the
+        output screen's rotator (``(ROTATOR_STAGES + MIXER_STAGES) * columns + ROTATOR_STAGES``)."""
+        return (self.ROTATOR_STAGES + self.MIXER_STAGES) * self.columns + self.ROTATOR_STAGES
 
     @property
     def rf_cycles(self) -> int:

@@ -26,7 +26,7 @@ the ADCs at U's outputs close the stream (charged to the ``u`` op)::
 
 ``target="emulator"`` (the digital emulator of one mesh, :mod:`hwsim.rtl.rf_array`): the ``v`` and ``u``
 ops are one emulator run each, exactly :func:`hwsim.rf_array.predict_emulator` (``1 + (C - 1)
-dac_update_cycles + m + 2 columns + 1`` cycles; code_reg, rotator, mixer and screen actions). The ``diag``
+dac_update_cycles + m + 7 columns + 3`` cycles; code_reg, rotator, mixer and screen actions). The ``diag``
 op, the ADC and the post-adder are digital glue outside the emulator RTL: 0 cycles, no priced actions.
 
 Memory and traffic (bytes; ``a`` = the layer's act_bits, ``d`` = dac_bits)

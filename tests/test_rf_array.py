@@ -101,11 +101,14 @@ def test_layouts_by_hand():
 def test_emulator_cycles_by_hand():
     cfg = RfArrayConfig(n=4, dac_update_cycles=3)
     s = predict_emulator(cfg, 10)
-    # 16 codes: accepted at cycles 1, 4, ..., 46; 10 vectors in cycles 47..56; 9 pipeline registers (4 columns)
-    assert s.cycles == 46 + 10 + 9
+    # 16 codes: accepted at cycles 1, 4, ..., 46; 10 vectors in cycles 47..56; 31 pipeline registers: 4 columns
+    # of a rotator (3: operands, products, rounded sums) and a mixer (4: operands, products, pair sums, rounded
+    # sums), the screen's 3
+    assert s.cycles == 46 + 10 + 31
     assert s.actions.get("rotator", "rotate") == 6 * 10 and s.actions.get("mixer", "mix") == 60
     assert s.actions.get("screen", "rotate") == 40 and s.actions.get("code_reg", "write") == 16
-    assert predict_emulator(RfArrayConfig(n=1), 1).cycles == 1 + 1 + 1
+    # one port: no MZI column, only the output screen's rotator (3 registers)
+    assert predict_emulator(RfArrayConfig(n=1), 1).cycles == 1 + 1 + 3
 
 
 def test_physical_gemm_by_hand():

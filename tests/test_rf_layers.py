@@ -249,8 +249,9 @@ def test_emulator_target_by_hand():
     cfg = RfArrayConfig(n=4, mesh="reck", target="emulator", dac_update_cycles=3)
     ops = rfl.lower(cfg, _layer(np.ones((3, 6))))   # 2 k-tiles x 1 n-tile
     one = predict_emulator(cfg, 1)
-    # 1 + (16 - 1) * 3 + 1 + (2 * 5 + 1): codes, one vector, the 5 Reck columns' pipeline
-    assert one.cycles == 1 + 15 * 3 + 1 + 11
+    # 1 + (16 - 1) * 3 + 1 + (5 * (3 + 4) + 3): codes, one vector, the 5 Reck columns' pipeline (a rotator of 3
+    # registers and a mixer of 4 each) and the output screen's rotator (3)
+    assert one.cycles == 1 + 15 * 3 + 1 + 38
     for op in ops:
         st = rfl.predict(cfg, op)
         if op.stage == "diag":

@@ -88,10 +88,11 @@ def test_digits_mlp_on_the_rf_emulator_rtl(tmp_path):
     assert rep.accuracy_rtl == float(np.mean(want.argmax(axis=1) == y_te[:images]))
 
     # The counts, independently: n = 4 ports, Clements (n columns), n(n-1)/2 MZIs, 2 codes per MZI plus n
-    # output-screen codes, one code per cycle; per pass 1 + (C - 1) + V + (2 columns + 1) busy cycles.
+    # output-screen codes, one code per cycle; per pass 1 + (C - 1) + V + L busy cycles, L = 7 registers per
+    # column (a rotator's 3 and a 2x2 mixer's 4) + 3 (the output screen's rotator).
     n, mzis = 4, 4 * 3 // 2
     codes = 2 * mzis + n
-    per_pass = 1 + (codes - 1) + images + 2 * n + 1
+    per_pass = 1 + (codes - 1) + images + 7 * n + 3
     shapes = {"fc1": (64, 64), "fc2": (64, 32), "fc3": (32, 10)}
     assert [r["name"] for r in rep.layers] == list(shapes)
     for r in rep.layers:

@@ -52,7 +52,7 @@ from hwsim.errors import HwsimError
 
 __all__ = ["ACT_FILE", "BIAS_FILE", "BLOCK_FILE", "BUILD_ARGS", "COUNTERS", "DEFAULT_MEM_DEPTH", "DPI_SOURCES",
            "F32_COUNTERS", "FREE_RUN_MAIN", "HARNESS_TOP", "MAKE_ARGS", "OUT_FILE", "ROW_COUNTERS", "ROW_ZP_FILE",
-           "SCALE_FILE", "SKIP_COUNTERS",
+           "SCALE_FILE", "SKIP_COUNTERS", "BUF_COUNTERS",
            "TEST_MODULE", "WEIGHT_FILE", "DPI_IMPORTS", "harness_verilog", "mac_array_harness", "memory_load_verilog"]
 
 HARNESS_TOP = "mac_array_tb"
@@ -92,6 +92,10 @@ F32_COUNTERS = ("requant_f32_ops",)
 #: Further counters of tops with ``weight_zero_points`` (their ``dbg_row_adds`` / ``dbg_row_lanes``): the row-sum
 #: unit's activation additions and the row term's products (real lanes of the output beats of a layer that uses it).
 ROW_COUNTERS = ("zp_row_adds", "zp_row_mults")
+#: Further counters of tops with idle-lane gating (their ``dbg_{in,wt}_{rd,wr}_{lanes,words}``): input and
+#: weight buffer accesses in SRAM words (the word memories enabled) and in real lanes.
+BUF_COUNTERS = tuple(f"{buf}_sram_{op}_{unit}" for buf in ("input", "weight") for op in ("read", "write")
+                     for unit in ("words", "lanes"))
 
 
 def _words(bits: int) -> int:
@@ -166,7 +170,18 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     skip = "ld_blk" in members  # zero-tile skipping: a bitmap memory answers the loader and the compute engine
     f32 = "requant_f32" in members  # float32 requantizer lanes: a scale memory and two more layer inputs
     rows = "zp_rows" in members  # weight zero points: a zero-point memory, one more layer input
-    names = COUNTERS + (SKIP_COUNTERS if skip else ()) + (F32_COUNTERS if f32 else ()) + (ROW_COUNTERS if rows else ())
+    bufs = "dbg_in_rd_lanes" in members  # idle-lane gating: input/weight buffer accesses lane by lane
+    names = (COUNTERS + (SKIP_COUNTERS if skip else ()) + (F32_COUNTERS if f32 else ())
+             + (ROW_COUNTERS if rows else ()) + (BUF_COUNTERS if bufs else ()))
+    buf_sigs = [(f"dbg_{b}_{o}", f"{buf}_sram_{op}") for b, buf in (("in", "input"), ("wt", "weight"))
+                for o, op in (("rd", "read"), ("wr", "write"))] if bufs else []
+    buf_decl = "".join(f"    wire [{_port_width(meta, sig + '_lanes') - 1}:0] {sig}_lanes;\n"
+                       f"    wire [{_port_width(meta, sig + '_words') - 1}:0] {sig}_words;\n" for sig, _ in buf_sigs)
+    buf_ports = "".join(f",\n        .{sig}_lanes({sig}_lanes), .{sig}_words({sig}_words)" for sig, _ in buf_sigs)
+    buf_count = "".join(
+        f"\n            {cnt}_words <= {cnt}_words + {{32'd0, 32'($countones({sig}_words))}};"
+        f"\n            {cnt}_lanes <= {cnt}_lanes + {{{64 - _port_width(meta, sig + '_lanes')}'d0, {sig}_lanes}};"
+        for sig, cnt in buf_sigs)
     abits = _port_width(meta, "zero_point") if f32 else 0
     scale_lanes = bias_lanes.replace("bmem[", "smem[")
     f32_inputs = (f"    input  wire             requant_f32 /*verilator public_flat_rw*/,\n"
@@ -185,6 +200,7 @@ def harness_verilog(meta: dict, mem_depth: int) -> str:
     layer_regs = f32_regs + row_regs
     row_decl = (f"    reg [{zpb - 1}:0] rzmem [0:{mem_depth - 1}];\n    wire [{ra_bits - 1}:0] dbg_row_adds;\n"
                 f"    wire [{rl_bits - 1}:0] dbg_row_lanes;\n") if rows else ""
+    row_decl += buf_decl  # (the buffer counters' wires, declared with the row-sum unit's)
     row_ports = (f",\n        .zp_rows(zp_rows_q), .row_zp({{{bias_lanes.replace('bmem[', 'rzmem[')}}}), "
                  ".dbg_row_adds(dbg_row_adds), .dbg_row_lanes(dbg_row_lanes)") if rows else ""
     row_count = (f"\n            zp_row_adds <= zp_row_adds + {{{64 - ra_bits}'d0, dbg_row_adds}};"
@@ -300,7 +316,7 @@ module {HARNESS_TOP} (
         .bias_addr(bias_addr), .bias({{{bias_lanes}}}),
         .dbg_mac(dbg_mac), .dbg_hop(dbg_hop), .dbg_wload(dbg_wload), .dbg_sram(dbg_sram),
         .dbg_idle(dbg_idle), .dbg_gate(dbg_gate), .dbg_lanes(dbg_lanes),
-        .dbg_stall(dbg_stall){zmem_ports}{f32_ports}{row_ports}
+        .dbg_stall(dbg_stall){zmem_ports}{f32_ports}{row_ports}{buf_ports}
     );
 
     always @(posedge clk) begin
@@ -357,7 +373,7 @@ module {HARNESS_TOP} (
             if (dbg_sram[4]) begin
                 output_sram_read_words <= output_sram_read_words + {{32'd0, o_wr_words}};
                 output_sram_read_lanes <= output_sram_read_lanes + {{48'd0, dbg_lanes_w}};
-            end{zmem_count}{row_count}
+            end{zmem_count}{row_count}{buf_count}
         end
     end
 endmodule

@@ -33,6 +33,7 @@ from hwsim.cosim.harness import (
     ACT_FILE,
     BIAS_FILE,
     BLOCK_FILE,
+    BUF_COUNTERS,
     COUNTERS,
     F32_COUNTERS,
     OUT_FILE,
@@ -96,7 +97,9 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
     zero-point correction adder is the requantizer's bias adder (the column constant rides in the bias), so
     with ``zp_correction`` (the layer's bias holds a zero-point constant) every requantizer lane pass is
     one correction. Tops with ``weight_zero_points`` count the row-sum unit's additions and the row term's
-    products (:data:`hwsim.cosim.harness.ROW_COUNTERS`).
+    products (:data:`hwsim.cosim.harness.ROW_COUNTERS`). Tops with idle-lane gating count the input and
+    weight buffers' accesses in the word memories they enable and in real lanes
+    (:data:`hwsim.cosim.harness.BUF_COUNTERS`): words and bytes are those.
     """
     c, wb = counters, cfg.sram_word_bits
     in_bits, wt_bits, o_bits = widths["abeat"], widths["wbeat"], widths["osram"]
@@ -104,19 +107,23 @@ def measured_actions(cfg: MacArrayConfig, counters: dict[str, int], widths: dict
     def words(n, bits):
         return n * -(-bits // wb)
 
-    return MacArrayActions(
+    lane_bits = {"input": cfg.act_bits, "weight": cfg.weight_bits + cfg.index_bits}
+    buf = {}
+    for name, beat in (("input", in_bits), ("weight", wt_bits)):
+        for op in ("read", "write"):
+            n = c[f"{name}_sram_{op}s"]
+            if f"{name}_sram_{op}_words" in c:  # lane by lane (idle-lane gating)
+                buf[f"{name}_sram_{op}s"] = c[f"{name}_sram_{op}_words"]
+                buf[f"{name}_sram_{op}_bytes"] = -(-c[f"{name}_sram_{op}_lanes"] * lane_bits[name] // 8)
+            else:  # whole beats
+                buf[f"{name}_sram_{op}s"] = words(n, beat)
+                buf[f"{name}_sram_{op}_bytes"] = math.ceil(n * beat / 8)
+
+    return MacArrayActions(**buf,
         pe_macs=c["pe_macs"], pe_weight_loads=c["pe_weight_loads"], pe_reg_writes=c["pe_hops"],
         pe_idle_macs=c["pe_idle_macs"], pe_idle_regs=c["pe_idle_regs"],
-        input_sram_reads=words(c["input_sram_reads"], in_bits),
-        input_sram_writes=words(c["input_sram_writes"], in_bits),
-        weight_sram_reads=words(c["weight_sram_reads"], wt_bits),
-        weight_sram_writes=words(c["weight_sram_writes"], wt_bits),
         output_sram_reads=c["output_sram_read_words"],
         output_sram_writes=c["output_sram_write_words"],
-        input_sram_read_bytes=math.ceil(c["input_sram_reads"] * in_bits / 8),
-        input_sram_write_bytes=math.ceil(c["input_sram_writes"] * in_bits / 8),
-        weight_sram_read_bytes=math.ceil(c["weight_sram_reads"] * wt_bits / 8),
-        weight_sram_write_bytes=math.ceil(c["weight_sram_writes"] * wt_bits / 8),
         output_sram_read_bytes=-(-c["output_sram_read_lanes"] * (o_bits // cfg.cols) // 8),
         output_sram_write_bytes=-(-c["output_sram_write_lanes"] * (o_bits // cfg.cols) // 8),
         dram_read_beats=c["n_weights"] + c["n_acts"],
@@ -293,7 +300,7 @@ class MacArrayTB:
         await RisingEdge(dut.clk)
         t0 = self._lap("simulate", t0)
         names = (COUNTERS + (SKIP_COUNTERS if cfg.skip_zero_tiles else ()) + (F32_COUNTERS if self.f32 else ())
-                 + (ROW_COUNTERS if self.rows else ()))
+                 + (ROW_COUNTERS if self.rows else ()) + (BUF_COUNTERS if cfg.gating != "none" else ()))
         counters = {name: int(getattr(dut, name).value) for name in names}
         n_out = counters["n_out"]
         assert counters["n_weights"] == len(w_beats), (counters["n_weights"], len(w_beats))

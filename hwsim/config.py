@@ -267,7 +267,8 @@ class MacArrayConfig(FamilyConfig):
         and every output lane is requantized and written. ``operand``: operand isolation; a PE's multiplier
         operand registers (and its stationary weight register) load only for a real MAC, so an idle slot's
         multiplier and adder hold still (priced as the gate's clock toggle, ``icg.ge``); requantizer lanes
-        of idle columns hold their input, output-buffer writes and reads have lane enables. ``clock``
+        of idle columns hold their input, output-buffer writes and reads have lane enables, and the input
+        and weight buffers write and read only the SRAM words holding a beat's real lanes. ``clock``
         (default): ``operand`` plus a clock gate on each PE's pipeline registers, closed while the PE's
         column (OS: its row or column) holds no real output. Values and cycles are the same under every
         choice; only the action counts and the area of the gating cells differ (see docs/idle_lanes.md).

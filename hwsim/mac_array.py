@@ -382,7 +382,8 @@ class FoldPlan:
     beats it loads. ``first`` marks the fold that starts its tile's accumulation (no partial-sum read;
     ``k0 == 0`` unless zero tiles are skipped); ``skip`` marks a skipped zero fold (``kt = mt = nw = na =
     0``; ``rows_out`` kept, the tile still drains after its last k-fold) and ``drain_zero`` the drain of a tile
-    with no executed fold (zero accumulators, no output-SRAM read).
+    with no executed fold (zero accumulators, no output-SRAM read). ``kl`` are the reduction steps the fold
+    covers before N:M compression (the real lanes of a WS activation beat; ``kt`` on a dense array).
     """
 
     m0: np.ndarray
@@ -400,8 +401,11 @@ class FoldPlan:
     drain_zero: np.ndarray | None = None
     nt: np.ndarray | None = None
     tile_rows: np.ndarray | None = None
+    kl: np.ndarray | None = None
 
     def __post_init__(self):
+        if self.kl is None:
+            object.__setattr__(self, "kl", self.kt)
         if self.first is None:
             object.__setattr__(self, "first", self.k0 == 0)
         for name in ("skip", "drain_zero"):
@@ -435,7 +439,7 @@ def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
     n_step = cfg.cols
     M_, N_ = (n, m) if cfg.dataflow == "is" else (m, n)
     m0, n0, k0 = _grid(M_, k, N_, m_step, n_step, k_step)
-    kt = np.minimum(k_step, k - k0)
+    kt = kl = np.minimum(k_step, k - k0)
     if cfg.sparse:  # kept-weight rows: N per full group of M steps, min(N, L) for a trailing group of L
         sn, sm = cfg.sparse_nm
         kt = sn * (kt // sm) + np.minimum(sn, kt % sm)
@@ -449,7 +453,7 @@ def fold_plan(cfg: MacArrayConfig, m: int, k: int, n: int) -> FoldPlan:
         rows_out = np.where(last_k, np.minimum(m_step, M_ - m0), 0)
         nw, na = kt, kt
     return FoldPlan(m0, n0, k0, kt, mt, rows_out, nw, na, m_step, k_step,
-                    nt=np.minimum(n_step, N_ - n0), tile_rows=np.minimum(m_step, M_ - m0))
+                    nt=np.minimum(n_step, N_ - n0), tile_rows=np.minimum(m_step, M_ - m0), kl=kl)
 
 
 def zero_tiles(cfg: MacArrayConfig, plan: FoldPlan, w: np.ndarray) -> np.ndarray:
@@ -496,7 +500,8 @@ def skip_zero_folds(plan: FoldPlan, zero: np.ndarray) -> FoldPlan:
     return FoldPlan(plan.m0, plan.n0, plan.k0, kt=np.where(keep, plan.kt, z), mt=np.where(keep, plan.mt, z),
                     rows_out=plan.rows_out, nw=np.where(keep, plan.nw, z), na=np.where(keep, plan.na, z),
                     m_step=plan.m_step, k_step=plan.k_step, first=keep & (before == 0), skip=zero,
-                    drain_zero=(plan.rows_out > 0) & ~executed, nt=plan.nt, tile_rows=plan.tile_rows)
+                    drain_zero=(plan.rows_out > 0) & ~executed, nt=plan.nt, tile_rows=plan.tile_rows,
+                    kl=plan.kl)
 
 
 def _timing(cfg: MacArrayConfig, plan: FoldPlan) -> tuple[int, int]:
@@ -547,21 +552,48 @@ def _words(bits: np.ndarray | int, word_bits: int):
     return -(-np.asarray(bits, dtype=np.int64) // word_bits)
 
 
+def buffer_lanes(cfg: MacArrayConfig, plan: FoldPlan):
+    """Lanes of the stationary and the streamed buffer's beats (the first and second stream of a fold) and
+    the real ones of each fold's beats: ``(stat_lane_bits, stat_lanes, stat_real, strm_lane_bits,
+    strm_lanes, strm_real)``. Stationary (WS/OS: weight rows; IS: activation rows): ``cols`` lanes, the tile's
+    real columns ``nt`` real. Streamed: WS activation beats of ``ws_k_step`` lanes, the fold's reduction steps
+    ``kl`` real; IS weight beats of ``rows`` lanes, ``kt`` real; OS activation beats of ``rows`` lanes, the
+    tile's rows real. Without gating every lane counts (whole beats)."""
+    R, C = cfg.rows, cfg.cols
+    if cfg.dataflow == "is":
+        s_lb, t_lb, t_lanes, t_real = cfg.act_bits, cfg.weight_bits, R, plan.kt
+    elif cfg.dataflow == "os":
+        s_lb, t_lb, t_lanes, t_real = cfg.weight_bits, cfg.act_bits, R, plan.tile_rows
+    else:
+        s_lb, t_lb, t_lanes, t_real = cfg.weight_bits + cfg.index_bits, cfg.act_bits, cfg.ws_k_step, plan.kl
+    if cfg.gating == "none":
+        s_real, t_real = np.full(len(plan.kt), C, dtype=np.int64), np.full(len(plan.kt), t_lanes, dtype=np.int64)
+    else:
+        s_real = plan.nt
+    return s_lb, C, s_real, t_lb, t_lanes, np.asarray(t_real, dtype=np.int64)
+
+
 def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
     R, C, wb = cfg.rows, cfg.cols, cfg.sram_word_bits
     ws_like = cfg.dataflow in ("ws", "is")
     gated = cfg.gating != "none"
+    nw, na = int(plan.nw.sum()), int(plan.na.sum())
     if cfg.dataflow == "is":
         stat_bits, strm_bits = cfg.cols * cfg.act_bits, cfg.rows * cfg.weight_bits
     else:
         stat_bits, strm_bits = cfg.weight_beat_bits, cfg.act_beat_bits
-    nw, na = int(plan.nw.sum()), int(plan.na.sum())
     out_rows = int(plan.rows_out.sum())
     # Output lanes that carry a real output: every column without gating, the tile's real ones with it.
     lanes = plan.nt if gated else np.full(len(plan.nt), C, dtype=np.int64)
     out_lanes = int((plan.rows_out * lanes).sum())
-    w_words = int(_words(stat_bits, wb)) * nw
-    a_words = int(_words(strm_bits, wb)) * na
+    # Input and weight buffers: every beat is written once and read once. With gating a beat's access
+    # touches the words holding its real lanes (one memory per SRAM word of the beat, each with its own
+    # write and read enable; lanes from lane 0, a word with any real lane is one word access).
+    s_lb, _, s_real, t_lb, _, t_real = buffer_lanes(cfg, plan)
+    w_words = int((plan.nw * _words(s_real * s_lb, wb)).sum())
+    a_words = int((plan.na * _words(t_real * t_lb, wb)).sum())
+    s_used_bits = int((plan.nw * s_real).sum()) * s_lb
+    t_used_bits = int((plan.na * t_real).sum()) * t_lb
     if ws_like:
         # Every streamed vector passes all R x C PEs; a real MAC needs a real row (kt) and column (nt).
         slots = int(plan.mt.sum()) * R * C
@@ -587,11 +619,11 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
         o_read_words = o_read_bits = o_write_words = o_write_bits = 0
     # In IS the "stationary" buffer is the input SRAM and the streamed one the weight SRAM.
     if cfg.dataflow == "is":
-        in_w, in_r, in_bits = w_words, w_words, nw * stat_bits
-        wt_w, wt_r, wt_bits = a_words, a_words, na * strm_bits
+        in_w, in_r, in_bits = w_words, w_words, s_used_bits
+        wt_w, wt_r, wt_bits = a_words, a_words, t_used_bits
     else:
-        in_w, in_r, in_bits = a_words, a_words, na * strm_bits
-        wt_w, wt_r, wt_bits = w_words, w_words, nw * stat_bits
+        in_w, in_r, in_bits = a_words, a_words, t_used_bits
+        wt_w, wt_r, wt_bits = w_words, w_words, s_used_bits
     dram_bits = nw * stat_bits + na * strm_bits
     return MacArrayActions(
         pe_macs=pe_macs,

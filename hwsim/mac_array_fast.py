@@ -153,11 +153,33 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
             row_words = nN * _cdiv(acc_row_bits, wb)
         o_write_words = o_read_words = nK * M_ * row_words
         o_write_bits = o_read_bits = nK * M_ * lanes_n * cfg.acc_bits
-    w_words, a_words = _cdiv(stat_bits, wb) * nw, _cdiv(strm_bits, wb) * na
+    # Input and weight buffers (hwsim.mac_array.buffer_lanes): stationary beats (WS/OS weight rows, IS
+    # activation rows) have cols lanes, the n-tile's real columns real; streamed beats (WS activations, IS
+    # weights: the fold's reduction steps real; OS activations: the m-tile's rows real) rows lanes. Without
+    # gating every beat is whole. A beat's access touches ceil(real lanes x lane bits / word) words.
     if df == "is":
-        in_words, in_bits, wt_words, wt_bits = w_words, nw * stat_bits, a_words, na * strm_bits
+        s_lb, t_lb = cfg.act_bits, cfg.weight_bits
+    elif df == "os":
+        s_lb, t_lb = cfg.weight_bits, cfg.act_bits
     else:
-        in_words, in_bits, wt_words, wt_bits = a_words, na * strm_bits, w_words, nw * stat_bits
+        s_lb, t_lb = cfg.weight_bits + cfg.index_bits, cfg.act_bits
+    if gated:
+        # stationary: k rows per (m-tile, n-tile), (nN - 1) full n-tiles and one of n_last columns
+        w_words = nM * k * ((nN - 1) * _cdiv(C * s_lb, wb) + _cdiv(n_last * s_lb, wb))
+        s_bits = nM * k * N_ * s_lb
+        if df == "os":  # activations: k steps per (m-tile, n-tile), the m-tile's rows real
+            a_words = nN * k * ((nM - 1) * _cdiv(R * t_lb, wb) + _cdiv(m_last * t_lb, wb))
+            t_bits = nN * k * M_ * t_lb
+        else:  # M_ vectors per (n-tile, k-fold), the fold's reduction steps real
+            a_words = nN * M_ * ((nK - 1) * _cdiv(k_step * t_lb, wb) + _cdiv(k_last * t_lb, wb))
+            t_bits = nN * M_ * k * t_lb
+    else:
+        w_words, a_words = _cdiv(stat_bits, wb) * nw, _cdiv(strm_bits, wb) * na
+        s_bits, t_bits = nw * stat_bits, na * strm_bits
+    if df == "is":
+        in_words, in_bits, wt_words, wt_bits = w_words, s_bits, a_words, t_bits
+    else:
+        in_words, in_bits, wt_words, wt_bits = a_words, t_bits, w_words, s_bits
     out_lanes = M_ * lanes_n
     actions = MacArrayActions(
         pe_macs=pe_macs, pe_idle_macs=slots - pe_macs, pe_idle_regs=slots - pe_regs,

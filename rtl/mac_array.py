@@ -146,6 +146,10 @@ class _Folds:
         last_n = self.n0 + cfg.cols >= N
         last_m = self.m0 + m_step >= M
         steps = Mux(k_rem > k_step, k_step, k_rem)
+        self.kl = self.kt  # the fold's reduction steps (N:M: before compression; registered like kt)
+        if cfg.sparse and cfg.gating != "none":
+            self.kl = Signal(w, name=f"{name}_kl")
+            m.d.sync += self.kl.eq(steps)
         if cfg.sparse:  # kept-weight rows of the fold's steps: N per full group of M, min(N, L) for a tail of L
             sn, sm = cfg.sparse_nm
             lg = sm.bit_length() - 1
@@ -187,6 +191,64 @@ class _Folds:
                 m.d.sync += self.n0.eq(self.n0 + self._cols)
         with m.Else():
             m.d.sync += self.k0.eq(self.k0 + self._k_step)
+
+
+def _word_groups(bits: int, word_bits: int) -> list[tuple[int, int]]:
+    """Bit ranges ``[lo, hi)`` of the SRAM words of a ``bits``-wide beat (the last may be narrower)."""
+    return [(lo, min(bits, lo + word_bits)) for lo in range(0, bits, word_bits)]
+
+
+def _buffer_beats(cfg: MacArrayConfig) -> tuple:
+    """``(name, lanes, lane_bits)`` of the input (``in``) and weight (``wt``) buffers' beats."""
+    wl = cfg.weight_bits + cfg.index_bits
+    if cfg.dataflow == "is":
+        return ("in", cfg.cols, cfg.act_bits), ("wt", cfg.rows, wl)
+    return ("in", cfg.ws_k_step if cfg.dataflow == "ws" else cfg.rows, cfg.act_bits), ("wt", cfg.cols, wl)
+
+
+class _LaneBuffer:
+    """A double-buffered input or weight buffer of one beat per row, written by ``stream``\'s payload.
+
+    Without idle-lane gating one memory ``name`` of whole beats. With it one memory per SRAM word of the
+    beat (``name`` alone when the beat is one word, else ``name0 .. name{G-1}``, ``sram_word_bits`` wide,
+    the last the beat's remainder), each with its own write and read enable: an access enables the word
+    memories holding a bit of its real lanes (``wr_lanes`` / ``rd_lanes``, lanes 0 .. n-1; word 0 always
+    holds lane 0, a real lane of every access). A word is the SRAM's unit of access (the cost model prices
+    one word per access of any of its lanes), so the beat is split no finer. Split, ``wr``/``rd`` have
+    ``addr``, ``en`` and ``data`` like a memory port's; ``wr_words``/``rd_words`` are the word memories'
+    enables. One memory (``split`` false): ``mem``, whose ports the caller makes and hands to :meth:`whole`.
+    """
+
+    def __init__(self, m: Module, name: str, stream_in, depth: int, gated: bool, word_bits: int):
+        width = len(stream_in.payload.as_value())
+        lanes = len(stream_in.payload)
+        lane_bits = width // lanes
+        groups = _word_groups(width, word_bits) if gated else [(0, width)]
+        self.wr_lanes = Signal(range(lanes + 1), name=f"{name}_wr_lanes")
+        self.rd_lanes = Signal(range(lanes + 1), name=f"{name}_rd_lanes")
+        self.split = len(groups) > 1
+        if not self.split:  # the caller takes the ports (:meth:`whole`)
+            m.submodules[name] = self.mem = Memory(shape=unsigned(width), depth=depth, init=[])
+            return
+        self.wr = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_waddr"), en=Signal(name=f"{name}_wen"),
+                                  data=Signal(width, name=f"{name}_wdata"))
+        self.rd = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_raddr"), en=Signal(name=f"{name}_ren"),
+                                  data=Signal(width, name=f"{name}_rdata"))
+        self.wr_words = Signal(len(groups), name=f"{name}_wwords")
+        self.rd_words = Signal(len(groups), name=f"{name}_rwords")
+        for g, (lo, hi) in enumerate(groups):
+            m.submodules[f"{name}{g}"] = mem = Memory(shape=unsigned(hi - lo), depth=depth, init=[])
+            wp, rp = mem.write_port(), mem.read_port()
+            first = lo // lane_bits  # the first lane with a bit in this word: the word is used when it is real
+            m.d.comb += [self.wr_words[g].eq(self.wr.en & (self.wr_lanes > first) if g else self.wr.en),
+                         self.rd_words[g].eq(self.rd.en & (self.rd_lanes > first) if g else self.rd.en),
+                         wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data[lo:hi]), wp.en.eq(self.wr_words[g]),
+                         rp.addr.eq(self.rd.addr), rp.en.eq(self.rd_words[g]), self.rd.data[lo:hi].eq(rp.data)]
+
+
+    def whole(self, wr, rd):
+        """The one memory's ports (a beat of one word, or no gating)."""
+        self.wr, self.rd, self.wr_words, self.rd_words = wr, rd, wr.en, rd.en
 
 
 class MacArray(wiring.Component):
@@ -245,6 +307,10 @@ class MacArray(wiring.Component):
                           SRAM read, 1 input write, 2 weight read, 3 weight write, 4 output read,
                           5 output write (IS: the input SRAM holds the stationary activations and the
                           weight SRAM the streamed weights)
+    dbg_in_rd_lanes, dbg_in_wr_lanes, dbg_wt_rd_lanes, dbg_wt_wr_lanes : Out   (gating ``operand``/``clock``)
+                          real lanes of this cycle's input / weight buffer read / write (0 without one)
+    dbg_in_rd_words, dbg_in_wr_words, dbg_wt_rd_words, dbg_wt_wr_words : Out, one bit per word memory of the
+                          buffer's beat (gated): the word memories that access enables
     dbg_stall : Out, 1    the compute engine waits for its buffer half to fill
     dbg_f32 : Out, 1      (``requantizer == "f32"``) the layer runs on the float32 lanes (the latched
                           ``requant_f32``: output beats count as float32 requantizations)
@@ -298,6 +364,12 @@ class MacArray(wiring.Component):
                 members |= {"dbg_f32": Out(1)}
             if cfg.weight_zero_points:
                 members |= {"dbg_row_adds": Out(range(max(R, C) + 1)), "dbg_row_lanes": Out(range(C + 1))}
+            if cfg.gating != "none":  # input/weight buffer accesses lane by lane (idle-lane gating)
+                for buf, lanes, lane_bits in _buffer_beats(cfg):
+                    groups = _word_groups(lanes * lane_bits, cfg.sram_word_bits)
+                    for op in ("rd", "wr"):
+                        members |= {f"dbg_{buf}_{op}_lanes": Out(range(lanes + 1)),
+                                    f"dbg_{buf}_{op}_words": Out(len(groups))}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -318,13 +390,20 @@ class MacArray(wiring.Component):
         f32 = cfg.requantizer == "f32"
         if f32:
             m.submodules.f32_requant = frq = PipelinedF32Requantizer(cfg, C)  # not "requant_f32": the port
-        sbuf = Memory(shape=unsigned(len(first_in.payload.as_value())), depth=2 * s_half, init=[])
-        vbuf = Memory(shape=unsigned(len(second_in.payload.as_value())), depth=2 * v_half, init=[])
         # Named after what they hold: the weight buffer holds weights, the activation buffer activations.
-        m.submodules["abuf" if is_ else "wbuf"] = sbuf
-        m.submodules["wbuf" if is_ else "abuf"] = vbuf
-        s_wr, s_rd = sbuf.write_port(), sbuf.read_port()
-        v_wr, v_rd = vbuf.write_port(), vbuf.read_port()
+        gated = cfg.gating != "none"
+        sb = _LaneBuffer(m, "abuf" if is_ else "wbuf", first_in, 2 * s_half, gated, cfg.sram_word_bits)
+        vb = _LaneBuffer(m, "wbuf" if is_ else "abuf", second_in, 2 * v_half, gated, cfg.sram_word_bits)
+        if sb.split:
+            s_wr, s_rd = sb.wr, sb.rd
+        else:  # one memory (ports named here, as before the split existed)
+            s_wr, s_rd = sb.mem.write_port(), sb.mem.read_port()
+            sb.whole(s_wr, s_rd)
+        if vb.split:
+            v_wr, v_rd = vb.wr, vb.rd
+        else:
+            v_wr, v_rd = vb.mem.write_port(), vb.mem.read_port()
+            vb.whole(v_wr, v_rd)
 
         # Layer registers, latched on start. IS folds the transposed GEMM (N x K) x (K x M).
         M, K, N = (Signal(cfg.dim_bits, name=n) for n in ("M", "K", "N"))
@@ -419,6 +498,15 @@ class MacArray(wiring.Component):
 
         # ---------------------------------------------------------------- compute engine
         cf = _Folds(m, "cp", cfg, fold_dims, m_step, k_step)
+        # Idle-lane gating: the real lanes of the buffers' beats (hwsim.mac_array.buffer_lanes), which decide
+        # the word memories a write (loader's fold) or a read (compute engine's fold) enables. Stationary
+        # (WS/OS weight rows, IS activation rows): the tile's real columns. Streamed: WS activations the fold's
+        # reduction steps, IS weights its kept rows, OS activations the tile's rows.
+        def strm_real(f):
+            return f.kl if df == "ws" else (f.kt if is_ else f.mt)
+        for b, (wl, rl) in ((sb, (lf.nt, cf.nt)), (vb, (strm_real(lf), strm_real(cf)))):
+            if gated and (b.split or self.debug):
+                m.d.comb += [b.wr_lanes.eq(wl), b.rd_lanes.eq(rl)]
         if skip:
             m.d.comb += self.cp_blk.eq(cf.blk)
         chalf = Signal()
@@ -432,7 +520,6 @@ class MacArray(wiring.Component):
 
         # Idle-lane gating: columns of the tile with a real output (the PEs' col_en, the requantizer lanes'
         # input hold and the output buffer's lane write enables).
-        gated = cfg.gating != "none"
         lane_ok = Signal(C, name="lane_ok")
         for c in range(C):
             m.d.comb += [lane_ok[c].eq(cf.nt > c), array.col_en[c].eq(lane_ok[c])]
@@ -733,6 +820,13 @@ class MacArray(wiring.Component):
                 m.d.comb += self.dbg_f32.eq(use_f32)
             if wzp:  # real output lanes of the beat leaving (the row term's products), row-sum additions
                 m.d.comb += [self.dbg_row_adds.eq(row_adds), self.dbg_row_lanes.eq(Mux(use_rows, cf.nt, 0))]
+            if gated:  # the input/weight buffers' accesses: real lanes and word memories enabled
+                in_b, wt_b = (sb, vb) if is_ else (vb, sb)
+                for name, b in (("in", in_b), ("wt", wt_b)):
+                    m.d.comb += [getattr(self, f"dbg_{name}_rd_lanes").eq(Mux(b.rd.en, b.rd_lanes, 0)),
+                                 getattr(self, f"dbg_{name}_wr_lanes").eq(Mux(b.wr.en, b.wr_lanes, 0)),
+                                 getattr(self, f"dbg_{name}_rd_words").eq(b.rd_words),
+                                 getattr(self, f"dbg_{name}_wr_words").eq(b.wr_words)]
         return m
 
 

@@ -450,10 +450,12 @@ _GATING_FAST = {("none", "ws"), ("operand", "os"), ("clock", "is")}
     for g in ("none", "operand", "clock") for d in ("ws", "os", "is")])
 def test_idle_lanes_counted_apart_in_rtl(gating, dataflow, tmp_path):
     """Every gating choice on every dataflow: values bit-exact, cycles equal, and the RTL's counters of real
-    MACs, idle slots, gated pipeline updates, output-buffer words and requantized lanes equal the model's
-    and a hand count: real MACs = m*k*n; every vector (OS: reduction step) passes all R x C PEs."""
+    MACs, idle slots, gated pipeline updates, output-buffer words, input/weight-buffer words and lanes and
+    requantized lanes equal the model's and a hand count: real MACs = m*k*n; every vector (OS: reduction
+    step) passes all R x C PEs. 16-bit SRAM words, so an int8 beat of 8 lanes spans 4 word memories and a
+    beat of 4 lanes 2: with gating an access enables only the words of its real lanes."""
     R, C = 4, 8
-    cfg = MacArrayConfig(rows=R, cols=C, dataflow=dataflow, gating=gating)
+    cfg = MacArrayConfig(rows=R, cols=C, dataflow=dataflow, gating=gating, sram_word_bits=16)
     rng = np.random.default_rng(27)
     layers = [_gemm_layer(rng, m, k, n, f"g{i}") for i, (m, k, n) in enumerate(GATING_SHAPES)]
     rep = run_regression(cfg, layers=layers, workdir=tmp_path)
@@ -473,9 +475,35 @@ def test_idle_lanes_counted_apart_in_rtl(gating, dataflow, tmp_path):
             assert a["pe_idle_regs"] == (passes * R * C - m * k * n if gating == "clock" else 0)
         else:
             assert a["pe_idle_regs"] == (k_folds * M_ * (n_tiles * C - N_) * R if gating == "clock" else 0)
-    if dataflow == "ws":  # 5x4x3: five output-buffer writes of 3 (gated) or 8 lanes of 32 bits, 64-bit words,
+        # Input and weight buffers (int8 lanes, 2 per 16-bit word): every beat written once and read once.
+        # Stationary beats (WS/OS weights, IS activations) carry C lanes, the n-tile's real columns real;
+        # streamed beats (WS activations, IS weights) R lanes, the fold's reduction steps real; OS activations
+        # R lanes, the m-tile's rows real. Gated: ceil(real / 2) words and real bytes; none: whole beats.
+        def beat(real, lanes):
+            return (-(-real // 2), real) if gating != "none" else (lanes // 2, lanes)
+        n_real = [min(C, N_ - n0) for n0 in range(0, N_, C)]
+        if dataflow == "os":
+            m_real = [min(R, M_ - m0) for m0 in range(0, M_, R)]
+            stat = [(k * len(m_real), beat(r, C)) for r in n_real]
+            strm = [(k * n_tiles, beat(r, R)) for r in m_real]
+        else:
+            m_tiles = -(-M_ // cfg.fold_steps[0])
+            k_real = [min(k_step, k - k0) for k0 in range(0, k, k_step)]
+            stat = [(m_tiles * kr, beat(r, C)) for r in n_real for kr in k_real]
+            strm = [(n_tiles * M_, beat(kr, R)) for kr in k_real]
+        words = [sum(n * wb[0] for n, wb in part) for part in (stat, strm)]
+        nbytes = [sum(n * wb[1] for n, wb in part) for part in (stat, strm)]
+        (in_w, in_b), (wt_w, wt_b) = (((words[0], nbytes[0]), (words[1], nbytes[1])) if dataflow == "is"
+                                      else ((words[1], nbytes[1]), (words[0], nbytes[0])))
+        for op in ("read", "write"):
+            assert (a[f"input_sram_{op}s"], a[f"input_sram_{op}_bytes"]) == (in_w, in_b), (op, row)
+            assert (a[f"weight_sram_{op}s"], a[f"weight_sram_{op}_bytes"]) == (wt_w, wt_b), (op, row)
+    a0 = rep.layers[0]["actions"]
+    if dataflow == "ws":  # 5x4x3: five output-buffer writes of 3 (gated) or 8 lanes of 32 bits, 16-bit words,
         # and five drain reads (one k-fold: no partial-sum reads) of the same lanes
-        a0 = rep.layers[0]["actions"]
-        words, lanes = (2, 3) if gating != "none" else (4, 8)
+        words, lanes = (6, 3) if gating != "none" else (16, 8)
         assert (a0["output_sram_writes"], a0["output_sram_write_bytes"]) == (5 * words, 5 * lanes * 4)
         assert (a0["output_sram_reads"], a0["output_sram_read_bytes"]) == (5 * words, 5 * lanes * 4)
+        # four weight beats of 3 real columns: 2 words of 4 (gated); five activation beats of 4 real steps
+        assert a0["weight_sram_writes"] == 4 * (2 if gating != "none" else 4)
+        assert a0["input_sram_writes"] == 5 * 2

@@ -58,7 +58,19 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
     else:
         stat_bits, strm_bits = C * cfg.weight_bits, R * cfg.act_bits
     words = lambda bits: -(-bits // cfg.sram_word_bits)  # noqa: E731
-    c = dict(folds=0, nw=0, na=0, out_rows=0, pe_macs=0, pe_idle=0, pe_w=0, pe_regs=0, pe_gated=0,
+    stat_lb, strm_lb = stat_bits // C, strm_bits // R
+    wbits = cfg.sram_word_bits
+
+    def touched(real: list[bool], lane_bits: int) -> int:
+        """SRAM words one beat access touches: every word holding a bit of an accessed lane (all lanes without
+        gating; with it the real ones: one memory per word, each with its own enable)."""
+        acc = [i for i, r in enumerate(real) if r or gating == "none"]
+        return len({b // wbits for i in acc for b in range(i * lane_bits, (i + 1) * lane_bits)})
+
+    def used(real: list[bool]) -> int:
+        return sum(1 for r in real if r or gating == "none")
+
+    c = dict(stat_words=0, strm_words=0, stat_lanes=0, strm_lanes=0, folds=0, nw=0, na=0, out_rows=0, pe_macs=0, pe_idle=0, pe_w=0, pe_regs=0, pe_gated=0,
              psum_reads=0, o_writes=0, o_write_words=0, o_write_lanes=0, out_lanes=0, o_read_words=0,
              o_read_lanes=0)
     gating = cfg.gating
@@ -74,6 +86,11 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
                 if cfg.dataflow == "os":
                     c["nw"] += kt
                     c["na"] += kt
+                    real_row = [m0 + r < big_m for r in range(R)]
+                    c["stat_words"] += kt * touched(real_col, stat_lb)
+                    c["stat_lanes"] += kt * used(real_col)
+                    c["strm_words"] += kt * touched(real_row, strm_lb)
+                    c["strm_lanes"] += kt * used(real_row)
                     for _step in range(kt):
                         for r in range(R):
                             for j in range(C):
@@ -84,6 +101,11 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
                 else:
                     c["nw"] += kt
                     c["na"] += rows
+                    real_step = [r < kt for r in range(R)]
+                    c["stat_words"] += kt * touched(real_col, stat_lb)
+                    c["stat_lanes"] += kt * used(real_col)
+                    c["strm_words"] += rows * touched(real_step, strm_lb)
+                    c["strm_lanes"] += rows * used(real_step)
                     for _vec in range(rows):
                         for r in range(R):
                             for j in range(C):
@@ -107,10 +129,12 @@ def _walk(cfg: MacArrayConfig, m: int, k: int, n: int) -> dict:
                     if cfg.dataflow != "os":  # the drain reads each output row's lanes once
                         c["o_read_words"] += rows * words(lanes_out * cfg.acc_bits)
                         c["o_read_lanes"] += rows * lanes_out
-    stat_words, strm_words = words(stat_bits) * c["nw"], words(strm_bits) * c["na"]
+    stat_words, strm_words = c["stat_words"], c["strm_words"]
+    if gating == "none":  # whole beats: ceil(beat bits / word) words each
+        assert (stat_words, strm_words) == (words(stat_bits) * c["nw"], words(strm_bits) * c["na"])
     in_words, wt_words = (stat_words, strm_words) if cfg.dataflow == "is" else (strm_words, stat_words)
-    in_bits, wt_bits = ((c["nw"] * stat_bits, c["na"] * strm_bits) if cfg.dataflow == "is"
-                        else (c["na"] * strm_bits, c["nw"] * stat_bits))
+    stat_used, strm_used = c["stat_lanes"] * stat_lb, c["strm_lanes"] * strm_lb
+    in_bits, wt_bits = (stat_used, strm_used) if cfg.dataflow == "is" else (strm_used, stat_used)
     return dict(
         folds=c["folds"], pe_macs=c["pe_macs"], pe_weight_loads=c["pe_w"], pe_reg_writes=c["pe_regs"],
         pe_idle_macs=c["pe_idle"], pe_idle_regs=c["pe_gated"],

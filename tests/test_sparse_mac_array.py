@@ -91,10 +91,14 @@ def test_hand_counts_small_gemm():
     ungated = predict_gemm(cfg.replace(gating="none"), 3, 10, 3).actions
     assert ungated.pe_weight_loads == kept * 2 == 24 and ungated.pe_reg_writes == (4 * 3) * 4 * 2
     assert ungated.pe_macs == 54 and ungated.pe_idle_macs == 96 - 54
-    # Weight beats: 12 kept rows of 2 lanes x (8-bit code + 2-bit index) = 20 bits (one 64-bit word each).
-    assert (a.weight_sram_writes, a.weight_sram_reads, a.weight_sram_write_bytes) == (12, 12, 30)
-    # Activation beats: 4 folds x 3 vectors of 8 steps x 8 bits = 64 bits.
-    assert (a.input_sram_writes, a.input_sram_write_bytes) == (12, 96)
+    # Weight beats: 12 kept rows of 2 lanes x (8-bit code + 2-bit index) = 20 bits (one 64-bit word each);
+    # gated, the real lanes' bytes: n-tile 0's 6 rows x 2 lanes + n-tile 1's 6 rows x 1 lane, 10 bits each.
+    assert (a.weight_sram_writes, a.weight_sram_reads, a.weight_sram_write_bytes) == (12, 12, -(-18 * 10 // 8))
+    assert (ungated.weight_sram_writes, ungated.weight_sram_write_bytes) == (12, 30)
+    # Activation beats: 4 folds x 3 vectors of 8 steps x 8 bits = 64 bits; gated, the real steps: 8 and 2 per
+    # n-tile (k = 10), 3 vectors, 2 n-tiles.
+    assert (a.input_sram_writes, a.input_sram_write_bytes) == (12, 3 * (8 + 2) * 2)
+    assert (ungated.input_sram_writes, ungated.input_sram_write_bytes) == (12, 96)
     assert (a.dram_read_beats, a.dram_read_bytes) == (24, (12 * 20 + 12 * 64) // 8)
     assert (a.dram_write_beats, a.dram_write_bytes, a.requant_ops) == (6, 9, 9)  # 3 x 3 real outputs
     assert (ungated.dram_write_bytes, ungated.requant_ops) == (12, 12)           # every lane of 6 beats
@@ -271,8 +275,13 @@ def test_dense_mode_counts_against_dense_array():
         sa, da = s.actions, d.actions
         assert (sa.pe_macs, sa.pe_weight_loads, sa.pe_reg_writes) == (da.pe_macs, da.pe_weight_loads, da.pe_reg_writes)
         assert sa.pe_index_loads == sa.pe_weight_loads and sa.pe_act_selects == sa.pe_macs
-        assert sa.input_sram_write_bytes == 2 * da.input_sram_write_bytes
-        assert 8 * sa.weight_sram_write_bytes == 10 * da.weight_sram_write_bytes
+        # whole beats (no gating); gated, the real lanes: the sparse beat's 4 * (k // 2) + k % 2 steps (the
+        # inserted zero steps are written) against the dense beat's k
+        su = predict_gemm(cfg.replace(gating="none"), m, k, n, mode="dense").actions
+        du = predict_gemm(dense.replace(gating="none"), m, k, n).actions
+        assert su.input_sram_write_bytes == 2 * du.input_sram_write_bytes
+        assert 8 * su.weight_sram_write_bytes == 10 * du.weight_sram_write_bytes
+        assert sa.input_sram_write_bytes * k == da.input_sram_write_bytes * (4 * (k // 2) + k % 2)
         assert (sa.dram_read_beats, sa.dram_write_bytes, sa.requant_ops) == \
             (da.dram_read_beats, da.dram_write_bytes, da.requant_ops)
 

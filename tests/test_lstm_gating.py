@@ -150,6 +150,16 @@ def test_idle_slots_priced_per_gating_by_hand():
     assert total["operand"] - total["clock"] == pytest.approx(idle * (wr - gate), rel=1e-9)
 
 
+@pytest.mark.parametrize("gating", ["none", "operand", "clock"])
+def test_only_clock_gating_gates_the_accumulator_register(gating):
+    """The inventory says which hardware it prices: only ``clock`` gates a lane's accumulator register (a
+    clock-gating cell of area, its note says so); ``none`` and ``operand`` write it every slot."""
+    inv = {c.name: c for c in inventory(LstmEngineConfig(gating=gating)).components}
+    reg = inv["pe_acc_reg"]
+    assert ("clock-gated" in reg.note) == (gating == "clock")
+    assert bool(reg.attrs.get("clock_gate")) == (gating == "clock")
+
+
 def test_gating_is_checked_in_one_line():
     with pytest.raises(HwsimError, match=r"^gating='partial' is not allowed: expected one of"):
         LstmEngineConfig(gating="partial")

@@ -469,11 +469,12 @@ Why the ratios are what they are (the prices are identical, so every difference 
  3. psum reg: as 2, and ZigZag writes the psum register twice per MAC when the partial sum comes from above
     (its 'wr_in_by_high' beside 'wr_in_by_low'), hwsim once per hop: 0.5 where the array is full.
  4. weight reg and weight SRAM: hwsim loads kt rows x the used columns per fold and per m-tile (gated: idle
-    columns do not load; the weight SRAM still holds full beats of all cols), ZigZag the real weights, and
+    columns do not load, and the weight SRAM writes and reads only the words holding the used columns), ZigZag
+    the real weights, and
     keeps them in the PE registers across m-tiles when no k-fold loop separates them (ResNet-18 Conv1: 7
     m-tiles). Equal (1.000) where fold counts and columns match.
- 5. input SRAM: hwsim writes and reads the im2col-expanded stream (full beats of rows bytes per pixel, per
-    k-fold and n-tile); ZigZag writes each fold's raw input tile once (halo included) and reads one
+ 5. input SRAM: hwsim writes and reads the im2col-expanded stream (per pixel, k-fold and n-tile the words
+    holding the fold's real rows, gated); ZigZag writes each fold's raw input tile once (halo included) and reads one
     activation per used row and pixel: 1.8 on full 3x3 layers, more where rows are idle.
  6. output SRAM: hwsim writes the used columns' 32-bit psums per pixel and fold and reads them back in later
     folds and at the drain (lane enables; a word with any used lane is one word access); ZigZag moves only

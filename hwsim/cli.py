@@ -290,6 +290,7 @@ def _cmd_synth(args) -> int:
         return _cmd_synth_fpga(args, _config_from_args(args))
     cfg = _config_from_args(args)
     options = _family_options(args, "synth")
+    synth.check(cfg)  # before any work
     rep = synth.synth(cfg, node_nm=args.node)
     print(synth.format_synth_report(rep))
     data = rep.as_dict()

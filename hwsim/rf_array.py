@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hwsim.config import FamilyConfig, check_choice, check_int, check_number
+from hwsim.errors import HwsimError
 from hwsim.families import Family, model_cosim_options
 from hwsim.models import rf_array as ref
 from hwsim.models.rf_mesh import MESH_STYLES, mzi_count
@@ -416,6 +417,21 @@ def check_rtl(cfg: RfArrayConfig) -> None:
     """Every config has RTL (the emulator of its mesh); nothing to reject."""
 
 
+def synth_groups(cfg: RfArrayConfig) -> tuple:
+    """``hwsim synth`` rows: the emulator RTL's blocks against the emulator inventory. The physical target's
+    inventory (MZIs, phase DACs, ADCs) describes no logic, so synthesizing it is refused before any work."""
+    if cfg.target != "emulator":
+        raise HwsimError(f"target={cfg.target!r} is not allowed for hwsim synth: the RTL is the fixed-point mesh "
+                         "emulator, whose area the 'emulator' target prices; expected target='emulator' "
+                         "(--cfg-target emulator)")
+    return (
+        ("MZI rotators (external phase)", ("rotator",), ("rotator",)),
+        ("MZI 2x2 mixers", ("mixer",), ("mixer",)),
+        ("output phase screen", ("screen",), ("screen",)),
+        ("controller + code registers (top)", ("top",), ("code_reg", "pipeline_reg", "controller")),
+    )
+
+
 FAMILY = Family(
     name="rf-array",
     config_cls=RfArrayConfig,
@@ -437,12 +453,7 @@ FAMILY = Family(
     rtl_check=check_rtl,
     cosim="hwsim.cosim.rf_array_regression:run_regression",
     cosim_run="hwsim.cosim.rf_array_model:cosim_run",
-    synth_groups=(
-        ("MZI rotators (external phase)", ("rotator",), ("rotator",)),
-        ("MZI 2x2 mixers", ("mixer",), ("mixer",)),
-        ("output phase screen", ("screen",), ("screen",)),
-        ("controller + code registers (top)", ("top",), ("code_reg", "pipeline_reg", "controller")),
-    ),
+    synth_groups=synth_groups,
     studies=(("tt-rfnn", "hwsim.rf_array_study:run",
               "dense RFNN vs TT-RFNN on scikit-learn digits: device counts and accuracy under device errors, "
               "with and without calibration (Sui et al.)"),),

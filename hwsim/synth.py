@@ -454,6 +454,17 @@ def _parse_transistors(value) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------- any family
+def check(cfg) -> None:
+    """What :func:`synth` checks before any work: the family has RTL, the config passes its RTL check and its
+    synth rows (``synth_groups``) can be formed; each a one-line :class:`HwsimError`."""
+    fam = family_of(cfg)
+    fam.load("rtl")
+    if fam.rtl_check is not None:
+        fam.load("rtl_check")(cfg)
+    if callable(fam.synth_groups):
+        fam.synth_groups(cfg)
+
+
 def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
     """Synthesize the RTL of ``cfg`` (a config of any registered family with RTL) with Yosys, price it at
     ``node_nm`` (default 45 nm), and set it beside the family's analytic area.

@@ -195,6 +195,27 @@ def _full_case(cfg, c, co, h, w, seed, depthwise=False, shift=9):
     return x, wt, raw, bias, shift
 
 
+def _run_and_check(cfg, c, co, shape, seed, depthwise, shift, relu=False):
+    """A random full/depthwise layer with bias on the RTL: values against the per-product loop, cycles against
+    the model and the item simulation, stalls, conflicts and every counter against the model; the run."""
+    from test_deform_reference import loop_fixed
+    from test_deform_unit import simulate_items
+
+    h, w = shape
+    x, wt, raw, bias, shift = _full_case(cfg, c, co, h, w, seed=seed, depthwise=depthwise, shift=shift)
+    got = run_rtl(cfg, x, raw, wt, shift, relu=relu, bias=bias, depthwise=depthwise)
+    off = du.variant_offsets(cfg.variant(depthwise), raw, 3, 3, frac_bits=cfg.frac_bits)
+    want = loop_fixed(x, off, wt, cfg.frac_bits, shift, 1, 1, 1, c if depthwise else 1, cfg.acc_bits, cfg.overflow,
+                      cfg.rounding, bias=bias, relu=relu)
+    np.testing.assert_array_equal(got["outs"], want)
+    layer = DeformLayer("l", c, h, w, co, depthwise=depthwise)
+    pred = predict_layer(cfg, layer, raw, with_offset_conv=False)
+    assert got["cycles"] == pred.unit_cycles == simulate_items(cfg, layer, off)[0]
+    assert (got["stall"], got["conflict"]) == (pred.stall_cycles, pred.conflict_cycles)
+    assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
+    return got
+
+
 @pytest.mark.parametrize("gating", ["clock", "operand", "none"])
 def test_full_layer_two_channel_blocks_two_output_groups(gating):
     """Full 3 -> 4 on 2 lanes x 3 out lanes (C = lanes + 1: two channel blocks, the second with one idle lane;
@@ -235,23 +256,11 @@ def test_full_layer_two_channel_blocks_two_output_groups(gating):
 def test_depthwise_blocks_and_full_layers_match_on_odd_shapes(c, co, shape, overflow):
     """Depthwise with three channel blocks (5 channels on 2 lanes), full with three output groups (7 on 3 out
     lanes) and one channel, 1xN / Nx1 maps, bias: values, cycles and every counter."""
-    from test_deform_reference import loop_fixed
-    from test_deform_unit import simulate_items
 
     cfg = FULL_CFG.replace(overflow=overflow)
     depthwise = c == co and c > 1
     h, w = shape
-    x, wt, raw, bias, shift = _full_case(cfg, c, co, h, w, seed=c * 10 + co, depthwise=depthwise, shift=4)
-    got = run_rtl(cfg, x, raw, wt, shift, relu=overflow == "wrap", bias=bias, depthwise=depthwise)
-    off = du.variant_offsets(cfg.variant(depthwise), raw, 3, 3, frac_bits=cfg.frac_bits)
-    want = loop_fixed(x, off, wt, cfg.frac_bits, shift, 1, 1, 1, c if depthwise else 1, cfg.acc_bits, overflow,
-                      cfg.rounding, bias=bias, relu=overflow == "wrap")
-    np.testing.assert_array_equal(got["outs"], want)
-    layer = DeformLayer("l", c, h, w, co, depthwise=depthwise)
-    pred = predict_layer(cfg, layer, raw, with_offset_conv=False)
-    assert got["cycles"] == pred.unit_cycles == simulate_items(cfg, layer, off)[0]
-    assert (got["stall"], got["conflict"]) == (pred.stall_cycles, pred.conflict_cycles)
-    assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
+    got = _run_and_check(cfg, c, co, shape, seed=c * 10 + co, depthwise=depthwise, shift=4, relu=overflow == "wrap")
     nb, groups = -(-c // cfg.lanes), 1 if depthwise else -(-co // cfg.out_lanes)
     n = got["counters"]
     assert n["mac", "mac"] == h * w * 9 * c * (1 if depthwise else co)
@@ -265,22 +274,10 @@ def test_several_input_words_per_cycle(k, banks, c, co, shape):
     """dram_bytes_per_cycle = k words: the fill engine writes k words a cycle (two in one bank go through two
     write ports), a window's fill takes ceil(words / k) cycles; the 7-row map on a 6-row line buffer
     (bound 1) loads rows while rows compute. Values, cycles and every counter."""
-    from test_deform_reference import loop_fixed
-    from test_deform_unit import simulate_items
 
     bound = 1.0 if shape[0] == 7 else 2.0
     cfg = FULL_CFG.replace(dram_bytes_per_cycle=2.0 * k, banks=banks, offset_bound=bound)
     depthwise = c == co
     h, w = shape
-    x, wt, raw, bias, shift = _full_case(cfg, c, co, h, w, seed=k, depthwise=depthwise, shift=6)
-    got = run_rtl(cfg, x, raw, wt, shift, bias=bias, depthwise=depthwise)
-    off = du.variant_offsets(cfg.variant(depthwise), raw, 3, 3, frac_bits=cfg.frac_bits)
-    want = loop_fixed(x, off, wt, cfg.frac_bits, shift, 1, 1, 1, c if depthwise else 1, cfg.acc_bits, cfg.overflow,
-                      cfg.rounding, bias=bias)
-    np.testing.assert_array_equal(got["outs"], want)
-    layer = DeformLayer("l", c, h, w, co, depthwise=depthwise)
-    pred = predict_layer(cfg, layer, raw, with_offset_conv=False)
-    assert got["cycles"] == pred.unit_cycles == simulate_items(cfg, layer, off)[0]
-    assert (got["stall"], got["conflict"]) == (pred.stall_cycles, pred.conflict_cycles)
-    assert got["counters"] == {kk: pred.actions.get(*kk) for kk in COUNTERS.values()}
+    got = _run_and_check(cfg, c, co, shape, seed=k, depthwise=depthwise, shift=6)
     assert got["counters"]["line_buffer", "write"] == h * w * -(-c // cfg.lanes)  # every word once

@@ -273,7 +273,7 @@ def run_model_cosim(model: str = "digits-cnn", accel=None, compress: str | None 
     t_start = time.perf_counter()
     acc = resolve_accel(DEFAULT_ACCEL if accel is None else accel)
     fmodel = catalog.load(model)
-    acc, _ = run.onnx_rounding(acc, fmodel, DEFAULT_ACCEL if accel is None else accel)
+    acc, _ = run.onnx_rounding(acc, fmodel, run.chosen_fields(DEFAULT_ACCEL if accel is None else accel))
     x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
     catalog.check_classes(fmodel, int(y_te.max()) + 1, model)  # scored against the digits labels
     if images is None:

@@ -90,12 +90,11 @@ def chosen_fields(accel) -> frozenset | None:
     return frozenset(k for m in maps if isinstance(m, dict) for k in m)
 
 
-def fit_units(acc: Accelerator, compiled, accel) -> tuple[Accelerator, list[str]]:
+def fit_units(acc: Accelerator, compiled, chosen: frozenset | None) -> tuple[Accelerator, list[str]]:
     """Each unit's config fitted to the layers of ``compiled`` it runs, by its family's ``fit_model`` entry
     (e.g. the hardware a quantized ONNX graph's layers need), changing only fields the user did not choose
-    (:func:`chosen_fields` of ``accel``); a chosen field the layers cannot run with is a one-line error from
+    (``chosen``, :func:`chosen_fields`); a chosen field the layers cannot run with is a one-line error from
     the family. ``(accelerator, notes)``."""
-    chosen = chosen_fields(accel)
     units, notes = [], []
     routed = route(acc, compiled)
     for i, u in enumerate(acc.units):
@@ -108,13 +107,13 @@ def fit_units(acc: Accelerator, compiled, accel) -> tuple[Accelerator, list[str]
     return Accelerator(acc.name, tuple(units)), notes
 
 
-def onnx_rounding(acc: Accelerator, fmodel, accel) -> tuple[Accelerator, list[str]]:
+def onnx_rounding(acc: Accelerator, fmodel, chosen: frozenset | None) -> tuple[Accelerator, list[str]]:
     """A quantized ONNX graph rounds half to even, as ONNX Runtime does: when the user did not choose the
-    units' rounding (``accel`` is a preset, or a file without ``rounding``), every unit with a ``rounding``
-    field that rounds otherwise is set to ``half_even``, and a note says so. ``(accelerator, notes)``."""
+    units' rounding (not in ``chosen``, :func:`chosen_fields`: a preset, or a file without ``rounding``),
+    every unit with a ``rounding`` field that rounds otherwise is set to ``half_even``, and a note says so.
+    ``(accelerator, notes)``."""
     imp = fmodel.meta.get("onnx_import")
-    chosen = None if imp is None or not imp.quantized else chosen_fields(accel)
-    if chosen is None or "rounding" in chosen:
+    if imp is None or not imp.quantized or chosen is None or "rounding" in chosen:
         return acc, []
     changed = [u for u in acc.units if getattr(u.config, "rounding", "half_even") != "half_even"]
     if not changed:

@@ -238,13 +238,14 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
     if compress not in (None, "onnx"):
         comp.parse_compress_spec(compress)
     fmodel = catalog.load(model)
-    acc, rounding_notes = run.onnx_rounding(acc, fmodel, accel)
+    chosen = run.chosen_fields(accel)  # the fields the user set (a preset sets none)
+    acc, rounding_notes = run.onnx_rounding(acc, fmodel, chosen)
     cost = CostModel(node_nm=node_nm, dram=dram)
     x_tr, y_tr, x_te, y_te = zoo.load_digits_split()
     catalog.check_classes(fmodel, int(y_te.max()) + 1, model)  # scored against the digits labels
     # '+ft' specs use a committed fine-tuned variant, or fine-tune on the training split.
     compiled, label = run.compile_model(acc, fmodel, compress, x_tr[:512], train_data=(x_tr, y_tr))
-    acc, fit_notes = run.fit_units(acc, compiled, accel)
+    acc, fit_notes = run.fit_units(acc, compiled, chosen)
     n_layers = len(compiled.unit_layers())
     bar = _progress_bar(n_layers + 1, "simulating", progress)
 

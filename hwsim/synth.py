@@ -476,10 +476,9 @@ def synth(cfg, node_nm: int = REF_NODE_NM) -> SynthReport:
     area is listed on its own and left out of the subtotals it would otherwise distort. :class:`SynthProbe`
     entries are synthesized alone, in parallel with the top (``report.probes``).
     """
+    check(cfg)
     fam = family_of(cfg)
     generate_verilog = fam.load("rtl")
-    if fam.rtl_check is not None:
-        fam.load("rtl_check")(cfg)
     inventory = fam.load("inventory")(cfg)
 
     model = CostModel(node_nm)

@@ -409,11 +409,35 @@ def text_only(diff: str) -> bool:
     return strip_m == strip_p and "None" not in minus
 
 
-def equivalent_ids() -> set[str]:
-    """Mutant ids listed in docs/equivalent_mutants.md (headings ``### `<id>` ``)."""
+def fingerprint(name: str, diff: str) -> tuple[str, str]:
+    """What identifies a mutant across runs: its function (the id without mutmut's number, which shifts
+    whenever the function changes) and its changed lines, stripped of indentation."""
+    func = re.sub(r"__mutmut_\d+$", "", name)
+    lines = [ln[0] + " " + ln[1:].strip() for ln in diff.splitlines()
+             if ln[:1] in "+-" and not ln.startswith(("---", "+++"))]
+    return func, "\n".join(lines)
+
+
+_ENTRY = re.compile(r"^### `([^`]+__mutmut_\d+)`\n```diff\n(.*?)\n```", flags=re.M | re.S)
+
+
+def equivalent_entries() -> dict[tuple[str, str], str]:
+    """The mutants docs/equivalent_mutants.md lists: :func:`fingerprint` -> the id it was listed under. Each
+    entry is a heading ``### `<id>` `` followed by a ``diff`` block of its changed lines; a survivor is
+    equivalent when its function and changed lines are an entry's, whatever its number is now."""
     if not EQUIVALENT_DOC.exists():
-        return set()
-    return set(re.findall(r"^### `([^`]+__mutmut_\d+)`", EQUIVALENT_DOC.read_text(), flags=re.M))
+        return {}
+    out = {}
+    for name, body in _ENTRY.findall(EQUIVALENT_DOC.read_text()):
+        out[fingerprint(name, body)] = name
+    return out
+
+
+def equivalent_ids(names: list[str]) -> set[str]:
+    """Those of ``names`` (mutants of the last run) whose fingerprint an entry of the list has."""
+    entries = equivalent_entries()
+    diffs = mutant_diffs(names)
+    return {n for n in names if fingerprint(n, diffs[n]) in entries}
 
 
 def load_results() -> dict[str, dict[str, int | None]]:
@@ -435,7 +459,6 @@ def _status(code) -> str:
 def report(globs: list[str]) -> tuple[str, dict]:
     """A Markdown table per module: mutants tried, killed, equivalent, surviving (and of those, text-only:
     :func:`text_only`), not run; and the totals."""
-    eq = equivalent_ids()
     again = json.loads(REKILL.read_text()) if REKILL.exists() else {}
     pending = json.loads(PENDING.read_text()) if PENDING.exists() else {}
     results = load_results()
@@ -444,9 +467,11 @@ def report(globs: list[str]) -> tuple[str, dict]:
             if c is None and n in pending:
                 codes[n] = {"killed": 1, "timeout": 36, "survived": 0}[pending[n]]
     surv_names = [n for codes in results.values() for n, c in codes.items()
-                  if _status(c) == "survived" and n not in eq and again.get(n) not in ("killed", "timeout")
+                  if _status(c) == "survived" and again.get(n) not in ("killed", "timeout")
                   and any(fnmatch.fnmatch(n, g) for g in globs)]
     diffs = mutant_diffs(surv_names)
+    entries = equivalent_entries()
+    eq = {n for n in surv_names if fingerprint(n, diffs[n]) in entries}
     keys = ("tried", "killed", "equivalent", "surviving", "text", "other")
     rows, tot = [], dict.fromkeys(keys, 0)
     survivors, others = [], []
@@ -495,9 +520,12 @@ def report(globs: list[str]) -> tuple[str, dict]:
         lines += [f"  {s}" for s in sorted(survivors)]
     if others:
         lines += ["", f"not run to a verdict: {len(others)} (no covering test, not checked, suspicious)"]
-    stale = sorted(e for e in eq if not any(e in codes for codes in results.values()))
+    matched = {fingerprint(n, diffs[n]) for n in eq}
+    stale = sorted(name for fp, name in entries.items() if fp not in matched
+                   and any(fnmatch.fnmatch(name, g) for g in globs))
     if stale:
-        lines += ["", "listed as equivalent but no longer generated (renumbered? check the diff):"]
+        lines += ["", "listed as equivalent but no surviving mutant has that diff (the code changed, or a test now "
+                      "kills it: check the entry):"]
         lines += [f"  {s}" for s in stale]
     return "\n".join(lines), dict(tot, share=share, share_numbers=share_numbers, survivors=survivors)
 
@@ -559,7 +587,6 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(tmp / "docs", work / "docs")  # user reference pages some of those tests read
         shutil.rmtree(tmp)
         print(f"mutants of {(STAGE / 'REVISION').read_text().strip()[:10]}, tests/test_mutants_*.py of {args.rev}")
-        eqs = equivalent_ids()
         t0 = time.monotonic()
         if args.pending:
             done = json.loads(PENDING.read_text()) if PENDING.exists() else {}
@@ -579,8 +606,9 @@ def main(argv: list[str] | None = None) -> int:
             done = {n for n, v in (json.loads(REKILL.read_text()) if REKILL.exists() else {}).items()
                     if v != "survived"}  # survivors are tried again (tests may have been added since)
             names = sorted(n for codes in load_results().values() for n, c in codes.items()
-                           if c == 0 and n not in eqs and n not in done
-                           and any(fnmatch.fnmatch(n, g) for g in selected))
+                           if c == 0 and n not in done and any(fnmatch.fnmatch(n, g) for g in selected))
+            eqs = equivalent_ids(names)
+            names = [n for n in names if n not in eqs]
             # text-only survivors too: tests/test_mutants_text.py checks the notes against docs/cost_inventories.md
             v = rekill(names, args.max_children, workdir=work)
         print(f"killed {sum(x != 'survived' for x in v.values())} of {len(v)} survivors "

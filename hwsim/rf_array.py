@@ -13,6 +13,10 @@ Two views of one config:
   (:mod:`hwsim.models.rf_array`, RTL in :mod:`hwsim.rtl.rf_array`), timed exactly by
   :func:`predict_emulator`.
 
+Every cycle model returns the unit protocol's frozen :class:`hwsim.unit.Stats` (cycles, stalls, MACs, the
+priced actions; no memory traffic: the processor alone), with what only a GEMM record has (``name``, ``m``,
+``k``, ``n``, ``folds`` = tiles) in its ``detail``.
+
 Physical system timing (one n x n tile of a layer, ``m`` input vectors)::
 
     program  = dac_update_cycles                      (every DAC of the tile settles in parallel)
@@ -44,7 +48,8 @@ from hwsim.families import Family, model_cosim_options
 from hwsim.models import rf_array as ref
 from hwsim.models.rf_mesh import MESH_STYLES, mzi_count
 from hwsim.models.rf_tt import TTLayer, benes_switches, stage_shapes
-from hwsim.stats import ActionCounts, LayerStats
+from hwsim.stats import ActionCounts
+from hwsim.unit import Stats
 
 __all__ = [
     "FAMILY",
@@ -190,16 +195,18 @@ def parse_preset(name: str) -> RfArrayConfig | None:
 
 
 # ---------------------------------------------------------------------------------------------- cycle models
-def predict_emulator(cfg: RfArrayConfig, vectors: int) -> LayerStats:
-    """Exact RTL statistics of programming the emulator once and streaming ``vectors`` input vectors."""
+def predict_emulator(cfg: RfArrayConfig, vectors: int) -> Stats:
+    """Exact RTL statistics of programming the emulator once and streaming ``vectors`` input vectors, as the
+    unit protocol's :class:`~hwsim.unit.Stats` (``macs``: 4 real MACs per complex MAC of the n x n mesh;
+    ``detail``: ``name`` "mesh", ``m`` = vectors, ``k`` = ``n`` = ports, ``folds`` 1)."""
     check_int("vectors", vectors, 1)
     c, v = cfg.codes, vectors
     cycles = 1 + (c - 1) * cfg.dac_update_cycles + v + cfg.latency
     k = cfg.mzis
     actions = ActionCounts({("code_reg", "write"): c, ("rotator", "rotate"): k * v, ("mixer", "mix"): k * v,
                             ("screen", "rotate"): cfg.n * v})
-    return LayerStats(name="mesh", m=v, k=cfg.n, n=cfg.n, groups=1, cycles=cycles, stall_cycles=0, folds=1,
-                      macs=4 * cfg.n * cfg.n * v, utilization=v / cycles, actions=actions)
+    return Stats(cycles, 0, 4 * cfg.n * cfg.n * v, actions,
+                 detail={"name": "mesh", "m": v, "k": cfg.n, "n": cfg.n, "folds": 1})
 
 
 def _tile_stats(cfg: RfArrayConfig, vectors: int, tiles: int, k_tiles: int, n_tiles: int) -> tuple[int, dict]:
@@ -216,26 +223,31 @@ def _tile_stats(cfg: RfArrayConfig, vectors: int, tiles: int, k_tiles: int, n_ti
     return tiles * per_tile, acts
 
 
-def predict_gemm(cfg: RfArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> LayerStats:
+def predict_gemm(cfg: RfArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> Stats:
     """Physical-array statistics of ``out (m, n) = a (m, k) @ w (k, n)``: w is tiled into n x n SVD tiles
-    (``ceil(k / cfg.n) * ceil(n / cfg.n)``), each programmed once and fed the m input vectors."""
+    (``ceil(k / cfg.n) * ceil(n / cfg.n)``), each programmed once and fed the m input vectors. The processor
+    alone: no buffer or DRAM traffic (a model layer's :func:`hwsim.rf_array_layers.predict` adds it).
+    ``detail``: ``name``, ``m``, ``k``, ``n`` and ``folds`` (the tiles)."""
     for f, v in (("m", m), ("k", k), ("n", n)):
         check_int(f, v, 1)
     kt, nt = math.ceil(k / cfg.n), math.ceil(n / cfg.n)
     cycles, acts = _tile_stats(cfg, m, kt * nt, kt, nt)
-    return LayerStats(name=name, m=m, k=k, n=n, groups=1, cycles=cycles, stall_cycles=0, folds=kt * nt,
-                      macs=m * k * n, utilization=m * k * n / (cfg.n * cfg.n * cycles), actions=ActionCounts(acts))
+    return Stats(cycles, 0, m * k * n, ActionCounts(acts),
+                 detail={"name": name, "m": m, "k": k, "n": n, "folds": kt * nt})
 
 
-def predict_op(cfg: RfArrayConfig, op) -> LayerStats:
-    """Counts-only statistics of one GEMM op on the physical array (see :func:`predict_gemm`)."""
+def predict_op(cfg: RfArrayConfig, op) -> Stats:
+    """Counts-only statistics of one GEMM op (``m``, ``k``, ``n``, ``layer``) on the physical array (see
+    :func:`predict_gemm`)."""
     return predict_gemm(cfg, op.m, op.k, op.n, name=op.layer)
 
 
-def predict_tt(cfg: RfArrayConfig, layer: TTLayer, vectors: int, name: str = "tt") -> LayerStats:
+def predict_tt(cfg: RfArrayConfig, layer: TTLayer, vectors: int, name: str = "tt") -> Stats:
     """Physical-array statistics of a TT layer on one processor: each core's matrix (r m x n r) is tiled
     onto the n-port processor and fed its B_k vectors per input vector; between cores the outputs are
-    digitized and reordered in memory (``reuse``); the DACs are re-programmed once per core tile."""
+    digitized and reordered in memory (``reuse``); the DACs are re-programmed once per core tile. The
+    processor alone, like :func:`predict_gemm`. ``detail``: ``name``, ``m`` = vectors, ``k`` = N,
+    ``n`` = M and ``folds`` (the tiles of all cores)."""
     check_int("vectors", vectors, 1)
     cycles, total = 0, ActionCounts({})
     folds = 0
@@ -246,8 +258,8 @@ def predict_tt(cfg: RfArrayConfig, layer: TTLayer, vectors: int, name: str = "tt
         folds += kt * nt
         total = total + ActionCounts(acts)
     macs = vectors * sum(st["vectors"] * st["p"] * st["q"] for st in stage_shapes(layer))
-    return LayerStats(name=name, m=vectors, k=layer.n, n=layer.m, groups=1, cycles=cycles, stall_cycles=0,
-                      folds=folds, macs=macs, utilization=macs / (cfg.n * cfg.n * cycles), actions=total)
+    return Stats(cycles, 0, macs, total, detail={"name": name, "m": vectors, "k": layer.n, "n": layer.m,
+                                                  "folds": folds})
 
 
 # ---------------------------------------------------------------------------------------------- cost classes

@@ -17,6 +17,7 @@ from hwsim.cost import CostModel
 from hwsim.errors import HwsimError
 from hwsim.families import get_family, resolve_accel
 from hwsim.rf_array import RfArrayConfig, inventory, parse_preset, predict_emulator, predict_gemm, predict_tt
+from hwsim.unit import Stats
 
 
 def _naive_emulate(cfg, codes, x):
@@ -116,7 +117,7 @@ def test_physical_gemm_by_hand():
     # rf depth = 2 * 4 columns + 1 = 9 stages * 0.5 ns = 4.5 ns -> 5 cycles at 1 ns
     assert cfg.rf_cycles == 5
     s = predict_gemm(cfg, m=7, k=10, n=6)          # k tiles 3, n tiles 2
-    assert s.folds == 6
+    assert s.detail["folds"] == 6
     assert s.cycles == 6 * (5 + 5 + 7 * 2 + 1)
     assert s.actions.get("dac", "convert") == 6 * (2 * 16 + 4)
     assert s.actions.get("adc", "convert") == 6 * 7 * 4
@@ -129,8 +130,27 @@ def test_tt_on_processor_by_hand():
     s = predict_tt(cfg, layer, vectors=3)
     # stages: core 2: 8x4 on 16 vectors; core 1: 8x8 on 16; core 0: 2x8 on 16; each one 8-port tile
     per = cfg.dac_update_cycles + cfg.rf_cycles + 16 * 3 * cfg.adc_cycles + 1
-    assert s.cycles == 3 * per and s.folds == 3
+    assert s.cycles == 3 * per and s.detail["folds"] == 3
     assert s.actions.get("dac", "convert") == 3 * (2 * 64 + 8)
+
+
+def test_cycle_models_return_the_protocol_stats():
+    """The three cycle models return the unit protocol's frozen Stats; what only they have (the GEMM's m, k, n,
+    its tiles as folds, a name) is in detail. By hand: 8-port emulator, 5 vectors: 4 real MACs per complex MAC
+    of the 8x8 mesh = 4 * 64 * 5 = 1,280; 5 x 13 x 11 on 8 ports: 2 k-tiles x 2 n-tiles = 4 tiles, 715 MACs;
+    the TT layer of test_tt_on_processor_by_hand: 3 one-tile cores, 3 * 16 * (8*4 + 8*8 + 2*8) = 5,376 MACs."""
+    emu = predict_emulator(RfArrayConfig(target="emulator"), 5)
+    gemm = predict_gemm(RfArrayConfig(), 5, 13, 11)
+    tt = predict_tt(RfArrayConfig(), TTLayer((4, 4, 4), (2, 4, 4), (1, 2, 2, 1)), 3, name="t")
+    for s in (emu, gemm, tt):
+        assert type(s) is Stats and s.stall_cycles == 0
+        assert (s.sram_bytes, s.dram_bytes) == (0, 0)  # the processor alone: no memory traffic
+    assert (emu.macs, dict(emu.detail)) == (1280, {"name": "mesh", "m": 5, "k": 8, "n": 8, "folds": 1})
+    assert (gemm.macs, dict(gemm.detail)) == (715, {"name": "gemm", "m": 5, "k": 13, "n": 11, "folds": 4})
+    assert (tt.macs, dict(tt.detail)) == (5376, {"name": "t", "m": 3, "k": 64, "n": 32, "folds": 3})
+    assert gemm.utilization(64) == 715 / (64 * gemm.cycles)
+    with pytest.raises(AttributeError):
+        gemm.cycles = 0  # frozen
 
 
 def test_inventory_counts_and_energy():

@@ -315,7 +315,8 @@ def _cmd_simulate_scalesim(args) -> int:
 #: ``simulate`` options that apply in one mode only (defaults None: given or not), and their defaults.
 _MODEL_ONLY = {"model": ("MODEL", "digits-cnn"), "accel": ("--accel", fams.DEFAULT_ACCEL),
                "compress": ("--compress", None), "node": ("--node", 45),
-               "clock_mhz": ("--clock-mhz", None), "target": ("--target", None), "pnr_seed": ("--pnr-seed", 1)}
+               "clock_mhz": ("--clock-mhz", None), "target": ("--target", None), "pnr_seed": ("--pnr-seed", 1),
+               "batch": ("--batch", 1)}
 
 
 def _cmd_simulate(args) -> int:
@@ -341,7 +342,7 @@ def _cmd_simulate(args) -> int:
         return _cmd_simulate_scalesim(args)
 
     rep = simulate(args.model, args.accel, args.compress, node_nm=args.node, dram=args.dram,
-                   clock_mhz=args.clock_mhz, fpga_target=args.target, fpga_seed=args.pnr_seed)
+                   clock_mhz=args.clock_mhz, fpga_target=args.target, fpga_seed=args.pnr_seed, batch=args.batch)
     print(format_report(rep))
     _write_json(args.json, rep.as_dict())
     return 0 if rep.simulated_equals_reference else 1
@@ -478,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run each unit at the Fmax of its RTL placed and routed on this FPGA (ecp5-12k, ecp5-25k, "
                           "ecp5-45k, ecp5-85k; 'hwsim synth FAMILY --target' results are cached and reused)")
     m.add_argument("--pnr-seed", type=int, default=None, metavar="N", help="nextpnr's seed with --target (default 1)")
+    m.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="inferences run one after another; a unit's global buffer may keep weights on chip for the "
+                        "whole batch (read from DRAM once); figures per inference, the batch's mean (default 1)")
     from hwsim.scalesim import add_cli_arguments
 
     add_cli_arguments(m.add_argument_group(

@@ -32,6 +32,7 @@ Timing: each layer's DRAM runs (contiguous byte ranges per tensor and pass) go t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -151,27 +152,48 @@ class LayerPlan:
     causes: tuple[str, ...]
     dram_ns: float
     dram_cycles: int
+    #: the layer's weights when they stay on chip for a whole batch (:func:`plan` with ``batch > 1``): read
+    #: once per batch, by its first inference, not counted in ``weight_read_bytes`` (the other inferences')
+    pinned_weight_bytes: int = 0
+    #: the DRAM time of the batch's first inference (which also reads the pinned weights)
+    first_dram_ns: float = 0.0
+    first_dram_cycles: int = 0
+    #: the weights' share of ``compulsory_bytes`` (read once per batch, whatever the batch)
+    compulsory_weight_bytes: int = 0
 
     @property
     def dram_bytes(self) -> int:
+        """DRAM bytes of one inference (with a batch: each but the first, which adds the pinned weights)."""
         return self.weight_read_bytes + self.input_read_bytes + self.output_write_bytes
 
 
 @dataclass
 class MemoryPlan:
+    """The plan of :func:`plan`. ``dram_bytes`` and ``compulsory_bytes`` are those of one batch of ``batch``
+    inferences (batch 1: one inference); the layers' figures are per inference."""
+
     buffer_bytes: int
     layout: str
     dram: str
     clock_mhz: float
     layers: list[LayerPlan] = field(default_factory=list)
+    batch: int = 1
+
+    @property
+    def pinned(self) -> list[LayerPlan]:
+        """The layers whose weights stay on chip for the whole batch."""
+        return [lp for lp in self.layers if lp.pinned_weight_bytes]
 
     @property
     def dram_bytes(self) -> int:
-        return sum(lp.dram_bytes for lp in self.layers)
+        return self.batch * sum(lp.dram_bytes for lp in self.layers) + sum(lp.pinned_weight_bytes
+                                                                             for lp in self.layers)
 
     @property
     def compulsory_bytes(self) -> int:
-        return sum(lp.compulsory_bytes for lp in self.layers)
+        """Each weight read once per batch, each inference's network input read once and output written once."""
+        return sum(self.batch * lp.compulsory_bytes - (self.batch - 1) * lp.compulsory_weight_bytes
+                   for lp in self.layers)
 
     @property
     def ratio(self) -> float:
@@ -331,11 +353,43 @@ def _runs(layout: str, base: int, nbytes: int, channels: int) -> tuple[list[int]
 
 def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, clock_mhz: float,
          layout: str = "nhwc", fixed_bytes_per_cycle: float | None = None, dram_name: str = "",
-         links: tuple | None = None, size_field: str = "--buffer-kib") -> MemoryPlan:
+         links: tuple | None = None, size_field: str = "--buffer-kib", batch: int = 1) -> MemoryPlan:
     """The greedy whole-model memory plan of ``layers`` (in execution order) with a global buffer of
     ``buffer_bytes``; DRAM time by ``dram`` (None: ``fixed_bytes_per_cycle``). ``links`` = (producer of each
     layer, add operands of each layer[, the other unit's layer an input comes from, whether another unit reads
-    the output]) when the graph is known (:func:`model_tensors`); else they are found by matching shapes."""
+    the output]) when the graph is known (:func:`model_tensors`); else they are found by matching shapes.
+
+    ``batch`` inferences run one after another, each through every layer. A layer's weights may then stay on
+    chip for the whole batch (*pinned*): read from DRAM once, by the first inference, at the price of their
+    bytes of buffer during every layer. Greedily, smallest weights first, a layer is pinned when the batch's
+    DRAM bytes with it pinned (the other layers re-planned in the buffer that is left) are fewer than
+    without."""
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise HwsimError(f"--batch={batch!r} is not allowed: expected a whole number of inferences >= 1")
+    best = _plan(layers, buffer_bytes, dram, clock_mhz, layout, fixed_bytes_per_cycle, dram_name, links,
+                 size_field, frozenset())
+    best.batch = batch
+    if batch > 1:
+        for i in sorted(range(len(layers)), key=lambda i: (layers[i].weight_bytes, i)):
+            if not layers[i].weight_bytes:
+                continue
+            try:
+                cand = _plan(layers, buffer_bytes, dram, clock_mhz, layout, fixed_bytes_per_cycle, dram_name,
+                             links, size_field, frozenset(k for k, lp in enumerate(best.layers)
+                                                          if lp.pinned_weight_bytes) | {i})
+            except HwsimError:  # the pinned weights leave too little buffer for some layer
+                continue
+            cand.batch = batch
+            if cand.dram_bytes < best.dram_bytes:
+                best = cand
+    return best
+
+
+def _plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, clock_mhz: float,
+          layout: str, fixed_bytes_per_cycle: float | None, dram_name: str, links: tuple | None,
+          size_field: str, pinned: frozenset) -> MemoryPlan:
+    """One inference's plan of :func:`plan` with the weights of the layers ``pinned`` (indices) kept on chip
+    throughout, in the buffer's first bytes."""
     if layout not in LAYOUTS:
         raise HwsimError(f"--layout={layout!r} is not allowed: expected one of {', '.join(LAYOUTS)}")
     if not isinstance(buffer_bytes, int) or isinstance(buffer_bytes, bool) or buffer_bytes < 1:
@@ -355,7 +409,10 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
     # occupancy[t]: bytes of tensors kept on chip while layer t runs (produced before t, read at or after t)
     occupancy = np.zeros(n + 1, dtype=np.int64)
     kept = [False] * n
-    mws = [_min_working_set(la, False) for la in layers]
+    # a pinned layer's weights sit in the reserve: its own working set needs no weight bytes
+    eff = [dataclasses.replace(la, weight_bytes=0) if j in pinned else la for j, la in enumerate(layers)]
+    avail = buffer_bytes - sum(layers[j].weight_bytes for j in pinned)
+    mws = [_min_working_set(la, False) for la in eff]
     out = MemoryPlan(buffer_bytes, layout, dram_name or (dram.name if dram else "fixed"), clock_mhz)
     for j, la in enumerate(layers):
         p = prod[j]
@@ -364,17 +421,20 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
         if consumers[j]:
             span = range(j, last[j] + 1)
             need = max(int(occupancy[t]) + stored[j] + mws[t] for t in span)
-            if need <= buffer_bytes:
+            if need <= avail:
                 kept[j] = True
                 occupancy[j + 1:last[j] + 1] += stored[j]
-        space = buffer_bytes - int(occupancy[j]) - (stored[j] if kept[j] else 0)
-        if space < _min_working_set(la, in_res) - (la.out_w * la.out_c * la.out_bytes if kept[j] else 0):
-            least = buffer_bytes - space + _min_working_set(la, in_res)
+        space = avail - int(occupancy[j]) - (stored[j] if kept[j] else 0)
+        if space < _min_working_set(eff[j], in_res) - (la.out_w * la.out_c * la.out_bytes if kept[j] else 0):
+            least = buffer_bytes - space + _min_working_set(eff[j], in_res)
             size, want = ((f"{buffer_bytes / 1024:g}", f"{least / 1024:.1f} KiB") if size_field == "--buffer-kib"
                           else (str(buffer_bytes), f"{least} bytes"))
             raise HwsimError(f"{size_field}={size} is not allowed for layer {la.name!r}: expected at least {want} "
                              "(its resident tensors and one band of rows)")
-        schedule, w_rd, in_rd, causes = _stream(la, space, in_res)
+        schedule, w_rd, in_rd, causes = _stream(eff[j], space, in_res)
+        if j in pinned:
+            schedule = "weights pinned for the batch" + schedule.removeprefix("weights resident").removeprefix(
+                ", weights streamed once").replace("input on chip", ", input on chip")
         if p is None:
             src = "dram (network input)" if origin[j] is None else f"dram (from {origin[j]}, another unit)"
         elif in_res:
@@ -404,37 +464,59 @@ def plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, c
         addr, size = ([0] * w_passes, [la.weight_bytes] * w_passes)
         a2, s2 = _runs(layout, 1 << 40, in_rd, la.in_c)
         a3, s3 = _runs(layout, 2 << 40, o_wr, la.out_c)
-        if dram is not None:
-            ns = transfer_ns(dram, addr + a2 + a3, size + s2 + s3)
-            cyc = math.ceil(ns * clock_mhz / 1000 - 1e-9)
-        else:
-            nbytes = w_rd + in_rd + o_wr
-            cyc = math.ceil(nbytes / fixed_bytes_per_cycle)
-            ns = cyc * 1000 / clock_mhz
+        pin = la.weight_bytes if j in pinned else 0
+        ns, cyc = _dram_time(dram, clock_mhz, fixed_bytes_per_cycle, addr + a2 + a3, size + s2 + s3)
+        ns1, cyc1 = _dram_time(dram, clock_mhz, fixed_bytes_per_cycle, [0] * bool(pin) + addr + a2 + a3,
+                               [pin] * bool(pin) + size + s2 + s3) if pin else (ns, cyc)
         out.layers.append(LayerPlan(la.name, src, dst, schedule, w_rd, in_rd, o_wr, compulsory, tuple(causes),
-                                    ns, cyc))
+                                    ns, cyc, pin, ns1, cyc1, la.weight_bytes))
     return out
+
+
+def _dram_time(dram: DramSpec | None, clock_mhz: float, fixed_bytes_per_cycle: float | None, addr: list[int],
+               size: list[int]) -> tuple[float, int]:
+    """(ns, cycles at ``clock_mhz``) of the DRAM runs ``addr``/``size``: the part's timing, or a fixed
+    number of bytes per cycle."""
+    if dram is not None:
+        ns = transfer_ns(dram, addr, size)
+        return ns, math.ceil(ns * clock_mhz / 1000 - 1e-9)
+    cyc = math.ceil(sum(size) / fixed_bytes_per_cycle)
+    return cyc * 1000 / clock_mhz, cyc
 
 
 def format_plan(mp: MemoryPlan, compute_cycles: dict[str, int] | None = None) -> list[str]:
     """The memory-system table: per layer, where its tensors live, DRAM bytes and what causes the bytes
     beyond the compulsory ones, DRAM time and (with ``compute_cycles``) which of the two bounds the layer."""
     lines = [f"Memory system: {mp.buffer_bytes / 1024:g} KiB global buffer, DRAM {mp.dram}, raw tensors "
-             f"({mp.layout.upper()}), im2col on chip; DRAM cycles at {mp.clock_mhz:g} MHz",
-             ""]
+             f"({mp.layout.upper()}), im2col on chip; DRAM cycles at {mp.clock_mhz:g} MHz"]
+    if mp.batch > 1:
+        pinned = mp.pinned
+        lines.append(f"Batch of {mp.batch} inferences, one after another: "
+                     + (f"weights pinned on chip for the batch ({sum(lp.pinned_weight_bytes for lp in pinned):,} B, "
+                        f"read once by the first inference): {', '.join(lp.name for lp in pinned)}" if pinned else
+                        "no layer's weights fit on chip for the whole batch (each inference reads them)")
+                     + "; the table is one inference after the first")
+    lines.append("")
     cols = [("layer", 8, "<"), ("input from", 10, "<"), ("output", 7, "<"), ("weights B", 9, ">"),
             ("input B", 9, ">"), ("output B", 9, ">"), ("DRAM B", 9, ">"), ("DRAM cyc", 8, ">")]
     if compute_cycles:
         cols += [("unit cyc", 8, ">"), ("bound", 7, "<")]
     rows = []
     for lp in mp.layers:
-        row = [lp.name, lp.input_from, lp.output_to, f"{lp.weight_read_bytes:,}", f"{lp.input_read_bytes:,}",
+        w = f"{lp.weight_read_bytes:,}" + (f" (+{lp.pinned_weight_bytes:,} once)" if lp.pinned_weight_bytes else "")
+        row = [lp.name, lp.input_from, lp.output_to, w, f"{lp.input_read_bytes:,}",
                f"{lp.output_write_bytes:,}", f"{lp.dram_bytes:,}", f"{lp.dram_cycles:,}"]
         if compute_cycles:
             c = compute_cycles.get(lp.name, 0)
             row += [f"{c:,}", "DRAM" if lp.dram_cycles > c else "unit"]
         rows.append(row + ["; ".join(lp.causes) or "-"])
     lines += text_table(cols + [("beyond compulsory", 17, "<")], rows)
-    lines += ["", f"DRAM traffic {mp.dram_bytes:,} B; compulsory {mp.compulsory_bytes:,} B (each weight read once, "
-                  f"the network input read once, its output written once); ratio {mp.ratio:.3f}"]
+    if mp.batch > 1:
+        per = mp.dram_bytes / mp.batch
+        lines += ["", f"DRAM traffic per batch of {mp.batch} {mp.dram_bytes:,} B ({per:,.1f} B per "
+                      f"inference); compulsory {mp.compulsory_bytes:,} B (each weight read once per batch, each "
+                      f"inference's input read once and output written once); ratio {mp.ratio:.3f}"]
+    else:
+        lines += ["", f"DRAM traffic {mp.dram_bytes:,} B; compulsory {mp.compulsory_bytes:,} B (each weight read "
+                      f"once, the network input read once, its output written once); ratio {mp.ratio:.3f}"]
     return lines

@@ -22,7 +22,7 @@ import numpy as np
 
 from hwsim.errors import HwsimError
 from hwsim.families import Accelerator, Unit
-from hwsim.unit import Stats, total
+from hwsim.unit import TRAFFIC, Stats, total
 
 #: The integer-arithmetic fields compression and host layers take from a unit's config.
 ARITH_FIELDS = ("acc_bits", "overflow", "rounding")
@@ -247,14 +247,19 @@ def run_model(acc: Accelerator, compiled, x, label: str = "", cfg=None, progress
     return ModelRun(label, layers, np.asarray(ref), np.asarray(sim), computed[0], dependent)
 
 
-def memory_stats(cfg, tensors, stats: list[Stats], dram: str = "lpddr4", links=None):
+def memory_stats(cfg, tensors, stats: list[Stats], dram: str = "lpddr4", links=None, batch: int = 1):
     """(the layers' :class:`Stats` with the memory system of ``cfg``'s global buffer, the
     :class:`hwsim.memory.MemoryPlan`) for the unit layers ``tensors`` (:class:`hwsim.memory.LayerTensors`,
     in order) whose unit-level Stats are ``stats``: the unit's port traffic (``dram_*``, what its RTL
     streams) becomes global-buffer reads and writes, DRAM carries the plan's raw tensors and the metadata the
     unit reads with the weights (``detail['dram_metadata_bytes']``) (``dram`` gives
     the part's timing, :mod:`hwsim.dram`), and a layer takes ``max(unit cycles, DRAM cycles)`` (transfers
-    double-buffered against compute; the difference counts as stall)."""
+    double-buffered against compute; the difference counts as stall).
+
+    With ``batch > 1`` the plan may pin weights on chip for the batch (:func:`hwsim.memory.plan`): the first
+    inference reads them, the others do not. Each layer's Stats are then the per-inference mean over the
+    batch (counts rounded half up) with the batch's summed actions and cycles for pricing
+    (``detail['inputs']`` = the batch, ``detail['cycles_total']``), as for a data-dependent unit."""
     import dataclasses
     import math
 
@@ -267,28 +272,46 @@ def memory_stats(cfg, tensors, stats: list[Stats], dram: str = "lpddr4", links=N
     tensors = [dataclasses.replace(t, weight_bytes=t.weight_bytes + int(st.detail.get("dram_metadata_bytes") or 0))
                for t, st in zip(tensors, stats, strict=True)]
     mp = memory.plan(tensors, cfg.global_buffer_bytes, resolve_dram_spec(dram), cfg.clock_mhz,
-                     fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links, size_field="global_buffer_bytes")
+                     fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links, size_field="global_buffer_bytes",
+                     batch=batch)
     word = getattr(cfg, "sram_word_bits", 64) // 8
-    out = []
-    for st, lp in zip(stats, mp.layers, strict=True):
+
+    def one(st, lp, pinned_bytes, dram_cycles):  # one inference of the layer
         pairs = dict(st.actions.pairs().counts)
         port_rd, port_wr = pairs.get(("dram", "read"), 0), pairs.get(("dram", "write"), 0)
-        dram_rd = lp.weight_read_bytes + lp.input_read_bytes
+        dram_rd = lp.weight_read_bytes + lp.input_read_bytes + pinned_bytes
         gb_rd, gb_wr = port_rd + lp.output_write_bytes, port_wr + dram_rd
         pairs.update({("dram", "read"): dram_rd, ("dram", "write"): lp.output_write_bytes,
                       ("global_buffer", "read"): math.ceil(gb_rd / word),
                       ("global_buffer", "write"): math.ceil(gb_wr / word)})
-        cycles = max(st.cycles, lp.dram_cycles)
-        out.append(dataclasses.replace(
+        cycles = max(st.cycles, dram_cycles)
+        return dataclasses.replace(
             st, cycles=cycles, stall_cycles=st.stall_cycles + cycles - st.cycles, actions=ActionCounts(pairs),
             sram_read_bytes=st.sram_read_bytes + gb_rd, sram_write_bytes=st.sram_write_bytes + gb_wr,
             dram_read_bytes=dram_rd, dram_write_bytes=lp.output_write_bytes,
-            detail={**st.detail, "unit_cycles": st.cycles, "dram_cycles": lp.dram_cycles,
-                    "input_from": lp.input_from, "output_to": lp.output_to}))
+            detail={**st.detail, "unit_cycles": st.cycles, "dram_cycles": dram_cycles,
+                    "input_from": lp.input_from, "output_to": lp.output_to})
+
+    def mean(t, n):  # a per-inference mean of a batch's count, rounded half up
+        return (2 * t + n) // (2 * n)
+
+    out = []
+    for st, lp in zip(stats, mp.layers, strict=True):
+        first = one(st, lp, lp.pinned_weight_bytes, lp.first_dram_cycles)
+        if batch == 1:
+            out.append(first)
+            continue
+        rest = one(st, lp, 0, lp.dram_cycles)
+        cycles = first.cycles + (batch - 1) * rest.cycles
+        out.append(Stats(mean(cycles, batch), mean(first.stall_cycles + (batch - 1) * rest.stall_cycles, batch),
+                         st.macs, first.actions + rest.actions.scaled(batch - 1),
+                         *(mean(getattr(first, f) + (batch - 1) * getattr(rest, f), batch) for f in TRAFFIC),
+                         detail={**rest.detail, "first_dram_cycles": lp.first_dram_cycles, "inputs": batch,
+                                 "cycles_total": cycles}))
     return out, mp
 
 
-def check_memory(acc: Accelerator, compiled, dram: str = "lpddr4") -> None:
+def check_memory(acc: Accelerator, compiled, dram: str = "lpddr4", batch: int = 1) -> None:
     """Plan the memory system of every unit with a global buffer before any work, so a buffer too small for
     a layer (or a bad ``dram``) is one line up front (the plan needs shapes only, not the units' Stats)."""
     from hwsim import memory
@@ -301,13 +324,14 @@ def check_memory(acc: Accelerator, compiled, dram: str = "lpddr4") -> None:
         if getattr(cfg, "global_buffer_bytes", 0) and names and hasattr(compiled, "layers"):
             tensors, links = memory.model_tensors(compiled, names)
             memory.plan(tensors, cfg.global_buffer_bytes, spec, cfg.clock_mhz,
-                        fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links, size_field="global_buffer_bytes")
+                        fixed_bytes_per_cycle=cfg.dram_bytes_per_cycle, links=links, size_field="global_buffer_bytes",
+                        batch=batch)
 
 
-def apply_memory(acc: Accelerator, compiled, mr: ModelRun, dram: str = "lpddr4") -> ModelRun:
-    """``mr`` with the memory system (:func:`memory_stats`) of every unit whose config has a global buffer
-    (``global_buffer_bytes > 0``) applied to its layers; data-dependent units and units without a global
-    buffer keep their Stats."""
+def apply_memory(acc: Accelerator, compiled, mr: ModelRun, dram: str = "lpddr4", batch: int = 1) -> ModelRun:
+    """``mr`` with the memory system (:func:`memory_stats`, for a batch of ``batch`` inferences) of every unit
+    whose config has a global buffer (``global_buffer_bytes > 0``) applied to its layers; data-dependent
+    units and units without a global buffer keep their Stats."""
     import dataclasses
 
     from hwsim import memory
@@ -319,7 +343,7 @@ def apply_memory(acc: Accelerator, compiled, mr: ModelRun, dram: str = "lpddr4")
         if not getattr(u.config, "global_buffer_bytes", 0) or not mine:
             continue
         tensors, links = memory.model_tensors(compiled, [layers[k].name for k in mine])
-        stats, mp = memory_stats(u.config, tensors, [layers[k].stats for k in mine], dram, links)
+        stats, mp = memory_stats(u.config, tensors, [layers[k].stats for k in mine], dram, links, batch)
         plans.append((i, mp))
         for k, st in zip(mine, stats, strict=True):
             layers[k] = dataclasses.replace(layers[k], stats=st)

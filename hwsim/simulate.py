@@ -106,6 +106,9 @@ class SimReport:
     fpga: list[dict] = field(default_factory=list)
     #: the memory-system plan of each unit with a global buffer: (unit label, hwsim.memory.MemoryPlan)
     memory: list = field(default_factory=list)
+    #: inferences run one after another (their global buffers may keep weights for the batch); the figures
+    #: are per inference, the batch's mean
+    batch: int = 1
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(dataclasses.replace(self, accel=None, memory=[]))
@@ -214,7 +217,7 @@ def clocked(acc: Accelerator, clock_mhz: float | None = None, fpga_target: str |
 
 def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | None = None,
              node_nm: int = 45, dram: str = "lpddr4", progress: bool = True, clock_mhz: float | None = None,
-             fpga_target: str | None = None, fpga_seed: int = 1) -> SimReport:
+             fpga_target: str | None = None, fpga_seed: int = 1, batch: int = 1) -> SimReport:
     """Compress ``model``, run it on ``accel`` bit-exactly over the digits test set, and price it.
 
     ``accel`` is a preset name of any registered family, a YAML/JSON file, a family config or an
@@ -223,12 +226,16 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
     codes and power-of-two scales (:func:`hwsim.models.onnx_import.to_compressed`), and ``None`` does that
     when the graph is quantized and uses ``"int8"`` otherwise. A family that compiles whole models itself
     (a ``compile`` entry point) takes None or its own format. ``clock_mhz`` / ``fpga_target`` (with
-    ``fpga_seed``) set the units' clocks (see :func:`clocked`).
+    ``fpga_seed``) set the units' clocks (see :func:`clocked`). ``batch`` inferences run one after another
+    through a unit's global buffer, whose plan may then keep weights on chip for the whole batch
+    (:func:`hwsim.memory.plan`); the report's figures are per inference, the batch's mean.
     """
     from hwsim.models import catalog, zoo
     from hwsim.models import compress as comp
 
     t_start = time.perf_counter()
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise HwsimError(f"--batch={batch!r} is not allowed: expected a whole number of inferences >= 1")
     acc = resolve_accel(accel)
     if fpga_target is not None:
         from hwsim import fpga
@@ -253,12 +260,12 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
         bar.set_postfix_str(name, refresh=False)
         bar.update()
 
-    run.check_memory(acc, compiled, dram)  # a buffer too small for a layer fails here, before the run
+    run.check_memory(acc, compiled, dram, batch)  # a buffer too small for a layer fails here, before the run
     mr = run.run_model(acc, compiled, x_te, label, cfg=run.base_config(acc, fmodel), progress=step)
-    mr = run.apply_memory(acc, compiled, mr, dram)
+    mr = run.apply_memory(acc, compiled, mr, dram, batch)
     index = mr.layers[0].unit if mr.layers else 0
     rep = SimReport(model=model, compress=label, accel=acc, test_images=len(y_te), _unit_index=index,
-                    clock_notes=clock_notes, fpga=fpga_results)
+                    clock_notes=clock_notes, fpga=fpga_results, batch=batch)
     labels = unit_labels(acc)
     for lr in mr.layers:
         u = acc.units[lr.unit]
@@ -270,6 +277,9 @@ def simulate(model: str = "digits-cnn", accel=DEFAULT_ACCEL, compress: str | Non
                                       int(st.detail.get("idle_slots") or 0), run.idle_pj(cost, u, st)))
     _totals(rep, acc.units[index].config, acc, cost)
     rep.memory = [(labels[i], mp) for i, mp in mr.memory]
+    if batch > 1 and not mr.memory:
+        rep.notes.append(f"batch {batch}: no unit has a global buffer (global_buffer_bytes), so nothing stays on "
+                         "chip between inferences; every figure is that of batch 1")
     rep.notes += rounding_notes + fit_notes + _onnx_rounding_note(fmodel, compiled, run.base_config(acc, fmodel))
     if mr.data_dependent:
         stats = {lr.name: lr.stats for lr in mr.layers if lr.name in mr.data_dependent}
@@ -331,7 +341,8 @@ def format_report(rep: SimReport) -> str:
         "Totals (one inference):",
         f"  latency          {rep.cycles:,} cycles = {rep.latency_us:.2f} us at {cfg.clock_mhz:.6g} MHz",
         *_clock_lines(rep),
-        f"  throughput       {rep.inferences_per_s:,.0f} inferences/s (layers run back to back, batch 1)",
+        f"  throughput       {rep.inferences_per_s:,.0f} inferences/s (layers run back to back, "
+        f"{_batch_text(rep)})",
         f"  MACs             {rep.macs:,}" + _idle_text(rep),
         f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ; analytic: action "
         "counts x the cost tables' per-action energies, independent of the clock)",
@@ -351,6 +362,12 @@ def format_report(rep: SimReport) -> str:
         f"(wall time {rep.wall_seconds:.2f} s)",
     ]
     return "\n".join(lines)
+
+
+def _batch_text(rep: SimReport) -> str:
+    if rep.batch == 1:
+        return "batch 1"
+    return f"batch of {rep.batch}: per inference, the batch's mean"
 
 
 def _idle_text(rep: SimReport) -> str:
@@ -421,7 +438,8 @@ def _format_multi_unit(rep: SimReport) -> str:
         "Totals (one inference):",
         f"  latency          {rep.cycles:,} cycles = {rep.latency_us:.2f} us {clock}",
         *_clock_lines(rep),
-        f"  throughput       {rep.inferences_per_s:,.0f} inferences/s (layers run back to back, batch 1)",
+        f"  throughput       {rep.inferences_per_s:,.0f} inferences/s (layers run back to back, "
+        f"{_batch_text(rep)})",
         f"  MACs             {rep.macs:,}" + _idle_text(rep),
         f"  energy           {rep.energy_pj / 1e6:.4f} uJ per inference ({rep.energy_pj:,.0f} pJ; analytic: action "
         "counts x the cost tables' per-action energies, independent of the clock)",

@@ -307,6 +307,32 @@ def test_digits_cnn_moves_each_weight_once_and_keeps_activations_on_chip(digits_
     assert mp.ratio == 1.0 and [lp.output_to for lp in mp.layers] == ["on chip", "on chip", "dram"]
 
 
+def test_a_batch_reads_digits_cnn_weights_once(digits_cnn_reports):
+    """A batch of 16 through the 64 KiB buffer: all 3,784 weight bytes fit beside the activations, so the
+    first inference reads them and the other 15 do not. Per inference (the batch's mean, rounded half up):
+    conv1 (72 + 16 x 64) / 16 = 68.5 -> 69 B, conv2 1,152 / 16 = 72 B, fc (2,560 + 16 x 10) / 16 = 170 B;
+    priced exactly, 64 pJ per byte on the batch's bytes / 16. The array's work (every other component but
+    the global buffer, which takes the DRAM fills) and the cycles (no layer is DRAM-bound) do not change."""
+    from hwsim.simulate import simulate
+
+    one, _ = digits_cnn_reports
+    rep = simulate("digits-cnn", "mac-array-8x8-ws", progress=False, batch=16)
+    assert [lr.dram_bytes for lr in rep.layers] == [69, 72, 170]
+    batch_bytes = [72 + 16 * 64, 1152, 2560 + 16 * 10]
+    for lr, o, b in zip(rep.layers, one.layers, batch_bytes, strict=True):
+        assert lr.energy_pj["dram"] == pytest.approx(64.0 * b / 16)
+        assert lr.cycles == o.cycles and lr.macs == o.macs
+        for comp, pj in o.energy_pj.items():
+            if comp not in ("dram", "global_buffer"):
+                assert lr.energy_pj[comp] == pytest.approx(pj), comp
+        assert lr.energy_pj["global_buffer"] < o.energy_pj["global_buffer"]  # fewer DRAM fills written
+    [(_, mp)] = rep.memory
+    assert mp.batch == 16 and [lp.pinned_weight_bytes for lp in mp.layers] == [72, 1152, 2560]
+    assert mp.dram_bytes == sum(batch_bytes) == mp.compulsory_bytes
+    assert rep.accuracy_simulated == one.accuracy_simulated and rep.simulated_equals_reference
+    assert rep.energy_pj < one.energy_pj - 64.0 * 15 / 16 * 3784 * 0.99
+
+
 def test_conv1_dram_cycles_by_hand(digits_cnn_reports):
     """LPDDR4: weights 72 B = 3 bursts, image 64 B = 2 bursts, each run opening its page (tRP + tRCD + tCL =
     (27 + 29 + 32) x 0.625 = 55 ns), 5 ns per burst: 70 + 65 = 135 ns = 67.5 -> 68 cycles at 500 MHz."""
@@ -361,3 +387,55 @@ def test_zero_tile_bitmap_bytes_are_in_dram_beside_the_weights():
     assert [b.dram_bytes - a.dram_bytes for a, b in zip(plain.layers, skip.layers, strict=True)] == [1, 3, 8]
     (_, mp), = skip.memory
     assert mp.dram_bytes == mp.compulsory_bytes  # the bitmap is compulsory metadata, read once
+
+
+# --- a batch: weights pinned on chip across the batch's inferences ------------------------------------------
+
+
+def test_batch_pins_weights_that_fit_and_reads_them_once_per_batch():
+    """Everything fits in 1 MiB: with a batch of 5 every layer's weights stay on chip, so the batch reads the
+    3 x 64 weight bytes once and each inference its 256 B input and writes its 256 B output:
+    192 + 5 x 512 = 2,752 B, exactly the compulsory bytes of the batch."""
+    layers = _chain((8, 4, 8, 8), (8, 8, 8, 16), (8, 16, 8, 4))
+    mp = plan(layers, 1 << 20, None, 1000.0, fixed_bytes_per_cycle=4.0, batch=5)
+    assert [lp.pinned_weight_bytes for lp in mp.layers] == [64, 64, 64]
+    assert [lp.weight_read_bytes for lp in mp.layers] == [0, 0, 0]
+    assert mp.dram_bytes == 192 + 5 * (256 + 256) == mp.compulsory_bytes
+    l0 = mp.layers[0]
+    assert l0.dram_cycles == 256 // 4 and l0.first_dram_cycles == (256 + 64) // 4  # the first also reads weights
+    assert mp.layers[2].schedule.startswith("weights pinned for the batch")
+    one = plan(layers, 1 << 20, None, 1000.0, fixed_bytes_per_cycle=4.0)  # batch 1: nothing pinned
+    assert one.batch == 1 and not one.pinned and one.dram_bytes == 192 + 512
+
+
+def test_batch_pins_only_what_lowers_the_batch_traffic():
+    """l0's 8x8x16 output (1,024 B) stays on chip in 1,185 B, its need at l0 being 1,024 + 161 (1 weight byte
+    per output channel, one 32 B input row, one 128 B output row) and at l1 1,024 + 152
+    (test_spilled_tensor_is_written_once_and_read_back). Pinning either layer's 16 weight bytes takes 16 B
+    from the buffer but at most 8 B (l1's channel) from a working set: l0's output would spill, 2 x 1,024 B
+    per inference against 16 x (3 - 1) B saved, so a batch of 3 pins nothing. With 16 B more (1,201 B)
+    pinning l0 fits (1,185 B left, l0 needs 1,024 + 160); then pinning l1 too leaves 1,169 B and would spill:
+    l0 alone is pinned."""
+    layers = _chain((8, 4, 8, 16), (8, 16, 8, 2), w=16)
+    per_inference = 16 + 256 + 16 + 128  # both layers' weights, l0's input, l1's 8x8x2 output
+    mp = plan(layers, 1185, None, 1000.0, fixed_bytes_per_cycle=4.0, batch=3)
+    assert not mp.pinned and mp.dram_bytes == 3 * per_inference
+    mp = plan(layers, 1201, None, 1000.0, fixed_bytes_per_cycle=4.0, batch=3)
+    assert [lp.pinned_weight_bytes for lp in mp.layers] == [16, 0]
+    assert [lp.output_to for lp in mp.layers] == ["on chip", "dram"]
+    assert mp.dram_bytes == 16 + 3 * (per_inference - 16)
+    assert mp.compulsory_bytes == 32 + 3 * (256 + 128)
+
+
+def test_batch_pins_nothing_when_the_weights_cannot_stay():
+    """The loop-order layer of test_loop_order_is_the_cheaper_of_weights_outer_and_input_outer: its 400 B of
+    weights fill the 400 B buffer, so pinning them leaves no room for a row: each inference reads them."""
+    la = LayerTensors("c", 16, 16, 8, 16, 16, 10, 1, 1, 0, 400)
+    mp = plan([la], 400, None, 1000.0, fixed_bytes_per_cycle=8.0, batch=4)
+    assert not mp.pinned and mp.dram_bytes == 4 * (400 + 4096 + 2560)
+
+
+@pytest.mark.parametrize("batch", [0, -1, 1.5, True, "2"])
+def test_bad_batch_is_one_line(batch):
+    with pytest.raises(HwsimError, match=r"--batch=.* is not allowed: expected a whole number"):
+        plan(_chain((8, 4, 8, 8)), 1 << 20, None, 1000.0, fixed_bytes_per_cycle=4.0, batch=batch)

@@ -439,3 +439,28 @@ def test_batch_pins_nothing_when_the_weights_cannot_stay():
 def test_bad_batch_is_one_line(batch):
     with pytest.raises(HwsimError, match=r"--batch=.* is not allowed: expected a whole number"):
         plan(_chain((8, 4, 8, 8)), 1 << 20, None, 1000.0, fixed_bytes_per_cycle=4.0, batch=batch)
+
+
+def test_batch_stats_are_the_mean_of_the_first_and_the_other_inferences():
+    """One 1x1 layer whose 256 B input and 256 B output go through DRAM at 4 B/cycle (128 cycles) and whose
+    64 weight bytes are pinned: the first inference takes (64 + 512) / 4 = 144 DRAM cycles, the others 128;
+    the unit's 10 cycles are hidden. Batch of 4: (144 + 3 x 128) / 4 = 132 cycles per inference, 122 of them
+    stalls; DRAM read bytes (64 + 4 x 256) / 4 = 272; the actions priced are the batch's sums."""
+    from types import SimpleNamespace
+
+    from hwsim import run
+    from hwsim.stats import ActionCounts
+    from hwsim.unit import Stats
+
+    cfg = SimpleNamespace(global_buffer_bytes=1 << 20, clock_mhz=1000.0, dram_bytes_per_cycle=4.0, sram_word_bits=64)
+    la = LayerTensors("l0", 8, 8, 4, 8, 8, 4, 1, 1, 0, 64)
+    st = Stats(10, 0, 1024, ActionCounts({("pe", "mac"): 1024}))
+    [one], _ = run.memory_stats(cfg, [la], [st], "fixed", batch=1)
+    assert (one.cycles, one.dram_read_bytes, one.dram_write_bytes) == (144, 64 + 256, 256)
+    [four], mp = run.memory_stats(cfg, [la], [st], "fixed", batch=4)
+    assert (four.cycles, four.stall_cycles) == (132, 122)
+    assert (four.dram_read_bytes, four.dram_write_bytes) == (272, 256)
+    assert four.detail["inputs"] == 4 and four.detail["cycles_total"] == 144 + 3 * 128
+    counts = four.actions.counts
+    assert counts[("pe", "mac")] == 4 * 1024 and counts[("dram", "read")] == 64 + 4 * 256
+    assert mp.layers[0].first_dram_cycles == 144 and mp.layers[0].dram_cycles == 128

@@ -56,15 +56,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwsim.config import check_int
 from hwsim.errors import HwsimError
 from hwsim.models import rf_array as ref
 from hwsim.models import rf_layers as spec
+from hwsim.models.rf_tt import TTLayer, stage_shapes
 from hwsim.rf_array import RfArrayConfig, predict_emulator
 from hwsim.stats import ActionCounts
 from hwsim.unit import Stats, total
 
-__all__ = ["POST_BITS", "STAGES", "MeshPass", "check_op", "describe_layer", "layer_input", "lower", "mesh_runs",
-           "predict", "reference", "run"]
+__all__ = ["POST_BITS", "STAGES", "MeshPass", "WorkloadLayer", "WorkloadModel", "check_op", "describe_layer",
+           "layer_input", "lower", "mesh_runs", "predict", "reference", "run"]
 
 #: The stages of one SVD tile, in signal order.
 STAGES = ("v", "diag", "u")
@@ -78,7 +80,8 @@ class MeshPass:
 
     ``rows`` / ``cols`` are the input features / output channels of the weight block the tile holds
     (``<= n``; an edge tile is zero-padded); ``vectors`` the input vectors per inference; ``act_bits`` the
-    width of the layer's input and output codes.
+    width of the layer's input and output codes; ``core`` the TT core whose matrix the tile holds (None for
+    a dense layer).
     """
 
     layer: str
@@ -91,14 +94,56 @@ class MeshPass:
     cols: int
     vectors: int
     act_bits: int
+    core: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadLayer:
+    """A ``linear`` layer given by its shape only, for the counts-only run loop
+    (:func:`hwsim.run.predict_model`): a dense ``out_features x in_features`` matrix, or with ``tt`` a TT
+    layer of that shape (:class:`hwsim.models.rf_tt.TTLayer`, ``tt.m x tt.n``) run core by core on the
+    processor (the ``reuse`` arrangement: each stage's outputs digitized, written out and read back as the
+    next stage's inputs, all as ``act_bits`` codes). No values: :func:`run` and :func:`reference` refuse it."""
+
+    name: str
+    out_features: int
+    in_features: int
+    tt: TTLayer | None = None
+    act_bits: int = 8
+    kind: str = "linear"
+    inputs: tuple[str, ...] = ("input",)
+
+    def __post_init__(self):
+        check_int("out_features", self.out_features, 1)
+        check_int("in_features", self.in_features, 1)
+        check_int("act_bits", self.act_bits, 1, 32)
+        if self.tt is not None and (self.tt.m, self.tt.n) != (self.out_features, self.in_features):
+            raise HwsimError(f"layer {self.name!r}: tt with shape {self.tt.m}x{self.tt.n} is not allowed: expected "
+                             f"out_features x in_features = {self.out_features}x{self.in_features}")
+
+    @classmethod
+    def from_tt(cls, name: str, tt: TTLayer, act_bits: int = 8) -> WorkloadLayer:
+        """The TT layer ``tt`` (its shape ``tt.m x tt.n``) named ``name``."""
+        return cls(name, tt.m, tt.n, tt, act_bits)
+
+
+class WorkloadModel:
+    """Shape-only ``linear`` layers as a model the counts-only run loop drives (:func:`hwsim.run.predict_model`,
+    then :func:`hwsim.run.price`): one :class:`WorkloadLayer` each, no host layers."""
+
+    def __init__(self, *layers: WorkloadLayer):
+        self.layers = tuple(layers)
+
+    def unit_layers(self) -> tuple[WorkloadLayer, ...]:
+        return self.layers
 
 
 # ---------------------------------------------------------------------------------------------- check / lower
 def check_op(cfg: RfArrayConfig, layer) -> None:
     """Raise a one-line :class:`HwsimError` if the RF array cannot run ``layer`` (a compressed model's layer,
     or a :class:`MeshPass`): only dense ``linear`` layers, with inputs narrow enough for the data word."""
-    if isinstance(layer, MeshPass):
-        if layer.stage not in STAGES:
+    if isinstance(layer, MeshPass | WorkloadLayer):
+        if isinstance(layer, MeshPass) and layer.stage not in STAGES:
             raise HwsimError(f"stage={layer.stage!r} is not allowed: expected one of {', '.join(STAGES)}")
         spec.input_alignment(cfg, layer.act_bits)
         return
@@ -114,19 +159,34 @@ def check_op(cfg: RfArrayConfig, layer) -> None:
     spec.input_alignment(cfg, int(layer.act_bits))
 
 
-def lower(cfg: RfArrayConfig, layer) -> tuple[MeshPass, ...]:
-    """The mesh passes of one inference of a ``linear`` layer: for each tile (``n_tile``-major, then
-    ``k_tile``) its ``v``, ``diag`` and ``u`` stages."""
-    check_op(cfg, layer)
-    o, i = np.shape(layer.weight)
+def _tiles(cfg: RfArrayConfig, name: str, o: int, i: int, vectors: int, act_bits: int,
+           core: int | None = None) -> list[MeshPass]:
+    """The mesh passes of an ``o x i`` matrix applied to ``vectors`` vectors: for each tile (``n_tile``-major,
+    then ``k_tile``) its ``v``, ``diag`` and ``u`` stages."""
     kt_n, nt_n = spec.tile_grid(cfg.n, i, o)
     ops = []
     for nt in range(nt_n):
         cols = min(cfg.n, o - nt * cfg.n)
         for kt in range(kt_n):
             rows = min(cfg.n, i - kt * cfg.n)
-            ops += [MeshPass(layer.name, s, kt, nt, kt_n, nt_n, rows, cols, 1, int(layer.act_bits)) for s in STAGES]
-    return tuple(ops)
+            ops += [MeshPass(name, s, kt, nt, kt_n, nt_n, rows, cols, vectors, act_bits, core) for s in STAGES]
+    return ops
+
+
+def lower(cfg: RfArrayConfig, layer) -> tuple[MeshPass, ...]:
+    """The mesh passes of one inference of a ``linear`` layer: for each tile (``n_tile``-major, then
+    ``k_tile``) its ``v``, ``diag`` and ``u`` stages. A :class:`WorkloadLayer` with ``tt``: each TT core in
+    signal order (core d first, :func:`hwsim.models.rf_tt.stage_shapes`) as its ``(r m) x (n r)`` core matrix
+    on its ``B_k`` vectors, tiled the same way (``core`` set on its passes)."""
+    check_op(cfg, layer)
+    a = int(layer.act_bits)
+    if isinstance(layer, WorkloadLayer):
+        if layer.tt is None:
+            return tuple(_tiles(cfg, layer.name, layer.out_features, layer.in_features, 1, a))
+        return tuple(op for st in stage_shapes(layer.tt)
+                     for op in _tiles(cfg, layer.name, st["p"], st["q"], st["vectors"], a, st["core"]))
+    o, i = np.shape(layer.weight)
+    return tuple(_tiles(cfg, layer.name, o, i, 1, a))
 
 
 # ---------------------------------------------------------------------------------------------- predict
@@ -271,6 +331,9 @@ def _run_program(cfg: RfArrayConfig, program: spec.LinearProgram, layer, x: np.n
 
 def layer_input(layer, inputs) -> np.ndarray:
     """The layer's input codes ``inputs[0]`` as int64 (batch, I), checked: shape and ``act_bits`` range."""
+    if isinstance(layer, WorkloadLayer):
+        raise HwsimError(f"layer {layer.name!r} is not allowed on the value path: a WorkloadLayer has shapes only "
+                         "(counts: hwsim.run.predict_model)")
     x = np.asarray(inputs[0], dtype=np.int64)
     i = np.shape(layer.weight)[1]
     if x.ndim != 2 or x.shape[1] != i:
@@ -286,8 +349,8 @@ def run(cfg: RfArrayConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
     """Bit-exact output codes (batch, O) of a ``linear`` layer on the RF array for ``inputs = [x]`` (int64
     (batch, I) codes), and the :class:`Stats` of one inference (the sum of :func:`predict` over
     :func:`lower`: the counts do not depend on the data)."""
-    ops = lower(cfg, layer)
     x = layer_input(layer, inputs)
+    ops = lower(cfg, layer)
     values = _run_program(cfg, spec.program_linear(cfg, layer.weight), layer, x)
     return values, total(predict(cfg, op) for op in ops)
 
@@ -315,12 +378,21 @@ def mesh_runs(cfg: RfArrayConfig, layer, inputs) -> list[tuple[MeshPass, np.ndar
 
 def reference(cfg: RfArrayConfig, layer, inputs) -> np.ndarray:
     """The layer through the bit-exact spec :func:`hwsim.models.rf_layers.linear_layer`."""
+    x = layer_input(layer, inputs)
     check_op(cfg, layer)
-    return spec.linear_layer(cfg, layer, layer_input(layer, inputs))
+    return spec.linear_layer(cfg, layer, x)
 
 
 def describe_layer(cfg: RfArrayConfig, layer, ops) -> tuple[str, str]:
-    """``(shape, weight format)`` labels of a layer's report row: ``IxO`` and its tile grid."""
+    """``(shape, weight format)`` labels of a layer's report row: ``IxO`` and its tile grid (a TT
+    :class:`WorkloadLayer`: its ranks and its tiles over all cores)."""
+    if isinstance(layer, WorkloadLayer):
+        i, o = layer.in_features, layer.out_features
+        if layer.tt is not None:
+            ranks = ",".join(map(str, layer.tt.ranks))
+            return f"{i}x{o} tt r({ranks}) {sum(op.stage == 'u' for op in ops)}t", "shape only"
+        kt, nt = spec.tile_grid(cfg.n, i, o)
+        return f"{i}x{o} svd {kt}x{nt}t", "shape only"
     o, i = np.shape(layer.weight)
     kt, nt = spec.tile_grid(cfg.n, i, o)
     return f"{i}x{o} svd {kt}x{nt}t", str(layer.weight_format or "")

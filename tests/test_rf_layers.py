@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from hwsim.models import rf_array as ref
 from hwsim.models import rf_layers as spec
+from hwsim.models.rf_tt import TTLayer
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hwsim import rf_array_layers as rfl
 from hwsim.errors import HwsimError
-from hwsim.rf_array import RfArrayConfig, parse_preset, predict_emulator, predict_gemm
+from hwsim.rf_array import RfArrayConfig, parse_preset, predict_emulator, predict_gemm, predict_tt
 from hwsim.unit import total
 
 
@@ -271,6 +272,68 @@ def test_run_stats_do_not_depend_on_the_data():
     _, b = rfl.run(cfg, layer, [np.full((9, 7), 100)])
     assert a == b == total(rfl.predict(cfg, op) for op in rfl.lower(cfg, layer))
     assert rfl.describe_layer(cfg, layer, ()) == ("7x6 svd 2x2t", "int8")
+
+
+# ---------------------------------------------------------------------------------------------- shape-only layers
+@pytest.mark.parametrize("o,i,n", [(17, 29, 8), (1, 5, 4), (7, 1, 3), (32, 64, 8)])
+def test_workload_layer_lowers_like_the_compressed_layer(o, i, n):
+    """A dense WorkloadLayer has the mesh passes (so the counts) of a compressed layer of its shape."""
+    for target in ("rf", "emulator"):
+        cfg = RfArrayConfig(n=n, target=target)
+        ops = rfl.lower(cfg, rfl.WorkloadLayer("fc", o, i))
+        assert ops == rfl.lower(cfg, _layer(np.ones((o, i))))
+        assert all(op.core is None for op in ops)
+    assert rfl.describe_layer(cfg, rfl.WorkloadLayer("fc", o, i), ops)[0] == \
+        rfl.describe_layer(cfg, _layer(np.ones((o, i))), ops)[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(modes=st.lists(st.tuples(st.integers(1, 5), st.integers(1, 5)), min_size=1, max_size=3),
+       rank=st.integers(1, 4), n=st.sampled_from([2, 3, 4, 8]), dac=st.sampled_from([1, 3]),
+       adc=st.sampled_from([1, 2]), stage_ns=st.sampled_from([0.05, 3.0]))
+def test_tt_workload_layer_on_the_processor_equals_predict_tt(modes, rank, n, dac, adc, stage_ns):
+    """A TT WorkloadLayer's mesh passes add up to predict_tt (the processor's core-by-core timing, written
+    earlier and separately): the same cycles, tiles, MACs and processor actions; the passes add the memory
+    traffic predict_tt leaves out (buffer and DRAM)."""
+    tt = TTLayer(tuple(m[0] for m in modes), tuple(m[1] for m in modes), (1, *[rank] * (len(modes) - 1), 1))
+    cfg = RfArrayConfig(n=n, dac_update_cycles=dac, adc_cycles=adc, rf_stage_ns=stage_ns)
+    layer = rfl.WorkloadLayer.from_tt("tt", tt)
+    ops = rfl.lower(cfg, layer)
+    st_ = total(rfl.predict(cfg, op) for op in ops)
+    want = predict_tt(cfg, tt, 1)
+    assert (st_.cycles, st_.detail["tiles"], st_.macs) == (want.cycles, want.detail["folds"], want.macs)
+    acts = {k: v for k, v in st_.actions.counts.items() if k[0] not in ("buffer", "dram") and v}
+    assert acts == {k: v for k, v in want.actions.counts.items() if v}
+    assert st_.actions.get("dram", "read") == st_.dram_read_bytes > 0
+    # cores in signal order, the last core first
+    assert [op.core for op in ops if op.stage == "v"] == sorted((op.core for op in ops if op.stage == "v"),
+                                                                reverse=True)
+
+
+def test_tt_workload_layer_by_hand():
+    """TT layer in (4, 4, 4), out (2, 4, 4), ranks (1, 4, 4, 1) on 8 ports: core 3 is 16 x 4 on 16 vectors
+    (1 x 2 tiles), core 2 16 x 16 on 16 (2 x 2), core 1 2 x 16 on 16 (2 x 1): 8 tiles of 16 + 3 cycles."""
+    cfg = parse_preset("rf-array-8")
+    layer = rfl.WorkloadLayer.from_tt("tt1", TTLayer((4, 4, 4), (2, 4, 4), (1, 4, 4, 1)))
+    ops = rfl.lower(cfg, layer)
+    assert [(op.core, op.k_tiles, op.n_tiles, op.vectors) for op in ops if op.stage == "u"] == \
+        [(2, 1, 2, 16)] * 2 + [(1, 2, 2, 16)] * 4 + [(0, 2, 1, 16)] * 2
+    assert total(rfl.predict(cfg, op) for op in ops).cycles == 8 * (16 + 3) == 152
+    assert rfl.describe_layer(cfg, layer, ops) == ("64x32 tt r(1,4,4,1) 8t", "shape only")
+
+
+def test_workload_layer_has_no_values():
+    cfg = RfArrayConfig(n=4)
+    layer = rfl.WorkloadLayer("w", 3, 5)
+    for fn in (rfl.run, rfl.reference):
+        with pytest.raises(HwsimError, match=r"^layer 'w' is not allowed on the value path: a WorkloadLayer has "
+                                             r"shapes only \(counts: hwsim.run.predict_model\)$"):
+            fn(cfg, layer, [np.zeros((1, 5), dtype=np.int64)])
+    with pytest.raises(HwsimError, match=r"^layer 't': tt with shape 32x64 is not allowed: expected "
+                                         r"out_features x in_features = 32x32$"):
+        rfl.WorkloadLayer("t", 32, 32, TTLayer((4, 4, 4), (2, 4, 4), (1, 2, 2, 1)))
+    with pytest.raises(HwsimError, match=r"^in_features=0 is not allowed"):
+        rfl.WorkloadLayer("w", 3, 0)
 
 
 # ---------------------------------------------------------------------------------------------- errors

@@ -30,6 +30,13 @@ Realisations: one device per seed (``numpy.random.default_rng(1000 s + 7)``), th
 correction (so differences are paired); means carry a 95 % Student-t interval over the devices
 (:func:`mean_interval`).
 
+Hardware (:func:`hardware`): both networks as shape-only models (:class:`hwsim.rf_array_layers.WorkloadModel`:
+the dense layers, or the TT layers whose cores run one after another on the processor, the ``reuse``
+arrangement) through the model-run loop (:func:`hwsim.run.predict_model`: the family's ``lower`` into mesh
+passes and ``predict``), priced by :func:`hwsim.run.price` on :data:`HARDWARE_PRESET` (one 8-port Clements
+SVD processor, physical target), with every cost entry behind the energy and its source as ``hwsim cost``
+gives them. Counts only, so independent of the trained weights and of every random draw.
+
 Determinism: every random draw has a fixed seed and the BLAS runs on one thread inside :func:`run`,
 :func:`train`, :func:`map_network` and :func:`evaluate` (``threadpoolctl``), so the numbers do not depend on
 ``OMP_NUM_THREADS`` or the core count.
@@ -46,24 +53,29 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from hwsim import run as run_loop
 from hwsim.errors import HwsimError
 from hwsim.models import rf_mesh
 from hwsim.models.rf_tt import TTLayer, dense_counts, tt_counts, tt_grads, tt_stagewise
+from hwsim.unit import total
 
 __all__ = [
     "CORRECTIONS",
     "ERROR_SWEEPS",
+    "HARDWARE_PRESET",
     "NOMINAL",
     "PAPER",
     "StudyResult",
     "device_errors",
     "evaluate",
     "gain_normalize",
+    "hardware",
     "load_digits_split",
     "map_network",
     "mean_interval",
     "run",
     "train",
+    "workload_model",
 ]
 
 TT_LAYERS = (TTLayer((4, 4, 4), (2, 4, 4), (1, 4, 4, 1)), TTLayer((2, 4, 4), (1, 2, 5), (1, 4, 4, 1)))
@@ -75,7 +87,20 @@ PAPER = {
                        'utilization" (no figure taken)',
     "accuracy": 'TT-RFNN "almost preserving" the dense accuracy (no figure taken)',
     "robustness": 'RTT-RFNN\'s robustness solver "enhances robustness" to physical errors (no figure taken)',
+    "energy": 'a large-scale RFNN "consumes a substantial amount of energy", which TT-RFNN addresses (title: '
+              '"Energy-Efficient"; no energy or latency figure taken)',
 }
+
+#: The RF-array preset the study's networks are timed and priced on, through the model-run loop.
+HARDWARE_PRESET = "rf-array-8"
+#: Width of the digital codes a layer (or a TT stage) reads and writes: the int8 of ``hwsim simulate
+#: digits-mlp --accel rf-array-8``.
+HARDWARE_ACT_BITS = 8
+#: The cost entries that price each component of the physical RF array's inventory (``hwsim cost rf-array``).
+COST_ENTRIES = {"dac": ("dac.fom_walden",), "signal_dac": ("dac.fom_walden",), "adc": ("adc.fom_walden",),
+                "phase_shifter": ("phase_shifter.set.energy",), "attenuator": ("phase_shifter.set.energy",),
+                "post": ("int32_add.energy",), "buffer": ("sram.8KB.access64.energy", "sram.32KB.access64.energy"),
+                "dram": ("dram.{dram}.energy_per_bit",)}
 
 CORRECTIONS = ("raw", "gain", "phase", "phase+gain")
 _CORRECTION_LABELS = {"raw": "as programmed", "gain": "gain only (baseline)", "phase": "phases re-solved",
@@ -273,6 +298,67 @@ def _diff(a, b) -> list[float]:
     return [x - y for x, y in zip(a, b, strict=True)]
 
 
+def workload_model(kind: str):
+    """The ``dense`` network (:data:`DENSE_SHAPES`) or the ``tt`` network (:data:`TT_LAYERS`, read when
+    called) as a shape-only model of the RF array's run loop (:class:`hwsim.rf_array_layers.WorkloadModel`)."""
+    from hwsim.rf_array_layers import WorkloadLayer, WorkloadModel
+
+    if kind == "dense":
+        return WorkloadModel(*(WorkloadLayer(f"fc{i + 1}", o, n, act_bits=HARDWARE_ACT_BITS)
+                               for i, (o, n) in enumerate(DENSE_SHAPES)))
+    if kind == "tt":
+        return WorkloadModel(*(WorkloadLayer.from_tt(f"tt{i + 1}", la, HARDWARE_ACT_BITS)
+                               for i, la in enumerate(TT_LAYERS)))
+    raise HwsimError(f"kind={kind!r} is not allowed: expected 'dense' or 'tt'")
+
+
+def hardware(kind: str, preset: str = HARDWARE_PRESET, cost=None) -> dict:
+    """Cycles, energy and counts of one inference of the ``dense`` or ``tt`` network on ``preset``: its
+    :func:`workload_model` through the model-run loop (:func:`hwsim.run.predict_model`), each layer priced by
+    :func:`hwsim.run.price` (``cost`` default: 45 nm, LPDDR4)."""
+    from hwsim.cost import CostModel
+    from hwsim.families import resolve_accel
+
+    acc = resolve_accel(preset)
+    cost = CostModel() if cost is None else cost
+    mr = run_loop.predict_model(acc, workload_model(kind), label=kind)
+    layers, parts = [], {}
+    for lr in mr.layers:
+        e = run_loop.price(cost, acc.units[lr.unit], lr.stats)
+        for k, v in e.items():
+            parts[k] = parts.get(k, 0.0) + v
+        layers.append({"name": lr.name, "shape": lr.shape, "cycles": lr.stats.cycles,
+                       "energy_pj": math.fsum(e.values()), "tiles": lr.stats.detail.get("tiles", 0)})
+    st = total(lr.stats for lr in mr.layers)
+    cfg = acc.units[0].config
+    return {"cycles": st.cycles, "latency_us": st.cycles * cfg.ns_per_cycle / 1000.0,
+            "energy_pj": math.fsum(parts.values()), "components": parts, "macs": st.macs,
+            "tiles": st.detail.get("tiles", 0), "dac_conversions": st.actions.get("dac", "convert"),
+            "signal_dac_conversions": st.actions.get("signal_dac", "convert"),
+            "adc_conversions": st.actions.get("adc", "convert"), "dram_bytes": st.dram_bytes,
+            "sram_bytes": st.sram_bytes, "layers": layers}
+
+
+def _hardware_section(preset: str = HARDWARE_PRESET) -> dict:
+    from hwsim.cost import CostModel
+    from hwsim.families import resolve_accel
+
+    cost = CostModel()
+    nets = {"dense RFNN": hardware("dense", preset, cost), "TT-RFNN reuse": hardware("tt", preset, cost)}
+    unit = resolve_accel(preset).units[0]
+    cfg = unit.config
+    per_action = cost.unit_energies(unit.family.load("inventory")(cfg))
+    groups: dict[tuple, dict] = {}
+    for comp, names in COST_ENTRIES.items():
+        key = tuple(n.format(dram=cost.dram) for n in names)
+        acts = groups.setdefault(key, {})
+        acts.update({f"{c}.{a}": pj for (c, a), pj in per_action.items() if c == comp and a != "idle"})
+    entries = [{"actions": acts, "entries": [{"name": e.name, "value": e.value, "unit": e.unit, "source": e.source}
+                                             for e in map(cost.entry, key)]} for key, acts in groups.items()]
+    return {"preset": preset, "description": cfg.describe(), "node_nm": cost.node_nm, "dram": cost.dram,
+            "act_bits": HARDWARE_ACT_BITS, "networks": nets, "entries": entries}
+
+
 @dataclass
 class StudyResult:
     """Resource counts, accuracies (per device realisation), sensitivity and sweep curves of the study."""
@@ -287,6 +373,7 @@ class StudyResult:
     seconds: float
     notes: list = field(default_factory=list)
     files: dict = field(default_factory=dict)
+    hardware: dict = field(default_factory=dict)
 
     def format(self) -> str:
         lines = ["TT-RFNN study (scikit-learn digits, 64-32-10 network, 450 test images)", "",
@@ -297,12 +384,14 @@ class StudyResult:
             lines.append(f"  {name:<22} {self.params[name.split()[0]]:>7} {c['mzis']:>6} {c['phase_shifters']:>9} "
                          f"{c['attenuators']:>6} {c['switches']:>8} {c['dacs']:>6} {c['adcs']:>5} "
                          f"{c['stages']:>6} {c['passes']:>6}")
+        lines += self._format_hardware()
         d, ts, tr = (self.counts[k]["mzis"] for k in self.counts)
         h = self.headline
         lines += ["", "Headline (paper: Sui et al., arXiv:2312.10343; its abstract gives no figures, hwsim takes none)",
                   f"  interferometers dense / TT-RFNN: {d / tr:.2f}x with reused cores ({d} / {tr}), "
                   f"{d / ts:.2f}x with spatial copies ({d} / {ts})",
                   f"      paper: {PAPER['interferometers']}",
+                  *self._headline_hardware(),
                   f"  accuracy on ideal meshes: dense {self.accuracy['ideal']['dense']:.3f}, "
                   f"TT {self.accuracy['ideal']['tt']:.3f} (float {self.accuracy['float']['dense']:.3f} / "
                   f"{self.accuracy['float']['tt']:.3f})",
@@ -353,6 +442,48 @@ class StudyResult:
         lines.append(f"({self.seconds:.1f} s)")
         return "\n".join(lines) + "\n"
 
+    def _format_hardware(self) -> list[str]:
+        hw = self.hardware
+        if not hw:
+            return []
+        lines = ["", f"Time and energy of one inference on {hw['preset']} ({hw['description']}; {hw['node_nm']} nm, "
+                 f"DRAM {hw['dram']}): each dense weight or TT core matrix tiled onto the one processor (TT cores one "
+                 f"after another), {hw['act_bits']}-bit codes in memory; hwsim.run.predict_model + hwsim.run.price",
+                 f"  {'network':<22} {'tiles':>5} {'cycles':>6} {'us':>6} {'energy pJ':>10} {'DAC conv':>8} "
+                 f"{'sig.DAC':>7} {'ADC conv':>8} {'DRAM B':>6}   {'MZIs':>5} {'DACs':>5} {'ADCs':>4} "
+                 "(its own meshes, above)"]
+        for name, r in hw["networks"].items():
+            c = self.counts.get(name, {})
+            lines.append(f"  {name:<22} {r['tiles']:>5} {r['cycles']:>6} {r['latency_us']:>6.3f} "
+                         f"{r['energy_pj']:>10.1f} {r['dac_conversions']:>8} {r['signal_dac_conversions']:>7} "
+                         f"{r['adc_conversions']:>8} {r['dram_bytes']:>6}   {c.get('mzis', '-'):>5} "
+                         f"{c.get('dacs', '-'):>5} {c.get('adcs', '-'):>4}")
+        names = list(hw["networks"])
+        comps = [k for k in hw["networks"][names[0]]["components"]
+                 if any(hw["networks"][n]["components"].get(k) for n in names)]
+        lines.append("  energy per component, pJ (" + " / ".join(names) + "): " + "; ".join(
+            f"{k} " + " / ".join(f"{hw['networks'][n]['components'].get(k, 0.0):.1f}" for n in names) for k in comps))
+        lines.append("  pJ per priced action ('hwsim cost rf-array') <- the cost entries behind it (as 'hwsim cost' "
+                     "gives them):")
+        sources: dict[str, int] = {}
+        for g in hw["entries"]:
+            acts = ", ".join(f"{a} {pj:.4g}" for a, pj in g["actions"].items())
+            behind = ", ".join(f"{e['name']} {e['value']:g} {e['unit']} "
+                               f"[{sources.setdefault(e['source'], len(sources) + 1)}]" for e in g["entries"])
+            lines.append(f"    {acts} <- {behind}")
+        lines += [f"    [{k}] {src}" for src, k in sources.items()]
+        return lines
+
+    def _headline_hardware(self) -> list[str]:
+        hw = self.hardware
+        if not hw:
+            return []
+        (dn, d), (tn, t) = hw["networks"].items()
+        return [f"  energy per inference dense / TT-RFNN on {hw['preset']}: {d['energy_pj'] / t['energy_pj']:.2f}x "
+                f"({d['energy_pj']:.1f} / {t['energy_pj']:.1f} pJ); cycles {d['cycles']} / {t['cycles']} "
+                f"({d['cycles'] / t['cycles']:.2f}x)",
+                f"      paper: {PAPER['energy']}"]
+
     def as_dict(self) -> dict:
         def clean(v):
             if isinstance(v, dict):
@@ -365,7 +496,8 @@ class StudyResult:
 
         return clean({"counts": self.counts, "params": self.params, "accuracy": self.accuracy,
                       "headline": self.headline, "sensitivity": self.sensitivity, "sweeps": self.sweeps,
-                      "plot": self.plot, "files": self.files, "seconds": self.seconds, "notes": self.notes})
+                      "plot": self.plot, "files": self.files, "seconds": self.seconds, "notes": self.notes,
+                      "hardware": self.hardware})
 
 
 def sweep(nets, meshes, xte, yte, kind, magnitudes, seeds, corrections=("gain",)):
@@ -437,8 +569,9 @@ def run(out_dir=None, quick: bool = False, style: str = "clements") -> StudyResu
     out.mkdir(parents=True, exist_ok=True)
     files = {"plot": _plot(sweeps, out), "sensitivity plot": _plot_sensitivity(sens, out),
              "sensitivity table": _write_table(sens, headline, out)}
+    hw = _hardware_section()
     return StudyResult(counts, params, acc, headline, sens, sweeps, files["plot"], time.perf_counter() - t0,
-                       notes, files)
+                       notes, files, hw)
 
 
 def _write_table(sens, headline, out_dir: Path) -> str:

@@ -57,6 +57,80 @@ def test_correction_is_checked(data, tt_net):
         S.evaluate(tt_net, S.map_network(tt_net), xte, yte, correction="gain only")
 
 
+# ---------------------------------------------------------------------------------------------- hardware
+def _hand_walk(matrices):
+    """Counts of one inference on rf-array-8 (8 ports, 8-bit phase DACs, 10-bit ADCs, 250 MHz, rf_stage_ns 0.05),
+    walked tile by tile from docs/rf_array.md ("Physical system timing", "Memory and traffic"): ``matrices``
+    are (rows P, cols Q, vectors B) products, each read from and written to memory as 8-bit codes."""
+    n, codes = 8, 64                             # ports; phase codes per mesh: n(n-1) MZI phases + n screen = n^2
+    rf = math.ceil((2 * 8 + 1) * 0.05 / 4.0)     # 8 MZI columns per mesh, two meshes + attenuators, 4 ns cycles
+    assert rf == 1
+    c = dict.fromkeys(("cycles", "dac", "ps", "att", "sig", "adc", "post", "dram", "buf_r", "buf_w"), 0)
+    for p, q, m in matrices:
+        kt, nt = -(-q // n), -(-p // n)
+        for j in range(nt):
+            cols = min(n, p - j * n)
+            for i in range(kt):
+                rows = min(n, q - i * n)
+                c["cycles"] += 1 + rf + m + 1    # DACs settle, RF propagation, m ADC conversions, post add
+                c["dac"] += 2 * codes + n        # both meshes' phase DACs and the attenuators' DACs
+                c["ps"] += 2 * codes
+                c["att"] += n
+                c["sig"] += m * n
+                c["adc"] += m * n
+                c["post"] += m * n if i else 0
+                c["dram"] += codes + (n + 1) + codes  # V codes, attenuator codes + gain byte, U codes
+                if j == 0:                       # the input slice arrives once and fills the input buffer
+                    c["dram"] += m * rows
+                    c["buf_w"] += -(-m * rows // 8)
+                c["buf_r"] += -(-m * rows // 8)  # every tile reads its slice (64-bit words)
+                psum = -(-m * cols * 4 // 8)     # 32-bit partial sums
+                c["buf_r"] += psum if kt > 1 and i > 0 else 0
+                c["buf_w"] += psum if kt > 1 and i < kt - 1 else 0
+                c["dram"] += m * cols if i == kt - 1 else 0  # output codes
+    return c
+
+
+def _hand_energy_pj(c):
+    """Per action, from the cost tables' entries by hand: DAC 0.01 pJ x 2**8 (phase) or 2**10 (signal), ADC
+    0.0217 pJ x 2**10, phase shifter / attenuator set 0.1 pJ, 32-bit add 0.1 pJ (Horowitz), a 16 KiB SRAM's 64-bit
+    access 15 pJ (between 8 KB: 10 and 32 KB: 20, linear in log2 size), LPDDR4 8 pJ/bit."""
+    return (c["dac"] * 0.01 * 2 ** 8 + c["sig"] * 0.01 * 2 ** 10 + c["adc"] * 0.0217 * 2 ** 10
+            + (c["ps"] + c["att"]) * 0.1 + c["post"] * 0.1 + (c["buf_r"] + c["buf_w"]) * 15.0 + c["dram"] * 64.0)
+
+
+def test_hardware_through_the_loop_equals_a_hand_count():
+    # dense: 64 -> 32 is 8 x 4 tiles, 32 -> 10 is 4 x 2; one vector: 40 tiles x (1 + 1 + 1 + 1) = 160 cycles
+    dense = [(32, 64, 1), (10, 32, 1)]
+    # TT, per core in signal order, (r m) x (n r) on B vectors: layer 1 (in 4,4,4; out 2,4,4; ranks 1,4,4,1)
+    # 16 x 4 on 4*4, 16 x 16 on 4*4, 2 x 16 on 4*4: 2 + 4 + 2 tiles x 19 = 152; layer 2 (in 2,4,4; out 1,2,5)
+    # 20 x 4 on 2*4 (3 tiles x 11), 8 x 16 on 2*5 (2 x 13), 1 x 8 on 2*5 (1 x 13): 72
+    tt = [(16, 4, 16), (16, 16, 16), (2, 16, 16), (20, 4, 8), (8, 16, 10), (1, 8, 10)]
+    for kind, mats, cycles in (("dense", dense, 160), ("tt", tt, 152 + 72)):
+        hw = S.hardware(kind)
+        c = _hand_walk(mats)
+        assert hw["cycles"] == c["cycles"] == cycles
+        assert hw["latency_us"] == pytest.approx(cycles * 4e-3)
+        assert (hw["dac_conversions"], hw["signal_dac_conversions"], hw["adc_conversions"], hw["dram_bytes"]) == (
+            c["dac"], c["sig"], c["adc"], c["dram"])
+        assert hw["energy_pj"] == pytest.approx(_hand_energy_pj(c), rel=1e-12)
+        assert hw["components"]["dram"] == pytest.approx(c["dram"] * 64.0, rel=1e-12)
+        assert hw["components"]["buffer"] == pytest.approx((c["buf_r"] + c["buf_w"]) * 15.0, rel=1e-12)
+    # the dense network's layers are digits-mlp's fc2 and fc3 shapes: 4,480 and 1,138 DRAM bytes there too
+    assert S.hardware("dense")["dram_bytes"] == 4480 + 1138
+
+
+def test_hardware_in_the_study_output():
+    r = S.StudyResult({"dense RFNN": S._counts("dense").as_dict(), "TT-RFNN reuse": S._counts("reuse").as_dict()},
+                      {}, {}, {}, {}, {}, None, 0.0, hardware=S._hardware_section())
+    text = "\n".join(r._format_hardware() + r._headline_hardware())
+    d, t = (r.hardware["networks"][k] for k in ("dense RFNN", "TT-RFNN reuse"))
+    assert re.search(r"dense RFNN +40 +160 +0\.640 ", text) and re.search(r"TT-RFNN reuse +14 +224 +0\.896 ", text)
+    assert f"{d['energy_pj'] / t['energy_pj']:.2f}x ({d['energy_pj']:.1f} / {t['energy_pj']:.1f} pJ)" in text
+    assert "adc.convert 22.22 <- adc.fom_walden 0.0217 pJ" in text and "B. Murmann, ADC Performance Survey" in text
+    assert "dram.lpddr4.energy_per_bit 8 pJ/bit" in text and "paper: " in text
+
+
 # ---------------------------------------------------------------------------------------------- intervals
 def test_mean_interval_against_hand_computation():
     # 4 samples: mean 0.65, s = sqrt(0.05 / 3) = 0.1290994; t(0.975, 3 dof) = 3.182446 (Student-t table)
@@ -182,3 +256,4 @@ def test_study_prints_the_same_numbers_on_1_and_3_threads(tmp_path):
     # 3053 / 859 = 3.554: the MZI counts of DENSE_SHAPES and TT_LAYERS (tests/test_rf_tt.py derives them)
     assert "interferometers dense / TT-RFNN: 3.55x with reused cores (3053 / 859)" in one
     assert "paper:" in one and "digital gain (gain - raw)" in one
+    assert "energy per inference dense / TT-RFNN on rf-array-8:" in one and "cycles 160 / 224" in one

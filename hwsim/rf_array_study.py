@@ -312,14 +312,15 @@ def workload_model(kind: str):
     raise HwsimError(f"kind={kind!r} is not allowed: expected 'dense' or 'tt'")
 
 
-def hardware(kind: str, preset: str = HARDWARE_PRESET, cost=None) -> dict:
-    """Cycles, energy and counts of one inference of the ``dense`` or ``tt`` network on ``preset``: its
-    :func:`workload_model` through the model-run loop (:func:`hwsim.run.predict_model`), each layer priced by
-    :func:`hwsim.run.price` (``cost`` default: 45 nm, LPDDR4)."""
+def hardware(kind: str, accel=HARDWARE_PRESET, cost=None) -> dict:
+    """Cycles, energy and counts of one inference of the ``dense`` or ``tt`` network on ``accel`` (an
+    rf-array preset name or config): its :func:`workload_model` through the model-run loop
+    (:func:`hwsim.run.predict_model`), each layer priced by :func:`hwsim.run.price` (``cost`` default: 45 nm,
+    LPDDR4)."""
     from hwsim.cost import CostModel
     from hwsim.families import resolve_accel
 
-    acc = resolve_accel(preset)
+    acc = resolve_accel(accel)
     cost = CostModel() if cost is None else cost
     mr = run_loop.predict_model(acc, workload_model(kind), label=kind)
     layers, parts = [], {}

@@ -45,8 +45,20 @@ Memory and traffic (bytes; ``a`` = the layer's act_bits, ``d`` = dac_bits)
 * ``target="emulator"`` adds the complex vectors between the passes (``2 data_bits`` bits per port, all
   ``n`` ports): written by ``v``, read and written by ``diag``, read by ``u``.
 
-The inventory of ``target="rf"`` has no SRAM or DRAM component, so the traffic is reported in the
-:class:`~hwsim.unit.Stats` byte fields and not priced.
+The inventory of ``target="rf"`` prices the traffic (``buffer`` reads and writes of 64-bit words, ``dram``
+bytes); the emulator's has neither, so there it is only reported in the :class:`~hwsim.unit.Stats` byte
+fields.
+
+Shape-only layers (counts only)
+-------------------------------
+A :class:`WorkloadLayer` is a ``linear`` layer given by its shape, dense or a TT layer
+(:class:`hwsim.models.rf_tt.TTLayer`), for the counts-only run loop (:class:`WorkloadModel` through
+:func:`hwsim.run.predict_model`, as ``hwsim study tt-rfnn`` runs its networks). A dense one lowers like a
+compressed layer of its shape. A TT one lowers core by core in signal order, core ``k``'s matrix
+``(r_{k-1} m_k) x (n_k r_k)`` tiled like a weight and fed its ``B_k`` vectors (``vectors = B_k``,
+``core = k``): the ``reuse`` arrangement, each stage's outputs digitized, requantized to ``act_bits`` codes,
+written out and read back by the next stage. Its passes add up to :func:`hwsim.rf_array.predict_tt` plus the
+memory traffic.
 """
 
 from __future__ import annotations

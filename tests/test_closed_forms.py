@@ -135,7 +135,7 @@ def test_rf_array_gemm_closed_form_equals_the_tile_walk(m, k, n, ports, dac, adc
     cfg = RfArrayConfig(n=ports, mesh=mesh, dac_update_cycles=dac, adc_cycles=adc, rf_stage_ns=stage_ns)
     got = predict_gemm(cfg, m, k, n)
     cycles, acts, tiles, macs = _rf_gemm_steps(cfg, m, k, n)
-    assert (got.cycles, got.folds, got.macs) == (cycles, tiles, macs)
+    assert (got.cycles, got.detail["folds"], got.macs) == (cycles, tiles, macs)
     assert got.macs == m * k * n
     assert {key: v for key, v in got.actions.pairs().counts.items() if v} == {key: v for key, v in acts.items() if v}
 

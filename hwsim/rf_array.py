@@ -25,6 +25,18 @@ Physical system timing (one n x n tile of a layer, ``m`` input vectors)::
     post     = 1                                      (digital accumulate of the last vector)
     tile cycles = program + rf + stream + post; tiles run back to back.
 
+Idle ports (``gating``, docs/idle_lanes.md): an edge tile (``k`` or the output count not a multiple of ``n``)
+holds ``rows <= n`` inputs and ``cols <= n`` outputs. Per vector its ``rows`` signal DACs and ``cols`` ADCs
+(and, after the first k tile of an output block, ``cols`` post-adder lanes) do real work; the other ports are
+padding. Real work is counted as ``convert`` / ``add``; the padding ports as idle slots, named by
+``gating``: ``"none"`` -- ``("signal_dac", "idle")``, ``("adc", "idle")``, ``("post", "idle")``, each priced
+as the real action (a zero converted, a discarded code added); ``"clock"`` -- the port's converter is not
+clocked: ``("signal_dac_gate", "idle")``, ``("adc_gate", "idle")``, one closed clock gate each (the post lane
+of a gated ADC holds: not counted). ``detail['idle_slots']`` counts the tile's padding MAC slots,
+``vectors * (n * n - rows * cols)`` per tile, the share of the mesh's ``n x n`` MACs a vector passes that are
+not real. The phase and attenuator DACs have no idle ports: an edge tile's SVD of the zero-padded block sets
+every phase and attenuator of both meshes, and all are programmed.
+
 Emulator timing (exact to the RTL; cycle 1 is the first cycle ``busy`` is high)::
 
     cycles = 1 + (C - 1) * dac_update_cycles + V + L,   C = code_count, L = 7 * columns + 3
@@ -53,6 +65,7 @@ from hwsim.unit import Stats
 
 __all__ = [
     "FAMILY",
+    "GATINGS",
     "TARGETS",
     "RfArrayConfig",
     "inventory",
@@ -64,6 +77,9 @@ __all__ = [
 ]
 
 TARGETS = ("rf", "emulator")
+#: Idle-port choices: ``none`` (padding ports convert at full energy), ``clock`` (their converters' sample
+#: clocks are gated; docs/idle_lanes.md).
+GATINGS = ("none", "clock")
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,14 @@ class RfArrayConfig(FamilyConfig):
         Insertion loss of one interferometer in dB (used by the error model of studies).
     clock_mhz : float
         Controller clock frequency in MHz.
+    buffer_bytes : int
+        Physical target: the SRAM buffer (input slice, partial sums, outputs), bytes.
+    gating : {"none", "clock"}
+        Physical target: what the signal DACs, ADCs and post-adder lanes of an edge tile's padding ports do.
+        ``"none"``: they run, converting (and adding) zeros at full energy; ``"clock"``: each port's
+        converters have a clock gate on their sample clock, closed for the tile's padding ports (one closed
+        gate per skipped conversion; the post lane behind a gated ADC holds). Values and cycles are the same;
+        the emulator target has no idle ports (see docs/idle_lanes.md).
     """
 
     n: int = 8
@@ -111,6 +135,7 @@ class RfArrayConfig(FamilyConfig):
     loss_db: float = 0.0
     clock_mhz: float = 250.0
     buffer_bytes: int = 16 * 1024
+    gating: str = "none"
 
     FAMILY: ClassVar[str] = "rf-array"
     #: Emulator pipeline registers of a rotator (its operands, products, rounded sums) and of a 2x2 mixer
@@ -132,6 +157,7 @@ class RfArrayConfig(FamilyConfig):
         check_number("loss_db", self.loss_db, 0.0, False, 100.0)
         check_number("clock_mhz", self.clock_mhz, 0.0, True, 100_000.0)
         check_int("buffer_bytes", self.buffer_bytes, 64, 1 << 30)
+        check_choice("gating", self.gating, GATINGS)
 
     @property
     def ns_per_cycle(self) -> float:
@@ -209,31 +235,50 @@ def predict_emulator(cfg: RfArrayConfig, vectors: int) -> Stats:
                  detail={"name": "mesh", "m": v, "k": cfg.n, "n": cfg.n, "folds": 1})
 
 
-def _tile_stats(cfg: RfArrayConfig, vectors: int, tiles: int, k_tiles: int, n_tiles: int) -> tuple[int, dict]:
-    per_tile = cfg.dac_update_cycles + cfg.rf_cycles + vectors * cfg.adc_cycles + 1
+def _idle_actions(cfg: RfArrayConfig, signal: int, adc: int, post: int) -> dict:
+    """The idle-port slots of ``cfg.gating`` (see the module docstring): padding ports' signal-DAC and ADC
+    conversion slots and post-adder lane slots."""
+    if cfg.gating == "clock":  # the converters are not clocked; the post lane behind a gated ADC holds
+        idle = {("signal_dac_gate", "idle"): signal, ("adc_gate", "idle"): adc}
+    else:
+        idle = {("signal_dac", "idle"): signal, ("adc", "idle"): adc, ("post", "idle"): post}
+    return {key: v for key, v in idle.items() if v}
+
+
+def _tile_stats(cfg: RfArrayConfig, vectors: int, k: int, out: int) -> tuple[int, int, dict, int]:
+    """Cycles, tiles, actions and padding MAC slots of a ``k``-input, ``out``-output matrix tiled onto the
+    processor and fed ``vectors`` vectors. Every output block feeds all ``k`` inputs through its k tiles (real
+    signal-DAC ports: ``k`` per block); every k tile converts its block's real outputs (real ADC ports: ``out``
+    per k-tile row); the post-adder adds them on every k tile after the first."""
     n = cfg.n
+    kt, nt = math.ceil(k / n), math.ceil(out / n)
+    tiles = kt * nt
+    per_tile = cfg.dac_update_cycles + cfg.rf_cycles + vectors * cfg.adc_cycles + 1
+    slots = tiles * vectors * n                       # port slots of one converter bank
+    signal, adc, post = vectors * nt * k, vectors * kt * out, vectors * (kt - 1) * out
     acts = {
         ("dac", "convert"): tiles * cfg.tile_codes,
         ("phase_shifter", "set"): tiles * 2 * cfg.codes,
         ("attenuator", "set"): tiles * n,
-        ("signal_dac", "convert"): tiles * vectors * n,
-        ("adc", "convert"): tiles * vectors * n,
-        ("post", "add"): (k_tiles - 1) * n_tiles * vectors * n,
+        ("signal_dac", "convert"): signal,
+        ("adc", "convert"): adc,
+        ("post", "add"): post,
+        **_idle_actions(cfg, slots - signal, slots - adc, (kt - 1) * nt * vectors * n - post),
     }
-    return tiles * per_tile, acts
+    return tiles * per_tile, tiles, acts, vectors * (tiles * n * n - k * out)
 
 
 def predict_gemm(cfg: RfArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> Stats:
     """Physical-array statistics of ``out (m, n) = a (m, k) @ w (k, n)``: w is tiled into n x n SVD tiles
     (``ceil(k / cfg.n) * ceil(n / cfg.n)``), each programmed once and fed the m input vectors. The processor
     alone: no buffer or DRAM traffic (a model layer's :func:`hwsim.rf_array_layers.predict` adds it).
-    ``detail``: ``name``, ``m``, ``k``, ``n`` and ``folds`` (the tiles)."""
+    ``detail``: ``name``, ``m``, ``k``, ``n``, ``folds`` (the tiles) and ``idle_slots`` (the edge tiles'
+    padding MAC slots; their ports' actions are named by ``cfg.gating``, see the module docstring)."""
     for f, v in (("m", m), ("k", k), ("n", n)):
         check_int(f, v, 1)
-    kt, nt = math.ceil(k / cfg.n), math.ceil(n / cfg.n)
-    cycles, acts = _tile_stats(cfg, m, kt * nt, kt, nt)
+    cycles, tiles, acts, idle = _tile_stats(cfg, m, k, n)
     return Stats(cycles, 0, m * k * n, ActionCounts(acts),
-                 detail={"name": name, "m": m, "k": k, "n": n, "folds": kt * nt})
+                 detail={"name": name, "m": m, "k": k, "n": n, "folds": tiles, "idle_slots": idle})
 
 
 def predict_op(cfg: RfArrayConfig, op) -> Stats:
@@ -247,19 +292,19 @@ def predict_tt(cfg: RfArrayConfig, layer: TTLayer, vectors: int, name: str = "tt
     onto the n-port processor and fed its B_k vectors per input vector; between cores the outputs are
     digitized and reordered in memory (``reuse``); the DACs are re-programmed once per core tile. The
     processor alone, like :func:`predict_gemm`. ``detail``: ``name``, ``m`` = vectors, ``k`` = N,
-    ``n`` = M and ``folds`` (the tiles of all cores)."""
+    ``n`` = M, ``folds`` (the tiles of all cores) and ``idle_slots`` (their padding MAC slots)."""
     check_int("vectors", vectors, 1)
     cycles, total = 0, ActionCounts({})
-    folds = 0
+    folds = idle = 0
     for st in stage_shapes(layer):
-        kt, nt = math.ceil(st["q"] / cfg.n), math.ceil(st["p"] / cfg.n)
-        c, acts = _tile_stats(cfg, vectors * st["vectors"], kt * nt, kt, nt)
+        c, tiles, acts, pad = _tile_stats(cfg, vectors * st["vectors"], st["q"], st["p"])
         cycles += c
-        folds += kt * nt
+        folds += tiles
+        idle += pad
         total = total + ActionCounts(acts)
     macs = vectors * sum(st["vectors"] * st["p"] * st["q"] for st in stage_shapes(layer))
     return Stats(cycles, 0, macs, total, detail={"name": name, "m": vectors, "k": layer.n, "n": layer.m,
-                                                  "folds": folds})
+                                                  "folds": folds, "idle_slots": idle})
 
 
 # ---------------------------------------------------------------------------------------------- cost classes
@@ -364,12 +409,21 @@ def _register_classes() -> None:
         ComponentClass("attenuator", "variable RF attenuator; `set` = one new setting",
                        (), {"set": ("setting", lambda m, a: v(m, "phase_shifter.set.energy"))},
                        lambda m, a: mm2(m, "attenuator.area")),
-        ComponentClass("dac", "DAC of `bits` (Walden-FoM energy per update)", ("bits",),
-                       {"convert": ("conversion", lambda m, a: v(m, "dac.fom_walden") * 2 ** a["bits"])},
+        ComponentClass("dac", "DAC of `bits` (Walden-FoM energy per update); 'idle': a padding port's update "
+                       "(a zero converted at full energy, no gating)", ("bits",),
+                       {"convert": ("conversion", lambda m, a: v(m, "dac.fom_walden") * 2 ** a["bits"]),
+                        "idle": ("slot", lambda m, a: v(m, "dac.fom_walden") * 2 ** a["bits"])},
                        lambda m, a: v(m, "dac.area_per_level") * 2 ** a["bits"]),
-        ComponentClass("adc", "ADC of `bits` (Walden-FoM energy per conversion)", ("bits",),
-                       {"convert": ("conversion", lambda m, a: v(m, "adc.fom_walden") * 2 ** a["bits"])},
+        ComponentClass("adc", "ADC of `bits` (Walden-FoM energy per conversion); 'idle': a padding port's "
+                       "conversion (at full energy, its code discarded; no gating)", ("bits",),
+                       {"convert": ("conversion", lambda m, a: v(m, "adc.fom_walden") * 2 ** a["bits"]),
+                        "idle": ("slot", lambda m, a: v(m, "adc.fom_walden") * 2 ** a["bits"])},
                        lambda m, a: v(m, "adc.area_per_level") * 2 ** a["bits"]),
+        ComponentClass("converter_gate", "clock gate on one converter's sample clock (gating 'clock'); 'idle' = "
+                       "one skipped conversion, the closed gate (icg.energy); area icg.area", (),
+                       {"idle": ("slot", lambda m, a: v(m, "icg.energy"))},    # node-scaled by entry()
+                       lambda m, a: v(m, "icg.area"),
+                       lambda m, a: [m.entry("icg.ge"), m.entry("icg.energy"), m.entry("icg.area")]),
         ComponentClass("rf_switch", "2x2 RF switch cell of a switch matrix", (),
                        {"toggle": ("reconfiguration", lambda m, a: v(m, "rf_switch.toggle.energy"))},
                        lambda m, a: mm2(m, "rf_switch.area")),
@@ -409,15 +463,29 @@ def inventory(cfg: RfArrayConfig):
                       "code loader, FSM and activity counters, rough 400 GE estimate"),
         ))
     ps = 2 * cfg.codes
+    if cfg.gating == "clock":
+        idle = {"signal_dac": "; an edge tile's padding ports are not clocked (signal_dac_gate)",
+                "adc": "; an edge tile's padding ports are not clocked (adc_gate)",
+                "post": "; a padding port's lane holds (its ADC is gated)"}
+        gates = (Component("signal_dac_gate", "converter_gate", {}, n,
+                           "sample-clock gate per signal DAC, closed on padding ports"),
+                 Component("adc_gate", "converter_gate", {}, n, "sample-clock gate per ADC, closed on padding ports"))
+    else:
+        idle = {"signal_dac": "; padding ports of edge tiles convert zeros at full energy (gating=none)",
+                "adc": "; padding ports of edge tiles convert at full energy (gating=none)",
+                "post": "; padding ports' lanes add at full energy (gating=none)"}
+        gates = ()
     return Inventory(f"rf_array {n}-port {cfg.mesh} SVD processor", (
         Component("mzi", "interferometer", {}, 2 * k, "U and V^H meshes"),
         Component("phase_shifter", "phase_shifter", {}, ps, "two per MZI + two output screens"),
         Component("attenuator", "attenuator", {}, n, "singular values"),
         Component("dac", "dac", {"bits": cfg.dac_bits}, ps + n, "one per phase shifter and attenuator"),
-        Component("signal_dac", "dac", {"bits": cfg.adc_bits}, n, "input vector generation (digital inputs)"),
-        Component("adc", "adc", {"bits": cfg.adc_bits}, n, "one per output port"),
+        Component("signal_dac", "dac", {"bits": cfg.adc_bits}, n, "input vector generation (digital inputs)"
+                  + idle["signal_dac"]),
+        Component("adc", "adc", {"bits": cfg.adc_bits}, n, "one per output port" + idle["adc"]),
+        *gates,
         Component("rf_switch", "rf_switch", {}, benes_switches(n), "Benes switch matrix at the inputs"),
-        Component("post", "adder", {"bits": 32}, n, "digital accumulation across k tiles"),
+        Component("post", "adder", {"bits": 32}, n, "digital accumulation across k tiles" + idle["post"]),
         Component("buffer", "sram", {"bytes": cfg.buffer_bytes, "word_bits": 64}, 1,
                   "input slice, partial sums and outputs; one access per 64-bit word"),
         Component("dram", "dram", {}, 1, "phase codes, layer inputs and outputs"),

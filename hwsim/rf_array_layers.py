@@ -19,10 +19,15 @@ Timing and actions (``m`` = vectors, 1 per inference; ``C = cfg.codes`` phase co
 in parallel (charged to the ``v`` op), the wave crosses V^H, the attenuators and U in one propagation, and
 the ADCs at U's outputs close the stream (charged to the ``u`` op)::
 
-    v     cycles = dac_update_cycles            dac.convert C, phase_shifter.set C, signal_dac.convert m n
+    v     cycles = dac_update_cycles            dac.convert C, phase_shifter.set C, signal_dac.convert m rows
     diag  cycles = 0                            dac.convert n, attenuator.set n
-    u     cycles = rf_cycles + m adc_cycles + 1 dac.convert C, phase_shifter.set C, adc.convert m n,
-                                                post.add m n (every tile but the first of its output block)
+    u     cycles = rf_cycles + m adc_cycles + 1 dac.convert C, phase_shifter.set C, adc.convert m cols,
+                                                post.add m cols (every tile but the first of its output block)
+
+An edge tile's padding ports (``n - rows`` signal DACs on ``v``, ``n - cols`` ADCs and post lanes on ``u``,
+per vector) are idle slots, named by ``cfg.gating`` (:mod:`hwsim.rf_array`): ``signal_dac.idle``,
+``adc.idle``, ``post.idle`` without gating; ``signal_dac_gate.idle``, ``adc_gate.idle`` with ``clock`` (the
+post lane of a gated ADC holds). The ``u`` op's ``detail['idle_slots']`` = ``m (n^2 - rows cols)``.
 
 ``target="emulator"`` (the digital emulator of one mesh, :mod:`hwsim.rtl.rf_array`): the ``v`` and ``u``
 ops are one emulator run each, exactly :func:`hwsim.rf_array.predict_emulator` (``1 + (C - 1)
@@ -202,6 +207,14 @@ def lower(cfg: RfArrayConfig, layer) -> tuple[MeshPass, ...]:
 
 
 # ---------------------------------------------------------------------------------------------- predict
+#: The action naming a padding port's slot under each ``gating`` (:mod:`hwsim.rf_array`): the converter's own
+#: ``idle`` without gating, its sample-clock gate's with it.
+_IDLE = {"none": {"signal_dac": ("signal_dac", "idle"), "adc": ("adc", "idle")},
+         "clock": {"signal_dac": ("signal_dac_gate", "idle"), "adc": ("adc_gate", "idle")}}
+def _nonzero(counts: dict) -> dict:
+    return {k: v for k, v in counts.items() if v}
+
+
 def _bytes(bits: int) -> int:
     return math.ceil(bits / 8)
 
@@ -239,7 +252,8 @@ def predict(cfg: RfArrayConfig, op: MeshPass) -> Stats:
     """Closed-form :class:`~hwsim.unit.Stats` of one mesh pass (see the module docstring): cycles, no stalls,
     the MACs of the tile's block (on its ``u`` op), the priced actions of ``cfg.target``'s inventory and
     the traffic per memory level; ``detail`` splits the cycles (program / rf / stream / post) and counts
-    ``tiles``."""
+    ``tiles``; on ``target="rf"`` the ``u`` op also the tile's padding MAC slots (``idle_slots``), whose
+    signal-DAC, ADC and post-adder port slots are counted apart from the real ones (``cfg.gating``)."""
     check_op(cfg, op)
     m, n, c = op.vectors, cfg.n, cfg.codes
     macs = m * op.rows * op.cols if op.stage == "u" else 0
@@ -253,16 +267,21 @@ def predict(cfg: RfArrayConfig, op: MeshPass) -> Stats:
         detail["emulator_runs"] = int(op.stage != "diag")
     elif op.stage == "v":
         cycles = cfg.dac_update_cycles
-        acts = {("dac", "convert"): c, ("phase_shifter", "set"): c, ("signal_dac", "convert"): m * n}
+        acts = {("dac", "convert"): c, ("phase_shifter", "set"): c, ("signal_dac", "convert"): m * op.rows,
+                **_nonzero({_IDLE[cfg.gating]["signal_dac"]: m * (n - op.rows)})}
         detail["program_cycles"] = cycles
     elif op.stage == "diag":
         cycles, acts = 0, {("dac", "convert"): n, ("attenuator", "set"): n}
     else:
         cycles = cfg.rf_cycles + m * cfg.adc_cycles + 1
-        acts = {("dac", "convert"): c, ("phase_shifter", "set"): c, ("adc", "convert"): m * n}
+        acts = {("dac", "convert"): c, ("phase_shifter", "set"): c, ("adc", "convert"): m * op.cols,
+                **_nonzero({_IDLE[cfg.gating]["adc"]: m * (n - op.cols)})}
         if op.k_tile > 0:
-            acts[("post", "add")] = m * n
-        detail.update(rf_cycles=cfg.rf_cycles, stream_cycles=m * cfg.adc_cycles, post_cycles=1)
+            acts[("post", "add")] = m * op.cols
+            if cfg.gating == "none":  # a gated ADC's post lane holds: nothing counted
+                acts.update(_nonzero({("post", "idle"): m * (n - op.cols)}))
+        detail.update(rf_cycles=cfg.rf_cycles, stream_cycles=m * cfg.adc_cycles, post_cycles=1,
+                      idle_slots=m * (n * n - op.rows * op.cols))
     traffic = _traffic(cfg, op)
     if cfg.target == "rf":  # the SVD processor's buffer (64-bit words) and DRAM are in its inventory
         acts.update({("buffer", "read"): -(-traffic["sram_read_bytes"] // 8),

@@ -103,8 +103,9 @@ def _inventories():
     for mod, oa, g in itertools.product((False, True), (False, True), gatings):
         yield "deform-unit", deform_inventory(DeformUnitConfig(modulation=mod, offset_array=oa,
                                                                **({"gating": g} if g else {})))
-    for target, mesh in itertools.product(("rf", "emulator"), ("clements", "reck")):
-        yield "rf-array", rf_inventory(RfArrayConfig(target=target, mesh=mesh))
+    gatings = ("none", "clock") if _has(RfArrayConfig, "gating") else (None,)
+    for target, mesh, g in itertools.product(("rf", "emulator"), ("clements", "reck"), gatings):
+        yield "rf-array", rf_inventory(RfArrayConfig(target=target, mesh=mesh, **({"gating": g} if g else {})))
 
 
 @pytest.fixture(scope="module")

@@ -113,15 +113,24 @@ def test_emulator_cycles_by_hand():
 
 
 def test_physical_gemm_by_hand():
-    cfg = RfArrayConfig(n=4, clock_mhz=1000.0, rf_stage_ns=0.5, adc_cycles=2, dac_update_cycles=5)
+    cfg = RfArrayConfig(n=4, clock_mhz=1000.0, rf_stage_ns=0.5, adc_cycles=2, dac_update_cycles=5, gating="none")
     # rf depth = 2 * 4 columns + 1 = 9 stages * 0.5 ns = 4.5 ns -> 5 cycles at 1 ns
     assert cfg.rf_cycles == 5
     s = predict_gemm(cfg, m=7, k=10, n=6)          # k tiles 3, n tiles 2
     assert s.detail["folds"] == 6
     assert s.cycles == 6 * (5 + 5 + 7 * 2 + 1)
     assert s.actions.get("dac", "convert") == 6 * (2 * 16 + 4)
-    assert s.actions.get("adc", "convert") == 6 * 7 * 4
-    assert s.actions.get("post", "add") == 2 * 2 * 7 * 4
+    # real ports: the k tiles hold 4, 4, 2 inputs, the n tiles 4, 2 outputs; 7 vectors through each tile
+    assert s.actions.get("signal_dac", "convert") == 2 * (4 + 4 + 2) * 7          # both output blocks
+    assert s.actions.get("adc", "convert") == 3 * (4 + 2) * 7                     # every k tile
+    assert s.actions.get("post", "add") == 2 * (4 + 2) * 7                        # the 2 k tiles after the first
+    # the padding ports (gating none: idle slots at full price): the last k tile's 2 inputs, the last n
+    # tile's 2 outputs; 6 tiles of 16 MAC slots, 60 of them real (10 x 6)
+    assert cfg.gating == "none"
+    assert s.actions.get("signal_dac", "idle") == 2 * 2 * 7
+    assert s.actions.get("adc", "idle") == 3 * 2 * 7
+    assert s.actions.get("post", "idle") == 2 * 2 * 7
+    assert s.detail["idle_slots"] == 7 * (6 * 16 - 60)
 
 
 def test_tt_on_processor_by_hand():
@@ -146,8 +155,12 @@ def test_cycle_models_return_the_protocol_stats():
         assert type(s) is Stats and s.stall_cycles == 0
         assert (s.sram_bytes, s.dram_bytes) == (0, 0)  # the processor alone: no memory traffic
     assert (emu.macs, dict(emu.detail)) == (1280, {"name": "mesh", "m": 5, "k": 8, "n": 8, "folds": 1})
-    assert (gemm.macs, dict(gemm.detail)) == (715, {"name": "gemm", "m": 5, "k": 13, "n": 11, "folds": 4})
-    assert (tt.macs, dict(tt.detail)) == (5376, {"name": "t", "m": 3, "k": 64, "n": 32, "folds": 3})
+    # idle_slots: the padding MAC slots, 4 tiles x 64 - 13 x 11 real per vector; the TT cores fill 32, 64 and
+    # 16 of their tile's 64 slots on 3 x 16 vectors each
+    assert (gemm.macs, dict(gemm.detail)) == (715, {"name": "gemm", "m": 5, "k": 13, "n": 11, "folds": 4,
+                                                    "idle_slots": 5 * (4 * 64 - 143)})
+    assert (tt.macs, dict(tt.detail)) == (5376, {"name": "t", "m": 3, "k": 64, "n": 32, "folds": 3,
+                                                 "idle_slots": 48 * (32 + 0 + 48)})
     assert gemm.utilization(64) == 715 / (64 * gemm.cycles)
     with pytest.raises(AttributeError):
         gemm.cycles = 0  # frozen

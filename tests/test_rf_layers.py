@@ -208,7 +208,7 @@ def test_zero_tiles_and_one_port():
     (8, 8, (1, 1), (8,), (8,)),
 ])
 def test_tiles_of_odd_shapes_by_hand(o, i, grid, rows, cols):
-    cfg = RfArrayConfig(n=8)
+    cfg = RfArrayConfig(n=8, gating="none")
     ops = rfl.lower(cfg, _layer(np.ones((o, i))))
     kt, nt = grid
     assert len(ops) == 3 * kt * nt
@@ -228,9 +228,15 @@ def test_tiles_of_odd_shapes_by_hand(o, i, grid, rows, cols):
     # writes its 32-bit partial sums, ceil(cols * 4 / 8) words
     psum = sum(-(-c * 4 // 8) for c in cols) * (kt - 1)
     assert (acts.pop("buffer.read"), acts.pop("buffer.write")) == (kt * nt + psum, kt + psum)
+    # real ports: every output block feeds all inputs (sum(rows) = i), every k tile converts its block's real
+    # outputs (sum(cols) = o); the padding ports of the 8 are idle slots (gating none: named on the converters)
+    idle = {"signal_dac.idle": kt * nt * 8 - nt * i, "adc.idle": kt * nt * 8 - kt * o,
+            "post.idle": (kt - 1) * (nt * 8 - o)}
     assert acts == {"dac.convert": kt * nt * (2 * 64 + 8), "phase_shifter.set": kt * nt * 128,
-                                    "signal_dac.convert": kt * nt * 8, "attenuator.set": kt * nt * 8,
-                                    "adc.convert": kt * nt * 8, **({"post.add": (kt - 1) * nt * 8} if kt > 1 else {})}
+                    "signal_dac.convert": nt * sum(rows), "attenuator.set": kt * nt * 8,
+                    "adc.convert": kt * sum(cols), **({"post.add": (kt - 1) * o} if kt > 1 else {}),
+                    **{key: v for key, v in idle.items() if v}}
+    assert st.detail["idle_slots"] == kt * nt * 64 - o * i
     g = predict_gemm(cfg, 1, i, o)
     assert (st.cycles, acts) == (g.cycles, {k: v for k, v in g.actions.as_dict().items() if v})
     assert st.detail["tiles"] == kt * nt

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
             nonlocal folds
             folds = 0
             for la in layers:
-                folds += predict_gemm(cfg, *la.gemm_shape, name=la.name, groups=la.groups).folds
+                folds += predict_gemm(cfg, *la.gemm_shape, name=la.name, groups=la.groups).detail["folds"]
             plan([LayerTensors.of_workload(la) for la in layers], 256 * 1024, DRAM_SPECS["lpddr4"], cfg.clock_mhz)
 
         t_all = _best(whole, args.repeats)

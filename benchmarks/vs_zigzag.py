@@ -121,11 +121,11 @@ def _price(cfg, stats) -> dict[str, float]:
 def hwsim_side(name: str, cfg, shapes: list[ConvShape], tensors, links=None) -> Network:
     """Per-layer energy of ``shapes`` on ``cfg``: :func:`hwsim.mac_array.predict_gemm` action counts, the
     memory system of :func:`hwsim.run.memory_stats` (global buffer, DRAM plan) and the cost tables."""
-    from hwsim.mac_array import predict_gemm, to_stats
+    from hwsim.mac_array import predict_gemm
     from hwsim.run import memory_stats
 
     t0 = time.perf_counter()
-    unit = [to_stats(predict_gemm(cfg, *s.gemm, name=s.name)) for s in shapes]
+    unit = [predict_gemm(cfg, *s.gemm, name=s.name) for s in shapes]
     stats, mp = memory_stats(cfg, tensors, unit, "lpddr4", links)
     net = Network(name, cfg)
     for s, st, u, lp in zip(shapes, stats, unit, mp.layers, strict=True):

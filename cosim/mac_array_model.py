@@ -12,7 +12,7 @@ format, act_bits=layer width)``, the config :func:`hwsim.mac_array.predict_op` t
 array. The testbench (:mod:`hwsim.cosim.mac_array_tb`) checks every output against ``reference_gemm`` and
 every GEMM's cycles, stalls and action counts against ``predict_gemm``; each chunk is returned as an
 :class:`~hwsim.cosim.model_cosim.RtlRun` (its :class:`~hwsim.models.compressed.GemmOp` with the chunk's
-rows, the measured Stats) that the model co-simulation compares with :func:`hwsim.mac_array.predict_stats`.
+rows, the measured Stats) that the model co-simulation compares with :func:`hwsim.mac_array.predict_op`.
 
 Quantized ONNX models (``--compress onnx``, float scales and zero points): a float-scale GEMM runs on the
 float32 requantizer lanes of a top built with ``requantizer = "f32"`` (its per-channel scales and output
@@ -36,7 +36,7 @@ from hwsim.cosim.runner import run_job
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.mac_array import fold_plan
-from hwsim.mac_array_actions import MacArrayActions
+from hwsim.mac_array_actions import MacArrayActions, gemm_stats
 from hwsim.unit import Stats
 
 __all__ = ["check", "cosim_run", "max_rows", "measured_stats", "requant_spec"]
@@ -75,13 +75,10 @@ def requant_spec(fq, n: int) -> dict:
 
 def measured_stats(row: dict) -> Stats:
     """The :class:`~hwsim.unit.Stats` of one GEMM as the harness measured it (a testbench result row:
-    ``rtl_cycles``, ``stall_cycles`` and the measured ``actions``), with the traffic per level as
-    :func:`hwsim.mac_array.to_stats` sums it."""
+    ``rtl_cycles``, ``stall_cycles`` and the measured ``actions``), built as the cycle model builds its own
+    (:func:`hwsim.mac_array_actions.gemm_stats`)."""
     a = MacArrayActions(**row["actions"])
-    return Stats(row["rtl_cycles"], row["stall_cycles"], a.pe_macs, a.pairs(),
-                 sram_read_bytes=a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes,
-                 sram_write_bytes=a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes,
-                 dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes)
+    return gemm_stats(row["rtl_cycles"], row["stall_cycles"], a.pe_macs, a)
 
 
 def check(cfg: MacArrayConfig, layer) -> None:

@@ -333,12 +333,13 @@ class MacArrayTB:
         expect = reference_gemm(a, w, cfg, shift, relu, bias=bias, requant=requant)
         bad, got = check_outputs(cfg, beats, expect)
         rtl = measured_actions(cfg, counters, self.widths, self.bitmap_bits, zp_correction)
-        diffs = count_diffs(rtl, st.actions, counters["stall_cycles"], st.stall_cycles)
+        model = MacArrayActions.of(st)
+        diffs = count_diffs(rtl, model, counters["stall_cycles"], st.stall_cycles)
         self._lap("check", t0)
         return {"codes": got,  # decoded (``out_values``) only where a caller needs the values
                 "mode": mode, "mismatches": bad, "vectors": m * n, "rtl_cycles": counters["cycles"],
                 "predicted_cycles": st.cycles, "stall_cycles": counters["stall_cycles"],
-                "predicted_stall_cycles": st.stall_cycles, "actions": rtl, "predicted_actions": st.actions,
+                "predicted_stall_cycles": st.stall_cycles, "actions": rtl, "predicted_actions": model,
                 "count_diffs": diffs}
 
 

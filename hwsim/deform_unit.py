@@ -536,8 +536,8 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
         oc = offset_conv_stats(cfg, layer)
         off_cycles = oc.cycles
         actions = actions + rename_mac_actions(oc.actions)
-        dram_r += oc.actions.dram_read_bytes
-        dram_w += oc.actions.dram_write_bytes
+        dram_r += oc.dram_read_bytes
+        dram_w += oc.dram_write_bytes
     return DeformStats(
         name=layer.name, cycles=off_cycles + unit_cycles, unit_cycles=unit_cycles, offset_cycles=off_cycles,
         stall_cycles=fill_stall + miss_stall, fill_stall_cycles=fill_stall, miss_stall_cycles=miss_stall,

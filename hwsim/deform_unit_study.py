@@ -358,7 +358,7 @@ def _variant_rows(layers, rows_of: dict, offset_std: float, cost) -> list[dict]:
                 cycles += s.cycles
                 mac_cyc += s.cycles
                 stalls += s.stall_cycles
-                dram += s.actions.dram_read_bytes + s.actions.dram_write_bytes
+                dram += s.dram_bytes
                 energy += cost.energy(inv, s.actions, s.cycles).total_pj
         else:
             rows = rows_of["depthwise" if dw else "full"]
@@ -378,7 +378,7 @@ def _variant_rows(layers, rows_of: dict, offset_std: float, cost) -> list[dict]:
                     cycles += p.cycles
                     mac_cyc += p.cycles
                     stalls += p.stall_cycles
-                    dram += p.actions.dram_read_bytes + p.actions.dram_write_bytes
+                    dram += p.dram_bytes
                     energy += cost.energy(inv, rename_mac_actions(p.actions), p.cycles).total_pj
         out.append({"variant": name, "kind": kind, "depthwise": dw, "offset_mode": mode, "bound": bound,
                     "cycles": cycles, "unit_cycles": unit_cycles, "mac_array_cycles": mac_cyc, "stall_cycles": stalls,

@@ -66,9 +66,8 @@ import numpy as np
 from hwsim.config import MAC_DRAIN_STAGES, MAC_STREAM_STAGES, WEIGHT_FORMATS, MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.families import CliOption, Family, model_cosim_options
-from hwsim.mac_array_actions import MacArrayActions
+from hwsim.mac_array_actions import MacArrayActions, gemm_stats
 from hwsim.mac_array_fast import closed_form_gemm
-from hwsim.stats import LayerStats
 from hwsim.unit import Stats, total
 
 __all__ = [
@@ -80,11 +79,9 @@ __all__ = [
     "inventory",
     "parse_preset",
     "predict_op",
-    "predict_stats",
     "lower",
     "run",
     "reference",
-    "to_stats",
     "accumulate_tiled",
     "dram_beats",
     "dram_lanes",
@@ -285,8 +282,8 @@ def check_op(cfg: MacArrayConfig, op) -> None:
             "format holds these weights (e.g. mac-array-8x8-ws for int8/int4/int2/ternary/pow2)")
 
 
-def predict_op(cfg: MacArrayConfig, op) -> LayerStats:
-    """Counts-only statistics of one GEMM op of a compressed model, on PEs of ``cfg``'s format.
+def predict_op(cfg: MacArrayConfig, op) -> Stats:
+    """Unit protocol: counts-only statistics of one GEMM op of a compressed model, on PEs of ``cfg``'s format.
 
     The op runs with its own weight format and activation width (codes of the PE's format); pricing
     uses the PE physically present (the inventory of ``cfg``).
@@ -298,7 +295,7 @@ def predict_op(cfg: MacArrayConfig, op) -> LayerStats:
     return onnx_actions(st, op, lcfg)
 
 
-def onnx_actions(st: LayerStats, op, cfg: MacArrayConfig | None = None) -> LayerStats:
+def onnx_actions(st: Stats, op, cfg: MacArrayConfig | None = None) -> Stats:
     """``st`` with the actions of an op's float32 requantizer and zero-point corrections (no extra cycle:
     both sit in the requantizer stage, combinational, like the bias add): the requantizer's conversions
     move from ``requant_ops`` to ``requant_f32_ops``; corrected outputs are counted per requantizer lane
@@ -311,13 +308,13 @@ def onnx_actions(st: LayerStats, op, cfg: MacArrayConfig | None = None) -> Layer
     row = getattr(op, "row_correction", False)
     if not (f32 or zpc or row):
         return st
-    a = st.actions
+    a = MacArrayActions.of(st)
     n_tiles = -(-op.n // cfg.is_m_tile) if cfg is not None and cfg.dataflow == "is" else 1
     a = dataclasses.replace(
         a, requant_ops=0 if f32 else a.requant_ops, requant_f32_ops=a.requant_ops if f32 else 0,
         zp_correct_ops=a.requant_ops if zpc else 0, zp_row_adds=op.m * op.k * n_tiles if row else 0,
         zp_row_mults=op.m * op.n if row else 0)
-    return dataclasses.replace(st, actions=a)
+    return dataclasses.replace(st, actions=a.pairs())
 
 
 def _declared(op) -> str | None:
@@ -654,7 +651,7 @@ def _actions(cfg: MacArrayConfig, plan: FoldPlan) -> MacArrayActions:
 
 
 def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm", groups: int = 1,
-                 mode: str | None = None, weight: np.ndarray | None = None) -> LayerStats:
+                 mode: str | None = None, weight: np.ndarray | None = None) -> Stats:
     """Cycle count, stalls and action counts of ``groups`` independent ``[m,k] x [k,n]`` GEMMs (no values).
 
     Groups run one after another, each as its own start/done on the hardware. ``mode`` and ``weight``
@@ -663,6 +660,11 @@ def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm"
     ``cfg.skip_zero_tiles`` skips the folds whose weight block is zero (without weights: none). Dense
     arrays without skipping take the closed form of :mod:`hwsim.mac_array_fast` (tested equal to
     :func:`predict_gemm_folds` on every field); the others take the per-fold model.
+
+    The :class:`~hwsim.unit.Stats` (:func:`hwsim.mac_array_actions.gemm_stats`) carry in ``detail`` the
+    ``name``, ``m``, ``k`` and ``n`` of one group, ``groups`` and ``folds`` (over all groups), the idle PE
+    slots, the zero-tile bitmap's bytes and the unpriced counters; the utilization is
+    ``stats.utilization(cfg.peak_macs_per_cycle)``.
     """
     if getattr(cfg, "sparse", False) or getattr(cfg, "skip_zero_tiles", False):
         return predict_gemm_folds(cfg, m, k, n, name, groups, mode=mode, weight=weight)
@@ -671,8 +673,8 @@ def predict_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm"
     st = closed_form_gemm(cfg, m, k, n, name=name)
     if groups == 1:
         return st
-    return dataclasses.replace(st, groups=groups, cycles=st.cycles * groups, stall_cycles=st.stall_cycles * groups,
-                               folds=st.folds * groups, macs=st.macs * groups, actions=st.actions.scaled(groups))
+    many = st.scaled(groups)  # every count x groups, and in detail groups and folds; m, k, n stay one group's
+    return dataclasses.replace(many, detail={**many.detail, "m": m, "k": k, "n": n})
 
 
 def gemm_plan(cfg: MacArrayConfig, m: int, k: int, n: int, mode: str | None = None,
@@ -694,7 +696,7 @@ def gemm_plan(cfg: MacArrayConfig, m: int, k: int, n: int, mode: str | None = No
 
 
 def predict_gemm_folds(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm",
-                       groups: int = 1, mode: str | None = None, weight: np.ndarray | None = None) -> LayerStats:
+                       groups: int = 1, mode: str | None = None, weight: np.ndarray | None = None) -> Stats:
     """:func:`predict_gemm` by stepping the loader/compute recurrence once per fold (the reference for the
     closed form, and the model of N:M sparse arrays and zero-tile skipping)."""
     plan = gemm_plan(cfg, m, k, n, mode, weight)
@@ -706,14 +708,9 @@ def predict_gemm_folds(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = 
         # Both engines read the bitmap once per fold (in their WAIT cycle that decides skip or run).
         actions = dataclasses.replace(actions, dram_read_bytes=actions.dram_read_bytes + nbytes,
                                       tile_bitmap_writes=nbytes, tile_bitmap_reads=2 * len(plan.k0))
-    macs = m * k * n * groups
-    total = cycles * groups
-    return LayerStats(
-        name=name, m=m, k=k, n=n, groups=groups, cycles=total, stall_cycles=stalls * groups,
-        folds=plan.count * groups, macs=macs,
-        utilization=macs / (cfg.rows * cfg.cols * total),
-        actions=actions.scaled(groups) if groups > 1 else actions,
-    )
+    return gemm_stats(cycles * groups, stalls * groups, m * k * n * groups,
+                      actions.scaled(groups) if groups > 1 else actions,
+                      name=name, m=m, k=k, n=n, groups=groups, folds=plan.count * groups)
 
 
 def _plan_k(cfg: MacArrayConfig, k: int, mode: str | None, weight) -> int:
@@ -786,8 +783,9 @@ def _requantize(cfg: MacArrayConfig, acc: np.ndarray, shift: int, relu: bool) ->
 
 def simulate_gemm(cfg: MacArrayConfig, a: np.ndarray, w: np.ndarray, shift: int = 0, relu: bool = False,
                   name: str = "gemm", bias: np.ndarray | None = None, mode: str | None = None, requant=None
-                  ) -> tuple[np.ndarray, LayerStats]:
-    """Run one GEMM: requantized outputs (values, int64 ``[m, n]``) and its :class:`LayerStats`.
+                  ) -> tuple[np.ndarray, Stats]:
+    """Run one GEMM: requantized outputs (values, int64 ``[m, n]``) and its :class:`~hwsim.unit.Stats`
+    (:func:`predict_gemm`'s).
 
     ``a`` holds activation values (``+-1`` for binary), ``w`` weight values of ``cfg.weight_format``.
     ``bias`` (int, ``[n]``, at the accumulator scale) is one more accumulation step after the K products,
@@ -1092,19 +1090,6 @@ def _pe_analytic(cfg: MacArrayConfig):
 #: The MAC array's registry record (listed in :data:`hwsim.families.BUILTIN`). RTL, co-simulation and the
 #: synth option are import paths, loaded only when used (no Amaranth or cocotb import for simulate).
 # ---------------------------------------------------------------------------------------------- unit protocol
-def to_stats(st: LayerStats) -> Stats:
-    """A GEMM's :class:`LayerStats` as the unit protocol's :class:`hwsim.unit.Stats` (traffic per level:
-    SRAM = input, weight and output buffers; the fold count, the idle PE slots and the zero-tile bitmap's
-    bytes, metadata the memory system keeps in DRAM beside the weights, in ``detail``)."""
-    a = st.actions
-    return Stats(st.cycles, st.stall_cycles, st.macs, a.pairs(),
-                 sram_read_bytes=a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes,
-                 sram_write_bytes=a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes,
-                 dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes,
-                 detail={"folds": st.folds, "idle_slots": a.pe_idle_macs,
-                         "dram_metadata_bytes": a.tile_bitmap_writes})
-
-
 def lower(cfg: MacArrayConfig, layer) -> tuple:
     """Unit protocol: the GEMMs (:class:`hwsim.models.compressed.GemmOp`, batch 1) of a compressed conv2d /
     linear layer, each checked against the PE (:func:`check_op`)."""
@@ -1117,20 +1102,15 @@ def lower(cfg: MacArrayConfig, layer) -> tuple:
     return ops
 
 
-def predict_stats(cfg: MacArrayConfig, op) -> Stats:
-    """Unit protocol: :func:`predict_op` as :class:`hwsim.unit.Stats`."""
-    return to_stats(predict_op(cfg, op))
-
-
 def run(cfg: MacArrayConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
     """Unit protocol: a compressed conv2d / linear layer on a batch, every GEMM through
     :func:`simulate_gemm` (the layer's im2col and output assembly are the compressed model's); the counts
-    do not depend on the data, so the Stats are those of :func:`lower` + :func:`predict_stats`."""
+    do not depend on the data, so the Stats are those of :func:`lower` + :func:`predict_op`."""
     def gemm(a, w, lcfg, shift, relu, bias=None, requant=None):
         return simulate_gemm(lcfg, a, w, shift=shift, relu=relu, bias=bias, requant=requant)[0]
 
     values = layer.forward_int(inputs, cfg, gemm)
-    return values, total(predict_stats(cfg, op) for op in lower(cfg, layer))
+    return values, total(predict_op(cfg, op) for op in lower(cfg, layer))
 
 
 def reference(cfg: MacArrayConfig, layer, inputs) -> np.ndarray:
@@ -1202,7 +1182,7 @@ FAMILY = Family(
     cycle_model="hwsim.mac_array",
     inventory=inventory,
     lower=lower,
-    predict=predict_stats,
+    predict=predict_op,
     run=run,
     run_reference=reference,
     fit_model=fit_model,

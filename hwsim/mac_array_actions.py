@@ -1,5 +1,7 @@
 """The MAC array's action counters: what its cycle model counts per GEMM, in the RTL's units (words,
-beats, bytes), and the ``(component, action)`` pairs of them the cost model prices.
+beats, bytes), the ``(component, action)`` pairs of them the cost model prices, and the
+:class:`hwsim.unit.Stats` the cycle model returns them in (:func:`gemm_stats`; :meth:`MacArrayActions.of`
+reads them back).
 
 Its own module so that the per-fold model (:mod:`hwsim.mac_array`) and the closed form
 (:mod:`hwsim.mac_array_fast`) both import it without importing each other.
@@ -11,8 +13,29 @@ import dataclasses
 from dataclasses import dataclass
 
 from hwsim.stats import ActionCounts
+from hwsim.unit import Stats
 
-__all__ = ["MacArrayActions"]
+__all__ = ["PAIR_OF", "UNPRICED", "MacArrayActions", "gemm_stats"]
+
+#: The counters the cost model does not price (bytes per SRAM buffer, DRAM beats): a Stats keeps them in
+#: ``detail`` under these names.
+UNPRICED = ("input_sram_read_bytes", "input_sram_write_bytes", "weight_sram_read_bytes", "weight_sram_write_bytes",
+            "output_sram_read_bytes", "output_sram_write_bytes", "dram_read_beats", "dram_write_beats")
+
+#: The priced counters and their ``(component, action)`` pair (:meth:`MacArrayActions.pairs`).
+PAIR_OF = {
+    "pe_macs": ("pe_mac", "mac"), "pe_idle_macs": ("pe_mac", "idle"), "pe_idle_regs": ("pe_pipeline_reg", "idle"),
+    "pe_weight_loads": ("pe_weight_reg", "write"), "pe_reg_writes": ("pe_pipeline_reg", "write"),
+    "input_sram_reads": ("input_sram", "read"), "input_sram_writes": ("input_sram", "write"),
+    "weight_sram_reads": ("weight_sram", "read"), "weight_sram_writes": ("weight_sram", "write"),
+    "output_sram_reads": ("output_sram", "read"), "output_sram_writes": ("output_sram", "write"),
+    "dram_read_bytes": ("dram", "read"), "dram_write_bytes": ("dram", "write"),
+    "requant_ops": ("requant", "convert"), "pe_index_loads": ("pe_index_reg", "write"),
+    "pe_act_selects": ("pe_act_mux", "select"), "tile_bitmap_reads": ("tile_bitmap", "read"),
+    "tile_bitmap_writes": ("tile_bitmap", "write"), "requant_f32_ops": ("requant", "convert_f32"),
+    "zp_correct_ops": ("requant", "zp_add"), "zp_row_adds": ("requant", "zp_row_add"),
+    "zp_row_mults": ("requant", "zp_row_mult"),
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +110,13 @@ class MacArrayActions:
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def of(cls, stats: Stats) -> MacArrayActions:
+        """The counters of a MAC-array :class:`~hwsim.unit.Stats` (:func:`gemm_stats`'s, or a sum of them):
+        the priced ones from its action pairs, the others from its ``detail``."""
+        return cls(**{f: stats.actions.get(*pair) for f, pair in PAIR_OF.items()},
+                   **{f: stats.detail[f] for f in UNPRICED})
+
     def pairs(self) -> ActionCounts:
         """The ``(component, action)`` counts the cost model prices, named as in :func:`inventory`.
 
@@ -129,3 +159,18 @@ class MacArrayActions:
             ("dram", "write"): self.dram_write_bytes,
             ("requant", "convert"): self.requant_ops,
         })
+
+
+def gemm_stats(cycles: int, stall_cycles: int, macs: int, actions: MacArrayActions, **detail) -> Stats:
+    """The :class:`~hwsim.unit.Stats` of MAC-array work: the priced ``actions`` as pairs; SRAM traffic = the
+    input, weight and output buffers'; in ``detail`` the caller's entries (the cycle model's ``name``,
+    ``m``, ``k``, ``n``, ``groups``, ``folds``), the idle PE slots (``idle_slots``), the zero-tile
+    bitmap's bytes (``dram_metadata_bytes``, metadata the memory system keeps in DRAM beside the weights)
+    and the :data:`UNPRICED` counters."""
+    a = actions
+    return Stats(cycles, stall_cycles, macs, a.pairs(),
+                 sram_read_bytes=a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes,
+                 sram_write_bytes=a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes,
+                 dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes,
+                 detail={**detail, "idle_slots": a.pe_idle_macs, "dram_metadata_bytes": a.tile_bitmap_writes,
+                         **{f: getattr(a, f) for f in UNPRICED}})

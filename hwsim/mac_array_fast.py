@@ -4,7 +4,7 @@ A sweep evaluates thousands of design points, each a whole network of GEMMs, so 
 the counts-only cycle model matters. :func:`hwsim.mac_array.predict_gemm_folds` enumerates every fold
 (NumPy arrays of fold origins) and steps the loader/compute recurrence once per fold in Python: 5 to
 400 ms for ResNet-18, depending on the array size. :func:`closed_form_gemm` returns the same
-:class:`~hwsim.stats.LayerStats` (every field, tested equal) in about 20 to 100 us per GEMM:
+:class:`~hwsim.unit.Stats` (every field, tested equal) in about 20 to 100 us per GEMM:
 
 * **Actions in closed form.** A GEMM's folds have at most four distinct shapes (full or edge tile in the
   streamed dimension x full or last reduction fold), so every sum ``_actions`` takes over the fold
@@ -23,8 +23,8 @@ zero-tile skipping (this closed form is for dense arrays without skipping).
 from __future__ import annotations
 
 from hwsim.config import MAC_DRAIN_STAGES, MAC_STREAM_STAGES, MacArrayConfig
-from hwsim.mac_array_actions import MacArrayActions
-from hwsim.stats import LayerStats
+from hwsim.mac_array_actions import MacArrayActions, gemm_stats
+from hwsim.unit import Stats
 
 __all__ = ["closed_form_gemm"]
 
@@ -87,7 +87,7 @@ def _run(s: list, block: list, reps: int, pw: int, pa: int) -> None:
         i += 1
 
 
-def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> LayerStats:
+def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "gemm") -> Stats:
     """Same result as ``hwsim.mac_array.predict_gemm_folds(cfg, m, k, n, name)`` (one group, dense array)."""
     R, C = cfg.rows, cfg.cols
     df = cfg.dataflow
@@ -196,6 +196,4 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
         dram_write_bytes=_cdiv(out_lanes * cfg.out_bits, 8),
         requant_ops=out_lanes,
     )
-    macs = m * k * n
-    return LayerStats(name=name, m=m, k=k, n=n, groups=1, cycles=cycles, stall_cycles=stalls, folds=folds,
-                      macs=macs, utilization=macs / (R * C * cycles), actions=actions)
+    return gemm_stats(cycles, stalls, m * k * n, actions, name=name, m=m, k=k, n=n, groups=1, folds=folds)

@@ -617,7 +617,7 @@ def compare_with_scalesim(config, topology, dataflow: str | None = None, padding
             name=row.name, scalesim_mnk=(m, n, k), repeats=row.repeats, scalesim_folds=sc.folds * row.repeats,
             scalesim_per_fold=sc.per_fold, scalesim_cycles=sc.cycles * row.repeats,
             scalesim_report_cycles=(sc.cycles - 1) * row.repeats, scalesim_macs=m * n * k * row.repeats,
-            hwsim_gemm=(gm, gk, gn), hwsim_groups=layer.groups, hwsim_folds=st.folds, hwsim_cycles=st.cycles,
+            hwsim_gemm=(gm, gk, gn), hwsim_groups=layer.groups, hwsim_folds=st.detail["folds"], hwsim_cycles=st.cycles,
             hwsim_stall_cycles=st.stall_cycles, hwsim_macs=st.macs, hwsim_on_scalesim_gemm_cycles=on_ss.cycles,
             scalesim_memory=ssm))
     kib = buffer_kib if buffer_kib is not None else scfg.ifmap_sram_kb + scfg.filter_sram_kb + scfg.ofmap_sram_kb

@@ -5,7 +5,8 @@ import pytest
 from hwsim.models import mac_array as ref
 
 from hwsim.config import MacArrayConfig
-from hwsim.mac_array import dram_beats, fold_plan, predict_gemm, simulate_gemm, unpack_lanes
+from hwsim.mac_array import dram_beats, fold_plan, predict_gemm, predict_gemm_folds, simulate_gemm, unpack_lanes
+from hwsim.mac_array_actions import MacArrayActions
 
 
 def test_ws_1x1x1_hand_count():
@@ -18,7 +19,7 @@ def test_ws_1x1x1_hand_count():
     st = predict_gemm(cfg, 1, 1, 1)
     assert st.cycles == 19 + 3 + 3  # + pipeline registers (hwsim.config): S = 3 per STREAM, D = 3 per DRAIN
     assert st.stall_cycles == 4
-    assert st.folds == 1
+    assert st.detail["folds"] == 1
 
 
 def test_os_1x1x1_hand_count():
@@ -39,7 +40,7 @@ def test_ws_two_folds_double_buffering_hand_count():
     # Compute fold 1: WAIT 18 (data ready since 13), WLOAD 3 (19..21), STREAM 7 (22..28), DRAIN 5 (29..33).
     cfg = MacArrayConfig(rows=2, cols=2, dataflow="ws")
     st = predict_gemm(cfg, 3, 4, 2)
-    assert (st.cycles, st.stall_cycles, st.folds) == (33 + 2 * 3 + 3, 6, 2)  # + pipeline registers (hwsim.config): S = 3 per STREAM, D = 3 per DRAIN
+    assert (st.cycles, st.stall_cycles, st.detail["folds"]) == (33 + 2 * 3 + 3, 6, 2)  # + pipeline registers (hwsim.config): S = 3 per STREAM, D = 3 per DRAIN
 
 
 def test_stalls_grow_when_dram_is_slow():
@@ -47,7 +48,7 @@ def test_stalls_grow_when_dram_is_slow():
     slow = predict_gemm(MacArrayConfig(rows=8, cols=8, dram_bytes_per_cycle=0.5), 256, 64, 64)
     assert slow.stall_cycles > fast.stall_cycles
     assert slow.cycles > fast.cycles
-    assert 0 < fast.utilization <= 1
+    assert 0 < fast.utilization(64) <= 1
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
@@ -56,12 +57,12 @@ def test_action_counts_match_hand_formulas(dataflow):
                          weight_sram_bytes=64)
     m, k, n = 10, 9, 7
     st = predict_gemm(cfg, m, k, n)
-    a = st.actions
+    a = MacArrayActions.of(st)
     assert st.macs == m * k * n
     # Clock gating (the default): every real output requantized once; without gating every lane of every
     # output beat (WS/OS: 2 column tiles of 4 lanes per row of M; IS: 3 tiles of 4 lanes per row of N).
     assert a.requant_ops == m * n
-    ungated = predict_gemm(cfg.replace(gating="none"), m, k, n).actions
+    ungated = MacArrayActions.of(predict_gemm(cfg.replace(gating="none"), m, k, n))
     assert ungated.requant_ops == (m * 4 * 2 if dataflow != "is" else n * 4 * 3)
     assert a.pe_macs == ungated.pe_macs == m * k * n
     # Idle slots: every streamed vector (OS: reduction step) passes all 16 PEs. WS: 2 n-tiles x 3 k-folds x m
@@ -93,7 +94,7 @@ def test_values_equal_reference_every_format():
             w = rng.choice(ref.weight_values(fmt), (40, 6))
             out, st = simulate_gemm(cfg, a, w, shift=5, relu=True)
             assert np.array_equal(out, ref.gemm(a, w, cfg, shift=5, relu=True))
-            assert (st.m, st.k, st.n, st.macs) == (17, 40, 6, 17 * 40 * 6)  # cycles: hand counts above, RTL
+            assert (st.detail["m"], st.detail["k"], st.detail["n"], st.macs) == (17, 40, 6, 17 * 40 * 6)  # cycles: hand counts above, RTL
 
 
 def test_dram_beats_layout_ws():
@@ -123,3 +124,38 @@ def test_is_1x1x1_hand_count():
     cfg = MacArrayConfig(rows=4, cols=4, dataflow="is", weight_format="int4", dram_bytes_per_cycle=1.0)
     st = predict_gemm(cfg, 1, 1, 1)
     assert (st.cycles, st.stall_cycles) == (21 + 3 + 3, 6)  # + pipeline registers (hwsim.config): S = 3 per STREAM, D = 3 per DRAIN
+
+
+def test_stats_keep_every_counter():
+    """A MAC-array Stats (gemm_stats) keeps every counter: the priced ones as (component, action) pairs, the
+    bytes per SRAM buffer and the DRAM beats in detail; MacArrayActions.of gives them all back. Traffic per
+    level: SRAM = the input, weight and output buffers' bytes, DRAM the port's."""
+    import dataclasses
+
+    from hwsim.mac_array_actions import gemm_stats
+
+    names = [f.name for f in dataclasses.fields(MacArrayActions)]
+    a = MacArrayActions(**{n: 10 + i for i, n in enumerate(names)})  # every counter a different value
+    st = gemm_stats(7, 3, 99, a, name="g", m=2, k=3, n=4, groups=1, folds=5)
+    assert MacArrayActions.of(st) == a
+    assert MacArrayActions.of(st + st) == a + a and MacArrayActions.of(st.scaled(3)) == a.scaled(3)
+    assert (st.cycles, st.stall_cycles, st.macs) == (7, 3, 99)
+    assert st.sram_read_bytes == a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes
+    assert st.sram_write_bytes == a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes
+    assert (st.dram_read_bytes, st.dram_write_bytes) == (a.dram_read_bytes, a.dram_write_bytes)
+    assert st.actions.get("pe_mac", "mac") == a.pe_macs and st.actions.get("dram", "read") == a.dram_read_bytes
+    assert (st.detail["idle_slots"], st.detail["dram_metadata_bytes"]) == (a.pe_idle_macs, a.tile_bitmap_writes)
+    assert [st.detail[d] for d in ("name", "m", "k", "n", "folds")] == ["g", 2, 3, 4, 5]
+    assert (st.detail["dram_read_beats"], st.detail["input_sram_read_bytes"]) == (a.dram_read_beats,
+                                                                                  a.input_sram_read_bytes)
+
+
+def test_predict_gemm_detail_and_utilization_by_hand():
+    # 4x4 WS, 10 x 9 x 7: k-folds of 4 (4, 4, 1) x 2 column tiles (m = 10 fits one m-tile) = 6 folds;
+    # 3 groups run back to back: 18 folds, 3 x 630 MACs; utilization = MACs / (16 PEs x cycles).
+    cfg = MacArrayConfig(rows=4, cols=4)
+    st = predict_gemm(cfg, 10, 9, 7, name="c", groups=3)
+    assert [st.detail[d] for d in ("name", "m", "k", "n", "groups", "folds")] == ["c", 10, 9, 7, 3, 18]
+    assert st == predict_gemm_folds(cfg, 10, 9, 7, name="c", groups=3)  # closed form and per-fold model
+    assert st.macs == 3 * 630
+    assert st.utilization(cfg.peak_macs_per_cycle) == 3 * 630 / (16 * st.cycles)

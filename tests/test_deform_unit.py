@@ -140,7 +140,7 @@ def test_offset_conv_runs_on_the_mac_array():
     s = predict_layer(cfg, layer)
     oc = predict_gemm(cfg.mac_array(), 9 * 13, 8 * 9, 18)
     assert s.offset_cycles == oc.cycles and s.cycles == oc.cycles + s.unit_cycles
-    assert s.actions.get("oc_pe_mac", "mac") == oc.actions.pe_macs
+    assert s.actions.get("oc_pe_mac", "mac") == oc.actions.get("pe_mac", "mac") == 9 * 13 * 8 * 9 * 18
 
 
 def test_execute_layer_values_and_stats():

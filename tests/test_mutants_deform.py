@@ -55,7 +55,7 @@ def test_offset_conv_gemm_shape_by_hand():
     for mode, bound, mod, n in (("free", None, False, 18), ("free", None, True, 27), ("square", 2.0, False, 1),
                                 ("square", 2.0, True, 10)):
         st = offset_conv_stats(DeformUnitConfig(offset_mode=mode, offset_bound=bound, modulation=mod), layer)
-        assert (st.name, st.m, st.k, st.n) == ("d.offsets", 6, 27, n), (mode, mod)
+        assert [st.detail[d] for d in ("name", "m", "k", "n")] == ["d.offsets", 6, 27, n], (mode, mod)
 
 
 def _by_name(inv) -> dict:

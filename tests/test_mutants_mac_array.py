@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hwsim.config import MacArrayConfig
 from hwsim.errors import HwsimError
 from hwsim.mac_array import fold_plan, predict_gemm, predict_gemm_folds
+from hwsim.mac_array_actions import MacArrayActions
 from hwsim.mac_array_fast import closed_form_gemm
 
 #: 1, primes and composites.
@@ -162,8 +163,8 @@ def test_closed_form_equals_per_fold_model_and_the_tile_walk(g):
     assert closed == folds
     assert predict_gemm(cfg, m, k, n, name="g") == closed
     want = _walk(cfg, m, k, n)
-    assert closed.folds == want.pop("folds")
-    assert closed.actions.as_dict() == want
+    assert closed.detail["folds"] == want.pop("folds")
+    assert MacArrayActions.of(closed).as_dict() == want
     assert closed.macs == m * k * n
     R, C = cfg.rows, cfg.cols
     assert want["pe_macs"] == m * k * n  # real MACs only; the rest of every pass is idle slots
@@ -179,9 +180,11 @@ def test_groups_scale_every_count(g, groups):
     cfg, m, k, n = g
     one = predict_gemm(cfg, m, k, n)
     many = predict_gemm(cfg, m, k, n, groups=groups)
-    assert (many.cycles, many.stall_cycles, many.folds, many.macs) == (
-        one.cycles * groups, one.stall_cycles * groups, one.folds * groups, one.macs * groups)
-    assert many.actions.as_dict() == {key: v * groups for key, v in one.actions.as_dict().items()}
+    assert (many.cycles, many.stall_cycles, many.detail["folds"], many.macs) == (
+        one.cycles * groups, one.stall_cycles * groups, one.detail["folds"] * groups, one.macs * groups)
+    assert many.detail["groups"] == groups
+    assert [many.detail[d] for d in "mkn"] == [one.detail[d] for d in "mkn"] == [m, k, n]
+    assert MacArrayActions.of(many).as_dict() == {key: v * groups for key, v in MacArrayActions.of(one).as_dict().items()}
     assert many == predict_gemm_folds(cfg, m, k, n, groups=groups)
 
 
@@ -214,18 +217,19 @@ def test_zero_tile_skipping_timing_by_hand():
     a = w.copy()
     a[0:2] = 0
     st = predict_gemm(cfg, 3, 4, 2, weight=a)
-    assert (st.cycles, st.stall_cycles, st.folds) == (29, 6, 1)
-    assert st.actions.output_sram_reads == 3  # the drain; fold 1 starts the accumulation (no partial-sum read)
+    assert (st.cycles, st.stall_cycles, st.detail["folds"]) == (29, 6, 1)
+    assert st.actions.get("output_sram", "read") == 3  # the drain; fold 1 starts the accumulation (no partial-sum read)
     # fold 1 zero: fold 0 loads 2-6, full from 7, compute 7 + 13 = 20; the skipped last fold WAITs at 21 and
     # the tile drains: 21 + 8 = 29.
     b = w.copy()
     b[2:4] = 0
     st = predict_gemm(cfg, 3, 4, 2, weight=b)
-    assert (st.cycles, st.stall_cycles, st.folds) == (29, 6, 1)
+    assert (st.cycles, st.stall_cycles, st.detail["folds"]) == (29, 6, 1)
     # all zero: WAIT 1, WAIT 2 + DRAIN 8 = 10; the tile drains zero accumulators and reads no output SRAM.
     st = predict_gemm(cfg, 3, 4, 2, weight=np.zeros((4, 2), dtype=np.int64))
-    assert (st.cycles, st.stall_cycles, st.folds) == (10, 0, 0)
-    assert (st.actions.output_sram_reads, st.actions.output_sram_writes, st.actions.dram_write_beats) == (0, 0, 3)
+    assert (st.cycles, st.stall_cycles, st.detail["folds"]) == (10, 0, 0)
+    a = MacArrayActions.of(st)
+    assert (a.output_sram_reads, a.output_sram_writes, a.dram_write_beats) == (0, 0, 3)
 
 
 @settings(max_examples=30, deadline=None)
@@ -248,7 +252,7 @@ def test_long_fold_sequences_closed_form_equals_per_fold_model(df, rows, cols, m
 
 
 def test_closed_form_default_name():
-    assert closed_form_gemm(MacArrayConfig(), 1, 1, 1).name == "gemm"
+    assert closed_form_gemm(MacArrayConfig(), 1, 1, 1).detail["name"] == "gemm"
 
 
 def test_nm_sparse_folds_and_actions_by_hand():
@@ -259,10 +263,10 @@ def test_nm_sparse_folds_and_actions_by_hand():
     cfg = MacArrayConfig(rows=4, cols=2, sparsity="2:4")
     p = fold_plan(cfg, 3, 11, 2)
     assert (p.k0.tolist(), p.kt.tolist(), p.mt.tolist()) == ([0, 8], [4, 2], [3, 3])
-    a = predict_gemm(cfg, 3, 11, 2).actions
+    a = MacArrayActions.of(predict_gemm(cfg, 3, 11, 2))
     assert (a.pe_index_loads, a.pe_act_selects, a.pe_macs, a.pe_weight_loads) == (12, 36, 36, 12)
     assert fold_plan(MacArrayConfig(rows=4, cols=2, sparsity="1:4"), 3, 19, 2).kt.tolist() == [4, 1]
-    dense = predict_gemm(MacArrayConfig(rows=4, cols=2), 3, 11, 2).actions
+    dense = MacArrayActions.of(predict_gemm(MacArrayConfig(rows=4, cols=2), 3, 11, 2))
     assert (dense.pe_index_loads, dense.pe_act_selects) == (0, 0)
 
 

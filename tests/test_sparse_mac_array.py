@@ -78,9 +78,9 @@ def test_hand_counts_small_gemm():
     (2,0) (2,8) with kept rows 4 (two full groups), 2 (a trailing group of L=2 keeps min(2, 2)), 4, 2."""
     cfg = MacArrayConfig(rows=4, cols=2, sparsity="2:4")
     st = predict_gemm(cfg, 3, 10, 3)
-    a = st.actions
+    a = MacArrayActions.of(st)
     kept = 4 + 2 + 4 + 2
-    assert st.folds == 4
+    assert st.detail["folds"] == 4
     # Clock gating (default): n-tile 0 has 2 real columns, n-tile 1 one (n = 3 on 2 columns).
     assert a.pe_macs == 3 * (4 + 2) * (2 + 1) == 54     # mt * kept rows * real columns, per fold
     assert a.pe_idle_macs == 4 * 3 * 4 * 2 - 54         # every vector passes all 8 PEs
@@ -88,7 +88,7 @@ def test_hand_counts_small_gemm():
     assert a.pe_index_loads == 18 and a.pe_act_selects == 54
     assert a.pe_reg_writes == 2 * 3 * 4 * (2 + 1) == 72  # vectors x rows x real columns (idle column gated)
     assert a.pe_idle_regs == 2 * 3 * 4 * 1
-    ungated = predict_gemm(cfg.replace(gating="none"), 3, 10, 3).actions
+    ungated = MacArrayActions.of(predict_gemm(cfg.replace(gating="none"), 3, 10, 3))
     assert ungated.pe_weight_loads == kept * 2 == 24 and ungated.pe_reg_writes == (4 * 3) * 4 * 2
     assert ungated.pe_macs == 54 and ungated.pe_idle_macs == 96 - 54
     # Weight beats: 12 kept rows of 2 lanes x (8-bit code + 2-bit index) = 20 bits (one 64-bit word each);
@@ -105,7 +105,7 @@ def test_hand_counts_small_gemm():
     # Output SRAM: every streamed vector writes a psum row; reads are the 2 non-first folds' 3 rows + drains.
     assert (a.output_sram_writes, a.output_sram_reads) == (12, 6 + 6)
     # The dense array does 3 * 10 * 3 = 90 useful MACs in 3 K-folds of 4 (3 * 3 * 8 * 2 = 144 slots).
-    dense = predict_gemm(cfg.replace(sparsity="dense"), 3, 10, 3).actions
+    dense = MacArrayActions.of(predict_gemm(cfg.replace(sparsity="dense"), 3, 10, 3))
     assert (dense.pe_macs, dense.pe_idle_macs) == (90, 144 - 90)
 
 
@@ -130,7 +130,7 @@ def test_timing_equals_dense_array_on_kept_rows(sparsity, k, kept):
     for m, n in ((1, 1), (5, 7), (13, 4)):
         s, d = predict_gemm(cfg, m, k, n), predict_gemm(dense, m, kept, n)
         assert (s.cycles, s.stall_cycles) == (d.cycles, d.stall_cycles)
-        assert s.actions.pe_macs == d.actions.pe_macs == m * kept * n
+        assert MacArrayActions.of(s).pe_macs == MacArrayActions.of(d).pe_macs == m * kept * n
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -271,14 +271,14 @@ def test_dense_mode_counts_against_dense_array():
     dense = cfg.replace(sparsity="dense")
     for m, k, n in ((1, 1, 1), (5, 9, 4), (13, 37, 7), (3, 16, 3)):
         s, d = predict_gemm(cfg, m, k, n, mode="dense"), predict_gemm(dense, m, k, n)
-        assert (s.cycles, s.stall_cycles, s.folds) == (d.cycles, d.stall_cycles, d.folds)
-        sa, da = s.actions, d.actions
+        assert (s.cycles, s.stall_cycles, s.detail["folds"]) == (d.cycles, d.stall_cycles, d.detail["folds"])
+        sa, da = MacArrayActions.of(s), MacArrayActions.of(d)
         assert (sa.pe_macs, sa.pe_weight_loads, sa.pe_reg_writes) == (da.pe_macs, da.pe_weight_loads, da.pe_reg_writes)
         assert sa.pe_index_loads == sa.pe_weight_loads and sa.pe_act_selects == sa.pe_macs
         # whole beats (no gating); gated, the real lanes: the sparse beat's 4 * (k // 2) + k % 2 steps (the
         # inserted zero steps are written) against the dense beat's k
-        su = predict_gemm(cfg.replace(gating="none"), m, k, n, mode="dense").actions
-        du = predict_gemm(dense.replace(gating="none"), m, k, n).actions
+        su = MacArrayActions.of(predict_gemm(cfg.replace(gating="none"), m, k, n, mode="dense"))
+        du = MacArrayActions.of(predict_gemm(dense.replace(gating="none"), m, k, n))
         assert su.input_sram_write_bytes == 2 * du.input_sram_write_bytes
         assert 8 * su.weight_sram_write_bytes == 10 * du.weight_sram_write_bytes
         assert sa.input_sram_write_bytes * k == da.input_sram_write_bytes * (4 * (k // 2) + k % 2)
@@ -387,8 +387,8 @@ def test_skip_zero_tiles_hand_count():
     w[0:4, 0:2] = 0
     w[:, 2:4] = 0
     st = predict_gemm(cfg, 3, 12, 4, weight=w)
-    a = st.actions
-    assert (st.cycles, st.stall_cycles, st.folds) == (52 + 2 * 3 + 2 * 3, 8, 2)  # + pipeline registers (hwsim.config): S = 3 per STREAM, D = 3 per DRAIN
+    a = MacArrayActions.of(st)
+    assert (st.cycles, st.stall_cycles, st.detail["folds"]) == (52 + 2 * 3 + 2 * 3, 8, 2)  # + pipeline registers (hwsim.config): S = 3 per STREAM, D = 3 per DRAIN
     assert (a.pe_macs, a.pe_weight_loads, a.pe_reg_writes) == (3 * 4 * 2 * 2, 8 * 2, 6 * 4 * 2)
     assert (a.weight_sram_writes, a.input_sram_writes) == (8, 6)  # 8 weight rows, 6 activation vectors
     # Output SRAM: 6 psum writes; reads: 3 psums of fold (0,8) + 3 drained rows (tile n0=2 drains zeros).
@@ -400,7 +400,7 @@ def test_skip_zero_tiles_hand_count():
     assert (a.tile_bitmap_reads, a.tile_bitmap_writes) == (12, 1)
     # Without skipping: all 6 folds, and no bitmap.
     off = predict_gemm(cfg.replace(skip_zero_tiles=False), 3, 12, 4)
-    assert off.folds == 6 and off.cycles > st.cycles
+    assert off.detail["folds"] == 6 and off.cycles > st.cycles
 
 
 def test_skip_zero_tiles_without_zero_blocks_costs_only_the_bitmap():
@@ -410,12 +410,13 @@ def test_skip_zero_tiles_without_zero_blocks_costs_only_the_bitmap():
         w = rng.integers(1, 100, size=(37, 7))  # no zero block (dense mode on the 2:4 array)
         on, off = predict_gemm(cfg, 9, 37, 7, weight=w), predict_gemm(cfg.replace(skip_zero_tiles=False), 9, 37, 7,
                                                                      weight=w)
-        assert (on.cycles, on.stall_cycles, on.folds) == (off.cycles, off.stall_cycles, off.folds)
+        assert (on.cycles, on.stall_cycles, on.detail["folds"]) == (off.cycles, off.stall_cycles, off.detail["folds"])
         # Blocks: 3 n-tiles x 10 k-folds (dense: 37 steps / 4; dense mode on 2:4: K' = 4 * 18 + 1 = 73 steps / 8).
         blocks = 3 * 10
-        diff = {k: (v, off.actions.as_dict()[k]) for k, v in on.actions.as_dict().items() if v != off.actions.as_dict()[k]}
+        a_on, a_off = MacArrayActions.of(on).as_dict(), MacArrayActions.of(off).as_dict()
+        diff = {k: (v, a_off[k]) for k, v in a_on.items() if v != a_off[k]}
         # The bitmap: its bytes from DRAM into its buffer, and one read per fold by each engine (one m-tile).
-        assert diff == {"dram_read_bytes": (off.actions.dram_read_bytes + -(-blocks // 8), off.actions.dram_read_bytes),
+        assert diff == {"dram_read_bytes": (a_off["dram_read_bytes"] + -(-blocks // 8), a_off["dram_read_bytes"]),
                         "tile_bitmap_writes": (-(-blocks // 8), 0), "tile_bitmap_reads": (2 * blocks, 0)}
 
 
@@ -439,7 +440,7 @@ def test_tile_bitmap_inventory_and_pricing():
     w = np.zeros((16, 16), dtype=np.int64)
     w[:8, :8] = 1  # 4 blocks, one non-zero; m = 3 rows: one m-tile
     st = predict_gemm(cfg, 3, 16, 16, weight=w)
-    assert (st.actions.tile_bitmap_reads, st.actions.tile_bitmap_writes) == (8, 1)
+    assert (st.actions.get("tile_bitmap", "read"), st.actions.get("tile_bitmap", "write")) == (8, 1)
     e = model.energy(cfg, st.actions, st.cycles).parts
     assert e["tile_bitmap"] == pytest.approx(9 * e_read)
 
@@ -453,7 +454,7 @@ def test_skip_zero_tiles_values_and_config():
     w[:, 2:4] = 0
     got, st = simulate_gemm(cfg, a, w, shift=3)
     np.testing.assert_array_equal(got, ref.gemm(a, w, cfg, shift=3))
-    assert st.folds < predict_gemm(cfg.replace(skip_zero_tiles=False), 6, 13, 5).folds
+    assert st.detail["folds"] < predict_gemm(cfg.replace(skip_zero_tiles=False), 6, 13, 5).detail["folds"]
     field = {f.name: f for f in MacArrayConfig.cli_fields()}["skip_zero_tiles"]
     assert field.flag == "--skip-zero-tiles" and field.type is bool and field.default is False
     with pytest.raises(HwsimError, match=r"^skip_zero_tiles=True is not allowed with dataflow='os': "):

@@ -114,12 +114,12 @@ class RfArrayConfig(FamilyConfig):
         Controller clock frequency in MHz.
     buffer_bytes : int
         Physical target: the SRAM buffer (input slice, partial sums, outputs), bytes.
-    gating : {"none", "clock"}
+    gating : {"clock", "none"}
         Physical target: what the signal DACs, ADCs and post-adder lanes of an edge tile's padding ports do.
-        ``"none"``: they run, converting (and adding) zeros at full energy; ``"clock"``: each port's
-        converters have a clock gate on their sample clock, closed for the tile's padding ports (one closed
-        gate per skipped conversion; the post lane behind a gated ADC holds). Values and cycles are the same;
-        the emulator target has no idle ports (see docs/idle_lanes.md).
+        ``"clock"`` (default): each port's converters have a clock gate on their sample clock, closed for the
+        tile's padding ports (one closed gate per skipped conversion; the post lane behind a gated ADC
+        holds); ``"none"``: they run, converting (and adding) zeros at full energy. Values and cycles are the
+        same; the emulator target has no idle ports (see docs/idle_lanes.md for the default's reasons).
     """
 
     n: int = 8
@@ -135,7 +135,7 @@ class RfArrayConfig(FamilyConfig):
     loss_db: float = 0.0
     clock_mhz: float = 250.0
     buffer_bytes: int = 16 * 1024
-    gating: str = "none"
+    gating: str = "clock"
 
     FAMILY: ClassVar[str] = "rf-array"
     #: Emulator pipeline registers of a rotator (its operands, products, rounded sums) and of a 2x2 mixer

@@ -11,7 +11,9 @@ counts equal the pins' except the MACs of a fold's padding rows (see the file's 
 deformable unit (digits-dcn's layer has no idle lane; ungated, its MAC stage has no clock-gating cells). The LSTM
 engine runs its default ``gating='clock'`` (no gating reproduces the pins, which counted its idle lanes as
 nothing): each idle lane slot now costs two closed clock gates (the lane's operand isolation and its
-accumulator's gate) and each of the 16 lanes carries two gating cells' area (:data:`LSTM_IDLE`, by hand)."""
+accumulator's gate) and each of the 16 lanes carries two gating cells' area (:data:`LSTM_IDLE`, by hand). The RF
+array's digits-mlp report, not among the pins, is pinned below (:data:`RF_PINNED`) to what hwsim printed before
+its idle-port gating, and its default ``gating='clock'`` checked against it by hand."""
 
 import dataclasses
 import json
@@ -65,3 +67,40 @@ def test_report_unchanged(case):
     assert got == [{k: v for k, v in la.items() if k != "total_pj"} for la in want["layers"]]
     for lr, la in zip(rep.layers, want["layers"], strict=True):
         assert lr.total_pj == pytest.approx(la["total_pj"] + gate_pj * idle.get(lr.name, 0), rel=1e-12), lr.name
+
+
+#: digits-mlp on rf-array-8 as hwsim printed it before the RF array's idle-port gating (3efc066, the commit before
+#: issue 27's rf-array change; docs/rf_array.md): 416 cycles, 1,005,988 pJ (the table rounds to the pJ, the layers
+#: to 0.1 pJ), 6,464 MACs, 437 of 450 images. Not from the code under test.
+RF_PINNED = {"cycles": 416, "macs": 6464, "energy_pj": 1_005_988, "layers_pj": (616_961.4, 310_588.7, 78_438.4),
+             "area_mm2": 22.5433, "correct": 437}
+
+
+def test_rf_array_digits_mlp_idle_ports():
+    """Ungated (``gating='none'``: padding ports convert at full energy) the report is the pinned one. The default
+    ``gating='clock'`` changes fc3 alone: 32 -> 10 on 8 ports leaves its second output block 2 real outputs, so
+    its 4 k tiles have 6 padding ADC ports each (24 conversions of 0.0217 pJ x 2**10) and its 3 later k tiles 6
+    padding post-adder lanes each (18 int32 adds of 0.1 pJ); gated, each padding conversion costs one closed clock
+    gate (icg.ge x gate.energy_per_ge = 5 x 0.03 x 0.798 / 36 pJ) and each lane nothing; every input port is
+    real (64 and 32 inputs). Area: one clock gate (5 GE x 0.798 um^2) per signal DAC and ADC, 16."""
+    acc = resolve_accel("rf-array-8")
+    ungated = Accelerator(acc.name, tuple(dataclasses.replace(u, config=u.config.replace(gating="none"))
+                                          for u in acc.units))
+    old, new = simulate("digits-mlp", ungated, progress=False), simulate("digits-mlp", acc, progress=False)
+    assert acc.units[0].config.gating == "clock"
+    icg = 5 * 0.03 * 0.798 / 36
+    saved = 24 * 0.0217 * 2 ** 10 + 18 * 0.1 - 24 * icg
+    for rep in (old, new):
+        assert (rep.cycles, rep.macs) == (RF_PINNED["cycles"], RF_PINNED["macs"])
+        assert rep.accuracy_simulated == pytest.approx(RF_PINNED["correct"] / 450) and rep.simulated_equals_reference
+        assert rep.idle_slots == 8 * 64 - 320        # fc3's 8 tiles of 64 MAC slots, 320 real MACs
+    assert abs(old.energy_pj - RF_PINNED["energy_pj"]) <= 0.5
+    for lr, pj in zip(old.layers, RF_PINNED["layers_pj"], strict=True):
+        assert abs(lr.total_pj - pj) <= 0.05, lr.name
+    assert abs(old.area_mm2 - RF_PINNED["area_mm2"]) <= 0.5e-4
+    assert new.energy_pj == pytest.approx(old.energy_pj - saved, rel=1e-12)
+    assert [lr.total_pj for lr in new.layers] == pytest.approx(
+        [lr.total_pj for lr in old.layers[:2]] + [old.layers[2].total_pj - saved], rel=1e-12)
+    assert old.idle_pj == pytest.approx(24 * 0.0217 * 2 ** 10 + 18 * 0.1, rel=1e-12)
+    assert new.idle_pj == pytest.approx(24 * icg, rel=1e-12)
+    assert new.area_mm2 - old.area_mm2 == pytest.approx(16 * 5 * 0.798 / 1e6, rel=1e-9)

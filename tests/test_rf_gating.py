@@ -228,3 +228,12 @@ def test_inventory_gates_and_their_area():
 def test_bad_gating_is_one_line():
     with pytest.raises(HwsimError, match=r"^gating='operand' is not allowed: expected one of none, clock$"):
         RfArrayConfig(gating="operand")
+
+
+def test_default_is_clock_gating():
+    # docs/idle_lanes.md ("RF array"): a converter that is not triggered spends no conversion energy, and the
+    # enables are known when the layer is compiled; the presets take the default
+    assert RfArrayConfig().gating == "clock"
+    from hwsim.rf_array import parse_preset
+
+    assert parse_preset("rf-array-8").gating == parse_preset("rf-array-4-emulator").gating == "clock"

@@ -31,7 +31,7 @@ from hwsim.config import FamilyConfig, check_choice, check_int
 from hwsim.cost import Component, Inventory
 from hwsim.errors import HwsimError
 from hwsim.families import Family
-from hwsim.stats import ActionCounts, LayerStats
+from hwsim.stats import ActionCounts
 from hwsim.unit import Stats
 
 __all__ = [
@@ -135,18 +135,17 @@ def accumulate(x, cfg: AccumConfig) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- cycle model
-def predict(cfg: AccumConfig, n: int) -> LayerStats:
+def predict(cfg: AccumConfig, n: int) -> Stats:
     """Statistics of accumulating ``n`` inputs fed back to back after one ``clear`` cycle.
 
     ``cycles = n + 1``: the clear cycle (``i_data.ready`` is low while ``clear`` is high) and one accepted
-    input per cycle; after the last of those edges ``o_acc`` holds the final sum. Actions: ``n`` adds of
-    ``acc_adder``; ``n + 1`` writes of ``acc_reg`` (the clear writes zero into it too).
+    input per cycle; after the last of those edges ``o_acc`` holds the final sum. ``macs = n`` (one add per
+    input; at most one a cycle: ``utilization(1)``). Actions: ``n`` adds of ``acc_adder``; ``n + 1`` writes
+    of ``acc_reg`` (the clear writes zero into it too). No memory traffic and nothing family-specific in
+    ``detail``.
     """
     check_int("n", n, 0)
-    cycles = n + 1
-    return LayerStats(name="accumulate", m=1, k=n, n=1, groups=1, cycles=cycles, stall_cycles=0, folds=1,
-                      macs=n, utilization=n / cycles,
-                      actions=ActionCounts({("acc_adder", "add"): n, ("acc_reg", "write"): n + 1}))
+    return Stats(n + 1, 0, n, ActionCounts({("acc_adder", "add"): n, ("acc_reg", "write"): n + 1}))
 
 
 # ---------------------------------------------------------------------------------------------- unit protocol
@@ -166,8 +165,7 @@ def lower(cfg: AccumConfig, layer) -> tuple[SumOp, ...]:
 
 
 def predict_op(cfg: AccumConfig, op: SumOp) -> Stats:
-    st = predict(cfg, op.n)
-    return Stats(st.cycles, st.stall_cycles, st.macs, st.actions)
+    return predict(cfg, op.n)
 
 
 def reference(cfg: AccumConfig, layer, inputs) -> np.ndarray:

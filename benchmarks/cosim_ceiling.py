@@ -409,7 +409,7 @@ def deform_unit(reps: int, work: Path) -> dict:
     layer = {"name": "bounded", "x": x, "a": raw, "w": wt, "shift": 7, "relu": False, "square": False,
              "shape": f"{cfg.lanes}x{h}x{w} bounded"}
     pred = predict_layer(cfg, DeformLayer("bounded", cfg.lanes, h, w, cfg.lanes, depthwise=True), raw,
-                         with_offset_conv=False).unit_cycles
+                         with_offset_conv=False).detail["unit_cycles"]
     harness = deform_unit_harness(1 << 14)
     made = build(cfg, harness)
     members = made.meta["signature"]["interface"]["members"]

@@ -153,13 +153,14 @@ async def deform_unit_model_runs(dut):
         x, raw, wt = np.asarray(layer["x"]), np.asarray(layer["a"]), np.asarray(layer["w"])
         _, pred, _, _ = check_run(cfg, layer)
         got = await tb.run(x, raw, wt, int(layer["shift"]), bool(layer["relu"]), False, raw.shape[0],
-                           limit_cycles=4 * pred.unit_cycles + 1000, bias=layer.get("bias"),
+                           limit_cycles=4 * pred.detail["unit_cycles"] + 1000, bias=layer.get("bias"),
                            depthwise=bool(layer["depthwise"]))
         saved[str(idx)] = got["outputs"]
         want, pred, mismatches, diffs = check_run(cfg, layer, got)
         decoded = got["outputs"].shape == want.shape
         rows.append({"name": layer["name"], "kind": "dcn", "shape": layer["shape"], "vectors": int(want.size),
-                     "mismatches": mismatches, "rtl_cycles": got["cycles"], "predicted_cycles": pred.unit_cycles,
+                     "mismatches": mismatches, "rtl_cycles": got["cycles"],
+                     "predicted_cycles": pred.detail["unit_cycles"],
                      "rtl_stalls": got["stall"], "rtl_conflicts": got["conflict"], "n_out": got["n_out"],
                      "n_values": int(got["outputs"].size) if decoded else 0,
                      "actions": {f"{k[0]}.{k[1]}": v for k, v in got["counters"].items()}, "count_diffs": diffs,

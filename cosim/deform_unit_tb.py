@@ -227,7 +227,7 @@ def check_run(cfg: DeformUnitConfig, layer: dict, got: dict | None = None):
     diffs = {f"{k[0]}.{k[1]}": [v, pred.actions.get(*k)] for k, v in got["counters"].items()
              if v != pred.actions.get(*k)}
     for name, rtl_v, model_v in (("stall_cycles", got["stall"], pred.stall_cycles),
-                                 ("conflict_cycles", got["conflict"], pred.conflict_cycles)):
+                                 ("conflict_cycles", got["conflict"], pred.detail["conflict_cycles"])):
         if rtl_v != model_v:
             diffs[name] = [rtl_v, model_v]
     return want, pred, mismatches, diffs
@@ -247,20 +247,20 @@ async def deform_unit_regression(dut):
         _, pred, _, _ = check_run(cfg, layer)
         tb.lap("predict", t_layer)
         got = await tb.run(x, raw, wt, int(layer["shift"]), bool(layer["relu"]), bool(layer["square"]), off_fields,
-                           limit_cycles=4 * pred.unit_cycles + 1000,
+                           limit_cycles=4 * pred.detail["unit_cycles"] + 1000,
                            bias=None if layer.get("bias") is None else np.asarray(layer["bias"]),
                            depthwise=layer.get("depthwise"))
         t_check = time.perf_counter()
         want, pred, mismatches, diffs = check_run(cfg, layer, got)
         rows.append({"index": idx, "name": layer["name"], "kind": "dcn", "shape": layer["shape"],
                      "vectors": int(want.size), "mismatches": mismatches, "rtl_cycles": got["cycles"],
-                     "predicted_cycles": pred.unit_cycles, "rtl_stalls": got["stall"],
+                     "predicted_cycles": pred.detail["unit_cycles"], "rtl_stalls": got["stall"],
                      "predicted_stalls": pred.stall_cycles, "count_diffs": diffs,
                      "actions": {f"{k[0]}.{k[1]}": v for k, v in got["counters"].items()},
                      "count_mismatches": len(diffs), "wall_seconds": time.perf_counter() - t_layer})
         tb.lap("check", t_check)
         dut._log.info("layer %d %s: %d values, %d mismatches, RTL %d cycles, predicted %d, diffs %s", idx,
-                      layer["name"], want.size, mismatches, got["cycles"], pred.unit_cycles, diffs)
+                      layer["name"], want.size, mismatches, got["cycles"], pred.detail["unit_cycles"], diffs)
     with open(os.environ["HWSIM_RESULT"], "w") as f:
         json.dump({"layers": rows, "wall_seconds": time.perf_counter() - t0, "phase_seconds": tb.phases}, f)
     assert all(r["mismatches"] == 0 for r in rows), "output mismatches"

@@ -58,7 +58,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -74,7 +74,6 @@ from hwsim.unit import Stats, mean_stats
 __all__ = [
     "FAMILY",
     "DeformLayer",
-    "DeformStats",
     "DeformUnitConfig",
     "check_layer",
     "check_op",
@@ -347,40 +346,6 @@ class DeformLayer:
         return self.c if self.depthwise else 1
 
 
-@dataclass(frozen=True)
-class DeformStats:
-    """Statistics of one deformable layer on the unit (the offset conv included when it was run).
-
-    ``cycles`` = ``offset_cycles`` (MAC array) + ``unit_cycles``; ``stall_cycles`` = ``fill_stall_cycles`` +
-    ``miss_stall_cycles``; ``macs`` are the useful multiply-accumulates of the deformable conv;
-    ``sram_bytes`` the bytes the unit's line buffer and offset buffer read and wrote (not the offset conv's).
-    """
-
-    name: str
-    cycles: int
-    unit_cycles: int
-    offset_cycles: int
-    stall_cycles: int
-    fill_stall_cycles: int
-    miss_stall_cycles: int
-    conflict_cycles: int
-    items: int
-    misses: int
-    line_buffer_rows: int
-    macs: int
-    dram_read_bytes: int
-    dram_write_bytes: int
-    actions: ActionCounts
-    extra: dict = field(default_factory=dict)
-    sram_bytes: int = 0
-
-    def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("actions", "extra")}
-        d["actions"] = self.actions.as_dict()
-        d.update(self.extra)
-        return d
-
-
 def check_layer(cfg: DeformUnitConfig, layer: DeformLayer) -> None:
     """Raise if the unit cannot run ``layer`` (too wide, too many channels, or not full/depthwise)."""
     for f in ("c", "h", "w", "c_out", "stride", "dilation"):
@@ -468,10 +433,18 @@ def offset_conv_stats(cfg: DeformUnitConfig, layer: DeformLayer):
 
 
 def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, with_offset_conv: bool | None = None
-                  ) -> DeformStats:
+                  ) -> Stats:
     """Exact cycles, stalls, traffic and action counts of ``layer`` with the raw learned offsets ``offsets_q``
     (Q format, before the variant's clamp; :func:`synthetic_offsets` when None). The offset conv on the
-    unit's own MAC array is included when ``with_offset_conv`` (default: ``cfg.offset_array``)."""
+    unit's own MAC array is included when ``with_offset_conv`` (default: ``cfg.offset_array``).
+
+    ``cycles`` = ``detail['offset_cycles']`` (MAC array) + ``detail['unit_cycles']``; ``stall_cycles`` =
+    ``detail['fill_stall_cycles']`` + ``detail['miss_stall_cycles']``; ``macs`` the useful multiply-accumulates
+    of the deformable conv; SRAM traffic the unit's line buffer and offset buffer (not the offset conv's); DRAM
+    traffic both. ``detail`` also holds the layer's ``name``, ``conflict_cycles`` (bank conflicts, apart from
+    the stalls), ``items``, ``misses``, the ``idle_slots`` of the MAC stage and of the offset conv's array, and
+    per layer (not sums when Stats are added) ``line_buffer_rows``, ``sampler_cycles``, ``mac_cycles_per_item``,
+    ``blocks``, ``h_out`` and ``w_out``."""
     check_layer(cfg, layer)
     if with_offset_conv is None:
         with_offset_conv = cfg.offset_array
@@ -538,15 +511,19 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
         actions = actions + rename_mac_actions(oc.actions)
         dram_r += oc.dram_read_bytes
         dram_w += oc.dram_write_bytes
-    return DeformStats(
-        name=layer.name, cycles=off_cycles + unit_cycles, unit_cycles=unit_cycles, offset_cycles=off_cycles,
-        stall_cycles=fill_stall + miss_stall, fill_stall_cycles=fill_stall, miss_stall_cycles=miss_stall,
-        conflict_cycles=conflicts * nb, items=items, misses=n_miss, line_buffer_rows=rows, macs=useful,
-        dram_read_bytes=dram_r, dram_write_bytes=dram_w, actions=actions,
-        sram_bytes=(acts[("line_buffer", "write")] + acts[("line_buffer", "read")]) * word_bytes
-        + (acts[("offset_buffer", "read")] + acts[("offset_buffer", "write")]) * OFFSET_WORD_BITS // 8,
-        extra={"sampler_cycles": int(a.sum()) * nb, "mac_cycles_per_item": b, "blocks": nb, "h_out": ho,
-               "w_out": wo, "idle_slots": idle_slots})
+    return Stats(
+        off_cycles + unit_cycles, fill_stall + miss_stall, useful, actions,
+        sram_read_bytes=acts[("line_buffer", "read")] * word_bytes
+        + acts[("offset_buffer", "read")] * OFFSET_WORD_BITS // 8,
+        sram_write_bytes=acts[("line_buffer", "write")] * word_bytes
+        + acts[("offset_buffer", "write")] * OFFSET_WORD_BITS // 8,
+        dram_read_bytes=dram_r, dram_write_bytes=dram_w,
+        detail={"name": layer.name, "unit_cycles": unit_cycles, "offset_cycles": off_cycles,
+                "fill_stall_cycles": fill_stall, "miss_stall_cycles": miss_stall, "conflict_cycles": conflicts * nb,
+                "items": items, "misses": n_miss,
+                "idle_slots": actions.get("mac", "idle") + actions.get("oc_pe_mac", "idle"),
+                "line_buffer_rows": rows, "sampler_cycles": int(a.sum()) * nb, "mac_cycles_per_item": b,
+                "blocks": nb, "h_out": ho, "w_out": wo})
 
 
 def rename_mac_actions(mac_actions) -> ActionCounts:
@@ -557,8 +534,9 @@ def rename_mac_actions(mac_actions) -> ActionCounts:
     return ActionCounts(out)
 
 
-def predict(cfg: DeformUnitConfig, op) -> DeformStats:
-    """Registry entry: a :class:`DeformLayer` (offset conv on the MAC array + the deformable unit)."""
+def predict(cfg: DeformUnitConfig, op) -> Stats:
+    """Unit protocol: a :class:`DeformLayer` (offset conv on the MAC array + the deformable unit; offsets
+    drawn by :func:`synthetic_offsets`)."""
     if not isinstance(op, DeformLayer):
         raise HwsimError(f"op={type(op).__name__} is not allowed: expected a hwsim.deform_unit.DeformLayer")
     return predict_layer(cfg, op)
@@ -642,7 +620,7 @@ def check_op(cfg: DeformUnitConfig, op) -> None:
     check_layer(cfg, _layer_of(op))
 
 
-def run_layer(cfg: DeformUnitConfig, q, inputs) -> tuple[np.ndarray, list[DeformStats]]:
+def run_layer(cfg: DeformUnitConfig, q, inputs) -> tuple[np.ndarray, list[Stats]]:
     """Registry entry: a compressed model's ``deform_conv2d`` layer ``q`` on a batch, image by image
     (:func:`execute_layer`: bit-exact values and the statistics of each image; the offsets come from
     another unit, so no offset conv here). ``inputs`` = [feature map (N, C, H, W), offsets (N, 2kk, Ho, Wo)]."""
@@ -773,19 +751,6 @@ def inventory(cfg: DeformUnitConfig):
 
 
 # ---------------------------------------------------------------------------------------------- unit protocol
-def to_stats(cfg: DeformUnitConfig, st: DeformStats) -> Stats:
-    """A :class:`DeformStats` as the unit protocol's :class:`hwsim.unit.Stats` (SRAM = the line buffer and
-    the offset buffer, as ``DeformStats.sram_bytes``; the unit's own counters in ``detail``)."""
-    acts = st.actions
-    read = (acts.get("line_buffer", "read") * (cfg.lanes * cfg.act_bits // 8)
-            + acts.get("offset_buffer", "read") * OFFSET_WORD_BITS // 8)
-    return Stats(st.cycles, st.stall_cycles, st.macs, acts, sram_read_bytes=read, sram_write_bytes=st.sram_bytes - read,
-                 dram_read_bytes=st.dram_read_bytes, dram_write_bytes=st.dram_write_bytes,
-                 detail={**{k: getattr(st, k) for k in ("unit_cycles", "offset_cycles", "fill_stall_cycles",
-                                                        "miss_stall_cycles", "conflict_cycles", "items", "misses")},
-                         "idle_slots": acts.get("mac", "idle") + acts.get("oc_pe_mac", "idle")})
-
-
 def lower(cfg: DeformUnitConfig, layer) -> tuple:
     """Unit protocol: a compressed ``deform_conv2d`` layer (checked by :func:`check_op`) as one
     :class:`DeformLayer` op (its counts with :func:`synthetic_offsets`; the learned offsets come with
@@ -794,20 +759,15 @@ def lower(cfg: DeformUnitConfig, layer) -> tuple:
     return (_layer_of(layer),)
 
 
-def predict_stats(cfg: DeformUnitConfig, op) -> Stats:
-    """Unit protocol: :func:`predict` (offsets drawn by :func:`synthetic_offsets`) as :class:`Stats`."""
-    return to_stats(cfg, predict(cfg, op))
-
-
 def run(cfg: DeformUnitConfig, layer, inputs) -> tuple[np.ndarray, Stats]:
     """Unit protocol: :func:`run_layer`, with the per-inference mean of its per-image statistics
     (:func:`hwsim.unit.mean_stats`: the counts depend on the offsets)."""
     import dataclasses
 
     values, stats = run_layer(cfg, layer, inputs)
-    mean = mean_stats(to_stats(cfg, st) for st in stats)
+    mean = mean_stats(stats)
     # idle slots depend on the shape only: the same in every image (the report's 'idle' column)
-    idle = to_stats(cfg, stats[0]).detail["idle_slots"] if stats else 0
+    idle = stats[0].detail["idle_slots"] if stats else 0
     return values, dataclasses.replace(mean, detail={**mean.detail, "idle_slots": idle})
 
 
@@ -860,7 +820,7 @@ FAMILY = Family(
     cycle_model="hwsim.deform_unit",
     inventory=inventory,
     lower=lower,
-    predict=predict_stats,
+    predict=predict,
     run=run,
     run_reference=reference,
     describe_layer=describe_layer,

@@ -97,7 +97,7 @@ def test_behaviour(backend, case, request):
         got_cycles = cycles
     elif backend == "cycle_model":
         got, st = execute_layer(cfg, case["x"], case["a"], case["w"], case["shift"], relu=case["relu"])
-        got_cycles = st.unit_cycles
+        got_cycles = st.detail["unit_cycles"]
     elif backend == "amaranth":
         r = run_rtl(CFG, case["x"], case["a"] if not case["square"] else
                     np.concatenate([case["a"], np.zeros((17,) + case["a"].shape[1:], np.int64)]),

@@ -39,7 +39,7 @@ def test_hand_counts_depthwise_five_channels_on_four_lanes(gating):
     # idle 864 - 540 = 324 (= 12 x 9 x 3). Requantizations: 12 x 5 = 60 real outputs; ungated 12 x 8 = 96.
     cfg = DeformUnitConfig(lanes=4, out_lanes=4, gating=gating)
     s = _pred(cfg, DeformLayer("l", 5, 3, 4, 5, depthwise=True))
-    assert s.items == 216 and s.macs == 540
+    assert s.detail["items"] == 216 and s.macs == 540
     assert s.actions.get("mac", "mac") == 540
     assert s.actions.get("mac", "idle") == 324
     assert s.actions.get("requant", "convert") == (96 if gating == "none" else 60)
@@ -52,7 +52,7 @@ def test_hand_counts_full_layer_idle_input_and_output_lanes(gating):
     # slots = 1,152 slots; real 4 x 9 x 3 x 5 = 540; idle 612. Requantizations: 4 x 5 = 20; ungated 4 x 8 = 32.
     cfg = DeformUnitConfig(lanes=2, out_lanes=4, gating=gating)
     s = _pred(cfg, DeformLayer("l", 3, 2, 2, 5))
-    assert s.items == 72 and s.extra["mac_cycles_per_item"] == 2
+    assert s.detail["items"] == 72 and s.detail["mac_cycles_per_item"] == 2
     assert (s.actions.get("mac", "mac"), s.actions.get("mac", "idle")) == (540, 612)
     assert s.actions.get("requant", "convert") == (32 if gating == "none" else 20)
 
@@ -64,7 +64,7 @@ def test_full_lanes_have_no_idle_slots_and_cycles_do_not_depend_on_gating():
     for s in runs.values():
         assert s.actions.get("mac", "mac") == 16 * 9 * 8 * 16 and ("mac", "idle") not in s.actions.counts
         assert s.actions.get("requant", "convert") == 16 * 16
-    assert len({(s.unit_cycles, s.stall_cycles) for s in runs.values()}) == 1
+    assert len({(s.detail["unit_cycles"], s.stall_cycles) for s in runs.values()}) == 1
 
 
 def _walk(cfg, layer, ho, wo):
@@ -100,7 +100,7 @@ def test_closed_form_equals_slot_walk(lanes, out_lanes, c, c_out, h, w, depthwis
     assert s.actions.get("mac", "mac") == real == s.macs
     assert s.actions.get("mac", "idle") == idle
     assert s.actions.get("requant", "convert") == rq
-    assert s.extra["idle_slots"] == idle
+    assert s.detail["idle_slots"] == idle
 
 
 def test_idle_slot_prices_and_gating_area_by_hand():
@@ -165,7 +165,7 @@ def test_rtl_counts_idle_lanes_apart(gating, lanes, c, shape):
     cfg, got, want, raw = _rtl_case(gating, lanes, c, h, w, seed=27 + c)
     np.testing.assert_array_equal(got["outs"], want)
     pred = predict_layer(cfg, DeformLayer("l", c, h, w, c, depthwise=True), raw, with_offset_conv=False)
-    assert got["cycles"] == pred.unit_cycles and got["stall"] == pred.stall_cycles
+    assert got["cycles"] == pred.detail["unit_cycles"] and got["stall"] == pred.stall_cycles
     assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
     items = h * w * 9
     assert got["counters"][("mac", "mac")] == items * c  # one block: c real lanes per item

@@ -119,8 +119,8 @@ def test_rtl_matches_reference_and_model(cfg, shape):
                                   rounding=cfg.rounding, relu=cfg.overflow == "wrap")
     np.testing.assert_array_equal(got["outs"], want)
     pred = predict_layer(cfg, DeformLayer("l", c, h, w, c, depthwise=True), raw, with_offset_conv=False)
-    assert got["cycles"] == pred.unit_cycles
-    assert got["stall"] == pred.stall_cycles and got["conflict"] == pred.conflict_cycles
+    assert got["cycles"] == pred.detail["unit_cycles"]
+    assert got["stall"] == pred.stall_cycles and got["conflict"] == pred.detail["conflict_cycles"]
     assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
 
 
@@ -136,8 +136,8 @@ def test_free_config_runs_square_offsets_on_its_line_buffer():
                                   shift=3, padding=1, groups=2)
     np.testing.assert_array_equal(got["outs"], want)
     pred = predict_layer(sq, DeformLayer("l", 2, 6, 5, 2, depthwise=True), raw, with_offset_conv=False)
-    assert (got["cycles"], got["stall"], got["conflict"]) == (pred.unit_cycles, pred.stall_cycles,
-                                                              pred.conflict_cycles)
+    assert (got["cycles"], got["stall"], got["conflict"]) == (pred.detail["unit_cycles"], pred.stall_cycles,
+                                                              pred.detail["conflict_cycles"])
     assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
 
 
@@ -210,8 +210,8 @@ def _run_and_check(cfg, c, co, shape, seed, depthwise, shift, relu=False):
     np.testing.assert_array_equal(got["outs"], want)
     layer = DeformLayer("l", c, h, w, co, depthwise=depthwise)
     pred = predict_layer(cfg, layer, raw, with_offset_conv=False)
-    assert got["cycles"] == pred.unit_cycles == simulate_items(cfg, layer, off)[0]
-    assert (got["stall"], got["conflict"]) == (pred.stall_cycles, pred.conflict_cycles)
+    assert got["cycles"] == pred.detail["unit_cycles"] == simulate_items(cfg, layer, off)[0]
+    assert (got["stall"], got["conflict"]) == (pred.stall_cycles, pred.detail["conflict_cycles"])
     assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
     return got
 
@@ -238,8 +238,8 @@ def test_full_layer_two_channel_blocks_two_output_groups(gating):
     layer = DeformLayer("l", c, h, w, co)
     assert got["cycles"] == simulate_items(cfg, layer, off)[0]
     pred = predict_layer(cfg, layer, raw, with_offset_conv=False)
-    assert (got["cycles"], got["stall"], got["conflict"]) == (pred.unit_cycles, pred.stall_cycles,
-                                                              pred.conflict_cycles)
+    assert (got["cycles"], got["stall"], got["conflict"]) == (pred.detail["unit_cycles"], pred.stall_cycles,
+                                                              pred.detail["conflict_cycles"])
     assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
     # by hand: 15 pixels x 9 taps x 2 blocks = 270 items, each 2 x 3 lanes x 2 groups = 12 MAC slots (3,240);
     # real 15 x 9 x 3 x 4 = 1,620 (idle 1,620); two output beats per pixel; requantized: the 4 real outputs per pixel with

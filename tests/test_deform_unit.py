@@ -25,8 +25,8 @@ def test_hand_count_1x5_kernel1_one_bank():
     comp = 2 + (2 + 2 + 2 + 1) + 1  # a_0 + sum max(a_t, b) + b
     fill0 = math.ceil(5 / 16)  # one 5-byte row
     drain = 2
-    assert s.unit_cycles == fill0 + comp + drain == 13
-    assert s.conflict_cycles == 4 and s.misses == 0 and s.stall_cycles == 1
+    assert s.detail["unit_cycles"] == fill0 + comp + drain == 13
+    assert s.detail["conflict_cycles"] == 4 and s.detail["misses"] == 0 and s.stall_cycles == 1
     assert s.actions.get("line_buffer", "read") == 9 and s.actions.get("sampler", "sample") == 5
     assert s.actions.get("line_buffer", "write") == 5
 
@@ -36,12 +36,12 @@ def test_hand_count_four_banks_are_conflict_free_and_misses_cost_miss_cycles():
     layer = DeformLayer("l", 1, 6, 3, 1, padding=0)
     off = np.zeros((2, 6, 3), dtype=np.int64)
     s = predict_layer(cfg, layer, off, with_offset_conv=False)
-    assert s.conflict_cycles == 0 and s.misses == 0
+    assert s.detail["conflict_cycles"] == 0 and s.detail["misses"] == 0
     # output (0, 0) samples 3 rows down: rows 3, 4 are outside its 2-row window [0, 2): 2 misses (x = 0, 1)
     off[0, 0, 0] = 3 << cfg.frac_bits
     s2 = predict_layer(cfg, layer, off, with_offset_conv=False)
-    assert s2.misses == 4 and s2.miss_stall_cycles == 28
-    assert s2.unit_cycles - s.unit_cycles == 28 + 0  # a: 1 -> 1 + 4 * 7 (the hit count is 0: a_hit = 1)
+    assert s2.detail["misses"] == 4 and s2.detail["miss_stall_cycles"] == 28
+    assert s2.detail["unit_cycles"] - s.detail["unit_cycles"] == 28 + 0  # a: 1 -> 1 + 4 * 7 (the hit count is 0: a_hit = 1)
     assert s2.actions.get("dram", "read") - s.actions.get("dram", "read") == 4
 
 
@@ -118,10 +118,10 @@ def test_vectorized_model_matches_scalar_simulation(lay, conf):
     s = predict_layer(cfg, layer, raw, with_offset_conv=False)
     off = du.variant_offsets(cfg.variant(dw), raw, k, k, 1, frac_bits=F)
     cycles, misses, conflicts, reads = simulate_items(cfg, layer, off)
-    assert (s.unit_cycles, s.misses, s.conflict_cycles, s.actions.get("line_buffer", "read")) == \
+    assert (s.detail["unit_cycles"], s.detail["misses"], s.detail["conflict_cycles"], s.actions.get("line_buffer", "read")) == \
         (cycles, misses, conflicts, reads)
     if bound is not None and cfg.line_buffer_rows is None:
-        assert s.misses == 0  # the derived line buffer holds every bounded sample
+        assert s.detail["misses"] == 0  # the derived line buffer holds every bounded sample
 
 
 def test_bounded_and_square_never_miss_at_the_bound():
@@ -129,7 +129,7 @@ def test_bounded_and_square_never_miss_at_the_bound():
         cfg = DeformUnitConfig(offset_mode=mode, offset_bound=3.0, frac_bits=3)
         layer = DeformLayer("l", 4, 11, 7, 4, depthwise=True, offset_std=50.0, seed=1)
         s = predict_layer(cfg, layer, with_offset_conv=False)
-        assert s.misses == 0 and s.line_buffer_rows == (10 if mode == "free" else 8)  # 2c + 2B + 2 vs 2cB + 2
+        assert s.detail["misses"] == 0 and s.detail["line_buffer_rows"] == (10 if mode == "free" else 8)  # 2c + 2B + 2 vs 2cB + 2
 
 
 def test_offset_conv_runs_on_the_mac_array():
@@ -139,7 +139,7 @@ def test_offset_conv_runs_on_the_mac_array():
     layer = DeformLayer("l", 8, 9, 13, 8, depthwise=True)
     s = predict_layer(cfg, layer)
     oc = predict_gemm(cfg.mac_array(), 9 * 13, 8 * 9, 18)
-    assert s.offset_cycles == oc.cycles and s.cycles == oc.cycles + s.unit_cycles
+    assert s.detail["offset_cycles"] == oc.cycles and s.cycles == oc.cycles + s.detail["unit_cycles"]
     assert s.actions.get("oc_pe_mac", "mac") == oc.actions.get("pe_mac", "mac") == 9 * 13 * 8 * 9 * 18
 
 

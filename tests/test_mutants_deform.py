@@ -114,7 +114,7 @@ def test_dilated_layers_match_the_scalar_simulation(h, w, c, dw, stride, dilatio
     s = predict_layer(cfg, layer, raw, with_offset_conv=False)
     off = du.variant_offsets(cfg.variant(dw), raw, k, k, dilation, frac_bits=2)
     cycles, misses, conflicts, reads = simulate_items(cfg, layer, off)
-    assert (s.unit_cycles, s.misses, s.conflict_cycles, s.actions.get("line_buffer", "read")) == \
+    assert (s.detail["unit_cycles"], s.detail["misses"], s.detail["conflict_cycles"], s.actions.get("line_buffer", "read")) == \
         (cycles, misses, conflicts, reads)
 
 

@@ -229,7 +229,7 @@ def test_unit_without_offset_array():
         n for n in names_own if n.startswith("oc_")}
     layer = DeformLayer("l", 8, 6, 6, 8, depthwise=True)
     a, b = predict_layer(own, layer), predict_layer(shared, layer)
-    assert a.offset_cycles > 0 and b.offset_cycles == 0 and a.unit_cycles == b.unit_cycles == b.cycles
+    assert a.detail["offset_cycles"] > 0 and b.detail["offset_cycles"] == 0 and a.detail["unit_cycles"] == b.detail["unit_cycles"] == b.cycles
     with pytest.raises(HwsimError, match=r"^with_offset_conv=True is not allowed with offset_array=False"):
         predict_layer(shared, layer, with_offset_conv=True)
 

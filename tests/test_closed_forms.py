@@ -104,13 +104,18 @@ def test_lstm_engine_matvec_closed_form_equals_the_step_model(out_modes, data, p
 # ---------------------------------------------------------------------------------------------- RF array
 def _rf_gemm_steps(cfg: RfArrayConfig, m: int, k: int, n: int) -> tuple[int, Counter, int, int]:
     """``a (m, k) @ w (k, n)`` walked tile by tile: each n x n tile of ``w`` (the last row and column of
-    tiles partial) is programmed (its DAC codes), the RF settles, then the m vectors go through it one
-    after the other (n signal DACs and n ADCs each, ``adc_cycles`` per vector), one cycle to switch tiles;
-    a tile after the first along k adds its n outputs per vector to the partial sums on the post-adder.
+    tiles partial: ``rows`` inputs, ``cols`` outputs) is programmed (its DAC codes), the RF settles, then the
+    m vectors go through it one after the other (``adc_cycles`` per vector: ``rows`` signal DACs and ``cols``
+    ADCs convert real samples), one cycle to switch tiles; a tile after the first along k adds its ``cols``
+    outputs per vector to the partial sums on the post-adder. The padding ports are idle slots
+    (docs/idle_lanes.md, "RF array"): without gating the converters' and the post lanes' own ``idle``; with
+    ``gating='clock'`` one closed gate per skipped conversion on the converters' gates, the post lane holds.
     Returns (cycles, actions, tiles, MACs)."""
     cycles, acts, tiles, macs = 0, Counter(), 0, 0
+    gated = cfg.gating == "clock"
     for c0 in range(0, n, cfg.n):
         for kt, r0 in enumerate(range(0, k, cfg.n)):
+            rows, cols = min(cfg.n, k - r0), min(cfg.n, n - c0)
             tiles += 1
             cycles += cfg.dac_update_cycles + cfg.rf_cycles
             acts["dac", "convert"] += cfg.tile_codes
@@ -118,11 +123,15 @@ def _rf_gemm_steps(cfg: RfArrayConfig, m: int, k: int, n: int) -> tuple[int, Cou
             acts["attenuator", "set"] += cfg.n
             for _ in range(m):
                 cycles += cfg.adc_cycles
-                acts["signal_dac", "convert"] += cfg.n
-                acts["adc", "convert"] += cfg.n
+                acts["signal_dac", "convert"] += rows
+                acts["signal_dac_gate" if gated else "signal_dac", "idle"] += cfg.n - rows
+                acts["adc", "convert"] += cols
+                acts["adc_gate" if gated else "adc", "idle"] += cfg.n - cols
                 if kt:
-                    acts["post", "add"] += cfg.n
-                macs += min(cfg.n, k - r0) * min(cfg.n, n - c0)
+                    acts["post", "add"] += cols
+                    if not gated:
+                        acts["post", "idle"] += cfg.n - cols
+                macs += rows * cols
             cycles += 1
     return cycles, acts, tiles, macs
 
@@ -130,13 +139,15 @@ def _rf_gemm_steps(cfg: RfArrayConfig, m: int, k: int, n: int) -> tuple[int, Cou
 @settings(max_examples=120, deadline=None)
 @given(m=SIZES, k=SIZES, n=SIZES, ports=st.sampled_from([2, 3, 4, 5, 7, 8]), dac=st.sampled_from([1, 2, 3]),
        adc=st.sampled_from([1, 2, 5]), stage_ns=st.sampled_from([0.05, 0.5, 3.0]),
-       mesh=st.sampled_from(["clements", "reck"]))
-def test_rf_array_gemm_closed_form_equals_the_tile_walk(m, k, n, ports, dac, adc, stage_ns, mesh):
-    cfg = RfArrayConfig(n=ports, mesh=mesh, dac_update_cycles=dac, adc_cycles=adc, rf_stage_ns=stage_ns)
+       mesh=st.sampled_from(["clements", "reck"]), gating=st.sampled_from(["none", "clock"]))
+def test_rf_array_gemm_closed_form_equals_the_tile_walk(m, k, n, ports, dac, adc, stage_ns, mesh, gating):
+    cfg = RfArrayConfig(n=ports, mesh=mesh, dac_update_cycles=dac, adc_cycles=adc, rf_stage_ns=stage_ns,
+                        gating=gating)
     got = predict_gemm(cfg, m, k, n)
     cycles, acts, tiles, macs = _rf_gemm_steps(cfg, m, k, n)
     assert (got.cycles, got.detail["folds"], got.macs) == (cycles, tiles, macs)
     assert got.macs == m * k * n
+    assert got.detail["idle_slots"] == tiles * m * ports * ports - macs
     assert {key: v for key, v in got.actions.pairs().counts.items() if v} == {key: v for key, v in acts.items() if v}
 
 

@@ -36,12 +36,13 @@ def test_lstm_quantize_returns_int64_codes():
 
 def test_rf_gemm_record_fields_by_hand():
     # 5 x 13 x 11 on an 8-port mesh: ceil(13 / 8) = 2 k-tiles x ceil(11 / 8) = 2 n-tiles = 4 folds;
-    # 715 MACs; at most 64 MACs a cycle, so utilization = 715 / (64 * cycles).
+    # 715 MACs; at most 64 MACs a cycle, so utilization = 715 / (64 * cycles); the 4 tiles pass 4 x 64 MAC
+    # slots per vector, 143 of them real: 5 x 113 padding slots (idle_slots, docs/idle_lanes.md "RF array").
     from hwsim.rf_array import predict_gemm
 
     st = predict_gemm(RfArrayConfig(), 5, 13, 11)
     assert (dict(st.detail), st.stall_cycles, st.macs) == (
-        {"name": "gemm", "m": 5, "k": 13, "n": 11, "folds": 4}, 0, 715)
+        {"name": "gemm", "m": 5, "k": 13, "n": 11, "folds": 4, "idle_slots": 5 * (4 * 64 - 143)}, 0, 715)
     assert st.utilization(64) == 715 / (64 * st.cycles)
     for i, field in enumerate("mkn"):
         dims = [5, 13, 11]

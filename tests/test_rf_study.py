@@ -65,7 +65,7 @@ def _hand_walk(matrices):
     n, codes = 8, 64                             # ports; phase codes per mesh: n(n-1) MZI phases + n screen = n^2
     rf = math.ceil((2 * 8 + 1) * 0.05 / 4.0)     # 8 MZI columns per mesh, two meshes + attenuators, 4 ns cycles
     assert rf == 1
-    c = dict.fromkeys(("cycles", "dac", "ps", "att", "sig", "adc", "post", "dram", "buf_r", "buf_w"), 0)
+    c = dict.fromkeys(("cycles", "dac", "ps", "att", "sig", "adc", "post", "idle", "dram", "buf_r", "buf_w"), 0)
     for p, q, m in matrices:
         kt, nt = -(-q // n), -(-p // n)
         for j in range(nt):
@@ -76,9 +76,10 @@ def _hand_walk(matrices):
                 c["dac"] += 2 * codes + n        # both meshes' phase DACs and the attenuators' DACs
                 c["ps"] += 2 * codes
                 c["att"] += n
-                c["sig"] += m * n
-                c["adc"] += m * n
-                c["post"] += m * n if i else 0
+                c["sig"] += m * rows             # real conversions; the padding ports' converters are
+                c["adc"] += m * cols             # clock-gated (rf-array-8's default gating, docs/idle_lanes.md)
+                c["idle"] += m * (n - rows) + m * (n - cols)
+                c["post"] += m * cols if i else 0  # a gated ADC's post lane holds
                 c["dram"] += codes + (n + 1) + codes  # V codes, attenuator codes + gain byte, U codes
                 if j == 0:                       # the input slice arrives once and fills the input buffer
                     c["dram"] += m * rows
@@ -94,9 +95,11 @@ def _hand_walk(matrices):
 def _hand_energy_pj(c):
     """Per action, from the cost tables' entries by hand: DAC 0.01 pJ x 2**8 (phase) or 2**10 (signal), ADC
     0.0217 pJ x 2**10, phase shifter / attenuator set 0.1 pJ, 32-bit add 0.1 pJ (Horowitz), a 16 KiB SRAM's 64-bit
-    access 15 pJ (between 8 KB: 10 and 32 KB: 20, linear in log2 size), LPDDR4 8 pJ/bit."""
+    access 15 pJ (between 8 KB: 10 and 32 KB: 20, linear in log2 size), LPDDR4 8 pJ/bit, a padding port's skipped
+    conversion one closed clock gate (icg.ge 5 GE x gate.energy_per_ge = 0.03 pJ x 0.798 / 36 per GE)."""
     return (c["dac"] * 0.01 * 2 ** 8 + c["sig"] * 0.01 * 2 ** 10 + c["adc"] * 0.0217 * 2 ** 10
-            + (c["ps"] + c["att"]) * 0.1 + c["post"] * 0.1 + (c["buf_r"] + c["buf_w"]) * 15.0 + c["dram"] * 64.0)
+            + (c["ps"] + c["att"]) * 0.1 + c["post"] * 0.1 + (c["buf_r"] + c["buf_w"]) * 15.0 + c["dram"] * 64.0
+            + c["idle"] * 5 * 0.03 * 0.798 / 36)
 
 
 def test_hardware_through_the_loop_equals_a_hand_count():

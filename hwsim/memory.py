@@ -491,7 +491,7 @@ def format_plan(mp: MemoryPlan, compute_cycles: dict[str, int] | None = None) ->
              f"({mp.layout.upper()}), im2col on chip; DRAM cycles at {mp.clock_mhz:g} MHz"]
     if mp.batch > 1:
         pinned = mp.pinned
-        lines.append(f"Batch of {mp.batch} inferences, one after another: "
+        lines.append(f"Batch of {mp.batch:,} inferences, one after another: "
                      + (f"weights pinned on chip for the batch ({sum(lp.pinned_weight_bytes for lp in pinned):,} B, "
                         f"read once by the first inference): {', '.join(lp.name for lp in pinned)}" if pinned else
                         "no layer's weights fit on chip for the whole batch (each inference reads them)")
@@ -513,7 +513,7 @@ def format_plan(mp: MemoryPlan, compute_cycles: dict[str, int] | None = None) ->
     lines += text_table(cols + [("beyond compulsory", 17, "<")], rows)
     if mp.batch > 1:
         per = mp.dram_bytes / mp.batch
-        lines += ["", f"DRAM traffic per batch of {mp.batch} {mp.dram_bytes:,} B ({per:,.1f} B per "
+        lines += ["", f"DRAM traffic per batch of {mp.batch:,} {mp.dram_bytes:,} B ({per:,.1f} B per "
                       f"inference); compulsory {mp.compulsory_bytes:,} B (each weight read once per batch, each "
                       f"inference's input read once and output written once); ratio {mp.ratio:.3f}"]
     else:

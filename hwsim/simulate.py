@@ -367,7 +367,7 @@ def format_report(rep: SimReport) -> str:
 def _batch_text(rep: SimReport) -> str:
     if rep.batch == 1 or not rep.memory:  # without a global buffer a batch changes nothing (a note says so)
         return "batch 1"
-    return f"batch of {rep.batch}: per inference, the batch's mean"
+    return f"batch of {rep.batch:,}: per inference, the batch's mean"
 
 
 def _idle_text(rep: SimReport) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hwsim.stats import ActionCounts
 from hwsim.unit import Stats
 
-__all__ = ["PAIR_OF", "UNPRICED", "MacArrayActions", "gemm_stats"]
+__all__ = ["PAIR_OF", "UNPRICED", "MacArrayActions", "gemm_stats", "gemm_stats_from", "priced_pairs"]
 
 #: The counters the cost model does not price (bytes per SRAM buffer, DRAM beats): a Stats keeps them in
 #: ``detail`` under these names.
@@ -127,38 +127,59 @@ class MacArrayActions:
         word per read or written byte) appear only when counted, so an inventory without them (a dense
         array without skipping) prices the same pairs as before they existed.
         """
-        sparse = {}
-        if self.pe_index_loads:
-            sparse[("pe_index_reg", "write")] = self.pe_index_loads
-        if self.pe_act_selects:
-            sparse[("pe_act_mux", "select")] = self.pe_act_selects
-        if self.tile_bitmap_reads:
-            sparse[("tile_bitmap", "read")] = self.tile_bitmap_reads
-        if self.tile_bitmap_writes:
-            sparse[("tile_bitmap", "write")] = self.tile_bitmap_writes
-        if self.pe_idle_macs:  # idle PE slots and gated pipeline registers (issue 27)
-            sparse[("pe_mac", "idle")] = self.pe_idle_macs
-        if self.pe_idle_regs:
-            sparse[("pe_pipeline_reg", "idle")] = self.pe_idle_regs
-        for act, n in (("convert_f32", self.requant_f32_ops), ("zp_add", self.zp_correct_ops),
-                       ("zp_row_add", self.zp_row_adds), ("zp_row_mult", self.zp_row_mults)):
-            if n:  # the requantizer stage's float32 lane and zero-point correction (issue 22)
-                sparse[("requant", act)] = n
-        return ActionCounts({
-            **sparse,
-            ("pe_mac", "mac"): self.pe_macs,
-            ("pe_weight_reg", "write"): self.pe_weight_loads,
-            ("pe_pipeline_reg", "write"): self.pe_reg_writes,
-            ("input_sram", "read"): self.input_sram_reads,
-            ("input_sram", "write"): self.input_sram_writes,
-            ("weight_sram", "read"): self.weight_sram_reads,
-            ("weight_sram", "write"): self.weight_sram_writes,
-            ("output_sram", "read"): self.output_sram_reads,
-            ("output_sram", "write"): self.output_sram_writes,
-            ("dram", "read"): self.dram_read_bytes,
-            ("dram", "write"): self.dram_write_bytes,
-            ("requant", "convert"): self.requant_ops,
-        })
+        return priced_pairs(
+            pe_macs=self.pe_macs, pe_idle_macs=self.pe_idle_macs, pe_idle_regs=self.pe_idle_regs,
+            pe_weight_loads=self.pe_weight_loads, pe_reg_writes=self.pe_reg_writes,
+            input_sram_reads=self.input_sram_reads, input_sram_writes=self.input_sram_writes,
+            weight_sram_reads=self.weight_sram_reads, weight_sram_writes=self.weight_sram_writes,
+            output_sram_reads=self.output_sram_reads, output_sram_writes=self.output_sram_writes,
+            dram_read_bytes=self.dram_read_bytes, dram_write_bytes=self.dram_write_bytes,
+            requant_ops=self.requant_ops, pe_index_loads=self.pe_index_loads, pe_act_selects=self.pe_act_selects,
+            tile_bitmap_reads=self.tile_bitmap_reads, tile_bitmap_writes=self.tile_bitmap_writes,
+            requant_f32_ops=self.requant_f32_ops, zp_correct_ops=self.zp_correct_ops,
+            zp_row_adds=self.zp_row_adds, zp_row_mults=self.zp_row_mults)
+
+
+def priced_pairs(*, pe_macs: int, pe_idle_macs: int, pe_idle_regs: int, pe_weight_loads: int, pe_reg_writes: int,
+                 input_sram_reads: int, input_sram_writes: int, weight_sram_reads: int, weight_sram_writes: int,
+                 output_sram_reads: int, output_sram_writes: int, dram_read_bytes: int, dram_write_bytes: int,
+                 requant_ops: int, pe_index_loads: int = 0, pe_act_selects: int = 0, tile_bitmap_reads: int = 0,
+                 tile_bitmap_writes: int = 0, requant_f32_ops: int = 0, zp_correct_ops: int = 0,
+                 zp_row_adds: int = 0, zp_row_mults: int = 0) -> ActionCounts:
+    """:meth:`MacArrayActions.pairs` of the counters given by name (the closed form calls this with its
+    sums, without building a :class:`MacArrayActions`)."""
+    sparse = {}
+    if pe_index_loads:
+        sparse[("pe_index_reg", "write")] = pe_index_loads
+    if pe_act_selects:
+        sparse[("pe_act_mux", "select")] = pe_act_selects
+    if tile_bitmap_reads:
+        sparse[("tile_bitmap", "read")] = tile_bitmap_reads
+    if tile_bitmap_writes:
+        sparse[("tile_bitmap", "write")] = tile_bitmap_writes
+    if pe_idle_macs:  # idle PE slots and gated pipeline registers (issue 27)
+        sparse[("pe_mac", "idle")] = pe_idle_macs
+    if pe_idle_regs:
+        sparse[("pe_pipeline_reg", "idle")] = pe_idle_regs
+    for act, n in (("convert_f32", requant_f32_ops), ("zp_add", zp_correct_ops),
+                   ("zp_row_add", zp_row_adds), ("zp_row_mult", zp_row_mults)):
+        if n:  # the requantizer stage's float32 lane and zero-point correction (issue 22)
+            sparse[("requant", act)] = n
+    return ActionCounts({
+        **sparse,
+        ("pe_mac", "mac"): pe_macs,
+        ("pe_weight_reg", "write"): pe_weight_loads,
+        ("pe_pipeline_reg", "write"): pe_reg_writes,
+        ("input_sram", "read"): input_sram_reads,
+        ("input_sram", "write"): input_sram_writes,
+        ("weight_sram", "read"): weight_sram_reads,
+        ("weight_sram", "write"): weight_sram_writes,
+        ("output_sram", "read"): output_sram_reads,
+        ("output_sram", "write"): output_sram_writes,
+        ("dram", "read"): dram_read_bytes,
+        ("dram", "write"): dram_write_bytes,
+        ("requant", "convert"): requant_ops,
+    })
 
 
 def gemm_stats(cycles: int, stall_cycles: int, macs: int, actions: MacArrayActions, **detail) -> Stats:
@@ -168,9 +189,17 @@ def gemm_stats(cycles: int, stall_cycles: int, macs: int, actions: MacArrayActio
     bitmap's bytes (``dram_metadata_bytes``, metadata the memory system keeps in DRAM beside the weights)
     and the :data:`UNPRICED` counters."""
     a = actions
-    return Stats(cycles, stall_cycles, macs, a.pairs(),
-                 sram_read_bytes=a.input_sram_read_bytes + a.weight_sram_read_bytes + a.output_sram_read_bytes,
-                 sram_write_bytes=a.input_sram_write_bytes + a.weight_sram_write_bytes + a.output_sram_write_bytes,
-                 dram_read_bytes=a.dram_read_bytes, dram_write_bytes=a.dram_write_bytes,
-                 detail={**detail, "idle_slots": a.pe_idle_macs, "dram_metadata_bytes": a.tile_bitmap_writes,
-                         **{f: getattr(a, f) for f in UNPRICED}})
+    return gemm_stats_from(cycles, stall_cycles, macs, a.pairs(), {f: getattr(a, f) for f in UNPRICED}, **detail)
+
+
+def gemm_stats_from(cycles: int, stall_cycles: int, macs: int, pairs: ActionCounts, unpriced: dict,
+                    **detail) -> Stats:
+    """:func:`gemm_stats` from the priced pairs (:func:`priced_pairs`) and the :data:`UNPRICED` counters by
+    name."""
+    u = unpriced
+    return Stats(cycles, stall_cycles, macs, pairs,
+                 u["input_sram_read_bytes"] + u["weight_sram_read_bytes"] + u["output_sram_read_bytes"],
+                 u["input_sram_write_bytes"] + u["weight_sram_write_bytes"] + u["output_sram_write_bytes"],
+                 pairs.get("dram", "read"), pairs.get("dram", "write"),
+                 {**detail, "idle_slots": pairs.get("pe_mac", "idle"),
+                  "dram_metadata_bytes": pairs.get("tile_bitmap", "write"), **u})

@@ -23,7 +23,7 @@ zero-tile skipping (this closed form is for dense arrays without skipping).
 from __future__ import annotations
 
 from hwsim.config import MAC_DRAIN_STAGES, MAC_STREAM_STAGES, MacArrayConfig
-from hwsim.mac_array_actions import MacArrayActions, gemm_stats
+from hwsim.mac_array_actions import gemm_stats_from, priced_pairs
 from hwsim.unit import Stats
 
 __all__ = ["closed_form_gemm"]
@@ -181,19 +181,20 @@ def closed_form_gemm(cfg: MacArrayConfig, m: int, k: int, n: int, name: str = "g
     else:
         in_words, in_bits, wt_words, wt_bits = a_words, t_bits, w_words, s_bits
     out_lanes = M_ * lanes_n
-    actions = MacArrayActions(
+    # The counters as MacArrayActions names them, without building one (a sweep calls this per GEMM).
+    pairs = priced_pairs(
         pe_macs=pe_macs, pe_idle_macs=slots - pe_macs, pe_idle_regs=slots - pe_regs,
         pe_weight_loads=pe_w, pe_reg_writes=pe_regs,
         input_sram_reads=in_words, input_sram_writes=in_words,
         weight_sram_reads=wt_words, weight_sram_writes=wt_words,
         output_sram_reads=o_read_words, output_sram_writes=o_write_words,
-        input_sram_read_bytes=_cdiv(in_bits, 8), input_sram_write_bytes=_cdiv(in_bits, 8),
-        weight_sram_read_bytes=_cdiv(wt_bits, 8), weight_sram_write_bytes=_cdiv(wt_bits, 8),
-        output_sram_read_bytes=_cdiv(o_read_bits, 8),
-        output_sram_write_bytes=_cdiv(o_write_bits, 8),
-        dram_read_beats=nw + na, dram_write_beats=out_rows,
         dram_read_bytes=_cdiv(nw * stat_bits + na * strm_bits, 8),
         dram_write_bytes=_cdiv(out_lanes * cfg.out_bits, 8),
-        requant_ops=out_lanes,
-    )
-    return gemm_stats(cycles, stalls, m * k * n, actions, name=name, m=m, k=k, n=n, groups=1, folds=folds)
+        requant_ops=out_lanes)
+    unpriced = {
+        "input_sram_read_bytes": _cdiv(in_bits, 8), "input_sram_write_bytes": _cdiv(in_bits, 8),
+        "weight_sram_read_bytes": _cdiv(wt_bits, 8), "weight_sram_write_bytes": _cdiv(wt_bits, 8),
+        "output_sram_read_bytes": _cdiv(o_read_bits, 8), "output_sram_write_bytes": _cdiv(o_write_bits, 8),
+        "dram_read_beats": nw + na, "dram_write_beats": out_rows}
+    return gemm_stats_from(cycles, stalls, m * k * n, pairs, unpriced, name=name, m=m, k=k, n=n, groups=1,
+                           folds=folds)

@@ -1,11 +1,14 @@
-"""Statistics returned by the cycle-level models: plain dataclasses, no state."""
+"""The ``(component, action)`` counts the cost model prices, and the text tables of the reports.
+
+The one statistics record every cycle model returns is :class:`hwsim.unit.Stats`, which holds these
+counts.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["ActionCounts", "LayerStats", "text_table"]
+__all__ = ["ActionCounts", "text_table"]
 
 
 @dataclass(frozen=True)
@@ -37,34 +40,6 @@ class ActionCounts:
 
     def as_dict(self) -> dict[str, int]:
         return {f"{c}.{a}": v for (c, a), v in self.counts.items()}
-
-
-@dataclass(frozen=True)
-class LayerStats:
-    """Timing and actions of one GEMM (or a conv lowered to ``groups`` GEMMs) on one accelerator.
-
-    ``cycles`` counts clock cycles from the first busy cycle after ``start`` to the last busy cycle,
-    exactly as the RTL's busy flag does; ``stall_cycles`` are the cycles the compute engine waited for
-    DRAM data; ``utilization`` is useful MACs / (rows * cols * cycles).
-    """
-
-    name: str
-    m: int
-    k: int
-    n: int
-    groups: int
-    cycles: int
-    stall_cycles: int
-    folds: int
-    macs: int
-    utilization: float
-    actions: object
-    """The family's action counters: :class:`ActionCounts` or an object whose ``pairs()`` gives them."""
-
-    def as_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["actions"] = self.actions.as_dict()
-        return d
 
 
 def text_table(columns: list[tuple[str, int, str]], rows: list[list]) -> list[str]:

@@ -44,8 +44,8 @@ HARNESS_TOP = "deform_unit_tb"
 TEST_MODULE = "hwsim.cosim.deform_unit_tb"
 IN_FILE, OFF_FILE, W_FILE, B_FILE, OUT_FILE = "imem.bin", "offmem.bin", "wmem.bin", "bmem.bin", "omem.bin"
 DEFAULT_MEM_DEPTH = 1 << 11
-COUNTER_PORTS = ("cnt_lb_read", "cnt_lb_write", "cnt_sample", "cnt_mac", "cnt_mac_idle", "cnt_requant",
-                 "cnt_off_read", "cnt_stall", "cnt_conflict")
+COUNTER_PORTS = ("cnt_lb_read", "cnt_lb_write", "cnt_sample", "cnt_interp", "cnt_interp_idle", "cnt_mac",
+                 "cnt_mac_idle", "cnt_requant", "cnt_off_read", "cnt_stall", "cnt_conflict")
 
 
 def _w(meta: dict, name: str) -> int:

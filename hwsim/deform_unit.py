@@ -30,7 +30,10 @@ gating an idle slot is priced as a MAC and the requantizer converts every lane t
 (``lanes`` per block, depthwise; ``out_lanes`` per group, full); with ``operand`` / ``clock`` an idle slot is
 one closed clock gate and the requantizer converts the real outputs only. The inventory prices no
 MAC-stage registers apart (the ``mac`` entry), so ``operand`` and ``clock`` price alike; ``clock`` also holds
-the idle lanes' accumulator registers in the RTL.
+the idle lanes' accumulator registers in the RTL. The sampler likewise interpolates ``lanes`` channels per
+item: ``C`` real lane interpolations per output pixel and tap (``("sampler", "interp")``) and the last block's
+lanes beyond ``C`` idle (``("sampler", "idle")``, priced as an interpolation without gating, one closed clock
+gate with it); ``("sampler", "sample")`` is the item's shared part (address and bilinear weights).
 
 Timing (exact for this model): sampler and MAC advance in lock-step, the MAC working on item ``t - 1``
 while the sampler fetches item ``t``; a step lasts ``max(a_t, b)``. Each output row is one pipeline run::
@@ -155,11 +158,12 @@ class DeformUnitConfig(FamilyConfig):
     gating : {"clock", "operand", "none"}
         What a MAC lane (and requantizer lane) with no real work does: the lanes of the last channel block
         beyond the layer's channels, and (full) the output lanes of the last group beyond its output
-        channels. ``none``: nothing is gated; an idle slot is priced as a MAC and every lane is requantized.
-        ``operand``: operand isolation; an idle lane's multiplier inputs are held (priced as one closed
-        clock gate, ``icg.ge``) and its requantizer lane holds its input. ``clock`` (default): ``operand``
-        plus a clock gate on the idle lane's accumulator registers. Values and cycles are the same under
-        every choice (see docs/idle_lanes.md).
+        channels. The sampler's lanes beyond the layer's channels likewise. ``none``: nothing is gated; an
+        idle slot is priced as a MAC, an idle sampler lane as an interpolation, and every lane is requantized.
+        ``operand``: operand isolation; an idle lane's multiplier and interpolator inputs are held (priced as
+        one closed clock gate, ``icg.ge``) and its requantizer lane holds its input. ``clock`` (default): ``operand``
+        plus a clock gate on the idle lane's accumulator and interpolator registers. Values and cycles are the
+        same under every choice (see docs/idle_lanes.md).
     """
 
     kernel: int = 3
@@ -492,6 +496,7 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
         ("line_buffer", "write"): int(new_rows.sum()) * layer.w * nb,
         ("line_buffer", "read"): hits * nb,
         ("sampler", "sample"): items,
+        ("sampler", "interp"): ho * wo * k * k * layer.c,
         ("mac", "mac"): useful,
         ("offset_buffer", "read"): ho * wo * n_off,
         ("offset_buffer", "write"): ho * wo * n_off,
@@ -501,6 +506,10 @@ def predict_layer(cfg: DeformUnitConfig, layer: DeformLayer, offsets_q=None, wit
     }
     if idle_slots:
         acts[("mac", "idle")] = idle_slots
+    # the sampler interpolates every lane of an item: the layer's C channels per (pixel, tap) are real, the
+    # last block's lanes beyond C idle (nb lanes - C per (pixel, tap))
+    if nb * cfg.lanes > layer.c:
+        acts[("sampler", "idle")] = ho * wo * k * k * (nb * cfg.lanes - layer.c)
     if cfg.modulation:
         acts[("mask_mult", "mult")] = items * cfg.lanes
     actions = ActionCounts(acts)
@@ -680,10 +689,12 @@ def _cost_entries():
 
     return [
         CostEntry("bilinear_sampler.composition", 1.0, "x", HWSIM_DERIVED, 45, 0.9, 1,
-                  "one `sample` (one tap, all lanes) = 4 (F+1)x(F+1) weight multipliers shared by the lanes + per "
-                  "lane 4 act_bits x (2F+1) multipliers and 3 (act_bits+2F+2)-bit adders + 2 (16+F)-bit "
-                  "address adders; priced from the multiplier/adder entries (Horowitz ISSCC 2014); area the same "
-                  "parts plus a 4-way bank crossbar of (lanes*act_bits) MUX2 x 2 levels"),
+                  "one `sample` (one tap: its address and weights) = 4 (F+1)x(F+1) weight multipliers shared by the "
+                  "lanes + 2 (16+F)-bit address adders; one `interp` (one lane's interpolation) = 4 act_bits x (2F+1) "
+                  "multipliers and 3 (act_bits+2F+2)-bit adders; an `idle` lane (past the layer's channels) is an "
+                  "`interp` ungated, one closed clock gate (icg.energy) with `gating`; priced from the "
+                  "multiplier/adder entries (Horowitz ISSCC 2014); area the same parts plus a 4-way bank crossbar of "
+                  "(lanes*act_bits) MUX2 x 2 levels"),
         CostEntry("deform_unit.miss_cycles", 20.0, "x", HWSIM_ASSUMPTION, 45, 0.9, 1,
                   "default latency of one random DRAM word fetch outside the line buffer, in cycles at 200 MHz "
                   "(100 ns, a typical LPDDR4 random-access latency; config field miss_cycles)"),
@@ -696,21 +707,37 @@ def _register_classes() -> None:
     if "bilinear_sampler" in COMPONENT_CLASSES:
         return
 
-    def parts(m, a, kind):
-        f, act, lanes = a["frac_bits"], a["act_bits"], a["lanes"]
+    def shared(m, a, kind):  # one tap: the 4 bilinear weights and 2 address adders, shared by the lanes
+        f = a["frac_bits"]
         mult = m.mult_energy_pj if kind == "e" else m.mult_area_um2
         add = m.add_energy_pj if kind == "e" else m.add_area_um2
-        return (4 * mult(f + 1, f + 1) + lanes * (4 * mult(act, 2 * f + 1) + 3 * add(act + 2 * f + 2))
-                + 2 * add(16 + f))
+        return 4 * mult(f + 1, f + 1) + 2 * add(16 + f)
+
+    def lane(m, a, kind):  # one lane's interpolation: 4 products of a neighbour and its weight, 3 adds
+        f, act = a["frac_bits"], a["act_bits"]
+        mult = m.mult_energy_pj if kind == "e" else m.mult_area_um2
+        add = m.add_energy_pj if kind == "e" else m.add_area_um2
+        return 4 * mult(act, 2 * f + 1) + 3 * add(act + 2 * f + 2)
+
+    def idle(m, a):
+        return lane(m, a, "e") if a["gating"] == "none" else m.entry("icg.energy").value  # node-scaled by entry()
 
     def area(m, a):
         mux = m.entry("mux2.area").value
-        return parts(m, a, "a") + 2 * a["lanes"] * a["act_bits"] * mux
+        return shared(m, a, "a") + a["lanes"] * lane(m, a, "a") + 2 * a["lanes"] * a["act_bits"] * mux
+
+    def explain(m, a):
+        return [] if a["gating"] == "none" else [m.entry("icg.ge"), m.entry("icg.energy")]
 
     register_component_class(
         ComponentClass("bilinear_sampler", "bilinear sampler of `lanes` channels: address generation, 4 weights "
-                       "of F fraction bits, 4-neighbour interpolation per lane; `sample` = one tap, all lanes",
-                       ("lanes", "act_bits", "frac_bits"), {"sample": ("tap", lambda m, a: parts(m, a, "e"))}, area),
+                       "of F fraction bits, 4-neighbour interpolation per lane; `sample` = one tap's address and "
+                       "weights, `interp` = one lane's interpolation, `idle` = a lane past the layer's channels "
+                       "(`gating`: 'none' an interpolation, 'operand'/'clock' a closed clock gate)",
+                       ("lanes", "act_bits", "frac_bits", "gating"),
+                       {"sample": ("tap", lambda m, a: shared(m, a, "e")),
+                        "interp": ("lane", lambda m, a: lane(m, a, "e")), "idle": ("lane", idle)},
+                       area, explain, defaults={"gating": "none"}),
         _cost_entries(), section="Component classes of deform-unit")
 
 
@@ -726,7 +753,7 @@ def inventory(cfg: DeformUnitConfig):
         Component("line_buffer", "sram", {"bytes": cfg.line_buffer_bytes, "word_bits": cfg.lb_word_bits}, 1,
                   f"{rows} rows x {cfg.max_width} px x {cfg.max_channels} ch in {cfg.banks} banks"),
         Component("sampler", "bilinear_sampler", {"lanes": cfg.lanes, "act_bits": cfg.act_bits,
-                                                  "frac_bits": cfg.frac_bits}),
+                                                  "frac_bits": cfg.frac_bits, "gating": cfg.gating}),
         Component("mac", "mac", {"weight_format": cfg.weight_format, "act_bits": cfg.sample_bits,
                                  "acc_bits": cfg.acc_bits, "gating": cfg.gating}, lanes_q,
                   f"lanes x out_lanes MACs (weight x {cfg.sample_bits}-bit sample)"),

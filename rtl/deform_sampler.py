@@ -10,6 +10,14 @@ waits, with no reads and the sample kept. ``conflict`` marks the cycles after an
 (bank conflicts). The banks' read data
 come back one cycle after the read; the exact sample ``S = sum w_n x_n`` (weights summing to ``2**(2F)``)
 is on ``sample`` in the cycle after ``done`` (``sample_valid``), which is also the next item's first cycle.
+
+Idle lanes (``cfg.gating``, docs/idle_lanes.md): ``lane_en`` marks the item's lanes that hold one of the
+layer's channels (the last channel block's lanes beyond ``C`` are idle). ``none``: every lane interpolates
+(the padded channels' zeros). ``operand``: an idle lane's neighbour data (one input of each of its four
+multipliers; the weights are shared by the lanes) are ANDed to zero, with the enable of the item whose reads
+came back (registered with the weights). ``clock``: ``operand``, and an idle lane's partial-sum register
+does not load (a clock gate in synthesis); an idle lane's ``sample`` is then not defined (the MAC stage
+isolates it) while a real lane's is exact under every choice.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ class BilinearSampler(wiring.Component):
     start : In, 1             first cycle of an item
     active : In, 1            an item is being sampled (``done`` is only meaningful with it)
     hold : In, 1              delay ``done`` (the item's reads are over; its sample is kept)
+    lane_en : In, lanes       lanes of the item that hold a real channel (idle lanes gated with ``gating``)
     blk : In, bits(NB)        channel block of the item (word ``blk`` of the pixel in the line buffer)
     oy, ox : In, signed 15    nominal integer position of the tap (y - pad + i, x - pad + j), pixels
     dy, dx : In, signed 15+F  the tap's offset in Q format (F = frac_bits), after the variant's clamp
@@ -62,7 +71,7 @@ class BilinearSampler(wiring.Component):
         self.lw = cfg.lanes * cfg.act_bits
         self.sb = cfg.act_bits + 2 * cfg.frac_bits + 1
         super().__init__({
-            "start": In(1), "active": In(1), "hold": In(1), "blk": In(max(1, self.nbb)),
+            "start": In(1), "active": In(1), "hold": In(1), "lane_en": In(cfg.lanes), "blk": In(max(1, self.nbb)),
             "oy": In(signed(COORD_BITS)), "ox": In(signed(COORD_BITS)),
             "dy": In(signed(COORD_BITS + self.F)), "dx": In(signed(COORD_BITS + self.F)),
             "height": In(DIM_BITS), "width": In(DIM_BITS),
@@ -148,6 +157,9 @@ class BilinearSampler(wiring.Component):
         m.d.sync += valid.eq(self.done)
         m.d.comb += self.sample_valid.eq(valid)
         A = cfg.act_bits
+        gated, clock_gated = cfg.gating != "none", cfg.gating == "clock"
+        en_q = Signal(cfg.lanes)  # lane enables of the item whose read data arrive this cycle
+        m.d.sync += en_q.eq(self.lane_en)
         for lane in range(cfg.lanes):
             part = Signal(signed(self.sb), name=f"part{lane}")
             contrib = Const(0, signed(self.sb))
@@ -156,13 +168,20 @@ class BilinearSampler(wiring.Component):
                 for b in range(B):
                     with m.If(gb[n] == b):
                         m.d.comb += data.eq(self.rd_data[b * self.lw + lane * A: b * self.lw + (lane + 1) * A])
+                if gated:  # operand isolation: an idle lane's multipliers see a constant zero
+                    iso = Signal(signed(A), name=f"d_iso{n}_{lane}")
+                    m.d.comb += iso.eq(Mux(en_q[lane], data, 0))
+                    data = iso
                 contrib = contrib + gw[n] * data
             full = Signal(signed(self.sb), name=f"s{lane}")
             m.d.comb += full.eq(part + contrib)
             m.d.comb += self.sample[lane * self.sb:(lane + 1) * self.sb].eq(full)
-            with m.If(self.start):
-                m.d.sync += part.eq(0)
-            with m.Else():
-                m.d.sync += part.eq(full)
+            # the partial sum loads only for an enabled lane with clock gating (the item's own enable: in its
+            # first cycle it clears for the new item, later it adds the item's reads)
+            with m.If(self.lane_en[lane] if clock_gated else 1):
+                with m.If(self.start):
+                    m.d.sync += part.eq(0)
+                with m.Else():
+                    m.d.sync += part.eq(full)
         return m
 

@@ -48,7 +48,11 @@ to zero (AND isolation). ``clock``: ``operand``, and the idle lanes' accumulator
 clock gate in synthesis). The counters count real MACs (``cnt_mac``) and idle slots (``cnt_mac_idle``:
 ``lanes`` per depthwise MAC cycle, ``lanes x out_lanes`` per full one, minus the real ones) apart, and the
 requantized lanes (per beat: ``lanes`` depthwise / ``out_lanes`` full without gating, the real outputs with
-it).
+it). The sampler's lanes are enabled likewise from the block of the item it samples (lane ``l`` of block ``j``
+when ``j lanes + l < C``): with ``operand`` an idle lane's interpolator inputs are ANDed to zero, with ``clock``
+also its partial-sum register holds (:mod:`hwsim.rtl.deform_sampler`); ``cnt_interp`` counts the real lane
+interpolations (the enabled lanes of each item the sampler finishes) and ``cnt_interp_idle`` the idle ones
+(``lanes`` per item minus the real), under every choice.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ __all__ = ["ADDR_BITS", "COUNTERS", "LINT_WAIVERS", "OFFSET_BITS", "DeformUnitTo
 #: Simulation-only activity counters (32-bit outputs) and the (component, action) each one counts.
 COUNTERS = {"cnt_lb_read": ("line_buffer", "read"), "cnt_lb_write": ("line_buffer", "write"),
             "cnt_sample": ("sampler", "sample"), "cnt_mac": ("mac", "mac"), "cnt_requant": ("requant", "convert"),
-            "cnt_off_read": ("offset_buffer", "read"), "cnt_mac_idle": ("mac", "idle")}
+            "cnt_off_read": ("offset_buffer", "read"), "cnt_mac_idle": ("mac", "idle"),
+            "cnt_interp": ("sampler", "interp"), "cnt_interp_idle": ("sampler", "idle")}
 OFFSET_BITS = 16
 ADDR_BITS = 24
 
@@ -263,6 +268,10 @@ class DeformUnitTop(wiring.Component):
         m.d.comb += mac_glast.eq(dw | (mac_gb + Q >= CO))
         hold = Signal()
         m.d.comb += hold.eq(mac_valid & ~mac_glast)
+        # the sampler's lanes holding a real channel: all but the last block's lanes beyond C
+        smp_real = Signal(CB)
+        m.d.comb += [smp_real.eq(Mux(blk_last, C - chb, L)),
+                     smp.lane_en.eq(Cat(*(smp_real > lane for lane in range(L))))]
         m.d.comb += [smp.start.eq(item_start), smp.active.eq(self.busy & (cstate == 0)), smp.hold.eq(hold),
                      smp.blk.eq(blk), smp.oy.eq(y - 1 + ti), smp.ox.eq(x - 1 + tj), smp.dy.eq(dy),
                      smp.dx.eq(dx), smp.height.eq(H), smp.width.eq(W)]
@@ -490,6 +499,8 @@ class DeformUnitTop(wiring.Component):
                 self.cnt_lb_read.eq(self.cnt_lb_read + Mux(smp.active, smp.reads, 0)),
                 self.cnt_lb_write.eq(self.cnt_lb_write + writing),
                 self.cnt_sample.eq(self.cnt_sample + item_done),
+                self.cnt_interp.eq(self.cnt_interp + Mux(item_done, smp_real, 0)),
+                self.cnt_interp_idle.eq(self.cnt_interp_idle + Mux(item_done, L - smp_real, 0)),
                 self.cnt_mac.eq(self.cnt_mac + Mux(mac_valid, n_mac, 0)),
                 self.cnt_mac_idle.eq(self.cnt_mac_idle + Mux(mac_valid, Mux(dw, L, L * Q) - n_mac, 0)),
                 self.cnt_requant.eq(self.cnt_requant + Mux(em_valid, em_real if gated else Mux(dw, L, Q), 0)),

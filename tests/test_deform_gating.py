@@ -43,6 +43,8 @@ def test_hand_counts_depthwise_five_channels_on_four_lanes(gating):
     assert s.actions.get("mac", "mac") == 540
     assert s.actions.get("mac", "idle") == 324
     assert s.actions.get("requant", "convert") == (96 if gating == "none" else 60)
+    # the sampler interpolates 4 lanes per item: 12 x 9 x 5 = 540 real channels, 12 x 9 x 3 = 324 idle lanes
+    assert (s.actions.get("sampler", "interp"), s.actions.get("sampler", "idle")) == (540, 324)
 
 
 @pytest.mark.parametrize("gating", GATINGS)
@@ -55,6 +57,8 @@ def test_hand_counts_full_layer_idle_input_and_output_lanes(gating):
     assert s.detail["items"] == 72 and s.detail["mac_cycles_per_item"] == 2
     assert (s.actions.get("mac", "mac"), s.actions.get("mac", "idle")) == (540, 612)
     assert s.actions.get("requant", "convert") == (32 if gating == "none" else 20)
+    # sampler: once per item whatever b is: 4 x 9 x 3 = 108 real lane interpolations, 4 x 9 x 1 = 36 idle
+    assert (s.actions.get("sampler", "interp"), s.actions.get("sampler", "idle")) == (108, 36)
 
 
 def test_full_lanes_have_no_idle_slots_and_cycles_do_not_depend_on_gating():
@@ -64,6 +68,7 @@ def test_full_lanes_have_no_idle_slots_and_cycles_do_not_depend_on_gating():
     for s in runs.values():
         assert s.actions.get("mac", "mac") == 16 * 9 * 8 * 16 and ("mac", "idle") not in s.actions.counts
         assert s.actions.get("requant", "convert") == 16 * 16
+        assert s.actions.get("sampler", "interp") == 16 * 9 * 8 and ("sampler", "idle") not in s.actions.counts
     assert len({(s.detail["unit_cycles"], s.stall_cycles) for s in runs.values()}) == 1
 
 
@@ -72,10 +77,13 @@ def _walk(cfg, layer, ho, wo):
     L, Q, k = cfg.lanes, cfg.out_lanes, cfg.kernel
     nb = -(-layer.c // L)
     groups = 1 if layer.depthwise else -(-layer.c_out // Q)
-    real = idle = 0
+    real = idle = interp = interp_idle = 0
     for _pixel in range(ho * wo):
         for _tap in range(k * k):
             for blk in range(nb):
+                for lane in range(L):  # the sampler: every lane of the item, once
+                    interp += blk * L + lane < layer.c
+                    interp_idle += blk * L + lane >= layer.c
                 for g in range(groups):
                     for lane in range(L):
                         for q in range(1 if layer.depthwise else Q):
@@ -86,7 +94,7 @@ def _walk(cfg, layer, ho, wo):
     for _pixel in range(ho * wo):  # the lanes the MAC stage delivers per pixel; real ones with gating
         lanes_out = range(nb * L) if layer.depthwise else range(groups * Q)
         rq += sum(1 for o in lanes_out if cfg.gating == "none" or o < layer.c_out)
-    return real, idle, rq
+    return real, idle, rq, interp, interp_idle
 
 
 @settings(max_examples=40, deadline=None)
@@ -96,7 +104,8 @@ def test_closed_form_equals_slot_walk(lanes, out_lanes, c, c_out, h, w, depthwis
     cfg = DeformUnitConfig(lanes=lanes, out_lanes=out_lanes, gating=gating, max_channels=16)
     layer = DeformLayer("l", c, h, w, c if depthwise else c_out, depthwise=depthwise)
     s = _pred(cfg, layer)
-    real, idle, rq = _walk(cfg, layer, h, w)  # kernel 3, padding 1: output = input size
+    real, idle, rq, interp, interp_idle = _walk(cfg, layer, h, w)  # kernel 3, padding 1: output = input size
+    assert s.actions.get("sampler", "interp") == interp and s.actions.get("sampler", "idle") == interp_idle
     assert s.actions.get("mac", "mac") == real == s.macs
     assert s.actions.get("mac", "idle") == idle
     assert s.actions.get("requant", "convert") == rq
@@ -113,6 +122,14 @@ def test_idle_slot_prices_and_gating_area_by_hand():
         assert e[g][("mac", "idle")] == pytest.approx(ICG_GE * E_GE)
         assert e[g][("mac", "mac")] == e["none"][("mac", "mac")]
     assert ICG_GE * E_GE == pytest.approx(0.0033, abs=1e-4)  # docs/idle_lanes.md: about 1 % of an int8 MAC
+    # the sampler's lane: 4 products of an 8-bit neighbour and a (2F + 1) = 9-bit weight and 3 (8 + 8 + 2) =
+    # 18-bit adds (F = 4); ungated an idle lane costs one such interpolation, gated one closed clock gate
+    lane = 4 * m.mult_energy_pj(8, 9) + 3 * m.add_energy_pj(18)
+    for g in GATINGS:
+        assert e[g][("sampler", "interp")] == pytest.approx(lane)
+        assert e[g][("sampler", "idle")] == pytest.approx(lane if g == "none" else ICG_GE * E_GE)
+        # one tap's address and weights: 4 (F + 1) x (F + 1) = 5x5 weight products and 2 (16 + F)-bit adds
+        assert e[g][("sampler", "sample")] == pytest.approx(4 * m.mult_energy_pj(5, 5) + 2 * m.add_energy_pj(20))
     # area: one clock-gating cell per MAC lane (4 x 2) with gating, nothing else changes
     area = {g: m.area(inv).total_um2 for g, inv in invs.items()}
     assert area["operand"] == pytest.approx(area["clock"])
@@ -121,18 +138,20 @@ def test_idle_slot_prices_and_gating_area_by_hand():
 
 @pytest.mark.parametrize("gating", GATINGS)
 def test_layer_energy_per_gating_by_hand(gating):
-    # 5 channels depthwise on 4 lanes (see the hand count above): 324 idle slots; the ungated unit also
-    # requantizes 96 - 60 = 36 idle lanes. Gated energy = ungated - 324 x (MAC - closed gate) - 36 x requant.
+    # 5 channels depthwise on 4 lanes (see the hand count above): 324 idle MAC slots and 324 idle sampler lanes;
+    # the ungated unit also requantizes 96 - 60 = 36 idle lanes. Gated energy = ungated - 324 x (MAC - closed
+    # gate) - 324 x (interpolation - closed gate) - 36 x requant.
     m = CostModel()
     layer = DeformLayer("l", 5, 3, 4, 5, depthwise=True)
     cfgs = {g: DeformUnitConfig(lanes=4, out_lanes=4, gating=g, offset_array=False) for g in GATINGS}
     tot = {g: m.energy(inventory(c), _pred(c, layer).actions, 0).total_pj for g, c in cfgs.items()}
     e = m.unit_energies(inventory(cfgs["none"]))
-    e_mac, e_rq = e[("mac", "mac")], e[("requant", "convert")]
+    e_mac, e_rq, e_int = e[("mac", "mac")], e[("requant", "convert")], e[("sampler", "interp")]
+    saved = 324 * (e_mac - ICG_GE * E_GE) + 324 * (e_int - ICG_GE * E_GE) + 36 * e_rq
     if gating == "none":
-        assert tot["none"] - tot["clock"] == pytest.approx(324 * (e_mac - ICG_GE * E_GE) + 36 * e_rq)
+        assert tot["none"] - tot["clock"] == pytest.approx(saved)
     else:
-        assert tot[gating] == pytest.approx(tot["none"] - 324 * (e_mac - ICG_GE * E_GE) - 36 * e_rq)
+        assert tot[gating] == pytest.approx(tot["none"] - saved)
 
 
 # ---------------------------------------------------------------------------------------------- RTL (Amaranth)
@@ -153,12 +172,16 @@ def _rtl_case(gating, lanes, c, h, w, seed):
 
 @pytest.mark.parametrize(("gating", "lanes", "c", "shape"), [
     ("clock", 4, 3, (3, 5)), ("operand", 4, 1, (1, 5)), ("none", 8, 5, (5, 1)),
+    ("clock", 3, 5, (2, 3)), ("operand", 3, 7, (1, 4)), ("none", 3, 2, (3, 1)), ("clock", 1, 3, (2, 2)),
     pytest.param("clock", 8, 7, (2, 3), marks=pytest.mark.slow),
     pytest.param("none", 4, 1, (3, 3), marks=pytest.mark.slow),
-    pytest.param("operand", 8, 5, (3, 2), marks=pytest.mark.slow)])
+    pytest.param("operand", 8, 5, (3, 2), marks=pytest.mark.slow),
+    pytest.param("none", 3, 5, (2, 2), marks=pytest.mark.slow),
+    pytest.param("operand", 1, 2, (1, 3), marks=pytest.mark.slow)])
 def test_rtl_counts_idle_lanes_apart(gating, lanes, c, shape):
-    """Channels < lanes: values bit-exact, cycles equal, and the RTL's counters (real MACs, idle slots,
-    requantized lanes, every other priced action) equal the model's and a hand count."""
+    """Depthwise, channels not a multiple of lanes (one or several blocks; lanes 1, 3, 4, 8): values
+    bit-exact, cycles equal, and the RTL's counters (real MACs, idle slots, requantized lanes, real and idle
+    sampler lane interpolations, every other priced action) equal the model's and a hand count."""
     from hwsim.rtl.deform_unit import COUNTERS
 
     h, w = shape
@@ -167,10 +190,13 @@ def test_rtl_counts_idle_lanes_apart(gating, lanes, c, shape):
     pred = predict_layer(cfg, DeformLayer("l", c, h, w, c, depthwise=True), raw, with_offset_conv=False)
     assert got["cycles"] == pred.detail["unit_cycles"] and got["stall"] == pred.stall_cycles
     assert got["counters"] == {k: pred.actions.get(*k) for k in COUNTERS.values()}
-    items = h * w * 9
-    assert got["counters"][("mac", "mac")] == items * c  # one block: c real lanes per item
-    assert got["counters"][("mac", "idle")] == items * (lanes - c)
-    assert got["counters"][("requant", "convert")] == h * w * (lanes if gating == "none" else c)
+    nb = -(-c // lanes)  # channel blocks; the last has nb lanes - c idle lanes
+    taps = h * w * 9
+    n = got["counters"]
+    assert n[("sampler", "sample")] == taps * nb
+    assert (n[("mac", "mac")], n[("mac", "idle")]) == (taps * c, taps * (nb * lanes - c))
+    assert (n[("sampler", "interp")], n[("sampler", "idle")]) == (taps * c, taps * (nb * lanes - c))
+    assert n[("requant", "convert")] == h * w * (nb * lanes if gating == "none" else c)
 
 
 # ---------------------------------------------------------------------------------------------- RTL (Verilator)
@@ -195,3 +221,79 @@ def test_idle_lanes_counted_apart_in_deform_rtl(gating, tmp_path):
         a = row["actions"]
         assert a["mac.mac"] == h * w * 9 * c and a["mac.idle"] == h * w * 9 * (4 - c)
         assert a["requant.convert"] == h * w * (4 if gating == "none" else c)
+
+
+# ---------------------------------------------------------------------------------------------- sampler lanes
+@pytest.mark.parametrize("gating", [pytest.param(g, marks=() if g == "clock" else pytest.mark.slow)
+                                    for g in GATINGS])
+def test_idle_sampler_lanes_counted_apart_in_deform_rtl(gating, tmp_path):
+    """The sampler's lanes under Verilator on a 3-lane, 2-out-lane build: depthwise 1, 2 and 5 channels (one
+    block with 2 / 1 idle lanes, two blocks with 1 idle; three layers, one of them Nx1) and full 7 -> 5 (three blocks, the last with 2 idle
+    lanes; three output groups, the last with 1 idle), 1xN and Nx1 maps among them. Values bit-exact, cycles
+    and every activity counter equal the model's, and the interpolation counters equal a hand count:
+    per output pixel and tap, C real lane interpolations and ceil(C / 3) x 3 - C idle ones."""
+    from hwsim.cosim.deform_unit_regression import random_layers, run_regression
+
+    cfg = DeformUnitConfig(lanes=3, out_lanes=2, offset_bound=2.0, frac_bits=3, dram_bytes_per_cycle=3.0,
+                           max_width=16, max_channels=8, gating=gating)
+    layers = [dict(lay, name=f"c{c}_{lay['name']}") for c in (1, 2, 5)
+              for lay in random_layers(cfg, 270 + c, 1 if c < 5 else 3, max_side=6, channels=c)]
+    layers += [dict(lay, name=f"full_{lay['name']}") for lay in random_layers(cfg, 277, 2, max_side=5, channels=7,
+                                                                               c_out=5)]
+    rep = run_regression(cfg, layers=layers, workdir=tmp_path)
+    assert len(rep.layers) == 7
+    shapes = set()
+    for row, lay in zip(rep.layers, layers, strict=True):
+        assert row["mismatches"] == 0 and row["count_diffs"] == {}, row
+        assert row["rtl_cycles"] == row["predicted_cycles"], row
+        c, h, w = lay["x"].shape
+        shapes.add((h == 1) + 2 * (w == 1))
+        a = row["actions"]
+        assert a["sampler.interp"] == h * w * 9 * c
+        assert a["sampler.idle"] == h * w * 9 * (-(-c // 3) * 3 - c)
+        assert a["sampler.sample"] == h * w * 9 * -(-c // 3)
+    assert {1, 2} <= shapes  # a 1xN and an Nx1 map were among them
+
+
+@pytest.mark.parametrize("gating", GATINGS)
+def test_sampler_isolates_idle_lanes(gating):
+    """The bilinear sampler alone (Amaranth simulator), with data in every lane of the banks' words (the unit's
+    line buffer holds zeros beyond C, which would hide a missing isolation): one item at (1 + 1/4, 1 + 1/4) in
+    a 4x4 image (Q.2: weights 9, 3, 3, 1 of 16 on the neighbours (1,1), (1,2), (2,1), (2,2), banks 3, 0, 1, 2)
+    with lanes 0 and 1 enabled of 3. A real lane's sample is its interpolation under every gating; the idle
+    lane 2 interpolates its data without gating and reads zero with operand isolation (with ``clock`` its
+    value is not defined: its register holds)."""
+    from amaranth.sim import Simulator
+    from hwsim.rtl.deform_sampler import BilinearSampler
+
+    cfg = DeformUnitConfig(lanes=3, banks=4, frac_bits=2, offset_bound=2.0, max_width=8, max_channels=3,
+                           gating=gating)
+    smp = BilinearSampler(cfg, 8)
+    vals = {b: [(-1) ** (b + lane) * (17 * b + 5 * lane + 3) for lane in range(3)] for b in range(4)}
+    rd = sum((vals[b][lane] & 0xFF) << (8 * (3 * b + lane)) for b in range(4) for lane in range(3))
+    want = [9 * vals[3][lane] + 3 * vals[0][lane] + 3 * vals[1][lane] + 1 * vals[2][lane] for lane in range(3)]
+    res = {}
+
+    async def tb(ctx):
+        for sig, v in ((smp.start, 1), (smp.active, 1), (smp.hold, 0), (smp.lane_en, 0b011), (smp.blk, 0),
+                       (smp.oy, 1), (smp.ox, 1), (smp.dy, 1), (smp.dx, 1), (smp.height, 4), (smp.width, 4),
+                       (smp.rd_data, rd)):
+            ctx.set(sig, v)
+        assert ctx.get(smp.done) == 1 and ctx.get(smp.reads) == 4  # four banks: one cycle
+        await ctx.tick()
+        ctx.set(smp.lane_en, 0b111)  # the next item's enables must not act on this item's data
+        assert ctx.get(smp.sample_valid) == 1
+        s = ctx.get(smp.sample)
+        sb = smp.sb
+        res["s"] = [((s >> (lane * sb)) & ((1 << sb) - 1)) - ((s >> (lane * sb + sb - 1)) & 1) * (1 << sb)
+                    for lane in range(3)]
+
+    sim = Simulator(smp)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert res["s"][:2] == want[:2]
+    if gating == "none":
+        assert res["s"][2] == want[2] != 0
+    elif gating == "operand":
+        assert res["s"][2] == 0

@@ -246,6 +246,8 @@ def test_full_layer_two_channel_blocks_two_output_groups(gating):
     # gating, 2 x 3 lanes without; the whole map (8-row window) loaded once: 15 pixels x 2 words
     n = got["counters"]
     assert (n["sampler", "sample"], n["mac", "mac"], n["mac", "idle"]) == (270, 1620, 3240 - 1620)
+    # the sampler: 270 items x 2 lanes = 540 lane interpolations, 15 x 9 x 3 = 405 real, 135 idle (lane 1 of block 1)
+    assert (n["sampler", "interp"], n["sampler", "idle"]) == (405, 135)
     assert n["requant", "convert"] == 15 * (6 if gating == "none" else 4) and got["beats"] == 30
     assert (n["line_buffer", "write"], n["offset_buffer", "read"]) == (30, 15 * 18)
 
@@ -266,6 +268,7 @@ def test_depthwise_blocks_and_full_layers_match_on_odd_shapes(c, co, shape, over
     assert n["mac", "mac"] == h * w * 9 * c * (1 if depthwise else co)
     assert n["mac", "idle"] == h * w * 9 * nb * (cfg.lanes if depthwise else cfg.lanes * cfg.out_lanes * groups) \
         - n["mac", "mac"]
+    assert (n["sampler", "interp"], n["sampler", "idle"]) == (h * w * 9 * c, h * w * 9 * (nb * cfg.lanes - c))
 
 
 @pytest.mark.parametrize(("k", "banks", "c", "co", "shape"), [(2, 2, 3, 4, (3, 5)), (3, 1, 2, 2, (3, 7)),

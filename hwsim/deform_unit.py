@@ -694,7 +694,7 @@ def _cost_entries():
                   "multipliers and 3 (act_bits+2F+2)-bit adders; an `idle` lane (past the layer's channels) is an "
                   "`interp` ungated, one closed clock gate (icg.energy) with `gating`; priced from the "
                   "multiplier/adder entries (Horowitz ISSCC 2014); area the same parts plus a 4-way bank crossbar of "
-                  "(lanes*act_bits) MUX2 x 2 levels"),
+                  "(lanes*act_bits) MUX2 x 2 levels, and one clock-gating cell per lane with `gating`"),
         CostEntry("deform_unit.miss_cycles", 20.0, "x", HWSIM_ASSUMPTION, 45, 0.9, 1,
                   "default latency of one random DRAM word fetch outside the line buffer, in cycles at 200 MHz "
                   "(100 ns, a typical LPDDR4 random-access latency; config field miss_cycles)"),
@@ -724,16 +724,18 @@ def _register_classes() -> None:
 
     def area(m, a):
         mux = m.entry("mux2.area").value
-        return shared(m, a, "a") + a["lanes"] * lane(m, a, "a") + 2 * a["lanes"] * a["act_bits"] * mux
+        gates = 0.0 if a["gating"] == "none" else a["lanes"] * m.entry("icg.area").value
+        return shared(m, a, "a") + a["lanes"] * lane(m, a, "a") + 2 * a["lanes"] * a["act_bits"] * mux + gates
 
     def explain(m, a):
-        return [] if a["gating"] == "none" else [m.entry("icg.ge"), m.entry("icg.energy")]
+        return [] if a["gating"] == "none" else [m.entry("icg.ge"), m.entry("icg.energy"), m.entry("icg.area")]
 
     register_component_class(
         ComponentClass("bilinear_sampler", "bilinear sampler of `lanes` channels: address generation, 4 weights "
                        "of F fraction bits, 4-neighbour interpolation per lane; `sample` = one tap's address and "
                        "weights, `interp` = one lane's interpolation, `idle` = a lane past the layer's channels "
-                       "(`gating`: 'none' an interpolation, 'operand'/'clock' a closed clock gate)",
+                       "(`gating`: 'none' an interpolation, 'operand'/'clock' a closed clock gate, whose area each "
+                       "lane adds)",
                        ("lanes", "act_bits", "frac_bits", "gating"),
                        {"sample": ("tap", lambda m, a: shared(m, a, "e")),
                         "interp": ("lane", lambda m, a: lane(m, a, "e")), "idle": ("lane", idle)},

@@ -130,10 +130,10 @@ def test_idle_slot_prices_and_gating_area_by_hand():
         assert e[g][("sampler", "idle")] == pytest.approx(lane if g == "none" else ICG_GE * E_GE)
         # one tap's address and weights: 4 (F + 1) x (F + 1) = 5x5 weight products and 2 (16 + F)-bit adds
         assert e[g][("sampler", "sample")] == pytest.approx(4 * m.mult_energy_pj(5, 5) + 2 * m.add_energy_pj(20))
-    # area: one clock-gating cell per MAC lane (4 x 2) with gating, nothing else changes
+    # area: one clock-gating cell per MAC lane (4 x 2) and per sampler lane (4) with gating, nothing else changes
     area = {g: m.area(inv).total_um2 for g, inv in invs.items()}
     assert area["operand"] == pytest.approx(area["clock"])
-    assert area["clock"] - area["none"] == pytest.approx(8 * ICG_GE * NAND2_UM2)
+    assert area["clock"] - area["none"] == pytest.approx((8 + 4) * ICG_GE * NAND2_UM2)
 
 
 @pytest.mark.parametrize("gating", GATINGS)

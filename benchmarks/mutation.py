@@ -274,7 +274,7 @@ REKILL_TESTS = [
     ("hwsim.deform_unit.", ["test_mutants_deform.py", "test_mutants_text.py"]),
     ("hwsim.models.deform_unit.", ["test_mutants_deform.py", "test_mutants_references.py"]),
     ("hwsim.rf_array.", ["test_mutants_inventory.py", "test_mutants_references.py", "test_mutants_records.py",
-                       "test_mutants_text.py"]),
+                       "test_mutants_text.py", "test_mutants_gating.py"]),
     ("hwsim.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_inventory.py", "test_mutants_records.py",
                           "test_mutants_text.py", "test_mutants_gating.py"]),
     ("hwsim.models.lstm_engine.", ["test_mutants_lstm.py", "test_mutants_references.py"]),

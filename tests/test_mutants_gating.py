@@ -60,3 +60,34 @@ def test_nm_buffer_words_equal_a_fold_walk(rows, cols, nm, m, k, n, word, gating
     counts = (acts.pairs() if hasattr(acts, "pairs") else acts).counts
     assert counts[("input_sram", "write")] == counts[("input_sram", "read")] == inp
     assert counts[("weight_sram", "write")] == counts[("weight_sram", "read")] == wt
+
+
+def _rf_rows_by_gating() -> dict:
+    """docs/cost_inventories.md's rf-array rows whose configuration is exactly one gating: {gating: {name: note}}."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cost_inventories.md").read_text()
+    section = text[text.index("## rf-array"):text.index("\n## ", text.index("## rf-array") + 1)]
+    out: dict = {}
+    for name, gating, note in re.findall(r"^\| `(\w+)` \|[^|]*\|[^|]*\| `gating=(\w+)` \| `([^`]*)` \|$", section,
+                                         flags=re.M):
+        out.setdefault(gating, {})[name] = note
+    return out
+
+
+@pytest.mark.parametrize("gating", ["none", "clock"])
+def test_rf_converter_notes_follow_the_gating_the_reference_gives(gating):
+    """Each rf-array component that docs/cost_inventories.md lists for one gating prints that row's note under
+    that gating, and the components listed only for ``clock`` (the converters' gates) exist only with it."""
+    from hwsim.rf_array import RfArrayConfig
+    from hwsim.rf_array import inventory as rf_inventory
+
+    rows = _rf_rows_by_gating()
+    assert set(rows) == {"none", "clock"} and {"signal_dac", "adc", "post"} <= set(rows["none"])
+    notes = {c.name: c.note for c in rf_inventory(RfArrayConfig(gating=gating)).components}
+    for name, note in rows[gating].items():
+        assert notes[name] == note, name
+    only_clock = set(rows["clock"]) - set(rows["none"])
+    assert only_clock == {"signal_dac_gate", "adc_gate"}
+    assert (only_clock <= set(notes)) == (gating == "clock")

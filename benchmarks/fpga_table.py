@@ -1,7 +1,10 @@
 """The README's FPGA benchmark table: each family's presets placed and routed on an ECP5 (``hwsim.fpga``),
 with the cycles of a reference workload and its latency at the measured Fmax.
 
-    python benchmarks/fpga_table.py [--target ecp5-85k] [--seed 1] [--only NAME ...] [--json out.json]
+    python benchmarks/fpga_table.py [--target ecp5-85k] [--seed 1] [--only NAME ...] [--portable] [--json out.json]
+
+Each family's FPGA variant of its RTL is placed (the MAC arrays' multiplier operand registers inside the
+DSP blocks; ``hwsim.fpga``); ``--portable`` places the portable RTL Verilator co-simulates instead.
 
 Designs run one at a time (the flow is single-threaded; a 8x8 MAC array takes ~1.5 min of synthesis and
 ~5-7 min of place and route on one core); results are cached, so a rerun only prints. Reference workloads
@@ -44,6 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--target", default=fpga.DEFAULT_TARGET)
     ap.add_argument("--seed", type=int, default=fpga.DEFAULT_SEED)
     ap.add_argument("--only", nargs="*", help="row labels to run (default: all)")
+    ap.add_argument("--portable", action="store_true",
+                    help="place the portable RTL, not the families' FPGA variants (primitives=False)")
     ap.add_argument("--json", help="also write the rows as JSON")
     args = ap.parse_args(argv)
     out = []
@@ -56,7 +61,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         row = {"design": label, "top": cfg.top_name, "model": model}
         try:
-            res = fpga.place_and_route(cfg, args.target, args.seed, progress=True)
+            res = fpga.place_and_route(cfg, args.target, args.seed, progress=True, primitives=not args.portable)
         except HwsimError as e:
             row["error"] = str(e)
             print(f"{label}: {e}", file=sys.stderr)

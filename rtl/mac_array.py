@@ -95,6 +95,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from hwsim.rtl.f32_requantizer import F32_STAGES, PipelinedF32Requantizer
+from hwsim.rtl.mac_pe import MULT18X18D_SIM_MODEL, uses_dsp_registers
 from hwsim.rtl.requantizer import REQUANT_STAGES, PipelinedRequantizer
 from hwsim.rtl.systolic_array import SystolicArray
 from hwsim.rtl.verilog import generate
@@ -160,9 +161,13 @@ class _Folds:
         # cycle after the fold's counters were set), so their subtract-and-compare is off the engines' paths.
         self.mt_next = Mux(m_rem > m_step, m_step, m_rem)  # what mt becomes (for registers derived from it)
         m.d.sync += [self.kt.eq(steps), self.mt.eq(self.mt_next)]
+        # The reduction steps and output columns left from the fold (kt = min(k_rem, k_step) without N:M, nt =
+        # min(n_rem, cols)): a step r < k_step is real when k_rem > r, a column c < cols when n_rem > c.
+        self.k_rem = k_rem
         # The tile's real columns (output channels; IS: output rows), for the idle-lane enables.
         self.nt = Signal(range(cfg.cols + 1), name=f"{name}_nt")
         n_rem = N - self.n0
+        self.n_rem = n_rem
         m.d.sync += self.nt.eq(Mux(n_rem > cfg.cols, cfg.cols, n_rem))
         # So are the last-fold flags, except with zero-tile skipping, whose WAIT state advances the counters
         # and reads the flags in back-to-back cycles.
@@ -323,10 +328,13 @@ class MacArray(wiring.Component):
                           ``zp_rows``
     """
 
-    def __init__(self, cfg: MacArrayConfig, debug: bool = False):
+    def __init__(self, cfg: MacArrayConfig, debug: bool = False, fpga: str | None = None):
+        self.dsp = uses_dsp_registers(cfg, fpga)
         self.m_step, self.k_step = cfg.fold_steps  # raises for an IS config whose SRAMs hold no IS tile
+        assert not self.dsp or cfg.dataflow == "os" or self.k_step == cfg.rows  # dense WS/IS: kt = min(k_rem, rows)
         self.cfg = cfg
         self.debug = debug
+        self.fpga = fpga
         R, C = cfg.rows, cfg.cols
         is_ = cfg.dataflow == "is"
         members = {
@@ -385,7 +393,7 @@ class MacArray(wiring.Component):
         # The first stream of a fold fills the stationary buffer, the second the streamed one.
         first_in, second_in = (self.i_acts, self.i_weights) if is_ else (self.i_weights, self.i_acts)
 
-        m.submodules.array = array = SystolicArray(cfg, debug=self.debug)
+        m.submodules.array = array = SystolicArray(cfg, debug=self.debug, fpga=self.fpga)
         m.submodules.requant = requant = PipelinedRequantizer(cfg, C)
         f32 = cfg.requantizer == "f32"
         if f32:
@@ -522,7 +530,12 @@ class MacArray(wiring.Component):
         # input hold and the output buffer's lane write enables).
         lane_ok = Signal(C, name="lane_ok")
         for c in range(C):
-            m.d.comb += [lane_ok[c].eq(cf.nt > c), array.col_en[c].eq(lane_ok[c])]
+            if self.dsp:  # registered beside nt, from the counters nt is: the same value, no compare on the
+                # paths into the DSP blocks' clock enables
+                m.d.sync += lane_ok[c].eq(cf.n_rem > c)
+            else:
+                m.d.comb += lane_ok[c].eq(cf.nt > c)
+            m.d.comb += array.col_en[c].eq(lane_ok[c])
 
         out = self.o_out
         adv = Signal()
@@ -641,7 +654,12 @@ class MacArray(wiring.Component):
                          array.a_valid.eq(dv_q)]
             m.d.sync += dv_q.eq(dv)
             for r in range(R):
-                m.d.comb += array.lane_en[r].eq(r < cf.kt)
+                if self.dsp:  # registered beside kt, from the counters kt is (as lane_ok): the DSP clock enables
+                    lane_en = Signal(name=f"lane_en{r}")
+                    m.d.sync += lane_en.eq(cf.k_rem > r)
+                    m.d.comb += array.lane_en[r].eq(lane_en)
+                else:
+                    m.d.comb += array.lane_en[r].eq(r < cf.kt)
             for c in range(C):
                 m.d.sync += psum_q[c].eq(Mux(first_k, 0, o_rd.data[c].as_signed()))
                 m.d.comb += array.psum_vec[c].eq(psum_q[c])
@@ -830,17 +848,24 @@ class MacArray(wiring.Component):
         return m
 
 
-def generate_verilog(cfg: MacArrayConfig, debug: bool = False) -> tuple[str, dict]:
+def generate_verilog(cfg: MacArrayConfig, debug: bool = False, fpga: str | None = None,
+                     sim_models: bool = False) -> tuple[str, dict]:
     """Verilog text of the top and its metadata (config, derived values, ports from the signature).
 
     ``debug=True`` adds the simulation-only activity outputs (``dbg_*``) the co-simulation harness counts.
+    ``fpga="ecp5"`` is the variant the FPGA flow places and routes (``hwsim.fpga``; docs/fpga_timing.md): the
+    PEs' multipliers are ``MULT18X18D`` DSP blocks with their operand registers inside (:class:`MacPE`), and
+    the lane enables that feed the blocks' clock enables are registered beside the fold counters they come
+    from; the same values and cycles. ``sim_models=True`` appends behavioural models of those primitives
+    (:data:`hwsim.rtl.mac_pe.MULT18X18D_SIM_MODEL`), so Verilator simulates the variant.
     """
-    top = MacArray(cfg, debug=debug)
+    uses_dsp_registers(cfg, fpga)  # an unknown fpga fails before any elaboratable exists
+    top = MacArray(cfg, debug=debug, fpga=fpga)
     members = top.metadata.as_json()["interface"]["members"]
     w_bits = int(members["i_weights"]["members"]["payload"]["width"])
     a_bits = int(members["i_acts"]["members"]["payload"]["width"])
     m_tile, k_step = cfg.fold_steps
-    return generate(
+    text, meta = generate(
         cfg, top, LINT_WAIVERS,
         debug=debug,
         derived={
@@ -857,6 +882,11 @@ def generate_verilog(cfg: MacArrayConfig, debug: bool = False) -> tuple[str, dic
             "act_beat_period": cfg.beat_period(a_bits),
         },
     )
+    if fpga is not None:
+        meta["fpga"] = fpga
+        if sim_models and uses_dsp_registers(cfg, fpga):
+            text += MULT18X18D_SIM_MODEL
+    return text, meta
 
 
 def write_verilog(cfg: MacArrayConfig, out_dir) -> tuple[Path, Path]:

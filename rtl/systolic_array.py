@@ -56,6 +56,9 @@ class SystolicArray(wiring.Component):
     (OS: and row) is enabled. What an idle PE does is ``cfg.gating`` (:class:`MacPE`). Both are constant
     while a tile's vectors are in flight.
 
+    ``fpga="ecp5"``: every PE's multiplier operand registers are DSP-block registers (:class:`MacPE`); the
+    same values and cycles, for the FPGA flow.
+
     Debug ports (``debug=True`` only; simulation activity counters, not for synthesis)
     ---------------------------------------------------------------------------------
     dbg_mac : Out, rows*cols        PE (r, c) (bit ``r*cols + c``) multiplies real data this cycle
@@ -66,9 +69,10 @@ class SystolicArray(wiring.Component):
     dbg_gate : Out, rows*cols       gating="clock": a vector passes PE (r, c) while its registers are gated
     """
 
-    def __init__(self, cfg: MacArrayConfig, debug: bool = False):
+    def __init__(self, cfg: MacArrayConfig, debug: bool = False, fpga: str | None = None):
         self.cfg = cfg
         self.debug = debug
+        self.fpga = fpga
         R, C = cfg.rows, cfg.cols
         acc = signed(cfg.acc_bits)
         is_ = cfg.dataflow == "is"
@@ -105,7 +109,7 @@ class SystolicArray(wiring.Component):
         m = Module()
         cfg = self.cfg
         R, C = cfg.rows, cfg.cols
-        pes = [[MacPE(cfg) for _ in range(C)] for _ in range(R)]
+        pes = [[MacPE(cfg, self.fpga) for _ in range(C)] for _ in range(R)]
         for r in range(R):
             for c in range(C):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]

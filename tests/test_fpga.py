@@ -128,7 +128,8 @@ def test_unknown_target_lists_the_known_ones(capsys):
 
 
 def test_failed_synthesis_names_the_step_and_its_log(cache, monkeypatch, capsys):
-    monkeypatch.setattr(fpga, "design_verilog", lambda cfg: ("module broken(input clk; endmodule\n", "broken"))
+    monkeypatch.setattr(fpga, "design_verilog",
+                        lambda cfg, *a, **k: ("module broken(input clk; endmodule\n", "broken"))
     code, out, err = _run(capsys, "synth", "mac-array", "--rows", "2", "--cols", "2", "--target", "ecp5-85k")
     assert code == 2 and out == ""
     line = err.strip()
@@ -158,6 +159,87 @@ def test_only_all_zero_memory_initializers_are_removed():
     text = f"module m;\n  reg [7:0] mem [1:0];\n{zero}  reg [7:0] lut [1:0];\n{table}endmodule\n"
     out = fpga.strip_zero_memory_inits(text)
     assert "mem[0]" not in out and table in out
+
+
+# ---------------------------------------------------------------------------------------------- FPGA variant
+def test_the_flow_asks_a_generator_for_its_fpga_variant():
+    from accum_family import generate_verilog as accum_rtl
+    from hwsim.rtl.mac_array import generate_verilog
+
+    from hwsim.config import MacArrayConfig
+
+    assert fpga.rtl_fpga_keyword(generate_verilog, "ecp5-85k") == "ecp5"
+    assert fpga.rtl_fpga_keyword(generate_verilog, "ecp5-12k", primitives=False) is None
+    assert fpga.rtl_fpga_keyword(accum_rtl, "ecp5-85k") is None  # takes no fpga keyword: the portable RTL
+    cfg = MacArrayConfig(rows=2, cols=3)
+    variant, top = fpga.design_verilog(cfg, "ecp5-85k")
+    portable, _ = fpga.design_verilog(cfg, "ecp5-85k", primitives=False)
+    # one DSP block per PE with both operand registers on; the portable RTL has none and is what Verilator
+    # co-simulates (the harness's generator, debug outputs aside)
+    assert variant.count("  MULT18X18D #(") == 6 and "MULT18X18D" not in portable
+    assert variant.count('.REG_INPUTA_CLK("CLK0")') == 6 and variant.count('.REG_INPUTB_CLK("CLK0")') == 6
+    assert variant.count('.REG_OUTPUT_CLK("NONE")') == 6 and "module MULT18X18D" not in variant
+    assert portable == fpga.strip_zero_memory_inits(generate_verilog(cfg)[0])
+    # formats without a multiplier keep the portable RTL (binary: an XNOR)
+    binary = MacArrayConfig(rows=2, cols=3, weight_format="binary")
+    assert fpga.design_verilog(binary, "ecp5-85k") == fpga.design_verilog(binary, "ecp5-85k", primitives=False)
+    with pytest.raises(HwsimError, match="fpga='xc7' is not allowed: expected None or one of ecp5"):
+        generate_verilog(cfg, fpga="xc7")
+
+
+@pytest.mark.parametrize("overrides", [{}, {"dataflow": "os", "gating": "none"}])
+def test_fpga_variant_cosimulates_exactly(overrides):
+    """The variant the flow places (DSP-block operand registers) in Verilator, with the behavioural model of
+    the MULT18X18D configuration: values, cycles and every activity count equal to the reference's and the
+    cycle model's, as the portable RTL's are. WS with clock gating (the preset; IS is the same PE code with the
+    operands exchanged) and OS without gating (both operand registers always enabled)."""
+    import dataclasses
+    import functools
+
+    from hwsim.cosim.harness import mac_array_harness
+    from hwsim.cosim.regression import random_layers
+    from hwsim.cosim.runner import cosimulate
+    from hwsim.rtl.mac_array import generate_verilog
+
+    from hwsim.config import MacArrayConfig
+
+    cfg = MacArrayConfig(rows=3, cols=2, **overrides)
+    harness = dataclasses.replace(mac_array_harness(), rtl=functools.partial(
+        generate_verilog, debug=True, fpga="ecp5", sim_models=True))
+    rep = cosimulate(cfg, harness, random_layers(cfg, 2, 3))
+    assert len(rep.layers) == 3 and rep.vectors > 0 and rep.counts_checked
+    assert rep.mismatches == 0 and rep.cycle_mismatches == 0 and rep.count_mismatches == 0
+
+
+def test_dsp_registers_are_timed_inside_the_block(cache):
+    """A product through dsp_product between fabric registers, placed and routed: nextpnr times the DSP block
+    as registered (MULT18X18D_REGS_INPUT), so no path runs from a fabric register into the multiplier."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+    from hwsim.rtl.mac_pe import dsp_product
+
+    from hwsim.config import MacArrayConfig
+
+    cfg = MacArrayConfig(rows=1, cols=1)
+
+    class Mul(wiring.Component):
+        def __init__(self):
+            super().__init__({"a": In(8), "b": In(8), "en": In(1), "p": Out(16)})
+
+        def elaborate(self, platform):
+            m = Module()
+            a, b = Signal(8), Signal(8)
+            m.d.sync += [a.eq(self.a), b.eq(self.b)]
+            p = dsp_product(m, cfg, a, self.en, b, 1)
+            m.d.sync += self.p.eq(p)
+            return m
+
+    res = fpga.place_and_route_verilog(verilog.convert(Mul(), name="dspmul", emit_src=False), "dspmul", "ecp5-12k")
+    assert res.dsps == 1 and res.ffs == 16 + 16  # the input registers a, b and the product register
+    cp = res.critical_path
+    assert cp is not None and "(MULT18X18D " in cp.start, cp  # clock to output of the block's registers
 
 
 # ---------------------------------------------------------------------------------------------- seconds

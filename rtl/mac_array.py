@@ -639,6 +639,8 @@ class MacArray(wiring.Component):
             dv, dv_q = Signal(), Signal()
             psum_q = Signal(data.ArrayLayout(signed(cfg.acc_bits), C))
             first_k = Signal()
+            # FPGA variant: STREAM's "cnt < mt" (the buffers' read enables) from a register, not a compare
+            stream_rows = Signal(name="stream_rows")
             row_q = Signal(cfg.dim_bits + 1)  # IS: the output row whose data the read port holds
             row_a = Signal(cfg.dim_bits + 1)  # IS: the output row in acc_q (the bias is added to it)
             # Zero-tile skipping: the tile's accumulation starts at its first executed fold (``started``
@@ -726,12 +728,17 @@ class MacArray(wiring.Component):
                     m.d.sync += cnt.eq(cnt + 1)
                     with m.If(cnt == cf.kt):
                         m.d.sync += cnt.eq(0)
+                        if self.dsp:
+                            m.d.sync += stream_rows.eq(cf.mt != 0)
                         m.next = "STREAM"
                 with m.State("STREAM"):
-                    m.d.comb += [o_rd.addr.eq(cnt), v_rd_en.eq(cnt < cf.mt), o_rd_en.eq((cnt < cf.mt) & ~first_k)]
-                    m.d.sync += [dv.eq(cnt < cf.mt), cnt.eq(cnt + 1)]
+                    rows_left = stream_rows if self.dsp else cnt < cf.mt
+                    if self.dsp:  # cnt < mt as a register (STREAM starts at cnt = 0 and counts up by one)
+                        m.d.sync += stream_rows.eq(stream_rows & (cnt + 1 != cf.mt))
+                    m.d.comb += [o_rd.addr.eq(cnt), v_rd_en.eq(rows_left), o_rd_en.eq(rows_left & ~first_k)]
+                    m.d.sync += [dv.eq(rows_left), cnt.eq(cnt + 1)]
                     if wzp and not is_:
-                        m.d.sync += [rs_v1.eq((cnt < cf.mt) & use_rows & (cf.n0 == 0)), rs_a1.eq(cnt)]
+                        m.d.sync += [rs_v1.eq(rows_left & use_rows & (cf.n0 == 0)), rs_a1.eq(cnt)]
                     with m.If(cnt >= R + C + STREAM_STAGES + PE_STAGES):
                         m.d.comb += o_wr_en.eq(1)
                     with m.If(cnt == stream_last):

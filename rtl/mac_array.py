@@ -160,6 +160,7 @@ class _Folds:
         # kt and mt are registered (one cycle after the counters: every state that reads them comes at least a
         # cycle after the fold's counters were set), so their subtract-and-compare is off the engines' paths.
         self.mt_next = Mux(m_rem > m_step, m_step, m_rem)  # what mt becomes (for registers derived from it)
+        self.m_rem, self.m_full = m_rem, m_rem > m_step
         m.d.sync += [self.kt.eq(steps), self.mt.eq(self.mt_next)]
         # The reduction steps and output columns left from the fold (kt = min(k_rem, k_step) without N:M, nt =
         # min(n_rem, cols)): a step r < k_step is real when k_rem > r, a column c < cols when n_rem > c.
@@ -648,7 +649,10 @@ class MacArray(wiring.Component):
             started = Signal()
             # The fold's last STREAM cycle and last output row, registered like cf.mt (off the control paths).
             stream_last, drain_last = Signal(cfg.dim_bits + 2), Signal(cfg.dim_bits + 1)
-            m.d.sync += [stream_last.eq(cf.mt_next + (R + C + STREAM_STAGES + PE_STAGES - 1)),
+            lag = R + C + STREAM_STAGES + PE_STAGES - 1
+            # FPGA variant: the offset added to both sides of the min (the same sum), in parallel with the compare
+            last = Mux(cf.m_full, m_step + lag, cf.m_rem + lag) if self.dsp else cf.mt_next + lag
+            m.d.sync += [stream_last.eq(last),
                          drain_last.eq(cf.mt_next - 1)]
             m.d.comb += [first_k.eq(~started if skip else cf.k0 == 0), o_rd.en.eq(o_rd_en),
                          o_wr.en.eq(o_wr_en),

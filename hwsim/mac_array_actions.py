@@ -15,27 +15,35 @@ from dataclasses import dataclass
 from hwsim.stats import ActionCounts
 from hwsim.unit import Stats
 
-__all__ = ["PAIR_OF", "UNPRICED", "MacArrayActions", "gemm_stats", "gemm_stats_from", "priced_pairs"]
+__all__ = ["ALWAYS_PRICED", "PAIR_OF", "UNPRICED", "MacArrayActions", "gemm_stats", "gemm_stats_from", "priced_pairs"]
 
 #: The counters the cost model does not price (bytes per SRAM buffer, DRAM beats): a Stats keeps them in
 #: ``detail`` under these names.
 UNPRICED = ("input_sram_read_bytes", "input_sram_write_bytes", "weight_sram_read_bytes", "weight_sram_write_bytes",
             "output_sram_read_bytes", "output_sram_write_bytes", "dram_read_beats", "dram_write_beats")
 
-#: The priced counters and their ``(component, action)`` pair (:meth:`MacArrayActions.pairs`).
+#: The priced counters and their ``(component, action)`` pair (:meth:`MacArrayActions.pairs`), in the order
+#: the pairs are listed: first those that appear only when counted (N:M, zero-tile bitmap, idle slots, the
+#: float32 requantizer's actions), then :data:`ALWAYS_PRICED`.
 PAIR_OF = {
-    "pe_macs": ("pe_mac", "mac"), "pe_idle_macs": ("pe_mac", "idle"), "pe_idle_regs": ("pe_pipeline_reg", "idle"),
-    "pe_weight_loads": ("pe_weight_reg", "write"), "pe_reg_writes": ("pe_pipeline_reg", "write"),
+    "pe_index_loads": ("pe_index_reg", "write"), "pe_act_selects": ("pe_act_mux", "select"),
+    "tile_bitmap_reads": ("tile_bitmap", "read"), "tile_bitmap_writes": ("tile_bitmap", "write"),
+    "pe_idle_macs": ("pe_mac", "idle"), "pe_idle_regs": ("pe_pipeline_reg", "idle"),
+    "requant_f32_ops": ("requant", "convert_f32"), "zp_correct_ops": ("requant", "zp_add"),
+    "zp_row_adds": ("requant", "zp_row_add"), "zp_row_mults": ("requant", "zp_row_mult"),
+    "pe_macs": ("pe_mac", "mac"), "pe_weight_loads": ("pe_weight_reg", "write"),
+    "pe_reg_writes": ("pe_pipeline_reg", "write"),
     "input_sram_reads": ("input_sram", "read"), "input_sram_writes": ("input_sram", "write"),
     "weight_sram_reads": ("weight_sram", "read"), "weight_sram_writes": ("weight_sram", "write"),
     "output_sram_reads": ("output_sram", "read"), "output_sram_writes": ("output_sram", "write"),
     "dram_read_bytes": ("dram", "read"), "dram_write_bytes": ("dram", "write"),
-    "requant_ops": ("requant", "convert"), "pe_index_loads": ("pe_index_reg", "write"),
-    "pe_act_selects": ("pe_act_mux", "select"), "tile_bitmap_reads": ("tile_bitmap", "read"),
-    "tile_bitmap_writes": ("tile_bitmap", "write"), "requant_f32_ops": ("requant", "convert_f32"),
-    "zp_correct_ops": ("requant", "zp_add"), "zp_row_adds": ("requant", "zp_row_add"),
-    "zp_row_mults": ("requant", "zp_row_mult"),
+    "requant_ops": ("requant", "convert"),
 }
+#: The counters whose pair is listed even when zero (every array prices them).
+ALWAYS_PRICED = ("pe_macs", "pe_weight_loads", "pe_reg_writes", "input_sram_reads", "input_sram_writes",
+                 "weight_sram_reads", "weight_sram_writes", "output_sram_reads", "output_sram_writes",
+                 "dram_read_bytes", "dram_write_bytes", "requant_ops")
+_COUNTERS, _ALWAYS = frozenset(PAIR_OF), frozenset(ALWAYS_PRICED)
 
 
 @dataclass(frozen=True)
@@ -127,59 +135,19 @@ class MacArrayActions:
         word per read or written byte) appear only when counted, so an inventory without them (a dense
         array without skipping) prices the same pairs as before they existed.
         """
-        return priced_pairs(
-            pe_macs=self.pe_macs, pe_idle_macs=self.pe_idle_macs, pe_idle_regs=self.pe_idle_regs,
-            pe_weight_loads=self.pe_weight_loads, pe_reg_writes=self.pe_reg_writes,
-            input_sram_reads=self.input_sram_reads, input_sram_writes=self.input_sram_writes,
-            weight_sram_reads=self.weight_sram_reads, weight_sram_writes=self.weight_sram_writes,
-            output_sram_reads=self.output_sram_reads, output_sram_writes=self.output_sram_writes,
-            dram_read_bytes=self.dram_read_bytes, dram_write_bytes=self.dram_write_bytes,
-            requant_ops=self.requant_ops, pe_index_loads=self.pe_index_loads, pe_act_selects=self.pe_act_selects,
-            tile_bitmap_reads=self.tile_bitmap_reads, tile_bitmap_writes=self.tile_bitmap_writes,
-            requant_f32_ops=self.requant_f32_ops, zp_correct_ops=self.zp_correct_ops,
-            zp_row_adds=self.zp_row_adds, zp_row_mults=self.zp_row_mults)
+        return priced_pairs(**{f: getattr(self, f) for f in PAIR_OF})
 
 
-def priced_pairs(*, pe_macs: int, pe_idle_macs: int, pe_idle_regs: int, pe_weight_loads: int, pe_reg_writes: int,
-                 input_sram_reads: int, input_sram_writes: int, weight_sram_reads: int, weight_sram_writes: int,
-                 output_sram_reads: int, output_sram_writes: int, dram_read_bytes: int, dram_write_bytes: int,
-                 requant_ops: int, pe_index_loads: int = 0, pe_act_selects: int = 0, tile_bitmap_reads: int = 0,
-                 tile_bitmap_writes: int = 0, requant_f32_ops: int = 0, zp_correct_ops: int = 0,
-                 zp_row_adds: int = 0, zp_row_mults: int = 0) -> ActionCounts:
-    """:meth:`MacArrayActions.pairs` of the counters given by name (the closed form calls this with its
-    sums, without building a :class:`MacArrayActions`)."""
-    sparse = {}
-    if pe_index_loads:
-        sparse[("pe_index_reg", "write")] = pe_index_loads
-    if pe_act_selects:
-        sparse[("pe_act_mux", "select")] = pe_act_selects
-    if tile_bitmap_reads:
-        sparse[("tile_bitmap", "read")] = tile_bitmap_reads
-    if tile_bitmap_writes:
-        sparse[("tile_bitmap", "write")] = tile_bitmap_writes
-    if pe_idle_macs:  # idle PE slots and gated pipeline registers (issue 27)
-        sparse[("pe_mac", "idle")] = pe_idle_macs
-    if pe_idle_regs:
-        sparse[("pe_pipeline_reg", "idle")] = pe_idle_regs
-    for act, n in (("convert_f32", requant_f32_ops), ("zp_add", zp_correct_ops),
-                   ("zp_row_add", zp_row_adds), ("zp_row_mult", zp_row_mults)):
-        if n:  # the requantizer stage's float32 lane and zero-point correction (issue 22)
-            sparse[("requant", act)] = n
-    return ActionCounts({
-        **sparse,
-        ("pe_mac", "mac"): pe_macs,
-        ("pe_weight_reg", "write"): pe_weight_loads,
-        ("pe_pipeline_reg", "write"): pe_reg_writes,
-        ("input_sram", "read"): input_sram_reads,
-        ("input_sram", "write"): input_sram_writes,
-        ("weight_sram", "read"): weight_sram_reads,
-        ("weight_sram", "write"): weight_sram_writes,
-        ("output_sram", "read"): output_sram_reads,
-        ("output_sram", "write"): output_sram_writes,
-        ("dram", "read"): dram_read_bytes,
-        ("dram", "write"): dram_write_bytes,
-        ("requant", "convert"): requant_ops,
-    })
+def priced_pairs(**counts: int) -> ActionCounts:
+    """:meth:`MacArrayActions.pairs` of the counters given by name (:data:`PAIR_OF`; the closed form calls this
+    with its sums, without building a :class:`MacArrayActions`): every :data:`ALWAYS_PRICED` pair, the
+    others when counted. Every name must be a counter of :data:`PAIR_OF`; the always-priced ones must be
+    given."""
+    unknown, missing = counts.keys() - _COUNTERS, _ALWAYS - counts.keys()
+    if unknown or missing:
+        raise TypeError(f"priced_pairs: unknown counters {sorted(unknown)}, missing {sorted(missing)}")
+    return ActionCounts({pair: counts.get(f, 0) for f, pair in PAIR_OF.items()
+                         if counts.get(f, 0) or f in ALWAYS_PRICED})
 
 
 def gemm_stats(cycles: int, stall_cycles: int, macs: int, actions: MacArrayActions, **detail) -> Stats:

@@ -466,8 +466,8 @@ def _plan(layers: list[LayerTensors], buffer_bytes: int, dram: DramSpec | None, 
         a3, s3 = _runs(layout, 2 << 40, o_wr, la.out_c)
         pin = la.weight_bytes if j in pinned else 0
         ns, cyc = _dram_time(dram, clock_mhz, fixed_bytes_per_cycle, addr + a2 + a3, size + s2 + s3)
-        ns1, cyc1 = _dram_time(dram, clock_mhz, fixed_bytes_per_cycle, [0] * bool(pin) + addr + a2 + a3,
-                               [pin] * bool(pin) + size + s2 + s3) if pin else (ns, cyc)
+        ns1, cyc1 = _dram_time(dram, clock_mhz, fixed_bytes_per_cycle, [0] + addr + a2 + a3,
+                               [pin] + size + s2 + s3) if pin else (ns, cyc)
         out.layers.append(LayerPlan(la.name, src, dst, schedule, w_rd, in_rd, o_wr, compulsory, tuple(causes),
                                     ns, cyc, pin, ns1, cyc1, la.weight_bytes))
     return out
